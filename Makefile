@@ -1,0 +1,23 @@
+# qml: background job processing inside PostgreSQL (PGXS build)
+
+MODULE_big = qml
+OBJS = \
+	src/qml.o \
+	src/backoff.o \
+	src/job_trigger.o \
+	src/maintain.o
+
+EXTENSION = qml
+DATA = qml--1.0.sql
+PGFILEDESC = "qml - background job processing inside PostgreSQL"
+
+# pg_regress and isolation tests run against an already running server
+# (scripts/test.sh starts one); see README.md.
+REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges
+REGRESS_OPTS = --inputdir=. --load-extension=qml
+ISOLATION = fetch_concurrent lease_steal delete_vs_fetch unique_enqueue
+ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

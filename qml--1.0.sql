@@ -1,0 +1,830 @@
+/*
+ * qml--1.0.sql
+ *	  The qml schema: job store, SQL job API, history and NOTIFY triggers,
+ *	  and privileges. See DESIGN.md, "The SQL contract".
+ *
+ * Conventions: every name is qualified with qml. or pg_catalog.; every
+ * function pins search_path; only the role-gated API is SECURITY DEFINER;
+ * nothing is granted to PUBLIC (see qml.grant_producer and friends).
+ * Errors use SQLSTATEs listed in README.md.
+ */
+
+\echo Use "CREATE EXTENSION qml" to load this file. \quit
+
+CREATE SCHEMA qml;
+REVOKE ALL ON SCHEMA qml FROM PUBLIC;
+
+CREATE TYPE qml.job_state AS ENUM (
+	'scheduled', 'enqueued', 'processing', 'succeeded', 'failed',
+	'awaiting_retry', 'deleted'
+);
+
+/* ---------------------------------------------------------------------
+ * Storage
+ * --------------------------------------------------------------------- */
+
+-- Per-queue settings. A queue needs no row here to exist: jobs name their
+-- queue, and a row appears when a queue is paused or given settings.
+CREATE TABLE qml.queues (
+	name		text PRIMARY KEY
+				CHECK (length(name) BETWEEN 1 AND 128),
+	paused		boolean NOT NULL DEFAULT false,
+	history		boolean,		-- NULL: follow qml.history
+	retention	interval,		-- NULL: follow qml.retention
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE qml.jobs (
+	id			bigint GENERATED ALWAYS AS IDENTITY (CACHE 32) PRIMARY KEY,
+	queue		text NOT NULL DEFAULT 'default'
+				CHECK (length(queue) BETWEEN 1 AND 128),
+	method		text NOT NULL CHECK (length(method) BETWEEN 1 AND 1000),
+	arguments	jsonb NOT NULL DEFAULT '[]',
+	priority	integer NOT NULL DEFAULT 0,
+	state		qml.job_state NOT NULL,
+	attempts	integer NOT NULL DEFAULT 0,
+	max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+	run_at		timestamptz NOT NULL DEFAULT now(),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	enqueued_at timestamptz,
+	started_at	timestamptz,
+	finished_at timestamptz,
+	locked_by	text,
+	locked_until timestamptz,
+	last_error	text,
+	result		jsonb,
+	unique_key	text,
+	backoff_base interval,		-- NULL: follow qml.retry_base
+	backoff_cap interval		-- NULL: follow qml.retry_cap
+);
+
+-- The claim: fetch walks this index in (priority desc, run_at, id) order
+-- within one queue and stops after `batch` rows, whatever the depth.
+CREATE INDEX jobs_fetch_idx ON qml.jobs (queue, priority DESC, run_at, id)
+	WHERE state = 'enqueued';
+-- Promotion of due scheduled and retrying jobs.
+CREATE INDEX jobs_due_idx ON qml.jobs (run_at)
+	WHERE state IN ('scheduled', 'awaiting_retry');
+-- Rescue of expired leases.
+CREATE INDEX jobs_lease_idx ON qml.jobs (locked_until)
+	WHERE state = 'processing';
+-- Pruning and throughput over finished jobs.
+CREATE INDEX jobs_finished_idx ON qml.jobs (finished_at)
+	WHERE state IN ('succeeded', 'failed', 'deleted');
+-- At most one live job per unique_key.
+CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (unique_key)
+	WHERE unique_key IS NOT NULL
+	  AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
+
+-- Audit trail: one row per state change. No foreign key: checking one on
+-- every event would lock the job row again; pruning deletes both together.
+CREATE TABLE qml.job_events (
+	id			bigint GENERATED ALWAYS AS IDENTITY (CACHE 32),
+	job_id		bigint NOT NULL,
+	from_state	qml.job_state,	-- NULL when the job was created
+	to_state	qml.job_state NOT NULL,
+	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
+	worker		text,
+	error		text
+);
+CREATE INDEX job_events_job_idx ON qml.job_events (job_id);
+
+SELECT pg_catalog.pg_extension_config_dump('qml.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
+
+/* ---------------------------------------------------------------------
+ * Triggers: timestamps and lease (C, per row), history and NOTIFY (per
+ * statement, so a batch costs one INSERT and one NOTIFY per queue).
+ * --------------------------------------------------------------------- */
+
+CREATE FUNCTION qml.jobs_stamp() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_stamp';
+
+CREATE TRIGGER jobs_stamp BEFORE INSERT OR UPDATE ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qml.jobs_stamp();
+
+-- Whether a queue keeps history: its own setting, else qml.history.
+CREATE FUNCTION qml.history_enabled(queue text) RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	RETURN coalesce((SELECT q.history FROM qml.queues q WHERE q.name = $1),
+					coalesce(current_setting('qml.history', true), 'on')::boolean);
+
+CREATE FUNCTION qml.jobs_inserted() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO qml.job_events (job_id, from_state, to_state)
+	SELECT n.id, NULL, n.state
+	  FROM new_rows n
+	 WHERE qml.history_enabled(n.queue);
+
+	PERFORM pg_notify('qml', x.queue)
+	   FROM (SELECT DISTINCT n.queue FROM new_rows n
+			  WHERE n.state = 'enqueued') x;
+	RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION qml.jobs_updated() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
+	SELECT n.id, o.state, n.state, coalesce(n.locked_by, o.locked_by),
+		   CASE WHEN n.state IN ('failed', 'awaiting_retry') THEN n.last_error END
+	  FROM new_rows n JOIN old_rows o ON o.id = n.id
+	 WHERE n.state <> o.state
+	   AND qml.history_enabled(n.queue);
+
+	PERFORM pg_notify('qml', x.queue)
+	   FROM (SELECT DISTINCT n.queue
+			   FROM new_rows n JOIN old_rows o ON o.id = n.id
+			  WHERE n.state = 'enqueued' AND o.state <> 'enqueued') x;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_inserted AFTER INSERT ON qml.jobs
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_inserted();
+CREATE TRIGGER jobs_updated AFTER UPDATE ON qml.jobs
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_updated();
+
+/* ---------------------------------------------------------------------
+ * Helpers (not granted to anyone; the API calls them as owner)
+ * --------------------------------------------------------------------- */
+
+/*
+ * qml.retry_delay(attempt, base, cap): backoff before the next attempt.
+ * NULL base/cap mean the qml.retry_base / qml.retry_cap settings.
+ */
+CREATE FUNCTION qml.retry_delay(attempt integer, base interval DEFAULT NULL,
+								cap interval DEFAULT NULL)
+	RETURNS interval
+	LANGUAGE c VOLATILE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'qml_retry_delay';
+
+-- Raises 22004 / 22023 unless `value` is a usable name of `what` (1..maxlen).
+CREATE FUNCTION qml.check_name(what text, value text, maxlen integer)
+	RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL THEN
+		RAISE EXCEPTION '% must not be null', what
+			USING ERRCODE = 'null_value_not_allowed';
+	ELSIF value = '' THEN
+		RAISE EXCEPTION '% must not be empty', what
+			USING ERRCODE = 'invalid_parameter_value';
+	ELSIF length(value) > maxlen THEN
+		RAISE EXCEPTION '% is too long (% characters)', what, length(value)
+			USING ERRCODE = 'string_data_right_truncation',
+				  DETAIL = format('A %s may have at most %s characters.', what, maxlen);
+	END IF;
+END
+$$;
+
+-- Raises 22023 unless a lease is a positive interval.
+CREATE FUNCTION qml.check_lease(lease interval) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF lease IS NULL OR lease <= interval '0' THEN
+		RAISE EXCEPTION 'lease must be a positive interval, not %',
+			coalesce(lease::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use an interval such as ''5 minutes''.';
+	END IF;
+END
+$$;
+
+-- Raises P0002 when no job has this id.
+CREATE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM qml.jobs j WHERE j.id = job_id) THEN
+		RAISE EXCEPTION 'job % does not exist', coalesce(job_id::text, 'NULL')
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'It may have been pruned after qml.retention.';
+	END IF;
+END
+$$;
+
+/* ---------------------------------------------------------------------
+ * Producer API
+ * --------------------------------------------------------------------- */
+
+/*
+ * qml.enqueue: a new job, `scheduled` when run_at is in the future, else
+ * `enqueued`. With unique_key, while a live job (scheduled, enqueued,
+ * processing, awaiting_retry) has that key, its id is returned instead.
+ * Errors: 22004 null method/queue, 22023 empty method/queue, max_attempts
+ * < 1 or bad backoff, 22001 method/queue too long.
+ */
+CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
+							queue text DEFAULT 'default',
+							priority integer DEFAULT 0,
+							run_at timestamptz DEFAULT NULL,
+							max_attempts integer DEFAULT NULL,
+							unique_key text DEFAULT NULL,
+							backoff_base interval DEFAULT NULL,
+							backoff_cap interval DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	new_id bigint;
+	due timestamptz := coalesce(run_at, now());
+BEGIN
+	PERFORM qml.check_name('method', method, 1000);
+	PERFORM qml.check_name('queue', queue, 128);
+	IF max_attempts < 1 THEN
+		RAISE EXCEPTION 'max_attempts must be at least 1, not %', max_attempts
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF backoff_base <= interval '0' OR backoff_cap <= interval '0' THEN
+		RAISE EXCEPTION 'backoff_base and backoff_cap must be positive'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF unique_key IS NULL THEN
+		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
+							  max_attempts, run_at, backoff_base, backoff_cap)
+		VALUES (queue, method, coalesce(arguments, '[]'),
+				coalesce(priority, 0),
+				CASE WHEN due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
+				max_attempts, due, backoff_base, backoff_cap)
+		RETURNING id INTO new_id;
+		RETURN new_id;
+	END IF;
+
+	/*
+	 * ON CONFLICT waits for a concurrent enqueue of the same key to commit,
+	 * so two producers racing on one key get the same id. If the live job
+	 * finished between the conflict and the lookup, try again.
+	 */
+	LOOP
+		INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state,
+								   max_attempts, run_at, unique_key,
+								   backoff_base, backoff_cap)
+		VALUES (queue, method, coalesce(arguments, '[]'),
+				coalesce(priority, 0),
+				CASE WHEN due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
+				max_attempts, due, enqueue.unique_key, backoff_base, backoff_cap)
+		ON CONFLICT (unique_key)
+			WHERE unique_key IS NOT NULL
+			  AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')
+			DO NOTHING
+		RETURNING j.id INTO new_id;
+		IF new_id IS NOT NULL THEN
+			RETURN new_id;
+		END IF;
+
+		SELECT j.id INTO new_id FROM qml.jobs j
+		 WHERE j.unique_key = enqueue.unique_key
+		   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
+		IF new_id IS NOT NULL THEN
+			RETURN new_id;
+		END IF;
+	END LOOP;
+END
+$$;
+
+/*
+ * qml.schedule: a job for later, at run_at or after delay (exactly one).
+ */
+CREATE FUNCTION qml.schedule(method text, arguments jsonb DEFAULT '[]',
+							 run_at timestamptz DEFAULT NULL,
+							 delay interval DEFAULT NULL,
+							 queue text DEFAULT 'default',
+							 priority integer DEFAULT 0,
+							 max_attempts integer DEFAULT NULL,
+							 unique_key text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF (run_at IS NULL) = (delay IS NULL) THEN
+		RAISE EXCEPTION 'schedule needs exactly one of run_at and delay'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Call qml.schedule(''m'', run_at => ...) or qml.schedule(''m'', delay => ''10 minutes'').';
+	END IF;
+	RETURN qml.enqueue(method, arguments, queue, priority,
+					   coalesce(run_at, now() + delay), max_attempts, unique_key);
+END
+$$;
+
+/*
+ * qml.enqueue_batch(jobs jsonb): many jobs in one statement. `jobs` is an
+ * array of objects with the parameters of qml.enqueue as keys (method is
+ * required). Returns the ids in the order of the array. The whole batch is
+ * checked before anything is inserted; the first bad element is reported
+ * with its position (22023).
+ */
+CREATE FUNCTION qml.enqueue_batch(jobs jsonb) RETURNS SETOF bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	bad record;
+	elem jsonb;
+BEGIN
+	IF jobs IS NULL OR jsonb_typeof(jobs) <> 'array' THEN
+		RAISE EXCEPTION 'jobs must be a JSON array of objects'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass e.g. ''[{"method": "send_email", "arguments": ["a@b.c"]}]''.';
+	END IF;
+
+	SELECT e.ord, e.problem INTO bad
+	  FROM (SELECT ord, CASE
+			  WHEN jsonb_typeof(j) <> 'object' THEN 'is not an object'
+			  WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(j) k
+							WHERE k NOT IN ('method', 'arguments', 'queue', 'priority',
+											'run_at', 'max_attempts', 'unique_key',
+											'backoff_base', 'backoff_cap'))
+				THEN 'has an unknown key'
+			  WHEN jsonb_typeof(j->'method') IS DISTINCT FROM 'string' OR j->>'method' = ''
+				THEN 'needs "method" as a non-empty string'
+			  WHEN length(j->>'method') > 1000 THEN 'has a "method" longer than 1000 characters'
+			  WHEN j ? 'queue' AND (jsonb_typeof(j->'queue') <> 'string' OR j->>'queue' = ''
+									OR length(j->>'queue') > 128)
+				THEN 'needs "queue" as a string of 1 to 128 characters'
+			  WHEN j ? 'priority' AND (jsonb_typeof(j->'priority') <> 'number'
+									   OR (j->>'priority')::numeric <> trunc((j->>'priority')::numeric)
+									   OR abs((j->>'priority')::numeric) > 2147483647)
+				THEN 'needs "priority" as an integer'
+			  WHEN j ? 'max_attempts' AND (jsonb_typeof(j->'max_attempts') <> 'number'
+										   OR (j->>'max_attempts')::numeric <> trunc((j->>'max_attempts')::numeric)
+										   OR (j->>'max_attempts')::numeric NOT BETWEEN 1 AND 2147483647)
+				THEN 'needs "max_attempts" as an integer of at least 1'
+			  WHEN j ? 'run_at' AND jsonb_typeof(j->'run_at') NOT IN ('string', 'null')
+				THEN 'needs "run_at" as a timestamp string'
+			  WHEN j ? 'unique_key' AND jsonb_typeof(j->'unique_key') NOT IN ('string', 'null')
+				THEN 'needs "unique_key" as a string'
+			  END AS problem
+			  FROM jsonb_array_elements(jobs) WITH ORDINALITY AS a(j, ord)) e
+	 WHERE e.problem IS NOT NULL
+	 ORDER BY e.ord LIMIT 1;
+
+	IF FOUND THEN
+		RAISE EXCEPTION 'job % of the batch %', bad.ord, bad.problem
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Allowed keys: method (required), arguments, queue, priority, run_at, max_attempts, unique_key, backoff_base, backoff_cap.',
+				  HINT = 'Nothing was enqueued.';
+	END IF;
+
+	/* unique keys need enqueue's conflict handling, one job at a time */
+	IF EXISTS (SELECT 1 FROM jsonb_array_elements(jobs) j
+				WHERE j->>'unique_key' IS NOT NULL) THEN
+		FOR elem IN SELECT j FROM jsonb_array_elements(jobs) j LOOP
+			RETURN NEXT qml.enqueue(elem->>'method',
+									coalesce(elem->'arguments', '[]'),
+									coalesce(elem->>'queue', 'default'),
+									coalesce((elem->>'priority')::integer, 0),
+									(elem->>'run_at')::timestamptz,
+									(elem->>'max_attempts')::integer,
+									elem->>'unique_key',
+									(elem->>'backoff_base')::interval,
+									(elem->>'backoff_cap')::interval);
+		END LOOP;
+		RETURN;
+	END IF;
+
+	RETURN QUERY
+	WITH input AS (
+		SELECT a.ord, a.j, coalesce((a.j->>'run_at')::timestamptz, now()) AS due
+		  FROM jsonb_array_elements(jobs) WITH ORDINALITY AS a(j, ord)),
+	ins AS (
+		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
+							  max_attempts, run_at, backoff_base, backoff_cap)
+		SELECT coalesce(i.j->>'queue', 'default'), i.j->>'method',
+			   coalesce(i.j->'arguments', '[]'),
+			   coalesce((i.j->>'priority')::integer, 0),
+			   CASE WHEN i.due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
+			   (i.j->>'max_attempts')::integer, i.due,
+			   (i.j->>'backoff_base')::interval, (i.j->>'backoff_cap')::interval
+		  FROM input i ORDER BY i.ord
+		RETURNING id)
+	SELECT ins.id FROM ins ORDER BY ins.id;
+END
+$$;
+
+/* ---------------------------------------------------------------------
+ * Worker API. A worker names itself; only the lease holder may finish,
+ * fail, extend or release a job. Losing a lease is a race, not an error:
+ * these functions then return false, NULL or leave the job out.
+ * --------------------------------------------------------------------- */
+
+/*
+ * qml.fetch: claims up to `batch` (1..1000) enqueued jobs for `worker`,
+ * queues in the order given, then higher priority, then oldest first.
+ * Paused queues yield nothing. Rows locked by other sessions are skipped,
+ * never waited for.
+ */
+CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
+						  batch integer DEFAULT 1,
+						  lease interval DEFAULT '5 minutes')
+	RETURNS SETOF qml.jobs
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	q text;
+	wanted integer := batch;
+	got integer;
+BEGIN
+	PERFORM qml.check_name('worker', worker, 200);
+	IF batch IS NULL OR batch NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'batch must be between 1 and 1000, not %',
+			coalesce(batch::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Fetch more jobs in several calls.';
+	END IF;
+	PERFORM qml.check_lease(lease);
+	IF queues IS NULL OR cardinality(queues) = 0 OR array_position(queues, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'queues must be a non-empty array of queue names'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	FOREACH q IN ARRAY queues LOOP
+		CONTINUE WHEN EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = q AND p.paused);
+
+		RETURN QUERY
+		UPDATE qml.jobs j
+		   SET state = 'processing', attempts = j.attempts + 1,
+			   locked_by = worker, locked_until = now() + lease
+		  FROM (SELECT c.id FROM qml.jobs c
+				 WHERE c.state = 'enqueued' AND c.queue = q
+				 ORDER BY c.priority DESC, c.run_at, c.id
+				 LIMIT wanted
+				 FOR UPDATE SKIP LOCKED) claimed
+		 WHERE j.id = claimed.id
+		RETURNING j.*;
+
+		GET DIAGNOSTICS got = ROW_COUNT;
+		wanted := wanted - got;
+		EXIT WHEN wanted = 0;
+	END LOOP;
+END
+$$;
+
+/*
+ * qml.complete: processing -> succeeded, for the lease holder only.
+ */
+CREATE FUNCTION qml.complete(job_id bigint, worker text, result jsonb DEFAULT NULL)
+	RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+	UPDATE qml.jobs j SET state = 'succeeded', result = result
+	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker;
+	RETURN FOUND;
+END
+$$;
+
+/*
+ * qml.complete_batch: completes the jobs this worker still holds, with
+ * results[i] for job_ids[i] when results is given; returns their ids.
+ */
+CREATE FUNCTION qml.complete_batch(job_ids bigint[], worker text,
+								   results jsonb[] DEFAULT NULL)
+	RETURNS SETOF bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF results IS NULL THEN
+		RETURN QUERY
+		UPDATE qml.jobs j SET state = 'succeeded'
+		 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
+		RETURNING j.id;
+		RETURN;
+	END IF;
+
+	IF cardinality(results) <> cardinality(job_ids) THEN
+		RAISE EXCEPTION 'results has % elements but job_ids has %',
+			cardinality(results), cardinality(job_ids)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass one result per job, or none at all.';
+	END IF;
+	RETURN QUERY
+	UPDATE qml.jobs j SET state = 'succeeded', result = r.res
+	  FROM unnest(job_ids, results) AS r(id, res)
+	 WHERE j.id = r.id AND j.state = 'processing' AND j.locked_by = worker
+	RETURNING j.id;
+END
+$$;
+
+/*
+ * qml.fail: processing -> awaiting_retry (with backoff) while attempts
+ * remain and retry is true, else -> failed. Returns the new state, or NULL
+ * when the worker no longer holds the job.
+ */
+CREATE FUNCTION qml.fail(job_id bigint, worker text, error text,
+						 retry boolean DEFAULT true)
+	RETURNS qml.job_state
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	new_state qml.job_state;
+BEGIN
+	UPDATE qml.jobs j
+	   SET state = CASE WHEN retry AND j.attempts < j.max_attempts
+						THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,
+		   run_at = CASE WHEN retry AND j.attempts < j.max_attempts
+						 THEN now() + qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap)
+						 ELSE j.run_at END,
+		   last_error = coalesce(error, 'failed without an error message')
+	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
+	RETURNING j.state INTO new_state;
+	RETURN new_state;
+END
+$$;
+
+/*
+ * qml.heartbeat: extends the leases this worker still holds; returns them.
+ */
+CREATE FUNCTION qml.heartbeat(job_ids bigint[], worker text,
+							  lease interval DEFAULT '5 minutes')
+	RETURNS SETOF bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.check_lease(lease);
+	RETURN QUERY
+	UPDATE qml.jobs j SET locked_until = now() + lease
+	 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
+	RETURNING j.id;
+END
+$$;
+
+/*
+ * qml.release: gives a held job back unrun (e.g. at shutdown); the attempt
+ * it was fetched with is not counted.
+ */
+CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE qml.jobs j SET state = 'enqueued', attempts = greatest(j.attempts - 1, 0)
+	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker;
+	RETURN FOUND;
+END
+$$;
+
+/* ---------------------------------------------------------------------
+ * Admin API
+ * --------------------------------------------------------------------- */
+
+/*
+ * qml.delete: soft delete of a job that has not finished; the row and its
+ * history stay until pruned. False when it had already finished; P0002 when
+ * there is no such job. A worker holding it finds its lease gone.
+ */
+CREATE FUNCTION qml.delete(job_id bigint) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE qml.jobs j SET state = 'deleted'
+	 WHERE j.id = job_id
+	   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
+	IF FOUND THEN
+		RETURN true;
+	END IF;
+	PERFORM qml.check_job_exists(job_id);
+	RETURN false;
+END
+$$;
+
+/*
+ * qml.requeue: a finished job (succeeded, failed, deleted) runs again, with
+ * its attempts counted afresh. False when it is still live; P0002 when
+ * there is no such job; 23505 when another live job now has its unique_key.
+ */
+CREATE FUNCTION qml.requeue(job_id bigint) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	BEGIN
+		UPDATE qml.jobs j
+		   SET state = 'enqueued', attempts = 0, run_at = now(), result = NULL
+		 WHERE j.id = job_id AND j.state IN ('succeeded', 'failed', 'deleted');
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'job % cannot be requeued: another live job has its unique_key', job_id
+			USING ERRCODE = 'unique_violation',
+				  HINT = 'Delete or finish the other job first.';
+	END;
+	IF FOUND THEN
+		RETURN true;
+	END IF;
+	PERFORM qml.check_job_exists(job_id);
+	RETURN false;
+END
+$$;
+
+-- Pause or resume handing out a queue's jobs; true when the state changed.
+CREATE FUNCTION qml.set_queue_paused(queue text, paused boolean) RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	was boolean;
+BEGIN
+	PERFORM qml.check_name('queue', queue, 128);
+	SELECT q.paused INTO was FROM qml.queues q WHERE q.name = queue FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO qml.queues (name, paused) VALUES (queue, paused)
+			ON CONFLICT (name) DO UPDATE SET paused = excluded.paused;
+		RETURN paused;
+	END IF;
+	UPDATE qml.queues q SET paused = set_queue_paused.paused WHERE q.name = queue;
+	IF NOT paused THEN
+		-- idle workers of this queue may be waiting for a notification
+		PERFORM pg_notify('qml', queue);
+	END IF;
+	RETURN was IS DISTINCT FROM paused;
+END
+$$;
+
+CREATE FUNCTION qml.pause_queue(queue text) RETURNS boolean
+	LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	RETURN qml.set_queue_paused(queue, true);
+
+CREATE FUNCTION qml.resume_queue(queue text) RETURNS boolean
+	LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	RETURN qml.set_queue_paused(queue, false);
+
+/*
+ * qml.stats: jobs per queue and state (all queues, or one).
+ */
+CREATE FUNCTION qml.stats(queue text DEFAULT NULL)
+	RETURNS TABLE (queue text, paused boolean, scheduled bigint, enqueued bigint,
+				   processing bigint, awaiting_retry bigint, succeeded bigint,
+				   failed bigint, deleted bigint)
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT coalesce(c.queue, q.name), coalesce(q.paused, false),
+		   coalesce(c.scheduled, 0), coalesce(c.enqueued, 0),
+		   coalesce(c.processing, 0), coalesce(c.awaiting_retry, 0),
+		   coalesce(c.succeeded, 0), coalesce(c.failed, 0), coalesce(c.deleted, 0)
+	  FROM (SELECT j.queue,
+				   count(*) FILTER (WHERE j.state = 'scheduled') AS scheduled,
+				   count(*) FILTER (WHERE j.state = 'enqueued') AS enqueued,
+				   count(*) FILTER (WHERE j.state = 'processing') AS processing,
+				   count(*) FILTER (WHERE j.state = 'awaiting_retry') AS awaiting_retry,
+				   count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
+				   count(*) FILTER (WHERE j.state = 'failed') AS failed,
+				   count(*) FILTER (WHERE j.state = 'deleted') AS deleted
+			  FROM qml.jobs j
+			 WHERE stats.queue IS NULL OR j.queue = stats.queue
+			 GROUP BY j.queue) c
+	  FULL JOIN (SELECT * FROM qml.queues q0
+				  WHERE stats.queue IS NULL OR q0.name = stats.queue) q
+		ON q.name = c.queue
+	 ORDER BY 1;
+END;
+
+/*
+ * qml.throughput: succeeded and failed jobs per time bucket over the last
+ * `since`, per queue (or for one queue).
+ */
+CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
+							   since interval DEFAULT '1 hour',
+							   for_queue text DEFAULT NULL)
+	RETURNS TABLE (bucket timestamptz, queue text, succeeded bigint, failed bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF bucket_width IS NULL OR bucket_width <= interval '0' OR since IS NULL OR since <= interval '0' THEN
+		RAISE EXCEPTION 'bucket and since must be positive intervals'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF extract(epoch FROM since) / extract(epoch FROM bucket_width) > 100000 THEN
+		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
+			USING ERRCODE = 'program_limit_exceeded',
+				  HINT = 'Use a larger bucket or a shorter since.';
+	END IF;
+	RETURN QUERY
+	SELECT date_bin(bucket_width, j.finished_at, timestamptz '2000-01-01') AS b,
+		   j.queue,
+		   count(*) FILTER (WHERE j.state = 'succeeded'),
+		   count(*) FILTER (WHERE j.state = 'failed')
+	  FROM qml.jobs j
+	 WHERE j.state IN ('succeeded', 'failed')
+	   AND j.finished_at >= now() - since
+	   AND (for_queue IS NULL OR j.queue = for_queue)
+	 GROUP BY 1, 2
+	 ORDER BY 1, 2;
+END
+$$;
+
+/*
+ * qml.maintain: one scheduler pass by hand (promote, rescue, prune).
+ */
+CREATE FUNCTION qml.maintain() RETURNS jsonb
+	LANGUAGE c SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'qml_maintain';
+
+/* ---------------------------------------------------------------------
+ * Privileges: nothing to PUBLIC; three kinds of rights, granted per role.
+ * --------------------------------------------------------------------- */
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
+
+CREATE FUNCTION qml.grant_to(role regrole, functions text[], tables boolean)
+	RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f text;
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA qml TO %I', role::text);
+	FOREACH f IN ARRAY functions LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, role::text);
+	END LOOP;
+	IF tables THEN
+		EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA qml TO %I', role::text);
+	END IF;
+END
+$$;
+
+-- Producer: enqueue and schedule jobs, read statistics.
+CREATE FUNCTION qml.grant_producer(role regrole) RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	RETURN qml.grant_to(role, ARRAY['qml.enqueue(text,jsonb,text,integer,timestamptz,integer,text,interval,interval)',
+									'qml.enqueue_batch(jsonb)',
+									'qml.schedule(text,jsonb,timestamptz,interval,text,integer,integer,text)',
+									'qml.stats(text)', 'qml.throughput(interval,interval,text)'],
+						false);
+
+-- Worker: claim jobs and report on them, read statistics.
+CREATE FUNCTION qml.grant_worker(role regrole) RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	RETURN qml.grant_to(role, ARRAY['qml.fetch(text,text[],integer,interval)',
+									'qml.complete(bigint,text,jsonb)',
+									'qml.complete_batch(bigint[],text,jsonb[])',
+									'qml.fail(bigint,text,text,boolean)',
+									'qml.heartbeat(bigint[],text,interval)',
+									'qml.release(bigint,text)',
+									'qml.stats(text)', 'qml.throughput(interval,interval,text)'],
+						false);
+
+-- Admin: everything a producer and a worker may do, plus delete, requeue,
+-- pause/resume, maintain, and reading every table.
+CREATE FUNCTION qml.grant_admin(role regrole) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.grant_producer(role);
+	PERFORM qml.grant_worker(role);
+	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
+									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
+									 'qml.maintain()'],
+						 true);
+END
+$$;
+
+-- Takes back every right on qml from a role.
+CREATE FUNCTION qml.revoke_all(role regrole) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA qml FROM %I', role::text);
+	EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA qml FROM %I', role::text);
+	EXECUTE format('REVOKE ALL ON SCHEMA qml FROM %I', role::text);
+END
+$$;
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;

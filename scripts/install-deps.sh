@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh: installs the Debian packages qml builds and tests
+# with, only those missing. Needs root (or sudo) when something is missing.
+set -euo pipefail
+packages=(
+	build-essential
+	postgresql-15 postgresql-server-dev-15 postgresql-contrib
+	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+	libpq-dev libjansson-dev
+	clang llvm libclang-rt-14-dev
+	valgrind procps
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=
+[ "$(id -u)" = 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# the Debian package would create and start its own cluster on 5432; we use
+# throwaway clusters only
+$sudo mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/qml-no-main.conf >/dev/null
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * backoff.c
+ *	  Retry delays: exponential backoff with jitter.
+ *
+ * Attempt n waits base * 2^(n-1), capped, and then a random point in the
+ * upper half of that ("equal jitter"): the delay still grows with every
+ * attempt, but jobs that failed together do not all come back together.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#include "qml.h"
+
+PG_FUNCTION_INFO_V1(qml_retry_delay);
+
+int64
+qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec)
+{
+	int64		delay = base_usec;
+	int			i;
+
+	if (attempt < 1)
+		attempt = 1;
+	/* double until the cap; the loop stops early so it cannot overflow */
+	for (i = 1; i < attempt && delay < cap_usec; i++)
+		delay *= 2;
+	if (delay > cap_usec)
+		delay = cap_usec;
+
+	return delay / 2 + (int64) (pg_prng_double(&pg_global_prng_state) * (delay - delay / 2));
+}
+
+static int64
+interval_usec(Interval *iv)
+{
+	/* months and days as 30 and 1 days: a backoff is a duration, not a date */
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * 30 * USECS_PER_DAY;
+}
+
+/*
+ * qml.retry_delay(attempt int, base interval = NULL, cap interval = NULL)
+ *		returns interval
+ *
+ * NULL base or cap means the qml.retry_base / qml.retry_cap settings.
+ */
+Datum
+qml_retry_delay(PG_FUNCTION_ARGS)
+{
+	int			attempt = PG_ARGISNULL(0) ? 1 : PG_GETARG_INT32(0);
+	int64		base = PG_ARGISNULL(1) ? (int64) qml_retry_base_ms * 1000 :
+		interval_usec(PG_GETARG_INTERVAL_P(1));
+	int64		cap = PG_ARGISNULL(2) ? (int64) qml_retry_cap_ms * 1000 :
+		interval_usec(PG_GETARG_INTERVAL_P(2));
+	Interval   *result;
+
+	if (base <= 0 || cap <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("backoff base and cap must be positive"),
+				 errhint("Use an interval such as '5 seconds'.")));
+	if (base > cap)
+		base = cap;
+
+	result = (Interval *) palloc0(sizeof(Interval));
+	result->time = qml_backoff_usec(attempt, base, cap);
+	PG_RETURN_INTERVAL_P(result);
+}
