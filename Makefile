@@ -21,3 +21,8 @@ ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Pieces with their own make fragments: the C client library and the qml
+# command (client/), the cron parser's standalone tests (test/cron/).
+-include client/client.mk
+-include test/cron/cron.mk

@@ -1,0 +1,3 @@
+# test/suites.sh: suites beyond pg_regress, sourced by scripts/test.sh, one
+# `suite NAME COMMAND...` line each. The cluster is up and PGHOST/PGPORT/
+# PGUSER point at it.
