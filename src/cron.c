@@ -32,7 +32,7 @@
 #define MAX_ECHO		32
 
 /* Numbers are accumulated only up to here; anything bigger is out of range. */
-#define NUMBER_CAP		1000000000
+#define NUMBER_CAP		100000000
 
 typedef struct Word
 {
@@ -228,7 +228,8 @@ split_words(const char *text, Word *words)
 
 /*
  * Reads a run of digits at *p (there is at least one), saturating at
- * NUMBER_CAP so that long inputs cannot overflow.
+ * NUMBER_CAP so that long inputs cannot overflow (anything that big is out
+ * of range for every caller).
  */
 static int
 read_number(const char **p, const char *end)
@@ -716,6 +717,15 @@ qml_cron_next(const QmlSchedule *s, const QmlCronTime *after, QmlCronTime *next)
 	 */
 	limit = *after;
 	limit.year += QML_CRON_HORIZON_YEARS;
+	/* never answer with a time that qml_cron_matches would call invalid */
+	if (limit.year > QML_CRON_MAX_YEAR)
+	{
+		limit.year = QML_CRON_MAX_YEAR;
+		limit.month = 12;
+		limit.day = 31;
+		limit.hour = 23;
+		limit.minute = 59;
+	}
 
 	t = *after;
 	t.minute++;

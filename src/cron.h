@@ -55,7 +55,10 @@
 /* qml_cron_next gives up when nothing matches within this many years. */
 #define QML_CRON_HORIZON_YEARS	5
 
-/* Largest year qml_cron_next accepts (keeps year arithmetic far from overflow). */
+/*
+ * Largest year qml_cron_next accepts or returns (keeps year arithmetic far
+ * from overflow; PostgreSQL timestamps end well before it).
+ */
 #define QML_CRON_MAX_YEAR		1000000
 
 /*
