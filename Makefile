@@ -5,6 +5,7 @@ OBJS = \
 	src/qml.o \
 	src/backoff.o \
 	src/job_trigger.o \
+	src/job_history.o \
 	src/maintain.o
 
 EXTENSION = qml

@@ -56,7 +56,12 @@ CREATE TABLE qml.jobs (
 	unique_key	text,
 	backoff_base interval,		-- NULL: follow qml.retry_base
 	backoff_cap interval		-- NULL: follow qml.retry_cap
-);
+) WITH (fillfactor = 50);
+-- Every job is updated at least twice (claim, completion) and no update can
+-- be HOT (state is in the partial indexes' predicates): the free half of
+-- each page keeps the new row versions on the same page instead of
+-- extending the table under a lock. Measured: about 1.3 x the claim and
+-- completion rate of fillfactor 100 at 16 clients.
 
 -- The claim: fetch walks this index in (priority desc, run_at, id) order
 -- within one queue and stops after `batch` rows, whatever the depth.
@@ -94,66 +99,29 @@ SELECT pg_catalog.pg_extension_config_dump('qml.job_events', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
 
 /* ---------------------------------------------------------------------
- * Triggers: timestamps and lease (C, per row), history and NOTIFY (per
- * statement, so a batch costs one INSERT and one NOTIFY per queue).
+ * Triggers (C, see src/job_trigger.c and src/job_history.c): per row,
+ * timestamps, the lease invariant, wakeups and the change for the history;
+ * per statement, the history of all of the statement's changes in one
+ * INSERT. Row triggers fire only when the state changes, so a heartbeat
+ * costs none.
  * --------------------------------------------------------------------- */
 
 CREATE FUNCTION qml.jobs_stamp() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_stamp';
+CREATE FUNCTION qml.jobs_record() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_record';
+CREATE FUNCTION qml.jobs_flush() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_flush';
 
-CREATE TRIGGER jobs_stamp BEFORE INSERT OR UPDATE ON qml.jobs
+CREATE TRIGGER jobs_stamp_insert BEFORE INSERT ON qml.jobs
 	FOR EACH ROW EXECUTE FUNCTION qml.jobs_stamp();
-
--- Whether a queue keeps history: its own setting, else qml.history.
-CREATE FUNCTION qml.history_enabled(queue text) RETURNS boolean
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
-	RETURN coalesce((SELECT q.history FROM qml.queues q WHERE q.name = $1),
-					coalesce(current_setting('qml.history', true), 'on')::boolean);
-
-CREATE FUNCTION qml.jobs_inserted() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	INSERT INTO qml.job_events (job_id, from_state, to_state)
-	SELECT n.id, NULL, n.state
-	  FROM new_rows n
-	 WHERE qml.history_enabled(n.queue);
-
-	PERFORM pg_notify('qml', x.queue)
-	   FROM (SELECT DISTINCT n.queue FROM new_rows n
-			  WHERE n.state = 'enqueued') x;
-	RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION qml.jobs_updated() RETURNS trigger
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
-	SELECT n.id, o.state, n.state, coalesce(n.locked_by, o.locked_by),
-		   CASE WHEN n.state IN ('failed', 'awaiting_retry') THEN n.last_error END
-	  FROM new_rows n JOIN old_rows o ON o.id = n.id
-	 WHERE n.state <> o.state
-	   AND qml.history_enabled(n.queue);
-
-	PERFORM pg_notify('qml', x.queue)
-	   FROM (SELECT DISTINCT n.queue
-			   FROM new_rows n JOIN old_rows o ON o.id = n.id
-			  WHERE n.state = 'enqueued' AND o.state <> 'enqueued') x;
-	RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER jobs_inserted AFTER INSERT ON qml.jobs
-	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_inserted();
-CREATE TRIGGER jobs_updated AFTER UPDATE ON qml.jobs
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_updated();
+CREATE TRIGGER jobs_stamp_update BEFORE UPDATE ON qml.jobs
+	FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
+	EXECUTE FUNCTION qml.jobs_stamp();
+CREATE TRIGGER jobs_record_insert AFTER INSERT ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qml.jobs_record();
+CREATE TRIGGER jobs_flush AFTER INSERT OR UPDATE ON qml.jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_flush();
 
 /* ---------------------------------------------------------------------
  * Helpers (not granted to anyone; the API calls them as owner)
@@ -247,8 +215,12 @@ DECLARE
 	new_id bigint;
 	due timestamptz := coalesce(run_at, now());
 BEGIN
-	PERFORM qml.check_name('method', method, 1000);
-	PERFORM qml.check_name('queue', queue, 128);
+	IF method IS NULL OR method = '' OR length(method) > 1000 THEN
+		PERFORM qml.check_name('method', method, 1000);
+	END IF;
+	IF enqueue.queue IS NULL OR enqueue.queue = '' OR length(enqueue.queue) > 128 THEN
+		PERFORM qml.check_name('queue', enqueue.queue, 128);
+	END IF;
 	IF max_attempts < 1 THEN
 		RAISE EXCEPTION 'max_attempts must be at least 1, not %', max_attempts
 			USING ERRCODE = 'invalid_parameter_value';
@@ -445,14 +417,19 @@ DECLARE
 	wanted integer := batch;
 	got integer;
 BEGIN
-	PERFORM qml.check_name('worker', worker, 200);
+	-- checks call out only on bad input: fetch is the hottest call there is
+	IF worker IS NULL OR worker = '' OR length(worker) > 200 THEN
+		PERFORM qml.check_name('worker', worker, 200);
+	END IF;
 	IF batch IS NULL OR batch NOT BETWEEN 1 AND 1000 THEN
 		RAISE EXCEPTION 'batch must be between 1 and 1000, not %',
 			coalesce(batch::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Fetch more jobs in several calls.';
 	END IF;
-	PERFORM qml.check_lease(lease);
+	IF lease IS NULL OR lease <= interval '0' THEN
+		PERFORM qml.check_lease(lease);
+	END IF;
 	IF queues IS NULL OR cardinality(queues) = 0 OR array_position(queues, NULL) IS NOT NULL THEN
 		RAISE EXCEPTION 'queues must be a non-empty array of queue names'
 			USING ERRCODE = 'invalid_parameter_value';

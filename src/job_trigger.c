@@ -1,15 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * job_trigger.c
- *	  The row trigger on qml.jobs that keeps each row's bookkeeping true
+ *	  The row triggers on qml.jobs that keep each row's bookkeeping true
  *	  whoever changes the state: the API, the scheduler or an admin's UPDATE.
  *
- * On every state change it stamps enqueued_at, started_at or finished_at,
- * clears the lease when a job leaves `processing` and clears finished_at when
- * a job comes back to life. On insert it fills max_attempts from
- * qml.default_max_attempts. It is C because it runs for every row of every
- * claim and completion; history and NOTIFY are statement triggers in SQL,
- * which run once per statement however many rows it touched.
+ * qml_jobs_stamp (BEFORE, on insert and on a state change) stamps
+ * enqueued_at, started_at or finished_at, clears the lease when a job leaves
+ * `processing`, clears finished_at when a job comes back to life, and fills
+ * max_attempts from qml.default_max_attempts on insert.
+ *
+ * Every state change is then handed to job_history.c, which writes the
+ * history once per statement, and a job that became enqueued wakes its
+ * queue's workers. Updates are recorded by the BEFORE trigger itself: it
+ * fires only for rows that will be updated (after any EvalPlanQual recheck),
+ * and it saves queueing an AFTER trigger event per claimed or completed row.
+ * Inserts are recorded by qml_jobs_record, an AFTER trigger, because a
+ * BEFORE INSERT trigger also fires for rows ON CONFLICT DO NOTHING skips.
+ *
+ * Both are C because they run for every row of every claim and completion.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,21 +37,9 @@
 #include "qml.h"
 
 PG_FUNCTION_INFO_V1(qml_jobs_stamp);
+PG_FUNCTION_INFO_V1(qml_jobs_record);
 
-/* job states, in the order of the enum's labels */
-typedef enum JobState
-{
-	JS_SCHEDULED,
-	JS_ENQUEUED,
-	JS_PROCESSING,
-	JS_SUCCEEDED,
-	JS_FAILED,
-	JS_AWAITING_RETRY,
-	JS_DELETED,
-	JS_COUNT
-} JobState;
-
-static const char *const state_labels[JS_COUNT] = {
+const char *const qml_state_labels[JS_COUNT] = {
 	"scheduled", "enqueued", "processing", "succeeded", "failed",
 	"awaiting_retry", "deleted"
 };
@@ -56,8 +52,11 @@ static const char *const state_labels[JS_COUNT] = {
 typedef struct StampCache
 {
 	Oid			state_oids[JS_COUNT];
+	int			att_id;
+	int			att_queue;
 	int			att_state;
 	int			att_max_attempts;
+	int			att_last_error;
 	int			att_enqueued_at;
 	int			att_started_at;
 	int			att_finished_at;
@@ -87,7 +86,10 @@ stamp_cache(FunctionCallInfo fcinfo, Relation rel)
 		return cache;
 
 	cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(StampCache));
+	cache->att_id = attnum_or_error(desc, "id");
+	cache->att_queue = attnum_or_error(desc, "queue");
 	cache->att_state = attnum_or_error(desc, "state");
+	cache->att_last_error = attnum_or_error(desc, "last_error");
 	cache->att_max_attempts = attnum_or_error(desc, "max_attempts");
 	cache->att_enqueued_at = attnum_or_error(desc, "enqueued_at");
 	cache->att_started_at = attnum_or_error(desc, "started_at");
@@ -100,11 +102,11 @@ stamp_cache(FunctionCallInfo fcinfo, Relation rel)
 	{
 		HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
 										  ObjectIdGetDatum(enum_type),
-										  CStringGetDatum(state_labels[i]));
+										  CStringGetDatum(qml_state_labels[i]));
 
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "job state \"%s\" is missing from qml.job_state",
-				 state_labels[i]);
+				 qml_state_labels[i]);
 		cache->state_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
 		ReleaseSysCache(tup);
 	}
@@ -135,6 +137,43 @@ is_final(JobState s)
 	return s == JS_SUCCEEDED || s == JS_FAILED || s == JS_DELETED;
 }
 
+/* a text column of the row, or NULL; palloc'd in the current context */
+static char *
+text_col(HeapTuple tuple, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, attnum, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Hands a state change to the history and wakes the queue's workers when a
+ * job became enqueued. The worker is the lease holder: the claimer on a
+ * claim, the previous holder otherwise.
+ */
+static void
+record_change(StampCache *cache, TupleDesc desc, HeapTuple oldtuple,
+			  JobState from, HeapTuple newtuple, JobState to)
+{
+	QmlJobChange change;
+	bool		isnull;
+
+	change.job_id = DatumGetInt64(heap_getattr(newtuple, cache->att_id, desc, &isnull));
+	change.from_state = from;
+	change.to_state = to;
+	change.queue = text_col(newtuple, desc, cache->att_queue);
+	change.worker = text_col(newtuple, desc, cache->att_locked_by);
+	if (change.worker == NULL && oldtuple != NULL)
+		change.worker = text_col(oldtuple, desc, cache->att_locked_by);
+	change.error = (to == JS_FAILED || to == JS_AWAITING_RETRY) ?
+		text_col(newtuple, desc, cache->att_last_error) : NULL;
+
+	qml_history_add(&change);
+	if (to == JS_ENQUEUED)
+		qml_queue_has_work(change.queue);
+}
+
 /* collects column replacements for heap_modify_tuple_by_cols */
 typedef struct Changes
 {
@@ -160,6 +199,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	StampCache *cache;
 	HeapTuple	newtuple;
+	HeapTuple	oldtuple = NULL;
 	JobState	new_state;
 	JobState	old_state = JS_COUNT;
 	Datum		now;
@@ -173,16 +213,20 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	cache = stamp_cache(fcinfo, trigdata->tg_relation);
-	newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	new_state = job_state_of(cache, newtuple, desc);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		old_state = job_state_of(cache, trigdata->tg_trigtuple, desc);
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		newtuple = trigdata->tg_newtuple;
+		old_state = job_state_of(cache, oldtuple, desc);
+	}
+	else
+		newtuple = trigdata->tg_trigtuple;
+	new_state = job_state_of(cache, newtuple, desc);
 
 	changes.n = 0;
 	now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	if (oldtuple == NULL)
 	{
 		bool		isnull;
 
@@ -212,10 +256,37 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		}
 	}
 
-	if (changes.n == 0)
-		return PointerGetDatum(newtuple);
-	return PointerGetDatum(heap_modify_tuple_by_cols(newtuple, desc, changes.n,
-													 changes.cols,
-													 changes.values,
-													 changes.nulls));
+	if (changes.n > 0)
+		newtuple = heap_modify_tuple_by_cols(newtuple, desc, changes.n,
+											 changes.cols, changes.values,
+											 changes.nulls);
+	if (oldtuple != NULL && new_state != old_state && new_state != JS_COUNT)
+		record_change(cache, desc, oldtuple, old_state, newtuple, new_state);
+
+	return PointerGetDatum(newtuple);
+}
+
+/*
+ * qml_jobs_record: AFTER INSERT ... FOR EACH ROW, for rows really inserted.
+ */
+Datum
+qml_jobs_record(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	StampCache *cache;
+	JobState	state;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "qml_jobs_record must run AFTER INSERT FOR EACH ROW");
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	cache = stamp_cache(fcinfo, trigdata->tg_relation);
+	state = job_state_of(cache, trigdata->tg_trigtuple, desc);
+	if (state != JS_COUNT)
+		record_change(cache, desc, NULL, JS_COUNT, trigdata->tg_trigtuple, state);
+	return PointerGetDatum(NULL);
 }

@@ -27,7 +27,7 @@ int			qml_default_max_attempts = 20;
 int			qml_retention_s = 24 * 3600;
 bool		qml_prune_failed = false;
 int			qml_maintain_batch = 10000;
-static bool qml_history = true;
+bool		qml_history = true;
 
 void		_PG_init(void);
 
