@@ -6,7 +6,8 @@ OBJS = \
 	src/backoff.o \
 	src/job_trigger.o \
 	src/job_history.o \
-	src/maintain.o
+	src/maintain.o \
+	src/worker_api.o
 
 EXTENSION = qml
 DATA = qml--1.0.sql
@@ -16,7 +17,7 @@ PGFILEDESC = "qml - background job processing inside PostgreSQL"
 # (scripts/test.sh starts one); see README.md.
 REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges
 REGRESS_OPTS = --inputdir=. --load-extension=qml
-ISOLATION = fetch_concurrent lease_steal delete_vs_fetch unique_enqueue
+ISOLATION = fetch_concurrent lease_steal delete_vs_fetch unique_enqueue notify
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 
 PG_CONFIG ?= pg_config

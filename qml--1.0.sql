@@ -403,108 +403,37 @@ $$;
  * qml.fetch: claims up to `batch` (1..1000) enqueued jobs for `worker`,
  * queues in the order given, then higher priority, then oldest first.
  * Paused queues yield nothing. Rows locked by other sessions are skipped,
- * never waited for.
+ * never waited for. Errors: 22004 null worker or queue, 22023 empty worker,
+ * bad batch, lease not positive, empty queues; 22001 worker too long.
  */
 CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
 						  batch integer DEFAULT 1,
 						  lease interval DEFAULT '5 minutes')
 	RETURNS SETOF qml.jobs
-	LANGUAGE plpgsql SECURITY DEFINER
+	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	q text;
-	wanted integer := batch;
-	got integer;
-BEGIN
-	-- checks call out only on bad input: fetch is the hottest call there is
-	IF worker IS NULL OR worker = '' OR length(worker) > 200 THEN
-		PERFORM qml.check_name('worker', worker, 200);
-	END IF;
-	IF batch IS NULL OR batch NOT BETWEEN 1 AND 1000 THEN
-		RAISE EXCEPTION 'batch must be between 1 and 1000, not %',
-			coalesce(batch::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Fetch more jobs in several calls.';
-	END IF;
-	IF lease IS NULL OR lease <= interval '0' THEN
-		PERFORM qml.check_lease(lease);
-	END IF;
-	IF queues IS NULL OR cardinality(queues) = 0 OR array_position(queues, NULL) IS NOT NULL THEN
-		RAISE EXCEPTION 'queues must be a non-empty array of queue names'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-
-	FOREACH q IN ARRAY queues LOOP
-		CONTINUE WHEN EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = q AND p.paused);
-
-		RETURN QUERY
-		UPDATE qml.jobs j
-		   SET state = 'processing', attempts = j.attempts + 1,
-			   locked_by = worker, locked_until = now() + lease
-		  FROM (SELECT c.id FROM qml.jobs c
-				 WHERE c.state = 'enqueued' AND c.queue = q
-				 ORDER BY c.priority DESC, c.run_at, c.id
-				 LIMIT wanted
-				 FOR UPDATE SKIP LOCKED) claimed
-		 WHERE j.id = claimed.id
-		RETURNING j.*;
-
-		GET DIAGNOSTICS got = ROW_COUNT;
-		wanted := wanted - got;
-		EXIT WHEN wanted = 0;
-	END LOOP;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_fetch';
 
 /*
  * qml.complete: processing -> succeeded, for the lease holder only.
  */
 CREATE FUNCTION qml.complete(job_id bigint, worker text, result jsonb DEFAULT NULL)
 	RETURNS boolean
-	LANGUAGE plpgsql SECURITY DEFINER
+	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-BEGIN
-	UPDATE qml.jobs j SET state = 'succeeded', result = result
-	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker;
-	RETURN FOUND;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_complete';
 
 /*
  * qml.complete_batch: completes the jobs this worker still holds, with
  * results[i] for job_ids[i] when results is given; returns their ids.
+ * 22023 when results and job_ids differ in length.
  */
 CREATE FUNCTION qml.complete_batch(job_ids bigint[], worker text,
 								   results jsonb[] DEFAULT NULL)
 	RETURNS SETOF bigint
-	LANGUAGE plpgsql SECURITY DEFINER
+	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF results IS NULL THEN
-		RETURN QUERY
-		UPDATE qml.jobs j SET state = 'succeeded'
-		 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
-		RETURNING j.id;
-		RETURN;
-	END IF;
-
-	IF cardinality(results) <> cardinality(job_ids) THEN
-		RAISE EXCEPTION 'results has % elements but job_ids has %',
-			cardinality(results), cardinality(job_ids)
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass one result per job, or none at all.';
-	END IF;
-	RETURN QUERY
-	UPDATE qml.jobs j SET state = 'succeeded', result = r.res
-	  FROM unnest(job_ids, results) AS r(id, res)
-	 WHERE j.id = r.id AND j.state = 'processing' AND j.locked_by = worker
-	RETURNING j.id;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_complete_batch';
 
 /*
  * qml.fail: processing -> awaiting_retry (with backoff) while attempts

@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "storage/lwlock.h"
 
 /* settings, defined in qml.c */
 extern int	qml_retry_base_ms;
@@ -45,11 +47,15 @@ typedef struct QmlJobChange
 	char	   *queue;
 	char	   *worker;			/* NULL if none */
 	char	   *error;			/* NULL if none */
+	TimestampTz run_at;			/* when a scheduled or retrying job is due */
 } QmlJobChange;
 
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
 extern void qml_queue_has_work(const char *queue);
+
+/* worker_api.c */
+extern void qml_check_lease(Interval *lease);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);
@@ -58,10 +64,107 @@ extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);
 typedef struct QmlPassResult
 {
 	uint64		promoted;
-	uint64		rescued;
+	uint64		rescued;		/* leases expired and sessions ended */
+	uint64		fired;			/* recurring jobs enqueued */
 	uint64		pruned;
+	bool		more;			/* a step hit its batch limit: pass again now */
+	TimestampTz next_due;		/* earliest known due time, DT_NOEND if none */
 } QmlPassResult;
 
 extern void qml_maintain_pass(QmlPassResult *result);
+
+/*
+ * The scheduler and everything it shares with the backends (issue 3):
+ * settings, shared memory, wakeups, session leases, statistics, recurring
+ * jobs. Without shared_preload_libraries there is no shared memory:
+ * qml_shmem_ready() is false and each module falls back (NOTIFY on every
+ * enqueue, polling waits, time leases only, statistics read from qml.jobs).
+ */
+
+/* settings, defined in qml.c */
+typedef enum QmlWakeups
+{
+	QML_WAKEUPS_OFF,
+	QML_WAKEUPS_ON,				/* NOTIFY only when a fetch came back empty */
+	QML_WAKEUPS_ALWAYS			/* NOTIFY on every enqueuing commit */
+} QmlWakeups;
+
+extern char *qml_databases;
+extern int	qml_scheduler_interval_ms;
+extern int	qml_wakeups;
+extern int	qml_stats_retention_s;
+
+/* longest queue name in bytes: 128 characters of up to 4 bytes, and a NUL */
+#define QML_QUEUE_MAXBYTES (128 * 4 + 1)
+
+/* shmem.c: the registry of schedulers, one entry per database */
+#define QML_LOCK_REGISTRY		0
+#define QML_LOCK_STATS_FIRST	1
+#define QML_STATS_PARTITIONS	16
+#define QML_NUM_LWLOCKS			(1 + QML_STATS_PARTITIONS)
+
+extern void qml_shmem_install(void);
+extern bool qml_shmem_ready(void);
+extern LWLock *qml_lwlock(int i);
+extern bool qml_registry_claim(Oid dboid);
+extern bool qml_registry_must_leave(void);
+extern void qml_registry_set_wake(TimestampTz at);
+extern bool qml_registry_has_scheduler(Oid dboid);
+extern void qml_registry_wake(Oid dboid, TimestampTz due);
+extern void qml_registry_ask_leave(Oid dboid, int seconds);
+extern TimestampTz qml_registry_leave_until(Oid dboid);
+extern void qml_registry_set_launcher(void);
+extern void qml_registry_wake_launcher(void);
+
+/* each module's part of shared memory */
+extern Size qml_wakeup_shmem_size(void);
+extern void qml_wakeup_shmem_init(void);
+extern Size qml_session_shmem_size(void);
+extern void qml_session_shmem_init(void);
+extern Size qml_stats_shmem_size(void);
+extern void qml_stats_shmem_init(void);
+
+/* launcher.c */
+extern void qml_launcher_register(void);
+extern void qml_utility_hook_install(void);
+extern bool qml_parse_databases(const char *value, List **include,
+								List **exclude, bool *all, char **problem);
+extern PGDLLEXPORT void qml_launcher_main(Datum arg);
+
+/* scheduler.c */
+extern PGDLLEXPORT void qml_scheduler_main(Datum arg);
+
+/* wakeup.c */
+typedef struct QmlWaitSet
+{
+	int			nslots;
+	int		   *slots;			/* queue slots of the queues fetched from */
+	uint64		epoch;			/* enqueuing commits seen before the claim */
+	int			retries;		/* claims retried without a wait */
+} QmlWaitSet;
+
+extern void qml_wakeup_init(void);
+extern void qml_job_changed(const QmlJobChange *change);
+extern void qml_wakeup_pass_mode(bool on);
+extern void qml_wakeup_send_missed(void);
+extern void qml_wake_scheduler_at_commit(TimestampTz due);
+extern void qml_wake_launcher_at_commit(void);
+extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues);
+extern void qml_wait_epoch(QmlWaitSet *ws);
+extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
+
+/* session_lease.c */
+extern bool qml_session_register(int32 *pid, TimestampTz *started);
+extern bool qml_session_alive(int32 pid, TimestampTz started);
+extern uint64 qml_sessions_ended(void);
+
+/* stats.c */
+extern void qml_stats_init(void);
+extern void qml_stats_count(const char *queue, JobState from, JobState to);
+extern void qml_stats_rollup(void);
+extern void qml_stats_forget_databases(const Oid *keep, int nkeep);
+
+/* recurring.c */
+extern uint64 qml_recurring_fire(int batch);
 
 #endif							/* QML_H */

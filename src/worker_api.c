@@ -1,0 +1,343 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_api.c
+ *	  The worker's hot path in C: qml.fetch, qml.complete and
+ *	  qml.complete_batch.
+ *
+ * These run once per job or per batch at the full rate of every worker, so
+ * they skip PL/pgSQL: each is one prepared statement kept for the session.
+ * The statements rely on the search_path the SQL declaration pins
+ * (pg_catalog, pg_temp) and name every object with its schema.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "qml.h"
+
+PG_FUNCTION_INFO_V1(qml_fetch);
+PG_FUNCTION_INFO_V1(qml_complete);
+PG_FUNCTION_INFO_V1(qml_complete_batch);
+
+#define QML_MAX_FETCH_BATCH 1000
+#define QML_MAX_WORKER_NAME 200
+
+/*
+ * Claims up to $2 enqueued jobs of queue $1 for worker $3 with lease $4;
+ * nothing when the queue is paused. SKIP LOCKED: a row another session
+ * holds is passed over, never waited for.
+ */
+static const char *const claim_sql =
+"UPDATE qml.jobs j"
+"   SET state = 'processing', attempts = j.attempts + 1,"
+"       locked_by = $3, locked_until = now() + $4"
+" WHERE j.id = ANY (ARRAY("
+"        SELECT c.id FROM qml.jobs c"
+"         WHERE c.state = 'enqueued' AND c.queue = $1"
+"           AND NOT EXISTS (SELECT 1 FROM qml.queues p"
+"                            WHERE p.name = $1 AND p.paused)"
+"         ORDER BY c.priority DESC, c.run_at, c.id"
+"         LIMIT $2 FOR UPDATE SKIP LOCKED))"
+" RETURNING j.*";
+
+static const char *const complete_sql =
+"UPDATE qml.jobs j SET state = 'succeeded', result = $3"
+" WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2";
+
+static const char *const complete_batch_sql =
+"UPDATE qml.jobs j SET state = 'succeeded'"
+" WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
+" RETURNING j.id";
+
+static const char *const complete_batch_results_sql =
+"UPDATE qml.jobs j SET state = 'succeeded',"
+"       result = $3[array_position($1, j.id) - 1 + array_lower($3, 1)]"
+" WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
+" RETURNING j.id";
+
+/*
+ * Prepares once per session; the plan cache replans after DDL. The plans
+ * are generic: planning per call would cost more than the claim itself, and
+ * the statements are written so the generic plan is the index plan (no
+ * joins whose estimate a parameter could tip into a sequential scan).
+ */
+static SPIPlanPtr
+session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+											  CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+static void
+check_worker(text *worker)
+{
+	int			len = worker ? pg_mbstrlen_with_len(VARDATA_ANY(worker),
+													VARSIZE_ANY_EXHDR(worker)) : 0;
+
+	if (worker == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("worker must not be null"),
+				 errhint("Name the worker, e.g. after its host and process id.")));
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("worker must not be empty"),
+				 errhint("Name the worker, e.g. after its host and process id.")));
+	if (len > QML_MAX_WORKER_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("worker is too long (%d characters)", len),
+				 errdetail("A worker may have at most %d characters.",
+						   QML_MAX_WORKER_NAME)));
+}
+
+void
+qml_check_lease(Interval *lease)
+{
+	Interval	zero = {0};
+
+	if (lease == NULL ||
+		DatumGetBool(DirectFunctionCall2(interval_le, IntervalPGetDatum(lease),
+										 IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be a positive interval"),
+				 errhint("Use an interval such as '5 minutes'.")));
+}
+
+/* the order fetch hands jobs out in: higher priority, then oldest */
+typedef struct ClaimedJob
+{
+	HeapTuple	tuple;
+	int32		priority;
+	TimestampTz run_at;
+	int64		id;
+} ClaimedJob;
+
+static int
+claimed_job_cmp(const void *a, const void *b)
+{
+	const ClaimedJob *x = a;
+	const ClaimedJob *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	if (x->run_at != y->run_at)
+		return x->run_at < y->run_at ? -1 : 1;
+	return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+/*
+ * The claim updates its rows in id order; hand them out in the order they
+ * were chosen in.
+ */
+static void
+put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n)
+{
+	TupleDesc	desc = tuptable->tupdesc;
+	int			att_priority = SPI_fnumber(desc, "priority");
+	int			att_run_at = SPI_fnumber(desc, "run_at");
+	int			att_id = SPI_fnumber(desc, "id");
+	ClaimedJob *jobs = palloc(n * sizeof(ClaimedJob));
+	uint64		i;
+	bool		isnull;
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = tuptable->vals[i];
+
+		jobs[i].tuple = t;
+		jobs[i].priority = DatumGetInt32(SPI_getbinval(t, desc, att_priority, &isnull));
+		jobs[i].run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, att_run_at, &isnull));
+		jobs[i].id = DatumGetInt64(SPI_getbinval(t, desc, att_id, &isnull));
+	}
+	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
+	for (i = 0; i < n; i++)
+		tuplestore_puttuple(store, jobs[i].tuple);
+	pfree(jobs);
+}
+
+/*
+ * qml.fetch(worker text, queues text[] = '{default}', batch int = 1,
+ *			 lease interval = '5 minutes') returns setof qml.jobs
+ *
+ * Claims up to `batch` jobs: queues in the order given, then higher
+ * priority, then oldest first.
+ */
+Datum
+qml_fetch(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr claim_plan = NULL;
+	text	   *worker = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	ArrayType  *queues = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	int			batch = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
+	Interval   *lease = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *queue_names;
+	bool	   *queue_nulls;
+	int			nqueues;
+	int			wanted;
+	int			i;
+
+	check_worker(worker);
+	if (batch < 1 || batch > QML_MAX_FETCH_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d", QML_MAX_FETCH_BATCH),
+				 errhint("Fetch more jobs in several calls.")));
+	qml_check_lease(lease);
+	if (queues == NULL || ARR_NDIM(queues) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queues must be a non-empty array of queue names")));
+	deconstruct_array(queues, TEXTOID, -1, false, TYPALIGN_INT,
+					  &queue_names, &queue_nulls, &nqueues);
+	for (i = 0; i < nqueues; i++)
+		if (queue_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("queues must not contain NULL")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	wanted = batch;
+	for (i = 0; i < nqueues && wanted > 0; i++)
+	{
+		Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID};
+		Datum		values[4];
+		int			rc;
+
+		values[0] = queue_names[i];
+		values[1] = Int32GetDatum(wanted);
+		values[2] = PointerGetDatum(worker);
+		values[3] = IntervalPGetDatum(lease);
+		rc = SPI_execute_plan(session_plan(&claim_plan, claim_sql, 4, types),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+		put_in_claim_order(rsinfo->setResult, SPI_tuptable, SPI_processed);
+		wanted -= (int) SPI_processed;
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * qml.complete(job_id bigint, worker text, result jsonb = NULL) returns bool
+ *
+ * processing -> succeeded, for the lease holder only; false otherwise (a
+ * lost lease is a race, not an error).
+ */
+Datum
+qml_complete(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			rc;
+	bool		done;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	if (PG_ARGISNULL(2))
+		nulls[2] = 'n';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_plan(session_plan(&plan, complete_sql, 3, types),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
+	done = SPI_processed > 0;
+	SPI_finish();
+	PG_RETURN_BOOL(done);
+}
+
+/*
+ * qml.complete_batch(job_ids bigint[], worker text, results jsonb[] = NULL)
+ *		returns setof bigint
+ *
+ * Completes the jobs this worker still holds, with results[i] for
+ * job_ids[i] when results is given; returns their ids.
+ */
+Datum
+qml_complete_batch(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr results_plan = NULL;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			types[3] = {INT8ARRAYOID, TEXTOID, JSONBARRAYOID};
+	Datum		values[3];
+	bool		with_results = !PG_ARGISNULL(2);
+	SPIPlanPtr	p;
+	uint64		row;
+	int			rc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (with_results)
+	{
+		ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
+		ArrayType  *results = PG_GETARG_ARRAYTYPE_P(2);
+		int			nids = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
+		int			nresults = ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results));
+
+		if (nids != nresults)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("results has %d elements but job_ids has %d",
+							nresults, nids),
+					 errhint("Pass one result per job, or none at all.")));
+		values[2] = PointerGetDatum(results);
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	p = with_results ?
+		session_plan(&results_plan, complete_batch_results_sql, 3, types) :
+		session_plan(&plan, complete_batch_sql, 2, types);
+	rc = SPI_execute_plan(p, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "complete_batch failed: %s", SPI_result_code_string(rc));
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[row],
+									   SPI_tuptable->tupdesc, 1, &isnull);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
