@@ -7,7 +7,9 @@ OBJS = \
 	src/job_trigger.o \
 	src/job_history.o \
 	src/maintain.o \
-	src/worker_api.o
+	src/worker_api.o \
+	src/producer_api.o \
+	src/checks.o
 
 EXTENSION = qml
 DATA = qml--1.0.sql

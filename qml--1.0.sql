@@ -137,41 +137,19 @@ CREATE FUNCTION qml.retry_delay(attempt integer, base interval DEFAULT NULL,
 	LANGUAGE c VOLATILE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'qml_retry_delay';
 
--- Raises 22004 / 22023 unless `value` is a usable name of `what` (1..maxlen).
+-- Raises 22004 / 22023 / 22001 unless `value` is a usable name of `what`
+-- (1..maxlen characters). The C functions run the same check.
 CREATE FUNCTION qml.check_name(what text, value text, maxlen integer)
 	RETURNS void
-	LANGUAGE plpgsql IMMUTABLE
+	LANGUAGE c IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF value IS NULL THEN
-		RAISE EXCEPTION '% must not be null', what
-			USING ERRCODE = 'null_value_not_allowed';
-	ELSIF value = '' THEN
-		RAISE EXCEPTION '% must not be empty', what
-			USING ERRCODE = 'invalid_parameter_value';
-	ELSIF length(value) > maxlen THEN
-		RAISE EXCEPTION '% is too long (% characters)', what, length(value)
-			USING ERRCODE = 'string_data_right_truncation',
-				  DETAIL = format('A %s may have at most %s characters.', what, maxlen);
-	END IF;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_check_name_sql';
 
 -- Raises 22023 unless a lease is a positive interval.
 CREATE FUNCTION qml.check_lease(lease interval) RETURNS void
-	LANGUAGE plpgsql IMMUTABLE
+	LANGUAGE c IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF lease IS NULL OR lease <= interval '0' THEN
-		RAISE EXCEPTION 'lease must be a positive interval, not %',
-			coalesce(lease::text, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Use an interval such as ''5 minutes''.';
-	END IF;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_check_lease_sql';
 
 -- Raises P0002 when no job has this id.
 CREATE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
@@ -207,71 +185,9 @@ CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
 							backoff_base interval DEFAULT NULL,
 							backoff_cap interval DEFAULT NULL)
 	RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER
+	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-	new_id bigint;
-	due timestamptz := coalesce(run_at, now());
-BEGIN
-	IF method IS NULL OR method = '' OR length(method) > 1000 THEN
-		PERFORM qml.check_name('method', method, 1000);
-	END IF;
-	IF enqueue.queue IS NULL OR enqueue.queue = '' OR length(enqueue.queue) > 128 THEN
-		PERFORM qml.check_name('queue', enqueue.queue, 128);
-	END IF;
-	IF max_attempts < 1 THEN
-		RAISE EXCEPTION 'max_attempts must be at least 1, not %', max_attempts
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF backoff_base <= interval '0' OR backoff_cap <= interval '0' THEN
-		RAISE EXCEPTION 'backoff_base and backoff_cap must be positive'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-
-	IF unique_key IS NULL THEN
-		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
-							  max_attempts, run_at, backoff_base, backoff_cap)
-		VALUES (queue, method, coalesce(arguments, '[]'),
-				coalesce(priority, 0),
-				CASE WHEN due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
-				max_attempts, due, backoff_base, backoff_cap)
-		RETURNING id INTO new_id;
-		RETURN new_id;
-	END IF;
-
-	/*
-	 * ON CONFLICT waits for a concurrent enqueue of the same key to commit,
-	 * so two producers racing on one key get the same id. If the live job
-	 * finished between the conflict and the lookup, try again.
-	 */
-	LOOP
-		INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state,
-								   max_attempts, run_at, unique_key,
-								   backoff_base, backoff_cap)
-		VALUES (queue, method, coalesce(arguments, '[]'),
-				coalesce(priority, 0),
-				CASE WHEN due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
-				max_attempts, due, enqueue.unique_key, backoff_base, backoff_cap)
-		ON CONFLICT (unique_key)
-			WHERE unique_key IS NOT NULL
-			  AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')
-			DO NOTHING
-		RETURNING j.id INTO new_id;
-		IF new_id IS NOT NULL THEN
-			RETURN new_id;
-		END IF;
-
-		SELECT j.id INTO new_id FROM qml.jobs j
-		 WHERE j.unique_key = enqueue.unique_key
-		   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
-		IF new_id IS NOT NULL THEN
-			RETURN new_id;
-		END IF;
-	END LOOP;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'qml_enqueue';
 
 /*
  * qml.schedule: a job for later, at run_at or after delay (exactly one).

@@ -54,8 +54,9 @@ typedef struct QmlJobChange
 extern void qml_history_add(const QmlJobChange *change);
 extern void qml_queue_has_work(const char *queue);
 
-/* worker_api.c */
-extern void qml_check_lease(Interval *lease);
+/* checks.c */
+extern void qml_check_name(const char *what, text *value, int maxlen);
+extern void qml_check_positive(const char *what, Interval *value);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);

@@ -17,7 +17,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -86,44 +85,6 @@ session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 		*slot = plan;
 	}
 	return *slot;
-}
-
-static void
-check_worker(text *worker)
-{
-	int			len = worker ? pg_mbstrlen_with_len(VARDATA_ANY(worker),
-													VARSIZE_ANY_EXHDR(worker)) : 0;
-
-	if (worker == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("worker must not be null"),
-				 errhint("Name the worker, e.g. after its host and process id.")));
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("worker must not be empty"),
-				 errhint("Name the worker, e.g. after its host and process id.")));
-	if (len > QML_MAX_WORKER_NAME)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("worker is too long (%d characters)", len),
-				 errdetail("A worker may have at most %d characters.",
-						   QML_MAX_WORKER_NAME)));
-}
-
-void
-qml_check_lease(Interval *lease)
-{
-	Interval	zero = {0};
-
-	if (lease == NULL ||
-		DatumGetBool(DirectFunctionCall2(interval_le, IntervalPGetDatum(lease),
-										 IntervalPGetDatum(&zero))))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be a positive interval"),
-				 errhint("Use an interval such as '5 minutes'.")));
 }
 
 /* the order fetch hands jobs out in: higher priority, then oldest */
@@ -200,13 +161,13 @@ qml_fetch(PG_FUNCTION_ARGS)
 	int			wanted;
 	int			i;
 
-	check_worker(worker);
+	qml_check_name("worker", worker, QML_MAX_WORKER_NAME);
 	if (batch < 1 || batch > QML_MAX_FETCH_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch must be between 1 and %d", QML_MAX_FETCH_BATCH),
 				 errhint("Fetch more jobs in several calls.")));
-	qml_check_lease(lease);
+	qml_check_positive("lease", lease);
 	if (queues == NULL || ARR_NDIM(queues) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

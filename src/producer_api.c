@@ -1,0 +1,171 @@
+/*-------------------------------------------------------------------------
+ *
+ * producer_api.c
+ *	  qml.enqueue in C: the producer's hot path.
+ *
+ * Producers call enqueue once per job inside their own transactions, often
+ * from many connections at once; a PL/pgSQL version spent most of its time
+ * interpreting and replanning. This one checks its arguments and runs one
+ * prepared INSERT (or, with a unique_key, INSERT ... ON CONFLICT DO NOTHING
+ * and a lookup of the live job holding the key).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "qml.h"
+
+PG_FUNCTION_INFO_V1(qml_enqueue);
+
+#define QML_MAX_METHOD_NAME 1000
+#define QML_MAX_QUEUE_NAME 128
+
+#define ENQUEUE_COLUMNS \
+	"INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state," \
+	"                           max_attempts, run_at, backoff_base, backoff_cap," \
+	"                           unique_key)" \
+	" VALUES ($1, $2, $3, $4, $5::text::qml.job_state, $6, $7, $8, $9, $10)"
+
+static const char *const insert_sql = ENQUEUE_COLUMNS " RETURNING j.id";
+
+/*
+ * ON CONFLICT waits for a concurrent enqueue of the same key to commit, so
+ * two producers racing on one key end up with the same job.
+ */
+static const char *const insert_unique_sql = ENQUEUE_COLUMNS
+" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+"   AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')"
+" DO NOTHING RETURNING j.id";
+
+static const char *const find_unique_sql =
+"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $1"
+"   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
+
+static SPIPlanPtr
+prepare_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+											  CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* runs a prepared statement returning at most one bigint; false if none */
+static bool
+run_for_id(SPIPlanPtr plan, Datum *values, const char *nulls, int64 *id)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	bool		isnull;
+
+	if (rc < 0)
+		elog(ERROR, "enqueue failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
+}
+
+/* passes argument `arg` on as a statement parameter, NULL or not */
+static void
+set_nullable(FunctionCallInfo fcinfo, int arg, Datum *value, char *null)
+{
+	*value = PG_ARGISNULL(arg) ? (Datum) 0 : PG_GETARG_DATUM(arg);
+	*null = PG_ARGISNULL(arg) ? 'n' : ' ';
+}
+
+/*
+ * qml.enqueue(method text, arguments jsonb = '[]', queue text = 'default',
+ *			   priority int = 0, run_at timestamptz = NULL,
+ *			   max_attempts int = NULL, unique_key text = NULL,
+ *			   backoff_base interval = NULL, backoff_cap interval = NULL)
+ *		returns bigint
+ */
+Datum
+qml_enqueue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr insert_unique_plan = NULL;
+	static SPIPlanPtr find_unique_plan = NULL;
+	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
+	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10];
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz run_at;
+	int64		id = 0;
+
+	qml_check_name("method", PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				   QML_MAX_METHOD_NAME);
+	qml_check_name("queue", PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
+				   QML_MAX_QUEUE_NAME);
+	if (!PG_ARGISNULL(5) && PG_GETARG_INT32(5) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1, not %d",
+						PG_GETARG_INT32(5))));
+	if (!PG_ARGISNULL(7))
+		qml_check_positive("backoff_base", PG_GETARG_INTERVAL_P(7));
+	if (!PG_ARGISNULL(8))
+		qml_check_positive("backoff_cap", PG_GETARG_INTERVAL_P(8));
+
+	/* a past run_at means "now": the job is due and keeps its place */
+	run_at = PG_ARGISNULL(4) ? now : Max(PG_GETARG_TIMESTAMPTZ(4), now);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PG_GETARG_DATUM(2);
+	values[1] = PG_GETARG_DATUM(0);
+	values[2] = PG_ARGISNULL(1) ?
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]")) : PG_GETARG_DATUM(1);
+	values[3] = Int32GetDatum(PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3));
+	values[4] = CStringGetTextDatum(run_at > now ? "scheduled" : "enqueued");
+	values[6] = TimestampTzGetDatum(run_at);
+	set_nullable(fcinfo, 5, &values[5], &nulls[5]);	/* max_attempts */
+	set_nullable(fcinfo, 7, &values[7], &nulls[7]);	/* backoff_base */
+	set_nullable(fcinfo, 8, &values[8], &nulls[8]);	/* backoff_cap */
+	set_nullable(fcinfo, 6, &values[9], &nulls[9]);	/* unique_key */
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (PG_ARGISNULL(6))
+	{
+		if (!run_for_id(prepare_once(&insert_plan, insert_sql, 10, types),
+						values, nulls, &id))
+			elog(ERROR, "enqueue inserted no row");
+	}
+	else
+	{
+		/* if the live job finished between conflict and lookup, go again */
+		for (;;)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (run_for_id(prepare_once(&insert_unique_plan, insert_unique_sql,
+										10, types),
+						   values, nulls, &id))
+				break;
+			if (run_for_id(prepare_once(&find_unique_plan, find_unique_sql,
+										1, &types[9]),
+						   &values[9], &nulls[9], &id))
+				break;
+		}
+	}
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
