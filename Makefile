@@ -9,7 +9,15 @@ OBJS = \
 	src/maintain.o \
 	src/worker_api.o \
 	src/producer_api.o \
-	src/checks.o
+	src/checks.o \
+	src/cron.o \
+	src/shmem.o \
+	src/launcher.o \
+	src/scheduler.o \
+	src/wakeup.o \
+	src/session_lease.o \
+	src/stats.o \
+	src/recurring.o
 
 EXTENSION = qml
 DATA = qml--1.0.sql

@@ -55,7 +55,9 @@ CREATE TABLE qml.jobs (
 	result		jsonb,
 	unique_key	text,
 	backoff_base interval,		-- NULL: follow qml.retry_base
-	backoff_cap interval		-- NULL: follow qml.retry_cap
+	backoff_cap interval,		-- NULL: follow qml.retry_cap
+	lease_pid	integer,		-- session lease: the claiming backend's pid
+	lease_session timestamptz	-- ... and its start time (NULL: time lease only)
 ) WITH (fillfactor = 50);
 -- Every job is updated at least twice (claim, completion) and no update can
 -- be HOT (state is in the partial indexes' predicates): the free half of
@@ -261,6 +263,14 @@ BEGIN
 				THEN 'needs "run_at" as a timestamp string'
 			  WHEN j ? 'unique_key' AND jsonb_typeof(j->'unique_key') NOT IN ('string', 'null')
 				THEN 'needs "unique_key" as a string'
+			  WHEN j ? 'backoff_base' AND jsonb_typeof(j->'backoff_base') <> 'null'
+				   AND (jsonb_typeof(j->'backoff_base') <> 'string'
+						OR (j->>'backoff_base')::interval NOT BETWEEN interval '1 microsecond' AND interval '100 years')
+				THEN 'needs "backoff_base" as a positive interval string of at most 100 years'
+			  WHEN j ? 'backoff_cap' AND jsonb_typeof(j->'backoff_cap') <> 'null'
+				   AND (jsonb_typeof(j->'backoff_cap') <> 'string'
+						OR (j->>'backoff_cap')::interval NOT BETWEEN interval '1 microsecond' AND interval '100 years')
+				THEN 'needs "backoff_cap" as a positive interval string of at most 100 years'
 			  END AS problem
 			  FROM jsonb_array_elements(jobs) WITH ORDINALITY AS a(j, ord)) e
 	 WHERE e.problem IS NOT NULL
@@ -292,7 +302,8 @@ BEGIN
 
 	RETURN QUERY
 	WITH input AS (
-		SELECT a.ord, a.j, coalesce((a.j->>'run_at')::timestamptz, now()) AS due
+		-- a past run_at means now, as in enqueue: the job does not jump the queue
+		SELECT a.ord, a.j, greatest((a.j->>'run_at')::timestamptz, now()) AS due
 		  FROM jsonb_array_elements(jobs) WITH ORDINALITY AS a(j, ord)),
 	ins AS (
 		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
@@ -320,11 +331,21 @@ $$;
  * queues in the order given, then higher priority, then oldest first.
  * Paused queues yield nothing. Rows locked by other sessions are skipped,
  * never waited for. Errors: 22004 null worker or queue, 22023 empty worker,
- * bad batch, lease not positive, empty queues; 22001 worker too long.
+ * bad batch, lease not positive, empty queues, negative wait; 22001 worker
+ * too long; 0A000 wait in a REPEATABLE READ or SERIALIZABLE transaction.
+ *
+ * wait: when nothing is there, block in the server until a commit makes a
+ * job of these queues enqueued (or a promotion does), at most this long;
+ * cancel and terminate interrupt it. session_lease: the jobs are rescued
+ * as soon as this session ends (false for pooled connections, where only
+ * the lease applies). Both need the library preloaded; without it a wait
+ * polls and the lease alone applies.
  */
 CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
 						  batch integer DEFAULT 1,
-						  lease interval DEFAULT '5 minutes')
+						  lease interval DEFAULT '5 minutes',
+						  wait interval DEFAULT NULL,
+						  session_lease boolean DEFAULT true)
 	RETURNS SETOF qml.jobs
 	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -480,8 +501,8 @@ BEGIN
 	END IF;
 	UPDATE qml.queues q SET paused = set_queue_paused.paused WHERE q.name = queue;
 	IF NOT paused THEN
-		-- idle workers of this queue may be waiting for a notification
-		PERFORM pg_notify('qml', queue);
+		-- idle workers of this queue may be waiting: notify and wake them
+		PERFORM qml.wake_queue(queue);
 	END IF;
 	RETURN was IS DISTINCT FROM paused;
 END
@@ -530,7 +551,9 @@ END;
 
 /*
  * qml.throughput: succeeded and failed jobs per time bucket over the last
- * `since`, per queue (or for one queue).
+ * `since`, per queue (or for one queue). Where the scheduler serves the
+ * database it reads the per-minute roll-up (qml.throughput_minutes, one
+ * minute resolution, up to a second behind); elsewhere it reads qml.jobs.
  */
 CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
 							   since interval DEFAULT '1 hour',
@@ -548,6 +571,19 @@ BEGIN
 		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
 			USING ERRCODE = 'program_limit_exceeded',
 				  HINT = 'Use a larger bucket or a shorter since.';
+	END IF;
+	-- the scheduler's per-minute roll-up when there is one (see stats.c)
+	IF qml.stats_live() THEN
+		RETURN QUERY
+		SELECT date_bin(bucket_width, t.minute, timestamptz '2000-01-01') AS b,
+			   t.queue, sum(t.succeeded)::bigint, sum(t.failed)::bigint
+		  FROM qml.throughput_minutes t
+		 WHERE t.minute > now() - since - interval '1 minute'
+		   AND (for_queue IS NULL OR t.queue = for_queue)
+		 GROUP BY 1, 2
+		HAVING sum(t.succeeded) + sum(t.failed) > 0
+		 ORDER BY 1, 2;
+		RETURN;
 	END IF;
 	RETURN QUERY
 	SELECT date_bin(bucket_width, j.finished_at, timestamptz '2000-01-01') AS b,
@@ -588,12 +624,13 @@ BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	EXECUTE format('GRANT USAGE ON SCHEMA qml TO %I', role::text);
+	-- a regrole prints as a quoted identifier already: %s, not %I
+	EXECUTE format('GRANT USAGE ON SCHEMA qml TO %s', role);
 	FOREACH f IN ARRAY functions LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, role::text);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
 	END LOOP;
 	IF tables THEN
-		EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA qml TO %I', role::text);
+		EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA qml TO %s', role);
 	END IF;
 END
 $$;
@@ -612,7 +649,7 @@ CREATE FUNCTION qml.grant_producer(role regrole) RETURNS void
 CREATE FUNCTION qml.grant_worker(role regrole) RETURNS void
 	LANGUAGE sql
 	SET search_path = pg_catalog, pg_temp
-	RETURN qml.grant_to(role, ARRAY['qml.fetch(text,text[],integer,interval)',
+	RETURN qml.grant_to(role, ARRAY['qml.fetch(text,text[],integer,interval,interval,boolean)',
 									'qml.complete(bigint,text,jsonb)',
 									'qml.complete_batch(bigint[],text,jsonb[])',
 									'qml.fail(bigint,text,text,boolean)',
@@ -622,7 +659,7 @@ CREATE FUNCTION qml.grant_worker(role regrole) RETURNS void
 						false);
 
 -- Admin: everything a producer and a worker may do, plus delete, requeue,
--- pause/resume, maintain, and reading every table.
+-- pause/resume, maintain, recurring jobs, and reading every table.
 CREATE FUNCTION qml.grant_admin(role regrole) RETURNS void
 	LANGUAGE plpgsql
 	SET search_path = pg_catalog, pg_temp
@@ -632,7 +669,9 @@ BEGIN
 	PERFORM qml.grant_worker(role);
 	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
 									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
-									 'qml.maintain()'],
+									 'qml.maintain()',
+									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
+									 'qml.remove_recurring(text)'],
 						 true);
 END
 $$;
@@ -643,10 +682,202 @@ CREATE FUNCTION qml.revoke_all(role regrole) RETURNS void
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA qml FROM %I', role::text);
-	EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA qml FROM %I', role::text);
-	EXECUTE format('REVOKE ALL ON SCHEMA qml FROM %I', role::text);
+	EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA qml FROM %s', role);
+	EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA qml FROM %s', role);
+	EXECUTE format('REVOKE ALL ON SCHEMA qml FROM %s', role);
 END
 $$;
+
+/* ---------------------------------------------------------------------
+ * Scheduler (src/launcher.c, scheduler.c, maintain.c, wakeup.c,
+ * session_lease.c, stats.c, recurring.c): recurring jobs, per-minute
+ * statistics, and the internal helpers the background worker, qml.fetch
+ * and the triggers use. See README.md, "Scheduler".
+ * --------------------------------------------------------------------- */
+
+-- A queue's own retention cannot be negative (23514).
+ALTER TABLE qml.queues ADD CONSTRAINT queues_retention_check
+	CHECK (retention >= interval '0');
+
+-- Recurring jobs: the scheduler enqueues one job per due time. next_run_at
+-- moves in the same transaction as the enqueue, under the row's lock.
+CREATE TABLE qml.recurring (
+	name		text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 200),
+	schedule	text NOT NULL,	-- cron, @macro or interval; see qml.add_recurring
+	timezone	text,			-- NULL: UTC (or the schedule's CRON_TZ=)
+	method		text NOT NULL CHECK (length(method) BETWEEN 1 AND 1000),
+	arguments	jsonb NOT NULL DEFAULT '[]',
+	queue		text NOT NULL DEFAULT 'default'
+				CHECK (length(queue) BETWEEN 1 AND 128),
+	priority	integer NOT NULL DEFAULT 0,
+	max_attempts integer CHECK (max_attempts >= 1),
+	next_run_at timestamptz NOT NULL,
+	last_run_at timestamptz,	-- the due time the last job was enqueued for
+	last_job_id bigint,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX recurring_next_idx ON qml.recurring (next_run_at);
+
+-- Jobs enqueued, succeeded and failed per queue per minute, rolled up by
+-- the scheduler from counts kept in shared memory (qml.stats_retention).
+CREATE TABLE qml.throughput_minutes (
+	minute		timestamptz NOT NULL,
+	queue		text NOT NULL,
+	enqueued	bigint NOT NULL DEFAULT 0,
+	succeeded	bigint NOT NULL DEFAULT 0,
+	failed		bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (minute, queue)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('qml.recurring', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.throughput_minutes', '');
+
+-- Internal: whether the session (pid, backend start) of a claim still runs.
+CREATE FUNCTION qml.session_alive(pid integer, started timestamptz) RETURNS boolean
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'qml_session_alive_sql';
+
+-- Internal: wake the scheduler at commit if it would sleep past `at`
+-- (NULL: now).
+CREATE FUNCTION qml.wake_scheduler(at timestamptz) RETURNS void
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'qml_wake_scheduler';
+
+-- Internal: tell a queue's idle workers at commit that it may have work.
+CREATE FUNCTION qml.wake_queue(queue text) RETURNS void
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'qml_wake_queue';
+
+-- Internal: whether this database's statistics are rolled up (preloaded
+-- library, database served by a scheduler).
+CREATE FUNCTION qml.stats_live() RETURNS boolean
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'qml_stats_live';
+
+/*
+ * qml.next_run(schedule, timezone, due, now): internal. The run of
+ * `schedule` after the one due at `due`, never earlier than `now`.
+ * Errors: 22023 invalid schedule (the parser's reason in DETAIL), unknown
+ * time zone, a schedule that never runs; 22004 null schedule.
+ */
+CREATE FUNCTION qml.next_run(schedule text, timezone text, due timestamptz,
+							 now timestamptz)
+	RETURNS timestamptz
+	LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'qml_next_run';
+
+/*
+ * qml.fire_recurring(batch): internal, a step of the scheduler's pass.
+ * Enqueues one job for each recurring job that is due (its run_at is the
+ * due time, which also keeps its place among older jobs) and moves next_run_at on, in this transaction, under the row's
+ * lock (SKIP LOCKED: two passes never fire the same run). Runs missed while
+ * nobody passed fire once. A row whose schedule no longer parses is logged
+ * and looked at again in an hour. Returns the number fired.
+ */
+CREATE FUNCTION qml.fire_recurring(batch integer) RETURNS integer
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	job bigint;
+	fired integer := 0;
+BEGIN
+	FOR r IN SELECT * FROM qml.recurring c
+			  WHERE c.next_run_at <= now()
+			  ORDER BY c.next_run_at LIMIT batch
+			  FOR UPDATE SKIP LOCKED
+	LOOP
+		BEGIN
+			-- the job's run_at is the due time it stands for
+			INSERT INTO qml.jobs (queue, method, arguments, priority, state,
+								  max_attempts, run_at)
+			VALUES (r.queue, r.method, r.arguments, r.priority, 'enqueued',
+					r.max_attempts, r.next_run_at)
+			RETURNING id INTO job;
+			UPDATE qml.recurring c
+			   SET last_run_at = r.next_run_at, last_job_id = job,
+				   next_run_at = qml.next_run(r.schedule, r.timezone, r.next_run_at, now())
+			 WHERE c.name = r.name;
+			fired := fired + 1;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'recurring job "%" could not fire: %', r.name, SQLERRM
+				USING HINT = 'Remove it with qml.remove_recurring() and add it again.';
+			UPDATE qml.recurring c SET next_run_at = now() + interval '1 hour'
+			 WHERE c.name = r.name;
+		END;
+	END LOOP;
+	RETURN fired;
+END
+$$;
+
+/*
+ * qml.add_recurring: a job enqueued by the scheduler at every run of
+ * `schedule`. Returns its first run.
+ *
+ * schedule: 5-field cron ('*\/5 * * * *', ranges, lists, steps, month and
+ * day names), a macro (@yearly @monthly @weekly @daily @hourly), or an
+ * interval ('30 seconds', 'every 5 minutes', 1 second to 366 days). Cron
+ * fields are read in `timezone` (or a 'CRON_TZ=Area/City ' prefix), UTC
+ * when neither is given. Interval runs keep their cadence from the first.
+ * Errors: 22023 invalid schedule (the parser's reason in DETAIL), unknown
+ * time zone, max_attempts < 1, empty name/method/queue; 22004 null
+ * argument; 22001 name/method/queue too long; 23505 the name exists.
+ */
+CREATE FUNCTION qml.add_recurring(name text, schedule text, method text,
+								  arguments jsonb DEFAULT '[]',
+								  queue text DEFAULT 'default',
+								  priority integer DEFAULT 0,
+								  max_attempts integer DEFAULT NULL,
+								  timezone text DEFAULT NULL)
+	RETURNS timestamptz
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	first_run timestamptz;
+BEGIN
+	PERFORM qml.check_name('name', add_recurring.name, 200);
+	PERFORM qml.check_name('method', add_recurring.method, 1000);
+	PERFORM qml.check_name('queue', add_recurring.queue, 128);
+	IF add_recurring.max_attempts < 1 THEN
+		RAISE EXCEPTION 'max_attempts must be at least 1, not %', add_recurring.max_attempts
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	first_run := qml.next_run(add_recurring.schedule, add_recurring.timezone, now(), now());
+
+	INSERT INTO qml.recurring AS c (name, schedule, timezone, method, arguments,
+									queue, priority, max_attempts, next_run_at)
+	VALUES (add_recurring.name, add_recurring.schedule, add_recurring.timezone,
+			add_recurring.method, coalesce(add_recurring.arguments, '[]'),
+			add_recurring.queue, coalesce(add_recurring.priority, 0),
+			add_recurring.max_attempts, first_run)
+	ON CONFLICT ON CONSTRAINT recurring_pkey DO NOTHING;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'recurring job "%" already exists', add_recurring.name
+			USING ERRCODE = 'unique_violation',
+				  HINT = 'Remove it first with qml.remove_recurring(), or choose another name.';
+	END IF;
+	PERFORM qml.wake_scheduler(first_run);
+	RETURN first_run;
+END
+$$;
+
+/*
+ * qml.remove_recurring: stops a recurring job (jobs it already enqueued
+ * stay). False when there is no recurring job of that name.
+ */
+CREATE FUNCTION qml.remove_recurring(name text) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM qml.recurring c WHERE c.name = remove_recurring.name;
+	RETURN FOUND;
+END
+$$;
+
+-- A scheduler idling in this database (no extension yet) starts at commit.
+SELECT qml.wake_scheduler(NULL);
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;

@@ -43,7 +43,7 @@ suite() {
 }
 only=("$@")
 
-suite regress make -s installcheck
+suite regress make -s installcheck ISOLATION=
 suite pgtap test/pgtap/run.sh
 suite stress test/stress/concurrent_claim.sh
 [ -f test/suites.sh ] && . test/suites.sh

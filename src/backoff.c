@@ -27,21 +27,28 @@ qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec)
 
 	if (attempt < 1)
 		attempt = 1;
-	/* double until the cap; the loop stops early so it cannot overflow */
+	/* double until the cap, never past it, so it cannot overflow */
 	for (i = 1; i < attempt && delay < cap_usec; i++)
-		delay *= 2;
+		delay = (delay > cap_usec / 2) ? cap_usec : delay * 2;
 	if (delay > cap_usec)
 		delay = cap_usec;
 
 	return delay / 2 + (int64) (pg_prng_double(&pg_global_prng_state) * (delay - delay / 2));
 }
 
+/*
+ * Months and days count as 30 and 1 days: a backoff is a duration, not a
+ * date. Saturates instead of overflowing (intervals reach 178 million years).
+ */
 static int64
 interval_usec(Interval *iv)
 {
-	/* months and days as 30 and 1 days: a backoff is a duration, not a date */
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * 30 * USECS_PER_DAY;
+	double		usec = (double) iv->time + (double) iv->day * USECS_PER_DAY +
+		(double) iv->month * 30 * USECS_PER_DAY;
+
+	if (usec >= (double) PG_INT64_MAX)
+		return PG_INT64_MAX;
+	return (int64) usec;
 }
 
 /*

@@ -58,6 +58,24 @@ qml_check_positive(const char *what, Interval *value)
 				 errhint("Use an interval such as '5 minutes'.")));
 }
 
+/*
+ * A per-job backoff: positive and at most 100 years, so that the backoff
+ * arithmetic (in microseconds) cannot overflow.
+ */
+void
+qml_check_backoff(const char *what, Interval *value)
+{
+	Interval	limit = {0};
+
+	qml_check_positive(what, value);
+	limit.month = 100 * 12;
+	if (DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
+										 IntervalPGetDatum(&limit))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most 100 years", what)));
+}
+
 /* qml.check_name(what text, value text, maxlen int): for SQL callers */
 Datum
 qml_check_name_sql(PG_FUNCTION_ARGS)

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * job_history.c
- *	  The history of state changes (qml.job_events) and the wakeup of idle
- *	  workers when a queue gets work.
+ *	  The history of state changes (qml.job_events). Waking idle workers
+ *	  when a queue gets work is wakeup.c's.
  *
  * The row trigger hands each change to qml_history_add(); the statement
  * trigger qml_jobs_flush() then writes all of a statement's changes with one
@@ -133,16 +133,6 @@ qml_history_add(const QmlJobChange *change)
 	p->change.worker = copy_or_null(change->worker);
 	p->change.error = copy_or_null(change->error);
 	MemoryContextSwitchTo(old);
-}
-
-/*
- * A job of `queue` became enqueued: tell idle workers. NOTIFY folds
- * duplicates within a transaction and is sent only at commit.
- */
-void
-qml_queue_has_work(const char *queue)
-{
-	Async_Notify("qml", queue);
 }
 
 static Datum

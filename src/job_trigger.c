@@ -57,6 +57,7 @@ typedef struct StampCache
 	int			att_state;
 	int			att_max_attempts;
 	int			att_last_error;
+	int			att_run_at;
 	int			att_enqueued_at;
 	int			att_started_at;
 	int			att_finished_at;
@@ -90,6 +91,7 @@ stamp_cache(FunctionCallInfo fcinfo, Relation rel)
 	cache->att_queue = attnum_or_error(desc, "queue");
 	cache->att_state = attnum_or_error(desc, "state");
 	cache->att_last_error = attnum_or_error(desc, "last_error");
+	cache->att_run_at = attnum_or_error(desc, "run_at");
 	cache->att_max_attempts = attnum_or_error(desc, "max_attempts");
 	cache->att_enqueued_at = attnum_or_error(desc, "enqueued_at");
 	cache->att_started_at = attnum_or_error(desc, "started_at");
@@ -148,8 +150,8 @@ text_col(HeapTuple tuple, TupleDesc desc, int attnum)
 }
 
 /*
- * Hands a state change to the history and wakes the queue's workers when a
- * job became enqueued. The worker is the lease holder: the claimer on a
+ * Hands a state change to the history and to wakeup.c (which wakes the
+ * queue's workers when a job became enqueued, and counts it). The worker is the lease holder: the claimer on a
  * claim, the previous holder otherwise.
  */
 static void
@@ -169,9 +171,14 @@ record_change(StampCache *cache, TupleDesc desc, HeapTuple oldtuple,
 	change.error = (to == JS_FAILED || to == JS_AWAITING_RETRY) ?
 		text_col(newtuple, desc, cache->att_last_error) : NULL;
 
+	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, cache->att_run_at,
+													 desc, &isnull));
+	if (isnull)
+		change.run_at = DT_NOEND;
+
 	qml_history_add(&change);
-	if (to == JS_ENQUEUED)
-		qml_queue_has_work(change.queue);
+	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
+	qml_job_changed(&change);
 }
 
 /* collects column replacements for heap_modify_tuple_by_cols */

@@ -2,12 +2,15 @@
  *
  * maintain.c
  *	  One maintenance pass over the job store: promote due jobs, rescue
- *	  jobs whose lease expired, prune old finished jobs.
+ *	  jobs whose lease expired or whose session ended, fire due recurring
+ *	  jobs, prune old finished jobs, roll up statistics, and say when
+ *	  something next falls due.
  *
- * The scheduler background worker runs this pass continuously; the SQL
- * function qml.maintain() runs it once by hand, for servers where qml
- * cannot be preloaded and for tests. Both go through qml_maintain_pass(),
- * so there is one definition of what a pass does.
+ * The scheduler background worker runs this pass continuously (again at
+ * once while a step hits its batch limit, else sleeping until the next
+ * due time); the SQL function qml.maintain() runs it once by hand, for
+ * servers where qml cannot be preloaded and for tests. Both go through
+ * qml_maintain_pass(), so there is one definition of what a pass does.
  *
  * Every step claims its rows with SKIP LOCKED and touches at most
  * qml.maintain_batch of them, so a pass never waits on a worker's row
@@ -22,8 +25,10 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "qml.h"
 
@@ -82,6 +87,43 @@ static const char *const prune_sql =
 " , events AS (DELETE FROM qml.job_events e USING gone WHERE e.job_id OPERATOR(pg_catalog.=) gone.id)"
 " SELECT pg_catalog.count(*) FROM gone";
 
+/* finished jobs are deleted a thousand at a time: short locks, small WAL bursts */
+#define PRUNE_BATCH 1000
+
+/*
+ * A claim with a session lease whose session ended (connection dropped,
+ * backend killed, server restarted) fails the way a lost lease does.
+ */
+static const char *const session_rescue_sql =
+"WITH gone AS ("
+"  SELECT id FROM qml.jobs"
+"   WHERE state OPERATOR(pg_catalog.=) 'processing'"
+"     AND lease_pid IS NOT NULL"
+"     AND NOT qml.session_alive(lease_pid, lease_session)"
+"   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED)"
+" UPDATE qml.jobs j"
+"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
+"                     THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,"
+"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
+"                      THEN (pg_catalog.now() OPERATOR(pg_catalog.+)"
+"                            qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap))"
+"                      ELSE j.run_at END,"
+"        last_error = 'session of worker ' OPERATOR(pg_catalog.||) j.locked_by"
+"                     OPERATOR(pg_catalog.||) ' ended'"
+"   FROM gone WHERE j.id OPERATOR(pg_catalog.=) gone.id";
+
+/* when the scheduler must look again: the earliest due job, lease or run */
+static const char *const next_due_sql =
+"SELECT LEAST("
+"  (SELECT pg_catalog.min(run_at) FROM qml.jobs"
+"    WHERE state OPERATOR(pg_catalog.=) ANY ('{scheduled,awaiting_retry}'::qml.job_state[])),"
+"  (SELECT pg_catalog.min(locked_until) FROM qml.jobs"
+"    WHERE state OPERATOR(pg_catalog.=) 'processing'),"
+"  (SELECT pg_catalog.min(next_run_at) FROM qml.recurring))";
+
+/* ended sessions already looked for; the first pass of a process looks */
+static uint64 sessions_checked = PG_UINT64_MAX;
+
 static uint64
 run_step(const char *sql, int nargs, Oid *types, Datum *values)
 {
@@ -93,24 +135,97 @@ run_step(const char *sql, int nargs, Oid *types, Datum *values)
 	return SPI_processed;
 }
 
-void
-qml_maintain_pass(QmlPassResult *result)
+/* the first column of the first row of the last statement */
+static Datum
+first_value(bool *isnull)
+{
+	if (SPI_processed == 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+/*
+ * Session leases: looked at when a session that held one ended since the
+ * last look (a bgworker's pass), or always (qml.maintain() by hand).
+ */
+static uint64
+rescue_sessions(Oid *types, Datum *values)
+{
+	uint64		ended = qml_sessions_ended();
+	uint64		n;
+
+	if (!qml_shmem_ready() ||
+		(IsBackgroundWorker && ended == sessions_checked))
+		return 0;
+	n = run_step(session_rescue_sql, 1, types, values);
+	if (n < (uint64) qml_maintain_batch)
+		sessions_checked = ended;
+	return n;
+}
+
+static void
+pass_steps(QmlPassResult *result)
 {
 	Oid			types[3] = {INT4OID, FLOAT8OID, BOOLOID};
 	Datum		values[3];
+	uint64		batch = (uint64) qml_maintain_batch;
+	uint64		expired;
+	uint64		ended;
 	bool		isnull;
+	Datum		d;
 
 	values[0] = Int32GetDatum(qml_maintain_batch);
 	values[1] = Float8GetDatum((double) qml_retention_s);
 	values[2] = BoolGetDatum(qml_prune_failed);
 
-	SPI_connect();
 	result->promoted = run_step(promote_sql, 1, types, values);
-	result->rescued = run_step(rescue_sql, 1, types, values);
+	expired = run_step(rescue_sql, 1, types, values);
+	ended = rescue_sessions(types, values);
+	result->rescued = expired + ended;
+	result->fired = qml_recurring_fire(qml_maintain_batch);
+
+	values[0] = Int32GetDatum(Min(qml_maintain_batch, PRUNE_BATCH));
 	run_step(prune_sql, 3, types, values);
-	result->pruned = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1,
-												 &isnull));
+	d = first_value(&isnull);
+	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
+
+	qml_stats_rollup();
+	qml_wakeup_send_missed();
+
+	result->more = result->promoted >= batch || expired >= batch ||
+		ended >= batch || result->fired >= batch ||
+		result->pruned >= (uint64) Min(qml_maintain_batch, PRUNE_BATCH);
+
+	run_step(next_due_sql, 0, NULL, NULL);
+	d = first_value(&isnull);
+	result->next_due = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/*
+ * One pass. The caller provides a transaction; every queue the pass makes
+ * jobs enqueued in is notified at commit.
+ */
+void
+qml_maintain_pass(QmlPassResult *result)
+{
+	memset(result, 0, sizeof(QmlPassResult));
+	result->next_due = DT_NOEND;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	qml_wakeup_pass_mode(true);
+	PG_TRY();
+	{
+		pass_steps(result);
+	}
+	PG_FINALLY();
+	{
+		qml_wakeup_pass_mode(false);
+	}
+	PG_END_TRY();
 	SPI_finish();
 }
 
@@ -118,7 +233,7 @@ qml_maintain_pass(QmlPassResult *result)
  * qml.maintain() returns jsonb
  *
  * One pass, by hand. Returns what it did, e.g.
- * {"promoted": 3, "rescued": 0, "pruned": 120}.
+ * {"promoted": 3, "rescued": 0, "fired": 1, "pruned": 120}.
  */
 Datum
 qml_maintain(PG_FUNCTION_ARGS)
@@ -128,7 +243,7 @@ qml_maintain(PG_FUNCTION_ARGS)
 
 	qml_maintain_pass(&r);
 	json = psprintf("{\"promoted\": " UINT64_FORMAT ", \"rescued\": " UINT64_FORMAT
-					", \"pruned\": " UINT64_FORMAT "}",
-					r.promoted, r.rescued, r.pruned);
+					", \"fired\": " UINT64_FORMAT ", \"pruned\": " UINT64_FORMAT "}",
+					r.promoted, r.rescued, r.fired, r.pruned);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 }

@@ -122,9 +122,9 @@ qml_enqueue(PG_FUNCTION_ARGS)
 				 errmsg("max_attempts must be at least 1, not %d",
 						PG_GETARG_INT32(5))));
 	if (!PG_ARGISNULL(7))
-		qml_check_positive("backoff_base", PG_GETARG_INTERVAL_P(7));
+		qml_check_backoff("backoff_base", PG_GETARG_INTERVAL_P(7));
 	if (!PG_ARGISNULL(8))
-		qml_check_positive("backoff_cap", PG_GETARG_INTERVAL_P(8));
+		qml_check_backoff("backoff_cap", PG_GETARG_INTERVAL_P(8));
 
 	/* a past run_at means "now": the job is due and keeps its place */
 	run_at = PG_ARGISNULL(4) ? now : Max(PG_GETARG_TIMESTAMPTZ(4), now);

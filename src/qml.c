@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * qml.c
- *	  Module entry point of the qml extension: defines the qml.* settings.
+ *	  Module entry point of the qml extension: defines the qml.* settings
+ *	  and, when preloaded, sets up shared memory, the launcher and hooks.
  *
  * Settings live here so that every other file reads them from one place.
  * The SQL functions never read these through current_setting(): they call
@@ -15,6 +16,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "qml.h"
@@ -28,8 +30,66 @@ int			qml_retention_s = 24 * 3600;
 bool		qml_prune_failed = false;
 int			qml_maintain_batch = 10000;
 bool		qml_history = true;
+char	   *qml_databases = NULL;
+int			qml_scheduler_interval_ms = 1000;
+int			qml_wakeups = QML_WAKEUPS_ON;
+int			qml_stats_retention_s = 7 * 24 * 3600;
+
+static const struct config_enum_entry wakeup_options[] = {
+	{"on", QML_WAKEUPS_ON, false},
+	{"off", QML_WAKEUPS_OFF, false},
+	{"always", QML_WAKEUPS_ALWAYS, false},
+	{"true", QML_WAKEUPS_ON, true},
+	{"false", QML_WAKEUPS_OFF, true},
+	{"yes", QML_WAKEUPS_ON, true},
+	{"no", QML_WAKEUPS_OFF, true},
+	{"1", QML_WAKEUPS_ON, true},
+	{"0", QML_WAKEUPS_OFF, true},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
+
+static bool
+check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *problem;
+	bool		all;
+
+	if (qml_parse_databases(*newval, NULL, NULL, &all, &problem))
+		return true;
+	GUC_check_errdetail("%s", problem);
+	GUC_check_errhint("List database names separated by commas; * means all, !name leaves one out.");
+	return false;
+}
+
+/* the scheduler's settings (see launcher.c, scheduler.c, wakeup.c, stats.c) */
+static void
+define_scheduler_settings(void)
+{
+	DefineCustomStringVariable("qml.databases",
+							   "Databases the qml scheduler serves.",
+							   "Comma-separated names; empty or * means every database that "
+							   "accepts connections, !name leaves one out.",
+							   &qml_databases, "",
+							   PGC_SIGHUP, 0, check_databases, NULL, NULL);
+	DefineCustomIntVariable("qml.scheduler_interval",
+							"Longest the scheduler sleeps between two passes.",
+							"It wakes earlier when something falls due.",
+							&qml_scheduler_interval_ms, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomEnumVariable("qml.wakeups",
+							 "How idle workers learn that a queue has work.",
+							 "on: NOTIFY when a fetch on the queue came back empty, and wake "
+							 "waiting fetches; always: NOTIFY on every enqueue; off: neither.",
+							 &qml_wakeups, QML_WAKEUPS_ON, wakeup_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("qml.stats_retention",
+							"How long per-minute statistics are kept.",
+							NULL,
+							&qml_stats_retention_s, 7 * 24 * 3600, 60, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+}
 
 void
 _PG_init(void)
@@ -69,6 +129,16 @@ _PG_init(void)
 							 "A queue may turn it off in qml.queues.history.",
 							 &qml_history, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	define_scheduler_settings();
 
 	MarkGUCPrefixReserved("qml");
+
+	qml_wakeup_init();
+	qml_stats_init();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		qml_shmem_install();
+		qml_launcher_register();
+		qml_utility_hook_install();
+	}
 }

@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "utils/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
 
@@ -52,11 +53,11 @@ typedef struct QmlJobChange
 
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
-extern void qml_queue_has_work(const char *queue);
 
 /* checks.c */
 extern void qml_check_name(const char *what, text *value, int maxlen);
 extern void qml_check_positive(const char *what, Interval *value);
+extern void qml_check_backoff(const char *what, Interval *value);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);
@@ -153,6 +154,8 @@ extern void qml_wake_launcher_at_commit(void);
 extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues);
 extern void qml_wait_epoch(QmlWaitSet *ws);
 extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
+extern TimestampTz qml_wait_deadline(Interval *wait);
+extern Interval *qml_lease_from_now(Interval *lease);
 
 /* session_lease.c */
 extern bool qml_session_register(int32 *pid, TimestampTz *started);

@@ -39,7 +39,8 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 static const char *const claim_sql =
 "UPDATE qml.jobs j"
 "   SET state = 'processing', attempts = j.attempts + 1,"
-"       locked_by = $3, locked_until = now() + $4"
+"       locked_by = $3, locked_until = now() + $4,"
+"       lease_pid = $5, lease_session = $6"
 " WHERE j.id = ANY (ARRAY("
 "        SELECT c.id FROM qml.jobs c"
 "         WHERE c.state = 'enqueued' AND c.queue = $1"
@@ -141,10 +142,14 @@ put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n)
 
 /*
  * qml.fetch(worker text, queues text[] = '{default}', batch int = 1,
- *			 lease interval = '5 minutes') returns setof qml.jobs
+ *			 lease interval = '5 minutes', wait interval = NULL,
+ *			 session_lease boolean = true) returns setof qml.jobs
  *
  * Claims up to `batch` jobs: queues in the order given, then higher
- * priority, then oldest first.
+ * priority, then oldest first. With `wait`, when there is nothing it
+ * blocks until a commit makes jobs of these queues enqueued or the wait
+ * runs out (wakeup.c). With session_lease, the jobs are rescued as soon as
+ * this session ends (session_lease.c).
  */
 Datum
 qml_fetch(PG_FUNCTION_ARGS)
@@ -154,7 +159,14 @@ qml_fetch(PG_FUNCTION_ARGS)
 	ArrayType  *queues = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
 	int			batch = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
 	Interval   *lease = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
+	Interval   *wait = PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4);
+	bool		session_lease = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz deadline = qml_wait_deadline(wait);
+	QmlWaitSet	ws;
+	int32		session_pid = 0;
+	TimestampTz session_started = 0;
+	char		nulls[6] = {' ', ' ', ' ', ' ', 'n', 'n'};
 	Datum	   *queue_names;
 	bool	   *queue_nulls;
 	int			nqueues;
@@ -165,7 +177,9 @@ qml_fetch(PG_FUNCTION_ARGS)
 	if (batch < 1 || batch > QML_MAX_FETCH_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d", QML_MAX_FETCH_BATCH),
+				 errmsg("batch must be between 1 and %d, not %s",
+						QML_MAX_FETCH_BATCH,
+						PG_ARGISNULL(2) ? "NULL" : psprintf("%d", batch)),
 				 errhint("Fetch more jobs in several calls.")));
 	qml_check_positive("lease", lease);
 	if (queues == NULL || ARR_NDIM(queues) != 1)
@@ -182,25 +196,43 @@ qml_fetch(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
+	/* session lease: the claim remembers this session (session_lease.c) */
+	if (session_lease && qml_session_register(&session_pid, &session_started))
+		nulls[4] = nulls[5] = ' ';
+	qml_wait_begin(&ws, queue_names, nqueues);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	wanted = batch;
-	for (i = 0; i < nqueues && wanted > 0; i++)
+	for (;;)
 	{
-		Oid			types[4] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID};
-		Datum		values[4];
-		int			rc;
+		/* counted before the claim's snapshot: see wakeup.c */
+		qml_wait_epoch(&ws);
+		wanted = batch;
+		for (i = 0; i < nqueues && wanted > 0; i++)
+		{
+			Oid			types[6] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID,
+			INT4OID, TIMESTAMPTZOID};
+			Datum		values[6];
+			int			rc;
 
-		values[0] = queue_names[i];
-		values[1] = Int32GetDatum(wanted);
-		values[2] = PointerGetDatum(worker);
-		values[3] = IntervalPGetDatum(lease);
-		rc = SPI_execute_plan(session_plan(&claim_plan, claim_sql, 4, types),
-							  values, NULL, false, 0);
-		if (rc != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-		put_in_claim_order(rsinfo->setResult, SPI_tuptable, SPI_processed);
-		wanted -= (int) SPI_processed;
+			values[0] = queue_names[i];
+			values[1] = Int32GetDatum(wanted);
+			values[2] = PointerGetDatum(worker);
+			values[3] = IntervalPGetDatum(lease);
+			values[4] = Int32GetDatum(session_pid);
+			values[5] = TimestampTzGetDatum(session_started);
+			rc = SPI_execute_plan(session_plan(&claim_plan, claim_sql, 6, types),
+								  values, nulls, false, 0);
+			if (rc != SPI_OK_UPDATE_RETURNING)
+				elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+			put_in_claim_order(rsinfo->setResult, SPI_tuptable, SPI_processed);
+			wanted -= (int) SPI_processed;
+		}
+		/* nothing: note that we wait, and with `wait` sleep until work comes */
+		if (wanted < batch || !qml_wait_for_work(&ws, deadline))
+			break;
+		/* the lease runs from the claim, not from the transaction's start */
+		lease = qml_lease_from_now(lease);
 	}
 	SPI_finish();
 	return (Datum) 0;

@@ -1,0 +1,346 @@
+# bench/cases.sh: sourced by bench/run.sh. One function per case of issue 5;
+# each declares its table rows (defcase) and records $RUNS measurements per
+# side (record). qml and the raw baseline alternate within a run, so drift
+# on a shared machine touches both alike.
+
+# the ratio a row is held to (issue 5), shown only for the reference pass
+target() { [ "$PASS" = "$REF_PASS" ] && printf '%s' "$1"; }
+
+# --- case 1: enqueue, one job per transaction ------------------------------
+
+# case_enqueue CLIENTS [variants]: qml.enqueue vs raw INSERT; with
+# "variants", also wakeups off / always and history off at these clients
+case_enqueue() {
+	local c=$1 variants=${2:-} k=enq_c$1 run raw v label key
+	say "  1 enqueue, one job per transaction, $c clients"
+	defcase "$k" "1 enqueue c$c (wakeups on)" jobs/s "qml.enqueue" "raw INSERT" "$([ "$c" = 16 ] && target '>= 0.7')"
+	if [ -n "$variants" ]; then
+		defcase "${k}_off" "1 enqueue c$c, wakeups off" jobs/s "qml.enqueue" "raw INSERT" ""
+		defcase "${k}_always" "1 enqueue c$c, wakeups always (NOTIFY each commit)" jobs/s "qml.enqueue" "raw INSERT" ""
+		defcase "${k}_onoff" "1 enqueue c$c: wakeups on vs off" jobs/s "wakeups on" "wakeups off" "$(target '>= 0.9')"
+		defcase "${k}_hoff" "1 enqueue c$c, history off" jobs/s "qml.enqueue" "raw INSERT" "$(target '>= 0.9')"
+	fi
+	for run in $(seq 1 "$RUNS"); do
+		reset_raw
+		pgb "$c" "$SQL/raw_enqueue.sql"
+		raw=$TPS
+		record "$k" base "$raw" "$PGB_NOTE"
+		show "raw INSERT" "$run" "$raw" jobs/s "$PGB_NOTE"
+
+		reset_qml
+		pgb "$c" "$SQL/qml_enqueue.sql"
+		v=$TPS
+		record "$k" qml "$v" "$PGB_NOTE"
+		show "qml.enqueue (wakeups on)" "$run" "$v" jobs/s "$PGB_NOTE"
+		[ -n "$variants" ] || continue
+		record "${k}_onoff" qml "$v" "$PGB_NOTE"
+
+		for label in "wakeups off" "wakeups always" "history off"; do
+			case $label in
+			"wakeups off") db_set qml.wakeups off; key=${k}_off ;;
+			"wakeups always") db_set qml.wakeups always; key=${k}_always ;;
+			"history off") db_set qml.history off; key=${k}_hoff ;;
+			esac
+			reset_qml
+			pgb "$c" "$SQL/qml_enqueue.sql"
+			db_reset qml.wakeups
+			db_reset qml.history
+			record "$key" qml "$TPS" "$PGB_NOTE"
+			record "$key" base "$raw"
+			[ "$label" = "wakeups off" ] && record "${k}_onoff" base "$TPS" "$PGB_NOTE"
+			show "qml.enqueue ($label)" "$run" "$TPS" jobs/s "$PGB_NOTE"
+		done
+	done
+}
+
+# --- case 2: batch enqueue, 1,000 jobs per statement -----------------------
+
+case_batch() {
+	local c=$1 k=batch_c$1 run v
+	say "  2 batch enqueue, 1,000 jobs per statement, $c clients"
+	defcase "$k" "2 batch enqueue 1,000/statement c$c" jobs/s "qml.enqueue_batch" "raw INSERT ... SELECT" ""
+	for run in $(seq 1 "$RUNS"); do
+		reset_raw
+		pgb "$c" "$SQL/raw_enqueue_batch.sql"
+		v=$(mul "$TPS" 1000)
+		record "$k" base "$v" "$PGB_NOTE"
+		show "raw INSERT ... SELECT" "$run" "$v" jobs/s "$PGB_NOTE"
+		reset_qml
+		pgb "$c" "$SQL/qml_enqueue_batch.sql"
+		v=$(mul "$TPS" 1000)
+		record "$k" qml "$v" "$PGB_NOTE"
+		show "qml.enqueue_batch" "$run" "$v" jobs/s "$PGB_NOTE"
+	done
+	reset_raw
+	reset_qml
+}
+
+# --- case 3: fetch + complete ----------------------------------------------
+
+# fetch_side raw|qml CLIENTS BATCH N: prefill N jobs, run the claim script;
+# sets VAL (jobs/s) and NOTE. A run whose queue ran dry is run again once
+# with twice the jobs.
+fetch_side() {
+	local side=$1 c=$2 b=$3 n=$4 try left
+	for try in 1 2; do
+		if [ "$side" = raw ]; then
+			prefill_raw "$n"
+			pgb "$c" "$(script raw_claim_delete.sql "$b")"
+			left=$(q -c "SELECT count(*) FROM jobs WHERE state = 0")
+		else
+			prefill_qml "$n"
+			pgb "$c" "$(script qml_fetch_complete.sql "$b")"
+			left=$(q -c "SELECT count(*) FROM qml.jobs WHERE state = 'enqueued'")
+		fi
+		VAL=$(mul "$TPS" "$b")
+		NOTE=$PGB_NOTE
+		[ "${left:-0}" -ge $((c * b)) ] && return 0
+		NOTE="queue ran dry with $n jobs"
+		n=$((n * 2))
+	done
+}
+
+# case_fetch CLIENTS BATCH [history-off]: qml.fetch + qml.complete_batch vs
+# the raw SKIP LOCKED claim + DELETE, each run from a fresh prefill
+case_fetch() {
+	local c=$1 b=$2 hoff=${3:-} k=fetch_c$1_b$2 run n raw guess tgt= tgth=
+	say "  3 fetch + complete, batch $b, $c clients"
+	case "$c/$b" in
+	16/10) tgt='>= 1.0' tgth='>= 1.3' ;;
+	4/100) tgt='>= 0.9' ;;
+	esac
+	defcase "$k" "3 fetch+complete b$b c$c" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" "$(target "$tgt")"
+	[ -n "$hoff" ] && defcase "${k}_hoff" "3 fetch+complete b$b c$c, history off" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" "$(target "$tgth")"
+	case $b in 1) guess=5000 ;; 10) guess=15000 ;; *) guess=40000 ;; esac
+	for run in $(seq 1 "$RUNS"); do
+		n=$(size_for "$k" "$guess")
+		fetch_side raw "$c" "$b" "$n"
+		raw=$VAL
+		seen_rate "$k" "$raw"
+		record "$k" base "$raw" "$NOTE"
+		show "raw claim $b + DELETE ($n waiting)" "$run" "$raw" jobs/s "$NOTE"
+		fetch_side qml "$c" "$b" "$n"
+		seen_rate "$k" "$VAL"
+		record "$k" qml "$VAL" "$NOTE"
+		show "qml.fetch $b + complete_batch" "$run" "$VAL" jobs/s "$NOTE"
+		if [ -n "$hoff" ]; then
+			db_set qml.history off
+			fetch_side qml "$c" "$b" "$n"
+			db_reset qml.history
+			record "${k}_hoff" qml "$VAL" "$NOTE"
+			record "${k}_hoff" base "$raw"
+			show "qml.fetch $b + complete_batch, history off" "$run" "$VAL" jobs/s "$NOTE"
+		fi
+	done
+	reset_raw
+	reset_qml
+}
+
+# --- case 7: depth -----------------------------------------------------------
+
+# case_depth DEPTH...: fetch 10 + complete + enqueue 10 (the queue keeps its
+# depth) at 4 clients; every depth beside the first (the shallowest)
+case_depth() {
+	local first=$1 d run k v i
+	local -a base=()
+	say "  7 depth: fetch 10 + complete + enqueue 10, 4 clients, depth kept"
+	for d in "$@"; do
+		k=depth_$d
+		if [ "$d" = "$first" ]; then
+			defcase "$k" "7 depth $(printf "%'d" "$d") waiting" jobs/s "qml" "" ""
+		else
+			defcase "$k" "7 depth $(printf "%'d" "$d") waiting" jobs/s "qml" "qml at $(printf "%'d" "$first") waiting" \
+				"$([ "$d" -ge 1000000 ] && target '>= 0.8')"
+		fi
+		say "    prefill $(printf "%'d" "$d") jobs"
+		prefill_qml "$d"
+		for run in $(seq 1 "$RUNS"); do
+			if [ "$run" -gt 1 ]; then
+				# back to the prefilled state: only the waiting jobs, vacuumed
+				q -c "DELETE FROM qml.jobs WHERE state <> 'enqueued'" -c "TRUNCATE qml.job_events" \
+					-c "VACUUM ANALYZE qml.jobs" -c "CHECKPOINT"
+			fi
+			pgb 4 "$(script qml_depth.sql 10)"
+			v=$(mul "$TPS" 10)
+			record "$k" qml "$v" "$PGB_NOTE"
+			show "depth $(printf "%'d" "$d")" "$run" "$v" jobs/s "$PGB_NOTE"
+			if [ "$d" = "$first" ]; then
+				base+=("$v")
+			else
+				record "$k" base "${base[$((run - 1))]:-}"
+			fi
+		done
+	done
+	reset_qml
+}
+
+# --- case 8: churn (long mode) ---------------------------------------------
+
+# case_churn MINUTES RATE: producers at RATE jobs/s (10 per transaction),
+# 4 consumers fetching 10 at a time, finished jobs pruned after 2 minutes;
+# one sample a minute
+case_churn() {
+	local minutes=$1 rate=$2 secs since now m ppid cpid line first= last=
+	secs=$((minutes * 60))
+	say "  8 churn: $minutes minutes at $rate jobs/s, 4 consumers, retention 2 minutes"
+	defcase churn "8 churn: last vs first minute" jobs/s "last minute" "first minute" "$(target '>= 0.9')"
+	reset_qml
+	q -c "ALTER SYSTEM SET qml.retention = '2min'" -c "SELECT pg_reload_conf()" >/dev/null
+	printf 'minute\tcompleted\twaiting\ttable_bytes\tindex_bytes\tdead_tuples\tautovacuum_runs\n' >"$RES/churn.tsv"
+	since=$(q -c "SELECT now()")
+	pgbench -n -M prepared -T "$secs" -c 2 -j 1 -R "$((rate / 10))" -f "$SQL/churn_produce.sql" "$DB" \
+		>"$WORK/churn_produce.out" 2>&1 &
+	ppid=$!
+	pgbench -n -M prepared -T "$secs" -c 4 -j 2 -f "$SQL/churn_consume.sql" "$DB" \
+		>"$WORK/churn_consume.out" 2>&1 &
+	cpid=$!
+	BG_PIDS="$ppid $cpid"
+	for m in $(seq 1 "$minutes"); do
+		sleep 60
+		now=$(q -c "SELECT now()")
+		line=$(q -F "$(printf '\t')" -v since="$since" -f "$SQL/churn_sample.sql")
+		since=$now
+		printf '%s\t%s\n' "$m" "$line" >>"$RES/churn.tsv"
+		set -- $line
+		printf '    minute %2d: %8s jobs/min (%s jobs/s), %s waiting, table %s MB, indexes %s MB, dead %s, autovacuum %s\n' \
+			"$m" "$1" "$(($1 / 60))" "$2" "$(($3 / 1048576))" "$(($4 / 1048576))" "$5" "$6"
+		[ -z "$first" ] && first=$(($1 / 60))
+		last=$(($1 / 60))
+	done
+	wait "$ppid" "$cpid"
+	BG_PIDS=
+	cat "$WORK/churn_produce.out" "$WORK/churn_consume.out" >>"$RES/bench.log"
+	record churn qml "$last"
+	record churn base "$first"
+	q -c "ALTER SYSTEM RESET qml.retention" -c "SELECT pg_reload_conf()" >/dev/null
+	reset_qml
+}
+
+# --- case 9: the peer (graphile-worker), from Node -------------------------
+
+# peer_install: graphile-worker into bench/.peer (nothing of it is committed)
+peer_install() {
+	command -v node >/dev/null && command -v npm >/dev/null || { PEER_WHY="node/npm missing"; return 1; }
+	mkdir -p "$PEER_DIR"
+	if [ ! -f "$PEER_DIR/node_modules/graphile-worker/package.json" ] ||
+		! grep -q "\"version\": \"$PEER_VERSION\"" "$PEER_DIR/node_modules/graphile-worker/package.json"; then
+		say "  installing graphile-worker@$PEER_VERSION into bench/.peer"
+		printf '{ "name": "qml-bench-peer", "private": true }\n' >"$PEER_DIR/package.json"
+		(cd "$PEER_DIR" && npm install --no-audit --no-fund --loglevel=error "graphile-worker@$PEER_VERSION") \
+			>>"$RES/bench.log" 2>&1 || { PEER_WHY="npm install failed (see bench/results/bench.log)"; return 1; }
+	fi
+	cp "$BENCH/peer.mjs" "$PEER_DIR/peer.mjs"
+}
+
+case_peer() {
+	local concs=$1 run c line key value unit k
+	say "  9 peer: graphile-worker $PEER_VERSION beside qml, $PEER_JOBS jobs, concurrency $concs"
+	defcase peer_add_bulk "9 bulk add $PEER_JOBS jobs, one call" jobs/s "qml.enqueue_batch" "graphile addJobs" ""
+	defcase peer_add_single "9 add one job per call, sequential" jobs/s "qml.enqueue" "graphile addJob" ""
+	for c in $concs; do
+		defcase "peer_c${c}_b1" "9 run no-op jobs c$c: fetch 1 vs default mode" jobs/s "qml fetch 1 + complete_batch" "graphile default" ""
+		defcase "peer_c${c}_b10" "9 run no-op jobs c$c: fetch 10 vs batched mode" jobs/s "qml fetch 10 + complete_batch" "graphile batched" ""
+		defcase "peer_c${c}_b100" "9 run no-op jobs c$c: fetch 100 vs batched mode" jobs/s "qml fetch 100 + complete_batch" "graphile batched" ""
+	done
+	for p in p50 p99 max; do
+		defcase "wake_listen_$p" "9 wake latency $p: LISTEN + fetch" ms "qml LISTEN + fetch" "graphile default c10" \
+			"$(case $p in p50) target '<= 1 ms' ;; p99) target '<= 4 ms' ;; esac)"
+	done
+	for p in p50 p99 max; do
+		defcase "wake_wait_$p" "9 wake latency $p: fetch(wait)" ms "qml fetch(wait => ...)" "graphile default c10" ""
+	done
+	for p in p50 p99 max; do
+		defcase "wake_raw_$p" "9 wake latency $p: qml vs raw INSERT + NOTIFY" ms "qml LISTEN + fetch" "raw INSERT + NOTIFY" ""
+	done
+	if ! peer_install; then
+		say "    peer: not run: $PEER_WHY"
+		record peer_add_bulk qml "" "not run: $PEER_WHY"
+		return 0
+	fi
+	reset_qml
+	q -c "TRUNCATE jobs"
+	for run in $(seq 1 "$RUNS"); do
+		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_peer" -c "CREATE DATABASE ${DB}_peer" 2>>"$RES/bench.log"
+		(cd "$PEER_DIR" && PEER_URL="$PG_URL/${DB}_peer" QML_URL="$PG_URL/$DB" PEER_JOBS=$PEER_JOBS \
+			PEER_CONCURRENCY="$concs" PEER_WAKE_SAMPLES=$PEER_WAKE node peer.mjs) \
+			>"$WORK/peer.out" 2>"$WORK/peer.err"
+		cat "$WORK/peer.err" >>"$RES/bench.log"
+		sed 's/^/  /' "$WORK/peer.err"
+		declare -A got=()
+		while read -r line key value unit; do
+			[ "$line" = RESULT ] && got[$key]=$value
+		done <"$WORK/peer.out"
+		record peer_add_bulk qml "${got[qml_add_bulk]:-}"
+		record peer_add_bulk base "${got[gw_add_bulk]:-}"
+		record peer_add_single qml "${got[qml_add_single]:-}"
+		record peer_add_single base "${got[gw_add_single]:-}"
+		for c in $concs; do
+			record "peer_c${c}_b1" qml "${got[qml_c${c}_b1]:-}"
+			record "peer_c${c}_b1" base "${got[gw_c${c}_default]:-}"
+			for k in b10 b100; do
+				record "peer_c${c}_$k" qml "${got[qml_c${c}_$k]:-}"
+				record "peer_c${c}_$k" base "${got[gw_c${c}_batched]:-}"
+			done
+			PEER_GW[c$c]="${PEER_GW[c$c]:-} ${got[gw_c${c}_batched]:-}"
+		done
+		for p in p50 p99 max; do
+			record "wake_listen_$p" qml "${got[qml_wake_listen_$p]:-}"
+			record "wake_listen_$p" base "${got[gw_wake_$p]:-}"
+			record "wake_wait_$p" qml "${got[qml_wake_wait_$p]:-}"
+			record "wake_wait_$p" base "${got[gw_wake_$p]:-}"
+			record "wake_raw_$p" qml "${got[qml_wake_listen_$p]:-}"
+			record "wake_raw_$p" base "${got[raw_wake_$p]:-}"
+		done
+		[ -s "$WORK/peer.out" ] || say "    peer run $run failed: $(tail -1 "$WORK/peer.err")"
+		unset got
+	done
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_peer" 2>>"$RES/bench.log"
+	reset_qml
+	reset_raw
+}
+
+# --- cases 4, 5, 6: programs other parts of the project build --------------
+
+# external NAME KIND COMMAND...: runs COMMAND once against a fresh database
+# with qml on our cluster (DATABASE_URL, PG*); a program that starts a
+# cluster of its own gets QML_PGPORT + 1. It repeats its measurements
+# itself (BENCH_RUNS, BENCH_T, BENCH_SAMPLES). Every "<label> ... <numbers>
+# jobs/s|ms" line it prints becomes a row "KIND: <label>", one value per
+# number (bench/parse-output.pl).
+external() {
+	local name=$1 kind=$2 rc v
+	shift 2
+	say "  $kind: $name"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_ext" -c "CREATE DATABASE ${DB}_ext" 2>>"$RES/bench.log"
+	psql -X -q -d "${DB}_ext" -c "CREATE EXTENSION qml"
+	(
+		unset QML_PGDIR
+		export DATABASE_URL="$PG_URL/${DB}_ext" PGDATABASE="${DB}_ext" BENCH_MODE=$MODE BENCH_T=$T \
+			BENCH_RUNS=$RUNS BENCH_SAMPLES=$EXT_SAMPLES BENCH_THREADS="1 4 8 16 10 24" \
+			QML_PGPORT=$((QML_PGPORT + 1))
+		"$@"
+	) >"$WORK/ext.out" 2>"$WORK/ext.err"
+	rc=$?
+	cat "$WORK/ext.out" "$WORK/ext.err" >>"$RES/bench.log"
+	sed 's/^/      /' "$WORK/ext.out"
+	[ $rc -eq 0 ] || {
+		say "    $name exited with $rc: $(tail -1 "$WORK/ext.err")"
+		note "$kind: $name exited with status $rc ($(tail -1 "$WORK/ext.err" | cut -c1-160))"
+	}
+	perl "$BENCH/parse-output.pl" "$name" <"$WORK/ext.out" >"$WORK/ext.tsv"
+	[ -s "$WORK/ext.tsv" ] || note "$kind: $name printed no jobs/s or ms figure"
+	while IFS=$'\t' read -r key label value unit conc; do
+		grep -q "^$PASS	$key	" "$RES/cases.tsv" ||
+			defcase "$key" "$kind: $label" "$unit" "$name" "" ""
+		record "$key" qml "$value"
+		# beside graphile-worker's batched mode at the same concurrency
+		[ "$unit" = jobs/s ] && [ -n "$conc" ] && [ -n "${PEER_GW[c$conc]:-}" ] || continue
+		grep -q "^$PASS	peer_$key	" "$RES/cases.tsv" || {
+			defcase "peer_$key" "9 run no-op jobs c$conc: C runtime vs batched mode" jobs/s \
+				"qml runtime ($label)" "graphile batched" "$(target '>= 2.0')"
+			for v in ${PEER_GW[c$conc]}; do record "peer_$key" base "$v"; done
+		}
+		record "peer_$key" qml "$value"
+	done <"$WORK/ext.tsv"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_ext" 2>>"$RES/bench.log"
+}

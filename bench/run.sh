@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# bench/run.sh: the qml benchmark suite (issue 5), one command.
+#
+#   bench/run.sh            the full suite, about 20 minutes on 2 cores
+#   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
+#   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
+#
+# Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
+# into bench/.peer/), builds qml and installs it into a private copy of the
+# PostgreSQL tree (so the machine's installation is left alone), starts its
+# own throwaway cluster through scripts/cluster.sh (port $QML_PGPORT, default
+# 5550) with production-like settings, runs every case, and removes the
+# cluster whatever happens. A second pass repeats the main cases with
+# synchronous_commit off. Prints jobs/s or ms for every measurement, never
+# pass or fail, and writes bench/results/latest.md and latest.json.
+#
+# Environment: QML_PGPORT (5550), QML_BENCH_PREFIX (/tmp/qml-bench-$QML_PGPORT,
+# the private install), BENCH_T (seconds per measurement), BENCH_RUNS,
+# BENCH_CHURN_RATE (jobs/s offered in the churn case; default half of the
+# measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime).
+set -uo pipefail
+
+BENCH=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH")
+cd "$ROOT" || exit 1
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+MODE=default
+for a in "$@"; do
+	case $a in
+	--quick) MODE=quick ;;
+	--long) MODE=long ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+# --- what each mode runs ---------------------------------------------------
+case $MODE in
+quick)
+	T=5 RUNS=1
+	ENQ_CLIENTS="16" BATCH_CLIENTS="1"
+	FETCH_CASES="16/10 4/100"
+	DEPTHS="1000 100000"
+	OFF_ENQ="16" OFF_FETCH="16/10"
+	PEER_CONC="10" PEER_WAKE=50 EXT_SAMPLES=100
+	CHURN_MIN=0
+	;;
+default)
+	T=10 RUNS=3
+	ENQ_CLIENTS="1 4 16" BATCH_CLIENTS="1 4"
+	FETCH_CASES="1/1 4/1 16/1 1/10 4/10 16/10 1/100 4/100 16/100"
+	DEPTHS="1000 100000 1000000"
+	OFF_ENQ="16" OFF_FETCH="16/10 4/100"
+	PEER_CONC="10 24" PEER_WAKE=200 EXT_SAMPLES=500
+	CHURN_MIN=0
+	;;
+long)
+	T=20 RUNS=3
+	ENQ_CLIENTS="1 4 16" BATCH_CLIENTS="1 4"
+	FETCH_CASES="1/1 4/1 16/1 1/10 4/10 16/10 1/100 4/100 16/100"
+	DEPTHS="1000 100000 1000000 10000000"
+	OFF_ENQ="16" OFF_FETCH="16/10 4/100"
+	PEER_CONC="10 24" PEER_WAKE=200 EXT_SAMPLES=500
+	CHURN_MIN=10
+	;;
+esac
+T=${BENCH_T:-$T}
+RUNS=${BENCH_RUNS:-$RUNS}
+PEER_JOBS=20000
+PEER_VERSION=0.18.0
+PEER_DIR=$BENCH/.peer
+
+export QML_PGPORT=${QML_PGPORT:-5550}
+PREFIX=${QML_BENCH_PREFIX:-/tmp/qml-bench-$QML_PGPORT}
+DB=qml_bench
+SQL=$BENCH/sql
+RES=$BENCH/results
+WORK=$(mktemp -d /tmp/qml-bench-work.XXXXXX)
+BG_PIDS=
+declare -A PEER_GW=()
+T0=$SECONDS
+
+mkdir -p "$RES"
+rm -f "$RES"/{cases.tsv,runs.tsv,churn.tsv,notes.txt,meta.tsv,bench.log,latest.md,latest.json}
+: >"$RES/cases.tsv"
+: >"$RES/runs.tsv"
+: >"$RES/notes.txt"
+
+. "$BENCH/lib.sh"
+. "$BENCH/cases.sh"
+
+note() { printf '%s\n' "$*" >>"$RES/notes.txt"; }
+
+# step COMMAND...: runs one case and says how long it took
+step() {
+	local t=$SECONDS
+	"$@"
+	say "    ($((SECONDS - t)) s)"
+}
+
+cleanup() {
+	local p
+	for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
+	scripts/cluster.sh down >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "== qml benchmark, $MODE mode: $T s per measurement, $RUNS run(s) per case"
+
+# --- dependencies, build, private install ----------------------------------
+say "== installing what is missing"
+scripts/install-deps.sh || exit 1
+command -v pg_config >/dev/null || { say "pg_config not found"; exit 1; }
+
+say "== building qml"
+if ! make -s qml.so >"$RES/build.log" 2>&1; then
+	tail -20 "$RES/build.log"
+	say "build failed (bench/results/build.log)"
+	exit 1
+fi
+bindir=$(pg_config --bindir)
+pgroot=$(dirname "$bindir")
+sharedir=$(pg_config --sharedir)
+pkglibdir=$(pg_config --pkglibdir)
+rm -rf "$PREFIX/install"
+mkdir -p "$PREFIX/install$(dirname "$pgroot")" "$PREFIX/install$(dirname "$sharedir")"
+cp -a "$pgroot" "$PREFIX/install$(dirname "$pgroot")/" &&
+	cp -a "$sharedir" "$PREFIX/install$(dirname "$sharedir")/" &&
+	install -m 755 qml.so "$PREFIX/install$pkglibdir/qml.so" &&
+	install -m 644 qml.control qml--*.sql "$PREFIX/install$sharedir/extension/" ||
+	{ say "installing into $PREFIX/install failed"; exit 1; }
+chmod -R a+rX "$PREFIX"
+export PGBIN=$PREFIX/install$bindir
+. scripts/env.sh
+
+RUNTIME=
+if [ -f bench/runtime.c ]; then
+	if make -s "client/build/bench-runtime" >>"$RES/build.log" 2>&1; then
+		RUNTIME=client/build/bench-runtime
+	else
+		note "4 end to end: bench/runtime did not build (bench/results/build.log)"
+	fi
+fi
+
+# --- the cluster -----------------------------------------------------------
+say "== cluster on port $QML_PGPORT"
+CONF="shared_preload_libraries = 'qml'
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+fsync = on
+synchronous_commit = on
+max_connections = 200"
+scripts/cluster.sh up "$CONF" || exit 1
+PG_URL="postgresql://postgres@127.0.0.1:$QML_PGPORT"
+psql -X -q -d postgres -c "CREATE DATABASE $DB" || exit 1
+q -c "CREATE EXTENSION qml" || exit 1
+PGOPTIONS="-c client_min_messages=warning" q -f "$SQL/schema.sql" || exit 1
+
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+{
+	printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+	printf 'mode\t%s\n' "$MODE"
+	printf 'machine\t%s\n' "$(nproc) cores (${cpu:-unknown cpu}), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
+	printf 'postgres\t%s\n' "$(q -c 'SHOW server_version' | sed 's/^/PostgreSQL /')"
+	printf 'qml\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
+	printf 'settings\t%s\n' "fsync on, shared_buffers 1GB, max_wal_size 4GB, checkpoint_timeout 15min, qml preloaded (scheduler running), wakeups on, history on unless a case says"
+	printf 'duration\t%s\n' "$T"
+	printf 'runs\t%s\n' "$RUNS"
+} >"$RES/meta.tsv"
+
+# --- pass 1: synchronous_commit on -----------------------------------------
+PASS="synchronous_commit = on"
+REF_PASS=$PASS
+say "== $PASS"
+for c in $ENQ_CLIENTS; do
+	step case_enqueue "$c" $([ "$c" = 16 ] && echo variants)
+done
+for c in $BATCH_CLIENTS; do step case_batch "$c"; done
+for cb in $FETCH_CASES; do
+	c=${cb%/*} b=${cb#*/}
+	step case_fetch "$c" "$b" $([ "$cb" = 16/10 ] || [ "$cb" = 4/100 ] && echo history-off)
+done
+# shellcheck disable=SC2086
+step case_depth $DEPTHS
+
+step case_peer "$PEER_CONC"
+
+if [ -n "$RUNTIME" ]; then
+	# shellcheck disable=SC2086
+	step external bench/runtime "4 end to end" "$RUNTIME" ${BENCH_RUNTIME_ARGS:-}
+else
+	defcase runtime "4 end to end through the C runtime" jobs/s "bench/runtime" "" ""
+	record runtime qml "" "not built"
+	say "  4 end to end: bench/runtime not built"
+	[ -f bench/runtime.c ] || note "4 end to end: bench/runtime (bench/runtime.c, make bench-runtime) not built."
+fi
+if [ -f bench/scheduler.sh ]; then
+	step external bench/scheduler.sh "5/6 scheduler" bash bench/scheduler.sh
+else
+	defcase scheduler "5/6 wake latency, promotion lag" ms "bench/scheduler.sh" "" ""
+	record scheduler qml "" "not built"
+	say "  5/6 wake latency, promotion lag: bench/scheduler.sh not built"
+	note "5/6 wake latency and promotion lag: bench/scheduler.sh not built (the peer rows above measure wake latency from Node)."
+fi
+
+if [ "$CHURN_MIN" -gt 0 ]; then
+	rate=${BENCH_CHURN_RATE:-$(awk -F'\t' -v p="$PASS" '$1 == p && $2 == "fetch_c4_b10" && $3 == "qml" && $4 != "" { s += $4; n++ } END { r = n ? s / n / 2 : 2000; printf "%d", int(r / 100) * 100 }' "$RES/runs.tsv")}
+	step case_churn "$CHURN_MIN" "$rate"
+fi
+
+# --- pass 2: synchronous_commit off ----------------------------------------
+PASS="synchronous_commit = off"
+say "== $PASS"
+q -c "ALTER SYSTEM SET synchronous_commit = off" -c "SELECT pg_reload_conf()" >/dev/null
+for c in $OFF_ENQ; do step case_enqueue "$c"; done
+for cb in $OFF_FETCH; do step case_fetch "${cb%/*}" "${cb#*/}"; done
+q -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_reload_conf()" >/dev/null
+
+# --- wakeups note and report -----------------------------------------------
+note "Wakeups: qml.wakeups = on (the default) sends NOTIFY only when a fetch on the queue came back empty; the enqueue cases have no idle worker, so 'on' measures its bookkeeping, 'always' a NOTIFY on every commit (the cost when workers are always idle), 'off' neither."
+note "Raw baseline: table jobs (bench/sql/schema.sql), primary key plus one partial index for the claim; claim = SKIP LOCKED UPDATE in one transaction, DELETE in the next; the queries match the outside check's (bench/sql/)."
+printf 'wall\t%s\n' "$(((SECONDS - T0) / 60)) min $(((SECONDS - T0) % 60)) s" >>"$RES/meta.tsv"
+perl "$BENCH/report.pl" "$RES" || exit 1
+say ""
+cat "$RES/latest.md"
+say ""
+say "written: bench/results/latest.md, bench/results/latest.json (log: bench/results/bench.log)"

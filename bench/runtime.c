@@ -1,0 +1,371 @@
+/*
+ * bench/runtime.c
+ *	  The libqml worker runtime end to end: jobs/s with no-op handlers at
+ *	  1, 4, 8 and 16 worker threads, next to a raw SQL baseline measured in
+ *	  the same run on the same cluster (that many threads, each claiming
+ *	  one row of a minimal table with FOR UPDATE SKIP LOCKED and deleting
+ *	  it, one statement per job), and the latency from enqueue to handler
+ *	  start on an idle server. Prints numbers only.
+ *
+ *	  make bench-runtime [BENCH_ARGS="--jobs N --reps N --latency N --db NAME"]
+ *
+ * Each figure is the median of --reps runs (default 3), raw and qml runs
+ * alternating, so a neighbour's load on the machine hits both alike.
+ * Reaches the server through the PG* environment; drops and creates its
+ * own database (default qml_bench) and the extension in it.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "qml.h"
+
+static const char *dbname = "qml_bench";
+static int	njobs = 10000;
+static int	nlatency = 300;
+static int	reps = 3;
+static atomic_int handled;
+
+static double
+secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static PGconn *
+connect_db(const char *db)
+{
+	const char *kw[] = {"dbname", NULL};
+	const char *val[] = {db, NULL};
+	PGconn	   *c = PQconnectdbParams(kw, val, 0);
+
+	if (PQstatus(c) != CONNECTION_OK)
+	{
+		fprintf(stderr, "bench: cannot connect to %s: %s", db, PQerrorMessage(c));
+		exit(1);
+	}
+	return c;
+}
+
+static void
+sql(PGconn *c, const char *q)
+{
+	PGresult   *r = PQexec(c, q);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "bench: %s: %s", q, PQerrorMessage(c));
+		exit(1);
+	}
+	PQclear(r);
+}
+
+/* ---- raw SQL baseline ---- */
+
+typedef struct raw_thread
+{
+	pthread_t	t;
+	pthread_barrier_t *go;
+	int			done;
+} raw_thread;
+
+static void *
+raw_worker(void *arg)
+{
+	raw_thread *w = arg;
+	PGconn	   *c = connect_db(dbname);
+	PGresult   *r;
+
+	r = PQprepare(c, "claim",
+				  "DELETE FROM bench_raw WHERE id = (SELECT id FROM bench_raw"
+				  " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, payload", 0, NULL);
+	PQclear(r);
+	pthread_barrier_wait(w->go);
+	for (;;)
+	{
+		int			n;
+
+		r = PQexecPrepared(c, "claim", 0, NULL, NULL, NULL, 0);
+		n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+		PQclear(r);
+		if (n <= 0)
+		{
+			/* nothing claimable: done, unless rows are only locked by others */
+			r = PQexec(c, "SELECT EXISTS (SELECT 1 FROM bench_raw)");
+			n = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+			PQclear(r);
+			if (!n)
+				break;
+			continue;
+		}
+		w->done++;
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+static double
+run_raw(PGconn *admin, int threads)
+{
+	raw_thread *w = calloc((size_t) threads, sizeof(*w));
+	pthread_barrier_t go;
+	char		q[256];
+	double		t0,
+				t1;
+	int			total = 0;
+
+	sql(admin, "TRUNCATE bench_raw");
+	snprintf(q, sizeof(q), "INSERT INTO bench_raw (payload) SELECT jsonb_build_array(g)"
+			 " FROM generate_series(1, %d) g", njobs);
+	sql(admin, q);
+	sql(admin, "VACUUM ANALYZE bench_raw");
+	pthread_barrier_init(&go, NULL, (unsigned) threads + 1);
+	for (int i = 0; i < threads; i++)
+	{
+		w[i].go = &go;
+		pthread_create(&w[i].t, NULL, raw_worker, &w[i]);
+	}
+	pthread_barrier_wait(&go);
+	t0 = secs();
+	for (int i = 0; i < threads; i++)
+	{
+		pthread_join(w[i].t, NULL);
+		total += w[i].done;
+	}
+	t1 = secs();
+	pthread_barrier_destroy(&go);
+	free(w);
+	if (total != njobs)
+		fprintf(stderr, "bench: raw baseline handled %d of %d\n", total, njobs);
+	return total / (t1 - t0);
+}
+
+/* ---- the runtime ---- */
+
+static qml_outcome
+noop(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_fetch_add(&handled, 1);
+	return qml_success(ctx, NULL);
+}
+
+static double
+run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
+{
+	qml_server_config *cfg = qml_server_config_new("bench");
+	qml_server *s = NULL;
+	char		q[512];
+	double		t0,
+				t1;
+
+	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
+	snprintf(q, sizeof(q),
+			 "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object("
+			 "'method', 'noop', 'arguments', jsonb_build_array(g))) FROM generate_series(1, %d) g))",
+			 njobs);
+	sql(admin, q);
+	sql(admin, "VACUUM ANALYZE qml.jobs");
+	qml_server_config_set_workers(cfg, threads);
+	qml_server_new(client, reg, cfg, &s);
+	atomic_store(&handled, 0);
+	t0 = secs();
+	if (qml_server_start(s) != QML_OK)
+	{
+		fprintf(stderr, "bench: %s\n", qml_errmsg());
+		exit(1);
+	}
+	while (atomic_load(&handled) < njobs)
+		sleep_ms(1);
+	/* stop flushes the last completions: the jobs are succeeded in the database */
+	qml_server_stop(s);
+	t1 = secs();
+	qml_server_free(s);
+	qml_server_config_free(cfg);
+	snprintf(q, sizeof(q), "SELECT count(*) = %d FROM qml.jobs WHERE state = 'succeeded'", njobs);
+	{
+		PGresult   *r = PQexec(admin, q);
+
+		if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+			fprintf(stderr, "bench: not every job succeeded\n");
+		PQclear(r);
+	}
+	return njobs / (t1 - t0);
+}
+
+/* ---- latency ---- */
+
+static int64_t *lat;
+static atomic_int nlat;
+
+static qml_outcome
+stamp(qml_job_ctx *ctx, void *data)
+{
+	const char *a = qml_ctx_arguments(ctx);
+	int			i = atomic_fetch_add(&nlat, 1);
+
+	(void) data;
+	if (i < nlatency)
+		lat[i] = qml_now() - strtoll(a + 1, NULL, 10);
+	return qml_success(ctx, NULL);
+}
+
+static int
+cmpd(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+run_latency(PGconn *admin, qml_client *client)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server_config *cfg = qml_server_config_new("bench-latency");
+	qml_server *s = NULL;
+	int			n;
+
+	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
+	lat = calloc((size_t) nlatency, sizeof(int64_t));
+	qml_registry_add(reg, "stamp", stamp, NULL);
+	qml_server_config_set_workers(cfg, 4);
+	qml_server_new(client, reg, cfg, &s);
+	qml_server_start(s);
+	sleep_ms(300);
+	for (int i = 0; i < nlatency; i++)
+	{
+		char		args[32];
+
+		/* the clock starts before the enqueue's round trip and commit */
+		snprintf(args, sizeof(args), "[%lld]", (long long) qml_now());
+		qml_enqueue(client, "stamp", args, NULL, NULL);
+		for (int w = 0; w < 2000 && atomic_load(&nlat) <= i; w++)
+			sleep_ms(1);
+		sleep_ms(2);
+	}
+	qml_server_stop(s);
+	n = atomic_load(&nlat) < nlatency ? atomic_load(&nlat) : nlatency;
+	qsort(lat, (size_t) n, sizeof(int64_t), cmp64);
+	if (n > 0)
+		printf("latency enqueue -> handler start (idle server, 4 workers, %d jobs one by one):"
+			   " p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", n, lat[n / 2] / 1000.0,
+			   lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0, lat[n - 1] / 1000.0);
+	free(lat);
+	qml_server_free(s);
+	qml_server_config_free(cfg);
+	qml_registry_free(reg);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const int threads[] = {1, 4, 8, 16};
+	PGconn	   *maint,
+			   *admin;
+	qml_config *cfg;
+	qml_client *client = NULL;
+	qml_registry *reg;
+	char		q[256];
+	PGresult   *r;
+
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
+			njobs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--latency") == 0 && i + 1 < argc)
+			nlatency = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+			reps = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+			dbname = argv[++i];
+		else
+		{
+			fprintf(stderr, "usage: bench-runtime [--jobs N] [--reps N] [--latency N] [--db NAME]\n");
+			return 2;
+		}
+	}
+	if (njobs < 1 || nlatency < 1 || reps < 1 || reps > 99)
+		return 2;
+
+	maint = connect_db("postgres");
+	sql(maint, "SET client_min_messages = warning");
+	snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	sql(maint, q);
+	snprintf(q, sizeof(q), "CREATE DATABASE %s", dbname);
+	sql(maint, q);
+	PQfinish(maint);
+	admin = connect_db(dbname);
+	sql(admin, "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, payload jsonb)");
+
+	cfg = qml_config_new();
+	snprintf(q, sizeof(q), "dbname=%s", dbname);
+	qml_config_set_database_url(cfg, q);
+	qml_config_set_pool_size(cfg, 1, 4);
+	if (qml_client_open(cfg, &client) != QML_OK)
+	{
+		fprintf(stderr, "bench: %s\n", qml_errmsg());
+		return 1;
+	}
+	qml_config_free(cfg);
+	reg = qml_registry_new();
+	qml_registry_add(reg, "noop", noop, NULL);
+
+	r = PQexec(admin, "SELECT current_setting('server_version'), current_setting('fsync'),"
+			   " current_setting('synchronous_commit')");
+	printf("qml runtime benchmark: %d jobs per run, median of %d runs, no-op handlers;"
+		   " PostgreSQL %s, fsync %s, synchronous_commit %s\n", njobs, reps,
+		   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+	PQclear(r);
+	printf("raw: each thread runs DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)"
+		   " on a minimal table\n");
+	printf("%-8s %12s %12s %8s\n", "threads", "qml jobs/s", "raw jobs/s", "ratio");
+	for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++)
+	{
+		double		raw[99],
+					qml[99];
+
+		for (int k = 0; k < reps; k++)
+		{
+			raw[k] = run_raw(admin, threads[i]);
+			qml[k] = run_qml(admin, client, reg, threads[i]);
+		}
+		qsort(raw, (size_t) reps, sizeof(double), cmpd);
+		qsort(qml, (size_t) reps, sizeof(double), cmpd);
+		printf("%-8d %12.0f %12.0f %8.2f\n", threads[i], qml[reps / 2], raw[reps / 2],
+			   qml[reps / 2] / raw[reps / 2]);
+		fflush(stdout);
+	}
+	run_latency(admin, client);
+
+	qml_registry_free(reg);
+	qml_client_close(client);
+	PQfinish(admin);
+	return 0;
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bench/scheduler.sh: the scheduler's numbers (no pass/fail):
+#   - promotion lag with 100,000 jobs due in the same second: when 50%, 99%
+#     and all of them were visible as enqueued, after their due time
+#   - enqueue jobs/s at 16 clients (pgbench) with qml.wakeups on, off and
+#     always (NOTIFY on every enqueue, the behaviour "on" replaces), while
+#     two workers wait in fetch(..., wait) and consume
+#   - wake latency: enqueue commit to an idle worker having its job (fetch
+#     wait) or its notification (LISTEN), p50/p99
+# Starts its own throwaway cluster (scripts/cluster.sh) with qml preloaded
+# on QML_PGPORT (default 5535) and stops it afterwards. BENCH_T sets the
+# seconds per pgbench run (default 10), BENCH_RUNS the runs per mode (3).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export QML_PGPORT=${QML_PGPORT:-5535}
+. scripts/env.sh
+T=${BENCH_T:-10}
+RUNS=${BENCH_RUNS:-3}
+db=qml_bench
+tmp=$(mktemp -d)
+trap 'scripts/cluster.sh down; rm -rf "$tmp"' EXIT
+
+scripts/cluster.sh up "$(cat test/qml.conf)
+max_wal_size = 4GB
+checkpoint_timeout = 15min"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
+psql -X -q -d postgres -c "CREATE DATABASE $db"
+q -c "CREATE EXTENSION qml"
+for _ in $(seq 100); do
+	[ "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$db'")" = 1 ] && break
+	sleep 0.1
+done
+
+echo "== promotion lag: 100,000 jobs due in the same second"
+due=$(q -c "SELECT date_trunc('second', clock_timestamp()) + interval '12 s'")
+for _ in $(seq 10); do
+	q -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'p', 'queue', 'promo', 'run_at', '$due'::timestamptz + g * interval '9 us')) FROM generate_series(1, 10000) g))" >/dev/null
+done
+[ "$(q -c "SELECT clock_timestamp() < '$due'")" = t ] || { echo "enqueueing took too long"; exit 1; }
+# one session polls what is visible, every few milliseconds, until all are enqueued
+q <<SQL
+CREATE TEMP TABLE seen (at timestamptz, left_ bigint);
+DO \$\$
+DECLARE n bigint;
+BEGIN
+	LOOP
+		SELECT count(*) INTO n FROM qml.jobs WHERE queue = 'promo' AND state = 'scheduled';
+		INSERT INTO seen VALUES (clock_timestamp(), n);
+		EXIT WHEN n = 0 OR clock_timestamp() > '$due'::timestamptz + interval '60 s';
+		PERFORM pg_sleep(0.002);
+	END LOOP;
+END
+\$\$;
+SELECT format('promotion lag after the due second: p50 %s ms, p99 %s ms, all %s ms',
+	(SELECT round(extract(epoch FROM min(at) - '$due'::timestamptz) * 1000) FROM seen WHERE left_ <= 50000),
+	(SELECT round(extract(epoch FROM min(at) - '$due'::timestamptz) * 1000) FROM seen WHERE left_ <= 1000),
+	(SELECT round(extract(epoch FROM min(at) - '$due'::timestamptz) * 1000) FROM seen WHERE left_ = 0));
+SQL
+q -c "SELECT format('  (per-job view: enqueued_at - run_at p50 %s ms, p99 %s ms)', round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY enqueued_at - run_at)) * 1000), round(extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY enqueued_at - run_at)) * 1000)) FROM qml.jobs WHERE queue = 'promo'"
+
+echo "== enqueue jobs/s, 16 clients, $T s per run, $RUNS runs per mode, 2 workers waiting"
+echo "SELECT qml.enqueue('noop', '{\"n\": 1}', 'bench');" >"$tmp/enqueue.sql"
+consumer() { # name seconds
+	q -c "DO \$\$
+DECLARE ids bigint[]; stop timestamptz := clock_timestamp() + interval '$2 s';
+BEGIN
+	WHILE clock_timestamp() < stop LOOP
+		ids := array(SELECT id FROM qml.fetch('$1', '{bench}', 100, wait => '1 s', session_lease => false));
+		PERFORM qml.complete_batch(ids, '$1');
+		COMMIT;
+	END LOOP;
+END \$\$" >/dev/null 2>&1
+}
+declare -A tps
+for run in $(seq "$RUNS"); do
+	for mode in on off always; do
+		q -c "TRUNCATE qml.jobs, qml.job_events" -c "CHECKPOINT" >/dev/null
+		consumer c1 $((T + 1)) & consumer c2 $((T + 1)) &
+		sleep 0.5
+		t=$(PGOPTIONS="-c qml.wakeups=$mode" pgbench -n -M prepared -c 16 -j 2 -T "$T" -f "$tmp/enqueue.sql" $db 2>&1 |
+			awk '/^tps = /{printf "%.0f", $3; exit}')
+		wait
+		tps[$mode]="${tps[$mode]:-} $t"
+	done
+done
+med() { printf '%s\n' $1 | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+on=$(med "${tps[on]}"); off=$(med "${tps[off]}"); always=$(med "${tps[always]}")
+echo "wakeups on:     ${tps[on]} jobs/s (median $on)"
+echo "wakeups off:    ${tps[off]} jobs/s (median $off)"
+echo "wakeups always: ${tps[always]} jobs/s (median $always)"
+awk -v a="$on" -v b="$off" -v c="$always" 'BEGIN { printf "on/off %.2f, always/off %.2f\n", a / b, c / b }'
+
+echo "== wake latency"
+q -c "TRUNCATE qml.jobs, qml.job_events" >/dev/null
+cc -O2 -o "$tmp/wake_latency" bench/wake_latency.c -I"$(pg_config --includedir)" \
+	-L"$(pg_config --libdir)" -lpq
+"$tmp/wake_latency" $db "${BENCH_SAMPLES:-500}"

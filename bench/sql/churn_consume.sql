@@ -1,0 +1,8 @@
+-- case 8, consumer: fetch 10, complete them; back off 10 ms when the queue
+-- is empty, as a worker's poll would
+SELECT coalesce(array_agg(id), '{}')::text AS ids, count(*) AS n FROM qml.fetch('w' || :client_id, '{default}', 10) \gset
+\if :n > 0
+SELECT count(*) FROM qml.complete_batch(:ids::bigint[], 'w' || :client_id);
+\else
+\sleep 10 ms
+\endif

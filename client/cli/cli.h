@@ -1,0 +1,145 @@
+/*
+ * cli.h
+ *	  Shared pieces of the qml command: exit codes, global options, the
+ *	  option parser, connecting, and output helpers (tables, times, JSON).
+ *
+ * Files: main.c (dispatch, global options, help, connecting), output.c
+ * (printing), cmd_jobs.c (enqueue, jobs, job, retry, delete), cmd_admin.c
+ * (stats, pause, resume, migrate, status, recurring), cmd_worker.c and
+ * exec.c (worker --exec), cmd_demo.c (demo).
+ */
+#ifndef QML_CLI_H
+#define QML_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "qml.h"
+
+/* Exit codes, documented in README.md and `qml --help`. */
+enum
+{
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,			/* the operation failed (server error, wrong state) */
+	EXIT_USAGE = 2,				/* unknown command or option, bad argument or JSON */
+	EXIT_CONNECT = 3,			/* cannot connect to the database */
+	EXIT_NO_EXTENSION = 4,		/* qml not installed (or lacks the feature) */
+	EXIT_NOT_FOUND = 5			/* no such job / recurring job */
+};
+
+typedef struct cli
+{
+	bool		json;
+	const char *database_url;	/* --database-url, else DATABASE_URL / PG* */
+} cli;
+
+typedef struct cli_command
+{
+	const char *name;
+	int			(*run) (cli *g, int argc, char **argv);
+	const char *summary;
+	const char *usage;			/* full help text */
+} cli_command;
+
+/* ---- main.c ---- */
+
+/* Options every command takes; add CLI_COMMON_OPTIONS to each table. */
+#define OPT_HELP 1000
+#define OPT_JSON 1001
+#define OPT_DBURL 1002
+#define CLI_COMMON_OPTIONS \
+	{"help", no_argument, NULL, OPT_HELP}, \
+	{"json", no_argument, NULL, OPT_JSON}, \
+	{"database-url", required_argument, NULL, OPT_DBURL}
+
+#define CLI_HELP (-2)			/* cli_getopt: --help was given */
+#define CLI_BAD (-3)			/* cli_getopt: bad option (already reported) */
+
+/*
+ * getopt_long over a command's arguments (argv[0] is the command name).
+ * Handles the common options itself; returns an option's val, -1 at the
+ * end (positional arguments then start at optind), CLI_HELP or CLI_BAD.
+ */
+int			cli_getopt(cli *g, const char *cmd, int argc, char **argv,
+					   const struct option *opts);
+
+/* Prints the command's help (stdout) and returns EXIT_OK. */
+int			cli_help(const char *cmd);
+
+/* Prints "qml CMD: message" and a pointer to --help; returns EXIT_USAGE. */
+int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/* Connects; prints the error and returns its exit code on failure. */
+int			cli_connect(cli *g, bool auto_migrate, int max_connections,
+						qml_client **client);
+
+/* ---- output.c ---- */
+
+int			cli_exit_code(qml_status st);
+/* Prints the thread's libqml error; returns its exit code. */
+int			cli_fail(cli *g, qml_status st);
+/* Prints a JSON value on stdout and frees it. */
+void		cli_print_json(json_t *v);
+/* A JSON value from text; null when NULL; the text as a string if invalid. */
+json_t	   *cli_json_value(const char *text);
+json_t	   *cli_json_time(int64_t us);
+json_t	   *cli_json_job(const qml_job *job);
+/* "2025-01-31 12:00:05" (local time), "-" for QML_TIME_NULL */
+const char *cli_time(int64_t us, char *buf, size_t size);
+/* "5s ago", "in 3m", "-" */
+const char *cli_ago(int64_t us, char *buf, size_t size);
+/* "12 ms", "3.5 s", "2 min" */
+const char *cli_duration(int64_t us, char *buf, size_t size);
+
+/* Parses "500ms", "10s", "1.5m", "2h", "1d" or plain seconds. */
+bool		cli_parse_duration_ms(const char *text, int64_t *ms);
+/* Parses "2025-01-31 12:00[:05]", ISO 8601 with Z or an offset, "now". */
+bool		cli_parse_time(const char *text, int64_t *us);
+bool		cli_parse_int(const char *text, long min, long max, long *out);
+
+typedef struct cli_table
+{
+	int			ncols;
+	char	  **cells;			/* row-major, headers first */
+	size_t		nrows;			/* including the header */
+	size_t		cap;
+} cli_table;
+
+void		cli_table_init(cli_table *t, int ncols, ...);	/* headers */
+void		cli_table_add(cli_table *t, ...);	/* ncols strings (NULL = "") */
+void		cli_table_print(cli_table *t, FILE *out);
+void		cli_table_free(cli_table *t);
+
+/* ---- commands ---- */
+
+int			cmd_enqueue(cli *g, int argc, char **argv);
+int			cmd_jobs(cli *g, int argc, char **argv);
+int			cmd_job(cli *g, int argc, char **argv);
+int			cmd_retry(cli *g, int argc, char **argv);
+int			cmd_delete(cli *g, int argc, char **argv);
+int			cmd_stats(cli *g, int argc, char **argv);
+int			cmd_pause(cli *g, int argc, char **argv);
+int			cmd_resume(cli *g, int argc, char **argv);
+int			cmd_migrate(cli *g, int argc, char **argv);
+int			cmd_status(cli *g, int argc, char **argv);
+int			cmd_recurring(cli *g, int argc, char **argv);
+int			cmd_worker(cli *g, int argc, char **argv);
+int			cmd_demo(cli *g, int argc, char **argv);
+
+/* ---- exec.c: one job as a child process ---- */
+
+typedef struct exec_spec
+{
+	const char *method;
+	const char *command;		/* run with /bin/sh -c */
+	int			kill_grace_ms;	/* SIGTERM to SIGKILL on timeout */
+	bool		verbose;
+	bool		json_log;
+} exec_spec;
+
+qml_outcome exec_handler(qml_job_ctx *ctx, void *user_data);
+
+#endif							/* QML_CLI_H */

@@ -1,0 +1,451 @@
+/*
+ * exec.c
+ *	  One job as a child process, for qml worker --exec: the job's arguments
+ *	  on stdin, its id and attempt in the environment, its exit status as
+ *	  the outcome (0 success, 65 permanent failure, anything else retry).
+ *
+ * The child runs in a process group of its own (posix_spawn, safe in a
+ * threaded program), so a timeout or a shutdown past its grace period can
+ * stop everything it started: SIGTERM to the group, SIGKILL a little later.
+ * Its stdin, stdout and stderr are pipes served by one poll loop, so a
+ * child that writes a lot before reading, or never reads, cannot block us.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+#define STDOUT_MAX (1024 * 1024)	/* a bigger stdout is not kept as result */
+#define STDERR_TAIL 2000		/* the error keeps this much of stderr's end */
+
+typedef struct capture
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	size_t		limit;
+	bool		tail;			/* keep the last `limit` bytes, not the first */
+	bool		overflow;
+} capture;
+
+static void
+capture_add(capture *c, const char *buf, size_t n)
+{
+	if (!c->tail && c->len + n > c->limit)
+	{
+		c->overflow = true;
+		n = c->len < c->limit ? c->limit - c->len : 0;
+	}
+	if (c->len + n + 1 > c->cap)
+	{
+		size_t		cap = c->cap ? c->cap : 4096;
+		char	   *d;
+
+		while (cap < c->len + n + 1)
+			cap *= 2;
+		if ((d = realloc(c->data, cap)) == NULL)
+		{
+			c->overflow = true;
+			return;
+		}
+		c->data = d;
+		c->cap = cap;
+	}
+	memcpy(c->data + c->len, buf, n);
+	c->len += n;
+	c->data[c->len] = '\0';
+	if (c->tail && c->len > 2 * c->limit)
+	{
+		memmove(c->data, c->data + c->len - c->limit, c->limit);
+		c->len = c->limit;
+		c->data[c->len] = '\0';
+		c->overflow = true;
+	}
+}
+
+/* Reads what is there; false at end of file or on error. */
+static bool
+pump(int fd, capture *c)
+{
+	char		buf[8192];
+
+	for (;;)
+	{
+		ssize_t		n = read(fd, buf, sizeof(buf));
+
+		if (n > 0)
+		{
+			capture_add(c, buf, (size_t) n);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return true;
+		return false;
+	}
+}
+
+/* The last lines of stderr, trimmed, for last_error. */
+static const char *
+stderr_tail(capture *c)
+{
+	char	   *s;
+	size_t		n;
+
+	if (c->data == NULL)
+		return "";
+	n = c->len;
+	while (n > 0 && (c->data[n - 1] == '\n' || c->data[n - 1] == ' ' || c->data[n - 1] == '\r'))
+		n--;
+	c->data[n] = '\0';
+	s = c->data;
+	if (c->len > STDERR_TAIL)
+	{
+		s = c->data + c->len - STDERR_TAIL;
+		/* start at a whole UTF-8 character */
+		while (*s && ((unsigned char) *s & 0xC0) == 0x80)
+			s++;
+	}
+	return s;
+}
+
+/*
+ * A plain command ("/path/to/script arg") runs as "exec ..." so the shell
+ * becomes it: its own exit status and signals are then what we see, not
+ * the shell's translation (a crash reads "killed by signal 11", not "exit
+ * status 139"). Anything with shell syntax runs as written.
+ */
+static char *
+shell_command(const char *command)
+{
+	char	   *s;
+
+	if (strspn(command, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789_./:,+@%- ") != strlen(command))
+		return strdup(command);
+	if (asprintf(&s, "exec %s", command) < 0)
+		return NULL;
+	return s;
+}
+
+/* Our environment plus the job's variables; frees with free_env. */
+static char **
+build_env(qml_job_ctx *ctx, int *added)
+{
+	static const char *const ours[] = {
+		"QML_JOB_ID=", "QML_ATTEMPT=", "QML_MAX_ATTEMPTS=", "QML_METHOD=", "QML_QUEUE="
+	};
+	size_t		n = 0,
+				k = 0;
+	char	  **env;
+
+	while (environ[n])
+		n++;
+	if ((env = calloc(n + 6, sizeof(char *))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+	{
+		bool		skip = false;
+
+		for (size_t j = 0; j < 5 && !skip; j++)
+			skip = strncmp(environ[i], ours[j], strlen(ours[j])) == 0;
+		if (!skip)
+			env[k++] = environ[i];
+	}
+	*added = 0;
+	if (asprintf(&env[k], "QML_JOB_ID=%" PRId64, qml_ctx_job_id(ctx)) > 0)
+		k++, (*added)++;
+	if (asprintf(&env[k], "QML_ATTEMPT=%d", qml_ctx_attempt(ctx)) > 0)
+		k++, (*added)++;
+	if (asprintf(&env[k], "QML_MAX_ATTEMPTS=%d", qml_ctx_max_attempts(ctx)) > 0)
+		k++, (*added)++;
+	if (asprintf(&env[k], "QML_METHOD=%s", qml_ctx_method(ctx)) > 0)
+		k++, (*added)++;
+	if (asprintf(&env[k], "QML_QUEUE=%s", qml_ctx_queue(ctx)) > 0)
+		k++, (*added)++;
+	env[k] = NULL;
+	return env;
+}
+
+static void
+free_env(char **env, int added)
+{
+	size_t		n = 0;
+
+	if (env == NULL)
+		return;
+	while (env[n])
+		n++;
+	for (int i = 0; i < added; i++)
+		free(env[n - 1 - (size_t) i]);
+	free(env);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+log_job(const exec_spec *spec, qml_job_ctx *ctx, const char *outcome,
+		int64_t ms, const char *error)
+{
+	if (!spec->verbose)
+		return;
+	if (spec->json_log)
+	{
+		json_t	   *o = json_pack("{s:I,s:s,s:i,s:s,s:I}", "job", (json_int_t) qml_ctx_job_id(ctx),
+								  "method", qml_ctx_method(ctx), "attempt", qml_ctx_attempt(ctx),
+								  "outcome", outcome, "ms", (json_int_t) ms);
+		char	   *text;
+
+		if (error)
+			json_object_set_new(o, "error", json_string(error));
+		if ((text = json_dumps(o, JSON_COMPACT)) != NULL)
+		{
+			/* one write per line: lines of concurrent jobs do not interleave */
+			size_t		len = strlen(text);
+
+			text[len] = '\n';
+			fwrite(text, 1, len + 1, stdout);
+			fflush(stdout);
+		}
+		free(text);
+		json_decref(o);
+	}
+	else
+		fprintf(stderr, "qml worker: job %" PRId64 " %s (attempt %d): %s in %" PRId64 " ms%s%s\n",
+				qml_ctx_job_id(ctx), qml_ctx_method(ctx), qml_ctx_attempt(ctx), outcome, ms,
+				error ? ": " : "", error ? error : "");
+}
+
+qml_outcome
+exec_handler(qml_job_ctx *ctx, void *user_data)
+{
+	const exec_spec *spec = user_data;
+	int			in[2] = {-1, -1},
+				out[2] = {-1, -1},
+				err[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t	none,
+				dflt;
+	char	   *cmd = shell_command(spec->command);
+	char	   *argv[] = {"/bin/sh", "-c", cmd ? cmd : (char *) spec->command, NULL};
+	char	  **env;
+	int			added = 0;
+	pid_t		pid;
+	int			rc,
+				status = 0;
+	const char *args = qml_ctx_arguments(ctx);
+	size_t		args_len = strlen(args),
+				written = 0;
+	capture		cout = {.limit = STDOUT_MAX},
+				cerr = {.limit = STDERR_TAIL,.tail = true};
+	int64_t		start = mono_ms(),
+				term_at = 0;
+	bool		timed_out = false,
+				killed = false,
+				out_open = true,
+				err_open = true;
+	qml_outcome outcome;
+	char	   *msg = NULL;
+
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+	{
+		int			e = errno;
+
+		for (int i = 0; i < 2; i++)
+		{
+			if (in[i] >= 0)
+				close(in[i]);
+			if (out[i] >= 0)
+				close(out[i]);
+			if (err[i] >= 0)
+				close(err[i]);
+		}
+		free(cmd);
+		return qml_retry(ctx, "cannot create pipes for the command: %s", strerror(e));
+	}
+	env = build_env(ctx, &added);
+
+	/* the child: own process group, default signals, nothing blocked */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);
+	sigaddset(&dflt, SIGINT);
+	sigaddset(&dflt, SIGTERM);
+	sigaddset(&dflt, SIGHUP);
+	sigaddset(&dflt, SIGQUIT);
+	sigaddset(&dflt, SIGCHLD);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &dflt);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+							 POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env ? env : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	free_env(env, added);
+	free(cmd);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	if (rc != 0)
+	{
+		close(in[1]);
+		close(out[0]);
+		close(err[0]);
+		return qml_retry(ctx, "cannot start /bin/sh for \"%s\": %s", spec->command, strerror(rc));
+	}
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
+	if (args_len == 0)
+	{
+		close(in[1]);
+		in[1] = -1;
+	}
+
+	for (;;)
+	{
+		struct pollfd pfd[3];
+		nfds_t		n = 0;
+		int64_t		now = mono_ms();
+		pid_t		w;
+
+		if (!killed && (qml_ctx_cancelled(ctx) || qml_ctx_remaining_ms(ctx) <= 0))
+		{
+			timed_out = qml_ctx_remaining_ms(ctx) <= 0;
+			kill(-pid, SIGTERM);
+			killed = true;
+			term_at = now;
+		}
+		else if (killed && term_at && now - term_at >= spec->kill_grace_ms)
+		{
+			kill(-pid, SIGKILL);
+			term_at = 0;
+		}
+		if (in[1] >= 0)
+			pfd[n++] = (struct pollfd)
+		{
+			.fd = in[1],.events = POLLOUT
+		};
+		if (out_open)
+			pfd[n++] = (struct pollfd)
+		{
+			.fd = out[0],.events = POLLIN
+		};
+		if (err_open)
+			pfd[n++] = (struct pollfd)
+		{
+			.fd = err[0],.events = POLLIN
+		};
+		if (n > 0)
+			poll(pfd, n, 50);
+		else
+			usleep(20000);
+
+		if (in[1] >= 0)
+		{
+			ssize_t		wr = write(in[1], args + written, args_len - written);
+
+			if (wr > 0)
+				written += (size_t) wr;
+			if ((wr < 0 && errno != EAGAIN && errno != EINTR) || written == args_len)
+			{
+				/* done, or the child closed its stdin (EPIPE): either way */
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		if (out_open)
+			out_open = pump(out[0], &cout);
+		if (err_open)
+			err_open = pump(err[0], &cerr);
+
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid || (w < 0 && errno == ECHILD))
+		{
+			/* what it wrote before exiting; not what its leftovers write later */
+			if (out_open)
+				pump(out[0], &cout);
+			if (err_open)
+				pump(err[0], &cerr);
+			break;
+		}
+	}
+	if (in[1] >= 0)
+		close(in[1]);
+	close(out[0]);
+	close(err[0]);
+
+	if (killed)
+	{
+		const char *why = timed_out ? "timed out" : "cancelled (shutdown or lease lost)";
+
+		outcome = qml_retry(ctx, "%s: the command's process group was killed%s%s", why,
+							*stderr_tail(&cerr) ? "; stderr: " : "", stderr_tail(&cerr));
+		log_job(spec, ctx, timed_out ? "timed out" : "cancelled", mono_ms() - start, NULL);
+	}
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	{
+		json_t	   *v = NULL;
+
+		if (cout.len > 0 && !cout.overflow)
+			v = json_loads(cout.data, JSON_DECODE_ANY, NULL);
+		outcome = qml_success(ctx, v ? cout.data : NULL);
+		json_decref(v);
+		log_job(spec, ctx, "succeeded", mono_ms() - start, NULL);
+	}
+	else
+	{
+		const char *tail = stderr_tail(&cerr);
+		char		how[96];
+
+		if (WIFEXITED(status))
+			snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+		else if (WIFSIGNALED(status))
+			snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status),
+					 strsignal(WTERMSIG(status)));
+		else
+			snprintf(how, sizeof(how), "ended with status %d", status);
+		/* stderr's words first: they are what the job's author wrote */
+		if ((*tail ? asprintf(&msg, "%s (%s)", tail, how) : asprintf(&msg, "%s", how)) < 0)
+			msg = NULL;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 65)
+		{
+			outcome = qml_fail(ctx, "%s", msg ? msg : how);
+			log_job(spec, ctx, "failed for good", mono_ms() - start, msg ? msg : how);
+		}
+		else
+		{
+			outcome = qml_retry(ctx, "%s", msg ? msg : how);
+			log_job(spec, ctx, "failed, to be retried", mono_ms() - start, msg ? msg : how);
+		}
+		free(msg);
+	}
+	free(cout.data);
+	free(cerr.data);
+	return outcome;
+}

@@ -1,0 +1,83 @@
+# client/client.mk
+#	libqml (client/libqml.a, client/libqml.so), the qml command
+#	(client/qml), their tests and the runtime benchmark.
+#
+# Included at the end of the top-level PGXS Makefile; paths are relative to
+# the project root. Only QMLC_* variables and client*/install-client/
+# bench-runtime targets are defined, and every rule names its own compiler
+# flags, so PGXS's CFLAGS (and theirs ours) do not leak across.
+#
+#   make                 builds the extension and the client
+#   make client-test     runs the client's C tests and valgrind pass
+#                        (needs a running cluster: PG* or DATABASE_URL)
+#   make install-client  installs qml, libqml and qml.h under QMLC_PREFIX
+#   make bench-runtime   prints the runtime's jobs/s and latency
+
+QMLC_DIR		:= client
+QMLC_BUILD		:= $(QMLC_DIR)/build
+QMLC_CC			?= cc
+QMLC_PREFIX		?= /usr/local
+QMLC_PQ_CFLAGS	:= $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
+QMLC_PQ_LIBS	:= $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
+QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lm -pthread
+QMLC_CFLAGS		?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -fPIC -pthread
+QMLC_CPPFLAGS	:= -I$(QMLC_DIR)/include $(QMLC_PQ_CFLAGS)
+
+QMLC_LIB_SRCS	:= $(wildcard $(QMLC_DIR)/src/*.c)
+QMLC_LIB_OBJS	:= $(patsubst $(QMLC_DIR)/src/%.c,$(QMLC_BUILD)/lib/%.o,$(QMLC_LIB_SRCS))
+QMLC_LIB_HDRS	:= $(QMLC_DIR)/include/qml.h $(QMLC_DIR)/src/internal.h
+QMLC_CLI_SRCS	:= $(wildcard $(QMLC_DIR)/cli/*.c)
+QMLC_CLI_OBJS	:= $(patsubst $(QMLC_DIR)/cli/%.c,$(QMLC_BUILD)/cli/%.o,$(QMLC_CLI_SRCS))
+QMLC_CLI_HDRS	:= $(QMLC_DIR)/include/qml.h $(wildcard $(QMLC_DIR)/cli/*.h)
+QMLC_TESTS		:= $(patsubst %.c,%,$(wildcard $(QMLC_DIR)/tests/*_test.c))
+QMLC_TEST_HDRS	:= $(wildcard $(QMLC_DIR)/tests/*.h)
+
+.PHONY: client client-test install-client client-clean bench-runtime
+
+all: client
+clean: client-clean
+
+client: $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)
+
+# hidden by default: libqml.so exports the QML_API functions of qml.h only
+$(QMLC_BUILD)/lib/%.o: $(QMLC_DIR)/src/%.c $(QMLC_LIB_HDRS)
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(QMLC_BUILD)/cli/%.o: $(QMLC_DIR)/cli/%.c $(QMLC_CLI_HDRS)
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -c -o $@ $<
+
+$(QMLC_DIR)/libqml.a: $(QMLC_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(QMLC_DIR)/libqml.so: $(QMLC_LIB_OBJS)
+	$(QMLC_CC) -shared -Wl,-soname,libqml.so.1 -o $@ $^ $(QMLC_LIBS)
+
+$(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DIR)/libqml.a
+	$(QMLC_CC) $(QMLC_CFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
+$(QMLC_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLC_DIR)/libqml.a
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
+client-test: client
+	$(QMLC_DIR)/tests/run.sh
+
+$(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
+bench-runtime: $(QMLC_BUILD)/bench-runtime
+	$(QMLC_BUILD)/bench-runtime $(BENCH_ARGS)
+
+install-client: client
+	install -d $(DESTDIR)$(QMLC_PREFIX)/bin $(DESTDIR)$(QMLC_PREFIX)/lib $(DESTDIR)$(QMLC_PREFIX)/include
+	install -m 755 $(QMLC_DIR)/qml $(DESTDIR)$(QMLC_PREFIX)/bin/qml
+	install -m 644 $(QMLC_DIR)/libqml.a $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.a
+	install -m 755 $(QMLC_DIR)/libqml.so $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.so.1
+	ln -sf libqml.so.1 $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.so
+	install -m 644 $(QMLC_DIR)/include/qml.h $(DESTDIR)$(QMLC_PREFIX)/include/qml.h
+
+client-clean:
+	rm -rf $(QMLC_BUILD) $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)

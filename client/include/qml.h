@@ -1,0 +1,540 @@
+/*
+ * qml.h
+ *	  libqml: the C client of the qml PostgreSQL extension.
+ *
+ * Three parts, one header:
+ *	 - a client (connection pool, configuration from code or environment,
+ *	   schema management: qml_schema_exists, qml_migrate, auto-migrate);
+ *	 - the job API: thin typed wrappers over the SQL contract (enqueue,
+ *	   schedule, get, list, delete, requeue, stats, queues, recurring jobs);
+ *	 - the worker runtime: a registry of handlers by method name and a
+ *	   server that runs them on a pool of threads (batched fetch, batched
+ *	   completion, LISTEN wakeups, heartbeats, timeouts, graceful stop).
+ *
+ * Conventions:
+ *	 - Every fallible call returns a qml_status. QML_OK is 0. On failure the
+ *	   calling thread's error (qml_errmsg(), qml_errdetail(), qml_errhint(),
+ *	   qml_errsqlstate()) describes that call until the next failing call on
+ *	   the same thread. Nothing in the library calls abort() or exit().
+ *	 - JSON travels as text (arguments, results); the library checks it.
+ *	 - Times are microseconds since the Unix epoch (int64_t); QML_TIME_NULL
+ *	   stands for SQL NULL. Durations are milliseconds.
+ *	 - Strings passed in are copied; strings handed out belong to the object
+ *	   they come from and live as long as it does.
+ *	 - A qml_client is thread-safe: any number of threads may share one.
+ */
+#ifndef QML_H
+#define QML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QML_VERSION "1.0.0"
+#define QML_TIME_NULL INT64_MIN
+
+#if defined(__GNUC__)
+#define QML_PRINTF(f, a) __attribute__((format(printf, f, a)))
+/* the library is built with hidden visibility: only these are exported */
+#define QML_API __attribute__((visibility("default")))
+#else
+#define QML_PRINTF(f, a)
+#define QML_API
+#endif
+
+/* ---------------------------------------------------------------------
+ * Status codes and per-thread errors
+ * --------------------------------------------------------------------- */
+
+typedef enum qml_status
+{
+	QML_OK = 0,
+	QML_ERR_INVALID,			/* bad argument: NULL, out of range, not JSON */
+	QML_ERR_CONNECT,			/* cannot reach the database, or lost it */
+	QML_ERR_NO_EXTENSION,		/* qml is not installed (in the database, or
+								 * its files on the server) */
+	QML_ERR_UNSUPPORTED,		/* the installed qml lacks this feature */
+	QML_ERR_NOT_FOUND,			/* no such job, queue or recurring job */
+	QML_ERR_CONFLICT,			/* e.g. another live job has the unique key */
+	QML_ERR_PERMISSION,			/* the role lacks the right */
+	QML_ERR_TIMEOUT,			/* statement timeout, pool exhausted, ... */
+	QML_ERR_SERVER,				/* any other error raised by the server */
+	QML_ERR_STATE,				/* call out of order (server already started) */
+	QML_ERR_NOMEM,
+	QML_ERR_SYSTEM				/* an operating system call failed */
+} qml_status;
+
+/* "ok", "invalid argument", "connection failed", ... (static strings) */
+QML_API const char *qml_status_str(qml_status status);
+
+/* The calling thread's last error (never NULL; "" when there is none). */
+QML_API qml_status	qml_errcode(void);
+QML_API const char *qml_errmsg(void);
+QML_API const char *qml_errdetail(void);
+QML_API const char *qml_errhint(void);
+QML_API const char *qml_errsqlstate(void);	/* five characters, or "" */
+
+/* ---------------------------------------------------------------------
+ * Client configuration
+ * --------------------------------------------------------------------- */
+
+typedef struct qml_config qml_config;
+
+/*
+ * Defaults: database from libpq's PG* environment, pool of 1..10
+ * connections, connect timeout 10 s, no statement timeout, auto-migrate
+ * on, application_name "qml".
+ */
+QML_API qml_config *qml_config_new(void);
+QML_API void		qml_config_free(qml_config *config);
+
+/*
+ * Reads DATABASE_URL, QML_MIN_CONNECTIONS, QML_MAX_CONNECTIONS,
+ * QML_CONNECT_TIMEOUT (seconds), QML_STATEMENT_TIMEOUT (ms) and
+ * QML_AUTO_MIGRATE (true/false/1/0/on/off) when they are set. A malformed
+ * value is an error (QML_ERR_INVALID) naming the variable.
+ */
+QML_API qml_status	qml_config_from_env(qml_config *config);
+
+/* URL (postgresql://...) or key=value conninfo; NULL or "" = PG* env. */
+QML_API qml_status	qml_config_set_database_url(qml_config *config, const char *url);
+QML_API qml_status	qml_config_set_pool_size(qml_config *config, int min_connections,
+									 int max_connections);
+QML_API qml_status	qml_config_set_connect_timeout(qml_config *config, int seconds);
+QML_API qml_status	qml_config_set_statement_timeout(qml_config *config, int ms);	/* 0 = none */
+QML_API qml_status	qml_config_set_auto_migrate(qml_config *config, bool on);
+QML_API qml_status	qml_config_set_application_name(qml_config *config, const char *name);
+
+QML_API const char *qml_config_database_url(const qml_config *config);	/* "" = PG* */
+QML_API int			qml_config_max_connections(const qml_config *config);
+QML_API bool		qml_config_auto_migrate(const qml_config *config);
+
+/* ---------------------------------------------------------------------
+ * Client: connection pool and schema management
+ * --------------------------------------------------------------------- */
+
+typedef struct qml_client qml_client;
+
+/*
+ * Opens the pool (min_connections are connected at once, at least one, so a
+ * bad URL or an unreachable server is reported here) and, with auto-migrate
+ * on, creates or updates the extension. `config` may be NULL (defaults +
+ * environment) and may be freed afterwards.
+ */
+QML_API qml_status	qml_client_open(const qml_config *config, qml_client **client);
+QML_API void		qml_client_close(qml_client *client);
+
+/* Whether the qml extension exists in the database. */
+QML_API qml_status	qml_schema_exists(qml_client *client, bool *exists);
+
+/*
+ * Installed version (NULL when not installed) and the default version the
+ * server's extension files offer (NULL when they are missing). Free both
+ * with qml_free().
+ */
+QML_API qml_status	qml_schema_version(qml_client *client, char **installed,
+							   char **available);
+
+/*
+ * CREATE EXTENSION qml, or ALTER EXTENSION qml UPDATE when an older version
+ * is installed. QML_ERR_NO_EXTENSION with a hint when the server has no qml
+ * extension files. Serialized with an advisory lock, so several processes
+ * may migrate at once. Needs the rights CREATE EXTENSION needs.
+ */
+QML_API qml_status	qml_migrate(qml_client *client);
+
+/* Migrates only when needed; *migrated (may be NULL) says whether it did. */
+QML_API qml_status	qml_migrate_if_needed(qml_client *client, bool *migrated);
+
+/* What a health check sees: the server, the extension, the scheduler. */
+typedef struct qml_health
+{
+	char	   *server_version;
+	char	   *database;
+	char	   *user;
+	char	   *installed_version;	/* NULL: extension not created */
+	char	   *available_version;	/* NULL: no extension files on the server */
+	bool		preloaded;		/* qml in shared_preload_libraries */
+	int			scheduler_processes;	/* background processes of qml */
+	int			worker_servers;	/* worker servers connected (fetcher sessions) */
+} qml_health;
+
+QML_API qml_status	qml_health_check(qml_client *client, qml_health **health);
+QML_API void		qml_health_free(qml_health *health);
+
+/*
+ * One scheduler pass by hand (qml.maintain()): promotes due jobs, rescues
+ * expired leases, prunes. For servers without the background worker.
+ * *report (may be NULL) gets its JSON summary; free with qml_free.
+ */
+QML_API qml_status	qml_maintain(qml_client *client, char **report);
+
+/* ---------------------------------------------------------------------
+ * Jobs
+ * --------------------------------------------------------------------- */
+
+typedef enum qml_job_state
+{
+	QML_STATE_SCHEDULED,
+	QML_STATE_ENQUEUED,
+	QML_STATE_PROCESSING,
+	QML_STATE_SUCCEEDED,
+	QML_STATE_FAILED,
+	QML_STATE_AWAITING_RETRY,
+	QML_STATE_DELETED,
+	QML_STATE_COUNT
+} qml_job_state;
+
+/* "scheduled", ... ; NULL for an invalid value */
+QML_API const char *qml_state_name(qml_job_state state);
+/* true and *state when `name` is a state name */
+QML_API bool		qml_state_parse(const char *name, qml_job_state *state);
+
+typedef struct qml_job
+{
+	int64_t		id;
+	char	   *queue;
+	char	   *method;
+	char	   *arguments;		/* JSON text */
+	int			priority;
+	qml_job_state state;
+	int			attempts;
+	int			max_attempts;
+	int64_t		run_at;			/* µs since epoch, or QML_TIME_NULL */
+	int64_t		created_at;
+	int64_t		enqueued_at;
+	int64_t		started_at;
+	int64_t		finished_at;
+	char	   *locked_by;		/* NULL when not held */
+	int64_t		locked_until;
+	char	   *last_error;		/* NULL when none */
+	char	   *result;			/* JSON text or NULL */
+	char	   *unique_key;		/* NULL when none */
+} qml_job;
+
+QML_API void		qml_job_free(qml_job *job);
+
+/* Options of one enqueue; zero-initialize ({0}) for every default. */
+typedef struct qml_enqueue_options
+{
+	const char *queue;			/* NULL: "default" */
+	int			priority;		/* higher runs first */
+	int64_t		run_at;			/* µs since epoch; 0: now (see delay_ms) */
+	int64_t		delay_ms;		/* > 0: run this much later (with run_at 0) */
+	int			max_attempts;	/* 0: the server's qml.default_max_attempts */
+	const char *unique_key;		/* NULL: none */
+	int64_t		backoff_base_ms;	/* 0: the server's qml.retry_base */
+	int64_t		backoff_cap_ms; /* 0: the server's qml.retry_cap */
+} qml_enqueue_options;
+
+/*
+ * A new job; `arguments` is JSON text (NULL: "[]"). `options` may be NULL.
+ * With a unique_key held by a live job, that job's id is returned.
+ */
+QML_API qml_status	qml_enqueue(qml_client *client, const char *method,
+						const char *arguments,
+						const qml_enqueue_options *options, int64_t *id);
+
+typedef struct qml_job_spec
+{
+	const char *method;
+	const char *arguments;		/* NULL: "[]" */
+	qml_enqueue_options options;
+} qml_job_spec;
+
+/* Many jobs in one statement; ids[i] for jobs[i] (ids may be NULL). */
+QML_API qml_status	qml_enqueue_batch(qml_client *client, const qml_job_spec *jobs,
+							  size_t count, int64_t *ids);
+
+/* Sugar: a job at a time (µs since epoch) or after a delay. */
+QML_API qml_status	qml_schedule_at(qml_client *client, const char *method,
+							const char *arguments, int64_t run_at,
+							const qml_enqueue_options *options, int64_t *id);
+QML_API qml_status	qml_schedule_in(qml_client *client, const char *method,
+							const char *arguments, int64_t delay_ms,
+							const qml_enqueue_options *options, int64_t *id);
+
+/* QML_ERR_NOT_FOUND when there is no such job. Free with qml_job_free. */
+QML_API qml_status	qml_job_get(qml_client *client, int64_t id, qml_job **job);
+
+typedef struct qml_job_filter
+{
+	int			state;			/* a qml_job_state, or -1 for any */
+	const char *queue;			/* NULL: any */
+	const char *method;			/* NULL: any */
+	int64_t		before_id;		/* > 0: only ids below (paging, newest first) */
+	int			limit;			/* 0: 100; at most 10000 */
+} qml_job_filter;
+
+#define QML_JOB_FILTER_INIT {-1, NULL, NULL, 0, 0}
+
+typedef struct qml_job_list
+{
+	size_t		count;
+	qml_job   **jobs;
+} qml_job_list;
+
+/* Newest first. Free with qml_job_list_free. */
+QML_API qml_status	qml_job_list_get(qml_client *client, const qml_job_filter *filter,
+							 qml_job_list **list);
+QML_API void		qml_job_list_free(qml_job_list *list);
+
+/*
+ * Soft delete of an unfinished job; *done (may be NULL) is false when it had
+ * already finished. QML_ERR_NOT_FOUND when there is no such job.
+ */
+QML_API qml_status	qml_job_delete(qml_client *client, int64_t id, bool *done);
+
+/*
+ * Runs a finished (succeeded, failed, deleted) job again; *done is false
+ * when it is still live. QML_ERR_NOT_FOUND, or QML_ERR_CONFLICT when another
+ * live job has its unique key.
+ */
+QML_API qml_status	qml_job_requeue(qml_client *client, int64_t id, bool *done);
+
+typedef struct qml_job_event
+{
+	int64_t		at;
+	int			from_state;		/* qml_job_state or -1 (created) */
+	qml_job_state to_state;
+	char	   *worker;			/* NULL when none */
+	char	   *error;			/* NULL when none */
+} qml_job_event;
+
+/* The job's history, oldest first. Free with qml_job_events_free. */
+QML_API qml_status	qml_job_events(qml_client *client, int64_t id,
+						   qml_job_event **events, size_t *count);
+QML_API void		qml_job_events_free(qml_job_event *events, size_t count);
+
+typedef struct qml_queue_stats
+{
+	char	   *queue;
+	bool		paused;
+	int64_t		counts[QML_STATE_COUNT];	/* indexed by qml_job_state */
+} qml_queue_stats;
+
+/* Counts by queue and state (queue NULL: every queue). */
+QML_API qml_status	qml_stats(qml_client *client, const char *queue,
+					  qml_queue_stats **stats, size_t *count);
+QML_API void		qml_stats_free(qml_queue_stats *stats, size_t count);
+
+/* *changed (may be NULL): whether the queue's state changed. */
+QML_API qml_status	qml_queue_pause(qml_client *client, const char *queue, bool *changed);
+QML_API qml_status	qml_queue_resume(qml_client *client, const char *queue, bool *changed);
+
+/*
+ * Recurring (cron) jobs. QML_ERR_UNSUPPORTED when the installed extension
+ * has no qml.add_recurring yet. `schedule` is what qml.add_recurring takes
+ * (a cron expression or an interval); arguments JSON (NULL: "[]"), queue
+ * NULL: "default".
+ */
+QML_API qml_status	qml_recurring_add(qml_client *client, const char *name,
+							  const char *schedule, const char *method,
+							  const char *arguments, const char *queue);
+/* QML_ERR_NOT_FOUND when there is no recurring job of that name. */
+QML_API qml_status	qml_recurring_remove(qml_client *client, const char *name);
+/* The rows of qml.recurring as one JSON array text; free with qml_free. */
+QML_API qml_status	qml_recurring_list(qml_client *client, char **json);
+
+/* Frees strings the library handed out. */
+QML_API void		qml_free(void *ptr);
+
+/* ---------------------------------------------------------------------
+ * Worker runtime: handlers
+ * --------------------------------------------------------------------- */
+
+typedef struct qml_job_ctx qml_job_ctx;
+
+typedef enum qml_outcome
+{
+	QML_JOB_SUCCESS,			/* -> succeeded */
+	QML_JOB_RETRY,				/* -> awaiting_retry while attempts remain */
+	QML_JOB_FAIL				/* -> failed at once, no retry */
+} qml_outcome;
+
+/*
+ * A handler runs one job on a worker thread and returns an outcome, most
+ * simply through qml_success / qml_retry / qml_fail below. It may run
+ * concurrently with itself on other threads.
+ */
+typedef qml_outcome (*qml_handler_fn) (qml_job_ctx *ctx, void *user_data);
+
+/* The job being run (fields as in qml_job; state is processing). */
+QML_API int64_t		qml_ctx_job_id(const qml_job_ctx *ctx);
+QML_API const char *qml_ctx_method(const qml_job_ctx *ctx);
+QML_API const char *qml_ctx_queue(const qml_job_ctx *ctx);
+QML_API const char *qml_ctx_arguments(const qml_job_ctx *ctx);	/* JSON text */
+QML_API int			qml_ctx_attempt(const qml_job_ctx *ctx);	/* 1 on the first run */
+QML_API int			qml_ctx_max_attempts(const qml_job_ctx *ctx);
+QML_API int			qml_ctx_priority(const qml_job_ctx *ctx);
+QML_API int64_t		qml_ctx_created_at(const qml_job_ctx *ctx);
+QML_API const char *qml_ctx_worker(const qml_job_ctx *ctx); /* lease holder name */
+/* The client the server runs on, e.g. to enqueue follow-up jobs. */
+QML_API qml_client *qml_ctx_client(const qml_job_ctx *ctx);
+
+/*
+ * When the job's time is up (µs since epoch; QML_TIME_NULL without a job
+ * timeout), and ms left (INT64_MAX without one; may be negative).
+ */
+QML_API int64_t		qml_ctx_deadline(const qml_job_ctx *ctx);
+QML_API int64_t		qml_ctx_remaining_ms(const qml_job_ctx *ctx);
+
+/*
+ * True once the handler should stop: its timeout passed (the job has been
+ * reported failed), the server is shutting down past its grace period (the
+ * job has been released), or its lease was lost (someone deleted it or it
+ * was rescued). Threads cannot be killed safely: long handlers poll this.
+ */
+QML_API bool		qml_ctx_cancelled(const qml_job_ctx *ctx);
+
+/*
+ * Outcomes. qml_success stores `result_json` (NULL: none) as the job's
+ * result; invalid JSON turns the outcome into QML_JOB_FAIL with an error
+ * saying so. The formats give the job's last_error.
+ */
+QML_API qml_outcome qml_success(qml_job_ctx *ctx, const char *result_json);
+QML_API qml_outcome qml_retry(qml_job_ctx *ctx, const char *fmt,...) QML_PRINTF(2, 3);
+QML_API qml_outcome qml_fail(qml_job_ctx *ctx, const char *fmt,...) QML_PRINTF(2, 3);
+
+typedef struct qml_registry qml_registry;
+
+QML_API qml_registry *qml_registry_new(void);
+QML_API void		qml_registry_free(qml_registry *registry);
+
+/*
+ * Registers `fn` for `method` (replacing an earlier one). A job whose method
+ * has no handler fails (without retry) with an error naming the method, or
+ * goes to the fallback handler when one is set.
+ */
+QML_API qml_status	qml_registry_add(qml_registry *registry, const char *method,
+							 qml_handler_fn fn, void *user_data);
+QML_API qml_status	qml_registry_set_fallback(qml_registry *registry,
+									  qml_handler_fn fn, void *user_data);
+QML_API size_t		qml_registry_count(const qml_registry *registry);
+
+/* ---------------------------------------------------------------------
+ * Worker runtime: server
+ * --------------------------------------------------------------------- */
+
+typedef struct qml_server_config qml_server_config;
+
+typedef enum qml_log_level
+{
+	QML_LOG_DEBUG, QML_LOG_INFO, QML_LOG_WARNING, QML_LOG_ERROR
+} qml_log_level;
+
+typedef void (*qml_log_fn) (qml_log_level level, const char *message,
+							void *user_data);
+
+/*
+ * Defaults: name "qml" (NULL), 4 workers, queue "default", fetch batch 100
+ * (the most jobs one fetch claims; it never claims more than there are idle
+ * workers), poll interval 1000 ms, lease 300000 ms (5 minutes; heartbeats
+ * renew it), no job timeout, grace period 10000 ms, completions flushed
+ * every 5 ms or every 100 jobs, no logging.
+ */
+QML_API qml_server_config *qml_server_config_new(const char *name);
+QML_API void		qml_server_config_free(qml_server_config *config);
+
+/*
+ * Reads QML_SERVER_NAME, QML_WORKERS, QML_QUEUES (comma separated, in
+ * priority order), QML_FETCH_BATCH, QML_POLL_INTERVAL (ms), QML_LEASE (ms),
+ * QML_JOB_TIMEOUT (ms, 0 = none) and QML_GRACE_PERIOD (ms) when set.
+ */
+QML_API qml_status	qml_server_config_from_env(qml_server_config *config);
+
+QML_API qml_status	qml_server_config_set_name(qml_server_config *config, const char *name);
+QML_API qml_status	qml_server_config_set_workers(qml_server_config *config, int workers);
+/* Queues in priority order: earlier queues are drained first. */
+QML_API qml_status	qml_server_config_set_queues(qml_server_config *config,
+										 const char *const *queues, size_t count);
+/* The same from "critical,normal,bulk". */
+QML_API qml_status	qml_server_config_set_queues_csv(qml_server_config *config,
+											 const char *csv);
+QML_API qml_status	qml_server_config_set_fetch_batch(qml_server_config *config, int batch);
+QML_API qml_status	qml_server_config_set_poll_interval(qml_server_config *config, int ms);
+QML_API qml_status	qml_server_config_set_lease(qml_server_config *config, int ms);
+QML_API qml_status	qml_server_config_set_job_timeout(qml_server_config *config, int ms);
+QML_API qml_status	qml_server_config_set_grace_period(qml_server_config *config, int ms);
+QML_API qml_status	qml_server_config_set_flush(qml_server_config *config,
+										int interval_ms, int max_jobs);
+QML_API qml_status	qml_server_config_set_log(qml_server_config *config,
+									  qml_log_fn fn, void *user_data);
+
+QML_API int			qml_server_config_workers(const qml_server_config *config);
+
+typedef struct qml_server qml_server;
+
+/*
+ * A server over `client` (which must outlive it) running the handlers of
+ * `registry` (copied: later changes do not affect the server). The
+ * configuration is copied too. Needs at least two pool connections besides
+ * its own listening connection.
+ */
+QML_API qml_status	qml_server_new(qml_client *client, const qml_registry *registry,
+						   const qml_server_config *config, qml_server **server);
+
+/* Starts the threads and returns; jobs run until qml_server_stop. */
+QML_API qml_status	qml_server_start(qml_server *server);
+
+/*
+ * Graceful stop: stops fetching, gives running jobs the grace period to
+ * finish, cancels and releases those still running, releases jobs fetched
+ * but not started, flushes every completion, and joins the threads (a
+ * handler that ignores qml_ctx_cancelled delays the return). Idempotent.
+ */
+QML_API qml_status	qml_server_stop(qml_server *server);
+
+/*
+ * Requests a stop from anywhere, even a signal handler (async-signal-safe):
+ * qml_server_wait returns and the caller then calls qml_server_stop.
+ */
+QML_API void		qml_server_request_stop(qml_server *server);
+
+/*
+ * Blocks until qml_server_request_stop is called or, with `signals` true,
+ * until SIGINT or SIGTERM arrives (blocked in the calling thread while it
+ * waits, so call it from the main thread with those signals not ignored).
+ * Returns the signal number, or 0.
+ */
+QML_API int			qml_server_wait(qml_server *server, bool signals);
+
+/* start + wait for SIGINT/SIGTERM + stop. */
+QML_API qml_status	qml_server_run(qml_server *server);
+
+QML_API void		qml_server_free(qml_server *server);
+
+/* The lease holder name this server uses: "<name>@<host>:<pid>:<n>". */
+QML_API const char *qml_server_worker_name(const qml_server *server);
+
+typedef struct qml_server_counters
+{
+	uint64_t	fetched;		/* jobs claimed */
+	uint64_t	succeeded;		/* handler said success (flushed or not) */
+	uint64_t	retried;		/* reported failed, to be retried */
+	uint64_t	failed;			/* reported failed, no retry */
+	uint64_t	timed_out;		/* part of retried: the job timeout passed */
+	uint64_t	released;		/* given back at shutdown */
+	uint64_t	lost;			/* completions the server refused: lease lost */
+	uint64_t	fetch_calls;
+	uint64_t	flushes;
+	uint64_t	heartbeats;
+	uint64_t	reconnects;
+	uint64_t	wakeups;		/* notifications that led to a fetch */
+} qml_server_counters;
+
+QML_API void		qml_server_get_counters(const qml_server *server,
+									qml_server_counters *counters);
+
+/* Current time, µs since the Unix epoch (wall clock). */
+QML_API int64_t		qml_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* QML_H */

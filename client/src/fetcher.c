@@ -1,0 +1,358 @@
+/*
+ * fetcher.c
+ *	  The fetcher thread: claims as many jobs as there are idle workers in
+ *	  one qml.fetch call, and sleeps on LISTEN qml when the queues are dry.
+ *
+ * Its connection is its own (a LISTEN belongs to a session). The loop:
+ * fetch while a full batch comes back; when fewer came back the queues are
+ * drained, so wait for a notification naming one of our queues, for the
+ * poll interval (a missed notification costs at most that), or for a stop.
+ * With every worker busy it waits on the wake eventfd instead, which a
+ * worker signals when it frees its slot.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char fetch_sql[] =
+"SELECT id, queue, method, arguments::text, priority, attempts, max_attempts,"
+"       (extract(epoch FROM created_at) * 1000000)::int8"
+"  FROM qml.fetch($1, $2::text[], $3::int, $4::interval)";
+
+typedef enum wait_result
+{
+	WAIT_TIMEOUT, WAIT_WAKE, WAIT_SOCKET, WAIT_ERROR
+} wait_result;
+
+typedef struct fetcher
+{
+	qml_server *s;
+	qml_conn   *conn;
+	char		appname[64];
+	bool		was_connected;
+	bool		complained;		/* logged the current outage already */
+	int			failures;		/* in a row, for the backoff */
+} fetcher;
+
+static bool
+relevant(qml_server *s, const char *payload)
+{
+	if (payload == NULL || payload[0] == '\0')
+		return true;
+	for (size_t i = 0; i < s->config->nqueues; i++)
+		if (strcmp(payload, s->config->queues[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Reads what arrived; returns notifications for our queues, -1 when broken. */
+static int
+drain(fetcher *f)
+{
+	PGnotify   *n;
+	int			count = 0;
+
+	if (!PQconsumeInput(f->conn->pg))
+		return -1;
+	while ((n = PQnotifies(f->conn->pg)) != NULL)
+	{
+		if (relevant(f->s, n->extra))
+			count++;
+		PQfreemem(n);
+	}
+	return PQstatus(f->conn->pg) == CONNECTION_OK ? count : -1;
+}
+
+static wait_result
+wait_events(fetcher *f, int timeout_ms)
+{
+	struct pollfd pfd[2];
+	nfds_t		n = 1;
+	int			rc;
+
+	pfd[0].fd = f->s->wake_fd;
+	pfd[0].events = POLLIN;
+	pfd[0].revents = 0;
+	if (f->conn)
+	{
+		pfd[1].fd = PQsocket(f->conn->pg);
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		n = 2;
+	}
+	do
+		rc = poll(pfd, n, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return WAIT_ERROR;
+	if (rc == 0)
+		return WAIT_TIMEOUT;
+	if (pfd[0].revents & POLLIN)
+	{
+		uint64_t	v;
+		ssize_t		r QML_UNUSED = read(f->s->wake_fd, &v, sizeof(v));
+
+		return WAIT_WAKE;
+	}
+	return WAIT_SOCKET;
+}
+
+static void
+disconnect(fetcher *f)
+{
+	qml__conn_close(f->conn);
+	f->conn = NULL;
+}
+
+/* Waits out the backoff after a failure, unless a stop comes first. */
+static void
+back_off(fetcher *f)
+{
+	int			ms = qml__backoff_ms(f->failures++);
+	int64_t		end = qml__mono_us() + (int64_t) ms * 1000;
+
+	while (!atomic_load(&f->s->fetch_stop))
+	{
+		int64_t		left = (end - qml__mono_us()) / 1000;
+
+		if (left <= 0)
+			break;
+		wait_events(f, (int) left);
+	}
+}
+
+static bool
+ensure_connected(fetcher *f)
+{
+	qml_server *s = f->s;
+	qml_status	st;
+
+	if (f->conn && qml__conn_ok(f->conn))
+		return true;
+	disconnect(f);
+	st = qml__connect(s->client->config, f->appname, &f->conn);
+	if (st == QML_OK)
+		st = qml__exec(f->conn, "LISTEN qml", 0, NULL, NULL);
+	if (st != QML_OK)
+	{
+		if (!f->complained)
+			qml__rt_log(s, QML_LOG_WARNING, "fetcher: %s; retrying", qml_errmsg());
+		f->complained = true;
+		disconnect(f);
+		return false;
+	}
+	if (f->was_connected)
+	{
+		atomic_fetch_add(&s->counters.reconnects, 1);
+		qml__rt_log(s, QML_LOG_INFO, "fetcher: reconnected to the database");
+	}
+	f->was_connected = true;
+	f->complained = false;
+	return true;
+}
+
+static rt_job *
+job_from_row(const PGresult *r, int row, int64_t now)
+{
+	const char *queue = PQgetvalue(r, row, 1);
+	const char *method = PQgetvalue(r, row, 2);
+	const char *args = PQgetvalue(r, row, 3);
+	size_t		lq = strlen(queue) + 1,
+				lm = strlen(method) + 1,
+				la = strlen(args) + 1;
+	rt_job	   *j = malloc(sizeof(rt_job) + lq + lm + la);
+	char	   *p;
+
+	if (j == NULL)
+		return NULL;
+	p = (char *) (j + 1);
+	memcpy(p, queue, lq);
+	j->queue = p;
+	p += lq;
+	memcpy(p, method, lm);
+	j->method = p;
+	p += lm;
+	memcpy(p, args, la);
+	j->arguments = p;
+	j->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+	j->priority = atoi(PQgetvalue(r, row, 4));
+	j->attempts = atoi(PQgetvalue(r, row, 5));
+	j->max_attempts = atoi(PQgetvalue(r, row, 6));
+	j->created_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+	j->fetched_mono = now;
+	return j;
+}
+
+/* Claims up to `want` jobs and queues them; returns how many, -1 on error. */
+static int
+fetch(fetcher *f, int want)
+{
+	qml_server *s = f->s;
+	char		wants[16];
+	const char *p[4];
+	PGresult   *r;
+	int64_t		now = qml__mono_us();
+	int			n;
+
+	snprintf(wants, sizeof(wants), "%d", want);
+	p[0] = s->worker_name;
+	p[1] = s->queues_literal;
+	p[2] = wants;
+	p[3] = s->lease_literal;
+	if (qml__exec_prepared(f->conn, QML_STMT_FETCH, fetch_sql, 4, p, &r) != QML_OK)
+	{
+		if (!f->complained || qml__conn_ok(f->conn))
+			qml__rt_log(s, QML_LOG_WARNING, "fetcher: %s", qml_errmsg());
+		f->complained = true;
+		return -1;
+	}
+	atomic_fetch_add(&s->counters.fetch_calls, 1);
+	n = PQntuples(r);
+	if (n == 0)
+	{
+		PQclear(r);
+		return 0;
+	}
+	atomic_fetch_add(&s->inflight, n);
+	atomic_fetch_add(&s->counters.fetched, (uint64_t) n);
+	pthread_mutex_lock(&s->q_mu);
+	for (int i = 0; i < n; i++)
+	{
+		rt_job	   *j = job_from_row(r, i, now);
+
+		if (j == NULL)
+		{
+			/* unqueued, the job's lease runs out and it is rescued */
+			qml__rt_log(s, QML_LOG_ERROR, "fetcher: out of memory, job %s left to its lease",
+						PQgetvalue(r, i, 0));
+			atomic_fetch_sub(&s->inflight, 1);
+			continue;
+		}
+		s->ring[(s->ring_head + s->ring_count) % (size_t) s->config->workers] = j;
+		s->ring_count++;
+	}
+	if (n == 1)
+		pthread_cond_signal(&s->q_cv);
+	else
+		pthread_cond_broadcast(&s->q_cv);
+	pthread_mutex_unlock(&s->q_mu);
+	PQclear(r);
+	return n;
+}
+
+/* All workers busy: sleep until one frees its slot (or a stop). */
+static void
+wait_for_slot(fetcher *f)
+{
+	qml_server *s = f->s;
+
+	atomic_store(&s->fetcher_waiting, true);
+	if (atomic_load(&s->inflight) < s->config->workers || atomic_load(&s->fetch_stop))
+	{
+		atomic_store(&s->fetcher_waiting, false);
+		return;
+	}
+	/* notifications are read meanwhile so they do not pile up */
+	if (wait_events(f, 1000) == WAIT_SOCKET && drain(f) < 0)
+		disconnect(f);
+	atomic_store(&s->fetcher_waiting, false);
+}
+
+/* Queues drained: wait for a notification about our queues or the poll interval. */
+static void
+wait_for_work(fetcher *f)
+{
+	qml_server *s = f->s;
+	int64_t		end = qml__mono_us() + (int64_t) s->config->poll_interval_ms * 1000;
+	int			k = drain(f);
+
+	if (k != 0)
+	{
+		/* work arrived while we fetched, or the connection broke */
+		if (k < 0)
+			disconnect(f);
+		else
+			atomic_fetch_add(&s->counters.wakeups, 1);
+		return;
+	}
+	while (!atomic_load(&s->fetch_stop))
+	{
+		int64_t		left = (end - qml__mono_us()) / 1000;
+		wait_result w;
+
+		if (left <= 0)
+			return;
+		w = wait_events(f, (int) left);
+		if (w == WAIT_TIMEOUT || w == WAIT_ERROR)
+			return;
+		if (w == WAIT_SOCKET)
+		{
+			if ((k = drain(f)) < 0)
+			{
+				disconnect(f);
+				return;
+			}
+			if (k > 0)
+			{
+				atomic_fetch_add(&s->counters.wakeups, 1);
+				return;
+			}
+		}
+	}
+}
+
+void *
+qml__fetcher_main(void *arg)
+{
+	fetcher		f;
+	qml_server *s = arg;
+
+	memset(&f, 0, sizeof(f));
+	f.s = s;
+	snprintf(f.appname, sizeof(f.appname), "qml worker %.40s", s->config->name);
+
+	while (!atomic_load(&s->fetch_stop))
+	{
+		int			idle,
+					want,
+					got;
+
+		if (!ensure_connected(&f))
+		{
+			back_off(&f);
+			continue;
+		}
+		idle = s->config->workers - atomic_load(&s->inflight);
+		if (idle <= 0)
+		{
+			wait_for_slot(&f);
+			continue;
+		}
+		want = idle < s->config->fetch_batch ? idle : s->config->fetch_batch;
+		got = fetch(&f, want);
+		if (got < 0)
+		{
+			if (!qml__conn_ok(f.conn))
+				disconnect(&f);
+			back_off(&f);
+			continue;
+		}
+		f.failures = 0;
+		f.complained = false;
+		if (got < want)
+			wait_for_work(&f);
+	}
+
+	/*
+	 * The jobs this session claimed carry a session lease: the scheduler
+	 * rescues them as soon as the session ends. Keep it open until the
+	 * stop has reported or released every one of them.
+	 */
+	s->fetch_conn = f.conn;
+	return NULL;
+}

@@ -1,0 +1,175 @@
+/*
+ * heartbeat.c
+ *	  The supervisor thread: renews the leases of long jobs (qml.heartbeat)
+ *	  and enforces the per-job timeout.
+ *
+ * A lease is renewed once a third of it has passed, so a job outlives any
+ * number of leases while its worker is alive; a job whose lease the server
+ * no longer grants (deleted, or rescued after a stall) gets its cancel flag
+ * set. A job past its timeout is reported failed (retryable) at once and
+ * its handler is asked to stop; the thread stays busy until it does, since
+ * a thread cannot be killed safely.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char heartbeat_sql[] =
+"SELECT id FROM qml.heartbeat($1::int8[], $2, $3::interval) AS id";
+
+static void
+cancel_job(qml_server *s, int64_t id)
+{
+	for (int i = 0; i < s->config->workers; i++)
+	{
+		rt_slot    *slot = &s->slots[i];
+
+		pthread_mutex_lock(&slot->mu);
+		if (slot->state == SLOT_RUNNING && slot->job_id == id)
+			atomic_store(&slot->ctx.cancelled, true);
+		pthread_mutex_unlock(&slot->mu);
+	}
+}
+
+static void
+renew(qml_server *s, const int64_t *ids, int n)
+{
+	qml_conn   *c;
+	qml_buf		b;
+	const char *p[3];
+	PGresult   *r;
+	int64_t		sent = qml__mono_us();
+	int64_t		lease = (int64_t) s->config->lease_ms * 1000;
+	int			got;
+
+	qml__buf_init(&b);
+	qml__buf_puts(&b, "{");
+	for (int i = 0; i < n; i++)
+		qml__buf_printf(&b, i ? ",%lld" : "%lld", (long long) ids[i]);
+	qml__buf_puts(&b, "}");
+	if (b.oom)
+	{
+		qml__buf_free(&b);
+		return;
+	}
+	p[0] = b.data;
+	p[1] = s->worker_name;
+	p[2] = s->lease_literal;
+	if (qml__pool_acquire(s->client->pool, &c) != QML_OK)
+	{
+		qml__rt_log(s, QML_LOG_WARNING, "heartbeat: %s", qml_errmsg());
+		qml__buf_free(&b);
+		return;
+	}
+	if (qml__exec_prepared(c, QML_STMT_HEARTBEAT, heartbeat_sql, 3, p, &r) != QML_OK)
+	{
+		qml__rt_log(s, QML_LOG_WARNING, "heartbeat: %s", qml_errmsg());
+		qml__pool_release(s->client->pool, c);
+		qml__buf_free(&b);
+		return;
+	}
+	qml__pool_release(s->client->pool, c);
+	qml__buf_free(&b);
+	atomic_fetch_add(&s->counters.heartbeats, 1);
+
+	got = PQntuples(r);
+	for (int i = 0; i < n; i++)
+	{
+		bool		held = false;
+
+		for (int k = 0; k < got && !held; k++)
+			held = strtoll(PQgetvalue(r, k, 0), NULL, 10) == ids[i];
+		if (!held)
+		{
+			qml__rt_log(s, QML_LOG_WARNING,
+						"job %lld: lease lost (deleted, or rescued by the scheduler); asking its handler to stop",
+						(long long) ids[i]);
+			cancel_job(s, ids[i]);
+			continue;
+		}
+		for (int w = 0; w < s->config->workers; w++)
+		{
+			rt_slot    *slot = &s->slots[w];
+
+			pthread_mutex_lock(&slot->mu);
+			if (slot->state == SLOT_RUNNING && slot->job_id == ids[i])
+				slot->lease_until_mono = sent + lease;
+			pthread_mutex_unlock(&slot->mu);
+		}
+	}
+	PQclear(r);
+}
+
+static void
+check(qml_server *s, int64_t *ids)
+{
+	int64_t		now = qml__mono_us();
+	int64_t		renew_below = (int64_t) s->config->lease_ms * 1000 * 2 / 3;
+	int			n = 0;
+
+	for (int i = 0; i < s->config->workers; i++)
+	{
+		rt_slot    *slot = &s->slots[i];
+		int64_t		timed_out = 0;
+
+		pthread_mutex_lock(&slot->mu);
+		if (slot->state == SLOT_RUNNING)
+		{
+			if (slot->deadline_mono && now >= slot->deadline_mono)
+			{
+				slot->state = SLOT_TIMED_OUT;
+				atomic_store(&slot->ctx.cancelled, true);
+				timed_out = slot->job_id;
+			}
+			else if (slot->lease_until_mono - now < renew_below)
+				ids[n++] = slot->job_id;
+		}
+		pthread_mutex_unlock(&slot->mu);
+		if (timed_out)
+		{
+			char		msg[96];
+
+			snprintf(msg, sizeof(msg), "the job timed out after %d ms",
+					 s->config->job_timeout_ms);
+			atomic_fetch_add(&s->counters.timed_out, 1);
+			qml__rt_report(s, timed_out, REPORT_RETRY, qml__strdup(msg));
+		}
+	}
+	if (n > 0)
+		renew(s, ids, n);
+}
+
+void *
+qml__supervisor_main(void *arg)
+{
+	qml_server *s = arg;
+	int			tick = s->config->lease_ms / 6;
+	int64_t    *ids = calloc((size_t) s->config->workers, sizeof(int64_t));
+
+	if (tick > 10000)
+		tick = 10000;
+	if (s->config->job_timeout_ms > 0 && tick > 25)
+		tick = 25;
+	if (tick < 10)
+		tick = 10;
+	if (ids == NULL)
+	{
+		qml__rt_log(s, QML_LOG_ERROR, "supervisor: out of memory; no heartbeats or timeouts");
+		return NULL;
+	}
+	pthread_mutex_lock(&s->sv_mu);
+	while (!s->sv_stop)
+	{
+		qml__cond_wait_until(&s->sv_cv, &s->sv_mu, qml__mono_us() + (int64_t) tick * 1000);
+		if (s->sv_stop)
+			break;
+		pthread_mutex_unlock(&s->sv_mu);
+		check(s, ids);
+		pthread_mutex_lock(&s->sv_mu);
+	}
+	pthread_mutex_unlock(&s->sv_mu);
+	free(ids);
+	return NULL;
+}

@@ -1,0 +1,333 @@
+/*
+ * internal.h
+ *	  Declarations shared by the files of libqml; not installed.
+ *
+ * Who owns what: error.c the per-thread error, util.c time, buffers and JSON
+ * checks, config.c both configurations, pool.c connections (the pool and
+ * single connections, statement execution and error mapping), schema.c
+ * migrations, jobs.c the job API, registry.c handlers, server.c the
+ * runtime's life cycle and shared state, fetcher.c / worker.c / flusher.c /
+ * heartbeat.c one thread kind each.
+ */
+#ifndef QML_INTERNAL_H
+#define QML_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include <libpq-fe.h>
+
+#include "qml.h"
+
+#define QML_UNUSED __attribute__((unused))
+
+/* ---- error.c ---- */
+
+/* Sets the calling thread's error and returns `status`. */
+qml_status	qml__error(qml_status status, const char *fmt,...) QML_PRINTF(2, 3);
+qml_status	qml__nomem(void);
+void		qml__error_set_extra(const char *detail, const char *hint,
+								 const char *sqlstate);
+
+/* ---- util.c ---- */
+
+int64_t		qml__mono_us(void);
+/* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
+void		qml__sleep_ms(int ms, const atomic_bool *stop);
+char	   *qml__strdup(const char *s);
+/* Exponential backoff with jitter: 100 ms doubling up to 5 s. */
+int			qml__backoff_ms(int attempt);
+/* Condition variables timed on the monotonic clock. */
+void		qml__cond_init(pthread_cond_t *cv);
+/* Waits until signalled or deadline (monotonic µs; 0 = none); false on timeout. */
+bool		qml__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu,
+								 int64_t deadline_mono);
+
+typedef struct qml_buf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		oom;
+} qml_buf;
+
+void		qml__buf_init(qml_buf *b);
+void		qml__buf_free(qml_buf *b);
+void		qml__buf_reset(qml_buf *b);
+void		qml__buf_append(qml_buf *b, const char *s, size_t n);
+void		qml__buf_puts(qml_buf *b, const char *s);
+void		qml__buf_printf(qml_buf *b, const char *fmt,...) QML_PRINTF(2, 3);
+/* Appends one element of a PostgreSQL array literal: NULL or "escaped". */
+void		qml__buf_array_elem(qml_buf *b, const char *s);
+
+/*
+ * Whether `text` is one JSON value as PostgreSQL's jsonb accepts it; on
+ * false, `err` says where and why.
+ */
+bool		qml__json_check(const char *text, char *err, size_t errlen);
+/* Checks arguments (NULL = ok) and sets a QML_ERR_INVALID error. */
+qml_status	qml__check_arguments(const char *what, const char *json);
+
+/* ---- config.c ---- */
+
+struct qml_config
+{
+	char	   *database_url;	/* "" = libpq environment */
+	int			min_connections;
+	int			max_connections;
+	int			connect_timeout_s;
+	int			statement_timeout_ms;
+	bool		auto_migrate;
+	char	   *application_name;
+};
+
+struct qml_server_config
+{
+	char	   *name;
+	int			workers;
+	char	  **queues;
+	size_t		nqueues;
+	int			fetch_batch;
+	int			poll_interval_ms;
+	int			lease_ms;
+	int			job_timeout_ms;
+	int			grace_ms;
+	int			flush_interval_ms;
+	int			flush_max;
+	qml_log_fn	log;
+	void	   *log_data;
+};
+
+qml_config *qml__config_copy(const qml_config *c);
+qml_server_config *qml__server_config_copy(const qml_server_config *c);
+
+/* ---- pool.c ---- */
+
+/* Statements the runtime prepares once per connection. */
+typedef enum qml_stmt
+{
+	QML_STMT_FETCH,
+	QML_STMT_COMPLETE,
+	QML_STMT_COMPLETE_RESULTS,
+	QML_STMT_FAIL,
+	QML_STMT_RELEASE,
+	QML_STMT_HEARTBEAT,
+	QML_STMT_COUNT
+} qml_stmt;
+
+typedef struct qml_conn
+{
+	PGconn	   *pg;
+	unsigned	prepared;		/* bit per qml_stmt */
+} qml_conn;
+
+typedef struct qml_pool qml_pool;
+
+struct qml_client
+{
+	qml_config *config;
+	qml_pool   *pool;
+};
+
+/* A connection outside the pool (the fetcher's, which LISTENs). */
+qml_status	qml__connect(const qml_config *config, const char *appname,
+						 qml_conn **conn);
+void		qml__conn_close(qml_conn *conn);
+bool		qml__conn_ok(const qml_conn *conn);
+
+qml_status	qml__pool_new(const qml_config *config, qml_pool **pool);
+void		qml__pool_free(qml_pool *pool);
+qml_status	qml__pool_acquire(qml_pool *pool, qml_conn **conn);
+/* Gives a connection back; a broken or mid-transaction one is closed. */
+void		qml__pool_release(qml_pool *pool, qml_conn *conn);
+
+/*
+ * Runs `sql` with text parameters; on success *res (when res is not NULL)
+ * holds the result for the caller to PQclear. On failure sets the thread's
+ * error (server message, detail, hint, SQLSTATE mapped to a status).
+ */
+qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
+					  const char *const *params, PGresult **res);
+qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
+							   int nparams, const char *const *params,
+							   PGresult **res);
+
+/* Acquire + exec + release, for the one-statement calls of the job API. */
+qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
+							 const char *const *params, PGresult **res);
+
+/* ---- registry.c ---- */
+
+typedef struct qml_handler_entry
+{
+	char	   *method;
+	qml_handler_fn fn;
+	void	   *user_data;
+} qml_handler_entry;
+
+struct qml_registry
+{
+	qml_handler_entry *entries;
+	size_t		count;
+	size_t		cap;
+	qml_handler_fn fallback;
+	void	   *fallback_data;
+};
+
+/* A sorted copy, for lookups by the worker threads. */
+qml_registry *qml__registry_freeze(const qml_registry *r);
+const qml_handler_entry *qml__registry_find(const qml_registry *r,
+											const char *method);
+
+/* ---- the runtime (server.c and the thread files) ---- */
+
+/* A fetched job, one allocation with its strings. */
+typedef struct rt_job
+{
+	int64_t		id;
+	const char *queue;
+	const char *method;
+	const char *arguments;
+	int			priority;
+	int			attempts;
+	int			max_attempts;
+	int64_t		created_at;
+	int64_t		fetched_mono;	/* when its lease started, monotonic µs */
+} rt_job;
+
+struct qml_job_ctx
+{
+	qml_server *server;
+	rt_job	   *job;
+	int64_t		deadline;		/* wall clock µs or QML_TIME_NULL */
+	atomic_bool cancelled;
+	char	   *result;			/* set by qml_success */
+	char	   *error;			/* set by qml_retry / qml_fail */
+	bool		result_invalid;
+};
+
+typedef enum rt_slot_state
+{
+	SLOT_IDLE,
+	SLOT_RUNNING,
+	SLOT_TIMED_OUT,				/* reported failed by the supervisor */
+	SLOT_ABANDONED				/* released at shutdown past the grace */
+} rt_slot_state;
+
+/* One worker thread and the job it runs. */
+typedef struct rt_slot
+{
+	qml_server *server;
+	int			index;
+	pthread_t	thread;
+	bool		started;
+	pthread_mutex_t mu;			/* guards the fields below */
+	rt_slot_state state;
+	int64_t		job_id;
+	int64_t		lease_until_mono;
+	int64_t		deadline_mono;	/* 0: no timeout */
+	qml_job_ctx ctx;
+} rt_slot;
+
+typedef enum rt_report_kind
+{
+	REPORT_SUCCESS,
+	REPORT_RETRY,
+	REPORT_FAIL,
+	REPORT_RELEASE
+} rt_report_kind;
+
+/* A job's outcome waiting for the flusher. */
+typedef struct rt_report
+{
+	int64_t		id;
+	rt_report_kind kind;
+	char	   *text;			/* result JSON or error; owned */
+} rt_report;
+
+typedef struct rt_counters
+{
+	atomic_uint_fast64_t fetched, succeeded, retried, failed, timed_out,
+				released, lost, fetch_calls, flushes, heartbeats, reconnects,
+				wakeups;
+} rt_counters;
+
+typedef enum rt_phase
+{
+	PHASE_NEW, PHASE_RUNNING, PHASE_STOPPED
+} rt_phase;
+
+struct qml_server
+{
+	qml_client *client;
+	qml_registry *registry;
+	qml_server_config *config;
+	char		worker_name[201];
+	char	   *queues_literal;	/* "{a,b}" for qml.fetch */
+	char		lease_literal[32];	/* "300000 milliseconds" */
+	rt_phase	phase;
+	bool		sync_ready;		/* mutexes and condition variables exist */
+	pthread_mutex_t life_mu;	/* serializes start/stop/free */
+
+	/* stop requests (qml_server_request_stop; async-signal-safe) */
+	int			stop_pipe[2];
+	atomic_bool stop_requested;
+
+	/* fetcher */
+	pthread_t	fetcher;
+	bool		fetcher_started;
+	atomic_bool fetch_stop;
+	int			wake_fd;		/* eventfd: a slot was freed, or stop */
+	atomic_bool fetcher_waiting;
+	atomic_int	inflight;		/* fetched and not yet reported */
+	qml_conn   *fetch_conn;		/* the fetcher's, kept open until stopped */
+
+	/* dispatch: fetched jobs waiting for a worker thread */
+	pthread_mutex_t q_mu;
+	pthread_cond_t q_cv;		/* a job was queued, or workers_stop */
+	pthread_cond_t idle_cv;		/* a worker finished a job (during stop) */
+	rt_job	  **ring;
+	size_t		ring_head;
+	size_t		ring_count;
+	int			active;			/* worker threads running a job */
+	bool		workers_stop;
+	rt_slot    *slots;
+
+	/* flusher */
+	pthread_t	flusher;
+	bool		flusher_started;
+	pthread_mutex_t fl_mu;
+	pthread_cond_t fl_cv;
+	rt_report  *reports;
+	size_t		nreports;
+	size_t		reports_cap;
+	int64_t		oldest_report_mono;
+	bool		fl_stop;
+	int64_t		fl_give_up_mono;	/* at shutdown: stop retrying then */
+	size_t		unflushed;		/* reports dropped at shutdown */
+
+	/* supervisor: heartbeats and timeouts */
+	pthread_t	supervisor;
+	bool		supervisor_started;
+	pthread_mutex_t sv_mu;
+	pthread_cond_t sv_cv;
+	bool		sv_stop;
+
+	rt_counters counters;
+};
+
+void		qml__rt_log(qml_server *s, qml_log_level level, const char *fmt,...)
+			QML_PRINTF(3, 4);
+/* Hands a report to the flusher (takes ownership of r->text). */
+void		qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind,
+						   char *text);
+/* Frees a slot: one job fewer in flight; wakes the fetcher if it waits. */
+void		qml__rt_slot_freed(qml_server *s);
+
+void	   *qml__fetcher_main(void *arg);
+void	   *qml__worker_main(void *arg);
+void	   *qml__flusher_main(void *arg);
+void	   *qml__supervisor_main(void *arg);
+
+#endif							/* QML_INTERNAL_H */

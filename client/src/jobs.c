@@ -1,0 +1,844 @@
+/*
+ * jobs.c
+ *	  The job API: typed wrappers over the SQL contract (enqueue, batch,
+ *	  schedule, get, list, delete, requeue, history, stats, queues,
+ *	  recurring jobs). One statement each, on a pooled connection.
+ *
+ * Arguments are checked here first (JSON, NULLs, ranges) so a caller gets a
+ * message about its own input rather than a server error about a cast; the
+ * server still checks everything it owns (names, lengths, states).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+
+static const char *const state_names[QML_STATE_COUNT] = {
+	"scheduled", "enqueued", "processing", "succeeded", "failed",
+	"awaiting_retry", "deleted"
+};
+
+const char *
+qml_state_name(qml_job_state state)
+{
+	if ((int) state < 0 || state >= QML_STATE_COUNT)
+		return NULL;
+	return state_names[state];
+}
+
+bool
+qml_state_parse(const char *name, qml_job_state *state)
+{
+	for (int i = 0; name && i < QML_STATE_COUNT; i++)
+	{
+		if (strcmp(name, state_names[i]) == 0)
+		{
+			if (state)
+				*state = (qml_job_state) i;
+			return true;
+		}
+	}
+	return false;
+}
+
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
+
+static const char job_columns[] =
+"id, queue, method, arguments::text, priority, state::text, attempts, "
+"max_attempts, " US("run_at") ", " US("created_at") ", " US("enqueued_at") ", "
+US("started_at") ", " US("finished_at") ", locked_by, " US("locked_until") ", "
+"last_error, result::text, unique_key";
+
+/* ---- small helpers ---- */
+
+static void
+i64_text(char *buf, size_t size, int64_t v)
+{
+	snprintf(buf, size, "%" PRId64, v);
+}
+
+static int64_t
+col_i64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return QML_TIME_NULL;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static char *
+col_str(const PGresult *r, int row, int col, bool *oom)
+{
+	char	   *s;
+
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	s = qml__strdup(PQgetvalue(r, row, col));
+	if (s == NULL)
+		*oom = true;
+	return s;
+}
+
+static qml_status
+need_client(qml_client *client)
+{
+	if (client == NULL)
+		return qml__error(QML_ERR_INVALID, "client must not be NULL");
+	return QML_OK;
+}
+
+static qml_status
+check_options(const qml_enqueue_options *o)
+{
+	if (o == NULL)
+		return QML_OK;
+	if (o->max_attempts < 0)
+		return qml__error(QML_ERR_INVALID, "max_attempts must be at least 1, not %d",
+						  o->max_attempts);
+	if (o->delay_ms < 0)
+		return qml__error(QML_ERR_INVALID, "delay must not be negative");
+	if (o->delay_ms > 0 && o->run_at != 0)
+		return qml__error(QML_ERR_INVALID, "give run_at or delay_ms, not both");
+	if (o->backoff_base_ms < 0 || o->backoff_cap_ms < 0)
+		return qml__error(QML_ERR_INVALID, "backoff must not be negative");
+	return QML_OK;
+}
+
+static qml_status
+check_method(const char *method)
+{
+	if (method == NULL || method[0] == '\0')
+		return qml__error(QML_ERR_INVALID, "method must be a non-empty string");
+	return QML_OK;
+}
+
+/* ---- jobs as rows ---- */
+
+void
+qml_job_free(qml_job *job)
+{
+	if (job == NULL)
+		return;
+	free(job->queue);
+	free(job->method);
+	free(job->arguments);
+	free(job->locked_by);
+	free(job->last_error);
+	free(job->result);
+	free(job->unique_key);
+	free(job);
+}
+
+static qml_job *
+job_from_row(const PGresult *r, int row)
+{
+	qml_job    *j = calloc(1, sizeof(*j));
+	bool		oom = false;
+
+	if (j == NULL)
+		return NULL;
+	j->id = col_i64(r, row, 0);
+	j->queue = col_str(r, row, 1, &oom);
+	j->method = col_str(r, row, 2, &oom);
+	j->arguments = col_str(r, row, 3, &oom);
+	j->priority = atoi(PQgetvalue(r, row, 4));
+	qml_state_parse(PQgetvalue(r, row, 5), &j->state);
+	j->attempts = atoi(PQgetvalue(r, row, 6));
+	j->max_attempts = atoi(PQgetvalue(r, row, 7));
+	j->run_at = col_i64(r, row, 8);
+	j->created_at = col_i64(r, row, 9);
+	j->enqueued_at = col_i64(r, row, 10);
+	j->started_at = col_i64(r, row, 11);
+	j->finished_at = col_i64(r, row, 12);
+	j->locked_by = col_str(r, row, 13, &oom);
+	j->locked_until = col_i64(r, row, 14);
+	j->last_error = col_str(r, row, 15, &oom);
+	j->result = col_str(r, row, 16, &oom);
+	j->unique_key = col_str(r, row, 17, &oom);
+	if (oom)
+	{
+		qml_job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- enqueue ---- */
+
+static const char enqueue_sql[] =
+"SELECT qml.enqueue(method => $1, arguments => coalesce($2::jsonb, '[]'),"
+" queue => coalesce($3, 'default'), priority => coalesce($4::int, 0),"
+" run_at => CASE WHEN $5::int8 IS NOT NULL"
+"                THEN 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'"
+"                WHEN $6::int8 IS NOT NULL"
+"                THEN now() + $6::int8 * interval '1 millisecond' END,"
+" max_attempts => $7::int, unique_key => $8,"
+" backoff_base => $9::int8 * interval '1 millisecond',"
+" backoff_cap => $10::int8 * interval '1 millisecond')";
+
+qml_status
+qml_enqueue(qml_client *client, const char *method, const char *arguments,
+			const qml_enqueue_options *o, int64_t *id)
+{
+	char		prio[16],
+				run_at[24],
+				delay[24],
+				attempts[16],
+				base[24],
+				cap[24];
+	const char *p[10];
+	PGresult   *r;
+	qml_status	st;
+
+	if ((st = need_client(client)) != QML_OK ||
+		(st = check_method(method)) != QML_OK ||
+		(st = qml__check_arguments("arguments", arguments)) != QML_OK ||
+		(st = check_options(o)) != QML_OK)
+		return st;
+
+	p[0] = method;
+	p[1] = arguments;
+	p[2] = o ? o->queue : NULL;
+	p[3] = p[4] = p[5] = p[6] = p[7] = p[8] = p[9] = NULL;
+	if (o)
+	{
+		snprintf(prio, sizeof(prio), "%d", o->priority);
+		p[3] = prio;
+		if (o->run_at != 0)
+		{
+			i64_text(run_at, sizeof(run_at), o->run_at);
+			p[4] = run_at;
+		}
+		if (o->delay_ms > 0)
+		{
+			i64_text(delay, sizeof(delay), o->delay_ms);
+			p[5] = delay;
+		}
+		if (o->max_attempts > 0)
+		{
+			snprintf(attempts, sizeof(attempts), "%d", o->max_attempts);
+			p[6] = attempts;
+		}
+		p[7] = o->unique_key;
+		if (o->backoff_base_ms > 0)
+		{
+			i64_text(base, sizeof(base), o->backoff_base_ms);
+			p[8] = base;
+		}
+		if (o->backoff_cap_ms > 0)
+		{
+			i64_text(cap, sizeof(cap), o->backoff_cap_ms);
+			p[9] = cap;
+		}
+	}
+	if ((st = qml__client_exec(client, enqueue_sql, 10, p, &r)) != QML_OK)
+		return st;
+	if (id)
+		*id = col_i64(r, 0, 0);
+	PQclear(r);
+	return QML_OK;
+}
+
+qml_status
+qml_schedule_at(qml_client *client, const char *method, const char *arguments,
+				int64_t run_at, const qml_enqueue_options *options, int64_t *id)
+{
+	qml_enqueue_options o = {0};
+
+	if (run_at == 0 || run_at == QML_TIME_NULL)
+		return qml__error(QML_ERR_INVALID, "run_at must be a time");
+	if (options)
+		o = *options;
+	o.run_at = run_at;
+	o.delay_ms = 0;
+	return qml_enqueue(client, method, arguments, &o, id);
+}
+
+qml_status
+qml_schedule_in(qml_client *client, const char *method, const char *arguments,
+				int64_t delay_ms, const qml_enqueue_options *options, int64_t *id)
+{
+	qml_enqueue_options o = {0};
+
+	if (delay_ms < 0)
+		return qml__error(QML_ERR_INVALID, "delay must not be negative");
+	if (options)
+		o = *options;
+	o.run_at = 0;
+	o.delay_ms = delay_ms;
+	return qml_enqueue(client, method, arguments, &o, id);
+}
+
+/* Appends "key": "string" with JSON escaping (jansson). */
+static void
+json_kv_str(qml_buf *b, const char *key, const char *value)
+{
+	json_t	   *s = json_string(value);
+	char	   *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+
+	if (text == NULL)
+		b->oom = true;
+	else
+		qml__buf_printf(b, ",\"%s\":%s", key, text);
+	free(text);
+	json_decref(s);
+}
+
+static void
+iso_time(char *buf, size_t size, int64_t us)
+{
+	time_t		sec = (time_t) (us / 1000000);
+	long		frac = (long) (us % 1000000);
+	struct tm	tm;
+
+	if (frac < 0)
+	{
+		frac += 1000000;
+		sec -= 1;
+	}
+	gmtime_r(&sec, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, frac);
+}
+
+static const char batch_sql[] = "SELECT * FROM qml.enqueue_batch($1::jsonb)";
+
+/* delays count from the server's clock, not ours */
+static const char batch_delay_sql[] =
+"SELECT * FROM qml.enqueue_batch((SELECT coalesce(jsonb_agg(CASE WHEN e ? 'delay_ms'"
+" THEN (e - 'delay_ms') || jsonb_build_object('run_at',"
+"      now() + (e->>'delay_ms')::int8 * interval '1 millisecond') ELSE e END ORDER BY o), '[]')"
+" FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, o)))";
+
+qml_status
+qml_enqueue_batch(qml_client *client, const qml_job_spec *jobs, size_t count,
+				  int64_t *ids)
+{
+	qml_buf		b;
+	bool		delays = false;
+	PGresult   *r;
+	qml_status	st;
+	const char *p[1];
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (count == 0)
+		return QML_OK;
+	if (jobs == NULL)
+		return qml__error(QML_ERR_INVALID, "jobs must not be NULL");
+
+	/*
+	 * Arguments are embedded as they were given (already checked), not
+	 * parsed and printed again: that would turn 1 into 1.0.
+	 */
+	qml__buf_init(&b);
+	qml__buf_puts(&b, "[");
+	for (size_t i = 0; i < count; i++)
+	{
+		const qml_job_spec *j = &jobs[i];
+		const qml_enqueue_options *o = &j->options;
+		char		why[256];
+
+		if (check_method(j->method) != QML_OK || check_options(o) != QML_OK)
+		{
+			char		msg[1024];
+
+			snprintf(msg, sizeof(msg), "%s", qml_errmsg());
+			qml__buf_free(&b);
+			return qml__error(QML_ERR_INVALID, "job %zu of the batch: %s", i + 1, msg);
+		}
+		if (j->arguments && !qml__json_check(j->arguments, why, sizeof(why)))
+		{
+			qml__buf_free(&b);
+			return qml__error(QML_ERR_INVALID,
+							  "job %zu of the batch: arguments are not valid JSON: %s",
+							  i + 1, why);
+		}
+		qml__buf_puts(&b, i ? ",{" : "{");
+		qml__buf_printf(&b, "\"arguments\":%s", j->arguments ? j->arguments : "[]");
+		json_kv_str(&b, "method", j->method);
+		if (o->queue)
+			json_kv_str(&b, "queue", o->queue);
+		if (o->priority)
+			qml__buf_printf(&b, ",\"priority\":%d", o->priority);
+		if (o->run_at != 0)
+		{
+			char		t[64];
+
+			iso_time(t, sizeof(t), o->run_at);
+			qml__buf_printf(&b, ",\"run_at\":\"%s\"", t);
+		}
+		if (o->delay_ms > 0)
+		{
+			qml__buf_printf(&b, ",\"delay_ms\":%" PRId64, o->delay_ms);
+			delays = true;
+		}
+		if (o->max_attempts > 0)
+			qml__buf_printf(&b, ",\"max_attempts\":%d", o->max_attempts);
+		if (o->unique_key)
+			json_kv_str(&b, "unique_key", o->unique_key);
+		if (o->backoff_base_ms > 0)
+			qml__buf_printf(&b, ",\"backoff_base\":\"%" PRId64 " milliseconds\"",
+							o->backoff_base_ms);
+		if (o->backoff_cap_ms > 0)
+			qml__buf_printf(&b, ",\"backoff_cap\":\"%" PRId64 " milliseconds\"",
+							o->backoff_cap_ms);
+		qml__buf_puts(&b, "}");
+	}
+	qml__buf_puts(&b, "]");
+	if (b.oom)
+	{
+		qml__buf_free(&b);
+		return qml__nomem();
+	}
+	p[0] = b.data;
+	st = qml__client_exec(client, delays ? batch_delay_sql : batch_sql, 1, p, &r);
+	qml__buf_free(&b);
+	if (st != QML_OK)
+		return st;
+	if ((size_t) PQntuples(r) != count)
+	{
+		int			n = PQntuples(r);
+
+		PQclear(r);
+		return qml__error(QML_ERR_SERVER,
+						  "qml.enqueue_batch returned %d ids for %zu jobs", n, count);
+	}
+	for (size_t i = 0; ids && i < count; i++)
+		ids[i] = col_i64(r, (int) i, 0);
+	PQclear(r);
+	return QML_OK;
+}
+
+/* ---- reading jobs ---- */
+
+qml_status
+qml_job_get(qml_client *client, int64_t id, qml_job **job)
+{
+	char		sql[1024];
+	char		idt[24];
+	const char *p[1] = {idt};
+	PGresult   *r;
+	qml_status	st;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (job == NULL)
+		return qml__error(QML_ERR_INVALID, "job must not be NULL");
+	*job = NULL;
+	i64_text(idt, sizeof(idt), id);
+	snprintf(sql, sizeof(sql), "SELECT %s FROM qml.jobs WHERE id = $1::int8", job_columns);
+	if ((st = qml__client_exec(client, sql, 1, p, &r)) != QML_OK)
+		return st;
+	if (PQntuples(r) == 0)
+	{
+		PQclear(r);
+		return qml__error(QML_ERR_NOT_FOUND, "job %" PRId64 " does not exist", id);
+	}
+	*job = job_from_row(r, 0);
+	PQclear(r);
+	return *job ? QML_OK : qml__nomem();
+}
+
+void
+qml_job_list_free(qml_job_list *list)
+{
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < list->count; i++)
+		qml_job_free(list->jobs[i]);
+	free(list->jobs);
+	free(list);
+}
+
+qml_status
+qml_job_list_get(qml_client *client, const qml_job_filter *filter,
+				 qml_job_list **out)
+{
+	qml_job_filter f = QML_JOB_FILTER_INIT;
+	char		sql[1400];
+	char		before[24],
+				limit[16];
+	const char *p[5];
+	PGresult   *r;
+	qml_job_list *list;
+	qml_status	st;
+	int			n;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (out == NULL)
+		return qml__error(QML_ERR_INVALID, "list must not be NULL");
+	*out = NULL;
+	if (filter)
+		f = *filter;
+	if (f.state != -1 && qml_state_name((qml_job_state) f.state) == NULL)
+		return qml__error(QML_ERR_INVALID, "state %d is not a job state", f.state);
+	if (f.limit < 0 || f.limit > 10000)
+		return qml__error(QML_ERR_INVALID, "limit must be between 1 and 10000, not %d",
+						  f.limit);
+	p[0] = f.state == -1 ? NULL : qml_state_name((qml_job_state) f.state);
+	p[1] = f.queue;
+	p[2] = f.method;
+	i64_text(before, sizeof(before), f.before_id);
+	p[3] = f.before_id > 0 ? before : NULL;
+	snprintf(limit, sizeof(limit), "%d", f.limit ? f.limit : 100);
+	p[4] = limit;
+	snprintf(sql, sizeof(sql),
+			 "SELECT %s FROM qml.jobs"
+			 " WHERE ($1::qml.job_state IS NULL OR state = $1::qml.job_state)"
+			 "   AND ($2::text IS NULL OR queue = $2)"
+			 "   AND ($3::text IS NULL OR method = $3)"
+			 "   AND ($4::int8 IS NULL OR id < $4::int8)"
+			 " ORDER BY id DESC LIMIT $5::int", job_columns);
+	if ((st = qml__client_exec(client, sql, 5, p, &r)) != QML_OK)
+		return st;
+	n = PQntuples(r);
+	list = calloc(1, sizeof(*list));
+	if (list == NULL || (n > 0 && (list->jobs = calloc((size_t) n, sizeof(qml_job *))) == NULL))
+	{
+		free(list);
+		PQclear(r);
+		return qml__nomem();
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if ((list->jobs[i] = job_from_row(r, i)) == NULL)
+		{
+			PQclear(r);
+			qml_job_list_free(list);
+			return qml__nomem();
+		}
+		list->count++;
+	}
+	PQclear(r);
+	*out = list;
+	return QML_OK;
+}
+
+void
+qml_job_events_free(qml_job_event *events, size_t count)
+{
+	for (size_t i = 0; events && i < count; i++)
+	{
+		free(events[i].worker);
+		free(events[i].error);
+	}
+	free(events);
+}
+
+qml_status
+qml_job_events(qml_client *client, int64_t id, qml_job_event **events,
+			   size_t *count)
+{
+	char		idt[24];
+	const char *p[1] = {idt};
+	PGresult   *r;
+	qml_status	st;
+	qml_job_event *ev = NULL;
+	int			n;
+	bool		oom = false;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (events == NULL || count == NULL)
+		return qml__error(QML_ERR_INVALID, "events and count must not be NULL");
+	*events = NULL;
+	*count = 0;
+	i64_text(idt, sizeof(idt), id);
+	st = qml__client_exec(client,
+						  "SELECT " US("at") ", from_state::text, to_state::text, worker, error"
+						  "  FROM qml.job_events WHERE job_id = $1::int8 ORDER BY at, id",
+						  1, p, &r);
+	if (st != QML_OK)
+		return st;
+	n = PQntuples(r);
+	if (n > 0 && (ev = calloc((size_t) n, sizeof(*ev))) == NULL)
+	{
+		PQclear(r);
+		return qml__nomem();
+	}
+	for (int i = 0; i < n; i++)
+	{
+		qml_job_state s;
+
+		ev[i].at = col_i64(r, i, 0);
+		ev[i].from_state = (!PQgetisnull(r, i, 1) && qml_state_parse(PQgetvalue(r, i, 1), &s)) ? (int) s : -1;
+		qml_state_parse(PQgetvalue(r, i, 2), &ev[i].to_state);
+		ev[i].worker = col_str(r, i, 3, &oom);
+		ev[i].error = col_str(r, i, 4, &oom);
+	}
+	PQclear(r);
+	if (oom)
+	{
+		qml_job_events_free(ev, (size_t) n);
+		return qml__nomem();
+	}
+	*events = ev;
+	*count = (size_t) n;
+	return QML_OK;
+}
+
+/* ---- changing jobs ---- */
+
+static qml_status
+job_bool_call(qml_client *client, const char *sql, int64_t id, bool *done)
+{
+	char		idt[24];
+	const char *p[1] = {idt};
+	PGresult   *r;
+	qml_status	st;
+
+	if (done)
+		*done = false;
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	i64_text(idt, sizeof(idt), id);
+	if ((st = qml__client_exec(client, sql, 1, p, &r)) != QML_OK)
+		return st;
+	if (done)
+		*done = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return QML_OK;
+}
+
+qml_status
+qml_job_delete(qml_client *client, int64_t id, bool *done)
+{
+	return job_bool_call(client, "SELECT qml.delete($1::int8)", id, done);
+}
+
+qml_status
+qml_job_requeue(qml_client *client, int64_t id, bool *done)
+{
+	return job_bool_call(client, "SELECT qml.requeue($1::int8)", id, done);
+}
+
+/* ---- statistics and queues ---- */
+
+void
+qml_stats_free(qml_queue_stats *stats, size_t count)
+{
+	for (size_t i = 0; stats && i < count; i++)
+		free(stats[i].queue);
+	free(stats);
+}
+
+qml_status
+qml_stats(qml_client *client, const char *queue, qml_queue_stats **stats,
+		  size_t *count)
+{
+	const char *p[1] = {queue};
+	PGresult   *r;
+	qml_status	st;
+	qml_queue_stats *s = NULL;
+	int			n;
+	bool		oom = false;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (stats == NULL || count == NULL)
+		return qml__error(QML_ERR_INVALID, "stats and count must not be NULL");
+	*stats = NULL;
+	*count = 0;
+	/* columns in qml_job_state order */
+	st = qml__client_exec(client,
+						  "SELECT queue, paused, scheduled, enqueued, processing, succeeded,"
+						  "       failed, awaiting_retry, deleted FROM qml.stats($1::text)",
+						  1, p, &r);
+	if (st != QML_OK)
+		return st;
+	n = PQntuples(r);
+	if (n > 0 && (s = calloc((size_t) n, sizeof(*s))) == NULL)
+	{
+		PQclear(r);
+		return qml__nomem();
+	}
+	for (int i = 0; i < n; i++)
+	{
+		s[i].queue = col_str(r, i, 0, &oom);
+		s[i].paused = strcmp(PQgetvalue(r, i, 1), "t") == 0;
+		for (int k = 0; k < QML_STATE_COUNT; k++)
+			s[i].counts[k] = col_i64(r, i, 2 + k);
+	}
+	PQclear(r);
+	if (oom)
+	{
+		qml_stats_free(s, (size_t) n);
+		return qml__nomem();
+	}
+	*stats = s;
+	*count = (size_t) n;
+	return QML_OK;
+}
+
+static qml_status
+queue_call(qml_client *client, const char *sql, const char *queue, bool *changed)
+{
+	const char *p[1] = {queue};
+	PGresult   *r;
+	qml_status	st;
+
+	if (changed)
+		*changed = false;
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (queue == NULL || queue[0] == '\0')
+		return qml__error(QML_ERR_INVALID, "queue must be a non-empty string");
+	if ((st = qml__client_exec(client, sql, 1, p, &r)) != QML_OK)
+		return st;
+	if (changed)
+		*changed = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return QML_OK;
+}
+
+qml_status
+qml_queue_pause(qml_client *client, const char *queue, bool *changed)
+{
+	return queue_call(client, "SELECT qml.pause_queue($1)", queue, changed);
+}
+
+qml_status
+qml_queue_resume(qml_client *client, const char *queue, bool *changed)
+{
+	return queue_call(client, "SELECT qml.resume_queue($1)", queue, changed);
+}
+
+/* ---- recurring jobs ---- */
+
+/*
+ * Recurring jobs came after 1.0's first cut: say plainly when the installed
+ * extension does not have them, instead of "function does not exist".
+ */
+static qml_status
+recurring_supported(qml_client *client, const char *function)
+{
+	const char *p[1] = {function};
+	PGresult   *r;
+	qml_status	st;
+	bool		ext,
+				ok;
+
+	st = qml__client_exec(client,
+						  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
+						  "       pg_catalog.to_regclass('qml.recurring') IS NOT NULL"
+						  "   AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+						  "        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+						  "        WHERE n.nspname = 'qml' AND p.proname = $1::text))",
+						  1, p, &r);
+	if (st != QML_OK)
+		return st;
+	ext = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	ok = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+	PQclear(r);
+	if (!ext)
+	{
+		qml__error(QML_ERR_NO_EXTENSION, "the qml extension is not installed in this database");
+		qml__error_set_extra(NULL, "Run \"qml migrate\" (or call qml_migrate()).", NULL);
+		return QML_ERR_NO_EXTENSION;
+	}
+	if (!ok)
+	{
+		qml__error(QML_ERR_UNSUPPORTED,
+				   "the installed qml extension has no recurring jobs (%s is missing)",
+				   function ? function : "qml.recurring");
+		qml__error_set_extra(NULL,
+							 "Install a qml version with recurring jobs on the server and run \"qml migrate\".",
+							 NULL);
+		return QML_ERR_UNSUPPORTED;
+	}
+	return QML_OK;
+}
+
+qml_status
+qml_recurring_add(qml_client *client, const char *name, const char *schedule,
+				  const char *method, const char *arguments, const char *queue)
+{
+	const char *p[5] = {name, schedule, method, arguments, queue};
+	qml_status	st;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (name == NULL || !*name || schedule == NULL || !*schedule)
+		return qml__error(QML_ERR_INVALID, "name and schedule must be non-empty strings");
+	if ((st = check_method(method)) != QML_OK ||
+		(st = qml__check_arguments("arguments", arguments)) != QML_OK ||
+		(st = recurring_supported(client, "add_recurring")) != QML_OK)
+		return st;
+	return qml__client_exec(client,
+							"SELECT qml.add_recurring($1, $2, $3, coalesce($4::jsonb, '[]'),"
+							" coalesce($5, 'default'))", 5, p, NULL);
+}
+
+qml_status
+qml_recurring_remove(qml_client *client, const char *name)
+{
+	const char *p[1] = {name};
+	PGresult   *r;
+	qml_status	st;
+	bool		gone;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (name == NULL || !*name)
+		return qml__error(QML_ERR_INVALID, "name must be a non-empty string");
+	if ((st = recurring_supported(client, "remove_recurring")) != QML_OK)
+		return st;
+	if ((st = qml__client_exec(client, "SELECT qml.remove_recurring($1)::text", 1, p, &r)) != QML_OK)
+		return st;
+	/* a boolean false (or NULL) means there was nothing of that name */
+	gone = !(PQgetisnull(r, 0, 0) || strcmp(PQgetvalue(r, 0, 0), "false") == 0);
+	PQclear(r);
+	if (!gone)
+		return qml__error(QML_ERR_NOT_FOUND, "there is no recurring job named \"%s\"", name);
+	return QML_OK;
+}
+
+qml_status
+qml_recurring_list(qml_client *client, char **json)
+{
+	PGresult   *r;
+	qml_status	st;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (json == NULL)
+		return qml__error(QML_ERR_INVALID, "json must not be NULL");
+	*json = NULL;
+	if ((st = recurring_supported(client, NULL)) != QML_OK)
+		return st;
+	st = qml__client_exec(client,
+						  "SELECT coalesce(json_agg(r), '[]')::text"
+						  "  FROM (SELECT * FROM qml.recurring ORDER BY 1) r", 0, NULL, &r);
+	if (st != QML_OK)
+		return st;
+	*json = qml__strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return *json ? QML_OK : qml__nomem();
+}
+
+/* ---- maintenance ---- */
+
+qml_status
+qml_maintain(qml_client *client, char **report)
+{
+	PGresult   *r;
+	qml_status	st;
+
+	if (report)
+		*report = NULL;
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if ((st = qml__client_exec(client, "SELECT qml.maintain()::text", 0, NULL, &r)) != QML_OK)
+		return st;
+	if (report && (*report = qml__strdup(PQgetvalue(r, 0, 0))) == NULL)
+		st = qml__nomem();
+	PQclear(r);
+	return st;
+}

@@ -1,0 +1,269 @@
+/*
+ * schema.c
+ *	  Schema management: is qml installed, which version, and migrating to
+ *	  the server's default version (CREATE EXTENSION / ALTER EXTENSION
+ *	  UPDATE), serialized across processes with an advisory lock.
+ *
+ * The schema is the extension: its SQL script ships with the server-side
+ * files, so "migrate" means asking the server to install or update it, and
+ * the one thing that can be missing is those files on the server.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* pg_advisory_xact_lock(key1, key2): 'qml' and 1 for migrations */
+#define MIGRATE_LOCK "SELECT pg_catalog.pg_advisory_xact_lock(7433580, 1)"
+
+static const char *const version_sql =
+"SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
+"       (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'qml')";
+
+static qml_status
+versions_on(qml_conn *c, char **installed, char **available)
+{
+	PGresult   *r;
+	qml_status	st;
+
+	*installed = NULL;
+	*available = NULL;
+	if ((st = qml__exec(c, version_sql, 0, NULL, &r)) != QML_OK)
+		return st;
+	if (!PQgetisnull(r, 0, 0) && (*installed = qml__strdup(PQgetvalue(r, 0, 0))) == NULL)
+		st = qml__nomem();
+	if (st == QML_OK && !PQgetisnull(r, 0, 1) &&
+		(*available = qml__strdup(PQgetvalue(r, 0, 1))) == NULL)
+		st = qml__nomem();
+	PQclear(r);
+	if (st != QML_OK)
+	{
+		free(*installed);
+		*installed = NULL;
+	}
+	return st;
+}
+
+qml_status
+qml_schema_version(qml_client *client, char **installed, char **available)
+{
+	qml_conn   *c;
+	qml_status	st;
+	char	   *i = NULL,
+			   *a = NULL;
+
+	if (client == NULL)
+		return qml__error(QML_ERR_INVALID, "client must not be NULL");
+	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
+		return st;
+	st = versions_on(c, &i, &a);
+	qml__pool_release(client->pool, c);
+	if (installed)
+		*installed = i;
+	else
+		free(i);
+	if (available)
+		*available = a;
+	else
+		free(a);
+	return st;
+}
+
+qml_status
+qml_schema_exists(qml_client *client, bool *exists)
+{
+	char	   *installed = NULL;
+	qml_status	st;
+
+	if (exists == NULL)
+		return qml__error(QML_ERR_INVALID, "exists must not be NULL");
+	*exists = false;
+	st = qml_schema_version(client, &installed, NULL);
+	if (st == QML_OK)
+		*exists = installed != NULL;
+	free(installed);
+	return st;
+}
+
+/* Runs a statement of the migration; on failure rolls back, keeping the error. */
+static qml_status
+step(qml_conn *c, const char *sql)
+{
+	qml_status	st = qml__exec(c, sql, 0, NULL, NULL);
+
+	if (st != QML_OK && PQstatus(c->pg) == CONNECTION_OK &&
+		PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+	{
+		PGresult   *r = PQexec(c->pg, "ROLLBACK");
+
+		PQclear(r);
+	}
+	return st;
+}
+
+qml_status
+qml_migrate_if_needed(qml_client *client, bool *migrated)
+{
+	qml_conn   *c;
+	qml_status	st;
+	char	   *installed = NULL,
+			   *available = NULL;
+
+	if (migrated)
+		*migrated = false;
+	if (client == NULL)
+		return qml__error(QML_ERR_INVALID, "client must not be NULL");
+	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
+		return st;
+
+	/* the common case, up to date, takes one round trip and no lock */
+	st = versions_on(c, &installed, &available);
+	if (st == QML_OK && installed && (!available || strcmp(installed, available) == 0))
+		goto done;
+	free(installed);
+	free(available);
+	installed = available = NULL;
+
+	if (st != QML_OK ||
+		(st = step(c, "BEGIN")) != QML_OK ||
+		(st = step(c, MIGRATE_LOCK)) != QML_OK)
+		goto done;
+	/* another process may have migrated while we waited for the lock */
+	if ((st = versions_on(c, &installed, &available)) != QML_OK)
+	{
+		step(c, "ROLLBACK");
+		goto done;
+	}
+	if (available == NULL)
+	{
+		step(c, "ROLLBACK");
+		if (installed)
+			goto done;			/* installed, files gone: nothing to do */
+		st = qml__error(QML_ERR_NO_EXTENSION,
+						"the qml extension is not available on the database server: "
+						"its files (qml.control, qml--*.sql, qml.so) are not installed there");
+		qml__error_set_extra(NULL,
+							 "Install them on the database host (\"make install\" in the qml "
+							 "source tree), then run \"qml migrate\" again.",
+							 NULL);
+		goto done;
+	}
+	if (installed == NULL)
+		st = step(c, "CREATE EXTENSION qml");
+	else if (strcmp(installed, available) != 0)
+		st = step(c, "ALTER EXTENSION qml UPDATE");
+	else
+	{
+		step(c, "ROLLBACK");
+		goto done;
+	}
+	if (st == QML_OK && (st = step(c, "COMMIT")) == QML_OK && migrated)
+		*migrated = true;
+	if (st != QML_OK)
+	{
+		char		msg[1024];
+
+		/* keep the server's words, say what we were doing */
+		snprintf(msg, sizeof(msg), "%s", qml_errmsg());
+		if (qml_errcode() != QML_ERR_CONNECT)
+		{
+			char		detail[1024],
+						hint[512],
+						ss[6];
+
+			snprintf(detail, sizeof(detail), "%s", qml_errdetail());
+			snprintf(hint, sizeof(hint), "%s", qml_errhint());
+			snprintf(ss, sizeof(ss), "%s", qml_errsqlstate());
+			qml__error(st, "cannot %s the qml extension: %s",
+					   installed ? "update" : "create", msg);
+			qml__error_set_extra(detail, hint, ss);
+		}
+	}
+
+done:
+	free(installed);
+	free(available);
+	qml__pool_release(client->pool, c);
+	return st;
+}
+
+qml_status
+qml_migrate(qml_client *client)
+{
+	return qml_migrate_if_needed(client, NULL);
+}
+
+/* ---- health ---- */
+
+void
+qml_health_free(qml_health *h)
+{
+	if (h == NULL)
+		return;
+	free(h->server_version);
+	free(h->database);
+	free(h->user);
+	free(h->installed_version);
+	free(h->available_version);
+	free(h);
+}
+
+/*
+ * The scheduler is a background worker: its backend_type (or its
+ * application_name) mentions qml. Worker servers are counted by their
+ * fetcher's session, named "qml worker <name>" (one per server; its
+ * flusher's is "qml flusher <name>").
+ */
+static const char health_sql[] =
+"SELECT current_setting('server_version'), current_database(), current_user,"
+"       (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
+"       (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'qml'),"
+"       'qml' = ANY (pg_catalog.string_to_array(pg_catalog.replace("
+"            current_setting('shared_preload_libraries'), ' ', ''), ',')),"
+"       (SELECT count(*) FROM pg_catalog.pg_stat_activity a"
+"         WHERE a.pid <> pg_catalog.pg_backend_pid()"
+"           AND a.backend_type IS DISTINCT FROM 'client backend'"
+"           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')),"
+"       (SELECT count(*) FROM pg_catalog.pg_stat_activity a"
+"         WHERE a.backend_type = 'client backend'"
+"           AND a.application_name LIKE 'qml worker %')";
+
+qml_status
+qml_health_check(qml_client *client, qml_health **out)
+{
+	PGresult   *r;
+	qml_status	st;
+	qml_health *h;
+	bool		oom = false;
+
+	if (client == NULL || out == NULL)
+		return qml__error(QML_ERR_INVALID, "client and health must not be NULL");
+	*out = NULL;
+	if ((st = qml__client_exec(client, health_sql, 0, NULL, &r)) != QML_OK)
+		return st;
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+	{
+		PQclear(r);
+		return qml__nomem();
+	}
+	for (int col = 0; col < 5; col++)
+	{
+		char	  **field[] = {&h->server_version, &h->database, &h->user,
+		&h->installed_version, &h->available_version};
+
+		if (!PQgetisnull(r, 0, col) &&
+			(*field[col] = qml__strdup(PQgetvalue(r, 0, col))) == NULL)
+			oom = true;
+	}
+	h->preloaded = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+	h->scheduler_processes = atoi(PQgetvalue(r, 0, 6));
+	h->worker_servers = atoi(PQgetvalue(r, 0, 7));
+	PQclear(r);
+	if (oom)
+	{
+		qml_health_free(h);
+		return qml__nomem();
+	}
+	*out = h;
+	return QML_OK;
+}

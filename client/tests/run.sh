@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# client/tests/run.sh: the "client" suite. libqml's C tests against the
+# running cluster (PGHOST/PGPORT/PGUSER from scripts/env.sh, or any libpq
+# environment), then the same tests, shortened, under valgrind.
+#
+# Databases of its own, created afresh: qml_client_test (the API and the
+# runtime), qml_client_noext (never gets the extension), qml_client_old
+# (recurring jobs taken away). Run from anywhere; needs `make client`.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+unset DATABASE_URL
+export PGDATABASE=qml_client_test
+
+for db in qml_client_test qml_client_noext qml_client_old; do
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+		-c "CREATE DATABASE $db" || exit 1
+done
+make -s client || exit 1
+
+failed=0
+run() {
+	local name=$1; shift
+	echo "# $name"
+	local out
+	out=$("$@" 2>&1)
+	local rc=$?
+	# the passing lines are noise; keep failures, diagnostics and the plan
+	echo "$out" | grep -v '^ok ' || true
+	if [ $rc -ne 0 ]; then
+		echo "# $name: FAILED (exit $rc)"
+		failed=1
+	fi
+}
+
+run unit client/tests/unit_test
+run api client/tests/api_test
+run runtime client/tests/runtime_test
+
+# valgrind: leaks and memory errors in the library, its threads included
+if command -v valgrind >/dev/null; then
+	psql -X -q -d postgres -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS qml_client_test WITH (FORCE)" -c "CREATE DATABASE qml_client_test" \
+		-c "DROP DATABASE IF EXISTS qml_client_old WITH (FORCE)" -c "CREATE DATABASE qml_client_old"
+	vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
+	for t in unit api runtime; do
+		run "valgrind $t" env QML_TEST_QUICK=1 "${vg[@]}" client/tests/${t}_test
+	done
+else
+	echo "# valgrind not installed: skipped"
+fi
+exit $failed

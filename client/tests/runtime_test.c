@@ -1,0 +1,753 @@
+/*
+ * runtime_test.c
+ *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
+ *	  each run exactly once, LISTEN wakeup latency, queue order, pause,
+ *	  outcomes, a heartbeat keeping a job three leases long alive, the job
+ *	  timeout, graceful shutdown (mid-batch and past the grace period), the
+ *	  SIGTERM path, and reconnecting after a server restart under load.
+ *
+ * Every test uses a queue of its own. QML_TEST_QUICK=1 (the valgrind pass)
+ * runs fewer jobs and skips the slow cases.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define MAXN 10000
+
+static PGconn *db;
+static qml_client *client;
+static atomic_int runs[MAXN];
+static atomic_int started;
+static atomic_int saw_cancel;
+
+static long
+arg_number(qml_job_ctx *ctx)
+{
+	const char *a = qml_ctx_arguments(ctx);
+
+	return (a && a[0] == '[') ? strtol(a + 1, NULL, 10) : -1;
+}
+
+/* Counts runs by the job's number; sleeps *ms (user data) if given. */
+static qml_outcome
+count_handler(qml_job_ctx *ctx, void *data)
+{
+	long		n = arg_number(ctx);
+
+	atomic_fetch_add(&started, 1);
+	if (n >= 0 && n < MAXN)
+		atomic_fetch_add(&runs[n], 1);
+	if (data)
+		sleep_ms(*(int *) data);
+	return qml_success(ctx, NULL);
+}
+
+/* Runs until cancelled (at most 10 s). */
+static qml_outcome
+stubborn_handler(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_fetch_add(&started, 1);
+	for (int i = 0; i < 1000 && !qml_ctx_cancelled(ctx); i++)
+		sleep_ms(10);
+	if (qml_ctx_cancelled(ctx))
+		atomic_fetch_add(&saw_cancel, 1);
+	return qml_success(ctx, "{\"ignored\": true}");
+}
+
+static void
+reset_counts(void)
+{
+	for (int i = 0; i < MAXN; i++)
+		atomic_store(&runs[i], 0);
+	atomic_store(&started, 0);
+	atomic_store(&saw_cancel, 0);
+}
+
+static void
+enqueue_numbered(const char *method, const char *queue, int n)
+{
+	qml_job_spec *specs = calloc(1000, sizeof(*specs));
+	char	  (*args)[16] = calloc(1000, 16);
+
+	for (int base = 0; base < n; base += 1000)
+	{
+		int			k = n - base < 1000 ? n - base : 1000;
+
+		for (int i = 0; i < k; i++)
+		{
+			snprintf(args[i], 16, "[%d]", base + i);
+			specs[i] = (qml_job_spec)
+			{
+				.method = method,.arguments = args[i],.options = {.queue = queue}
+			};
+		}
+		if (qml_enqueue_batch(client, specs, (size_t) k, NULL) != QML_OK)
+			printf("# enqueue_batch: %s\n", qml_errmsg());
+	}
+	free(specs);
+	free(args);
+}
+
+/* Polls a count query until it reaches `want` or `seconds` pass. */
+static long long
+wait_count(long long want, int seconds, const char *sql)
+{
+	long long	n = -1;
+
+	for (int i = 0; i < seconds * 20; i++)
+	{
+		db_ensure(&db);
+		n = q1_int(db, "%s", sql);
+		if (n >= want)
+			break;
+		sleep_ms(50);
+	}
+	return n;
+}
+
+static qml_server *
+server_for(qml_registry *reg, const char *queue, int workers,
+		   void (*tune) (qml_server_config *))
+{
+	qml_server_config *cfg = qml_server_config_new("rt-test");
+	qml_server *s = NULL;
+
+	qml_server_config_set_workers(cfg, workers);
+	qml_server_config_set_queues(cfg, &queue, 1);
+	if (tune)
+		tune(cfg);
+	if (qml_server_new(client, reg, cfg, &s) != QML_OK)
+		printf("# server_new: %s\n", qml_errmsg());
+	qml_server_config_free(cfg);
+	return s;
+}
+
+static void
+show_counters(qml_server *s)
+{
+	qml_server_counters k;
+
+	qml_server_get_counters(s, &k);
+	printf("# counters: fetched %llu in %llu fetches, succeeded %llu, retried %llu, failed %llu,"
+		   " timed out %llu, released %llu, lost %llu, flushes %llu, heartbeats %llu,"
+		   " reconnects %llu, wakeups %llu\n",
+		   (unsigned long long) k.fetched, (unsigned long long) k.fetch_calls,
+		   (unsigned long long) k.succeeded, (unsigned long long) k.retried,
+		   (unsigned long long) k.failed, (unsigned long long) k.timed_out,
+		   (unsigned long long) k.released, (unsigned long long) k.lost,
+		   (unsigned long long) k.flushes, (unsigned long long) k.heartbeats,
+		   (unsigned long long) k.reconnects, (unsigned long long) k.wakeups);
+}
+
+/* ---- 10,000 jobs, 8 threads, each exactly once ---- */
+
+static void
+test_exactly_once(void)
+{
+	int			n = test_quick() ? 300 : 10000;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	int64_t		t0,
+				t1;
+	long long	done;
+	int			once = 0,
+				more = 0;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	enqueue_numbered("count", "bulk", n);
+	s = server_for(reg, "bulk", 8, NULL);
+	t0 = qml_now();
+	is_status(qml_server_start(s), QML_OK, "server_start with 8 workers");
+	done = wait_count(n, 120, "SELECT count(*) FROM qml.jobs WHERE queue = 'bulk' AND state = 'succeeded'");
+	t1 = qml_now();
+	is_status(qml_server_stop(s), QML_OK, "server_stop");
+	is_int(done, n, "%d jobs succeeded", n);
+	for (int i = 0; i < n; i++)
+	{
+		once += atomic_load(&runs[i]) == 1;
+		more += atomic_load(&runs[i]) > 1;
+	}
+	is_int(once, n, "each ran exactly once");
+	is_int(more, 0, "none twice");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'bulk' AND attempts <> 1"), 0,
+		   "each in one attempt");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'bulk' AND state <> 'succeeded'"), 0,
+		   "nothing left behind");
+	printf("# %d jobs in %.2f s: %.0f jobs/s (no-op handlers, 8 threads)\n", n,
+		   (t1 - t0) / 1e6, n / ((t1 - t0) / 1e6));
+	show_counters(s);
+	is_status(qml_server_start(s), QML_ERR_STATE, "a stopped server does not start again");
+	is_status(qml_server_stop(s), QML_OK, "stop is idempotent");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- wakeup latency through LISTEN ---- */
+
+static int64_t latencies[64];
+static atomic_int nlat;
+
+static qml_outcome
+latency_handler(qml_job_ctx *ctx, void *data)
+{
+	const char *a = qml_ctx_arguments(ctx);
+	long long	t = (a && a[0] == '[') ? strtoll(a + 1, NULL, 10) : 0;
+	int			i = atomic_fetch_add(&nlat, 1);
+
+	(void) data;
+	if (i < 64)
+		latencies[i] = qml_now() - t;
+	return qml_success(ctx, NULL);
+}
+
+static void
+slow_poll(qml_server_config *c)
+{
+	qml_server_config_set_poll_interval(c, 30000);
+}
+
+static int
+cmp64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+test_latency(void)
+{
+	int			n = test_quick() ? 3 : 20;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+
+	qml_registry_add(reg, "ping", latency_handler, NULL);
+	/* polling every 30 s: only a notification can start these jobs quickly */
+	s = server_for(reg, "lat", 1, slow_poll);
+	atomic_store(&nlat, 0);
+	is_status(qml_server_start(s), QML_OK, "an idle server");
+	sleep_ms(300);
+	for (int i = 0; i < n; i++)
+	{
+		char		args[32];
+		qml_enqueue_options o = {.queue = "lat"};
+
+		snprintf(args, sizeof(args), "[%lld]", (long long) qml_now());
+		qml_enqueue(client, "ping", args, &o, NULL);
+		for (int w = 0; w < 200 && atomic_load(&nlat) <= i; w++)
+			sleep_ms(5);
+		sleep_ms(20);
+	}
+	qml_server_stop(s);
+	qml_server_get_counters(s, &k);
+	is_int(atomic_load(&nlat), n, "every job ran without a poll");
+	ok(k.wakeups >= (uint64_t) n / 2, "woken by notifications (%llu wakeups)", (unsigned long long) k.wakeups);
+	if (atomic_load(&nlat) == n)
+	{
+		qsort(latencies, (size_t) n, sizeof(int64_t), cmp64);
+		printf("# enqueue -> handler start: p50 %.2f ms, max %.2f ms\n",
+			   latencies[n / 2] / 1000.0, latencies[n - 1] / 1000.0);
+		ok(latencies[n / 2] < 50000, "median wakeup latency under 50 ms (%.2f ms)", latencies[n / 2] / 1000.0);
+	}
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- queues in priority order, then priority, then age ---- */
+
+static char order[32][16];
+static atomic_int norder;
+
+static qml_outcome
+order_handler(qml_job_ctx *ctx, void *data)
+{
+	int			i = atomic_fetch_add(&norder, 1);
+
+	(void) data;
+	if (i < 32)
+		snprintf(order[i], sizeof(order[i]), "%s", qml_ctx_arguments(ctx));
+	return qml_success(ctx, NULL);
+}
+
+static void
+test_queue_order(void)
+{
+	const char *queues[] = {"ord_hi", "ord_lo"};
+	qml_registry *reg = qml_registry_new();
+	qml_server_config *cfg = qml_server_config_new("rt-order");
+	qml_server *s = NULL;
+	qml_enqueue_options lo = {.queue = "ord_lo"},
+				lo9 = {.queue = "ord_lo",.priority = 9},
+				hi = {.queue = "ord_hi"};
+	char		got[256] = "";
+
+	qml_enqueue(client, "o", "\"lo1\"", &lo, NULL);
+	qml_enqueue(client, "o", "\"lo2\"", &lo, NULL);
+	qml_enqueue(client, "o", "\"lo9\"", &lo9, NULL);
+	qml_enqueue(client, "o", "\"hi1\"", &hi, NULL);
+	qml_enqueue(client, "o", "\"hi2\"", &hi, NULL);
+	qml_registry_add(reg, "o", order_handler, NULL);
+	qml_server_config_set_workers(cfg, 1);
+	qml_server_config_set_queues(cfg, queues, 2);
+	qml_server_new(client, reg, cfg, &s);
+	atomic_store(&norder, 0);
+	qml_server_start(s);
+	for (int i = 0; i < 100 && atomic_load(&norder) < 5; i++)
+		sleep_ms(20);
+	qml_server_stop(s);
+	for (int i = 0; i < atomic_load(&norder) && i < 5; i++)
+		strcat(got, order[i]);
+	is_str(got, "\"hi1\"\"hi2\"\"lo9\"\"lo1\"\"lo2\"", "first queue first, then priority, then age");
+	qml_server_free(s);
+	qml_server_config_free(cfg);
+	qml_registry_free(reg);
+}
+
+/* ---- pause and resume ---- */
+
+static void
+test_pause(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_enqueue_options o = {.queue = "pz"};
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	qml_queue_pause(client, "pz", NULL);
+	for (int i = 0; i < 3; i++)
+	{
+		char		a[16];
+
+		snprintf(a, sizeof(a), "[%d]", i);
+		qml_enqueue(client, "count", a, &o, NULL);
+	}
+	s = server_for(reg, "pz", 2, slow_poll);
+	qml_server_start(s);
+	sleep_ms(400);
+	is_int(atomic_load(&started), 0, "a paused queue hands out nothing");
+	qml_queue_resume(client, "pz", NULL);
+	for (int i = 0; i < 100 && atomic_load(&started) < 3; i++)
+		sleep_ms(10);
+	is_int(atomic_load(&started), 3, "resuming wakes the worker at once (no poll for 30 s)");
+	qml_server_stop(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- outcomes ---- */
+
+static qml_outcome
+h_result(qml_job_ctx *ctx, void *d)
+{
+	(void) d;
+	return qml_success(ctx, "{\"n\": 1}");
+}
+
+static qml_outcome
+h_retry(qml_job_ctx *ctx, void *d)
+{
+	(void) d;
+	return qml_retry(ctx, "try later %d", 7);
+}
+
+static qml_outcome
+h_fail(qml_job_ctx *ctx, void *d)
+{
+	(void) d;
+	return qml_fail(ctx, "broken for good");
+}
+
+static qml_outcome
+h_badjson(qml_job_ctx *ctx, void *d)
+{
+	(void) d;
+	return qml_success(ctx, "{oops");
+}
+
+static qml_outcome
+h_bare_retry(qml_job_ctx *ctx, void *d)
+{
+	(void) ctx;
+	(void) d;
+	return QML_JOB_RETRY;
+}
+
+static qml_outcome
+h_context(qml_job_ctx *ctx, void *d)
+{
+	char		buf[512];
+	qml_enqueue_options o = {.queue = "out"};
+
+	(void) d;
+	/* a handler may use the client: enqueue a follow-up job */
+	qml_enqueue(qml_ctx_client(ctx), "r_result", NULL, &o, NULL);
+	snprintf(buf, sizeof(buf), "{\"id\": %lld, \"method\": \"%s\", \"queue\": \"%s\", \"attempt\": %d,"
+			 " \"max\": %d, \"prio\": %d, \"worker_ok\": %s, \"no_deadline\": %s, \"created_ok\": %s}",
+			 (long long) qml_ctx_job_id(ctx), qml_ctx_method(ctx), qml_ctx_queue(ctx),
+			 qml_ctx_attempt(ctx), qml_ctx_max_attempts(ctx), qml_ctx_priority(ctx),
+			 strstr(qml_ctx_worker(ctx), "rt-test@") ? "true" : "false",
+			 qml_ctx_deadline(ctx) == QML_TIME_NULL && qml_ctx_remaining_ms(ctx) == INT64_MAX ? "true" : "false",
+			 llabs(qml_ctx_created_at(ctx) - qml_now()) < 60000000 ? "true" : "false");
+	return qml_success(ctx, buf);
+}
+
+static void
+test_outcomes(void)
+{
+	static const char *const methods[] = {"r_result", "r_retry", "r_fail", "r_badjson", "r_nohandler",
+	"r_bare", "r_context"};
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_enqueue_options o = {.queue = "out",.max_attempts = 5,.priority = 3};
+	int64_t		ctx_id = 0;
+
+	qml_registry_add(reg, "r_result", h_result, NULL);
+	qml_registry_add(reg, "r_retry", h_retry, NULL);
+	qml_registry_add(reg, "r_fail", h_fail, NULL);
+	qml_registry_add(reg, "r_badjson", h_badjson, NULL);
+	qml_registry_add(reg, "r_bare", h_bare_retry, NULL);
+	qml_registry_add(reg, "r_context", h_context, NULL);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		qml_enqueue(client, methods[i], NULL, &o, i == 6 ? &ctx_id : NULL);
+	s = server_for(reg, "out", 3, NULL);
+	qml_server_start(s);
+	wait_count(8, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'out' AND state NOT IN ('enqueued', 'processing')");
+	qml_server_stop(s);
+
+	is_str(q1(db, "SELECT state || ' ' || result::text FROM qml.jobs WHERE method = 'r_result' ORDER BY id LIMIT 1"),
+		   "succeeded {\"n\": 1}", "success keeps its result");
+	is_str(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_retry'"),
+		   "awaiting_retry try later 7", "retry: awaiting_retry with the error");
+	is_str(q1(db, "SELECT state || ' ' || attempts || ' ' || last_error FROM qml.jobs WHERE method = 'r_fail'"),
+		   "failed 1 broken for good", "fail: failed at once, no retry");
+	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_badjson'"),
+			 "failed the handler's result is not valid JSON", "an invalid result fails the job");
+	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_nohandler'"),
+			 "failed no handler is registered for method \"r_nohandler\"", "no handler: failed, naming the method");
+	is_str(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_bare'"),
+		   "awaiting_retry the handler asked for a retry", "a bare retry gets a message");
+	is_str(q1(db, "SELECT result->>'id' = '%lld' AND result->>'method' = 'r_context' AND result->>'queue' = 'out'"
+			  " AND result->>'attempt' = '1' AND result->>'max' = '5' AND result->>'prio' = '3'"
+			  " AND (result->>'worker_ok')::bool AND (result->>'no_deadline')::bool AND (result->>'created_ok')::bool"
+			  " FROM qml.jobs WHERE method = 'r_context'", (long long) ctx_id), "t",
+		   "the handler's context describes its job");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE method = 'r_result'"), 2,
+		   "a handler enqueued a follow-up through qml_ctx_client");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- heartbeats keep a job three leases long alive ---- */
+
+static int sleep_3200 = 3200;
+static atomic_bool maintaining;
+
+static void *
+maintain_loop(void *arg)
+{
+	(void) arg;
+	while (atomic_load(&maintaining))
+	{
+		qml_maintain(client, NULL);
+		sleep_ms(150);
+	}
+	return NULL;
+}
+
+static void
+lease_1s(qml_server_config *c)
+{
+	qml_server_config_set_lease(c, 1000);
+}
+
+static void
+test_heartbeat(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	pthread_t	t;
+	int64_t		id;
+	qml_enqueue_options o = {.queue = "hb"};
+
+	reset_counts();
+	qml_registry_add(reg, "long", count_handler, &sleep_3200);
+	qml_enqueue(client, "long", "[0]", &o, &id);
+	s = server_for(reg, "hb", 1, lease_1s);
+	atomic_store(&maintaining, true);
+	pthread_create(&t, NULL, maintain_loop, NULL);
+	qml_server_start(s);
+	wait_count(1, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'hb' AND state = 'succeeded'");
+	atomic_store(&maintaining, false);
+	pthread_join(t, NULL);
+	qml_server_stop(s);
+	qml_server_get_counters(s, &k);
+	is_str(q1(db, "SELECT state || ' ' || attempts FROM qml.jobs WHERE id = %lld", (long long) id),
+		   "succeeded 1", "a 3.2 s job with a 1 s lease succeeds in one attempt");
+	is_int(atomic_load(&runs[0]), 1, "it ran once, though qml.maintain() rescues expired leases");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.job_events WHERE job_id = %lld AND to_state <> 'succeeded'"
+				  " AND from_state = 'processing'", (long long) id), 0, "never rescued");
+	ok(k.heartbeats >= 3, "heartbeats sent (%llu)", (unsigned long long) k.heartbeats);
+	is_int(k.lost, 0, "no lease lost");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- the job timeout ---- */
+
+static void
+timeout_300ms(qml_server_config *c)
+{
+	qml_server_config_set_job_timeout(c, 300);
+}
+
+static void
+test_timeout(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	int64_t		id,
+				t0;
+	qml_enqueue_options o = {.queue = "to",.max_attempts = 1};
+
+	reset_counts();
+	qml_registry_add(reg, "slow", stubborn_handler, NULL);
+	qml_enqueue(client, "slow", NULL, &o, &id);
+	s = server_for(reg, "to", 1, timeout_300ms);
+	t0 = qml_now();
+	qml_server_start(s);
+	wait_count(1, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'to' AND state = 'failed'");
+	ok(qml_now() - t0 < 3000000, "reported within a few seconds (%lld ms)", (long long) (qml_now() - t0) / 1000);
+	for (int i = 0; i < 100 && atomic_load(&saw_cancel) == 0; i++)
+		sleep_ms(10);
+	qml_server_stop(s);
+	qml_server_get_counters(s, &k);
+	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE id = %lld", (long long) id),
+			 "failed the job timed out after 300 ms", "a timed-out job is reported failed");
+	is_int(atomic_load(&saw_cancel), 1, "its handler saw the cancel flag");
+	is_int(k.timed_out, 1, "counted as timed out");
+	is_str(q1(db, "SELECT result IS NULL FROM qml.jobs WHERE id = %lld", (long long) id), "t",
+		   "the handler's late result is dropped");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- graceful shutdown ---- */
+
+static int sleep_50 = 50;
+
+static void
+grace_2s(qml_server_config *c)
+{
+	qml_server_config_set_grace_period(c, 2000);
+}
+
+static void
+test_shutdown_mid_batch(void)
+{
+	int			n = 200;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	int			twice = 0;
+	long long	succeeded;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, &sleep_50);
+	enqueue_numbered("count", "sd", n);
+	s = server_for(reg, "sd", 4, grace_2s);
+	qml_server_start(s);
+	sleep_ms(400);
+	is_status(qml_server_stop(s), QML_OK, "stop mid-batch");
+	succeeded = q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state = 'succeeded'");
+	ok(succeeded > 0 && succeeded < n, "stopped in the middle (%lld of %d done)", succeeded, n);
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state = 'processing'"), 0,
+		   "nothing left processing");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state IN ('succeeded', 'enqueued')"), n,
+		   "every job succeeded or is back in the queue");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state = 'enqueued' AND attempts <> 0"), 0,
+		   "released jobs have no attempt counted");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state = 'succeeded'"),
+		   atomic_load(&started), "every job that ran was completed (nothing lost)");
+	for (int i = 0; i < n; i++)
+		twice += atomic_load(&runs[i]) > 1;
+	is_int(twice, 0, "none ran twice");
+	show_counters(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+static void
+grace_300ms(qml_server_config *c)
+{
+	qml_server_config_set_grace_period(c, 300);
+}
+
+static void
+test_shutdown_past_grace(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_enqueue_options o = {.queue = "pg"};
+	int64_t		t0;
+
+	reset_counts();
+	qml_registry_add(reg, "slow", stubborn_handler, NULL);
+	qml_enqueue(client, "slow", NULL, &o, NULL);
+	qml_enqueue(client, "slow", NULL, &o, NULL);
+	s = server_for(reg, "pg", 2, grace_300ms);
+	qml_server_start(s);
+	for (int i = 0; i < 200 && atomic_load(&started) < 2; i++)
+		sleep_ms(10);
+	t0 = qml_now();
+	is_status(qml_server_stop(s), QML_OK, "stop with handlers that run on");
+	ok(qml_now() - t0 < 2000000, "returns soon after the grace period (%lld ms)",
+	   (long long) (qml_now() - t0) / 1000);
+	is_int(atomic_load(&saw_cancel), 2, "the handlers were asked to stop");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'pg' AND state = 'enqueued' AND attempts = 0"), 2,
+		   "their jobs were released, no attempt counted");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- SIGTERM through qml_server_run ---- */
+
+static void *
+send_sigterm(void *arg)
+{
+	sigset_t	set;
+
+	(void) arg;
+	/* this thread must not take the signal itself */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sleep_ms(300);
+	kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static void
+test_sigterm(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	pthread_t	t;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, &sleep_50);
+	enqueue_numbered("count", "sig", 40);
+	s = server_for(reg, "sig", 2, NULL);
+	pthread_create(&t, NULL, send_sigterm, NULL);
+	is_status(qml_server_run(s), QML_OK, "qml_server_run returns after SIGTERM");
+	pthread_join(t, NULL);
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sig' AND state = 'processing'"), 0,
+		   "nothing left processing");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sig' AND state IN ('succeeded', 'enqueued')"), 40,
+		   "every job done or back");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- a server restart under load ---- */
+
+static int sleep_1 = 1;
+
+static void
+lease_3s(qml_server_config *c)
+{
+	qml_server_config_set_lease(c, 3000);
+	qml_server_config_set_poll_interval(c, 200);
+}
+
+static void
+restart_server(void)
+{
+	const char *port = getenv("QML_PGPORT");
+
+	if (port && access("scripts/cluster.sh", X_OK) == 0)
+	{
+		printf("# restarting the cluster on port %s\n", port);
+		if (system("scripts/cluster.sh restart fast") != 0)
+			printf("# restart failed\n");
+		return;
+	}
+	printf("# no scripts/cluster.sh: terminating every session instead\n");
+	q1(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	   " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+}
+
+static void
+test_restart(void)
+{
+	int			n = 3000;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	long long	done = 0;
+	int			missing = 0;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, &sleep_1);
+	enqueue_numbered("count", "rs", n);
+	s = server_for(reg, "rs", 4, lease_3s);
+	qml_server_start(s);
+	wait_count(n / 5, 60, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'succeeded'");
+	restart_server();
+	db_ensure(&db);
+	for (int i = 0; i < 90 * 4; i++)
+	{
+		db_ensure(&db);
+		done = q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'succeeded'");
+		if (done >= n)
+			break;
+		/* without the scheduler, leases lost in the restart are rescued by hand */
+		qml_maintain(client, NULL);
+		sleep_ms(250);
+	}
+	qml_server_stop(s);
+	qml_server_get_counters(s, &k);
+	is_int(done, n, "all %d jobs succeeded across the restart", n);
+	for (int i = 0; i < n; i++)
+		missing += atomic_load(&runs[i]) == 0;
+	is_int(missing, 0, "every job ran (at least once)");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'failed'"), 0, "none failed");
+	ok(k.reconnects >= 1, "the runtime reconnected (%llu)", (unsigned long long) k.reconnects);
+	show_counters(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+int
+main(void)
+{
+	db = db_connect();
+	client = test_client(true);
+	q1(db, "DELETE FROM qml.jobs");
+	test_exactly_once();
+	test_outcomes();
+	test_queue_order();
+	test_timeout();
+	test_shutdown_mid_batch();
+	test_shutdown_past_grace();
+	test_sigterm();
+	if (!test_quick())
+	{
+		test_latency();
+		test_pause();
+		test_heartbeat();
+		test_restart();
+	}
+	qml_client_close(client);
+	PQfinish(db);
+	return tap_done();
+}

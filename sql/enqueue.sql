@@ -1,0 +1,220 @@
+--
+-- enqueue, enqueue_batch, schedule: normal paths, unique keys, history on
+-- insert, and every bad input (specific SQLSTATE, nothing changed).
+--
+CALL qt_reset();
+-- scheduled jobs use far-future run_at so that a background scheduler pass
+-- cannot promote them while the test runs
+
+-- defaults
+SELECT qml.enqueue('send_email') AS id;
+SELECT queue, method, arguments, priority, state, attempts, max_attempts,
+	   run_at = created_at AS run_at_is_created_at,
+	   enqueued_at = created_at AS enqueued_at_set, started_at, finished_at,
+	   locked_by, locked_until, last_error, result, unique_key, backoff_base, backoff_cap
+  FROM qml.jobs WHERE id = 1;
+SELECT * FROM qt_history(1);
+
+-- every parameter
+SELECT qml.enqueue('resize', '{"w": 10}', 'images', 7, NULL, 3, NULL,
+				   interval '2 seconds', interval '1 minute') AS id;
+SELECT queue, method, arguments, priority, state, max_attempts, backoff_base, backoff_cap
+  FROM qml.jobs WHERE id = 2;
+
+-- NULL arguments and priority fall back to their defaults
+SELECT qml.enqueue('nulls', NULL, priority => NULL) AS id;
+SELECT arguments, priority FROM qml.jobs WHERE id = 3;
+
+-- max_attempts defaults to qml.default_max_attempts
+SET qml.default_max_attempts = 3;
+SELECT qml.enqueue('three') AS id;
+RESET qml.default_max_attempts;
+SELECT qml.enqueue('twenty') AS id;
+SELECT id, max_attempts FROM qml.jobs WHERE id IN (4, 5) ORDER BY id;
+
+-- run_at: future -> scheduled (no enqueued_at), past or now -> enqueued;
+-- a past run_at means "now" (the job does not jump the queue)
+SELECT qml.enqueue('later', run_at => now() + interval '1 day') AS id;
+SELECT qml.enqueue('earlier', run_at => now() - interval '1 day') AS id;
+BEGIN;
+SELECT qml.enqueue('right_now', run_at => now()) AS id;
+SELECT state, run_at = now() AS run_at_kept FROM qml.jobs WHERE id = 8;
+COMMIT;
+SELECT id, state, enqueued_at IS NOT NULL AS enqueued_at_set,
+	   run_at > now() + interval '23 hours' AS in_a_day,
+	   run_at = created_at AS run_at_now
+  FROM qml.jobs WHERE id IN (6, 7) ORDER BY id;
+SELECT * FROM qt_history(6);
+SELECT * FROM qt_history(7);
+
+-- long but allowed names
+SELECT qml.enqueue(repeat('m', 1000), queue => repeat('q', 128)) AS id;
+SELECT length(method), length(queue) FROM qml.jobs WHERE id = 9;
+
+-- max_attempts 1 is allowed
+SELECT qml.enqueue('once', max_attempts => 1) AS id;
+
+--
+-- unique_key: one live job per key. A deduplicated call may use up an id,
+-- so ids are compared, not printed.
+--
+CALL qt_reset();
+SELECT qml.enqueue('u', unique_key => 'k1') AS k1 \gset
+SELECT qml.enqueue('u', unique_key => 'k1') = :k1 AS same;
+SELECT qml.enqueue('u', unique_key => 'k2') AS k2 \gset
+SELECT :k2 <> :k1 AS other_key_other_job;
+-- the key is global: another method or queue still finds the live job
+SELECT qml.enqueue('v', queue => 'elsewhere', unique_key => 'k1') = :k1 AS same_again;
+SELECT count(*) AS jobs, count(*) FILTER (WHERE unique_key = 'k1') AS k1_jobs FROM qml.jobs;
+-- no event for the deduplicated calls
+SELECT count(*) AS events FROM qml.job_events;
+
+-- while the job is processing the key is still taken
+SELECT id = :k1 AS fetched_k1, state FROM qml.fetch('w1');
+SELECT qml.enqueue('u', unique_key => 'k1') = :k1 AS still_same;
+-- once it succeeded the key is free again
+SELECT qml.complete(:k1, 'w1');
+SELECT qml.enqueue('u', unique_key => 'k1') AS k1_again \gset
+SELECT :k1_again > :k1 AS new_job;
+-- a scheduled job holds its key too
+SELECT qml.enqueue('s', run_at => now() + interval '1 day', unique_key => 'k3') AS k3 \gset
+SELECT qml.enqueue('s', unique_key => 'k3') = :k3 AS same_scheduled;
+SELECT state FROM qml.jobs WHERE id = :k3;
+-- an awaiting_retry job holds its key; deleted and failed ones do not
+SELECT qml.enqueue('r', queue => 'rq', max_attempts => 2, unique_key => 'k4',
+				   backoff_base => interval '1 day') AS k4 \gset
+SELECT id = :k4 AS fetched_k4 FROM qml.fetch('w2', '{rq}');
+SELECT qml.fail(:k4, 'w2', 'boom');
+SELECT qml.enqueue('r', unique_key => 'k4') = :k4 AS same_retrying;
+SELECT qml.delete(:k4);
+SELECT qml.enqueue('r', queue => 'rq', unique_key => 'k4') AS k4_after_delete \gset
+SELECT :k4_after_delete > :k4 AS new_after_delete;
+SELECT id = :k4_after_delete AS fetched FROM qml.fetch('w3', '{rq}');
+SELECT qml.fail(:k4_after_delete, 'w3', 'boom', retry => false);
+SELECT qml.enqueue('r', unique_key => 'k4') AS k4_after_failed \gset
+SELECT :k4_after_failed > :k4_after_delete AS new_after_failed;
+SELECT method, unique_key, state FROM qml.jobs WHERE unique_key IS NOT NULL ORDER BY id;
+
+--
+-- enqueue_batch
+--
+CALL qt_reset();
+SELECT qml.enqueue_batch('[]') AS none;
+SELECT ord, id FROM qml.enqueue_batch('[
+	{"method": "a"},
+	{"method": "b", "arguments": [1, 2], "queue": "q2", "priority": -3},
+	{"method": "c", "run_at": "2999-01-01T00:00:00Z", "max_attempts": 4},
+	{"method": "d", "arguments": {"x": null}, "run_at": "2000-01-01T00:00:00Z",
+	 "backoff_base": "1 hour", "backoff_cap": "2 hours"}
+]') WITH ORDINALITY AS b(id, ord);
+-- as in enqueue(), a past run_at means "now"
+SELECT id, method, arguments, queue, priority, state, max_attempts,
+	   run_at = '2999-01-01T00:00:00Z' AS far, run_at = created_at AS run_at_now,
+	   backoff_base, backoff_cap
+  FROM qml.jobs ORDER BY id;
+SELECT job_id, from_state, to_state FROM qml.job_events ORDER BY id;
+
+-- with unique keys (taken one at a time): order kept, duplicates collapse,
+-- a key already live returns the live job
+SELECT qml.enqueue('e', unique_key => 'taken') AS live;
+SELECT ord, id FROM qml.enqueue_batch('[
+	{"method": "f", "unique_key": "u1"},
+	{"method": "g"},
+	{"method": "h", "unique_key": "taken"},
+	{"method": "i", "unique_key": "u1"},
+	{"method": "j", "unique_key": null, "queue": "q3", "priority": 2, "max_attempts": 1,
+	 "run_at": "2999-01-01T00:00:00Z", "arguments": [true]}
+]') WITH ORDINALITY AS b(id, ord);
+SELECT id, method, unique_key, queue, priority, max_attempts, state, arguments
+  FROM qml.jobs WHERE id > 5 ORDER BY id;
+
+-- a bigger batch: ids come back in array order
+CREATE TEMP TABLE bulk AS
+SELECT id, ord
+  FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'bulk', 'arguments',
+											 jsonb_build_array(g)) ORDER BY g)
+							FROM generate_series(1, 500) g)) WITH ORDINALITY AS b(id, ord);
+SELECT count(*) AS n, count(DISTINCT id) AS distinct_ids,
+	   bool_and(id - ord = (SELECT min(id) - 1 FROM bulk)) AS in_order
+  FROM bulk;
+SELECT count(*) AS arguments_match_order
+  FROM bulk b JOIN qml.jobs j USING (id) WHERE j.arguments->>0 = b.ord::text;
+
+--
+-- schedule
+--
+CALL qt_reset();
+BEGIN;
+SELECT qml.schedule('at', run_at => now() + interval '2 days') AS id;
+SELECT qml.schedule('after', '[1]', delay => interval '3 days', queue => 'sq', priority => 4,
+					max_attempts => 2, unique_key => 'sk') AS id;
+SELECT id, method, arguments, queue, priority, max_attempts, unique_key, state,
+	   run_at - now() AS due_in, enqueued_at IS NULL AS not_enqueued
+  FROM qml.jobs ORDER BY id;
+COMMIT;
+SELECT qml.schedule('after', delay => interval '1 day', unique_key => 'sk') AS same_key;
+SELECT * FROM qt_history(2);
+
+--
+-- bad input: specific SQLSTATE, a message saying what to fix, and nothing
+-- changed
+--
+SELECT qt_fingerprint() AS before \gset
+SELECT expect_error($$SELECT qml.enqueue(NULL)$$);
+SELECT expect_error($$SELECT qml.enqueue('')$$);
+SELECT expect_error($$SELECT qml.enqueue(repeat('m', 1001))$$, true);
+SELECT expect_error($$SELECT qml.enqueue('m', queue => NULL)$$);
+SELECT expect_error($$SELECT qml.enqueue('m', queue => '')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', queue => repeat('q', 129))$$);
+SELECT expect_error($$SELECT qml.enqueue('m', queue => repeat('q', 100000))$$);
+SELECT expect_error($$SELECT qml.enqueue('m', max_attempts => 0)$$);
+SELECT expect_error($$SELECT qml.enqueue('m', max_attempts => -5)$$);
+SELECT expect_error($$SELECT qml.enqueue('m', 'not json')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', '{"a": }')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', backoff_base => interval '0')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', backoff_base => interval '-1 second')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', backoff_cap => interval '0')$$);
+SELECT expect_error($$SELECT qml.enqueue('m', unique_key => 'k', max_attempts => 0)$$);
+SELECT expect_error($$SELECT qml.schedule('m')$$, true);
+SELECT expect_error($$SELECT qml.schedule('m', run_at => now() + interval '1 day', delay => interval '1 day')$$);
+SELECT expect_error($$SELECT qml.schedule(NULL, delay => interval '1 day')$$);
+SELECT expect_error($$SELECT qml.schedule('m', delay => interval '1 day', max_attempts => 0)$$);
+-- enqueue_batch: the whole batch is checked first, the first bad element named
+SELECT expect_error($$SELECT qml.enqueue_batch(NULL)$$, true);
+SELECT expect_error($$SELECT qml.enqueue_batch('{"method": "m"}')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('"m"')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('5')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('not json')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[1]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[[{"method": "m"}]]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "ok"}, {"method": "ok", "colour": "red"}]')$$, true);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": 5}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": null}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": ""}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch(jsonb_build_array(jsonb_build_object('method', repeat('m', 1001))))$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "queue": 1}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "queue": ""}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "queue": null}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch(jsonb_build_array(jsonb_build_object('method', 'm', 'queue', repeat('q', 129))))$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "priority": "high"}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "priority": 1.5}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "priority": 3000000000}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "max_attempts": 0}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "max_attempts": "3"}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "max_attempts": 2.5}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "run_at": 12}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "run_at": "not a time"}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "unique_key": 7}]')$$);
+-- a bad element after good ones with unique keys: none of them is inserted
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "unique_key": "z1"}, {"method": "m", "unique_key": "z2"}, {"method": 1}]')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "unique_key": "z1"}, {"method": "m", "unique_key": "z2", "run_at": "never"}]')$$);
+-- backoff_base / backoff_cap must be positive intervals, as in enqueue()
+-- (only the SQLSTATE is shown: the message is the extension's to choose)
+SELECT left(expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_base": "-1 second"}]')$$), 5) AS sqlstate;
+SELECT left(expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_cap": "0"}]')$$), 5) AS sqlstate;
+SELECT left(expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "unique_key": "b", "backoff_base": "0"}]')$$), 5) AS sqlstate;
+SELECT left(expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_base": 5}]')$$), 5) AS sqlstate;
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_base": "soon"}]')$$);
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+SELECT count(*) AS jobs FROM qml.jobs;

@@ -1,0 +1,232 @@
+--
+-- fetch, complete, complete_batch, heartbeat, release, pause/resume: order
+-- of claims, lease bookkeeping, history, and what a worker that does not
+-- hold a job gets (false / NULL / left out, nothing changed).
+--
+CALL qt_reset();
+
+-- nothing to fetch
+SELECT id, method FROM qml.fetch('w1');
+SELECT id, method FROM qml.fetch('w1', '{nowhere,default}', 10);
+
+--
+-- order: queues in the order given, then priority (higher first), then
+-- oldest run_at, then id
+--
+SELECT qml.enqueue('a_p0_new', queue => 'a') AS id;
+SELECT qml.enqueue('a_p0_old', queue => 'a') AS id;
+SELECT qml.enqueue('a_p5', queue => 'a', priority => 5) AS id;
+SELECT qml.enqueue('a_pminus1', queue => 'a', priority => -1) AS id;
+SELECT qml.enqueue('a_p0_old_twin', queue => 'a') AS id;
+SELECT qml.enqueue('b_p10', queue => 'b', priority => 10) AS id;
+SELECT qml.enqueue('c_p0', queue => 'c') AS id;
+-- not fetchable: scheduled, and already processing (below)
+SELECT qml.enqueue('a_scheduled', queue => 'a', priority => 100, run_at => now() + interval '1 day') AS id;
+-- a past run_at given to enqueue means "now", so make the ages by hand:
+-- a_p0_old (id 2) is older than a_p0_new (id 1), its twin (id 5) as old
+UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id = 1;
+UPDATE qml.jobs SET run_at = now() - interval '2 hours' WHERE id IN (2, 5);
+UPDATE qml.jobs SET run_at = now() - interval '1 day' WHERE id = 4;
+
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+SELECT method FROM qml.fetch('w1', '{a,b}');
+-- the queue order is the caller's: c before b
+SELECT qml.enqueue('b_p10_second', queue => 'b', priority => 10) AS id;
+SELECT method FROM qml.fetch('w2', '{c,b}', 5) ORDER BY method;
+SELECT id, method, state FROM qml.jobs WHERE state <> 'processing' ORDER BY id;
+
+-- a batch spans queues in order and stops at `batch`
+CALL qt_reset();
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "x1", "queue": "x"}, {"method": "x2", "queue": "x"},
+										 {"method": "y1", "queue": "y"}, {"method": "y2", "queue": "y"},
+										 {"method": "z1", "queue": "z"}]');
+SELECT method FROM qml.fetch('w1', '{x,y,z}', 3) ORDER BY method;
+SELECT method FROM qml.fetch('w1', '{z,y,x}', 1000) ORDER BY method;
+SELECT method FROM qml.fetch('w1', '{x,y,z}', 1000);
+
+--
+-- what a claim does to the row
+--
+CALL qt_reset();
+SELECT qml.enqueue('job', '{"n": 1}', max_attempts => 3) AS id;
+SELECT id, queue, method, arguments, state, attempts, max_attempts, locked_by,
+	   locked_until - started_at AS lease, started_at IS NOT NULL AS started,
+	   finished_at IS NULL AS not_finished
+  FROM qml.fetch('worker-1', lease => interval '90 seconds');
+SELECT * FROM qt_job(1);
+SELECT * FROM qt_history(1);
+-- a processing job is not handed out again
+SELECT id, method FROM qml.fetch('worker-2');
+
+--
+-- complete: only the holder
+--
+SELECT qt_fingerprint() AS before \gset
+SELECT qml.complete(1, 'worker-2') AS by_other;
+SELECT qml.complete(1, NULL) AS by_null;
+SELECT qml.complete(12345, 'worker-1') AS missing_job;
+SELECT qml.complete(NULL, 'worker-1') AS null_job;
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+SELECT qml.complete(1, 'worker-1', '{"sent": true}') AS by_holder;
+SELECT * FROM qt_job(1);
+SELECT result, finished_at >= started_at AS finished_after_start FROM qml.jobs WHERE id = 1;
+SELECT * FROM qt_history(1);
+-- completing again, or failing or releasing a finished job: refused
+SELECT qt_fingerprint() AS before \gset
+SELECT qml.complete(1, 'worker-1') AS again;
+SELECT qml.fail(1, 'worker-1', 'late') AS fail_after_complete;
+SELECT qml.release(1, 'worker-1') AS release_after_complete;
+SELECT * FROM qml.heartbeat('{1}', 'worker-1');
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+-- complete without a result
+SELECT qml.enqueue('job2') AS id;
+SELECT id FROM qml.fetch('worker-1');
+SELECT qml.complete(2, 'worker-1') AS done;
+SELECT state, result FROM qml.jobs WHERE id = 2;
+-- an enqueued (not fetched) job cannot be completed
+SELECT qml.enqueue('job3') AS id;
+SELECT qml.complete(3, 'worker-1') AS not_fetched;
+SELECT state FROM qml.jobs WHERE id = 3;
+
+--
+-- complete_batch: returns the ids this worker held and completed
+--
+CALL qt_reset();
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "b1"}, {"method": "b2"}, {"method": "b3"}, {"method": "b4"}, {"method": "b5"}]');
+SELECT id FROM qml.fetch('w1', batch => 3) ORDER BY id;
+SELECT id FROM qml.fetch('w2', batch => 1) ORDER BY id;
+-- 4 is w2's, 5 is not fetched, 99 does not exist
+SELECT qt_fingerprint() AS before \gset
+SELECT * FROM qml.complete_batch('{4,5,99}', 'w1');
+SELECT * FROM qml.complete_batch('{}', 'w1');
+SELECT * FROM qml.complete_batch(NULL, 'w1');
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+SELECT * FROM qml.complete_batch('{1,2,4,5,99}', 'w1') ORDER BY 1;
+SELECT id, state, locked_by, result FROM qml.jobs ORDER BY id;
+-- with results, one per id; a refused id's result is dropped
+SELECT id FROM qml.fetch('w1') ORDER BY id;
+SELECT * FROM qml.complete_batch('{3,4,5}', 'w1',
+								 ARRAY['{"r": 3}', '{"r": 4}', '{"r": 5}']::jsonb[]) ORDER BY 1;
+SELECT id, state, result FROM qml.jobs ORDER BY id;
+SELECT job_id, from_state, to_state, worker FROM qml.job_events
+ WHERE to_state = 'succeeded' ORDER BY job_id;
+-- results must match job_ids one to one
+SELECT qml.enqueue('b6') AS id;
+SELECT id FROM qml.fetch('w1');
+SELECT qt_fingerprint() AS before \gset
+SELECT expect_error($$SELECT * FROM qml.complete_batch('{6}', 'w1', ARRAY['1', '2']::jsonb[])$$, true);
+SELECT expect_error($$SELECT * FROM qml.complete_batch('{6}', 'w1', ARRAY[]::jsonb[])$$);
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+SELECT state FROM qml.jobs WHERE id = 6;
+
+--
+-- heartbeat: extends the leases still held
+--
+CALL qt_reset();
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "h1"}, {"method": "h2"}, {"method": "h3"}]');
+SELECT id FROM qml.fetch('w1', batch => 2, lease => interval '1 minute') ORDER BY id;
+SELECT id FROM qml.fetch('w2', lease => interval '1 minute') ORDER BY id;
+BEGIN;
+SELECT * FROM qml.heartbeat('{1,2,3,99}', 'w1', interval '2 hours') ORDER BY 1;
+SELECT id, locked_by, locked_until = now() + interval '2 hours' AS extended,
+	   locked_until < now() + interval '1 minute' AS still_short
+  FROM qml.jobs ORDER BY id;
+COMMIT;
+-- default lease is 5 minutes
+BEGIN;
+SELECT * FROM qml.heartbeat('{3}', 'w2');
+SELECT locked_until = now() + interval '5 minutes' AS five_minutes FROM qml.jobs WHERE id = 3;
+COMMIT;
+-- not the holder, or not processing: left out, nothing changed
+SELECT qt_fingerprint() AS before \gset
+SELECT * FROM qml.heartbeat('{3}', 'w1');
+SELECT * FROM qml.heartbeat('{1}', NULL);
+SELECT * FROM qml.heartbeat(NULL, 'w1');
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+-- a heartbeat changes no state, so it writes no history
+SELECT count(*) AS events FROM qml.job_events WHERE job_id IN (1, 2);
+-- bad leases
+SELECT expect_error($$SELECT * FROM qml.heartbeat('{1}', 'w1', interval '0')$$, true);
+SELECT expect_error($$SELECT * FROM qml.heartbeat('{1}', 'w1', interval '-1 minute')$$);
+SELECT expect_error($$SELECT * FROM qml.heartbeat('{1}', 'w1', NULL)$$);
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+
+--
+-- release: back to enqueued, the attempt not counted
+--
+CALL qt_reset();
+SELECT qml.enqueue('r1') AS id;
+SELECT id, attempts FROM qml.fetch('w1');
+SELECT qt_fingerprint() AS before \gset
+SELECT qml.release(1, 'w2') AS by_other;
+SELECT qml.release(99, 'w1') AS missing;
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+SELECT qml.release(1, 'w1') AS by_holder;
+SELECT * FROM qt_job(1);
+SELECT * FROM qt_history(1);
+SELECT qml.release(1, 'w1') AS again;
+-- it can be fetched again; its old holder cannot complete it
+SELECT id, attempts, locked_by FROM qml.fetch('w2');
+SELECT qml.complete(1, 'w1') AS old_holder;
+SELECT qml.complete(1, 'w2') AS new_holder;
+SELECT * FROM qt_job(1);
+
+--
+-- pause and resume
+--
+CALL qt_reset();
+SELECT qml.enqueue('p1', queue => 'pq') AS id;
+SELECT qml.enqueue('o1', queue => 'other') AS id;
+SELECT qml.pause_queue('pq') AS changed;
+SELECT qml.pause_queue('pq') AS changed_again;
+SELECT name, paused FROM qml.queues ORDER BY name;
+SELECT id, method FROM qml.fetch('w1', '{pq}');
+SELECT method FROM qml.fetch('w1', '{pq,other}', 10);
+SELECT state FROM qml.jobs WHERE id = 1;
+-- jobs can still be enqueued into a paused queue
+SELECT qml.enqueue('p2', queue => 'pq') AS id;
+SELECT qml.resume_queue('pq') AS changed;
+SELECT qml.resume_queue('pq') AS changed_again;
+SELECT method FROM qml.fetch('w1', '{pq}', 10) ORDER BY method;
+-- resuming a queue that was never paused changes nothing
+SELECT qml.resume_queue('never_paused') AS changed;
+SELECT name, paused FROM qml.queues ORDER BY name;
+-- pausing a queue nobody has used yet
+SELECT qml.pause_queue('future') AS changed;
+SELECT qml.enqueue('f1', queue => 'future') AS id;
+SELECT id, method FROM qml.fetch('w1', '{future}');
+SELECT qt_fingerprint() AS before \gset
+SELECT expect_error($$SELECT qml.pause_queue(NULL)$$);
+SELECT expect_error($$SELECT qml.pause_queue('')$$);
+SELECT expect_error($$SELECT qml.pause_queue(repeat('q', 129))$$);
+SELECT expect_error($$SELECT qml.resume_queue(NULL)$$);
+SELECT expect_error($$SELECT qml.resume_queue('')$$);
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+
+--
+-- fetch: bad input
+--
+CALL qt_reset();
+SELECT qml.enqueue('e') AS id;
+SELECT qt_fingerprint() AS before \gset
+SELECT expect_error($$SELECT * FROM qml.fetch(NULL)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('')$$);
+SELECT expect_error($$SELECT * FROM qml.fetch(repeat('w', 201))$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', 0)$$, true);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', -1)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', 1001)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', NULL)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', 1, interval '0')$$, true);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', 1, interval '-1 second')$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default}', 1, NULL)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{}')$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', NULL)$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default,NULL}')$$);
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+-- the limits themselves are fine
+SELECT count(*) FROM qml.fetch(repeat('w', 200), '{default}', 1000, interval '1 microsecond');

@@ -1,0 +1,186 @@
+--
+-- privileges: nothing for PUBLIC, pinned search_path, and what producer,
+-- worker and admin rights (qml.grant_producer / grant_worker / grant_admin)
+-- allow; qml.revoke_all takes them back.
+--
+CALL qt_reset();
+
+-- PUBLIC may execute no qml function and use no qml table, sequence or
+-- the schema itself
+SELECT p.oid::regprocedure AS executable_by_public
+  FROM pg_proc p
+ WHERE p.pronamespace = 'qml'::regnamespace
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1::text;
+SELECT c.relname, c.relkind
+  FROM pg_class c
+ WHERE c.relnamespace = 'qml'::regnamespace AND c.relkind IN ('r', 'S', 'v', 'm', 'p')
+   AND (has_table_privilege('public', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+		OR (c.relkind = 'S' AND has_sequence_privilege('public', c.oid, 'USAGE, SELECT, UPDATE')))
+ ORDER BY 1;
+SELECT has_schema_privilege('public', 'qml', 'USAGE') AS public_usage,
+	   has_schema_privilege('public', 'qml', 'CREATE') AS public_create;
+-- explicit ACL entries for PUBLIC (grantee 0), anywhere in the schema
+SELECT count(*) AS public_acl_entries
+  FROM (SELECT (aclexplode(proacl)).grantee FROM pg_proc WHERE pronamespace = 'qml'::regnamespace
+		UNION ALL
+		SELECT (aclexplode(relacl)).grantee FROM pg_class WHERE relnamespace = 'qml'::regnamespace
+		UNION ALL
+		SELECT (aclexplode(nspacl)).grantee FROM pg_namespace WHERE nspname = 'qml') a
+ WHERE grantee = 0;
+
+-- every SECURITY DEFINER function pins search_path; so does every function
+-- not written in C
+SELECT p.oid::regprocedure AS definer_without_search_path
+  FROM pg_proc p
+ WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+ ORDER BY 1::text;
+SELECT p.oid::regprocedure AS without_search_path
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'qml'::regnamespace AND l.lanname <> 'c'
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+ ORDER BY 1::text;
+SELECT DISTINCT c AS pinned_to
+  FROM pg_proc p, unnest(p.proconfig) c
+ WHERE p.pronamespace = 'qml'::regnamespace AND c LIKE 'search\_path=%';
+-- the role-gated API is SECURITY DEFINER; helpers and triggers are not
+SELECT f.name, p.prosecdef
+  FROM (VALUES ('enqueue'), ('enqueue_batch'), ('schedule'), ('fetch'), ('complete'),
+			   ('complete_batch'), ('fail'), ('heartbeat'), ('release'), ('delete'),
+			   ('requeue'), ('stats'), ('throughput'), ('pause_queue'), ('resume_queue'),
+			   ('maintain'), ('retry_delay'), ('grant_producer'), ('grant_worker'),
+			   ('grant_admin'), ('revoke_all')) AS f(name)
+  LEFT JOIN pg_proc p ON p.proname = f.name AND p.pronamespace = 'qml'::regnamespace
+ ORDER BY p.prosecdef DESC, f.name;
+SELECT p.oid::regprocedure AS definer_trigger_function
+  FROM pg_proc p
+ WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
+   AND p.prorettype = 'trigger'::regtype;
+
+--
+-- roles
+--
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_qml_nobody;
+DROP ROLE IF EXISTS regress_qml_producer;
+DROP ROLE IF EXISTS regress_qml_worker;
+DROP ROLE IF EXISTS regress_qml_admin;
+DROP ROLE IF EXISTS "Regress Qml Mixed";
+RESET client_min_messages;
+CREATE ROLE regress_qml_nobody;
+CREATE ROLE regress_qml_producer;
+CREATE ROLE regress_qml_worker;
+CREATE ROLE regress_qml_admin;
+CREATE ROLE "Regress Qml Mixed";
+SELECT qml.grant_producer('regress_qml_producer');
+SELECT qml.grant_worker('regress_qml_worker');
+SELECT qml.grant_admin('regress_qml_admin');
+SELECT expect_error($$SELECT qml.grant_producer(NULL)$$);
+SELECT expect_error($$SELECT qml.grant_producer('regress_qml_no_such_role')$$);
+
+-- a job for the worker to act on
+SELECT qml.enqueue('seed', queue => 'pq') AS id;
+
+-- nobody: nothing at all
+SET ROLE regress_qml_nobody;
+SELECT expect_error($$SELECT qml.enqueue('x')$$);
+SELECT expect_error($$SELECT * FROM qml.fetch('w')$$);
+SELECT expect_error($$SELECT * FROM qml.stats()$$);
+SELECT expect_error($$SELECT * FROM qml.jobs$$);
+RESET ROLE;
+
+-- producer: enqueue, enqueue_batch, schedule, stats, throughput
+SET ROLE regress_qml_producer;
+SELECT qml.enqueue('from_producer', queue => 'pq') AS id;
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "batch_from_producer", "queue": "pq"}]');
+SELECT qml.schedule('scheduled_by_producer', delay => interval '1 day', queue => 'pq') AS id;
+SELECT queue, enqueued, scheduled FROM qml.stats('pq');
+SELECT count(*) >= 0 AS callable FROM qml.throughput();
+SELECT expect_error($$SELECT * FROM qml.fetch('w', '{pq}')$$);
+SELECT expect_error($$SELECT qml.complete(1, 'w')$$);
+SELECT expect_error($$SELECT qml.fail(1, 'w', 'x')$$);
+SELECT expect_error($$SELECT qml.delete(1)$$);
+SELECT expect_error($$SELECT qml.requeue(1)$$);
+SELECT expect_error($$SELECT qml.pause_queue('pq')$$);
+SELECT expect_error($$SELECT qml.maintain()$$);
+SELECT expect_error($$SELECT qml.retry_delay(1)$$);
+SELECT expect_error($$SELECT * FROM qml.jobs$$);
+SELECT expect_error($$SELECT * FROM qml.job_events$$);
+SELECT expect_error($$UPDATE qml.jobs SET priority = 9$$);
+SELECT expect_error($$INSERT INTO qml.jobs (method, state) VALUES ('sneaky', 'enqueued')$$);
+SELECT expect_error($$SELECT qml.grant_admin('regress_qml_producer')$$);
+RESET ROLE;
+
+-- worker: fetch, complete, complete_batch, fail, heartbeat, release, stats
+SET ROLE regress_qml_worker;
+SELECT id, method, locked_by FROM qml.fetch('w', '{pq}', 2) ORDER BY id;
+SELECT * FROM qml.heartbeat('{1,2}', 'w') ORDER BY 1;
+SELECT qml.complete(1, 'w') AS completed;
+SELECT qml.release(2, 'w') AS released;
+SELECT id FROM qml.fetch('w', '{pq}', 1);
+SELECT qml.fail(2, 'w', 'oops', retry => false) AS failed;
+SELECT id FROM qml.fetch('w', '{pq}', 1);
+SELECT * FROM qml.complete_batch('{3}', 'w');
+SELECT queue, succeeded, failed FROM qml.stats('pq');
+SELECT expect_error($$SELECT qml.enqueue('x')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "x"}]')$$);
+SELECT expect_error($$SELECT qml.delete(4)$$);
+SELECT expect_error($$SELECT qml.requeue(2)$$);
+SELECT expect_error($$SELECT qml.pause_queue('pq')$$);
+SELECT expect_error($$SELECT qml.maintain()$$);
+SELECT expect_error($$SELECT * FROM qml.jobs$$);
+SELECT expect_error($$UPDATE qml.jobs SET state = 'succeeded'$$);
+RESET ROLE;
+
+-- admin: all of the above, plus delete, requeue, pause/resume, maintain,
+-- and reading the tables (not writing them)
+SET ROLE regress_qml_admin;
+SELECT qml.delete(4) AS deleted;
+SELECT qml.requeue(2) AS requeued;
+SELECT qml.pause_queue('pq') AS paused;
+SELECT id, method FROM qml.fetch('a', '{pq}');
+SELECT qml.resume_queue('pq') AS resumed;
+SELECT id FROM qml.fetch('a', '{pq}');
+SELECT qml.complete(2, 'a') AS completed;
+SELECT qml.enqueue('by_admin', queue => 'pq', run_at => now() + interval '1 day') AS id;
+SELECT (qml.maintain() ? 'promoted') AS maintained;
+SELECT id, method, state FROM qml.jobs ORDER BY id;
+SELECT count(*) > 0 AS reads_history FROM qml.job_events;
+SELECT name, paused FROM qml.queues;
+SELECT expect_error($$UPDATE qml.jobs SET priority = 9$$);
+SELECT expect_error($$DELETE FROM qml.job_events$$);
+SELECT expect_error($$SELECT qml.grant_admin('regress_qml_nobody')$$);
+RESET ROLE;
+
+-- revoke_all takes every right back
+SELECT qml.revoke_all('regress_qml_producer');
+SELECT qml.revoke_all('regress_qml_admin');
+SET ROLE regress_qml_producer;
+SELECT expect_error($$SELECT qml.enqueue('x')$$);
+RESET ROLE;
+SET ROLE regress_qml_admin;
+SELECT expect_error($$SELECT qml.delete(1)$$);
+SELECT expect_error($$SELECT * FROM qml.jobs$$);
+RESET ROLE;
+SET ROLE regress_qml_worker;
+SELECT count(*) FROM qml.fetch('w', '{pq}');
+RESET ROLE;
+SELECT r.rolname, count(*) FILTER (WHERE has_function_privilege(r.oid, p.oid, 'EXECUTE')) AS functions
+  FROM pg_roles r CROSS JOIN pg_proc p
+ WHERE r.rolname LIKE 'regress_qml_%' AND p.pronamespace = 'qml'::regnamespace
+ GROUP BY r.rolname ORDER BY r.rolname;
+
+-- role names that need quoting work like any other
+SELECT expect_error($$SELECT qml.grant_producer('"Regress Qml Mixed"')$$);
+SELECT expect_error($$SELECT qml.grant_admin('"Regress Qml Mixed"')$$);
+SELECT expect_error($$SELECT qml.grant_worker('"Regress Qml Mixed"')$$);
+SELECT expect_error($$SELECT qml.revoke_all('"Regress Qml Mixed"')$$);
+
+DROP OWNED BY regress_qml_nobody, regress_qml_producer, regress_qml_worker, regress_qml_admin,
+	"Regress Qml Mixed";
+DROP ROLE regress_qml_nobody;
+DROP ROLE regress_qml_producer;
+DROP ROLE regress_qml_worker;
+DROP ROLE regress_qml_admin;
+DROP ROLE "Regress Qml Mixed";

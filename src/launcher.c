@@ -1,0 +1,524 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The launcher: one background worker, connected to no database, that
+ *	  keeps a scheduler running in every database qml.databases names.
+ *
+ * qml.databases is a comma-separated list of database names; empty or "*"
+ * means every database that accepts connections and is not a template,
+ * and "!name" leaves one out (so '!contrib_regression' is every database
+ * but that one). Each scheduler finds out itself whether the extension is
+ * installed in its database, and idles cheaply when it is not.
+ *
+ * The launcher looks at pg_database when it starts, every 10 seconds, on
+ * SIGHUP, when one of its schedulers starts or stops, and when a CREATE,
+ * ALTER or DROP DATABASE commits. A scheduler that exits soon after it
+ * started is restarted after a pause that doubles up to five minutes.
+ *
+ * Commands that need a database to themselves (DROP DATABASE, ALTER
+ * DATABASE ... RENAME or SET TABLESPACE, CREATE DATABASE ... TEMPLATE)
+ * would wait for a connected scheduler and fail: a utility hook asks the
+ * scheduler to leave first, and none starts there for 10 seconds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "qml.h"
+
+#define RESCAN_MS 10000
+#define LEAVE_SECONDS 10
+#define RESTART_MAX_PAUSE_S 300
+/* a scheduler that ran this long before it stopped did not fail at start */
+#define HEALTHY_RUN_MS 60000
+
+typedef struct Database
+{
+	Oid			oid;
+	char		name[NAMEDATALEN];
+} Database;
+
+/* what the launcher knows of a database it serves */
+typedef struct Served
+{
+	Oid			dboid;
+	bool		wanted;
+	BackgroundWorkerHandle *handle;
+	TimestampTz started;
+	TimestampTz next_start;
+	int			failures;
+} Served;
+
+static Served *served = NULL;
+static int	nserved = 0;
+static int	maxserved = 0;
+static bool warned_no_slot = false;
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+/*
+ * Parses qml.databases. Names are separated by commas, with spaces around
+ * them ignored and case kept; "*" means all, "!name" excludes. False, with
+ * a reason, for an empty or overlong name. The lists are of palloc'd
+ * strings; pass NULL pointers to only check.
+ */
+bool
+qml_parse_databases(const char *value, List **include, List **exclude,
+					bool *all, char **problem)
+{
+	const char *p = value ? value : "";
+	bool		any_include = false;
+
+	if (include)
+		*include = NIL;
+	if (exclude)
+		*exclude = NIL;
+	*all = false;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+	{
+		*all = true;
+		return true;
+	}
+	for (;;)
+	{
+		const char *start;
+		const char *end;
+		bool		negate = false;
+		int			len;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '!')
+		{
+			negate = true;
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		start = p;
+		while (*p != '\0' && *p != ',')
+			p++;
+		end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		len = end - start;
+		if (len == 0)
+		{
+			*problem = psprintf("An entry of \"%s\" is empty.", value);
+			return false;
+		}
+		if (len >= NAMEDATALEN)
+		{
+			*problem = psprintf("\"%.*s\" is longer than a database name can be.",
+								len, start);
+			return false;
+		}
+		if (negate)
+		{
+			if (exclude)
+				*exclude = lappend(*exclude, pnstrdup(start, len));
+		}
+		else if (len == 1 && *start == '*')
+			*all = true;
+		else
+		{
+			any_include = true;
+			if (include)
+				*include = lappend(*include, pnstrdup(start, len));
+		}
+		if (*p == '\0')
+			break;
+		p++;					/* the comma */
+	}
+	/* only exclusions: everything else */
+	if (!any_include)
+		*all = true;
+	return true;
+}
+
+static bool
+name_in(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/* the databases a scheduler could connect to, palloc'd in the caller's context */
+static Database *
+list_databases(int *n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Database   *dbs;
+	int			max = 16;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	*n = 0;
+	dbs = palloc(max * sizeof(Database));
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!db->datallowconn || db->datistemplate || database_is_invalid_form(db))
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		if (*n == max)
+		{
+			max *= 2;
+			dbs = repalloc(dbs, max * sizeof(Database));
+		}
+		dbs[*n].oid = db->oid;
+		strlcpy(dbs[*n].name, NameStr(db->datname), NAMEDATALEN);
+		(*n)++;
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return dbs;
+}
+
+static Served *
+served_entry(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < nserved; i++)
+		if (served[i].dboid == dboid)
+			return &served[i];
+	if (nserved == maxserved)
+	{
+		maxserved = maxserved ? maxserved * 2 : 16;
+		served = served ?
+			repalloc(served, maxserved * sizeof(Served)) :
+			MemoryContextAlloc(TopMemoryContext, maxserved * sizeof(Served));
+	}
+	memset(&served[nserved], 0, sizeof(Served));
+	served[nserved].dboid = dboid;
+	return &served[nserved++];
+}
+
+static bool
+start_scheduler(Served *s, const char *name)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old;
+	bool		ok;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "qml");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "qml_scheduler_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "qml scheduler for database %s", name);
+	snprintf(w.bgw_type, BGW_MAXLEN, "qml scheduler");
+	w.bgw_main_arg = ObjectIdGetDatum(s->dboid);
+	w.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&w, &handle);
+	MemoryContextSwitchTo(old);
+	if (!ok)
+	{
+		if (!warned_no_slot)
+			ereport(WARNING,
+					(errmsg("qml could not start a scheduler for database \"%s\": no background worker slot is free",
+							name),
+					 errhint("Raise max_worker_processes (now %d), or name fewer databases in qml.databases.",
+							 max_worker_processes)));
+		warned_no_slot = true;
+		return false;
+	}
+	s->handle = handle;
+	s->started = GetCurrentTimestamp();
+	return true;
+}
+
+/* a scheduler of ours stopped: when may the next one start */
+static void
+note_stopped(Served *s, TimestampTz now)
+{
+	pfree(s->handle);
+	s->handle = NULL;
+	if (TimestampDifferenceExceeds(s->started, now, HEALTHY_RUN_MS))
+		s->failures = 0;
+	else if (s->failures < 30)
+		s->failures++;
+	s->next_start = s->failures == 0 ? now :
+		TimestampTzPlusMilliseconds(now,
+									Min(RESTART_MAX_PAUSE_S, 1 << Min(s->failures, 9)) * 1000);
+}
+
+/* keeps a scheduler running for a wanted database; returns when to look again */
+static TimestampTz
+keep_running(Served *s, const char *name, TimestampTz now)
+{
+	TimestampTz leave_until;
+	pid_t		pid;
+
+	if (s->handle != NULL)
+	{
+		if (GetBackgroundWorkerPid(s->handle, &pid) != BGWH_STOPPED)
+			return DT_NOEND;
+		note_stopped(s, now);
+	}
+	/* one started by an earlier launcher still runs */
+	if (qml_registry_has_scheduler(s->dboid))
+		return DT_NOEND;
+	leave_until = qml_registry_leave_until(s->dboid);
+	if (now < s->next_start || now < leave_until)
+		return Max(s->next_start, leave_until);
+	if (!start_scheduler(s, name))
+		return TimestampTzPlusMilliseconds(now, RESCAN_MS);
+	return DT_NOEND;
+}
+
+/* a scheduler no longer wanted leaves; its entry goes once it stopped */
+static void
+let_go(Served *s)
+{
+	pid_t		pid;
+
+	if (s->handle != NULL &&
+		GetBackgroundWorkerPid(s->handle, &pid) != BGWH_STOPPED)
+		qml_registry_ask_leave(s->dboid, 0);
+	else if (s->handle != NULL)
+	{
+		pfree(s->handle);
+		s->handle = NULL;
+	}
+}
+
+/* one look at pg_database; returns when the next look is due at the latest */
+static TimestampTz
+rescan(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = TimestampTzPlusMilliseconds(now, RESCAN_MS);
+	List	   *include;
+	List	   *exclude;
+	bool		all;
+	char	   *problem;
+	Database   *dbs;
+	Oid		   *keep;
+	int			ndbs;
+	int			nkeep = 0;
+	int			i;
+	int			j;
+
+	/* the check hook refused bad values: this cannot fail */
+	if (!qml_parse_databases(qml_databases, &include, &exclude, &all, &problem))
+		elog(ERROR, "qml.databases: %s", problem);
+	dbs = list_databases(&ndbs);
+	keep = palloc(Max(ndbs, 1) * sizeof(Oid));
+
+	for (i = 0; i < nserved; i++)
+		served[i].wanted = false;
+	for (i = 0; i < ndbs; i++)
+	{
+		Served	   *s;
+		TimestampTz again;
+
+		if (!(all || name_in(include, dbs[i].name)) || name_in(exclude, dbs[i].name))
+			continue;
+		keep[nkeep++] = dbs[i].oid;
+		s = served_entry(dbs[i].oid);
+		s->wanted = true;
+		again = keep_running(s, dbs[i].name, now);
+		if (again < next)
+			next = again;
+	}
+	for (i = 0, j = 0; i < nserved; i++)
+	{
+		if (!served[i].wanted)
+			let_go(&served[i]);
+		if (served[i].wanted || served[i].handle != NULL)
+			served[j++] = served[i];
+	}
+	nserved = j;
+	qml_stats_forget_databases(keep, nkeep);
+	return next;
+}
+
+void
+qml_launcher_main(Datum arg)
+{
+	MemoryContext scan_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	SetConfigOption("application_name", "qml launcher", PGC_USERSET, PGC_S_OVERRIDE);
+	qml_registry_set_launcher();
+
+	scan_cxt = AllocSetContextCreate(TopMemoryContext, "qml launcher scan",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		TimestampTz next;
+		TimestampTz now;
+		long		ms;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextSwitchTo(scan_cxt);
+		next = rescan();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(scan_cxt);
+
+		now = GetCurrentTimestamp();
+		ms = next > now ? (long) Min((next - now + 999) / 1000, RESCAN_MS) : 1;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+	}
+}
+
+/* called from _PG_init while shared_preload_libraries is being loaded */
+void
+qml_launcher_register(void)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 5;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "qml");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "qml_launcher_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "qml launcher");
+	snprintf(w.bgw_type, BGW_MAXLEN, "qml launcher");
+	RegisterBackgroundWorker(&w);
+}
+
+static void
+leave_database(const char *name)
+{
+	Oid			dboid = name ? get_database_oid(name, true) : InvalidOid;
+
+	if (OidIsValid(dboid))
+		qml_registry_ask_leave(dboid, LEAVE_SECONDS);
+}
+
+/* the template a CREATE DATABASE copies, if it names one */
+static const char *
+template_of(CreatedbStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "template") == 0 && d->arg != NULL)
+			return defGetString(d);
+	}
+	return NULL;
+}
+
+static bool
+sets_tablespace(AlterDatabaseStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+		if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Before a command that needs a database to itself, its scheduler leaves;
+ * after one that changes which databases exist, the launcher looks again.
+ */
+static void
+qml_utility_hook(PlannedStmt *pstmt, const char *queryString,
+				 bool readOnlyTree, ProcessUtilityContext context,
+				 ParamListInfo params, QueryEnvironment *queryEnv,
+				 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	switch (nodeTag(stmt))
+	{
+		case T_DropdbStmt:
+			leave_database(((DropdbStmt *) stmt)->dbname);
+			break;
+		case T_CreatedbStmt:
+			leave_database(template_of((CreatedbStmt *) stmt));
+			qml_wake_launcher_at_commit();
+			break;
+		case T_AlterDatabaseStmt:
+			if (sets_tablespace((AlterDatabaseStmt *) stmt))
+				leave_database(((AlterDatabaseStmt *) stmt)->dbname);
+			qml_wake_launcher_at_commit();
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+			{
+				leave_database(((RenameStmt *) stmt)->subname);
+				qml_wake_launcher_at_commit();
+			}
+			break;
+		default:
+			break;
+	}
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+						  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+qml_utility_hook_install(void)
+{
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = qml_utility_hook;
+}

@@ -1,0 +1,343 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  qml's shared memory when the library is preloaded: the hooks that
+ *	  size and set up every module's part, and the registry of schedulers.
+ *
+ * The registry has one entry per database that has (or recently had) a
+ * scheduler: its pid and latch, when it will wake by itself (so that a
+ * commit with an earlier due time wakes it, and only then), and whether it
+ * must leave the database (DROP DATABASE and friends need it to themselves).
+ * It also holds the launcher's latch. One LWLock guards it; every access
+ * is a few loads and stores.
+ *
+ * Without preloading nothing here is set up and qml_shmem_ready() is false.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "qml.h"
+
+#define QML_TRANCHE "qml"
+
+typedef struct DbEntry
+{
+	Oid			dboid;			/* InvalidOid: a free entry */
+	pid_t		pid;			/* its scheduler, 0 when none runs */
+	Latch	   *latch;			/* the scheduler's latch */
+	TimestampTz wake_at;		/* it wakes by itself then; DT_NOBEGIN: awake */
+	TimestampTz leave_until;	/* start no scheduler here before this */
+	bool		leave;			/* the running scheduler must exit */
+} DbEntry;
+
+typedef struct Registry
+{
+	Latch	   *launcher_latch;
+	int			nentries;
+	DbEntry		entries[FLEXIBLE_ARRAY_MEMBER];
+} Registry;
+
+static Registry *registry = NULL;
+static LWLockPadded *locks = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static int
+registry_entries(void)
+{
+	/* every scheduler is a background worker; spare room for leave marks */
+	return max_worker_processes + 16;
+}
+
+static Size
+registry_size(void)
+{
+	return add_size(offsetof(Registry, entries),
+					mul_size(registry_entries(), sizeof(DbEntry)));
+}
+
+static void
+qml_shmem_request(void)
+{
+	Size		size = registry_size();
+
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	size = add_size(size, qml_wakeup_shmem_size());
+	size = add_size(size, qml_session_shmem_size());
+	size = add_size(size, qml_stats_shmem_size());
+	RequestAddinShmemSpace(size);
+	RequestNamedLWLockTranche(QML_TRANCHE, QML_NUM_LWLOCKS);
+}
+
+static void
+qml_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	locks = GetNamedLWLockTranche(QML_TRANCHE);
+	registry = ShmemInitStruct("qml registry", registry_size(), &found);
+	if (!found)
+	{
+		memset(registry, 0, registry_size());
+		registry->nentries = registry_entries();
+	}
+	qml_wakeup_shmem_init();
+	qml_session_shmem_init();
+	qml_stats_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* called from _PG_init while shared_preload_libraries is being loaded */
+void
+qml_shmem_install(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = qml_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = qml_shmem_startup;
+}
+
+bool
+qml_shmem_ready(void)
+{
+	return registry != NULL;
+}
+
+LWLock *
+qml_lwlock(int i)
+{
+	Assert(i >= 0 && i < QML_NUM_LWLOCKS);
+	return &locks[i].lock;
+}
+
+/* the entry of a database, or NULL; caller holds the lock */
+static DbEntry *
+find_entry(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < registry->nentries; i++)
+		if (registry->entries[i].dboid == dboid)
+			return &registry->entries[i];
+	return NULL;
+}
+
+/*
+ * The entry of a database, made if need be; NULL when the registry is full
+ * (then entries of databases without a scheduler are reused once their
+ * leave mark has run out). Caller holds the lock exclusively.
+ */
+static DbEntry *
+find_or_add_entry(Oid dboid)
+{
+	DbEntry    *e = find_entry(dboid);
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	if (e != NULL)
+		return e;
+	for (i = 0; i < registry->nentries; i++)
+	{
+		e = &registry->entries[i];
+		if (e->dboid == InvalidOid ||
+			(e->pid == 0 && e->leave_until < now))
+		{
+			memset(e, 0, sizeof(DbEntry));
+			e->dboid = dboid;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void
+registry_release(int code, Datum arg)
+{
+	DbEntry    *e;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_entry(DatumGetObjectId(arg));
+	if (e != NULL && e->pid == MyProcPid)
+	{
+		e->pid = 0;
+		e->latch = NULL;
+		e->leave = false;
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/*
+ * A scheduler takes its database's entry. False when another scheduler
+ * already serves it or the database is marked to be left alone; the
+ * caller then exits.
+ */
+bool
+qml_registry_claim(Oid dboid)
+{
+	DbEntry    *e;
+	bool		ok = false;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_or_add_entry(dboid);
+	if (e != NULL && e->pid == 0 && e->leave_until <= GetCurrentTimestamp())
+	{
+		e->pid = MyProcPid;
+		e->latch = MyLatch;
+		e->wake_at = DT_NOBEGIN;
+		e->leave = false;
+		ok = true;
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	if (ok)
+		on_shmem_exit(registry_release, ObjectIdGetDatum(dboid));
+	return ok;
+}
+
+bool
+qml_registry_must_leave(void)
+{
+	DbEntry    *e;
+	bool		leave;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(MyDatabaseId);
+	leave = e == NULL || e->pid != MyProcPid || e->leave;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return leave;
+}
+
+/*
+ * The scheduler says when it will wake by itself: DT_NOBEGIN while it is
+ * awake (then every commit that makes something due wakes it again, since
+ * its pass may not have seen that commit).
+ */
+void
+qml_registry_set_wake(TimestampTz at)
+{
+	DbEntry    *e;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_entry(MyDatabaseId);
+	if (e != NULL && e->pid == MyProcPid)
+		e->wake_at = at;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+bool
+qml_registry_has_scheduler(Oid dboid)
+{
+	DbEntry    *e;
+	bool		has;
+
+	if (!qml_shmem_ready())
+		return false;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	has = e != NULL && e->pid != 0;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return has;
+}
+
+/*
+ * Something falls due at `due` (DT_NOBEGIN: now): wake the database's
+ * scheduler if it would otherwise sleep past it.
+ */
+void
+qml_registry_wake(Oid dboid, TimestampTz due)
+{
+	DbEntry    *e;
+
+	if (!qml_shmem_ready())
+		return;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	if (e != NULL && e->pid != 0 && e->latch != NULL &&
+		(e->wake_at == DT_NOBEGIN || due < e->wake_at))
+		SetLatch(e->latch);
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/*
+ * A command needs the database to itself (DROP DATABASE, rename, use as a
+ * template): its scheduler leaves now and none starts there for `seconds`.
+ */
+void
+qml_registry_ask_leave(Oid dboid, int seconds)
+{
+	DbEntry    *e;
+
+	if (!qml_shmem_ready())
+		return;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_or_add_entry(dboid);
+	if (e != NULL)
+	{
+		e->leave_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 seconds * 1000);
+		if (e->pid != 0)
+		{
+			e->leave = true;
+			if (e->latch != NULL)
+				SetLatch(e->latch);
+		}
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+TimestampTz
+qml_registry_leave_until(Oid dboid)
+{
+	DbEntry    *e;
+	TimestampTz until = DT_NOBEGIN;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	if (e != NULL)
+		until = e->leave_until;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return until;
+}
+
+static void
+launcher_release(int code, Datum arg)
+{
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	if (registry->launcher_latch == MyLatch)
+		registry->launcher_latch = NULL;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+void
+qml_registry_set_launcher(void)
+{
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	registry->launcher_latch = MyLatch;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	on_shmem_exit(launcher_release, (Datum) 0);
+}
+
+/* the set of databases may have changed: the launcher looks again */
+void
+qml_registry_wake_launcher(void)
+{
+	if (!qml_shmem_ready())
+		return;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	if (registry->launcher_latch != NULL)
+		SetLatch(registry->launcher_latch);
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}

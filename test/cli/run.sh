@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# test/cli/run.sh: the "cli" suite. The qml command end to end against the
+# running cluster (PGHOST/PGPORT/PGUSER from scripts/env.sh): help and exit
+# codes, bad input, every command, and `qml worker --exec` with shell
+# scripts that succeed, fail and are retried, fail for good, crash, time
+# out, and a graceful SIGTERM. Prints ok/FAIL per check and exits non-zero
+# if any failed.
+#
+# Databases of its own, created afresh: qml_cli_test, qml_cli_noext (no
+# extension), qml_cli_old (recurring jobs taken away).
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+unset DATABASE_URL QML_WORKERS QML_QUEUES QML_AUTO_MIGRATE
+export PGDATABASE=qml_cli_test
+QML=$root/client/qml
+tmp=$(mktemp -d /tmp/qml-cli-test.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+make -s client/qml || exit 1
+for db in qml_cli_test qml_cli_noext qml_cli_old; do
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || exit 1
+done
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1${2:+: $2}"; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# expect NAME RC COMMAND...: the command exits with RC (output in $out)
+expect() {
+	local name=$1 want=$2; shift 2
+	out=$("$@" 2>&1); local rc=$?
+	if [ "$rc" = "$want" ]; then ok "$name"; else bad "$name" "exit $rc, want $want: $(echo "$out" | head -3 | tr '\n' ' ')"; fi
+}
+has() { case "$out" in *"$1"*) ok "$2";; *) bad "$2" "no \"$1\" in: $(echo "$out" | head -5 | tr '\n' ' ')";; esac; }
+# wait_sql SQL WANT SECONDS: polls until the query returns WANT
+wait_sql() {
+	local i got
+	for i in $(seq 1 $(($3 * 10))); do
+		got=$(q -c "$1" 2>/dev/null)
+		[ "$got" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "  (waited for \"$1\" = $2, last got \"$got\")"
+	return 1
+}
+is_json() { q -c "SELECT \$json\$$1\$json\$::jsonb IS NOT NULL" >/dev/null 2>&1; }
+
+echo "# help and usage"
+expect "qml --help exits 0" 0 "$QML" --help
+has "Exit codes" "the help documents the exit codes"
+for c in demo enqueue jobs job retry delete stats pause resume recurring worker migrate status; do
+	out=$("$QML" "$c" --help 2>&1); rc=$?
+	{ [ $rc = 0 ] && [[ "$out" == *"usage: qml $c"* ]]; } && ok "qml $c --help" || bad "qml $c --help" "exit $rc"
+done
+expect "qml help worker" 0 "$QML" help worker
+has "exit 65" "worker help explains exit 65"
+expect "qml --version" 0 "$QML" --version
+expect "no command: usage, exit 2" 2 "$QML"
+expect "unknown command: exit 2" 2 "$QML" frobnicate
+has "unknown command 'frobnicate'" "naming it"
+expect "unknown option: exit 2" 2 "$QML" jobs --frob
+has "unknown option '--frob'" "naming it"
+expect "unknown global option: exit 2" 2 "$QML" --frob stats
+expect "missing option value: exit 2" 2 "$QML" jobs --limit
+expect "--json usage errors are JSON" 2 "$QML" --json frobnicate
+is_json "$out" && ok "the error is valid JSON" || bad "the error is valid JSON" "$out"
+
+echo "# bad connections and no extension: a message and an exit code, never a hang"
+t0=$SECONDS
+expect "unreachable server: exit 3" 3 timeout 20 "$QML" -d postgresql://postgres@127.0.0.1:1/none stats
+has "cannot connect" "says it cannot connect"
+expect "malformed URL: exit 3" 3 env DATABASE_URL='postgresql://%zz' timeout 20 "$QML" stats
+expect "malformed conninfo: exit 3" 3 timeout 20 "$QML" --database-url 'host= port=notaport' jobs
+expect "no such database: exit 3" 3 timeout 20 "$QML" -d dbname=qml_cli_no_such_db status
+has "qml_cli_no_such_db" "naming it"
+expect "worker with a bad connection: exit 3" 3 env DATABASE_URL=postgresql://postgres@127.0.0.1:1/none timeout 20 "$QML" worker --exec a=true
+expect "demo with a bad connection: exit 3" 3 env DATABASE_URL=postgresql://postgres@127.0.0.1:1/none timeout 20 "$QML" demo
+[ $((SECONDS - t0)) -lt 30 ] && ok "all of that quickly ($((SECONDS - t0)) s)" || bad "bad connections answer quickly" "$((SECONDS - t0)) s"
+expect "malformed QML_MAX_CONNECTIONS: exit 2" 2 env QML_MAX_CONNECTIONS=lots "$QML" stats
+has "QML_MAX_CONNECTIONS" "naming the variable"
+expect "stats without the extension: exit 4" 4 "$QML" -d dbname=qml_cli_noext stats
+has "not installed" "saying it is not installed"
+has "qml migrate" "and what to do"
+expect "status without the extension: exit 4" 4 "$QML" -d dbname=qml_cli_noext status
+has "not installed in this database" "status says so"
+expect "worker without the extension, auto-migrate off: exit 4" 4 env QML_AUTO_MIGRATE=false timeout 20 "$QML" -d dbname=qml_cli_noext worker --exec a=true
+expect "--json errors are JSON" 4 "$QML" --json -d dbname=qml_cli_noext jobs
+is_json "$out" && ok "the error is valid JSON" || bad "the error is valid JSON" "$out"
+has '"no_extension"' "with its status"
+
+echo "# migrate, status"
+expect "qml migrate" 0 "$QML" migrate
+has "created" "creates the extension"
+[ "$(q -c "SELECT count(*) FROM pg_extension WHERE extname = 'qml'")" = 1 ] && ok "it is there" || bad "it is there"
+expect "qml migrate again" 0 "$QML" migrate
+has "up to date" "nothing to do"
+expect "qml status" 0 "$QML" status
+has "installed" "shows the version"
+has "scheduler" "shows the scheduler"
+expect "qml status --json" 0 "$QML" status --json
+is_json "$out" && ok "status JSON" || bad "status JSON" "$out"
+has '"scheduler"' "with the scheduler"
+
+echo "# enqueue, jobs, job, retry, delete"
+expect "enqueue prints an id" 0 "$QML" enqueue send_email '["a@b.c"]'
+id=$out
+[[ "$id" =~ ^[0-9]+$ ]] && ok "an id: $id" || bad "an id" "$id"
+[ "$(q -c "SELECT method || ' ' || state || ' ' || arguments::text FROM qml.jobs WHERE id = ${id:-0}")" = 'send_email enqueued ["a@b.c"]' ] &&
+	ok "stored as given" || bad "stored as given"
+expect "enqueue with options" 0 "$QML" enqueue report '{"m": 1}' --queue reports --priority 5 --delay 90s --max-attempts 2
+sid=$out
+[ "$(q -c "SELECT state || ' ' || queue || ' ' || priority || ' ' || max_attempts || ' ' || (run_at > now() + interval '80 s') FROM qml.jobs WHERE id = ${sid:-0}")" = "scheduled reports 5 2 true" ] &&
+	ok "options applied" || bad "options applied" "$(q -c "SELECT row_to_json(j) FROM qml.jobs j WHERE id = ${sid:-0}")"
+expect "enqueue --at in the past" 0 "$QML" enqueue past --at "2020-01-01T00:00:00Z"
+[ "$(q -c "SELECT state FROM qml.jobs WHERE id = ${out:-0}")" = enqueued ] && ok "is enqueued" || bad "is enqueued"
+expect "enqueue --at local time" 0 "$QML" enqueue future --at "2099-06-01 12:00"
+[ "$(q -c "SELECT state FROM qml.jobs WHERE id = ${out:-0}")" = scheduled ] && ok "is scheduled" || bad "is scheduled"
+expect "enqueue --unique" 0 "$QML" enqueue nightly --unique night-1
+u1=$out
+expect "enqueue --unique again" 0 "$QML" enqueue nightly --unique night-1
+[ "$u1" = "$out" ] && ok "same id for the same key" || bad "same id for the same key" "$u1 vs $out"
+expect "enqueue --json" 0 "$QML" enqueue j --json
+is_json "$out" && [[ "$out" == *'"id"'* ]] && ok "prints {\"id\": N}" || bad "prints {\"id\": N}" "$out"
+expect "invalid JSON: exit 2" 2 "$QML" enqueue m '{"a":'
+has "not valid JSON" "saying so"
+expect "no method: exit 2" 2 "$QML" enqueue
+expect "bad --delay: exit 2" 2 "$QML" enqueue m --delay soon
+expect "bad --at: exit 2" 2 "$QML" enqueue m --at yesterday-ish
+expect "bad --priority: exit 2" 2 "$QML" enqueue m --priority high
+expect "empty queue (the server's check): exit 2" 2 "$QML" enqueue m --queue ''
+expect "qml jobs" 0 "$QML" jobs
+has "send_email" "lists the job"
+has "ATTEMPTS" "as a table"
+expect "qml jobs --state scheduled --queue reports" 0 "$QML" jobs --state scheduled --queue reports
+has "report" "filters"
+expect "qml jobs --json --limit 2" 0 "$QML" jobs --json --limit 2
+[ "$(q -c "SELECT jsonb_array_length(\$j\$$out\$j\$)")" = 2 ] && ok "a JSON array of 2" || bad "a JSON array of 2" "$out"
+expect "jobs --state bogus: exit 2" 2 "$QML" jobs --state bogus
+expect "qml job ID" 0 "$QML" job "$id"
+has "history" "with its history"
+has "enqueued" "showing the state"
+expect "qml job ID --json" 0 "$QML" job "$id" --json
+is_json "$out" && [[ "$out" == *'"history"'* ]] && ok "job JSON with history" || bad "job JSON with history" "$out"
+expect "job of a missing id: exit 5" 5 "$QML" job 987654321
+has "does not exist" "saying so"
+expect "job of a non-number: exit 2" 2 "$QML" job abc
+expect "retry a live job: exit 1" 1 "$QML" retry "$id"
+has "only finished jobs" "explaining why"
+expect "delete" 0 "$QML" delete "$id"
+[ "$(q -c "SELECT state FROM qml.jobs WHERE id = $id")" = deleted ] && ok "deleted" || bad "deleted"
+expect "delete again: exit 1" 1 "$QML" delete "$id"
+expect "retry the deleted job" 0 "$QML" retry "$id"
+[ "$(q -c "SELECT state FROM qml.jobs WHERE id = $id")" = enqueued ] && ok "enqueued again" || bad "enqueued again"
+expect "retry a missing job: exit 5" 5 "$QML" retry 987654321
+expect "delete a missing job: exit 5" 5 "$QML" delete 987654321
+
+echo "# stats, pause, resume"
+expect "qml stats" 0 "$QML" stats
+has "reports" "per queue"
+has "total" "with a total"
+expect "qml stats --json" 0 "$QML" --json stats
+is_json "$out" && [[ "$out" == *'"scheduled"'* ]] && ok "stats JSON" || bad "stats JSON" "$out"
+expect "qml pause" 0 "$QML" pause reports
+has "paused" "says so"
+[ "$(q -c "SELECT paused FROM qml.queues WHERE name = 'reports'")" = t ] && ok "the queue is paused" || bad "the queue is paused"
+expect "qml resume" 0 "$QML" resume reports
+[ "$(q -c "SELECT paused FROM qml.queues WHERE name = 'reports'")" = f ] && ok "resumed" || bad "resumed"
+expect "pause without a queue: exit 2" 2 "$QML" pause
+
+echo "# recurring"
+expect "recurring add" 0 "$QML" recurring add nightly-cleanup '0 3 * * *' cleanup '["all"]' --queue maintenance
+expect "recurring list" 0 "$QML" recurring list
+has "nightly-cleanup" "lists it"
+expect "recurring list --json" 0 "$QML" recurring list --json
+is_json "$out" && ok "recurring JSON" || bad "recurring JSON" "$out"
+expect "recurring add with a bad schedule: exit 2" 2 "$QML" recurring add bad 'every tuesday-ish' x
+expect "recurring remove" 0 "$QML" recurring remove nightly-cleanup
+expect "recurring remove again: exit 5" 5 "$QML" recurring remove nightly-cleanup
+expect "recurring with no subcommand: exit 2" 2 "$QML" recurring
+expect "recurring frob: exit 2" 2 "$QML" recurring frob
+"$QML" -d dbname=qml_cli_old migrate >/dev/null
+q -d qml_cli_old -c "ALTER EXTENSION qml DROP TABLE qml.recurring" -c "DROP TABLE qml.recurring CASCADE" >/dev/null 2>&1
+q -d qml_cli_old -c "DO \$\$ DECLARE f regprocedure; BEGIN FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'qml' AND p.proname IN ('add_recurring', 'remove_recurring') LOOP EXECUTE format('ALTER EXTENSION qml DROP FUNCTION %s', f); EXECUTE format('DROP FUNCTION %s', f); END LOOP; END \$\$" >/dev/null
+expect "recurring add without qml.add_recurring: exit 4" 4 "$QML" -d dbname=qml_cli_old recurring add n '* * * * *' m
+has "no recurring jobs" "saying the installed extension lacks them"
+expect "recurring list without qml.recurring: exit 4" 4 "$QML" -d dbname=qml_cli_old recurring list
+
+echo "# worker --exec"
+cat >"$tmp/ok.sh" <<'SH'
+#!/bin/sh
+# echoes what it got: id, attempt, arguments
+args=$(cat)
+printf '{"id": %s, "attempt": %s, "args": %s}\n' "$QML_JOB_ID" "$QML_ATTEMPT" "$args"
+SH
+printf '#!/bin/sh\ncat >/dev/null\necho "bad input, giving up" >&2\nexit 65\n' >"$tmp/fail.sh"
+printf '#!/bin/sh\necho "database busy, later" >&2\nexit 3\n' >"$tmp/retry.sh"
+printf '#!/bin/sh\necho "about to crash" >&2\nkill -SEGV $$\n' >"$tmp/crash.sh"
+printf '#!/bin/sh\necho this is not json\n' >"$tmp/text.sh"
+printf '#!/bin/sh\n[ "$QML_ATTEMPT" -ge 2 ] && { echo "{\\"second\\": true}"; exit 0; }\necho "first try fails" >&2\nexit 1\n' >"$tmp/flaky.sh"
+printf '#!/bin/sh\nexec sleep 31.5\n' >"$tmp/slow.sh"
+printf '#!/bin/sh\nwc -c | tr -d " \\n"\n' >"$tmp/count.sh"
+printf '#!/bin/sh\nhead -c 20000 /dev/zero | tr "\\\\0" x >&2\necho END-OF-STDERR >&2\nexit 4\n' >"$tmp/noisy.sh"
+chmod +x "$tmp"/*.sh
+
+for i in $(seq 1 50); do echo "SELECT qml.enqueue('ok_job', '[$i]', queue => 'w');"; done | q >/dev/null
+q -c "SELECT qml.enqueue('fail_job', '[\"x\"]', queue => 'w')" \
+	-c "SELECT qml.enqueue('retry_job', '[\"y\"]', queue => 'w', max_attempts => 5)" \
+	-c "SELECT qml.enqueue('crash_job', queue => 'w', max_attempts => 5)" \
+	-c "SELECT qml.enqueue('text_job', queue => 'w')" \
+	-c "SELECT qml.enqueue('flaky_job', queue => 'w', backoff_base => '200 ms')" \
+	-c "SELECT qml.enqueue('unknown_job', queue => 'w')" \
+	-c "SELECT qml.enqueue('noisy_job', queue => 'w', max_attempts => 5)" \
+	-c "SELECT qml.enqueue('count_job', jsonb_build_array(repeat('z', 300000)), queue => 'w')" >/dev/null
+"$QML" worker --queues w --workers 4 --poll-interval 200ms -v \
+	--exec ok_job="$tmp/ok.sh" --exec fail_job="$tmp/fail.sh" --exec retry_job="$tmp/retry.sh" \
+	--exec crash_job="$tmp/crash.sh" --exec text_job="$tmp/text.sh" --exec flaky_job="$tmp/flaky.sh" \
+	--exec noisy_job="$tmp/noisy.sh" --exec count_job="$tmp/count.sh" >"$tmp/worker.out" 2>"$tmp/worker.err" &
+wpid=$!
+pids+=("$wpid")
+wait_sql "SELECT count(*) FROM qml.jobs WHERE method = 'ok_job' AND state = 'succeeded'" 50 20 &&
+	ok "worker --exec ran 50 jobs" || bad "worker --exec ran 50 jobs" "$(tail -5 "$tmp/worker.err")"
+# the scheduler promotes the flaky job's retry; without it, do it by hand
+for i in $(seq 1 50); do
+	[ "$(q -c "SELECT state FROM qml.jobs WHERE method = 'flaky_job'")" = succeeded ] && break
+	q -c "SELECT qml.maintain()" >/dev/null 2>&1; sleep 0.2
+done
+r=$(q -c "SELECT (result->>'id')::bigint = id AND (result->>'attempt') = '1' AND result->'args' = arguments FROM qml.jobs WHERE method = 'ok_job' LIMIT 1")
+[ "$r" = t ] && ok "stdin, QML_JOB_ID and QML_ATTEMPT reach the command; JSON stdout is the result" || bad "stdin/env/result" "$r"
+r=$(q -c "SELECT state || '|' || attempts || '|' || last_error FROM qml.jobs WHERE method = 'fail_job'")
+[ "$r" = "failed|1|bad input, giving up (exit status 65)" ] && ok "exit 65: failed for good, stderr kept" || bad "exit 65: failed, no retry" "$r"
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'retry_job'")
+case "$r" in awaiting_retry*"database busy, later (exit status 3)"*|enqueued*later*|processing*) ok "exit 3: retried, stderr kept ($r)";; *) bad "exit 3: retried" "$r";; esac
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'crash_job'")
+case "$r" in awaiting_retry*"about to crash (killed by signal 11 (Segmentation fault))"|enqueued*crash*|processing*) ok "a crashing command: retried, with the signal";; *) bad "a crashing command: retried" "$r";; esac
+r=$(q -c "SELECT state || '|' || coalesce(result::text, 'null') FROM qml.jobs WHERE method = 'text_job'")
+[ "$r" = "succeeded|null" ] && ok "non-JSON stdout: success without a result" || bad "non-JSON stdout" "$r"
+r=$(q -c "SELECT state || '|' || attempts || '|' || result::text FROM qml.jobs WHERE method = 'flaky_job'")
+[ "$r" = 'succeeded|2|{"second": true}' ] && ok "failed once, retried, then succeeded" || bad "retry then success" "$r"
+r=$(q -c "SELECT string_agg(coalesce(from_state::text, 'new') || '>' || to_state, ' ' ORDER BY e.at, e.id) FROM qml.job_events e JOIN qml.jobs j ON j.id = e.job_id WHERE j.method = 'flaky_job'")
+[[ "$r" == *"processing>awaiting_retry"*"processing>succeeded"* ]] && ok "its history shows the retry" || bad "its history shows the retry" "$r"
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'unknown_job'")
+case "$r" in failed*"no handler"*unknown_job*) ok "a method without --exec fails, naming it";; *) bad "a method without --exec fails" "$r";; esac
+r=$(q -c "SELECT length(last_error) < 2200 AND last_error LIKE '%END-OF-STDERR (exit status 4)' FROM qml.jobs WHERE method = 'noisy_job'")
+[ "$r" = t ] && ok "a long stderr: its tail is the error" || bad "a long stderr: its tail" "$r"
+r=$(q -c "SELECT state || '|' || result::text || '|' || length(arguments::text) FROM qml.jobs WHERE method = 'count_job'")
+[ "$r" = "succeeded|300004|300004" ] && ok "300 kB of arguments through stdin" || bad "300 kB of arguments through stdin" "$r"
+grep -q "job .* fail_job (attempt 1): failed for good" "$tmp/worker.err" && ok "-v logs every job" || bad "-v logs every job" "$(tail -3 "$tmp/worker.err")"
+kill -TERM "$wpid"
+for i in $(seq 1 100); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$wpid" 2>/dev/null; then bad "SIGTERM stops the worker within 10 s"; else
+	wait "$wpid"; rc=$?
+	[ $rc = 0 ] && ok "SIGTERM: the worker stops, exit 0" || bad "SIGTERM: exit 0" "exit $rc"
+fi
+[ "$(q -c "SELECT count(*) FROM qml.jobs WHERE state = 'processing'")" = 0 ] && ok "nothing left processing" || bad "nothing left processing"
+grep -q "received SIGTERM" "$tmp/worker.err" && ok "it logged the signal" || bad "it logged the signal"
+
+echo "# worker: timeout, graceful stop mid-job, stop past the grace period"
+q -c "SELECT qml.enqueue('slow_job', queue => 'slow', max_attempts => 1)" >/dev/null
+"$QML" worker --queues slow --exec slow_job="$tmp/slow.sh" --timeout 500ms >"$tmp/w2.out" 2>"$tmp/w2.err" &
+wpid=$!
+pids+=("$wpid")
+wait_sql "SELECT state FROM qml.jobs WHERE method = 'slow_job'" failed 10 && ok "a job past --timeout is reported failed" || bad "timeout" "$(tail -3 "$tmp/w2.err")"
+r=$(q -c "SELECT last_error FROM qml.jobs WHERE method = 'slow_job'")
+case "$r" in *"timed out"*) ok "as timed out";; *) bad "as timed out" "$r";; esac
+sleep 0.5
+pgrep -f "sleep 31.5" >/dev/null && bad "the command's process group is killed" || ok "the command's process group is killed"
+kill -TERM "$wpid"; wait "$wpid"; rc=$?
+[ $rc = 0 ] && ok "idle worker stops on SIGTERM, exit 0" || bad "idle worker stops, exit 0" "exit $rc"
+
+printf '#!/bin/sh\nsleep 1\necho "{}"\n' >"$tmp/second.sh"; chmod +x "$tmp/second.sh"
+for i in 1 2 3 4 5 6; do q -c "SELECT qml.enqueue('second_job', queue => 'gs')" >/dev/null; done
+"$QML" worker --queues gs --workers 2 --exec second_job="$tmp/second.sh" >"$tmp/w3.out" 2>"$tmp/w3.err" &
+wpid=$!
+pids+=("$wpid")
+wait_sql "SELECT count(*) FROM qml.jobs WHERE queue = 'gs' AND state = 'processing'" 2 10
+kill -TERM "$wpid"; wait "$wpid"; rc=$?
+[ $rc = 0 ] && ok "SIGTERM mid-job: exit 0" || bad "SIGTERM mid-job: exit 0" "exit $rc"
+r=$(q -c "SELECT count(*) FILTER (WHERE state = 'succeeded') || ' ' || count(*) FILTER (WHERE state = 'enqueued' AND attempts = 0) || ' ' || count(*) FILTER (WHERE state = 'processing') FROM qml.jobs WHERE queue = 'gs'")
+[ "$r" = "2 4 0" ] && ok "running jobs finished, the rest stayed queued, nothing processing" || bad "graceful stop mid-job" "succeeded/enqueued/processing: $r"
+
+for i in 1 2; do q -c "SELECT qml.enqueue('slow_job', queue => 'pg')" >/dev/null; done
+"$QML" worker --queues pg --workers 2 --grace 300ms --exec slow_job="$tmp/slow.sh" >"$tmp/w4.out" 2>"$tmp/w4.err" &
+wpid=$!
+pids+=("$wpid")
+wait_sql "SELECT count(*) FROM qml.jobs WHERE queue = 'pg' AND state = 'processing'" 2 10
+t0=$SECONDS
+kill -TERM "$wpid"; wait "$wpid"; rc=$?
+[ $rc = 0 ] && [ $((SECONDS - t0)) -le 6 ] && ok "past the grace period: children killed, exit 0 in $((SECONDS - t0)) s" || bad "stop past the grace period" "exit $rc after $((SECONDS - t0)) s"
+r=$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'pg' AND state = 'enqueued' AND attempts = 0")
+[ "$r" = 2 ] && ok "their jobs were released" || bad "their jobs were released" "$r $(q -c "SELECT string_agg(state || ':' || attempts, ' ') FROM qml.jobs WHERE queue = 'pg'")"
+pgrep -f "sleep 31.5" >/dev/null && bad "no command left running" || ok "no command left running"
+
+echo "# worker: bad usage"
+expect "worker without --exec: exit 2" 2 "$QML" worker
+expect "worker --exec without =: exit 2" 2 "$QML" worker --exec nothing
+expect "worker --workers 0: exit 2" 2 "$QML" worker --exec a=true --workers 0
+expect "worker --timeout soon: exit 2" 2 "$QML" worker --exec a=true --timeout soon
+expect "worker with a method twice: exit 2" 2 "$QML" worker --exec a=true --exec a=false
+expect "QML_WORKERS=0: exit 2" 2 env QML_WORKERS=0 "$QML" worker --exec a=true
+
+echo "# worker --json -v: one JSON line per job"
+q -c "SELECT qml.enqueue('ok_job', '[1]', queue => 'js')" >/dev/null
+"$QML" worker --json -v --queues js --exec ok_job="$tmp/ok.sh" >"$tmp/w5.out" 2>"$tmp/w5.err" &
+wpid=$!
+pids+=("$wpid")
+wait_sql "SELECT state FROM qml.jobs WHERE queue = 'js'" succeeded 10
+kill -TERM "$wpid"; wait "$wpid"
+line=$(head -1 "$tmp/w5.out")
+is_json "$line" && [[ "$line" == *'"outcome":"succeeded"'* ]] && ok "a JSON line per job" || bad "a JSON line per job" "$line"
+
+echo "# demo"
+expect "qml demo" 0 timeout 60 "$QML" demo --queue demo_cli
+has "succeeded 16  failed 1" "jobs flow to succeeded, one failed"
+has "retrying" "shows a retry"
+has "scheduled 3" "shows scheduled jobs"
+has "dashboard: not built yet" "and says the dashboard is not built yet"
+[ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'demo_cli' AND method = 'demo.flaky_email' AND state = 'succeeded' AND attempts = 2")" = 1 ] &&
+	ok "the flaky job succeeded on its second attempt" || bad "the flaky job succeeded on its second attempt"
+
+echo "$pass/$((pass + fail)) checks passed"
+[ "$fail" -eq 0 ]

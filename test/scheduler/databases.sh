@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test/scheduler/databases.sh: one launcher, a scheduler per database,
+# visible in pg_stat_activity; qml.databases reloads (a bad value is
+# refused with a log line); a database without the extension idles quietly
+# until CREATE EXTENSION; DROP/CREATE EXTENSION, DROP DATABASE and CREATE
+# DATABASE ... TEMPLATE work while the scheduler runs; SIGTERM stops a
+# scheduler at once and the launcher starts a new one.
+. "$(dirname "$0")/lib.sh"
+a=qml_sched_db1
+b=qml_sched_db2
+c=qml_sched_noext
+log0=$(log_lines)
+newdb $a && newdb $b || exit 1
+dropdb_ $c; psql -X -q -d postgres -c "CREATE DATABASE $c" || exit 1
+wait_scheduler $a; wait_scheduler $b; wait_scheduler $c
+
+sched() { q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND application_name = 'qml scheduler' AND datname = '$1'"; }
+check "one launcher" 1 "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml launcher' AND application_name = 'qml launcher'")"
+check "a scheduler in each database" "1 1 1" "$(sched $a) $(sched $b) $(sched $c)"
+
+due() { q "$1" -c "SELECT qml.enqueue('due', run_at => clock_timestamp() + interval '${2:-1} s')"; }
+ida=$(due $a); idb=$(due $b)
+check "two databases served at once" "enqueued enqueued" \
+	"$(poll 3 $a "SELECT state FROM qml.jobs WHERE id = $ida" enqueued) $(poll 3 $b "SELECT state FROM qml.jobs WHERE id = $idb" enqueued)"
+
+# --- no extension: the scheduler idles and says nothing; CREATE EXTENSION wakes it
+sleep 1
+check "a database without qml: idle, nothing logged" "idle" \
+	"$(q postgres -c "SELECT state FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$c'")"
+q $c -c "CREATE EXTENSION qml" >/dev/null
+id=$(due $c)
+check "CREATE EXTENSION: served at once" enqueued "$(poll 3 $c "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+
+# --- DROP EXTENSION and CREATE EXTENSION while the scheduler runs
+id=$(due $a 1)
+q $a -c "DROP EXTENSION qml CASCADE" >/dev/null
+sleep 1.5
+q $a -c "CREATE EXTENSION qml" >/dev/null
+id=$(due $a)
+check "DROP/CREATE EXTENSION while running" enqueued "$(poll 3 $a "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+
+# --- qml.databases on reload: leave a database, come back; bad values refused
+q postgres -c "ALTER SYSTEM SET qml.databases = '!contrib_regression, !isolation_regression, !$b'" -c "SELECT pg_reload_conf()" >/dev/null
+check "reload: a database left out loses its scheduler" 0 "$(poll 5 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$b'" 0)"
+check "... the others keep theirs" 1 "$(sched $a)"
+q postgres -c "ALTER SYSTEM RESET qml.databases" -c "SELECT pg_reload_conf()" >/dev/null
+check "reload: it comes back" 1 "$(poll 5 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$b'" 1)"
+check "ALTER SYSTEM refuses a bad list: 22023" 22023 "$(sqlstate postgres "ALTER SYSTEM SET qml.databases = 'a,,b'")"
+check "... and a bad interval: 22023" 22023 "$(sqlstate postgres "ALTER SYSTEM SET qml.scheduler_interval = '-1'")"
+conf=$(q postgres -c "SHOW data_directory")/postgresql.auto.conf
+before=$(q postgres -c "SHOW qml.databases")
+mark=$(log_lines)
+cp "$conf" "$conf.qml-test"
+echo "qml.databases = 'x,,y'" >>"$conf"
+q postgres -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+cp "$conf.qml-test" "$conf"; rm -f "$conf.qml-test"
+q postgres -c "SELECT pg_reload_conf()" >/dev/null
+log_since "$mark" | grep -q 'invalid value for parameter "qml.databases"' &&
+	ok "a bad value at reload is refused with a log line" || fail "a bad value at reload is refused with a log line"
+check "... and the old value kept" "$before" "$(q postgres -c "SHOW qml.databases")"
+check "... with every scheduler still there" "1 1 1" "$(sched $a) $(sched $b) $(sched $c)"
+
+# --- commands that need a database to themselves
+t0=$(now)
+psql -X -q -d postgres -c "DROP DATABASE $b" && ok "DROP DATABASE of a served database (no FORCE), $(elapsed "$t0" "$(now)") s" ||
+	fail "DROP DATABASE of a served database"
+psql -X -q -d postgres -c "CREATE DATABASE qml_sched_copy TEMPLATE $c" && ok "CREATE DATABASE ... TEMPLATE a served database" ||
+	fail "CREATE DATABASE ... TEMPLATE a served database"
+check "the template's scheduler comes back" 1 "$(poll 15 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$c'" 1)"
+check "the copy is served" 1 "$(poll 5 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = 'qml_sched_copy'" 1)"
+
+# --- SIGTERM: a scheduler stops at once, the launcher starts another;
+#     a restarted launcher adopts the running schedulers
+pid=$(q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$a'")
+t0=$(now)
+q postgres -c "SELECT pg_terminate_backend($pid, 5000)" >/dev/null
+check "SIGTERM stops a scheduler within a second" t "$(awk -v e="$(elapsed "$t0" "$(now)")" 'BEGIN { print (e < 1) ? "t" : "f" }')"
+check "the launcher starts another" 1 "$(poll 5 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$a' AND pid <> $pid" 1)"
+q postgres -c "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE backend_type = 'qml launcher'" >/dev/null
+check "a new launcher" 1 "$(poll 10 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml launcher'" 1)"
+sleep 1
+check "no database gets two schedulers" 0 "$(q postgres -c "SELECT count(*) FROM (SELECT datname FROM pg_stat_activity WHERE backend_type = 'qml scheduler' GROUP BY datname HAVING count(*) > 1) x")"
+id=$(due $a)
+check "and the new scheduler serves" enqueued "$(poll 3 $a "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+
+# --- nothing crashed, and the schedulers said nothing but the SIGTERMs
+log_since "$log0" | grep -Eq '(server process|background worker) .* was terminated by|terminating any other active server processes' &&
+	fail "no crash in the log" || ok "no crash in the log"
+# (the two SIGTERMs above log "terminating ..." and "exited with exit code 1")
+noise=$(log_since "$log0" | grep 'qml scheduler\|qml launcher' | grep -v 'due to administrator command\|exited with exit code 1')
+[ -z "$noise" ] && ok "no other log lines from the launcher or schedulers" || fail "no other log lines from the launcher or schedulers" "$(echo "$noise" | head -3)"
+
+dropdb_ $a; dropdb_ $c; dropdb_ qml_sched_copy
+finish

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test/scheduler/promote.sh: a due job is promoted and its LISTENer
+# notified on time; a waiting fetch wakes at the enqueue's commit, times
+# out, and is interrupted cleanly by cancel and terminate; NOTIFY goes out
+# only when someone waits; expired leases and ended sessions are rescued;
+# a failing job is retried with backoff until it fails for good.
+. "$(dirname "$0")/lib.sh"
+db=qml_sched_promote
+newdb $db || exit 1
+wait_scheduler $db
+listen=$(listen_bin) || exit 1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# --- a job due in 1 s: enqueued, and a LISTENer notified, within 1.1 s
+"$listen" $db promo 3000 >"$tmp/listen" &
+lpid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/listen" && break; sleep 0.01; done
+read -r id t0 < <(q $db -F ' ' -c "SELECT qml.enqueue('due', queue => 'promo', run_at => clock_timestamp() + interval '1 s'), extract(epoch FROM clock_timestamp())")
+wait $lpid
+tn=$(tail -1 "$tmp/listen")
+check "job due in 1 s is enqueued" enqueued "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
+if [ "$tn" = timeout ]; then fail "LISTENer notified" "no notification in 3 s"
+else
+	lag=$(elapsed "$t0" "$tn")
+	less_than "$lag" 1.1 && ok "LISTENer notified within 1.1 s ($lag s after the enqueue)" ||
+		fail "LISTENer notified within 1.1 s" "$lag s"
+fi
+plag=$(q $db -c "SELECT extract(epoch FROM enqueued_at - run_at) FROM qml.jobs WHERE id = $id")
+less_than "$plag" 0.1 && ok "promoted within 100 ms of its due time ($plag s)" ||
+	fail "promoted within 100 ms of its due time" "$plag s"
+
+# --- a fetch waiting in the server wakes when an enqueue commits
+(q $db -F ' ' -c "SELECT id, extract(epoch FROM clock_timestamp()) FROM qml.fetch('w', '{wq}', wait => '5 s')" >"$tmp/fetch") &
+fpid=$!
+poll 5 $db "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%{wq}%'" 1 >/dev/null
+read -r wid tc < <(q $db -F ' ' -c "SELECT qml.enqueue('wake', queue => 'wq')" -c "SELECT extract(epoch FROM clock_timestamp())" | tr '\n' ' ')
+wait $fpid
+read -r got tf <"$tmp/fetch"
+check "waiting fetch gets the job" "$wid" "$got"
+lat=$(elapsed "$tc" "$tf")
+less_than "$lat" 0.05 && ok "waiting fetch returns at the commit (after $lat s)" ||
+	fail "waiting fetch returns at the commit" "$lat s"
+
+t0=$(now)
+n=$(q $db -c "SELECT count(*) FROM qml.fetch('w', '{empty}', wait => '0.3 s')")
+t1=$(now)
+check "a wait that runs out returns no rows" 0 "$n"
+w=$(elapsed "$t0" "$t1")
+less_than 0.29 "$w" && less_than "$w" 1.0 && ok "it waited its 0.3 s ($w s)" || fail "it waited its 0.3 s" "$w s"
+check "negative wait: 22023" 22023 "$(sqlstate $db "SELECT qml.fetch('w', wait => '-1 s')")"
+check "waiting in REPEATABLE READ: 0A000" 0A000 "$(sqlstate $db "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT qml.fetch('w', '{empty}', wait => '1 s')")"
+
+# cancel and terminate interrupt a wait at once, and leave nothing behind
+for how in cancel terminate; do
+	(q $db -c "SELECT count(*) FROM qml.fetch('w', '{never}', wait => '60 s')" >"$tmp/$how" 2>&1; echo "rc=$?" >>"$tmp/$how") &
+	bpid=$!
+	pid=$(poll 5 $db "SELECT pid FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%{never}%'" x)
+	t0=$(now)
+	q $db -c "SELECT pg_${how}_backend($pid)" >/dev/null
+	wait $bpid
+	t1=$(now)
+	less_than "$(elapsed "$t0" "$t1")" 1 && grep -q "rc=[12]" "$tmp/$how" &&
+		ok "$how interrupts a waiting fetch ($(grep -o 'canceling statement due to user request\|terminating connection due to administrator command' "$tmp/$how"))" ||
+		fail "$how interrupts a waiting fetch" "$(tr '\n' ' ' <"$tmp/$how")"
+done
+(q $db -F ' ' -c "SELECT id FROM qml.fetch('w', '{never}', wait => '5 s')" >"$tmp/after") &
+fpid=$!
+poll 5 $db "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%{never}%'" 1 >/dev/null
+id=$(q $db -c "SELECT qml.enqueue('after', queue => 'never')")
+wait $fpid
+check "waits still work after cancel and terminate" "$id" "$(cat "$tmp/after")"
+
+# --- NOTIFY only when a fetch came back empty (the LISTENer listens first)
+out=$(printf "LISTEN qml;\nSELECT qml.enqueue('n', queue => 'nq_idle');\nSELECT 1;\nSELECT count(*) FROM qml.fetch('w', '{nq_wait}');\nSELECT qml.enqueue('n', queue => 'nq_wait');\nSELECT 2;\nSELECT qml.enqueue('n', queue => 'nq_wait');\nSELECT 3;\n" |
+	psql -X -d $db 2>&1 | grep -c 'notification "qml" with payload')
+check "one NOTIFY: for the queue a fetch found empty, once" 1 "$out"
+
+# --- an expired lease is rescued like a fail()
+id=$(q $db -c "SELECT qml.enqueue('crashy', queue => 'rq', max_attempts => 3)")
+q $db -c "SELECT id FROM qml.fetch('ghost', '{rq}', 1, interval '1 second', session_lease => false)" >/dev/null
+st=$(poll 4 $db "SELECT state || ' / ' || last_error FROM qml.jobs WHERE id = $id" "awaiting_retry / lease expired on worker ghost")
+check "expired lease rescued with backoff" "awaiting_retry / lease expired on worker ghost" "$st"
+
+# --- a session that ends takes its session leases with it, within a second
+id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq')")
+q $db -c "SELECT id FROM qml.fetch('gone', '{sq}')" >/dev/null
+t0=$(now)
+st=$(poll 3 $db "SELECT state FROM qml.jobs WHERE id = $id" awaiting_retry)
+t1=$(now)
+check "ended session's job rescued" awaiting_retry "$st"
+less_than "$(elapsed "$t0" "$t1")" 1 && ok "within a second ($(elapsed "$t0" "$t1") s)" || fail "within a second" "$(elapsed "$t0" "$t1") s"
+check "its error names the session" "session of worker gone ended" "$(q $db -c "SELECT last_error FROM qml.jobs WHERE id = $id")"
+id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq2')")
+(q $db -c "SELECT id FROM qml.fetch('alive', '{sq2}')" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
+bpid=$!
+poll 5 $db "SELECT state FROM qml.jobs WHERE id = $id" processing >/dev/null
+sleep 1.5
+check "a live session keeps its job" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
+q $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+wait $bpid
+check "a killed session's job is rescued" awaiting_retry "$(poll 2 $db "SELECT state FROM qml.jobs WHERE id = $id" awaiting_retry)"
+id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq3')")
+q $db -c "SELECT id FROM qml.fetch('pooled', '{sq3}', session_lease => false)" >/dev/null
+sleep 1.5
+check "session_lease => false: the time lease alone applies" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
+
+# --- retry with backoff, end to end: fail, wait, promoted, fetched again
+id=$(q $db -c "SELECT qml.enqueue('flaky', queue => 'bq', max_attempts => 3, backoff_base => '200 ms', backoff_cap => '1 s')")
+for attempt in 1 2 3; do
+	got=$(poll 5 $db "SELECT id FROM qml.fetch('bw', '{bq}', session_lease => false)" "$id")
+	[ "$got" = "$id" ] || { fail "attempt $attempt fetched" "got '$got'"; break; }
+	q $db -c "SELECT qml.fail($id, 'bw', 'boom $attempt')" >/dev/null
+done
+check "three attempts, then failed" "failed 3 boom 3" "$(q $db -c "SELECT state || ' ' || attempts || ' ' || last_error FROM qml.jobs WHERE id = $id")"
+check "promoted back twice by the scheduler" 2 "$(q $db -c "SELECT count(*) FROM qml.job_events WHERE job_id = $id AND from_state = 'awaiting_retry' AND to_state = 'enqueued'")"
+
+dropdb_ $db
+finish

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# test/stress/fetch_plan.sh: claiming stays an index scan however deep the
+# queue. Loads 1,000,000 enqueued jobs and checks, without timing anything:
+#  - EXPLAIN of the claim query qml.fetch runs (same shape, custom and
+#    generic plan) walks jobs_fetch_idx: no Seq Scan, no Sort;
+#  - the plans qml.fetch itself uses (captured with auto_explain) do too;
+#  - qml.fetch hands out the right jobs at that depth (priority, then oldest).
+# For information only, prints the time of 100 fetch+complete at a depth of
+# 1,000 and of 1,000,000.
+#
+# Runs against the server PGHOST/PGPORT/PGUSER point at (scripts/env.sh), in
+# a database of its own (qml_fetch_plan, or $QML_FETCH_PLAN_DB), dropped on
+# success.
+set -uo pipefail
+db=${QML_FETCH_PLAN_DB:-qml_fetch_plan}
+depth=${QML_FETCH_PLAN_DEPTH:-1000000}
+work=$(mktemp -d /tmp/qml-fetch-plan.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+die() { echo "fetch_plan: $*" >&2; exit 1; }
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1${2:+: $2}"; fail=1; }
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
+	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || die "cannot create database $db"
+q -c "CREATE EXTENSION qml" || die "cannot create extension qml"
+
+# 100 fetch+complete, one client, each in its own transaction; prints the
+# average latency of a pair in ms
+time_100() {	# time_100 QUEUE
+	cat >"$work/claim.$1.sql" <<SQL
+SELECT coalesce(max(id), 0) AS jid FROM qml.fetch('timer', '{$1}', 1) \\gset
+SELECT qml.complete(:jid, 'timer');
+SQL
+	pgbench -n -M prepared -c 1 -t 100 -f "$work/claim.$1.sql" "$db" >"$work/pgbench.$1.log" 2>&1 ||
+		{ cat "$work/pgbench.$1.log" >&2; return 1; }
+	sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$work/pgbench.$1.log"
+}
+
+# depth 1,000 first, with the table still small
+q -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'shallow', 'queue', 'shallow'))
+											   FROM generate_series(1, 1000)))" >/dev/null || die "enqueue failed"
+q -c "VACUUM ANALYZE qml.jobs" || die "vacuum failed"
+shallow_ms=$(time_100 shallow) || die "pgbench failed at depth 1000"
+
+# depth 1,000,000: job g runs at 2020-01-01 + g seconds; one job (g = depth/2)
+# has priority 5, so it must come first; the oldest job of all is in another
+# queue and must not
+t0=$SECONDS
+q -c "SET qml.history = off" -c "
+	INSERT INTO qml.jobs (queue, method, arguments, state, priority, run_at)
+	SELECT 'deep', 'deep', jsonb_build_array(g), 'enqueued',
+		   CASE WHEN g = $depth / 2 THEN 5 ELSE 0 END,
+		   timestamptz '2020-01-01' + g * interval '1 second'
+	  FROM generate_series(1, $depth) g;
+	INSERT INTO qml.jobs (queue, method, arguments, state, priority, run_at)
+	VALUES ('elsewhere', 'deep', '[0]', 'enqueued', 100, timestamptz '2019-01-01')" || die "load failed"
+q -c "VACUUM ANALYZE qml.jobs" || die "vacuum failed"
+echo "loaded $depth enqueued jobs in $((SECONDS - t0)) s"
+[ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'deep' AND state = 'enqueued'")" = "$depth" ] ||
+	die "the deep queue does not hold $depth enqueued jobs"
+
+# plan checks: $1 name, file with EXPLAIN (FORMAT JSON) output (one or more plans)
+check_plan() {
+	local name=$1 file=$2 nodes
+	nodes=$(grep -o '"Node Type": "[^"]*"' "$file" | sed 's/"Node Type": //' | tr -d '"' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+	if ! grep -q '"Index Name": "jobs_fetch_idx"' "$file"; then
+		bad "$name uses jobs_fetch_idx" "nodes:$nodes"
+	elif grep -q '"Node Type": "Seq Scan"' "$file"; then
+		bad "$name has no Seq Scan" "nodes:$nodes"
+	elif grep -q '"Node Type": "\(Incremental \)\?Sort"' "$file"; then
+		bad "$name needs no Sort (the index gives the order)" "nodes:$nodes"
+	else
+		ok "$name: jobs_fetch_idx, no Seq Scan, no Sort ($nodes)"
+	fi
+}
+
+# the claim statement of qml.fetch (src/worker_api.c), same shape: as
+# written with constants, and as the generic plan fetch prepares once per
+# session and reuses (where a parameter could tip a join into a Seq Scan)
+claim="UPDATE qml.jobs j
+	   SET state = 'processing', attempts = j.attempts + 1,
+		   locked_by = \$3, locked_until = now() + \$4
+	 WHERE j.id = ANY (ARRAY(
+			SELECT c.id FROM qml.jobs c
+			 WHERE c.state = 'enqueued' AND c.queue = \$1
+			   AND NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = \$1 AND p.paused)
+			 ORDER BY c.priority DESC, c.run_at, c.id
+			 LIMIT \$2 FOR UPDATE SKIP LOCKED))
+	RETURNING j.*"
+q -c "EXPLAIN (FORMAT JSON) $(echo "$claim" | sed "s/\\\$1/'deep'/g; s/\\\$2/1/; s/\\\$3/'w'/; s/\\\$4/interval '5 minutes'/")" \
+	>"$work/explain.custom" 2>&1 || { cat "$work/explain.custom"; die "EXPLAIN failed"; }
+check_plan "EXPLAIN of the claim (constants)" "$work/explain.custom"
+for batch in 1 1000; do
+	q -c "PREPARE claim(text, integer, text, interval) AS $claim" -c "SET plan_cache_mode = force_generic_plan" \
+		-c "EXPLAIN (FORMAT JSON) EXECUTE claim('deep', $batch, 'w', '5 minutes')" >"$work/explain.generic" 2>&1 ||
+		{ cat "$work/explain.generic"; die "EXPLAIN of the generic plan failed"; }
+	check_plan "EXPLAIN of the claim (generic plan, batch $batch)" "$work/explain.generic"
+done
+
+# the plans qml.fetch really runs, first as custom plans, then as generic
+# ones; auto_explain sends them to this client as NOTICEs. The fetches are
+# rolled back.
+fetched=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" 2>"$work/auto_explain" <<'SQL'
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+BEGIN;
+SELECT id FROM qml.fetch('probe', '{deep}', 1);
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT id FROM qml.fetch('probe2', '{deep}', 1);
+ROLLBACK;
+SQL
+) || { cat "$work/auto_explain"; die "fetch with auto_explain failed"; }
+# keep the plans of the claim statements (one NOTICE each): those that lock
+# with SKIP LOCKED
+awk 'function flush() { if (buf ~ /SKIP LOCKED/) printf "%s", buf; buf = "" }
+	 /NOTICE:/ { flush() } { buf = buf $0 "\n" } END { flush() }' "$work/auto_explain" >"$work/auto_explain.claim"
+claims=$(grep -c '"Query Text"' "$work/auto_explain.claim")
+if [ "$claims" -ge 2 ]; then
+	check_plan "qml.fetch's own claim plans ($claims, auto_explain)" "$work/auto_explain.claim"
+else
+	bad "auto_explain captured the claims of both fetches" "$claims claim plans among $(grep -c '"Query Text"' "$work/auto_explain") plans"
+fi
+
+# the right jobs at that depth: the priority 5 job, then the oldest ones
+got=$(q -c "SELECT string_agg(arguments->>0, ',' ORDER BY n)
+			  FROM (SELECT 1 AS n, * FROM qml.fetch('order', '{deep}', 1)) a" \
+	  -c "SELECT string_agg(arguments->>0, ',' ORDER BY (arguments->>0)::int)
+			  FROM qml.fetch('order', '{deep}', 3)" | tr '\n' ' ')
+want="$((depth / 2)) 1,2,3 "
+[ "$got" = "$want" ] && ok "qml.fetch at depth $depth returns the right jobs ($got)" ||
+	bad "qml.fetch at depth $depth returns the right jobs" "got '$got', want '$want'"
+
+deep_ms=$(time_100 deep) || die "pgbench failed at depth $depth"
+got=$(q -c "SELECT count(*) || ' ' || min((arguments->>0)::int) || ' ' || max((arguments->>0)::int)
+			  FROM qml.jobs WHERE queue = 'deep' AND state = 'succeeded'")
+[ "$got" = "100 4 103" ] && ok "100 fetch+complete at depth $depth took the next 100 oldest jobs" ||
+	bad "100 fetch+complete at depth $depth took the next 100 oldest jobs" "succeeded count/min/max: $got"
+
+echo "for information: 100 fetch+complete, average per pair: depth 1000: ${shallow_ms} ms, depth $depth: ${deep_ms} ms"
+[ "$fail" = 0 ] || die "failed; database $db kept for inspection"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+echo "fetch_plan: ok"
