@@ -240,7 +240,7 @@ cmd_status(cli *g, int argc, char **argv)
 
 		for (int k = 0; k < QML_STATE_COUNT; k++)
 			json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
-		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:b,s:i},s:i,s:o}",
+		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:b,s:b,s:i},s:i,s:o}",
 								 "server_version", h->server_version,
 								 "database", h->database,
 								 "user", h->user,
@@ -251,6 +251,7 @@ cmd_status(cli *g, int argc, char **argv)
 								 "scheduler",
 								 "running", h->scheduler_processes > 0,
 								 "preloaded", h->preloaded,
+								 "launcher", h->launcher,
 								 "processes", h->scheduler_processes,
 								 "worker_servers", h->worker_servers,
 								 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
@@ -273,8 +274,9 @@ cmd_status(cli *g, int argc, char **argv)
 		else
 			printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
 		if (h->scheduler_processes > 0)
-			printf("scheduler   running (%d process%s)\n", h->scheduler_processes,
-				   h->scheduler_processes == 1 ? "" : "es");
+			printf("scheduler   running for this database\n");
+		else if (h->launcher)
+			printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
 		else if (h->preloaded)
 			printf("scheduler   not running, although qml is preloaded: see the server log\n");
 		else

@@ -385,7 +385,13 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 			err_open = pump(err[0], &cerr);
 
 		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid || (w < 0 && errno == ECHILD))
+		if (w < 0 && errno != EINTR)
+		{
+			/* reaped by someone else (SIGCHLD ignored?): the outcome is unknown */
+			status = -1;
+			break;
+		}
+		if (w == pid)
 		{
 			/* what it wrote before exiting; not what its leftovers write later */
 			if (out_open)
@@ -408,7 +414,7 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 							*stderr_tail(&cerr) ? "; stderr: " : "", stderr_tail(&cerr));
 		log_job(spec, ctx, timed_out ? "timed out" : "cancelled", mono_ms() - start, NULL);
 	}
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	else if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 	{
 		json_t	   *v = NULL;
 
@@ -423,7 +429,9 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 		const char *tail = stderr_tail(&cerr);
 		char		how[96];
 
-		if (WIFEXITED(status))
+		if (status == -1)
+			snprintf(how, sizeof(how), "the command's exit status was lost");
+		else if (WIFEXITED(status))
 			snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
 		else if (WIFSIGNALED(status))
 			snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status),
@@ -433,7 +441,7 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 		/* stderr's words first: they are what the job's author wrote */
 		if ((*tail ? asprintf(&msg, "%s (%s)", tail, how) : asprintf(&msg, "%s", how)) < 0)
 			msg = NULL;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 65)
+		if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 65)
 		{
 			outcome = qml_fail(ctx, "%s", msg ? msg : how);
 			log_job(spec, ctx, "failed for good", mono_ms() - start, msg ? msg : how);

@@ -298,8 +298,12 @@ main(int argc, char **argv)
 	const cli_command *cmd;
 	int			i = 1;
 
-	/* a worker's child that exits early must not kill us through a pipe */
+	/*
+	 * A worker's child that exits early must not kill us through a pipe;
+	 * and we reap our children ourselves, whatever our parent left set.
+	 */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
 
 	/* global options before the command */
 	while (i < argc && argv[i][0] == '-')

@@ -159,7 +159,9 @@ typedef struct qml_health
 	char	   *installed_version;	/* NULL: extension not created */
 	char	   *available_version;	/* NULL: no extension files on the server */
 	bool		preloaded;		/* qml in shared_preload_libraries */
-	int			scheduler_processes;	/* background processes of qml */
+	int			scheduler_processes;	/* qml background processes serving
+										 * this database */
+	bool		launcher;		/* the scheduler's launcher runs */
 	int			worker_servers;	/* worker servers connected (fetcher sessions) */
 } qml_health;
 
@@ -472,8 +474,10 @@ typedef struct qml_server qml_server;
 /*
  * A server over `client` (which must outlive it) running the handlers of
  * `registry` (copied: later changes do not affect the server). The
- * configuration is copied too. Needs at least two pool connections besides
- * its own listening connection.
+ * configuration is copied too. The fetcher (which LISTENs and holds the
+ * session leases) and the flusher open connections of their own; heartbeats
+ * borrow one from the client's pool. A handler must not call
+ * qml_server_stop (it would wait for itself): use qml_server_request_stop.
  */
 QML_API qml_status	qml_server_new(qml_client *client, const qml_registry *registry,
 						   const qml_server_config *config, qml_server **server);

@@ -3,10 +3,11 @@
  *	  The fetcher thread: claims as many jobs as there are idle workers in
  *	  one qml.fetch call, and sleeps on LISTEN qml when the queues are dry.
  *
- * Its connection is its own (a LISTEN belongs to a session). The loop:
- * fetch while a full batch comes back; when fewer came back the queues are
- * drained, so wait for a notification naming one of our queues, for the
- * poll interval (a missed notification costs at most that), or for a stop.
+ * Its connection is its own (a LISTEN belongs to a session), and it LISTENs
+ * before its first fetch. The loop: fetch while jobs come back; after an
+ * empty fetch the queues are drained, so wait for a notification naming
+ * one of our queues, for the poll interval (a missed notification costs at
+ * most that), or for a stop.
  * With every worker busy it waits on the wake eventfd instead, which a
  * worker signals when it frees its slot.
  */
@@ -122,7 +123,9 @@ back_off(fetcher *f)
 
 		if (left <= 0)
 			break;
-		wait_events(f, (int) left);
+		/* read what arrives meanwhile, or a readable socket spins us */
+		if (wait_events(f, (int) left) == WAIT_SOCKET && drain(f) < 0)
+			disconnect(f);
 	}
 }
 
@@ -344,7 +347,14 @@ qml__fetcher_main(void *arg)
 		}
 		f.failures = 0;
 		f.complained = false;
-		if (got < want)
+
+		/*
+		 * Sleep only after a fetch that found nothing. With the library
+		 * preloaded the server sends NOTIFY only while some fetch has come
+		 * back empty since the last one: after a partial batch nobody
+		 * would wake us, so look once more (the empty answer arms it).
+		 */
+		if (got == 0)
 			wait_for_work(&f);
 	}
 

@@ -210,7 +210,8 @@ qml_health_free(qml_health *h)
 
 /*
  * The scheduler is a background worker: its backend_type (or its
- * application_name) mentions qml. Worker servers are counted by their
+ * application_name) mentions qml, and it is connected to the database it
+ * serves; the launcher that starts one per database has no database. Worker servers are counted by their
  * fetcher's session, named "qml worker <name>" (one per server; its
  * flusher's is "qml flusher <name>").
  */
@@ -221,12 +222,17 @@ static const char health_sql[] =
 "       'qml' = ANY (pg_catalog.string_to_array(pg_catalog.replace("
 "            current_setting('shared_preload_libraries'), ' ', ''), ',')),"
 "       (SELECT count(*) FROM pg_catalog.pg_stat_activity a"
-"         WHERE a.pid <> pg_catalog.pg_backend_pid()"
-"           AND a.backend_type IS DISTINCT FROM 'client backend'"
-"           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')),"
+"         WHERE a.backend_type IS DISTINCT FROM 'client backend'"
+"           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')"
+"           AND a.datname = current_database()),"
 "       (SELECT count(*) FROM pg_catalog.pg_stat_activity a"
 "         WHERE a.backend_type = 'client backend'"
-"           AND a.application_name LIKE 'qml worker %')";
+"           AND a.application_name LIKE 'qml worker %'"
+"           AND a.datname = current_database()),"
+"       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+"         WHERE a.backend_type IS DISTINCT FROM 'client backend'"
+"           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')"
+"           AND a.datname IS NULL)";
 
 qml_status
 qml_health_check(qml_client *client, qml_health **out)
@@ -258,6 +264,7 @@ qml_health_check(qml_client *client, qml_health **out)
 	h->preloaded = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
 	h->scheduler_processes = atoi(PQgetvalue(r, 0, 6));
 	h->worker_servers = atoi(PQgetvalue(r, 0, 7));
+	h->launcher = strcmp(PQgetvalue(r, 0, 8), "t") == 0;
 	PQclear(r);
 	if (oom)
 	{

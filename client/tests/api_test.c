@@ -464,7 +464,8 @@ test_maintain_health(qml_client *c)
 		ok(h->preloaded == (strcmp(q1(db, "SELECT 'qml' = ANY (string_to_array(replace("
 									   "current_setting('shared_preload_libraries'), ' ', ''), ','))"), "t") == 0),
 		   "preloaded as the server says");
-		ok(!h->preloaded || h->scheduler_processes >= 1 || 1, "scheduler processes: %d", h->scheduler_processes);
+		is_int(h->launcher, h->preloaded, "the scheduler's launcher runs exactly when qml is preloaded");
+		printf("# scheduler processes serving the test database: %d\n", h->scheduler_processes);
 	}
 	qml_health_free(h);
 }

@@ -261,6 +261,40 @@ test_latency(void)
 	qml_registry_free(reg);
 }
 
+/*
+ * After a batch smaller than the idle workers, a new job must still wake
+ * the server: with the library preloaded, NOTIFY is only sent while a
+ * fetch has come back empty since the last one.
+ */
+static void
+test_wakeup_after_partial_batch(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_enqueue_options o = {.queue = "partial"};
+	int64_t		t0;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	s = server_for(reg, "partial", 4, slow_poll);
+	qml_server_start(s);
+	sleep_ms(200);
+	enqueue_numbered("count", "partial", 2);
+	for (int i = 0; i < 200 && atomic_load(&started) < 2; i++)
+		sleep_ms(5);
+	sleep_ms(100);
+	t0 = qml_now();
+	qml_enqueue(client, "count", "[5]", &o, NULL);
+	for (int i = 0; i < 400 && atomic_load(&started) < 3; i++)
+		sleep_ms(5);
+	ok(atomic_load(&started) == 3 && qml_now() - t0 < 1000000,
+	   "a job after a partial batch starts at once (%lld ms; the poll is 30 s)",
+	   (long long) (qml_now() - t0) / 1000);
+	qml_server_stop(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
 /* ---- queues in priority order, then priority, then age ---- */
 
 static char order[32][16];
@@ -566,7 +600,10 @@ test_shutdown_mid_batch(void)
 	enqueue_numbered("count", "sd", n);
 	s = server_for(reg, "sd", 4, grace_2s);
 	qml_server_start(s);
-	sleep_ms(400);
+	/* some jobs done, most not: stop while a batch runs */
+	for (int i = 0; i < 500 && atomic_load(&started) < 8; i++)
+		sleep_ms(10);
+	sleep_ms(20);
 	is_status(qml_server_stop(s), QML_OK, "stop mid-batch");
 	succeeded = q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'sd' AND state = 'succeeded'");
 	ok(succeeded > 0 && succeeded < n, "stopped in the middle (%lld of %d done)", succeeded, n);
@@ -658,6 +695,38 @@ test_sigterm(void)
 	qml_registry_free(reg);
 }
 
+/* ---- qml_server_request_stop + qml_server_wait ---- */
+
+static void *
+request_stop_later(void *arg)
+{
+	sleep_ms(200);
+	qml_server_request_stop(arg);
+	return NULL;
+}
+
+static void
+test_request_stop(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	pthread_t	t;
+	int64_t		t0;
+
+	qml_registry_add(reg, "count", count_handler, NULL);
+	s = server_for(reg, "rq", 1, NULL);
+	is_status(qml_server_start(s), QML_OK, "start");
+	is_status(qml_server_start(s), QML_ERR_STATE, "a second start is refused");
+	t0 = qml_now();
+	pthread_create(&t, NULL, request_stop_later, s);
+	is_int(qml_server_wait(s, false), 0, "qml_server_wait returns on qml_server_request_stop");
+	ok(qml_now() - t0 < 2000000, "promptly");
+	pthread_join(t, NULL);
+	is_status(qml_server_stop(s), QML_OK, "then stop");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
 /* ---- a server restart under load ---- */
 
 static int sleep_1 = 1;
@@ -740,9 +809,11 @@ main(void)
 	test_shutdown_mid_batch();
 	test_shutdown_past_grace();
 	test_sigterm();
+	test_request_stop();
 	if (!test_quick())
 	{
 		test_latency();
+		test_wakeup_after_partial_batch();
 		test_pause();
 		test_heartbeat();
 		test_restart();

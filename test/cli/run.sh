@@ -16,8 +16,11 @@ export PGDATABASE=qml_cli_test
 QML=$root/client/qml
 tmp=$(mktemp -d /tmp/qml-cli-test.XXXXXX)
 pids=()
+as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
 cleanup() {
 	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	[ -f "$tmp/nofiles/data/postmaster.pid" ] &&
+		as_owner "'$tmp/nofiles/tree$(pg_config --bindir)/pg_ctl' -D '$tmp/nofiles/data' -m immediate -w stop" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -94,6 +97,37 @@ expect "worker without the extension, auto-migrate off: exit 4" 4 env QML_AUTO_M
 expect "--json errors are JSON" 4 "$QML" --json -d dbname=qml_cli_noext jobs
 is_json "$out" && ok "the error is valid JSON" || bad "the error is valid JSON" "$out"
 has '"no_extension"' "with its status"
+
+echo "# a server without qml's files (a copy of the PostgreSQL tree without them)"
+# The binaries find share/ and lib/ relative to themselves, so a copy without
+# qml.control is a server on which CREATE EXTENSION qml cannot work. Unix
+# socket only: no TCP port to collide with.
+nofiles=$tmp/nofiles
+pgbin=$(pg_config --bindir)
+pgshare=$(pg_config --sharedir)
+if [ -d "$pgbin" ] && [ -d "$pgshare" ] && [ "$(dirname "$(dirname "$pgbin")")" = "$(dirname "$(dirname "$(pg_config --pkglibdir)")")" ]; then
+	mkdir -p "$nofiles/tree$(dirname "$(dirname "$pgbin")")" "$nofiles/tree$(dirname "$pgshare")" "$nofiles/sock"
+	cp -a "$(dirname "$pgbin")" "$nofiles/tree$(dirname "$(dirname "$pgbin")")/"
+	cp -a "$pgshare" "$nofiles/tree$(dirname "$pgshare")/"
+	rm -f "$nofiles/tree$pgshare"/extension/qml* "$nofiles/tree$(dirname "$pgbin")"/lib/qml.so
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$nofiles" && chmod 755 "$tmp"
+	nb=$nofiles/tree$pgbin
+	if as_owner "'$nb/initdb' -D '$nofiles/data' -A trust -U postgres >'$nofiles/initdb.log' 2>&1" &&
+		as_owner "'$nb/pg_ctl' -D '$nofiles/data' -l '$nofiles/log' -w -t 30 -o \"-c listen_addresses='' -c unix_socket_directories='$nofiles/sock' -p 5599\" start >/dev/null"; then
+		nf="host=$nofiles/sock port=5599 dbname=postgres user=postgres"
+		expect "migrate on a server without qml's files: exit 4" 4 "$QML" -d "$nf" migrate
+		has "not available on the database server" "saying the files are missing there"
+		has "make install" "and how to install them"
+		expect "status there: exit 4" 4 "$QML" -d "$nf" status
+		has "not available on this server" "status says so"
+		expect "worker there: exit 4, no hang" 4 timeout 20 "$QML" -d "$nf" worker --exec a=true
+		as_owner "'$nb/pg_ctl' -D '$nofiles/data' -m immediate -w stop" >/dev/null 2>&1
+	else
+		bad "a server without qml's files starts" "$(tail -3 "$nofiles/initdb.log" "$nofiles/log" 2>/dev/null | tr '\n' ' ')"
+	fi
+else
+	echo "# skipped: this PostgreSQL's layout is not bin/ and lib/ under one directory"
+fi
 
 echo "# migrate, status"
 expect "qml migrate" 0 "$QML" migrate
