@@ -10,6 +10,7 @@ OBJS = \
 	src/worker_api.o \
 	src/producer_api.o \
 	src/checks.o \
+	src/session_plan.o \
 	src/cron.o \
 	src/shmem.o \
 	src/launcher.o \
@@ -38,3 +39,6 @@ include $(PGXS)
 # command (client/), the cron parser's standalone tests (test/cron/).
 -include client/client.mk
 -include test/cron/cron.mk
+
+.PHONY: bench
+bench: ; bench/run.sh $(BENCH_FLAGS)

@@ -50,23 +50,6 @@ static const char *const find_unique_sql =
 "SELECT j.id FROM qml.jobs j WHERE j.unique_key = $1"
 "   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
 
-static SPIPlanPtr
-prepare_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-											  CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* runs a prepared statement returning at most one bigint; false if none */
 static bool
 run_for_id(SPIPlanPtr plan, Datum *values, const char *nulls, int64 *id)
@@ -146,7 +129,7 @@ qml_enqueue(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (PG_ARGISNULL(6))
 	{
-		if (!run_for_id(prepare_once(&insert_plan, insert_sql, 10, types),
+		if (!run_for_id(qml_session_plan(&insert_plan, insert_sql, 10, types),
 						values, nulls, &id))
 			elog(ERROR, "enqueue inserted no row");
 	}
@@ -156,11 +139,11 @@ qml_enqueue(PG_FUNCTION_ARGS)
 		for (;;)
 		{
 			CHECK_FOR_INTERRUPTS();
-			if (run_for_id(prepare_once(&insert_unique_plan, insert_unique_sql,
+			if (run_for_id(qml_session_plan(&insert_unique_plan, insert_unique_sql,
 										10, types),
 						   values, nulls, &id))
 				break;
-			if (run_for_id(prepare_once(&find_unique_plan, find_unique_sql,
+			if (run_for_id(qml_session_plan(&find_unique_plan, find_unique_sql,
 										1, &types[9]),
 						   &values[9], &nulls[9], &id))
 				break;

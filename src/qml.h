@@ -10,10 +10,12 @@
 #define QML_H
 
 #include "postgres.h"
+
 #include "datatype/timestamp.h"
-#include "utils/timestamp.h"
+#include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 /* settings, defined in qml.c */
 extern int	qml_retry_base_ms;
@@ -54,6 +56,10 @@ typedef struct QmlJobChange
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
 
+/* session_plan.c */
+extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
+								   Oid *types);
+
 /* checks.c */
 extern void qml_check_name(const char *what, text *value, int maxlen);
 extern void qml_check_positive(const char *what, Interval *value);
@@ -74,6 +80,8 @@ typedef struct QmlPassResult
 } QmlPassResult;
 
 extern void qml_maintain_pass(QmlPassResult *result);
+extern uint64 qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
+						  Oid *types, Datum *values);
 
 /*
  * The scheduler and everything it shares with the backends (issue 3):
@@ -143,6 +151,7 @@ typedef struct QmlWaitSet
 	int		   *slots;			/* queue slots of the queues fetched from */
 	uint64		epoch;			/* enqueuing commits seen before the claim */
 	int			retries;		/* claims retried without a wait */
+	bool		woken;			/* the last sleep ended with a new commit */
 } QmlWaitSet;
 
 extern void qml_wakeup_init(void);

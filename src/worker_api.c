@@ -65,29 +65,6 @@ static const char *const complete_batch_results_sql =
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";
 
-/*
- * Prepares once per session; the plan cache replans after DDL. The plans
- * are generic: planning per call would cost more than the claim itself, and
- * the statements are written so the generic plan is the index plan (no
- * joins whose estimate a parameter could tip into a sequential scan).
- */
-static SPIPlanPtr
-session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-											  CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* the order fetch hands jobs out in: higher priority, then oldest */
 typedef struct ClaimedJob
 {
@@ -167,6 +144,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	int32		session_pid = 0;
 	TimestampTz session_started = 0;
 	char		nulls[6] = {' ', ' ', ' ', ' ', 'n', 'n'};
+	Interval   *claim_lease;
 	Datum	   *queue_names;
 	bool	   *queue_nulls;
 	int			nqueues;
@@ -200,6 +178,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	if (session_lease && qml_session_register(&session_pid, &session_started))
 		nulls[4] = nulls[5] = ' ';
 	qml_wait_begin(&ws, queue_names, nqueues);
+	claim_lease = lease;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -218,10 +197,10 @@ qml_fetch(PG_FUNCTION_ARGS)
 			values[0] = queue_names[i];
 			values[1] = Int32GetDatum(wanted);
 			values[2] = PointerGetDatum(worker);
-			values[3] = IntervalPGetDatum(lease);
+			values[3] = IntervalPGetDatum(claim_lease);
 			values[4] = Int32GetDatum(session_pid);
 			values[5] = TimestampTzGetDatum(session_started);
-			rc = SPI_execute_plan(session_plan(&claim_plan, claim_sql, 6, types),
+			rc = SPI_execute_plan(qml_session_plan(&claim_plan, claim_sql, 6, types),
 								  values, nulls, false, 0);
 			if (rc != SPI_OK_UPDATE_RETURNING)
 				elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
@@ -232,7 +211,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 		if (wanted < batch || !qml_wait_for_work(&ws, deadline))
 			break;
 		/* the lease runs from the claim, not from the transaction's start */
-		lease = qml_lease_from_now(lease);
+		claim_lease = qml_lease_from_now(lease);
 	}
 	SPI_finish();
 	return (Datum) 0;
@@ -264,7 +243,7 @@ qml_complete(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(session_plan(&plan, complete_sql, 3, types),
+	rc = SPI_execute_plan(qml_session_plan(&plan, complete_sql, 3, types),
 						  values, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
@@ -318,8 +297,8 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	p = with_results ?
-		session_plan(&results_plan, complete_batch_results_sql, 3, types) :
-		session_plan(&plan, complete_batch_sql, 2, types);
+		qml_session_plan(&results_plan, complete_batch_results_sql, 3, types) :
+		qml_session_plan(&plan, complete_batch_sql, 2, types);
 	rc = SPI_execute_plan(p, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "complete_batch failed: %s", SPI_result_code_string(rc));
