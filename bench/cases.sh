@@ -13,13 +13,18 @@ target() { [ "$PASS" = "$REF_PASS" ] && printf '%s' "$1"; }
 case_enqueue() {
 	local c=$1 variants=${2:-} k=enq_c$1 run raw v label key
 	say "  1 enqueue, one job per transaction, $c clients"
-	defcase "$k" "1 enqueue c$c (wakeups on)" jobs/s "qml.enqueue" "raw INSERT" "$([ "$c" = 16 ] && target '>= 0.7')"
-	if [ -n "$variants" ]; then
-		defcase "${k}_off" "1 enqueue c$c, wakeups off" jobs/s "qml.enqueue" "raw INSERT" ""
-		defcase "${k}_always" "1 enqueue c$c, wakeups always (NOTIFY each commit)" jobs/s "qml.enqueue" "raw INSERT" ""
-		defcase "${k}_onoff" "1 enqueue c$c: wakeups on vs off" jobs/s "wakeups on" "wakeups off" "$(target '>= 0.9')"
-		defcase "${k}_hoff" "1 enqueue c$c, history off" jobs/s "qml.enqueue" "raw INSERT" "$(target '>= 0.9')"
-	fi
+	defcase "$k" "1 enqueue c$c ($ENQ_DEFAULT)" jobs/s "qml.enqueue" "raw INSERT" "$([ "$c" = 16 ] && target '>= 0.7')"
+	for label in ${variants:+"${ENQ_VARIANTS[@]}"}; do
+		case $label in
+		"wakeups off")
+			defcase "${k}_off" "1 enqueue c$c, wakeups off" jobs/s "qml.enqueue" "raw INSERT" ""
+			defcase "${k}_onoff" "1 enqueue c$c: wakeups on vs off" jobs/s "wakeups on" "wakeups off" "$(target '>= 0.9')" ;;
+		"wakeups always")
+			defcase "${k}_always" "1 enqueue c$c, wakeups always (NOTIFY each commit)" jobs/s "qml.enqueue" "raw INSERT" "" ;;
+		"history off")
+			defcase "${k}_hoff" "1 enqueue c$c, history off" jobs/s "qml.enqueue" "raw INSERT" "$(target '>= 0.9')" ;;
+		esac
+	done
 	for run in $(seq 1 "$RUNS"); do
 		reset_raw
 		pgb "$c" "$SQL/raw_enqueue.sql"
@@ -31,11 +36,11 @@ case_enqueue() {
 		pgb "$c" "$SQL/qml_enqueue.sql"
 		v=$TPS
 		record "$k" qml "$v" "$PGB_NOTE"
-		show "qml.enqueue (wakeups on)" "$run" "$v" jobs/s "$PGB_NOTE"
+		show "qml.enqueue ($ENQ_DEFAULT)" "$run" "$v" jobs/s "$PGB_NOTE"
 		[ -n "$variants" ] || continue
-		record "${k}_onoff" qml "$v" "$PGB_NOTE"
+		[[ " ${ENQ_VARIANTS[*]} " == *" wakeups off "* ]] && record "${k}_onoff" qml "$v" "$PGB_NOTE"
 
-		for label in "wakeups off" "wakeups always" "history off"; do
+		for label in "${ENQ_VARIANTS[@]}"; do
 			case $label in
 			"wakeups off") db_set qml.wakeups off; key=${k}_off ;;
 			"wakeups always") db_set qml.wakeups always; key=${k}_always ;;
@@ -220,7 +225,13 @@ case_churn() {
 
 # peer_install: graphile-worker into bench/.peer (nothing of it is committed)
 peer_install() {
-	command -v node >/dev/null && command -v npm >/dev/null || { PEER_WHY="node/npm missing"; return 1; }
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		say "  installing nodejs and npm (Debian packages)"
+		local sudo=
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >>"$RES/bench.log" 2>&1
+		command -v node >/dev/null && command -v npm >/dev/null || { PEER_WHY="node/npm missing"; return 1; }
+	fi
 	mkdir -p "$PEER_DIR"
 	if [ ! -f "$PEER_DIR/node_modules/graphile-worker/package.json" ] ||
 		! grep -q "\"version\": \"$PEER_VERSION\"" "$PEER_DIR/node_modules/graphile-worker/package.json"; then
@@ -238,19 +249,19 @@ case_peer() {
 	defcase peer_add_bulk "9 bulk add $PEER_JOBS jobs, one call" jobs/s "qml.enqueue_batch" "graphile addJobs" ""
 	defcase peer_add_single "9 add one job per call, sequential" jobs/s "qml.enqueue" "graphile addJob" ""
 	for c in $concs; do
-		defcase "peer_c${c}_b1" "9 run no-op jobs c$c: fetch 1 vs default mode" jobs/s "qml fetch 1 + complete_batch" "graphile default" ""
-		defcase "peer_c${c}_b10" "9 run no-op jobs c$c: fetch 10 vs batched mode" jobs/s "qml fetch 10 + complete_batch" "graphile batched" ""
-		defcase "peer_c${c}_b100" "9 run no-op jobs c$c: fetch 100 vs batched mode" jobs/s "qml fetch 100 + complete_batch" "graphile batched" ""
+		defcase "peer_c${c}_b1" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 1 + complete_batch" "graphile default mode" ""
+		defcase "peer_c${c}_b10" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 10 + complete_batch" "graphile batched mode" ""
+		defcase "peer_c${c}_b100" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 100 + complete_batch" "graphile batched mode" ""
 	done
 	for p in p50 p99 max; do
-		defcase "wake_listen_$p" "9 wake latency $p: LISTEN + fetch" ms "qml LISTEN + fetch" "graphile default c10" \
+		defcase "wake_listen_$p" "9 wake latency $p" ms "qml LISTEN + fetch" "graphile default c10" \
 			"$(case $p in p50) target '<= 1 ms' ;; p99) target '<= 4 ms' ;; esac)"
 	done
 	for p in p50 p99 max; do
-		defcase "wake_wait_$p" "9 wake latency $p: fetch(wait)" ms "qml fetch(wait => ...)" "graphile default c10" ""
+		defcase "wake_wait_$p" "9 wake latency $p" ms "qml fetch(wait => ...)" "graphile default c10" ""
 	done
 	for p in p50 p99 max; do
-		defcase "wake_raw_$p" "9 wake latency $p: qml vs raw INSERT + NOTIFY" ms "qml LISTEN + fetch" "raw INSERT + NOTIFY" ""
+		defcase "wake_raw_$p" "9 wake latency $p" ms "qml LISTEN + fetch" "raw INSERT + NOTIFY, LISTEN + claim" ""
 	done
 	if ! peer_install; then
 		say "    peer: not run: $PEER_WHY"
@@ -304,7 +315,7 @@ case_peer() {
 # external NAME KIND COMMAND...: runs COMMAND once against a fresh database
 # with qml on our cluster (DATABASE_URL, PG*); a program that starts a
 # cluster of its own gets QML_PGPORT + 1. It repeats its measurements
-# itself (BENCH_RUNS, BENCH_T, BENCH_SAMPLES). Every "<label> ... <numbers>
+# itself (BENCH_RUNS, BENCH_T, BENCH_SAMPLES from the mode). Every "<label> ... <numbers>
 # jobs/s|ms" line it prints becomes a row "KIND: <label>", one value per
 # number (bench/parse-output.pl).
 external() {
@@ -315,7 +326,7 @@ external() {
 	psql -X -q -d "${DB}_ext" -c "CREATE EXTENSION qml"
 	(
 		unset QML_PGDIR
-		export DATABASE_URL="$PG_URL/${DB}_ext" PGDATABASE="${DB}_ext" BENCH_MODE=$MODE BENCH_T=$T \
+		export DATABASE_URL="$PG_URL/${DB}_ext" PGDATABASE="${DB}_ext" BENCH_MODE=$MODE BENCH_T=$EXT_T \
 			BENCH_RUNS=$RUNS BENCH_SAMPLES=$EXT_SAMPLES BENCH_THREADS="1 4 8 16 10 24" \
 			QML_PGPORT=$((QML_PGPORT + 1))
 		"$@"
@@ -329,15 +340,15 @@ external() {
 	}
 	perl "$BENCH/parse-output.pl" "$name" <"$WORK/ext.out" >"$WORK/ext.tsv"
 	[ -s "$WORK/ext.tsv" ] || note "$kind: $name printed no jobs/s or ms figure"
-	while IFS=$'\t' read -r key label value unit conc; do
+	while IFS=$'\x1f' read -r key label value unit conc side base_label; do
 		grep -q "^$PASS	$key	" "$RES/cases.tsv" ||
-			defcase "$key" "$kind: $label" "$unit" "$name" "" ""
-		record "$key" qml "$value"
+			defcase "$key" "$kind: $label" "$unit" "$name" "$base_label" ""
+		record "$key" "$side" "$value"
 		# beside graphile-worker's batched mode at the same concurrency
-		[ "$unit" = jobs/s ] && [ -n "$conc" ] && [ -n "${PEER_GW[c$conc]:-}" ] || continue
+		[ "$side" = qml ] && [ "$unit" = jobs/s ] && [ -n "$conc" ] && [ -n "${PEER_GW[c$conc]:-}" ] || continue
 		grep -q "^$PASS	peer_$key	" "$RES/cases.tsv" || {
-			defcase "peer_$key" "9 run no-op jobs c$conc: C runtime vs batched mode" jobs/s \
-				"qml runtime ($label)" "graphile batched" "$(target '>= 2.0')"
+			defcase "peer_$key" "9 run no-op jobs c$conc" jobs/s \
+				"qml C runtime ($label)" "graphile batched mode" "$(target '>= 2.0')"
 			for v in ${PEER_GW[c$conc]}; do record "peer_$key" base "$v"; done
 		}
 		record "peer_$key" qml "$value"

@@ -16,7 +16,7 @@ log() { printf '%s\n' "$*" >>"$RES/bench.log"; }
 # BASE_LABEL may be empty (no baseline); TARGET is the ratio the issue asks
 # for, shown beside the ratio (the report never says pass or fail).
 defcase() {
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$PASS" "$1" "$2" "$3" "$4" "$5" "$6" >>"$RES/cases.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$PASS" "$1" "$2" "$3" "$4" "$5" "$6" "$T" >>"$RES/cases.tsv"
 }
 
 # record KEY SIDE VALUE [NOTE]: one measurement (SIDE qml or base) of a row of

@@ -67,19 +67,19 @@ static const char *const rescue_sql =
 
 /*
  * Finished jobs older than their queue's retention go, with their history.
- * The index range uses the shortest retention in force; the per-queue
- * filter then keeps what a longer retention still protects.
+ * The index range (jobs_finished_idx: the state list must stay the index's
+ * predicate) uses the shortest retention in force; the per-queue filter
+ * then keeps what a longer retention still protects.
  */
 static const char *const prune_sql =
-"WITH horizon AS ("
-"  SELECT pg_catalog.now() OPERATOR(pg_catalog.-) LEAST("
-"           pg_catalog.make_interval(secs => $2),"
-"           (SELECT pg_catalog.min(retention) FROM qml.queues)) AS cutoff),"
-" old AS ("
-"  SELECT j.id FROM qml.jobs j LEFT JOIN qml.queues q ON q.name OPERATOR(pg_catalog.=) j.queue, horizon h"
-"   WHERE j.state OPERATOR(pg_catalog.=) ANY (CASE WHEN $3 THEN '{succeeded,deleted,failed}'"
-"                          ELSE '{succeeded,deleted}' END::qml.job_state[])"
-"     AND j.finished_at OPERATOR(pg_catalog.<) h.cutoff"
+"WITH old AS ("
+"  SELECT j.id FROM qml.jobs j"
+"    LEFT JOIN qml.queues q ON q.name OPERATOR(pg_catalog.=) j.queue"
+"   WHERE j.state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,deleted}'::qml.job_state[])"
+"     AND ($3 OR j.state OPERATOR(pg_catalog.<>) 'failed')"
+"     AND j.finished_at OPERATOR(pg_catalog.<) (SELECT pg_catalog.now() OPERATOR(pg_catalog.-)"
+"           LEAST(pg_catalog.make_interval(secs => $2),"
+"                 (SELECT pg_catalog.min(retention) FROM qml.queues)))"
 "     AND j.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
 "         COALESCE(q.retention, pg_catalog.make_interval(secs => $2)))"
 "   LIMIT $1 FOR UPDATE OF j SKIP LOCKED),"
@@ -124,16 +124,40 @@ static const char *const next_due_sql =
 /* ended sessions already looked for; the first pass of a process looks */
 static uint64 sessions_checked = PG_UINT64_MAX;
 
-static uint64
-run_step(const char *sql, int nargs, Oid *types, Datum *values)
+/*
+ * Runs one statement of the pass with a plan kept for the process (a pass
+ * runs every second or so; planning each time would cost more than the
+ * pass). The plan cache replans after DDL, also after DROP and CREATE
+ * EXTENSION. Returns the number of rows processed.
+ */
+uint64
+qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+			Datum *values)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL,
-										   false, 0);
+	int			rc;
 
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare a maintenance step: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "maintenance step failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
 }
+
+/* each statement's plan, kept for the process */
+static SPIPlanPtr promote_plan = NULL;
+static SPIPlanPtr rescue_plan = NULL;
+static SPIPlanPtr session_rescue_plan = NULL;
+static SPIPlanPtr prune_plan = NULL;
+static SPIPlanPtr next_due_plan = NULL;
 
 /* the first column of the first row of the last statement */
 static Datum
@@ -160,7 +184,7 @@ rescue_sessions(Oid *types, Datum *values)
 	if (!qml_shmem_ready() ||
 		(IsBackgroundWorker && ended == sessions_checked))
 		return 0;
-	n = run_step(session_rescue_sql, 1, types, values);
+	n = qml_spi_run(&session_rescue_plan, session_rescue_sql, 1, types, values);
 	if (n < (uint64) qml_maintain_batch)
 		sessions_checked = ended;
 	return n;
@@ -181,14 +205,14 @@ pass_steps(QmlPassResult *result)
 	values[1] = Float8GetDatum((double) qml_retention_s);
 	values[2] = BoolGetDatum(qml_prune_failed);
 
-	result->promoted = run_step(promote_sql, 1, types, values);
-	expired = run_step(rescue_sql, 1, types, values);
+	result->promoted = qml_spi_run(&promote_plan, promote_sql, 1, types, values);
+	expired = qml_spi_run(&rescue_plan, rescue_sql, 1, types, values);
 	ended = rescue_sessions(types, values);
 	result->rescued = expired + ended;
 	result->fired = qml_recurring_fire(qml_maintain_batch);
 
 	values[0] = Int32GetDatum(Min(qml_maintain_batch, PRUNE_BATCH));
-	run_step(prune_sql, 3, types, values);
+	qml_spi_run(&prune_plan, prune_sql, 3, types, values);
 	d = first_value(&isnull);
 	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
 
@@ -199,7 +223,7 @@ pass_steps(QmlPassResult *result)
 		ended >= batch || result->fired >= batch ||
 		result->pruned >= (uint64) Min(qml_maintain_batch, PRUNE_BATCH);
 
-	run_step(next_due_sql, 0, NULL, NULL);
+	qml_spi_run(&next_due_plan, next_due_sql, 0, NULL, NULL);
 	d = first_value(&isnull);
 	result->next_due = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }

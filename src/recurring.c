@@ -259,15 +259,13 @@ qml_next_run(PG_FUNCTION_ARGS)
 uint64
 qml_recurring_fire(int batch)
 {
+	static SPIPlanPtr plan = NULL;
 	Datum		arg = Int32GetDatum(batch);
 	Oid			type = INT4OID;
 	bool		isnull;
-	int			rc;
 
-	rc = SPI_execute_with_args("SELECT qml.fire_recurring($1)", 1, &type, &arg,
-							   NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not fire recurring jobs: %s", SPI_result_code_string(rc));
+	if (qml_spi_run(&plan, "SELECT qml.fire_recurring($1)", 1, &type, &arg) != 1)
+		elog(ERROR, "could not fire recurring jobs");
 	return (uint64) DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1,
 												&isnull));

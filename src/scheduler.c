@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -57,6 +58,15 @@ typedef enum PassOutcome
 
 static int	failures = 0;
 static TimestampTz failure_logged = 0;
+static char *database_name = NULL;
+
+/* errors of a pass say where they come from (bgworkers log no %a) */
+static void
+pass_error_context(void *arg)
+{
+	errcontext("qml scheduler pass in database \"%s\"",
+			   database_name ? database_name : "?");
+}
 
 /* logs a failed pass, the same way at most once a minute */
 static void
@@ -81,10 +91,15 @@ static PassOutcome
 run_pass(QmlPassResult *result, MemoryContext pass_cxt)
 {
 	volatile PassOutcome outcome = PASS_DONE;
+	ErrorContextCallback errcb;
 
 	memset(result, 0, sizeof(QmlPassResult));
 	result->next_due = DT_NOEND;
 
+	errcb.callback = pass_error_context;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
@@ -108,6 +123,7 @@ run_pass(QmlPassResult *result, MemoryContext pass_cxt)
 		outcome = PASS_FAILED;
 	}
 	PG_END_TRY();
+	error_context_stack = errcb.previous;
 
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -174,6 +190,10 @@ qml_scheduler_main(Datum arg)
 
 	if (!qml_registry_claim(dboid))
 		proc_exit(0);			/* another one serves it, or it is being left */
+	StartTransactionCommand();
+	database_name = MemoryContextStrdup(TopMemoryContext,
+										get_database_name(dboid));
+	CommitTransactionCommand();
 
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "qml scheduler pass",
 									 ALLOCSET_DEFAULT_SIZES);

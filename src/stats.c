@@ -340,6 +340,10 @@ static const char *const expire_sql =
 " WHERE minute OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
 "       pg_catalog.make_interval(secs => $1))";
 
+static SPIPlanPtr expire_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr rollup_plan = NULL;
+
 /* copies this database's counts; records what was taken for the commit */
 static int
 collect(Datum *minutes, Datum *queues, int64 *enq, int64 *succ, int64 *fail)
@@ -394,25 +398,21 @@ qml_stats_rollup(void)
 	Datum		values[5];
 	Oid			types[5] = {TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 	INT8ARRAYOID, INT8ARRAYOID};
+	Oid			float8_type = FLOAT8OID;
 	bool		isnull;
 	uint64		lost;
 	int			n;
-	int			rc;
 
 	if (!qml_shmem_ready())
 		return;
 	values[0] = Float8GetDatum((double) qml_stats_retention_s);
-	rc = SPI_execute_with_args(expire_sql, 1, (Oid[]) {FLOAT8OID}, values,
-							   NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "could not expire statistics: %s", SPI_result_code_string(rc));
+	qml_spi_run(&expire_plan, expire_sql, 1, &float8_type, values);
 
 	if (ntaken > 0)
 		return;					/* this transaction rolled up already */
 	/* the advisory lock (7433580 is 'qml') serialises roll-ups */
-	rc = SPI_execute("SELECT pg_catalog.pg_try_advisory_xact_lock(7433580, 1)",
-					 false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1 ||
+	if (qml_spi_run(&lock_plan, "SELECT pg_catalog.pg_try_advisory_xact_lock(7433580, 1)",
+					0, NULL, NULL) != 1 ||
 		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									1, &isnull)))
 		return;					/* another pass is at it */
@@ -432,9 +432,7 @@ qml_stats_rollup(void)
 		values[2] = int8_array(enq, n);
 		values[3] = int8_array(succ, n);
 		values[4] = int8_array(fail, n);
-		rc = SPI_execute_with_args(rollup_sql, 5, types, values, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "could not roll up statistics: %s", SPI_result_code_string(rc));
+		qml_spi_run(&rollup_plan, rollup_sql, 5, types, values);
 		ntaken = n;
 	}
 

@@ -13,16 +13,24 @@
  * qml.maintain()) always notify the queues they promote into.
  *
  * The slot also counts the commits that made jobs of its queues enqueued,
- * and holds a condition variable that such a commit broadcasts to (from a
+ * and holds a condition variable that such a commit signals (from a
  * transaction callback, after the jobs are visible). A waiting fetch reads
  * the count before it claims, and sleeps only while the count is unchanged,
- * so no commit can slip between its claim and its sleep.
+ * so no commit can slip between its claim and its sleep. A commit wakes one
+ * sleeper, not all (a herd of workers would claim one job); a woken fetch
+ * that finds nothing (another worker was quicker, or the job was for a
+ * queue that shares the slot) wakes the next one before it sleeps again,
+ * and one that sees no new commit since its own claim does not, so the
+ * handing on stops. Fetches from several queues sleep on a variable per
+ * database that every commit broadcasts to.
  *
  * One race is left to the scheduler: a commit that decided not to notify
  * (nobody waited yet) but finds, once committed, that a fetch came back
  * empty meanwhile. It cannot notify any more, so it leaves the queue's name
- * for the scheduler, which notifies in its next pass (woken at once). A
- * listening client must LISTEN before its first fetch.
+ * for the scheduler, which notifies in its next pass (woken at once). In a
+ * database no scheduler serves, that rare wakeup is lost and the worker's
+ * polling finds the job. A listening client must LISTEN before its first
+ * fetch.
  *
  * Queues of several databases and names share slots by hash: a shared slot
  * costs a needless notification or wakeup, never a missed one.
@@ -111,7 +119,6 @@ static int	npending = 0;
 static int	maxpending = 0;
 static TimestampTz pending_due = DT_NOEND;
 static bool pending_wake_launcher = false;
-static int	db_served = -1;		/* this transaction's look at the registry */
 static bool pass_mode = false;
 
 Size
@@ -161,7 +168,6 @@ forget_pending(void)
 	npending = maxpending = 0;
 	pending_due = DT_NOEND;
 	pending_wake_launcher = false;
-	db_served = -1;
 }
 
 /* the scheduler missed a NOTIFY it should send: leave it the queue's name */
@@ -209,13 +215,15 @@ publish_commit(void)
 			if (pg_atomic_read_u32(&s->waiting) != 0)
 				pg_atomic_write_u32(&s->waiting, 0);
 		}
-		else if (pg_atomic_read_u32(&s->waiting) != 0)
+		else if (pg_atomic_read_u32(&s->waiting) != 0 &&
+				 qml_registry_has_scheduler(MyDatabaseId))
 		{
 			push_missed(p->queue);
 			wake_scheduler = true;
 		}
+		/* one sleeper; it passes the wakeup on if it finds nothing */
 		if (pg_atomic_read_u32(&s->sleepers) != 0)
-			ConditionVariableBroadcast(&s->cv);
+			ConditionVariableSignal(&s->cv);
 	}
 	if (npending > 0 && qml_wakeups != QML_WAKEUPS_OFF)
 	{
@@ -312,12 +320,7 @@ must_notify(PendingQueue *p)
 		return false;
 	if (!qml_shmem_ready() || qml_wakeups == QML_WAKEUPS_ALWAYS || pass_mode)
 		return true;
-	if (pg_atomic_read_u32(&wk->slots[p->slot].waiting) != 0)
-		return true;
-	/* no scheduler to send a missed one: keep the old promise */
-	if (db_served < 0)
-		db_served = qml_registry_has_scheduler(MyDatabaseId) ? 1 : 0;
-	return db_served == 0;
+	return pg_atomic_read_u32(&wk->slots[p->slot].waiting) != 0;
 }
 
 /* jobs of `queue` became enqueued in this transaction */
@@ -451,6 +454,7 @@ qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues)
 	ws->slots = palloc(Max(nqueues, 1) * sizeof(int));
 	ws->epoch = 0;
 	ws->retries = 0;
+	ws->woken = false;
 	for (i = 0; i < nqueues; i++)
 	{
 		text	   *t = DatumGetTextPP(queues[i]);
@@ -502,6 +506,9 @@ sleep_for_work(QmlWaitSet *ws, TimestampTz deadline)
 	{
 		cv = &wk->slots[ws->slots[0]].cv;
 		sleepers = &wk->slots[ws->slots[0]].sleepers;
+		/* woken, but the claim found nothing: the wakeup may be another's */
+		if (ws->woken)
+			ConditionVariableSignal(cv);
 	}
 	else
 	{
@@ -535,6 +542,7 @@ sleep_for_work(QmlWaitSet *ws, TimestampTz deadline)
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(unsleep, PointerGetDatum(sleepers));
 	pg_atomic_fetch_sub_u32(sleepers, 1);
+	ws->woken = moved;
 	return moved;
 }
 

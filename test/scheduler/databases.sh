@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test/scheduler/databases.sh: one launcher, a scheduler per database,
 # visible in pg_stat_activity; qml.databases reloads (a bad value is
-# refused with a log line); a database without the extension idles quietly
-# until CREATE EXTENSION; DROP/CREATE EXTENSION, DROP DATABASE and CREATE
-# DATABASE ... TEMPLATE work while the scheduler runs; SIGTERM stops a
-# scheduler at once and the launcher starts a new one.
+# refused with a log line); a failing pass is logged once and retried; a
+# database without the extension idles quietly until CREATE EXTENSION;
+# DROP/CREATE EXTENSION, DROP DATABASE and CREATE DATABASE ... TEMPLATE work
+# while the scheduler runs; SIGTERM stops a scheduler at once and the
+# launcher starts a new one.
 . "$(dirname "$0")/lib.sh"
 a=qml_sched_db1
 b=qml_sched_db2
@@ -38,6 +39,16 @@ sleep 1.5
 q $a -c "CREATE EXTENSION qml" >/dev/null
 id=$(due $a)
 check "DROP/CREATE EXTENSION while running" enqueued "$(poll 3 $a "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+
+# --- a pass that fails is logged once, rolled back and retried
+mark=$(log_lines)
+q $a -c "ALTER TABLE qml.recurring RENAME TO recurring_away" >/dev/null
+id=$(due $a)
+sleep 2.5
+check "a failing pass changes nothing" scheduled "$(q $a -c "SELECT state FROM qml.jobs WHERE id = $id")"
+check "... and is logged once" 1 "$(log_since "$mark" | grep -c "qml scheduler pass in database \"$a\"")"
+q $a -c "ALTER TABLE qml.recurring_away RENAME TO recurring" >/dev/null
+check "... and retried until it passes" enqueued "$(poll 8 $a "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
 
 # --- qml.databases on reload: leave a database, come back; bad values refused
 q postgres -c "ALTER SYSTEM SET qml.databases = '!contrib_regression, !isolation_regression, !$b'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -87,8 +98,10 @@ check "and the new scheduler serves" enqueued "$(poll 3 $a "SELECT state FROM qm
 # --- nothing crashed, and the schedulers said nothing but the SIGTERMs
 log_since "$log0" | grep -Eq '(server process|background worker) .* was terminated by|terminating any other active server processes' &&
 	fail "no crash in the log" || ok "no crash in the log"
-# (the two SIGTERMs above log "terminating ..." and "exited with exit code 1")
-noise=$(log_since "$log0" | grep 'qml scheduler\|qml launcher' | grep -v 'due to administrator command\|exited with exit code 1')
+# (the two SIGTERMs above log "terminating ..." and "exited with exit code 1",
+# the failing pass its error)
+noise=$(log_since "$log0" | grep 'qml scheduler\|qml launcher' | grep -v 'due to administrator command\|exited with exit code 1' |
+	grep -v "qml scheduler pass in database \"$a\"")
 [ -z "$noise" ] && ok "no other log lines from the launcher or schedulers" || fail "no other log lines from the launcher or schedulers" "$(echo "$noise" | head -3)"
 
 dropdb_ $a; dropdb_ $c; dropdb_ qml_sched_copy
