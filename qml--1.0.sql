@@ -517,6 +517,30 @@ BEGIN
 END
 $$;
 
+/*
+ * qml.configure_queue: a queue's own history and retention; NULL means
+ * "follow qml.history / qml.retention". 22023 for a negative retention.
+ */
+CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
+									retention interval DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.check_name('queue', queue, 128);
+	IF retention < interval '0' THEN
+		RAISE EXCEPTION 'retention must not be negative, not %', retention
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use 0 to prune finished jobs at the next pass.';
+	END IF;
+	INSERT INTO qml.queues AS q (name, history, retention)
+	VALUES (configure_queue.queue, configure_queue.history, configure_queue.retention)
+	ON CONFLICT (name) DO UPDATE
+		SET history = excluded.history, retention = excluded.retention;
+END
+$$;
+
 CREATE FUNCTION qml.pause_queue(queue text) RETURNS boolean
 	LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -678,6 +702,7 @@ BEGIN
 	PERFORM qml.grant_worker(role);
 	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
 									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
+									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
 									 'qml.remove_recurring(text)'],

@@ -82,7 +82,7 @@ SELECT qt_fingerprint() = :'before' AS nothing_changed;
 BEGIN;
 SELECT qml.requeue(4) AS succeeded, qml.requeue(5) AS failed, qml.requeue(7) AS deleted;
 SELECT id, state, attempts, result, run_at = now() AS run_now, finished_at IS NULL AS unfinished,
-	   enqueued_at = now() AS enqueued_now, locked_by
+	   enqueued_at BETWEEN now() AND clock_timestamp() AS enqueued_now, locked_by
   FROM qml.jobs WHERE id IN (4, 5, 7) ORDER BY id;
 COMMIT;
 SELECT job_id, from_state, to_state, worker, error FROM qml.job_events
@@ -185,7 +185,7 @@ CALL qt_reset();
 SELECT qml.enqueue('manual', run_at => now() + interval '1 day') AS id;
 BEGIN;
 UPDATE qml.jobs SET state = 'enqueued' WHERE id = 1;
-SELECT state, enqueued_at = now() AS enqueued_now, started_at, finished_at FROM qml.jobs WHERE id = 1;
+SELECT state, enqueued_at BETWEEN now() AND clock_timestamp() AS enqueued_now, started_at, finished_at FROM qml.jobs WHERE id = 1;
 COMMIT;
 UPDATE qml.jobs SET state = 'processing', locked_by = 'hand', locked_until = now() + interval '1 hour'
  WHERE id = 1;
@@ -201,3 +201,15 @@ SELECT * FROM qt_history(1);
 -- max_attempts left out of a direct INSERT comes from qml.default_max_attempts
 INSERT INTO qml.jobs (method, state) VALUES ('direct', 'enqueued');
 SELECT id, max_attempts, enqueued_at IS NOT NULL AS enqueued FROM qml.jobs WHERE id = 2;
+-- configure_queue: a queue's own history and retention
+CALL qt_reset();
+SELECT qml.configure_queue('quiet', history => false);
+SELECT qml.enqueue('hushed', queue => 'quiet') AS id;
+SELECT count(*) AS quiet_events FROM qml.job_events WHERE job_id = 1;
+SELECT qml.configure_queue('quiet', history => NULL, retention => '0');
+SELECT name, history, retention FROM qml.queues WHERE name = 'quiet';
+SELECT qml.enqueue('loud', queue => 'quiet') AS id;
+SELECT count(*) AS loud_events FROM qml.job_events WHERE job_id = 2;
+SELECT expect_error($$SELECT qml.configure_queue('quiet', retention => '-1 s')$$);
+SELECT expect_error($$SELECT qml.configure_queue('', history => true)$$);
+SELECT name, history, retention FROM qml.queues WHERE name = 'quiet';

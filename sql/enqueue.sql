@@ -10,7 +10,7 @@ CALL qt_reset();
 SELECT qml.enqueue('send_email') AS id;
 SELECT queue, method, arguments, priority, state, attempts, max_attempts,
 	   run_at = created_at AS run_at_is_created_at,
-	   enqueued_at = created_at AS enqueued_at_set, started_at, finished_at,
+	   enqueued_at BETWEEN created_at AND clock_timestamp() AS enqueued_at_set, started_at, finished_at,
 	   locked_by, locked_until, last_error, result, unique_key, backoff_base, backoff_cap
   FROM qml.jobs WHERE id = 1;
 SELECT * FROM qt_history(1);

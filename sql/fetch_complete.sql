@@ -55,7 +55,7 @@ SELECT method FROM qml.fetch('w1', '{x,y,z}', 1000);
 CALL qt_reset();
 SELECT qml.enqueue('job', '{"n": 1}', max_attempts => 3) AS id;
 SELECT id, queue, method, arguments, state, attempts, max_attempts, locked_by,
-	   locked_until - started_at AS lease, started_at IS NOT NULL AS started,
+	   date_trunc('second', locked_until - started_at + interval '0.5 s') AS lease, started_at IS NOT NULL AS started,
 	   finished_at IS NULL AS not_finished
   FROM qml.fetch('worker-1', lease => interval '90 seconds');
 SELECT * FROM qt_job(1);
@@ -230,3 +230,12 @@ SELECT expect_error($$SELECT * FROM qml.fetch('w', '{default,NULL}')$$);
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
 -- the limits themselves are fine
 SELECT count(*) FROM qml.fetch(repeat('w', 200), '{default}', 1000, interval '1 microsecond');
+-- a claim records the claiming session; leaving processing forgets it
+CALL qt_reset();
+SELECT qml.enqueue('session') AS id;
+SELECT lease_pid = pg_backend_pid() AS claimed_by_me, lease_session IS NOT NULL AS has_session
+  FROM qml.fetch('ws');
+SELECT qml.complete(1, 'ws') AS completed;
+SELECT lease_pid IS NULL AND lease_session IS NULL AS session_forgotten,
+	   locked_by IS NULL AND locked_until IS NULL AS lease_forgotten
+  FROM qml.jobs WHERE id = 1;

@@ -27,7 +27,7 @@ SELECT qml.fail(3, 'w1', 'e3'), qml.fail(4, 'w1', 'e4');
 BEGIN;
 UPDATE qml.jobs SET run_at = now() - interval '1 second' WHERE id IN (1, 3, 5);
 SELECT * FROM qt_pass();
-SELECT id, method, state, attempts, enqueued_at = now() AS enqueued_now, run_at < now() AS due
+SELECT id, method, state, attempts, enqueued_at BETWEEN now() AND clock_timestamp() AS enqueued_now, run_at < now() AS due
   FROM qml.jobs ORDER BY id;
 COMMIT;
 SELECT job_id, from_state, to_state, worker, error FROM qml.job_events

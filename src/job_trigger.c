@@ -63,6 +63,8 @@ typedef struct StampCache
 	int			att_finished_at;
 	int			att_locked_by;
 	int			att_locked_until;
+	int			att_lease_pid;
+	int			att_lease_session;
 } StampCache;
 
 static int
@@ -98,6 +100,8 @@ stamp_cache(FunctionCallInfo fcinfo, Relation rel)
 	cache->att_finished_at = attnum_or_error(desc, "finished_at");
 	cache->att_locked_by = attnum_or_error(desc, "locked_by");
 	cache->att_locked_until = attnum_or_error(desc, "locked_until");
+	cache->att_lease_pid = attnum_or_error(desc, "lease_pid");
+	cache->att_lease_session = attnum_or_error(desc, "lease_session");
 
 	enum_type = TupleDescAttr(desc, cache->att_state - 1)->atttypid;
 	for (i = 0; i < JS_COUNT; i++)
@@ -185,14 +189,15 @@ record_change(StampCache *cache, TupleDesc desc, HeapTuple oldtuple,
 typedef struct Changes
 {
 	int			n;
-	int			cols[8];
-	Datum		values[8];
-	bool		nulls[8];
+	int			cols[12];
+	Datum		values[12];
+	bool		nulls[12];
 } Changes;
 
 static void
 set_col(Changes *c, int attnum, Datum value, bool isnull)
 {
+	Assert(c->n < lengthof(c->cols));
 	c->cols[c->n] = attnum;
 	c->values[c->n] = value;
 	c->nulls[c->n] = isnull;
@@ -231,7 +236,13 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	new_state = job_state_of(cache, newtuple, desc);
 
 	changes.n = 0;
-	now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	/*
+	 * The clock, not the transaction's start: a fetch that waited in the
+	 * server, or a long producer transaction, would otherwise stamp a time
+	 * before the job really started or finished, and the latencies read
+	 * off these columns would lie.
+	 */
+	now = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	if (oldtuple == NULL)
 	{
@@ -260,6 +271,8 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		{
 			set_col(&changes, cache->att_locked_by, (Datum) 0, true);
 			set_col(&changes, cache->att_locked_until, (Datum) 0, true);
+			set_col(&changes, cache->att_lease_pid, (Datum) 0, true);
+			set_col(&changes, cache->att_lease_session, (Datum) 0, true);
 		}
 	}
 
