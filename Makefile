@@ -11,6 +11,7 @@ OBJS = \
 	src/producer_api.o \
 	src/checks.o \
 	src/session_plan.o \
+	src/xact_list.o \
 	src/cron.o \
 	src/shmem.o \
 	src/launcher.o \

@@ -49,23 +49,12 @@ PG_FUNCTION_INFO_V1(qml_jobs_flush);
 
 typedef struct PendingChange
 {
+	SubTransactionId subid;		/* first, for xact_list.c */
 	QmlJobChange change;
-	SubTransactionId subid;		/* who made it, to drop it on rollback */
 } PendingChange;
 
-static MemoryContext pending_cxt = NULL;
-static PendingChange *pending = NULL;
-static int	npending = 0;
-static int	maxpending = 0;
+static QmlXactList pending = QML_XACT_LIST(PendingChange);
 static bool callbacks_registered = false;
-
-static void
-forget_pending(void)
-{
-	pending_cxt = NULL;			/* it was a child of the transaction's context */
-	pending = NULL;
-	npending = maxpending = 0;
-}
 
 static void
 history_xact_callback(XactEvent event, void *arg)
@@ -73,26 +62,15 @@ history_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE)
-		forget_pending();
+		qml_xact_list_forget(&pending);
 }
 
-/*
- * A subtransaction that rolls back takes its changes with it: every change
- * made since it started carries its id or a later one.
- */
 static void
 history_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
-	int			keep = 0;
-	int			i;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	for (i = 0; i < npending; i++)
-		if (pending[i].subid < mySubid)
-			pending[keep++] = pending[i];
-	npending = keep;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		qml_xact_list_drop_aborted(&pending, mySubid);
 }
 
 static char *
@@ -113,20 +91,8 @@ qml_history_add(const QmlJobChange *change)
 		RegisterSubXactCallback(history_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
-	if (pending_cxt == NULL)
-		pending_cxt = AllocSetContextCreate(TopTransactionContext,
-											"qml pending history",
-											ALLOCSET_SMALL_SIZES);
-
-	old = MemoryContextSwitchTo(pending_cxt);
-	if (npending == maxpending)
-	{
-		maxpending = maxpending ? maxpending * 2 : 64;
-		pending = pending ? repalloc(pending, maxpending * sizeof(PendingChange)) :
-			palloc(maxpending * sizeof(PendingChange));
-	}
-	p = &pending[npending++];
-	p->subid = GetCurrentSubTransactionId();
+	p = qml_xact_list_push(&pending);
+	old = MemoryContextSwitchTo(qml_xact_list_memory(&pending));
 	p->change.job_id = change->job_id;
 	p->change.from_state = change->from_state;
 	p->change.to_state = change->to_state;
@@ -312,9 +278,9 @@ write_pending(void)
 
 	open_event_indexes(rel, &ix);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-	for (i = 0; i < npending; i++)
+	for (i = 0; i < pending.n; i++)
 	{
-		QmlJobChange *c = &pending[i].change;
+		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
 		Datum	   *values = palloc0(desc->natts * sizeof(Datum));
 		bool	   *nulls = palloc(desc->natts * sizeof(bool));
 		HeapTuple	tuple;
@@ -363,7 +329,7 @@ qml_jobs_flush(PG_FUNCTION_ARGS)
 		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_flush must run AFTER ... FOR EACH STATEMENT");
 
-	if (npending > 0)
+	if (pending.n > 0)
 	{
 		/* the list is emptied even on error: the statement fails as a whole */
 		PG_TRY();
@@ -372,10 +338,7 @@ qml_jobs_flush(PG_FUNCTION_ARGS)
 		}
 		PG_FINALLY();
 		{
-			if (pending_cxt != NULL)
-				MemoryContextReset(pending_cxt);
-			pending = NULL;
-			npending = maxpending = 0;
+			qml_xact_list_clear(&pending);
 		}
 		PG_END_TRY();
 	}

@@ -56,6 +56,29 @@ typedef struct QmlJobChange
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
 
+/*
+ * xact_list.c: a list of entries a transaction keeps until it ends; every
+ * entry type starts with a SubTransactionId, which the list fills in.
+ */
+typedef struct QmlXactList
+{
+	Size		entry_size;
+	MemoryContext cxt;			/* under TopTransactionContext, made on demand */
+	char	   *entries;
+	int			n;
+	int			max;
+} QmlXactList;
+
+#define QML_XACT_LIST(type) {sizeof(type), NULL, NULL, 0, 0}
+#define qml_xact_list_at(list, i) \
+	((void *) ((list)->entries + (Size) (i) * (list)->entry_size))
+
+extern void *qml_xact_list_push(QmlXactList *list);
+extern MemoryContext qml_xact_list_memory(QmlXactList *list);
+extern void qml_xact_list_drop_aborted(QmlXactList *list, SubTransactionId subid);
+extern void qml_xact_list_clear(QmlXactList *list);
+extern void qml_xact_list_forget(QmlXactList *list);
+
 /* session_plan.c */
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);

@@ -68,17 +68,15 @@ static StatsShared *st = NULL;
 /* counts of this transaction, one entry per queue, minute and subtransaction */
 typedef struct PendingCount
 {
+	SubTransactionId subid;		/* first, for xact_list.c */
 	char	   *queue;
 	int64		minute;
-	SubTransactionId subid;
 	int64		enqueued;
 	int64		succeeded;
 	int64		failed;
 } PendingCount;
 
-static PendingCount *pending = NULL;
-static int	npending = 0;
-static int	maxpending = 0;
+static QmlXactList pending = QML_XACT_LIST(PendingCount);
 static int	counting = -1;		/* this transaction's look at the registry */
 
 /* what this transaction's roll-up took, to take out of shared memory */
@@ -158,9 +156,9 @@ publish_counts(void)
 {
 	int			i;
 
-	for (i = 0; i < npending; i++)
+	for (i = 0; i < pending.n; i++)
 	{
-		PendingCount *c = &pending[i];
+		PendingCount *c = qml_xact_list_at(&pending, i);
 		int			part = partition_of(MyDatabaseId, c->minute, c->queue);
 		StatsEntry *e;
 
@@ -203,9 +201,8 @@ take_out(void)
 static void
 forget(void)
 {
-	pending = NULL;				/* both lived in the transaction's memory */
-	npending = maxpending = 0;
-	taken = NULL;
+	qml_xact_list_forget(&pending);
+	taken = NULL;				/* it lived in the transaction's memory */
 	ntaken = 0;
 	counting = -1;
 }
@@ -237,15 +234,8 @@ static void
 stats_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
-	int			keep = 0;
-	int			i;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	for (i = 0; i < npending; i++)
-		if (pending[i].subid < mySubid)
-			pending[keep++] = pending[i];
-	npending = keep;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		qml_xact_list_drop_aborted(&pending, mySubid);
 }
 
 void
@@ -259,30 +249,19 @@ static PendingCount *
 pending_for(const char *queue, int64 minute)
 {
 	SubTransactionId subid = GetCurrentSubTransactionId();
-	MemoryContext old;
 	PendingCount *c;
 	int			i;
 
-	for (i = npending - 1; i >= 0; i--)
+	for (i = pending.n - 1; i >= 0; i--)
 	{
-		c = &pending[i];
+		c = qml_xact_list_at(&pending, i);
 		if (c->subid == subid && c->minute == minute &&
 			strcmp(c->queue, queue) == 0)
 			return c;
 	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	if (npending == maxpending)
-	{
-		maxpending = maxpending ? maxpending * 2 : 8;
-		pending = pending ? repalloc(pending, maxpending * sizeof(PendingCount)) :
-			palloc(maxpending * sizeof(PendingCount));
-	}
-	c = &pending[npending++];
-	memset(c, 0, sizeof(PendingCount));
-	c->queue = pstrdup(queue);
+	c = qml_xact_list_push(&pending);
+	c->queue = MemoryContextStrdup(qml_xact_list_memory(&pending), queue);
 	c->minute = minute;
-	c->subid = subid;
-	MemoryContextSwitchTo(old);
 	return c;
 }
 

@@ -108,15 +108,13 @@ static WakeupShared *wk = NULL;
 /* a queue this transaction made jobs enqueued in */
 typedef struct PendingQueue
 {
+	SubTransactionId subid;		/* first, for xact_list.c */
 	char	   *queue;
 	int			slot;
 	bool		notified;		/* NOTIFY queued: clear the slot's flag at commit */
-	SubTransactionId subid;		/* dropped when this subtransaction aborts */
 } PendingQueue;
 
-static PendingQueue *pending = NULL;
-static int	npending = 0;
-static int	maxpending = 0;
+static QmlXactList pending = QML_XACT_LIST(PendingQueue);
 static TimestampTz pending_due = DT_NOEND;
 static bool pending_wake_launcher = false;
 static bool pass_mode = false;
@@ -164,8 +162,7 @@ slot_of(Oid dboid, const char *queue, int len)
 static void
 forget_pending(void)
 {
-	pending = NULL;				/* it lived in the transaction's memory */
-	npending = maxpending = 0;
+	qml_xact_list_forget(&pending);
 	pending_due = DT_NOEND;
 	pending_wake_launcher = false;
 }
@@ -201,9 +198,9 @@ publish_commit(void)
 	bool		wake_scheduler = false;
 	int			i;
 
-	for (i = 0; i < npending; i++)
+	for (i = 0; i < pending.n; i++)
 	{
-		PendingQueue *p = &pending[i];
+		PendingQueue *p = qml_xact_list_at(&pending, i);
 		QueueSlot  *s = &wk->slots[p->slot];
 
 		/* a full barrier: the flag is read after the count is visible */
@@ -225,7 +222,7 @@ publish_commit(void)
 		if (pg_atomic_read_u32(&s->sleepers) != 0)
 			ConditionVariableSignal(&s->cv);
 	}
-	if (npending > 0 && qml_wakeups != QML_WAKEUPS_OFF)
+	if (pending.n > 0 && qml_wakeups != QML_WAKEUPS_OFF)
 	{
 		DbCv	   *d = &wk->dbcvs[MyDatabaseId % DB_CVS];
 
@@ -266,15 +263,8 @@ static void
 wakeup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
-	int			keep = 0;
-	int			i;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	for (i = 0; i < npending; i++)
-		if (pending[i].subid < mySubid)
-			pending[keep++] = pending[i];
-	npending = keep;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		qml_xact_list_drop_aborted(&pending, mySubid);
 }
 
 void
@@ -294,21 +284,11 @@ qml_wakeup_pass_mode(bool on)
 static PendingQueue *
 add_pending(const char *queue)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingQueue *p;
+	PendingQueue *p = qml_xact_list_push(&pending);
 
-	if (npending == maxpending)
-	{
-		maxpending = maxpending ? maxpending * 2 : 8;
-		pending = pending ? repalloc(pending, maxpending * sizeof(PendingQueue)) :
-			palloc(maxpending * sizeof(PendingQueue));
-	}
-	p = &pending[npending++];
-	p->queue = pstrdup(queue);
+	p->queue = MemoryContextStrdup(qml_xact_list_memory(&pending), queue);
 	p->slot = slot_of(MyDatabaseId, queue, strlen(queue));
 	p->notified = false;
-	p->subid = GetCurrentSubTransactionId();
-	MemoryContextSwitchTo(old);
 	return p;
 }
 
@@ -330,12 +310,16 @@ note_enqueued(const char *queue, bool force)
 	PendingQueue *p = NULL;
 	int			i;
 
-	for (i = npending - 1; i >= 0; i--)
-		if (strcmp(pending[i].queue, queue) == 0)
+	for (i = pending.n - 1; i >= 0; i--)
+	{
+		PendingQueue *q = qml_xact_list_at(&pending, i);
+
+		if (strcmp(q->queue, queue) == 0)
 		{
-			p = &pending[i];
+			p = q;
 			break;
 		}
+	}
 	if (p == NULL)
 		p = add_pending(queue);
 	if (!p->notified && (force || must_notify(p)) &&
