@@ -188,6 +188,15 @@ qml_scheduler_main(Datum arg)
 					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * A pass must give way, not deadlock: DROP EXTENSION (or an ALTER of a
+	 * qml table) locks the tables one by one, and a pass holding one of
+	 * them while waiting for another made the deadlock detector cancel the
+	 * user's command. Waiting less than deadlock_timeout (1 s by default)
+	 * makes the pass fail first; it is rolled back and retried.
+	 */
+	SetConfigOption("lock_timeout", "200", PGC_SUSET, PGC_S_OVERRIDE);
+
 	if (!qml_registry_claim(dboid))
 		proc_exit(0);			/* another one serves it, or it is being left */
 	StartTransactionCommand();
