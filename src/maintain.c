@@ -45,25 +45,29 @@ static const char *const promote_sql =
 "   FROM due WHERE j.id OPERATOR(pg_catalog.=) due.id";
 
 /*
- * A lease that ran out means the worker died or hung: the job fails the
- * way qml.fail() would fail it, so it is retried with backoff while it has
- * attempts left.
+ * Fails the jobs `held` selects (ids, locked) the way qml.fail() fails a
+ * job: retried with backoff while it has attempts left, else failed, with
+ * `error` (an SQL expression over j) as its last error.
  */
-static const char *const rescue_sql =
-"WITH gone AS ("
+#define FAIL_HELD_JOBS(held, error) \
+"WITH gone AS (" held ")" \
+" UPDATE qml.jobs j" \
+"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts" \
+"                     THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state," \
+"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts" \
+"                      THEN (pg_catalog.now() OPERATOR(pg_catalog.+)" \
+"                            qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap))" \
+"                      ELSE j.run_at END," \
+"        last_error = " error \
+"   FROM gone WHERE j.id OPERATOR(pg_catalog.=) gone.id"
+
+/* a lease that ran out means the worker died or hung */
+static const char *const rescue_sql = FAIL_HELD_JOBS(
 "  SELECT id FROM qml.jobs"
 "   WHERE state OPERATOR(pg_catalog.=) 'processing'"
 "     AND locked_until OPERATOR(pg_catalog.<) pg_catalog.now()"
-"   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED)"
-" UPDATE qml.jobs j"
-"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
-"                     THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,"
-"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
-"                      THEN (pg_catalog.now() OPERATOR(pg_catalog.+)"
-"                            qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap))"
-"                      ELSE j.run_at END,"
-"        last_error = 'lease expired on worker ' OPERATOR(pg_catalog.||) j.locked_by"
-"   FROM gone WHERE j.id OPERATOR(pg_catalog.=) gone.id";
+"   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+"'lease expired on worker ' OPERATOR(pg_catalog.||) j.locked_by");
 
 /*
  * Finished jobs older than their queue's retention go, with their history.
@@ -94,23 +98,14 @@ static const char *const prune_sql =
  * A claim with a session lease whose session ended (connection dropped,
  * backend killed, server restarted) fails the way a lost lease does.
  */
-static const char *const session_rescue_sql =
-"WITH gone AS ("
+static const char *const session_rescue_sql = FAIL_HELD_JOBS(
 "  SELECT id FROM qml.jobs"
 "   WHERE state OPERATOR(pg_catalog.=) 'processing'"
 "     AND lease_pid IS NOT NULL"
 "     AND NOT qml.session_alive(lease_pid, lease_session)"
-"   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED)"
-" UPDATE qml.jobs j"
-"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
-"                     THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,"
-"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts"
-"                      THEN (pg_catalog.now() OPERATOR(pg_catalog.+)"
-"                            qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap))"
-"                      ELSE j.run_at END,"
-"        last_error = 'session of worker ' OPERATOR(pg_catalog.||) j.locked_by"
-"                     OPERATOR(pg_catalog.||) ' ended'"
-"   FROM gone WHERE j.id OPERATOR(pg_catalog.=) gone.id";
+"   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+"'session of worker ' OPERATOR(pg_catalog.||) j.locked_by"
+"                     OPERATOR(pg_catalog.||) ' ended'");
 
 /* when the scheduler must look again: the earliest due job, lease or run */
 static const char *const next_due_sql =
