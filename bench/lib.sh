@@ -98,11 +98,11 @@ prefill_qml() {
 }
 
 # size_for KEY: jobs to prefill for one run of a fetch case, from the rate
-# measured so far for KEY (or a first guess): 1.6 x rate x T, at least 20,000
+# measured so far for KEY (or a first guess): 1.3 x rate x T, at least 20,000
 declare -A RATE_SEEN
 size_for() {
 	local r=${RATE_SEEN[$1]:-${2:-20000}}
-	awk -v r="$r" -v t="$T" 'BEGIN { n = r * t * 1.6; if (n < 20000) n = 20000; printf "%d", int((n + 9999) / 10000) * 10000 }'
+	awk -v r="$r" -v t="$T" 'BEGIN { n = r * t * 1.3; if (n < 20000) n = 20000; printf "%d", int((n + 9999) / 10000) * 10000 }'
 }
 seen_rate() {
 	local k=$1 v=$2

@@ -56,6 +56,13 @@ sub num {
 	return $s;
 }
 
+sub int_fmt {
+	my ($v) = @_;
+	my $s = sprintf('%.0f', $v // 0);
+	1 while $s =~ s/^(-?\d+)(\d{3})/$1,$2/;
+	return $s;
+}
+
 sub jstr {
 	my ($s) = @_;
 	return 'null' unless defined $s;
@@ -125,7 +132,7 @@ if (@churn > 1) {
 	push @md, '|---:|---:|---:|---:|---:|---:|---:|';
 	for (@churn[1 .. $#churn]) {
 		my ($m, $done, $wait, $tb, $ib, $dead, $av) = split /\t/;
-		push @md, sprintf('| %s | %s | %s | %.1f | %.1f | %s | %s |', $m, num($done / 60), num($wait), $tb / 1048576, $ib / 1048576, num($dead), $av);
+		push @md, sprintf('| %s | %s | %s | %.1f | %.1f | %s | %s |', $m, int_fmt($done / 60), int_fmt($wait), $tb / 1048576, $ib / 1048576, int_fmt($dead), $av);
 		push @jchurn, sprintf('{"minute": %d, "jobs_per_s": %s, "waiting": %d, "table_bytes": %d, "index_bytes": %d, "dead_tuples": %d, "autovacuum_runs": %d}',
 			$m, jnum($done / 60), $wait, $tb, $ib, $dead, $av);
 	}

@@ -20,6 +20,9 @@
 # measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime).
 set -uo pipefail
 
+# read to the end before running: editing or updating the file during a
+# run does not change the run
+{
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
@@ -71,9 +74,13 @@ long)
 	CHURN_MIN=10
 	;;
 esac
-# BENCH_T sets both durations
+# BENCH_T sets both durations; BENCH_DEPTHS and BENCH_CHURN_MINUTES are for
+# trying the harness out
+DEPTHS=${BENCH_DEPTHS:-$DEPTHS}
+CHURN_MIN=${BENCH_CHURN_MINUTES:-$CHURN_MIN}
 T=${BENCH_T:-$T}
 T_MAIN=${BENCH_T:-$T_MAIN}
+EXT_T=${BENCH_T:-$EXT_T}
 RUNS=${BENCH_RUNS:-$RUNS}
 PEER_VERSION=0.18.0
 PEER_DIR=$BENCH/.peer
@@ -271,3 +278,5 @@ say ""
 cat "$RES/latest.md"
 say ""
 say "written: bench/results/latest.md, bench/results/latest.json (log: bench/results/bench.log)"
+exit 0
+}
