@@ -4,6 +4,8 @@ MODULE_big = qml
 OBJS = \
 	src/qml.o \
 	src/backoff.o \
+	src/catalog.o \
+	src/direct_insert.o \
 	src/job_trigger.o \
 	src/job_history.o \
 	src/maintain.o \

@@ -218,3 +218,38 @@ SELECT left(expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_b
 SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "backoff_base": "soon"}]')$$);
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
 SELECT count(*) AS jobs FROM qml.jobs;
+
+--
+-- enqueue writes qml.jobs itself, unless the table has something of an
+-- admin's own to run on inserts: then it runs an INSERT, so that runs too.
+-- Both leave the same row and the same history.
+--
+CREATE TABLE qt_seen (job_id bigint);
+CREATE FUNCTION qt_seen_insert() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.qt_seen VALUES (NEW.id); RETURN NULL; END$$;
+CREATE TRIGGER zz_admin_audit AFTER INSERT ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qt_seen_insert();
+SELECT qml.enqueue('via_insert', '{"a": 1}', 'cmp', 2, max_attempts => 4,
+				   backoff_base => '3 seconds') AS via_insert \gset
+DROP TRIGGER zz_admin_audit ON qml.jobs;
+SELECT qml.enqueue('direct', '{"a": 1}', 'cmp', 2, max_attempts => 4,
+				   backoff_base => '3 seconds') AS direct \gset
+SELECT array_agg(job_id = :via_insert) AS audit_saw_only_the_insert FROM qt_seen;
+SELECT to_jsonb(a) - '{id,method,created_at,enqueued_at,run_at}'::text[]
+	   = to_jsonb(b) - '{id,method,created_at,enqueued_at,run_at}'::text[] AS same_row,
+	   a.enqueued_at >= a.created_at AND b.enqueued_at >= b.created_at AS both_stamped,
+	   a.run_at = a.created_at AND b.run_at = b.created_at AS both_due_now
+  FROM qml.jobs a, qml.jobs b WHERE a.id = :via_insert AND b.id = :direct;
+SELECT * FROM qt_history(:via_insert);
+SELECT * FROM qt_history(:direct);
+-- an admin's own CHECK constraint holds for enqueue too
+ALTER TABLE qml.jobs ADD CONSTRAINT zz_no_forbidden CHECK (method <> 'forbidden');
+SELECT expect_error($$SELECT qml.enqueue('forbidden')$$);
+ALTER TABLE qml.jobs DROP CONSTRAINT zz_no_forbidden;
+SELECT qml.enqueue('forbidden') > :direct AS allowed_again;
+-- a scheduled job written directly is stamped like one inserted
+SELECT qml.enqueue('sched_direct', run_at => now() + interval '1 day') AS sched \gset
+SELECT state, enqueued_at, created_at <= now() AS created_set FROM qml.jobs WHERE id = :sched;
+SELECT * FROM qt_history(:sched);
+DROP TABLE qt_seen;
+DROP FUNCTION qt_seen_insert();

@@ -25,13 +25,10 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_enum.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"
@@ -44,97 +41,15 @@ const char *const qml_state_labels[JS_COUNT] = {
 	"awaiting_retry", "deleted"
 };
 
-/*
- * What the trigger looks up once per statement (kept in fn_extra, which
- * lives as long as the statement's trigger state, so a dropped and
- * re-created extension can never leave stale OIDs behind).
- */
-typedef struct StampCache
-{
-	Oid			state_oids[JS_COUNT];
-	int			att_id;
-	int			att_queue;
-	int			att_state;
-	int			att_max_attempts;
-	int			att_last_error;
-	int			att_run_at;
-	int			att_enqueued_at;
-	int			att_started_at;
-	int			att_finished_at;
-	int			att_locked_by;
-	int			att_locked_until;
-	int			att_lease_pid;
-	int			att_lease_session;
-} StampCache;
-
-static int
-attnum_or_error(TupleDesc desc, const char *name)
-{
-	int			attnum = SPI_fnumber(desc, name);
-
-	if (attnum <= 0)
-		elog(ERROR, "qml.jobs has no column \"%s\"", name);
-	return attnum;
-}
-
-static StampCache *
-stamp_cache(FunctionCallInfo fcinfo, Relation rel)
-{
-	StampCache *cache = (StampCache *) fcinfo->flinfo->fn_extra;
-	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			enum_type;
-	int			i;
-
-	if (cache != NULL)
-		return cache;
-
-	cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(StampCache));
-	cache->att_id = attnum_or_error(desc, "id");
-	cache->att_queue = attnum_or_error(desc, "queue");
-	cache->att_state = attnum_or_error(desc, "state");
-	cache->att_last_error = attnum_or_error(desc, "last_error");
-	cache->att_run_at = attnum_or_error(desc, "run_at");
-	cache->att_max_attempts = attnum_or_error(desc, "max_attempts");
-	cache->att_enqueued_at = attnum_or_error(desc, "enqueued_at");
-	cache->att_started_at = attnum_or_error(desc, "started_at");
-	cache->att_finished_at = attnum_or_error(desc, "finished_at");
-	cache->att_locked_by = attnum_or_error(desc, "locked_by");
-	cache->att_locked_until = attnum_or_error(desc, "locked_until");
-	cache->att_lease_pid = attnum_or_error(desc, "lease_pid");
-	cache->att_lease_session = attnum_or_error(desc, "lease_session");
-
-	enum_type = TupleDescAttr(desc, cache->att_state - 1)->atttypid;
-	for (i = 0; i < JS_COUNT; i++)
-	{
-		HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
-										  ObjectIdGetDatum(enum_type),
-										  CStringGetDatum(qml_state_labels[i]));
-
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "job state \"%s\" is missing from qml.job_state",
-				 qml_state_labels[i]);
-		cache->state_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
-		ReleaseSysCache(tup);
-	}
-
-	fcinfo->flinfo->fn_extra = cache;
-	return cache;
-}
-
+/* the state in a row of qml.jobs; JS_COUNT if NULL or unknown */
 static JobState
-job_state_of(StampCache *cache, HeapTuple tuple, TupleDesc desc)
+job_state_of(HeapTuple tuple, TupleDesc desc)
 {
 	bool		isnull;
-	Oid			oid = DatumGetObjectId(heap_getattr(tuple, cache->att_state,
-													desc, &isnull));
-	int			i;
+	Datum		label = heap_getattr(tuple, qml_catalog()->job_att[JC_STATE],
+									 desc, &isnull);
 
-	if (isnull)
-		return JS_COUNT;
-	for (i = 0; i < JS_COUNT; i++)
-		if (cache->state_oids[i] == oid)
-			return (JobState) i;
-	return JS_COUNT;
+	return isnull ? JS_COUNT : qml_state_of_oid(DatumGetObjectId(label));
 }
 
 static bool
@@ -155,34 +70,43 @@ text_col(HeapTuple tuple, TupleDesc desc, int attnum)
 
 /*
  * Hands a state change to the history and to wakeup.c (which wakes the
- * queue's workers when a job became enqueued, and counts it). The worker is the lease holder: the claimer on a
- * claim, the previous holder otherwise.
+ * queue's workers when a job became enqueued, and counts it).
+ */
+void
+qml_record_change(const QmlJobChange *change)
+{
+	qml_history_add(change);
+	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
+	qml_job_changed(change);
+}
+
+/*
+ * The change a row trigger saw. The worker is the lease holder: the claimer
+ * on a claim, the previous holder otherwise.
  */
 static void
-record_change(StampCache *cache, TupleDesc desc, HeapTuple oldtuple,
-			  JobState from, HeapTuple newtuple, JobState to)
+record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				  HeapTuple newtuple, JobState to)
 {
+	const AttrNumber *att = qml_catalog()->job_att;
 	QmlJobChange change;
 	bool		isnull;
 
-	change.job_id = DatumGetInt64(heap_getattr(newtuple, cache->att_id, desc, &isnull));
+	change.job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
 	change.from_state = from;
 	change.to_state = to;
-	change.queue = text_col(newtuple, desc, cache->att_queue);
-	change.worker = text_col(newtuple, desc, cache->att_locked_by);
+	change.queue = text_col(newtuple, desc, att[JC_QUEUE]);
+	change.worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
 	if (change.worker == NULL && oldtuple != NULL)
-		change.worker = text_col(oldtuple, desc, cache->att_locked_by);
+		change.worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
 	change.error = (to == JS_FAILED || to == JS_AWAITING_RETRY) ?
-		text_col(newtuple, desc, cache->att_last_error) : NULL;
+		text_col(newtuple, desc, att[JC_LAST_ERROR]) : NULL;
 
-	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, cache->att_run_at,
+	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
 													 desc, &isnull));
 	if (isnull)
 		change.run_at = DT_NOEND;
-
-	qml_history_add(&change);
-	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
-	qml_job_changed(&change);
+	qml_record_change(&change);
 }
 
 /* collects column replacements for heap_modify_tuple_by_cols */
@@ -209,7 +133,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
-	StampCache *cache;
+	const AttrNumber *att;
 	HeapTuple	newtuple;
 	HeapTuple	oldtuple = NULL;
 	JobState	new_state;
@@ -224,16 +148,16 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		elog(ERROR, "qml_jobs_stamp must run BEFORE INSERT OR UPDATE FOR EACH ROW");
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	cache = stamp_cache(fcinfo, trigdata->tg_relation);
+	att = qml_catalog()->job_att;
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		oldtuple = trigdata->tg_trigtuple;
 		newtuple = trigdata->tg_newtuple;
-		old_state = job_state_of(cache, oldtuple, desc);
+		old_state = job_state_of(oldtuple, desc);
 	}
 	else
 		newtuple = trigdata->tg_trigtuple;
-	new_state = job_state_of(cache, newtuple, desc);
+	new_state = job_state_of(newtuple, desc);
 
 	changes.n = 0;
 	/*
@@ -248,31 +172,31 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		(void) heap_getattr(newtuple, cache->att_max_attempts, desc, &isnull);
+		(void) heap_getattr(newtuple, att[JC_MAX_ATTEMPTS], desc, &isnull);
 		if (isnull)
-			set_col(&changes, cache->att_max_attempts,
+			set_col(&changes, att[JC_MAX_ATTEMPTS],
 					Int32GetDatum(qml_default_max_attempts), false);
 	}
 
 	if (new_state != old_state && new_state != JS_COUNT)
 	{
 		if (new_state == JS_ENQUEUED)
-			set_col(&changes, cache->att_enqueued_at, now, false);
+			set_col(&changes, att[JC_ENQUEUED_AT], now, false);
 		else if (new_state == JS_PROCESSING)
-			set_col(&changes, cache->att_started_at, now, false);
+			set_col(&changes, att[JC_STARTED_AT], now, false);
 
 		if (is_final(new_state))
-			set_col(&changes, cache->att_finished_at, now, false);
+			set_col(&changes, att[JC_FINISHED_AT], now, false);
 		else if (old_state != JS_COUNT && is_final(old_state))
-			set_col(&changes, cache->att_finished_at, (Datum) 0, true);
+			set_col(&changes, att[JC_FINISHED_AT], (Datum) 0, true);
 
 		/* only a job being processed has a lease */
 		if (new_state != JS_PROCESSING && old_state == JS_PROCESSING)
 		{
-			set_col(&changes, cache->att_locked_by, (Datum) 0, true);
-			set_col(&changes, cache->att_locked_until, (Datum) 0, true);
-			set_col(&changes, cache->att_lease_pid, (Datum) 0, true);
-			set_col(&changes, cache->att_lease_session, (Datum) 0, true);
+			set_col(&changes, att[JC_LOCKED_BY], (Datum) 0, true);
+			set_col(&changes, att[JC_LOCKED_UNTIL], (Datum) 0, true);
+			set_col(&changes, att[JC_LEASE_PID], (Datum) 0, true);
+			set_col(&changes, att[JC_LEASE_SESSION], (Datum) 0, true);
 		}
 	}
 
@@ -281,7 +205,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 											 changes.cols, changes.values,
 											 changes.nulls);
 	if (oldtuple != NULL && new_state != old_state && new_state != JS_COUNT)
-		record_change(cache, desc, oldtuple, old_state, newtuple, new_state);
+		record_row_change(desc, oldtuple, old_state, newtuple, new_state);
 
 	return PointerGetDatum(newtuple);
 }
@@ -294,7 +218,6 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
-	StampCache *cache;
 	JobState	state;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
@@ -304,9 +227,8 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 		elog(ERROR, "qml_jobs_record must run AFTER INSERT FOR EACH ROW");
 
 	desc = RelationGetDescr(trigdata->tg_relation);
-	cache = stamp_cache(fcinfo, trigdata->tg_relation);
-	state = job_state_of(cache, trigdata->tg_trigtuple, desc);
+	state = job_state_of(trigdata->tg_trigtuple, desc);
 	if (state != JS_COUNT)
-		record_change(cache, desc, NULL, JS_COUNT, trigdata->tg_trigtuple, state);
+		record_row_change(desc, NULL, JS_COUNT, trigdata->tg_trigtuple, state);
 	return PointerGetDatum(NULL);
 }

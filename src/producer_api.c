@@ -5,9 +5,15 @@
  *
  * Producers call enqueue once per job inside their own transactions, often
  * from many connections at once; a PL/pgSQL version spent most of its time
- * interpreting and replanning. This one checks its arguments and runs one
- * prepared INSERT (or, with a unique_key, INSERT ... ON CONFLICT DO NOTHING
- * and a lookup of the live job holding the key).
+ * interpreting and replanning. This one checks its arguments and writes the
+ * row itself (direct_insert.c): an INSERT statement's executor start-up,
+ * CHECK constraints read back from the catalog and trigger queue cost as
+ * much CPU as the row. It does what qml.jobs' insert triggers would have
+ * done (stamps, history, wakeups) and checks what its CHECK constraints
+ * would have checked, so the row is the same. When the table has anything
+ * of an admin's own (a trigger, a constraint, a rule, row security), or
+ * with a unique_key (INSERT ... ON CONFLICT DO NOTHING and a lookup of the
+ * live job holding the key), it runs a prepared INSERT instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,11 +21,14 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"
@@ -49,6 +58,109 @@ static const char *const insert_unique_sql = ENQUEUE_COLUMNS
 static const char *const find_unique_sql =
 "SELECT j.id FROM qml.jobs j WHERE j.unique_key = $1"
 "   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
+
+/* what CREATE EXTENSION puts on qml.jobs (qml--1.0.sql) */
+static const char *const own_triggers[] = {
+	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush"
+};
+static const char *const own_checks[] = {
+	"jobs_queue_check", "jobs_method_check", "jobs_max_attempts_check"
+};
+
+static bool
+name_in(const char *name, const char *const *names, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * True when an INSERT into qml.jobs would run nothing but what
+ * insert_directly() does itself: the extension's own triggers and CHECK
+ * constraints, no rule, no row security.
+ */
+static bool
+insert_is_ours(Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	int			i;
+
+	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity)
+		return false;
+	if (rel->trigdesc != NULL)
+		for (i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (!name_in(rel->trigdesc->triggers[i].tgname, own_triggers,
+						 lengthof(own_triggers)))
+				return false;
+	if (constr != NULL)
+		for (i = 0; i < constr->num_check; i++)
+			if (!name_in(constr->check[i].ccname, own_checks, lengthof(own_checks)))
+				return false;
+	return true;
+}
+
+/*
+ * Writes the job's row as the INSERT would have, stamps and defaults
+ * included (job_trigger.c does the same for other inserts), then records
+ * its creation. `values` are the INSERT's parameters. Returns the job's
+ * id, or 0 when the table has something of its own to run on inserts.
+ */
+static int64
+insert_directly(const Datum *values, const char *nulls, JobState state)
+{
+	const QmlCatalog *cat = qml_catalog();
+	const AttrNumber *att = cat->job_att;
+	QmlDirectInsert out;
+	Datum	   *row = palloc0(cat->jobs_natts * sizeof(Datum));
+	bool	   *isnull = palloc(cat->jobs_natts * sizeof(bool));
+	QmlJobChange change;
+	int64		id;
+
+	qml_direct_open(&out, cat->jobs);
+	if (!insert_is_ours(out.rel))
+	{
+		qml_direct_close(&out);
+		return 0;
+	}
+	id = nextval_internal(cat->jobs_seq, false);
+	memset(isnull, true, cat->jobs_natts * sizeof(bool));
+#define SET(col, value) (row[att[col] - 1] = (value), isnull[att[col] - 1] = false)
+	SET(JC_ID, Int64GetDatum(id));
+	SET(JC_QUEUE, values[0]);
+	SET(JC_METHOD, values[1]);
+	SET(JC_ARGUMENTS, values[2]);
+	SET(JC_PRIORITY, values[3]);
+	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[state]));
+	SET(JC_ATTEMPTS, Int32GetDatum(0));
+	SET(JC_MAX_ATTEMPTS, nulls[5] == 'n' ?
+		Int32GetDatum(qml_default_max_attempts) : values[5]);
+	SET(JC_RUN_AT, values[6]);
+	SET(JC_CREATED_AT, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+	if (state == JS_ENQUEUED)
+		SET(JC_ENQUEUED_AT, TimestampTzGetDatum(GetCurrentTimestamp()));
+	if (nulls[7] != 'n')
+		SET(JC_BACKOFF_BASE, values[7]);
+	if (nulls[8] != 'n')
+		SET(JC_BACKOFF_CAP, values[8]);
+#undef SET
+	qml_direct_insert(&out, row, isnull);
+	qml_direct_close(&out);
+
+	change.job_id = id;
+	change.from_state = JS_COUNT;
+	change.to_state = state;
+	change.queue = TextDatumGetCString(values[0]);
+	change.worker = NULL;
+	change.error = NULL;
+	change.run_at = DatumGetTimestampTz(values[6]);
+	qml_record_change(&change);
+	qml_history_flush();
+	return id;
+}
 
 /* runs a prepared statement returning at most one bigint; false if none */
 static bool
@@ -124,6 +236,13 @@ qml_enqueue(PG_FUNCTION_ARGS)
 	set_nullable(fcinfo, 7, &values[7], &nulls[7]);	/* backoff_base */
 	set_nullable(fcinfo, 8, &values[8], &nulls[8]);	/* backoff_cap */
 	set_nullable(fcinfo, 6, &values[9], &nulls[9]);	/* unique_key */
+
+	if (PG_ARGISNULL(6))
+	{
+		id = insert_directly(values, nulls, run_at > now ? JS_SCHEDULED : JS_ENQUEUED);
+		if (id != 0)
+			PG_RETURN_INT64(id);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

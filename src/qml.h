@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 /* settings, defined in qml.c */
@@ -55,6 +56,70 @@ typedef struct QmlJobChange
 
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
+extern void qml_history_flush(void);
+
+/* job_trigger.c: hands a change to the history and to wakeup.c */
+extern void qml_record_change(const QmlJobChange *change);
+
+/* catalog.c: qml's own tables, looked up once per session */
+typedef enum JobColumn
+{
+	JC_ID,
+	JC_QUEUE,
+	JC_METHOD,
+	JC_ARGUMENTS,
+	JC_PRIORITY,
+	JC_STATE,
+	JC_ATTEMPTS,
+	JC_MAX_ATTEMPTS,
+	JC_RUN_AT,
+	JC_CREATED_AT,
+	JC_ENQUEUED_AT,
+	JC_STARTED_AT,
+	JC_FINISHED_AT,
+	JC_LOCKED_BY,
+	JC_LOCKED_UNTIL,
+	JC_LAST_ERROR,
+	JC_RESULT,
+	JC_UNIQUE_KEY,
+	JC_BACKOFF_BASE,
+	JC_BACKOFF_CAP,
+	JC_LEASE_PID,
+	JC_LEASE_SESSION,
+	JC_COUNT
+} JobColumn;
+
+typedef struct QmlCatalog
+{
+	Oid			jobs;
+	Oid			job_events;
+	Oid			queues;
+	Oid			jobs_seq;		/* identity sequences */
+	Oid			job_events_seq;
+	Oid			job_state;		/* the enum type */
+	Oid			state_oids[JS_COUNT];
+	int			jobs_natts;		/* dropped columns included */
+	AttrNumber	job_att[JC_COUNT];
+} QmlCatalog;
+
+extern const QmlCatalog *qml_catalog(void);
+extern JobState qml_state_of_oid(Oid label);
+
+/*
+ * direct_insert.c: rows into one of qml's tables and its indexes without an
+ * executor; no triggers, rules or constraints run.
+ */
+typedef struct QmlDirectInsert
+{
+	Relation	rel;
+	struct EState *estate;
+	struct ResultRelInfo *rri;
+	struct TupleTableSlot *slot;
+} QmlDirectInsert;
+
+extern void qml_direct_open(QmlDirectInsert *d, Oid relid);
+extern void qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls);
+extern void qml_direct_close(QmlDirectInsert *d);
 
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every

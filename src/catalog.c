@@ -1,0 +1,151 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Where qml's own tables live: their OIDs, identity sequences, column
+ *	  numbers and the OIDs of the job_state labels, looked up once per
+ *	  session.
+ *
+ * The hot paths write qml.jobs and qml.job_events without an executor
+ * (direct_insert.c), so they need these on every call; looking them up
+ * each time (a pg_depend scan for each identity sequence, a syscache probe
+ * per label) cost a few percent of an enqueue. A relcache invalidation of
+ * any of the tables, as DROP EXTENSION or ALTER TABLE sends, forgets it
+ * all, so a re-created extension is looked up afresh.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "qml.h"
+
+/* the columns of qml.jobs, in the order of enum JobColumn */
+static const char *const job_column_names[JC_COUNT] = {
+	"id", "queue", "method", "arguments", "priority", "state", "attempts",
+	"max_attempts", "run_at", "created_at", "enqueued_at", "started_at",
+	"finished_at", "locked_by", "locked_until", "last_error", "result",
+	"unique_key", "backoff_base", "backoff_cap", "lease_pid", "lease_session"
+};
+
+static QmlCatalog catalog;
+static bool catalog_valid = false;
+static bool callback_registered = false;
+
+static void
+catalog_invalidate(Datum arg, Oid relid)
+{
+	if (!catalog_valid)
+		return;
+	if (relid == InvalidOid || relid == catalog.jobs ||
+		relid == catalog.job_events || relid == catalog.queues)
+		catalog_valid = false;
+}
+
+static Oid
+table_oid(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("qml.%s is missing", name),
+				 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
+	return relid;
+}
+
+/*
+ * Column numbers of qml.jobs. Every live column must be one this library
+ * knows: the direct insert fills them all, and a column it did not know
+ * would silently get NULL (a library newer or older than the schema).
+ */
+static void
+look_up_job_columns(QmlCatalog *c)
+{
+	Relation	rel = RelationIdGetRelation(c->jobs);
+	TupleDesc	desc;
+	int			live = 0;
+	int			i;
+
+	if (!RelationIsValid(rel))
+		elog(ERROR, "could not open qml.jobs");
+	desc = RelationGetDescr(rel);
+	c->jobs_natts = desc->natts;
+	for (i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	RelationClose(rel);
+
+	for (i = 0; i < JC_COUNT; i++)
+	{
+		c->job_att[i] = get_attnum(c->jobs, job_column_names[i]);
+		if (c->job_att[i] == InvalidAttrNumber)
+			live = -1;
+	}
+	if (live != JC_COUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("qml.jobs does not have the columns this version of the qml library expects"),
+				 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
+}
+
+const QmlCatalog *
+qml_catalog(void)
+{
+	Oid			nsp;
+	int			i;
+
+	if (catalog_valid)
+		return &catalog;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(catalog_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+
+	nsp = get_namespace_oid("qml", false);
+	catalog.jobs = table_oid(nsp, "jobs");
+	catalog.job_events = table_oid(nsp, "job_events");
+	catalog.queues = table_oid(nsp, "queues");
+	catalog.jobs_seq = getIdentitySequence(catalog.jobs, get_attnum(catalog.jobs, "id"), false);
+	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
+												 get_attnum(catalog.job_events, "id"), false);
+	look_up_job_columns(&catalog);
+
+	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
+	for (i = 0; i < JS_COUNT; i++)
+	{
+		HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
+										  ObjectIdGetDatum(catalog.job_state),
+										  CStringGetDatum(qml_state_labels[i]));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "job state \"%s\" is missing from qml.job_state",
+				 qml_state_labels[i]);
+		catalog.state_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+		ReleaseSysCache(tup);
+	}
+	catalog_valid = true;
+	return &catalog;
+}
+
+/* the state an enum label's OID stands for; JS_COUNT if none */
+JobState
+qml_state_of_oid(Oid label)
+{
+	const QmlCatalog *c = qml_catalog();
+	int			i;
+
+	for (i = 0; i < JS_COUNT; i++)
+		if (c->state_oids[i] == label)
+			return (JobState) i;
+	return JS_COUNT;
+}
