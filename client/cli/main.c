@@ -149,7 +149,7 @@ static const cli_command commands[] = {
 		"  --grace DURATION        grace period at shutdown (default 10s)\n"
 		"  --lease DURATION        lease, renewed while a job runs (default 5m)\n"
 		"  --poll-interval DURATION  fallback poll when no notification (default 1s)\n"
-		"  --batch N               most jobs one fetch claims (default 100)\n"
+		"  --batch N               most jobs one fetch claims (default 250)\n"
 		"  --name NAME             worker name (default qml-worker)\n"
 		"  -v, --verbose           log every job (with --json: one JSON object per\n"
 		"                          job on stdout)\n"},

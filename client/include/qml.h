@@ -433,19 +433,21 @@ typedef void (*qml_log_fn) (qml_log_level level, const char *message,
 							void *user_data);
 
 /*
- * Defaults: name "qml" (NULL), 4 workers, queue "default", fetch batch 100
- * (the most jobs one fetch claims; it never claims more than there are idle
- * workers), poll interval 1000 ms, lease 300000 ms (5 minutes; heartbeats
- * renew it), no job timeout, grace period 10000 ms, completions flushed
- * every 5 ms or every 100 jobs, no logging.
+ * Defaults: name "qml" (NULL), 4 workers, queue "default", fetch batch 250
+ * (the most jobs one fetch claims), prefetch 500 (the most jobs claimed
+ * ahead of the idle workers, see qml_server_config_set_prefetch), poll
+ * interval 1000 ms, lease 300000 ms (5 minutes; heartbeats renew it), no
+ * job timeout, grace period 10000 ms, completions flushed every 5 ms or
+ * every 100 jobs, no logging.
  */
 QML_API qml_server_config *qml_server_config_new(const char *name);
 QML_API void		qml_server_config_free(qml_server_config *config);
 
 /*
  * Reads QML_SERVER_NAME, QML_WORKERS, QML_QUEUES (comma separated, in
- * priority order), QML_FETCH_BATCH, QML_POLL_INTERVAL (ms), QML_LEASE (ms),
- * QML_JOB_TIMEOUT (ms, 0 = none) and QML_GRACE_PERIOD (ms) when set.
+ * priority order), QML_FETCH_BATCH, QML_PREFETCH, QML_POLL_INTERVAL (ms),
+ * QML_LEASE (ms), QML_JOB_TIMEOUT (ms, 0 = none) and QML_GRACE_PERIOD (ms)
+ * when set.
  */
 QML_API qml_status	qml_server_config_from_env(qml_server_config *config);
 
@@ -458,6 +460,16 @@ QML_API qml_status	qml_server_config_set_queues(qml_server_config *config,
 QML_API qml_status	qml_server_config_set_queues_csv(qml_server_config *config,
 											 const char *csv);
 QML_API qml_status	qml_server_config_set_fetch_batch(qml_server_config *config, int batch);
+
+/*
+ * Claiming ahead: besides a job for every idle worker, the fetcher may hold
+ * up to `jobs` (0..10000) more, so that workers never wait for a fetch's
+ * round trip. It claims only as many as the workers finished in the last
+ * 50 ms at their recent rate (none while handlers are slow), and a job that
+ * waited for a worker for 1 s (or half the lease, if that is shorter) is
+ * released for other servers to take. 0 claims only for idle workers.
+ */
+QML_API qml_status	qml_server_config_set_prefetch(qml_server_config *config, int jobs);
 QML_API qml_status	qml_server_config_set_poll_interval(qml_server_config *config, int ms);
 QML_API qml_status	qml_server_config_set_lease(qml_server_config *config, int ms);
 QML_API qml_status	qml_server_config_set_job_timeout(qml_server_config *config, int ms);

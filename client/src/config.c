@@ -18,6 +18,7 @@
 
 #define MAX_WORKERS 1024
 #define MAX_FETCH_BATCH 1000	/* qml.fetch refuses more */
+#define MAX_PREFETCH 10000
 #define MAX_QUEUE_NAME 128
 
 /* ---- parsing helpers ---- */
@@ -288,7 +289,8 @@ qml_server_config_new(const char *name)
 	if (c == NULL)
 		return NULL;
 	c->workers = 4;
-	c->fetch_batch = 100;
+	c->fetch_batch = 250;
+	c->prefetch = 500;
 	c->poll_interval_ms = 1000;
 	c->lease_ms = 300000;
 	c->job_timeout_ms = 0;
@@ -329,6 +331,7 @@ qml__server_config_copy(const qml_server_config *c)
 	}
 	d->workers = c->workers;
 	d->fetch_batch = c->fetch_batch;
+	d->prefetch = c->prefetch;
 	d->poll_interval_ms = c->poll_interval_ms;
 	d->lease_ms = c->lease_ms;
 	d->job_timeout_ms = c->job_timeout_ms;
@@ -359,6 +362,9 @@ qml_server_config_from_env(qml_server_config *c)
 		return qml__error(st, "QML_QUEUES: %s", qml_errmsg());
 	if ((v = env("QML_FETCH_BATCH")) != NULL &&
 		(st = parse_int("QML_FETCH_BATCH", v, 1, MAX_FETCH_BATCH, &c->fetch_batch)) != QML_OK)
+		return st;
+	if ((v = env("QML_PREFETCH")) != NULL &&
+		(st = parse_int("QML_PREFETCH", v, 0, MAX_PREFETCH, &c->prefetch)) != QML_OK)
 		return st;
 	if ((v = env("QML_POLL_INTERVAL")) != NULL &&
 		(st = parse_int("QML_POLL_INTERVAL", v, 10, 3600000, &c->poll_interval_ms)) != QML_OK)
@@ -488,6 +494,19 @@ qml_server_config_set_fetch_batch(qml_server_config *c, int batch)
 						  "fetch batch must be between 1 and %d, not %d",
 						  MAX_FETCH_BATCH, batch);
 	c->fetch_batch = batch;
+	return QML_OK;
+}
+
+qml_status
+qml_server_config_set_prefetch(qml_server_config *c, int jobs)
+{
+	if (c == NULL)
+		return qml__error(QML_ERR_INVALID, "config must not be NULL");
+	if (jobs < 0 || jobs > MAX_PREFETCH)
+		return qml__error(QML_ERR_INVALID,
+						  "prefetch must be between 0 and %d, not %d",
+						  MAX_PREFETCH, jobs);
+	c->prefetch = jobs;
 	return QML_OK;
 }
 

@@ -1,15 +1,24 @@
 /*
  * fetcher.c
- *	  The fetcher thread: claims as many jobs as there are idle workers in
- *	  one qml.fetch call, and sleeps on LISTEN qml when the queues are dry.
+ *	  The fetcher thread: claims jobs for the idle workers, and a few ahead
+ *	  while handlers are quick, in one qml.fetch call, and sleeps on LISTEN
+ *	  qml when the queues are dry.
  *
  * Its connection is its own (a LISTEN belongs to a session), and it LISTENs
  * before its first fetch. The loop: fetch while jobs come back; after an
  * empty fetch the queues are drained, so wait for a notification naming
  * one of our queues, for the poll interval (a missed notification costs at
  * most that), or for a stop.
- * With every worker busy it waits on the wake eventfd instead, which a
- * worker signals when it frees its slot.
+ * With no room for a worthwhile fetch it waits on the wake eventfd
+ * instead, which the worker signals whose freed slot makes that room.
+ *
+ * Room: a job for every worker plus the claim-ahead, which is what the
+ * workers finished in the last CLAIM_AHEAD_MS at their recent rate, capped
+ * by the prefetch setting. Quick handlers thus always find the next job
+ * waiting while the fetch for the ones after it is in flight (a fetch costs
+ * a round trip and a commit, easily a millisecond), in batches of half the
+ * fetch batch or more; slow handlers get the old behaviour, a job claimed
+ * only for an idle worker, and no job waits long for a thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +34,9 @@ static const char fetch_sql[] =
 "       (extract(epoch FROM created_at) * 1000000)::int8"
 "  FROM qml.fetch($1, $2::text[], $3::int, $4::interval)";
 
+#define CLAIM_AHEAD_MS 50
+#define RATE_WINDOW_US 10000	/* the rate is sampled no more often */
+
 typedef enum wait_result
 {
 	WAIT_TIMEOUT, WAIT_WAKE, WAIT_SOCKET, WAIT_ERROR
@@ -38,6 +50,9 @@ typedef struct fetcher
 	bool		was_connected;
 	bool		complained;		/* logged the current outage already */
 	int			failures;		/* in a row, for the backoff */
+	double		rate;			/* jobs finished per second, smoothed */
+	int64_t		rate_mono;		/* when it was last sampled */
+	uint64_t	rate_finished;	/* s->finished then */
 } fetcher;
 
 static bool
@@ -103,9 +118,36 @@ wait_events(fetcher *f, int timeout_ms)
 	return WAIT_SOCKET;
 }
 
+/*
+ * The jobs waiting in the ring were claimed by the session that just ended:
+ * the server gives them back on its own (session lease), so running them
+ * now would only run them twice. Forget them.
+ */
+static void
+drop_unstarted(fetcher *f)
+{
+	qml_server *s = f->s;
+	rt_job	   *j;
+	int			n = 0;
+
+	pthread_mutex_lock(&s->q_mu);
+	while ((j = qml__rt_ring_pop(s)) != NULL)
+	{
+		free(j);
+		atomic_fetch_sub(&s->inflight, 1);
+		n++;
+	}
+	pthread_mutex_unlock(&s->q_mu);
+	if (n > 0)
+		qml__rt_log(s, QML_LOG_WARNING,
+					"fetcher: connection lost; %d jobs claimed ahead are left to the server to give back", n);
+}
+
 static void
 disconnect(fetcher *f)
 {
+	if (f->conn != NULL)
+		drop_unstarted(f);
 	qml__conn_close(f->conn);
 	f->conn = NULL;
 }
@@ -236,7 +278,7 @@ fetch(fetcher *f, int want)
 			atomic_fetch_sub(&s->inflight, 1);
 			continue;
 		}
-		s->ring[(s->ring_head + s->ring_count) % (size_t) s->config->workers] = j;
+		s->ring[(s->ring_head + s->ring_count) % s->ring_cap] = j;
 		s->ring_count++;
 	}
 	if (n == 1)
@@ -248,22 +290,54 @@ fetch(fetcher *f, int want)
 	return n;
 }
 
-/* All workers busy: sleep until one frees its slot (or a stop). */
+/* Samples the workers' rate: jobs finished per second, smoothed. */
 static void
-wait_for_slot(fetcher *f)
+sample_rate(fetcher *f)
+{
+	int64_t		now = qml__mono_us();
+	uint64_t	done = atomic_load(&f->s->finished);
+
+	if (f->rate_mono == 0)
+	{
+		f->rate_mono = now;
+		f->rate_finished = done;
+		return;
+	}
+	if (now - f->rate_mono < RATE_WINDOW_US)
+		return;
+	f->rate = 0.5 * f->rate +
+		0.5 * (double) (done - f->rate_finished) * 1e6 / (double) (now - f->rate_mono);
+	f->rate_mono = now;
+	f->rate_finished = done;
+}
+
+/* How many jobs to claim beyond one per worker. */
+static int
+claim_ahead(fetcher *f)
+{
+	double		n = f->rate * CLAIM_AHEAD_MS / 1000.0;
+	int			max = f->s->config->prefetch;
+
+	return n >= max ? max : (int) n;
+}
+
+/*
+ * No room for a fetch: sleep until inflight falls to `level` (or a stop).
+ * The timeout is short so that the claim-ahead follows a change of pace.
+ */
+static void
+wait_for_room(fetcher *f, int level)
 {
 	qml_server *s = f->s;
 
-	atomic_store(&s->fetcher_waiting, true);
-	if (atomic_load(&s->inflight) < s->config->workers || atomic_load(&s->fetch_stop))
+	atomic_store(&s->fetch_wake_at, level);
+	if (atomic_load(&s->inflight) > level && !atomic_load(&s->fetch_stop))
 	{
-		atomic_store(&s->fetcher_waiting, false);
-		return;
+		/* notifications are read meanwhile so they do not pile up */
+		if (wait_events(f, 100) == WAIT_SOCKET && drain(f) < 0)
+			disconnect(f);
 	}
-	/* notifications are read meanwhile so they do not pile up */
-	if (wait_events(f, 1000) == WAIT_SOCKET && drain(f) < 0)
-		disconnect(f);
-	atomic_store(&s->fetcher_waiting, false);
+	atomic_store(&s->fetch_wake_at, -1);
 }
 
 /* Queues drained: wait for a notification about our queues or the poll interval. */
@@ -321,7 +395,9 @@ qml__fetcher_main(void *arg)
 
 	while (!atomic_load(&s->fetch_stop))
 	{
-		int			idle,
+		int			ahead,
+					room,
+					least,
 					want,
 					got;
 
@@ -330,13 +406,26 @@ qml__fetcher_main(void *arg)
 			back_off(&f);
 			continue;
 		}
-		idle = s->config->workers - atomic_load(&s->inflight);
-		if (idle <= 0)
+		sample_rate(&f);
+		ahead = claim_ahead(&f);
+
+		/*
+		 * Fetch for any idle worker at once; beyond that, wait until half a
+		 * batch fits (many small fetches cost more than few large ones), or
+		 * half the claim-ahead, so that the rest keeps the workers busy
+		 * while the fetch is in flight. least <= ahead keeps the first case
+		 * true.
+		 */
+		least = ahead / 2 < s->config->fetch_batch / 2 ? ahead / 2 : s->config->fetch_batch / 2;
+		if (least < 1)
+			least = 1;
+		room = s->config->workers + ahead - atomic_load(&s->inflight);
+		if (room < least)
 		{
-			wait_for_slot(&f);
+			wait_for_room(&f, s->config->workers + ahead - least);
 			continue;
 		}
-		want = idle < s->config->fetch_batch ? idle : s->config->fetch_batch;
+		want = room < s->config->fetch_batch ? room : s->config->fetch_batch;
 		got = fetch(&f, want);
 		if (got < 0)
 		{

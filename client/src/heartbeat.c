@@ -1,7 +1,8 @@
 /*
  * heartbeat.c
- *	  The supervisor thread: renews the leases of long jobs (qml.heartbeat)
- *	  and enforces the per-job timeout.
+ *	  The supervisor thread: renews the leases of long jobs (qml.heartbeat),
+ *	  enforces the per-job timeout, and releases jobs claimed ahead that
+ *	  waited too long for a worker.
  *
  * A lease is renewed once a third of it has passed, so a job outlives any
  * number of leases while its worker is alive; a job whose lease the server
@@ -141,22 +142,52 @@ check(qml_server *s, int64_t *ids)
 		renew(s, ids, n);
 }
 
+/*
+ * Jobs claimed ahead wait in the ring while every worker is busy; if the
+ * handlers turned slow they would wait for long, holding jobs other servers
+ * could run, and eventually outlive their lease. The oldest are at the
+ * head: give back those past the hold.
+ */
+static void
+release_stale(qml_server *s, rt_job **out)
+{
+	int64_t		oldest = qml__mono_us() - qml__rt_hold_us(s);
+	size_t		n = 0;
+
+	pthread_mutex_lock(&s->q_mu);
+	while (s->ring_count > 0 && s->ring[s->ring_head]->fetched_mono < oldest)
+		out[n++] = qml__rt_ring_pop(s);
+	pthread_mutex_unlock(&s->q_mu);
+	if (n > 0)
+		qml__rt_log(s, QML_LOG_INFO,
+					"released %zu jobs that waited %lld ms for a worker", n,
+					(long long) (qml__rt_hold_us(s) / 1000));
+	for (size_t i = 0; i < n; i++)
+		qml__rt_release_unstarted(s, out[i]);
+}
+
 void *
 qml__supervisor_main(void *arg)
 {
 	qml_server *s = arg;
 	int			tick = s->config->lease_ms / 6;
 	int64_t    *ids = calloc((size_t) s->config->workers, sizeof(int64_t));
+	rt_job	  **stale = calloc(s->ring_cap, sizeof(rt_job *));
 
 	if (tick > 10000)
 		tick = 10000;
+	/* a waiting job is released at most half a hold late */
+	if (s->config->prefetch > 0 && tick > qml__rt_hold_us(s) / 2000)
+		tick = (int) (qml__rt_hold_us(s) / 2000);
 	if (s->config->job_timeout_ms > 0 && tick > 25)
 		tick = 25;
 	if (tick < 10)
 		tick = 10;
-	if (ids == NULL)
+	if (ids == NULL || stale == NULL)
 	{
 		qml__rt_log(s, QML_LOG_ERROR, "supervisor: out of memory; no heartbeats or timeouts");
+		free(ids);
+		free(stale);
 		return NULL;
 	}
 	pthread_mutex_lock(&s->sv_mu);
@@ -167,9 +198,11 @@ qml__supervisor_main(void *arg)
 			break;
 		pthread_mutex_unlock(&s->sv_mu);
 		check(s, ids);
+		release_stale(s, stale);
 		pthread_mutex_lock(&s->sv_mu);
 	}
 	pthread_mutex_unlock(&s->sv_mu);
 	free(ids);
+	free(stale);
 	return NULL;
 }

@@ -89,6 +89,7 @@ struct qml_server_config
 	char	  **queues;
 	size_t		nqueues;
 	int			fetch_batch;
+	int			prefetch;		/* jobs claimed ahead of idle workers, at most */
 	int			poll_interval_ms;
 	int			lease_ms;
 	int			job_timeout_ms;
@@ -278,16 +279,18 @@ struct qml_server
 	pthread_t	fetcher;
 	bool		fetcher_started;
 	atomic_bool fetch_stop;
-	int			wake_fd;		/* eventfd: a slot was freed, or stop */
-	atomic_bool fetcher_waiting;
-	atomic_int	inflight;		/* fetched and not yet reported */
+	int			wake_fd;		/* eventfd: room for a fetch, or stop */
+	atomic_int	fetch_wake_at;	/* inflight level to wake the fetcher at; -1 */
+	atomic_int	inflight;		/* fetched, and not yet run or released */
+	atomic_uint_fast64_t finished;	/* handlers returned: the fetcher's rate */
 	qml_conn   *fetch_conn;		/* the fetcher's, kept open until stopped */
 
 	/* dispatch: fetched jobs waiting for a worker thread */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_cv;		/* a job was queued, or workers_stop */
 	pthread_cond_t idle_cv;		/* a worker finished a job (during stop) */
-	rt_job	  **ring;
+	rt_job	  **ring;			/* workers + prefetch entries, oldest first */
+	size_t		ring_cap;
 	size_t		ring_head;
 	size_t		ring_count;
 	int			active;			/* worker threads running a job */
@@ -324,6 +327,18 @@ void		qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind,
 						   char *text);
 /* Frees a slot: one job fewer in flight; wakes the fetcher if it waits. */
 void		qml__rt_slot_freed(qml_server *s);
+
+/*
+ * How long a claimed job may wait in the ring for a worker before it is
+ * released (µs): a second, or half the lease when that is shorter, so it is
+ * never held near its lease's end and never hoarded while other servers
+ * could run it.
+ */
+int64_t		qml__rt_hold_us(const qml_server *s);
+/* Takes the ring's oldest job, NULL when empty; caller holds q_mu. */
+rt_job	   *qml__rt_ring_pop(qml_server *s);
+/* Gives a claimed job that never ran back to the queue (a release report). */
+void		qml__rt_release_unstarted(qml_server *s, rt_job *job);
 
 void	   *qml__fetcher_main(void *arg);
 void	   *qml__worker_main(void *arg);

@@ -5,10 +5,12 @@
  *	  and the little shared machinery (log, reports, slot accounting).
  *
  * Threads: one fetcher (claims jobs, LISTENs), N workers (run handlers),
- * one flusher (reports outcomes in batches), one supervisor (heartbeats and
- * timeouts). Jobs flow fetcher -> ring -> worker -> reports -> flusher.
- * The fetcher never claims more jobs than there are idle workers, so a job
- * waits in the ring only for a thread that is already free.
+ * one flusher (reports outcomes in batches), one supervisor (heartbeats,
+ * timeouts, jobs waiting too long). Jobs flow fetcher -> ring -> worker ->
+ * reports -> flusher. The fetcher claims a job for every idle worker and,
+ * while handlers are quick, a few more ahead (prefetch), so the workers
+ * never wait for a fetch's round trip; a job waits in the ring for a
+ * bounded time (qml__rt_hold_us) and is released past it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -87,15 +89,51 @@ qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind, char *text)
 	pthread_mutex_unlock(&s->fl_mu);
 }
 
+/*
+ * The fetcher sleeps until inflight falls to fetch_wake_at. Inflight drops
+ * one at a time and only the fetcher raises it, so exactly one freed slot
+ * sees the level and pays for the write; the fetcher checks inflight again
+ * after publishing the level, so a drop in between is not missed.
+ */
 void
 qml__rt_slot_freed(qml_server *s)
 {
-	atomic_fetch_sub(&s->inflight, 1);
-	if (atomic_load(&s->fetcher_waiting))
+	int			left = atomic_fetch_sub(&s->inflight, 1) - 1;
+
+	if (left == atomic_load(&s->fetch_wake_at))
 	{
 		uint64_t	one = 1;
 		ssize_t		w QML_UNUSED = write(s->wake_fd, &one, sizeof(one));
 	}
+}
+
+int64_t
+qml__rt_hold_us(const qml_server *s)
+{
+	int64_t		half_lease = (int64_t) s->config->lease_ms * 1000 / 2;
+
+	return half_lease < 1000000 ? half_lease : 1000000;
+}
+
+rt_job *
+qml__rt_ring_pop(qml_server *s)
+{
+	rt_job	   *j;
+
+	if (s->ring_count == 0)
+		return NULL;
+	j = s->ring[s->ring_head];
+	s->ring_head = (s->ring_head + 1) % s->ring_cap;
+	s->ring_count--;
+	return j;
+}
+
+void
+qml__rt_release_unstarted(qml_server *s, rt_job *job)
+{
+	qml__rt_report(s, job->id, REPORT_RELEASE, NULL);
+	free(job);
+	qml__rt_slot_freed(s);
 }
 
 static void
@@ -156,6 +194,7 @@ qml_server_new(qml_client *client, const qml_registry *registry,
 	s->client = client;
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	s->wake_fd = -1;
+	atomic_store(&s->fetch_wake_at, -1);
 	s->registry = qml__registry_freeze(registry);
 	s->config = config ? qml__server_config_copy(config) : qml_server_config_new(NULL);
 	if (s->registry == NULL || s->config == NULL)
@@ -164,7 +203,8 @@ qml_server_new(qml_client *client, const qml_registry *registry,
 		return qml__nomem();
 	}
 	n = s->config->workers;
-	s->ring = calloc((size_t) n, sizeof(rt_job *));
+	s->ring_cap = (size_t) n + (size_t) s->config->prefetch;
+	s->ring = calloc(s->ring_cap, sizeof(rt_job *));
 	s->slots = calloc((size_t) n, sizeof(rt_slot));
 	if (s->ring == NULL || s->slots == NULL)
 	{
@@ -304,22 +344,14 @@ stop_threads(qml_server *s)
 	if (s->ring_count > 0 && (unstarted = calloc(s->ring_count, sizeof(rt_job *))) != NULL)
 	{
 		while (s->ring_count > 0)
-		{
-			unstarted[nunstarted++] = s->ring[s->ring_head];
-			s->ring_head = (s->ring_head + 1) % (size_t) s->config->workers;
-			s->ring_count--;
-		}
+			unstarted[nunstarted++] = qml__rt_ring_pop(s);
 	}
 	s->workers_stop = true;
 	pthread_cond_broadcast(&s->q_cv);
 	pthread_mutex_unlock(&s->q_mu);
 
 	for (size_t i = 0; i < nunstarted; i++)
-	{
-		qml__rt_report(s, unstarted[i]->id, REPORT_RELEASE, NULL);
-		free(unstarted[i]);
-		qml__rt_slot_freed(s);
-	}
+		qml__rt_release_unstarted(s, unstarted[i]);
 	free(unstarted);
 
 	pthread_mutex_lock(&s->q_mu);

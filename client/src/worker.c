@@ -3,7 +3,8 @@
  *	  Worker threads and the handler's view of its job (qml_job_ctx).
  *
  * A worker takes a job from the ring, runs its handler and hands the
- * outcome to the flusher. Its slot records which job it runs, the lease and
+ * outcome to the flusher (a job that waited in the ring past the hold goes
+ * back to the queue instead). Its slot records which job it runs, the lease and
  * the deadline, for the supervisor; whoever moves the slot out of RUNNING
  * first (the worker when the handler returns, the supervisor on timeout,
  * the stop past its grace period) reports the job, the other stays silent.
@@ -251,15 +252,26 @@ qml__worker_main(void *arg)
 
 		while (s->ring_count == 0 && !s->workers_stop)
 			pthread_cond_wait(&s->q_cv, &s->q_mu);
-		if (s->ring_count == 0)
+		if ((job = qml__rt_ring_pop(s)) == NULL)
 			break;
-		job = s->ring[s->ring_head];
-		s->ring_head = (s->ring_head + 1) % (size_t) s->config->workers;
-		s->ring_count--;
+
+		/*
+		 * Claimed ahead and kept waiting past the hold (the supervisor
+		 * releases such jobs too, but only on its tick): too little of the
+		 * lease may be left to start it safely, so give it back.
+		 */
+		if (qml__mono_us() - job->fetched_mono > qml__rt_hold_us(s))
+		{
+			pthread_mutex_unlock(&s->q_mu);
+			qml__rt_release_unstarted(s, job);
+			pthread_mutex_lock(&s->q_mu);
+			continue;
+		}
 		s->active++;
 		pthread_mutex_unlock(&s->q_mu);
 
 		run_job(s, slot, job);
+		atomic_fetch_add(&s->finished, 1);
 
 		pthread_mutex_lock(&s->q_mu);
 		s->active--;

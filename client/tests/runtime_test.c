@@ -1,10 +1,12 @@
 /*
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
- *	  each run exactly once, LISTEN wakeup latency, queue order, pause,
- *	  outcomes, a heartbeat keeping a job three leases long alive, the job
- *	  timeout, graceful shutdown (mid-batch and past the grace period), the
- *	  SIGTERM path, and reconnecting after a server restart under load.
+ *	  each run exactly once, claiming ahead (and not, with prefetch 0), jobs
+ *	  claimed ahead released past the hold, LISTEN wakeup latency, queue
+ *	  order, pause, outcomes, a heartbeat keeping a job three leases long
+ *	  alive, the job timeout, graceful shutdown (mid-batch and past the
+ *	  grace period), the SIGTERM path, and reconnecting after a server
+ *	  restart under load.
  *
  * Every test uses a queue of its own. QML_TEST_QUICK=1 (the valgrind pass)
  * runs fewer jobs and skips the slow cases.
@@ -184,6 +186,119 @@ test_exactly_once(void)
 	show_counters(s);
 	is_status(qml_server_start(s), QML_ERR_STATE, "a stopped server does not start again");
 	is_status(qml_server_stop(s), QML_OK, "stop is idempotent");
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
+/* ---- claiming ahead of the idle workers ---- */
+
+static void
+no_prefetch(qml_server_config *c)
+{
+	qml_server_config_set_prefetch(c, 0);
+}
+
+/*
+ * Quick handlers: the fetcher claims more jobs per fetch than there are
+ * workers (the next ones wait while a fetch is in flight); with prefetch 0
+ * never more than the idle workers. Either way each job runs once.
+ */
+static void
+test_claim_ahead(void)
+{
+	int			n = test_quick() ? 300 : 3000;
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const char *queue = pass == 0 ? "ahead" : "noahead";
+		qml_registry *reg = qml_registry_new();
+		qml_server *s;
+		qml_server_counters k;
+		long long	done;
+		int			once = 0;
+		double		per_fetch;
+
+		reset_counts();
+		qml_registry_add(reg, "count", count_handler, NULL);
+		enqueue_numbered("count", queue, n);
+		s = server_for(reg, queue, 4, pass == 0 ? NULL : no_prefetch);
+		qml_server_start(s);
+		done = wait_count(n, 60, pass == 0
+						  ? "SELECT count(*) FROM qml.jobs WHERE queue = 'ahead' AND state = 'succeeded'"
+						  : "SELECT count(*) FROM qml.jobs WHERE queue = 'noahead' AND state = 'succeeded'");
+		is_status(qml_server_stop(s), QML_OK, "server_stop (%s)", queue);
+		is_int(done, n, "%d jobs succeeded (%s)", n, queue);
+		for (int i = 0; i < n; i++)
+			once += atomic_load(&runs[i]) == 1;
+		is_int(once, n, "each ran exactly once (%s)", queue);
+		qml_server_get_counters(s, &k);
+		per_fetch = k.fetch_calls ? (double) k.fetched / (double) k.fetch_calls : 0;
+		if (pass == 0)
+			ok(per_fetch > 4, "quick handlers: jobs claimed ahead, %.1f per fetch on 4 workers", per_fetch);
+		else
+			ok(per_fetch <= 4, "prefetch 0: at most one per idle worker, %.1f per fetch", per_fetch);
+		is_int(k.released, 0, "nothing released (%s)", queue);
+		show_counters(s);
+		qml_server_free(s);
+		qml_registry_free(reg);
+	}
+}
+
+/* ---- jobs claimed ahead do not wait past the hold ---- */
+
+static void lease_1s(qml_server_config *c);
+
+#define HOLD_FAST 1000
+#define HOLD_SLOW 20
+
+/* the first HOLD_FAST jobs are quick, the rest take 200 ms */
+static qml_outcome
+turning_slow_handler(qml_job_ctx *ctx, void *data)
+{
+	long		n = arg_number(ctx);
+
+	(void) data;
+	if (n >= 0 && n < MAXN)
+		atomic_fetch_add(&runs[n], 1);
+	if (n >= HOLD_FAST)
+		sleep_ms(200);
+	return qml_success(ctx, NULL);
+}
+
+/*
+ * Handlers that turn slow find jobs claimed ahead at their quick pace: with
+ * a lease of 1 s those may wait half of it (500 ms) for a worker, then they
+ * are released, not started late or left to expire. Nothing runs twice,
+ * every job succeeds in one attempt, no completion is refused.
+ */
+static void
+test_hold_release(void)
+{
+	int			n = HOLD_FAST + HOLD_SLOW;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	long long	done;
+	int			once = 0;
+
+	reset_counts();
+	qml_registry_add(reg, "turn", turning_slow_handler, NULL);
+	enqueue_numbered("turn", "hold", n);
+	s = server_for(reg, "hold", 2, lease_1s);
+	qml_server_start(s);
+	done = wait_count(n, 60, "SELECT count(*) FROM qml.jobs WHERE queue = 'hold' AND state = 'succeeded'");
+	is_status(qml_server_stop(s), QML_OK, "server_stop");
+	is_int(done, n, "%d jobs succeeded", n);
+	for (int i = 0; i < n; i++)
+		once += atomic_load(&runs[i]) == 1;
+	is_int(once, n, "each ran exactly once");
+	qml_server_get_counters(s, &k);
+	ok(k.released > 0, "jobs that waited past the hold were released (%llu)",
+	   (unsigned long long) k.released);
+	is_int(k.lost, 0, "no completion refused for a lost lease");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'hold' AND attempts <> 1"), 0,
+		   "each in one attempt (a release counts none)");
+	show_counters(s);
 	qml_server_free(s);
 	qml_registry_free(reg);
 }
@@ -803,6 +918,7 @@ main(void)
 	client = test_client(true);
 	q1(db, "DELETE FROM qml.jobs");
 	test_exactly_once();
+	test_claim_ahead();
 	test_outcomes();
 	test_queue_order();
 	test_timeout();
@@ -816,6 +932,7 @@ main(void)
 		test_wakeup_after_partial_batch();
 		test_pause();
 		test_heartbeat();
+		test_hold_release();
 		test_restart();
 	}
 	qml_client_close(client);

@@ -70,6 +70,9 @@ test_server_config(void)
 	is_status(qml_server_config_set_queues_csv(c, " a, b ,c"), QML_OK, "queues from csv");
 	is_status(qml_server_config_set_queues_csv(c, ",,"), QML_ERR_INVALID, "csv without names refused");
 	is_status(qml_server_config_set_fetch_batch(c, 1001), QML_ERR_INVALID, "batch over 1000 refused");
+	is_status(qml_server_config_set_prefetch(c, 0), QML_OK, "prefetch 0 (claim for idle workers only)");
+	is_status(qml_server_config_set_prefetch(c, -1), QML_ERR_INVALID, "negative prefetch refused");
+	is_status(qml_server_config_set_prefetch(c, 10001), QML_ERR_INVALID, "prefetch over 10000 refused");
 	is_status(qml_server_config_set_poll_interval(c, 1), QML_ERR_INVALID, "poll interval 1 ms refused");
 	is_status(qml_server_config_set_lease(c, 10), QML_ERR_INVALID, "lease 10 ms refused");
 	is_status(qml_server_config_set_job_timeout(c, -5), QML_ERR_INVALID, "negative timeout refused");
@@ -87,8 +90,14 @@ test_server_config(void)
 	setenv("QML_QUEUES", " , ", 1);
 	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_QUEUES without names is an error");
 	contains(qml_errmsg(), "QML_QUEUES", "naming the variable");
-	unsetenv("QML_WORKERS");
 	unsetenv("QML_QUEUES");
+	setenv("QML_PREFETCH", "many", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_PREFETCH not a number is an error");
+	contains(qml_errmsg(), "QML_PREFETCH", "naming the variable");
+	setenv("QML_PREFETCH", "0", 1);
+	is_status(qml_server_config_from_env(c), QML_OK, "QML_PREFETCH=0 read");
+	unsetenv("QML_PREFETCH");
+	unsetenv("QML_WORKERS");
 	qml_server_config_free(c);
 }
 
