@@ -1,21 +1,29 @@
 /*
  * bench/runtime.c
  *	  The libqml worker runtime end to end: jobs/s with no-op handlers at
- *	  1, 4, 8 and 16 worker threads, next to a raw SQL baseline measured in
- *	  the same run on the same cluster (that many threads, each claiming
- *	  one row of a minimal table with FOR UPDATE SKIP LOCKED and deleting
- *	  it, one statement per job), and the latency from enqueue to handler
- *	  start on an idle server. Prints numbers only.
+ *	  1, 4, 8 and 16 worker threads (--threads), next to a raw SQL baseline
+ *	  measured in the same run on the same cluster (that many threads, each
+ *	  claiming one row of a minimal table with FOR UPDATE SKIP LOCKED and
+ *	  deleting it, one statement per job), and the latency from enqueue to
+ *	  handler start on an idle server. Prints numbers only.
  *
- *	  make bench-runtime [BENCH_ARGS="--jobs N --reps N --latency N --db NAME"]
+ *	  make bench-runtime [BENCH_ARGS="--jobs N --reps N --latency N --db NAME
+ *	                      --threads 10,24 --fetch-batch N --prefetch N
+ *	                      --flush-max N --no-raw -v"]
  *
  * Each figure is the median of --reps runs (default 3), raw and qml runs
- * alternating, so a neighbour's load on the machine hits both alike.
+ * alternating, so a neighbour's load on the machine hits both alike. The
+ * clock runs from the server's start (the jobs are enqueued and the table
+ * vacuumed before) to the return of its stop, which flushes the last
+ * completions: every job is succeeded in the database by then. --latency 0
+ * skips the latency pass, --no-raw the baseline, -v prints each run and
+ * the runtime's counters on stderr.
  * Reaches the server through the PG* environment; drops and creates its
  * own database (default qml_bench) and the extension in it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +37,11 @@ static const char *dbname = "qml_bench";
 static int	njobs = 10000;
 static int	nlatency = 300;
 static int	reps = 3;
+static int	fetch_batch = 0;	/* 0: the runtime's default */
+static int	prefetch = -1;		/* -1: the runtime's default */
+static int	flush_max = 0;		/* 0: the runtime's default */
+static bool no_raw = false;
+static bool verbose = false;
 static atomic_int handled;
 
 static double
@@ -183,6 +196,12 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	sql(admin, q);
 	sql(admin, "VACUUM ANALYZE qml.jobs");
 	qml_server_config_set_workers(cfg, threads);
+	if (fetch_batch > 0)
+		qml_server_config_set_fetch_batch(cfg, fetch_batch);
+	if (prefetch >= 0)
+		qml_server_config_set_prefetch(cfg, prefetch);
+	if (flush_max > 0)
+		qml_server_config_set_flush(cfg, 5, flush_max);
 	qml_server_new(client, reg, cfg, &s);
 	atomic_store(&handled, 0);
 	t0 = secs();
@@ -196,6 +215,17 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	/* stop flushes the last completions: the jobs are succeeded in the database */
 	qml_server_stop(s);
 	t1 = secs();
+	if (verbose)
+	{
+		qml_server_counters k;
+
+		qml_server_get_counters(s, &k);
+		fprintf(stderr, "  %d threads: %.0f jobs/s, %llu fetches (%.1f jobs each), %llu flushes (%.1f each)\n",
+				threads, njobs / (t1 - t0), (unsigned long long) k.fetch_calls,
+				k.fetch_calls ? (double) k.fetched / k.fetch_calls : 0.0,
+				(unsigned long long) k.flushes,
+				k.flushes ? (double) k.succeeded / k.flushes : 0.0);
+	}
 	qml_server_free(s);
 	qml_server_config_free(cfg);
 	snprintf(q, sizeof(q), "SELECT count(*) = %d FROM qml.jobs WHERE state = 'succeeded'", njobs);
@@ -283,10 +313,38 @@ run_latency(PGconn *admin, qml_client *client)
 	qml_registry_free(reg);
 }
 
+/* "10,24" (or "10 24") into counts of 1..1000; false when malformed */
+static bool
+parse_threads(const char *list, int *out, int max, int *n)
+{
+	const char *p = list;
+
+	*n = 0;
+	while (*p)
+	{
+		char	   *end;
+		long		v;
+
+		while (*p == ',' || *p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		v = strtol(p, &end, 10);
+		if (end == p || v < 1 || v > 1000 || *n == max)
+			return false;
+		out[(*n)++] = (int) v;
+		p = end;
+		if (*p != '\0' && *p != ',' && *p != ' ')
+			return false;
+	}
+	return *n > 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const int threads[] = {1, 4, 8, 16};
+	int			threads[32] = {1, 4, 8, 16};
+	int			nthreads = 4;
 	PGconn	   *maint,
 			   *admin;
 	qml_config *cfg;
@@ -305,13 +363,28 @@ main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
 			dbname = argv[++i];
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
+				 parse_threads(argv[i + 1], threads, 32, &nthreads))
+			i++;
+		else if (strcmp(argv[i], "--fetch-batch") == 0 && i + 1 < argc)
+			fetch_batch = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--prefetch") == 0 && i + 1 < argc)
+			prefetch = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--flush-max") == 0 && i + 1 < argc)
+			flush_max = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--no-raw") == 0)
+			no_raw = true;
+		else if (strcmp(argv[i], "-v") == 0)
+			verbose = true;
 		else
 		{
-			fprintf(stderr, "usage: bench-runtime [--jobs N] [--reps N] [--latency N] [--db NAME]\n");
+			fprintf(stderr, "usage: bench-runtime [--jobs N] [--reps N] [--latency N] [--db NAME]\n"
+					"                     [--threads N,N,...] [--fetch-batch N] [--prefetch N]\n"
+					"                     [--flush-max N] [--no-raw] [-v]\n");
 			return 2;
 		}
 	}
-	if (njobs < 1 || nlatency < 1 || reps < 1 || reps > 99)
+	if (njobs < 1 || nlatency < 0 || reps < 1 || reps > 99 || fetch_batch < 0)
 		return 2;
 
 	maint = connect_db("postgres");
@@ -343,26 +416,39 @@ main(int argc, char **argv)
 		   " PostgreSQL %s, fsync %s, synchronous_commit %s\n", njobs, reps,
 		   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
 	PQclear(r);
-	printf("raw: each thread runs DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)"
-		   " on a minimal table\n");
-	printf("%-8s %12s %12s %8s\n", "threads", "qml jobs/s", "raw jobs/s", "ratio");
-	for (size_t i = 0; i < sizeof(threads) / sizeof(threads[0]); i++)
+	if (no_raw)
+		printf("%-8s %12s\n", "threads", "qml jobs/s");
+	else
+	{
+		printf("raw: each thread runs DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)"
+			   " on a minimal table\n");
+		printf("%-8s %12s %12s %8s\n", "threads", "qml jobs/s", "raw jobs/s", "ratio");
+	}
+	fflush(stdout);
+	for (int i = 0; i < nthreads; i++)
 	{
 		double		raw[99],
 					qml[99];
 
 		for (int k = 0; k < reps; k++)
 		{
-			raw[k] = run_raw(admin, threads[i]);
+			if (!no_raw)
+				raw[k] = run_raw(admin, threads[i]);
 			qml[k] = run_qml(admin, client, reg, threads[i]);
 		}
-		qsort(raw, (size_t) reps, sizeof(double), cmpd);
 		qsort(qml, (size_t) reps, sizeof(double), cmpd);
-		printf("%-8d %12.0f %12.0f %8.2f\n", threads[i], qml[reps / 2], raw[reps / 2],
-			   qml[reps / 2] / raw[reps / 2]);
+		if (no_raw)
+			printf("%-8d %12.0f\n", threads[i], qml[reps / 2]);
+		else
+		{
+			qsort(raw, (size_t) reps, sizeof(double), cmpd);
+			printf("%-8d %12.0f %12.0f %8.2f\n", threads[i], qml[reps / 2], raw[reps / 2],
+				   qml[reps / 2] / raw[reps / 2]);
+		}
 		fflush(stdout);
 	}
-	run_latency(admin, client);
+	if (nlatency > 0)
+		run_latency(admin, client);
 
 	qml_registry_free(reg);
 	qml_client_close(client);
