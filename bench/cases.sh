@@ -252,6 +252,7 @@ case_peer() {
 		defcase "peer_c${c}_b1" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 1 + complete_batch" "graphile default mode" ""
 		defcase "peer_c${c}_b10" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 10 + complete_batch" "graphile batched mode" ""
 		defcase "peer_c${c}_b100" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 100 + complete_batch" "graphile batched mode" ""
+		defcase "peer_c${c}_rt" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml runtime ($c threads)" "graphile batched mode" "$(target '>= 2.0')"
 	done
 	for p in p50 p99 max; do
 		defcase "wake_listen_$p" "9 wake latency $p" ms "qml LISTEN + fetch" "graphile default c10" \
@@ -292,7 +293,13 @@ case_peer() {
 				record "peer_c${c}_$k" qml "${got[qml_c${c}_$k]:-}"
 				record "peer_c${c}_$k" base "${got[gw_c${c}_batched]:-}"
 			done
-			PEER_GW[c$c]="${PEER_GW[c$c]:-} ${got[gw_c${c}_batched]:-}"
+		done
+		# libqml's runtime at the same concurrencies, same job count, right
+		# after graphile (bench/runtime: the clock starts after the enqueue)
+		peer_runtime "$concs"
+		for c in $concs; do
+			record "peer_c${c}_rt" qml "${RT_GOT[$c]:-}" "${RT_NOTE:-}"
+			record "peer_c${c}_rt" base "${got[gw_c${c}_batched]:-}"
 		done
 		for p in p50 p99 max; do
 			record "wake_listen_$p" qml "${got[qml_wake_listen_$p]:-}"
@@ -305,9 +312,32 @@ case_peer() {
 		[ -s "$WORK/peer.out" ] || say "    peer run $run failed: $(tail -1 "$WORK/peer.err")"
 		unset got
 	done
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_peer" 2>>"$RES/bench.log"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_peer" -c "DROP DATABASE IF EXISTS ${DB}_peer_rt" 2>>"$RES/bench.log"
 	reset_qml
 	reset_raw
+}
+
+# peer_runtime CONCURRENCIES: one run of bench/runtime with that many worker
+# threads each (its own database, PEER_JOBS no-op jobs, enqueued before its
+# clock starts as graphile's are); sets RT_GOT[c] to jobs/s, RT_NOTE on failure
+declare -A RT_GOT
+peer_runtime() {
+	local c v
+	RT_GOT=()
+	RT_NOTE=
+	if [ -z "$RUNTIME" ]; then
+		RT_NOTE="bench/runtime not built"
+		return 0
+	fi
+	"$RUNTIME" --db "${DB}_peer_rt" --threads "$(echo $1 | tr ' ' ',')" --jobs "$PEER_JOBS" \
+		--reps 1 --no-raw --latency 0 -v >"$WORK/peer_rt.out" 2>"$WORK/peer_rt.err"
+	cat "$WORK/peer_rt.out" "$WORK/peer_rt.err" >>"$RES/bench.log"
+	for c in $1; do
+		v=$(awk -v c="$c" '$1 == c && NF == 2 { print $2 }' "$WORK/peer_rt.out")
+		RT_GOT[$c]=$v
+		say "    qml runtime, $c threads: ${v:-failed} jobs/s"
+	done
+	[ -n "$v" ] || RT_NOTE="bench/runtime: $(tail -1 "$WORK/peer_rt.err" | cut -c1-120)"
 }
 
 # --- cases 4, 5, 6: programs other parts of the project build --------------
@@ -319,7 +349,7 @@ case_peer() {
 # jobs/s|ms" line it prints becomes a row "KIND: <label>", one value per
 # number (bench/parse-output.pl).
 external() {
-	local name=$1 kind=$2 rc v
+	local name=$1 kind=$2 rc
 	shift 2
 	say "  $kind: $name"
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_ext" -c "CREATE DATABASE ${DB}_ext" 2>>"$RES/bench.log"
@@ -327,8 +357,7 @@ external() {
 	(
 		unset QML_PGDIR
 		export DATABASE_URL="$PG_URL/${DB}_ext" PGDATABASE="${DB}_ext" BENCH_MODE=$MODE BENCH_T=$EXT_T \
-			BENCH_RUNS=$RUNS BENCH_SAMPLES=$EXT_SAMPLES BENCH_THREADS="1 4 8 16 10 24" \
-			QML_PGPORT=$((QML_PGPORT + 1))
+			BENCH_RUNS=$RUNS BENCH_SAMPLES=$EXT_SAMPLES QML_PGPORT=$((QML_PGPORT + 1))
 		"$@"
 	) >"$WORK/ext.out" 2>"$WORK/ext.err"
 	rc=$?
@@ -344,14 +373,6 @@ external() {
 		grep -q "^$PASS	$key	" "$RES/cases.tsv" ||
 			defcase "$key" "$kind: $label" "$unit" "$name" "$base_label" ""
 		record "$key" "$side" "$value"
-		# beside graphile-worker's batched mode at the same concurrency
-		[ "$side" = qml ] && [ "$unit" = jobs/s ] && [ -n "$conc" ] && [ -n "${PEER_GW[c$conc]:-}" ] || continue
-		grep -q "^$PASS	peer_$key	" "$RES/cases.tsv" || {
-			defcase "peer_$key" "9 run no-op jobs c$conc" jobs/s \
-				"qml C runtime ($label)" "graphile batched mode" "$(target '>= 2.0')"
-			for v in ${PEER_GW[c$conc]}; do record "peer_$key" base "$v"; done
-		}
-		record "peer_$key" qml "$value"
 	done <"$WORK/ext.tsv"
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_ext" 2>>"$RES/bench.log"
 }

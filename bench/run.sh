@@ -92,7 +92,6 @@ SQL=$BENCH/sql
 RES=$BENCH/results
 WORK=$(mktemp -d /tmp/qml-bench-work.XXXXXX)
 BG_PIDS=
-declare -A PEER_GW=()
 T0=$SECONDS
 
 mkdir -p "$RES"
