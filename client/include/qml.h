@@ -464,8 +464,8 @@ QML_API qml_status	qml_server_config_set_fetch_batch(qml_server_config *config, 
 /*
  * Claiming ahead: besides a job for every idle worker, the fetcher may hold
  * up to `jobs` (0..10000) more, so that workers never wait for a fetch's
- * round trip. It claims only as many as the workers finished in the last
- * 50 ms at their recent rate (none while handlers are slow), and a job that
+ * round trip. It claims only as many as the workers finish in 50 ms at
+ * their recent rate (little or none while handlers are slow), and a job that
  * waited for a worker for 1 s (or half the lease, if that is shorter) is
  * released for other servers to take. 0 claims only for idle workers.
  */
