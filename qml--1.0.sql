@@ -81,9 +81,12 @@ CREATE INDEX jobs_fetch_idx ON qml.jobs (queue, priority DESC, run_at, id)
 -- Promotion of due scheduled and retrying jobs.
 CREATE INDEX jobs_due_idx ON qml.jobs (run_at)
 	WHERE state IN ('scheduled', 'awaiting_retry');
--- Rescue of expired leases.
+-- Rescue of expired leases. Only statements that say locked_until IS NOT
+-- NULL (or compare it) can use it: a completion's "id = ... AND state =
+-- 'processing'" otherwise got a generic plan that walked this whole index,
+-- dead entries of every finished job included, instead of the primary key.
 CREATE INDEX jobs_lease_idx ON qml.jobs (locked_until)
-	WHERE state = 'processing';
+	WHERE state = 'processing' AND locked_until IS NOT NULL;
 -- Pruning and throughput over finished jobs.
 CREATE INDEX jobs_finished_idx ON qml.jobs (finished_at)
 	WHERE state IN ('succeeded', 'failed', 'deleted');

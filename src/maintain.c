@@ -101,7 +101,7 @@ static const char *const prune_sql =
 static const char *const session_rescue_sql = FAIL_HELD_JOBS(
 "  SELECT id FROM qml.jobs"
 "   WHERE state OPERATOR(pg_catalog.=) 'processing'"
-"     AND lease_pid IS NOT NULL"
+"     AND lease_pid IS NOT NULL AND locked_until IS NOT NULL"
 "     AND NOT qml.session_alive(lease_pid, lease_session)"
 "   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
 "'session of worker ' OPERATOR(pg_catalog.||) j.locked_by"
@@ -113,7 +113,7 @@ static const char *const next_due_sql =
 "  (SELECT pg_catalog.min(run_at) FROM qml.jobs"
 "    WHERE state OPERATOR(pg_catalog.=) ANY ('{scheduled,awaiting_retry}'::qml.job_state[])),"
 "  (SELECT pg_catalog.min(locked_until) FROM qml.jobs"
-"    WHERE state OPERATOR(pg_catalog.=) 'processing'),"
+"    WHERE state OPERATOR(pg_catalog.=) 'processing' AND locked_until IS NOT NULL),"
 "  (SELECT pg_catalog.min(next_run_at) FROM qml.recurring))";
 
 /* ended sessions already looked for; the first pass of a process looks */

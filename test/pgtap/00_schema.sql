@@ -109,7 +109,8 @@ SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 SELECT has_index('qml', 'jobs', 'jobs_lease_idx', ARRAY['locked_until'], 'jobs_lease_idx on (locked_until)');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_lease_idx'::regclass),
-		  '(state = ''processing''::qml.job_state)', 'jobs_lease_idx covers processing jobs only');
+		  '((state = ''processing''::qml.job_state) AND (locked_until IS NOT NULL))',
+		  'jobs_lease_idx covers processing jobs only, for statements that say locked_until IS NOT NULL');
 SELECT has_index('qml', 'jobs', 'jobs_finished_idx', ARRAY['finished_at'], 'jobs_finished_idx on (finished_at)');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_finished_idx'::regclass),

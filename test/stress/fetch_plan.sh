@@ -128,6 +128,35 @@ else
 	bad "auto_explain captured the claims of both fetches" "$claims claim plans among $(grep -c '"Query Text"' "$work/auto_explain") plans"
 fi
 
+# completions find their jobs by primary key: an index of processing jobs
+# (jobs_lease_idx) holds a dead entry for every job finished since the last
+# VACUUM, and a generic plan that picked it walked them all
+psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" >/dev/null 2>"$work/auto_explain" <<'SQL' ||
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+BEGIN;
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT id FROM qml.fetch('probe3', '{deep}', 3);
+SELECT qml.complete_batch(ARRAY(SELECT id FROM qml.jobs WHERE locked_by = 'probe3' LIMIT 2), 'probe3');
+SELECT qml.complete((SELECT id FROM qml.jobs WHERE locked_by = 'probe3'), 'probe3');
+ROLLBACK;
+SQL
+	{ cat "$work/auto_explain"; die "complete with auto_explain failed"; }
+awk 'function flush() { if (buf ~ /SET state = .succeeded/) printf "%s", buf; buf = "" }
+	 /NOTICE:/ { flush() } { buf = buf $0 "\n" } END { flush() }' "$work/auto_explain" >"$work/auto_explain.complete"
+completes=$(grep -c '"Query Text"' "$work/auto_explain.complete")
+scans=$(grep -o '"Index Name": "[^"]*"' "$work/auto_explain.complete" | sort -u | tr '\n' ' ')
+if [ "$completes" -ge 2 ] && [ "$scans" = '"Index Name": "jobs_pkey" ' ] &&
+	! grep -q '"Node Type": "Seq Scan"' "$work/auto_explain.complete"; then
+	ok "complete and complete_batch find their jobs by jobs_pkey ($completes plans)"
+else
+	bad "complete and complete_batch find their jobs by jobs_pkey" "$completes plans, indexes: $scans"
+fi
+
 # the right jobs at that depth: the priority 5 job, then the oldest ones
 got=$(q -c "SELECT string_agg(arguments->>0, ',' ORDER BY n)
 			  FROM (SELECT 1 AS n, * FROM qml.fetch('order', '{deep}', 1)) a" \
