@@ -116,8 +116,9 @@ SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
  * Triggers (C, see src/job_trigger.c and src/job_history.c): per row,
  * timestamps, the lease invariant, wakeups and the change for the history;
  * per statement, the history of all of the statement's changes in one
- * INSERT. Row triggers fire only when the state changes, so a heartbeat
- * costs none.
+ * INSERT. The update trigger has no WHEN clause (the executor would read
+ * it back from the catalog for every statement); it returns at once when
+ * the state did not change, as for a heartbeat.
  * --------------------------------------------------------------------- */
 
 CREATE FUNCTION qml.jobs_stamp() RETURNS trigger
@@ -130,8 +131,7 @@ CREATE FUNCTION qml.jobs_flush() RETURNS trigger
 CREATE TRIGGER jobs_stamp_insert BEFORE INSERT ON qml.jobs
 	FOR EACH ROW EXECUTE FUNCTION qml.jobs_stamp();
 CREATE TRIGGER jobs_stamp_update BEFORE UPDATE ON qml.jobs
-	FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
-	EXECUTE FUNCTION qml.jobs_stamp();
+	FOR EACH ROW EXECUTE FUNCTION qml.jobs_stamp();
 CREATE TRIGGER jobs_record_insert AFTER INSERT ON qml.jobs
 	FOR EACH ROW EXECUTE FUNCTION qml.jobs_record();
 CREATE TRIGGER jobs_flush AFTER INSERT OR UPDATE ON qml.jobs

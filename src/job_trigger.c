@@ -69,8 +69,9 @@ text_col(HeapTuple tuple, TupleDesc desc, int attnum)
 }
 
 /*
- * Hands a state change to the history and to wakeup.c (which wakes the
- * queue's workers when a job became enqueued, and counts it).
+ * Hands a state change to the history, to wakeup.c (which wakes the
+ * queue's workers when a job became enqueued, and counts it) and to
+ * queue_head.c.
  */
 void
 qml_record_change(const QmlJobChange *change)
@@ -78,6 +79,7 @@ qml_record_change(const QmlJobChange *change)
 	qml_history_add(change);
 	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
 	qml_job_changed(change);
+	qml_head_note_change(change);
 }
 
 /*
@@ -106,7 +108,41 @@ record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
 													 desc, &isnull));
 	if (isnull)
 		change.run_at = DT_NOEND;
+	change.priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
 	qml_record_change(&change);
+}
+
+/* the key of a row in jobs_fetch_idx's order */
+static QmlHeadKey
+head_key_of(TupleDesc desc, HeapTuple tuple)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	QmlHeadKey	key;
+	bool		isnull;
+
+	key.priority = DatumGetInt32(heap_getattr(tuple, att[JC_PRIORITY], desc, &isnull));
+	key.run_at = DatumGetTimestampTz(heap_getattr(tuple, att[JC_RUN_AT], desc, &isnull));
+	key.id = DatumGetInt64(heap_getattr(tuple, att[JC_ID], desc, &isnull));
+	return key;
+}
+
+/*
+ * An enqueued job was updated but stays enqueued: once the update commits
+ * it waits at its new place, if it rolls back at its old one.
+ */
+static void
+note_waiting_job_updated(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	char	   *old_queue = text_col(oldtuple, desc, att[JC_QUEUE]);
+	char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
+	QmlHeadKey	old_key = head_key_of(desc, oldtuple);
+	QmlHeadKey	new_key = head_key_of(desc, newtuple);
+
+	if (new_queue != NULL)
+		qml_head_remember(new_queue, true, &new_key);
+	if (old_queue != NULL)
+		qml_head_remember(old_queue, false, &old_key);
 }
 
 /* collects column replacements for heap_modify_tuple_by_cols */
@@ -158,6 +194,14 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	else
 		newtuple = trigdata->tg_trigtuple;
 	new_state = job_state_of(newtuple, desc);
+
+	if (oldtuple != NULL && new_state == old_state)
+	{
+		/* an admin's UPDATE may move a waiting job before its queue's head */
+		if (new_state == JS_ENQUEUED)
+			note_waiting_job_updated(desc, oldtuple, newtuple);
+		return PointerGetDatum(newtuple);
+	}
 
 	changes.n = 0;
 	/*

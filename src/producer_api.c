@@ -157,6 +157,7 @@ insert_directly(const Datum *values, const char *nulls, JobState state)
 	change.worker = NULL;
 	change.error = NULL;
 	change.run_at = DatumGetTimestampTz(values[6]);
+	change.priority = DatumGetInt32(values[3]);
 	qml_record_change(&change);
 	qml_history_flush();
 	return id;

@@ -134,6 +134,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("qml");
 
 	qml_wakeup_init();
+	qml_head_init();
 	qml_stats_init();
 	if (process_shared_preload_libraries_in_progress)
 	{

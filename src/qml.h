@@ -52,6 +52,7 @@ typedef struct QmlJobChange
 	char	   *worker;			/* NULL if none */
 	char	   *error;			/* NULL if none */
 	TimestampTz run_at;			/* when a scheduled or retrying job is due */
+	int32		priority;
 } QmlJobChange;
 
 /* job_history.c */
@@ -243,6 +244,7 @@ typedef struct QmlWaitSet
 } QmlWaitSet;
 
 extern void qml_wakeup_init(void);
+extern int	qml_queue_slot(Oid dboid, const char *queue, int len);
 extern void qml_job_changed(const QmlJobChange *change);
 extern void qml_wakeup_pass_mode(bool on);
 extern void qml_wakeup_send_missed(void);
@@ -253,6 +255,24 @@ extern void qml_wait_epoch(QmlWaitSet *ws);
 extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
 extern TimestampTz qml_wait_deadline(Interval *wait);
 extern Interval *qml_lease_from_now(Interval *lease);
+
+/* queue_head.c: where a queue's claimable jobs begin in jobs_fetch_idx */
+typedef struct QmlHeadKey
+{
+	int32		priority;
+	TimestampTz run_at;
+	int64		id;
+} QmlHeadKey;
+
+extern Size qml_head_shmem_size(void);
+extern void qml_head_shmem_init(void);
+extern void qml_head_init(void);
+extern int	qml_head_key_cmp(const QmlHeadKey *a, const QmlHeadKey *b);
+extern bool qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen);
+extern void qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key);
+extern void qml_head_move_back(const char *queue, const QmlHeadKey *key);
+extern void qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key);
+extern void qml_head_note_change(const QmlJobChange *change);
 
 /* session_lease.c */
 extern bool qml_session_register(int32 *pid, TimestampTz *started);

@@ -75,6 +75,7 @@ qml_shmem_request(void)
 	size = add_size(size, qml_wakeup_shmem_size());
 	size = add_size(size, qml_session_shmem_size());
 	size = add_size(size, qml_stats_shmem_size());
+	size = add_size(size, qml_head_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(QML_TRANCHE, QML_NUM_LWLOCKS);
 }
@@ -98,6 +99,7 @@ qml_shmem_startup(void)
 	qml_wakeup_shmem_init();
 	qml_session_shmem_init();
 	qml_stats_shmem_init();
+	qml_head_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

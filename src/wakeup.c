@@ -150,13 +150,20 @@ qml_wakeup_shmem_init(void)
 	wk->nmissed = 0;
 }
 
-static int
-slot_of(Oid dboid, const char *queue, int len)
+/* a hash of the database and queue name, for slots in shared memory */
+int
+qml_queue_slot(Oid dboid, const char *queue, int len)
 {
 	uint32		h = hash_combine(hash_bytes_uint32(dboid),
 								 hash_bytes((const unsigned char *) queue, len));
 
-	return (int) (h % QUEUE_SLOTS);
+	return (int) (h & 0x7FFFFFFF);
+}
+
+static int
+slot_of(Oid dboid, const char *queue, int len)
+{
+	return qml_queue_slot(dboid, queue, len) % QUEUE_SLOTS;
 }
 
 static void

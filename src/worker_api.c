@@ -36,18 +36,42 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
  * nothing when the queue is paused. SKIP LOCKED: a row another session
  * holds is passed over, never waited for.
  */
-static const char *const claim_sql =
-"UPDATE qml.jobs j"
-"   SET state = 'processing', attempts = j.attempts + 1,"
-"       locked_by = $3, locked_until = now() + $4,"
-"       lease_pid = $5, lease_session = $6"
+#define CLAIM_UPDATE \
+"UPDATE qml.jobs j" \
+"   SET state = 'processing', attempts = j.attempts + 1," \
+"       locked_by = $3, locked_until = now() + $4," \
+"       lease_pid = $5, lease_session = $6" \
 " WHERE j.id = ANY (ARRAY("
+#define NOT_PAUSED \
+" NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
+
+static const char *const claim_sql = CLAIM_UPDATE
 "        SELECT c.id FROM qml.jobs c"
-"         WHERE c.state = 'enqueued' AND c.queue = $1"
-"           AND NOT EXISTS (SELECT 1 FROM qml.queues p"
-"                            WHERE p.name = $1 AND p.paused)"
+"         WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED
 "         ORDER BY c.priority DESC, c.run_at, c.id"
 "         LIMIT $2 FOR UPDATE SKIP LOCKED))"
+" RETURNING j.*";
+
+/*
+ * The same from the queue's head (queue_head.c), priority $7, run_at $8,
+ * id $9: the rest of the head's priority, then the lower priorities. Two
+ * index scans, because one range over (priority DESC, run_at, id) from a
+ * key cannot be written; the second runs only if the first falls short.
+ */
+static const char *const claim_from_head_sql = CLAIM_UPDATE
+"        SELECT u.id FROM ("
+"          SELECT h.id FROM ("
+"            SELECT c.id FROM qml.jobs c"
+"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $7"
+"               AND (c.run_at, c.id) >= ($8, $9)"
+"             ORDER BY c.run_at, c.id LIMIT $2 FOR UPDATE SKIP LOCKED) h"
+"          UNION ALL"
+"          SELECT l.id FROM ("
+"            SELECT c.id FROM qml.jobs c"
+"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $7"
+"             ORDER BY c.priority DESC, c.run_at, c.id"
+"             LIMIT $2 FOR UPDATE SKIP LOCKED) l"
+"        ) u WHERE" NOT_PAUSED " LIMIT $2))"
 " RETURNING j.*";
 
 static const char *const complete_sql =
@@ -65,39 +89,31 @@ static const char *const complete_batch_results_sql =
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";
 
-/* the order fetch hands jobs out in: higher priority, then oldest */
+/* a claimed row and its place in the order fetch hands jobs out in */
 typedef struct ClaimedJob
 {
 	HeapTuple	tuple;
-	int32		priority;
-	TimestampTz run_at;
-	int64		id;
+	QmlHeadKey	key;
 } ClaimedJob;
 
 static int
 claimed_job_cmp(const void *a, const void *b)
 {
-	const ClaimedJob *x = a;
-	const ClaimedJob *y = b;
-
-	if (x->priority != y->priority)
-		return x->priority > y->priority ? -1 : 1;
-	if (x->run_at != y->run_at)
-		return x->run_at < y->run_at ? -1 : 1;
-	return x->id < y->id ? -1 : (x->id > y->id);
+	return qml_head_key_cmp(&((const ClaimedJob *) a)->key,
+							&((const ClaimedJob *) b)->key);
 }
 
 /*
  * The claim updates its rows in id order; hand them out in the order they
- * were chosen in.
+ * were chosen in. Sets *first and *last to the keys of the first and last
+ * of them (n > 0).
  */
 static void
-put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n)
+put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n,
+				   QmlHeadKey *first, QmlHeadKey *last)
 {
 	TupleDesc	desc = tuptable->tupdesc;
-	int			att_priority = SPI_fnumber(desc, "priority");
-	int			att_run_at = SPI_fnumber(desc, "run_at");
-	int			att_id = SPI_fnumber(desc, "id");
+	const AttrNumber *att = qml_catalog()->job_att;
 	ClaimedJob *jobs = palloc(n * sizeof(ClaimedJob));
 	uint64		i;
 	bool		isnull;
@@ -107,14 +123,104 @@ put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n)
 		HeapTuple	t = tuptable->vals[i];
 
 		jobs[i].tuple = t;
-		jobs[i].priority = DatumGetInt32(SPI_getbinval(t, desc, att_priority, &isnull));
-		jobs[i].run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, att_run_at, &isnull));
-		jobs[i].id = DatumGetInt64(SPI_getbinval(t, desc, att_id, &isnull));
+		jobs[i].key.priority = DatumGetInt32(SPI_getbinval(t, desc, att[JC_PRIORITY], &isnull));
+		jobs[i].key.run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, att[JC_RUN_AT], &isnull));
+		jobs[i].key.id = DatumGetInt64(SPI_getbinval(t, desc, att[JC_ID], &isnull));
 	}
 	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
 	for (i = 0; i < n; i++)
 		tuplestore_puttuple(store, jobs[i].tuple);
+	*first = jobs[0].key;
+	*last = jobs[n - 1].key;
 	pfree(jobs);
+}
+
+/* what one claim statement needs besides the queue, batch size and head */
+typedef struct ClaimArgs
+{
+	text	   *worker;
+	Interval   *lease;
+	int32		session_pid;
+	TimestampTz session_started;
+	bool		session_lease;
+	Tuplestorestate *store;
+} ClaimArgs;
+
+/*
+ * Runs one claim of up to `wanted` jobs from `queue`, from `head` if not
+ * NULL; returns how many it took, and their first and last keys.
+ */
+static int
+run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
+		  QmlHeadKey *first, QmlHeadKey *last)
+{
+	static SPIPlanPtr claim_plan = NULL;
+	static SPIPlanPtr head_plan = NULL;
+	Oid			types[9] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID,
+	INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', 'n', 'n', ' ', ' ', ' '};
+	SPIPlanPtr	plan;
+	int			rc;
+
+	values[0] = queue;
+	values[1] = Int32GetDatum(wanted);
+	values[2] = PointerGetDatum(a->worker);
+	values[3] = IntervalPGetDatum(a->lease);
+	values[4] = Int32GetDatum(a->session_pid);
+	values[5] = TimestampTzGetDatum(a->session_started);
+	if (a->session_lease)
+		nulls[4] = nulls[5] = ' ';
+	if (head != NULL)
+	{
+		values[6] = Int32GetDatum(head->priority);
+		values[7] = TimestampTzGetDatum(head->run_at);
+		values[8] = Int64GetDatum(head->id);
+		plan = qml_session_plan(&head_plan, claim_from_head_sql, 9, types);
+	}
+	else
+		plan = qml_session_plan(&claim_plan, claim_sql, 6, types);
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		put_in_claim_order(a->store, SPI_tuptable, SPI_processed, first, last);
+	return (int) SPI_processed;
+}
+
+/*
+ * Claims up to `wanted` jobs from one queue: from its head when it has
+ * one, and what that leaves short from its start; then moves the head
+ * (queue_head.c). Returns how many it took.
+ */
+static int
+claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
+{
+	char	   *name = TextDatumGetCString(queue);
+	QmlHeadKey	head;
+	QmlHeadKey	first;
+	QmlHeadKey	last;
+	uint64		seen;
+	bool		have_head;
+	int			n = 0;
+	int			more;
+
+	/* read before the claim's snapshot (queue_head.c) */
+	have_head = qml_head_get(name, &head, &seen);
+	if (have_head)
+		n = run_claim(a, queue, wanted, &head, &first, &last);
+	if (n == wanted)
+	{
+		qml_head_advance(name, seen, &last);
+		return n;
+	}
+	more = run_claim(a, queue, wanted - n, NULL, &first, &last);
+	if (!have_head && more > 0)
+		qml_head_advance(name, seen, &last);
+	else if (more > 0)
+		/* jobs before the head were missed: start from them next time */
+		qml_head_move_back(name, &first);
+	return n + more;
 }
 
 /*
@@ -131,7 +237,6 @@ put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n)
 Datum
 qml_fetch(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr claim_plan = NULL;
 	text	   *worker = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	ArrayType  *queues = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
 	int			batch = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
@@ -141,10 +246,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz deadline = qml_wait_deadline(wait);
 	QmlWaitSet	ws;
-	int32		session_pid = 0;
-	TimestampTz session_started = 0;
-	char		nulls[6] = {' ', ' ', ' ', ' ', 'n', 'n'};
-	Interval   *claim_lease;
+	ClaimArgs	args = {0};
 	Datum	   *queue_names;
 	bool	   *queue_nulls;
 	int			nqueues;
@@ -175,10 +277,12 @@ qml_fetch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	/* session lease: the claim remembers this session (session_lease.c) */
-	if (session_lease && qml_session_register(&session_pid, &session_started))
-		nulls[4] = nulls[5] = ' ';
+	args.session_lease = session_lease &&
+		qml_session_register(&args.session_pid, &args.session_started);
 	qml_wait_begin(&ws, queue_names, nqueues);
-	claim_lease = lease;
+	args.worker = worker;
+	args.lease = lease;
+	args.store = rsinfo->setResult;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -188,30 +292,12 @@ qml_fetch(PG_FUNCTION_ARGS)
 		qml_wait_epoch(&ws);
 		wanted = batch;
 		for (i = 0; i < nqueues && wanted > 0; i++)
-		{
-			Oid			types[6] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID,
-			INT4OID, TIMESTAMPTZOID};
-			Datum		values[6];
-			int			rc;
-
-			values[0] = queue_names[i];
-			values[1] = Int32GetDatum(wanted);
-			values[2] = PointerGetDatum(worker);
-			values[3] = IntervalPGetDatum(claim_lease);
-			values[4] = Int32GetDatum(session_pid);
-			values[5] = TimestampTzGetDatum(session_started);
-			rc = SPI_execute_plan(qml_session_plan(&claim_plan, claim_sql, 6, types),
-								  values, nulls, false, 0);
-			if (rc != SPI_OK_UPDATE_RETURNING)
-				elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-			put_in_claim_order(rsinfo->setResult, SPI_tuptable, SPI_processed);
-			wanted -= (int) SPI_processed;
-		}
+			wanted -= claim_from_queue(&args, queue_names[i], wanted);
 		/* nothing: note that we wait, and with `wait` sleep until work comes */
 		if (wanted < batch || !qml_wait_for_work(&ws, deadline))
 			break;
 		/* the lease runs from the claim, not from the transaction's start */
-		claim_lease = qml_lease_from_now(lease);
+		args.lease = qml_lease_from_now(lease);
 	}
 	SPI_finish();
 	return (Datum) 0;
