@@ -26,11 +26,11 @@
  *
  * A move forward races with those: a claim whose snapshot did not see a
  * job committed meanwhile must not pass it. So each slot numbers its moves
- * back and keeps the last few in a ring; a claim reads the number before
- * its snapshot and moves the head only if none of the moves back since
- * went below where it wants to go (moves back before it are in its
- * snapshot, and its scan started at or before them). New jobs land at the
- * end of their priority, so in a busy queue the head still moves.
+ * back and keeps the lowest keys of the recent ones; a claim reads the
+ * number before its snapshot and moves the head only if none of the moves
+ * back since went below where it wants to go (moves back before it are in
+ * its snapshot, and its scan started at or before them). New jobs land at
+ * the end of their priority, so in a busy queue the head still moves.
  *
  * Two nets catch what these rules cannot see (a job enqueued with the
  * triggers off, say): a claim from the head that comes back short claims
@@ -56,7 +56,13 @@
 #define HEAD_SLOTS 1024
 /* a head not moved forward for this long is not trusted */
 #define HEAD_TTL_USEC (1 * USECS_PER_SEC)
-/* moves back a slot remembers; a claim that saw more go by does not move */
+/*
+ * Moves back are remembered in buckets of BACK_BUCKET, each keeping its
+ * lowest key, in a ring of BACK_RING buckets; a claim during which more
+ * went by than the ring holds does not move the head. A bucket holds moves
+ * from before a claim's read too, which only makes the check stricter.
+ */
+#define BACK_BUCKET 8
 #define BACK_RING 32
 
 typedef struct HeadSlot
@@ -67,7 +73,7 @@ typedef struct HeadSlot
 	QmlHeadKey	key;
 	TimestampTz set_at;
 	uint64		backs;			/* moves back so far */
-	QmlHeadKey	back[BACK_RING];	/* move back number n is back[n % BACK_RING] */
+	QmlHeadKey	back[BACK_RING];	/* the lowest key of each bucket */
 	char		queue[QML_QUEUE_MAXBYTES];
 } HeadSlot;
 
@@ -177,8 +183,9 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key)
 		return;
 	s = slot_for(queue);
 	SpinLockAcquire(&s->mutex);
-	safe = s->backs - seen <= BACK_RING;
-	for (n = seen; safe && n < s->backs; n++)
+	safe = s->backs - seen <= (uint64) BACK_BUCKET * (BACK_RING - 1);
+	for (n = seen / BACK_BUCKET; safe && s->backs > seen &&
+		 n <= (s->backs - 1) / BACK_BUCKET; n++)
 		safe = qml_head_key_cmp(&s->back[n % BACK_RING], key) >= 0;
 	if (safe)
 	{
@@ -201,22 +208,20 @@ void
 qml_head_move_back(const char *queue, const QmlHeadKey *key)
 {
 	HeadSlot   *s;
+	QmlHeadKey *bucket;
+	const QmlHeadKey *back;
 
 	if (!qml_shmem_ready())
 		return;
 	s = slot_for(queue);
 	SpinLockAcquire(&s->mutex);
-	if (owned_by(s, queue))
-	{
-		if (s->valid && qml_head_key_cmp(key, &s->key) < 0)
-			s->key = *key;
-		s->back[s->backs % BACK_RING] = *key;
-	}
-	else
-	{
-		/* keys of different queues do not compare: stop every move */
-		s->back[s->backs % BACK_RING] = lowest_key;
-	}
+	bucket = &s->back[(s->backs / BACK_BUCKET) % BACK_RING];
+	/* keys of different queues do not compare: stop every move */
+	back = owned_by(s, queue) ? key : &lowest_key;
+	if (owned_by(s, queue) && s->valid && qml_head_key_cmp(key, &s->key) < 0)
+		s->key = *key;
+	if (s->backs % BACK_BUCKET == 0 || qml_head_key_cmp(back, bucket) < 0)
+		*bucket = *back;
 	s->backs++;
 	SpinLockRelease(&s->mutex);
 }
