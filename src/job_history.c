@@ -145,6 +145,8 @@ write_pending(void)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
+	bool	   *keep = palloc(pending.n * sizeof(bool));
+	int			nkeep = 0;
 	int			att_id,
 				att_job,
 				att_from,
@@ -153,6 +155,17 @@ write_pending(void)
 				att_worker,
 				att_error;
 	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
+
+		keep[i] = history_on(c->queue, qml_history, exceptions);
+		nkeep += keep[i];
+	}
+	/* with history off, nothing is opened */
+	if (nkeep == 0)
+		return;
 
 	qml_direct_open(&out, cat->job_events);
 	desc = RelationGetDescr(out.rel);
@@ -170,7 +183,7 @@ write_pending(void)
 	{
 		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
 
-		if (!history_on(c->queue, qml_history, exceptions))
+		if (!keep[i])
 			continue;
 		memset(nulls, true, desc->natts * sizeof(bool));
 		values[att_id] = Int64GetDatum(nextval_internal(cat->job_events_seq, false));
