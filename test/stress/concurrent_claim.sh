@@ -18,12 +18,9 @@ clients=${QML_STRESS_CLIENTS:-4}
 work=$(mktemp -d /tmp/qml-stress.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-die() { echo "concurrent_claim: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
-	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || die "cannot create database $db"
-q -c "CREATE EXTENSION qml" || die "cannot create extension qml"
+fresh_db
 # completions a worker holding the job was refused (must stay empty)
 q -c "CREATE TABLE refused (job_id bigint, worker text)" || exit 1
 
@@ -123,5 +120,5 @@ awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$jobs" 'BEGIN {
 	printf "enqueue: %.1f s (%.0f jobs/s); fetch+complete: %.1f s (%.0f jobs/s)\n", b - a, n / (b - a), c - b, n / (c - b) }'
 
 [ "$fail" = 0 ] || die "violations found; database $db kept for inspection"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+drop_db
 echo "concurrent_claim: ok"

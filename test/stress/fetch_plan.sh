@@ -17,15 +17,12 @@ depth=${QML_FETCH_PLAN_DEPTH:-1000000}
 work=$(mktemp -d /tmp/qml-fetch-plan.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-die() { echo "fetch_plan: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 fail=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1${2:+: $2}"; fail=1; }
 
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
-	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || die "cannot create database $db"
-q -c "CREATE EXTENSION qml" || die "cannot create extension qml"
+fresh_db
 
 # 100 fetch+complete, one client, each in its own transaction; prints the
 # average latency of a pair in ms
@@ -61,6 +58,26 @@ q -c "VACUUM ANALYZE qml.jobs" || die "vacuum failed"
 echo "loaded $depth enqueued jobs in $((SECONDS - t0)) s"
 [ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'deep' AND state = 'enqueued'")" = "$depth" ] ||
 	die "the deep queue does not hold $depth enqueued jobs"
+
+# runs the SQL on stdin; the plan of every statement, nested ones included,
+# goes to stderr as a JSON NOTICE (auto_explain)
+with_plans() {
+	{ cat <<'SQL'
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+SQL
+	  cat; } | q
+}
+
+# the NOTICEs on stdin whose text matches the regular expression $1
+plans_of() {
+	awk -v re="$1" 'function flush() { if (buf ~ re) printf "%s", buf; buf = "" }
+		/NOTICE:/ { flush() } { buf = buf $0 "\n" } END { flush() }'
+}
 
 # plan checks: $1 name, file with EXPLAIN (FORMAT JSON) output (one or more plans)
 check_plan() {
@@ -103,13 +120,7 @@ done
 # the plans qml.fetch really runs, first as custom plans, then as generic
 # ones; auto_explain sends them to this client as NOTICEs. The fetches are
 # rolled back.
-fetched=$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" 2>"$work/auto_explain" <<'SQL'
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_format = json;
-SET auto_explain.log_level = notice;
-SET client_min_messages = notice;
+fetched=$(with_plans 2>"$work/auto_explain" <<'SQL'
 BEGIN;
 SELECT id FROM qml.fetch('probe', '{deep}', 1);
 SET LOCAL plan_cache_mode = force_generic_plan;
@@ -119,8 +130,7 @@ SQL
 ) || { cat "$work/auto_explain"; die "fetch with auto_explain failed"; }
 # keep the plans of the claim statements (one NOTICE each): those that lock
 # with SKIP LOCKED
-awk 'function flush() { if (buf ~ /SKIP LOCKED/) printf "%s", buf; buf = "" }
-	 /NOTICE:/ { flush() } { buf = buf $0 "\n" } END { flush() }' "$work/auto_explain" >"$work/auto_explain.claim"
+plans_of 'SKIP LOCKED' <"$work/auto_explain" >"$work/auto_explain.claim"
 claims=$(grep -c '"Query Text"' "$work/auto_explain.claim")
 if [ "$claims" -ge 2 ]; then
 	check_plan "qml.fetch's own claim plans ($claims, auto_explain)" "$work/auto_explain.claim"
@@ -131,13 +141,7 @@ fi
 # completions find their jobs by primary key: an index of processing jobs
 # (jobs_lease_idx) holds a dead entry for every job finished since the last
 # VACUUM, and a generic plan that picked it walked them all
-psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" >/dev/null 2>"$work/auto_explain" <<'SQL' ||
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_format = json;
-SET auto_explain.log_level = notice;
-SET client_min_messages = notice;
+with_plans >/dev/null 2>"$work/auto_explain" <<'SQL' ||
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT id FROM qml.fetch('probe3', '{deep}', 3);
@@ -146,8 +150,7 @@ SELECT qml.complete((SELECT id FROM qml.jobs WHERE locked_by = 'probe3'), 'probe
 ROLLBACK;
 SQL
 	{ cat "$work/auto_explain"; die "complete with auto_explain failed"; }
-awk 'function flush() { if (buf ~ /SET state = .succeeded/) printf "%s", buf; buf = "" }
-	 /NOTICE:/ { flush() } { buf = buf $0 "\n" } END { flush() }' "$work/auto_explain" >"$work/auto_explain.complete"
+plans_of 'SET state = .succeeded' <"$work/auto_explain" >"$work/auto_explain.complete"
 completes=$(grep -c '"Query Text"' "$work/auto_explain.complete")
 scans=$(grep -o '"Index Name": "[^"]*"' "$work/auto_explain.complete" | sort -u | tr '\n' ' ')
 if [ "$completes" -ge 2 ] && [ "$scans" = '"Index Name": "jobs_pkey" ' ] &&
@@ -174,5 +177,5 @@ got=$(q -c "SELECT count(*) || ' ' || min((arguments->>0)::int) || ' ' || max((a
 
 echo "for information: 100 fetch+complete, average per pair: depth 1000: ${shallow_ms} ms, depth $depth: ${deep_ms} ms"
 [ "$fail" = 0 ] || die "failed; database $db kept for inspection"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+drop_db
 echo "fetch_plan: ok"

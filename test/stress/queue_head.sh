@@ -23,12 +23,9 @@ db=${QML_HEAD_DB:-qml_queue_head}
 work=$(mktemp -d /tmp/qml-queue-head.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-die() { echo "queue_head: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
-	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || die "cannot create database $db"
-q -c "CREATE EXTENSION qml" || die "cannot create extension qml"
+fresh_db
 q -c "CREATE TABLE rolled_back (job_id bigint)" || exit 1
 q -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
 		'method', 'backlog', 'queue', 'qh', 'priority', g % 4)) FROM generate_series(1, 200000) g))" \
@@ -95,5 +92,5 @@ check "each of $urgent urgent jobs was claimed within 900 ms of its enqueue (slo
 	"SELECT count(*) FROM qml.jobs WHERE method = 'urgent' AND started_at - enqueued_at > interval '900 ms'"
 
 [ "$fail" = 0 ] || die "failed; database $db kept for inspection"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+drop_db
 echo "queue_head: ok"
