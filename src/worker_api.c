@@ -104,17 +104,16 @@ claimed_job_cmp(const void *a, const void *b)
 }
 
 /*
- * The claim updates its rows in id order; hand them out in the order they
- * were chosen in. Sets *first and *last to the keys of the first and last
- * of them (n > 0).
+ * Adds a claim's rows to `jobs` (room for them is there) in the order they
+ * were chosen in, not the id order the claim updated them in; sets *first
+ * and *last to the keys of the first and last of them (n > 0).
  */
 static void
-put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n,
+add_in_claim_order(ClaimedJob *jobs, SPITupleTable *tuptable, uint64 n,
 				   QmlHeadKey *first, QmlHeadKey *last)
 {
 	TupleDesc	desc = tuptable->tupdesc;
 	const AttrNumber *att = qml_catalog()->job_att;
-	ClaimedJob *jobs = palloc(n * sizeof(ClaimedJob));
 	uint64		i;
 	bool		isnull;
 
@@ -128,11 +127,8 @@ put_in_claim_order(Tuplestorestate *store, SPITupleTable *tuptable, uint64 n,
 		jobs[i].key.id = DatumGetInt64(SPI_getbinval(t, desc, att[JC_ID], &isnull));
 	}
 	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
-	for (i = 0; i < n; i++)
-		tuplestore_puttuple(store, jobs[i].tuple);
 	*first = jobs[0].key;
 	*last = jobs[n - 1].key;
-	pfree(jobs);
 }
 
 /* what one claim statement needs besides the queue, batch size and head */
@@ -148,11 +144,12 @@ typedef struct ClaimArgs
 
 /*
  * Runs one claim of up to `wanted` jobs from `queue`, from `head` if not
- * NULL; returns how many it took, and their first and last keys.
+ * NULL, and adds them to `jobs`; returns how many it took, and their first
+ * and last keys. The rows stay in SPI's memory until SPI_finish().
  */
 static int
 run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
-		  QmlHeadKey *first, QmlHeadKey *last)
+		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last)
 {
 	static SPIPlanPtr claim_plan = NULL;
 	static SPIPlanPtr head_plan = NULL;
@@ -184,7 +181,7 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
-		put_in_claim_order(a->store, SPI_tuptable, SPI_processed, first, last);
+		add_in_claim_order(jobs, SPI_tuptable, SPI_processed, first, last);
 	return (int) SPI_processed;
 }
 
@@ -197,29 +194,38 @@ static int
 claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
 {
 	char	   *name = TextDatumGetCString(queue);
+	ClaimedJob *jobs = palloc(wanted * sizeof(ClaimedJob));
 	QmlHeadKey	head;
 	QmlHeadKey	first;
 	QmlHeadKey	last;
 	uint64		seen;
 	bool		have_head;
 	int			n = 0;
-	int			more;
+	int			more = 0;
+	int			i;
 
 	/* read before the claim's snapshot (queue_head.c) */
 	have_head = qml_head_get(name, &head, &seen);
 	if (have_head)
-		n = run_claim(a, queue, wanted, &head, &first, &last);
+		n = run_claim(a, queue, wanted, &head, jobs, &first, &last);
 	if (n == wanted)
+		qml_head_advance(name, seen, &last);
+	else
 	{
-		qml_head_advance(name, seen, &last);
-		return n;
+		more = run_claim(a, queue, wanted - n, NULL, jobs + n, &first, &last);
+		if (!have_head && more > 0)
+			qml_head_advance(name, seen, &last);
+		else if (more > 0)
+		{
+			/* jobs before the head were missed: start from them next time */
+			qml_head_move_back(name, &first);
+			/* ... and hand them out first */
+			qsort(jobs, n + more, sizeof(ClaimedJob), claimed_job_cmp);
+		}
 	}
-	more = run_claim(a, queue, wanted - n, NULL, &first, &last);
-	if (!have_head && more > 0)
-		qml_head_advance(name, seen, &last);
-	else if (more > 0)
-		/* jobs before the head were missed: start from them next time */
-		qml_head_move_back(name, &first);
+	for (i = 0; i < n + more; i++)
+		tuplestore_puttuple(a->store, jobs[i].tuple);
+	pfree(jobs);
 	return n + more;
 }
 
