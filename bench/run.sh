@@ -4,6 +4,7 @@
 #   bench/run.sh            the full suite, about 22 minutes on 2 cores
 #   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
+#   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
 #
 # Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
 # into bench/.peer/), builds qml and installs it into a private copy of the
@@ -33,6 +34,7 @@ for a in "$@"; do
 	case $a in
 	--quick) MODE=quick ;;
 	--long) MODE=long ;;
+	--churn) MODE=churn ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -61,6 +63,13 @@ default)
 	PEER_CONC="10 24" PEER_WAKE=100 PEER_JOBS=20000
 	EXT_T=5 EXT_SAMPLES=200 RUNTIME_ARGS="--reps 3 --jobs 10000 --latency 50"
 	CHURN_MIN=0
+	;;
+churn)
+	T=5 T_MAIN=5 RUNS=1
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
+	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+	CHURN_MIN=10
 	;;
 long)
 	T=20 T_MAIN=20 RUNS=3
@@ -232,11 +241,12 @@ for cb in $FETCH_CASES; do
 	fi
 done
 # shellcheck disable=SC2086
-step main "$T_MAIN" case_depth $DEPTHS
+[ -n "$DEPTHS" ] && step main "$T_MAIN" case_depth $DEPTHS
+[ -n "$PEER_CONC" ] && step case_peer "$PEER_CONC"
 
-step case_peer "$PEER_CONC"
-
-if [ -n "$RUNTIME" ]; then
+if [ -n "${NO_EXTERNAL:-}" ]; then
+	:
+elif [ -n "$RUNTIME" ]; then
 	# its own database (it drops and creates it), its own repetitions
 	# shellcheck disable=SC2086
 	step external bench/runtime "4 end to end" "$RUNTIME" --db "${DB}_runtime" ${RUNTIME_ARGS} ${BENCH_RUNTIME_ARGS:-}
@@ -246,7 +256,9 @@ else
 	say "  4 end to end: bench/runtime not built"
 	[ -f bench/runtime.c ] || note "4 end to end: bench/runtime (bench/runtime.c, make bench-runtime) not built."
 fi
-if [ -f bench/scheduler.sh ]; then
+if [ -n "${NO_EXTERNAL:-}" ]; then
+	:
+elif [ -f bench/scheduler.sh ]; then
 	step external bench/scheduler.sh "5/6 scheduler" bash bench/scheduler.sh
 else
 	defcase scheduler "5/6 wake latency, promotion lag" ms "bench/scheduler.sh" "" ""
