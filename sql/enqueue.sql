@@ -251,5 +251,14 @@ SELECT qml.enqueue('forbidden') > :direct AS allowed_again;
 SELECT qml.enqueue('sched_direct', run_at => now() + interval '1 day') AS sched \gset
 SELECT state, enqueued_at, created_at <= now() AS created_set FROM qml.jobs WHERE id = :sched;
 SELECT * FROM qt_history(:sched);
+-- a column of an admin's own gets its default: enqueue runs the INSERT
+ALTER TABLE qml.jobs ADD COLUMN zz_tenant text NOT NULL DEFAULT 'acme';
+SELECT qml.enqueue('with_tenant') AS tenant_job \gset
+SELECT zz_tenant FROM qml.jobs WHERE id = :tenant_job;
+SELECT count(*) AS fetched FROM qml.fetch('w_tenant', '{default}', 1);
+ALTER TABLE qml.jobs DROP COLUMN zz_tenant;
+-- and once it is dropped again, the direct write is back and still right
+SELECT qml.enqueue('after_drop') AS after_drop \gset
+SELECT state, max_attempts > 0 AS has_max_attempts FROM qml.jobs WHERE id = :after_drop;
 DROP TABLE qt_seen;
 DROP FUNCTION qt_seen_insert();

@@ -63,9 +63,9 @@ table_oid(Oid nsp, const char *name)
 }
 
 /*
- * Column numbers of qml.jobs. Every live column must be one this library
- * knows: the direct insert fills them all, and a column it did not know
- * would silently get NULL (a library newer or older than the schema).
+ * Column numbers of qml.jobs. Every column this library knows must be
+ * there; columns an admin added are noted, because a direct insert would
+ * leave them NULL instead of giving them their defaults.
  */
 static void
 look_up_job_columns(QmlCatalog *c)
@@ -88,13 +88,12 @@ look_up_job_columns(QmlCatalog *c)
 	{
 		c->job_att[i] = get_attnum(c->jobs, job_column_names[i]);
 		if (c->job_att[i] == InvalidAttrNumber)
-			live = -1;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("qml.jobs has no column \"%s\"", job_column_names[i]),
+					 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
 	}
-	if (live != JC_COUNT)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("qml.jobs does not have the columns this version of the qml library expects"),
-				 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
+	c->jobs_extra_columns = live > JC_COUNT;
 }
 
 const QmlCatalog *

@@ -11,9 +11,10 @@
  * much CPU as the row. It does what qml.jobs' insert triggers would have
  * done (stamps, history, wakeups) and checks what its CHECK constraints
  * would have checked, so the row is the same. When the table has anything
- * of an admin's own (a trigger, a constraint, a rule, row security), or
- * with a unique_key (INSERT ... ON CONFLICT DO NOTHING and a lookup of the
- * live job holding the key), it runs a prepared INSERT instead.
+ * of an admin's own (a trigger, a constraint, a rule, row security, a
+ * column), or with a unique_key (INSERT ... ON CONFLICT DO NOTHING and a
+ * lookup of the live job holding the key), it runs a prepared INSERT
+ * instead.
  *
  *-------------------------------------------------------------------------
  */
@@ -79,9 +80,10 @@ name_in(const char *name, const char *const *names, int n)
 }
 
 /*
- * True when an INSERT into qml.jobs would run nothing but what
+ * True when an INSERT into qml.jobs would do nothing but what
  * insert_directly() does itself: the extension's own triggers and CHECK
- * constraints, no rule, no row security.
+ * constraints, no rule, no row security, no column of an admin's own (whose
+ * default the INSERT would fill in).
  */
 static bool
 insert_is_ours(Relation rel)
@@ -89,7 +91,8 @@ insert_is_ours(Relation rel)
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 	int			i;
 
-	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity)
+	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity ||
+		qml_catalog()->jobs_extra_columns)
 		return false;
 	if (rel->trigdesc != NULL)
 		for (i = 0; i < rel->trigdesc->numtriggers; i++)

@@ -100,6 +100,7 @@ typedef struct QmlCatalog
 	Oid			job_state;		/* the enum type */
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
+	bool		jobs_extra_columns; /* columns an admin added */
 	AttrNumber	job_att[JC_COUNT];
 } QmlCatalog;
 
