@@ -115,20 +115,26 @@ insert_is_ours(Relation rel)
 static int64
 insert_directly(const Datum *values, const char *nulls, JobState state)
 {
-	const QmlCatalog *cat = qml_catalog();
-	const AttrNumber *att = cat->job_att;
+	const QmlCatalog *cat;
+	const AttrNumber *att;
 	QmlDirectInsert out;
-	Datum	   *row = palloc0(cat->jobs_natts * sizeof(Datum));
-	bool	   *isnull = palloc(cat->jobs_natts * sizeof(bool));
+	Datum	   *row;
+	bool	   *isnull;
 	QmlJobChange change;
 	int64		id;
 
-	qml_direct_open(&out, cat->jobs);
-	if (!insert_is_ours(out.rel))
+	qml_direct_open(&out, qml_catalog()->jobs);
+	/* looked up again: taking the lock may have brought an ALTER TABLE */
+	cat = qml_catalog();
+	if (!insert_is_ours(out.rel) ||
+		RelationGetDescr(out.rel)->natts != cat->jobs_natts)
 	{
 		qml_direct_close(&out);
 		return 0;
 	}
+	att = cat->job_att;
+	row = palloc0(cat->jobs_natts * sizeof(Datum));
+	isnull = palloc(cat->jobs_natts * sizeof(bool));
 	id = nextval_internal(cat->jobs_seq, false);
 	memset(isnull, true, cat->jobs_natts * sizeof(bool));
 #define SET(col, value) (row[att[col] - 1] = (value), isnull[att[col] - 1] = false)
