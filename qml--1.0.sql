@@ -117,8 +117,9 @@ SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
  * timestamps, the lease invariant, wakeups and the change for the history;
  * per statement, the history of all of the statement's changes in one
  * INSERT. The update trigger has no WHEN clause (the executor would read
- * it back from the catalog for every statement); it returns at once when
- * the state did not change, as for a heartbeat.
+ * it back from the catalog for every statement); when the state did not
+ * change it returns at once (a heartbeat), after noting a waiting job's
+ * new place for queue_head.c.
  * --------------------------------------------------------------------- */
 
 CREATE FUNCTION qml.jobs_stamp() RETURNS trigger
