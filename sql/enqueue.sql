@@ -260,5 +260,12 @@ ALTER TABLE qml.jobs DROP COLUMN zz_tenant;
 -- and once it is dropped again, the direct write is back and still right
 SELECT qml.enqueue('after_drop') AS after_drop \gset
 SELECT state, max_attempts > 0 AS has_max_attempts FROM qml.jobs WHERE id = :after_drop;
+-- a column the library needs is missing: 55000, with a hint, nothing written
+BEGIN;
+ALTER TABLE qml.jobs RENAME COLUMN result TO zz_result;
+SELECT expect_error($$SELECT qml.enqueue('no_result_column')$$);
+ROLLBACK;
+SELECT count(*) AS not_written FROM qml.jobs WHERE method = 'no_result_column';
+SELECT qml.enqueue('columns_back') > 0 AS enqueued_again;
 DROP TABLE qt_seen;
 DROP FUNCTION qt_seen_insert();

@@ -35,6 +35,11 @@ static const char *const job_column_names[JC_COUNT] = {
 	"unique_key", "backoff_base", "backoff_cap", "lease_pid", "lease_session"
 };
 
+/* the columns of qml.job_events, in the order of enum EventColumn */
+static const char *const event_column_names[EC_COUNT] = {
+	"id", "job_id", "from_state", "to_state", "at", "worker", "error"
+};
+
 static QmlCatalog catalog;
 static bool catalog_valid = false;
 static bool callback_registered = false;
@@ -96,6 +101,23 @@ look_up_job_columns(QmlCatalog *c)
 	c->jobs_extra_columns = live > JC_COUNT;
 }
 
+/* column numbers of qml.job_events, which only the history flush writes */
+static void
+look_up_event_columns(QmlCatalog *c)
+{
+	int			i;
+
+	for (i = 0; i < EC_COUNT; i++)
+	{
+		c->event_att[i] = get_attnum(c->job_events, event_column_names[i]);
+		if (c->event_att[i] == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("qml.job_events has no column \"%s\"", event_column_names[i]),
+					 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
+	}
+}
+
 const QmlCatalog *
 qml_catalog(void)
 {
@@ -114,10 +136,11 @@ qml_catalog(void)
 	catalog.jobs = table_oid(nsp, "jobs");
 	catalog.job_events = table_oid(nsp, "job_events");
 	catalog.queues = table_oid(nsp, "queues");
-	catalog.jobs_seq = getIdentitySequence(catalog.jobs, get_attnum(catalog.jobs, "id"), false);
-	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
-												 get_attnum(catalog.job_events, "id"), false);
 	look_up_job_columns(&catalog);
+	look_up_event_columns(&catalog);
+	catalog.jobs_seq = getIdentitySequence(catalog.jobs, catalog.job_att[JC_ID], false);
+	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
+												 catalog.event_att[EC_ID], false);
 
 	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)

@@ -139,21 +139,15 @@ history_on(const char *queue, bool history_default, List *exceptions)
 static void
 write_pending(void)
 {
-	const QmlCatalog *cat = qml_catalog();
 	List	   *exceptions = queues_against_default(qml_history);
+	const QmlCatalog *cat;
+	const AttrNumber *att;
 	QmlDirectInsert out;
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
 	bool	   *keep = palloc(pending.n * sizeof(bool));
 	int			nkeep = 0;
-	int			att_id,
-				att_job,
-				att_from,
-				att_to,
-				att_at,
-				att_worker,
-				att_error;
 	int			i;
 
 	for (i = 0; i < pending.n; i++)
@@ -167,15 +161,11 @@ write_pending(void)
 	if (nkeep == 0)
 		return;
 
-	qml_direct_open(&out, cat->job_events);
+	qml_direct_open(&out, qml_catalog()->job_events);
+	/* looked up after the lock, which may have brought an ALTER TABLE */
+	cat = qml_catalog();
+	att = cat->event_att;
 	desc = RelationGetDescr(out.rel);
-	att_id = attnameAttNum(out.rel, "id", false) - 1;
-	att_job = attnameAttNum(out.rel, "job_id", false) - 1;
-	att_from = attnameAttNum(out.rel, "from_state", false) - 1;
-	att_to = attnameAttNum(out.rel, "to_state", false) - 1;
-	att_at = attnameAttNum(out.rel, "at", false) - 1;
-	att_worker = attnameAttNum(out.rel, "worker", false) - 1;
-	att_error = attnameAttNum(out.rel, "error", false) - 1;
 	values = palloc0(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
 
@@ -186,20 +176,18 @@ write_pending(void)
 		if (!keep[i])
 			continue;
 		memset(nulls, true, desc->natts * sizeof(bool));
-		values[att_id] = Int64GetDatum(nextval_internal(cat->job_events_seq, false));
-		values[att_job] = Int64GetDatum(c->job_id);
+#define SET(col, value) (values[att[col] - 1] = (value), nulls[att[col] - 1] = false)
+		SET(EC_ID, Int64GetDatum(nextval_internal(cat->job_events_seq, false)));
+		SET(EC_JOB_ID, Int64GetDatum(c->job_id));
 		if (c->from_state != JS_COUNT)
-			values[att_from] = ObjectIdGetDatum(cat->state_oids[c->from_state]);
-		values[att_to] = ObjectIdGetDatum(cat->state_oids[c->to_state]);
-		values[att_at] = TimestampTzGetDatum(GetCurrentTimestamp());
+			SET(EC_FROM_STATE, ObjectIdGetDatum(cat->state_oids[c->from_state]));
+		SET(EC_TO_STATE, ObjectIdGetDatum(cat->state_oids[c->to_state]));
+		SET(EC_AT, TimestampTzGetDatum(GetCurrentTimestamp()));
 		if (c->worker)
-			values[att_worker] = CStringGetTextDatum(c->worker);
+			SET(EC_WORKER, CStringGetTextDatum(c->worker));
 		if (c->error)
-			values[att_error] = CStringGetTextDatum(c->error);
-		nulls[att_id] = nulls[att_job] = nulls[att_to] = nulls[att_at] = false;
-		nulls[att_from] = c->from_state == JS_COUNT;
-		nulls[att_worker] = c->worker == NULL;
-		nulls[att_error] = c->error == NULL;
+			SET(EC_ERROR, CStringGetTextDatum(c->error));
+#undef SET
 		qml_direct_insert(&out, values, nulls);
 	}
 	qml_direct_close(&out);

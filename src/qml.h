@@ -90,6 +90,19 @@ typedef enum JobColumn
 	JC_COUNT
 } JobColumn;
 
+/* the columns of qml.job_events */
+typedef enum EventColumn
+{
+	EC_ID,
+	EC_JOB_ID,
+	EC_FROM_STATE,
+	EC_TO_STATE,
+	EC_AT,
+	EC_WORKER,
+	EC_ERROR,
+	EC_COUNT
+} EventColumn;
+
 typedef struct QmlCatalog
 {
 	Oid			jobs;
@@ -102,6 +115,7 @@ typedef struct QmlCatalog
 	int			jobs_natts;		/* dropped columns included */
 	bool		jobs_extra_columns; /* columns an admin added */
 	AttrNumber	job_att[JC_COUNT];
+	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
 
 extern const QmlCatalog *qml_catalog(void);
