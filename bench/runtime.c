@@ -54,11 +54,17 @@ secs(void)
 }
 
 static void
-sleep_ms(int ms)
+sleep_us(long us)
 {
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
 
 	nanosleep(&ts, NULL);
+}
+
+static void
+sleep_ms(int ms)
+{
+	sleep_us(ms * 1000L);
 }
 
 static PGconn *
@@ -186,7 +192,9 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	qml_server *s = NULL;
 	char		q[512];
 	double		t0,
-				t1;
+				t1,
+				tfirst,
+				tlast;
 
 	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
 	snprintf(q, sizeof(q),
@@ -210,8 +218,12 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 		fprintf(stderr, "bench: %s\n", qml_errmsg());
 		exit(1);
 	}
+	while (atomic_load(&handled) == 0)
+		sleep_us(100);
+	tfirst = secs();
 	while (atomic_load(&handled) < njobs)
 		sleep_ms(1);
+	tlast = secs();
 	/* stop flushes the last completions: the jobs are succeeded in the database */
 	qml_server_stop(s);
 	t1 = secs();
@@ -220,6 +232,8 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 		qml_server_counters k;
 
 		qml_server_get_counters(s, &k);
+		fprintf(stderr, "  first job handled at %.1f ms, last at %.1f ms, stopped at %.1f ms\n",
+				(tfirst - t0) * 1e3, (tlast - t0) * 1e3, (t1 - t0) * 1e3);
 		fprintf(stderr, "  %d threads: %.0f jobs/s, %llu fetches (%.1f jobs each), %llu flushes (%.1f each)\n",
 				threads, njobs / (t1 - t0), (unsigned long long) k.fetch_calls,
 				k.fetch_calls ? (double) k.fetched / k.fetch_calls : 0.0,

@@ -445,7 +445,8 @@ QML_API void		qml_server_config_free(qml_server_config *config);
 
 /*
  * Reads QML_SERVER_NAME, QML_WORKERS, QML_QUEUES (comma separated, in
- * priority order), QML_FETCH_BATCH, QML_PREFETCH, QML_POLL_INTERVAL (ms),
+ * priority order), QML_FETCH_BATCH, QML_PREFETCH, QML_DURABLE_CLAIMS (on/off),
+ * QML_POLL_INTERVAL (ms),
  * QML_LEASE (ms), QML_JOB_TIMEOUT (ms, 0 = none) and QML_GRACE_PERIOD (ms)
  * when set.
  */
@@ -470,6 +471,19 @@ QML_API qml_status	qml_server_config_set_fetch_batch(qml_server_config *config, 
  * released for other servers to take. 0 claims only for idle workers.
  */
 QML_API qml_status	qml_server_config_set_prefetch(qml_server_config *config, int jobs);
+
+/*
+ * By default the fetcher's claims commit without waiting for the WAL flush
+ * (synchronous_commit = off on its connection only): a claim lost in a
+ * server crash leaves the job enqueued, and it runs again, which is what a
+ * durable claim leads to as well (the crash ends the session lease and the
+ * job is rescued). What differs: such a crash does not count the attempt.
+ * The claim is on disk within wal_writer_delay (200 ms by default) or with
+ * the next completion flushed, whichever is sooner. Completions always wait
+ * for the disk. true makes claims wait too: a job that brings the database
+ * server down within that window then still uses up its attempts.
+ */
+QML_API qml_status	qml_server_config_set_durable_claims(qml_server_config *config, bool durable);
 QML_API qml_status	qml_server_config_set_poll_interval(qml_server_config *config, int ms);
 QML_API qml_status	qml_server_config_set_lease(qml_server_config *config, int ms);
 QML_API qml_status	qml_server_config_set_job_timeout(qml_server_config *config, int ms);

@@ -332,6 +332,7 @@ qml__server_config_copy(const qml_server_config *c)
 	d->workers = c->workers;
 	d->fetch_batch = c->fetch_batch;
 	d->prefetch = c->prefetch;
+	d->durable_claims = c->durable_claims;
 	d->poll_interval_ms = c->poll_interval_ms;
 	d->lease_ms = c->lease_ms;
 	d->job_timeout_ms = c->job_timeout_ms;
@@ -365,6 +366,9 @@ qml_server_config_from_env(qml_server_config *c)
 		return st;
 	if ((v = env("QML_PREFETCH")) != NULL &&
 		(st = parse_int("QML_PREFETCH", v, 0, MAX_PREFETCH, &c->prefetch)) != QML_OK)
+		return st;
+	if ((v = env("QML_DURABLE_CLAIMS")) != NULL &&
+		(st = parse_bool("QML_DURABLE_CLAIMS", v, &c->durable_claims)) != QML_OK)
 		return st;
 	if ((v = env("QML_POLL_INTERVAL")) != NULL &&
 		(st = parse_int("QML_POLL_INTERVAL", v, 10, 3600000, &c->poll_interval_ms)) != QML_OK)
@@ -507,6 +511,15 @@ qml_server_config_set_prefetch(qml_server_config *c, int jobs)
 						  "prefetch must be between 0 and %d, not %d",
 						  MAX_PREFETCH, jobs);
 	c->prefetch = jobs;
+	return QML_OK;
+}
+
+qml_status
+qml_server_config_set_durable_claims(qml_server_config *c, bool durable)
+{
+	if (c == NULL)
+		return qml__error(QML_ERR_INVALID, "config must not be NULL");
+	c->durable_claims = durable;
 	return QML_OK;
 }
 

@@ -11,6 +11,10 @@
  * most that), or for a stop.
  * With no room for a worthwhile fetch it waits on the wake eventfd
  * instead, which the worker signals whose freed slot makes that room.
+ * Its claims commit without waiting for the WAL flush (unless durable
+ * claims are asked for): the fetch is the runtime's critical path, and a
+ * claim lost in a crash ends as a durable one would, with the job run
+ * again (qml_server_config_set_durable_claims in qml.h).
  *
  * Room: a job for every worker plus the claim-ahead, which is what the
  * workers finished in the last CLAIM_AHEAD_MS at their recent rate, capped
@@ -36,6 +40,7 @@ static const char fetch_sql[] =
 
 #define CLAIM_AHEAD_MS 50
 #define RATE_WINDOW_US 10000	/* the rate is sampled no more often */
+#define RATE_FIRST_US 1000		/* ... except for a first estimate */
 
 typedef enum wait_result
 {
@@ -183,6 +188,9 @@ ensure_connected(fetcher *f)
 	st = qml__connect(s->client->config, f->appname, &f->conn);
 	if (st == QML_OK)
 		st = qml__exec(f->conn, "LISTEN qml", 0, NULL, NULL);
+	/* why this is safe: qml_server_config_set_durable_claims in qml.h */
+	if (st == QML_OK && !s->config->durable_claims)
+		st = qml__exec(f->conn, "SET synchronous_commit = off", 0, NULL, NULL);
 	if (st != QML_OK)
 	{
 		if (!f->complained)
@@ -296,6 +304,7 @@ sample_rate(fetcher *f)
 {
 	int64_t		now = qml__mono_us();
 	uint64_t	done = atomic_load(&f->s->finished);
+	double		measured;
 
 	if (f->rate_mono == 0)
 	{
@@ -303,10 +312,17 @@ sample_rate(fetcher *f)
 		f->rate_finished = done;
 		return;
 	}
-	if (now - f->rate_mono < RATE_WINDOW_US)
+	/*
+	 * With no estimate yet (at start) take the first one as soon as a job
+	 * finished and a millisecond passed, and whole: until then nothing is
+	 * claimed ahead, and quick handlers would be fed a job per worker per
+	 * round trip for a whole window.
+	 */
+	if (now - f->rate_mono < (f->rate == 0 && done > f->rate_finished ?
+							  RATE_FIRST_US : RATE_WINDOW_US))
 		return;
-	f->rate = 0.5 * f->rate +
-		0.5 * (double) (done - f->rate_finished) * 1e6 / (double) (now - f->rate_mono);
+	measured = (double) (done - f->rate_finished) * 1e6 / (double) (now - f->rate_mono);
+	f->rate = f->rate == 0 ? measured : 0.5 * f->rate + 0.5 * measured;
 	f->rate_mono = now;
 	f->rate_finished = done;
 }

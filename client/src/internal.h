@@ -90,6 +90,7 @@ struct qml_server_config
 	size_t		nqueues;
 	int			fetch_batch;
 	int			prefetch;		/* jobs claimed ahead of idle workers, at most */
+	bool		durable_claims; /* the fetcher's commits wait for the disk */
 	int			poll_interval_ms;
 	int			lease_ms;
 	int			job_timeout_ms;

@@ -6,7 +6,8 @@
  *	  order, pause, outcomes, a heartbeat keeping a job three leases long
  *	  alive, the job timeout, graceful shutdown (mid-batch and past the
  *	  grace period), the SIGTERM path, and reconnecting after a server
- *	  restart under load.
+ *	  restart and a server crash under load (no job lost to a claim that
+ *	  did not wait for the disk).
  *
  * Every test uses a queue of its own. QML_TEST_QUICK=1 (the valgrind pass)
  * runs fewer jobs and skips the slow cases.
@@ -853,15 +854,22 @@ lease_3s(qml_server_config *c)
 	qml_server_config_set_poll_interval(c, 200);
 }
 
+/*
+ * mode "fast" is a clean shutdown; "immediate" is a crash: commits that did
+ * not wait for the disk (the fetcher's claims) may be lost, and the jobs
+ * must still all run.
+ */
 static void
-restart_server(void)
+restart_server(const char *mode)
 {
 	const char *port = getenv("QML_PGPORT");
+	char		cmd[64];
 
 	if (port && access("scripts/cluster.sh", X_OK) == 0)
 	{
-		printf("# restarting the cluster on port %s\n", port);
-		if (system("scripts/cluster.sh restart fast") != 0)
+		printf("# restarting the cluster on port %s (%s)\n", port, mode);
+		snprintf(cmd, sizeof(cmd), "scripts/cluster.sh restart %s", mode);
+		if (system(cmd) != 0)
 			printf("# restart failed\n");
 		return;
 	}
@@ -871,7 +879,7 @@ restart_server(void)
 }
 
 static void
-test_restart(void)
+test_restart(const char *mode, const char *queue)
 {
 	int			n = 3000;
 	qml_registry *reg = qml_registry_new();
@@ -879,19 +887,22 @@ test_restart(void)
 	qml_server_counters k;
 	long long	done = 0;
 	int			missing = 0;
+	char		count_sql[128];
 
 	reset_counts();
 	qml_registry_add(reg, "count", count_handler, &sleep_1);
-	enqueue_numbered("count", "rs", n);
-	s = server_for(reg, "rs", 4, lease_3s);
+	snprintf(count_sql, sizeof(count_sql),
+			 "SELECT count(*) FROM qml.jobs WHERE queue = '%s' AND state = 'succeeded'", queue);
+	enqueue_numbered("count", queue, n);
+	s = server_for(reg, queue, 4, lease_3s);
 	qml_server_start(s);
-	wait_count(n / 5, 60, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'succeeded'");
-	restart_server();
+	wait_count(n / 5, 60, count_sql);
+	restart_server(mode);
 	db_ensure(&db);
 	for (int i = 0; i < 90 * 4; i++)
 	{
 		db_ensure(&db);
-		done = q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'succeeded'");
+		done = q1_int(db, count_sql);
 		if (done >= n)
 			break;
 		/* without the scheduler, leases lost in the restart are rescued by hand */
@@ -900,11 +911,13 @@ test_restart(void)
 	}
 	qml_server_stop(s);
 	qml_server_get_counters(s, &k);
-	is_int(done, n, "all %d jobs succeeded across the restart", n);
+	is_int(done, n, "all %d jobs succeeded across the %s restart", n, mode);
 	for (int i = 0; i < n; i++)
 		missing += atomic_load(&runs[i]) == 0;
 	is_int(missing, 0, "every job ran (at least once)");
-	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = 'rs' AND state = 'failed'"), 0, "none failed");
+	snprintf(count_sql, sizeof(count_sql),
+			 "SELECT count(*) FROM qml.jobs WHERE queue = '%s' AND state = 'failed'", queue);
+	is_int(q1_int(db, count_sql), 0, "none failed");
 	ok(k.reconnects >= 1, "the runtime reconnected (%llu)", (unsigned long long) k.reconnects);
 	show_counters(s);
 	qml_server_free(s);
@@ -933,7 +946,8 @@ main(void)
 		test_pause();
 		test_heartbeat();
 		test_hold_release();
-		test_restart();
+		test_restart("fast", "rs");
+		test_restart("immediate", "rs_crash");
 	}
 	qml_client_close(client);
 	PQfinish(db);

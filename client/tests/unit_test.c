@@ -73,6 +73,8 @@ test_server_config(void)
 	is_status(qml_server_config_set_prefetch(c, 0), QML_OK, "prefetch 0 (claim for idle workers only)");
 	is_status(qml_server_config_set_prefetch(c, -1), QML_ERR_INVALID, "negative prefetch refused");
 	is_status(qml_server_config_set_prefetch(c, 10001), QML_ERR_INVALID, "prefetch over 10000 refused");
+	is_status(qml_server_config_set_durable_claims(NULL, true), QML_ERR_INVALID, "durable claims on no config refused");
+	is_status(qml_server_config_set_durable_claims(c, true), QML_OK, "durable claims");
 	is_status(qml_server_config_set_poll_interval(c, 1), QML_ERR_INVALID, "poll interval 1 ms refused");
 	is_status(qml_server_config_set_lease(c, 10), QML_ERR_INVALID, "lease 10 ms refused");
 	is_status(qml_server_config_set_job_timeout(c, -5), QML_ERR_INVALID, "negative timeout refused");
@@ -97,6 +99,12 @@ test_server_config(void)
 	setenv("QML_PREFETCH", "0", 1);
 	is_status(qml_server_config_from_env(c), QML_OK, "QML_PREFETCH=0 read");
 	unsetenv("QML_PREFETCH");
+	setenv("QML_DURABLE_CLAIMS", "perhaps", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_DURABLE_CLAIMS not on/off is an error");
+	contains(qml_errmsg(), "QML_DURABLE_CLAIMS", "naming the variable");
+	setenv("QML_DURABLE_CLAIMS", "on", 1);
+	is_status(qml_server_config_from_env(c), QML_OK, "QML_DURABLE_CLAIMS=on read");
+	unsetenv("QML_DURABLE_CLAIMS");
 	unsetenv("QML_WORKERS");
 	qml_server_config_free(c);
 }
