@@ -164,6 +164,37 @@ set_col(Changes *c, int attnum, Datum value, bool isnull)
 	c->n++;
 }
 
+/*
+ * Stamps column `attnum` with `now`, unless the statement set it itself
+ * (the new row's value is not NULL and not the old row's): qml's own
+ * statements stamp in their SET list, which spares rebuilding each row
+ * here (3% of a claim or completion), and an admin's explicit value wins.
+ */
+static void
+stamp(Changes *c, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+	  int attnum, Datum now)
+{
+	bool		new_null;
+	bool		old_null = true;
+	Datum		new_value = heap_getattr(newtuple, attnum, desc, &new_null);
+	Datum		old_value = (Datum) 0;
+
+	if (oldtuple != NULL)
+		old_value = heap_getattr(oldtuple, attnum, desc, &old_null);
+	if (!new_null && (old_null || DatumGetTimestampTz(new_value) !=
+					  DatumGetTimestampTz(old_value)))
+		return;
+	set_col(c, attnum, now, false);
+}
+
+/* sets column `attnum` to NULL, unless it already is */
+static void
+clear(Changes *c, TupleDesc desc, HeapTuple newtuple, int attnum)
+{
+	if (!heap_attisnull(newtuple, attnum, desc))
+		set_col(c, attnum, (Datum) 0, true);
+}
+
 Datum
 qml_jobs_stamp(PG_FUNCTION_ARGS)
 {
@@ -225,22 +256,22 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	if (new_state != old_state && new_state != JS_COUNT)
 	{
 		if (new_state == JS_ENQUEUED)
-			set_col(&changes, att[JC_ENQUEUED_AT], now, false);
+			stamp(&changes, desc, oldtuple, newtuple, att[JC_ENQUEUED_AT], now);
 		else if (new_state == JS_PROCESSING)
-			set_col(&changes, att[JC_STARTED_AT], now, false);
+			stamp(&changes, desc, oldtuple, newtuple, att[JC_STARTED_AT], now);
 
 		if (is_final(new_state))
-			set_col(&changes, att[JC_FINISHED_AT], now, false);
+			stamp(&changes, desc, oldtuple, newtuple, att[JC_FINISHED_AT], now);
 		else if (old_state != JS_COUNT && is_final(old_state))
-			set_col(&changes, att[JC_FINISHED_AT], (Datum) 0, true);
+			clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
 
 		/* only a job being processed has a lease */
 		if (new_state != JS_PROCESSING && old_state == JS_PROCESSING)
 		{
-			set_col(&changes, att[JC_LOCKED_BY], (Datum) 0, true);
-			set_col(&changes, att[JC_LOCKED_UNTIL], (Datum) 0, true);
-			set_col(&changes, att[JC_LEASE_PID], (Datum) 0, true);
-			set_col(&changes, att[JC_LEASE_SESSION], (Datum) 0, true);
+			clear(&changes, desc, newtuple, att[JC_LOCKED_BY]);
+			clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
+			clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
+			clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
 		}
 	}
 

@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 #define CLAIM_UPDATE \
 "UPDATE qml.jobs j" \
 "   SET state = 'processing', attempts = j.attempts + 1," \
+"       started_at = clock_timestamp()," \
 "       locked_by = $3, locked_until = now() + $4," \
 "       lease_pid = $5, lease_session = $6" \
 " WHERE j.ctid = ANY (ARRAY("
@@ -80,16 +81,22 @@ static const char *const claim_from_head_sql = CLAIM_UPDATE
 " RETURNING j.*";
 
 static const char *const complete_sql =
-"UPDATE qml.jobs j SET state = 'succeeded', result = $3"
+"UPDATE qml.jobs j SET state = 'succeeded', result = $3,"
+"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
+"       lease_pid = NULL, lease_session = NULL"
 " WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2";
 
 static const char *const complete_batch_sql =
-"UPDATE qml.jobs j SET state = 'succeeded'"
+"UPDATE qml.jobs j SET state = 'succeeded',"
+"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
+"       lease_pid = NULL, lease_session = NULL"
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";
 
 static const char *const complete_batch_results_sql =
 "UPDATE qml.jobs j SET state = 'succeeded',"
+"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
+"       lease_pid = NULL, lease_session = NULL,"
 "       result = $3[array_position($1, j.id) - 1 + array_lower($3, 1)]"
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";

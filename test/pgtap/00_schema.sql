@@ -4,7 +4,7 @@
 -- signatures, triggers, and privileges (nothing for PUBLIC, pinned
 -- search_path).
 BEGIN;
-SELECT plan(216);
+SELECT plan(222);
 
 -- the extension
 SELECT has_extension('qml');
@@ -80,13 +80,28 @@ SELECT col_type_is('qml', 'queues', 'history', 'boolean', 'qml.queues.history is
 
 -- constraints the API relies on
 SELECT throws_ok($$INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 0)$$,
-				 '23514', NULL, 'max_attempts >= 1 is a CHECK constraint');
+				 '23514', NULL, 'max_attempts below 1 is refused (23514)');
 SELECT throws_ok($$INSERT INTO qml.jobs (method, state) VALUES ('', 'enqueued')$$,
-				 '23514', NULL, 'an empty method is refused by a CHECK constraint');
+				 '23514', NULL, 'an empty method is refused (23514)');
 SELECT throws_ok($$INSERT INTO qml.jobs (method, state, queue) VALUES ('m', 'enqueued', '')$$,
-				 '23514', NULL, 'an empty queue is refused by a CHECK constraint');
+				 '23514', NULL, 'an empty queue is refused (23514)');
 SELECT throws_ok($$INSERT INTO qml.jobs (id, method, state) VALUES (1, 'm', 'enqueued')$$,
 				 '428C9', NULL, 'ids cannot be chosen by hand');
+-- ... also on UPDATE, where the row trigger checks them even when the
+-- state stays; lengths count characters, not bytes
+SELECT lives_ok($$INSERT INTO qml.jobs (method, state, queue) VALUES ('m', 'enqueued', repeat('é', 128))$$,
+				'a queue name of 128 two-byte characters is allowed');
+SELECT throws_ok($$INSERT INTO qml.jobs (method, state, queue) VALUES ('m', 'enqueued', repeat('é', 129))$$,
+				 '23514', NULL, 'a queue name of 129 characters is refused');
+SELECT throws_ok($$UPDATE qml.jobs SET max_attempts = 0 WHERE queue = repeat('é', 128)$$,
+				 '23514', NULL, 'an UPDATE to max_attempts 0 is refused');
+SELECT throws_ok($$UPDATE qml.jobs SET method = '' WHERE queue = repeat('é', 128)$$,
+				 '23514', NULL, 'an UPDATE to an empty method is refused');
+SELECT throws_ok($$UPDATE qml.jobs SET state = 'processing', queue = '' WHERE queue = repeat('é', 128)$$,
+				 '23514', NULL, 'an UPDATE to an empty queue is refused with a state change too');
+SELECT is((SELECT max_attempts >= 1 AND method = 'm' FROM qml.jobs WHERE queue = repeat('é', 128)), true,
+		  'the refused updates changed nothing');
+DELETE FROM qml.jobs WHERE queue = repeat('é', 128);
 
 -- indexes: the claim, promotion, rescue, pruning, unique keys
 SELECT has_index('qml', 'jobs', 'jobs_fetch_idx', ARRAY['queue', 'priority', 'run_at', 'id'],

@@ -7,7 +7,7 @@
 -- The whole file is one transaction, so now() does not move: "due" and
 -- "expired" are made by moving run_at / locked_until into the past.
 BEGIN;
-SELECT plan(124);
+SELECT plan(127);
 
 SET LOCAL qml.retry_base = '1h';
 
@@ -160,6 +160,20 @@ SELECT is((SELECT count(*)::int FROM qml.jobs
 			WHERE (state = 'processing') <> (locked_by IS NOT NULL AND locked_until IS NOT NULL)
 			   OR (state <> 'processing' AND (locked_by IS NOT NULL OR locked_until IS NOT NULL))),
 		  0, 'only processing jobs have a lease');
+
+-- stamps: qml's own statements set them in their SET list, the row trigger
+-- fills in what a statement left alone, and an admin's explicit value stays
+SELECT pg_temp.job_in('succeeded') AS stamped \gset
+SELECT ok((SELECT started_at IS NOT NULL AND finished_at >= started_at AND locked_by IS NULL
+				  AND locked_until IS NULL AND lease_pid IS NULL AND lease_session IS NULL
+			 FROM qml.jobs WHERE id = :stamped),
+		  'a completed job has its start and finish and no lease');
+UPDATE qml.jobs SET state = 'enqueued' WHERE id = :stamped;
+SELECT ok((SELECT finished_at IS NULL AND enqueued_at > started_at FROM qml.jobs WHERE id = :stamped),
+		  'an UPDATE back to enqueued: enqueued_at stamped again, finished_at cleared');
+UPDATE qml.jobs SET state = 'deleted', finished_at = '2020-01-01' WHERE id = :stamped;
+SELECT is((SELECT finished_at FROM qml.jobs WHERE id = :stamped), '2020-01-01'::timestamptz,
+		  'a finished_at the UPDATE sets itself is kept');
 
 SELECT * FROM finish();
 ROLLBACK;
