@@ -267,5 +267,33 @@ SELECT expect_error($$SELECT qml.enqueue('no_result_column')$$);
 ROLLBACK;
 SELECT count(*) AS not_written FROM qml.jobs WHERE method = 'no_result_column';
 SELECT qml.enqueue('columns_back') > 0 AS enqueued_again;
+-- the direct write keeps the table's indexes for the session: an index an
+-- admin adds (or drops) is seen at once, partial and unique ones included,
+-- and one of another kind sends the write the executor's way
+SELECT qml.enqueue('before_index') > 0 AS plan_cached;
+CREATE INDEX zz_urgent_idx ON qml.jobs (method) WHERE priority > 5;
+SELECT qml.enqueue('urgent_one', priority => 9) AS urgent \gset
+SELECT qml.enqueue('calm_one', priority => 1) AS calm \gset
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM qml.jobs WHERE priority > 5 AND method IN ('urgent_one', 'calm_one');
+SELECT array_agg(id = :urgent) AS urgent_found_by_its_index
+  FROM qml.jobs WHERE priority > 5 AND method IN ('urgent_one', 'calm_one');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX qml.zz_urgent_idx;
+CREATE UNIQUE INDEX zz_one_per_method ON qml.jobs (method) WHERE method LIKE 'solo%';
+SELECT qml.enqueue('solo') > 0 AS first_solo;
+SELECT expect_error($$SELECT qml.enqueue('solo')$$);
+SELECT count(*) AS solos FROM qml.jobs WHERE method = 'solo';
+DROP INDEX qml.zz_one_per_method;
+CREATE INDEX zz_lower_method ON qml.jobs (lower(method));
+SELECT qml.enqueue('Expression_Indexed') AS expr_job \gset
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM qml.jobs WHERE lower(method) = 'expression_indexed';
+SELECT id = :expr_job AS found_by_expression FROM qml.jobs WHERE lower(method) = 'expression_indexed';
+RESET enable_seqscan;
+DROP INDEX qml.zz_lower_method;
+SELECT qml.enqueue('after_indexes') > 0 AS enqueued_after_indexes;
 DROP TABLE qt_seen;
 DROP FUNCTION qt_seen_insert();

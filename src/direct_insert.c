@@ -13,29 +13,261 @@
  * table where none of those would have had anything to do (producer_api.c
  * checks that before taking this path).
  *
+ * Opening the indexes the executor's way (ExecOpenIndices) builds every
+ * index's IndexInfo and compiles every partial index's predicate again on
+ * each call, 5% of an enqueue. When all of a table's indexes are plain
+ * btrees (no expressions, no exclusion, no deferred uniqueness), as qml's
+ * are, both are kept for the session instead (an IndexPlan), and dropped
+ * on a relcache invalidation of the table or of one of the indexes (its
+ * memory at the end of the transaction, which may still be using it). Any
+ * other index sends the table the executor's way.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
+#include "optimizer/optimizer.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "qml.h"
+
+/* a table's indexes, ready for inserts; kept for the session */
+typedef struct IndexPlan
+{
+	Oid			relid;			/* InvalidOid: not valid */
+	bool		simple;			/* only plain btrees: the fast path */
+	int			nindexes;
+	Oid		   *index_oids;
+	IndexInfo **infos;
+	ExprState **predicates;		/* NULL for a full index */
+	MemoryContext cxt;
+} IndexPlan;
+
+/* qml.jobs and qml.job_events */
+static IndexPlan plans[2];
+static ExprContext *predicate_cxt = NULL;
+static bool callback_registered = false;
+static bool building_hit;		/* an invalidation came while building */
+
+/*
+ * Drops a plan. A direct insert of this transaction may still be using
+ * its memory (an invalidation arrives whenever a lock is taken), so the
+ * memory lives until the transaction ends.
+ */
+static void
+forget_plan(IndexPlan *p)
+{
+	if (p->cxt != NULL)
+	{
+		if (TopTransactionContext != NULL)
+			MemoryContextSetParent(p->cxt, TopTransactionContext);
+		else
+			MemoryContextDelete(p->cxt);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static void
+plans_invalidate(Datum arg, Oid relid)
+{
+	int			i,
+				j;
+
+	/* any invalidation at all while a plan is built: build it again */
+	building_hit = true;
+	for (i = 0; i < lengthof(plans); i++)
+	{
+		IndexPlan  *p = &plans[i];
+		bool		hit = relid == InvalidOid || relid == p->relid;
+
+		if (p->relid == InvalidOid)
+			continue;			/* free, or being built */
+		for (j = 0; !hit && j < p->nindexes; j++)
+			hit = p->index_oids[j] == relid;
+		if (hit)
+			forget_plan(p);
+	}
+}
+
+/* whether the fast path can insert into this index as the executor would */
+static bool
+is_simple(Relation index, IndexInfo *info)
+{
+	return index->rd_rel->relam == BTREE_AM_OID &&
+		info->ii_Expressions == NIL &&
+		info->ii_ExclusionOps == NULL &&
+		index->rd_index->indimmediate;
+}
+
+/* reads rel's indexes into p, locking them */
+static void
+fill_plan(IndexPlan *p, Relation rel)
+{
+	List	   *oids = RelationGetIndexList(rel);
+	MemoryContext old;
+	ListCell   *lc;
+	int			i = 0;
+
+	p->cxt = AllocSetContextCreate(CacheMemoryContext, "qml index plan",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(p->cxt);
+	p->simple = true;
+	p->nindexes = list_length(oids);
+	p->index_oids = palloc(p->nindexes * sizeof(Oid));
+	p->infos = palloc(p->nindexes * sizeof(IndexInfo *));
+	p->predicates = palloc0(p->nindexes * sizeof(ExprState *));
+	foreach(lc, oids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(index);
+
+		p->index_oids[i] = lfirst_oid(lc);
+		p->infos[i] = info;
+		p->simple &= is_simple(index, info);
+		if (info->ii_Predicate != NIL)
+			p->predicates[i] =
+				ExecInitQual((List *) expression_planner((Expr *) info->ii_Predicate),
+							 NULL);
+		index_close(index, NoLock);
+		i++;
+	}
+	MemoryContextSwitchTo(old);
+	list_free(oids);
+}
+
+/*
+ * Builds the plan for `rel` in a free slot; its indexes stay locked. Not
+ * valid (relid unset) until built: an invalidation meanwhile, which
+ * locking an index can bring, leaves it alone and makes it start over.
+ */
+static IndexPlan *
+build_plan(Relation rel)
+{
+	IndexPlan  *p = NULL;
+	int			i;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(plans_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	for (i = 0; i < lengthof(plans) && p == NULL; i++)
+		if (plans[i].relid == InvalidOid)
+			p = &plans[i];
+	if (p == NULL)
+		forget_plan(p = &plans[0]);
+	do
+	{
+		/* what a build that failed or was hit left */
+		if (p->cxt != NULL)
+			MemoryContextDelete(p->cxt);
+		memset(p, 0, sizeof(*p));
+		building_hit = false;
+		fill_plan(p, rel);
+	} while (building_hit);
+	p->relid = RelationGetRelid(rel);
+	return p;
+}
+
+static IndexPlan *
+find_plan(Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(plans); i++)
+		if (plans[i].relid == relid)
+			return &plans[i];
+	return NULL;
+}
+
+/*
+ * Opens the indexes of a table with a simple plan and takes what inserts
+ * need from it; false (nothing left open) when the table's indexes are
+ * not all simple.
+ */
+static bool
+open_planned(QmlDirectInsert *d)
+{
+	for (;;)
+	{
+		IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
+		int			i;
+
+		if (p == NULL)
+			p = build_plan(d->rel);
+		if (!p->simple)
+			return false;
+		d->nindexes = p->nindexes;
+		d->infos = p->infos;
+		d->predicates = p->predicates;
+		d->indexes = palloc(p->nindexes * sizeof(Relation));
+		for (i = 0; i < p->nindexes; i++)
+			d->indexes[i] = index_open(p->index_oids[i], RowExclusiveLock);
+		/* locking an index may have brought an invalidation of the plan */
+		if (find_plan(RelationGetRelid(d->rel)) == p)
+			return true;
+		for (i = 0; i < d->nindexes; i++)
+			index_close(d->indexes[i], NoLock);
+		pfree(d->indexes);
+		d->indexes = NULL;
+	}
+}
 
 /* opens the table (RowExclusiveLock) and its indexes for inserts */
 void
 qml_direct_open(QmlDirectInsert *d, Oid relid)
 {
+	memset(d, 0, sizeof(*d));
 	d->rel = table_open(relid, RowExclusiveLock);
+	d->slot = table_slot_create(d->rel, NULL);
+	if (open_planned(d))
+		return;
 	d->estate = CreateExecutorState();
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, d->rel, 1, NULL, 0);
 	ExecOpenIndices(d->rri, false);
-	d->slot = table_slot_create(d->rel, NULL);
+}
+
+/* inserts the slot's row into the planned indexes its predicates admit */
+static void
+insert_planned(QmlDirectInsert *d, TupleTableSlot *slot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			i;
+
+	if (predicate_cxt == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		predicate_cxt = CreateStandaloneExprContext();
+		MemoryContextSwitchTo(old);
+	}
+	predicate_cxt->ecxt_scantuple = slot;
+	for (i = 0; i < d->nindexes; i++)
+	{
+		IndexInfo  *info = d->infos[i];
+
+		if (!info->ii_ReadyForInserts)
+			continue;
+		if (d->predicates[i] != NULL && !ExecQual(d->predicates[i], predicate_cxt))
+			continue;
+		FormIndexDatum(info, slot, NULL, values, isnull);
+		index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
+					 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+					 false, info);
+	}
+	ResetExprContext(predicate_cxt);
 }
 
 /*
@@ -54,16 +286,31 @@ qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls)
 	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
 	table_tuple_insert(d->rel, slot, GetCurrentCommandId(true), 0, NULL);
-	if (d->rri->ri_NumIndices > 0)
-		ExecInsertIndexTuples(d->rri, slot, d->estate, false, false, NULL, NIL);
-	ResetPerTupleExprContext(d->estate);
+	if (d->indexes != NULL)
+		insert_planned(d, slot);
+	else
+	{
+		if (d->rri->ri_NumIndices > 0)
+			ExecInsertIndexTuples(d->rri, slot, d->estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(d->estate);
+	}
 }
 
 void
 qml_direct_close(QmlDirectInsert *d)
 {
+	int			i;
+
 	ExecDropSingleTupleTableSlot(d->slot);
-	ExecCloseIndices(d->rri);
-	FreeExecutorState(d->estate);
+	if (d->indexes != NULL)
+	{
+		for (i = 0; i < d->nindexes; i++)
+			index_close(d->indexes[i], NoLock);
+	}
+	else
+	{
+		ExecCloseIndices(d->rri);
+		FreeExecutorState(d->estate);
+	}
 	table_close(d->rel, NoLock);
 }

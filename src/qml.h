@@ -128,9 +128,15 @@ extern JobState qml_state_of_oid(Oid label);
 typedef struct QmlDirectInsert
 {
 	Relation	rel;
+	struct TupleTableSlot *slot;
+	/* the session's plan of plain btree indexes (direct_insert.c) ... */
+	int			nindexes;
+	Relation   *indexes;		/* NULL: the executor's way below */
+	struct IndexInfo **infos;
+	struct ExprState **predicates;
+	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
-	struct TupleTableSlot *slot;
 } QmlDirectInsert;
 
 extern void qml_direct_open(QmlDirectInsert *d, Oid relid);

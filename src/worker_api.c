@@ -80,23 +80,23 @@ static const char *const claim_from_head_sql = CLAIM_UPDATE
 "        ) u WHERE" NOT_PAUSED " LIMIT $2))"
 " RETURNING j.*";
 
-static const char *const complete_sql =
-"UPDATE qml.jobs j SET state = 'succeeded', result = $3,"
-"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
+/*
+ * A completion stamps and drops the lease itself, so that the row trigger
+ * need not rebuild the row to do it (job_trigger.c).
+ */
+#define COMPLETE_SET \
+"UPDATE qml.jobs j SET state = 'succeeded'," \
+"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL," \
 "       lease_pid = NULL, lease_session = NULL"
+
+static const char *const complete_sql = COMPLETE_SET ", result = $3"
 " WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2";
 
-static const char *const complete_batch_sql =
-"UPDATE qml.jobs j SET state = 'succeeded',"
-"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
-"       lease_pid = NULL, lease_session = NULL"
+static const char *const complete_batch_sql = COMPLETE_SET
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";
 
-static const char *const complete_batch_results_sql =
-"UPDATE qml.jobs j SET state = 'succeeded',"
-"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL,"
-"       lease_pid = NULL, lease_session = NULL,"
+static const char *const complete_batch_results_sql = COMPLETE_SET ","
 "       result = $3[array_position($1, j.id) - 1 + array_lower($3, 1)]"
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
 " RETURNING j.id";
