@@ -138,6 +138,14 @@ CREATE TRIGGER jobs_record_insert AFTER INSERT ON qml.jobs
 CREATE TRIGGER jobs_flush AFTER INSERT OR UPDATE ON qml.jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_flush();
 
+-- Each session keeps the queues' own history settings (job_history.c)
+-- instead of reading qml.queues on every flush; a change to the table
+-- sends every session a relcache invalidation at commit, to read it again.
+CREATE FUNCTION qml.queues_changed() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_queues_changed';
+CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON qml.queues FOR EACH STATEMENT EXECUTE FUNCTION qml.queues_changed();
+
 /* ---------------------------------------------------------------------
  * Helpers (not granted to anyone; the API calls them as owner)
  * --------------------------------------------------------------------- */
