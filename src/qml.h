@@ -125,10 +125,13 @@ extern JobState qml_state_of_oid(Oid label);
  * direct_insert.c: rows into one of qml's tables and its indexes without an
  * executor; no triggers, rules or constraints run.
  */
+#define DIRECT_INSERT_BATCH 64
+
 typedef struct QmlDirectInsert
 {
 	Relation	rel;
-	struct TupleTableSlot *slot;
+	struct TupleTableSlot *slots[DIRECT_INSERT_BATCH];	/* created as needed */
+	int			nwaiting;		/* rows in slots not yet written */
 	/* the session's plan of plain btree indexes (direct_insert.c) ... */
 	int			nindexes;
 	Relation   *indexes;		/* NULL: the executor's way below */
