@@ -22,6 +22,9 @@
  * memory at the end of the transaction, which may still be using it). Any
  * other index sends the table the executor's way.
  *
+ * Rows wait in slots and go to the heap DIRECT_INSERT_BATCH at a time
+ * (table_multi_insert, as COPY does), then to the indexes.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
