@@ -127,6 +127,7 @@ read_queue_settings(void)
 	Relation	rel = table_open(relid, AccessShareLock);
 	TableScanDesc scan;
 	TupleTableSlot *slot;
+	Snapshot	snapshot;
 	MemoryContext old;
 	int			att_name = attnameAttNum(rel, "name", false);
 	int			att_history = attnameAttNum(rel, "history", false);
@@ -139,8 +140,14 @@ read_queue_settings(void)
 	}
 	MemoryContextReset(settings_cxt);
 	queue_settings = NIL;
+	/*
+	 * The latest snapshot, not the statement's: a change whose invalidation
+	 * the table_open above took in may have committed after the statement
+	 * began, and what is read here is kept until the next change.
+	 */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
 	old = MemoryContextSwitchTo(settings_cxt);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
@@ -157,6 +164,7 @@ read_queue_settings(void)
 	}
 	MemoryContextSwitchTo(old);
 	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	settings_relid = relid;
