@@ -854,10 +854,18 @@ lease_3s(qml_server_config *c)
 	qml_server_config_set_poll_interval(c, 200);
 }
 
+/* the same with claims that wait for the disk, the non-default path */
+static void
+lease_3s_durable(qml_server_config *c)
+{
+	lease_3s(c);
+	qml_server_config_set_durable_claims(c, true);
+}
+
 /*
- * mode "fast" is a clean shutdown; "immediate" is a crash: commits that did
- * not wait for the disk (the fetcher's claims) may be lost, and the jobs
- * must still all run.
+ * mode "fast" is a clean shutdown (run with durable claims); "immediate" is
+ * a crash (with the default claims, which do not wait for the disk and may
+ * be lost): either way the jobs must all run.
  */
 static void
 restart_server(const char *mode)
@@ -894,7 +902,7 @@ test_restart(const char *mode, const char *queue)
 	snprintf(count_sql, sizeof(count_sql),
 			 "SELECT count(*) FROM qml.jobs WHERE queue = '%s' AND state = 'succeeded'", queue);
 	enqueue_numbered("count", queue, n);
-	s = server_for(reg, queue, 4, lease_3s);
+	s = server_for(reg, queue, 4, strcmp(mode, "fast") == 0 ? lease_3s_durable : lease_3s);
 	qml_server_start(s);
 	wait_count(n / 5, 60, count_sql);
 	restart_server(mode);
