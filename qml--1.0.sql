@@ -78,8 +78,12 @@ CREATE TABLE qml.jobs (
 -- within one queue and stops after `batch` rows, whatever the depth.
 CREATE INDEX jobs_fetch_idx ON qml.jobs (queue, priority DESC, run_at, id)
 	WHERE state = 'enqueued';
--- Promotion of due scheduled and retrying jobs.
+-- Promotion of due scheduled and retrying jobs: the scheduler's, across
+-- queues in due order, and fetch's, of the queue it claims from (a
+-- (run_at) range would make a fetch walk every other queue's due jobs).
 CREATE INDEX jobs_due_idx ON qml.jobs (run_at)
+	WHERE state IN ('scheduled', 'awaiting_retry');
+CREATE INDEX jobs_queue_due_idx ON qml.jobs (queue, run_at)
 	WHERE state IN ('scheduled', 'awaiting_retry');
 -- Rescue of expired leases. Only statements that say locked_until IS NOT
 -- NULL (or compare it) can use it: a completion's "id = ... AND state =

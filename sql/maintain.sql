@@ -42,6 +42,45 @@ SELECT id FROM qml.fetch('w2', '{paused}');
 SELECT qml.maintain() -> 'promoted' AS promoted_again;
 
 --
+-- fetch promotes due jobs itself: no scheduler serves this database, so
+-- nothing but fetch can have promoted them
+--
+CALL qt_reset();
+SELECT qml.enqueue('head_1', queue => 'dq') AS id;
+SELECT qml.enqueue('head_2', queue => 'dq') AS id;
+SELECT qml.enqueue('head_3', queue => 'dq') AS id;
+SELECT qml.enqueue('old_due', queue => 'dq', run_at => now() + interval '1 day') AS id;
+SELECT qml.enqueue('urgent_due', queue => 'dq', priority => 5, run_at => now() + interval '1 day') AS id;
+SELECT qml.enqueue('not_due', queue => 'dq', run_at => now() + interval '1 day') AS id;
+SELECT qml.enqueue('retry_due', queue => 'dq', max_attempts => 3) AS id;
+SELECT qml.enqueue('paused_due', queue => 'dq_paused', run_at => now() + interval '1 day') AS id;
+-- job 7 fails once: awaiting_retry, an hour out
+SELECT count(*) FROM qml.fetch('w', '{dq}', 10);
+SELECT qml.fail(7, 'w', 'first try') AS failed;
+UPDATE qml.jobs SET state = 'enqueued', locked_by = NULL, locked_until = NULL,
+	   lease_pid = NULL, lease_session = NULL, started_at = NULL, attempts = 0
+ WHERE id IN (1, 2, 3);
+-- a full claim moves the queue's head to job 2 (queue_head.c) ...
+SELECT id FROM qml.fetch('w', '{dq}', 2);
+-- ... then jobs 4, 5 and 7 fall due, ahead of job 3 in fetch's order
+UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id IN (4, 5, 7, 8);
+SELECT qml.pause_queue('dq_paused');
+-- higher priority first, then the oldest: the due jobs before the head
+SELECT id, method, state, attempts FROM qml.fetch('w', '{dq}', 3);
+SELECT * FROM qt_history(4);
+SELECT * FROM qt_history(7);
+-- what is not due, or due in a paused queue, stays scheduled
+SELECT id FROM qml.fetch('w', '{dq,dq_paused}', 10);
+SELECT id, state FROM qml.jobs WHERE id IN (6, 8) ORDER BY id;
+-- a claim rolled back undoes its promotion too
+UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id = 6;
+BEGIN;
+SELECT id, method FROM qml.fetch('w', '{dq}');
+ROLLBACK;
+SELECT id, state FROM qml.jobs WHERE id = 6;
+SELECT count(*) AS events_of_6 FROM qml.job_events WHERE job_id = 6;
+
+--
 -- rescue: a lease that ran out fails the job like qml.fail() would
 --
 CALL qt_reset();

@@ -95,6 +95,13 @@ static const char *const prune_sql =
 #define PRUNE_BATCH 1000
 
 /*
+ * Due jobs are promoted a thousand at a time: a fetch skips the jobs a
+ * pass holds (worker_api.c promotes due jobs itself), so the pass must
+ * hold them for milliseconds, not the 100 ms ten thousand take.
+ */
+#define PROMOTE_BATCH 1000
+
+/*
  * A claim with a session lease whose session ended (connection dropped,
  * backend killed, server restarted) fails the way a lost lease does.
  */
@@ -196,11 +203,12 @@ pass_steps(QmlPassResult *result)
 	bool		isnull;
 	Datum		d;
 
-	values[0] = Int32GetDatum(qml_maintain_batch);
 	values[1] = Float8GetDatum((double) qml_retention_s);
 	values[2] = BoolGetDatum(qml_prune_failed);
 
+	values[0] = Int32GetDatum(Min(qml_maintain_batch, PROMOTE_BATCH));
 	result->promoted = qml_spi_run(&promote_plan, promote_sql, 1, types, values);
+	values[0] = Int32GetDatum(qml_maintain_batch);
 	expired = qml_spi_run(&rescue_plan, rescue_sql, 1, types, values);
 	ended = rescue_sessions(types, values);
 	result->rescued = expired + ended;
@@ -214,7 +222,8 @@ pass_steps(QmlPassResult *result)
 	qml_stats_rollup();
 	qml_wakeup_send_missed();
 
-	result->more = result->promoted >= batch || expired >= batch ||
+	result->more = result->promoted >= (uint64) Min(qml_maintain_batch, PROMOTE_BATCH) ||
+		expired >= batch ||
 		ended >= batch || result->fired >= batch ||
 		result->pruned >= (uint64) Min(qml_maintain_batch, PRUNE_BATCH);
 

@@ -211,6 +211,7 @@ qml_scheduler_main(Datum arg)
 		QmlPassResult result;
 		PassOutcome outcome;
 		TimestampTz wake;
+		uint64		lowered;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -223,7 +224,7 @@ qml_scheduler_main(Datum arg)
 			proc_exit(0);
 
 		/* awake: a commit from now on wakes us again (we may not see it) */
-		qml_registry_set_wake(DT_NOBEGIN);
+		lowered = qml_registry_set_awake();
 		MemoryContextSwitchTo(pass_cxt);
 		outcome = run_pass(&result, pass_cxt);
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -232,7 +233,9 @@ qml_scheduler_main(Datum arg)
 			continue;
 
 		wake = next_wake(outcome, &result, GetCurrentTimestamp());
-		qml_registry_set_wake(wake);
+		/* fetch promotes due jobs itself from due_at on (worker_api.c) */
+		qml_registry_set_wake(wake, outcome == PASS_DONE ? result.next_due :
+							  DT_NOBEGIN, lowered);
 		sleep_until(wake);
 	}
 }

@@ -8,7 +8,9 @@
  * scheduler: its pid and latch, when it will wake by itself (so that a
  * commit with an earlier due time wakes it, and only then), and whether it
  * must leave the database (DROP DATABASE and friends need it to themselves).
- * It also holds the launcher's latch. One LWLock guards it; every access
+ * It also says before when nothing falls due, so that fetch need not look
+ * for due jobs to promote until then (worker_api.c), and it holds the
+ * launcher's latch. One LWLock guards it; every access
  * is a few loads and stores.
  *
  * Without preloading nothing here is set up and qml_shmem_ready() is false.
@@ -35,6 +37,8 @@ typedef struct DbEntry
 	pid_t		pid;			/* its scheduler, 0 when none runs */
 	Latch	   *latch;			/* the scheduler's latch */
 	TimestampTz wake_at;		/* it wakes by itself then; DT_NOBEGIN: awake */
+	TimestampTz due_at;			/* nothing falls due before; DT_NOBEGIN: unknown */
+	uint64		due_lowered;	/* times a commit lowered due_at */
 	TimestampTz leave_until;	/* start no scheduler here before this */
 	bool		leave;			/* the running scheduler must exit */
 } DbEntry;
@@ -200,6 +204,7 @@ qml_registry_claim(Oid dboid)
 		e->pid = MyProcPid;
 		e->latch = MyLatch;
 		e->wake_at = DT_NOBEGIN;
+		e->due_at = DT_NOBEGIN;
 		e->leave = false;
 		ok = true;
 	}
@@ -223,20 +228,69 @@ qml_registry_must_leave(void)
 }
 
 /*
- * The scheduler says when it will wake by itself: DT_NOBEGIN while it is
- * awake (then every commit that makes something due wakes it again, since
- * its pass may not have seen that commit).
+ * The scheduler is awake: from now on every commit that makes something
+ * due wakes it again, since its pass may not have seen that commit.
+ * Returns the count of due_at's lowerings, for qml_registry_set_wake.
+ */
+uint64
+qml_registry_set_awake(void)
+{
+	DbEntry    *e;
+	uint64		lowered = 0;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_entry(MyDatabaseId);
+	if (e != NULL && e->pid == MyProcPid)
+	{
+		e->wake_at = DT_NOBEGIN;
+		lowered = e->due_lowered;
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return lowered;
+}
+
+/*
+ * The scheduler will wake by itself at `at`, and its pass found nothing
+ * due before `due` (DT_NOBEGIN: it does not know). A commit the pass may
+ * not have seen (one that lowered due_at since the pass began, when
+ * qml_registry_set_awake returned `lowered`) keeps its lower due time.
  */
 void
-qml_registry_set_wake(TimestampTz at)
+qml_registry_set_wake(TimestampTz at, TimestampTz due, uint64 lowered)
 {
 	DbEntry    *e;
 
 	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
 	e = find_entry(MyDatabaseId);
 	if (e != NULL && e->pid == MyProcPid)
+	{
 		e->wake_at = at;
+		if (e->due_lowered == lowered || due < e->due_at)
+			e->due_at = due;
+	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/*
+ * Before when no scheduled or retrying job of the database falls due, as
+ * far as its scheduler knows; DT_NOBEGIN when it does not know (there is
+ * none, or its last pass failed). Fetch promotes due jobs itself from
+ * then on (worker_api.c).
+ */
+TimestampTz
+qml_registry_due_at(Oid dboid)
+{
+	DbEntry    *e;
+	TimestampTz due = DT_NOBEGIN;
+
+	if (!qml_shmem_ready())
+		return DT_NOBEGIN;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	if (e != NULL && e->pid != 0)
+		due = e->due_at;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return due;
 }
 
 bool
@@ -255,13 +309,15 @@ qml_registry_has_scheduler(Oid dboid)
 }
 
 /*
- * Something falls due at `due` (DT_NOBEGIN: now): wake the database's
- * scheduler if it would otherwise sleep past it.
+ * A commit made something fall due at `due` (DT_NOBEGIN: now): wake the
+ * database's scheduler if it would otherwise sleep past it, and lower
+ * due_at, so that fetch promotes the job if the scheduler is late.
  */
 void
 qml_registry_wake(Oid dboid, TimestampTz due)
 {
 	DbEntry    *e;
+	bool		lower = false;
 
 	if (!qml_shmem_ready())
 		return;
@@ -270,6 +326,18 @@ qml_registry_wake(Oid dboid, TimestampTz due)
 	if (e != NULL && e->pid != 0 && e->latch != NULL &&
 		(e->wake_at == DT_NOBEGIN || due < e->wake_at))
 		SetLatch(e->latch);
+	if (e != NULL && e->pid != 0 && due < e->due_at)
+		lower = true;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	if (!lower)
+		return;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = find_entry(dboid);
+	if (e != NULL && e->pid != 0 && due < e->due_at)
+	{
+		e->due_at = due;
+		e->due_lowered++;
+	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 }
 

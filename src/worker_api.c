@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -79,6 +80,22 @@ static const char *const claim_from_head_sql = CLAIM_UPDATE
 "             LIMIT $2 FOR UPDATE SKIP LOCKED) l"
 "        ) u WHERE" NOT_PAUSED " LIMIT $2))"
 " RETURNING j.*";
+
+/*
+ * Up to $2 due scheduled and retrying jobs of queue $1 (due by $3) become
+ * enqueued, earliest due first, as a scheduler pass would make them: the
+ * row trigger records the change, moves the queue's head back and wakes
+ * the queue's workers at commit. SKIP LOCKED: jobs the scheduler or
+ * another fetch is promoting are theirs.
+ */
+static const char *const promote_due_sql =
+"UPDATE qml.jobs j SET state = 'enqueued'"
+" WHERE j.ctid = ANY (ARRAY("
+"        SELECT c.ctid FROM qml.jobs c"
+"         WHERE c.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
+"           AND c.queue = $1 AND c.run_at <= $3 AND" NOT_PAUSED
+"         ORDER BY c.run_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
+" RETURNING j.priority, j.run_at, j.id";
 
 /*
  * A completion stamps and drops the lease itself, so that the row trigger
@@ -151,6 +168,7 @@ typedef struct ClaimArgs
 	int32		session_pid;
 	TimestampTz session_started;
 	bool		session_lease;
+	TimestampTz due_by;			/* promote jobs due by then; 0: none */
 	Tuplestorestate *store;
 } ClaimArgs;
 
@@ -198,6 +216,46 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 }
 
 /*
+ * Promotes up to `wanted` jobs of `queue` due by `due_by`, so that a claim
+ * need not wait for the scheduler: a pass takes a second to promote
+ * 100,000 jobs due at once, a claim only the jobs it may take. The claim
+ * that follows sees them (same transaction), but the head moves back to
+ * them only at commit, so *head (if any) is moved back to the first of
+ * them here.
+ */
+static void
+promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *head)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[3];
+	uint64		i;
+	int			rc;
+
+	values[0] = queue;
+	values[1] = Int32GetDatum(wanted);
+	values[2] = TimestampTzGetDatum(due_by);
+	rc = SPI_execute_plan(qml_session_plan(&plan, promote_due_sql, 3, types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "promotion of due jobs failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		QmlHeadKey	key;
+		bool		isnull;
+
+		key.priority = DatumGetInt32(SPI_getbinval(t, desc, 1, &isnull));
+		key.run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, 2, &isnull));
+		key.id = DatumGetInt64(SPI_getbinval(t, desc, 3, &isnull));
+		if (head != NULL && qml_head_key_cmp(&key, head) < 0)
+			*head = key;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
  * Claims up to `wanted` jobs from one queue: from its head when it has
  * one, and what that leaves short from its start; then moves the head
  * (queue_head.c). Returns how many it took.
@@ -218,6 +276,8 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
 
 	/* read before the claim's snapshot (queue_head.c) */
 	have_head = qml_head_get(name, &head, &seen);
+	if (a->due_by != 0)
+		promote_due(queue, wanted, a->due_by, have_head ? &head : NULL);
 	if (have_head)
 		n = run_claim(a, queue, wanted, &head, jobs, &first, &last);
 	if (n == wanted)
@@ -239,6 +299,18 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
 		tuplestore_puttuple(a->store, jobs[i].tuple);
 	pfree(jobs);
 	return n + more;
+}
+
+/*
+ * Now, when scheduled or retrying jobs the scheduler has not promoted yet
+ * may be due; else 0. Fetch then promotes its share itself.
+ */
+static TimestampTz
+due_jobs_by(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return qml_registry_due_at(MyDatabaseId) <= now ? now : 0;
 }
 
 /*
@@ -308,6 +380,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	{
 		/* counted before the claim's snapshot: see wakeup.c */
 		qml_wait_epoch(&ws);
+		args.due_by = due_jobs_by();
 		wanted = batch;
 		for (i = 0; i < nqueues && wanted > 0; i++)
 			wanted -= claim_from_queue(&args, queue_names[i], wanted);

@@ -4,7 +4,7 @@
 -- signatures, triggers, and privileges (nothing for PUBLIC, pinned
 -- search_path).
 BEGIN;
-SELECT plan(222);
+SELECT plan(224);
 
 -- the extension
 SELECT has_extension('qml');
@@ -121,6 +121,12 @@ SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_due_idx'::regclass),
 		  '(state = ANY (ARRAY[''scheduled''::qml.job_state, ''awaiting_retry''::qml.job_state]))',
 		  'jobs_due_idx covers scheduled and awaiting_retry jobs only');
+SELECT has_index('qml', 'jobs', 'jobs_queue_due_idx', ARRAY['queue', 'run_at'],
+				 'jobs_queue_due_idx on (queue, run_at)');
+SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
+			WHERE indexrelid = 'qml.jobs_queue_due_idx'::regclass),
+		  '(state = ANY (ARRAY[''scheduled''::qml.job_state, ''awaiting_retry''::qml.job_state]))',
+		  'jobs_queue_due_idx covers scheduled and awaiting_retry jobs only');
 SELECT has_index('qml', 'jobs', 'jobs_lease_idx', ARRAY['locked_until'], 'jobs_lease_idx on (locked_until)');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_lease_idx'::regclass),

@@ -3,7 +3,8 @@
 # notified on time; a waiting fetch wakes at the enqueue's commit, times
 # out, and is interrupted cleanly by cancel and terminate; NOTIFY goes out
 # only when someone waits; expired leases and ended sessions are rescued;
-# a failing job is retried with backoff until it fails for good.
+# a failing job is retried with backoff until it fails for good; a fetch
+# claims a due job without waiting for the scheduler to promote it.
 . "$(dirname "$0")/lib.sh"
 db=qml_sched_promote
 newdb $db || exit 1
@@ -122,7 +123,44 @@ for attempt in 1 2 3; do
 	q $db -c "SELECT qml.fail($id, 'bw', 'boom $attempt')" >/dev/null
 done
 check "three attempts, then failed" "failed 3 boom 3" "$(q $db -c "SELECT state || ' ' || attempts || ' ' || last_error FROM qml.jobs WHERE id = $id")"
-check "promoted back twice by the scheduler" 2 "$(q $db -c "SELECT count(*) FROM qml.job_events WHERE job_id = $id AND from_state = 'awaiting_retry' AND to_state = 'enqueued'")"
+check "promoted back twice" 2 "$(q $db -c "SELECT count(*) FROM qml.job_events WHERE job_id = $id AND from_state = 'awaiting_retry' AND to_state = 'enqueued'")"
+
+# --- a fetch claims a job as soon as it is due, while the scheduler is
+#     still promoting 30,000 jobs due just before it (in due order, so it
+#     would come to this one last, a few hundred milliseconds on)
+due=$(q $db -c "SELECT clock_timestamp() + interval '4 s'")
+q $db -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'b', 'queue', 'burst', 'run_at', '$due'::timestamptz + g * interval '1 us')) FROM generate_series(1, 30000) g))" >/dev/null
+id=$(q $db -c "SELECT qml.enqueue('lone', queue => 'lone', run_at => '$due'::timestamptz + interval '40 ms')")
+if [ "$(q $db -c "SELECT clock_timestamp() < '$due'")" != t ]; then fail "burst enqueued before it is due" "too slow"
+else
+	read -r got lag left < <(q $db -F ' ' <<SQL
+CREATE TEMP TABLE claim (id bigint, lag_ms numeric, left_ bigint);
+DO \$\$
+DECLARE
+	due timestamptz := '$due'::timestamptz + interval '40 ms';
+	got bigint;
+BEGIN
+	WHILE clock_timestamp() < due LOOP PERFORM pg_sleep(0.001); END LOOP;
+	LOOP
+		SELECT f.id INTO got FROM qml.fetch('lw', '{lone}', session_lease => false) f;
+		EXIT WHEN got IS NOT NULL OR clock_timestamp() > due + interval '5 s';
+		PERFORM pg_sleep(0.002);
+	END LOOP;
+	INSERT INTO claim SELECT got, extract(epoch FROM clock_timestamp() - due) * 1000,
+		(SELECT count(*) FROM qml.jobs WHERE queue = 'burst' AND state = 'scheduled');
+END
+\$\$;
+SELECT id, round(lag_ms), left_ FROM claim;
+SQL
+	)
+	check "the job due after 30,000 others is claimed" "$id" "$got"
+	less_than "$lag" 100 && ok "within 100 ms of its due time ($lag ms)" ||
+		fail "claimed within 100 ms of its due time" "$lag ms"
+	less_than 5000 "$left" && ok "while the scheduler was still promoting ($left of 30,000 left)" ||
+		fail "claimed while the scheduler was still promoting" "$left of 30,000 left"
+	check "its history: scheduled, enqueued, processing" "scheduled enqueued processing" \
+		"$(q $db -c "SELECT string_agg(to_state::text, ' ' ORDER BY id) FROM qml.job_events WHERE job_id = $id")"
+fi
 
 dropdb_ $db
 finish
