@@ -214,15 +214,27 @@ qml_registry_claim(Oid dboid)
 	return ok;
 }
 
+/*
+ * Takes the registry's lock in `mode` and returns the entry this
+ * scheduler holds, or NULL when it holds none any more. The caller
+ * releases the lock.
+ */
+static DbEntry *
+lock_own_entry(LWLockMode mode)
+{
+	DbEntry    *e;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), mode);
+	e = find_entry(MyDatabaseId);
+	return e != NULL && e->pid == MyProcPid ? e : NULL;
+}
+
 bool
 qml_registry_must_leave(void)
 {
-	DbEntry    *e;
-	bool		leave;
+	DbEntry    *e = lock_own_entry(LW_SHARED);
+	bool		leave = e == NULL || e->leave;
 
-	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
-	e = find_entry(MyDatabaseId);
-	leave = e == NULL || e->pid != MyProcPid || e->leave;
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	return leave;
 }
@@ -235,12 +247,10 @@ qml_registry_must_leave(void)
 uint64
 qml_registry_set_awake(void)
 {
-	DbEntry    *e;
+	DbEntry    *e = lock_own_entry(LW_EXCLUSIVE);
 	uint64		lowered = 0;
 
-	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
-	e = find_entry(MyDatabaseId);
-	if (e != NULL && e->pid == MyProcPid)
+	if (e != NULL)
 	{
 		e->wake_at = DT_NOBEGIN;
 		lowered = e->due_lowered;
@@ -258,11 +268,9 @@ qml_registry_set_awake(void)
 void
 qml_registry_set_wake(TimestampTz at, TimestampTz due, uint64 lowered)
 {
-	DbEntry    *e;
+	DbEntry    *e = lock_own_entry(LW_EXCLUSIVE);
 
-	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
-	e = find_entry(MyDatabaseId);
-	if (e != NULL && e->pid == MyProcPid)
+	if (e != NULL)
 	{
 		e->wake_at = at;
 		if (e->due_lowered == lowered || due < e->due_at)
