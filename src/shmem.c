@@ -10,8 +10,8 @@
  * must leave the database (DROP DATABASE and friends need it to themselves).
  * It also says before when nothing falls due, so that fetch need not look
  * for due jobs to promote until then (worker_api.c), and it holds the
- * launcher's latch. One LWLock guards it; every access
- * is a few loads and stores.
+ * launcher's latch. One LWLock guards it; every access is a few loads and
+ * stores.
  *
  * Without preloading nothing here is set up and qml_shmem_ready() is false.
  *
