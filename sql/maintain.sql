@@ -62,15 +62,20 @@ UPDATE qml.jobs SET state = 'enqueued', locked_by = NULL, locked_until = NULL,
  WHERE id IN (1, 2, 3);
 -- a full claim moves the queue's head to job 2 (queue_head.c) ...
 SELECT id FROM qml.fetch('w', '{dq}', 2);
--- ... then jobs 4, 5 and 7 fall due, ahead of job 3 in fetch's order
-UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id IN (4, 5, 7, 8);
+-- ... then jobs 4, 5 and 7 fall due, before job 3 in fetch's order
+UPDATE qml.jobs SET run_at = now() - interval '3 hours' WHERE id = 4;
+UPDATE qml.jobs SET run_at = now() - interval '2 hours' WHERE id IN (5, 8);
+UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id = 7;
 SELECT qml.pause_queue('dq_paused');
--- higher priority first, then the oldest: the due jobs before the head
+-- the enqueued job first; the due jobs fill the rest of the batch, the
+-- earliest due promoted first, then claimed in fetch's order
 SELECT id, method, state, attempts FROM qml.fetch('w', '{dq}', 3);
 SELECT * FROM qt_history(4);
+SELECT id, state FROM qml.jobs WHERE id = 7;
+-- nothing enqueued is left: the retry is promoted and claimed; what is
+-- not due, or due in a paused queue, stays scheduled
+SELECT id, method, attempts FROM qml.fetch('w', '{dq,dq_paused}', 10);
 SELECT * FROM qt_history(7);
--- what is not due, or due in a paused queue, stays scheduled
-SELECT id FROM qml.fetch('w', '{dq,dq_paused}', 10);
 SELECT id, state FROM qml.jobs WHERE id IN (6, 8) ORDER BY id;
 -- a claim rolled back undoes its promotion too
 UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id = 6;

@@ -231,6 +231,15 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		/* an admin's UPDATE may move a waiting job before its queue's head */
 		if (new_state == JS_ENQUEUED)
 			note_waiting_job_updated(desc, oldtuple, newtuple);
+		/* ... or make a scheduled or retrying job due earlier */
+		else if (new_state == JS_SCHEDULED || new_state == JS_AWAITING_RETRY)
+		{
+			bool		isnull;
+			Datum		run_at = heap_getattr(newtuple, att[JC_RUN_AT], desc, &isnull);
+
+			if (!isnull)
+				qml_wake_scheduler_at_commit(DatumGetTimestampTz(run_at));
+		}
 		return PointerGetDatum(newtuple);
 	}
 

@@ -211,7 +211,6 @@ qml_scheduler_main(Datum arg)
 		QmlPassResult result;
 		PassOutcome outcome;
 		TimestampTz wake;
-		uint64		lowered;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -224,7 +223,7 @@ qml_scheduler_main(Datum arg)
 			proc_exit(0);
 
 		/* awake: a commit from now on wakes us again (we may not see it) */
-		lowered = qml_registry_set_awake();
+		qml_registry_set_awake();
 		MemoryContextSwitchTo(pass_cxt);
 		outcome = run_pass(&result, pass_cxt);
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -235,7 +234,7 @@ qml_scheduler_main(Datum arg)
 		wake = next_wake(outcome, &result, GetCurrentTimestamp());
 		/* fetch promotes due jobs itself from due_at on (worker_api.c) */
 		qml_registry_set_wake(wake, outcome == PASS_DONE ? result.next_due :
-							  DT_NOBEGIN, lowered);
+							  DT_NOBEGIN);
 		sleep_until(wake);
 	}
 }

@@ -38,7 +38,7 @@ typedef struct DbEntry
 	Latch	   *latch;			/* the scheduler's latch */
 	TimestampTz wake_at;		/* it wakes by itself then; DT_NOBEGIN: awake */
 	TimestampTz due_at;			/* nothing falls due before; DT_NOBEGIN: unknown */
-	uint64		due_lowered;	/* times a commit lowered due_at */
+	TimestampTz commit_due;		/* earliest due time committed during the pass */
 	TimestampTz leave_until;	/* start no scheduler here before this */
 	bool		leave;			/* the running scheduler must exit */
 } DbEntry;
@@ -205,6 +205,7 @@ qml_registry_claim(Oid dboid)
 		e->latch = MyLatch;
 		e->wake_at = DT_NOBEGIN;
 		e->due_at = DT_NOBEGIN;
+		e->commit_due = DT_NOEND;
 		e->leave = false;
 		ok = true;
 	}
@@ -241,40 +242,37 @@ qml_registry_must_leave(void)
 
 /*
  * The scheduler is awake: from now on every commit that makes something
- * due wakes it again, since its pass may not have seen that commit.
- * Returns the count of due_at's lowerings, for qml_registry_set_wake.
+ * due wakes it again, since its pass may not have seen that commit, and
+ * the earliest of their due times is kept for qml_registry_set_wake.
  */
-uint64
+void
 qml_registry_set_awake(void)
 {
 	DbEntry    *e = lock_own_entry(LW_EXCLUSIVE);
-	uint64		lowered = 0;
 
 	if (e != NULL)
 	{
 		e->wake_at = DT_NOBEGIN;
-		lowered = e->due_lowered;
+		e->commit_due = DT_NOEND;
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
-	return lowered;
 }
 
 /*
  * The scheduler will wake by itself at `at`, and its pass found nothing
  * due before `due` (DT_NOBEGIN: it does not know). A commit the pass may
- * not have seen (one that lowered due_at since the pass began, when
- * qml_registry_set_awake returned `lowered`) keeps its lower due time.
+ * not have seen, one since qml_registry_set_awake, keeps its due time if
+ * that is earlier.
  */
 void
-qml_registry_set_wake(TimestampTz at, TimestampTz due, uint64 lowered)
+qml_registry_set_wake(TimestampTz at, TimestampTz due)
 {
 	DbEntry    *e = lock_own_entry(LW_EXCLUSIVE);
 
 	if (e != NULL)
 	{
 		e->wake_at = at;
-		if (e->due_lowered == lowered || due < e->due_at)
-			e->due_at = due;
+		e->due_at = Min(due, e->commit_due);
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 }
@@ -334,17 +332,17 @@ qml_registry_wake(Oid dboid, TimestampTz due)
 	if (e != NULL && e->pid != 0 && e->latch != NULL &&
 		(e->wake_at == DT_NOBEGIN || due < e->wake_at))
 		SetLatch(e->latch);
-	if (e != NULL && e->pid != 0 && due < e->due_at)
+	if (e != NULL && e->pid != 0 && (due < e->due_at || due < e->commit_due))
 		lower = true;
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	if (!lower)
 		return;
 	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
 	e = find_entry(dboid);
-	if (e != NULL && e->pid != 0 && due < e->due_at)
+	if (e != NULL && e->pid != 0)
 	{
-		e->due_at = due;
-		e->due_lowered++;
+		e->due_at = Min(e->due_at, due);
+		e->commit_due = Min(e->commit_due, due);
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 }

@@ -218,19 +218,20 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 /*
  * Promotes up to `wanted` jobs of `queue` due by `due_by`, so that a claim
  * need not wait for the scheduler: a pass takes a second to promote
- * 100,000 jobs due at once, a claim only the jobs it may take. The claim
- * that follows sees them (same transaction), but the head moves back to
- * them only at commit, so *head (if any) is moved back to the first of
- * them here.
+ * 100,000 jobs due at once, a claim only the jobs it may take. Returns how
+ * many, and in *lowest the first of them in claim order: the claim that
+ * follows sees them (same transaction), but the queue's head moves back to
+ * them only at commit.
  */
-static void
-promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *head)
+static int
+promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
 	Datum		values[3];
 	uint64		i;
 	int			rc;
+	int			n;
 
 	values[0] = queue;
 	values[1] = Int32GetDatum(wanted);
@@ -249,19 +250,23 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *head)
 		key.priority = DatumGetInt32(SPI_getbinval(t, desc, 1, &isnull));
 		key.run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, 2, &isnull));
 		key.id = DatumGetInt64(SPI_getbinval(t, desc, 3, &isnull));
-		if (head != NULL && qml_head_key_cmp(&key, head) < 0)
-			*head = key;
+		if (i == 0 || qml_head_key_cmp(&key, lowest) < 0)
+			*lowest = key;
 	}
+	n = (int) SPI_processed;
 	SPI_freetuptable(SPI_tuptable);
+	return n;
 }
 
 /*
  * Claims up to `wanted` jobs from one queue: from its head when it has
- * one, and what that leaves short from its start; then moves the head
- * (queue_head.c). Returns how many it took.
+ * one (or from `back`, if that comes first), and what that leaves short
+ * from its start; then moves the head (queue_head.c). Returns how many it
+ * took.
  */
 static int
-claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
+claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
+				 const QmlHeadKey *back)
 {
 	char	   *name = TextDatumGetCString(queue);
 	ClaimedJob *jobs = palloc(wanted * sizeof(ClaimedJob));
@@ -276,8 +281,8 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
 
 	/* read before the claim's snapshot (queue_head.c) */
 	have_head = qml_head_get(name, &head, &seen);
-	if (a->due_by != 0)
-		promote_due(queue, wanted, a->due_by, have_head ? &head : NULL);
+	if (have_head && back != NULL && qml_head_key_cmp(back, &head) < 0)
+		head = *back;
 	if (have_head)
 		n = run_claim(a, queue, wanted, &head, jobs, &first, &last);
 	if (n == wanted)
@@ -299,6 +304,22 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted)
 		tuplestore_puttuple(a->store, jobs[i].tuple);
 	pfree(jobs);
 	return n + more;
+}
+
+/*
+ * What the queue's enqueued jobs left short of `wanted`, from its due jobs
+ * the scheduler has not promoted yet: they are promoted here, and only as
+ * many as the claim can take, so that the caller's transaction holds none
+ * it does not claim. Returns how many it took.
+ */
+static int
+claim_due(const ClaimArgs *a, Datum queue, int wanted)
+{
+	QmlHeadKey	lowest;
+
+	if (a->due_by == 0 || promote_due(queue, wanted, a->due_by, &lowest) == 0)
+		return 0;
+	return claim_from_queue(a, queue, wanted, &lowest);
 }
 
 /*
@@ -383,7 +404,11 @@ qml_fetch(PG_FUNCTION_ARGS)
 		args.due_by = due_jobs_by();
 		wanted = batch;
 		for (i = 0; i < nqueues && wanted > 0; i++)
-			wanted -= claim_from_queue(&args, queue_names[i], wanted);
+		{
+			wanted -= claim_from_queue(&args, queue_names[i], wanted, NULL);
+			if (wanted > 0)
+				wanted -= claim_due(&args, queue_names[i], wanted);
+		}
 		/* nothing: note that we wait, and with `wait` sleep until work comes */
 		if (wanted < batch || !qml_wait_for_work(&ws, deadline))
 			break;

@@ -162,5 +162,32 @@ SQL
 		"$(q $db -c "SELECT string_agg(to_state::text, ' ' ORDER BY id) FROM qml.job_events WHERE job_id = $id")"
 fi
 
+# --- an admin's UPDATE that makes a scheduled job due now: a fetch claims
+#     it at once, not at the scheduler's next pass (up to a second on)
+id=$(q $db -c "SELECT qml.enqueue('moved', queue => 'moved', run_at => now() + interval '1 day')")
+sleep 0.3
+read -r got lag < <(q $db -F ' ' <<SQL
+CREATE TEMP TABLE claim (id bigint, lag_ms numeric);
+UPDATE qml.jobs SET run_at = clock_timestamp() WHERE id = $id;
+DO \$\$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+	got bigint;
+BEGIN
+	LOOP
+		SELECT f.id INTO got FROM qml.fetch('mw', '{moved}', session_lease => false) f;
+		EXIT WHEN got IS NOT NULL OR clock_timestamp() > t0 + interval '3 s';
+		PERFORM pg_sleep(0.002);
+	END LOOP;
+	INSERT INTO claim SELECT got, extract(epoch FROM clock_timestamp() - t0) * 1000;
+END
+\$\$;
+SELECT id, round(lag_ms) FROM claim;
+SQL
+)
+check "a job an admin made due now is claimed" "$id" "$got"
+less_than "$lag" 100 && ok "within 100 ms of the UPDATE's commit ($lag ms)" ||
+	fail "claimed within 100 ms of the UPDATE's commit" "$lag ms"
+
 dropdb_ $db
 finish
