@@ -62,7 +62,7 @@ UPDATE qml.jobs SET state = 'enqueued', locked_by = NULL, locked_until = NULL,
  WHERE id IN (1, 2, 3);
 -- a full claim moves the queue's head to job 2 (queue_head.c) ...
 SELECT id FROM qml.fetch('w', '{dq}', 2);
--- ... then jobs 4, 5 and 7 fall due, before job 3 in fetch's order
+-- ... then jobs 4, 5 and 7 fall due, before the head
 UPDATE qml.jobs SET run_at = now() - interval '3 hours' WHERE id = 4;
 UPDATE qml.jobs SET run_at = now() - interval '2 hours' WHERE id IN (5, 8);
 UPDATE qml.jobs SET run_at = now() - interval '1 hour' WHERE id = 7;

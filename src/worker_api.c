@@ -168,6 +168,7 @@ typedef struct ClaimArgs
 	int32		session_pid;
 	TimestampTz session_started;
 	bool		session_lease;
+	bool		due_checked;	/* due_by read for this round of claims */
 	TimestampTz due_by;			/* promote jobs due by then; 0: none */
 	Tuplestorestate *store;
 } ClaimArgs;
@@ -307,22 +308,6 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
 }
 
 /*
- * What the queue's enqueued jobs left short of `wanted`, from its due jobs
- * the scheduler has not promoted yet: they are promoted here, and only as
- * many as the claim can take, so that the caller's transaction holds none
- * it does not claim. Returns how many it took.
- */
-static int
-claim_due(const ClaimArgs *a, Datum queue, int wanted)
-{
-	QmlHeadKey	lowest;
-
-	if (a->due_by == 0 || promote_due(queue, wanted, a->due_by, &lowest) == 0)
-		return 0;
-	return claim_from_queue(a, queue, wanted, &lowest);
-}
-
-/*
  * Now, when scheduled or retrying jobs the scheduler has not promoted yet
  * may be due; else 0. Fetch then promotes its share itself.
  */
@@ -332,6 +317,28 @@ due_jobs_by(void)
 	TimestampTz now = GetCurrentTimestamp();
 
 	return qml_registry_due_at(MyDatabaseId) <= now ? now : 0;
+}
+
+/*
+ * What the queue's enqueued jobs left short of `wanted`, from its due jobs
+ * the scheduler has not promoted yet: they are promoted here, and only as
+ * many as the claim can take, so that the caller's transaction holds none
+ * it does not claim. Returns how many it took.
+ */
+static int
+claim_due(ClaimArgs *a, Datum queue, int wanted)
+{
+	QmlHeadKey	lowest;
+
+	/* only a claim that came back short asks the scheduler's registry */
+	if (!a->due_checked)
+	{
+		a->due_by = due_jobs_by();
+		a->due_checked = true;
+	}
+	if (a->due_by == 0 || promote_due(queue, wanted, a->due_by, &lowest) == 0)
+		return 0;
+	return claim_from_queue(a, queue, wanted, &lowest);
 }
 
 /*
@@ -401,7 +408,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	{
 		/* counted before the claim's snapshot: see wakeup.c */
 		qml_wait_epoch(&ws);
-		args.due_by = due_jobs_by();
+		args.due_checked = false;
 		wanted = batch;
 		for (i = 0; i < nqueues && wanted > 0; i++)
 		{
