@@ -46,7 +46,7 @@ SELECT DISTINCT c AS pinned_to
  WHERE p.pronamespace = 'qml'::regnamespace AND c LIKE 'search\_path=%';
 -- the role-gated API is SECURITY DEFINER; helpers and triggers are not
 SELECT f.name, p.prosecdef
-  FROM (VALUES ('enqueue'), ('enqueue_batch'), ('schedule'), ('fetch'), ('complete'),
+  FROM (VALUES ('enqueue'), ('enqueue_as_owner'), ('enqueue_batch'), ('schedule'), ('fetch'), ('complete'),
 			   ('complete_batch'), ('fail'), ('heartbeat'), ('release'), ('delete'),
 			   ('requeue'), ('stats'), ('throughput'), ('pause_queue'), ('resume_queue'),
 			   ('maintain'), ('retry_delay'), ('grant_producer'), ('grant_worker'),
@@ -152,6 +152,57 @@ SELECT expect_error($$UPDATE qml.jobs SET priority = 9$$);
 SELECT expect_error($$DELETE FROM qml.job_events$$);
 SELECT expect_error($$SELECT qml.grant_admin('regress_qml_nobody')$$);
 RESET ROLE;
+
+-- qml.enqueue is not SECURITY DEFINER and does not pin search_path (the
+-- cost, qml--1.0.sql): it runs as its caller under the caller's path. Its
+-- direct insert must name nothing, and whatever takes an INSERT statement
+-- (a unique_key, a trigger of an admin's own) must run as the owner with
+-- the path pinned. A producer's own schema, first in its path, shadows
+-- what those could resolve by name: a jobs table, the functions the
+-- statements and constraints use, and = on text.
+CREATE SCHEMA regress_qml_trap AUTHORIZATION regress_qml_producer;
+SET ROLE regress_qml_producer;
+CREATE TABLE regress_qml_trap.jobs (id bigint, method text);
+CREATE FUNCTION regress_qml_trap.trap(text, text) RETURNS boolean
+	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
+CREATE FUNCTION regress_qml_trap.length(text) RETURNS integer
+	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
+CREATE FUNCTION regress_qml_trap.now() RETURNS timestamptz
+	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
+CREATE OPERATOR regress_qml_trap.= (LEFTARG = text, RIGHTARG = text,
+									FUNCTION = regress_qml_trap.trap);
+SET search_path = regress_qml_trap, pg_catalog;
+SELECT qml.enqueue('trap_direct', queue => 'trapq') > 0 AS direct;
+SELECT qml.enqueue('trap_unique', queue => 'trapq', unique_key => 'trap-k')
+	 = qml.enqueue('trap_unique', queue => 'trapq', unique_key => 'trap-k') AS same_job;
+SELECT count(*) AS trap_rows FROM regress_qml_trap.jobs;
+RESET search_path;
+-- the statement path is not the producer's to call on its own
+SELECT expect_error($$SELECT qml.enqueue_as_owner('x', '[]', 'trapq', 0, NULL, NULL, NULL, NULL, NULL)$$);
+RESET ROLE;
+-- an admin's trigger sends enqueue to the statement path, as the owner
+CREATE FUNCTION regress_qml_bump() RETURNS trigger LANGUAGE plpgsql
+	SET search_path = pg_catalog AS $$BEGIN NEW.priority := NEW.priority + 100; RETURN NEW; END$$;
+CREATE TRIGGER regress_qml_bump BEFORE INSERT ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION regress_qml_bump();
+SET ROLE regress_qml_producer;
+SET search_path = regress_qml_trap, pg_catalog;
+SELECT qml.enqueue('trap_trigger', queue => 'trapq') > 0 AS via_statement;
+RESET search_path;
+RESET ROLE;
+DROP TRIGGER regress_qml_bump ON qml.jobs;
+DROP FUNCTION regress_qml_bump();
+SELECT method, priority, state, unique_key FROM qml.jobs WHERE queue = 'trapq' ORDER BY id;
+-- the direct insert has no executor to refuse a read-only transaction
+SET ROLE regress_qml_producer;
+BEGIN READ ONLY;
+SELECT expect_error($$SELECT qml.enqueue('read_only', queue => 'trapq')$$);
+ROLLBACK;
+RESET ROLE;
+SELECT count(*) AS read_only_jobs FROM qml.jobs WHERE method = 'read_only';
+SET client_min_messages = warning;
+DROP SCHEMA regress_qml_trap CASCADE;
+RESET client_min_messages;
 
 -- revoke_all takes every right back
 SELECT qml.revoke_all('regress_qml_producer');

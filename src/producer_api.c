@@ -14,7 +14,9 @@
  * of an admin's own (a trigger, a constraint, a rule, row security, a
  * column), or with a unique_key (INSERT ... ON CONFLICT DO NOTHING and a
  * lookup of the live job holding the key), it runs a prepared INSERT
- * instead.
+ * instead, through qml.enqueue_as_owner: qml.enqueue runs as its caller
+ * with the caller's search_path (qml--1.0.sql says why), and only the
+ * direct insert, which names nothing and checks no privilege, runs there.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +29,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -35,9 +40,11 @@
 #include "qml.h"
 
 PG_FUNCTION_INFO_V1(qml_enqueue);
+PG_FUNCTION_INFO_V1(qml_enqueue_as_owner);
 
 #define QML_MAX_METHOD_NAME 1000
 #define QML_MAX_QUEUE_NAME 128
+#define ENQUEUE_NARGS 9
 
 #define ENQUEUE_COLUMNS \
 	"INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state," \
@@ -197,25 +204,14 @@ set_nullable(FunctionCallInfo fcinfo, int arg, Datum *value, char *null)
 }
 
 /*
- * qml.enqueue(method text, arguments jsonb = '[]', queue text = 'default',
- *			   priority int = 0, run_at timestamptz = NULL,
- *			   max_attempts int = NULL, unique_key text = NULL,
- *			   backoff_base interval = NULL, backoff_cap interval = NULL)
- *		returns bigint
+ * Checks enqueue's arguments and turns them into the INSERT's parameters
+ * (values, nulls: 10 each). Returns the state the new job starts in.
  */
-Datum
-qml_enqueue(PG_FUNCTION_ARGS)
+static JobState
+enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
 {
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr insert_unique_plan = NULL;
-	static SPIPlanPtr find_unique_plan = NULL;
-	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
-	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10];
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz run_at;
-	int64		id = 0;
 
 	qml_check_name("method", PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
 				   QML_MAX_METHOD_NAME);
@@ -234,7 +230,7 @@ qml_enqueue(PG_FUNCTION_ARGS)
 	/* a past run_at means "now": the job is due and keeps its place */
 	run_at = PG_ARGISNULL(4) ? now : Max(PG_GETARG_TIMESTAMPTZ(4), now);
 
-	memset(nulls, ' ', sizeof(nulls));
+	memset(nulls, ' ', 10);
 	values[0] = PG_GETARG_DATUM(2);
 	values[1] = PG_GETARG_DATUM(0);
 	values[2] = PG_ARGISNULL(1) ?
@@ -246,14 +242,89 @@ qml_enqueue(PG_FUNCTION_ARGS)
 	set_nullable(fcinfo, 7, &values[7], &nulls[7]);	/* backoff_base */
 	set_nullable(fcinfo, 8, &values[8], &nulls[8]);	/* backoff_cap */
 	set_nullable(fcinfo, 6, &values[9], &nulls[9]);	/* unique_key */
+	return run_at > now ? JS_SCHEDULED : JS_ENQUEUED;
+}
 
+/*
+ * Hands the call on to qml.enqueue_as_owner, which runs the INSERT
+ * statement as the extension's owner with search_path pinned (fmgr does
+ * that for a SECURITY DEFINER function with SET). EXECUTE on qml.enqueue
+ * is the gate; fmgr itself checks no privilege, as for any function a C
+ * function calls.
+ */
+static Datum
+call_enqueue_as_owner(FunctionCallInfo fcinfo)
+{
+	Oid			argtypes[ENQUEUE_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID,
+	TIMESTAMPTZOID, INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
+	List	   *name = list_make2(makeString("qml"), makeString("enqueue_as_owner"));
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(owner, ENQUEUE_NARGS);
+	Datum		result;
+
+	if (PG_NARGS() != ENQUEUE_NARGS)
+		elog(ERROR, "qml.enqueue called with %d arguments", PG_NARGS());
+	fmgr_info(LookupFuncName(name, ENQUEUE_NARGS, argtypes, false), &flinfo);
+	InitFunctionCallInfoData(*owner, &flinfo, ENQUEUE_NARGS, PG_GET_COLLATION(),
+							 NULL, NULL);
+	memcpy(owner->args, fcinfo->args, ENQUEUE_NARGS * sizeof(NullableDatum));
+	result = FunctionCallInvoke(owner);
+	if (owner->isnull)
+		elog(ERROR, "qml.enqueue_as_owner returned NULL");
+	return result;
+}
+
+/*
+ * qml.enqueue(method text, arguments jsonb = '[]', queue text = 'default',
+ *			   priority int = 0, run_at timestamptz = NULL,
+ *			   max_attempts int = NULL, unique_key text = NULL,
+ *			   backoff_base interval = NULL, backoff_cap interval = NULL)
+ *		returns bigint
+ *
+ * Not SECURITY DEFINER and no SET search_path (qml--1.0.sql says why):
+ * the direct insert names nothing and checks no privilege, so it runs as
+ * the caller; everything else goes through qml.enqueue_as_owner.
+ */
+Datum
+qml_enqueue(PG_FUNCTION_ARGS)
+{
+	Datum		values[10];
+	char		nulls[10];
+	JobState	state;
+	int64		id;
+
+	/* the INSERT's executor would check this; the direct insert has none */
+	PreventCommandIfReadOnly("qml.enqueue()");
+	state = enqueue_parameters(fcinfo, values, nulls);
 	if (PG_ARGISNULL(6))
 	{
-		id = insert_directly(values, nulls, run_at > now ? JS_SCHEDULED : JS_ENQUEUED);
+		id = insert_directly(values, nulls, state);
 		if (id != 0)
 			PG_RETURN_INT64(id);
 	}
+	return call_enqueue_as_owner(fcinfo);
+}
 
+/*
+ * qml.enqueue_as_owner(the arguments of qml.enqueue) returns bigint:
+ * enqueue by INSERT statement, for a unique_key (ON CONFLICT and a lookup
+ * of the live job holding the key) or a qml.jobs with something of an
+ * admin's own. SECURITY DEFINER with search_path pinned; granted to
+ * nobody, reached through qml.enqueue.
+ */
+Datum
+qml_enqueue_as_owner(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr insert_unique_plan = NULL;
+	static SPIPlanPtr find_unique_plan = NULL;
+	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
+	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
+	Datum		values[10];
+	char		nulls[10];
+	int64		id = 0;
+
+	enqueue_parameters(fcinfo, values, nulls);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (PG_ARGISNULL(6))

@@ -4,7 +4,7 @@
 -- signatures, triggers, and privileges (nothing for PUBLIC, pinned
 -- search_path).
 BEGIN;
-SELECT plan(224);
+SELECT plan(226);
 
 -- the extension
 SELECT has_extension('qml');
@@ -215,11 +215,11 @@ SELECT matches(pg_get_function_arguments('qml.schedule'::regproc),
 
 -- the role-gated API runs as its owner; helpers and triggers do not
 SELECT is_definer('qml', f, format('qml.%s is SECURITY DEFINER', f))
-  FROM unnest(ARRAY['enqueue', 'enqueue_batch', 'schedule', 'fetch', 'complete', 'complete_batch',
+  FROM unnest(ARRAY['enqueue_as_owner', 'enqueue_batch', 'schedule', 'fetch', 'complete', 'complete_batch',
 					'fail', 'heartbeat', 'release', 'delete', 'requeue', 'stats', 'throughput',
 					'pause_queue', 'resume_queue', 'maintain']) f;
 SELECT isnt_definer('qml', f, format('qml.%s is not SECURITY DEFINER', f))
-  FROM unnest(ARRAY['retry_delay', 'grant_producer', 'grant_worker', 'grant_admin', 'revoke_all']) f;
+  FROM unnest(ARRAY['enqueue', 'retry_delay', 'grant_producer', 'grant_worker', 'grant_admin', 'revoke_all']) f;
 SELECT is(array_agg(p.oid::regprocedure::text ORDER BY 1), NULL,
 		  'no trigger function is SECURITY DEFINER')
   FROM pg_proc p WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
@@ -228,6 +228,10 @@ SELECT is(array_agg(p.oid::regprocedure::text ORDER BY 1), NULL,
 		  'every SECURITY DEFINER function pins search_path')
   FROM pg_proc p WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
+-- qml.enqueue runs as its caller, under the caller's path (qml--1.0.sql)
+SELECT is((SELECT proconfig FROM pg_proc
+			WHERE oid = 'qml.enqueue(text,jsonb,text,integer,timestamptz,integer,text,interval,interval)'::regprocedure),
+		  NULL, 'qml.enqueue sets no search_path');
 SELECT is(array_agg(DISTINCT c), ARRAY['search_path=pg_catalog, pg_temp'],
 		  'functions pin search_path to pg_catalog, pg_temp')
   FROM pg_proc p, unnest(p.proconfig) c
