@@ -346,6 +346,8 @@ peer_runtime() {
 external_target() {
 	case $1 in
 	*"promotion lag"*p99) target '<= 100 ms' ;;
+	*"handler start"*p50) target '<= 1 ms' ;;
+	*"handler start"*p99) target '<= 4 ms' ;;
 	esac
 }
 

@@ -270,6 +270,17 @@ stamp(qml_job_ctx *ctx, void *data)
 	return qml_success(ctx, NULL);
 }
 
+static atomic_bool warmed;
+
+/* the uncounted first job's handler */
+static qml_outcome
+warm_up(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_store(&warmed, true);
+	return qml_success(ctx, NULL);
+}
+
 static int
 cmpd(const void *a, const void *b)
 {
@@ -299,10 +310,19 @@ run_latency(PGconn *admin, qml_client *client)
 	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
 	lat = calloc((size_t) nlatency, sizeof(int64_t));
 	qml_registry_add(reg, "stamp", stamp, NULL);
+	qml_registry_add(reg, "warm_up", warm_up, NULL);
 	qml_server_config_set_workers(cfg, 4);
 	qml_server_new(client, reg, cfg, &s);
 	qml_server_start(s);
 	sleep_ms(300);
+	/*
+	 * One job first, not counted: the producer's first enqueue opens its
+	 * connection (5 ms here), which is no part of waking a worker.
+	 */
+	qml_enqueue(client, "warm_up", "[]", NULL, NULL);
+	for (int w = 0; w < 2000 && !atomic_load(&warmed); w++)
+		sleep_ms(1);
+	sleep_ms(2);
 	for (int i = 0; i < nlatency; i++)
 	{
 		char		args[32];

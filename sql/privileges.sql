@@ -193,7 +193,7 @@ RESET ROLE;
 DROP TRIGGER regress_qml_bump ON qml.jobs;
 DROP FUNCTION regress_qml_bump();
 SELECT method, priority, state, unique_key FROM qml.jobs WHERE queue = 'trapq' ORDER BY id;
--- the direct insert has no executor to refuse a read-only transaction
+-- enqueue refuses a read-only transaction itself (25006), as an INSERT would
 SET ROLE regress_qml_producer;
 BEGIN READ ONLY;
 SELECT expect_error($$SELECT qml.enqueue('read_only', queue => 'trapq')$$);
