@@ -293,7 +293,7 @@ qml_enqueue(PG_FUNCTION_ARGS)
 	JobState	state;
 	int64		id;
 
-	/* the INSERT's executor would check this; the direct insert has none */
+	/* as an INSERT's executor would; else nextval() refuses, naming itself */
 	PreventCommandIfReadOnly("qml.enqueue()");
 	state = enqueue_parameters(fcinfo, values, nulls);
 	if (PG_ARGISNULL(6))
