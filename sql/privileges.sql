@@ -44,7 +44,8 @@ SELECT p.oid::regprocedure AS without_search_path
 SELECT DISTINCT c AS pinned_to
   FROM pg_proc p, unnest(p.proconfig) c
  WHERE p.pronamespace = 'qml'::regnamespace AND c LIKE 'search\_path=%';
--- the role-gated API is SECURITY DEFINER; helpers and triggers are not
+-- the role-gated API is SECURITY DEFINER, but for enqueue, whose statement
+-- path enqueue_as_owner is; helpers and triggers are not
 SELECT f.name, p.prosecdef
   FROM (VALUES ('enqueue'), ('enqueue_as_owner'), ('enqueue_batch'), ('schedule'), ('fetch'), ('complete'),
 			   ('complete_batch'), ('fail'), ('heartbeat'), ('release'), ('delete'),
