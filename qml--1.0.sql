@@ -4,7 +4,8 @@
  *	  and privileges. See DESIGN.md, "The SQL contract".
  *
  * Conventions: every name is qualified with qml. or pg_catalog.; every
- * function pins search_path; only the role-gated API is SECURITY DEFINER;
+ * function pins search_path but qml.enqueue, which says why; only the
+ * role-gated API is SECURITY DEFINER;
  * nothing is granted to PUBLIC (see qml.grant_producer and friends).
  * Errors use SQLSTATEs listed in README.md.
  */
@@ -212,7 +213,8 @@ $$;
  * neither: it writes the row by OID
  * (src/direct_insert.c), resolving no name and checking no privilege, as
  * COPY's insert does. Whatever takes an INSERT statement (a unique_key, or
- * a qml.jobs with a trigger, constraint or column of an admin's own) it
+ * a qml.jobs with a trigger, constraint, column or index of an admin's
+ * own, or a qml.job_events with an index of an admin's own) it
  * hands to qml.enqueue_as_owner, which is SECURITY DEFINER with the path
  * pinned. EXECUTE on qml.enqueue stays the gate.
  */

@@ -170,6 +170,8 @@ CREATE FUNCTION regress_qml_trap.length(text) RETURNS integer
 	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
 CREATE FUNCTION regress_qml_trap.now() RETURNS timestamptz
 	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
+CREATE FUNCTION regress_qml_trap.lower(text) RETURNS text
+	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'trap called'; END$$;
 CREATE OPERATOR regress_qml_trap.= (LEFTARG = text, RIGHTARG = text,
 									FUNCTION = regress_qml_trap.trap);
 SET search_path = regress_qml_trap, pg_catalog;
@@ -193,6 +195,23 @@ RESET search_path;
 RESET ROLE;
 DROP TRIGGER regress_qml_bump ON qml.jobs;
 DROP FUNCTION regress_qml_bump();
+-- so does an admin's own index: its expression (a function the producer may
+-- not execute, whose body calls lower() by name) runs as the owner, under
+-- the pinned path, and the index finds the row
+CREATE FUNCTION regress_qml_key(a jsonb) RETURNS text LANGUAGE plpgsql IMMUTABLE
+	AS $$BEGIN RETURN lower(a->>'k'); END$$;
+REVOKE EXECUTE ON FUNCTION regress_qml_key(jsonb) FROM PUBLIC;
+CREATE INDEX regress_qml_key_idx ON qml.jobs (regress_qml_key(arguments));
+SET ROLE regress_qml_producer;
+SET search_path = regress_qml_trap, pg_catalog;
+SELECT qml.enqueue('trap_index', '{"k": "ABC"}', queue => 'trapq') > 0 AS via_statement;
+RESET search_path;
+RESET ROLE;
+SET enable_seqscan = off;
+SELECT method FROM qml.jobs WHERE regress_qml_key(arguments) = 'abc';
+RESET enable_seqscan;
+DROP INDEX qml.regress_qml_key_idx;
+DROP FUNCTION regress_qml_key(jsonb);
 SELECT method, priority, state, unique_key FROM qml.jobs WHERE queue = 'trapq' ORDER BY id;
 -- enqueue refuses a read-only transaction itself (25006), as an INSERT would
 SET ROLE regress_qml_producer;

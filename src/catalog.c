@@ -2,8 +2,8 @@
  *
  * catalog.c
  *	  Where qml's own tables live: their OIDs, identity sequences, column
- *	  numbers and the OIDs of the job_state labels, looked up once per
- *	  session.
+ *	  numbers, whether an admin added indexes, the OIDs of the job_state
+ *	  labels and of qml.enqueue_as_owner, looked up once per session.
  *
  * The hot paths write qml.jobs and qml.job_events without an executor
  * (direct_insert.c), so they need these on every call; looking them up
@@ -20,6 +20,9 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -101,6 +104,65 @@ look_up_job_columns(QmlCatalog *c)
 	c->jobs_extra_columns = live > JC_COUNT;
 }
 
+/* the indexes CREATE EXTENSION puts on qml.jobs and qml.job_events */
+static const char *const own_index_names[] = {
+	"jobs_pkey", "jobs_fetch_idx", "jobs_due_idx", "jobs_queue_due_idx",
+	"jobs_lease_idx", "jobs_finished_idx", "jobs_unique_key_idx",
+	"job_events_job_idx"
+};
+
+/*
+ * Whether the table has an index of an admin's own. Its expressions and
+ * predicate may call any function, which enqueue must not run as its
+ * caller under the caller's search_path (producer_api.c).
+ */
+static bool
+has_foreign_index(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		foreign = false;
+
+	if (!RelationIsValid(rel))
+		elog(ERROR, "could not open relation %u", relid);
+	indexes = RelationGetIndexList(rel);
+	RelationClose(rel);
+	foreach(lc, indexes)
+	{
+		char	   *name = get_rel_name(lfirst_oid(lc));
+		int			i;
+		bool		own = false;
+
+		for (i = 0; i < lengthof(own_index_names) && !own && name != NULL; i++)
+			own = strcmp(name, own_index_names[i]) == 0;
+		foreign |= !own;
+	}
+	list_free(indexes);
+	return foreign;
+}
+
+/* qml.enqueue_as_owner, found without a privilege check on schema qml */
+static Oid
+enqueue_as_owner_oid(Oid nsp)
+{
+	Oid			argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
+	HeapTuple	tup = SearchSysCache3(PROCNAMEARGSNSP,
+									  CStringGetDatum("enqueue_as_owner"),
+									  PointerGetDatum(buildoidvector(argtypes,
+																	 lengthof(argtypes))),
+									  ObjectIdGetDatum(nsp));
+	Oid			oid = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		oid = ((Form_pg_proc) GETSTRUCT(tup))->oid;
+		ReleaseSysCache(tup);
+	}
+	return oid;
+}
+
 /* column numbers of qml.job_events, which only the history flush writes */
 static void
 look_up_event_columns(QmlCatalog *c)
@@ -141,6 +203,10 @@ qml_catalog(void)
 	catalog.jobs_seq = getIdentitySequence(catalog.jobs, catalog.job_att[JC_ID], false);
 	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
 												 catalog.event_att[EC_ID], false);
+
+	catalog.foreign_indexes = has_foreign_index(catalog.jobs) ||
+		has_foreign_index(catalog.job_events);
+	catalog.enqueue_as_owner = enqueue_as_owner_oid(nsp);
 
 	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)

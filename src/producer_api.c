@@ -12,9 +12,9 @@
  * done (stamps, history, wakeups) and checks what its CHECK constraints
  * would have checked, so the row is the same. When the table has anything
  * of an admin's own (a trigger, a constraint, a rule, row security, a
- * column), or with a unique_key (INSERT ... ON CONFLICT DO NOTHING and a
- * lookup of the live job holding the key), it runs a prepared INSERT
- * instead, through qml.enqueue_as_owner: qml.enqueue runs as its caller
+ * column, an index), or with a unique_key (INSERT ... ON CONFLICT DO
+ * NOTHING and a lookup of the live job holding the key), it runs a prepared
+ * INSERT instead, through qml.enqueue_as_owner: qml.enqueue runs as its caller
  * with the caller's search_path (qml--1.0.sql says why), and only the
  * direct insert, which names nothing and checks no privilege, runs there.
  *
@@ -29,8 +29,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -90,7 +88,9 @@ name_in(const char *name, const char *const *names, int n)
  * True when an INSERT into qml.jobs would do nothing but what
  * insert_directly() does itself: the extension's own triggers and CHECK
  * constraints, no rule, no row security, no column of an admin's own (whose
- * default the INSERT would fill in).
+ * default the INSERT would fill in). Nor an index of an admin's own on
+ * qml.jobs or qml.job_events: its expressions and predicate may call
+ * functions, which must run as the owner under the pinned search_path.
  */
 static bool
 insert_is_ours(Relation rel)
@@ -99,7 +99,7 @@ insert_is_ours(Relation rel)
 	int			i;
 
 	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity ||
-		qml_catalog()->jobs_extra_columns)
+		qml_catalog()->jobs_extra_columns || qml_catalog()->foreign_indexes)
 		return false;
 	if (rel->trigdesc != NULL)
 		for (i = 0; i < rel->trigdesc->numtriggers; i++)
@@ -250,21 +250,24 @@ enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
  * statement as the extension's owner with search_path pinned (fmgr does
  * that for a SECURITY DEFINER function with SET). EXECUTE on qml.enqueue
  * is the gate; fmgr itself checks no privilege, as for any function a C
- * function calls.
+ * function calls, and qml_catalog() found it without one on schema qml.
  */
 static Datum
 call_enqueue_as_owner(FunctionCallInfo fcinfo)
 {
-	Oid			argtypes[ENQUEUE_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID,
-	TIMESTAMPTZOID, INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
-	List	   *name = list_make2(makeString("qml"), makeString("enqueue_as_owner"));
+	Oid			oid = qml_catalog()->enqueue_as_owner;
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(owner, ENQUEUE_NARGS);
 	Datum		result;
 
 	if (PG_NARGS() != ENQUEUE_NARGS)
 		elog(ERROR, "qml.enqueue called with %d arguments", PG_NARGS());
-	fmgr_info(LookupFuncName(name, ENQUEUE_NARGS, argtypes, false), &flinfo);
+	if (!OidIsValid(oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("function qml.enqueue_as_owner is missing"),
+				 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
+	fmgr_info(oid, &flinfo);
 	InitFunctionCallInfoData(*owner, &flinfo, ENQUEUE_NARGS, PG_GET_COLLATION(),
 							 NULL, NULL);
 	memcpy(owner->args, fcinfo->args, ENQUEUE_NARGS * sizeof(NullableDatum));

@@ -114,6 +114,9 @@ typedef struct QmlCatalog
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
 	bool		jobs_extra_columns; /* columns an admin added */
+	bool		foreign_indexes;	/* an index an admin added to jobs or
+									 * job_events */
+	Oid			enqueue_as_owner;	/* the function; InvalidOid if missing */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
