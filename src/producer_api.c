@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -131,7 +132,13 @@ insert_directly(const Datum *values, const char *nulls, JobState state)
 	int64		id;
 
 	qml_direct_open(&out, qml_catalog()->jobs);
-	/* looked up again: taking the lock may have brought an ALTER TABLE */
+	/*
+	 * The history flush below writes qml.job_events: lock it now, so that
+	 * an index an admin creates on it either waits for this transaction or
+	 * is seen here.
+	 */
+	LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);
+	/* looked up again: taking the locks may have brought an ALTER TABLE */
 	cat = qml_catalog();
 	if (!insert_is_ours(out.rel) ||
 		RelationGetDescr(out.rel)->natts != cat->jobs_natts)
