@@ -213,7 +213,8 @@ SELECT matches(pg_get_function_arguments('qml.schedule'::regproc),
 			   '^method text, arguments jsonb DEFAULT ''\[\]''::jsonb, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay interval DEFAULT NULL::interval',
 			   'qml.schedule takes run_at or delay');
 
--- the role-gated API runs as its owner; helpers and triggers do not
+-- the role-gated API runs as its owner (enqueue through enqueue_as_owner);
+-- helpers and triggers do not
 SELECT is_definer('qml', f, format('qml.%s is SECURITY DEFINER', f))
   FROM unnest(ARRAY['enqueue_as_owner', 'enqueue_batch', 'schedule', 'fetch', 'complete', 'complete_batch',
 					'fail', 'heartbeat', 'release', 'delete', 'requeue', 'stats', 'throughput',
