@@ -2,8 +2,8 @@
  *
  * catalog.c
  *	  Where qml's own tables live: their OIDs, identity sequences, column
- *	  numbers, whether an admin added indexes, the OIDs of the job_state
- *	  labels and of qml.enqueue_as_owner, looked up once per session.
+ *	  numbers, whether an admin added indexes and the OIDs of the job_state
+ *	  labels, looked up once per session; and qml.enqueue_as_owner.
  *
  * The hot paths write qml.jobs and qml.job_events without an executor
  * (direct_insert.c), so they need these on every call; looking them up
@@ -142,27 +142,6 @@ has_foreign_index(Oid relid)
 	return foreign;
 }
 
-/* qml.enqueue_as_owner, found without a privilege check on schema qml */
-static Oid
-enqueue_as_owner_oid(Oid nsp)
-{
-	Oid			argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
-	HeapTuple	tup = SearchSysCache3(PROCNAMEARGSNSP,
-									  CStringGetDatum("enqueue_as_owner"),
-									  PointerGetDatum(buildoidvector(argtypes,
-																	 lengthof(argtypes))),
-									  ObjectIdGetDatum(nsp));
-	Oid			oid = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		oid = ((Form_pg_proc) GETSTRUCT(tup))->oid;
-		ReleaseSysCache(tup);
-	}
-	return oid;
-}
-
 /* column numbers of qml.job_events, which only the history flush writes */
 static void
 look_up_event_columns(QmlCatalog *c)
@@ -206,7 +185,6 @@ qml_catalog(void)
 
 	catalog.foreign_indexes = has_foreign_index(catalog.jobs) ||
 		has_foreign_index(catalog.job_events);
-	catalog.enqueue_as_owner = enqueue_as_owner_oid(nsp);
 
 	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)
@@ -236,4 +214,30 @@ qml_state_of_oid(Oid label)
 		if (c->state_oids[i] == label)
 			return (JobState) i;
 	return JS_COUNT;
+}
+
+/*
+ * qml.enqueue_as_owner, or InvalidOid when it is missing; found without a
+ * privilege check on schema qml (the caller of qml.enqueue needs none).
+ * Not kept: enqueue's statement path is the slow one, and a kept OID
+ * would outlive a dropped function.
+ */
+Oid
+qml_enqueue_as_owner_oid(void)
+{
+	Oid			argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
+	HeapTuple	tup = SearchSysCache3(PROCNAMEARGSNSP,
+									  CStringGetDatum("enqueue_as_owner"),
+									  PointerGetDatum(buildoidvector(argtypes,
+																	 lengthof(argtypes))),
+									  ObjectIdGetDatum(get_namespace_oid("qml", false)));
+	Oid			oid = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		oid = ((Form_pg_proc) GETSTRUCT(tup))->oid;
+		ReleaseSysCache(tup);
+	}
+	return oid;
 }

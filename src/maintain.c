@@ -198,6 +198,8 @@ pass_steps(QmlPassResult *result)
 	Oid			types[3] = {INT4OID, FLOAT8OID, BOOLOID};
 	Datum		values[3];
 	uint64		batch = (uint64) qml_maintain_batch;
+	uint64		promote_batch = Min(batch, PROMOTE_BATCH);
+	uint64		prune_batch = Min(batch, PRUNE_BATCH);
 	uint64		expired;
 	uint64		ended;
 	bool		isnull;
@@ -206,7 +208,7 @@ pass_steps(QmlPassResult *result)
 	values[1] = Float8GetDatum((double) qml_retention_s);
 	values[2] = BoolGetDatum(qml_prune_failed);
 
-	values[0] = Int32GetDatum(Min(qml_maintain_batch, PROMOTE_BATCH));
+	values[0] = Int32GetDatum((int32) promote_batch);
 	result->promoted = qml_spi_run(&promote_plan, promote_sql, 1, types, values);
 	values[0] = Int32GetDatum(qml_maintain_batch);
 	expired = qml_spi_run(&rescue_plan, rescue_sql, 1, types, values);
@@ -214,7 +216,7 @@ pass_steps(QmlPassResult *result)
 	result->rescued = expired + ended;
 	result->fired = qml_recurring_fire(qml_maintain_batch);
 
-	values[0] = Int32GetDatum(Min(qml_maintain_batch, PRUNE_BATCH));
+	values[0] = Int32GetDatum((int32) prune_batch);
 	qml_spi_run(&prune_plan, prune_sql, 3, types, values);
 	d = first_value(&isnull);
 	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
@@ -222,10 +224,8 @@ pass_steps(QmlPassResult *result)
 	qml_stats_rollup();
 	qml_wakeup_send_missed();
 
-	result->more = result->promoted >= (uint64) Min(qml_maintain_batch, PROMOTE_BATCH) ||
-		expired >= batch ||
-		ended >= batch || result->fired >= batch ||
-		result->pruned >= (uint64) Min(qml_maintain_batch, PRUNE_BATCH);
+	result->more = result->promoted >= promote_batch || expired >= batch ||
+		ended >= batch || result->fired >= batch || result->pruned >= prune_batch;
 
 	qml_spi_run(&next_due_plan, next_due_sql, 0, NULL, NULL);
 	d = first_value(&isnull);

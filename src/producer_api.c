@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(qml_enqueue_as_owner);
 #define QML_MAX_METHOD_NAME 1000
 #define QML_MAX_QUEUE_NAME 128
 #define ENQUEUE_NARGS 9
+#define INSERT_NPARAMS 10		/* the INSERT's parameters, $1..$10 */
 
 #define ENQUEUE_COLUMNS \
 	"INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state," \
@@ -212,7 +213,7 @@ set_nullable(FunctionCallInfo fcinfo, int arg, Datum *value, char *null)
 
 /*
  * Checks enqueue's arguments and turns them into the INSERT's parameters
- * (values, nulls: 10 each). Returns the state the new job starts in.
+ * (values, nulls: INSERT_NPARAMS each). Returns the state the new job starts in.
  */
 static JobState
 enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
@@ -237,7 +238,7 @@ enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
 	/* a past run_at means "now": the job is due and keeps its place */
 	run_at = PG_ARGISNULL(4) ? now : Max(PG_GETARG_TIMESTAMPTZ(4), now);
 
-	memset(nulls, ' ', 10);
+	memset(nulls, ' ', INSERT_NPARAMS);
 	values[0] = PG_GETARG_DATUM(2);
 	values[1] = PG_GETARG_DATUM(0);
 	values[2] = PG_ARGISNULL(1) ?
@@ -257,12 +258,12 @@ enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
  * statement as the extension's owner with search_path pinned (fmgr does
  * that for a SECURITY DEFINER function with SET). EXECUTE on qml.enqueue
  * is the gate; fmgr itself checks no privilege, as for any function a C
- * function calls, and qml_catalog() found it without one on schema qml.
+ * function calls, and catalog.c finds it without one on schema qml.
  */
 static Datum
 call_enqueue_as_owner(FunctionCallInfo fcinfo)
 {
-	Oid			oid = qml_catalog()->enqueue_as_owner;
+	Oid			oid = qml_enqueue_as_owner_oid();
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(owner, ENQUEUE_NARGS);
 	Datum		result;
@@ -298,8 +299,8 @@ call_enqueue_as_owner(FunctionCallInfo fcinfo)
 Datum
 qml_enqueue(PG_FUNCTION_ARGS)
 {
-	Datum		values[10];
-	char		nulls[10];
+	Datum		values[INSERT_NPARAMS];
+	char		nulls[INSERT_NPARAMS];
 	JobState	state;
 	int64		id;
 
@@ -328,10 +329,10 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 	static SPIPlanPtr insert_plan = NULL;
 	static SPIPlanPtr insert_unique_plan = NULL;
 	static SPIPlanPtr find_unique_plan = NULL;
-	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
+	Oid			types[INSERT_NPARAMS] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
 	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10];
+	Datum		values[INSERT_NPARAMS];
+	char		nulls[INSERT_NPARAMS];
 	int64		id = 0;
 
 	enqueue_parameters(fcinfo, values, nulls);
@@ -339,7 +340,7 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (PG_ARGISNULL(6))
 	{
-		if (!run_for_id(qml_session_plan(&insert_plan, insert_sql, 10, types),
+		if (!run_for_id(qml_session_plan(&insert_plan, insert_sql, INSERT_NPARAMS, types),
 						values, nulls, &id))
 			elog(ERROR, "enqueue inserted no row");
 	}
@@ -350,7 +351,7 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (run_for_id(qml_session_plan(&insert_unique_plan, insert_unique_sql,
-										10, types),
+										INSERT_NPARAMS, types),
 						   values, nulls, &id))
 				break;
 			if (run_for_id(qml_session_plan(&find_unique_plan, find_unique_sql,

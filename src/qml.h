@@ -116,13 +116,13 @@ typedef struct QmlCatalog
 	bool		jobs_extra_columns; /* columns an admin added */
 	bool		foreign_indexes;	/* an index an admin added to jobs or
 									 * job_events */
-	Oid			enqueue_as_owner;	/* the function; InvalidOid if missing */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
 
 extern const QmlCatalog *qml_catalog(void);
 extern JobState qml_state_of_oid(Oid label);
+extern Oid	qml_enqueue_as_owner_oid(void);
 
 /*
  * direct_insert.c: rows into one of qml's tables and its indexes without an
