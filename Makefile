@@ -6,6 +6,7 @@ OBJS = \
 	src/backoff.o \
 	src/catalog.o \
 	src/direct_insert.o \
+	src/worker_write.o \
 	src/job_trigger.o \
 	src/job_history.o \
 	src/maintain.o \

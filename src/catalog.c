@@ -104,6 +104,25 @@ look_up_job_columns(QmlCatalog *c)
 	c->jobs_extra_columns = live > JC_COUNT;
 }
 
+/* what CREATE EXTENSION puts on qml.jobs (qml--1.0.sql) */
+static const char *const own_triggers[] = {
+	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush"
+};
+static const char *const own_checks[] = {
+	"jobs_queue_check", "jobs_method_check", "jobs_max_attempts_check"
+};
+
+static bool
+name_in(const char *name, const char *const *names, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* the indexes CREATE EXTENSION puts on qml.jobs and qml.job_events */
 static const char *const own_index_names[] = {
 	"jobs_pkey", "jobs_fetch_idx", "jobs_due_idx", "jobs_queue_due_idx",
@@ -131,12 +150,9 @@ has_foreign_index(Oid relid)
 	foreach(lc, indexes)
 	{
 		char	   *name = get_rel_name(lfirst_oid(lc));
-		int			i;
-		bool		own = false;
 
-		for (i = 0; i < lengthof(own_index_names) && !own && name != NULL; i++)
-			own = strcmp(name, own_index_names[i]) == 0;
-		foreign |= !own;
+		foreign |= name == NULL ||
+			!name_in(name, own_index_names, lengthof(own_index_names));
 	}
 	list_free(indexes);
 	return foreign;
@@ -240,4 +256,36 @@ qml_enqueue_as_owner_oid(void)
 		ReleaseSysCache(tup);
 	}
 	return oid;
+}
+
+/*
+ * True when an INSERT into or UPDATE of qml.jobs (`rel`, locked) would run
+ * nothing but what the API's direct writes do themselves: the extension's
+ * own triggers and CHECK constraints, no rule, no row security, no column
+ * of an admin's own (whose default an INSERT would fill in). Nor an index
+ * of an admin's own on qml.jobs or qml.job_events: its expressions and
+ * predicate may call functions, which must run as the owner under the
+ * pinned search_path.
+ */
+bool
+qml_jobs_writes_are_ours(Relation rel)
+{
+	const QmlCatalog *cat = qml_catalog();
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	int			i;
+
+	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity ||
+		cat->jobs_extra_columns || cat->foreign_indexes ||
+		RelationGetDescr(rel)->natts != cat->jobs_natts)
+		return false;
+	if (rel->trigdesc != NULL)
+		for (i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (!name_in(rel->trigdesc->triggers[i].tgname, own_triggers,
+						 lengthof(own_triggers)))
+				return false;
+	if (constr != NULL)
+		for (i = 0; i < constr->num_check; i++)
+			if (!name_in(constr->check[i].ccname, own_checks, lengthof(own_checks)))
+				return false;
+	return true;
 }

@@ -38,6 +38,8 @@
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
 #include "optimizer/optimizer.h"
+#include "storage/lmgr.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -240,9 +242,59 @@ qml_direct_open(QmlDirectInsert *d, Oid relid)
 	ExecOpenIndices(d->rri, false);
 }
 
-/* inserts the slot's row into the planned indexes its predicates admit */
+/*
+ * Opens qml.jobs for one of the API's direct writes (enqueue, complete),
+ * with qml.job_events locked as well, in the order every writer takes them:
+ * the history flush writes it, and an index an admin creates on it must
+ * either wait for this transaction or be seen here. False, with nothing
+ * left open, when a statement would have run something of an admin's own.
+ */
+bool
+qml_direct_open_jobs(QmlDirectInsert *d)
+{
+	qml_direct_open(d, qml_catalog()->jobs);
+	LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);
+	/* the locks may have brought an ALTER TABLE: qml_catalog() reads it */
+	if (qml_jobs_writes_are_ours(d->rel))
+		return true;
+	qml_direct_close(d);
+	return false;
+}
+
+/*
+ * Whether an update left the index's key as it was: then the new entry is
+ * only a new version of the row, which btree takes as its cue to delete
+ * older versions before it splits a page (bottom-up deletion), as the
+ * executor tells it for its own updates.
+ */
+static bool
+key_unchanged(IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *oldslot)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	int			i;
+
+	for (i = 0; i < info->ii_NumIndexAttrs; i++)
+	{
+		AttrNumber	attnum = info->ii_IndexAttrNumbers[i];
+		Form_pg_attribute attr = TupleDescAttr(desc, attnum - 1);
+		bool		null,
+					oldnull;
+		Datum		value = slot_getattr(slot, attnum, &null);
+		Datum		oldvalue = slot_getattr(oldslot, attnum, &oldnull);
+
+		if (null != oldnull ||
+			(!null && !datumIsEqual(value, oldvalue, attr->attbyval, attr->attlen)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Inserts the slot's row into the planned indexes its predicates admit;
+ * `oldslot` is the row's previous version when this is an update.
+ */
 static void
-insert_planned(QmlDirectInsert *d, TupleTableSlot *slot)
+insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot)
 {
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
@@ -267,7 +319,8 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot)
 		FormIndexDatum(info, slot, NULL, values, isnull);
 		index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
 					 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 false, info);
+					 oldslot != NULL && key_unchanged(info, slot, oldslot),
+					 info);
 	}
 	ResetExprContext(predicate_cxt);
 }
@@ -277,7 +330,7 @@ static void
 insert_into_indexes(QmlDirectInsert *d, TupleTableSlot *slot)
 {
 	if (d->indexes != NULL)
-		insert_planned(d, slot);
+		insert_planned(d, slot, NULL);
 	else
 	{
 		if (d->rri->ri_NumIndices > 0)
@@ -327,6 +380,47 @@ qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls)
 	ExecStoreVirtualTuple(slot);
 	if (d->nwaiting == DIRECT_INSERT_BATCH)
 		flush_rows(d);
+}
+
+/*
+ * Whether qml_direct_update() can write this table: only through the
+ * session's plan of plain btrees (the executor's way of inserting index
+ * entries for an update needs a whole executor).
+ */
+bool
+qml_direct_can_update(QmlDirectInsert *d)
+{
+	return d->indexes != NULL;
+}
+
+/*
+ * Replaces the row version in `oldslot` by `newtuple`, as heap_update and the
+ * executor would for an UPDATE with no trigger: waits for a transaction
+ * that holds the row, and returns TM_Updated or TM_Deleted (with *tmfd)
+ * when one changed it since `snapshot`, writing nothing.
+ */
+TM_Result
+qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
+				  Snapshot snapshot, TM_FailureData *tmfd)
+{
+	TupleTableSlot *slot;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	result;
+
+	Assert(qml_direct_can_update(d) && d->nwaiting == 0);
+	if (d->slots[0] == NULL)
+		d->slots[0] = table_slot_create(d->rel, NULL);
+	slot = d->slots[0];
+	ExecForceStoreHeapTuple(newtuple, slot, false);
+	result = table_tuple_update(d->rel, &oldslot->tts_tid, slot,
+								GetCurrentCommandId(true), snapshot,
+								InvalidSnapshot, true, tmfd, &lockmode,
+								&update_indexes);
+	if (result == TM_Ok && update_indexes)
+		insert_planned(d, slot, oldslot);
+	ExecClearTuple(slot);
+	return result;
 }
 
 /* writes what is waiting, and closes everything */

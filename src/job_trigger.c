@@ -195,54 +195,66 @@ clear(Changes *c, TupleDesc desc, HeapTuple newtuple, int attnum)
 		set_col(c, attnum, (Datum) 0, true);
 }
 
-Datum
-qml_jobs_stamp(PG_FUNCTION_ARGS)
+/*
+ * A row about to be inserted: max_attempts from qml.default_max_attempts
+ * when not given, and the stamp of the state it starts in.
+ */
+static HeapTuple
+stamp_insert(TupleDesc desc, HeapTuple newtuple)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	const AttrNumber *att;
-	HeapTuple	newtuple;
-	HeapTuple	oldtuple = NULL;
-	JobState	new_state;
-	JobState	old_state = JS_COUNT;
-	Datum		now;
+	const AttrNumber *att = qml_catalog()->job_att;
+	bool		isnull;
+
+	(void) heap_getattr(newtuple, att[JC_MAX_ATTEMPTS], desc, &isnull);
+	if (isnull)
+	{
+		int			col = att[JC_MAX_ATTEMPTS];
+		Datum		value = Int32GetDatum(qml_default_max_attempts);
+		bool		null = false;
+
+		newtuple = heap_modify_tuple_by_cols(newtuple, desc, 1, &col, &value, &null);
+	}
+	return qml_job_stamp_update(desc, NULL, JS_COUNT, newtuple,
+								job_state_of(newtuple, desc));
+}
+
+/*
+ * An update that kept the state (a heartbeat, or an admin's): an admin's
+ * UPDATE may move a waiting job before its queue's head, or make a
+ * scheduled or retrying job due earlier.
+ */
+static void
+note_same_state_update(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+					   JobState state)
+{
+	if (state == JS_ENQUEUED)
+		note_waiting_job_updated(desc, oldtuple, newtuple);
+	else if (state == JS_SCHEDULED || state == JS_AWAITING_RETRY)
+	{
+		bool		isnull;
+		Datum		run_at = heap_getattr(newtuple, qml_catalog()->job_att[JC_RUN_AT],
+										  desc, &isnull);
+
+		if (!isnull)
+			qml_wake_scheduler_at_commit(DatumGetTimestampTz(run_at));
+	}
+}
+
+/*
+ * The row an update of `oldtuple` (in state `from`) to `newtuple` (in
+ * `to`) writes: stamped, and without its lease when it left processing.
+ * The BEFORE UPDATE trigger and direct_update.c both build it here.
+ */
+HeapTuple
+qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
+					 HeapTuple newtuple, JobState to)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
 	Changes		changes;
+	Datum		now;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		elog(ERROR, "qml_jobs_stamp must run BEFORE INSERT OR UPDATE FOR EACH ROW");
-
-	desc = RelationGetDescr(trigdata->tg_relation);
-	att = qml_catalog()->job_att;
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		oldtuple = trigdata->tg_trigtuple;
-		newtuple = trigdata->tg_newtuple;
-		old_state = job_state_of(oldtuple, desc);
-	}
-	else
-		newtuple = trigdata->tg_trigtuple;
-	new_state = job_state_of(newtuple, desc);
-
-	if (oldtuple != NULL && new_state == old_state)
-	{
-		/* an admin's UPDATE may move a waiting job before its queue's head */
-		if (new_state == JS_ENQUEUED)
-			note_waiting_job_updated(desc, oldtuple, newtuple);
-		/* ... or make a scheduled or retrying job due earlier */
-		else if (new_state == JS_SCHEDULED || new_state == JS_AWAITING_RETRY)
-		{
-			bool		isnull;
-			Datum		run_at = heap_getattr(newtuple, att[JC_RUN_AT], desc, &isnull);
-
-			if (!isnull)
-				qml_wake_scheduler_at_commit(DatumGetTimestampTz(run_at));
-		}
-		return PointerGetDatum(newtuple);
-	}
-
+	if (to == from || to == JS_COUNT)
+		return newtuple;
 	changes.n = 0;
 	/*
 	 * The clock, not the transaction's start: a fetch that waited in the
@@ -252,45 +264,74 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	 */
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
 
-	if (oldtuple == NULL)
+	if (to == JS_ENQUEUED)
+		stamp(&changes, desc, oldtuple, newtuple, att[JC_ENQUEUED_AT], now);
+	else if (to == JS_PROCESSING)
+		stamp(&changes, desc, oldtuple, newtuple, att[JC_STARTED_AT], now);
+
+	if (is_final(to))
+		stamp(&changes, desc, oldtuple, newtuple, att[JC_FINISHED_AT], now);
+	else if (from != JS_COUNT && is_final(from))
+		clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
+
+	/* only a job being processed has a lease */
+	if (to != JS_PROCESSING && from == JS_PROCESSING)
 	{
-		bool		isnull;
-
-		(void) heap_getattr(newtuple, att[JC_MAX_ATTEMPTS], desc, &isnull);
-		if (isnull)
-			set_col(&changes, att[JC_MAX_ATTEMPTS],
-					Int32GetDatum(qml_default_max_attempts), false);
+		clear(&changes, desc, newtuple, att[JC_LOCKED_BY]);
+		clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
+		clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
+		clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
 	}
+	if (changes.n == 0)
+		return newtuple;
+	return heap_modify_tuple_by_cols(newtuple, desc, changes.n, changes.cols,
+									 changes.values, changes.nulls);
+}
 
-	if (new_state != old_state && new_state != JS_COUNT)
+/*
+ * Hands an updated row's change of state to the history, wakeup.c and
+ * queue_head.c, once the update is certain to be written.
+ */
+void
+qml_job_record_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
+					  HeapTuple newtuple, JobState to)
+{
+	if (to != from && to != JS_COUNT)
+		record_row_change(desc, oldtuple, from, newtuple, to);
+}
+
+Datum
+qml_jobs_stamp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	newtuple;
+	HeapTuple	oldtuple;
+	JobState	new_state;
+	JobState	old_state;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		elog(ERROR, "qml_jobs_stamp must run BEFORE INSERT OR UPDATE FOR EACH ROW");
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(stamp_insert(desc, trigdata->tg_trigtuple));
+
+	oldtuple = trigdata->tg_trigtuple;
+	newtuple = trigdata->tg_newtuple;
+	old_state = job_state_of(oldtuple, desc);
+	new_state = job_state_of(newtuple, desc);
+	if (new_state == old_state)
 	{
-		if (new_state == JS_ENQUEUED)
-			stamp(&changes, desc, oldtuple, newtuple, att[JC_ENQUEUED_AT], now);
-		else if (new_state == JS_PROCESSING)
-			stamp(&changes, desc, oldtuple, newtuple, att[JC_STARTED_AT], now);
-
-		if (is_final(new_state))
-			stamp(&changes, desc, oldtuple, newtuple, att[JC_FINISHED_AT], now);
-		else if (old_state != JS_COUNT && is_final(old_state))
-			clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
-
-		/* only a job being processed has a lease */
-		if (new_state != JS_PROCESSING && old_state == JS_PROCESSING)
-		{
-			clear(&changes, desc, newtuple, att[JC_LOCKED_BY]);
-			clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
-			clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
-			clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
-		}
+		note_same_state_update(desc, oldtuple, newtuple, new_state);
+		return PointerGetDatum(newtuple);
 	}
-
-	if (changes.n > 0)
-		newtuple = heap_modify_tuple_by_cols(newtuple, desc, changes.n,
-											 changes.cols, changes.values,
-											 changes.nulls);
-	if (oldtuple != NULL && new_state != old_state && new_state != JS_COUNT)
-		record_row_change(desc, oldtuple, old_state, newtuple, new_state);
-
+	/* fires only for rows that will be written (after any recheck) */
+	newtuple = qml_job_stamp_update(desc, oldtuple, old_state, newtuple, new_state);
+	qml_job_record_update(desc, oldtuple, old_state, newtuple, new_state);
 	return PointerGetDatum(newtuple);
 }
 

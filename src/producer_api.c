@@ -67,54 +67,6 @@ static const char *const find_unique_sql =
 "SELECT j.id FROM qml.jobs j WHERE j.unique_key = $1"
 "   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
 
-/* what CREATE EXTENSION puts on qml.jobs (qml--1.0.sql) */
-static const char *const own_triggers[] = {
-	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush"
-};
-static const char *const own_checks[] = {
-	"jobs_queue_check", "jobs_method_check", "jobs_max_attempts_check"
-};
-
-static bool
-name_in(const char *name, const char *const *names, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/*
- * True when an INSERT into qml.jobs would do nothing but what
- * insert_directly() does itself: the extension's own triggers and CHECK
- * constraints, no rule, no row security, no column of an admin's own (whose
- * default the INSERT would fill in). Nor an index of an admin's own on
- * qml.jobs or qml.job_events: its expressions and predicate may call
- * functions, which must run as the owner under the pinned search_path.
- */
-static bool
-insert_is_ours(Relation rel)
-{
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	int			i;
-
-	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity ||
-		qml_catalog()->jobs_extra_columns || qml_catalog()->foreign_indexes)
-		return false;
-	if (rel->trigdesc != NULL)
-		for (i = 0; i < rel->trigdesc->numtriggers; i++)
-			if (!name_in(rel->trigdesc->triggers[i].tgname, own_triggers,
-						 lengthof(own_triggers)))
-				return false;
-	if (constr != NULL)
-		for (i = 0; i < constr->num_check; i++)
-			if (!name_in(constr->check[i].ccname, own_checks, lengthof(own_checks)))
-				return false;
-	return true;
-}
-
 /*
  * Writes the job's row as the INSERT would have, stamps and defaults
  * included (job_trigger.c does the same for other inserts), then records
@@ -132,21 +84,9 @@ insert_directly(const Datum *values, const char *nulls, JobState state)
 	QmlJobChange change;
 	int64		id;
 
-	qml_direct_open(&out, qml_catalog()->jobs);
-	/*
-	 * The history flush below writes qml.job_events: lock it now, so that
-	 * an index an admin creates on it either waits for this transaction or
-	 * is seen here.
-	 */
-	LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);
-	/* looked up again: taking the locks may have brought an ALTER TABLE */
-	cat = qml_catalog();
-	if (!insert_is_ours(out.rel) ||
-		RelationGetDescr(out.rel)->natts != cat->jobs_natts)
-	{
-		qml_direct_close(&out);
+	if (!qml_direct_open_jobs(&out))
 		return 0;
-	}
+	cat = qml_catalog();
 	att = cat->job_att;
 	row = palloc0(cat->jobs_natts * sizeof(Datum));
 	isnull = palloc(cat->jobs_natts * sizeof(bool));

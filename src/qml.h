@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "access/tableam.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
@@ -61,6 +62,12 @@ extern void qml_history_flush(void);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
+extern HeapTuple qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple,
+									  JobState from, HeapTuple newtuple,
+									  JobState to);
+extern void qml_job_record_update(TupleDesc desc, HeapTuple oldtuple,
+								  JobState from, HeapTuple newtuple,
+								  JobState to);
 
 /* catalog.c: qml's own tables, looked up once per session */
 typedef enum JobColumn
@@ -123,6 +130,7 @@ typedef struct QmlCatalog
 extern const QmlCatalog *qml_catalog(void);
 extern JobState qml_state_of_oid(Oid label);
 extern Oid	qml_enqueue_as_owner_oid(void);
+extern bool qml_jobs_writes_are_ours(Relation rel);
 
 /*
  * direct_insert.c: rows into one of qml's tables and its indexes without an
@@ -146,8 +154,19 @@ typedef struct QmlDirectInsert
 } QmlDirectInsert;
 
 extern void qml_direct_open(QmlDirectInsert *d, Oid relid);
+extern bool qml_direct_open_jobs(QmlDirectInsert *d);
 extern void qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls);
 extern void qml_direct_close(QmlDirectInsert *d);
+extern bool qml_direct_can_update(QmlDirectInsert *d);
+
+/* worker_write.c: completions without an UPDATE statement */
+extern int	qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
+								  const text *worker, const Datum *results,
+								  const bool *result_nulls, int64 *done);
+extern TM_Result qml_direct_update(QmlDirectInsert *d,
+								   struct TupleTableSlot *oldslot,
+								   HeapTuple newtuple, Snapshot snapshot,
+								   TM_FailureData *tmfd);
 
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every

@@ -439,6 +439,10 @@ qml_complete(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
+	bool		id_null = false;
+	bool		result_null = PG_ARGISNULL(2);
+	int64		id;
+	int			n;
 	int			rc;
 	bool		done;
 
@@ -449,6 +453,11 @@ qml_complete(PG_FUNCTION_ARGS)
 	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
 		nulls[2] = 'n';
+
+	n = qml_complete_directly(&values[0], &id_null, 1, PG_GETARG_TEXT_PP(1),
+							  &values[2], &result_null, &id);
+	if (n >= 0)
+		PG_RETURN_BOOL(n > 0);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -477,6 +486,16 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8ARRAYOID, TEXTOID, JSONBARRAYOID};
 	Datum		values[3];
 	bool		with_results = !PG_ARGISNULL(2);
+	ArrayType  *ids;
+	Datum	   *id_values;
+	bool	   *id_nulls;
+	int			nids;
+	Datum	   *result_values = NULL;
+	bool	   *result_nulls = NULL;
+	int			nresults;
+	int64	   *done;
+	int			ndone;
+	int			i;
 	SPIPlanPtr	p;
 	uint64		row;
 	int			rc;
@@ -487,13 +506,15 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
+	ids = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &id_values, &id_nulls, &nids);
 	if (with_results)
 	{
-		ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
 		ArrayType  *results = PG_GETARG_ARRAYTYPE_P(2);
-		int			nids = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
-		int			nresults = ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results));
 
+		deconstruct_array(results, JSONBOID, -1, false, TYPALIGN_INT,
+						  &result_values, &result_nulls, &nresults);
 		if (nids != nresults)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -502,6 +523,19 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 					 errhint("Pass one result per job, or none at all.")));
 		values[2] = PointerGetDatum(results);
 	}
+
+	done = palloc(Max(nids, 1) * sizeof(int64));
+	ndone = qml_complete_directly(id_values, id_nulls, nids, PG_GETARG_TEXT_PP(1),
+								  result_values, result_nulls, done);
+	for (i = 0; i < ndone; i++)
+	{
+		Datum		id = Int64GetDatum(done[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+	}
+	if (ndone >= 0)
+		return (Datum) 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_write.c
+ *	  Completions written to qml.jobs without an UPDATE statement.
+ *
+ * For every row an UPDATE of qml.jobs changes, the executor first locks
+ * the row again for the BEFORE UPDATE row trigger (GetTupleForTrigger),
+ * whatever the trigger then does: one more WAL record and buffer lock per
+ * completed job, on the connection that completes every job of a worker
+ * runtime. qml.complete and qml.complete_batch therefore find each job by
+ * its primary key, build its new row with the trigger's own code
+ * (job_trigger.c), write it through direct_insert.c and record the change
+ * as the trigger would have.
+ *
+ * Only when the UPDATE would have run nothing else
+ * (qml_jobs_writes_are_ours(): no trigger, rule, row security, constraint,
+ * column or index of an admin's own); worker_api.c's statement runs
+ * otherwise. Concurrency is the UPDATE's: a job another transaction holds
+ * is waited for; one it changed is looked at again as it is now (read
+ * committed) or fails the transaction with a serialization failure
+ * (repeatable read and serializable).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "qml.h"
+
+/* one job to complete: its id, and its result's place in `results` */
+typedef struct Completion
+{
+	int64		id;
+	int			pos;
+} Completion;
+
+static int
+completion_cmp(const void *a, const void *b)
+{
+	const Completion *x = a;
+	const Completion *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->pos - y->pos;
+}
+
+/* whether the row is a job `worker` is processing */
+static bool
+held_by(TupleTableSlot *slot, const text *worker)
+{
+	const QmlCatalog *cat = qml_catalog();
+	bool		isnull;
+	Datum		state = slot_getattr(slot, cat->job_att[JC_STATE], &isnull);
+	Datum		holder;
+	text	   *h;
+
+	if (isnull || DatumGetObjectId(state) != cat->state_oids[JS_PROCESSING])
+		return false;
+	holder = slot_getattr(slot, cat->job_att[JC_LOCKED_BY], &isnull);
+	if (isnull)
+		return false;
+	h = DatumGetTextPP(holder);
+	return VARSIZE_ANY_EXHDR(h) == VARSIZE_ANY_EXHDR(worker) &&
+		memcmp(VARDATA_ANY(h), VARDATA_ANY(worker), VARSIZE_ANY_EXHDR(h)) == 0;
+}
+
+/*
+ * The succeeded row: what the completion statements' SET list writes
+ * (worker_api.c), the result only when one was passed (`result` not
+ * NULL), then stamped as the row trigger would.
+ */
+static HeapTuple
+succeeded_row(TupleDesc desc, HeapTuple old, const Datum *result, bool result_null)
+{
+	const QmlCatalog *cat = qml_catalog();
+	const AttrNumber *att = cat->job_att;
+	int			cols[7];
+	Datum		values[7] = {0};
+	bool		nulls[7] = {false};
+	int			n = 0;
+	HeapTuple	row;
+
+#define SET(col, value, null) \
+	(cols[n] = att[col], values[n] = (value), nulls[n] = (null), n++)
+	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[JS_SUCCEEDED]), false);
+	SET(JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	SET(JC_LOCKED_BY, (Datum) 0, true);
+	SET(JC_LOCKED_UNTIL, (Datum) 0, true);
+	SET(JC_LEASE_PID, (Datum) 0, true);
+	SET(JC_LEASE_SESSION, (Datum) 0, true);
+	if (result != NULL)
+		SET(JC_RESULT, *result, result_null);
+#undef SET
+	row = heap_modify_tuple_by_cols(old, desc, n, cols, values, nulls);
+	return qml_job_stamp_update(desc, old, JS_PROCESSING, row, JS_SUCCEEDED);
+}
+
+/* the scan of the primary key for one job, with `snapshot` */
+static bool
+find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
+{
+	ScanKeyData key;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	index_rescan(scan, &key, 1, NULL, 0);
+	return index_getnext_slot(scan, ForwardScanDirection, slot);
+}
+
+/*
+ * Completes the jobs of `ids` (n of them; NULLs are skipped) that `worker`
+ * holds, job ids[i] with results[i] when results is not NULL; their ids go
+ * to done[], in id order. Returns how many, or -1 (nothing done) when the
+ * UPDATE statement must run instead.
+ */
+int
+qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
+					  const text *worker, const Datum *results,
+					  const bool *result_nulls, int64 *done)
+{
+	QmlDirectInsert d;
+	Completion *jobs = palloc(Max(n, 1) * sizeof(Completion));
+	TupleTableSlot *oldslot;
+	Relation	pkey;
+	IndexScanDesc scan;
+	TupleDesc	desc;
+	Snapshot	snapshot;
+	int			njobs = 0;
+	int			ndone = 0;
+	int			i;
+
+	/* see what this transaction did before, as the statement would */
+	CommandCounterIncrement();
+	if (!qml_direct_open_jobs(&d))
+		return -1;
+	if (!qml_direct_can_update(&d))
+	{
+		qml_direct_close(&d);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (!id_nulls[i])
+		{
+			jobs[njobs].id = DatumGetInt64(ids[i]);
+			jobs[njobs++].pos = i;
+		}
+	/* in key order; a job named twice is completed once, with its first result */
+	qsort(jobs, njobs, sizeof(Completion), completion_cmp);
+
+	desc = RelationGetDescr(d.rel);
+	pkey = index_open(RelationGetPrimaryKeyIndex(d.rel), AccessShareLock);
+	oldslot = table_slot_create(d.rel, NULL);
+	/* a new snapshot in read committed, as the statement would have taken */
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	scan = index_beginscan(d.rel, pkey, snapshot, 1, 0);
+	for (i = 0; i < njobs; i++)
+	{
+		Completion *c = &jobs[i];
+		HeapTuple	old;
+		HeapTuple	row;
+		TM_FailureData tmfd;
+		TM_Result	r;
+		bool		should_free;
+
+		if ((i > 0 && c->id == jobs[i - 1].id) ||
+			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker))
+			continue;
+		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
+		row = succeeded_row(desc, old, results ? &results[c->pos] : NULL,
+							results ? result_nulls[c->pos] : true);
+		r = qml_direct_update(&d, oldslot, row, snapshot, &tmfd);
+		if (r == TM_Ok)
+		{
+			qml_job_record_update(desc, old, JS_PROCESSING, row, JS_SUCCEEDED);
+			done[ndone++] = c->id;
+		}
+		else if (r == TM_Updated || r == TM_Deleted)
+		{
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			/* read committed: look at the job again as it is now */
+			index_endscan(scan);
+			UnregisterSnapshot(snapshot);
+			snapshot = RegisterSnapshot(GetLatestSnapshot());
+			scan = index_beginscan(d.rel, pkey, snapshot, 1, 0);
+			if (r == TM_Updated)
+				i--;
+		}
+		else if (r != TM_SelfModified)
+			elog(ERROR, "unexpected result %d updating job " INT64_FORMAT, (int) r, c->id);
+		heap_freetuple(row);
+		if (should_free)
+			heap_freetuple(old);
+	}
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	ExecDropSingleTupleTableSlot(oldslot);
+	index_close(pkey, NoLock);
+	qml_direct_close(&d);
+	/* what the statement trigger jobs_flush does at the UPDATE's end */
+	qml_history_flush();
+	pfree(jobs);
+	return ndone;
+}
