@@ -159,7 +159,19 @@ extern void qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls);
 extern void qml_direct_close(QmlDirectInsert *d);
 extern bool qml_direct_can_update(QmlDirectInsert *d);
 
-/* worker_write.c: completions without an UPDATE statement */
+/* worker_write.c: claims and completions without an UPDATE statement */
+typedef struct QmlClaim
+{
+	text	   *worker;
+	TimestampTz locked_until;
+	bool		session_lease;	/* else no lease_pid, lease_session */
+	int32		session_pid;
+	TimestampTz session_started;
+} QmlClaim;
+
+extern bool qml_direct_open_for_update(QmlDirectInsert *d);
+extern int	qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids,
+							   int n, const QmlClaim *claim, HeapTuple *rows);
 extern int	qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
 								  const text *worker, const Datum *results,
 								  const bool *result_nulls, int64 *done);

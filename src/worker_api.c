@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -52,12 +53,11 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 #define NOT_PAUSED \
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
 
-static const char *const claim_sql = CLAIM_UPDATE
-"        SELECT c.ctid FROM qml.jobs c"
-"         WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED
-"         ORDER BY c.priority DESC, c.run_at, c.id"
-"         LIMIT $2 FOR UPDATE SKIP LOCKED))"
-" RETURNING j.*";
+#define CLAIM_SELECT \
+"        SELECT c.ctid FROM qml.jobs c" \
+"         WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED \
+"         ORDER BY c.priority DESC, c.run_at, c.id" \
+"         LIMIT $2 FOR UPDATE SKIP LOCKED"
 
 /*
  * The same from the queue's head (queue_head.c), priority $7, run_at $8,
@@ -65,21 +65,29 @@ static const char *const claim_sql = CLAIM_UPDATE
  * index scans, because one range over (priority DESC, run_at, id) from a
  * key cannot be written; the second runs only if the first falls short.
  */
-static const char *const claim_from_head_sql = CLAIM_UPDATE
-"        SELECT u.ctid FROM ("
-"          SELECT h.ctid FROM ("
-"            SELECT c.ctid FROM qml.jobs c"
-"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $7"
-"               AND (c.run_at, c.id) >= ($8, $9)"
-"             ORDER BY c.run_at, c.id LIMIT $2 FOR UPDATE SKIP LOCKED) h"
-"          UNION ALL"
-"          SELECT l.ctid FROM ("
-"            SELECT c.ctid FROM qml.jobs c"
-"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $7"
-"             ORDER BY c.priority DESC, c.run_at, c.id"
-"             LIMIT $2 FOR UPDATE SKIP LOCKED) l"
-"        ) u WHERE" NOT_PAUSED " LIMIT $2))"
-" RETURNING j.*";
+#define CLAIM_FROM_HEAD_SELECT \
+"        SELECT u.ctid FROM (" \
+"          SELECT h.ctid FROM (" \
+"            SELECT c.ctid FROM qml.jobs c" \
+"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $7" \
+"               AND (c.run_at, c.id) >= ($8, $9)" \
+"             ORDER BY c.run_at, c.id LIMIT $2 FOR UPDATE SKIP LOCKED) h" \
+"          UNION ALL" \
+"          SELECT l.ctid FROM (" \
+"            SELECT c.ctid FROM qml.jobs c" \
+"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $7" \
+"             ORDER BY c.priority DESC, c.run_at, c.id" \
+"             LIMIT $2 FOR UPDATE SKIP LOCKED) l" \
+"        ) u WHERE" NOT_PAUSED " LIMIT $2"
+
+/*
+ * The claim as a statement, when qml.jobs has something of an admin's own
+ * to run (worker_write.c claims the rows the SELECTs lock otherwise).
+ */
+static const char *const claim_sql =
+CLAIM_UPDATE CLAIM_SELECT ")) RETURNING j.*";
+static const char *const claim_from_head_sql =
+CLAIM_UPDATE CLAIM_FROM_HEAD_SELECT ")) RETURNING j.*";
 
 /*
  * Up to $2 due scheduled and retrying jobs of queue $1 (due by $3) become
@@ -134,26 +142,25 @@ claimed_job_cmp(const void *a, const void *b)
 
 /*
  * Adds a claim's rows to `jobs` (room for them is there) in the order they
- * were chosen in, not the id order the claim updated them in; sets *first
- * and *last to the keys of the first and last of them (n > 0).
+ * were chosen in, not the order the claim wrote them in; sets *first and
+ * *last to the keys of the first and last of them (n > 0).
  */
 static void
-add_in_claim_order(ClaimedJob *jobs, SPITupleTable *tuptable, uint64 n,
+add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
 				   QmlHeadKey *first, QmlHeadKey *last)
 {
-	TupleDesc	desc = tuptable->tupdesc;
 	const AttrNumber *att = qml_catalog()->job_att;
-	uint64		i;
+	int			i;
 	bool		isnull;
 
 	for (i = 0; i < n; i++)
 	{
-		HeapTuple	t = tuptable->vals[i];
+		HeapTuple	t = rows[i];
 
 		jobs[i].tuple = t;
-		jobs[i].key.priority = DatumGetInt32(SPI_getbinval(t, desc, att[JC_PRIORITY], &isnull));
-		jobs[i].key.run_at = DatumGetTimestampTz(SPI_getbinval(t, desc, att[JC_RUN_AT], &isnull));
-		jobs[i].key.id = DatumGetInt64(SPI_getbinval(t, desc, att[JC_ID], &isnull));
+		jobs[i].key.priority = DatumGetInt32(heap_getattr(t, att[JC_PRIORITY], desc, &isnull));
+		jobs[i].key.run_at = DatumGetTimestampTz(heap_getattr(t, att[JC_RUN_AT], desc, &isnull));
+		jobs[i].key.id = DatumGetInt64(heap_getattr(t, att[JC_ID], desc, &isnull));
 	}
 	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
 	*first = jobs[0].key;
@@ -174,6 +181,40 @@ typedef struct ClaimArgs
 } ClaimArgs;
 
 /*
+ * Claims the rows the claim's SELECT locked, through worker_write.c, and
+ * puts them in rows[]; returns how many. `d` is open.
+ */
+static int
+claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d, HeapTuple *rows)
+{
+	int			n = (int) SPI_processed;
+	ItemPointerData *tids = palloc(Max(n, 1) * sizeof(ItemPointerData));
+	QmlClaim	claim;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
+	}
+	claim.worker = a->worker;
+	/* now() + lease, as the statement writes it */
+	claim.locked_until = DatumGetTimestampTz(
+		DirectFunctionCall2(timestamptz_pl_interval,
+							TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+							IntervalPGetDatum(a->lease)));
+	claim.session_lease = a->session_lease;
+	claim.session_pid = a->session_pid;
+	claim.session_started = a->session_started;
+	n = qml_claim_directly(d, tids, n, &claim, rows);
+	pfree(tids);
+	return n;
+}
+
+/*
  * Runs one claim of up to `wanted` jobs from `queue`, from `head` if not
  * NULL, and adds them to `jobs`; returns how many it took, and their first
  * and last keys. The rows stay in SPI's memory until SPI_finish().
@@ -182,13 +223,21 @@ static int
 run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last)
 {
-	static SPIPlanPtr claim_plan = NULL;
-	static SPIPlanPtr head_plan = NULL;
+	/* [from the head][direct] */
+	static SPIPlanPtr plans[2][2] = {{NULL, NULL}, {NULL, NULL}};
+	static const char *const sql[2][2] = {
+		{claim_sql, CLAIM_SELECT},
+		{claim_from_head_sql, CLAIM_FROM_HEAD_SELECT}
+	};
 	Oid			types[9] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID,
 	INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[9];
 	char		nulls[9] = {' ', ' ', ' ', ' ', 'n', 'n', ' ', ' ', ' '};
-	SPIPlanPtr	plan;
+	QmlDirectInsert d;
+	bool		direct = qml_direct_open_for_update(&d);
+	bool		from_head = head != NULL;
+	HeapTuple  *rows;
+	int			n;
 	int			rc;
 
 	values[0] = queue;
@@ -199,21 +248,37 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	values[5] = TimestampTzGetDatum(a->session_started);
 	if (a->session_lease)
 		nulls[4] = nulls[5] = ' ';
-	if (head != NULL)
+	if (from_head)
 	{
 		values[6] = Int32GetDatum(head->priority);
 		values[7] = TimestampTzGetDatum(head->run_at);
 		values[8] = Int64GetDatum(head->id);
-		plan = qml_session_plan(&head_plan, claim_from_head_sql, 9, types);
+	}
+	rc = SPI_execute_plan(qml_session_plan(&plans[from_head][direct],
+										   sql[from_head][direct],
+										   from_head ? 9 : 6, types),
+						  values, nulls, false, 0);
+	if (rc != (direct ? SPI_OK_SELECT : SPI_OK_UPDATE_RETURNING))
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	n = (int) SPI_processed;
+	if (n == 0)
+	{
+		if (direct)
+			qml_direct_close(&d);
+		return 0;
+	}
+	if (direct)
+	{
+		rows = palloc(n * sizeof(HeapTuple));
+		n = claim_locked_rows(a, &d, rows);
+		if (n > 0)
+			add_in_claim_order(jobs, rows, RelationGetDescr(d.rel), n, first, last);
+		qml_direct_close(&d);
 	}
 	else
-		plan = qml_session_plan(&claim_plan, claim_sql, 6, types);
-	rc = SPI_execute_plan(plan, values, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed > 0)
-		add_in_claim_order(jobs, SPI_tuptable, SPI_processed, first, last);
-	return (int) SPI_processed;
+		add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
+						   first, last);
+	return n;
 }
 
 /*

@@ -1,16 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * worker_write.c
- *	  Completions written to qml.jobs without an UPDATE statement.
+ *	  Claims and completions written to qml.jobs without an UPDATE
+ *	  statement.
  *
  * For every row an UPDATE of qml.jobs changes, the executor first locks
  * the row again for the BEFORE UPDATE row trigger (GetTupleForTrigger),
- * whatever the trigger then does: one more WAL record and buffer lock per
- * completed job, on the connection that completes every job of a worker
- * runtime. qml.complete and qml.complete_batch therefore find each job by
- * its primary key, build its new row with the trigger's own code
- * (job_trigger.c), write it through direct_insert.c and record the change
- * as the trigger would have.
+ * whatever the trigger then does: for a completion one more WAL record and
+ * buffer lock per job, and for every row an executor's worth of trigger
+ * calls and tuple copies. A claim or a completion therefore builds each
+ * job's new row with the trigger's own code (job_trigger.c), writes it
+ * through direct_insert.c and records the change as the trigger would
+ * have. A claim still finds and locks its jobs with SELECT ... FOR UPDATE
+ * SKIP LOCKED (worker_api.c), and writes the rows it locked; a completion
+ * finds each job by its primary key.
  *
  * Only when the UPDATE would have run nothing else
  * (qml_jobs_writes_are_ours(): no trigger, rule, row security, constraint,
@@ -37,6 +40,109 @@
 
 #include "qml.h"
 
+/*
+ * Opens qml.jobs for the direct writes here; false, with nothing left
+ * open, when the UPDATE statement must run instead.
+ */
+bool
+qml_direct_open_for_update(QmlDirectInsert *d)
+{
+	if (!qml_direct_open_jobs(d))
+		return false;
+	if (qml_direct_can_update(d))
+		return true;
+	qml_direct_close(d);
+	return false;
+}
+
+/* the state of the row in `slot`; JS_COUNT if NULL or unknown */
+static JobState
+state_in(TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		state = slot_getattr(slot, qml_catalog()->job_att[JC_STATE], &isnull);
+
+	return isnull ? JS_COUNT : qml_state_of_oid(DatumGetObjectId(state));
+}
+
+/*
+ * The claimed row: what CLAIM_UPDATE's SET list writes (worker_api.c),
+ * then stamped as the row trigger would.
+ */
+static HeapTuple
+processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum started)
+{
+	const QmlCatalog *cat = qml_catalog();
+	const AttrNumber *att = cat->job_att;
+	int			cols[7];
+	Datum		values[7] = {0};
+	bool		nulls[7] = {false};
+	int			n = 0;
+	bool		isnull;
+	int32		attempts = DatumGetInt32(heap_getattr(old, att[JC_ATTEMPTS], desc, &isnull));
+	HeapTuple	row;
+
+#define SET(col, value, null) \
+	(cols[n] = att[col], values[n] = (value), nulls[n] = (null), n++)
+	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[JS_PROCESSING]), false);
+	SET(JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
+	SET(JC_STARTED_AT, started, false);
+	SET(JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
+	SET(JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
+	SET(JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
+	SET(JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
+		!claim->session_lease);
+#undef SET
+	row = heap_modify_tuple_by_cols(old, desc, n, cols, values, nulls);
+	return qml_job_stamp_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+}
+
+/*
+ * Claims the rows at tids[0..n-1], which this transaction's SELECT ... FOR
+ * UPDATE has just locked, for claim->worker; puts the claimed rows in
+ * rows[] and returns how many. `d` is open (qml_direct_open_for_update()).
+ */
+int
+qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids, int n,
+				   const QmlClaim *claim, HeapTuple *rows)
+{
+	TupleDesc	desc = RelationGetDescr(d->rel);
+	TupleTableSlot *oldslot = table_slot_create(d->rel, NULL);
+	Datum		started = TimestampTzGetDatum(GetCurrentTimestamp());
+	int			nrows = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ItemPointerData tid = tids[i];
+		HeapTuple	old;
+		HeapTuple	row;
+		TM_FailureData tmfd;
+		TM_Result	r;
+		bool		should_free;
+
+		/* the version the lock is on, which the SELECT checked */
+		if (!table_tuple_fetch_row_version(d->rel, &tid, SnapshotAny, oldslot) ||
+			state_in(oldslot) != JS_ENQUEUED)
+			continue;
+		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
+		row = processing_row(desc, old, claim, started);
+		r = qml_direct_update(d, oldslot, row, GetActiveSnapshot(), &tmfd);
+		if (r != TM_Ok)
+			elog(ERROR, "could not claim the locked job at (%u,%u): result %d",
+				 ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid),
+				 (int) r);
+		qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+		rows[nrows++] = row;
+		if (should_free)
+			heap_freetuple(old);
+	}
+	ExecDropSingleTupleTableSlot(oldslot);
+	/* what the statement trigger jobs_flush does at the UPDATE's end */
+	qml_history_flush();
+	return nrows;
+}
+
 /* one job to complete: its id, and its result's place in `results` */
 typedef struct Completion
 {
@@ -61,11 +167,10 @@ held_by(TupleTableSlot *slot, const text *worker)
 {
 	const QmlCatalog *cat = qml_catalog();
 	bool		isnull;
-	Datum		state = slot_getattr(slot, cat->job_att[JC_STATE], &isnull);
 	Datum		holder;
 	text	   *h;
 
-	if (isnull || DatumGetObjectId(state) != cat->state_oids[JS_PROCESSING])
+	if (state_in(slot) != JS_PROCESSING)
 		return false;
 	holder = slot_getattr(slot, cat->job_att[JC_LOCKED_BY], &isnull);
 	if (isnull)
@@ -141,13 +246,8 @@ qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
 
 	/* see what this transaction did before, as the statement would */
 	CommandCounterIncrement();
-	if (!qml_direct_open_jobs(&d))
+	if (!qml_direct_open_for_update(&d))
 		return -1;
-	if (!qml_direct_can_update(&d))
-	{
-		qml_direct_close(&d);
-		return -1;
-	}
 	for (i = 0; i < n; i++)
 		if (!id_nulls[i])
 		{
