@@ -239,3 +239,42 @@ SELECT qml.complete(1, 'ws') AS completed;
 SELECT lease_pid IS NULL AND lease_session IS NULL AS session_forgotten,
 	   locked_by IS NULL AND locked_until IS NULL AS lease_forgotten
   FROM qml.jobs WHERE id = 1;
+
+--
+-- fetch and complete write qml.jobs themselves, unless the table has
+-- something of an admin's own to run on updates: then their UPDATE
+-- statements run, so that runs too. Both leave the same rows and history.
+--
+CALL qt_reset();
+CREATE TABLE qt_updated (job_id bigint, state qml.job_state);
+CREATE FUNCTION qt_seen_update() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.qt_updated VALUES (NEW.id, NEW.state); RETURN NULL; END$$;
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "m"}, {"method": "m"}, {"method": "m"}, {"method": "m"}]');
+CREATE TRIGGER zz_admin_update AFTER UPDATE ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qt_seen_update();
+SELECT id, state, attempts, locked_by FROM qml.fetch('ws', batch => 2, session_lease => false) ORDER BY id;
+SELECT qml.complete(1, 'ws', '{"r": 1}') AS completed;
+SELECT * FROM qml.complete_batch('{2}', 'ws', ARRAY['{"r": 2}']::jsonb[]);
+DROP TRIGGER zz_admin_update ON qml.jobs;
+SELECT id, state, attempts, locked_by FROM qml.fetch('ws', batch => 2, session_lease => false) ORDER BY id;
+SELECT qml.complete(3, 'ws', '{"r": 1}') AS completed;
+SELECT * FROM qml.complete_batch('{4}', 'ws', ARRAY['{"r": 2}']::jsonb[]);
+SELECT * FROM qt_updated ORDER BY job_id, state;
+SELECT a.id AS via_update, b.id AS direct,
+	   to_jsonb(a) - '{id,created_at,enqueued_at,started_at,finished_at,run_at}'::text[]
+	   = to_jsonb(b) - '{id,created_at,enqueued_at,started_at,finished_at,run_at}'::text[] AS same_row,
+	   a.finished_at >= a.started_at AND b.finished_at >= b.started_at
+	   AND b.started_at >= b.enqueued_at AS both_stamped
+  FROM qml.jobs a JOIN qml.jobs b ON b.id = a.id + 2 WHERE a.id IN (1, 2) ORDER BY a.id;
+SELECT * FROM qt_history(1);
+SELECT * FROM qt_history(3);
+-- a job named twice is completed once, with its first result; NULLs are
+-- skipped; results follow their ids whatever the order
+SELECT id FROM qml.enqueue_batch('[{"method": "m"}, {"method": "m"}, {"method": "m"}]') id ORDER BY id;
+SELECT count(*) AS fetched FROM qml.fetch('ws', batch => 3);
+SELECT * FROM qml.complete_batch('{7,NULL,5,7,6}', 'ws',
+								 ARRAY['{"r": 7}', '{"r": 0}', '{"r": 5}', '{"r": 77}', '{"r": 6}']::jsonb[]) ORDER BY 1;
+SELECT id, state, result FROM qml.jobs WHERE id >= 5 ORDER BY id;
+SELECT job_id, count(*) AS events FROM qml.job_events WHERE job_id >= 5 GROUP BY job_id ORDER BY job_id;
+DROP TABLE qt_updated;
+DROP FUNCTION qt_seen_update();
