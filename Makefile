@@ -12,6 +12,7 @@ OBJS = \
 	src/maintain.o \
 	src/worker_api.o \
 	src/producer_api.o \
+	src/producer_batch.o \
 	src/queue_head.o \
 	src/checks.o \
 	src/session_plan.o \

@@ -242,6 +242,36 @@ SELECT to_jsonb(a) - '{id,method,created_at,enqueued_at,run_at}'::text[]
   FROM qml.jobs a, qml.jobs b WHERE a.id = :via_insert AND b.id = :direct;
 SELECT * FROM qt_history(:via_insert);
 SELECT * FROM qt_history(:direct);
+-- enqueue_batch the same way: with the admin's trigger the checked batch
+-- goes to an INSERT ... SELECT and the trigger sees it; without, the rows
+-- are written directly, and both batches leave the same rows and history
+CREATE TRIGGER zz_admin_audit AFTER INSERT ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qt_seen_insert();
+SELECT array_agg(id ORDER BY id) AS batch_via_insert FROM qml.enqueue_batch('[
+	{"method": "b", "queue": "cmpb", "priority": 3, "max_attempts": 2, "arguments": {"x": 1},
+	 "backoff_cap": "1 hour"},
+	{"method": "b", "queue": "cmpb", "run_at": "2999-01-01T00:00:00Z", "arguments": 7}]') id \gset
+DROP TRIGGER zz_admin_audit ON qml.jobs;
+SELECT array_agg(id ORDER BY id) AS batch_direct FROM qml.enqueue_batch('[
+	{"method": "b", "queue": "cmpb", "priority": 3, "max_attempts": 2, "arguments": {"x": 1},
+	 "backoff_cap": "1 hour"},
+	{"method": "b", "queue": "cmpb", "run_at": "2999-01-01T00:00:00Z", "arguments": 7}]') id \gset
+SELECT count(*) AS audit_saw_the_first_batch FROM qt_seen WHERE job_id = ANY (:'batch_via_insert');
+SELECT count(*) AS audit_saw_the_second FROM qt_seen WHERE job_id = ANY (:'batch_direct');
+SELECT a.state, to_jsonb(a) - '{id,created_at,enqueued_at,run_at}'::text[]
+	   = to_jsonb(b) - '{id,created_at,enqueued_at,run_at}'::text[] AS same_row,
+	   (a.enqueued_at IS NULL) = (b.enqueued_at IS NULL) AS same_stamps,
+	   CASE a.state WHEN 'enqueued' THEN a.run_at = a.created_at AND b.run_at = b.created_at
+	   ELSE a.run_at = b.run_at END AS same_due
+  FROM unnest(:'batch_via_insert'::bigint[]) WITH ORDINALITY AS x(id, n)
+  JOIN unnest(:'batch_direct'::bigint[]) WITH ORDINALITY AS y(id, n) ON x.n = y.n
+  JOIN qml.jobs a ON a.id = x.id JOIN qml.jobs b ON b.id = y.id ORDER BY x.n;
+SELECT * FROM qt_history((:'batch_via_insert'::bigint[])[1]);
+SELECT * FROM qt_history((:'batch_direct'::bigint[])[1]);
+-- in a read-only transaction: refused before anything is written
+BEGIN READ ONLY;
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "ro"}]')$$);
+ROLLBACK;
 -- an admin's own CHECK constraint holds for enqueue too
 ALTER TABLE qml.jobs ADD CONSTRAINT zz_no_forbidden CHECK (method <> 'forbidden');
 SELECT expect_error($$SELECT qml.enqueue('forbidden')$$);

@@ -145,17 +145,8 @@ note_waiting_job_updated(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
 		qml_head_remember(old_queue, false, &old_key);
 }
 
-/* collects column replacements for heap_modify_tuple_by_cols */
-typedef struct Changes
-{
-	int			n;
-	int			cols[12];
-	Datum		values[12];
-	bool		nulls[12];
-} Changes;
-
 static void
-set_col(Changes *c, int attnum, Datum value, bool isnull)
+set_col(QmlRowChanges *c, int attnum, Datum value, bool isnull)
 {
 	Assert(c->n < lengthof(c->cols));
 	c->cols[c->n] = attnum;
@@ -171,7 +162,7 @@ set_col(Changes *c, int attnum, Datum value, bool isnull)
  * here (3% of a claim or completion), and an admin's explicit value wins.
  */
 static void
-stamp(Changes *c, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+stamp(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 	  int attnum, Datum now)
 {
 	bool		new_null;
@@ -189,7 +180,7 @@ stamp(Changes *c, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 
 /* sets column `attnum` to NULL, unless it already is */
 static void
-clear(Changes *c, TupleDesc desc, HeapTuple newtuple, int attnum)
+clear(QmlRowChanges *c, TupleDesc desc, HeapTuple newtuple, int attnum)
 {
 	if (!heap_attisnull(newtuple, attnum, desc))
 		set_col(c, attnum, (Datum) 0, true);
@@ -250,7 +241,7 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 					 HeapTuple newtuple, JobState to)
 {
 	const AttrNumber *att = qml_catalog()->job_att;
-	Changes		changes;
+	QmlRowChanges changes;
 	Datum		now;
 
 	if (to == from || to == JS_COUNT)
@@ -298,6 +289,27 @@ qml_job_record_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 {
 	if (to != from && to != JS_COUNT)
 		record_row_change(desc, oldtuple, from, newtuple, to);
+}
+
+/* sets column `col` of a QmlRowChanges */
+void
+qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull)
+{
+	set_col(c, qml_catalog()->job_att[col], value, isnull);
+}
+
+/*
+ * `old` (in state `from`) with the columns of `c` replaced, in state `to`,
+ * then stamped as the BEFORE UPDATE trigger would (worker_write.c).
+ */
+HeapTuple
+qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
+				   const QmlRowChanges *c, JobState to)
+{
+	HeapTuple	row = heap_modify_tuple_by_cols(old, desc, c->n, (int *) c->cols,
+												(Datum *) c->values, (bool *) c->nulls);
+
+	return qml_job_stamp_update(desc, old, from, row, to);
 }
 
 Datum

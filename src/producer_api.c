@@ -44,7 +44,7 @@ PG_FUNCTION_INFO_V1(qml_enqueue_as_owner);
 #define QML_MAX_METHOD_NAME 1000
 #define QML_MAX_QUEUE_NAME 128
 #define ENQUEUE_NARGS 9
-#define INSERT_NPARAMS 10		/* the INSERT's parameters, $1..$10 */
+#define INSERT_NPARAMS QML_ENQUEUE_NPARAMS	/* the INSERT's parameters, $1..$10 */
 
 #define ENQUEUE_COLUMNS \
 	"INSERT INTO qml.jobs AS j (queue, method, arguments, priority, state," \
@@ -68,61 +68,72 @@ static const char *const find_unique_sql =
 "   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
 
 /*
- * Writes the job's row as the INSERT would have, stamps and defaults
- * included (job_trigger.c does the same for other inserts), then records
- * its creation. `values` are the INSERT's parameters. Returns the job's
- * id, or 0 when the table has something of its own to run on inserts.
+ * Writes one job's row into `out` (qml_direct_open_jobs()) as the INSERT
+ * would have, stamps and defaults included (job_trigger.c does the same
+ * for other inserts), and records its creation; the caller flushes the
+ * history after the last one. `values` and `nulls` are the INSERT's
+ * parameters (QML_ENQUEUE_NPARAMS, EP_*), and must last until `out` is
+ * closed. Returns the job's id.
  */
-static int64
-insert_directly(const Datum *values, const char *nulls, JobState state)
+int64
+qml_enqueue_row(QmlDirectInsert *out, const Datum *values, const char *nulls,
+				JobState state)
 {
-	const QmlCatalog *cat;
-	const AttrNumber *att;
-	QmlDirectInsert out;
-	Datum	   *row;
-	bool	   *isnull;
+	const QmlCatalog *cat = qml_catalog();
+	const AttrNumber *att = cat->job_att;
+	Datum	   *row = palloc0(cat->jobs_natts * sizeof(Datum));
+	bool	   *isnull = palloc(cat->jobs_natts * sizeof(bool));
 	QmlJobChange change;
-	int64		id;
+	int64		id = nextval_internal(cat->jobs_seq, false);
 
-	if (!qml_direct_open_jobs(&out))
-		return 0;
-	cat = qml_catalog();
-	att = cat->job_att;
-	row = palloc0(cat->jobs_natts * sizeof(Datum));
-	isnull = palloc(cat->jobs_natts * sizeof(bool));
-	id = nextval_internal(cat->jobs_seq, false);
 	memset(isnull, true, cat->jobs_natts * sizeof(bool));
 #define SET(col, value) (row[att[col] - 1] = (value), isnull[att[col] - 1] = false)
 	SET(JC_ID, Int64GetDatum(id));
-	SET(JC_QUEUE, values[0]);
-	SET(JC_METHOD, values[1]);
-	SET(JC_ARGUMENTS, values[2]);
-	SET(JC_PRIORITY, values[3]);
+	SET(JC_QUEUE, values[EP_QUEUE]);
+	SET(JC_METHOD, values[EP_METHOD]);
+	SET(JC_ARGUMENTS, values[EP_ARGUMENTS]);
+	SET(JC_PRIORITY, values[EP_PRIORITY]);
 	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[state]));
 	SET(JC_ATTEMPTS, Int32GetDatum(0));
-	SET(JC_MAX_ATTEMPTS, nulls[5] == 'n' ?
-		Int32GetDatum(qml_default_max_attempts) : values[5]);
-	SET(JC_RUN_AT, values[6]);
+	SET(JC_MAX_ATTEMPTS, nulls[EP_MAX_ATTEMPTS] == 'n' ?
+		Int32GetDatum(qml_default_max_attempts) : values[EP_MAX_ATTEMPTS]);
+	SET(JC_RUN_AT, values[EP_RUN_AT]);
 	SET(JC_CREATED_AT, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	if (state == JS_ENQUEUED)
 		SET(JC_ENQUEUED_AT, TimestampTzGetDatum(GetCurrentTimestamp()));
-	if (nulls[7] != 'n')
-		SET(JC_BACKOFF_BASE, values[7]);
-	if (nulls[8] != 'n')
-		SET(JC_BACKOFF_CAP, values[8]);
+	if (nulls[EP_BACKOFF_BASE] != 'n')
+		SET(JC_BACKOFF_BASE, values[EP_BACKOFF_BASE]);
+	if (nulls[EP_BACKOFF_CAP] != 'n')
+		SET(JC_BACKOFF_CAP, values[EP_BACKOFF_CAP]);
 #undef SET
-	qml_direct_insert(&out, row, isnull);
-	qml_direct_close(&out);
+	qml_direct_insert(out, row, isnull);
 
 	change.job_id = id;
 	change.from_state = JS_COUNT;
 	change.to_state = state;
-	change.queue = TextDatumGetCString(values[0]);
+	change.queue = TextDatumGetCString(values[EP_QUEUE]);
 	change.worker = NULL;
 	change.error = NULL;
-	change.run_at = DatumGetTimestampTz(values[6]);
-	change.priority = DatumGetInt32(values[3]);
+	change.run_at = DatumGetTimestampTz(values[EP_RUN_AT]);
+	change.priority = DatumGetInt32(values[EP_PRIORITY]);
 	qml_record_change(&change);
+	return id;
+}
+
+/*
+ * Writes one job as the INSERT would have; 0 when the table has something
+ * of an admin's own to run on inserts.
+ */
+static int64
+insert_directly(const Datum *values, const char *nulls, JobState state)
+{
+	QmlDirectInsert out;
+	int64		id;
+
+	if (!qml_direct_open_jobs(&out))
+		return 0;
+	id = qml_enqueue_row(&out, values, nulls, state);
+	qml_direct_close(&out);
 	qml_history_flush();
 	return id;
 }

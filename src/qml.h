@@ -62,12 +62,23 @@ extern void qml_history_flush(void);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
+/* column replacements for one row of qml.jobs (heap_modify_tuple_by_cols) */
+typedef struct QmlRowChanges
+{
+	int			n;
+	int			cols[12];
+	Datum		values[12];
+	bool		nulls[12];
+} QmlRowChanges;
+
 extern HeapTuple qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple,
 									  JobState from, HeapTuple newtuple,
 									  JobState to);
 extern void qml_job_record_update(TupleDesc desc, HeapTuple oldtuple,
 								  JobState from, HeapTuple newtuple,
 								  JobState to);
+extern HeapTuple qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
+									const QmlRowChanges *c, JobState to);
 
 /* catalog.c: qml's own tables, looked up once per session */
 typedef enum JobColumn
@@ -132,6 +143,9 @@ extern JobState qml_state_of_oid(Oid label);
 extern Oid	qml_enqueue_as_owner_oid(void);
 extern bool qml_jobs_writes_are_ours(Relation rel);
 
+/* job_trigger.c, once JobColumn is known */
+extern void qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull);
+
 /*
  * direct_insert.c: rows into one of qml's tables and its indexes without an
  * executor; no triggers, rules or constraints run.
@@ -158,6 +172,28 @@ extern bool qml_direct_open_jobs(QmlDirectInsert *d);
 extern void qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls);
 extern void qml_direct_close(QmlDirectInsert *d);
 extern bool qml_direct_can_update(QmlDirectInsert *d);
+
+/*
+ * producer_api.c: one job's row, from the parameters of enqueue's INSERT
+ * ($1..$10, in this order)
+ */
+typedef enum EnqueueParam
+{
+	EP_QUEUE,
+	EP_METHOD,
+	EP_ARGUMENTS,
+	EP_PRIORITY,
+	EP_STATE,
+	EP_MAX_ATTEMPTS,
+	EP_RUN_AT,
+	EP_BACKOFF_BASE,
+	EP_BACKOFF_CAP,
+	EP_UNIQUE_KEY,
+	QML_ENQUEUE_NPARAMS
+} EnqueueParam;
+
+extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
+							 const char *nulls, JobState state);
 
 /* worker_write.c: claims and completions without an UPDATE statement */
 typedef struct QmlClaim

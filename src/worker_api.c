@@ -36,12 +36,15 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 /*
  * Claims up to $2 enqueued jobs of queue $1 for worker $3 with lease $4;
  * nothing when the queue is paused. SKIP LOCKED: a row another session
- * holds is passed over, never waited for. The rows are found again by
- * ctid (a Tid Scan), not by id: the lock holds them in place, and a
- * primary key lookup per job was 4% of fetch + complete. A row an admin
- * updated after the statement's snapshot is locked in its new version,
- * which the Tid Scan does not see: it is left for the next claim, and
- * that update moved the queue's head back before it (queue_head.c).
+ * holds is passed over, never waited for. The SELECT runs alone, and
+ * worker_write.c writes the row versions it locked; when qml.jobs has
+ * something of an admin's own, the UPDATE below runs instead. Either way
+ * the locked rows are found again by ctid, not by id: the lock holds them
+ * in place, and a primary key lookup per job was 4% of fetch + complete.
+ * In the UPDATE, a row an admin updated after the statement's snapshot is
+ * locked in its new version, which the Tid Scan does not see: it is left
+ * for the next claim, and that update moved the queue's head back before
+ * it (queue_head.c).
  */
 #define CLAIM_UPDATE \
 "UPDATE qml.jobs j" \

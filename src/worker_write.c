@@ -72,29 +72,20 @@ state_in(TupleTableSlot *slot)
 static HeapTuple
 processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum started)
 {
-	const QmlCatalog *cat = qml_catalog();
-	const AttrNumber *att = cat->job_att;
-	int			cols[7];
-	Datum		values[7] = {0};
-	bool		nulls[7] = {false};
-	int			n = 0;
+	QmlRowChanges c = {0};
 	bool		isnull;
-	int32		attempts = DatumGetInt32(heap_getattr(old, att[JC_ATTEMPTS], desc, &isnull));
-	HeapTuple	row;
+	int32		attempts = DatumGetInt32(heap_getattr(old, qml_catalog()->job_att[JC_ATTEMPTS],
+													  desc, &isnull));
 
-#define SET(col, value, null) \
-	(cols[n] = att[col], values[n] = (value), nulls[n] = (null), n++)
-	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[JS_PROCESSING]), false);
-	SET(JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
-	SET(JC_STARTED_AT, started, false);
-	SET(JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
-	SET(JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
-	SET(JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
-	SET(JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
-		!claim->session_lease);
-#undef SET
-	row = heap_modify_tuple_by_cols(old, desc, n, cols, values, nulls);
-	return qml_job_stamp_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+	qml_row_set(&c, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_PROCESSING]), false);
+	qml_row_set(&c, JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
+	qml_row_set(&c, JC_STARTED_AT, started, false);
+	qml_row_set(&c, JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
+	qml_row_set(&c, JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
+	qml_row_set(&c, JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
+	qml_row_set(&c, JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
+				!claim->session_lease);
+	return qml_job_update_row(desc, old, JS_ENQUEUED, &c, JS_PROCESSING);
 }
 
 /*
@@ -128,12 +119,20 @@ qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids, int n,
 		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
 		row = processing_row(desc, old, claim, started);
 		r = qml_direct_update(d, oldslot, row, GetActiveSnapshot(), &tmfd);
-		if (r != TM_Ok)
+		/*
+		 * The lock is ours, so nothing else can have changed the row; were
+		 * the SELECT to hand back a version it did not lock, the job would
+		 * only wait for the next claim.
+		 */
+		if (r == TM_Ok)
+		{
+			qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+			rows[nrows++] = row;
+		}
+		else if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified)
 			elog(ERROR, "could not claim the locked job at (%u,%u): result %d",
 				 ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid),
 				 (int) r);
-		qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
-		rows[nrows++] = row;
 		if (should_free)
 			heap_freetuple(old);
 	}
@@ -188,27 +187,17 @@ held_by(TupleTableSlot *slot, const text *worker)
 static HeapTuple
 succeeded_row(TupleDesc desc, HeapTuple old, const Datum *result, bool result_null)
 {
-	const QmlCatalog *cat = qml_catalog();
-	const AttrNumber *att = cat->job_att;
-	int			cols[7];
-	Datum		values[7] = {0};
-	bool		nulls[7] = {false};
-	int			n = 0;
-	HeapTuple	row;
+	QmlRowChanges c = {0};
 
-#define SET(col, value, null) \
-	(cols[n] = att[col], values[n] = (value), nulls[n] = (null), n++)
-	SET(JC_STATE, ObjectIdGetDatum(cat->state_oids[JS_SUCCEEDED]), false);
-	SET(JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
-	SET(JC_LOCKED_BY, (Datum) 0, true);
-	SET(JC_LOCKED_UNTIL, (Datum) 0, true);
-	SET(JC_LEASE_PID, (Datum) 0, true);
-	SET(JC_LEASE_SESSION, (Datum) 0, true);
+	qml_row_set(&c, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_SUCCEEDED]), false);
+	qml_row_set(&c, JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	qml_row_set(&c, JC_LOCKED_BY, (Datum) 0, true);
+	qml_row_set(&c, JC_LOCKED_UNTIL, (Datum) 0, true);
+	qml_row_set(&c, JC_LEASE_PID, (Datum) 0, true);
+	qml_row_set(&c, JC_LEASE_SESSION, (Datum) 0, true);
 	if (result != NULL)
-		SET(JC_RESULT, *result, result_null);
-#undef SET
-	row = heap_modify_tuple_by_cols(old, desc, n, cols, values, nulls);
-	return qml_job_stamp_update(desc, old, JS_PROCESSING, row, JS_SUCCEEDED);
+		qml_row_set(&c, JC_RESULT, *result, result_null);
+	return qml_job_update_row(desc, old, JS_PROCESSING, &c, JS_SUCCEEDED);
 }
 
 /* the scan of the primary key for one job, with `snapshot` */
