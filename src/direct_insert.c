@@ -10,8 +10,8 @@
  * already checked rows, so they write the heap and every index themselves,
  * the way COPY and logical replication do. Nothing else runs: no triggers,
  * rules, constraints or row security, so a caller must only use this on a
- * table where none of those would have had anything to do (producer_api.c
- * checks that before taking this path).
+ * table where none of those would have had anything to do
+ * (qml_direct_open_jobs() checks that for qml.jobs).
  *
  * Opening the indexes the executor's way (ExecOpenIndices) builds every
  * index's IndexInfo and compiles every partial index's predicate again on
@@ -24,6 +24,11 @@
  *
  * Rows wait in slots and go to the heap DIRECT_INSERT_BATCH at a time
  * (table_multi_insert, as COPY does), then to the indexes.
+ *
+ * The worker's claims and completions update rows of qml.jobs the same
+ * way (qml_direct_update, for worker_write.c): heap_update, then the new
+ * version into the indexes its predicates admit, each told whether its key
+ * changed, as the executor tells them.
  *
  *-------------------------------------------------------------------------
  */
@@ -243,7 +248,8 @@ qml_direct_open(QmlDirectInsert *d, Oid relid)
 }
 
 /*
- * Opens qml.jobs for one of the API's direct writes (enqueue, complete),
+ * Opens qml.jobs for one of the API's direct writes (enqueue and its
+ * batch, claims, completions),
  * with qml.job_events locked as well, in the order every writer takes them:
  * the history flush writes it, and an index an admin creates on it must
  * either wait for this transaction or be seen here. False, with nothing

@@ -17,7 +17,11 @@
  * Inserts are recorded by qml_jobs_record, an AFTER trigger, because a
  * BEFORE INSERT trigger also fires for rows ON CONFLICT DO NOTHING skips.
  *
- * Both are C because they run for every row of every claim and completion.
+ * Both are C because they run for every row of every claim and completion
+ * an admin's own trigger sends through an UPDATE statement. Otherwise the
+ * worker's claims and completions write their rows without one
+ * (worker_write.c), and build and record them with the same code here
+ * (qml_job_update_row, qml_job_record_update).
  *
  *-------------------------------------------------------------------------
  */
@@ -234,7 +238,7 @@ note_same_state_update(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 /*
  * The row an update of `oldtuple` (in state `from`) to `newtuple` (in
  * `to`) writes: stamped, and without its lease when it left processing.
- * The BEFORE UPDATE trigger and direct_update.c both build it here.
+ * The BEFORE UPDATE trigger and worker_write.c both build it here.
  */
 HeapTuple
 qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,

@@ -147,8 +147,9 @@ extern bool qml_jobs_writes_are_ours(Relation rel);
 extern void qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull);
 
 /*
- * direct_insert.c: rows into one of qml's tables and its indexes without an
- * executor; no triggers, rules or constraints run.
+ * direct_insert.c: rows into one of qml's tables and its indexes, and
+ * updates of qml.jobs, without an executor; no triggers, rules or
+ * constraints run.
  */
 #define DIRECT_INSERT_BATCH 64
 
@@ -172,6 +173,10 @@ extern bool qml_direct_open_jobs(QmlDirectInsert *d);
 extern void qml_direct_insert(QmlDirectInsert *d, Datum *values, bool *nulls);
 extern void qml_direct_close(QmlDirectInsert *d);
 extern bool qml_direct_can_update(QmlDirectInsert *d);
+extern TM_Result qml_direct_update(QmlDirectInsert *d,
+								   struct TupleTableSlot *oldslot,
+								   HeapTuple newtuple, Snapshot snapshot,
+								   TM_FailureData *tmfd);
 
 /*
  * producer_api.c: one job's row, from the parameters of enqueue's INSERT
@@ -211,10 +216,6 @@ extern int	qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids,
 extern int	qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
 								  const text *worker, const Datum *results,
 								  const bool *result_nulls, int64 *done);
-extern TM_Result qml_direct_update(QmlDirectInsert *d,
-								   struct TupleTableSlot *oldslot,
-								   HeapTuple newtuple, Snapshot snapshot,
-								   TM_FailureData *tmfd);
 
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every
