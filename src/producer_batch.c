@@ -160,12 +160,14 @@ backoff_of(JsonbValue *v, Datum *value, char *null)
 }
 
 /*
- * Checks element `ord` (from 1) and turns it into the INSERT's parameters;
- * raises 22023 naming the first problem, in the order the PL/pgSQL version
- * checked them. Sets *unique when it has a unique_key.
+ * Checks element `ord` (from 1) and turns it into the INSERT's parameters,
+ * queue and arguments from `defaults` when it has none; raises 22023
+ * naming the first problem, in the order the PL/pgSQL version checked
+ * them. Sets *unique when it has a unique_key.
  */
 static void
-check_element(JsonbValue *elem, int ord, BatchJob *job, bool *unique)
+check_element(JsonbValue *elem, int ord, const BatchJob *defaults, BatchJob *job,
+			  bool *unique)
 {
 	JsonbContainer *obj;
 	JsonbValue *v;
@@ -185,7 +187,7 @@ check_element(JsonbValue *elem, int ord, BatchJob *job, bool *unique)
 		bad_element(ord, "has a \"method\" longer than 1000 characters");
 
 	v = member(obj, "queue");
-	job->values[EP_QUEUE] = CStringGetTextDatum("default");
+	job->values[EP_QUEUE] = defaults->values[EP_QUEUE];
 	if (v != NULL &&
 		(job->values[EP_QUEUE] = PointerGetDatum(name_of(v, QML_MAX_QUEUE_CHARS))) == 0)
 		bad_element(ord, "needs \"queue\" as a string of 1 to 128 characters");
@@ -227,7 +229,7 @@ check_element(JsonbValue *elem, int ord, BatchJob *job, bool *unique)
 
 	v = member(obj, "arguments");
 	job->values[EP_ARGUMENTS] = v != NULL ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
-		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+		defaults->values[EP_ARGUMENTS];
 	job->nulls[EP_STATE] = job->nulls[EP_UNIQUE_KEY] = 'n';
 }
 
@@ -292,6 +294,7 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	QmlDirectInsert out;
+	BatchJob	defaults;
 	BatchJob   *batch;
 	bool		unique = false;
 	int			n;
@@ -307,11 +310,13 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 
 	n = JB_ROOT_COUNT(jobs);
 	batch = palloc(Max(n, 1) * sizeof(BatchJob));
+	defaults.values[EP_QUEUE] = CStringGetTextDatum("default");
+	defaults.values[EP_ARGUMENTS] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		check_element(getIthJsonbValueFromContainer(&jobs->root, i), i + 1,
-					  &batch[i], &unique);
+					  &defaults, &batch[i], &unique);
 	}
 	for (i = 0; i < n; i++)
 		set_due(&batch[i], now);
