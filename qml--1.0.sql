@@ -287,7 +287,9 @@ CREATE FUNCTION qml.enqueue_batch(jobs jsonb) RETURNS SETOF bigint
  * has checked, by statement: through qml.enqueue one job at a time when
  * one has a unique_key (its conflict handling), else one INSERT ...
  * SELECT, which runs whatever an admin put on qml.jobs. Granted to
- * nobody; qml.enqueue_batch calls it as owner.
+ * nobody; qml.enqueue_batch calls it as owner. Numbers go through numeric:
+ * a whole number written 2.0 passed the check, as it does on the direct
+ * path.
  */
 CREATE FUNCTION qml.enqueue_batch_by_statement(jobs jsonb) RETURNS SETOF bigint
 	LANGUAGE plpgsql
@@ -302,9 +304,9 @@ BEGIN
 			RETURN NEXT qml.enqueue(elem->>'method',
 									coalesce(elem->'arguments', '[]'),
 									coalesce(elem->>'queue', 'default'),
-									coalesce((elem->>'priority')::integer, 0),
+									coalesce((elem->>'priority')::numeric::integer, 0),
 									(elem->>'run_at')::timestamptz,
-									(elem->>'max_attempts')::integer,
+									(elem->>'max_attempts')::numeric::integer,
 									elem->>'unique_key',
 									(elem->>'backoff_base')::interval,
 									(elem->>'backoff_cap')::interval);
@@ -322,9 +324,9 @@ BEGIN
 							  max_attempts, run_at, backoff_base, backoff_cap)
 		SELECT coalesce(i.j->>'queue', 'default'), i.j->>'method',
 			   coalesce(i.j->'arguments', '[]'),
-			   coalesce((i.j->>'priority')::integer, 0),
+			   coalesce((i.j->>'priority')::numeric::integer, 0),
 			   CASE WHEN i.due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
-			   (i.j->>'max_attempts')::integer, i.due,
+			   (i.j->>'max_attempts')::numeric::integer, i.due,
 			   (i.j->>'backoff_base')::interval, (i.j->>'backoff_cap')::interval
 		  FROM input i ORDER BY i.ord
 		RETURNING id)

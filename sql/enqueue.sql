@@ -272,6 +272,13 @@ SELECT * FROM qt_history((:'batch_direct'::bigint[])[1]);
 BEGIN READ ONLY;
 SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "ro"}]')$$);
 ROLLBACK;
+-- a whole number written with a decimal point is taken the same way on
+-- both paths: directly, and with a unique key by statement
+SELECT array_agg(id) AS dec_ids
+  FROM qml.enqueue_batch('[{"method": "dec", "priority": 2.0, "max_attempts": 3.0},
+						   {"method": "dec", "priority": 2.0, "max_attempts": 3.0, "unique_key": "dec1"}]') id \gset
+SELECT priority, max_attempts, unique_key IS NOT NULL AS keyed
+  FROM qml.jobs WHERE id = ANY (:'dec_ids') ORDER BY id;
 -- an admin's own CHECK constraint holds for enqueue too
 ALTER TABLE qml.jobs ADD CONSTRAINT zz_no_forbidden CHECK (method <> 'forbidden');
 SELECT expect_error($$SELECT qml.enqueue('forbidden')$$);

@@ -278,3 +278,19 @@ SELECT id, state, result FROM qml.jobs WHERE id >= 5 ORDER BY id;
 SELECT job_id, count(*) AS events FROM qml.job_events WHERE job_id >= 5 GROUP BY job_id ORDER BY job_id;
 DROP TABLE qt_updated;
 DROP FUNCTION qt_seen_update();
+-- the direct writes are refused in a read-only transaction, as the UPDATE
+-- was (with history off, no nextval() refuses it for them)
+SELECT qml.enqueue('ro') AS ro \gset
+SELECT count(*) AS fetched FROM qml.fetch('ws', batch => 1);
+BEGIN READ ONLY;
+SET LOCAL qml.history = off;
+SELECT expect_error($$SELECT qml.complete($$ || :ro || $$, 'ws')$$);
+SELECT expect_error($$SELECT qml.complete_batch(ARRAY[$$ || :ro || $$]::bigint[], 'ws')$$);
+ROLLBACK;
+SELECT state FROM qml.jobs WHERE id = :ro;
+-- a claim counts attempts as the statement did: at the largest integer,
+-- an error, and the job stays enqueued
+SELECT qml.enqueue('many', queue => 'qmax') AS many \gset
+UPDATE qml.jobs SET attempts = 2147483647 WHERE id = :many;
+SELECT expect_error($$SELECT count(*) FROM qml.fetch('ws', '{qmax}')$$);
+SELECT state, attempts FROM qml.jobs WHERE id = :many;

@@ -213,7 +213,8 @@ typedef struct QmlClaim
 extern bool qml_direct_open_for_update(QmlDirectInsert *d);
 extern int	qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids,
 							   int n, const QmlClaim *claim, HeapTuple *rows);
-extern int	qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
+extern int	qml_complete_directly(const char *caller, const Datum *ids,
+								  const bool *id_nulls, int n,
 								  const text *worker, const Datum *results,
 								  const bool *result_nulls, int64 *done);
 

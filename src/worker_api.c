@@ -522,7 +522,8 @@ qml_complete(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		nulls[2] = 'n';
 
-	n = qml_complete_directly(&values[0], &id_null, 1, PG_GETARG_TEXT_PP(1),
+	n = qml_complete_directly("qml.complete()", &values[0], &id_null, 1,
+							  PG_GETARG_TEXT_PP(1),
 							  &values[2], &result_null, &id);
 	if (n >= 0)
 		PG_RETURN_BOOL(n > 0);
@@ -593,7 +594,8 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 	}
 
 	done = palloc(Max(nids, 1) * sizeof(int64));
-	ndone = qml_complete_directly(id_values, id_nulls, nids, PG_GETARG_TEXT_PP(1),
+	ndone = qml_complete_directly("qml.complete_batch()", id_values, id_nulls, nids,
+								  PG_GETARG_TEXT_PP(1),
 								  result_values, result_nulls, done);
 	for (i = 0; i < ndone; i++)
 	{

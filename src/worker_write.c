@@ -33,6 +33,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -77,6 +78,11 @@ processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum start
 	int32		attempts = DatumGetInt32(heap_getattr(old, qml_catalog()->job_att[JC_ATTEMPTS],
 													  desc, &isnull));
 
+	/* as the statement's attempts + 1 would */
+	if (attempts == PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("integer out of range")));
 	qml_row_set(&c, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_PROCESSING]), false);
 	qml_row_set(&c, JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
 	qml_row_set(&c, JC_STARTED_AT, started, false);
@@ -212,13 +218,13 @@ find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
 }
 
 /*
- * Completes the jobs of `ids` (n of them; NULLs are skipped) that `worker`
- * holds, job ids[i] with results[i] when results is not NULL; their ids go
+ * Completes, for SQL function `caller`, the jobs of `ids` (n of them; NULLs
+ * are skipped) that `worker` holds, job ids[i] with results[i] when results is not NULL; their ids go
  * to done[], in id order. Returns how many, or -1 (nothing done) when the
  * UPDATE statement must run instead.
  */
 int
-qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
+qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls, int n,
 					  const text *worker, const Datum *results,
 					  const bool *result_nulls, int64 *done)
 {
@@ -233,6 +239,8 @@ qml_complete_directly(const Datum *ids, const bool *id_nulls, int n,
 	int			ndone = 0;
 	int			i;
 
+	/* as the UPDATE's executor would; nothing else stops a heap write */
+	PreventCommandIfReadOnly(caller);
 	/* see what this transaction did before, as the statement would */
 	CommandCounterIncrement();
 	if (!qml_direct_open_for_update(&d))
