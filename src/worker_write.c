@@ -286,7 +286,8 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 			if (IsolationUsesXactSnapshot())
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
+						 errmsg("could not serialize access due to concurrent %s",
+								r == TM_Updated ? "update" : "delete")));
 			/* read committed: look at the job again as it is now */
 			index_endscan(scan);
 			UnregisterSnapshot(snapshot);
