@@ -219,13 +219,13 @@ find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
 
 /*
  * Completes, for SQL function `caller`, the jobs of `ids` (n of them; NULLs
- * are skipped) that `worker` holds, job ids[i] with results[i] when results is not NULL; their ids go
- * to done[], in id order. Returns how many, or -1 (nothing done) when the
- * UPDATE statement must run instead.
+ * are skipped) that `worker` holds, job ids[i] with results[i] when
+ * results is not NULL; their ids go to done[], in id order. Returns how
+ * many, or -1 (nothing done) when the UPDATE statement must run instead.
  */
 int
-qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls, int n,
-					  const text *worker, const Datum *results,
+qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls,
+					  int n, const text *worker, const Datum *results,
 					  const bool *result_nulls, int64 *done)
 {
 	QmlDirectInsert d;
