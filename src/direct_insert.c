@@ -211,19 +211,26 @@ open_planned(QmlDirectInsert *d)
 	for (;;)
 	{
 		IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
+		Oid		   *oids;
 		int			i;
 
 		if (p == NULL)
 			p = build_plan(d->rel);
 		if (!p->simple)
 			return false;
+		/*
+		 * Locking an index may bring an invalidation that forgets the plan
+		 * and clears *p: read it into d first (the memory it points to
+		 * lasts until the transaction ends), and open every index it names.
+		 */
 		d->nindexes = p->nindexes;
 		d->infos = p->infos;
 		d->predicates = p->predicates;
-		d->indexes = palloc(p->nindexes * sizeof(Relation));
-		for (i = 0; i < p->nindexes; i++)
-			d->indexes[i] = index_open(p->index_oids[i], RowExclusiveLock);
-		/* locking an index may have brought an invalidation of the plan */
+		oids = p->index_oids;
+		d->indexes = palloc(d->nindexes * sizeof(Relation));
+		for (i = 0; i < d->nindexes; i++)
+			d->indexes[i] = index_open(oids[i], RowExclusiveLock);
+		/* the plan is still the one read: use it; else build it again */
 		if (find_plan(RelationGetRelid(d->rel)) == p)
 			return true;
 		for (i = 0; i < d->nindexes; i++)

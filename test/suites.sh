@@ -6,6 +6,7 @@ suite cron_fuzz make -s cron-fuzz CRON_FUZZ_SECONDS=15
 suite isolation make -s installcheck REGRESS=
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
+suite invalidation test/stress/invalidation.sh
 # the scheduler (test/scheduler/): promotion timing and wakeups, recurring
 # jobs, pruning and statistics, several databases, a crash restart
 suite sched_promote test/scheduler/promote.sh
