@@ -59,21 +59,39 @@ qml_check_positive(const char *what, Interval *value)
 }
 
 /*
- * A per-job backoff: positive and at most 100 years, so that the backoff
- * arithmetic (in microseconds) cannot overflow.
+ * A per-job backoff is at most 100 years, so that the backoff arithmetic
+ * (in microseconds) cannot overflow.
  */
-void
-qml_check_backoff(const char *what, Interval *value)
+static bool
+above_backoff_limit(Interval *value)
 {
 	Interval	limit = {0};
 
-	qml_check_positive(what, value);
 	limit.month = 100 * 12;
-	if (DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
-										 IntervalPGetDatum(&limit))))
+	return DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
+											IntervalPGetDatum(&limit)));
+}
+
+/* 22023 unless the backoff is positive and within the limit */
+void
+qml_check_backoff(const char *what, Interval *value)
+{
+	qml_check_positive(what, value);
+	if (above_backoff_limit(value))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be at most 100 years", what)));
+}
+
+/* whether qml_check_backoff() would take it (enqueue_batch's own message) */
+bool
+qml_backoff_in_range(Interval *value)
+{
+	Interval	zero = {0};
+
+	return DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
+											IntervalPGetDatum(&zero))) &&
+		!above_backoff_limit(value);
 }
 
 /* qml.check_name(what text, value text, maxlen int): for SQL callers */

@@ -29,11 +29,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"

@@ -138,8 +138,6 @@ cstring_of(JsonbValue *v)
 static bool
 backoff_of(JsonbValue *v, Datum *value, char *null)
 {
-	Interval	limit = {0};
-	Interval	zero = {0};
 	Datum		d;
 
 	*null = 'n';
@@ -149,9 +147,7 @@ backoff_of(JsonbValue *v, Datum *value, char *null)
 		return false;
 	d = DirectFunctionCall3(interval_in, CStringGetDatum(cstring_of(v)),
 							ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	limit.month = 100 * 12;
-	if (!DatumGetBool(DirectFunctionCall2(interval_gt, d, IntervalPGetDatum(&zero))) ||
-		DatumGetBool(DirectFunctionCall2(interval_gt, d, IntervalPGetDatum(&limit))))
+	if (!qml_backoff_in_range(DatumGetIntervalP(d)))
 		return false;
 	*value = d;
 	*null = ' ';

@@ -249,6 +249,7 @@ extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 extern void qml_check_name(const char *what, text *value, int maxlen);
 extern void qml_check_positive(const char *what, Interval *value);
 extern void qml_check_backoff(const char *what, Interval *value);
+extern bool qml_backoff_in_range(Interval *value);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);

@@ -229,7 +229,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 					  const bool *result_nulls, int64 *done)
 {
 	QmlDirectInsert d;
-	Completion *jobs = palloc(Max(n, 1) * sizeof(Completion));
+	Completion *jobs;
 	TupleTableSlot *oldslot;
 	Relation	pkey;
 	IndexScanDesc scan;
@@ -245,6 +245,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	CommandCounterIncrement();
 	if (!qml_direct_open_for_update(&d))
 		return -1;
+	jobs = palloc(Max(n, 1) * sizeof(Completion));
 	for (i = 0; i < n; i++)
 		if (!id_nulls[i])
 		{
