@@ -7,6 +7,7 @@ OBJS = \
 	src/catalog.o \
 	src/direct_insert.o \
 	src/worker_write.o \
+	src/lease_role.o \
 	src/job_trigger.o \
 	src/job_history.o \
 	src/maintain.o \
@@ -32,7 +33,7 @@ PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
 # (scripts/test.sh starts one); see README.md.
-REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges
+REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges lease_role
 REGRESS_OPTS = --inputdir=. --load-extension=qml
 ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml

@@ -58,7 +58,8 @@ CREATE TABLE qml.jobs (
 	backoff_base interval,		-- NULL: follow qml.retry_base
 	backoff_cap interval,		-- NULL: follow qml.retry_cap
 	lease_pid	integer,		-- session lease: the claiming backend's pid
-	lease_session timestamptz	-- ... and its start time (NULL: time lease only)
+	lease_session timestamptz,	-- ... and its start time (NULL: time lease only)
+	locked_role oid				-- the role that claimed it (src/lease_role.c)
 ) WITH (fillfactor = 50,
 	   autovacuum_vacuum_scale_factor = 0.01,
 	   autovacuum_vacuum_threshold = 1000,
@@ -178,6 +179,18 @@ CREATE FUNCTION qml.check_lease(lease interval) RETURNS void
 	LANGUAGE c IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'qml_check_lease_sql';
+
+-- The role a claim records as the lease's (the session's role: SET ROLE
+-- counts, the SECURITY DEFINER switch does not), and whether the session
+-- may act on a lease held by `locked_role`: it is that role, or an admin
+-- (may call qml.delete). See src/lease_role.c. C, resolving no name
+-- through search_path; heartbeat calls qml.may_act once per job.
+CREATE FUNCTION qml.lease_role() RETURNS oid
+	LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'qml_lease_role_sql';
+CREATE FUNCTION qml.may_act(locked_role oid) RETURNS boolean
+	LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'qml_may_act_sql';
 
 -- Raises P0002 when no job has this id.
 CREATE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
@@ -336,8 +349,10 @@ $$;
 
 /* ---------------------------------------------------------------------
  * Worker API. A worker names itself; only the lease holder may finish,
- * fail, extend or release a job. Losing a lease is a race, not an error:
- * these functions then return false, NULL or leave the job out.
+ * fail, extend or release a job: the same worker name, called by the role
+ * that claimed the job (locked_role) or by an admin (qml.may_act). Losing
+ * a lease is a race, not an error: these functions then return false, NULL
+ * or leave the job out.
  * --------------------------------------------------------------------- */
 
 /*
@@ -408,6 +423,7 @@ BEGIN
 						 ELSE j.run_at END,
 		   last_error = coalesce(error, 'failed without an error message')
 	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
+	   AND qml.may_act(j.locked_role)
 	RETURNING j.state INTO new_state;
 	RETURN new_state;
 END
@@ -427,6 +443,7 @@ BEGIN
 	RETURN QUERY
 	UPDATE qml.jobs j SET locked_until = now() + lease
 	 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
+	   AND qml.may_act(j.locked_role)
 	RETURNING j.id;
 END
 $$;
@@ -441,7 +458,8 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
 AS $$
 BEGIN
 	UPDATE qml.jobs j SET state = 'enqueued', attempts = greatest(j.attempts - 1, 0)
-	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker;
+	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
+	   AND qml.may_act(j.locked_role);
 	RETURN FOUND;
 END
 $$;

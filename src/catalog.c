@@ -35,7 +35,8 @@ static const char *const job_column_names[JC_COUNT] = {
 	"id", "queue", "method", "arguments", "priority", "state", "attempts",
 	"max_attempts", "run_at", "created_at", "enqueued_at", "started_at",
 	"finished_at", "locked_by", "locked_until", "last_error", "result",
-	"unique_key", "backoff_base", "backoff_cap", "lease_pid", "lease_session"
+	"unique_key", "backoff_base", "backoff_cap", "lease_pid", "lease_session",
+	"locked_role"
 };
 
 /* the columns of qml.job_events, in the order of enum EventColumn */

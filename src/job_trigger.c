@@ -276,6 +276,7 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
 		clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
 		clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
+		clear(&changes, desc, newtuple, att[JC_LOCKED_ROLE]);
 	}
 	if (changes.n == 0)
 		return newtuple;

@@ -105,6 +105,7 @@ typedef enum JobColumn
 	JC_BACKOFF_CAP,
 	JC_LEASE_PID,
 	JC_LEASE_SESSION,
+	JC_LOCKED_ROLE,
 	JC_COUNT
 } JobColumn;
 
@@ -204,6 +205,7 @@ extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
 typedef struct QmlClaim
 {
 	text	   *worker;
+	Oid			role;			/* the claiming role (lease_role.c) */
 	TimestampTz locked_until;
 	bool		session_lease;	/* else no lease_pid, lease_session */
 	int32		session_pid;
@@ -240,6 +242,10 @@ extern MemoryContext qml_xact_list_memory(QmlXactList *list);
 extern void qml_xact_list_drop_aborted(QmlXactList *list, SubTransactionId subid);
 extern void qml_xact_list_clear(QmlXactList *list);
 extern void qml_xact_list_forget(QmlXactList *list);
+
+/* lease_role.c: whose a lease is */
+extern Oid	qml_lease_role(void);
+extern bool qml_may_act(Oid locked_role, int *admin);
 
 /* session_plan.c */
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,

@@ -51,7 +51,7 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 "   SET state = 'processing', attempts = j.attempts + 1," \
 "       started_at = clock_timestamp()," \
 "       locked_by = $3, locked_until = now() + $4," \
-"       lease_pid = $5, lease_session = $6" \
+"       lease_pid = $5, lease_session = $6, locked_role = qml.lease_role()" \
 " WHERE j.ctid = ANY (ARRAY("
 #define NOT_PAUSED \
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
@@ -109,24 +109,30 @@ static const char *const promote_due_sql =
 " RETURNING j.priority, j.run_at, j.id";
 
 /*
+ * Only the lease holder completes: the worker named, called by the role
+ * that claimed or by an admin (lease_role.c).
+ *
  * A completion stamps and drops the lease itself, so that the row trigger
  * need not rebuild the row to do it (job_trigger.c).
  */
 #define COMPLETE_SET \
 "UPDATE qml.jobs j SET state = 'succeeded'," \
 "       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL," \
-"       lease_pid = NULL, lease_session = NULL"
+"       lease_pid = NULL, lease_session = NULL, locked_role = NULL"
 
 static const char *const complete_sql = COMPLETE_SET ", result = $3"
-" WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2";
+" WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2"
+"   AND qml.may_act(j.locked_role)";
 
 static const char *const complete_batch_sql = COMPLETE_SET
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
+"   AND qml.may_act(j.locked_role)"
 " RETURNING j.id";
 
 static const char *const complete_batch_results_sql = COMPLETE_SET ","
 "       result = $3[array_position($1, j.id) - 1 + array_lower($3, 1)]"
 " WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
+"   AND qml.may_act(j.locked_role)"
 " RETURNING j.id";
 
 /* a claimed row and its place in the order fetch hands jobs out in */
@@ -204,6 +210,7 @@ claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d, HeapTuple *rows)
 													 &isnull));
 	}
 	claim.worker = a->worker;
+	claim.role = qml_lease_role();
 	/* now() + lease, as the statement writes it */
 	claim.locked_until = DatumGetTimestampTz(
 		DirectFunctionCall2(timestamptz_pl_interval,

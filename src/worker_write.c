@@ -88,6 +88,7 @@ processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum start
 	qml_row_set(&c, JC_STARTED_AT, started, false);
 	qml_row_set(&c, JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
 	qml_row_set(&c, JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
+	qml_row_set(&c, JC_LOCKED_ROLE, ObjectIdGetDatum(claim->role), false);
 	qml_row_set(&c, JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
 	qml_row_set(&c, JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
 				!claim->session_lease);
@@ -166,13 +167,17 @@ completion_cmp(const void *a, const void *b)
 	return x->pos - y->pos;
 }
 
-/* whether the row is a job `worker` is processing */
+/*
+ * Whether the row is a job `worker` is processing, and the session may act
+ * on its lease (lease_role.c; *admin caches the admin check).
+ */
 static bool
-held_by(TupleTableSlot *slot, const text *worker)
+held_by(TupleTableSlot *slot, const text *worker, int *admin)
 {
 	const QmlCatalog *cat = qml_catalog();
 	bool		isnull;
 	Datum		holder;
+	Datum		role;
 	text	   *h;
 
 	if (state_in(slot) != JS_PROCESSING)
@@ -181,8 +186,11 @@ held_by(TupleTableSlot *slot, const text *worker)
 	if (isnull)
 		return false;
 	h = DatumGetTextPP(holder);
-	return VARSIZE_ANY_EXHDR(h) == VARSIZE_ANY_EXHDR(worker) &&
-		memcmp(VARDATA_ANY(h), VARDATA_ANY(worker), VARSIZE_ANY_EXHDR(h)) == 0;
+	if (VARSIZE_ANY_EXHDR(h) != VARSIZE_ANY_EXHDR(worker) ||
+		memcmp(VARDATA_ANY(h), VARDATA_ANY(worker), VARSIZE_ANY_EXHDR(h)) != 0)
+		return false;
+	role = slot_getattr(slot, cat->job_att[JC_LOCKED_ROLE], &isnull);
+	return qml_may_act(isnull ? InvalidOid : DatumGetObjectId(role), admin);
 }
 
 /*
@@ -199,6 +207,7 @@ succeeded_row(TupleDesc desc, HeapTuple old, const Datum *result, bool result_nu
 	qml_row_set(&c, JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
 	qml_row_set(&c, JC_LOCKED_BY, (Datum) 0, true);
 	qml_row_set(&c, JC_LOCKED_UNTIL, (Datum) 0, true);
+	qml_row_set(&c, JC_LOCKED_ROLE, (Datum) 0, true);
 	qml_row_set(&c, JC_LEASE_PID, (Datum) 0, true);
 	qml_row_set(&c, JC_LEASE_SESSION, (Datum) 0, true);
 	if (result != NULL)
@@ -219,7 +228,8 @@ find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
 
 /*
  * Completes, for SQL function `caller`, the jobs of `ids` (n of them; NULLs
- * are skipped) that `worker` holds, job ids[i] with results[i] when
+ * are skipped) that `worker` holds for this session's role (or any, for
+ * an admin), job ids[i] with results[i] when
  * results is not NULL; their ids go to done[], in id order. Returns how
  * many, or -1 (nothing done) when the UPDATE statement must run instead.
  */
@@ -237,6 +247,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	Snapshot	snapshot;
 	int			njobs = 0;
 	int			ndone = 0;
+	int			admin = -1;
 	int			i;
 
 	/* as the UPDATE's executor would; nothing else stops a heap write */
@@ -271,7 +282,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		bool		should_free;
 
 		if ((i > 0 && c->id == jobs[i - 1].id) ||
-			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker))
+			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker, &admin))
 			continue;
 		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
 		row = succeeded_row(desc, old, results ? &results[c->pos] : NULL,
