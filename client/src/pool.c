@@ -30,6 +30,39 @@ struct qml_pool
 
 static void quiet_notices(void *arg, const PGresult *res);
 
+/*
+ * The session every connection starts with. search_path is pinned first:
+ * a database owner may ALTER DATABASE ... SET search_path = trap,
+ * pg_catalog, and every later statement of the library, whoever runs it (a
+ * superuser's qml stats included), would then resolve its unqualified
+ * operators, functions and type names (=, count, now, ::int8) to the
+ * owner's objects. pg_catalog first, pg_temp last, as the extension's
+ * functions pin it. A SET rather than libpq's options=-c: it needs no
+ * merging with the options of the user's URL or PGOPTIONS, and PgBouncer
+ * refuses an options startup parameter. A pooler in transaction mode would
+ * drop it, but the library needs a session of its own anyway (LISTEN,
+ * prepared statements, session leases). False with the error set.
+ */
+static bool
+session_setup(PGconn *pg, const qml_config *config)
+{
+	char		sql[128];
+	PGresult   *r;
+	bool		ok;
+
+	snprintf(sql, sizeof(sql), "SET search_path = pg_catalog, pg_temp");
+	if (config->statement_timeout_ms > 0)
+		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
+				 "; SET statement_timeout = %d", config->statement_timeout_ms);
+	r = PQexec(pg, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		qml__error(QML_ERR_CONNECT, "cannot set up the session: %s",
+				   PQerrorMessage(pg));
+	PQclear(r);
+	return ok;
+}
+
 qml_status
 qml__connect(const qml_config *config, const char *appname, qml_conn **out)
 {
@@ -83,23 +116,10 @@ qml__connect(const qml_config *config, const char *appname, qml_conn **out)
 		PQfinish(pg);
 		return QML_ERR_CONNECT;
 	}
-	if (config->statement_timeout_ms > 0)
+	if (!session_setup(pg, config))
 	{
-		char		sql[64];
-		PGresult   *r;
-
-		snprintf(sql, sizeof(sql), "SET statement_timeout = %d",
-				 config->statement_timeout_ms);
-		r = PQexec(pg, sql);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		{
-			qml__error(QML_ERR_CONNECT, "cannot set statement_timeout: %s",
-					   PQerrorMessage(pg));
-			PQclear(r);
-			PQfinish(pg);
-			return QML_ERR_CONNECT;
-		}
-		PQclear(r);
+		PQfinish(pg);
+		return QML_ERR_CONNECT;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)

@@ -358,5 +358,7 @@ has "dashboard: not built yet" "and says the dashboard is not built yet"
 [ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'demo_cli' AND method = 'demo.flaky_email' AND state = 'succeeded' AND attempts = 2")" = 1 ] &&
 	ok "the flaky job succeeded on its second attempt" || bad "the flaky job succeeded on its second attempt"
 
+. test/cli/search_path.sh
+
 echo "$pass/$((pass + fail)) checks passed"
 [ "$fail" -eq 0 ]
