@@ -102,6 +102,25 @@ SELECT * FROM lr_jobs() WHERE id >= 5;
 DROP TRIGGER lr_noop ON qml.jobs;
 DROP FUNCTION lr_noop();
 
+-- the call is the session role's even through a SECURITY DEFINER function
+-- of another role's: wrk2's function completes wrk's job only when wrk
+-- calls it
+CREATE FUNCTION lr_complete(job bigint) RETURNS boolean LANGUAGE sql SECURITY DEFINER
+	SET search_path = pg_catalog AS $$SELECT qml.complete(job, 'w-alpha')$$;
+ALTER FUNCTION lr_complete(bigint) OWNER TO regress_qml_wrk2;
+GRANT EXECUTE ON FUNCTION lr_complete(bigint) TO regress_qml_wrk;
+SELECT qml.enqueue('lr3', queue => 'lr3') AS id;
+SET ROLE regress_qml_wrk;
+SELECT id, locked_by FROM qml.fetch('w-alpha', '{lr3}');
+RESET ROLE;
+SET ROLE regress_qml_wrk2;
+SELECT lr_complete(8) AS completed_by_wrk2;
+RESET ROLE;
+SET ROLE regress_qml_wrk;
+SELECT lr_complete(8) AS completed_by_wrk;
+RESET ROLE;
+DROP FUNCTION lr_complete(bigint);
+
 -- a lease with no role recorded (an admin's own UPDATE made it) is an
 -- admin's alone
 UPDATE qml.jobs SET state = 'processing', locked_by = 'w-hand', locked_until = now() + interval '1 hour'
