@@ -6,7 +6,8 @@
  *	  a watch's (watch.c), so a dashboard's live view and its REST API show
  *	  the same numbers.
  *
- * The statements qualify every name and operator: a role's search_path
+ * The statements qualify every name and operator (coalesce is grammar, not
+ * a function): a role's search_path
  * must not be able to put its own functions or operators in their way.
  * Counts come from qml.stats(), read by column name (it may gain columns).
  */
@@ -33,7 +34,7 @@ static const char overview_sql[] =
 "       s.queue, s.paused, s.scheduled, s.enqueued, s.processing, s.succeeded,"
 "       s.failed, s.awaiting_retry, s.deleted,"
 "       " SECS("h.now OPERATOR(pg_catalog.-) o.head") ","
-"       pg_catalog.coalesce(t.done, 0)::float8 OPERATOR(pg_catalog./)"
+"       coalesce(t.done, 0)::float8 OPERATOR(pg_catalog./)"
 "         " SECS("h.now OPERATOR(pg_catalog.-) " PREV_MINUTE)
 "  FROM (SELECT pg_catalog.now() AS now,"
 "               (SELECT " SECS("pg_catalog.now() OPERATOR(pg_catalog.-) d.run_at")
@@ -56,11 +57,11 @@ static const char overview_sql[] =
 /* $1 minutes, the current one included; zeros where nothing finished */
 static const char throughput_sql[] =
 "SELECT " US("b.at") ","
-"       pg_catalog.coalesce(pg_catalog.sum(t.succeeded), 0)::int8,"
-"       pg_catalog.coalesce(pg_catalog.sum(t.failed), 0)::int8"
+"       coalesce(pg_catalog.sum(t.succeeded), 0)::int8,"
+"       coalesce(pg_catalog.sum(t.failed), 0)::int8"
 "  FROM pg_catalog.generate_series("
 "         pg_catalog.date_bin('1 minute', pg_catalog.now(), '2000-01-01')"
-"           OPERATOR(pg_catalog.-) ($1::int4 OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) interval '1 minute',"
+"           OPERATOR(pg_catalog.-) (($1::int4 OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.*) interval '1 minute'),"
 "         pg_catalog.date_bin('1 minute', pg_catalog.now(), '2000-01-01'),"
 "         interval '1 minute') AS b(at)"
 "  LEFT JOIN qml.throughput('1 minute', $1::int4 OPERATOR(pg_catalog.*) interval '1 minute') t"
@@ -86,7 +87,7 @@ static const char workers_sql[] =
 "    FROM pg_catalog.pg_stat_activity a"
 "   WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 "     AND pg_catalog.\"left\"(a.application_name, 11) OPERATOR(pg_catalog.=) 'qml worker ')"
-"SELECT s.name, true, pg_catalog.coalesce(pg_catalog.sum(h.jobs), 0)::int8,"
+"SELECT s.name, true, coalesce(pg_catalog.sum(h.jobs), 0)::int8,"
 "       " US("pg_catalog.now()")
 "  FROM servers s LEFT JOIN held h"
 "    ON pg_catalog.\"left\"(h.worker, pg_catalog.length(s.name) OPERATOR(pg_catalog.+) 1)"
