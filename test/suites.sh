@@ -18,3 +18,6 @@ suite sched_restart test/scheduler/restart.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,
+# tokens, one live connection for any number of pages, a database outage
+suite dashboard_api test/dashboard/api.sh

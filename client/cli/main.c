@@ -53,7 +53,7 @@ static const char main_usage[] =
 
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
-		"usage: qml demo [--workers N] [--queue NAME]\n"
+		"usage: qml demo [--workers N] [--queue NAME] [--listen HOST:PORT | --no-dashboard]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -63,8 +63,14 @@ static const cli_command commands[] = {
 		"(shared_preload_libraries = 'qml') it promotes due jobs itself by calling\n"
 		"qml.maintain().\n"
 		"\n"
-		"  --workers N     worker threads (default 3)\n"
-		"  --queue NAME    queue to use (default demo)\n"},
+		"The dashboard (read-only) serves the same jobs meanwhile and prints its\n"
+		"address; at a terminal it keeps serving after the demo until Ctrl-C.\n"
+		"\n"
+		"  --workers N         worker threads (default 3)\n"
+		"  --queue NAME        queue to use (default demo)\n"
+		"  --listen HOST:PORT  the dashboard's address (default 127.0.0.1:8080;\n"
+		"                      port 0: any free port)\n"
+		"  --no-dashboard      no dashboard\n"},
 	{"enqueue", cmd_enqueue, "add a job",
 		"usage: qml enqueue METHOD [JSON] [options]\n"
 		"\n"
@@ -160,6 +166,22 @@ static const cli_command commands[] = {
 		"it (ALTER EXTENSION qml UPDATE). Needs the extension's files on the server\n"
 		"(exit 4 with a hint when they are missing) and the rights CREATE EXTENSION\n"
 		"needs.\n"},
+	{"dashboard", cmd_dashboard, "the web dashboard",
+		"usage: qml dashboard [--listen HOST:PORT] [--token TOKEN] [--database URL]\n"
+		"\n"
+		"Serves the dashboard page, its REST API (/api/...), a WebSocket that\n"
+		"pushes changes (/ws) and Prometheus metrics (/metrics). One database\n"
+		"connection follows the queues for every open page; requests share a\n"
+		"small pool. Runs until SIGINT or SIGTERM; waits for the database when it\n"
+		"is down (/healthz answers 503 meanwhile). See README.md, \"Dashboard\".\n"
+		"\n"
+		"  --listen HOST:PORT   address (default 127.0.0.1:8080: this machine only)\n"
+		"  --token TOKEN        actions (retry, delete, pause, resume, run) need\n"
+		"                       \"Authorization: Bearer TOKEN\" (default\n"
+		"                       QML_DASHBOARD_TOKEN; without one: read-only)\n"
+		"  --database URL       the database (same as -d/--database-url)\n"
+		"  --interval MS        how often the live view reads (default 250, at\n"
+		"                       least 250)\n"},
 	{"status", cmd_status, "extension, scheduler and workers at a glance",
 		"usage: qml status\n"
 		"\n"
