@@ -365,16 +365,18 @@ $$;
  *
  * wait: when nothing is there, block in the server until a commit makes a
  * job of these queues enqueued (or a promotion does), at most this long;
- * cancel and terminate interrupt it. session_lease: the jobs are rescued
- * as soon as this session ends (false for pooled connections, where only
- * the lease applies). Both need the library preloaded; without it a wait
+ * cancel and terminate interrupt it. session_lease: the jobs are also
+ * rescued as soon as this session ends. Off by default, since a worker may
+ * fetch on one connection and complete on another (psql -c, a pooler, a
+ * driver per request); a runtime that keeps its connection, as libqml's
+ * does, turns it on. Both need the library preloaded; without it a wait
  * polls and the lease alone applies.
  */
 CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
 						  batch integer DEFAULT 1,
 						  lease interval DEFAULT '5 minutes',
 						  wait interval DEFAULT NULL,
-						  session_lease boolean DEFAULT true)
+						  session_lease boolean DEFAULT false)
 	RETURNS SETOF qml.jobs
 	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp

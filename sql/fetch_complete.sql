@@ -234,11 +234,15 @@ SELECT count(*) FROM qml.fetch(repeat('w', 200), '{default}', 1000, interval '1 
 CALL qt_reset();
 SELECT qml.enqueue('session') AS id;
 SELECT lease_pid = pg_backend_pid() AS claimed_by_me, lease_session IS NOT NULL AS has_session
-  FROM qml.fetch('ws');
+  FROM qml.fetch('ws', session_lease => true);
 SELECT qml.complete(1, 'ws') AS completed;
 SELECT lease_pid IS NULL AND lease_session IS NULL AS session_forgotten,
 	   locked_by IS NULL AND locked_until IS NULL AS lease_forgotten
   FROM qml.jobs WHERE id = 1;
+-- by default a claim records no session: only the time lease applies
+SELECT qml.enqueue('no session') AS id;
+SELECT lease_pid IS NULL AND lease_session IS NULL AS no_session
+  FROM qml.fetch('ws');
 
 --
 -- fetch and complete write qml.jobs themselves, unless the table has

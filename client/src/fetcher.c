@@ -36,7 +36,8 @@
 static const char fetch_sql[] =
 "SELECT id, queue, method, arguments::text, priority, attempts, max_attempts,"
 "       (extract(epoch FROM created_at) * 1000000)::int8"
-"  FROM qml.fetch($1, $2::text[], $3::int, $4::interval)";
+"  FROM qml.fetch($1, $2::text[], $3::int, $4::interval,"
+"                 session_lease => true)";
 
 #define CLAIM_AHEAD_MS 50
 #define RATE_WINDOW_US 10000	/* the rate is sampled no more often */

@@ -94,7 +94,7 @@ check "expired lease rescued with backoff" "awaiting_retry / lease expired on wo
 
 # --- a session that ends takes its session leases with it, within a second
 id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq')")
-q $db -c "SELECT id FROM qml.fetch('gone', '{sq}')" >/dev/null
+q $db -c "SELECT id FROM qml.fetch('gone', '{sq}', session_lease => true)" >/dev/null
 t0=$(now)
 st=$(poll 3 $db "SELECT state FROM qml.jobs WHERE id = $id" awaiting_retry)
 t1=$(now)
@@ -102,7 +102,7 @@ check "ended session's job rescued" awaiting_retry "$st"
 less_than "$(elapsed "$t0" "$t1")" 1 && ok "within a second ($(elapsed "$t0" "$t1") s)" || fail "within a second" "$(elapsed "$t0" "$t1") s"
 check "its error names the session" "session of worker gone ended" "$(q $db -c "SELECT last_error FROM qml.jobs WHERE id = $id")"
 id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq2')")
-(q $db -c "SELECT id FROM qml.fetch('alive', '{sq2}')" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
+(q $db -c "SELECT id FROM qml.fetch('alive', '{sq2}', session_lease => true)" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
 bpid=$!
 poll 5 $db "SELECT state FROM qml.jobs WHERE id = $id" processing >/dev/null
 sleep 1.5
@@ -111,9 +111,9 @@ q $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIK
 wait $bpid
 check "a killed session's job is rescued" awaiting_retry "$(poll 2 $db "SELECT state FROM qml.jobs WHERE id = $id" awaiting_retry)"
 id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq3')")
-q $db -c "SELECT id FROM qml.fetch('pooled', '{sq3}', session_lease => false)" >/dev/null
+q $db -c "SELECT id FROM qml.fetch('pooled', '{sq3}')" >/dev/null
 sleep 1.5
-check "session_lease => false: the time lease alone applies" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
+check "by default the time lease alone applies" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
 
 # --- retry with backoff, end to end: fail, wait, promoted, fetched again
 id=$(q $db -c "SELECT qml.enqueue('flaky', queue => 'bq', max_attempts => 3, backoff_base => '200 ms', backoff_cap => '1 s')")

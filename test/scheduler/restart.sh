@@ -17,7 +17,7 @@ q $db -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_o
 sid=$(q $db -c "SELECT qml.enqueue('held_by_session', queue => 'held_s')")
 tid=$(q $db -c "SELECT qml.enqueue('held_by_lease', queue => 'held_t')")
 q $db -c "SELECT id FROM qml.fetch('timed', '{held_t}', 1, '1 hour', session_lease => false)" >/dev/null
-(q $db -c "SELECT id FROM qml.fetch('sessioned', '{held_s}')" -c "SELECT pg_sleep(60)" >/dev/null 2>&1) &
+(q $db -c "SELECT id FROM qml.fetch('sessioned', '{held_s}', session_lease => true)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1) &
 # a producer: every id it prints was acknowledged (committed)
 (seq 1 100000 | sed "s/.*/SELECT qml.enqueue('p', '[&]', queue => 'prod');/" |
 	psql -X -q -At -v ON_ERROR_STOP=1 -d $db >"$tmp/acked" 2>/dev/null) &
