@@ -113,8 +113,14 @@ CREATE TABLE qml.job_events (
 );
 CREATE INDEX job_events_job_idx ON qml.job_events (job_id);
 
+-- pg_dump dumps the rows of every table holding user data and the values
+-- of the identity sequences (without them a restored database would hand
+-- out ids its jobs already have). A restore loads the rows as they are:
+-- the triggers record nothing for a COPY into qml.jobs (job_trigger.c).
 SELECT pg_catalog.pg_extension_config_dump('qml.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.job_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
 
 /* ---------------------------------------------------------------------

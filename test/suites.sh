@@ -19,3 +19,5 @@ suite sched_rights test/scheduler/rights.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# pg_dump and restore (custom format with pg_restore, plain with psql)
+suite dump_restore test/dump/restore.sh
