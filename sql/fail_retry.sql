@@ -203,7 +203,7 @@ SELECT qml.enqueue('not_fetched', queue => 'idle') AS id;
 SELECT id FROM qml.fetch('owner');
 SELECT qt_fingerprint() AS before \gset
 SELECT qml.fail(1, 'intruder', 'x') AS other_worker;
-SELECT qml.fail(1, NULL, 'x') AS null_worker;
+SELECT expect_error($$SELECT qml.fail(1, NULL, 'x')$$) AS null_worker;
 SELECT qml.fail(2, 'owner', 'x') AS enqueued_job;
 SELECT qml.fail(99, 'owner', 'x') AS missing_job;
 SELECT qml.fail(NULL, 'owner', 'x') AS null_job;
