@@ -21,3 +21,5 @@ suite client client/tests/run.sh
 suite cli test/cli/run.sh
 # pg_dump and restore (custom format with pg_restore, plain with psql)
 suite dump_restore test/dump/restore.sh
+# README.md's error table against the code, both ways, each row raised
+suite error_table test/docs/error_table.sh
