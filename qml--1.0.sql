@@ -886,7 +886,8 @@ $$;
  * when neither is given. Interval runs keep their cadence from the first.
  * Errors: 22023 invalid schedule (the parser's reason in DETAIL), unknown
  * time zone, max_attempts < 1, empty name/method/queue; 22004 null
- * argument; 22001 name/method/queue too long; 23505 the name exists.
+ * argument; 22001 name/method/queue/schedule/timezone too long (200,
+ * 1000, 128, 1000, 255 characters); 23505 the name exists.
  */
 CREATE FUNCTION qml.add_recurring(name text, schedule text, method text,
 								  arguments jsonb DEFAULT '[]',
@@ -904,6 +905,11 @@ BEGIN
 	PERFORM qml.check_name('name', add_recurring.name, 200);
 	PERFORM qml.check_name('method', add_recurring.method, 1000);
 	PERFORM qml.check_name('queue', add_recurring.queue, 128);
+	-- a cron line or interval is short; the parser's message repeats it
+	PERFORM qml.check_name('schedule', add_recurring.schedule, 1000);
+	IF add_recurring.timezone IS NOT NULL THEN
+		PERFORM qml.check_name('timezone', add_recurring.timezone, 255);
+	END IF;
 	IF add_recurring.max_attempts < 1 THEN
 		RAISE EXCEPTION 'max_attempts must be at least 1, not %', add_recurring.max_attempts
 			USING ERRCODE = 'invalid_parameter_value';

@@ -91,6 +91,12 @@ SELECT expect_error($$SELECT qml.enqueue('m', unique_key => '')$$);
 SELECT expect_error($$SELECT qml.schedule('m', delay => '1 hour', unique_key => repeat('k', 501))$$);
 SELECT expect_error($$SELECT qml.enqueue_batch(jsonb_build_array(jsonb_build_object('method', 'm', 'unique_key', repeat('k', 3000))))$$);
 SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "unique_key": ""}]')$$);
+-- recurring jobs: the schedule and time zone a parser's message repeats
+SELECT expect_error($$SELECT qml.add_recurring('r', repeat('* ', 500000), 'm')$$);
+SELECT expect_error($$SELECT qml.add_recurring('r', '@daily', 'm', timezone => repeat('x', 100000))$$);
+SELECT expect_error($$SELECT qml.add_recurring('r', '', 'm')$$);
+SELECT expect_error($$SELECT qml.add_recurring('r', '1 day -86399 seconds', 'm')$$);
+SELECT count(*) AS recurring FROM qml.recurring;
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
 
 --
