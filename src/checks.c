@@ -144,19 +144,25 @@ qml_check_unique_key(text *value)
 }
 
 /*
- * 54000 when an array argument has more than `max` elements: past some
- * tens of millions the work arrays no longer fit one allocation.
+ * 54000 when an array argument (of SQL or JSON) has more than `max`
+ * elements: past some millions the work arrays no longer fit one
+ * allocation, and the caller would get XX000.
  */
 void
-qml_check_array_size(const char *what, ArrayType *value, int max)
+qml_check_count(const char *what, int n, int max)
 {
-	int			n = ArrayGetNItems(ARR_NDIM(value), ARR_DIMS(value));
-
 	if (n > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s has %d elements, more than %d", what, n, max),
 				 errhint("Split it over several calls.")));
+}
+
+/* qml_check_count() of a SQL array, before it is taken apart */
+void
+qml_check_array_size(const char *what, ArrayType *value, int max)
+{
+	qml_check_count(what, ArrayGetNItems(ARR_NDIM(value), ARR_DIMS(value)), max);
 }
 
 /* qml.check_name(what text, value text, maxlen int): for SQL callers */

@@ -196,6 +196,7 @@ read_run_at(JsonbValue *v, int ord, TimestampTz now, BatchJob *job)
 	TimestampTz run_at = now;
 	Datum		d;
 	char	   *problem;
+	const char *out_of_bounds;
 
 	if (v != NULL && !string_or_null(v))
 		bad_element(ord, "needs \"run_at\" as a timestamp string");
@@ -203,8 +204,9 @@ read_run_at(JsonbValue *v, int ord, TimestampTz now, BatchJob *job)
 	{
 		if (!read_input(timestamptz_in, v, &d, &problem))
 			bad_element(ord, psprintf("needs \"run_at\" as a timestamp string (%s)", problem));
-		if ((problem = (char *) qml_run_at_problem(DatumGetTimestampTz(d))) != NULL)
-			bad_element(ord, psprintf("has a \"run_at\" that %s", problem));
+		out_of_bounds = qml_run_at_problem(DatumGetTimestampTz(d));
+		if (out_of_bounds != NULL)
+			bad_element(ord, psprintf("has a \"run_at\" that %s", out_of_bounds));
 		run_at = Max(DatumGetTimestampTz(d), now);
 	}
 	job->values[EP_RUN_AT] = TimestampTzGetDatum(run_at);
@@ -346,11 +348,7 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	n = JB_ROOT_COUNT(jobs);
-	if (n > QML_MAX_BATCH_JOBS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("jobs has %d elements, more than %d", n, QML_MAX_BATCH_JOBS),
-				 errhint("Split it over several calls.")));
+	qml_check_count("jobs", n, QML_MAX_BATCH_JOBS);
 	batch = palloc(Max(n, 1) * sizeof(BatchJob));
 	defaults.values[EP_QUEUE] = CStringGetTextDatum("default");
 	defaults.values[EP_ARGUMENTS] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));

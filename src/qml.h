@@ -261,6 +261,7 @@ extern bool qml_duration_ok(Interval *value, bool zero_ok);
 extern const char *qml_run_at_problem(TimestampTz run_at);
 extern void qml_check_run_at(TimestampTz run_at);
 extern void qml_check_unique_key(text *value);
+extern void qml_check_count(const char *what, int n, int max);
 extern void qml_check_array_size(const char *what, ArrayType *value, int max);
 
 /* backoff.c */

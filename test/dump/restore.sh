@@ -10,6 +10,8 @@ src=qml_dump_src
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 newdb $src || exit 1
+# statistics are counted where a scheduler serves the database (stats.c)
+wait_scheduler $src
 
 # every kind of row: each state, history, queue settings, a recurring
 # job, rolled-up statistics. Nothing the scheduler would change later:
