@@ -127,6 +127,18 @@ SELECT id, priority, max_attempts, arguments FROM qml.jobs WHERE id IN (:b, :e, 
 SELECT id AS p1 FROM qml.enqueue_batch('[{"method": "p", "priority": -2147483648}]') id \gset
 SELECT qml.enqueue('p', priority => -2147483648) AS p2 \gset
 SELECT id, priority FROM qml.jobs WHERE id IN (:p1, :p2) ORDER BY id;
+-- a backoff written into qml.jobs directly past the bounds: fail() and the
+-- scheduler's rescue saturate (at 100 years, or the shortest delay)
+SELECT qml.enqueue('direct', queue => 'direct', max_attempts => 5) AS direct \gset
+UPDATE qml.jobs SET backoff_base = '1000000 years', backoff_cap = '100000000 years' WHERE id = :direct;
+SELECT count(*) FROM qml.fetch('wd', '{direct}', session_lease => false);
+SELECT qml.fail(:direct, 'wd', 'boom');
+SELECT run_at BETWEEN now() + interval '50 years' AND now() + interval '100 years' AS saturated
+  FROM qml.jobs WHERE id = :direct;
+UPDATE qml.jobs SET state = 'enqueued', backoff_base = '-1 day', backoff_cap = '-1 day' WHERE id = :direct;
+SELECT count(*) FROM qml.fetch('wd', '{direct}', lease => '1 microsecond', session_lease => false);
+SELECT (qml.maintain()->>'rescued')::int AS rescued;
+SELECT state, run_at <= now() + interval '1 second' AS due_at_once FROM qml.jobs WHERE id = :direct;
 -- a finished job of a queue kept 100 years is older than qml.retention:
 -- the prune step keeps it and the pass goes on
 UPDATE qml.jobs SET state = 'succeeded', finished_at = now() - interval '3 days'

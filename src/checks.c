@@ -27,8 +27,6 @@ PG_FUNCTION_INFO_V1(qml_check_name_sql);
 PG_FUNCTION_INFO_V1(qml_check_duration_sql);
 PG_FUNCTION_INFO_V1(qml_duration_ok_sql);
 
-#define MAX_DURATION_YEARS 100
-
 /*
  * A name (method, queue, worker): 22004 when NULL, 22023 when empty, 22001
  * when longer than maxlen characters.
@@ -73,7 +71,7 @@ duration_problem(Interval *value, bool zero_ok)
 	}
 	if (!zero_ok && value->month == 0 && value->day == 0 && value->time == 0)
 		return "must be a positive interval";
-	limit.month = MAX_DURATION_YEARS * MONTHS_PER_YEAR;
+	limit.month = QML_MAX_DURATION_YEARS * MONTHS_PER_YEAR;
 	if (DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
 										 IntervalPGetDatum(&limit))))
 		return "must be at most 100 years";

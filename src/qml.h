@@ -247,6 +247,7 @@ extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 
 /* checks.c; the limits are in README.md's errors table */
+#define QML_MAX_DURATION_YEARS 100	/* lease, backoff, delay, retention ... */
 #define QML_MAX_METHOD_CHARS 1000
 #define QML_MAX_QUEUE_CHARS 128
 #define QML_MAX_WORKER_CHARS 200
