@@ -8,10 +8,15 @@
 . "$(dirname "$0")/../scheduler/lib.sh"
 src=qml_dump_src
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# statistics are counted only where a scheduler serves the database
+# (stats.c): serve this suite's databases alone, so that each gets one
+# whatever other suites left behind (max_worker_processes)
+trap 'rm -rf "$tmp"; q postgres -c "ALTER SYSTEM RESET qml.databases" -c "SELECT pg_reload_conf()" >/dev/null' EXIT
+q postgres -c "ALTER SYSTEM SET qml.databases = '$src, qml_dump_custom, qml_dump_plain'" \
+	-c "SELECT pg_reload_conf()" >/dev/null || exit 1
 newdb $src || exit 1
-# statistics are counted where a scheduler serves the database (stats.c)
 wait_scheduler $src
+check "a scheduler serves the source" t "$(q $src -c "SELECT qml.stats_live()")"
 
 # every kind of row: each state, history, queue settings, a recurring
 # job, rolled-up statistics. Nothing the scheduler would change later:
@@ -57,6 +62,7 @@ first=$(q $src -c "SELECT id FROM qml.jobs WHERE queue = 'q' AND state = 'enqueu
 restored() {
 	local db=$1 how=$2
 	# the counts a restore might have made are rolled up first
+	check "$how: a scheduler serves the restored database" t "$(q $db -c "SELECT qml.stats_live()")"
 	q $db -c "SELECT qml.maintain()" >/dev/null
 	check "$how: every table as it was" "$before" "$(snapshot $db)"
 	check "$how: no history of its own" \
@@ -75,12 +81,14 @@ restored() {
 
 dst=qml_dump_custom
 dropdb_ $dst; psql -X -q -d postgres -c "CREATE DATABASE $dst" || exit 1
+wait_scheduler $dst
 pg_restore -d $dst "$tmp/dump.custom" || fail "pg_restore ran without errors"
 restored $dst "pg_restore (custom format)"
 dropdb_ $dst
 
 dst=qml_dump_plain
 dropdb_ $dst; psql -X -q -d postgres -c "CREATE DATABASE $dst" || exit 1
+wait_scheduler $dst
 psql -X -q -v ON_ERROR_STOP=1 -d $dst -f "$tmp/dump.sql" >/dev/null || fail "psql ran the plain dump without errors"
 restored $dst "psql (plain format)"
 dropdb_ $dst
