@@ -96,8 +96,10 @@ CREATE INDEX jobs_lease_idx ON qml.jobs (locked_until)
 -- Pruning and throughput over finished jobs.
 CREATE INDEX jobs_finished_idx ON qml.jobs (finished_at)
 	WHERE state IN ('succeeded', 'failed', 'deleted');
--- At most one live job per unique_key.
-CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (unique_key)
+-- At most one live job per unique_key in a queue: a key is its queue's
+-- (what the queue's producers expect, and what a table distributed by queue
+-- can enforce).
+CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (queue, unique_key)
 	WHERE unique_key IS NOT NULL
 	  AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
 
@@ -114,8 +116,14 @@ CREATE TABLE qml.job_events (
 );
 CREATE INDEX job_events_job_idx ON qml.job_events (job_id);
 
+-- pg_dump dumps the rows of every table holding user data and the values
+-- of the identity sequences (without them a restored database would hand
+-- out ids its jobs already have). A restore loads the rows as they are:
+-- the triggers record nothing for a COPY into qml.jobs (job_trigger.c).
 SELECT pg_catalog.pg_extension_config_dump('qml.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('qml.job_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
 
 /* ---------------------------------------------------------------------
@@ -174,11 +182,22 @@ CREATE FUNCTION qml.check_name(what text, value text, maxlen integer)
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'qml_check_name_sql';
 
--- Raises 22023 unless a lease is a positive interval.
-CREATE FUNCTION qml.check_lease(lease interval) RETURNS void
+-- Raises 22023 unless `value` is a duration qml takes for `what`: positive
+-- (or zero when zero_ok), no parts of opposite signs, at most 100 years.
+CREATE FUNCTION qml.check_duration(what text, value interval, zero_ok boolean)
+	RETURNS void
 	LANGUAGE c IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
-	AS 'MODULE_PATHNAME', 'qml_check_lease_sql';
+	AS 'MODULE_PATHNAME', 'qml_check_duration_sql';
+
+-- Whether qml.check_duration would take `value`: qml.queues' CHECK, so that
+-- a retention written into the table directly cannot break pruning either.
+CREATE FUNCTION qml.duration_ok(value interval, zero_ok boolean) RETURNS boolean
+	LANGUAGE c IMMUTABLE STRICT
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'qml_duration_ok_sql';
+ALTER TABLE qml.queues ADD CONSTRAINT queues_retention_check
+	CHECK (qml.duration_ok(retention, true));
 
 -- The role a claim records as the lease's (the session's role: SET ROLE
 -- counts, the SECURITY DEFINER switch does not), and whether the session
@@ -214,9 +233,10 @@ $$;
  * qml.enqueue: a new job, `scheduled` when run_at is in the future, else
  * `enqueued`. With unique_key, while a live job (scheduled, enqueued,
  * processing, awaiting_retry) has that key, its id is returned instead.
- * Errors: 22004 null method/queue, 22023 empty method/queue, max_attempts
- * < 1 or bad backoff, 22001 method/queue too long, 25006 in a read-only
- * transaction.
+ * Errors: 22004 null method/queue, 22023 empty method/queue/unique_key,
+ * max_attempts < 1, bad backoff, an infinite run_at or one in the year
+ * 10000 or later, 22001 method/queue/unique_key too long, 25006 in a
+ * read-only transaction. A unique_key is unique within its queue.
  *
  * The one API function that is neither SECURITY DEFINER nor SET
  * search_path, because in PostgreSQL 15 those two cost 8% of an enqueue's
@@ -276,6 +296,9 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Call qml.schedule(''m'', run_at => ...) or qml.schedule(''m'', delay => ''10 minutes'').';
 	END IF;
+	IF delay IS NOT NULL THEN
+		PERFORM qml.check_duration('delay', delay, true);
+	END IF;
 	RETURN qml.enqueue(method, arguments, queue, priority,
 					   coalesce(run_at, now() + delay), max_attempts, unique_key);
 END
@@ -286,9 +309,10 @@ $$;
  * array of objects with the parameters of qml.enqueue as keys (method is
  * required). Returns the ids in the order of the array. The whole batch is
  * checked before anything is inserted; the first bad element is reported
- * with its position (22023). C (src/producer_batch.c): it checks each
- * element and writes the rows as enqueue does, or hands the checked batch
- * to qml.enqueue_batch_by_statement.
+ * with its position (22023); more than 1,000,000 jobs is 54000. JSON null
+ * is a NULL argument of enqueue (the default). C (src/producer_batch.c):
+ * it checks each element and writes the rows as enqueue does, or hands
+ * the checked batch to qml.enqueue_batch_by_statement.
  */
 CREATE FUNCTION qml.enqueue_batch(jobs jsonb) RETURNS SETOF bigint
 	LANGUAGE c VOLATILE SECURITY DEFINER
@@ -315,7 +339,7 @@ BEGIN
 				WHERE j->>'unique_key' IS NOT NULL) THEN
 		FOR elem IN SELECT j FROM jsonb_array_elements(jobs) j LOOP
 			RETURN NEXT qml.enqueue(elem->>'method',
-									coalesce(elem->'arguments', '[]'),
+									coalesce(nullif(elem->'arguments', 'null'), '[]'),
 									coalesce(elem->>'queue', 'default'),
 									coalesce((elem->>'priority')::numeric::integer, 0),
 									(elem->>'run_at')::timestamptz,
@@ -336,7 +360,7 @@ BEGIN
 		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
 							  max_attempts, run_at, backoff_base, backoff_cap)
 		SELECT coalesce(i.j->>'queue', 'default'), i.j->>'method',
-			   coalesce(i.j->'arguments', '[]'),
+			   coalesce(nullif(i.j->'arguments', 'null'), '[]'),
 			   coalesce((i.j->>'priority')::numeric::integer, 0),
 			   CASE WHEN i.due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
 			   (i.j->>'max_attempts')::numeric::integer, i.due,
@@ -417,6 +441,12 @@ AS $$
 DECLARE
 	new_state qml.job_state;
 BEGIN
+	PERFORM qml.check_name('worker', worker, 200);
+	IF retry IS NULL THEN
+		RAISE EXCEPTION 'retry must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass true to retry while attempts remain, false to fail for good.';
+	END IF;
 	UPDATE qml.jobs j
 	   SET state = CASE WHEN retry AND j.attempts < j.max_attempts
 						THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,
@@ -441,7 +471,8 @@ CREATE FUNCTION qml.heartbeat(job_ids bigint[], worker text,
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM qml.check_lease(lease);
+	PERFORM qml.check_name('worker', worker, 200);
+	PERFORM qml.check_duration('lease', lease, false);
 	RETURN QUERY
 	UPDATE qml.jobs j SET locked_until = now() + lease
 	 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
@@ -459,6 +490,7 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM qml.check_name('worker', worker, 200);
 	UPDATE qml.jobs j SET state = 'enqueued', attempts = greatest(j.attempts - 1, 0)
 	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
 	   AND qml.may_act(j.locked_role);
@@ -544,7 +576,8 @@ $$;
 
 /*
  * qml.configure_queue: a queue's own history and retention; NULL means
- * "follow qml.history / qml.retention". 22023 for a negative retention.
+ * "follow qml.history / qml.retention". 22023 for a retention that is
+ * negative, mixes signs or is over 100 years.
  */
 CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
 									retention interval DEFAULT NULL)
@@ -554,10 +587,8 @@ CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
 AS $$
 BEGIN
 	PERFORM qml.check_name('queue', queue, 128);
-	IF retention < interval '0' THEN
-		RAISE EXCEPTION 'retention must not be negative, not %', retention
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Use 0 to prune finished jobs at the next pass.';
+	IF retention IS NOT NULL THEN
+		PERFORM qml.check_duration('retention', retention, true);
 	END IF;
 	INSERT INTO qml.queues AS q (name, history, retention)
 	VALUES (configure_queue.queue, configure_queue.history, configure_queue.retention)
@@ -621,10 +652,8 @@ CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF bucket_width IS NULL OR bucket_width <= interval '0' OR since IS NULL OR since <= interval '0' THEN
-		RAISE EXCEPTION 'bucket and since must be positive intervals'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM qml.check_duration('bucket_width', bucket_width, false);
+	PERFORM qml.check_duration('since', since, false);
 	IF extract(epoch FROM since) / extract(epoch FROM bucket_width) > 100000 THEN
 		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
 			USING ERRCODE = 'program_limit_exceeded',
@@ -754,10 +783,6 @@ $$;
  * and the triggers use. See README.md, "Scheduler".
  * --------------------------------------------------------------------- */
 
--- A queue's own retention cannot be negative (23514).
-ALTER TABLE qml.queues ADD CONSTRAINT queues_retention_check
-	CHECK (retention >= interval '0');
-
 -- Recurring jobs: the scheduler enqueues one job per due time. next_run_at
 -- moves in the same transaction as the enqueue, under the row's lock.
 CREATE TABLE qml.recurring (
@@ -881,7 +906,8 @@ $$;
  * when neither is given. Interval runs keep their cadence from the first.
  * Errors: 22023 invalid schedule (the parser's reason in DETAIL), unknown
  * time zone, max_attempts < 1, empty name/method/queue; 22004 null
- * argument; 22001 name/method/queue too long; 23505 the name exists.
+ * argument; 22001 name/method/queue/schedule/timezone too long (200,
+ * 1000, 128, 1000, 255 characters); 23505 the name exists.
  */
 CREATE FUNCTION qml.add_recurring(name text, schedule text, method text,
 								  arguments jsonb DEFAULT '[]',
@@ -899,6 +925,11 @@ BEGIN
 	PERFORM qml.check_name('name', add_recurring.name, 200);
 	PERFORM qml.check_name('method', add_recurring.method, 1000);
 	PERFORM qml.check_name('queue', add_recurring.queue, 128);
+	-- a cron line or interval is short; the parser's message repeats it
+	PERFORM qml.check_name('schedule', add_recurring.schedule, 1000);
+	IF add_recurring.timezone IS NOT NULL THEN
+		PERFORM qml.check_name('timezone', add_recurring.timezone, 255);
+	END IF;
 	IF add_recurring.max_attempts < 1 THEN
 		RAISE EXCEPTION 'max_attempts must be at least 1, not %', add_recurring.max_attempts
 			USING ERRCODE = 'invalid_parameter_value';

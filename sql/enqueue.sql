@@ -63,8 +63,10 @@ SELECT qml.enqueue('u', unique_key => 'k1') AS k1 \gset
 SELECT qml.enqueue('u', unique_key => 'k1') = :k1 AS same;
 SELECT qml.enqueue('u', unique_key => 'k2') AS k2 \gset
 SELECT :k2 <> :k1 AS other_key_other_job;
--- the key is global: another method or queue still finds the live job
-SELECT qml.enqueue('v', queue => 'elsewhere', unique_key => 'k1') = :k1 AS same_again;
+-- the key is its queue's: another method in the queue finds the live job,
+-- another queue has keys of its own
+SELECT qml.enqueue('v', unique_key => 'k1') = :k1 AS same_again;
+SELECT qml.enqueue('v', queue => 'elsewhere', unique_key => 'k1') <> :k1 AS other_queue_other_job;
 SELECT count(*) AS jobs, count(*) FILTER (WHERE unique_key = 'k1') AS k1_jobs FROM qml.jobs;
 -- no event for the deduplicated calls
 SELECT count(*) AS events FROM qml.job_events;
@@ -85,13 +87,13 @@ SELECT qml.enqueue('r', queue => 'rq', max_attempts => 2, unique_key => 'k4',
 				   backoff_base => interval '1 day') AS k4 \gset
 SELECT id = :k4 AS fetched_k4 FROM qml.fetch('w2', '{rq}');
 SELECT qml.fail(:k4, 'w2', 'boom');
-SELECT qml.enqueue('r', unique_key => 'k4') = :k4 AS same_retrying;
+SELECT qml.enqueue('r', queue => 'rq', unique_key => 'k4') = :k4 AS same_retrying;
 SELECT qml.delete(:k4);
 SELECT qml.enqueue('r', queue => 'rq', unique_key => 'k4') AS k4_after_delete \gset
 SELECT :k4_after_delete > :k4 AS new_after_delete;
 SELECT id = :k4_after_delete AS fetched FROM qml.fetch('w3', '{rq}');
 SELECT qml.fail(:k4_after_delete, 'w3', 'boom', retry => false);
-SELECT qml.enqueue('r', unique_key => 'k4') AS k4_after_failed \gset
+SELECT qml.enqueue('r', queue => 'rq', unique_key => 'k4') AS k4_after_failed \gset
 SELECT :k4_after_failed > :k4_after_delete AS new_after_failed;
 SELECT method, unique_key, state FROM qml.jobs WHERE unique_key IS NOT NULL ORDER BY id;
 
@@ -152,7 +154,7 @@ SELECT id, method, arguments, queue, priority, max_attempts, unique_key, state,
 	   run_at - now() AS due_in, enqueued_at IS NULL AS not_enqueued
   FROM qml.jobs ORDER BY id;
 COMMIT;
-SELECT qml.schedule('after', delay => interval '1 day', unique_key => 'sk') AS same_key;
+SELECT qml.schedule('after', delay => interval '1 day', queue => 'sq', unique_key => 'sk') AS same_key;
 SELECT * FROM qt_history(2);
 
 --

@@ -43,8 +43,9 @@ SELECT attempt, avg_s > lag(avg_s) OVER (ORDER BY attempt) AS grows
 -- NULL attempt is the first
 SELECT bool_and(qml.retry_delay(NULL, '1 s', '1 h') BETWEEN '0.5 s' AND '1 s') AS null_attempt
   FROM generate_series(1, 50);
--- a very large cap must not overflow into a zero or negative delay
-SELECT bool_and(qml.retry_delay(100, '1 s', '285000 years') BETWEEN interval '142500 years' AND interval '285000 years')
+-- a very large cap must not overflow into a zero or negative delay: it is
+-- cut to the longest duration the API takes, 100 years
+SELECT bool_and(qml.retry_delay(100, '1 s', '285000 years') BETWEEN interval '50 years' AND interval '100 years')
 	   AS huge_cap_respected
   FROM generate_series(1, 20);
 
@@ -95,10 +96,12 @@ SELECT bool_and(qml.retry_delay(1) BETWEEN '2.5 s' AND '5 s') AS default_base_5s
 	   bool_and(qml.retry_delay(100) BETWEEN '30 min' AND '1 hour') AS default_cap_1h
   FROM generate_series(1, 100);
 
--- bad bases and caps
-SELECT expect_error($$SELECT qml.retry_delay(1, interval '0', interval '1 h')$$, true);
-SELECT expect_error($$SELECT qml.retry_delay(1, interval '-1 s', interval '1 h')$$);
-SELECT expect_error($$SELECT qml.retry_delay(1, interval '1 s', interval '0')$$);
+-- a base or cap that is not positive (the API refuses it; one written into
+-- qml.jobs directly reaches here from every fail and rescue) is taken as
+-- the shortest delay, not raised on
+SELECT qml.retry_delay(1, interval '0', interval '1 h') <= interval '1 microsecond' AS zero_base,
+	   qml.retry_delay(1, interval '-1 s', interval '1 h') <= interval '1 microsecond' AS negative_base,
+	   qml.retry_delay(1, interval '1 s', interval '0') <= interval '1 microsecond' AS zero_cap;
 SELECT expect_error($$SET qml.retry_base = 0$$);
 SELECT expect_error($$SET qml.retry_cap = '-1s'$$);
 
@@ -203,7 +206,7 @@ SELECT qml.enqueue('not_fetched', queue => 'idle') AS id;
 SELECT id FROM qml.fetch('owner');
 SELECT qt_fingerprint() AS before \gset
 SELECT qml.fail(1, 'intruder', 'x') AS other_worker;
-SELECT qml.fail(1, NULL, 'x') AS null_worker;
+SELECT expect_error($$SELECT qml.fail(1, NULL, 'x')$$) AS null_worker;
 SELECT qml.fail(2, 'owner', 'x') AS enqueued_job;
 SELECT qml.fail(99, 'owner', 'x') AS missing_job;
 SELECT qml.fail(NULL, 'owner', 'x') AS null_job;

@@ -68,7 +68,7 @@ SELECT id, method FROM qml.fetch('worker-2');
 --
 SELECT qt_fingerprint() AS before \gset
 SELECT qml.complete(1, 'worker-2') AS by_other;
-SELECT qml.complete(1, NULL) AS by_null;
+SELECT expect_error($$SELECT qml.complete(1, NULL)$$) AS by_null;
 SELECT qml.complete(12345, 'worker-1') AS missing_job;
 SELECT qml.complete(NULL, 'worker-1') AS null_job;
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
@@ -145,7 +145,7 @@ COMMIT;
 -- not the holder, or not processing: left out, nothing changed
 SELECT qt_fingerprint() AS before \gset
 SELECT * FROM qml.heartbeat('{3}', 'w1');
-SELECT * FROM qml.heartbeat('{1}', NULL);
+SELECT expect_error($$SELECT * FROM qml.heartbeat('{1}', NULL)$$);
 SELECT * FROM qml.heartbeat(NULL, 'w1');
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
 -- a heartbeat changes no state, so it writes no history

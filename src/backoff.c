@@ -38,17 +38,20 @@ qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec)
 
 /*
  * Months and days count as 30 and 1 days: a backoff is a duration, not a
- * date. Saturates instead of overflowing (intervals reach 178 million years).
+ * date. Saturates at the longest duration the API takes (checks.c): a
+ * backoff written into qml.jobs directly, past that, would otherwise make
+ * now() + delay overflow in every fail() and every rescue of the job, and
+ * fail the scheduler's passes with it.
  */
 static int64
 interval_usec(Interval *iv)
 {
+	double		limit = (double) QML_MAX_DURATION_YEARS * MONTHS_PER_YEAR *
+		DAYS_PER_MONTH * USECS_PER_DAY;
 	double		usec = (double) iv->time + (double) iv->day * USECS_PER_DAY +
-		(double) iv->month * 30 * USECS_PER_DAY;
+		(double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 
-	if (usec >= (double) PG_INT64_MAX)
-		return PG_INT64_MAX;
-	return (int64) usec;
+	return (int64) Min(usec, limit);
 }
 
 /*
@@ -67,11 +70,13 @@ qml_retry_delay(PG_FUNCTION_ARGS)
 		interval_usec(PG_GETARG_INTERVAL_P(2));
 	Interval   *result;
 
-	if (base <= 0 || cap <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("backoff base and cap must be positive"),
-				 errhint("Use an interval such as '5 seconds'.")));
+	/*
+	 * The API refuses a backoff that is not positive; one written into
+	 * qml.jobs directly is taken as the shortest, not raised on: a raising
+	 * delay would fail every rescue of the job, and the scheduler's passes.
+	 */
+	base = Max(base, 1);
+	cap = Max(cap, 1);
 	if (base > cap)
 		base = cap;
 

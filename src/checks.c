@@ -4,19 +4,28 @@
  *	  Argument checks shared by the C and SQL functions, so that each kind of
  *	  bad input gets one message and one SQLSTATE wherever it is passed.
  *
+ * The bounds keep every value an argument can take inside what the code
+ * computes with it: a duration is at most 100 years and never mixes signs
+ * (now() + '1 month -29 days' is a day in the past in February), a run_at
+ * is finite and before the year 10000, a name or key fits the indexes,
+ * an array fits one allocation.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"
 
 PG_FUNCTION_INFO_V1(qml_check_name_sql);
-PG_FUNCTION_INFO_V1(qml_check_lease_sql);
+PG_FUNCTION_INFO_V1(qml_check_duration_sql);
+PG_FUNCTION_INFO_V1(qml_duration_ok_sql);
 
 /*
  * A name (method, queue, worker): 22004 when NULL, 22023 when empty, 22001
@@ -43,55 +52,115 @@ qml_check_name(const char *what, text *value, int maxlen)
 				 errdetail("A %s may have at most %d characters.", what, maxlen)));
 }
 
-/* 22023 unless the interval is positive; `what` names the argument */
-void
-qml_check_positive(const char *what, Interval *value)
-{
-	Interval	zero = {0};
-
-	if (value == NULL ||
-		DatumGetBool(DirectFunctionCall2(interval_le, IntervalPGetDatum(value),
-										 IntervalPGetDatum(&zero))))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a positive interval", what),
-				 errhint("Use an interval such as '5 minutes'.")));
-}
-
 /*
- * A per-job backoff is at most 100 years, so that the backoff arithmetic
- * (in microseconds) cannot overflow.
+ * What is wrong with a duration, or NULL when nothing is: positive (or
+ * zero, when zero_ok), no part of the opposite sign, at most 100 years.
  */
-static bool
-above_backoff_limit(Interval *value)
+static const char *
+duration_problem(Interval *value, bool zero_ok)
 {
 	Interval	limit = {0};
 
-	limit.month = 100 * 12;
-	return DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
-											IntervalPGetDatum(&limit)));
+	if (value == NULL)
+		return zero_ok ? "must not be null" : "must be a positive interval";
+	if (value->month < 0 || value->day < 0 || value->time < 0)
+	{
+		if (value->month > 0 || value->day > 0 || value->time > 0)
+			return "must not mix positive and negative parts";
+		return zero_ok ? "must not be negative" : "must be a positive interval";
+	}
+	if (!zero_ok && value->month == 0 && value->day == 0 && value->time == 0)
+		return "must be a positive interval";
+	limit.month = QML_MAX_DURATION_YEARS * MONTHS_PER_YEAR;
+	if (DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
+										 IntervalPGetDatum(&limit))))
+		return "must be at most 100 years";
+	return NULL;
 }
 
-/* 22023 unless the backoff is positive and within the limit */
+/*
+ * 22023 unless `value` is a usable duration (duration_problem); `what`
+ * names the argument.
+ */
 void
-qml_check_backoff(const char *what, Interval *value)
+qml_check_duration(const char *what, Interval *value, bool zero_ok)
 {
-	qml_check_positive(what, value);
-	if (above_backoff_limit(value))
+	const char *problem = duration_problem(value, zero_ok);
+
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be at most 100 years", what)));
+				 errmsg("%s %s", what, problem),
+				 errhint(zero_ok ? "Use an interval such as '5 minutes', or 0." :
+						 "Use an interval such as '5 minutes'.")));
 }
 
-/* whether qml_check_backoff() would take it (enqueue_batch's own message) */
+/* whether qml_check_duration() would take it (enqueue_batch's own message) */
 bool
-qml_backoff_in_range(Interval *value)
+qml_duration_ok(Interval *value, bool zero_ok)
 {
-	Interval	zero = {0};
+	return duration_problem(value, zero_ok) == NULL;
+}
 
-	return DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(value),
-											IntervalPGetDatum(&zero))) &&
-		!above_backoff_limit(value);
+/*
+ * What is wrong with a job's run_at, or NULL: it is finite and before the
+ * year 10000 ('infinity' would be a job that never runs, and with a
+ * unique_key would hold its key for ever). A past run_at means now.
+ */
+const char *
+qml_run_at_problem(TimestampTz run_at)
+{
+	TimestampTz limit = (TimestampTz) (date2j(10000, 1, 1) - POSTGRES_EPOCH_JDATE) *
+		USECS_PER_DAY;
+
+	if (TIMESTAMP_NOT_FINITE(run_at))
+		return "must be a finite timestamp";
+	if (run_at >= limit)
+		return "must be before the year 10000";
+	return NULL;
+}
+
+/* 22023 unless run_at is usable (qml_run_at_problem) */
+void
+qml_check_run_at(TimestampTz run_at)
+{
+	const char *problem = qml_run_at_problem(run_at);
+
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_at %s", problem),
+				 errhint("Pass NULL or a past time to run the job now.")));
+}
+
+/* 22023 unless a unique_key (NULL: none) has 1 to QML_MAX_UNIQUE_KEY_CHARS characters */
+void
+qml_check_unique_key(text *value)
+{
+	if (value != NULL)
+		qml_check_name("unique_key", value, QML_MAX_UNIQUE_KEY_CHARS);
+}
+
+/*
+ * 54000 when an array argument (of SQL or JSON) has more than `max`
+ * elements: past some millions the work arrays no longer fit one
+ * allocation, and the caller would get XX000.
+ */
+void
+qml_check_count(const char *what, int n, int max)
+{
+	if (n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has %d elements, more than %d", what, n, max),
+				 errhint("Split it over several calls.")));
+}
+
+/* qml_check_count() of a SQL array, before it is taken apart */
+void
+qml_check_array_size(const char *what, ArrayType *value, int max)
+{
+	qml_check_count(what, ArrayGetNItems(ARR_NDIM(value), ARR_DIMS(value)), max);
 }
 
 /* qml.check_name(what text, value text, maxlen int): for SQL callers */
@@ -104,10 +173,19 @@ qml_check_name_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* qml.check_lease(lease interval): for SQL callers */
+/* qml.check_duration(what text, value interval, zero_ok boolean): for SQL callers */
 Datum
-qml_check_lease_sql(PG_FUNCTION_ARGS)
+qml_check_duration_sql(PG_FUNCTION_ARGS)
 {
-	qml_check_positive("lease", PG_ARGISNULL(0) ? NULL : PG_GETARG_INTERVAL_P(0));
+	qml_check_duration(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					   PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1),
+					   PG_GETARG_BOOL(2));
 	PG_RETURN_VOID();
+}
+
+/* qml.duration_ok(value interval, zero_ok boolean): qml.queues' CHECK */
+Datum
+qml_duration_ok_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(qml_duration_ok(PG_GETARG_INTERVAL_P(0), PG_GETARG_BOOL(1)));
 }

@@ -17,6 +17,14 @@
  * Inserts are recorded by qml_jobs_record, an AFTER trigger, because a
  * BEFORE INSERT trigger also fires for rows ON CONFLICT DO NOTHING skips.
  *
+ * A COPY ... FROM into qml.jobs is a load of rows as they were, which is
+ * how pg_dump's output restores them (with psql or pg_restore): both
+ * triggers leave such rows alone, so a restore records no history, counts
+ * no statistics, wakes nobody and moves no queue head. The statement the
+ * session runs is the signal, not a setting a restore may or may not
+ * make (psql runs a plain dump's COPY with every trigger enabled); with
+ * session_replication_role = replica the triggers do not fire at all.
+ *
  * Both are C because they run for every row of every claim and completion
  * an admin's own trigger sends through an UPDATE statement. Otherwise the
  * worker's claims and completions write their rows without one
@@ -29,8 +37,11 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "nodes/plannodes.h"
+#include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -70,6 +81,28 @@ text_col(HeapTuple tuple, TupleDesc desc, int attnum)
 	Datum		d = heap_getattr(tuple, attnum, desc, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Whether the rows of `rel` come from the statement the session runs
+ * being a COPY ... FROM into `rel` (a restore, see the header). A COPY
+ * run inside a function is not the portal's statement: its rows are
+ * inserted as by INSERT.
+ */
+static bool
+loading_by_copy(Relation rel)
+{
+	PlannedStmt *pstmt;
+	CopyStmt   *copy;
+
+	if (ActivePortal == NULL || list_length(ActivePortal->stmts) != 1)
+		return false;
+	pstmt = linitial_node(PlannedStmt, ActivePortal->stmts);
+	if (pstmt->commandType != CMD_UTILITY || !IsA(pstmt->utilityStmt, CopyStmt))
+		return false;
+	copy = (CopyStmt *) pstmt->utilityStmt;
+	return copy->is_from && copy->relation != NULL &&
+		RangeVarGetRelid(copy->relation, NoLock, true) == RelationGetRelid(rel);
 }
 
 /*
@@ -335,7 +368,11 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		if (loading_by_copy(trigdata->tg_relation))
+			return PointerGetDatum(trigdata->tg_trigtuple);
 		return PointerGetDatum(stamp_insert(desc, trigdata->tg_trigtuple));
+	}
 
 	oldtuple = trigdata->tg_trigtuple;
 	newtuple = trigdata->tg_newtuple;
@@ -368,6 +405,8 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_record must run AFTER INSERT FOR EACH ROW");
 
+	if (loading_by_copy(trigdata->tg_relation))
+		return PointerGetDatum(NULL);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	state = job_state_of(trigdata->tg_trigtuple, desc);
 	if (state != JS_COUNT)

@@ -18,7 +18,9 @@
  * Commands that need a database to themselves (DROP DATABASE, ALTER
  * DATABASE ... RENAME or SET TABLESPACE, CREATE DATABASE ... TEMPLATE)
  * would wait for a connected scheduler and fail: a utility hook asks the
- * scheduler to leave first, and none starts there for 10 seconds.
+ * scheduler to leave first, and none starts there for 10 seconds. It asks
+ * only for a command that passes PostgreSQL's permission checks, which it
+ * makes itself first.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +35,7 @@
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -42,6 +45,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -435,11 +439,44 @@ qml_launcher_register(void)
 	RegisterBackgroundWorker(&w);
 }
 
-static void
-leave_database(const char *name)
+/*
+ * The database `name` if the current role owns it (superusers own all),
+ * else InvalidOid. DROP DATABASE, ALTER DATABASE ... RENAME and ... SET
+ * TABLESPACE all start with this check, and CREATE DATABASE ... TEMPLATE
+ * makes it of a template that is not marked as one (schedulers serve no
+ * marked template).
+ */
+static Oid
+owned_database(const char *name)
 {
 	Oid			dboid = name ? get_database_oid(name, true) : InvalidOid;
 
+	if (!OidIsValid(dboid) || !pg_database_ownercheck(dboid, GetUserId()))
+		return InvalidOid;
+	return dboid;
+}
+
+/*
+ * Whether a command that PreventInTransactionBlock() guards can run here
+ * (DROP DATABASE, CREATE DATABASE, ALTER DATABASE ... SET TABLESPACE):
+ * not in a transaction block, a subtransaction or a function.
+ */
+static bool
+may_run_alone(ProcessUtilityContext context)
+{
+	return context == PROCESS_UTILITY_TOPLEVEL &&
+		!IsTransactionBlock() && !IsSubTransaction();
+}
+
+/*
+ * Asks the scheduler of a database to leave for a while. Only for a
+ * command that passes PostgreSQL's own permission checks: anything less
+ * would let a role with no rights keep any database's scheduler away by
+ * repeating a command that fails.
+ */
+static void
+leave_database(Oid dboid)
+{
 	if (OidIsValid(dboid))
 		qml_registry_ask_leave(dboid, LEAVE_SECONDS);
 }
@@ -460,15 +497,59 @@ template_of(CreatedbStmt *stmt)
 	return NULL;
 }
 
-static bool
-sets_tablespace(AlterDatabaseStmt *stmt)
+/* the tablespace an ALTER DATABASE moves to, if it moves (else NULL) */
+static const char *
+tablespace_of(AlterDatabaseStmt *stmt)
 {
 	ListCell   *lc;
 
 	foreach(lc, stmt->options)
-		if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
-			return true;
-	return false;
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "tablespace") == 0 && d->arg != NULL)
+			return defGetString(d);
+	}
+	return NULL;
+}
+
+/*
+ * The database whose scheduler must leave for the command, or InvalidOid
+ * when there is none or the command would fail its permission checks
+ * (dropdb, RenameDatabase, movedb and createdb in dbcommands.c, in that
+ * order: owner, CREATEDB, CREATE on the tablespace).
+ */
+static Oid
+database_to_leave(Node *stmt, ProcessUtilityContext context)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_DropdbStmt:
+			if (!may_run_alone(context))
+				return InvalidOid;
+			return owned_database(((DropdbStmt *) stmt)->dbname);
+		case T_RenameStmt:
+			if (((RenameStmt *) stmt)->renameType != OBJECT_DATABASE ||
+				!have_createdb_privilege())
+				return InvalidOid;
+			return owned_database(((RenameStmt *) stmt)->subname);
+		case T_AlterDatabaseStmt:
+			{
+				const char *spc = tablespace_of((AlterDatabaseStmt *) stmt);
+				Oid			spcoid = spc ? get_tablespace_oid(spc, true) : InvalidOid;
+
+				if (!OidIsValid(spcoid) || !may_run_alone(context) ||
+					pg_tablespace_aclcheck(spcoid, GetUserId(), ACL_CREATE) != ACLCHECK_OK)
+					return InvalidOid;
+				return owned_database(((AlterDatabaseStmt *) stmt)->dbname);
+			}
+		case T_CreatedbStmt:
+			if (!may_run_alone(context) || !have_createdb_privilege())
+				return InvalidOid;
+			return owned_database(template_of((CreatedbStmt *) stmt));
+		default:
+			return InvalidOid;
+	}
 }
 
 /*
@@ -483,26 +564,16 @@ qml_utility_hook(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
+	leave_database(database_to_leave(stmt, context));
 	switch (nodeTag(stmt))
 	{
-		case T_DropdbStmt:
-			leave_database(((DropdbStmt *) stmt)->dbname);
-			break;
 		case T_CreatedbStmt:
-			leave_database(template_of((CreatedbStmt *) stmt));
-			qml_wake_launcher_at_commit();
-			break;
 		case T_AlterDatabaseStmt:
-			if (sets_tablespace((AlterDatabaseStmt *) stmt))
-				leave_database(((AlterDatabaseStmt *) stmt)->dbname);
 			qml_wake_launcher_at_commit();
 			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
-			{
-				leave_database(((RenameStmt *) stmt)->subname);
 				qml_wake_launcher_at_commit();
-			}
 			break;
 		default:
 			break;

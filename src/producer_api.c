@@ -39,8 +39,6 @@
 PG_FUNCTION_INFO_V1(qml_enqueue);
 PG_FUNCTION_INFO_V1(qml_enqueue_as_owner);
 
-#define QML_MAX_METHOD_NAME 1000
-#define QML_MAX_QUEUE_NAME 128
 #define ENQUEUE_NARGS 9
 #define INSERT_NPARAMS QML_ENQUEUE_NPARAMS	/* the INSERT's parameters, $1..$10 */
 
@@ -57,12 +55,12 @@ static const char *const insert_sql = ENQUEUE_COLUMNS " RETURNING j.id";
  * two producers racing on one key end up with the same job.
  */
 static const char *const insert_unique_sql = ENQUEUE_COLUMNS
-" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+" ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL"
 "   AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')"
 " DO NOTHING RETURNING j.id";
 
 static const char *const find_unique_sql =
-"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $1"
+"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2 AND j.queue = $1"
 "   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
 
 /*
@@ -171,21 +169,27 @@ enqueue_parameters(FunctionCallInfo fcinfo, Datum *values, char *nulls)
 	TimestampTz run_at;
 
 	qml_check_name("method", PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
-				   QML_MAX_METHOD_NAME);
+				   QML_MAX_METHOD_CHARS);
 	qml_check_name("queue", PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
-				   QML_MAX_QUEUE_NAME);
+				   QML_MAX_QUEUE_CHARS);
 	if (!PG_ARGISNULL(5) && PG_GETARG_INT32(5) < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_attempts must be at least 1, not %d",
 						PG_GETARG_INT32(5))));
 	if (!PG_ARGISNULL(7))
-		qml_check_backoff("backoff_base", PG_GETARG_INTERVAL_P(7));
+		qml_check_duration("backoff_base", PG_GETARG_INTERVAL_P(7), false);
 	if (!PG_ARGISNULL(8))
-		qml_check_backoff("backoff_cap", PG_GETARG_INTERVAL_P(8));
+		qml_check_duration("backoff_cap", PG_GETARG_INTERVAL_P(8), false);
+	qml_check_unique_key(PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6));
 
 	/* a past run_at means "now": the job is due and keeps its place */
-	run_at = PG_ARGISNULL(4) ? now : Max(PG_GETARG_TIMESTAMPTZ(4), now);
+	run_at = now;
+	if (!PG_ARGISNULL(4))
+	{
+		qml_check_run_at(PG_GETARG_TIMESTAMPTZ(4));
+		run_at = Max(PG_GETARG_TIMESTAMPTZ(4), now);
+	}
 
 	memset(nulls, ' ', INSERT_NPARAMS);
 	values[0] = PG_GETARG_DATUM(2);
@@ -295,6 +299,10 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		/* a key is unique within its queue: (queue, unique_key) */
+		Oid			key_types[2] = {TEXTOID, TEXTOID};
+		Datum		key_values[2] = {values[EP_QUEUE], values[EP_UNIQUE_KEY]};
+
 		/* if the live job finished between conflict and lookup, go again */
 		for (;;)
 		{
@@ -304,8 +312,8 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 						   values, nulls, &id))
 				break;
 			if (run_for_id(qml_session_plan(&find_unique_plan, find_unique_sql,
-										1, &types[9]),
-						   &values[9], &nulls[9], &id))
+											2, key_types),
+						   key_values, NULL, &id))
 				break;
 		}
 	}

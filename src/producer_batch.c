@@ -34,9 +34,6 @@
 
 PG_FUNCTION_INFO_V1(qml_enqueue_batch);
 
-#define QML_MAX_METHOD_CHARS 1000
-#define QML_MAX_QUEUE_CHARS 128
-
 static const char *const allowed_keys[] = {
 	"method", "arguments", "queue", "priority", "run_at", "max_attempts",
 	"unique_key", "backoff_base", "backoff_cap"
@@ -131,27 +128,96 @@ cstring_of(JsonbValue *v)
 }
 
 /*
- * A backoff: absent or null (NULL), or a string of a positive interval of
- * at most 100 years; false if it is none of these. A string that is no
- * interval at all raises interval_in's own error.
+ * Reads a JSON string with a type's input function (timestamptz_in,
+ * interval_in) into *out; false, with the function's message in
+ * *problem, when it holds no value of the type. Only a data exception
+ * (class 22) is caught, and only from these input functions, which take
+ * no lock, open nothing and leave no state behind: their error needs no
+ * subtransaction to be undone (PostgreSQL 16's soft input errors rest on
+ * the same fact). Anything else (out of memory, a cancel) goes on.
  */
 static bool
-backoff_of(JsonbValue *v, Datum *value, char *null)
+read_input(PGFunction in, JsonbValue *v, Datum *out, char **problem)
 {
-	Datum		d;
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *str = cstring_of(v);
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		*out = DirectFunctionCall3(in, CStringGetDatum(str),
+								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		*problem = e->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * A backoff: absent or null (NULL), or a string of a duration that
+ * qml_check_duration() takes; else bad_element() naming it.
+ */
+static void
+read_backoff(JsonbValue *v, int ord, const char *key, Datum *value, char *null)
+{
+	char	   *problem;
 
 	*null = 'n';
 	if (v == NULL || v->type == jbvNull)
-		return true;
+		return;
 	if (v->type != jbvString)
-		return false;
-	d = DirectFunctionCall3(interval_in, CStringGetDatum(cstring_of(v)),
-							ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	if (!qml_backoff_in_range(DatumGetIntervalP(d)))
-		return false;
-	*value = d;
+		bad_element(ord, psprintf("needs \"%s\" as an interval string", key));
+	if (!read_input(interval_in, v, value, &problem))
+		bad_element(ord, psprintf("needs \"%s\" as an interval string (%s)", key, problem));
+	if (!qml_duration_ok(DatumGetIntervalP(*value), false))
+		bad_element(ord, psprintf("needs \"%s\" as a positive interval of at most 100 years, of one sign", key));
 	*null = ' ';
-	return true;
+}
+
+/*
+ * The job's due time and first state: a past (or no) run_at means now, as
+ * in enqueue, so the job keeps its place; an infinite or far one is
+ * refused as enqueue refuses it.
+ */
+static void
+read_run_at(JsonbValue *v, int ord, TimestampTz now, BatchJob *job)
+{
+	TimestampTz run_at = now;
+	Datum		d;
+	char	   *problem;
+	const char *out_of_bounds;
+
+	if (v != NULL && !string_or_null(v))
+		bad_element(ord, "needs \"run_at\" as a timestamp string");
+	if (v != NULL && v->type == jbvString)
+	{
+		if (!read_input(timestamptz_in, v, &d, &problem))
+			bad_element(ord, psprintf("needs \"run_at\" as a timestamp string (%s)", problem));
+		out_of_bounds = qml_run_at_problem(DatumGetTimestampTz(d));
+		if (out_of_bounds != NULL)
+			bad_element(ord, psprintf("has a \"run_at\" that %s", out_of_bounds));
+		run_at = Max(DatumGetTimestampTz(d), now);
+	}
+	job->values[EP_RUN_AT] = TimestampTzGetDatum(run_at);
+	job->state = run_at > now ? JS_SCHEDULED : JS_ENQUEUED;
+}
+
+/* absent or JSON null: the key's default, as a NULL argument of enqueue */
+static bool
+absent(JsonbValue *v)
+{
+	return v == NULL || v->type == jbvNull;
 }
 
 /*
@@ -161,8 +227,8 @@ backoff_of(JsonbValue *v, Datum *value, char *null)
  * them. Sets *unique when it has a unique_key.
  */
 static void
-check_element(JsonbValue *elem, int ord, const BatchJob *defaults, BatchJob *job,
-			  bool *unique)
+check_element(JsonbValue *elem, int ord, const BatchJob *defaults, TimestampTz now,
+			  BatchJob *job, bool *unique)
 {
 	JsonbContainer *obj;
 	JsonbValue *v;
@@ -189,13 +255,13 @@ check_element(JsonbValue *elem, int ord, const BatchJob *defaults, BatchJob *job
 
 	v = member(obj, "priority");
 	n = 0;
-	if (v != NULL && !integer_in(v, -PG_INT32_MAX, PG_INT32_MAX, &n))
+	if (!absent(v) && !integer_in(v, PG_INT32_MIN, PG_INT32_MAX, &n))
 		bad_element(ord, "needs \"priority\" as an integer");
 	job->values[EP_PRIORITY] = Int32GetDatum(n);
 
 	v = member(obj, "max_attempts");
 	job->nulls[EP_MAX_ATTEMPTS] = 'n';
-	if (v != NULL)
+	if (!absent(v))
 	{
 		if (!integer_in(v, 1, PG_INT32_MAX, &n))
 			bad_element(ord, "needs \"max_attempts\" as an integer of at least 1");
@@ -203,48 +269,26 @@ check_element(JsonbValue *elem, int ord, const BatchJob *defaults, BatchJob *job
 		job->nulls[EP_MAX_ATTEMPTS] = ' ';
 	}
 
-	v = member(obj, "run_at");
-	if (v != NULL && !string_or_null(v))
-		bad_element(ord, "needs \"run_at\" as a timestamp string");
-	/* read once every element is checked (set_due) */
-	job->values[EP_RUN_AT] = (v != NULL && v->type == jbvString) ?
-		CStringGetDatum(cstring_of(v)) : (Datum) 0;
+	read_run_at(member(obj, "run_at"), ord, now, job);
 
 	v = member(obj, "unique_key");
 	if (v != NULL && !string_or_null(v))
 		bad_element(ord, "needs \"unique_key\" as a string");
+	if (v != NULL && v->type == jbvString &&
+		name_of(v, QML_MAX_UNIQUE_KEY_CHARS) == NULL)
+		bad_element(ord, psprintf("needs \"unique_key\" as a string of 1 to %d characters",
+								  QML_MAX_UNIQUE_KEY_CHARS));
 	*unique |= v != NULL && v->type == jbvString;
 
-	if (!backoff_of(member(obj, "backoff_base"), &job->values[EP_BACKOFF_BASE],
-					&job->nulls[EP_BACKOFF_BASE]))
-		bad_element(ord, "needs \"backoff_base\" as a positive interval string of at most 100 years");
-	if (!backoff_of(member(obj, "backoff_cap"), &job->values[EP_BACKOFF_CAP],
-					&job->nulls[EP_BACKOFF_CAP]))
-		bad_element(ord, "needs \"backoff_cap\" as a positive interval string of at most 100 years");
+	read_backoff(member(obj, "backoff_base"), ord, "backoff_base",
+				 &job->values[EP_BACKOFF_BASE], &job->nulls[EP_BACKOFF_BASE]);
+	read_backoff(member(obj, "backoff_cap"), ord, "backoff_cap",
+				 &job->values[EP_BACKOFF_CAP], &job->nulls[EP_BACKOFF_CAP]);
 
 	v = member(obj, "arguments");
-	job->values[EP_ARGUMENTS] = v != NULL ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
+	job->values[EP_ARGUMENTS] = !absent(v) ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
 		defaults->values[EP_ARGUMENTS];
 	job->nulls[EP_STATE] = job->nulls[EP_UNIQUE_KEY] = 'n';
-}
-
-/*
- * The job's due time and first state, once every element is checked: a
- * past (or no) run_at means now, as in enqueue, so the job keeps its place.
- */
-static void
-set_due(BatchJob *job, TimestampTz now)
-{
-	TimestampTz run_at = now;
-
-	if (job->values[EP_RUN_AT] != 0)
-		run_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-														 job->values[EP_RUN_AT],
-														 ObjectIdGetDatum(InvalidOid),
-														 Int32GetDatum(-1)));
-	run_at = Max(run_at, now);
-	job->values[EP_RUN_AT] = TimestampTzGetDatum(run_at);
-	job->state = run_at > now ? JS_SCHEDULED : JS_ENQUEUED;
 }
 
 /* the batch by statement, as the extension's owner (this is SECURITY DEFINER) */
@@ -304,6 +348,7 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	n = JB_ROOT_COUNT(jobs);
+	qml_check_count("jobs", n, QML_MAX_BATCH_JOBS);
 	batch = palloc(Max(n, 1) * sizeof(BatchJob));
 	defaults.values[EP_QUEUE] = CStringGetTextDatum("default");
 	defaults.values[EP_ARGUMENTS] = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
@@ -311,10 +356,8 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	{
 		CHECK_FOR_INTERRUPTS();
 		check_element(getIthJsonbValueFromContainer(&jobs->root, i), i + 1,
-					  &defaults, &batch[i], &unique);
+					  &defaults, now, &batch[i], &unique);
 	}
-	for (i = 0; i < n; i++)
-		set_due(&batch[i], now);
 	if (n == 0)
 		return (Datum) 0;
 	/* unique keys need enqueue's conflict handling, one job at a time */

@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
+#include "utils/array.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
 
@@ -251,11 +252,24 @@ extern bool qml_may_act(Oid locked_role, int *admin);
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 
-/* checks.c */
+/* checks.c; the limits are in README.md's errors table */
+#define QML_MAX_DURATION_YEARS 100	/* lease, backoff, delay, retention ... */
+#define QML_MAX_METHOD_CHARS 1000
+#define QML_MAX_QUEUE_CHARS 128
+#define QML_MAX_WORKER_CHARS 200
+/* the unique index's key (queue, unique_key) stays under a btree item's 2704 bytes */
+#define QML_MAX_UNIQUE_KEY_CHARS 500
+#define QML_MAX_BATCH_JOBS 1000000	/* enqueue_batch elements */
+#define QML_MAX_BATCH_IDS 50000000		/* complete_batch job_ids */
+
 extern void qml_check_name(const char *what, text *value, int maxlen);
-extern void qml_check_positive(const char *what, Interval *value);
-extern void qml_check_backoff(const char *what, Interval *value);
-extern bool qml_backoff_in_range(Interval *value);
+extern void qml_check_duration(const char *what, Interval *value, bool zero_ok);
+extern bool qml_duration_ok(Interval *value, bool zero_ok);
+extern const char *qml_run_at_problem(TimestampTz run_at);
+extern void qml_check_run_at(TimestampTz run_at);
+extern void qml_check_unique_key(text *value);
+extern void qml_check_count(const char *what, int n, int max);
+extern void qml_check_array_size(const char *what, ArrayType *value, int max);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);

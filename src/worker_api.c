@@ -31,7 +31,6 @@ PG_FUNCTION_INFO_V1(qml_complete);
 PG_FUNCTION_INFO_V1(qml_complete_batch);
 
 #define QML_MAX_FETCH_BATCH 1000
-#define QML_MAX_WORKER_NAME 200
 
 /*
  * Claims up to $2 enqueued jobs of queue $1 for worker $3 with lease $4;
@@ -446,7 +445,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	int			wanted;
 	int			i;
 
-	qml_check_name("worker", worker, QML_MAX_WORKER_NAME);
+	qml_check_name("worker", worker, QML_MAX_WORKER_CHARS);
 	if (batch < 1 || batch > QML_MAX_FETCH_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -454,7 +453,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 						QML_MAX_FETCH_BATCH,
 						PG_ARGISNULL(2) ? "NULL" : psprintf("%d", batch)),
 				 errhint("Fetch more jobs in several calls.")));
-	qml_check_positive("lease", lease);
+	qml_check_duration("lease", lease, false);
 	if (queues == NULL || ARR_NDIM(queues) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -462,10 +461,13 @@ qml_fetch(PG_FUNCTION_ARGS)
 	deconstruct_array(queues, TEXTOID, -1, false, TYPALIGN_INT,
 					  &queue_names, &queue_nulls, &nqueues);
 	for (i = 0; i < nqueues; i++)
+	{
 		if (queue_nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("queues must not contain NULL")));
+		qml_check_name("queue", DatumGetTextPP(queue_names[i]), QML_MAX_QUEUE_CHARS);
+	}
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -521,7 +523,9 @@ qml_complete(PG_FUNCTION_ARGS)
 	int			rc;
 	bool		done;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	qml_check_name("worker", PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+				   QML_MAX_WORKER_CHARS);
+	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
@@ -576,9 +580,12 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 	uint64		row;
 	int			rc;
 
+	qml_check_name("worker", PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+				   QML_MAX_WORKER_CHARS);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (PG_ARGISNULL(0))
 		return (Datum) 0;
+	qml_check_array_size("job_ids", PG_GETARG_ARRAYTYPE_P(0), QML_MAX_BATCH_IDS);
 
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);

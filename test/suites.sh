@@ -14,6 +14,7 @@ suite sched_recurring test/scheduler/recurring.sh
 suite sched_prune_stats test/scheduler/prune_stats.sh
 suite sched_databases test/scheduler/databases.sh
 suite sched_restart test/scheduler/restart.sh
+suite sched_rights test/scheduler/rights.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
@@ -21,3 +22,7 @@ suite cli test/cli/run.sh
 # the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,
 # tokens, one live connection for any number of pages, a database outage
 suite dashboard_api test/dashboard/api.sh
+# pg_dump and restore (custom format with pg_restore, plain with psql)
+suite dump_restore test/dump/restore.sh
+# README.md's error table against the code, both ways, each row raised
+suite error_table test/docs/error_table.sh

@@ -137,7 +137,7 @@ SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_finished_idx'::regclass),
 		  '(state = ANY (ARRAY[''succeeded''::qml.job_state, ''failed''::qml.job_state, ''deleted''::qml.job_state]))',
 		  'jobs_finished_idx covers finished jobs only');
-SELECT has_index('qml', 'jobs', 'jobs_unique_key_idx', ARRAY['unique_key'], 'jobs_unique_key_idx on (unique_key)');
+SELECT has_index('qml', 'jobs', 'jobs_unique_key_idx', ARRAY['queue', 'unique_key'], 'jobs_unique_key_idx on (queue, unique_key): a key is its queue''s');
 SELECT index_is_unique('qml', 'jobs', 'jobs_unique_key_idx', 'jobs_unique_key_idx is unique');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_unique_key_idx'::regclass),
