@@ -217,7 +217,7 @@ try {
 		await page.fill('#f-method', '');
 		await page.fill('#f-id', String(xssId));
 		await page.click('#state-tabs .tab[data-state=""]');
-		await pageInfo('page 1, 1 jobs');
+		await pageInfo('page 1, 1 job');
 		await page.click('#f-clear');
 	});
 

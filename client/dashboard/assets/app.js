@@ -349,7 +349,7 @@
 		}
 		const labels = data.buckets.map((b) => {
 			const t = parseTs(b.at);
-			return t === null ? '' : new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+			return t === null ? '' : new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 		});
 		const ok = data.buckets.map((b) => b.succeeded || 0);
 		const bad = data.buckets.map((b) => b.failed || 0);
@@ -371,7 +371,7 @@
 					interaction: { mode: 'index', intersect: false },
 					plugins: { legend: { position: 'bottom', labels: { color: text, boxWidth: 12 } } },
 					scales: {
-						x: { stacked: true, grid: { display: false }, ticks: { color: text, maxTicksLimit: 12 } },
+						x: { stacked: true, grid: { display: false }, ticks: { color: text, maxTicksLimit: 12, maxRotation: 0 } },
 						y: { stacked: true, beginAtZero: true, grid: { color: grid }, ticks: { color: text, precision: 0 } },
 					},
 				},
@@ -540,7 +540,7 @@
 		});
 		$('page-next').disabled = nextCursor === null;
 		$('page-first').disabled = cursors.length === 1;
-		setText($('page-info'), `page ${cursors.length}${jobs.length ? `, ${jobs.length} jobs` : ''}`);
+		setText($('page-info'), `page ${cursors.length}${jobs.length ? `, ${jobs.length} job${jobs.length === 1 ? '' : 's'}` : ''}`);
 	}
 
 	function setupJobList() {
