@@ -26,7 +26,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning"
 psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION qml" || exit 1
 
 mkdir -p test/browser/output
-export QML="${QML_TEST_QML:-$root/client/qml}" CHROMIUM="$chromium" PGDATABASE=$db
+export QML="${QML_BIN:-$root/client/qml}" CHROMIUM="$chromium" PGDATABASE=$db
 export QML_TEST_DB_URL="postgresql:///$db?host=$PGHOST&port=$PGPORT&user=${PGUSER:-postgres}"
 export QML_TEST_OUTPUT="$root/test/browser/output"
 node test/browser/test.mjs
