@@ -5,6 +5,9 @@
 # (qml_browser_test). The cluster is up (scripts/test.sh) and PGHOST/PGPORT/
 # PGUSER point at it. Screenshots go to test/browser/output/ (not
 # committed). Exits non-zero if a check failed.
+#
+#   test/browser/run.sh --screenshot   instead: demo data and the README's
+#                                      docs/dashboard.png
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -29,7 +32,12 @@ mkdir -p test/browser/output
 export QML="${QML_BIN:-$root/client/qml}" CHROMIUM="$chromium" PGDATABASE=$db
 export QML_TEST_DB_URL="postgresql:///$db?host=$PGHOST&port=$PGPORT&user=${PGUSER:-postgres}"
 export QML_TEST_OUTPUT="$root/test/browser/output"
-node test/browser/test.mjs
+if [ "${1:-}" = --screenshot ]; then
+	mkdir -p docs
+	node test/browser/screenshot.mjs "$root/docs/dashboard.png"
+else
+	node test/browser/test.mjs
+fi
 rc=$?
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
 exit $rc

@@ -14,15 +14,10 @@
  * included) fails the run. Prints "ok"/"FAIL" per check and a closing
  * "N passed, N failed" line.
  */
-import { chromium } from 'playwright-core';
-import { execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { DB_URL, OUT, sql, freePort, startQml, stopChild, stopAll, startDashboard, launchBrowser } from './lib.mjs';
 
-const QML = process.env.QML;
-const DB_URL = process.env.QML_TEST_DB_URL;
-const OUT = process.env.QML_TEST_OUTPUT;
 const TOKEN = 'browser-test-token';
 mkdirSync(OUT, { recursive: true });
 
@@ -40,56 +35,9 @@ async function check(name, fn) {
 }
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
-/* psql: one value per line */
-function sql(query) {
-	return execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-c', query],
-		{ encoding: 'utf8' }).trim();
-}
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = createServer();
-		s.listen(0, '127.0.0.1', () => {
-			const { port } = s.address();
-			s.close(() => resolve(port));
-		});
-		s.on('error', reject);
-	});
-}
-
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const children = new Set();
-function start(args, log) {
-	const child = spawn(QML, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-	child.stdout.on('data', (d) => log.push(String(d)));
-	child.stderr.on('data', (d) => log.push(String(d)));
-	children.add(child);
-	child.on('exit', () => children.delete(child));
-	return child;
-}
 const dashLog = [];
-function startDashboard() {
-	return start(['dashboard', '--listen', `127.0.0.1:${port}`, '--database', DB_URL, '--token', TOKEN], dashLog);
-}
-async function waitHealthy(seconds) {
-	const until = Date.now() + seconds * 1000;
-	while (Date.now() < until) {
-		try {
-			const r = await fetch(`${base}/healthz`);
-			if (r.status === 200) return;
-		} catch (e) { /* not up yet */ }
-		await new Promise((r) => setTimeout(r, 100));
-	}
-	throw new Error(`dashboard not healthy after ${seconds} s: ${dashLog.join('').slice(-500)}`);
-}
-function stopChild(child, signal = 'SIGTERM') {
-	return new Promise((resolve) => {
-		if (child.exitCode !== null || child.signalCode !== null) return resolve();
-		child.once('exit', () => resolve());
-		child.kill(signal);
-	});
-}
 
 /* ---------- seed ---------- */
 
@@ -109,15 +57,8 @@ const xssId = seed[2];
 
 /* ---------- browser ---------- */
 
-const dashboard = startDashboard();
-let dash = dashboard;
-await waitHealthy(15);
-
-const browser = await chromium.launch({
-	executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-	headless: true,
-	args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+let dash = await startDashboard(port, TOKEN, dashLog);
+const browser = await launchBrowser();
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const page = await context.newPage();
 page.setDefaultTimeout(10000);
@@ -247,7 +188,7 @@ try {
 
 	await check('a worker runs the retried job and the open view shows it succeeded', async () => {
 		const log = [];
-		const worker = start(['-d', DB_URL, 'worker', '--queues', 'mail', '--exec', 'email.send=/bin/true',
+		const worker = startQml(['-d', DB_URL, 'worker', '--queues', 'mail', '--exec', 'email.send=/bin/true',
 			'--name', 'browser-test-worker'], log);
 		try {
 			await page.waitForFunction(() => document.querySelector('#jv-state').textContent === 'succeeded',
@@ -319,8 +260,7 @@ try {
 		await page.waitForFunction(() => !document.querySelector('#banner').hidden
 			&& document.querySelector('#banner').textContent.includes('cannot be reached'), null, { timeout: 10000 });
 		await shot('06-dashboard-down');
-		dash = startDashboard();
-		await waitHealthy(15);
+		dash = await startDashboard(port, TOKEN, dashLog);
 		await page.waitForSelector('body[data-conn="live"]', { timeout: 25000 });
 		assert(await page.locator('#banner').isHidden(), 'banner still shown after recovery');
 		const before = await cardValue('enqueued');
@@ -345,7 +285,7 @@ try {
 	bad('the run', String(e));
 } finally {
 	await browser.close().catch(() => {});
-	for (const c of [...children]) await stopChild(c, 'SIGKILL');
+	await stopAll();
 }
 if (failed) console.log(`dashboard log (tail):\n${dashLog.join('').slice(-1500)}`);
 console.log(`browser: ${passed} passed, ${failed} failed`);
