@@ -710,7 +710,7 @@ BEGIN
 									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)'],
+									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
 						 true);
 END
 $$;
@@ -913,6 +913,30 @@ AS $$
 BEGIN
 	DELETE FROM qml.recurring c WHERE c.name = remove_recurring.name;
 	RETURN FOUND;
+END
+$$;
+
+/*
+ * qml.run_recurring: enqueues a recurring job's job once now, outside its
+ * schedule (next_run_at and last_run_at do not move: they describe the
+ * schedule). Returns the new job's id; P0002 when there is no recurring
+ * job of that name.
+ */
+CREATE FUNCTION qml.run_recurring(name text) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r qml.recurring;
+BEGIN
+	SELECT * INTO r FROM qml.recurring c WHERE c.name = run_recurring.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'recurring job "%" does not exist', run_recurring.name
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'qml.recurring lists the recurring jobs.';
+	END IF;
+	RETURN qml.enqueue(method => r.method, arguments => r.arguments, queue => r.queue,
+					   priority => r.priority, max_attempts => r.max_attempts);
 END
 $$;
 

@@ -1,6 +1,7 @@
 # client/client.mk
 #	libqml (client/libqml.a, client/libqml.so), the qml command
-#	(client/qml), their tests and the runtime benchmark.
+#	(client/qml) with its dashboard (client/dashboard/), their tests and
+#	the runtime benchmark.
 #
 # Included at the end of the top-level PGXS Makefile; paths are relative to
 # the project root. Only QMLC_* variables and client*/install-client/
@@ -29,6 +30,15 @@ QMLC_LIB_HDRS	:= $(QMLC_DIR)/include/qml.h $(QMLC_DIR)/src/internal.h
 QMLC_CLI_SRCS	:= $(wildcard $(QMLC_DIR)/cli/*.c)
 QMLC_CLI_OBJS	:= $(patsubst $(QMLC_DIR)/cli/%.c,$(QMLC_BUILD)/cli/%.o,$(QMLC_CLI_SRCS))
 QMLC_CLI_HDRS	:= $(QMLC_DIR)/include/qml.h $(wildcard $(QMLC_DIR)/cli/*.h)
+# the dashboard, linked into qml; its page embedded by embed_assets.sh
+QMLC_DASH_SRCS	:= $(wildcard $(QMLC_DIR)/dashboard/*.c)
+QMLC_DASH_OBJS	:= $(patsubst $(QMLC_DIR)/dashboard/%.c,$(QMLC_BUILD)/dashboard/%.o,$(QMLC_DASH_SRCS)) \
+				   $(QMLC_BUILD)/dashboard/assets_data.o
+QMLC_DASH_HDRS	:= $(QMLC_DIR)/include/qml.h $(QMLC_DIR)/dashboard/dashboard.h $(QMLC_DIR)/cli/cli.h
+QMLC_ASSETS		:= $(sort $(wildcard $(QMLC_DIR)/dashboard/assets/*))
+QMLC_CHARTJS	:= $(firstword $(wildcard /usr/share/javascript/chart.js/chart.umd.js \
+										  /usr/share/javascript/chart.js/chart.min.js))
+QMLC_CIVET_LIBS	:= -lcivetweb
 QMLC_TESTS		:= $(patsubst %.c,%,$(wildcard $(QMLC_DIR)/tests/*_test.c))
 QMLC_TEST_HDRS	:= $(wildcard $(QMLC_DIR)/tests/*.h)
 
@@ -44,7 +54,7 @@ $(QMLC_BUILD)/lib/%.o: $(QMLC_DIR)/src/%.c $(QMLC_LIB_HDRS)
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -fvisibility=hidden -c -o $@ $<
 
-$(QMLC_BUILD)/cli/%.o: $(QMLC_DIR)/cli/%.c $(QMLC_CLI_HDRS)
+$(QMLC_BUILD)/cli/%.o: $(QMLC_DIR)/cli/%.c $(QMLC_CLI_HDRS) $(QMLC_DIR)/dashboard/dashboard.h
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -c -o $@ $<
 
@@ -55,8 +65,22 @@ $(QMLC_DIR)/libqml.a: $(QMLC_LIB_OBJS)
 $(QMLC_DIR)/libqml.so: $(QMLC_LIB_OBJS)
 	$(QMLC_CC) -shared -Wl,-soname,libqml.so.1 -o $@ $^ $(QMLC_LIBS)
 
-$(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DIR)/libqml.a
-	$(QMLC_CC) $(QMLC_CFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+$(QMLC_BUILD)/dashboard/%.o: $(QMLC_DIR)/dashboard/%.c $(QMLC_DASH_HDRS)
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -c -o $@ $<
+
+# every file of assets/ under its own name, Debian's Chart.js as chart.js
+$(QMLC_BUILD)/dashboard/assets_data.c: $(QMLC_DIR)/dashboard/embed_assets.sh $(QMLC_ASSETS) $(QMLC_CHARTJS) $(QMLC_DIR)/client.mk
+	@mkdir -p $(@D)
+	sh $(QMLC_DIR)/dashboard/embed_assets.sh $@ $(foreach f,$(QMLC_ASSETS),$(notdir $(f))=$(f)) \
+		$(if $(QMLC_CHARTJS),chart.js=$(QMLC_CHARTJS))
+
+$(QMLC_BUILD)/dashboard/assets_data.o: $(QMLC_BUILD)/dashboard/assets_data.c $(QMLC_DASH_HDRS)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) -I$(QMLC_DIR)/dashboard $(QMLC_CFLAGS) -c -o $@ $<
+
+$(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a
+	$(QMLC_CC) $(QMLC_CFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a \
+		$(QMLC_CIVET_LIBS) $(QMLC_LIBS)
 
 $(QMLC_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLC_DIR)/libqml.a
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)

@@ -6,7 +6,8 @@
  * Files: main.c (dispatch, global options, help, connecting), output.c
  * (printing), cmd_jobs.c (enqueue, jobs, job, retry, delete), cmd_admin.c
  * (stats, pause, resume, migrate, status, recurring), cmd_worker.c and
- * exec.c (worker --exec), cmd_demo.c (demo).
+ * exec.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
+ * whose server is client/dashboard/).
  */
 #ifndef QML_CLI_H
 #define QML_CLI_H
@@ -128,6 +129,7 @@ int			cmd_status(cli *g, int argc, char **argv);
 int			cmd_recurring(cli *g, int argc, char **argv);
 int			cmd_worker(cli *g, int argc, char **argv);
 int			cmd_demo(cli *g, int argc, char **argv);
+int			cmd_dashboard(cli *g, int argc, char **argv);
 
 /* ---- exec.c: one job as a child process ---- */
 

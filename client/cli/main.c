@@ -160,6 +160,22 @@ static const cli_command commands[] = {
 		"it (ALTER EXTENSION qml UPDATE). Needs the extension's files on the server\n"
 		"(exit 4 with a hint when they are missing) and the rights CREATE EXTENSION\n"
 		"needs.\n"},
+	{"dashboard", cmd_dashboard, "the web dashboard",
+		"usage: qml dashboard [--listen HOST:PORT] [--token TOKEN] [--database URL]\n"
+		"\n"
+		"Serves the dashboard page, its REST API (/api/...), a WebSocket that\n"
+		"pushes changes (/ws) and Prometheus metrics (/metrics). One database\n"
+		"connection follows the queues for every open page; requests share a\n"
+		"small pool. Runs until SIGINT or SIGTERM; waits for the database when it\n"
+		"is down (/healthz answers 503 meanwhile). See README.md, \"Dashboard\".\n"
+		"\n"
+		"  --listen HOST:PORT   address (default 127.0.0.1:8080: this machine only)\n"
+		"  --token TOKEN        actions (retry, delete, pause, resume, run) need\n"
+		"                       \"Authorization: Bearer TOKEN\" (default\n"
+		"                       QML_DASHBOARD_TOKEN; without one: read-only)\n"
+		"  --database URL       the database (same as -d/--database-url)\n"
+		"  --interval MS        how often the live view reads (default 250, at\n"
+		"                       least 250)\n"},
 	{"status", cmd_status, "extension, scheduler and workers at a glance",
 		"usage: qml status\n"
 		"\n"

@@ -342,6 +342,106 @@ QML_API qml_status	qml_recurring_remove(qml_client *client, const char *name);
 /* The rows of qml.recurring as one JSON array text; free with qml_free. */
 QML_API qml_status	qml_recurring_list(qml_client *client, char **json);
 
+/*
+ * Runs a recurring job once now, outside its schedule (its next run does not
+ * move); *id (may be NULL) gets the new job's id. QML_ERR_NOT_FOUND when
+ * there is no recurring job of that name.
+ */
+QML_API qml_status	qml_recurring_run(qml_client *client, const char *name, int64_t *id);
+
+/* ---------------------------------------------------------------------
+ * Monitoring: what a dashboard shows (read.c), and a live connection that
+ * waits for qml's wakeups and reads the same numbers (watch.c). Jobs, one
+ * job's history and recurring jobs come from the job API above.
+ * --------------------------------------------------------------------- */
+
+typedef struct qml_queue_info
+{
+	char	   *queue;
+	bool		paused;
+	int64_t		counts[QML_STATE_COUNT];	/* from qml.stats, by qml_job_state */
+	double		oldest_waiting_s;	/* how long the job at the head of the
+									 * queue (the next one fetched) has been
+									 * due; < 0 when none waits */
+	double		jobs_per_second;	/* succeeded + failed since the start of
+									 * the previous minute */
+} qml_queue_info;
+
+typedef struct qml_overview
+{
+	int64_t		at;				/* the server's clock, µs since epoch */
+	double		scheduler_lag_s;	/* how long the longest-due scheduled or
+									 * retrying job has waited to be promoted;
+									 * < 0 when none is due */
+	size_t		count;
+	qml_queue_info *queues;		/* by queue name */
+} qml_overview;
+
+/* Every queue with its counts, head-of-queue age and rate; one statement. */
+QML_API qml_status	qml_overview_get(qml_client *client, qml_overview **overview);
+QML_API void		qml_overview_free(qml_overview *overview);
+
+typedef struct qml_throughput_bucket
+{
+	int64_t		at;				/* the minute's start, µs since epoch */
+	int64_t		succeeded;
+	int64_t		failed;
+} qml_throughput_bucket;
+
+/*
+ * Jobs finished per minute over the last `minutes` (1..1440), every queue
+ * together, oldest first, one bucket per minute (the current one included)
+ * with empty minutes as zeros. Free with qml_free.
+ */
+QML_API qml_status	qml_throughput_get(qml_client *client, int minutes,
+							   qml_throughput_bucket **buckets, size_t *count);
+
+typedef struct qml_worker_info
+{
+	char	   *worker;			/* a worker server's name, or a lease holder */
+	bool		connected;		/* a libqml worker server's session is open */
+	int64_t		jobs;			/* jobs it holds (processing) */
+	int64_t		last_seen;		/* µs: now when connected, else its latest
+								 * claim */
+} qml_worker_info;
+
+/*
+ * Workers seen now: libqml worker servers connected to the database (their
+ * fetcher sessions) and whoever holds a processing job's lease.
+ */
+QML_API qml_status	qml_workers_get(qml_client *client, qml_worker_info **workers,
+							size_t *count);
+QML_API void		qml_workers_free(qml_worker_info *workers, size_t count);
+
+typedef struct qml_watch qml_watch;
+
+/*
+ * A connection of its own (application_name `appname`, NULL: "qml watch")
+ * that LISTENs on channel qml, for a process that follows the queues live.
+ * Not thread-safe: one thread uses a watch. A lost connection is reported
+ * as QML_ERR_CONNECT once and reopened by the next call.
+ */
+QML_API qml_status	qml_watch_open(qml_client *client, const char *appname,
+						   qml_watch **watch);
+QML_API void		qml_watch_close(qml_watch *watch);
+
+/*
+ * Waits up to timeout_ms for notifications; *notified (may be NULL) gets how
+ * many arrived (0 on timeout).
+ */
+QML_API qml_status	qml_watch_wait(qml_watch *watch, int timeout_ms, int *notified);
+
+/* qml_overview_get and qml_throughput_get over the watch's connection. */
+QML_API qml_status	qml_watch_overview(qml_watch *watch, qml_overview **overview);
+QML_API qml_status	qml_watch_throughput(qml_watch *watch, int minutes,
+								 qml_throughput_bucket **buckets, size_t *count);
+
+/* Statements sent to the server so far by this watch. */
+QML_API uint64_t	qml_watch_statements(const qml_watch *watch);
+
+/* ISO 8601 in UTC with microseconds: "2026-12-06T21:00:00.123456+00:00". */
+QML_API void		qml_time_iso8601(int64_t us, char *buf, size_t size);
+
 /* Frees strings the library handed out. */
 QML_API void		qml_free(void *ptr);
 

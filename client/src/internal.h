@@ -5,7 +5,9 @@
  * Who owns what: error.c the per-thread error, util.c time, buffers and JSON
  * checks, config.c both configurations, pool.c connections (the pool and
  * single connections, statement execution and error mapping), schema.c
- * migrations, jobs.c the job API, registry.c handlers, server.c the
+ * migrations, jobs.c the job API, read.c what monitoring reads (queues,
+ * throughput, workers), watch.c the live connection of a dashboard,
+ * registry.c handlers, server.c the
  * runtime's life cycle and shared state, fetcher.c / worker.c / flusher.c /
  * heartbeat.c one thread kind each.
  */
@@ -36,6 +38,11 @@ int64_t		qml__mono_us(void);
 /* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
 void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
+void		qml__i64_text(char *buf, size_t size, int64_t v);
+/* A column of a result row; SQL NULL as QML_TIME_NULL, null_value or NULL. */
+int64_t		qml__col_i64(const PGresult *r, int row, int col);
+double		qml__col_double(const PGresult *r, int row, int col, double null_value);
+char	   *qml__col_str(const PGresult *r, int row, int col, bool *oom);
 /* Exponential backoff with jitter: 100 ms doubling up to 5 s. */
 int			qml__backoff_ms(int attempt);
 /* Condition variables timed on the monotonic clock. */
@@ -158,6 +165,12 @@ qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 /* Acquire + exec + release, for the one-statement calls of the job API. */
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
 							 const char *const *params, PGresult **res);
+
+/* ---- read.c (also serves watch.c) ---- */
+
+qml_status	qml__overview_on(qml_conn *conn, qml_overview **out);
+qml_status	qml__throughput_on(qml_conn *conn, int minutes,
+							   qml_throughput_bucket **out, size_t *count);
 
 /* ---- registry.c ---- */
 

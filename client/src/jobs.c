@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -55,33 +54,6 @@ US("started_at") ", " US("finished_at") ", locked_by, " US("locked_until") ", "
 "last_error, result::text, unique_key";
 
 /* ---- small helpers ---- */
-
-static void
-i64_text(char *buf, size_t size, int64_t v)
-{
-	snprintf(buf, size, "%" PRId64, v);
-}
-
-static int64_t
-col_i64(const PGresult *r, int row, int col)
-{
-	if (PQgetisnull(r, row, col))
-		return QML_TIME_NULL;
-	return strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-static char *
-col_str(const PGresult *r, int row, int col, bool *oom)
-{
-	char	   *s;
-
-	if (PQgetisnull(r, row, col))
-		return NULL;
-	s = qml__strdup(PQgetvalue(r, row, col));
-	if (s == NULL)
-		*oom = true;
-	return s;
-}
 
 static qml_status
 need_client(qml_client *client)
@@ -141,24 +113,24 @@ job_from_row(const PGresult *r, int row)
 
 	if (j == NULL)
 		return NULL;
-	j->id = col_i64(r, row, 0);
-	j->queue = col_str(r, row, 1, &oom);
-	j->method = col_str(r, row, 2, &oom);
-	j->arguments = col_str(r, row, 3, &oom);
+	j->id = qml__col_i64(r, row, 0);
+	j->queue = qml__col_str(r, row, 1, &oom);
+	j->method = qml__col_str(r, row, 2, &oom);
+	j->arguments = qml__col_str(r, row, 3, &oom);
 	j->priority = atoi(PQgetvalue(r, row, 4));
 	qml_state_parse(PQgetvalue(r, row, 5), &j->state);
 	j->attempts = atoi(PQgetvalue(r, row, 6));
 	j->max_attempts = atoi(PQgetvalue(r, row, 7));
-	j->run_at = col_i64(r, row, 8);
-	j->created_at = col_i64(r, row, 9);
-	j->enqueued_at = col_i64(r, row, 10);
-	j->started_at = col_i64(r, row, 11);
-	j->finished_at = col_i64(r, row, 12);
-	j->locked_by = col_str(r, row, 13, &oom);
-	j->locked_until = col_i64(r, row, 14);
-	j->last_error = col_str(r, row, 15, &oom);
-	j->result = col_str(r, row, 16, &oom);
-	j->unique_key = col_str(r, row, 17, &oom);
+	j->run_at = qml__col_i64(r, row, 8);
+	j->created_at = qml__col_i64(r, row, 9);
+	j->enqueued_at = qml__col_i64(r, row, 10);
+	j->started_at = qml__col_i64(r, row, 11);
+	j->finished_at = qml__col_i64(r, row, 12);
+	j->locked_by = qml__col_str(r, row, 13, &oom);
+	j->locked_until = qml__col_i64(r, row, 14);
+	j->last_error = qml__col_str(r, row, 15, &oom);
+	j->result = qml__col_str(r, row, 16, &oom);
+	j->unique_key = qml__col_str(r, row, 17, &oom);
 	if (oom)
 	{
 		qml_job_free(j);
@@ -210,12 +182,12 @@ qml_enqueue(qml_client *client, const char *method, const char *arguments,
 		p[3] = prio;
 		if (o->run_at != 0)
 		{
-			i64_text(run_at, sizeof(run_at), o->run_at);
+			qml__i64_text(run_at, sizeof(run_at), o->run_at);
 			p[4] = run_at;
 		}
 		if (o->delay_ms > 0)
 		{
-			i64_text(delay, sizeof(delay), o->delay_ms);
+			qml__i64_text(delay, sizeof(delay), o->delay_ms);
 			p[5] = delay;
 		}
 		if (o->max_attempts > 0)
@@ -226,19 +198,19 @@ qml_enqueue(qml_client *client, const char *method, const char *arguments,
 		p[7] = o->unique_key;
 		if (o->backoff_base_ms > 0)
 		{
-			i64_text(base, sizeof(base), o->backoff_base_ms);
+			qml__i64_text(base, sizeof(base), o->backoff_base_ms);
 			p[8] = base;
 		}
 		if (o->backoff_cap_ms > 0)
 		{
-			i64_text(cap, sizeof(cap), o->backoff_cap_ms);
+			qml__i64_text(cap, sizeof(cap), o->backoff_cap_ms);
 			p[9] = cap;
 		}
 	}
 	if ((st = qml__client_exec(client, enqueue_sql, 10, p, &r)) != QML_OK)
 		return st;
 	if (id)
-		*id = col_i64(r, 0, 0);
+		*id = qml__col_i64(r, 0, 0);
 	PQclear(r);
 	return QML_OK;
 }
@@ -286,24 +258,6 @@ json_kv_str(qml_buf *b, const char *key, const char *value)
 		qml__buf_printf(b, ",\"%s\":%s", key, text);
 	free(text);
 	json_decref(s);
-}
-
-static void
-iso_time(char *buf, size_t size, int64_t us)
-{
-	time_t		sec = (time_t) (us / 1000000);
-	long		frac = (long) (us % 1000000);
-	struct tm	tm;
-
-	if (frac < 0)
-	{
-		frac += 1000000;
-		sec -= 1;
-	}
-	gmtime_r(&sec, &tm);
-	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, frac);
 }
 
 static const char batch_sql[] = "SELECT * FROM qml.enqueue_batch($1::jsonb)";
@@ -370,7 +324,7 @@ qml_enqueue_batch(qml_client *client, const qml_job_spec *jobs, size_t count,
 		{
 			char		t[64];
 
-			iso_time(t, sizeof(t), o->run_at);
+			qml_time_iso8601(o->run_at, t, sizeof(t));
 			qml__buf_printf(&b, ",\"run_at\":\"%s\"", t);
 		}
 		if (o->delay_ms > 0)
@@ -410,7 +364,7 @@ qml_enqueue_batch(qml_client *client, const qml_job_spec *jobs, size_t count,
 						  "qml.enqueue_batch returned %d ids for %zu jobs", n, count);
 	}
 	for (size_t i = 0; ids && i < count; i++)
-		ids[i] = col_i64(r, (int) i, 0);
+		ids[i] = qml__col_i64(r, (int) i, 0);
 	PQclear(r);
 	return QML_OK;
 }
@@ -431,7 +385,7 @@ qml_job_get(qml_client *client, int64_t id, qml_job **job)
 	if (job == NULL)
 		return qml__error(QML_ERR_INVALID, "job must not be NULL");
 	*job = NULL;
-	i64_text(idt, sizeof(idt), id);
+	qml__i64_text(idt, sizeof(idt), id);
 	snprintf(sql, sizeof(sql), "SELECT %s FROM qml.jobs WHERE id = $1::int8", job_columns);
 	if ((st = qml__client_exec(client, sql, 1, p, &r)) != QML_OK)
 		return st;
@@ -485,7 +439,7 @@ qml_job_list_get(qml_client *client, const qml_job_filter *filter,
 	p[0] = f.state == -1 ? NULL : qml_state_name((qml_job_state) f.state);
 	p[1] = f.queue;
 	p[2] = f.method;
-	i64_text(before, sizeof(before), f.before_id);
+	qml__i64_text(before, sizeof(before), f.before_id);
 	p[3] = f.before_id > 0 ? before : NULL;
 	snprintf(limit, sizeof(limit), "%d", f.limit ? f.limit : 100);
 	p[4] = limit;
@@ -550,7 +504,7 @@ qml_job_events(qml_client *client, int64_t id, qml_job_event **events,
 		return qml__error(QML_ERR_INVALID, "events and count must not be NULL");
 	*events = NULL;
 	*count = 0;
-	i64_text(idt, sizeof(idt), id);
+	qml__i64_text(idt, sizeof(idt), id);
 	st = qml__client_exec(client,
 						  "SELECT " US("at") ", from_state::text, to_state::text, worker, error"
 						  "  FROM qml.job_events WHERE job_id = $1::int8 ORDER BY at, id",
@@ -567,11 +521,11 @@ qml_job_events(qml_client *client, int64_t id, qml_job_event **events,
 	{
 		qml_job_state s;
 
-		ev[i].at = col_i64(r, i, 0);
+		ev[i].at = qml__col_i64(r, i, 0);
 		ev[i].from_state = (!PQgetisnull(r, i, 1) && qml_state_parse(PQgetvalue(r, i, 1), &s)) ? (int) s : -1;
 		qml_state_parse(PQgetvalue(r, i, 2), &ev[i].to_state);
-		ev[i].worker = col_str(r, i, 3, &oom);
-		ev[i].error = col_str(r, i, 4, &oom);
+		ev[i].worker = qml__col_str(r, i, 3, &oom);
+		ev[i].error = qml__col_str(r, i, 4, &oom);
 	}
 	PQclear(r);
 	if (oom)
@@ -598,7 +552,7 @@ job_bool_call(qml_client *client, const char *sql, int64_t id, bool *done)
 		*done = false;
 	if ((st = need_client(client)) != QML_OK)
 		return st;
-	i64_text(idt, sizeof(idt), id);
+	qml__i64_text(idt, sizeof(idt), id);
 	if ((st = qml__client_exec(client, sql, 1, p, &r)) != QML_OK)
 		return st;
 	if (done)
@@ -661,10 +615,10 @@ qml_stats(qml_client *client, const char *queue, qml_queue_stats **stats,
 	}
 	for (int i = 0; i < n; i++)
 	{
-		s[i].queue = col_str(r, i, 0, &oom);
+		s[i].queue = qml__col_str(r, i, 0, &oom);
 		s[i].paused = strcmp(PQgetvalue(r, i, 1), "t") == 0;
 		for (int k = 0; k < QML_STATE_COUNT; k++)
-			s[i].counts[k] = col_i64(r, i, 2 + k);
+			s[i].counts[k] = qml__col_i64(r, i, 2 + k);
 	}
 	PQclear(r);
 	if (oom)
@@ -821,6 +775,26 @@ qml_recurring_list(qml_client *client, char **json)
 	*json = qml__strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return *json ? QML_OK : qml__nomem();
+}
+
+qml_status
+qml_recurring_run(qml_client *client, const char *name, int64_t *id)
+{
+	const char *p[1] = {name};
+	PGresult   *r;
+	qml_status	st;
+
+	if ((st = need_client(client)) != QML_OK)
+		return st;
+	if (name == NULL || !*name)
+		return qml__error(QML_ERR_INVALID, "name must be a non-empty string");
+	if ((st = recurring_supported(client, "run_recurring")) != QML_OK ||
+		(st = qml__client_exec(client, "SELECT qml.run_recurring($1)", 1, p, &r)) != QML_OK)
+		return st;
+	if (id)
+		*id = qml__col_i64(r, 0, 0);
+	PQclear(r);
+	return QML_OK;
 }
 
 /* ---- maintenance ---- */

@@ -1,9 +1,10 @@
 /*
  * util.c
- *	  Small helpers: clocks, sleeping, growing buffers, PostgreSQL array
- *	  literals, and JSON checks (jansson).
+ *	  Small helpers: clocks, sleeping, times as text, result columns,
+ *	  growing buffers, PostgreSQL array literals, and JSON checks (jansson).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,61 @@ qml__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline)
 	ts.tv_sec = deadline / 1000000;
 	ts.tv_nsec = (long) (deadline % 1000000) * 1000;
 	return pthread_cond_timedwait(cv, mu, &ts) == 0;
+}
+
+void
+qml_time_iso8601(int64_t us, char *buf, size_t size)
+{
+	time_t		sec = (time_t) (us / 1000000);
+	long		frac = (long) (us % 1000000);
+	struct tm	tm;
+
+	if (frac < 0)
+	{
+		frac += 1000000;
+		sec -= 1;
+	}
+	gmtime_r(&sec, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, frac);
+}
+
+/* ---- result columns and parameters ---- */
+
+void
+qml__i64_text(char *buf, size_t size, int64_t v)
+{
+	snprintf(buf, size, "%" PRId64, v);
+}
+
+int64_t
+qml__col_i64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return QML_TIME_NULL;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+double
+qml__col_double(const PGresult *r, int row, int col, double null_value)
+{
+	if (PQgetisnull(r, row, col))
+		return null_value;
+	return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+char *
+qml__col_str(const PGresult *r, int row, int col, bool *oom)
+{
+	char	   *s;
+
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	s = qml__strdup(PQgetvalue(r, row, col));
+	if (s == NULL)
+		*oom = true;
+	return s;
 }
 
 char *

@@ -1,0 +1,52 @@
+/*
+ * cmd_dashboard.c
+ *	  qml dashboard: its options; the server is client/dashboard/.
+ */
+#include <stdlib.h>
+
+#include "cli.h"
+#include "../dashboard/dashboard.h"
+
+enum
+{
+	OPT_LISTEN = 6000, OPT_TOKEN, OPT_DATABASE, OPT_INTERVAL
+};
+
+int
+cmd_dashboard(cli *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"token", required_argument, NULL, OPT_TOKEN},
+		{"database", required_argument, NULL, OPT_DATABASE},
+		{"interval", required_argument, NULL, OPT_INTERVAL},
+		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
+	};
+	dash_options o = {"127.0.0.1:8080", getenv("QML_DASHBOARD_TOKEN"), NULL, 250};
+	long		interval;
+	int			c;
+
+	while ((c = cli_getopt(g, "dashboard", argc, argv, opts)) != -1)
+	{
+		if (c == CLI_HELP)
+			return cli_help("dashboard");
+		if (c == CLI_BAD)
+			return EXIT_USAGE;
+		if (c == OPT_LISTEN)
+			o.listen = optarg;
+		else if (c == OPT_TOKEN)
+			o.token = optarg;
+		else if (c == OPT_DATABASE)
+			g->database_url = optarg;
+		else if (c == OPT_INTERVAL)
+		{
+			if (!cli_parse_int(optarg, 250, 60000, &interval))
+				return cli_usage_error(g, "dashboard", "--interval must be between 250 and 60000 (ms)");
+			o.interval_ms = (int) interval;
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error(g, "dashboard", "unexpected argument \"%s\"", argv[optind]);
+	o.database_url = g->database_url;
+	return dashboard_run(&o);
+}
