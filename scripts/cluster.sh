@@ -6,6 +6,7 @@
 #   scripts/cluster.sh up   [extra postgresql.conf lines]   (re)creates and starts it
 #   scripts/cluster.sh down                                 stops it and removes it
 #   scripts/cluster.sh restart [fast|immediate]
+#   scripts/cluster.sh stop | start                         keeps its data (outage tests)
 #
 # Settings come from the environment: QML_PGDIR (default /tmp/qml-pg-$QML_PGPORT),
 # QML_PGPORT (default 5499). Source scripts/env.sh to point psql at it.
@@ -60,5 +61,7 @@ case "${1:-}" in
 	up) shift; up "${1:-}" ;;
 	down) down ;;
 	restart) shift; restart "${1:-fast}" ;;
-	*) echo "usage: $0 up [conf] | down | restart [fast|immediate]" >&2; exit 2 ;;
+	stop) run_as_owner "'$PGBIN/pg_ctl' -D '$QML_PGDIR/data' -m fast -w -t 60 stop" >/dev/null ;;
+	start) run_as_owner "'$PGBIN/pg_ctl' -D '$QML_PGDIR/data' -l '$QML_PGDIR/log' -w -t 60 start" >/dev/null ;;
+	*) echo "usage: $0 up [conf] | down | restart [fast|immediate] | stop | start" >&2; exit 2 ;;
 esac

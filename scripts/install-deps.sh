@@ -7,6 +7,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libpq-dev libjansson-dev
+	libcivetweb-dev libjs-chart.js
 	clang llvm libclang-rt-14-dev
 	valgrind procps
 	nodejs chromium

@@ -18,6 +18,9 @@ suite sched_restart test/scheduler/restart.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,
+# tokens, one live connection for any number of pages, a database outage
+suite dashboard_api test/dashboard/api.sh
 # the dashboard's page in Debian's chromium (playwright-core): live counts
 # over the WebSocket, retry, pause, markup as text, banner and recovery
 suite browser test/browser/run.sh

@@ -54,6 +54,7 @@ typedef struct dash
 	json_t	   *stats;			/* data of the last "stats" message */
 	int64_t		stats_mono;		/* when it was read, monotonic µs */
 	json_t	   *throughput;		/* data of the last "throughput" message */
+	int64_t		throughput_mono;
 	pthread_t	live_thread;
 	bool		live_started;
 } dash;

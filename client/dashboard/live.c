@@ -7,8 +7,9 @@
  *	  open page. However many pages are open, the database sees this one
  *	  session and the same statements.
  *
- * Cadence: every interval_ms (250 by default, never faster) while the
- * numbers move; after 5 s without a change it reads once a second, and a
+ * Cadence: the stats every interval_ms (250 by default, never faster)
+ * while the numbers move, the throughput once a second at most while jobs
+ * finish; after 5 s without a change it reads once a second, and a
  * notification on qml (a job became enqueued) brings it back at once.
  *
  * The database may go away: the poller says so to the pages ("db" up
@@ -47,18 +48,21 @@ store(dash *d, json_t **slot, json_t *data)
 	*slot = json_incref(data);
 	if (slot == &d->stats)
 		d->stats_mono = mono_us();
+	else
+		d->throughput_mono = mono_us();
 	pthread_mutex_unlock(&d->live_mu);
 	return changed;
 }
 
 static json_t *
-fetch(dash *d, json_t **slot, bool need_fresh)
+fetch(dash *d, json_t **slot)
 {
 	json_t	   *v = NULL;
+	int64_t		at;
 
 	pthread_mutex_lock(&d->live_mu);
-	if (*slot && atomic_load(&d->db_up) &&
-		(!need_fresh || mono_us() - d->stats_mono < FRESH_US))
+	at = slot == &d->stats ? d->stats_mono : d->throughput_mono;
+	if (*slot && atomic_load(&d->db_up) && mono_us() - at < FRESH_US)
 		v = json_incref(*slot);
 	pthread_mutex_unlock(&d->live_mu);
 	return v;
@@ -67,13 +71,13 @@ fetch(dash *d, json_t **slot, bool need_fresh)
 json_t *
 live_stats(dash *d)
 {
-	return fetch(d, &d->stats, true);
+	return fetch(d, &d->stats);
 }
 
 json_t *
 live_throughput(dash *d)
 {
-	return fetch(d, &d->throughput, false);
+	return fetch(d, &d->throughput);
 }
 
 static void
@@ -89,10 +93,11 @@ set_up(dash *d, bool up)
 
 /*
  * Reads and pushes the stats; true when they changed. *st: how the read
- * went (an error other than a lost connection leaves the database up).
+ * went (an error other than a lost connection leaves the database up);
+ * *finished: jobs succeeded and failed, which the chart counts.
  */
 static bool
-poll_stats(dash *d, qml_watch *w, qml_status *st)
+poll_stats(dash *d, qml_watch *w, qml_status *st, int64_t *finished)
 {
 	qml_overview *o;
 	json_t	   *s,
@@ -105,6 +110,9 @@ poll_stats(dash *d, qml_watch *w, qml_status *st)
 		return false;
 	}
 	s = render_stats(o);
+	*finished = 0;
+	for (size_t i = 0; i < o->count; i++)
+		*finished += o->queues[i].counts[QML_STATE_SUCCEEDED] + o->queues[i].counts[QML_STATE_FAILED];
 	qml_overview_free(o);
 	/* "at" moves every time: compare the rest */
 	cmp = json_deep_copy(s);
@@ -179,7 +187,8 @@ live_main(void *arg)
 	qml_watch  *w = connect_all(d);
 	int			fast = d->opts->interval_ms;
 	int64_t		last_change = mono_us(),
-				last_tp = 0;
+				last_tp = 0,
+				last_finished = -1;
 	uint64_t	counted = 0;
 
 	while (w && !atomic_load(&d->stop))
@@ -190,15 +199,17 @@ live_main(void *arg)
 					ok;
 		int			notified = 0,
 					wait_ms;
+		int64_t		finished = 0;
 
-		if (poll_stats(d, w, &st))
+		if (poll_stats(d, w, &st, &finished))
 			last_change = t0;
-		/* the chart every 10 s, and within a second of a change */
+		/* the chart every 10 s, and within a second of jobs finishing */
 		if (st == QML_OK && (t0 - last_tp >= THROUGHPUT_EVERY_US ||
-							 (last_change == t0 && t0 - last_tp >= 1000000)))
+							 (finished != last_finished && t0 - last_tp >= 1000000)))
 		{
 			st = poll_throughput(d, w);
 			last_tp = t0;
+			last_finished = finished;
 		}
 		ok = st == QML_OK;
 		set_up(d, st != QML_ERR_CONNECT);

@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""test/dashboard/api_test.py: `qml dashboard` end to end (run by api.sh).
+
+Starts dashboards on the test cluster's database qml_dashboard_test (one
+with a token as the superuser, one read-only as a role with worker rights
+and SELECT on qml's tables) and checks every route, paging across 10,000
+jobs, filters, bad ids, unknown routes, tokens, SQL injection in every
+parameter, size limits, the WebSocket (handshake, first message, a push),
+that 10 pages cost the database what 1 does, and the database stopping
+and starting under the dashboard. Prints ok/FAIL per check; exits 1 when
+one failed. Only the standard library: the WebSocket is a raw socket.
+"""
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+QML = os.path.join(ROOT, "client", "qml")
+DB = "qml_dashboard_test"
+PGPORT = int(os.environ.get("PGPORT", "5499"))
+PORT = 13000 + PGPORT           # the dashboard with a token
+RO_PORT = PORT + 1              # the read-only one
+TOKEN = "s3cret-token"
+passed = failed = 0
+procs = []
+
+
+def ok(name):
+    global passed
+    passed += 1
+    print("ok   " + name, flush=True)
+
+
+def bad(name, why=""):
+    global failed
+    failed += 1
+    print("FAIL " + name + (": " + str(why)[:300] if why else ""), flush=True)
+
+
+def check(cond, name, why=""):
+    (ok if cond else bad)(name, *([] if cond else [why]))
+    return cond
+
+
+def sql(query, db=DB):
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", query],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("psql: " + r.stderr)
+    return r.stdout.strip()
+
+
+def request(port, path, method="GET", headers=None, body=None, timeout=10):
+    """(status, headers, parsed JSON or text) of one request; status 0 when nothing answered."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body,
+                                 method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, hdrs, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, raw = e.code, e.headers, e.read()
+    except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
+        return 0, {}, str(e)
+    try:
+        return status, hdrs, json.loads(raw)
+    except ValueError:
+        return status, hdrs, raw.decode("utf-8", "replace")
+
+
+def get(path, port=PORT):
+    return request(port, path)
+
+
+def post(path, token=TOKEN, port=PORT, body=None):
+    headers = {"Authorization": "Bearer " + token} if token is not None else {}
+    return request(port, path, "POST", headers, body)
+
+
+def is_error(body):
+    return isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]
+
+
+def start_dashboard(port, url, token=None):
+    args = [QML, "dashboard", "--listen", "127.0.0.1:%d" % port, "--database", url]
+    if token:
+        args += ["--token", token]
+    log = open("/tmp/qml-dashboard-test-%d.log" % port, "w")
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PGDATABASE": DB})
+    procs.append(p)
+    for _ in range(100):
+        if get("/healthz", port)[0] == 200:
+            return p
+        time.sleep(0.1)
+    return p
+
+
+def metric(name, port=PORT):
+    _, _, text = get("/metrics", port)
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text if isinstance(text, str) else "", re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_for(fn, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+# ---- a minimal WebSocket client (RFC 6455): handshake, read text frames ----
+
+class WS:
+    def __init__(self, port, path="/ws"):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        self.status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def message(self, timeout=5):
+        """The next text message as JSON, None on timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                b0, b1 = self._need(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(self._need(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(self._need(8), "big")
+                payload = self._need(n)
+                if b0 & 0x0F == 1:
+                    return json.loads(payload)
+        except (socket.timeout, ConnectionError):
+            return None
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------
+
+def test_basics():
+    print("# routes, shapes, headers")
+    s, h, b = get("/healthz")
+    check(s == 200 and b == {"ok": True, "database": "up"}, "GET /healthz: 200 up", b)
+    check(h.get("X-Content-Type-Options") == "nosniff" and h.get("Referrer-Policy") == "no-referrer",
+          "JSON responses carry nosniff and no-referrer", dict(h))
+    s, _, b = get("/api/stats")
+    check(s == 200 and set(b.get("totals", {})) == {"scheduled", "enqueued", "processing", "succeeded",
+                                                     "failed", "awaiting_retry", "deleted"}
+          and isinstance(b.get("queues"), list) and "lag_seconds" in b.get("scheduler", {})
+          and isinstance(b.get("at"), str), "GET /api/stats: totals, queues, scheduler, at", b)
+    s, _, b = get("/api/queues")
+    keys = {"queue", "enqueued", "processing", "scheduled", "awaiting_retry", "failed", "succeeded",
+            "deleted", "paused", "oldest_waiting_seconds", "jobs_per_second"}
+    check(s == 200 and b["queues"] and all(set(q) == keys for q in b["queues"]),
+          "GET /api/queues: every queue with its fields", b)
+    q = {x["queue"]: x for x in b["queues"]}.get("page", {})
+    check(q.get("enqueued") == 10000 and q.get("oldest_waiting_seconds") is not None,
+          "queue page: 10000 enqueued, an oldest waiting age", q)
+    # the scheduler rolls the counts up within a second or so
+    wait_for(lambda: sum(x["failed"] for x in get("/api/throughput?minutes=60")[2]["buckets"]) >= 1, 5)
+    s, _, b = get("/api/throughput?minutes=60")
+    check(s == 200 and len(b["buckets"]) == 60 and b["buckets"][0]["at"] < b["buckets"][-1]["at"]
+          and sum(x["failed"] for x in b["buckets"]) >= 1,
+          "GET /api/throughput: 60 buckets oldest first, the failed job counted", b)
+    s, _, b = get("/api/throughput?minutes=5")
+    check(s == 200 and len(b["buckets"]) == 5, "GET /api/throughput?minutes=5: 5 buckets", b)
+    s, _, b = get("/api/recurring")
+    r = [x for x in b.get("recurring", []) if x["name"] == "nightly"]
+    check(s == 200 and r and r[0]["cron"] == "0 3 * * *" and r[0]["next_run"] and "last_run" in r[0],
+          "GET /api/recurring: name, cron, next_run, last_run", b)
+    s, _, b = get("/api/running")
+    run = [j for j in b.get("jobs", []) if j["id"] == RUNNING]
+    check(s == 200 and run and run[0]["locked_by"] == "w-test" and run[0]["elapsed_seconds"] >= 0,
+          "GET /api/running: the claimed job, its worker and elapsed time", b)
+    s, _, b = get("/api/workers")
+    w = [x for x in b.get("workers", []) if x["worker"] == "w-test"]
+    check(s == 200 and w and w[0]["jobs"] == 1 and w[0]["last_seen"], "GET /api/workers: the lease holder", b)
+    s, h, text = get("/metrics")
+    need = ["qml_jobs{queue=\"page\",state=\"enqueued\"} 10000", "qml_jobs_succeeded_total{",
+            "qml_jobs_failed_total{", "qml_queue_oldest_waiting_seconds{", "qml_queue_paused{",
+            "qml_scheduler_lag_seconds ", "qml_dashboard_database_up 1", "qml_dashboard_websocket_clients ",
+            "qml_dashboard_queries_total "]
+    check(s == 200 and all(n in text for n in need), "GET /metrics: every metric",
+          [n for n in need if n not in str(text)])
+    s, h, text = get("/")
+    check(s == 200 and "<html" in text.lower() and h.get("Content-Type", "").startswith("text/html"),
+          "GET /: the page", text[:100])
+    csp = h.get("Content-Security-Policy", "")
+    check("script-src 'self'" in csp and "default-src 'self'" in csp and "frame-ancestors 'none'" in csp,
+          "the page carries the Content-Security-Policy", csp)
+    check(not re.search(r'(src|href)="?https?://', text, re.I), "the page loads nothing from outside")
+    s, h, text = get("/assets/chart.js")
+    check(s == 200 and "javascript" in h.get("Content-Type", "") and len(text) > 10000,
+          "GET /assets/chart.js: Debian's Chart.js, embedded", (s, h.get("Content-Type")))
+
+
+def test_paging():
+    print("# paging across 10,000 jobs")
+    want = [int(x) for x in sql("SELECT id FROM qml.jobs WHERE queue = 'page' ORDER BY id DESC").split()]
+    for limit in (500, 137):
+        seen, cursor, pages = [], None, 0
+        while pages < 200:
+            path = "/api/jobs?queue=page&limit=%d" % limit + ("&after=" + cursor if cursor else "")
+            s, _, b = get(path)
+            if s != 200:
+                bad("page %d (limit %d)" % (pages, limit), b)
+                break
+            seen += [j["id"] for j in b["jobs"]]
+            pages += 1
+            cursor = b["next"]
+            if cursor is None:
+                break
+        check(seen == want, "limit %d: %d pages, every job once, newest first, no gaps" % (limit, pages),
+              "got %d ids, %d distinct" % (len(seen), len(set(seen))))
+    s, _, b = get("/api/jobs")
+    check(s == 200 and len(b["jobs"]) == 50 and b["next"], "default limit 50, with a next cursor", len(b.get("jobs", [])))
+
+
+def test_filters():
+    print("# filters")
+    s, _, b = get("/api/jobs?state=failed&limit=10")
+    check(s == 200 and XSS in [j["id"] for j in b["jobs"]] and all(j["state"] == "failed" for j in b["jobs"]),
+          "state=failed: only failed jobs, the failed one listed", b)
+    s, _, b = get("/api/jobs?method=mail.send")
+    check(s == 200 and len(b["jobs"]) == 3 and all(j["method"] == "mail.send" for j in b["jobs"]),
+          "method=mail.send: its 3 jobs", b)
+    s, _, b = get("/api/jobs?queue=mail&method=mail.send&state=enqueued")
+    check(s == 200 and len(b["jobs"]) == 3, "queue, method and state together", b)
+    s, _, b = get("/api/jobs?id=%d" % XSS)
+    check(s == 200 and [j["id"] for j in b["jobs"]] == [XSS] and b["next"] is None, "id=N: that job", b)
+    s, _, b = get("/api/jobs?id=%d&state=enqueued" % XSS)
+    check(s == 200 and b["jobs"] == [], "id=N with another state: none", b)
+    s, _, b = get("/api/jobs?queue=nosuchqueue")
+    check(s == 200 and b == {"jobs": [], "next": None}, "an unknown queue: an empty list", b)
+    for q, why in [("state=running", "unknown state"), ("limit=0", "limit 0"), ("limit=501", "limit 501"),
+                   ("limit=abc", "limit abc"), ("after=abc", "cursor abc"), ("after=-5", "cursor -5"),
+                   ("id=1.5", "id 1.5"), ("minutes=0", None)]:
+        if why is None:
+            s, _, b = get("/api/throughput?" + q)
+            why = "throughput minutes=0"
+        else:
+            s, _, b = get("/api/jobs?" + q)
+        check(s == 400 and is_error(b), "%s: 400 with an error" % why, (s, b))
+
+
+def test_job():
+    print("# one job")
+    s, _, b = get("/api/jobs/%d" % XSS)
+    j = b.get("job", {}) if isinstance(b, dict) else {}
+    check(s == 200 and j.get("arguments") == ["<script>alert(1)</script>"] and j.get("last_error") == "broken"
+          and [e["to_state"] for e in b["events"]] == ["enqueued", "processing", "failed"],
+          "GET /api/jobs/{id}: arguments as JSON, error, history", b)
+    check(set(j) >= {"id", "queue", "method", "arguments", "priority", "state", "attempts", "max_attempts",
+                     "run_at", "created_at", "enqueued_at", "started_at", "finished_at", "locked_by",
+                     "locked_until", "last_error", "result", "unique_key"}, "the job object has every field", j)
+    for bad_id in ("abc", "0", "-1", "1x", "99999999999999999999", "%27%20OR%201=1"):
+        s, _, b = get("/api/jobs/" + bad_id)
+        check(s == 400 and is_error(b), "GET /api/jobs/%s: 400" % bad_id, (s, b))
+    s, _, b = get("/api/jobs/987654321")
+    check(s == 404 and is_error(b), "an unknown job: 404 with an error", (s, b))
+    for path in ("/api/nope", "/nope", "/api/jobs/1/nope", "/assets/nope.js", "/api"):
+        s, _, b = get(path)
+        check(s == 404 and is_error(b), "GET %s: 404 with a JSON body" % path, (s, b))
+    s, _, b = request(PORT, "/api/stats", "POST", {"Authorization": "Bearer " + TOKEN})
+    check(s == 405 and is_error(b), "POST /api/stats: 405", (s, b))
+    s, _, b = get("/api/jobs/%d/retry" % XSS)
+    check(s == 405 and is_error(b), "GET on a write route: 405", (s, b))
+
+
+def test_actions():
+    print("# actions and tokens")
+    s, _, b = post("/api/jobs/%d/retry" % XSS, token=None)
+    check(s == 401 and is_error(b), "retry without a token: 401", (s, b))
+    for wrong in ("wrong", TOKEN[:-1], TOKEN + "x", ""):
+        s, _, b = post("/api/jobs/%d/retry" % XSS, token=wrong)
+        check(s == 403 and is_error(b), "retry with token %r: 403" % wrong, (s, b))
+    s, _, b = request(PORT, "/api/jobs/%d/retry" % XSS, "POST", {"Authorization": "Basic " + TOKEN})
+    check(s == 401, "another scheme: 401", (s, b))
+    check(sql("SELECT state FROM qml.jobs WHERE id = %d" % XSS) == "failed", "refused retries changed nothing")
+    s, _, b = post("/api/jobs/%d/retry" % XSS)
+    check(s == 200 and b == {"ok": True, "id": XSS} and sql("SELECT state FROM qml.jobs WHERE id = %d" % XSS) == "enqueued",
+          "retry with the token: 200, enqueued again", b)
+    s, _, b = post("/api/jobs/%d/retry" % XSS)
+    check(s == 409 and is_error(b), "retry of a live job: 409", (s, b))
+    s, _, b = post("/api/jobs/%d/delete" % XSS)
+    check(s == 200 and sql("SELECT state FROM qml.jobs WHERE id = %d" % XSS) == "deleted", "delete: 200, deleted", b)
+    s, _, b = post("/api/jobs/%d/delete" % XSS)
+    check(s == 409 and is_error(b), "delete of a finished job: 409", (s, b))
+    s, _, b = post("/api/jobs/987654321/retry")
+    check(s == 404 and is_error(b), "retry of an unknown job: 404", (s, b))
+    s, _, b = post("/api/jobs/abc/delete")
+    check(s == 400 and is_error(b), "delete of a bad id: 400", (s, b))
+    s, _, b = post("/api/queues/mail/pause")
+    check(s == 200 and b == {"ok": True, "queue": "mail"}
+          and sql("SELECT paused FROM qml.queues WHERE name = 'mail'") == "t", "pause: 200, paused", b)
+    check(wait_for(lambda: any(q["queue"] == "mail" and q["paused"] for q in get("/api/queues")[2]["queues"]), 3),
+          "the queue shows paused")
+    s, _, b = post("/api/queues/mail/resume")
+    check(s == 200 and sql("SELECT paused FROM qml.queues WHERE name = 'mail'") == "f", "resume: 200, resumed", b)
+    s, _, b = post("/api/queues/" + "q" * 200 + "/pause")
+    check(s == 400 and is_error(b), "pause of a too long queue name: 400", (s, b))
+    before = int(sql("SELECT count(*) FROM qml.jobs WHERE method = 'report.nightly'"))
+    s, _, b = post("/api/recurring/nightly/run")
+    check(s == 200 and b.get("ok") and sql("SELECT method FROM qml.jobs WHERE id = %s" % b.get("id", 0)) == "report.nightly"
+          and int(sql("SELECT count(*) FROM qml.jobs WHERE method = 'report.nightly'")) == before + 1,
+          "run a recurring job now: 200, one job", b)
+    s, _, b = post("/api/recurring/nosuch/run")
+    check(s == 404 and is_error(b), "run an unknown recurring job: 404", (s, b))
+    s, _, b = post("/api/jobs/%d/retry" % XSS, body=b"{not json")
+    check(s == 400 and is_error(b), "a body that is not JSON: 400", (s, b))
+    s, _, b = post("/api/jobs/%d/retry" % XSS, body=b"x" * (70 * 1024))
+    check(s == 413 and is_error(b), "a 70 KiB body: 413", (s, b))
+    s, _, b = get("/api/jobs?queue=" + "a" * (10 * 1024))
+    check(s in (400, 413, 414) and is_error(b), "a 10 KiB URL: %d with an error" % s, (s, b))
+    # a lying Content-Length does not make it read more than the limit
+    sock = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    sock.sendall(b"POST /api/queues/mail/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+                 + b"\r\nContent-Length: 100000000\r\n\r\n" + b"[" * 1000)
+    reply = sock.recv(4096)
+    sock.close()
+    check(reply.startswith(b"HTTP/1.1 413"), "a huge Content-Length: 413 at once", reply[:40])
+    check(get("/healthz")[0] == 200, "the server still answers")
+
+
+def test_read_only():
+    print("# read-only, as a role with worker rights and SELECT on qml's tables")
+    sql("DROP ROLE IF EXISTS qml_dash_ro; CREATE ROLE qml_dash_ro LOGIN; SELECT qml.grant_worker('qml_dash_ro');"
+        " GRANT SELECT ON ALL TABLES IN SCHEMA qml TO qml_dash_ro")
+    start_dashboard(RO_PORT, "postgresql://qml_dash_ro@127.0.0.1:%d/%s" % (PGPORT, DB))
+    for path in ("/api/stats", "/api/queues", "/api/jobs?limit=5", "/api/jobs/%d" % XSS, "/api/running",
+                 "/api/recurring", "/api/throughput", "/api/workers", "/metrics", "/healthz"):
+        s, _, b = get(path, RO_PORT)
+        check(s == 200, "read-only role: GET %s 200" % path, (s, b))
+    s, _, b = post("/api/queues/mail/pause", port=RO_PORT)
+    check(s == 403 and b.get("error") == "read-only: start qml dashboard with --token", "without a token: writes 403", b)
+
+
+INJECTIONS = ["x' OR '1'='1", "x'; DROP TABLE qml.jobs; --", "1; DELETE FROM qml.jobs", "\\' OR 1=1 --",
+              "$$; TRUNCATE qml.jobs; $$", "'||(SELECT pg_sleep(0))||'"]
+
+
+def test_injection():
+    print("# SQL injection in every parameter")
+    snapshot = "SELECT count(*), sum(hashtext(state::text || queue || method)) FROM qml.jobs"
+    tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'qml'"
+    before, before_tables = sql(snapshot), sql(tables)
+    statuses = set()
+    for inj in INJECTIONS:
+        e = urllib.parse.quote(inj, safe="")
+        for path in ("/api/jobs?state=" + e, "/api/jobs?queue=" + e, "/api/jobs?method=" + e,
+                     "/api/jobs?id=" + e, "/api/jobs?limit=" + e, "/api/jobs?after=" + e,
+                     "/api/throughput?minutes=" + e, "/api/jobs/" + e, "/api/jobs?queue=" + e + "&method=" + e):
+            s, _, b = get(path)
+            statuses.add(s)
+            if s not in (200, 400, 404):
+                bad("injection " + path, (s, b))
+        for path in ("/api/jobs/" + e + "/retry", "/api/recurring/" + e + "/run"):
+            s, _, b = post(path)
+            statuses.add(s)
+            if s not in (400, 404):
+                bad("injection POST " + path, (s, b))
+    check(sql(snapshot) == before and sql(tables) == before_tables,
+          "reads and writes with injection attempts changed no job and no table (answers %s)" % sorted(statuses))
+    s, _, b = get("/api/jobs?queue=" + urllib.parse.quote("x' OR '1'='1"))
+    check(s == 200 and b["jobs"] == [], "a quote in queue is a queue name, matching nothing", b)
+    # a queue name is data: pausing "x'; DROP ..." pauses a queue of that name
+    inj = INJECTIONS[1]
+    s, _, b = post("/api/queues/" + urllib.parse.quote(inj, safe="") + "/pause")
+    check(s == 200 and b.get("queue") == inj and sql("SELECT paused FROM qml.queues WHERE name = $q$%s$q$" % inj) == "t"
+          and sql(tables) == before_tables, "pause of a queue named like an injection: that queue, nothing else", b)
+    sql("DELETE FROM qml.queues WHERE name = $q$%s$q$" % inj)
+    s, _, b = get("/api/jobs?queue=x%27%3B%20DROP%20TABLE%20qml.jobs%3B--")
+    check(int(sql("SELECT count(*) FROM qml.jobs")) >= 1, "the outside check's attempt is harmless (%d)" % s)
+
+
+def test_websocket():
+    print("# WebSocket")
+    ws = WS(PORT)
+    check(ws.status == 101, "GET /ws upgrades: 101", ws.status)
+    m = ws.message()
+    check(m and m.get("type") == "stats" and "totals" in m.get("data", {}), "the first message is the stats", m)
+    n = m["data"]["totals"]["enqueued"] if m else 0
+    sql("SELECT qml.enqueue('ws.push', queue => 'ws')")
+    got = None
+    end = time.time() + 5
+    while time.time() < end:
+        msg = ws.message(timeout=1)
+        if msg and msg.get("type") == "stats" and msg["data"]["totals"]["enqueued"] == n + 1:
+            got = msg
+            break
+    check(got is not None, "a job enqueued by SQL is pushed within 5 s")
+    ws.close()
+    s, _, b = get("/ws")
+    check(s in (400, 404, 426) and is_error(b), "GET /ws without an upgrade: an error (%d)" % s, b)
+
+
+def live_rate(seconds):
+    """Statements the dashboard sent per second over `seconds`, and its live sessions."""
+    a = metric("qml_dashboard_queries_total")
+    time.sleep(seconds)
+    b = metric("qml_dashboard_queries_total")
+    sessions = int(sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml dashboard live'"
+                       " AND usename = 'postgres'"))
+    return (b - a) / seconds, sessions
+
+
+def test_one_connection():
+    print("# the one-connection property: 1 page and 10 pages cost the same")
+    one = [WS(PORT)]
+    [w.message() for w in one]
+    r1, s1 = live_rate(4)
+    ten = one + [WS(PORT) for _ in range(9)]
+    firsts = [w.message() for w in ten[1:]]
+    check(all(m and m["type"] == "stats" for m in firsts), "9 more pages get their first stats")
+    check(metric("qml_dashboard_websocket_clients") == 10, "the metric counts 10 pages")
+    r10, s10 = live_rate(4)
+    check(s1 == 1 and s10 == 1, "one live session with 1 page and with 10 (%d, %d)" % (s1, s10))
+    # 4 reads of the stats a second while they move, and the chart's at most once
+    check(0 < r1 <= 5.5 and abs(r10 - r1) <= 0.75,
+          "statements per second with 1 page %.2f, with 10 %.2f: the same, at most 5" % (r1, r10))
+    for w in ten:
+        w.close()
+    check(wait_for(lambda: metric("qml_dashboard_websocket_clients") == 0, 5), "closed pages are forgotten")
+
+
+def cluster(action):
+    return subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), action], capture_output=True, text=True)
+
+
+def test_database_outage():
+    print("# the database goes away under the dashboard")
+    dash = procs[0]
+    ws = WS(PORT)
+    ws.message()
+    r = cluster("restart")
+    check(r.returncode == 0, "scripts/cluster.sh restart", r.stderr)
+    check(wait_for(lambda: get("/api/jobs?limit=1")[0] == 200 and get("/healthz")[0] == 200, 15),
+          "after a restart: the API answers again")
+    r = cluster("stop")
+    check(r.returncode == 0, "scripts/cluster.sh stop", r.stderr)
+    check(wait_for(lambda: get("/healthz")[0] == 503, 5), "while it is down: /healthz 503")
+    s, _, b = get("/healthz")
+    check(b.get("database") == "down" and b.get("ok") is False and is_error(b), "saying the database is down", b)
+    down = None
+    end = time.time() + 5
+    while time.time() < end and down is None:
+        m = ws.message(timeout=1)
+        if m and m.get("type") == "db" and m.get("up") is False:
+            down = m
+    check(down is not None, "the page is told: {\"type\":\"db\",\"up\":false}")
+    for path in ("/api/jobs", "/api/jobs/1", "/api/stats", "/api/workers"):
+        s, _, b = get(path)
+        check(s == 503 and is_error(b), "GET %s while down: 503 with an error" % path, (s, b))
+    check(metric("qml_dashboard_database_up") == 0, "metric database_up 0")
+    r = cluster("start")
+    check(r.returncode == 0, "scripts/cluster.sh start", r.stderr)
+    check(wait_for(lambda: get("/healthz")[0] == 200, 15), "back: /healthz 200")
+    up = None
+    end = time.time() + 5
+    while time.time() < end and up is None:
+        m = ws.message(timeout=1)
+        if m and m.get("type") == "db" and m.get("up") is True:
+            up = m
+    check(up is not None, "the page is told the database is back")
+    ws.close()
+    check(wait_for(lambda: get("/api/jobs?limit=1")[0] == 200, 10) and get("/api/stats")[0] == 200,
+          "requests work again")
+    check(dash.poll() is None, "the dashboard never exited")
+
+
+def setup():
+    global XSS, RUNNING
+    sql("SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'page.job',"
+        " 'queue', 'page', 'arguments', jsonb_build_array(i))) FROM generate_series(1, 10000) i))")
+    XSS = int(sql("SELECT qml.enqueue('xss', '[\"<script>alert(1)</script>\"]', queue => 'xss')"))
+    # session_lease => false: psql's session ends at once, and a session
+    # lease would hand the job back before it fails
+    sql("SELECT qml.fetch('w1', '{xss}', session_lease => false)")
+    sql("SELECT qml.fail(%d, 'w1', 'broken', false)" % XSS)
+    for i in range(3):
+        sql("SELECT qml.enqueue('mail.send', '[%d]', queue => 'mail')" % i)
+    RUNNING = int(sql("SELECT qml.enqueue('long.run', queue => 'long')"))
+    sql("SELECT id FROM qml.fetch('w-test', '{long}', session_lease => false)")
+    sql("SELECT qml.add_recurring('nightly', '0 3 * * *', 'report.nightly')")
+
+
+def main():
+    setup()
+    start_dashboard(PORT, "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB), TOKEN)
+    try:
+        for t in (test_basics, test_paging, test_filters, test_job, test_actions, test_read_only,
+                  test_injection, test_websocket, test_one_connection, test_database_outage):
+            try:
+                t()
+            except Exception as e:      # a crash of the test is a failure, not a stop
+                bad(t.__name__ + " raised", repr(e))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    bad("the dashboard stops on SIGTERM within 10 s")
+                    p.kill()
+            elif p is procs[0]:
+                bad("the dashboard was running to the end", "exit %s" % p.returncode)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
