@@ -9,16 +9,20 @@
  * retried from the page (token asked once) that a worker then runs; a queue
  * paused from the page; markup in a job's method, arguments and error shown
  * as text with no dialog; the banner, the polling fallback and the
- * recovery when the socket is cut and when the dashboard process dies.
+ * recovery when the socket is cut, when the dashboard process dies and
+ * when the database stops (the test cluster is stopped and started).
  * Any JavaScript dialog, page error or console error (a CSP violation
  * included) fails the run. Prints "ok"/"FAIL" per check and a closing
  * "N passed, N failed" line.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { DB_URL, OUT, sql, freePort, startQml, stopChild, stopAll, startDashboard, launchBrowser } from './lib.mjs';
 
 const TOKEN = 'browser-test-token';
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 mkdirSync(OUT, { recursive: true });
 
 let passed = 0;
@@ -97,6 +101,8 @@ async function waitCard(state, want, timeout = 8000) {
 		return v && Number(v.textContent.replace(/,/g, '')) === w;
 	}, [state, want], { timeout });
 }
+/* the test cluster itself: scripts/cluster.sh stop | start (keeps its data) */
+const cluster = (action) => execFileSync(join(ROOT, 'scripts', 'cluster.sh'), [action], { stdio: 'ignore' });
 const count = (state, queue) => Number(sql(`SELECT count(*) FROM qml.jobs WHERE state = '${state}'${queue ? ` AND queue = '${queue}'` : ''}`));
 
 try {
@@ -268,12 +274,28 @@ try {
 		await waitCard('enqueued', before + 2, 5000);
 	});
 
+	await check('database stopped: the banner says so; started: it goes, counts move again', async () => {
+		cluster('stop');
+		try {
+			await page.waitForFunction(() => !document.querySelector('#banner').hidden
+				&& document.querySelector('#banner').textContent.includes('database is unavailable'), null, { timeout: 15000 });
+			await shot('07-database-down');
+		} finally {
+			cluster('start');
+		}
+		await page.waitForSelector('#banner', { state: 'hidden', timeout: 20000 });
+		assert(await page.getAttribute('body', 'data-conn') === 'live', 'not live after the outage');
+		const before = await cardValue('enqueued');
+		sql(`SELECT qml.enqueue('report.build', '[]', 'default') FROM generate_series(1, 4)`);
+		await waitCard('enqueued', before + 4, 5000);
+	});
+
 	await check('narrow screen: no horizontal scroll of the page', async () => {
 		await page.setViewportSize({ width: 420, height: 900 });
 		await page.waitForTimeout(200);
 		const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 		assert(overflow <= 0, `page is ${overflow} px wider than the screen`);
-		await shot('07-narrow');
+		await shot('08-narrow');
 		await page.setViewportSize({ width: 1280, height: 900 });
 	});
 

@@ -764,7 +764,7 @@
 			serverReachable = true;
 			backoffMs = 1000;
 			stopPolling();
-			setConn('live', 'live');
+			setConn(dbUp ? 'live' : 'db-down', dbUp ? 'live' : 'live, database down');
 			renderBanner();
 		});
 		sock.addEventListener('message', (ev) => {
@@ -775,6 +775,7 @@
 			else if (msg.type === 'throughput') applyThroughput(msg.data);
 			else if (msg.type === 'db') {
 				dbUp = !!msg.up;
+				setConn(dbUp ? 'live' : 'db-down', dbUp ? 'live' : 'live, database down');
 				renderBanner();
 			}
 		});
