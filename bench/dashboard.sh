@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/dashboard.sh: the dashboard under load (issue 14), not part of the
 # test command. While about BENCH_DASH_RATE jobs/s (default 5000) flow
-# through qml (pgbench: producers enqueue batches of 10 at a fixed rate,
-# consumers fetch and complete batches of 10), measures `qml dashboard`
-# with 1 WebSocket client and then with 50 (bench/dashboard/clients.mjs):
+# through qml (pgbench: producers enqueue batches of 50 at a fixed rate,
+# consumers fetch and complete batches of up to 100), measures `qml dashboard`
+# with 1 WebSocket client and with 50, twice (bench/dashboard/clients.mjs):
 # the queries per second it sends to PostgreSQL (its
 # qml_dashboard_queries_total metric), its CPU (/proc/PID/stat), and the
 # time from a probe job's commit to the stats message that shows it at
@@ -14,7 +14,8 @@
 # scripts/test.sh does, and removes it whatever happens.
 #
 # Environment: QML_PGPORT (5551), BENCH_DASH_RATE (5000),
-# BENCH_DASH_SECONDS (20 per phase), BENCH_DASH_CLIENTS ("1 50"), QML_BIN
+# BENCH_DASH_SECONDS (20 per phase), BENCH_DASH_CLIENTS ("1 50 1 50": each
+# phase alternates, so that a neighbour's load hits both alike), QML_BIN
 # (the qml command, default client/qml).
 set -uo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +23,7 @@ ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
 RATE=${BENCH_DASH_RATE:-5000}
 SECS=${BENCH_DASH_SECONDS:-20}
-PHASES=${BENCH_DASH_CLIENTS:-1 50}
+PHASES=${BENCH_DASH_CLIENTS:-1 50 1 50}
 export QML_PGPORT=${QML_PGPORT:-5551}
 WORK=$(mktemp -d /tmp/qml-dash-bench.XXXXXX)
 pids=()
@@ -67,10 +68,10 @@ curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "dashboard did 
 # every phase plus a warm-up
 total=$(( (SECS + 8) * $(echo $PHASES | wc -w) + 10 ))
 echo "== $RATE jobs/s for ${total} s: pgbench producers and consumers"
-pgbench -n -M prepared -T "$total" -c 2 -j 1 -R "$((RATE / 10))" -f "$BENCH/sql/churn_produce.sql" $DB \
+pgbench -n -M prepared -T "$total" -c 2 -j 1 -R "$((RATE / 50))" -f "$BENCH/dashboard/produce.sql" $DB \
 	>"$WORK/produce.out" 2>&1 &
 pids+=($!)
-pgbench -n -M prepared -T "$total" -c 4 -j 2 -f "$BENCH/sql/churn_consume.sql" $DB \
+pgbench -n -M prepared -T "$total" -c 4 -j 2 -f "$BENCH/dashboard/consume.sql" $DB \
 	>"$WORK/consume.out" 2>&1 &
 pids+=($!)
 sleep 5
