@@ -7,7 +7,9 @@
  *    message whose probe count includes it arrives: commit-to-page latency;
  *  - reads /metrics before and after: qml_dashboard_queries_total, so the
  *    queries per second the dashboard sent to PostgreSQL;
- *  - reads /proc/PID/stat of the dashboard before and after: its CPU.
+ *  - reads /proc/PID/stat of the dashboard before and after: its CPU;
+ *  - counts the dashboard's sessions in pg_stat_activity mid-phase
+ *    (application_name "qml dashboard...").
  * Prints one JSON object.
  *
  *   node clients.mjs --url http://127.0.0.1:P --pid PID --clients N
@@ -91,6 +93,7 @@ messages = 0;
 bytes = 0;
 const t0 = performance.now();
 const firstTotals = lastTotals;
+let sessions = null;			/* the dashboard's sessions, mid-phase */
 const sendProbe = async () => {
 	await db.query("SELECT qml.enqueue('probe', '[]', 'probe')");
 	count++;
@@ -99,6 +102,9 @@ const sendProbe = async () => {
 while (performance.now() - t0 < seconds * 1000) {
 	const next = performance.now() + probeMs;
 	await sendProbe();
+	if (!sessions && performance.now() - t0 > seconds * 500)
+		sessions = (await db.query(`SELECT count(*) FROM pg_stat_activity
+			WHERE application_name LIKE 'qml dashboard%' AND pid <> pg_backend_pid()`)).rows[0].count;
 	/* forget probes every client has seen */
 	while (waiting.length && waiting[0].seen.size === nclients) waiting.shift();
 	await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
@@ -121,6 +127,7 @@ console.log(JSON.stringify({
 	queries_per_second: Number(((q1 - q0) / elapsed).toFixed(2)),
 	cpu_percent: Number(((c1 - c0) / hz / elapsed * 100).toFixed(1)),
 	messages_per_second: Number((messages / elapsed).toFixed(1)),
+	dashboard_sessions: sessions === null ? null : Number(sessions),
 	kib_per_second: Number((bytes / 1024 / elapsed).toFixed(1)),
 	jobs_per_second: flowed === null ? null : Math.round(flowed),
 	latency_ms: {
