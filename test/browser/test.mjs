@@ -218,6 +218,21 @@ try {
 		assert(sql(`SELECT paused FROM qml.queues WHERE name = 'reports'`) === 'f', 'not resumed in qml.queues');
 	});
 
+	await check('Run now enqueues the recurring job', async () => {
+		const before = Number(sql(`SELECT count(*) FROM qml.jobs WHERE method = 'report.build' AND queue = 'reports' AND state = 'enqueued'`));
+		await page.click('#recurring tr[data-key="nightly-report"] button');
+		await page.waitForFunction(() => /^nightly-report: enqueued job \d+\.$/.test(document.querySelector('#toast').textContent));
+		const after = Number(sql(`SELECT count(*) FROM qml.jobs WHERE method = 'report.build' AND queue = 'reports' AND state = 'enqueued'`));
+		assert(after === before + 1, `${before} -> ${after} enqueued`);
+	});
+
+	await check('an unknown job id says so', async () => {
+		await page.goto(`${base}/#job/987654321`);
+		await page.waitForFunction(() => document.querySelector('#jv-message').textContent === 'Job 987654321 does not exist (or was pruned).');
+		await page.click('#jv-close');
+		await page.waitForSelector('body[data-conn="live"]');
+	});
+
 	await check('markup in method, arguments and error is shown as text, no dialog', async () => {
 		await page.click('#state-tabs .tab[data-state="failed"]');
 		await page.waitForSelector(`#jobs tr[data-key="${xssId}"]`);

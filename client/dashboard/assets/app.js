@@ -368,10 +368,14 @@
 				options: {
 					animation: false,
 					maintainAspectRatio: false,
+					/* about one time label per 70 px, whatever the width */
+					onResize: (c, size) => {
+						c.options.scales.x.ticks.maxTicksLimit = Math.max(3, Math.floor(size.width / 70));
+					},
 					interaction: { mode: 'index', intersect: false },
 					plugins: { legend: { position: 'bottom', labels: { color: text, boxWidth: 12 } } },
 					scales: {
-						x: { stacked: true, grid: { display: false }, ticks: { color: text, maxTicksLimit: 12, maxRotation: 0 } },
+						x: { stacked: true, grid: { display: false }, ticks: { color: text, maxTicksLimit: Math.max(3, Math.floor($('chart').clientWidth / 70)), maxRotation: 0 } },
 						y: { stacked: true, beginAtZero: true, grid: { color: grid }, ticks: { color: text, precision: 0 } },
 					},
 				},
@@ -493,11 +497,12 @@
 		return `/api/jobs?${p}`;
 	}
 
-	async function loadJobs(reset) {
+	/* background: a refresh of the same page, which says nothing on failure */
+	async function loadJobs(reset, background) {
 		if (reset) cursors = [null];
 		const id = $('f-id').value.trim();
 		if (id && !/^\d+$/.test(id)) {
-			toast('An id is a whole number.', 'error');
+			if (!background) toast('An id is a whole number.', 'error');
 			return;
 		}
 		const seq = ++listSeq;
@@ -509,7 +514,7 @@
 		}
 		if (seq !== listSeq) return;		/* a newer request is on its way */
 		if (!r.ok) {
-			toast(r.body.error || `Job list failed (HTTP ${r.status}).`, 'error');
+			if (!background) toast(r.body.error || `Job list failed (HTTP ${r.status}).`, 'error');
 			return;
 		}
 		const jobs = r.body.jobs || [];
@@ -849,7 +854,7 @@
 		detailVersion = statsVersion;
 		detailDue = t + DETAIL_MS;
 		loadRunning().catch(() => {});
-		if (cursors.length === 1) loadJobs(false).catch(() => {});
+		if (cursors.length === 1) loadJobs(false, true).catch(() => {});
 		if (openId !== null && openJobData && !FINISHED.has(openJobData.state))
 			showJob(openId, true).catch(() => {});
 	}
