@@ -2,7 +2,10 @@
 # scripts/demo.sh: the README's first command. Installs what is missing,
 # builds and installs qml, starts a throwaway cluster with qml preloaded (so
 # the scheduler background worker runs), and shows jobs flowing through it
-# with the qml command. The cluster is removed on exit unless --keep is given.
+# with the qml command, and on the dashboard it starts (its address is
+# printed; it serves until Ctrl-C). The cluster is removed on exit unless
+# --keep is given. QML_DEMO_LISTEN=HOST:PORT moves the dashboard (default
+# 127.0.0.1:8080).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,7 +29,7 @@ psql -X -q -d postgres -c "CREATE DATABASE qml_demo"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$QML_PGPORT/qml_demo"
 
 client/qml migrate
-client/qml demo
+client/qml demo --listen "${QML_DEMO_LISTEN:-127.0.0.1:8080}"
 
 if $keep; then
 	echo

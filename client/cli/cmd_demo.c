@@ -15,10 +15,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "../dashboard/dashboard.h"
 
 enum
 {
-	OPT_WORKERS = 5000, OPT_QUEUE
+	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD
 };
 
 #define NOW_JOBS 12
@@ -167,8 +168,13 @@ cmd_demo(cli *g, int argc, char **argv)
 	static const struct option opts[] = {
 		{"workers", required_argument, NULL, OPT_WORKERS},
 		{"queue", required_argument, NULL, OPT_QUEUE},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"no-dashboard", no_argument, NULL, OPT_NO_DASHBOARD},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
+	dash_options dopts = {"127.0.0.1:8080", NULL, NULL, 250};
+	dash	   *dashboard = NULL;
+	bool		want_dashboard = true;
 	const char *queue = "demo";
 	long		workers = 3;
 	qml_client *client = NULL;
@@ -198,6 +204,10 @@ cmd_demo(cli *g, int argc, char **argv)
 			return cli_usage_error(g, "demo", "--workers must be between 1 and 64");
 		if (c == OPT_QUEUE)
 			queue = optarg;
+		if (c == OPT_LISTEN)
+			dopts.listen = optarg;
+		if (c == OPT_NO_DASHBOARD)
+			want_dashboard = false;
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "demo", "unexpected argument \"%s\"", argv[optind]);
@@ -215,9 +225,17 @@ cmd_demo(cli *g, int argc, char **argv)
 		printf("qml demo: database %s on PostgreSQL %s, qml %s, queue \"%s\"\n",
 			   health->database, health->server_version,
 			   health->installed_version ? health->installed_version : "?", queue);
-		printf("scheduler: %s\n\n", scheduler ? "running (it promotes scheduled and retried jobs)"
+		printf("scheduler: %s\n", scheduler ? "running (it promotes scheduled and retried jobs)"
 			   : "not running (qml is not preloaded): this demo calls qml.maintain() itself");
 	}
+	/* read-only (no token): the page shows the jobs as they move */
+	dopts.token = getenv("QML_DASHBOARD_TOKEN");
+	dopts.database_url = g->database_url;
+	if (want_dashboard && (dashboard = dashboard_start(&dopts)) == NULL && !g->json)
+		printf("dashboard: could not start on %s (see above); the demo goes on without it\n",
+			   dopts.listen);
+	if (!g->json)
+		printf("%s%s\n\n", dashboard ? "dashboard: " : "", dashboard ? dashboard_url(dashboard) : "");
 
 	if ((rc = enqueue_all(g, client, queue, ids)) != EXIT_OK)
 		goto done;
@@ -302,8 +320,8 @@ cmd_demo(cli *g, int argc, char **argv)
 				qml_job_free(j);
 			}
 		}
-		cli_print_json(json_pack("{s:b,s:o,s:s}", "finished", finished, "jobs", a,
-								 "dashboard", "not built yet"));
+		cli_print_json(json_pack("{s:b,s:o,s:o}", "finished", finished, "jobs", a,
+								 "dashboard", dashboard ? json_string(dashboard_url(dashboard)) : json_null()));
 	}
 	else
 	{
@@ -349,16 +367,29 @@ cmd_demo(cli *g, int argc, char **argv)
 			}
 		}
 		qml_job_events_free(ev, nev);
-		printf("\ndashboard: not built yet in this version of qml, so there is no URL to open;\n"
-			   "           \"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", queue);
+		if (dashboard)
+			printf("\ndashboard: %s (read-only; \"qml dashboard --token T\" for actions)\n",
+				   dashboard_url(dashboard));
+		else
+			printf("\n\"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", queue);
 		printf("next:      qml job %" PRId64 "    qml retry %" PRId64 "    qml worker --exec METHOD=COMMAND\n",
 			   ids[ALL_JOBS - 1], ids[ALL_JOBS - 1]);
 		if (!finished)
 			printf("\n%s before every job finished.\n", interrupted ? "interrupted" : "gave up after 60 s");
 	}
 	rc = interrupted ? 130 : finished ? EXIT_OK : EXIT_FAILED;
+	/* at a terminal, leave the page up to look at */
+	if (dashboard && tty && !interrupted)
+	{
+		printf("\nthe dashboard keeps serving: press Ctrl-C to stop\n");
+		fflush(stdout);
+		while (!interrupted)
+			pause();
+		rc = finished ? EXIT_OK : EXIT_FAILED;
+	}
 
 done:
+	dashboard_stop(dashboard);
 	qml_server_free(server);
 	qml_server_config_free(cfg);
 	qml_registry_free(reg);

@@ -53,7 +53,7 @@ static const char main_usage[] =
 
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
-		"usage: qml demo [--workers N] [--queue NAME]\n"
+		"usage: qml demo [--workers N] [--queue NAME] [--listen HOST:PORT | --no-dashboard]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -63,8 +63,14 @@ static const cli_command commands[] = {
 		"(shared_preload_libraries = 'qml') it promotes due jobs itself by calling\n"
 		"qml.maintain().\n"
 		"\n"
-		"  --workers N     worker threads (default 3)\n"
-		"  --queue NAME    queue to use (default demo)\n"},
+		"The dashboard (read-only) serves the same jobs meanwhile and prints its\n"
+		"address; at a terminal it keeps serving after the demo until Ctrl-C.\n"
+		"\n"
+		"  --workers N         worker threads (default 3)\n"
+		"  --queue NAME        queue to use (default demo)\n"
+		"  --listen HOST:PORT  the dashboard's address (default 127.0.0.1:8080;\n"
+		"                      port 0: any free port)\n"
+		"  --no-dashboard      no dashboard\n"},
 	{"enqueue", cmd_enqueue, "add a job",
 		"usage: qml enqueue METHOD [JSON] [options]\n"
 		"\n"

@@ -38,6 +38,7 @@ typedef struct dash
 {
 	const dash_options *opts;
 	struct mg_context *ctx;
+	char		url[300];		/* where it listens */
 
 	/* the client the request handlers share; NULL until the database answers */
 	pthread_mutex_t mu;
@@ -60,7 +61,12 @@ typedef struct dash
 } dash;
 
 /* server.c */
+/* Serves until SIGINT or SIGTERM; the exit code. */
 int			dashboard_run(const dash_options *opts);
+/* Starts serving and returns (NULL, with a message on stderr, on failure). */
+dash	   *dashboard_start(const dash_options *opts);
+const char *dashboard_url(const dash *d);	/* "http://127.0.0.1:8080/" */
+void		dashboard_stop(dash *d);
 /* The shared client (NULL while the database has not answered yet). */
 qml_client *dash_client(dash *d);
 /* Opens the shared client unless it is open; false when it cannot. */

@@ -75,8 +75,18 @@ log_message(const struct mg_connection *conn, const char *message)
 	return 1;
 }
 
-int
-dashboard_run(const dash_options *opts)
+/* The port the server got (the one asked for, or the system's pick for 0). */
+static int
+bound_port(dash *d)
+{
+	struct mg_server_port ports[4];
+	int			n = mg_get_server_ports(d->ctx, 4, ports);
+
+	return n > 0 ? ports[0].port : 0;
+}
+
+dash *
+dashboard_start(const dash_options *opts)
 {
 	const char *options[] = {
 		"listening_ports", opts->listen,
@@ -91,61 +101,91 @@ dashboard_run(const dash_options *opts)
 	struct mg_init_data init;
 	struct mg_error_data err;
 	char		errtext[256] = "";
-	dash		d;
-	sigset_t	set;
-	int			sig;
+	const char *colon = strrchr(opts->listen, ':');
+	dash	   *d;
 
 	if (!valid_listen(opts->listen))
 	{
 		fprintf(stderr, "qml dashboard: --listen wants HOST:PORT, not \"%s\"\n", opts->listen);
-		return 2;
+		return NULL;
 	}
-	memset(&d, 0, sizeof(d));
-	d.opts = opts;
-	pthread_mutex_init(&d.mu, NULL);
-	pthread_mutex_init(&d.live_mu, NULL);
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->opts = opts;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->live_mu, NULL);
 
 	memset(&cb, 0, sizeof(cb));
 	cb.http_error = http_error_callback;
 	cb.log_message = log_message;
 	memset(&init, 0, sizeof(init));
 	init.callbacks = &cb;
-	init.user_data = &d;
+	init.user_data = d;
 	init.configuration_options = options;
 	memset(&err, 0, sizeof(err));
 	err.text = errtext;
 	err.text_buffer_size = sizeof(errtext);
+
+	mg_init_library(0);
+	if ((d->ctx = mg_start2(&init, &err)) == NULL)
+	{
+		fprintf(stderr, "qml dashboard: cannot listen on %s: %s\n", opts->listen,
+				errtext[0] ? errtext : "unknown error");
+		mg_exit_library();
+		pthread_mutex_destroy(&d->mu);
+		pthread_mutex_destroy(&d->live_mu);
+		free(d);
+		return NULL;
+	}
+	mg_set_request_handler(d->ctx, "/", routes_handle, d);
+	ws_register(d);
+	live_start(d);
+	snprintf(d->url, sizeof(d->url), "http://%.*s:%d/", (int) (colon - opts->listen),
+			 opts->listen, bound_port(d));
+	return d;
+}
+
+const char *
+dashboard_url(const dash *d)
+{
+	return d->url;
+}
+
+void
+dashboard_stop(dash *d)
+{
+	if (d == NULL)
+		return;
+	atomic_store(&d->stop, true);
+	mg_stop(d->ctx);
+	live_stop(d);
+	mg_exit_library();
+	qml_client_close(d->client);
+	pthread_mutex_destroy(&d->mu);
+	pthread_mutex_destroy(&d->live_mu);
+	free(d);
+}
+
+int
+dashboard_run(const dash_options *opts)
+{
+	sigset_t	set;
+	dash	   *d;
+	int			sig;
 
 	/* SIGINT and SIGTERM are waited for below, in this thread only */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-	mg_init_library(0);
-	if ((d.ctx = mg_start2(&init, &err)) == NULL)
-	{
-		fprintf(stderr, "qml dashboard: cannot listen on %s: %s\n", opts->listen,
-				errtext[0] ? errtext : "unknown error");
-		mg_exit_library();
+	if ((d = dashboard_start(opts)) == NULL)
 		return 1;
-	}
-	mg_set_request_handler(d.ctx, "/", routes_handle, &d);
-	ws_register(&d);
-	live_start(&d);
-	printf("qml dashboard: http://%s/ (%s)\n", opts->listen,
+	printf("qml dashboard: %s (%s)\n", d->url,
 		   opts->token && opts->token[0] ? "actions need the token" : "read-only: no --token");
 	fflush(stdout);
-
 	while (sigwait(&set, &sig) != 0)
 		;
 	fprintf(stderr, "qml dashboard: stopping\n");
-	atomic_store(&d.stop, true);
-	mg_stop(d.ctx);
-	live_stop(&d);
-	mg_exit_library();
-	qml_client_close(d.client);
-	pthread_mutex_destroy(&d.mu);
-	pthread_mutex_destroy(&d.live_mu);
+	dashboard_stop(d);
 	return 0;
 }

@@ -37,6 +37,7 @@ run() {
 run unit client/tests/unit_test
 run api client/tests/api_test
 run runtime client/tests/runtime_test
+run read client/tests/read_test
 
 # valgrind: leaks and memory errors in the library, its threads included
 if command -v valgrind >/dev/null; then
@@ -45,7 +46,7 @@ if command -v valgrind >/dev/null; then
 		-c "DROP DATABASE IF EXISTS qml_client_old WITH (FORCE)" -c "CREATE DATABASE qml_client_old"
 	vg=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible
 		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99)
-	for t in unit api runtime; do
+	for t in unit api runtime read; do
 		run "valgrind $t" env QML_TEST_QUICK=1 "${vg[@]}" client/tests/${t}_test
 	done
 else

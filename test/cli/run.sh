@@ -350,11 +350,11 @@ line=$(head -1 "$tmp/w5.out")
 is_json "$line" && [[ "$line" == *'"outcome":"succeeded"'* ]] && ok "a JSON line per job" || bad "a JSON line per job" "$line"
 
 echo "# demo"
-expect "qml demo" 0 timeout 60 "$QML" demo --queue demo_cli
+expect "qml demo" 0 timeout 60 "$QML" demo --queue demo_cli --listen 127.0.0.1:0
 has "succeeded 16  failed 1" "jobs flow to succeeded, one failed"
 has "retrying" "shows a retry"
 has "scheduled 3" "shows scheduled jobs"
-has "dashboard: not built yet" "and says the dashboard is not built yet"
+has "dashboard: http://127.0.0.1:" "and prints the dashboard's address"
 [ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'demo_cli' AND method = 'demo.flaky_email' AND state = 'succeeded' AND attempts = 2")" = 1 ] &&
 	ok "the flaky job succeeded on its second attempt" || bad "the flaky job succeeded on its second attempt"
 
