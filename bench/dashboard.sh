@@ -18,6 +18,10 @@
 # phase alternates, so that a neighbour's load hits both alike), QML_BIN
 # (the qml command, default client/qml).
 set -uo pipefail
+
+# read to the end before running: editing the file during a run does not
+# change the run
+{
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
@@ -65,13 +69,19 @@ for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"
 curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "dashboard did not start:"; cat "$WORK/dashboard.log"; exit 1; }
 
 # the flow: producers at RATE jobs/s, consumers as fast as they can, for
-# every phase plus a warm-up
+# every phase plus a warm-up. The churn case's scripts (bench/sql/churn_*),
+# with 50 jobs per enqueue and fetches of up to 100, so that 5,000 jobs/s
+# flow on 2 shared cores
+sed 's/generate_series(1, 10)/generate_series(1, 50)/' "$BENCH/sql/churn_produce.sql" >"$WORK/produce.sql"
+sed "s/'{default}', 10)/'{default}', 100)/" "$BENCH/sql/churn_consume.sql" >"$WORK/consume.sql"
+grep -q 'generate_series(1, 50)' "$WORK/produce.sql" && grep -q "'{default}', 100)" "$WORK/consume.sql" ||
+	{ echo "bench/sql/churn_*.sql changed: adapt bench/dashboard.sh"; exit 1; }
 total=$(( (SECS + 8) * $(echo $PHASES | wc -w) + 10 ))
 echo "== $RATE jobs/s for ${total} s: pgbench producers and consumers"
-pgbench -n -M prepared -T "$total" -c 2 -j 1 -R "$((RATE / 50))" -f "$BENCH/dashboard/produce.sql" $DB \
+pgbench -n -M prepared -T "$total" -c 2 -j 1 -R "$((RATE / 50))" -f "$WORK/produce.sql" $DB \
 	>"$WORK/produce.out" 2>&1 &
 pids+=($!)
-pgbench -n -M prepared -T "$total" -c 4 -j 2 -f "$BENCH/dashboard/consume.sql" $DB \
+pgbench -n -M prepared -T "$total" -c 4 -j 2 -f "$WORK/consume.sql" $DB \
 	>"$WORK/consume.out" 2>&1 &
 pids+=($!)
 sleep 5
@@ -86,12 +96,14 @@ for n in $PHASES; do
 done
 
 echo
-echo "| WebSocket clients | jobs/s flowing | dashboard queries/s | dashboard CPU | WS messages/s (all clients) | commit to page p50 | p99 | max | samples |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| WebSocket clients | jobs/s flowing | dashboard queries/s | its sessions | dashboard CPU | WS messages/s (all clients) | commit to page p50 | p99 | max | samples |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for r in "${results[@]}"; do
 	node -e '
 		const r = JSON.parse(process.argv[1]);
 		const l = r.latency_ms;
-		console.log(`| ${r.clients} | ${r.jobs_per_second} | ${r.queries_per_second} | ${r.cpu_percent} % | ${r.messages_per_second} | ${l.p50} ms | ${l.p99} ms | ${l.max} ms | ${l.samples}${l.unseen ? ` (${l.unseen} unseen)` : ""} |`);
+		console.log(`| ${r.clients} | ${r.jobs_per_second} | ${r.queries_per_second} | ${r.dashboard_sessions} | ${r.cpu_percent} % | ${r.messages_per_second} | ${l.p50} ms | ${l.p99} ms | ${l.max} ms | ${l.samples}${l.unseen ? ` (${l.unseen} unseen)` : ""} |`);
 	' "$r"
 done
+exit
+}

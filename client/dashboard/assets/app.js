@@ -388,6 +388,26 @@
 		chart.update('none');
 	}
 
+	/* ---------- rows of jobs: id, method, queue, then the table's own ---------- */
+
+	/* a row builder for syncRows: n cells, a click opens the job */
+	function jobRow(n) {
+		return () => {
+			const tr = el('tr');
+			cells(tr, n);
+			tr.addEventListener('click', () => openJob(tr.dataset.key));
+			return tr;
+		};
+	}
+	function jobCells(tr, j) {
+		const c = tr.cells;
+		c[0].className = 'num';
+		setText(c[0], j.id);
+		setText(c[1], j.method);
+		setText(c[2], j.queue);
+		return c;
+	}
+
 	/* ---------- running jobs ---------- */
 
 	async function loadRunning() {
@@ -397,18 +417,8 @@
 		const fetched = now();
 		setText($('running-count'), jobs.length ? String(jobs.length) : '');
 		$('running-empty').hidden = jobs.length > 0;
-		syncRows($('running').tBodies[0], jobs, (j) => j.id, (j) => {
-			const tr = el('tr');
-			cells(tr, 5);
-			tr.addEventListener('click', () => openJob(tr.dataset.key));
-			tr.classList.add('link-row');
-			return tr;
-		}, (tr, j) => {
-			const c = tr.cells;
-			c[0].className = 'num';
-			setText(c[0], j.id);
-			setText(c[1], j.method);
-			setText(c[2], j.queue);
+		syncRows($('running').tBodies[0], jobs, (j) => j.id, jobRow(5), (tr, j) => {
+			const c = jobCells(tr, j);
 			setText(c[3], j.locked_by ?? j.worker ?? '—');
 			c[4].className = 'num';
 			const started = j.elapsed_seconds !== undefined && j.elapsed_seconds !== null
@@ -520,17 +530,8 @@
 		const jobs = r.body.jobs || [];
 		nextCursor = r.body.next ?? null;
 		$('jobs-empty').hidden = jobs.length > 0;
-		syncRows($('jobs').tBodies[0], jobs, (j) => j.id, () => {
-			const tr = el('tr');
-			cells(tr, 8);
-			tr.addEventListener('click', () => openJob(tr.dataset.key));
-			return tr;
-		}, (tr, j) => {
-			const c = tr.cells;
-			c[0].className = 'num';
-			setText(c[0], j.id);
-			setText(c[1], j.method);
-			setText(c[2], j.queue);
+		syncRows($('jobs').tBodies[0], jobs, (j) => j.id, jobRow(8), (tr, j) => {
+			const c = jobCells(tr, j);
 			if (c[3].dataset.v !== j.state) {
 				c[3].dataset.v = j.state;
 				c[3].replaceChildren(stateBadge(j.state));
