@@ -71,7 +71,7 @@ try {
 	await page.waitForSelector('#running tbody tr');
 	await page.click('#state-tabs .tab[data-state="failed"]');
 	await page.waitForTimeout(3000);
-	await page.screenshot({ path: target });
+	await page.screenshot({ path: target, animations: 'disabled' });
 	console.log(`wrote ${target}`);
 } finally {
 	await browser.close();

@@ -180,7 +180,7 @@
 		tokenResolve = null;
 	}
 	function showTokenState() {
-		setText($('token-button'), token ? 'token set' : 'read-only');
+		setText($('token-button'), token ? 'token set' : 'no token');
 		$('token-button').title = token
 			? 'Write actions send the token. Click to forget it.'
 			: 'Write actions will ask for the token.';
@@ -395,7 +395,9 @@
 		return () => {
 			const tr = el('tr');
 			cells(tr, n);
+			tr.tabIndex = 0;
 			tr.addEventListener('click', () => openJob(tr.dataset.key));
+			tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openJob(tr.dataset.key); });
 			return tr;
 		};
 	}
