@@ -17,6 +17,7 @@
  * the database is back. It also opens the client the request handlers
  * share, for a dashboard started before its database.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -80,6 +81,23 @@ live_throughput(dash *d)
 	return fetch(d, &d->throughput);
 }
 
+/* An error other than a lost connection, once until it changes. */
+static void
+log_error(qml_status st)
+{
+	static char last[256];
+
+	if (st == QML_OK || st == QML_ERR_CONNECT)
+	{
+		last[0] = '\0';
+		return;
+	}
+	if (strncmp(last, qml_errmsg(), sizeof(last) - 1) == 0)
+		return;
+	snprintf(last, sizeof(last), "%s", qml_errmsg());
+	fprintf(stderr, "qml dashboard: cannot read the statistics: %s\n", last);
+}
+
 static void
 set_up(dash *d, bool up)
 {
@@ -105,10 +123,7 @@ poll_stats(dash *d, qml_watch *w, qml_status *st, int64_t *finished)
 	bool		changed;
 
 	if ((*st = qml_watch_overview(w, &o)) != QML_OK)
-	{
-		fprintf(stderr, "qml dashboard: cannot read the statistics: %s\n", qml_errmsg());
 		return false;
-	}
 	s = render_stats(o);
 	*finished = 0;
 	for (size_t i = 0; i < o->count; i++)
@@ -212,6 +227,7 @@ live_main(void *arg)
 			last_finished = finished;
 		}
 		ok = st == QML_OK;
+		log_error(st);
 		set_up(d, st != QML_ERR_CONNECT);
 		atomic_fetch_add(&d->live_queries, qml_watch_statements(w) - counted);
 		counted = qml_watch_statements(w);

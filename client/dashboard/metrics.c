@@ -53,9 +53,19 @@ put_help(struct mg_connection *conn, const char *name, const char *type, const c
 int
 metrics_handle(struct mg_connection *conn, dash *d)
 {
-	static const char *const states[] = {
-		"scheduled", "enqueued", "processing", "succeeded", "failed",
-		"awaiting_retry", "deleted"
+	/* one value per queue, from the queue objects of /api/stats */
+	static const struct
+	{
+		const char *name;
+		const char *type;
+		const char *field;
+		const char *help;
+	}			per_queue[] = {
+		{"qml_jobs_succeeded_total", "counter", "succeeded", "Succeeded jobs retained, by queue."},
+		{"qml_jobs_failed_total", "counter", "failed", "Failed jobs retained, by queue."},
+		{"qml_queue_oldest_waiting_seconds", "gauge", "oldest_waiting_seconds",
+		"How long the job at the head of the queue has been due (NaN: none waits)."},
+		{"qml_queue_paused", "gauge", "paused", "1 when the queue is paused."},
 	};
 	json_t	   *stats = live_stats(d);
 	json_t	   *queues = stats ? json_object_get(stats, "queues") : NULL;
@@ -71,30 +81,18 @@ metrics_handle(struct mg_connection *conn, dash *d)
 
 	put_help(conn, "qml_jobs", "gauge", "Jobs by queue and state.");
 	json_array_foreach(queues, i, q)
-		for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+		for (int k = 0; k < QML_STATE_COUNT; k++)
 		put_queue_metric(conn, "qml_jobs", json_string_value(json_object_get(q, "queue")),
-						 states[k], json_object_get(q, states[k]));
-	put_help(conn, "qml_jobs_succeeded_total", "counter", "Succeeded jobs retained, by queue.");
-	json_array_foreach(queues, i, q)
-		put_queue_metric(conn, "qml_jobs_succeeded_total",
-						 json_string_value(json_object_get(q, "queue")), NULL,
-						 json_object_get(q, "succeeded"));
-	put_help(conn, "qml_jobs_failed_total", "counter", "Failed jobs retained, by queue.");
-	json_array_foreach(queues, i, q)
-		put_queue_metric(conn, "qml_jobs_failed_total",
-						 json_string_value(json_object_get(q, "queue")), NULL,
-						 json_object_get(q, "failed"));
-	put_help(conn, "qml_queue_oldest_waiting_seconds", "gauge",
-			 "How long the job at the head of the queue has been due (NaN: none waits).");
-	json_array_foreach(queues, i, q)
-		put_queue_metric(conn, "qml_queue_oldest_waiting_seconds",
-						 json_string_value(json_object_get(q, "queue")), NULL,
-						 json_object_get(q, "oldest_waiting_seconds"));
-	put_help(conn, "qml_queue_paused", "gauge", "1 when the queue is paused.");
-	json_array_foreach(queues, i, q)
-		put_queue_metric(conn, "qml_queue_paused",
-						 json_string_value(json_object_get(q, "queue")), NULL,
-						 json_object_get(q, "paused"));
+						 qml_state_name((qml_job_state) k),
+						 json_object_get(q, qml_state_name((qml_job_state) k)));
+	for (size_t m = 0; m < sizeof(per_queue) / sizeof(per_queue[0]); m++)
+	{
+		put_help(conn, per_queue[m].name, per_queue[m].type, per_queue[m].help);
+		json_array_foreach(queues, i, q)
+			put_queue_metric(conn, per_queue[m].name,
+							 json_string_value(json_object_get(q, "queue")), NULL,
+							 json_object_get(q, per_queue[m].field));
+	}
 	put_help(conn, "qml_scheduler_lag_seconds", "gauge",
 			 "How long the longest-due scheduled or retrying job has waited for promotion.");
 	lag = stats ? json_object_get(json_object_get(stats, "scheduler"), "lag_seconds") : NULL;

@@ -9,11 +9,6 @@
 #include "dashboard.h"
 #include "../cli/cli.h"
 
-static const char *const state_keys[QML_STATE_COUNT] = {
-	"scheduled", "enqueued", "processing", "succeeded", "failed",
-	"awaiting_retry", "deleted"
-};
-
 json_t *
 render_time(int64_t us)
 {
@@ -60,7 +55,7 @@ render_queues(const qml_overview *o)
 		json_t	   *j = json_pack("{s:s}", "queue", q->queue);
 
 		for (int k = 0; k < QML_STATE_COUNT; k++)
-			json_object_set_new(j, state_keys[k], json_integer(q->counts[k]));
+			json_object_set_new(j, qml_state_name((qml_job_state) k), json_integer(q->counts[k]));
 		json_object_set_new(j, "paused", json_boolean(q->paused));
 		json_object_set_new(j, "oldest_waiting_seconds", seconds_or_null(q->oldest_waiting_s));
 		json_object_set_new(j, "jobs_per_second",
@@ -80,7 +75,7 @@ render_stats(const qml_overview *o)
 		for (int k = 0; k < QML_STATE_COUNT; k++)
 			sum[k] += o->queues[i].counts[k];
 	for (int k = 0; k < QML_STATE_COUNT; k++)
-		json_object_set_new(totals, state_keys[k], json_integer(sum[k]));
+		json_object_set_new(totals, qml_state_name((qml_job_state) k), json_integer(sum[k]));
 	return json_pack("{s:o,s:o,s:{s:o},s:o}",
 					 "totals", totals,
 					 "queues", render_queues(o),

@@ -454,8 +454,53 @@ def test_one_connection():
     check(wait_for(lambda: metric("qml_dashboard_websocket_clients") == 0, 5), "closed pages are forgotten")
 
 
+def test_concurrency():
+    print("# many requests and pages at once (civetweb runs handlers on many threads)")
+    import threading
+    paths = ["/api/stats", "/api/queues", "/api/jobs?queue=page&limit=100", "/api/jobs/%d" % XSS,
+             "/api/running", "/api/recurring", "/api/throughput?minutes=30", "/api/workers", "/metrics",
+             "/healthz", "/api/jobs/abc", "/nope"]
+    want = {"/api/jobs/abc": 400, "/nope": 404}
+    errors = []
+
+    def reader(n):
+        for i in range(30):
+            p = paths[(n + i) % len(paths)]
+            s = get(p)[0]
+            if s != want.get(p, 200):
+                errors.append((p, s))
+
+    def pages():
+        for _ in range(10):
+            w = WS(PORT)
+            if not (w.status == 101 and w.message()):
+                errors.append(("/ws", w.status))
+            w.close()
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(16)] + \
+        [threading.Thread(target=pages) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(not errors, "16 readers x 30 requests and 40 pages opened and closed: every answer as expected",
+          errors[:5])
+    check(procs[0].poll() is None and get("/healthz")[0] == 200, "and the server is still up")
+    check(wait_for(lambda: metric("qml_dashboard_websocket_clients") == 0, 5), "no page left counted")
+
+
 def cluster(action):
     return subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), action], capture_output=True, text=True)
+
+
+def db_message(ws, up):
+    """Whether {"type":"db","up":up} arrives within 5 s."""
+    end = time.time() + 5
+    while time.time() < end:
+        m = ws.message(timeout=1)
+        if m and m.get("type") == "db" and m.get("up") is up:
+            return True
+    return False
 
 
 def test_database_outage():
@@ -472,13 +517,7 @@ def test_database_outage():
     check(wait_for(lambda: get("/healthz")[0] == 503, 5), "while it is down: /healthz 503")
     s, _, b = get("/healthz")
     check(b.get("database") == "down" and b.get("ok") is False and is_error(b), "saying the database is down", b)
-    down = None
-    end = time.time() + 5
-    while time.time() < end and down is None:
-        m = ws.message(timeout=1)
-        if m and m.get("type") == "db" and m.get("up") is False:
-            down = m
-    check(down is not None, "the page is told: {\"type\":\"db\",\"up\":false}")
+    check(db_message(ws, False), "the page is told: {\"type\":\"db\",\"up\":false}")
     for path in ("/api/jobs", "/api/jobs/1", "/api/stats", "/api/workers"):
         s, _, b = get(path)
         check(s == 503 and is_error(b), "GET %s while down: 503 with an error" % path, (s, b))
@@ -486,13 +525,7 @@ def test_database_outage():
     r = cluster("start")
     check(r.returncode == 0, "scripts/cluster.sh start", r.stderr)
     check(wait_for(lambda: get("/healthz")[0] == 200, 15), "back: /healthz 200")
-    up = None
-    end = time.time() + 5
-    while time.time() < end and up is None:
-        m = ws.message(timeout=1)
-        if m and m.get("type") == "db" and m.get("up") is True:
-            up = m
-    check(up is not None, "the page is told the database is back")
+    check(db_message(ws, True), "the page is told the database is back")
     ws.close()
     check(wait_for(lambda: get("/api/jobs?limit=1")[0] == 200, 10) and get("/api/stats")[0] == 200,
           "requests work again")
@@ -520,7 +553,8 @@ def main():
     start_dashboard(PORT, "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB), TOKEN)
     try:
         for t in (test_basics, test_paging, test_filters, test_job, test_actions, test_read_only,
-                  test_injection, test_websocket, test_one_connection, test_database_outage):
+                  test_injection, test_websocket, test_one_connection, test_concurrency,
+                  test_database_outage):
             try:
                 t()
             except Exception as e:      # a crash of the test is a failure, not a stop

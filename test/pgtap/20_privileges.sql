@@ -3,7 +3,7 @@
 -- made under SET ROLE (inside pg_temp.as_role, which rolls the call back so
 -- pgTAP's own bookkeeping is never done under a role that cannot write it).
 BEGIN;
-SELECT plan(71);
+SELECT plan(74);
 
 CREATE ROLE qml_tap_producer;
 CREATE ROLE qml_tap_worker;
@@ -43,6 +43,9 @@ SELECT lives_ok($$SELECT qml.grant_producer('qml_tap_producer')$$, 'grant_produc
 SELECT lives_ok($$SELECT qml.grant_worker('qml_tap_worker')$$, 'grant_worker');
 SELECT lives_ok($$SELECT qml.grant_admin('qml_tap_admin')$$, 'grant_admin');
 
+-- a recurring job for run_recurring
+DO $$ BEGIN PERFORM qml.add_recurring('tap_rec', '0 3 * * *', 'x', queue => 'tap'); END $$;
+
 -- what each role may call: 'ok' or 42501 (insufficient_privilege)
 CREATE TEMP TABLE calls (name text, stmt text, producer text, worker text, admin text, nobody text);
 INSERT INTO calls VALUES
@@ -62,6 +65,7 @@ INSERT INTO calls VALUES
 	('pause_queue', $$SELECT qml.pause_queue('tap')$$, '42501', '42501', 'ok', '42501'),
 	('resume_queue', $$SELECT qml.resume_queue('tap')$$, '42501', '42501', 'ok', '42501'),
 	('maintain', $$SELECT qml.maintain()$$, '42501', '42501', 'ok', '42501'),
+	('run_recurring', $$SELECT qml.run_recurring('tap_rec')$$, '42501', '42501', 'ok', '42501'),
 	('read jobs', $$SELECT * FROM qml.jobs$$, '42501', '42501', 'ok', '42501'),
 	('update jobs', $$UPDATE qml.jobs SET priority = 1$$, '42501', '42501', '42501', '42501'),
 	('grant_admin', $$SELECT qml.grant_admin('qml_tap_nobody')$$, '42501', '42501', '42501', '42501');
@@ -70,7 +74,7 @@ SELECT is(pg_temp.as_role('qml_tap_producer', stmt), producer, 'producer: ' || n
 SELECT is(pg_temp.as_role('qml_tap_worker', stmt), worker, 'worker: ' || name) FROM calls ORDER BY name;
 SELECT is(pg_temp.as_role('qml_tap_admin', stmt), admin, 'admin: ' || name)
   FROM calls WHERE name IN ('enqueue', 'fetch', 'complete', 'delete', 'requeue', 'pause_queue',
-							'maintain', 'read jobs', 'update jobs', 'grant_admin') ORDER BY name;
+							'maintain', 'run_recurring', 'read jobs', 'update jobs', 'grant_admin') ORDER BY name;
 SELECT is(pg_temp.as_role('qml_tap_nobody', stmt), nobody, 'a role given nothing: ' || name)
   FROM calls WHERE name IN ('enqueue', 'fetch', 'stats', 'read jobs') ORDER BY name;
 
