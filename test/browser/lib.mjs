@@ -70,6 +70,7 @@ export function launchBrowser() {
 	return chromium.launch({
 		executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
 		headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+		args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+			'--disable-background-networking', '--disable-component-update', '--no-first-run'],
 	});
 }
