@@ -212,9 +212,10 @@ live_main(void *arg)
 		qml_status	st;
 		bool		idle,
 					ok;
-		int			notified = 0,
-					wait_ms;
-		int64_t		finished = 0;
+		int			notified = 0;
+		int64_t		finished = 0,
+					deadline,
+					left_ms;
 
 		if (poll_stats(d, w, &st, &finished))
 			last_change = t0;
@@ -236,17 +237,23 @@ live_main(void *arg)
 			nap_ms(d, 1000);
 			continue;
 		}
+		/*
+		 * Wait out the cadence whatever arrives: qml_watch_wait returns at
+		 * each notification, and enqueues may notify many times a second. A
+		 * notification only shortens an idle wait to the fast cadence.
+		 */
 		idle = t0 - last_change > IDLE_AFTER_US;
-		wait_ms = (idle ? IDLE_INTERVAL_MS : fast) - (int) ((mono_us() - t0) / 1000);
-		if (wait_ms <= 0 || qml_watch_wait(w, wait_ms, &notified) != QML_OK)
-			continue;
-		/* work arrived while idle: read again, but never sooner than the cadence */
-		if (idle && notified > 0)
+		deadline = t0 + (int64_t) (idle ? IDLE_INTERVAL_MS : fast) * 1000;
+		while ((left_ms = (deadline - mono_us()) / 1000) > 0 && !atomic_load(&d->stop))
 		{
-			last_change = mono_us();
-			wait_ms = fast - (int) ((mono_us() - t0) / 1000);
-			if (wait_ms > 0)
-				qml_watch_wait(w, wait_ms, NULL);
+			if (qml_watch_wait(w, (int) left_ms, &notified) != QML_OK)
+				break;
+			if (idle && notified > 0)
+			{
+				idle = false;
+				last_change = mono_us();
+				deadline = t0 + (int64_t) fast * 1000;
+			}
 		}
 	}
 	if (w)
