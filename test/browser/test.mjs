@@ -314,6 +314,28 @@ try {
 		await page.setViewportSize({ width: 1280, height: 900 });
 	});
 
+	await check('a read-only dashboard (no token) says so and asks for no token', async () => {
+		const roPort = await freePort();
+		const roLog = [];
+		const ro = await startDashboard(roPort, null, roLog);
+		const roPage = await context.newPage();
+		roPage.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+		try {
+			await roPage.emulateMedia({ colorScheme: 'dark' });
+			await roPage.goto(`http://127.0.0.1:${roPort}/`);
+			await roPage.waitForSelector('body[data-conn="live"]');
+			await roPage.evaluate(() => sessionStorage.clear());
+			await roPage.click('#queues tr[data-key="reports"] button');
+			await roPage.waitForFunction(() => document.querySelector('#toast').textContent.startsWith('read-only'));
+			assert(await roPage.locator('#token-dialog').isHidden(), 'asked for a token');
+			assert(sql(`SELECT paused FROM qml.queues WHERE name = 'reports'`) === 'f', 'paused anyway');
+			await roPage.screenshot({ path: join(OUT, '09-read-only-dark.png'), fullPage: true });
+		} finally {
+			await roPage.close();
+			await stopChild(ro);
+		}
+	});
+
 	await check('no dialog, no page error, no console error (CSP included)', async () => {
 		assert(dialogs.length === 0, `dialogs: ${dialogs.join(', ')}`);
 		assert(pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));

@@ -886,6 +886,8 @@
 		api('/api/throughput?minutes=60').then((t) => { if (t.ok) applyThroughput(t.body); }).catch(() => {});
 		loadJobs(true).catch(() => {});
 		loadRunning().catch(() => {});
+		recurringDue = Date.now() + RECURRING_MS;
+		loadRecurring().catch(() => {});
 		connect();
 		routeHash();
 		setInterval(detailTick, 500);
