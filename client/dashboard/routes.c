@@ -210,7 +210,7 @@ get_jobs(struct mg_connection *conn, dash *d)
 	if (has_state && !qml_state_parse(state, &s))
 	{
 		http_error(conn, 400, "unknown state \"%s\": use scheduled, enqueued, processing, "
-						  "succeeded, failed, awaiting_retry or deleted", state);
+				   "succeeded, failed, awaiting_retry or deleted", state);
 		return;
 	}
 	if (has_id && !parse_id(idbuf, strlen(idbuf), &id))
@@ -325,8 +325,8 @@ post_job(struct mg_connection *conn, dash *d, int64_t id, bool retry)
 	if (!done)
 	{
 		http_error(conn, 409, retry
-						  ? "job %" PRId64 " has not finished: only succeeded, failed or deleted jobs can be retried"
-						  : "job %" PRId64 " has finished: only unfinished jobs can be deleted", id);
+				   ? "job %" PRId64 " has not finished: only succeeded, failed or deleted jobs can be retried"
+				   : "job %" PRId64 " has finished: only unfinished jobs can be deleted", id);
 		return;
 	}
 	http_json(conn, 200, json_pack("{s:b,s:I}", "ok", 1, "id", (json_int_t) id));

@@ -366,6 +366,36 @@ def test_read_only():
     check(s == 403 and b.get("error") == "read-only: start qml dashboard with --token", "without a token: writes 403", b)
 
 
+def test_options():
+    print("# QML_DASHBOARD_TOKEN, the global -d, a database that is not there")
+    port = PORT + 2
+    p = subprocess.Popen([QML, "-d", "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB), "dashboard",
+                          "--listen", "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, "QML_DASHBOARD_TOKEN": "from-env"})
+    procs.append(p)
+    check(wait_for(lambda: get("/healthz", port)[0] == 200, 10), "qml -d URL dashboard: up")
+    s, _, b = post("/api/recurring/nosuch/run", token="from-env", port=port)
+    check(s == 404, "the token from QML_DASHBOARD_TOKEN is accepted (404: no such recurring job)", (s, b))
+    s, _, b = post("/api/recurring/nosuch/run", token=TOKEN, port=port)
+    check(s == 403, "another token is not", (s, b))
+    p.send_signal(signal.SIGTERM)
+    check(p.wait(10) == 0, "SIGTERM: exit 0")
+    # nothing listens on port 1: it serves, says the database is down, and waits
+    p = subprocess.Popen([QML, "dashboard", "--listen", "127.0.0.1:%d" % port, "--database",
+                          "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    check(wait_for(lambda: get("/healthz", port)[0] == 503, 10), "no database yet: /healthz 503")
+    s, _, b = get("/api/jobs", port)
+    check(s == 503 and is_error(b), "and the API 503 with an error", (s, b))
+    time.sleep(2)
+    check(p.poll() is None, "it keeps running")
+    p.send_signal(signal.SIGTERM)
+    check(p.wait(10) == 0, "SIGTERM: exit 0")
+    r = subprocess.run([QML, "dashboard", "--listen", "nonsense"], capture_output=True, text=True, timeout=10)
+    check(r.returncode != 0 and "HOST:PORT" in r.stderr, "--listen nonsense: an error", r.stderr)
+
+
 INJECTIONS = ["x' OR '1'='1", "x'; DROP TABLE qml.jobs; --", "1; DELETE FROM qml.jobs", "\\' OR 1=1 --",
               "$$; TRUNCATE qml.jobs; $$", "'||(SELECT pg_sleep(0))||'"]
 
@@ -565,7 +595,7 @@ def main():
     setup()
     start_dashboard(PORT, "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB), TOKEN)
     try:
-        for t in (test_basics, test_paging, test_filters, test_job, test_actions, test_read_only,
+        for t in (test_basics, test_paging, test_filters, test_job, test_actions, test_read_only, test_options,
                   test_injection, test_websocket, test_one_connection, test_concurrency,
                   test_database_outage):
             try:
