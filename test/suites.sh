@@ -26,3 +26,6 @@ suite dashboard_api test/dashboard/api.sh
 suite dump_restore test/dump/restore.sh
 # README.md's error table against the code, both ways, each row raised
 suite error_table test/docs/error_table.sh
+# the dashboard's page in Debian's chromium (playwright-core): live counts
+# over the WebSocket, retry, pause, markup as text, banner and recovery
+suite browser test/browser/run.sh
