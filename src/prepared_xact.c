@@ -1,0 +1,329 @@
+/*-------------------------------------------------------------------------
+ *
+ * prepared_xact.c
+ *	  What a prepared transaction (PREPARE TRANSACTION) owes the queues it
+ *	  enqueued into or claimed from, until COMMIT or ROLLBACK PREPARED.
+ *
+ * A commit moves its queues' heads back (queue_head.c) and wakes their
+ * workers (wakeup.c) from transaction callbacks, with what the transaction
+ * remembered in its own memory. A prepared transaction ends later, in
+ * COMMIT or ROLLBACK PREPARED, often in another session, where that memory
+ * does not exist and where no code of ours runs for it. Meanwhile busy
+ * claims would move the head past the jobs it enqueued (not visible yet)
+ * or claimed (locked), and nothing would move it back: in a busy queue
+ * those jobs would wait until the queue ran dry.
+ *
+ * So the choice is to be conservative from PREPARE on: the transaction
+ * leaves an entry in shared memory with its xid, its database, the queue
+ * slots (qml_queue_slot() modulo QML_PREPARED_SLOTS, as heads and wakeup
+ * slots are hashed) whose heads it would move, and the names of the queues
+ * it would wake. While the entry exists, the heads of its slots are neither
+ * used nor moved (claims start at the queue's start: slower, never wrong),
+ * and making the entry moved them back, so no head passes its jobs. Once
+ * its xid is no longer in progress, the next commit in its database (the
+ * COMMIT PREPARED's own, normally) settles it: the heads are moved back
+ * once more, the entry goes, and that commit wakes the queues' waiting
+ * fetches and notifies their listeners as if it had enqueued into them.
+ * A rollback wakes them needlessly, which costs one empty claim each.
+ *
+ * The entries live in shared memory: a server restart with transactions
+ * still prepared forgets them (README, limits). A transaction that wakes
+ * more queues than the names fit in notifies with an empty payload, which
+ * means "any queue".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/memutils.h"
+
+#include "qml.h"
+
+/* bytes of queue names an entry keeps, NUL-separated */
+#define NAMES_BYTES 4096
+
+typedef struct PreparedEntry
+{
+	TransactionId xid;			/* InvalidTransactionId: free */
+	Oid			dboid;
+	bool		settling;		/* a commit is settling it */
+	bool		names_full;		/* some queues to wake are not in names */
+	int			names_len;
+	uint8		slots[QML_PREPARED_SLOTS / 8];	/* heads to distrust */
+	char		names[NAMES_BYTES]; /* queues to wake */
+} PreparedEntry;
+
+typedef struct PreparedShared
+{
+	slock_t		lock;
+	pg_atomic_uint32 used;		/* entries in use: none, nothing to do */
+	int			nentries;
+	pg_atomic_uint32 pins[QML_PREPARED_SLOTS];	/* entries per slot */
+	PreparedEntry entries[FLEXIBLE_ARRAY_MEMBER];
+} PreparedShared;
+
+static PreparedShared *prep = NULL;
+
+/* the entry this backend took at PRE_PREPARE, until PREPARE is done */
+static int	my_entry = -1;
+
+/* what this transaction would move and wake, gathered at PRE_PREPARE */
+static PreparedEntry *building = NULL;
+
+/*
+ * One entry for every transaction that can be prepared at once, and room
+ * for those whose COMMIT PREPARED is not settled yet.
+ */
+static int
+prepared_entries(void)
+{
+	return max_prepared_xacts > 0 ? 2 * max_prepared_xacts + 8 : 0;
+}
+
+Size
+qml_prepared_shmem_size(void)
+{
+	return add_size(offsetof(PreparedShared, entries),
+					mul_size(prepared_entries(), sizeof(PreparedEntry)));
+}
+
+void
+qml_prepared_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	prep = ShmemInitStruct("qml prepared transactions", qml_prepared_shmem_size(),
+						   &found);
+	if (found)
+		return;
+	memset(prep, 0, qml_prepared_shmem_size());
+	SpinLockInit(&prep->lock);
+	pg_atomic_init_u32(&prep->used, 0);
+	for (i = 0; i < QML_PREPARED_SLOTS; i++)
+		pg_atomic_init_u32(&prep->pins[i], 0);
+	prep->nentries = prepared_entries();
+}
+
+static int
+slot_of(const char *queue)
+{
+	return qml_queue_slot(MyDatabaseId, queue, strlen(queue)) % QML_PREPARED_SLOTS;
+}
+
+/*
+ * Whether a prepared transaction, or one not settled yet, may move the
+ * head of `queue`: then its head is not to be used or moved.
+ */
+bool
+qml_prepared_pins_head(const char *queue)
+{
+	if (prep == NULL || pg_atomic_read_u32(&prep->used) == 0)
+		return false;
+	return pg_atomic_read_u32(&prep->pins[slot_of(queue)]) != 0;
+}
+
+/* queue_head.c's pending moves: the slot's head is distrusted */
+static void
+add_head(const char *queue)
+{
+	int			slot = slot_of(queue);
+
+	building->slots[slot / 8] |= 1 << (slot % 8);
+}
+
+/* wakeup.c's pending queues: woken when the transaction is settled */
+static void
+add_wake(const char *queue)
+{
+	int			len = strlen(queue) + 1;
+
+	add_head(queue);
+	if (building->names_len + len <= NAMES_BYTES)
+	{
+		memcpy(building->names + building->names_len, queue, len);
+		building->names_len += len;
+	}
+	else
+		building->names_full = true;
+}
+
+static bool
+has_slot(const PreparedEntry *e, int slot)
+{
+	return (e->slots[slot / 8] & (1 << (slot % 8))) != 0;
+}
+
+/* frees entry i; caller holds the lock */
+static void
+free_entry(int i)
+{
+	PreparedEntry *e = &prep->entries[i];
+	int			slot;
+
+	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+		if (has_slot(e, slot))
+			pg_atomic_fetch_sub_u32(&prep->pins[slot], 1);
+	e->xid = InvalidTransactionId;
+	pg_atomic_fetch_sub_u32(&prep->used, 1);
+}
+
+/* every head of the entry's slots moves back below any job */
+static void
+move_heads_back(const PreparedEntry *e)
+{
+	int			slot;
+
+	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+		if (has_slot(e, slot))
+			qml_head_move_back_slot(slot);
+}
+
+/*
+ * PRE_PREPARE: leaves the transaction's entry. An error here still fails
+ * the PREPARE cleanly (the transaction rolls back).
+ */
+static void
+leave_entry(void)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+	PreparedEntry *e = NULL;
+	int			slot;
+	int			i;
+
+	if (!qml_shmem_ready() || prep->nentries == 0 || !TransactionIdIsValid(xid))
+		return;
+	building = MemoryContextAllocZero(TopTransactionContext, sizeof(PreparedEntry));
+	qml_head_each_pending(add_head);
+	qml_wakeup_each_pending(add_wake);
+	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+		if (has_slot(building, slot))
+			break;
+	if (slot == QML_PREPARED_SLOTS)
+		return;
+
+	SpinLockAcquire(&prep->lock);
+	for (i = 0; i < prep->nentries; i++)
+		if (!TransactionIdIsValid(prep->entries[i].xid))
+		{
+			e = &prep->entries[i];
+			break;
+		}
+	if (e != NULL)
+	{
+		*e = *building;
+		e->xid = xid;
+		e->dboid = MyDatabaseId;
+		for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+			if (has_slot(e, slot))
+				pg_atomic_fetch_add_u32(&prep->pins[slot], 1);
+		pg_atomic_fetch_add_u32(&prep->used, 1);
+		my_entry = i;
+	}
+	SpinLockRelease(&prep->lock);
+	if (e == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many prepared transactions with qml work"),
+				 errdetail("At most %d can wait for COMMIT PREPARED or ROLLBACK PREPARED at once.",
+						   prep->nentries),
+				 errhint("Finish prepared transactions, or raise max_prepared_transactions.")));
+	/* pinned first: a head moved after this is not used or moved again */
+	move_heads_back(building);
+}
+
+/*
+ * Settles the entries of this database whose transactions have ended:
+ * moves their heads back, frees them, and has this transaction wake their
+ * queues when it commits (wakeup.c). Called before a commit, while
+ * NOTIFY can still be queued.
+ */
+void
+qml_prepared_settle(void)
+{
+	int			i;
+
+	if (prep == NULL || pg_atomic_read_u32(&prep->used) == 0)
+		return;
+	for (i = 0; i < prep->nentries; i++)
+	{
+		PreparedEntry *e = &prep->entries[i];
+		TransactionId xid;
+		PreparedEntry copy;
+		const char *name;
+		int			slot;
+
+		SpinLockAcquire(&prep->lock);
+		xid = e->settling || e->dboid != MyDatabaseId ? InvalidTransactionId : e->xid;
+		SpinLockRelease(&prep->lock);
+		/* still prepared (or preparing) */
+		if (!TransactionIdIsValid(xid) || TransactionIdIsInProgress(xid))
+			continue;
+		SpinLockAcquire(&prep->lock);
+		if (e->xid != xid || e->settling)
+		{
+			SpinLockRelease(&prep->lock);
+			continue;
+		}
+		e->settling = true;
+		copy = *e;
+		SpinLockRelease(&prep->lock);
+
+		/* ended and visible: back once more, while still pinned */
+		move_heads_back(&copy);
+		SpinLockAcquire(&prep->lock);
+		free_entry(i);
+		e->settling = false;
+		SpinLockRelease(&prep->lock);
+
+		for (name = copy.names; name < copy.names + copy.names_len;
+			 name += strlen(name) + 1)
+			qml_wake_queue_at_commit(name, 0);
+		/* the queues not named: by slot, and an empty payload */
+		for (slot = 0; copy.names_full && slot < QML_PREPARED_SLOTS; slot++)
+			if (has_slot(&copy, slot))
+				qml_wake_queue_at_commit(NULL, slot);
+	}
+}
+
+static void
+prepared_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			leave_entry();
+			break;
+		case XACT_EVENT_PREPARE:
+			/* the entry is the prepared transaction's now */
+			my_entry = -1;
+			building = NULL;
+			break;
+		case XACT_EVENT_ABORT:
+			/* a PREPARE that failed after PRE_PREPARE */
+			if (my_entry >= 0)
+			{
+				SpinLockAcquire(&prep->lock);
+				free_entry(my_entry);
+				SpinLockRelease(&prep->lock);
+			}
+			my_entry = -1;
+			building = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+qml_prepared_init(void)
+{
+	RegisterXactCallback(prepared_xact_callback, NULL);
+}
