@@ -26,23 +26,29 @@
  * fetches and notifies their listeners as if it had enqueued into them.
  * A rollback wakes them needlessly, which costs one empty claim each.
  *
- * The entries live in shared memory: a server restart with transactions
- * still prepared forgets them (README, limits). A transaction that wakes
- * more queues than the names fit in notifies with an empty payload, which
- * means "any queue".
+ * The entries live in shared memory, which a restart starts afresh while
+ * prepared transactions survive it. So after a start no head is used or
+ * moved until every transaction older than the start has ended; their
+ * COMMIT PREPARED wakes nobody, though: workers find those jobs when they
+ * next poll (README, limits). A transaction that wakes more queues than
+ * the names fit in notifies with an empty payload, which means "any
+ * queue".
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "qml.h"
 
@@ -63,6 +69,10 @@ typedef struct PreparedEntry
 typedef struct PreparedShared
 {
 	slock_t		lock;
+	/* since the start, until transactions from before it have ended */
+	pg_atomic_uint32 after_start;
+	TransactionId start_xid;	/* the first xid after it, once read */
+	TimestampTz start_checked;	/* when transactions were last looked at */
 	pg_atomic_uint32 used;		/* entries in use: none, nothing to do */
 	int			nentries;
 	pg_atomic_uint32 pins[QML_PREPARED_SLOTS];	/* entries per slot */
@@ -106,6 +116,8 @@ qml_prepared_shmem_init(void)
 		return;
 	memset(prep, 0, qml_prepared_shmem_size());
 	SpinLockInit(&prep->lock);
+	pg_atomic_init_u32(&prep->after_start, max_prepared_xacts > 0);
+	prep->start_xid = InvalidTransactionId;
 	pg_atomic_init_u32(&prep->used, 0);
 	for (i = 0; i < QML_PREPARED_SLOTS; i++)
 		pg_atomic_init_u32(&prep->pins[i], 0);
@@ -119,13 +131,65 @@ slot_of(const char *queue)
 }
 
 /*
+ * Whether transactions prepared before the server started may still be
+ * open: the oldest running transaction is older than the first xid read
+ * after the start (so is a session's that began before that read, which
+ * ends soon). Looked at ten times a second at most; when they have all
+ * ended, every head moves back once, for claims begun before.
+ */
+static bool
+start_pins_heads(void)
+{
+	TimestampTz now;
+	TransactionId start_xid;
+	bool		look;
+
+	if (pg_atomic_read_u32(&prep->after_start) == 0)
+		return false;
+	if (RecoveryInProgress())
+		return true;
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&prep->lock);
+	start_xid = prep->start_xid;
+	look = now - prep->start_checked >= 100 * 1000;
+	if (look)
+		prep->start_checked = now;
+	SpinLockRelease(&prep->lock);
+	if (!look)
+		return true;
+	if (!TransactionIdIsValid(start_xid))
+	{
+		start_xid = ReadNextTransactionId();
+		SpinLockAcquire(&prep->lock);
+		if (!TransactionIdIsValid(prep->start_xid))
+			prep->start_xid = start_xid;
+		start_xid = prep->start_xid;
+		SpinLockRelease(&prep->lock);
+	}
+	if (TransactionIdPrecedes(GetOldestActiveTransactionId(), start_xid))
+		return true;
+	if (pg_atomic_exchange_u32(&prep->after_start, 0) != 0)
+	{
+		int			slot;
+
+		for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+			qml_head_move_back_slot(slot);
+	}
+	return false;
+}
+
+/*
  * Whether a prepared transaction, or one not settled yet, may move the
  * head of `queue`: then its head is not to be used or moved.
  */
 bool
 qml_prepared_pins_head(const char *queue)
 {
-	if (prep == NULL || pg_atomic_read_u32(&prep->used) == 0)
+	if (prep == NULL)
+		return false;
+	if (start_pins_heads())
+		return true;
+	if (pg_atomic_read_u32(&prep->used) == 0)
 		return false;
 	return pg_atomic_read_u32(&prep->pins[slot_of(queue)]) != 0;
 }

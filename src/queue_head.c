@@ -154,6 +154,7 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 {
 	HeadSlot   *s;
 	bool		found;
+	bool		pinned;
 	TimestampTz now;
 
 	*seen = 0;
@@ -161,10 +162,12 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 		return false;
 	s = slot_for(queue);
 	now = GetCurrentTimestamp();
+	/* a prepared transaction's jobs may lie ahead (prepared_xact.c) */
+	pinned = qml_prepared_pins_head(queue);
 	SpinLockAcquire(&s->mutex);
 	*seen = s->backs;
 	found = s->valid && owned_by(s, queue) && now - s->set_at < HEAD_TTL_USEC &&
-		!qml_prepared_pins_head(queue);
+		!pinned;
 	if (found)
 		*key = s->key;
 	SpinLockRelease(&s->mutex);
@@ -183,15 +186,19 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key)
 	HeadSlot   *s;
 	uint64		n;
 	bool		safe;
+	bool		pinned;
 
 	/* a snapshot older than the read of `seen` would break the rule */
 	if (!qml_shmem_ready() || IsolationUsesXactSnapshot())
 		return;
 	s = slot_for(queue);
+	/*
+	 * A prepared transaction's jobs may lie ahead (prepared_xact.c); one
+	 * prepared after this look moves the head back after it.
+	 */
+	pinned = qml_prepared_pins_head(queue);
 	SpinLockAcquire(&s->mutex);
-	/* a prepared transaction's jobs may lie ahead (prepared_xact.c) */
-	safe = s->backs - seen <= (uint64) BACK_BUCKET * (BACK_RING - 1) &&
-		!qml_prepared_pins_head(queue);
+	safe = s->backs - seen <= (uint64) BACK_BUCKET * (BACK_RING - 1) && !pinned;
 	for (n = seen / BACK_BUCKET; safe && s->backs > seen &&
 		 n <= (s->backs - 1) / BACK_BUCKET; n++)
 		safe = qml_head_key_cmp(&s->back[n % BACK_RING], key) >= 0;
