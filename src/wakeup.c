@@ -247,11 +247,15 @@ publish_commit(void)
 		qml_registry_wake_launcher();
 }
 
+static bool must_notify(PendingQueue *p);
+
 /*
  * Just before commit: the NOTIFYs this transaction owes. Queued here, not
  * as the jobs are enqueued, so that a transaction can still PREPARE: one
- * that has queued a NOTIFY cannot. What a prepared transaction that ended
- * owes its queues is taken over first (prepared_xact.c).
+ * that has queued a NOTIFY cannot. A fetch that came back empty since the
+ * enqueue is seen here too, which leaves fewer races to the scheduler.
+ * What a prepared transaction that ended owes its queues is taken over
+ * first (prepared_xact.c).
  */
 static void
 notify_pending(void)
@@ -263,6 +267,8 @@ notify_pending(void)
 	{
 		PendingQueue *p = qml_xact_list_at(&pending, i);
 
+		if (!p->notified && must_notify(p))
+			p->notified = true;
 		if (p->notified)
 			Async_Notify("qml", p->queue);
 	}
