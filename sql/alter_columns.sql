@@ -102,6 +102,15 @@ SELECT qml.enqueue('high', '[3]', 'moved', priority => 5) AS id;
 SELECT id, method, priority, arguments, tenant_id FROM qml.fetch('w1', '{moved}', 2);
 SELECT id, method, priority, arguments, tenant_id FROM qml.fetch('w1', '{moved}', 2);
 
+-- only dropped columns left: the direct writes take over again, with rows
+-- of the table's width, dropped columns included
 ALTER TABLE qml.jobs DROP COLUMN tenant_id, DROP COLUMN region;
 ALTER TABLE qml.job_events DROP COLUMN tag;
+SELECT qml.enqueue('direct', '{"n": 1}', 'moved') AS id \gset
+SELECT to_jsonb(j) - ARRAY['run_at', 'created_at', 'enqueued_at', 'started_at',
+						   'locked_until', 'lease_pid', 'lease_session'] AS job
+  FROM qml.fetch('w1', '{moved}', 5) j;
+SELECT qml.complete(:id, 'w1', '{"done": 1}');
+SELECT id, method, state, arguments, result FROM qml.jobs WHERE id = :id;
+SELECT * FROM qt_history(:id);
 CALL qt_reset();
