@@ -225,7 +225,7 @@ has_slot(const PreparedEntry *e, int slot)
 	return (e->slots[slot / 8] & (1 << (slot % 8))) != 0;
 }
 
-/* frees entry i; caller holds the lock */
+/* frees entry i, which this backend holds (reserved or settling) */
 static void
 free_entry(int i)
 {
@@ -235,7 +235,10 @@ free_entry(int i)
 	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
 		if (has_slot(e, slot))
 			pg_atomic_fetch_sub_u32(&prep->pins[slot], 1);
+	SpinLockAcquire(&prep->lock);
 	e->xid = InvalidTransactionId;
+	e->settling = false;
+	SpinLockRelease(&prep->lock);
 	pg_atomic_fetch_sub_u32(&prep->used, 1);
 }
 
@@ -273,24 +276,17 @@ leave_entry(void)
 	if (slot == QML_PREPARED_SLOTS)
 		return;
 
+	/* reserved under the lock (settling: no one else looks at it) ... */
 	SpinLockAcquire(&prep->lock);
 	for (i = 0; i < prep->nentries; i++)
 		if (!TransactionIdIsValid(prep->entries[i].xid))
 		{
 			e = &prep->entries[i];
+			e->xid = xid;
+			e->settling = true;
+			my_entry = i;
 			break;
 		}
-	if (e != NULL)
-	{
-		*e = *building;
-		e->xid = xid;
-		e->dboid = MyDatabaseId;
-		for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
-			if (has_slot(e, slot))
-				pg_atomic_fetch_add_u32(&prep->pins[slot], 1);
-		pg_atomic_fetch_add_u32(&prep->used, 1);
-		my_entry = i;
-	}
 	SpinLockRelease(&prep->lock);
 	if (e == NULL)
 		ereport(ERROR,
@@ -299,8 +295,21 @@ leave_entry(void)
 				 errdetail("At most %d can wait for COMMIT PREPARED or ROLLBACK PREPARED at once.",
 						   prep->nentries),
 				 errhint("Finish prepared transactions, or raise max_prepared_transactions.")));
+	/* ... filled and pinned outside it, then open to settling */
+	memcpy(e->slots, building->slots, sizeof(e->slots));
+	memcpy(e->names, building->names, building->names_len);
+	e->names_len = building->names_len;
+	e->names_full = building->names_full;
+	e->dboid = MyDatabaseId;
+	pg_atomic_fetch_add_u32(&prep->used, 1);
+	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
+		if (has_slot(e, slot))
+			pg_atomic_fetch_add_u32(&prep->pins[slot], 1);
+	SpinLockAcquire(&prep->lock);
+	e->settling = false;
+	SpinLockRelease(&prep->lock);
 	/* pinned first: a head moved after this is not used or moved again */
-	move_heads_back(building);
+	move_heads_back(e);
 }
 
 /*
@@ -337,15 +346,12 @@ qml_prepared_settle(void)
 			continue;
 		}
 		e->settling = true;
-		copy = *e;
 		SpinLockRelease(&prep->lock);
 
-		/* ended and visible: back once more, while still pinned */
+		/* ours now; ended and visible: back once more, while still pinned */
+		copy = *e;
 		move_heads_back(&copy);
-		SpinLockAcquire(&prep->lock);
 		free_entry(i);
-		e->settling = false;
-		SpinLockRelease(&prep->lock);
 
 		for (name = copy.names; name < copy.names + copy.names_len;
 			 name += strlen(name) + 1)
@@ -373,11 +379,7 @@ prepared_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 			/* a PREPARE that failed after PRE_PREPARE */
 			if (my_entry >= 0)
-			{
-				SpinLockAcquire(&prep->lock);
 				free_entry(my_entry);
-				SpinLockRelease(&prep->lock);
-			}
 			my_entry = -1;
 			building = NULL;
 			break;
