@@ -389,7 +389,7 @@ qml_wake_queue_at_commit(const char *queue, int slot)
 
 	if (queue != NULL)
 	{
-		note_enqueued(queue, true);
+		note_enqueued(queue, false);
 		return;
 	}
 	p = add_pending("");
