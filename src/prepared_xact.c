@@ -23,8 +23,10 @@
  * its xid is no longer in progress, the next commit in its database (the
  * COMMIT PREPARED's own, normally) settles it: the heads are moved back
  * once more, the entry goes, and that commit wakes the queues' waiting
- * fetches and notifies their listeners as if it had enqueued into them.
- * A rollback wakes them needlessly, which costs one empty claim each.
+ * fetches and notifies their listeners as if it had enqueued into them,
+ * and wakes the scheduler, for its claims whose session ended and its
+ * scheduled jobs. A rollback wakes them needlessly, which costs one empty
+ * claim each and a scheduler pass.
  *
  * The entries live in shared memory, which a restart starts afresh while
  * prepared transactions survive it. So after a start no head is used or
@@ -273,7 +275,8 @@ leave_entry(void)
 	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
 		if (has_slot(building, slot))
 			break;
-	if (slot == QML_PREPARED_SLOTS)
+	/* nothing to move or wake, and no scheduled job to wake the scheduler for */
+	if (slot == QML_PREPARED_SLOTS && !qml_wakeup_wants_scheduler())
 		return;
 
 	/* reserved under the lock (settling: no one else looks at it) ... */
@@ -360,6 +363,15 @@ qml_prepared_settle(void)
 		for (slot = 0; copy.names_full && slot < QML_PREPARED_SLOTS; slot++)
 			if (has_slot(&copy, slot))
 				qml_wake_queue_at_commit(NULL, slot);
+
+		/*
+		 * Its claims may belong to a session that has ended meanwhile (the
+		 * scheduler skipped them while they were locked), and its
+		 * scheduled jobs may fall due before the scheduler would wake: a
+		 * pass at once.
+		 */
+		qml_sessions_look_again();
+		qml_wake_scheduler_at_commit(DT_NOBEGIN);
 	}
 }
 

@@ -356,6 +356,7 @@ extern TimestampTz qml_wait_deadline(Interval *wait);
 extern Interval *qml_lease_from_now(Interval *lease);
 extern void qml_wakeup_each_pending(void (*fn) (const char *queue));
 extern void qml_wake_queue_at_commit(const char *queue, int slot);
+extern bool qml_wakeup_wants_scheduler(void);
 
 /* queue_head.c: where a queue's claimable jobs begin in jobs_fetch_idx */
 typedef struct QmlHeadKey
@@ -393,6 +394,7 @@ extern void qml_prepared_settle(void);
 extern bool qml_session_register(int32 *pid, TimestampTz *started);
 extern bool qml_session_alive(int32 pid, TimestampTz started);
 extern uint64 qml_sessions_ended(void);
+extern void qml_sessions_look_again(void);
 
 /* stats.c */
 extern void qml_stats_init(void);

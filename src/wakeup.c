@@ -377,6 +377,13 @@ qml_wakeup_each_pending(void (*fn) (const char *queue))
 		fn(((PendingQueue *) qml_xact_list_at(&pending, i))->queue);
 }
 
+/* whether this transaction would wake the scheduler when it commits */
+bool
+qml_wakeup_wants_scheduler(void)
+{
+	return pending_due != DT_NOEND;
+}
+
 /*
  * This transaction wakes `queue` when it commits, as if it had enqueued
  * into it; with a NULL queue, wakeup slot `slot` and every listener (an

@@ -2,8 +2,9 @@
 # test/scheduler/prepared.sh: two-phase commit and the workers that wait
 # (src/prepared_xact.c). A fetch waiting in the server and a LISTENer are
 # woken by the COMMIT PREPARED of an enqueue, run from another session; a
-# transaction left prepared across a server restart still gets its urgent
-# job handed out next in a busy queue once it is committed.
+# claim whose session ended is rescued once committed; a transaction left
+# prepared across a server restart still gets its urgent job handed out
+# next in a busy queue once it is committed.
 . "$(dirname "$0")/lib.sh"
 db=qml_sched_prepared
 newdb $db || exit 1
@@ -13,7 +14,7 @@ trap 'rollback_prepared; rm -rf "$tmp" "$listen"' EXIT
 
 # leaves no transaction of ours prepared, whatever failed
 rollback_prepared() {
-	for gid in qml_pw qml_pr; do
+	for gid in qml_pw qml_ps qml_pr; do
 		q $db -c "ROLLBACK PREPARED '$gid'" >/dev/null 2>&1 || true
 	done
 }
@@ -44,6 +45,16 @@ t_note=$(tail -1 "$tmp/listen")
 [ "$t_note" != timeout ] && less_than "$(elapsed "$t0" "$t_note")" 2 &&
 	ok "the listener was notified at COMMIT PREPARED" || fail "the listener was notified" "$(cat "$tmp/listen")"
 rollback_prepared
+
+# --- a claim prepared with a session lease, by a session that then ends:
+# once COMMIT PREPARED makes the claim visible, the job is rescued at once
+# (the scheduler skipped it while it was locked), not after its 1 h lease
+sid=$(q $db -c "SELECT qml.enqueue('claimed', queue => 'ps')")
+q $db -c "BEGIN" -c "SELECT id FROM qml.fetch('w', '{ps}', lease => '1 hour')" -c "PREPARE TRANSACTION 'qml_ps'" >/dev/null
+sleep 1.5
+q $db -c "COMMIT PREPARED 'qml_ps'" >/dev/null
+check "a committed claim of an ended session is rescued at once" "awaiting_retry / session of worker w ended" \
+	"$(poll 5 $db "SELECT state || ' / ' || last_error FROM qml.jobs WHERE id = $sid" "awaiting_retry / session of worker w ended")"
 
 # --- prepared across a restart: 300 jobs wait, an urgent one is prepared
 q $db -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'job' || g, 'queue', 'pr') ORDER BY g) FROM generate_series(1, 300) g))" >/dev/null
