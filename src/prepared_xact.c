@@ -25,7 +25,9 @@
  * once more, the entry goes, and that commit wakes the queues' waiting
  * fetches and notifies their listeners as if it had enqueued into them,
  * and wakes the scheduler, for its claims whose session ended and its
- * scheduled jobs. A rollback wakes them needlessly, which costs one empty
+ * scheduled jobs; the statistics counts it kept are published if it
+ * committed. A transaction that ran a maintenance pass cannot be prepared:
+ * the pass's roll-up takes counts out of shared memory at commit. A rollback wakes them needlessly, which costs one empty
  * claim each and a scheduler pass.
  *
  * The entries live in shared memory, which a restart starts afresh while
@@ -56,6 +58,14 @@
 
 /* bytes of queue names an entry keeps, NUL-separated */
 #define NAMES_BYTES 4096
+/* bytes of statistics counts an entry keeps (PackedCount, then the queue) */
+#define COUNTS_BYTES 4096
+
+typedef struct PackedCount
+{
+	int64		minute;
+	int64		counts[3];		/* enqueued, succeeded, failed */
+} PackedCount;
 
 typedef struct PreparedEntry
 {
@@ -66,6 +76,9 @@ typedef struct PreparedEntry
 	int			names_len;
 	uint8		slots[QML_PREPARED_SLOTS / 8];	/* heads to distrust */
 	char		names[NAMES_BYTES]; /* queues to wake */
+	int			counts_len;
+	int64		counts_lost;	/* counts that did not fit */
+	char		counts[COUNTS_BYTES];	/* statistics (stats.c) */
 } PreparedEntry;
 
 typedef struct PreparedShared
@@ -221,6 +234,48 @@ add_wake(const char *queue)
 		building->names_full = true;
 }
 
+/* stats.c's pending counts: published if the transaction commits */
+static void
+add_count(const char *queue, int64 minute, const int64 *counts)
+{
+	PackedCount c;
+	int			len = strlen(queue) + 1;
+
+	if (building->counts_len + (int) sizeof(c) + len > COUNTS_BYTES)
+	{
+		building->counts_lost += counts[0] + counts[1] + counts[2];
+		return;
+	}
+	c.minute = minute;
+	memcpy(c.counts, counts, sizeof(c.counts));
+	memcpy(building->counts + building->counts_len, &c, sizeof(c));
+	memcpy(building->counts + building->counts_len + sizeof(c), queue, len);
+	building->counts_len += sizeof(c) + len;
+}
+
+/* publishes the counts of an entry whose transaction committed */
+static void
+publish_counts(const PreparedEntry *e)
+{
+	int			pos = 0;
+
+	while (pos < e->counts_len)
+	{
+		PackedCount c;
+		const char *queue = e->counts + pos + sizeof(c);
+
+		memcpy(&c, e->counts + pos, sizeof(c));
+		qml_stats_publish(queue, c.minute, c.counts);
+		pos += sizeof(c) + strlen(queue) + 1;
+	}
+	if (e->counts_lost > 0)
+	{
+		int64		lost[3] = {e->counts_lost, 0, 0};
+
+		qml_stats_publish(NULL, 0, lost);
+	}
+}
+
 static bool
 has_slot(const PreparedEntry *e, int slot)
 {
@@ -269,14 +324,22 @@ leave_entry(void)
 
 	if (!qml_shmem_ready() || prep->nentries == 0 || !TransactionIdIsValid(xid))
 		return;
+	if (qml_stats_rolled_up())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that ran a qml maintenance pass"),
+				 errdetail("The pass rolled statistics up, which it completes when its transaction commits."),
+				 errhint("Call qml.maintain() outside the transaction you prepare.")));
 	building = MemoryContextAllocZero(TopTransactionContext, sizeof(PreparedEntry));
 	qml_head_each_pending(add_head);
 	qml_wakeup_each_pending(add_wake);
+	qml_stats_each_pending(add_count);
 	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
 		if (has_slot(building, slot))
 			break;
-	/* nothing to move or wake, and no scheduled job to wake the scheduler for */
-	if (slot == QML_PREPARED_SLOTS && !qml_wakeup_wants_scheduler())
+	/* nothing to move, wake or count, no scheduled job to wake the scheduler for */
+	if (slot == QML_PREPARED_SLOTS && !qml_wakeup_wants_scheduler() &&
+		building->counts_len == 0 && building->counts_lost == 0)
 		return;
 
 	/* reserved under the lock (settling: no one else looks at it) ... */
@@ -303,6 +366,9 @@ leave_entry(void)
 	memcpy(e->names, building->names, building->names_len);
 	e->names_len = building->names_len;
 	e->names_full = building->names_full;
+	memcpy(e->counts, building->counts, building->counts_len);
+	e->counts_len = building->counts_len;
+	e->counts_lost = building->counts_lost;
 	e->dboid = MyDatabaseId;
 	pg_atomic_fetch_add_u32(&prep->used, 1);
 	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
@@ -355,6 +421,8 @@ qml_prepared_settle(void)
 		copy = *e;
 		move_heads_back(&copy);
 		free_entry(i);
+		if (TransactionIdDidCommit(xid))
+			publish_counts(&copy);
 
 		for (name = copy.names; name < copy.names + copy.names_len;
 			 name += strlen(name) + 1)

@@ -401,6 +401,10 @@ extern void qml_stats_init(void);
 extern void qml_stats_count(const char *queue, JobState from, JobState to);
 extern void qml_stats_rollup(void);
 extern void qml_stats_forget_databases(const Oid *keep, int nkeep);
+extern void qml_stats_each_pending(void (*fn) (const char *queue, int64 minute,
+											   const int64 *counts));
+extern void qml_stats_publish(const char *queue, int64 minute, const int64 *counts);
+extern bool qml_stats_rolled_up(void);
 
 /* recurring.c */
 extern uint64 qml_recurring_fire(int batch);

@@ -2,7 +2,8 @@
 # test/scheduler/prepared.sh: two-phase commit and the workers that wait
 # (src/prepared_xact.c). A fetch waiting in the server and a LISTENer are
 # woken by the COMMIT PREPARED of an enqueue, run from another session; a
-# claim whose session ended is rescued once committed; a transaction left
+# claim whose session ended is rescued once committed; statistics count
+# what was committed; a transaction left
 # prepared across a server restart still gets its urgent job handed out
 # next in a busy queue once it is committed.
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ trap 'rollback_prepared; rm -rf "$tmp" "$listen"' EXIT
 
 # leaves no transaction of ours prepared, whatever failed
 rollback_prepared() {
-	for gid in qml_pw qml_ps qml_pr; do
+	for gid in qml_pw qml_ps qml_pc qml_pm qml_pr; do
 		q $db -c "ROLLBACK PREPARED '$gid'" >/dev/null 2>&1 || true
 	done
 }
@@ -55,6 +56,27 @@ sleep 1.5
 q $db -c "COMMIT PREPARED 'qml_ps'" >/dev/null
 check "a committed claim of an ended session is rescued at once" "awaiting_retry / session of worker w ended" \
 	"$(poll 5 $db "SELECT state || ' / ' || last_error FROM qml.jobs WHERE id = $sid" "awaiting_retry / session of worker w ended")"
+
+# --- statistics: completions prepared and committed count, rolled back
+# ones do not; a maintenance pass that rolled counts up cannot be prepared
+q $db -c "SELECT count(*) FROM qml.enqueue_batch('[{\"method\": \"s\", \"queue\": \"pstat\"}, {\"method\": \"s\", \"queue\": \"pstat\"}, {\"method\": \"s\", \"queue\": \"pstat\"}, {\"method\": \"s\", \"queue\": \"pstat\"}]')" >/dev/null
+q $db -c "SELECT count(*) FROM qml.fetch('w', '{pstat}', 4, session_lease => false)" >/dev/null
+q $db -c "BEGIN" -c "SELECT count(*) FROM qml.complete_batch((SELECT array_agg(id ORDER BY id) FROM qml.jobs WHERE queue = 'pstat' AND id % 2 = 0), 'w')" \
+	-c "PREPARE TRANSACTION 'qml_pc'" -c "COMMIT PREPARED 'qml_pc'" >/dev/null
+q $db -c "BEGIN" -c "SELECT count(*) FROM qml.complete_batch((SELECT array_agg(id ORDER BY id) FROM qml.jobs WHERE queue = 'pstat' AND id % 2 = 1), 'w')" \
+	-c "PREPARE TRANSACTION 'qml_pc'" -c "ROLLBACK PREPARED 'qml_pc'" >/dev/null
+check "4 enqueued, 2 completions committed prepared, 2 rolled back: counted" "4 2" \
+	"$(poll 5 $db "SELECT sum(enqueued) || ' ' || sum(succeeded) FROM qml.throughput_minutes WHERE queue = 'pstat'" "4 2")"
+# counts of a commit wait in shared memory until a pass rolls them up: the
+# scheduler's may come first (once a second), so try a few times
+got=
+for _ in 1 2 3 4 5; do
+	q $db -c "SELECT qml.enqueue('s', queue => 'pstat')" >/dev/null
+	got=$(sqlstate $db "BEGIN; SELECT qml.maintain(); PREPARE TRANSACTION 'qml_pm'")
+	[ "$got" = "no error" ] && q $db -c "ROLLBACK PREPARED 'qml_pm'" >/dev/null && continue
+	break
+done
+check "a pass that rolled counts up cannot be prepared" 0A000 "$got"
 
 # --- prepared across a restart: 300 jobs wait, an urgent one is prepared
 q $db -c "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'job' || g, 'queue', 'pr') ORDER BY g) FROM generate_series(1, 300) g))" >/dev/null
