@@ -26,15 +26,16 @@
  * fetches and notifies their listeners as if it had enqueued into them,
  * and wakes the scheduler, for its claims whose session ended and its
  * scheduled jobs; the statistics counts it kept are published if it
- * committed. A transaction that ran a maintenance pass cannot be prepared:
- * the pass's roll-up takes counts out of shared memory at commit. A rollback wakes them needlessly, which costs one empty
- * claim each and a scheduler pass.
+ * committed. A rollback wakes them needlessly, which costs one empty claim
+ * each and a scheduler pass. A transaction that ran a maintenance pass
+ * cannot be prepared: the pass's roll-up takes counts out of shared memory
+ * at commit.
  *
  * The entries live in shared memory, which a restart starts afresh while
  * prepared transactions survive it. So after a start no head is used or
  * moved until every transaction older than the start has ended; their
- * COMMIT PREPARED wakes nobody, though: workers find those jobs when they
- * next poll (README, limits). A transaction that wakes more queues than
+ * COMMIT PREPARED wakes nobody and counts nothing, though: workers find
+ * those jobs when they next poll (README, limits). A transaction that wakes more queues than
  * the names fit in notifies with an empty payload, which means "any
  * queue".
  *

@@ -27,7 +27,8 @@
  * The NOTIFY is decided and queued just before the commit (so that a
  * transaction can still PREPARE, prepared_xact.c). One race is left to the
  * scheduler: a commit that decided not to notify (nobody waited yet) but
- * finds, once committed, that a fetch came back empty meanwhile. It cannot notify any more, so it leaves the queue's name
+ * finds, once committed, that a fetch came back empty meanwhile. It cannot
+ * notify any more, so it leaves the queue's name
  * for the scheduler, which notifies in its next pass (woken at once). In a
  * database no scheduler serves, that rare wakeup is lost and the worker's
  * polling finds the job. A listening client must LISTEN before its first
