@@ -15,6 +15,7 @@ OBJS = \
 	src/producer_api.o \
 	src/producer_batch.o \
 	src/queue_head.o \
+	src/prepared_xact.o \
 	src/checks.o \
 	src/session_plan.o \
 	src/xact_list.o \
@@ -33,9 +34,9 @@ PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
 # (scripts/test.sh starts one); see README.md.
-REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges lease_role bounds
+REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges lease_role bounds alter_columns
 REGRESS_OPTS = --inputdir=. --load-extension=qml
-ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due
+ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due prepared
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 
 PG_CONFIG ?= pg_config

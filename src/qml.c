@@ -135,6 +135,7 @@ _PG_init(void)
 
 	qml_wakeup_init();
 	qml_head_init();
+	qml_prepared_init();
 	qml_stats_init();
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -374,6 +374,9 @@ extern void qml_wait_epoch(QmlWaitSet *ws);
 extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
 extern TimestampTz qml_wait_deadline(Interval *wait);
 extern Interval *qml_lease_from_now(Interval *lease);
+extern void qml_wakeup_each_pending(void (*fn) (const char *queue));
+extern void qml_wake_queue_at_commit(const char *queue, int slot);
+extern bool qml_wakeup_wants_scheduler(void);
 
 /* queue_head.c: where a queue's claimable jobs begin in jobs_fetch_idx */
 typedef struct QmlHeadKey
@@ -392,17 +395,36 @@ extern void qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *k
 extern void qml_head_move_back(const char *queue, const QmlHeadKey *key);
 extern void qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key);
 extern void qml_head_note_change(const QmlJobChange *change);
+extern void qml_head_each_pending(void (*fn) (const char *queue));
+extern void qml_head_move_back_slot(int slot);
+
+/*
+ * prepared_xact.c: what a prepared transaction owes its queues; slots are
+ * qml_queue_slot() modulo QML_PREPARED_SLOTS, as the heads' and wakeups'
+ */
+#define QML_PREPARED_SLOTS 1024
+
+extern Size qml_prepared_shmem_size(void);
+extern void qml_prepared_shmem_init(void);
+extern void qml_prepared_init(void);
+extern bool qml_prepared_pins_head(const char *queue);
+extern void qml_prepared_settle(void);
 
 /* session_lease.c */
 extern bool qml_session_register(int32 *pid, TimestampTz *started);
 extern bool qml_session_alive(int32 pid, TimestampTz started);
 extern uint64 qml_sessions_ended(void);
+extern void qml_sessions_look_again(void);
 
 /* stats.c */
 extern void qml_stats_init(void);
 extern void qml_stats_count(const char *queue, JobState from, JobState to);
 extern void qml_stats_rollup(void);
 extern void qml_stats_forget_databases(const Oid *keep, int nkeep);
+extern void qml_stats_each_pending(void (*fn) (const char *queue, int64 minute,
+											   const int64 *counts));
+extern void qml_stats_publish(const char *queue, int64 minute, const int64 *counts);
+extern bool qml_stats_rolled_up(void);
 
 /* recurring.c */
 extern uint64 qml_recurring_fire(int batch);

@@ -32,6 +32,10 @@
  * its snapshot, and its scan started at or before them). New jobs land at
  * the end of their priority, so in a busy queue the head still moves.
  *
+ * A prepared transaction's moves are owed from PREPARE until it is
+ * settled after COMMIT or ROLLBACK PREPARED: its queues' heads are not
+ * used or moved meanwhile (prepared_xact.c).
+ *
  * Two nets catch what these rules cannot see (a job enqueued with the
  * triggers off, say): a claim from the head that comes back short claims
  * the rest from the start of the queue, and a head not moved for a second
@@ -54,6 +58,7 @@
 #include "qml.h"
 
 #define HEAD_SLOTS 1024
+StaticAssertDecl(HEAD_SLOTS == QML_PREPARED_SLOTS, "prepared_xact.c names head slots");
 /* a head not moved forward for this long is not trusted */
 #define HEAD_TTL_USEC (1 * USECS_PER_SEC)
 /*
@@ -149,6 +154,7 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 {
 	HeadSlot   *s;
 	bool		found;
+	bool		pinned;
 	TimestampTz now;
 
 	*seen = 0;
@@ -156,9 +162,12 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 		return false;
 	s = slot_for(queue);
 	now = GetCurrentTimestamp();
+	/* a prepared transaction's jobs may lie ahead (prepared_xact.c) */
+	pinned = qml_prepared_pins_head(queue);
 	SpinLockAcquire(&s->mutex);
 	*seen = s->backs;
-	found = s->valid && owned_by(s, queue) && now - s->set_at < HEAD_TTL_USEC;
+	found = s->valid && owned_by(s, queue) && now - s->set_at < HEAD_TTL_USEC &&
+		!pinned;
 	if (found)
 		*key = s->key;
 	SpinLockRelease(&s->mutex);
@@ -177,13 +186,19 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key)
 	HeadSlot   *s;
 	uint64		n;
 	bool		safe;
+	bool		pinned;
 
 	/* a snapshot older than the read of `seen` would break the rule */
 	if (!qml_shmem_ready() || IsolationUsesXactSnapshot())
 		return;
 	s = slot_for(queue);
+	/*
+	 * A prepared transaction's jobs may lie ahead (prepared_xact.c); one
+	 * prepared after this look moves the head back after it.
+	 */
+	pinned = qml_prepared_pins_head(queue);
 	SpinLockAcquire(&s->mutex);
-	safe = s->backs - seen <= (uint64) BACK_BUCKET * (BACK_RING - 1);
+	safe = s->backs - seen <= (uint64) BACK_BUCKET * (BACK_RING - 1) && !pinned;
 	for (n = seen / BACK_BUCKET; safe && s->backs > seen &&
 		 n <= (s->backs - 1) / BACK_BUCKET; n++)
 		safe = qml_head_key_cmp(&s->back[n % BACK_RING], key) >= 0;
@@ -226,6 +241,36 @@ qml_head_move_back(const char *queue, const QmlHeadKey *key)
 	SpinLockRelease(&s->mutex);
 }
 
+/*
+ * Every queue of head slot `slot` may have jobs claimable again anywhere:
+ * its head goes, and claims in progress do not set it again (a move back
+ * below every key). For prepared transactions (prepared_xact.c).
+ */
+void
+qml_head_move_back_slot(int slot)
+{
+	HeadSlot   *s;
+
+	if (!qml_shmem_ready())
+		return;
+	s = &heads[slot % HEAD_SLOTS];
+	SpinLockAcquire(&s->mutex);
+	s->valid = false;
+	s->back[(s->backs / BACK_BUCKET) % BACK_RING] = lowest_key;
+	s->backs++;
+	SpinLockRelease(&s->mutex);
+}
+
+/* calls fn for each queue this transaction would move the head of */
+void
+qml_head_each_pending(void (*fn) (const char *queue))
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+		fn(((PendingMove *) qml_xact_list_at(&pending, i))->queue);
+}
+
 static void
 move_back_pending(bool committed, SubTransactionId from_subid)
 {
@@ -256,7 +301,7 @@ head_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			/* a prepared claim or enqueue: the head is forgotten in a second */
+			/* prepared_xact.c took over at PRE_PREPARE */
 			qml_xact_list_forget(&pending);
 			break;
 		default:

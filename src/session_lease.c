@@ -126,6 +126,18 @@ qml_session_alive(int32 pid, TimestampTz started)
 	return false;
 }
 
+/*
+ * Claims of sessions that may have ended became visible (a prepared
+ * transaction was finished, prepared_xact.c): the scheduler's next pass
+ * looks at them as if a session had ended.
+ */
+void
+qml_sessions_look_again(void)
+{
+	if (qml_shmem_ready())
+		pg_atomic_fetch_add_u64(&ss->ended, 1);
+}
+
 uint64
 qml_sessions_ended(void)
 {

@@ -80,6 +80,7 @@ qml_shmem_request(void)
 	size = add_size(size, qml_session_shmem_size());
 	size = add_size(size, qml_stats_shmem_size());
 	size = add_size(size, qml_head_shmem_size());
+	size = add_size(size, qml_prepared_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(QML_TRANCHE, QML_NUM_LWLOCKS);
 }
@@ -104,6 +105,7 @@ qml_shmem_startup(void)
 	qml_session_shmem_init();
 	qml_stats_shmem_init();
 	qml_head_shmem_init();
+	qml_prepared_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

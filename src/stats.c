@@ -151,6 +151,27 @@ entry_for(int part, Oid dboid, int64 minute, const char *queue)
 	return free_entry;
 }
 
+/* adds committed counts (enqueued, succeeded, failed) to shared memory */
+static void
+publish_one(const char *queue, int64 minute, int64 enqueued, int64 succeeded,
+			int64 failed)
+{
+	int			part = partition_of(MyDatabaseId, minute, queue);
+	StatsEntry *e;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
+	e = entry_for(part, MyDatabaseId, minute, queue);
+	if (e != NULL)
+	{
+		e->enqueued += enqueued;
+		e->succeeded += succeeded;
+		e->failed += failed;
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
+	if (e == NULL)
+		pg_atomic_fetch_add_u64(&st->lost, enqueued + succeeded + failed);
+}
+
 static void
 publish_counts(void)
 {
@@ -159,22 +180,55 @@ publish_counts(void)
 	for (i = 0; i < pending.n; i++)
 	{
 		PendingCount *c = qml_xact_list_at(&pending, i);
-		int			part = partition_of(MyDatabaseId, c->minute, c->queue);
-		StatsEntry *e;
 
-		LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
-		e = entry_for(part, MyDatabaseId, c->minute, c->queue);
-		if (e != NULL)
-		{
-			e->enqueued += c->enqueued;
-			e->succeeded += c->succeeded;
-			e->failed += c->failed;
-		}
-		LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
-		if (e == NULL)
-			pg_atomic_fetch_add_u64(&st->lost,
-									c->enqueued + c->succeeded + c->failed);
+		publish_one(c->queue, c->minute, c->enqueued, c->succeeded, c->failed);
 	}
+}
+
+/*
+ * For prepared_xact.c: calls fn with each count this transaction would
+ * publish when it commits (counts[]: enqueued, succeeded, failed).
+ */
+void
+qml_stats_each_pending(void (*fn) (const char *queue, int64 minute,
+								   const int64 *counts))
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingCount *c = qml_xact_list_at(&pending, i);
+		int64		counts[3] = {c->enqueued, c->succeeded, c->failed};
+
+		fn(c->queue, c->minute, counts);
+	}
+}
+
+/*
+ * Counts of a prepared transaction that committed (prepared_xact.c),
+ * published as its commit would have; with a NULL queue, counts that did
+ * not fit in its note, lost.
+ */
+void
+qml_stats_publish(const char *queue, int64 minute, const int64 *counts)
+{
+	if (!qml_shmem_ready())
+		return;
+	if (queue == NULL)
+		pg_atomic_fetch_add_u64(&st->lost, counts[0] + counts[1] + counts[2]);
+	else
+		publish_one(queue, minute, counts[0], counts[1], counts[2]);
+}
+
+/*
+ * Whether this transaction rolled the counts up (qml.maintain()): it takes
+ * them out of shared memory when it commits, which a prepared transaction
+ * cannot do.
+ */
+bool
+qml_stats_rolled_up(void)
+{
+	return ntaken > 0;
 }
 
 /* the roll-up committed: its counts leave shared memory */

@@ -24,9 +24,11 @@
  * handing on stops. Fetches from several queues sleep on a variable per
  * database that every commit broadcasts to.
  *
- * One race is left to the scheduler: a commit that decided not to notify
- * (nobody waited yet) but finds, once committed, that a fetch came back
- * empty meanwhile. It cannot notify any more, so it leaves the queue's name
+ * The NOTIFY is decided and queued just before the commit (so that a
+ * transaction can still PREPARE, prepared_xact.c). One race is left to the
+ * scheduler: a commit that decided not to notify (nobody waited yet) but
+ * finds, once committed, that a fetch came back empty meanwhile. It cannot
+ * notify any more, so it leaves the queue's name
  * for the scheduler, which notifies in its next pass (woken at once). In a
  * database no scheduler serves, that rare wakeup is lost and the worker's
  * polling finds the job. A listening client must LISTEN before its first
@@ -65,6 +67,7 @@ PG_FUNCTION_INFO_V1(qml_wake_queue);
 PG_FUNCTION_INFO_V1(qml_wake_scheduler);
 
 #define QUEUE_SLOTS 1024
+StaticAssertDecl(QUEUE_SLOTS == QML_PREPARED_SLOTS, "prepared_xact.c names wakeup slots");
 #define DB_CVS 64
 #define MISSED_MAX 64
 /* longest sleep between two looks at the counts: bounds the wait when
@@ -111,7 +114,8 @@ typedef struct PendingQueue
 	SubTransactionId subid;		/* first, for xact_list.c */
 	char	   *queue;
 	int			slot;
-	bool		notified;		/* NOTIFY queued: clear the slot's flag at commit */
+	bool		notified;		/* NOTIFY due: sent just before commit,
+								 * clears the slot's flag at commit */
 } PendingQueue;
 
 static QmlXactList pending = QML_XACT_LIST(PendingQueue);
@@ -245,11 +249,41 @@ publish_commit(void)
 		qml_registry_wake_launcher();
 }
 
+static bool must_notify(PendingQueue *p);
+
+/*
+ * Just before commit: the NOTIFYs this transaction owes. Queued here, not
+ * as the jobs are enqueued, so that a transaction can still PREPARE: one
+ * that has queued a NOTIFY cannot. A fetch that came back empty since the
+ * enqueue is seen here too, which leaves fewer races to the scheduler.
+ * What a prepared transaction that ended owes its queues is taken over
+ * first (prepared_xact.c).
+ */
+static void
+notify_pending(void)
+{
+	int			i;
+
+	qml_prepared_settle();
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingQueue *p = qml_xact_list_at(&pending, i);
+
+		if (!p->notified && must_notify(p))
+			p->notified = true;
+		if (p->notified)
+			Async_Notify("qml", p->queue);
+	}
+}
+
 static void
 wakeup_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			notify_pending();
+			break;
 		case XACT_EVENT_COMMIT:
 			if (qml_shmem_ready())
 				publish_commit();
@@ -331,10 +365,44 @@ note_enqueued(const char *queue, bool force)
 		p = add_pending(queue);
 	if (!p->notified && (force || must_notify(p)) &&
 		qml_wakeups != QML_WAKEUPS_OFF)
-	{
-		Async_Notify("qml", queue);
 		p->notified = true;
+}
+
+/* calls fn for each queue this transaction would wake */
+void
+qml_wakeup_each_pending(void (*fn) (const char *queue))
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+		fn(((PendingQueue *) qml_xact_list_at(&pending, i))->queue);
+}
+
+/* whether this transaction would wake the scheduler when it commits */
+bool
+qml_wakeup_wants_scheduler(void)
+{
+	return pending_due != DT_NOEND;
+}
+
+/*
+ * This transaction wakes `queue` when it commits, as if it had enqueued
+ * into it; with a NULL queue, wakeup slot `slot` and every listener (an
+ * empty payload). For prepared transactions (prepared_xact.c).
+ */
+void
+qml_wake_queue_at_commit(const char *queue, int slot)
+{
+	PendingQueue *p;
+
+	if (queue != NULL)
+	{
+		note_enqueued(queue, false);
+		return;
 	}
+	p = add_pending("");
+	p->slot = slot % QUEUE_SLOTS;
+	p->notified = qml_wakeups != QML_WAKEUPS_OFF;
 }
 
 /*

@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "access/tupconvert.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -157,22 +158,52 @@ static void
 add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
 				   QmlHeadKey *first, QmlHeadKey *last)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
+	/*
+	 * By name: RETURNING j.* numbers the columns without the dropped ones,
+	 * so the table's column numbers need not fit.
+	 */
+	int			priority = SPI_fnumber(desc, "priority");
+	int			run_at = SPI_fnumber(desc, "run_at");
+	int			id = SPI_fnumber(desc, "id");
 	int			i;
 	bool		isnull;
 
+	if (priority <= 0 || run_at <= 0 || id <= 0)
+		elog(ERROR, "claimed rows lack the columns of the queue order");
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	t = rows[i];
 
 		jobs[i].tuple = t;
-		jobs[i].key.priority = DatumGetInt32(heap_getattr(t, att[JC_PRIORITY], desc, &isnull));
-		jobs[i].key.run_at = DatumGetTimestampTz(heap_getattr(t, att[JC_RUN_AT], desc, &isnull));
-		jobs[i].key.id = DatumGetInt64(heap_getattr(t, att[JC_ID], desc, &isnull));
+		jobs[i].key.priority = DatumGetInt32(heap_getattr(t, priority, desc, &isnull));
+		jobs[i].key.run_at = DatumGetTimestampTz(heap_getattr(t, run_at, desc, &isnull));
+		jobs[i].key.id = DatumGetInt64(heap_getattr(t, id, desc, &isnull));
 	}
 	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
 	*first = jobs[0].key;
 	*last = jobs[n - 1].key;
+}
+
+/*
+ * Makes the claimed rows, built for `from`, rows of the function's result
+ * type `to`, matching columns by name. They differ when an admin added or
+ * dropped columns: RETURNING j.* leaves dropped columns out where the row
+ * type keeps their places, and a column added with a default (a "fast
+ * default") is missing from the rows written before, where only the
+ * table's descriptor knows its value. A row stored as it came would be
+ * read with the wrong layout (a crash) or with NULL for such a column.
+ */
+static void
+to_result_rows(ClaimedJob *jobs, int n, TupleDesc from, TupleDesc to)
+{
+	TupleConversionMap *map = convert_tuples_by_name(from, to);
+	int			i;
+
+	if (map == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		jobs[i].tuple = execute_attr_map_tuple(jobs[i].tuple, map);
+	free_conversion_map(map);
 }
 
 /* what one claim statement needs besides the queue, batch size and head */
@@ -186,6 +217,7 @@ typedef struct ClaimArgs
 	bool		due_checked;	/* due_by read for this round of claims */
 	TimestampTz due_by;			/* promote jobs due by then; 0: none */
 	Tuplestorestate *store;
+	TupleDesc	result_desc;	/* the rows' type: qml.jobs as fetch returns it */
 } ClaimArgs;
 
 /*
@@ -281,12 +313,18 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 		rows = palloc(n * sizeof(HeapTuple));
 		n = claim_locked_rows(a, &d, rows);
 		if (n > 0)
+		{
 			add_in_claim_order(jobs, rows, RelationGetDescr(d.rel), n, first, last);
+			to_result_rows(jobs, n, RelationGetDescr(d.rel), a->result_desc);
+		}
 		qml_direct_close(&d);
 	}
 	else
+	{
 		add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
 						   first, last);
+		to_result_rows(jobs, n, SPI_tuptable->tupdesc, a->result_desc);
+	}
 	return n;
 }
 
@@ -478,6 +516,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	args.worker = worker;
 	args.lease = lease;
 	args.store = rsinfo->setResult;
+	args.result_desc = rsinfo->setDesc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -15,6 +15,8 @@ suite sched_prune_stats test/scheduler/prune_stats.sh
 suite sched_databases test/scheduler/databases.sh
 suite sched_restart test/scheduler/restart.sh
 suite sched_rights test/scheduler/rights.sh
+suite sched_prepared test/scheduler/prepared.sh
+suite sched_notify_spoof test/scheduler/notify_spoof.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh

@@ -2,7 +2,8 @@
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
  *	  each run exactly once, claiming ahead (and not, with prefetch 0), jobs
- *	  claimed ahead released past the hold, LISTEN wakeup latency, queue
+ *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
+ *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
  *	  order, pause, outcomes, a heartbeat keeping a job three leases long
  *	  alive, the job timeout, graceful shutdown (mid-batch and past the
  *	  grace period), the SIGTERM path, and reconnecting after a server
@@ -409,6 +410,62 @@ test_wakeup_after_partial_batch(void)
 	qml_server_stop(s);
 	qml_server_free(s);
 	qml_registry_free(reg);
+}
+
+/*
+ * Anyone may NOTIFY qml: a notification no commit sent costs the runtime
+ * one empty fetch when it names one of its queues (or none: an empty
+ * payload means any queue), and nothing when it names another queue; no
+ * error, no reconnect, and the runtime still runs the next job.
+ */
+static void
+test_spurious_notify(void)
+{
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k0,
+				k1,
+				k2,
+				k3;
+	qml_enqueue_options o = {.queue = "spoofed"};
+	char	   *big = malloc(8000);
+
+	memset(big, 'x', 7999);
+	big[7999] = '\0';
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	/* polling every 30 s: only notifications make it fetch */
+	s = server_for(reg, "spoofed", 2, slow_poll);
+	qml_server_start(s);
+	sleep_ms(300);
+	qml_server_get_counters(s, &k0);
+
+	q1(db, "SELECT pg_notify('qml', 'not-our-queue')");
+	q1(db, "SELECT pg_notify('qml', '%s')", big);
+	sleep_ms(300);
+	qml_server_get_counters(s, &k1);
+	is_int((int) (k1.fetch_calls - k0.fetch_calls), 0, "other queues' names (one of 7999 bytes): no fetch");
+
+	q1(db, "SELECT pg_notify('qml', 'spoofed')");
+	sleep_ms(300);
+	qml_server_get_counters(s, &k2);
+	is_int((int) (k2.fetch_calls - k1.fetch_calls), 1, "our queue's name: one fetch");
+	is_int((int) (k2.wakeups - k1.wakeups), 1, "... counted as one wakeup");
+
+	q1(db, "SELECT pg_notify('qml', '')");
+	sleep_ms(300);
+	qml_server_get_counters(s, &k3);
+	is_int((int) (k3.fetch_calls - k2.fetch_calls), 1, "an empty payload: one fetch");
+	is_int((int) (k3.fetched + k3.reconnects), 0, "nothing claimed, no reconnect");
+
+	qml_enqueue(client, "count", "[7]", &o, NULL);
+	for (int i = 0; i < 200 && atomic_load(&started) < 1; i++)
+		sleep_ms(5);
+	is_int(atomic_load(&started), 1, "a real job still runs at once");
+	qml_server_stop(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+	free(big);
 }
 
 /* ---- queues in priority order, then priority, then age ---- */
@@ -951,6 +1008,7 @@ main(void)
 	{
 		test_latency();
 		test_wakeup_after_partial_batch();
+		test_spurious_notify();
 		test_pause();
 		test_heartbeat();
 		test_hold_release();
