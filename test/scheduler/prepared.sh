@@ -51,7 +51,7 @@ rollback_prepared
 # once COMMIT PREPARED makes the claim visible, the job is rescued at once
 # (the scheduler skipped it while it was locked), not after its 1 h lease
 sid=$(q $db -c "SELECT qml.enqueue('claimed', queue => 'ps')")
-q $db -c "BEGIN" -c "SELECT id FROM qml.fetch('w', '{ps}', lease => '1 hour')" -c "PREPARE TRANSACTION 'qml_ps'" >/dev/null
+q $db -c "BEGIN" -c "SELECT id FROM qml.fetch('w', '{ps}', lease => '1 hour', session_lease => true)" -c "PREPARE TRANSACTION 'qml_ps'" >/dev/null
 sleep 1.5
 q $db -c "COMMIT PREPARED 'qml_ps'" >/dev/null
 check "a committed claim of an ended session is rescued at once" "awaiting_retry / session of worker w ended" \
