@@ -5,6 +5,7 @@ OBJS = \
 	src/qml.o \
 	src/backoff.o \
 	src/catalog.o \
+	src/direct_gate.o \
 	src/direct_insert.o \
 	src/worker_write.o \
 	src/job_trigger.o \
