@@ -39,9 +39,10 @@
  * - BEFORE and AFTER row and statement triggers, transition tables,
  *   constraint triggers (foreign keys of the table and those referencing
  *   it, deferred unique rechecks): shape (every trigger by definition, its
- *   enabled state and its function; every constraint either way). Triggers
- *   enabled ORIGIN, as qml's are, do not fire with session_replication_role
- *   = replica: then qml_jobs_writes_are_ours() says no as well.
+ *   enabled state and its function; every constraint either way).
+ *   session_replication_role = replica keeps qml's triggers (enabled
+ *   ORIGIN) from firing for replicated rows; the API's own writes are not
+ *   those, and stamp and record as the API promises in any mode.
  * - ExecConstraints (NOT NULL, CHECK), ExecPartitionCheck and tuple
  *   routing (partitioned tables, partitions): shape (NOT NULL, every
  *   constraint by definition, relkind, relispartition, inheritance).
@@ -71,7 +72,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -167,14 +167,13 @@ qml_table_is_original(Oid relid)
 /*
  * True when an INSERT into or UPDATE of qml.jobs (`rel`, locked) would run
  * nothing but what the API's direct writes do themselves: the table is as
- * created, its descriptor is the one the catalog's column numbers were
- * read from, and qml's triggers would fire.
+ * created, and its descriptor the one the catalog's column numbers were
+ * read from.
  */
 bool
 qml_jobs_writes_are_ours(Relation rel)
 {
-	return SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA &&
-		RelationGetDescr(rel)->natts == qml_catalog()->jobs_natts &&
+	return RelationGetDescr(rel)->natts == qml_catalog()->jobs_natts &&
 		qml_table_is_original(RelationGetRelid(rel));
 }
 
