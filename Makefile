@@ -35,7 +35,7 @@ PGFILEDESC = "qml - background job processing inside PostgreSQL"
 # (scripts/test.sh starts one); see README.md.
 REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges direct_gate
 REGRESS_OPTS = --inputdir=. --load-extension=qml
-ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due
+ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due direct_gate_ddl
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 
 PG_CONFIG ?= pg_config
