@@ -102,6 +102,26 @@ SELECT expect_error($$SELECT id FROM qml.fetch('long-worker')$$);
 SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state, worker) VALUES (0, 'processing', 'long-worker')$$);
 ROLLBACK;
 
+-- a trigger that changes a job again: the history it causes is written
+-- once, nothing twice
+BEGIN;
+CREATE FUNCTION gate_delete() RETURNS trigger
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	UPDATE qml.jobs SET state = 'deleted' WHERE id = NEW.job_id AND state = 'enqueued';
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER gate_delete AFTER INSERT ON qml.job_events
+	FOR EACH ROW EXECUTE FUNCTION gate_delete();
+SELECT qml.enqueue('m') AS id \gset
+SELECT * FROM qt_history(:id);
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1)
+	RETURNING id AS id \gset
+SELECT * FROM qt_history(:id);
+ROLLBACK;
+
 --
 -- qml.jobs
 --

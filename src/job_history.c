@@ -344,6 +344,13 @@ write_by_statement(const bool *keep, int nkeep)
 		fcinfo->args[i].value = array_of(cols[i], nulls[i], nkeep, elemtypes[i]);
 		fcinfo->args[i].isnull = false;
 	}
+
+	/*
+	 * An admin's trigger on qml.job_events may change jobs, whose flush then
+	 * runs inside this INSERT: it must find only its own changes, not these
+	 * again (written twice, or without end).
+	 */
+	qml_xact_list_clear(&pending);
 	(void) FunctionCallInvoke(fcinfo);
 }
 
