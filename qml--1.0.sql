@@ -318,10 +318,9 @@ $$;
  * neither: it writes the row by OID
  * (src/direct_insert.c), resolving no name and checking no privilege, as
  * COPY's insert does. Whatever takes an INSERT statement (a unique_key, or
- * a qml.jobs with a trigger, constraint, column or index of an admin's
- * own, or a qml.job_events with an index of an admin's own) it
- * hands to qml.enqueue_as_owner, which is SECURITY DEFINER with the path
- * pinned. EXECUTE on qml.enqueue stays the gate.
+ * a qml.jobs that is not exactly as this script made it: see
+ * qml.table_shape) it hands to qml.enqueue_as_owner, which is SECURITY
+ * DEFINER with the path pinned. EXECUTE on qml.enqueue stays the gate.
  */
 CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
 							queue text DEFAULT 'default',
