@@ -202,6 +202,29 @@ INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1);
 SELECT id = :id AS by_enqueue, last_error FROM qml.jobs ORDER BY id;
 ROLLBACK;
 
+-- an index under the name of one of qml's, on an expression: the function
+-- runs as for enqueue's INSERT statement, as the extension's owner, never
+-- as the producer that called enqueue
+CREATE ROLE regress_qml_gate;
+SELECT qml.grant_producer('regress_qml_gate');
+CREATE FUNCTION gate_who(m text) RETURNS text
+	LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+	RAISE NOTICE 'index expression run by the producer: %', current_user = 'regress_qml_gate';
+	RETURN m;
+END
+$$;
+BEGIN;
+DROP INDEX qml.jobs_finished_idx;
+CREATE INDEX jobs_finished_idx ON qml.jobs (public.gate_who(method));
+SET LOCAL ROLE regress_qml_gate;
+SELECT qml.enqueue('m') > 0 AS enqueued;
+ROLLBACK;
+DROP FUNCTION gate_who(text);
+SELECT qml.revoke_all('regress_qml_gate');
+DROP ROLE regress_qml_gate;
+
 -- an inheritance child: an UPDATE of qml.jobs reaches its rows
 BEGIN;
 CREATE TABLE gate_child () INHERITS (qml.jobs);
