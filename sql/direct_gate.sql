@@ -222,6 +222,18 @@ SET LOCAL ROLE regress_qml_gate;
 SELECT qml.enqueue('m') > 0 AS enqueued;
 ROLLBACK;
 DROP FUNCTION gate_who(text);
+-- the history of a producer's enqueue into a qml.job_events with a trigger:
+-- written by the INSERT statement as the owner (the producer may not
+-- insert there itself)
+BEGIN;
+CREATE TRIGGER gate_count AFTER INSERT ON qml.job_events
+	FOR EACH ROW EXECUTE FUNCTION gate_count();
+SET LOCAL ROLE regress_qml_gate;
+SELECT qml.enqueue('m') > 0 AS enqueued;
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued')$$);
+RESET ROLE;
+SELECT * FROM gate_calls();
+ROLLBACK;
 SELECT qml.revoke_all('regress_qml_gate');
 DROP ROLE regress_qml_gate;
 
