@@ -161,6 +161,111 @@ CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON qml.queues FOR EACH STATEMENT EXECUTE FUNCTION qml.queues_changed();
 
 /* ---------------------------------------------------------------------
+ * The shape of qml.jobs and qml.job_events (src/direct_gate.c). The API
+ * writes their rows without an executor only while both are exactly what
+ * this script created; qml.table_shape() describes a table from the catalog
+ * by definition (columns, constraints either way, triggers, rules,
+ * policies, indexes, inheritance, access method, row security), the end of
+ * this script records both, and each session compares them again whenever
+ * either table's relcache entry is invalidated. Not dumped: CREATE
+ * EXTENSION records it afresh in a restored database.
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE qml.table_shapes (
+	relname		name PRIMARY KEY,
+	shape		text NOT NULL
+);
+
+-- Deparsing follows settings a caller may change: they are pinned, so that
+-- the same catalog always reads the same.
+CREATE FUNCTION qml.table_shape(rel regclass) RETURNS text
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	SET quote_all_identifiers = off
+	SET DateStyle = 'ISO, YMD'
+	SET IntervalStyle = postgres
+	SET extra_float_digits = 1
+	SET standard_conforming_strings = on
+AS $$
+SELECT concat_ws(E'\n',
+	(SELECT format('table kind %s am %s partition %s row security %s force %s',
+				   c.relkind, a.amname, c.relispartition, c.relrowsecurity,
+				   c.relforcerowsecurity)
+	   FROM pg_class c LEFT JOIN pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+	  WHERE c.oid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('column %I %s not null %s default %s generated %s identity %s collation %s',
+							  a.attname, format_type(a.atttypid, a.atttypmod),
+							  a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
+							  a.attgenerated, a.attidentity,
+							  a.attcollation::regcollation),
+					   E'\n' ORDER BY a.attnum)
+	   FROM pg_attribute a
+	   LEFT JOIN pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
+							 AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+	  WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
+		AND NOT a.attisdropped),
+	(SELECT string_agg(format('constraint %I on %s: %s valid %s', k.conname,
+							  k.conrelid::regclass, pg_get_constraintdef(k.oid),
+							  k.convalidated),
+					   E'\n' ORDER BY k.conrelid::regclass::text, k.conname)
+	   FROM pg_constraint k
+	  WHERE k.conrelid OPERATOR(pg_catalog.=) rel
+		 OR k.confrelid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('trigger %s enabled %s function %s %s',
+							  pg_get_triggerdef(t.oid), t.tgenabled, p.probin,
+							  p.prosrc),
+					   E'\n' ORDER BY t.tgname)
+	   FROM pg_trigger t JOIN pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid
+	  WHERE t.tgrelid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('rule %s enabled %s', pg_get_ruledef(r.oid), r.ev_enabled),
+					   E'\n' ORDER BY r.rulename)
+	   FROM pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('policy %I for %s permissive %s to %s using %s check %s',
+							  p.polname, p.polcmd, p.polpermissive,
+							  p.polroles::regrole[], pg_get_expr(p.polqual, p.polrelid),
+							  pg_get_expr(p.polwithcheck, p.polrelid)),
+					   E'\n' ORDER BY p.polname)
+	   FROM pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('index %s', pg_get_indexdef(i.indexrelid)),
+					   E'\n' ORDER BY i.indexrelid::regclass::text)
+	   FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('inherits %s', h.inhparent::regclass), E'\n'
+					   ORDER BY h.inhparent::regclass::text)
+	   FROM pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) rel),
+	(SELECT string_agg(format('inherited by %s', h.inhrelid::regclass), E'\n'
+					   ORDER BY h.inhrelid::regclass::text)
+	   FROM pg_inherits h WHERE h.inhparent OPERATOR(pg_catalog.=) rel))
+$$;
+
+-- Whether the table's shape is the one recorded (src/direct_gate.c calls
+-- it, as owner: qml.table_shapes is granted to nobody).
+CREATE FUNCTION qml.table_is_original(rel regclass) RETURNS boolean
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT s.shape OPERATOR(pg_catalog.=) qml.table_shape(rel)
+  FROM qml.table_shapes s JOIN pg_class c ON c.relname OPERATOR(pg_catalog.=) s.relname
+ WHERE c.oid OPERATOR(pg_catalog.=) rel
+   AND c.relnamespace OPERATOR(pg_catalog.=) 'qml'::regnamespace
+$$;
+
+-- The history's INSERT statement, as owner: what job_history.c writes
+-- directly while qml.job_events is as created, and through this otherwise,
+-- so that whatever an admin added to it (a trigger, rule, constraint,
+-- default, column, index) runs as for any INSERT. The time is the column's
+-- default.
+CREATE FUNCTION qml.record_events(job_ids bigint[], from_states qml.job_state[],
+								  to_states qml.job_state[], workers text[],
+								  errors text[])
+	RETURNS void
+	LANGUAGE sql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
+SELECT * FROM unnest(job_ids, from_states, to_states, workers, errors)
+$$;
+
+/* ---------------------------------------------------------------------
  * Helpers (not granted to anyone; the API calls them as owner)
  * --------------------------------------------------------------------- */
 
@@ -246,10 +351,9 @@ $$;
  * neither: it writes the row by OID
  * (src/direct_insert.c), resolving no name and checking no privilege, as
  * COPY's insert does. Whatever takes an INSERT statement (a unique_key, or
- * a qml.jobs with a trigger, constraint, column or index of an admin's
- * own, or a qml.job_events with an index of an admin's own) it
- * hands to qml.enqueue_as_owner, which is SECURITY DEFINER with the path
- * pinned. EXECUTE on qml.enqueue stays the gate.
+ * a qml.jobs that is not exactly as this script made it: see
+ * qml.table_shape) it hands to qml.enqueue_as_owner, which is SECURITY
+ * DEFINER with the path pinned. EXECUTE on qml.enqueue stays the gate.
  */
 CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
 							queue text DEFAULT 'default',
@@ -995,3 +1099,11 @@ $$;
 SELECT qml.wake_scheduler(NULL);
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
+
+-- Last: the shapes of qml.jobs and qml.job_events as this script left them
+-- (see qml.table_shape).
+INSERT INTO qml.table_shapes (relname, shape)
+SELECT c.relname, qml.table_shape(c.oid)
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace OPERATOR(pg_catalog.=) 'qml'::regnamespace
+   AND c.relname OPERATOR(pg_catalog.=) ANY ('{jobs,job_events}');

@@ -2,8 +2,8 @@
  *
  * catalog.c
  *	  Where qml's own tables live: their OIDs, identity sequences, column
- *	  numbers, whether an admin added indexes and the OIDs of the job_state
- *	  labels, looked up once per session; and qml.enqueue_as_owner.
+ *	  numbers and the OIDs of the job_state labels, looked up once per
+ *	  session; and qml's helper functions, found by name.
  *
  * The hot paths write qml.jobs and qml.job_events without an executor
  * (direct_insert.c), so they need these on every call; looking them up
@@ -73,24 +73,17 @@ table_oid(Oid nsp, const char *name)
 
 /*
  * Column numbers of qml.jobs. Every column this library knows must be
- * there; columns an admin added are noted, because a direct insert would
- * leave them NULL instead of giving them their defaults.
+ * there; whether the table has more is the gate's (direct_gate.c).
  */
 static void
 look_up_job_columns(QmlCatalog *c)
 {
 	Relation	rel = RelationIdGetRelation(c->jobs);
-	TupleDesc	desc;
-	int			live = 0;
 	int			i;
 
 	if (!RelationIsValid(rel))
 		elog(ERROR, "could not open qml.jobs");
-	desc = RelationGetDescr(rel);
-	c->jobs_natts = desc->natts;
-	for (i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			live++;
+	c->jobs_natts = RelationGetDescr(rel)->natts;
 	RelationClose(rel);
 
 	for (i = 0; i < JC_COUNT; i++)
@@ -102,61 +95,6 @@ look_up_job_columns(QmlCatalog *c)
 					 errmsg("qml.jobs has no column \"%s\"", job_column_names[i]),
 					 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
 	}
-	c->jobs_extra_columns = live > JC_COUNT;
-}
-
-/* what CREATE EXTENSION puts on qml.jobs (qml--1.0.sql) */
-static const char *const own_triggers[] = {
-	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush"
-};
-static const char *const own_checks[] = {
-	"jobs_queue_check", "jobs_method_check", "jobs_max_attempts_check"
-};
-
-static bool
-name_in(const char *name, const char *const *names, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/* the indexes CREATE EXTENSION puts on qml.jobs and qml.job_events */
-static const char *const own_index_names[] = {
-	"jobs_pkey", "jobs_fetch_idx", "jobs_due_idx", "jobs_queue_due_idx",
-	"jobs_lease_idx", "jobs_finished_idx", "jobs_unique_key_idx",
-	"job_events_job_idx"
-};
-
-/*
- * Whether the table has an index of an admin's own. Its expressions and
- * predicate may call any function, which enqueue must not run as its
- * caller under the caller's search_path (producer_api.c).
- */
-static bool
-has_foreign_index(Oid relid)
-{
-	Relation	rel = RelationIdGetRelation(relid);
-	List	   *indexes;
-	ListCell   *lc;
-	bool		foreign = false;
-
-	if (!RelationIsValid(rel))
-		elog(ERROR, "could not open relation %u", relid);
-	indexes = RelationGetIndexList(rel);
-	RelationClose(rel);
-	foreach(lc, indexes)
-	{
-		char	   *name = get_rel_name(lfirst_oid(lc));
-
-		foreign |= name == NULL ||
-			!name_in(name, own_index_names, lengthof(own_index_names));
-	}
-	list_free(indexes);
-	return foreign;
 }
 
 /* column numbers of qml.job_events, which only the history flush writes */
@@ -180,6 +118,7 @@ const QmlCatalog *
 qml_catalog(void)
 {
 	Oid			nsp;
+	Oid			own[3];
 	int			i;
 
 	if (catalog_valid)
@@ -194,14 +133,15 @@ qml_catalog(void)
 	catalog.jobs = table_oid(nsp, "jobs");
 	catalog.job_events = table_oid(nsp, "job_events");
 	catalog.queues = table_oid(nsp, "queues");
+	own[0] = catalog.jobs;
+	own[1] = catalog.job_events;
+	own[2] = catalog.queues;
+	qml_refuse_distributed(own, lengthof(own));
 	look_up_job_columns(&catalog);
 	look_up_event_columns(&catalog);
 	catalog.jobs_seq = getIdentitySequence(catalog.jobs, catalog.job_att[JC_ID], false);
 	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
 												 catalog.event_att[EC_ID], false);
-
-	catalog.foreign_indexes = has_foreign_index(catalog.jobs) ||
-		has_foreign_index(catalog.job_events);
 
 	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)
@@ -234,20 +174,17 @@ qml_state_of_oid(Oid label)
 }
 
 /*
- * qml.enqueue_as_owner, or InvalidOid when it is missing; found without a
- * privilege check on schema qml (the caller of qml.enqueue needs none).
- * Not kept: enqueue's statement path is the slow one, and a kept OID
- * would outlive a dropped function.
+ * The OID of function qml.`name`(argtypes), or InvalidOid when it is
+ * missing; found without a privilege check on schema qml (the callers'
+ * callers need none). Not kept: only slow paths ask, and a kept OID would
+ * outlive a dropped function.
  */
 Oid
-qml_enqueue_as_owner_oid(void)
+qml_function_oid(const char *name, int nargs, const Oid *argtypes)
 {
-	Oid			argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 	HeapTuple	tup = SearchSysCache3(PROCNAMEARGSNSP,
-									  CStringGetDatum("enqueue_as_owner"),
-									  PointerGetDatum(buildoidvector(argtypes,
-																	 lengthof(argtypes))),
+									  CStringGetDatum(name),
+									  PointerGetDatum(buildoidvector(argtypes, nargs)),
 									  ObjectIdGetDatum(get_namespace_oid("qml", false)));
 	Oid			oid = InvalidOid;
 
@@ -259,34 +196,12 @@ qml_enqueue_as_owner_oid(void)
 	return oid;
 }
 
-/*
- * True when an INSERT into or UPDATE of qml.jobs (`rel`, locked) would run
- * nothing but what the API's direct writes do themselves: the extension's
- * own triggers and CHECK constraints, no rule, no row security, no column
- * of an admin's own (whose default an INSERT would fill in). Nor an index
- * of an admin's own on qml.jobs or qml.job_events: its expressions and
- * predicate may call functions, which must run as the owner under the
- * pinned search_path.
- */
-bool
-qml_jobs_writes_are_ours(Relation rel)
+/* qml.enqueue_as_owner, for enqueue's statement path */
+Oid
+qml_enqueue_as_owner_oid(void)
 {
-	const QmlCatalog *cat = qml_catalog();
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	int			i;
+	Oid			argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 
-	if (rel->rd_rules != NULL || rel->rd_rel->relrowsecurity ||
-		cat->jobs_extra_columns || cat->foreign_indexes ||
-		RelationGetDescr(rel)->natts != cat->jobs_natts)
-		return false;
-	if (rel->trigdesc != NULL)
-		for (i = 0; i < rel->trigdesc->numtriggers; i++)
-			if (!name_in(rel->trigdesc->triggers[i].tgname, own_triggers,
-						 lengthof(own_triggers)))
-				return false;
-	if (constr != NULL)
-		for (i = 0; i < constr->num_check; i++)
-			if (!name_in(constr->check[i].ccname, own_checks, lengthof(own_checks)))
-				return false;
-	return true;
+	return qml_function_oid("enqueue_as_owner", lengthof(argtypes), argtypes);
 }

@@ -10,8 +10,9 @@
  * already checked rows, so they write the heap and every index themselves,
  * the way COPY and logical replication do. Nothing else runs: no triggers,
  * rules, constraints or row security, so a caller must only use this on a
- * table where none of those would have had anything to do
- * (qml_direct_open_jobs() checks that for qml.jobs).
+ * table exactly as CREATE EXTENSION made it (direct_gate.c;
+ * qml_direct_open_jobs() checks that for qml.jobs, job_history.c for
+ * qml.job_events).
  *
  * Opening the indexes the executor's way (ExecOpenIndices) builds every
  * index's IndexInfo and compiles every partial index's predicate again on
@@ -256,11 +257,10 @@ qml_direct_open(QmlDirectInsert *d, Oid relid)
 
 /*
  * Opens qml.jobs for one of the API's direct writes (enqueue and its
- * batch, claims, completions),
- * with qml.job_events locked as well, in the order every writer takes them:
- * the history flush writes it, and an index an admin creates on it must
- * either wait for this transaction or be seen here. False, with nothing
- * left open, when a statement would have run something of an admin's own.
+ * batch, claims, completions), with qml.job_events locked as well, in the
+ * order every writer takes them (the history flush writes it). False, with
+ * nothing left open, when a statement would have run something of an
+ * admin's own.
  */
 bool
 qml_direct_open_jobs(QmlDirectInsert *d)

@@ -8,9 +8,11 @@
  * change to qml_history_add(); the statement trigger qml_jobs_flush(), or
  * the enqueue, then writes all of a statement's changes at once through
  * direct_insert.c: starting an executor for every statement cost more than
- * the rows it wrote (a fifth of the flush in executor start-up alone). So
- * qml.job_events has no triggers or rules of its own to run, and the rights
- * checked are those on qml.jobs. Changes wait in memory that belongs to the
+ * the rows it wrote (a fifth of the flush in executor start-up alone). That
+ * only while qml.job_events is exactly as created (direct_gate.c); once an
+ * admin added something to it, an INSERT statement run as the extension's
+ * owner writes them (qml.record_events). The rights checked are those on
+ * qml.jobs. Changes wait in memory that belongs to the
  * transaction; a (sub)transaction that aborts drops the changes it made.
  *
  * History can be turned off with qml.history or per queue with
@@ -28,8 +30,12 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "catalog/pg_type.h"
 #include "parser/parse_relation.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -216,43 +222,33 @@ history_on(const char *queue, bool history_default, List *exceptions)
 	return history_default;
 }
 
-/* writes the pending changes to qml.job_events, one row each */
-static void
-write_pending(void)
+/* the pending change at `i` */
+static QmlJobChange *
+change_at(int i)
 {
-	List	   *exceptions = queues_against_default(qml_history);
-	const QmlCatalog *cat;
-	const AttrNumber *att;
+	return &((PendingChange *) qml_xact_list_at(&pending, i))->change;
+}
+
+/* writes the kept changes to qml.job_events directly, one row each */
+static void
+write_directly(const bool *keep)
+{
+	const QmlCatalog *cat = qml_catalog();
+	const AttrNumber *att = cat->event_att;
 	QmlDirectInsert out;
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	bool	   *keep = palloc(pending.n * sizeof(bool));
-	int			nkeep = 0;
 	int			i;
 
-	for (i = 0; i < pending.n; i++)
-	{
-		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
-
-		keep[i] = history_on(c->queue, qml_history, exceptions);
-		nkeep += keep[i];
-	}
-	/* with history off, nothing is opened */
-	if (nkeep == 0)
-		return;
-
-	qml_direct_open(&out, qml_catalog()->job_events);
-	/* looked up after the lock, which may have brought an ALTER TABLE */
-	cat = qml_catalog();
-	att = cat->event_att;
+	qml_direct_open(&out, cat->job_events);
 	desc = RelationGetDescr(out.rel);
 	values = palloc0(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
 
 	for (i = 0; i < pending.n; i++)
 	{
-		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
+		QmlJobChange *c = change_at(i);
 
 		if (!keep[i])
 			continue;
@@ -272,6 +268,120 @@ write_pending(void)
 		qml_direct_insert(&out, values, nulls);
 	}
 	qml_direct_close(&out);
+}
+
+/* a one-dimensional array of `elemtype` */
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int			lbound = 1;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, &n, &lbound,
+											  elemtype, typlen, typbyval,
+											  typalign));
+}
+
+/*
+ * Writes the kept changes by INSERT statement, qml.record_events(), as the
+ * extension's owner: qml.job_events is not as created, and what an admin
+ * added to it must run as for any INSERT. Called by OID, without a
+ * privilege check, as enqueue calls qml.enqueue_as_owner: the rights are
+ * those on qml.jobs, or on the API function writing it.
+ */
+static void
+write_by_statement(const bool *keep, int nkeep)
+{
+	const QmlCatalog *cat = qml_catalog();
+	Oid			states = get_array_type(cat->job_state);
+	Oid			argtypes[] = {INT8ARRAYOID, states, states, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			elemtypes[] = {INT8OID, cat->job_state, cat->job_state, TEXTOID, TEXTOID};
+	Oid			fn = qml_function_oid("record_events", lengthof(argtypes), argtypes);
+	Datum	   *cols[lengthof(argtypes)];
+	bool	   *nulls[lengthof(argtypes)];
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, lengthof(argtypes));
+	int			k = 0;
+	int			i;
+
+	if (!OidIsValid(fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("function qml.record_events is missing"),
+				 errhint("Run ALTER EXTENSION qml UPDATE, or install the library that matches the extension.")));
+	for (i = 0; i < lengthof(argtypes); i++)
+	{
+		cols[i] = palloc0(nkeep * sizeof(Datum));
+		nulls[i] = palloc0(nkeep * sizeof(bool));
+	}
+	for (i = 0; i < pending.n; i++)
+	{
+		QmlJobChange *c = change_at(i);
+
+		if (!keep[i])
+			continue;
+		cols[0][k] = Int64GetDatum(c->job_id);
+		nulls[1][k] = c->from_state == JS_COUNT;
+		if (!nulls[1][k])
+			cols[1][k] = ObjectIdGetDatum(cat->state_oids[c->from_state]);
+		cols[2][k] = ObjectIdGetDatum(cat->state_oids[c->to_state]);
+		nulls[3][k] = c->worker == NULL;
+		if (c->worker)
+			cols[3][k] = CStringGetTextDatum(c->worker);
+		nulls[4][k] = c->error == NULL;
+		if (c->error)
+			cols[4][k] = CStringGetTextDatum(c->error);
+		k++;
+	}
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, lengthof(argtypes), InvalidOid,
+							 NULL, NULL);
+	for (i = 0; i < lengthof(argtypes); i++)
+	{
+		fcinfo->args[i].value = array_of(cols[i], nulls[i], nkeep, elemtypes[i]);
+		fcinfo->args[i].isnull = false;
+	}
+
+	/*
+	 * An admin's trigger on qml.job_events may change jobs, whose flush then
+	 * runs inside this INSERT: it must find only its own changes, not these
+	 * again (written twice, or without end).
+	 */
+	qml_xact_list_clear(&pending);
+	(void) FunctionCallInvoke(fcinfo);
+}
+
+/*
+ * Writes the pending changes of queues with history on to qml.job_events:
+ * directly while the table is as created (direct_gate.c), else by INSERT.
+ */
+static void
+write_pending(void)
+{
+	List	   *exceptions = queues_against_default(qml_history);
+	bool	   *keep = palloc(pending.n * sizeof(bool));
+	int			nkeep = 0;
+	Oid			relid;
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		keep[i] = history_on(change_at(i)->queue, qml_history, exceptions);
+		nkeep += keep[i];
+	}
+	/* with history off, nothing is opened */
+	if (nkeep == 0)
+		return;
+	/* the gate reads the table as the lock leaves it */
+	relid = qml_catalog()->job_events;
+	LockRelationOid(relid, RowExclusiveLock);
+	if (qml_table_is_original(relid))
+		write_directly(keep);
+	else
+		write_by_statement(keep, nkeep);
 }
 
 /*

@@ -10,9 +10,9 @@
  * CHECK constraints read back from the catalog and trigger queue cost as
  * much CPU as the row. It does what qml.jobs' insert triggers would have
  * done (stamps, history, wakeups) and checks what its CHECK constraints
- * would have checked, so the row is the same. When the table has anything
- * of an admin's own (a trigger, a constraint, a rule, row security, a
- * column, an index), or with a unique_key (INSERT ... ON CONFLICT DO
+ * would have checked, so the row is the same. When the table is not
+ * exactly as CREATE EXTENSION made it (direct_gate.c), or with a
+ * unique_key (INSERT ... ON CONFLICT DO
  * NOTHING and a lookup of the live job holding the key), it runs a prepared
  * INSERT instead, through qml.enqueue_as_owner: qml.enqueue runs as its caller
  * with the caller's search_path (qml--1.0.sql says why), and only the

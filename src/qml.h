@@ -133,17 +133,19 @@ typedef struct QmlCatalog
 	Oid			job_state;		/* the enum type */
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
-	bool		jobs_extra_columns; /* columns an admin added */
-	bool		foreign_indexes;	/* an index an admin added to jobs or
-									 * job_events */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
 
 extern const QmlCatalog *qml_catalog(void);
 extern JobState qml_state_of_oid(Oid label);
+extern Oid	qml_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern Oid	qml_enqueue_as_owner_oid(void);
+
+/* direct_gate.c: whether the direct writes may write qml's tables */
+extern bool qml_table_is_original(Oid relid);
 extern bool qml_jobs_writes_are_ours(Relation rel);
+extern void qml_refuse_distributed(const Oid *relids, int n);
 
 /* job_trigger.c, once JobColumn is known */
 extern void qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull);

@@ -16,9 +16,8 @@
  * finds each job by its primary key.
  *
  * Only when the UPDATE would have run nothing else
- * (qml_jobs_writes_are_ours(): no trigger, rule, row security, constraint,
- * column or index of an admin's own); worker_api.c's statement runs
- * otherwise. Concurrency is the UPDATE's: a job another transaction holds
+ * (qml_jobs_writes_are_ours(): qml.jobs exactly as created, direct_gate.c);
+ * worker_api.c's statement runs otherwise. Concurrency is the UPDATE's: a job another transaction holds
  * is waited for; one it changed is looked at again as it is now (read
  * committed) or fails the transaction with a serialization failure
  * (repeatable read and serializable).
@@ -32,6 +31,7 @@
 #include "access/stratnum.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
@@ -51,7 +51,11 @@ qml_direct_open_for_update(QmlDirectInsert *d)
 	if (!qml_direct_open_jobs(d))
 		return false;
 	if (qml_direct_can_update(d))
+	{
+		/* as an UPDATE's executor start does (direct_gate.c) */
+		CheckCmdReplicaIdentity(d->rel, CMD_UPDATE);
 		return true;
+	}
 	qml_direct_close(d);
 	return false;
 }

@@ -1,0 +1,294 @@
+--
+-- direct_gate: qml writes qml.jobs and qml.job_events without an executor
+-- only while both are exactly as CREATE EXTENSION made them
+-- (src/direct_gate.c). For each kind of object an admin may add or change on
+-- either table, qml's writes must do what a plain INSERT or UPDATE does: each
+-- case runs the API, then the plain statement, and shows both. Every case
+-- is one the gate used to pass (it matched by name); each runs in a
+-- transaction that is rolled back.
+--
+CALL qt_reset();
+
+-- what admins' triggers, rules and WHEN clauses saw (qml's statements run
+-- as the extension's owner with search_path pinned: an admin's function
+-- names its tables)
+CREATE TABLE gate_calls (what text);
+CREATE FUNCTION gate_count() RETURNS trigger
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	INSERT INTO public.gate_calls VALUES (TG_TABLE_NAME || ' ' || TG_WHEN || ' ' || TG_OP);
+	RETURN NEW;
+END
+$$;
+CREATE FUNCTION gate_counted(what text) RETURNS boolean
+	LANGUAGE sql
+AS $$
+	INSERT INTO public.gate_calls VALUES (what) RETURNING true
+$$;
+CREATE FUNCTION gate_calls() RETURNS TABLE (what text, calls bigint)
+	LANGUAGE sql
+AS $$
+	SELECT what, count(*) FROM gate_calls GROUP BY what ORDER BY what
+$$;
+
+-- the shapes recorded at CREATE EXTENSION are those of the tables now
+SELECT relname, qml.table_is_original(('qml.' || relname)::regclass)
+  FROM qml.table_shapes ORDER BY relname;
+
+--
+-- qml.job_events
+--
+
+-- a trigger: fires once per history row, as for a plain INSERT
+BEGIN;
+CREATE TRIGGER gate_count AFTER INSERT ON qml.job_events
+	FOR EACH ROW EXECUTE FUNCTION gate_count();
+SELECT qml.enqueue('m') AS id \gset
+SELECT * FROM gate_calls();
+SELECT id = :id AS claimed FROM qml.fetch('w1');
+SELECT qml.complete(:id, 'w1');
+SELECT * FROM gate_calls();
+INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued');
+SELECT * FROM gate_calls();
+ROLLBACK;
+
+-- a CHECK constraint rejects the history row
+BEGIN;
+ALTER TABLE qml.job_events ADD CONSTRAINT gate_check CHECK (from_state IS NOT NULL);
+SELECT expect_error($$SELECT qml.enqueue('m')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m"}]')$$);
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued')$$);
+ROLLBACK;
+
+-- NOT NULL
+BEGIN;
+ALTER TABLE qml.job_events ALTER COLUMN from_state SET NOT NULL;
+SELECT expect_error($$SELECT qml.enqueue('m')$$);
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued')$$);
+ROLLBACK;
+
+-- a column with a default, and a generated column
+BEGIN;
+ALTER TABLE qml.job_events ADD COLUMN source text DEFAULT 'here',
+	ADD COLUMN twice bigint GENERATED ALWAYS AS (job_id * 2) STORED;
+SELECT qml.enqueue('m') AS id \gset
+INSERT INTO qml.job_events (job_id, to_state) VALUES (7, 'enqueued');
+SELECT job_id = :id AS by_enqueue, to_state, source, twice = job_id * 2 AS twice FROM qml.job_events ORDER BY id;
+ROLLBACK;
+
+-- a rule
+BEGIN;
+CREATE RULE gate_rule AS ON INSERT TO qml.job_events
+	DO ALSO INSERT INTO gate_calls VALUES ('rule ' || NEW.to_state);
+SELECT qml.enqueue('m') AS id \gset
+INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'succeeded');
+SELECT * FROM gate_calls();
+ROLLBACK;
+
+-- a deferrable unique constraint (checked at the end of the statement)
+BEGIN;
+ALTER TABLE qml.job_events ADD CONSTRAINT gate_unique UNIQUE (to_state) DEFERRABLE;
+SELECT qml.enqueue('m') AS id \gset
+SELECT expect_error($$SELECT qml.enqueue('m')$$);
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued')$$);
+ROLLBACK;
+
+-- a column's type and typmod
+BEGIN;
+ALTER TABLE qml.job_events ALTER COLUMN worker TYPE varchar(3);
+SELECT qml.enqueue('m') AS id \gset
+SELECT expect_error($$SELECT id FROM qml.fetch('long-worker')$$);
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state, worker) VALUES (0, 'processing', 'long-worker')$$);
+ROLLBACK;
+
+-- a trigger that changes a job again: the history it causes is written
+-- once, nothing twice
+BEGIN;
+CREATE FUNCTION gate_delete() RETURNS trigger
+	LANGUAGE plpgsql
+AS $$
+BEGIN
+	UPDATE qml.jobs SET state = 'deleted' WHERE id = NEW.job_id AND state = 'enqueued';
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER gate_delete AFTER INSERT ON qml.job_events
+	FOR EACH ROW EXECUTE FUNCTION gate_delete();
+SELECT qml.enqueue('m') AS id \gset
+SELECT * FROM qt_history(:id);
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1)
+	RETURNING id AS id \gset
+SELECT * FROM qt_history(:id);
+ROLLBACK;
+
+--
+-- qml.jobs
+--
+
+-- NOT NULL on result: a plain INSERT is refused, so is enqueue
+BEGIN;
+ALTER TABLE qml.jobs ALTER COLUMN result SET NOT NULL;
+SELECT expect_error($$SELECT qml.enqueue('m')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m"}]')$$);
+SELECT expect_error($$INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1)$$);
+ROLLBACK;
+
+-- arguments as json: enqueue stores json, which reads back
+BEGIN;
+ALTER TABLE qml.jobs ALTER COLUMN arguments TYPE json;
+SELECT qml.enqueue('mail', '{"to": "a@b.c"}') > 0 AS enqueued;
+SELECT qml.enqueue_batch('[{"method": "mail", "arguments": {"to": "d@e.f"}}]') > 0 AS enqueued;
+INSERT INTO qml.jobs (method, arguments, state, max_attempts)
+	VALUES ('mail', '{"to": "g@h.i"}', 'enqueued', 1);
+SELECT arguments->>'to' AS to FROM qml.jobs ORDER BY id;
+ROLLBACK;
+
+-- a CHECK constraint redefined under its own name
+BEGIN;
+ALTER TABLE qml.jobs DROP CONSTRAINT jobs_queue_check,
+	ADD CONSTRAINT jobs_queue_check CHECK (queue IN ('default', 'mail'));
+SELECT qml.enqueue('m', queue => 'mail') > 0 AS enqueued;
+SELECT expect_error($$SELECT qml.enqueue('m', queue => 'other')$$);
+SELECT expect_error($$SELECT qml.enqueue_batch('[{"method": "m", "queue": "other"}]')$$);
+SELECT expect_error($$INSERT INTO qml.jobs (queue, method, state, max_attempts) VALUES ('other', 'm', 'enqueued', 1)$$);
+ROLLBACK;
+
+-- qml's triggers redefined under their own names (a WHEN clause that
+-- counts): they fire for enqueue, claim and completion as for a plain
+-- INSERT and UPDATE
+BEGIN;
+DROP TRIGGER jobs_stamp_insert ON qml.jobs;
+DROP TRIGGER jobs_stamp_update ON qml.jobs;
+CREATE TRIGGER jobs_stamp_insert BEFORE INSERT ON qml.jobs
+	FOR EACH ROW WHEN (gate_counted('jobs before insert')) EXECUTE FUNCTION qml.jobs_stamp();
+CREATE TRIGGER jobs_stamp_update BEFORE UPDATE ON qml.jobs
+	FOR EACH ROW WHEN (gate_counted('jobs before update')) EXECUTE FUNCTION qml.jobs_stamp();
+SELECT qml.enqueue('m') AS id \gset
+SELECT * FROM gate_calls();
+SELECT id = :id AS claimed FROM qml.fetch('w1');
+SELECT * FROM gate_calls();
+SELECT qml.complete(:id, 'w1');
+SELECT * FROM gate_calls();
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1);
+UPDATE qml.jobs SET priority = 1 WHERE id <> :id;
+SELECT * FROM gate_calls();
+SELECT * FROM qt_history(:id);
+ROLLBACK;
+
+-- one of qml's triggers disabled: enqueue records no creation, as a plain
+-- INSERT does not
+BEGIN;
+ALTER TABLE qml.jobs DISABLE TRIGGER jobs_record_insert;
+SELECT qml.enqueue('m') AS id \gset
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1);
+SELECT count(*) AS events FROM qml.job_events;
+ROLLBACK;
+
+-- a default of an admin's own
+BEGIN;
+ALTER TABLE qml.jobs ALTER COLUMN last_error SET DEFAULT 'none yet';
+SELECT qml.enqueue('m') AS id \gset
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1);
+SELECT id = :id AS by_enqueue, last_error FROM qml.jobs ORDER BY id;
+ROLLBACK;
+
+-- a generated column under the name of one of qml's
+BEGIN;
+ALTER TABLE qml.jobs DROP COLUMN last_error,
+	ADD COLUMN last_error text GENERATED ALWAYS AS ('from ' || method) STORED;
+SELECT qml.enqueue('m') AS id \gset
+INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1);
+SELECT id = :id AS by_enqueue, last_error FROM qml.jobs ORDER BY id;
+ROLLBACK;
+
+-- an index under the name of one of qml's, on an expression: the function
+-- runs as for enqueue's INSERT statement, as the extension's owner, never
+-- as the producer that called enqueue
+CREATE ROLE regress_qml_gate;
+SELECT qml.grant_producer('regress_qml_gate');
+CREATE FUNCTION gate_who(m text) RETURNS text
+	LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+	RAISE NOTICE 'index expression run by the producer: %', current_user = 'regress_qml_gate';
+	RETURN m;
+END
+$$;
+BEGIN;
+DROP INDEX qml.jobs_finished_idx;
+CREATE INDEX jobs_finished_idx ON qml.jobs (public.gate_who(method));
+SET LOCAL ROLE regress_qml_gate;
+SELECT qml.enqueue('m') > 0 AS enqueued;
+ROLLBACK;
+DROP FUNCTION gate_who(text);
+-- the history of a producer's enqueue into a qml.job_events with a trigger:
+-- written by the INSERT statement as the owner (the producer may not
+-- insert there itself)
+BEGIN;
+CREATE TRIGGER gate_count AFTER INSERT ON qml.job_events
+	FOR EACH ROW EXECUTE FUNCTION gate_count();
+SET LOCAL ROLE regress_qml_gate;
+SELECT qml.enqueue('m') > 0 AS enqueued;
+SELECT expect_error($$INSERT INTO qml.job_events (job_id, to_state) VALUES (0, 'enqueued')$$);
+RESET ROLE;
+SELECT * FROM gate_calls();
+ROLLBACK;
+SELECT qml.revoke_all('regress_qml_gate');
+DROP ROLE regress_qml_gate;
+
+-- an inheritance child: an UPDATE of qml.jobs reaches its rows
+BEGIN;
+CREATE TABLE gate_child () INHERITS (qml.jobs);
+INSERT INTO gate_child (id, method, state, max_attempts, locked_by, locked_until)
+	VALUES (100, 'm', 'processing', 1, 'w1', now() + interval '1 hour');
+SELECT qml.complete(100, 'w1');
+SELECT id, state FROM gate_child;
+ROLLBACK;
+
+-- a table that publishes its updates needs a replica identity
+BEGIN;
+ALTER TABLE qml.jobs REPLICA IDENTITY NOTHING;
+SET client_min_messages = error;	-- wal_level may be too low: a warning
+CREATE PUBLICATION gate_pub FOR TABLE qml.jobs;
+RESET client_min_messages;
+SELECT qml.enqueue('m') AS id \gset
+SELECT expect_error($$SELECT id FROM qml.fetch('w1')$$);
+SELECT expect_error($$UPDATE qml.jobs SET priority = 1$$);
+ROLLBACK;
+
+-- after all that, the direct paths again: one event per change
+SELECT qml.enqueue('m') AS id \gset
+SELECT id = :id AS claimed FROM qml.fetch('w1');
+SELECT qml.complete(:id, 'w1');
+SELECT * FROM qt_history(:id);
+SELECT relname, qml.table_is_original(('qml.' || relname)::regclass)
+  FROM qml.table_shapes ORDER BY relname;
+
+--
+-- A qml.jobs that Citus distributes is refused. Citus lists it in its
+-- catalog pg_catalog.pg_dist_partition, and its trigger on that catalog
+-- sends the table a relcache invalidation; here a stand-in catalog, and a
+-- new session instead of the invalidation.
+--
+CALL qt_reset();
+SET allow_system_table_mods = on;
+CREATE TABLE pg_catalog.pg_dist_partition (logicalrelid regclass NOT NULL, partmethod "char" NOT NULL);
+RESET allow_system_table_mods;
+INSERT INTO pg_catalog.pg_dist_partition VALUES ('qml.jobs', 'h');
+\c -
+SELECT expect_error($$SELECT qml.enqueue('m')$$, true);
+SELECT expect_error($$SELECT id FROM qml.fetch('w1')$$);
+SELECT expect_error($$INSERT INTO qml.jobs (method, state, max_attempts) VALUES ('m', 'enqueued', 1)$$);
+SELECT count(*) AS jobs FROM qml.jobs;
+-- another table distributed: qml's are not refused
+UPDATE pg_catalog.pg_dist_partition SET logicalrelid = 'gate_calls';
+\c -
+SELECT qml.enqueue('m') > 0 AS enqueued;
+SET allow_system_table_mods = on;
+DROP TABLE pg_catalog.pg_dist_partition;
+RESET allow_system_table_mods;
+
+DROP TABLE gate_calls;
+DROP FUNCTION gate_count(), gate_counted(text), gate_calls();
+CALL qt_reset();
