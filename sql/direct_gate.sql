@@ -246,6 +246,22 @@ SELECT qml.complete(100, 'w1');
 SELECT id, state FROM gate_child;
 ROLLBACK;
 
+-- ... but a claim takes only qml.jobs' own rows: matching the locked rows by
+-- ctid alone, the child's enqueued rows matched a finished job of qml.jobs
+-- at the same ctid, which then ran again
+BEGIN;
+CALL qt_reset();
+SELECT qml.enqueue('m', queue => 'a') AS id \gset
+SELECT count(*) AS claimed FROM qml.fetch('w1', '{a}');
+SELECT qml.complete(:id, 'w1') AS completed;
+CREATE TABLE gate_child () INHERITS (qml.jobs);
+INSERT INTO gate_child (id, queue, method, state, max_attempts)
+	SELECT 100 + g, 'a', 'm', 'enqueued', 1 FROM generate_series(1, 5) g;
+SELECT id, state FROM qml.fetch('w2', '{a}', 10);
+SELECT qml.maintain() IS NOT NULL AS maintained;
+SELECT count(*) AS child_rows_still_enqueued FROM gate_child WHERE state = 'enqueued';
+ROLLBACK;
+
 -- a table that publishes its updates needs a replica identity
 BEGIN;
 ALTER TABLE qml.jobs REPLICA IDENTITY NOTHING;

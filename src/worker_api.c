@@ -47,7 +47,7 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
  * it (queue_head.c).
  */
 #define CLAIM_UPDATE \
-"UPDATE qml.jobs j" \
+"UPDATE ONLY qml.jobs j" \
 "   SET state = 'processing', attempts = j.attempts + 1," \
 "       started_at = clock_timestamp()," \
 "       locked_by = $3, locked_until = now() + $4," \
@@ -57,7 +57,7 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
 
 #define CLAIM_SELECT \
-"        SELECT c.ctid FROM qml.jobs c" \
+"        SELECT c.ctid FROM ONLY qml.jobs c" \
 "         WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED \
 "         ORDER BY c.priority DESC, c.run_at, c.id" \
 "         LIMIT $2 FOR UPDATE SKIP LOCKED"
@@ -71,13 +71,13 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 #define CLAIM_FROM_HEAD_SELECT \
 "        SELECT u.ctid FROM (" \
 "          SELECT h.ctid FROM (" \
-"            SELECT c.ctid FROM qml.jobs c" \
+"            SELECT c.ctid FROM ONLY qml.jobs c" \
 "             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $7" \
 "               AND (c.run_at, c.id) >= ($8, $9)" \
 "             ORDER BY c.run_at, c.id LIMIT $2 FOR UPDATE SKIP LOCKED) h" \
 "          UNION ALL" \
 "          SELECT l.ctid FROM (" \
-"            SELECT c.ctid FROM qml.jobs c" \
+"            SELECT c.ctid FROM ONLY qml.jobs c" \
 "             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $7" \
 "             ORDER BY c.priority DESC, c.run_at, c.id" \
 "             LIMIT $2 FOR UPDATE SKIP LOCKED) l" \
@@ -100,9 +100,9 @@ CLAIM_UPDATE CLAIM_FROM_HEAD_SELECT ")) RETURNING j.*";
  * another fetch is promoting are theirs.
  */
 static const char *const promote_due_sql =
-"UPDATE qml.jobs j SET state = 'enqueued'"
+"UPDATE ONLY qml.jobs j SET state = 'enqueued'"
 " WHERE j.ctid = ANY (ARRAY("
-"        SELECT c.ctid FROM qml.jobs c"
+"        SELECT c.ctid FROM ONLY qml.jobs c"
 "         WHERE c.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
 "           AND c.queue = $1 AND c.run_at <= $3 AND" NOT_PAUSED
 "         ORDER BY c.run_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
