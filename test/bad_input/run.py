@@ -58,7 +58,11 @@ def psql(sql, db=DB, variables=None):
 
 
 def value(sql):
-    rc, out, err = psql(sql)
+    return value_in(DB, sql)
+
+
+def value_in(db, sql):
+    rc, out, err = psql(sql, db=db)
     if rc != 0:
         raise RuntimeError("psql: %s: %s" % (sql, err))
     return out
@@ -108,10 +112,11 @@ SELECT qml.add_recurring('fix_rec', '0 0 1 1 *', 'fix.rec');
 
 
 def fixtures():
-    psql(SETUP, db="postgres")
+    # the database first: the roles hold grants in it
     subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", "SET client_min_messages = warning",
                     "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB, "-c", "CREATE DATABASE %s" % DB],
                    check=True, capture_output=True)
+    value_in("postgres", SETUP)
     value("CREATE EXTENSION qml")
     value(FIXTURES)
     ids = {}
