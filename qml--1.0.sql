@@ -487,7 +487,7 @@ $$;
  * qml.fetch: claims up to `batch` (1..1000) enqueued jobs for `worker`,
  * queues in the order given, then higher priority, then oldest first.
  * Paused queues yield nothing. Rows locked by other sessions are skipped,
- * never waited for. Errors: 22004 null worker or queue, 22023 empty worker,
+ * never waited for. Errors: 22004 a NULL argument or queue, 22023 empty worker,
  * bad batch, lease not positive, empty queues, negative wait; 22001 worker
  * too long; 0A000 wait in a REPEATABLE READ or SERIALIZABLE transaction.
  *
@@ -874,6 +874,9 @@ CREATE FUNCTION qml.revoke_all(role regrole) RETURNS void
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA qml FROM %s', role);
 	EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA qml FROM %s', role);
 	EXECUTE format('REVOKE ALL ON SCHEMA qml FROM %s', role);

@@ -87,6 +87,10 @@ qml_check_duration(const char *what, Interval *value, bool zero_ok)
 {
 	const char *problem = duration_problem(value, zero_ok);
 
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

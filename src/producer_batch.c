@@ -63,8 +63,9 @@ member(JsonbContainer *obj, const char *key)
 	return getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
 }
 
-static bool
-has_only_allowed_keys(JsonbContainer *obj)
+/* the first key of obj that is not an allowed one, or NULL */
+static char *
+unknown_key(JsonbContainer *obj)
 {
 	JsonbIterator *it = JsonbIteratorInit(obj);
 	JsonbValue	v;
@@ -81,9 +82,9 @@ has_only_allowed_keys(JsonbContainer *obj)
 			known = strlen(allowed_keys[i]) == v.val.string.len &&
 				memcmp(allowed_keys[i], v.val.string.val, v.val.string.len) == 0;
 		if (!known)
-			return false;
+			return pnstrdup(v.val.string.val, Min(v.val.string.len, 64));
 	}
-	return true;
+	return NULL;
 }
 
 /* a JSON string of 1 to `max` characters, as text; NULL if it is not one */
@@ -233,12 +234,13 @@ check_element(JsonbValue *elem, int ord, const BatchJob *defaults, TimestampTz n
 	JsonbContainer *obj;
 	JsonbValue *v;
 	int32		n;
+	char	   *key;
 
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		bad_element(ord, "is not an object");
 	obj = elem->val.binary.data;
-	if (!has_only_allowed_keys(obj))
-		bad_element(ord, "has an unknown key");
+	if ((key = unknown_key(obj)) != NULL)
+		bad_element(ord, psprintf("has an unknown key \"%s\"", key));
 
 	memset(job->nulls, ' ', sizeof(job->nulls));
 	v = member(obj, "method");
@@ -339,7 +341,12 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	int			n;
 	int			i;
 
-	if (jobs == NULL || JB_ROOT_IS_SCALAR(jobs) || !JB_ROOT_IS_ARRAY(jobs))
+	if (jobs == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("jobs must not be null"),
+				 errhint("Pass e.g. '[{\"method\": \"send_email\", \"arguments\": [\"a@b.c\"]}]'.")));
+	if (JB_ROOT_IS_SCALAR(jobs) || !JB_ROOT_IS_ARRAY(jobs))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("jobs must be a JSON array of objects"),

@@ -678,7 +678,7 @@ qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline)
 
 /*
  * When a fetch with `wait` gives up: DT_NOEND without a wait. 22023 for a
- * negative wait.
+ * wait that breaks the rule of every duration (qml_check_duration).
  */
 TimestampTz
 qml_wait_deadline(Interval *wait)
@@ -688,11 +688,7 @@ qml_wait_deadline(Interval *wait)
 
 	if (wait == NULL)
 		return DT_NOEND;
-	if (wait->month < 0 || wait->day < 0 || wait->time < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("wait must not be negative"),
-				 errhint("Use an interval such as '30 seconds', or NULL not to wait.")));
+	qml_check_duration("wait", wait, true);
 	/* a month counts as 30 days; waits of years are cut to one */
 	usecs = Min((int64) wait->month * DAYS_PER_MONTH + wait->day, 366) * USECS_PER_DAY;
 	usecs += Min(wait->time, 366 * USECS_PER_DAY);

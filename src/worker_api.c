@@ -484,15 +484,18 @@ qml_fetch(PG_FUNCTION_ARGS)
 	int			i;
 
 	qml_check_name("worker", worker, QML_MAX_WORKER_CHARS);
+	if (PG_ARGISNULL(2) || queues == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", queues == NULL ? "queues" : "batch")));
 	if (batch < 1 || batch > QML_MAX_FETCH_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d, not %s",
-						QML_MAX_FETCH_BATCH,
-						PG_ARGISNULL(2) ? "NULL" : psprintf("%d", batch)),
+				 errmsg("batch must be between 1 and %d, not %d",
+						QML_MAX_FETCH_BATCH, batch),
 				 errhint("Fetch more jobs in several calls.")));
 	qml_check_duration("lease", lease, false);
-	if (queues == NULL || ARR_NDIM(queues) != 1)
+	if (ARR_NDIM(queues) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queues must be a non-empty array of queue names")));

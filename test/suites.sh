@@ -28,6 +28,10 @@ suite dashboard_api test/dashboard/api.sh
 suite dump_restore test/dump/restore.sh
 # README.md's error table against the code, both ways, each row raised
 suite error_table test/docs/error_table.sh
+# the bad-input catalogue (test/bad_input/cases.tsv): SQL, the qml command
+# and the REST API, each refusal's SQLSTATE, exit code or status, message,
+# and nothing changed; README.md's error table is generated from it
+suite bad_input test/bad_input/run.sh
 # the dashboard's page in Debian's chromium (playwright-core): live counts
 # over the WebSocket, retry, pause, markup as text, banner and recovery
 suite browser test/browser/run.sh

@@ -32,6 +32,8 @@ cmd_dashboard(cli *g, int argc, char **argv)
 			return cli_help("dashboard");
 		if (c == CLI_BAD)
 			return EXIT_USAGE;
+		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
+			return cli_usage_error(g, "dashboard", "--listen wants HOST:PORT, not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			o.listen = optarg;
 		else if (c == OPT_TOKEN)

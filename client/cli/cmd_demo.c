@@ -204,6 +204,8 @@ cmd_demo(cli *g, int argc, char **argv)
 			return cli_usage_error(g, "demo", "--workers must be between 1 and 64");
 		if (c == OPT_QUEUE)
 			queue = optarg;
+		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
+			return cli_usage_error(g, "demo", "--listen wants HOST:PORT, not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			dopts.listen = optarg;
 		if (c == OPT_NO_DASHBOARD)

@@ -63,6 +63,8 @@ typedef struct dash
 /* server.c */
 /* Serves until SIGINT or SIGTERM; the exit code. */
 int			dashboard_run(const dash_options *opts);
+/* Whether --listen's HOST:PORT is one dashboard_start() takes. */
+bool		dashboard_listen_ok(const char *listen);
 /* Starts serving and returns (NULL, with a message on stderr, on failure). */
 dash	   *dashboard_start(const dash_options *opts);
 const char *dashboard_url(const dash *d);	/* "http://127.0.0.1:8080/" */

@@ -58,9 +58,12 @@ dash_open_client(dash *d)
 	return true;
 }
 
-/* civetweb wants "127.0.0.1:8080"; "[::1]:8080" too, as "[::1]:8080" */
-static bool
-valid_listen(const char *listen)
+/*
+ * civetweb wants "127.0.0.1:8080"; "[::1]:8080" too, as "[::1]:8080". The
+ * commands check --listen with this as they read it: a usage error.
+ */
+bool
+dashboard_listen_ok(const char *listen)
 {
 	const char *colon = strrchr(listen, ':');
 
@@ -104,7 +107,7 @@ dashboard_start(const dash_options *opts)
 	const char *colon = strrchr(opts->listen, ':');
 	dash	   *d;
 
-	if (!valid_listen(opts->listen))
+	if (!dashboard_listen_ok(opts->listen))
 	{
 		fprintf(stderr, "qml dashboard: --listen wants HOST:PORT, not \"%s\"\n", opts->listen);
 		return NULL;

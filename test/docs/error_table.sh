@@ -29,6 +29,13 @@ code=$(
 	grep -q 'PreventCommandIfReadOnly' "$root"/src/*.c && echo 25006  # writes refused read-only
 	grep -q 'REVOKE EXECUTE ON ALL FUNCTIONS' "$root/qml--1.0.sql" && echo 42501  # no grant
 	grep -q 'arguments jsonb' "$root/qml--1.0.sql" && echo 22P02    # jsonb input
+	# ... and for arguments it cannot read before qml sees them
+	grep -q 'arguments jsonb' "$root/qml--1.0.sql" && printf "%s\n" 22P05 54001  # \u0000, nesting
+	grep -q 'run_at timestamptz' "$root/qml--1.0.sql" && printf "%s\n" 22007 22008  # timestamps
+	grep -q 'lease interval' "$root/qml--1.0.sql" && echo 22015       # interval fields
+	grep -q 'method text' "$root/qml--1.0.sql" && echo 22021          # NUL, bad UTF-8
+	grep -q 'role regrole' "$root/qml--1.0.sql" && echo 42704         # no such role
+	grep -q 'CREATE FUNCTION qml\.' "$root/qml--1.0.sql" && echo 42883  # no such signature
 	true
 ) 
 code=$(echo "$code" | sort -u)
@@ -54,11 +61,19 @@ declare -A raise=(
 	[42501]="SET ROLE qml_no_grants; SELECT qml.enqueue('m')"
 	[25006]="BEGIN READ ONLY; SELECT qml.enqueue('m')"
 	[0A000]="BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM qml.fetch('w', wait => '1 second')"
+	[22P05]="SELECT qml.enqueue('m', '\"\\u0000\"')"
+	[54001]="SELECT qml.enqueue('m', (repeat('[', 1000000) || repeat(']', 1000000))::jsonb)"
+	[22007]="SELECT qml.enqueue('m', run_at => 'next tuesday')"
+	[22008]="SELECT qml.enqueue('m', run_at => '294277-01-01')"
+	[22015]="SELECT * FROM qml.fetch('w', lease => '999999999999 hours')"
+	[22021]="SELECT qml.enqueue(E'a\\x00b')"
+	[42704]="SELECT qml.grant_producer('qml_no_such_role')"
+	[42883]="SELECT qml.enqueue(42)"
 )
 # raised only when the extension's objects are broken, a counter wraps
 # or a concurrent change meets a snapshot, or more prepared transactions
 # are open than max_prepared_transactions allows: checked by the comparison above
-internal="40001 22003 22008 42P01 55000 53400"
+internal="40001 22003 42P01 55000 53400"
 for c in $readme; do
 	if [ -n "${raise[$c]:-}" ]; then
 		check "$c is raised as the table says" "$c" "$(sqlstate $db "${raise[$c]}")"
