@@ -409,8 +409,10 @@ QML_API void		qml_registry_free(qml_registry *registry);
 
 /*
  * Registers `fn` for `method` (replacing an earlier one). A job whose method
- * has no handler fails (without retry) with an error naming the method, or
- * goes to the fallback handler when one is set.
+ * has no handler goes to the fallback handler when one is set; else it is
+ * retried with backoff (failed once out of attempts) with an error naming
+ * the method, and the server logs a warning naming it, once a minute per
+ * method.
  */
 QML_API qml_status	qml_registry_add(qml_registry *registry, const char *method,
 							 qml_handler_fn fn, void *user_data);
@@ -533,7 +535,12 @@ QML_API void		qml_server_request_stop(qml_server *server);
  */
 QML_API int			qml_server_wait(qml_server *server, bool signals);
 
-/* start + wait for SIGINT/SIGTERM + stop. */
+/*
+ * start + wait for SIGINT/SIGTERM + stop. A second SIGINT or SIGTERM (or a
+ * second qml_server_request_stop) during the stop ends the grace period at
+ * once: running jobs are cancelled and released as past it, and the call
+ * still returns QML_OK; signals that arrive after the stop are consumed.
+ */
 QML_API qml_status	qml_server_run(qml_server *server);
 
 QML_API void		qml_server_free(qml_server *server);

@@ -550,6 +550,23 @@ h_context(qml_job_ctx *ctx, void *d)
 	return qml_success(ctx, buf);
 }
 
+/* Counts the warnings that name a method without a handler. */
+static atomic_int unhandled_warnings;
+
+static void
+count_unhandled(qml_log_level level, const char *message, void *data)
+{
+	(void) data;
+	if (level == QML_LOG_WARNING && strstr(message, "no handler for method \"r_nohandler\""))
+		atomic_fetch_add(&unhandled_warnings, 1);
+}
+
+static void
+log_unhandled(qml_server_config *c)
+{
+	qml_server_config_set_log(c, count_unhandled, NULL);
+}
+
 static void
 test_outcomes(void)
 {
@@ -568,9 +585,13 @@ test_outcomes(void)
 	qml_registry_add(reg, "r_context", h_context, NULL);
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		qml_enqueue(client, methods[i], NULL, &o, i == 6 ? &ctx_id : NULL);
-	s = server_for(reg, "out", 3, NULL);
+	/* a flood of jobs without a handler: one warning */
+	for (int i = 0; i < 4; i++)
+		qml_enqueue(client, "r_nohandler", NULL, &o, NULL);
+	atomic_store(&unhandled_warnings, 0);
+	s = server_for(reg, "out", 3, log_unhandled);
 	qml_server_start(s);
-	wait_count(8, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'out' AND state NOT IN ('enqueued', 'processing')");
+	wait_count(12, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'out' AND state NOT IN ('enqueued', 'processing')");
 	qml_server_stop(s);
 
 	is_str(q1(db, "SELECT state || ' ' || result::text FROM qml.jobs WHERE method = 'r_result' ORDER BY id LIMIT 1"),
@@ -581,8 +602,12 @@ test_outcomes(void)
 		   "failed 1 broken for good", "fail: failed at once, no retry");
 	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_badjson'"),
 			 "failed the handler's result is not valid JSON", "an invalid result fails the job");
-	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_nohandler'"),
-			 "failed no handler is registered for method \"r_nohandler\"", "no handler: failed, naming the method");
+	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_nohandler' ORDER BY id LIMIT 1"),
+			 "awaiting_retry no handler is registered for method \"r_nohandler\"",
+			 "no handler: retried with backoff, naming the method");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE method = 'r_nohandler' AND state = 'awaiting_retry'"
+				  " AND run_at > now()"), 5, "every job without a handler waits for its retry");
+	is_int(atomic_load(&unhandled_warnings), 1, "one warning names the method, not one per job");
 	is_str(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_bare'"),
 		   "awaiting_retry the handler asked for a retry", "a bare retry gets a message");
 	is_str(q1(db, "SELECT result->>'id' = '%lld' AND result->>'method' = 'r_context' AND result->>'queue' = 'out'"
