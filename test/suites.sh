@@ -18,3 +18,5 @@ suite sched_restart test/scheduler/restart.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# the worker examples of docs/workers.md (Python with psycopg, Node with pg)
+suite examples test/examples/run.sh
