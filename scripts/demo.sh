@@ -26,7 +26,8 @@ psql -X -q -d postgres -c "CREATE DATABASE qml_demo"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$QML_PGPORT/qml_demo"
 
 client/qml migrate
-client/qml demo
+# the commands qml demo suggests at the end only work on a cluster kept
+if $keep; then client/qml demo; else client/qml demo --throwaway; fi
 
 if $keep; then
 	echo

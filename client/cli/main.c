@@ -53,7 +53,7 @@ static const char main_usage[] =
 
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
-		"usage: qml demo [--workers N] [--queue NAME]\n"
+		"usage: qml demo [--workers N] [--queue NAME] [--throwaway]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -64,7 +64,14 @@ static const cli_command commands[] = {
 		"qml.maintain().\n"
 		"\n"
 		"  --workers N     worker threads (default 3)\n"
-		"  --queue NAME    queue to use (default demo)\n"},
+		"  --queue NAME    queue to use (default demo)\n"
+		"  --throwaway     the database goes away after the demo: print no commands\n"
+		"                  to try on it afterwards\n"
+		"\n"
+		"At the end it prints commands to try on the demo's jobs (this qml binary by\n"
+		"its full path, with the database URL). scripts/demo.sh runs the demo on a\n"
+		"throwaway cluster that it removes when done; scripts/demo.sh --keep keeps\n"
+		"the cluster running, so that those commands work.\n"},
 	{"enqueue", cmd_enqueue, "add a job",
 		"usage: qml enqueue METHOD [JSON] [options]\n"
 		"\n"
@@ -137,9 +144,11 @@ static const cli_command commands[] = {
 		"  other exit or a  failure, with the tail of stderr as the error; retried\n"
 		"  signal           with backoff while attempts remain\n"
 		"A job past --timeout is reported failed (retried) and COMMAND's process\n"
-		"group gets SIGTERM, then SIGKILL. A job whose method has no --exec fails.\n"
+		"group gets SIGTERM, then SIGKILL. A job whose method has no --exec is\n"
+		"retried with backoff, and a warning names the method (once a minute).\n"
 		"SIGTERM or SIGINT stops the worker gracefully: no new jobs, running ones\n"
-		"get the grace period, the rest go back to the queue.\n"
+		"get the grace period, the rest go back to the queue. A second SIGTERM or\n"
+		"SIGINT ends the grace period at once: running jobs go back too (exit 0).\n"
 		"\n"
 		"  --exec METHOD=COMMAND   repeatable\n"
 		"  --workers N             jobs run at once (default QML_WORKERS, else 4)\n"

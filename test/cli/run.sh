@@ -288,7 +288,7 @@ r=$(q -c "SELECT length(last_error) < 2200 AND last_error LIKE '%END-OF-STDERR (
 [ "$r" = t ] && ok "a long stderr: its tail is the error" || bad "a long stderr: its tail" "$r"
 r=$(q -c "SELECT state || '|' || result::text || '|' || length(arguments::text) FROM qml.jobs WHERE method = 'count_job'")
 [ "$r" = "succeeded|300004|300004" ] && ok "300 kB of arguments through stdin" || bad "300 kB of arguments through stdin" "$r"
-grep -q "job .* fail_job (attempt 1): failed for good" "$tmp/worker.err" && ok "-v logs every job" || bad "-v logs every job" "$(tail -3 "$tmp/worker.err")"
+grep -q "job .* fail_job: failed for good after [0-9]* ms (attempt 1/[0-9]*)" "$tmp/worker.err" && ok "-v logs every job" || bad "-v logs every job" "$(tail -3 "$tmp/worker.err")"
 kill -TERM "$wpid"
 for i in $(seq 1 100); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$wpid" 2>/dev/null; then bad "SIGTERM stops the worker within 10 s"; else
