@@ -11,6 +11,10 @@ packages=(
 	valgrind procps
 	python3-psycopg nodejs
 )
+# see below: never left in place (earlier versions of this script did)
+conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf
+sudo=
+[ "$(id -u)" = 0 ] || sudo=sudo
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,16 +24,20 @@ done
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}"
-	sudo=
-	[ "$(id -u)" = 0 ] || sudo=sudo
 	export DEBIAN_FRONTEND=noninteractive
 	$sudo apt-get update -qq
 	# the Debian package would create and start its own cluster on 5432; we use
-	# throwaway clusters only
-	$sudo mkdir -p /etc/postgresql-common/createcluster.d
-	echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/qml-no-main.conf >/dev/null
-	$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+	# throwaway clusters only. The setting is for this install only: left in
+	# place it would keep any later PostgreSQL install from creating its
+	# default cluster.
+	$sudo mkdir -p "$(dirname "$conf")"
+	echo "create_main_cluster = false" | $sudo tee "$conf" >/dev/null
+	rc=0
+	$sudo apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
+	$sudo rm -f "$conf"
+	[ $rc = 0 ] || exit $rc
 fi
+[ ! -e "$conf" ] || $sudo rm -f "$conf"
 
 # the Node worker example's driver (docs/examples/node/package.json), for
 # the examples suite; node_modules is not committed

@@ -49,7 +49,8 @@ static const char main_usage[] =
 "Environment: DATABASE_URL, PG*, QML_AUTO_MIGRATE (worker and demo default on,\n"
 "other commands off), QML_CONNECT_TIMEOUT (s), QML_STATEMENT_TIMEOUT (ms),\n"
 "QML_MAX_CONNECTIONS, and for worker QML_WORKERS, QML_QUEUES, QML_FETCH_BATCH,\n"
-"QML_POLL_INTERVAL, QML_LEASE, QML_JOB_TIMEOUT, QML_GRACE_PERIOD (ms).\n";
+"QML_POLL_INTERVAL, QML_LEASE, QML_JOB_TIMEOUT, QML_GRACE_PERIOD (durations:\n"
+"5m, 30s, 500ms; a bare number is ms).\n";
 
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
@@ -92,7 +93,7 @@ static const cli_command commands[] = {
 		"Lists jobs, newest first.\n"
 		"\n"
 		"  --state STATE   scheduled, enqueued, processing, succeeded, failed,\n"
-		"                  awaiting_retry or deleted\n"
+		"                  awaiting_retry (or retrying, as stats calls it) or deleted\n"
 		"  --queue NAME    only this queue\n"
 		"  --method M      only this method\n"
 		"  --limit N       at most N jobs (default 50, at most 10000)\n"},
@@ -123,13 +124,21 @@ static const cli_command commands[] = {
 		"usage: qml resume QUEUE\n"},
 	{"recurring", cmd_recurring, "recurring (cron) jobs",
 		"usage: qml recurring add NAME SCHEDULE METHOD [JSON] [--queue NAME]\n"
+		"                         [--priority N] [--max-attempts N] [--timezone TZ]\n"
 		"       qml recurring list\n"
 		"       qml recurring remove NAME\n"
 		"\n"
 		"Jobs the scheduler enqueues on a schedule: a cron expression such as\n"
 		"'*/5 * * * *' or an interval such as '30 seconds' (qml.add_recurring,\n"
 		"qml.remove_recurring, table qml.recurring). Exit 4 when the installed\n"
-		"extension has no recurring jobs.\n"},
+		"extension has no recurring jobs. add warns when no scheduler serves the\n"
+		"database (qml not in shared_preload_libraries): the job would never fire.\n"
+		"\n"
+		"  --queue NAME        queue of the jobs (default default)\n"
+		"  --priority N        their priority (default 0)\n"
+		"  --max-attempts N    their attempts (default qml.default_max_attempts)\n"
+		"  --timezone TZ       the zone of a cron schedule, e.g. Europe/Paris\n"
+		"                      (default UTC)\n"},
 	{"worker", cmd_worker, "run jobs with commands",
 		"usage: qml worker --exec METHOD=COMMAND [--exec ...] [options]\n"
 		"\n"
@@ -343,6 +352,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "help") == 0)
 	{
+		/* qml help --help: help about help is the overview */
+		if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
+			return cli_help(NULL);
 		if (i + 1 < argc && find_command(argv[i + 1]) == NULL)
 			return cli_usage_error(&g, NULL, "unknown command '%s'", argv[i + 1]);
 		return cli_help(i + 1 < argc ? argv[i + 1] : NULL);

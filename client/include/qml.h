@@ -337,6 +337,20 @@ QML_API qml_status	qml_queue_resume(qml_client *client, const char *queue, bool 
 QML_API qml_status	qml_recurring_add(qml_client *client, const char *name,
 							  const char *schedule, const char *method,
 							  const char *arguments, const char *queue);
+
+/* What qml_recurring_add_opts adds to the jobs it enqueues; zero = defaults. */
+typedef struct qml_recurring_options
+{
+	const char *queue;			/* NULL: "default" */
+	int			priority;		/* higher runs first */
+	int			max_attempts;	/* 0: qml.default_max_attempts */
+	const char *timezone;		/* a cron schedule's zone; NULL: UTC */
+} qml_recurring_options;
+
+QML_API qml_status	qml_recurring_add_opts(qml_client *client, const char *name,
+								   const char *schedule, const char *method,
+								   const char *arguments,
+								   const qml_recurring_options *options);
 /* QML_ERR_NOT_FOUND when there is no recurring job of that name. */
 QML_API qml_status	qml_recurring_remove(qml_client *client, const char *name);
 /* The rows of qml.recurring as one JSON array text; free with qml_free. */
@@ -569,6 +583,14 @@ QML_API void		qml_server_get_counters(const qml_server *server,
 
 /* Current time, µs since the Unix epoch (wall clock). */
 QML_API int64_t		qml_now(void);
+
+/*
+ * Parses a duration such as "500ms", "30s", "5m", "2h", "1d" (also "sec",
+ * "min", "minutes", ...) into *ms; a bare number counts in `bare_unit_ms`
+ * (1 for milliseconds, 1000 for seconds). False when it is not one.
+ */
+QML_API bool		qml_parse_duration_ms(const char *text, int64_t bare_unit_ms,
+									  int64_t *ms);
 
 #ifdef __cplusplus
 }

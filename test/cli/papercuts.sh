@@ -52,3 +52,48 @@ has "scripts/demo.sh --keep" "--throwaway points at scripts/demo.sh --keep"
 echo "$out" | grep -q "qml.* job [0-9]" && bad "--throwaway prints no command to run on a removed cluster" || ok "--throwaway prints no command to run on a removed cluster"
 out=$("$QML" demo --help 2>&1)
 has "scripts/demo.sh --keep" "qml demo --help documents --keep"
+
+echo "# small corners: help --help, --state retrying, durations in QML_*"
+expect "qml help --help: exit 0" 0 "$QML" help --help
+has "Exit codes" "qml help --help shows the overview"
+q -c "SELECT qml.enqueue('papercut_retry', queue => 'pc_retry')" >/dev/null
+q -c "UPDATE qml.jobs SET state = 'awaiting_retry', run_at = now() + interval '1 hour' WHERE queue = 'pc_retry'" >/dev/null
+expect "jobs --state retrying: exit 0" 0 "$QML" jobs --state retrying --queue pc_retry
+has "papercut_retry" "jobs --state retrying lists the jobs stats counts as retrying"
+expect "QML_LEASE=5m QML_GRACE_PERIOD=2s: the worker starts (stopped by timeout, exit 0)" 0 \
+	env QML_LEASE=5m QML_GRACE_PERIOD=2s timeout --preserve-status -s TERM 2 "$QML" worker --queues pc_none --exec a=true
+expect "QML_LEASE=soon: exit 2" 2 env QML_LEASE=soon "$QML" worker --queues pc_none --exec a=true
+has "QML_LEASE must be a duration" "naming the variable and what it wants"
+[ ! -e /etc/postgresql-common/createcluster.d/qml-no-main.conf ] &&
+	ok "scripts/install-deps.sh leaves nothing under /etc/postgresql-common" ||
+	bad "scripts/install-deps.sh leaves nothing under /etc/postgresql-common"
+
+echo "# pause / resume a queue that never had a job: a warning, still exit 0"
+expect "pause of an unknown queue: exit 0" 0 "$QML" pause pc_nosuchqueue
+has 'warning: queue "pc_nosuchqueue" has never had a job' "pause warns about a queue never seen"
+expect "resume of an unknown queue: exit 0" 0 "$QML" resume pc_neverexisted
+has 'warning: queue "pc_neverexisted" has never had a job' "resume warns about a queue never seen"
+expect "pause of a known queue" 0 "$QML" pause pc_retry
+case "$out" in *warning*) bad "no warning for a queue that has jobs" "$out";; *) ok "no warning for a queue that has jobs";; esac
+"$QML" resume pc_retry >/dev/null
+
+echo "# recurring add: --priority, --max-attempts, --timezone; a warning without a scheduler"
+expect "recurring add with options" 0 "$QML" recurring add pc_nightly '0 3 * * *' cleanup --queue pc_maint \
+	--priority 7 --max-attempts 2 --timezone Europe/Paris
+case "$out" in *warning*) bad "no warning where the scheduler runs" "$out";; *) ok "no warning where the scheduler runs";; esac
+r=$(q -c "SELECT queue || ' ' || priority || ' ' || max_attempts || ' ' || timezone FROM qml.recurring WHERE name = 'pc_nightly'")
+[ "$r" = "pc_maint 7 2 Europe/Paris" ] && ok "the options reach qml.recurring" || bad "the options reach qml.recurring" "$r"
+expect "recurring add --max-attempts 0: exit 2" 2 "$QML" recurring add pc_bad '0 3 * * *' x --max-attempts 0
+expect "recurring add --timezone Mars/Olympus: exit 2" 2 "$QML" recurring add pc_bad '0 3 * * *' x --timezone Mars/Olympus
+expect "recurring remove --priority: exit 2" 2 "$QML" recurring remove pc_nightly --priority 1
+"$QML" recurring remove pc_nightly >/dev/null
+# test/qml.conf keeps the scheduler out of isolation_regression
+made=false
+if [ -z "$(q -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'isolation_regression'")" ]; then
+	q -d postgres -c "CREATE DATABASE isolation_regression" >/dev/null && made=true
+fi
+"$QML" -d dbname=isolation_regression migrate >/dev/null
+expect "recurring add where no scheduler runs: exit 0" 0 "$QML" -d dbname=isolation_regression recurring add pc_never '* * * * *' m
+has "warning: no qml scheduler serves this database" "it warns that the job will not fire"
+"$QML" -d dbname=isolation_regression recurring remove pc_never >/dev/null
+$made && q -d postgres -c "DROP DATABASE isolation_regression WITH (FORCE)" >/dev/null
