@@ -537,7 +537,8 @@ QML_API qml_status	qml_server_stop(qml_server *server);
 
 /*
  * Requests a stop from anywhere, even a signal handler (async-signal-safe):
- * qml_server_wait returns and the caller then calls qml_server_stop.
+ * qml_server_wait returns and the caller then calls qml_server_stop. In
+ * qml_server_run, a second request during the stop ends the grace period.
  */
 QML_API void		qml_server_request_stop(qml_server *server);
 
