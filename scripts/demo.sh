@@ -29,7 +29,10 @@ psql -X -q -d postgres -c "CREATE DATABASE qml_demo"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:$QML_PGPORT/qml_demo"
 
 client/qml migrate
-client/qml demo --listen "${QML_DEMO_LISTEN:-127.0.0.1:8080}"
+# the commands qml demo suggests at the end only work on a cluster kept
+throwaway=--throwaway
+$keep && throwaway=
+client/qml demo --listen "${QML_DEMO_LISTEN:-127.0.0.1:8080}" $throwaway
 
 if $keep; then
 	echo

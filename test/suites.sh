@@ -35,3 +35,5 @@ suite bad_input test/bad_input/run.sh
 # the dashboard's page in Debian's chromium (playwright-core): live counts
 # over the WebSocket, retry, pause, markup as text, banner and recovery
 suite browser test/browser/run.sh
+# the worker examples of docs/workers.md (Python with psycopg, Node with pg)
+suite examples test/examples/run.sh

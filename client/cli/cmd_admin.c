@@ -11,7 +11,7 @@
 
 enum
 {
-	OPT_QUEUE = 3000
+	OPT_QUEUE = 3000, OPT_PRIORITY, OPT_MAX_ATTEMPTS, OPT_TIMEZONE
 };
 
 /* Column order of the stats table and its JSON keys. */
@@ -135,6 +135,22 @@ cmd_stats(cli *g, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/*
+ * A queue qml has never seen (no job, never paused) is most likely a typo:
+ * pausing it ahead of its first job is allowed, but say so.
+ */
+static void
+warn_unknown_queue(cli *g, const char *cmd, qml_client *client, const char *queue)
+{
+	qml_queue_stats *s = NULL;
+	size_t		n = 0;
+
+	if (qml_stats(client, queue, &s, &n) == QML_OK && n == 0)
+		fprintf(stderr, "qml %s: warning: queue \"%s\" has never had a job (a typo?)%s\n",
+				cmd, queue, g->json ? "" : "; see qml stats for the queues there are");
+	qml_stats_free(s, n);
+}
+
 static int
 pause_resume(cli *g, const char *cmd, int argc, char **argv)
 {
@@ -150,6 +166,7 @@ pause_resume(cli *g, const char *cmd, int argc, char **argv)
 	queue = argv[optind];
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
+	warn_unknown_queue(g, cmd, client, queue);
 	st = pause ? qml_queue_pause(client, queue, &changed) : qml_queue_resume(client, queue, &changed);
 	if (st != QML_OK)
 		rc = cli_fail(g, st);
@@ -340,15 +357,32 @@ print_rows(const char *json)
 	json_decref(a);
 }
 
+/* Recurring jobs fire only where the scheduler runs: say so when it does not. */
+static void
+warn_no_scheduler(qml_client *client)
+{
+	qml_health *h = NULL;
+
+	if (qml_health_check(client, &h) == QML_OK && h->scheduler_processes == 0)
+		fprintf(stderr, "qml recurring add: warning: no qml scheduler serves this database, so the job "
+				"will not fire until one does (shared_preload_libraries = 'qml', and qml.databases)\n");
+	qml_health_free(h);
+}
+
 int
 cmd_recurring(cli *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"queue", required_argument, NULL, OPT_QUEUE},
+		{"priority", required_argument, NULL, OPT_PRIORITY},
+		{"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+		{"timezone", required_argument, NULL, OPT_TIMEZONE},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
 	const char *sub;
-	const char *queue = NULL;
+	qml_recurring_options o = {0};
+	bool		add_options = false;
+	long		v;
 	char		cmd[32];
 	qml_client *client;
 	qml_status	st;
@@ -380,7 +414,21 @@ cmd_recurring(cli *g, int argc, char **argv)
 		if (c == CLI_BAD)
 			return EXIT_USAGE;
 		if (c == OPT_QUEUE)
-			queue = optarg;
+			o.queue = optarg;
+		if (c == OPT_TIMEZONE)
+			o.timezone = optarg;
+		if (c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS)
+		{
+			if (!cli_parse_int(optarg, c == OPT_PRIORITY ? -2147483647L : 1, 2147483647L, &v))
+				return cli_usage_error(g, cmd, "--%s wants an integer%s, not \"%s\"",
+									   c == OPT_PRIORITY ? "priority" : "max-attempts",
+									   c == OPT_PRIORITY ? "" : " of at least 1", optarg);
+			if (c == OPT_PRIORITY)
+				o.priority = (int) v;
+			else
+				o.max_attempts = (int) v;
+		}
+		add_options |= c == OPT_QUEUE || c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS || c == OPT_TIMEZONE;
 	}
 	argv++;
 	argc--;
@@ -389,8 +437,8 @@ cmd_recurring(cli *g, int argc, char **argv)
 		return cli_usage_error(g, cmd, "missing arguments: qml recurring add NAME SCHEDULE METHOD [JSON] | remove NAME");
 	if (nargs > want + (want == 3 ? 1 : 0))
 		return cli_usage_error(g, cmd, "unexpected argument \"%s\"", argv[optind + want]);
-	if (queue && want != 3)
-		return cli_usage_error(g, cmd, "--queue goes with add only");
+	if (add_options && want != 3)
+		return cli_usage_error(g, cmd, "--queue, --priority, --max-attempts and --timezone go with add only");
 
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
@@ -398,13 +446,17 @@ cmd_recurring(cli *g, int argc, char **argv)
 	{
 		const char *args = nargs > 3 ? argv[optind + 3] : NULL;
 
-		st = qml_recurring_add(client, argv[optind], argv[optind + 1], argv[optind + 2], args, queue);
+		st = qml_recurring_add_opts(client, argv[optind], argv[optind + 1], argv[optind + 2], args, &o);
 		if (st != QML_OK)
 			rc = cli_fail(g, st);
-		else if (g->json)
-			cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "added", 1));
 		else
-			printf("recurring job %s added\n", argv[optind]);
+		{
+			if (g->json)
+				cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "added", 1));
+			else
+				printf("recurring job %s added\n", argv[optind]);
+			warn_no_scheduler(client);
+		}
 	}
 	else if (want == 1)
 	{

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,7 +20,7 @@
 
 enum
 {
-	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD
+	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD, OPT_THROWAWAY
 };
 
 #define NOW_JOBS 12
@@ -27,6 +28,7 @@ enum
 #define ALL_JOBS (NOW_JOBS + SCHEDULED_JOBS + 2)
 
 static volatile sig_atomic_t interrupted;
+static atomic_int running;		/* handlers running now */
 
 static void
 on_signal(int sig)
@@ -40,14 +42,20 @@ static bool
 work(qml_job_ctx *ctx, int ms)
 {
 	struct timespec ts = {0, 20 * 1000000L};
+	bool		done = true;
 
+	atomic_fetch_add(&running, 1);
 	for (int waited = 0; waited < ms; waited += 20)
 	{
 		if (qml_ctx_cancelled(ctx))
-			return false;
+		{
+			done = false;
+			break;
+		}
 		nanosleep(&ts, NULL);
 	}
-	return true;
+	atomic_fetch_sub(&running, 1);
+	return done;
 }
 
 static qml_outcome
@@ -99,23 +107,45 @@ demo_log(qml_log_level level, const char *message, void *data)
 		fprintf(stderr, "\nqml demo: %s\n", message);
 }
 
+/*
+ * The jobs in state processing: those a handler runs, and those the server
+ * claimed ahead for a thread that is not free yet (or whose outcome is on
+ * its way), which would otherwise look like more work running than there
+ * are threads.
+ */
+static void
+processing_label(char *buf, size_t size, int64_t processing)
+{
+	int64_t		now = atomic_load(&running);
+
+	if (now > processing)
+		now = processing;
+	if (processing > now)
+		snprintf(buf, size, "processing %" PRId64 " (+%" PRId64 " claimed, waiting for a thread)",
+				 now, processing - now);
+	else
+		snprintf(buf, size, "processing %" PRId64, processing);
+}
+
 static void
 progress(bool tty, const int64_t *counts, int64_t total, double secs)
 {
 	static char last[256];
 	char		line[256];
 	char		bar[32];
+	char		processing[96];
 	int64_t		done = counts[QML_STATE_SUCCEEDED] + counts[QML_STATE_FAILED];
 	int			filled = total ? (int) (done * 20 / total) : 0;
 
 	for (int i = 0; i < 20; i++)
 		bar[i] = i < filled ? '#' : '.';
 	bar[20] = '\0';
+	processing_label(processing, sizeof(processing), counts[QML_STATE_PROCESSING]);
 	snprintf(line, sizeof(line),
-			 "[%s] scheduled %" PRId64 "  enqueued %" PRId64 "  processing %" PRId64
+			 "[%s] scheduled %" PRId64 "  enqueued %" PRId64 "  %s"
 			 "  retrying %" PRId64 "  succeeded %" PRId64 "  failed %" PRId64,
 			 bar, counts[QML_STATE_SCHEDULED], counts[QML_STATE_ENQUEUED],
-			 counts[QML_STATE_PROCESSING], counts[QML_STATE_AWAITING_RETRY],
+			 processing, counts[QML_STATE_AWAITING_RETRY],
 			 counts[QML_STATE_SUCCEEDED], counts[QML_STATE_FAILED]);
 	if (tty)
 	{
@@ -125,6 +155,68 @@ progress(bool tty, const int64_t *counts, int64_t total, double secs)
 	else if (strcmp(line, last) != 0)
 		printf("%5.1fs %s\n", secs, line);
 	snprintf(last, sizeof(last), "%s", line);
+}
+
+/* Prints `s` for a POSIX shell: single-quoted unless it is plainly safe. */
+static void
+print_shell_word(const char *s)
+{
+	if (s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == strlen(s))
+	{
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	}
+	putchar('\'');
+}
+
+/* Prints "qml" as a command line that runs from anywhere, on this database. */
+static void
+print_qml(cli *g)
+{
+	char		self[4096];
+	ssize_t		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *url = g->database_url ? g->database_url : getenv("DATABASE_URL");
+
+	if (n > 0)
+		self[n] = '\0';
+	print_shell_word(n > 0 ? self : "qml");
+	if (url && url[0])
+	{
+		fputs(" -d ", stdout);
+		print_shell_word(url);
+	}
+}
+
+/*
+ * What to try next, as commands that run as printed: none when the
+ * database goes away with the demo (scripts/demo.sh without --keep).
+ */
+static void
+print_next(cli *g, const char *queue, int64_t failed_id, bool throwaway)
+{
+	if (throwaway)
+	{
+		printf("next:      this throwaway cluster is removed now; run scripts/demo.sh --keep\n"
+			   "           to keep it and get commands to try on these jobs.\n");
+		return;
+	}
+	printf("next:      ");
+	print_qml(g);
+	printf(" job %" PRId64 "\n           ", failed_id);
+	print_qml(g);
+	printf(" retry %" PRId64 "\n           ", failed_id);
+	print_qml(g);
+	printf(" jobs --queue ");
+	print_shell_word(queue);
+	printf("\n");
 }
 
 static int
@@ -170,6 +262,7 @@ cmd_demo(cli *g, int argc, char **argv)
 		{"queue", required_argument, NULL, OPT_QUEUE},
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"no-dashboard", no_argument, NULL, OPT_NO_DASHBOARD},
+		{"throwaway", no_argument, NULL, OPT_THROWAWAY},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
 	dash_options dopts = {"127.0.0.1:8080", NULL, NULL, 250};
@@ -189,6 +282,7 @@ cmd_demo(cli *g, int argc, char **argv)
 	bool		tty = isatty(STDOUT_FILENO) && !g->json;
 	bool		scheduler;
 	bool		finished = false;
+	bool		throwaway = false;
 	struct sigaction sa;
 	qml_status	st;
 	int			c,
@@ -210,6 +304,8 @@ cmd_demo(cli *g, int argc, char **argv)
 			dopts.listen = optarg;
 		if (c == OPT_NO_DASHBOARD)
 			want_dashboard = false;
+		if (c == OPT_THROWAWAY)
+			throwaway = true;
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "demo", "unexpected argument \"%s\"", argv[optind]);
@@ -374,8 +470,7 @@ cmd_demo(cli *g, int argc, char **argv)
 				   dashboard_url(dashboard));
 		else
 			printf("\n\"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", queue);
-		printf("next:      qml job %" PRId64 "    qml retry %" PRId64 "    qml worker --exec METHOD=COMMAND\n",
-			   ids[ALL_JOBS - 1], ids[ALL_JOBS - 1]);
+		print_next(g, queue, ids[ALL_JOBS - 1], throwaway);
 		if (!finished)
 			printf("\n%s before every job finished.\n", interrupted ? "interrupted" : "gave up after 60 s");
 	}

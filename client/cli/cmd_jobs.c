@@ -177,9 +177,10 @@ cmd_jobs(cli *g, int argc, char **argv)
 			case CLI_BAD:
 				return EXIT_USAGE;
 			case OPT_STATE:
-				if (!qml_state_parse(optarg, &s))
+				/* stats and the demo call awaiting_retry "retrying" */
+				if (!qml_state_parse(strcmp(optarg, "retrying") == 0 ? "awaiting_retry" : optarg, &s))
 					return cli_usage_error(g, "jobs",
-										   "unknown state \"%s\"; use scheduled, enqueued, processing, succeeded, failed, awaiting_retry or deleted",
+										   "unknown state \"%s\"; use scheduled, enqueued, processing, succeeded, failed, awaiting_retry (retrying) or deleted",
 										   optarg);
 				f.state = (int) s;
 				break;

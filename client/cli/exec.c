@@ -205,12 +205,16 @@ static void
 log_job(const exec_spec *spec, qml_job_ctx *ctx, const char *outcome,
 		int64_t ms, const char *error)
 {
+	bool		retried = strcmp(outcome, "failed, to be retried") == 0;
+	bool		last = qml_ctx_attempt(ctx) >= qml_ctx_max_attempts(ctx);
+
 	if (!spec->verbose)
 		return;
 	if (spec->json_log)
 	{
-		json_t	   *o = json_pack("{s:I,s:s,s:i,s:s,s:I}", "job", (json_int_t) qml_ctx_job_id(ctx),
+		json_t	   *o = json_pack("{s:I,s:s,s:i,s:i,s:s,s:I}", "job", (json_int_t) qml_ctx_job_id(ctx),
 								  "method", qml_ctx_method(ctx), "attempt", qml_ctx_attempt(ctx),
+								  "max_attempts", qml_ctx_max_attempts(ctx),
 								  "outcome", outcome, "ms", (json_int_t) ms);
 		char	   *text;
 
@@ -229,8 +233,12 @@ log_job(const exec_spec *spec, qml_job_ctx *ctx, const char *outcome,
 		json_decref(o);
 	}
 	else
-		fprintf(stderr, "qml worker: job %" PRId64 " %s (attempt %d): %s in %" PRId64 " ms%s%s\n",
-				qml_ctx_job_id(ctx), qml_ctx_method(ctx), qml_ctx_attempt(ctx), outcome, ms,
+		/* the time is the run's, not the retry's: the retry's is the server's to pick */
+		fprintf(stderr, "qml worker: job %" PRId64 " %s: %s %s %" PRId64 " ms (attempt %d/%d)%s%s%s\n",
+				qml_ctx_job_id(ctx), qml_ctx_method(ctx), retried ? "failed" : outcome,
+				strcmp(outcome, "succeeded") == 0 ? "in" : "after", ms,
+				qml_ctx_attempt(ctx), qml_ctx_max_attempts(ctx),
+				!retried ? "" : last ? "; no attempts left, so it failed" : "; retried with backoff",
 				error ? ": " : "", error ? error : "");
 }
 

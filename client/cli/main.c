@@ -49,11 +49,13 @@ static const char main_usage[] =
 "Environment: DATABASE_URL, PG*, QML_AUTO_MIGRATE (worker and demo default on,\n"
 "other commands off), QML_CONNECT_TIMEOUT (s), QML_STATEMENT_TIMEOUT (ms),\n"
 "QML_MAX_CONNECTIONS, and for worker QML_WORKERS, QML_QUEUES, QML_FETCH_BATCH,\n"
-"QML_POLL_INTERVAL, QML_LEASE, QML_JOB_TIMEOUT, QML_GRACE_PERIOD (ms).\n";
+"QML_POLL_INTERVAL, QML_LEASE, QML_JOB_TIMEOUT, QML_GRACE_PERIOD (durations:\n"
+"5m, 30s, 500ms; a bare number is ms).\n";
 
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
 		"usage: qml demo [--workers N] [--queue NAME] [--listen HOST:PORT | --no-dashboard]\n"
+		"                [--throwaway]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -70,7 +72,14 @@ static const cli_command commands[] = {
 		"  --queue NAME        queue to use (default demo)\n"
 		"  --listen HOST:PORT  the dashboard's address (default 127.0.0.1:8080;\n"
 		"                      port 0: any free port)\n"
-		"  --no-dashboard      no dashboard\n"},
+		"  --no-dashboard      no dashboard\n"
+		"  --throwaway         the database goes away after the demo: print no\n"
+		"                      commands to try on it afterwards\n"
+		"\n"
+		"At the end it prints commands to try on the demo's jobs (this qml binary by\n"
+		"its full path, with the database URL). scripts/demo.sh runs the demo on a\n"
+		"throwaway cluster that it removes when done; scripts/demo.sh --keep keeps\n"
+		"the cluster running, so that those commands work.\n"},
 	{"enqueue", cmd_enqueue, "add a job",
 		"usage: qml enqueue METHOD [JSON] [options]\n"
 		"\n"
@@ -91,7 +100,7 @@ static const cli_command commands[] = {
 		"Lists jobs, newest first.\n"
 		"\n"
 		"  --state STATE   scheduled, enqueued, processing, succeeded, failed,\n"
-		"                  awaiting_retry or deleted\n"
+		"                  awaiting_retry (or retrying, as stats calls it) or deleted\n"
 		"  --queue NAME    only this queue\n"
 		"  --method M      only this method\n"
 		"  --limit N       at most N jobs (default 50, at most 10000)\n"},
@@ -122,13 +131,21 @@ static const cli_command commands[] = {
 		"usage: qml resume QUEUE\n"},
 	{"recurring", cmd_recurring, "recurring (cron) jobs",
 		"usage: qml recurring add NAME SCHEDULE METHOD [JSON] [--queue NAME]\n"
+		"                         [--priority N] [--max-attempts N] [--timezone TZ]\n"
 		"       qml recurring list\n"
 		"       qml recurring remove NAME\n"
 		"\n"
 		"Jobs the scheduler enqueues on a schedule: a cron expression such as\n"
 		"'*/5 * * * *' or an interval such as '30 seconds' (qml.add_recurring,\n"
 		"qml.remove_recurring, table qml.recurring). Exit 4 when the installed\n"
-		"extension has no recurring jobs.\n"},
+		"extension has no recurring jobs. add warns when no scheduler serves the\n"
+		"database (qml not in shared_preload_libraries): the job would never fire.\n"
+		"\n"
+		"  --queue NAME        queue of the jobs (default default)\n"
+		"  --priority N        their priority (default 0)\n"
+		"  --max-attempts N    their attempts (default qml.default_max_attempts)\n"
+		"  --timezone TZ       the zone of a cron schedule, e.g. Europe/Paris\n"
+		"                      (default UTC)\n"},
 	{"worker", cmd_worker, "run jobs with commands",
 		"usage: qml worker --exec METHOD=COMMAND [--exec ...] [options]\n"
 		"\n"
@@ -143,9 +160,11 @@ static const cli_command commands[] = {
 		"  other exit or a  failure, with the tail of stderr as the error; retried\n"
 		"  signal           with backoff while attempts remain\n"
 		"A job past --timeout is reported failed (retried) and COMMAND's process\n"
-		"group gets SIGTERM, then SIGKILL. A job whose method has no --exec fails.\n"
+		"group gets SIGTERM, then SIGKILL. A job whose method has no --exec is\n"
+		"retried with backoff, and a warning names the method (once a minute).\n"
 		"SIGTERM or SIGINT stops the worker gracefully: no new jobs, running ones\n"
-		"get the grace period, the rest go back to the queue.\n"
+		"get the grace period, the rest go back to the queue. A second SIGTERM or\n"
+		"SIGINT ends the grace period at once: running jobs go back too (exit 0).\n"
 		"\n"
 		"  --exec METHOD=COMMAND   repeatable\n"
 		"  --workers N             jobs run at once (default QML_WORKERS, else 4)\n"
@@ -356,6 +375,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "help") == 0)
 	{
+		/* qml help --help: help about help is the overview */
+		if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
+			return cli_help(NULL);
 		if (i + 1 < argc && find_command(argv[i + 1]) == NULL)
 			return cli_usage_error(&g, NULL, "unknown command '%s'", argv[i + 1]);
 		return cli_help(i + 1 < argc ? argv[i + 1] : NULL);

@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,34 +228,7 @@ cli_parse_int(const char *text, long min, long max, long *out)
 bool
 cli_parse_duration_ms(const char *text, int64_t *ms)
 {
-	char	   *end;
-	double		v;
-	double		unit = 1000;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || v < 0 || !isfinite(v))
-		return false;
-	while (*end == ' ')
-		end++;
-	if (*end == '\0' || strcmp(end, "s") == 0 || strcmp(end, "sec") == 0 ||
-		strcmp(end, "seconds") == 0 || strcmp(end, "second") == 0)
-		unit = 1000;
-	else if (strcmp(end, "ms") == 0)
-		unit = 1;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0 ||
-			 strcmp(end, "minutes") == 0 || strcmp(end, "minute") == 0)
-		unit = 60000;
-	else if (strcmp(end, "h") == 0 || strcmp(end, "hours") == 0 || strcmp(end, "hour") == 0)
-		unit = 3600000;
-	else if (strcmp(end, "d") == 0 || strcmp(end, "days") == 0 || strcmp(end, "day") == 0)
-		unit = 86400000;
-	else
-		return false;
-	if (v * unit > 1e15)
-		return false;
-	*ms = (int64_t) llround(v * unit);
-	return true;
+	return qml_parse_duration_ms(text, 1000, ms);
 }
 
 bool

@@ -337,6 +337,20 @@ QML_API qml_status	qml_queue_resume(qml_client *client, const char *queue, bool 
 QML_API qml_status	qml_recurring_add(qml_client *client, const char *name,
 							  const char *schedule, const char *method,
 							  const char *arguments, const char *queue);
+
+/* What qml_recurring_add_opts adds to the jobs it enqueues; zero = defaults. */
+typedef struct qml_recurring_options
+{
+	const char *queue;			/* NULL: "default" */
+	int			priority;		/* higher runs first */
+	int			max_attempts;	/* 0: qml.default_max_attempts */
+	const char *timezone;		/* a cron schedule's zone; NULL: UTC */
+} qml_recurring_options;
+
+QML_API qml_status	qml_recurring_add_opts(qml_client *client, const char *name,
+								   const char *schedule, const char *method,
+								   const char *arguments,
+								   const qml_recurring_options *options);
 /* QML_ERR_NOT_FOUND when there is no recurring job of that name. */
 QML_API qml_status	qml_recurring_remove(qml_client *client, const char *name);
 /* The rows of qml.recurring as one JSON array text; free with qml_free. */
@@ -509,8 +523,10 @@ QML_API void		qml_registry_free(qml_registry *registry);
 
 /*
  * Registers `fn` for `method` (replacing an earlier one). A job whose method
- * has no handler fails (without retry) with an error naming the method, or
- * goes to the fallback handler when one is set.
+ * has no handler goes to the fallback handler when one is set; else it is
+ * retried with backoff (failed once out of attempts) with an error naming
+ * the method, and the server logs a warning naming it, once a minute per
+ * method.
  */
 QML_API qml_status	qml_registry_add(qml_registry *registry, const char *method,
 							 qml_handler_fn fn, void *user_data);
@@ -621,7 +637,8 @@ QML_API qml_status	qml_server_stop(qml_server *server);
 
 /*
  * Requests a stop from anywhere, even a signal handler (async-signal-safe):
- * qml_server_wait returns and the caller then calls qml_server_stop.
+ * qml_server_wait returns and the caller then calls qml_server_stop. In
+ * qml_server_run, a second request during the stop ends the grace period.
  */
 QML_API void		qml_server_request_stop(qml_server *server);
 
@@ -633,7 +650,12 @@ QML_API void		qml_server_request_stop(qml_server *server);
  */
 QML_API int			qml_server_wait(qml_server *server, bool signals);
 
-/* start + wait for SIGINT/SIGTERM + stop. */
+/*
+ * start + wait for SIGINT/SIGTERM + stop. A second SIGINT or SIGTERM (or a
+ * second qml_server_request_stop) during the stop ends the grace period at
+ * once: running jobs are cancelled and released as past it, and the call
+ * still returns QML_OK; signals that arrive after the stop are consumed.
+ */
 QML_API qml_status	qml_server_run(qml_server *server);
 
 QML_API void		qml_server_free(qml_server *server);
@@ -662,6 +684,14 @@ QML_API void		qml_server_get_counters(const qml_server *server,
 
 /* Current time, µs since the Unix epoch (wall clock). */
 QML_API int64_t		qml_now(void);
+
+/*
+ * Parses a duration such as "500ms", "30s", "5m", "2h", "1d" (also "sec",
+ * "min", "minutes", ...) into *ms; a bare number counts in `bare_unit_ms`
+ * (1 for milliseconds, 1000 for seconds). False when it is not one.
+ */
+QML_API bool		qml_parse_duration_ms(const char *text, int64_t bare_unit_ms,
+									  int64_t *ms);
 
 #ifdef __cplusplus
 }

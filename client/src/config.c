@@ -41,6 +41,21 @@ parse_int(const char *var, const char *text, long min, long max, int *out)
 	return QML_OK;
 }
 
+/* A duration in ms: "5m", "30s", "500ms", or a bare number of ms. */
+static qml_status
+parse_duration(const char *var, const char *text, int min, int max, int *out)
+{
+	int64_t		v;
+
+	if (!qml_parse_duration_ms(text, 1, &v) || v < min || v > max)
+		return qml__error(QML_ERR_INVALID,
+						  "%s must be a duration between %d and %d ms (e.g. 500ms, 30s, 5m; "
+						  "a bare number is milliseconds), not \"%s\"",
+						  var, min, max, text);
+	*out = (int) v;
+	return QML_OK;
+}
+
 static qml_status
 parse_bool(const char *var, const char *text, bool *out)
 {
@@ -371,16 +386,16 @@ qml_server_config_from_env(qml_server_config *c)
 		(st = parse_bool("QML_DURABLE_CLAIMS", v, &c->durable_claims)) != QML_OK)
 		return st;
 	if ((v = env("QML_POLL_INTERVAL")) != NULL &&
-		(st = parse_int("QML_POLL_INTERVAL", v, 10, 3600000, &c->poll_interval_ms)) != QML_OK)
+		(st = parse_duration("QML_POLL_INTERVAL", v, 10, 3600000, &c->poll_interval_ms)) != QML_OK)
 		return st;
 	if ((v = env("QML_LEASE")) != NULL &&
-		(st = parse_int("QML_LEASE", v, 200, INT_MAX, &c->lease_ms)) != QML_OK)
+		(st = parse_duration("QML_LEASE", v, 200, INT_MAX, &c->lease_ms)) != QML_OK)
 		return st;
 	if ((v = env("QML_JOB_TIMEOUT")) != NULL &&
-		(st = parse_int("QML_JOB_TIMEOUT", v, 0, INT_MAX, &c->job_timeout_ms)) != QML_OK)
+		(st = parse_duration("QML_JOB_TIMEOUT", v, 0, INT_MAX, &c->job_timeout_ms)) != QML_OK)
 		return st;
 	if ((v = env("QML_GRACE_PERIOD")) != NULL &&
-		(st = parse_int("QML_GRACE_PERIOD", v, 0, INT_MAX, &c->grace_ms)) != QML_OK)
+		(st = parse_duration("QML_GRACE_PERIOD", v, 0, INT_MAX, &c->grace_ms)) != QML_OK)
 		return st;
 	return QML_OK;
 }

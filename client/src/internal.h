@@ -268,6 +268,14 @@ typedef struct rt_counters
 				wakeups;
 } rt_counters;
 
+#define QML_UNHANDLED_SLOTS 16
+
+typedef struct rt_unhandled
+{
+	uint64_t	hash;			/* of the method's name */
+	int64_t		at;				/* last warned, monotonic µs; 0 = free */
+} rt_unhandled;
+
 typedef enum rt_phase
 {
 	PHASE_NEW, PHASE_RUNNING, PHASE_STOPPED
@@ -288,6 +296,9 @@ struct qml_server
 	/* stop requests (qml_server_request_stop; async-signal-safe) */
 	int			stop_pipe[2];
 	atomic_bool stop_requested;
+	atomic_uint stop_requests;	/* how many; a second ends the grace period */
+	atomic_bool hurry;			/* end the grace period now */
+	atomic_bool watch_end;		/* the stop is over: the watcher may go */
 
 	/* fetcher */
 	pthread_t	fetcher;
@@ -330,6 +341,10 @@ struct qml_server
 	pthread_mutex_t sv_mu;
 	pthread_cond_t sv_cv;
 	bool		sv_stop;
+
+	/* methods without a handler, warned about lately (worker.c) */
+	pthread_mutex_t unhandled_mu;
+	rt_unhandled unhandled[QML_UNHANDLED_SLOTS];
 
 	rt_counters counters;
 };

@@ -714,8 +714,27 @@ qml_status
 qml_recurring_add(qml_client *client, const char *name, const char *schedule,
 				  const char *method, const char *arguments, const char *queue)
 {
-	const char *p[5] = {name, schedule, method, arguments, queue};
+	qml_recurring_options o = {.queue = queue};
+
+	return qml_recurring_add_opts(client, name, schedule, method, arguments, &o);
+}
+
+qml_status
+qml_recurring_add_opts(qml_client *client, const char *name, const char *schedule,
+					   const char *method, const char *arguments,
+					   const qml_recurring_options *options)
+{
+	qml_recurring_options o = options ? *options : (qml_recurring_options) {0};
+	char		priority[16],
+				max_attempts[16];
+	const char *p[8] = {name, schedule, method, arguments, o.queue, priority,
+	o.max_attempts > 0 ? max_attempts : NULL, o.timezone};
 	qml_status	st;
+
+	snprintf(priority, sizeof(priority), "%d", o.priority);
+	snprintf(max_attempts, sizeof(max_attempts), "%d", o.max_attempts);
+	if (o.max_attempts < 0)
+		return qml__error(QML_ERR_INVALID, "max_attempts must be at least 1 (0 for the default)");
 
 	if ((st = need_client(client)) != QML_OK)
 		return st;
@@ -727,7 +746,7 @@ qml_recurring_add(qml_client *client, const char *name, const char *schedule,
 		return st;
 	return qml__client_exec(client,
 							"SELECT qml.add_recurring($1, $2, $3, coalesce($4::jsonb, '[]'),"
-							" coalesce($5, 'default'))", 5, p, NULL);
+							" coalesce($5, 'default'), $6::int, $7::int, $8)", 8, p, NULL);
 }
 
 qml_status

@@ -233,6 +233,7 @@ qml_server_new(qml_client *client, const qml_registry *registry,
 	qml__cond_init(&s->fl_cv);
 	pthread_mutex_init(&s->sv_mu, NULL);
 	qml__cond_init(&s->sv_cv);
+	pthread_mutex_init(&s->unhandled_mu, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		s->slots[i].server = s;
@@ -355,7 +356,7 @@ stop_threads(qml_server *s)
 	free(unstarted);
 
 	pthread_mutex_lock(&s->q_mu);
-	while (s->active > 0 && qml__mono_us() < grace_deadline)
+	while (s->active > 0 && qml__mono_us() < grace_deadline && !atomic_load(&s->hurry))
 		qml__cond_wait_until(&s->idle_cv, &s->q_mu, grace_deadline);
 	pthread_mutex_unlock(&s->q_mu);
 
@@ -457,6 +458,7 @@ qml_server_request_stop(qml_server *s)
 
 	if (s == NULL)
 		return;
+	atomic_fetch_add(&s->stop_requests, 1);
 	atomic_store(&s->stop_requested, true);
 	w = write(s->stop_pipe[1], &c, 1);
 }
@@ -533,6 +535,88 @@ qml_server_wait(qml_server *s, bool signals)
 	return r;
 }
 
+/* ---- a second stop request or signal during the stop ---- */
+
+static void
+hurry_stop(qml_server *s, const char *why)
+{
+	if (atomic_exchange(&s->hurry, true))
+		return;
+	qml__rt_log(s, QML_LOG_INFO, "%s: ending the grace period now; running jobs are released", why);
+	pthread_mutex_lock(&s->q_mu);
+	pthread_cond_broadcast(&s->idle_cv);
+	pthread_mutex_unlock(&s->q_mu);
+}
+
+typedef struct watch
+{
+	qml_server *s;
+	int			sfd;			/* signalfd for SIGINT and SIGTERM */
+} watch;
+
+/*
+ * Runs while qml_server_run stops the server: SIGINT or SIGTERM (the
+ * impatient Ctrl-C) or another qml_server_request_stop ends the grace
+ * period early. The stop then goes on as after the grace period, so the
+ * running jobs are released, not lost, and the run still returns QML_OK.
+ */
+static void *
+watch_main(void *arg)
+{
+	watch	   *w = arg;
+	qml_server *s = w->s;
+
+	while (!atomic_load(&s->watch_end))
+	{
+		struct pollfd pfd[2] = {{.fd = w->sfd,.events = POLLIN}, {.fd = s->stop_pipe[0],.events = POLLIN}};
+		struct signalfd_siginfo si;
+		char		buf[16];
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if ((pfd[0].revents & POLLIN) && read(w->sfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+			hurry_stop(s, si.ssi_signo == SIGINT ? "received SIGINT again" : "received SIGTERM again");
+		if (pfd[1].revents & POLLIN)
+		{
+			while (read(s->stop_pipe[0], buf, sizeof(buf)) > 0)
+				;
+			if (!atomic_load(&s->watch_end) && atomic_load(&s->stop_requests) > 1)
+				hurry_stop(s, "asked to stop again");
+		}
+	}
+	return NULL;
+}
+
+/* qml_server_stop, with `signals` (blocked) watched meanwhile, then drained. */
+static qml_status
+stop_watched(qml_server *s, const sigset_t *signals)
+{
+	watch		w = {.s = s};
+	pthread_t	t;
+	bool		watching;
+	qml_status	st;
+	struct signalfd_siginfo si;
+
+	w.sfd = signalfd(-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	watching = w.sfd >= 0 && pthread_create(&t, NULL, watch_main, &w) == 0;
+	st = qml_server_stop(s);
+	if (watching)
+	{
+		char		c = 'e';
+		ssize_t		wr QML_UNUSED;
+
+		atomic_store(&s->watch_end, true);
+		wr = write(s->stop_pipe[1], &c, 1);
+		pthread_join(t, NULL);
+	}
+	/* signals that came after the watcher: the stop they asked for is done */
+	while (w.sfd >= 0 && read(w.sfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+		;
+	if (w.sfd >= 0)
+		close(w.sfd);
+	return st;
+}
+
 qml_status
 qml_server_run(qml_server *s)
 {
@@ -550,7 +634,7 @@ qml_server_run(qml_server *s)
 	if ((st = qml_server_start(s)) == QML_OK)
 	{
 		wait_impl(s, &set);
-		st = qml_server_stop(s);
+		st = stop_watched(s, &set);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return st;
@@ -575,6 +659,7 @@ qml_server_free(qml_server *s)
 		pthread_cond_destroy(&s->fl_cv);
 		pthread_mutex_destroy(&s->sv_mu);
 		pthread_cond_destroy(&s->sv_cv);
+		pthread_mutex_destroy(&s->unhandled_mu);
 	}
 	for (size_t i = 0; i < s->nreports; i++)
 		free(s->reports[i].text);

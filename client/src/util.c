@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,4 +306,41 @@ qml__check_arguments(const char *what, const char *json)
 	if (json == NULL || qml__json_check(json, why, sizeof(why)))
 		return QML_OK;
 	return qml__error(QML_ERR_INVALID, "%s is not valid JSON: %s", what, why);
+}
+
+bool
+qml_parse_duration_ms(const char *text, int64_t bare_unit_ms, int64_t *ms)
+{
+	char	   *end;
+	double		v;
+	double		unit = (double) bare_unit_ms;
+
+	if (text == NULL || ms == NULL)
+		return false;
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || v < 0 || !isfinite(v))
+		return false;
+	while (*end == ' ')
+		end++;
+	if (*end == '\0')
+		unit = (double) bare_unit_ms;
+	else if (strcmp(end, "s") == 0 || strcmp(end, "sec") == 0 ||
+			 strcmp(end, "seconds") == 0 || strcmp(end, "second") == 0)
+		unit = 1000;
+	else if (strcmp(end, "ms") == 0)
+		unit = 1;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0 ||
+			 strcmp(end, "minutes") == 0 || strcmp(end, "minute") == 0)
+		unit = 60000;
+	else if (strcmp(end, "h") == 0 || strcmp(end, "hours") == 0 || strcmp(end, "hour") == 0)
+		unit = 3600000;
+	else if (strcmp(end, "d") == 0 || strcmp(end, "days") == 0 || strcmp(end, "day") == 0)
+		unit = 86400000;
+	else
+		return false;
+	if (v * unit > 1e15)
+		return false;
+	*ms = (int64_t) llround(v * unit);
+	return true;
 }

@@ -163,6 +163,51 @@ qml_fail(qml_job_ctx *ctx, const char *fmt,...)
 
 /* ---- running a job ---- */
 
+/*
+ * A job with no handler is retried with backoff, and the log names its
+ * method, but once a minute per method: a flood of such jobs must not
+ * flood the log. Methods are remembered by hash in a small table; a
+ * collision or an eviction costs at most an extra warning.
+ */
+#define UNHANDLED_WARN_US (60 * 1000000LL)
+
+static void
+warn_unhandled(qml_server *s, const char *method)
+{
+	uint64_t	h = 1469598103934665603ULL;
+	int64_t		now = qml__mono_us();
+	rt_unhandled *slot = &s->unhandled[0];
+	bool		warn;
+
+	for (const char *p = method; *p; p++)
+		h = (h ^ (unsigned char) *p) * 1099511628211ULL;
+	pthread_mutex_lock(&s->unhandled_mu);
+	for (int i = 0; i < QML_UNHANDLED_SLOTS; i++)
+	{
+		rt_unhandled *u = &s->unhandled[i];
+
+		if (u->at != 0 && u->hash == h)
+		{
+			slot = u;
+			break;
+		}
+		if (u->at < slot->at)
+			slot = u;			/* the oldest (or an empty one) makes room */
+	}
+	warn = slot->hash != h || slot->at == 0 || now - slot->at >= UNHANDLED_WARN_US;
+	if (warn)
+	{
+		slot->hash = h;
+		slot->at = now;
+	}
+	pthread_mutex_unlock(&s->unhandled_mu);
+	if (warn)
+		qml__rt_log(s, QML_LOG_WARNING,
+					"no handler for method \"%s\": its jobs are retried with backoff until they "
+					"run out of attempts (register a handler, or give the method a queue of its own); "
+					"said once a minute", method);
+}
+
 static void
 run_job(qml_server *s, rt_slot *slot, rt_job *job)
 {
@@ -193,8 +238,12 @@ run_job(qml_server *s, rt_slot *slot, rt_job *job)
 	else if (s->registry->fallback)
 		outcome = s->registry->fallback(ctx, s->registry->fallback_data);
 	else
-		outcome = qml_fail(ctx, "no handler is registered for method \"%s\" on worker %s",
-						   job->method, s->worker_name);
+	{
+		/* a typo, or producers deployed before their workers: not the job's fault */
+		warn_unhandled(s, job->method);
+		outcome = qml_retry(ctx, "no handler is registered for method \"%s\" on worker %s",
+							job->method, s->worker_name);
+	}
 
 	pthread_mutex_lock(&slot->mu);
 	was = slot->state;

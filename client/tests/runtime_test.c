@@ -4,9 +4,11 @@
  *	  each run exactly once, claiming ahead (and not, with prefetch 0), jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
  *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
- *	  order, pause, outcomes, a heartbeat keeping a job three leases long
+ *	  order, pause, outcomes (a method without a handler retried and
+ *	  warned about once), a heartbeat keeping a job three leases long
  *	  alive, the job timeout, graceful shutdown (mid-batch and past the
- *	  grace period), the SIGTERM path, and reconnecting after a server
+ *	  grace period), the SIGTERM path, a second SIGTERM or stop request
+ *	  ending the grace period early, and reconnecting after a server
  *	  restart and a server crash under load (no job lost to a claim that
  *	  did not wait for the disk).
  *
@@ -607,6 +609,23 @@ h_context(qml_job_ctx *ctx, void *d)
 	return qml_success(ctx, buf);
 }
 
+/* Counts the warnings that name a method without a handler. */
+static atomic_int unhandled_warnings;
+
+static void
+count_unhandled(qml_log_level level, const char *message, void *data)
+{
+	(void) data;
+	if (level == QML_LOG_WARNING && strstr(message, "no handler for method \"r_nohandler\""))
+		atomic_fetch_add(&unhandled_warnings, 1);
+}
+
+static void
+log_unhandled(qml_server_config *c)
+{
+	qml_server_config_set_log(c, count_unhandled, NULL);
+}
+
 static void
 test_outcomes(void)
 {
@@ -625,9 +644,13 @@ test_outcomes(void)
 	qml_registry_add(reg, "r_context", h_context, NULL);
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		qml_enqueue(client, methods[i], NULL, &o, i == 6 ? &ctx_id : NULL);
-	s = server_for(reg, "out", 3, NULL);
+	/* a flood of jobs without a handler: one warning */
+	for (int i = 0; i < 4; i++)
+		qml_enqueue(client, "r_nohandler", NULL, &o, NULL);
+	atomic_store(&unhandled_warnings, 0);
+	s = server_for(reg, "out", 3, log_unhandled);
 	qml_server_start(s);
-	wait_count(8, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'out' AND state NOT IN ('enqueued', 'processing')");
+	wait_count(12, 10, "SELECT count(*) FROM qml.jobs WHERE queue = 'out' AND state NOT IN ('enqueued', 'processing')");
 	qml_server_stop(s);
 
 	is_str(q1(db, "SELECT state || ' ' || result::text FROM qml.jobs WHERE method = 'r_result' ORDER BY id LIMIT 1"),
@@ -638,8 +661,12 @@ test_outcomes(void)
 		   "failed 1 broken for good", "fail: failed at once, no retry");
 	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_badjson'"),
 			 "failed the handler's result is not valid JSON", "an invalid result fails the job");
-	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_nohandler'"),
-			 "failed no handler is registered for method \"r_nohandler\"", "no handler: failed, naming the method");
+	contains(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_nohandler' ORDER BY id LIMIT 1"),
+			 "awaiting_retry no handler is registered for method \"r_nohandler\"",
+			 "no handler: retried with backoff, naming the method");
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE method = 'r_nohandler' AND state = 'awaiting_retry'"
+				  " AND run_at > now()"), 5, "every job without a handler waits for its retry");
+	is_int(atomic_load(&unhandled_warnings), 1, "one warning names the method, not one per job");
 	is_str(q1(db, "SELECT state || ' ' || last_error FROM qml.jobs WHERE method = 'r_bare'"),
 		   "awaiting_retry the handler asked for a retry", "a bare retry gets a message");
 	is_str(q1(db, "SELECT result->>'id' = '%lld' AND result->>'method' = 'r_context' AND result->>'queue' = 'out'"
@@ -868,6 +895,79 @@ test_sigterm(void)
 	qml_registry_free(reg);
 }
 
+/* ---- a second signal or stop request during the stop ---- */
+
+static atomic_bool stopping_logged;
+
+static void
+note_stopping(qml_log_level level, const char *message, void *data)
+{
+	(void) level;
+	(void) data;
+	if (strstr(message, " stopping"))
+		atomic_store(&stopping_logged, true);
+}
+
+static void
+grace_60s_logged(qml_server_config *c)
+{
+	qml_server_config_set_grace_period(c, 60000);
+	qml_server_config_set_log(c, note_stopping, NULL);
+}
+
+/* Stops twice, once the job runs: by signal (arg NULL) or request (arg the server). */
+static void *
+stop_twice(void *arg)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (int i = 0; i < 500 && atomic_load(&started) < 1; i++)
+		sleep_ms(10);
+	for (int round = 0; round < 2; round++)
+	{
+		if (arg)
+			qml_server_request_stop(arg);
+		else
+			kill(getpid(), SIGTERM);
+		/* the second comes while the first one's stop waits for the job */
+		for (int i = 0; i < 500 && !atomic_load(&stopping_logged); i++)
+			sleep_ms(10);
+	}
+	return NULL;
+}
+
+static void
+test_second_stop(bool by_signal)
+{
+	const char *queue = by_signal ? "twice_sig" : "twice_req";
+	const char *how = by_signal ? "a second SIGTERM" : "a second qml_server_request_stop";
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_enqueue_options o = {.queue = queue};
+	pthread_t	t;
+	int64_t		t0;
+
+	reset_counts();
+	atomic_store(&stopping_logged, false);
+	qml_registry_add(reg, "slow", stubborn_handler, NULL);
+	qml_enqueue(client, "slow", NULL, &o, NULL);
+	s = server_for(reg, queue, 1, grace_60s_logged);
+	pthread_create(&t, NULL, stop_twice, by_signal ? NULL : s);
+	t0 = qml_now();
+	is_status(qml_server_run(s), QML_OK, "%s: qml_server_run still returns QML_OK", how);
+	ok(qml_now() - t0 < 8000000, "%s: ends the 60 s grace period at once (%lld ms)", how,
+	   (long long) (qml_now() - t0) / 1000);
+	pthread_join(t, NULL);
+	is_int(atomic_load(&saw_cancel), 1, "%s: the handler was asked to stop", how);
+	is_int(q1_int(db, "SELECT count(*) FROM qml.jobs WHERE queue = '%s' AND state = 'enqueued' AND attempts = 0",
+				  queue), 1, "%s: its job was released, no attempt counted", how);
+	qml_server_free(s);
+	qml_registry_free(reg);
+}
+
 /* ---- qml_server_request_stop + qml_server_wait ---- */
 
 static void *
@@ -1003,6 +1103,8 @@ main(void)
 	test_shutdown_mid_batch();
 	test_shutdown_past_grace();
 	test_sigterm();
+	test_second_stop(true);
+	test_second_stop(false);
 	test_request_stop();
 	if (!test_quick())
 	{

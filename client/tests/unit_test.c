@@ -105,8 +105,36 @@ test_server_config(void)
 	setenv("QML_DURABLE_CLAIMS", "on", 1);
 	is_status(qml_server_config_from_env(c), QML_OK, "QML_DURABLE_CLAIMS=on read");
 	unsetenv("QML_DURABLE_CLAIMS");
+	/* durations as the command line takes them; a bare number stays ms */
+	setenv("QML_LEASE", "5m", 1);
+	setenv("QML_GRACE_PERIOD", "30s", 1);
+	setenv("QML_JOB_TIMEOUT", "1h", 1);
+	setenv("QML_POLL_INTERVAL", "500", 1);
+	is_status(qml_server_config_from_env(c), QML_OK, "QML_LEASE=5m, QML_GRACE_PERIOD=30s, QML_JOB_TIMEOUT=1h read");
+	setenv("QML_LEASE", "100", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_LEASE=100 (ms) is below the least lease");
+	contains(qml_errmsg(), "QML_LEASE must be a duration", "naming the variable");
+	setenv("QML_LEASE", "soon", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_LEASE=soon is an error");
+	unsetenv("QML_LEASE");
+	setenv("QML_POLL_INTERVAL", "2h", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_POLL_INTERVAL over an hour is an error");
+	unsetenv("QML_POLL_INTERVAL");
+	unsetenv("QML_GRACE_PERIOD");
+	unsetenv("QML_JOB_TIMEOUT");
 	unsetenv("QML_WORKERS");
 	qml_server_config_free(c);
+
+	{
+		int64_t		ms = 0;
+
+		ok(qml_parse_duration_ms("5m", 1, &ms) && ms == 300000, "5m is 300000 ms");
+		ok(qml_parse_duration_ms("250", 1, &ms) && ms == 250, "a bare 250 in ms");
+		ok(qml_parse_duration_ms("1.5", 1000, &ms) && ms == 1500, "a bare 1.5 in seconds");
+		ok(qml_parse_duration_ms("500 ms", 1000, &ms) && ms == 500, "500 ms");
+		ok(!qml_parse_duration_ms("5 fortnights", 1, &ms), "an unknown unit is refused");
+		ok(!qml_parse_duration_ms("-1s", 1, &ms), "a negative duration is refused");
+	}
 }
 
 static qml_outcome
