@@ -28,6 +28,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "parser/parse_relation.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -254,6 +255,7 @@ write_pending(void)
 	{
 		QmlJobChange *c = &((PendingChange *) qml_xact_list_at(&pending, i))->change;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!keep[i])
 			continue;
 		memset(nulls, true, desc->natts * sizeof(bool));
