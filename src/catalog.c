@@ -106,7 +106,8 @@ look_up_job_columns(QmlCatalog *c)
 
 /* what CREATE EXTENSION puts on qml.jobs (qml--1.0.sql) */
 static const char *const own_triggers[] = {
-	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush"
+	"jobs_stamp_insert", "jobs_stamp_update", "jobs_record_insert", "jobs_flush",
+	"jobs_count_delete", "jobs_count_truncate"
 };
 static const char *const own_checks[] = {
 	"jobs_queue_check", "jobs_method_check", "jobs_max_attempts_check"

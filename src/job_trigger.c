@@ -84,6 +84,26 @@ qml_record_change(const QmlJobChange *change)
 	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
 	qml_job_changed(change);
 	qml_head_note_change(change);
+	if (change->queue != NULL)
+		qml_job_counts_move(change->queue, change->from_state,
+							change->queue, change->to_state);
+}
+
+/*
+ * An admin's UPDATE moved a job to another queue: it moves there in the
+ * state it had, and a change of state is counted in its new queue.
+ */
+static void
+count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				 HeapTuple newtuple)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	char	   *old_queue = text_col(oldtuple, desc, att[JC_QUEUE]);
+	char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
+
+	if (old_queue != NULL && new_queue != NULL &&
+		strcmp(old_queue, new_queue) != 0)
+		qml_job_counts_move(old_queue, from, new_queue, from);
 }
 
 /*
@@ -340,6 +360,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	newtuple = trigdata->tg_newtuple;
 	old_state = job_state_of(oldtuple, desc);
 	new_state = job_state_of(newtuple, desc);
+	count_queue_move(desc, oldtuple, old_state, newtuple);
 	if (new_state == old_state)
 	{
 		note_same_state_update(desc, oldtuple, newtuple, new_state);

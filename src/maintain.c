@@ -222,6 +222,7 @@ pass_steps(QmlPassResult *result)
 	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
 
 	qml_stats_rollup();
+	qml_job_counts_rollup();
 	qml_wakeup_send_missed();
 
 	result->more = result->promoted >= promote_batch || expired >= batch ||

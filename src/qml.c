@@ -136,6 +136,7 @@ _PG_init(void)
 	qml_wakeup_init();
 	qml_head_init();
 	qml_stats_init();
+	qml_job_counts_init();
 	if (process_shared_preload_libraries_in_progress)
 	{
 		qml_shmem_install();
