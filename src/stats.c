@@ -163,8 +163,9 @@ qml_stats_rollup(void)
 	if (lost != lost_reported)
 	{
 		ereport(WARNING,
-				(errmsg("qml dropped " UINT64_FORMAT " statistics counts",
-						lost - lost_reported)));
+				(errmsg("qml dropped " UINT64_FORMAT " throughput counts",
+						lost - lost_reported),
+				 errdetail("Counts of prepared transactions are not kept.")));
 		lost_reported = lost;
 	}
 }

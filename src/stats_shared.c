@@ -20,9 +20,12 @@
  * When the shared table has no room for a count (one batch over thousands
  * of queues), the committing transaction writes that count to the kind's
  * table itself, as the roll-up would: the other tenants' counts keep their
- * room, and nothing is lost. A transaction that is prepared (two-phase
- * commit) writes all its counts that way, so they commit or roll back with
- * it.
+ * room, and nothing is lost.
+ *
+ * A prepared transaction (two-phase commit) may stay prepared for a long
+ * time, so it must not hold a row of those tables that the roll-up needs:
+ * its job counts are given up and the job counts' table is built again
+ * (job_counts.c), its throughput counts are dropped and reported.
  *
  * Only databases with a scheduler count: elsewhere nobody would roll the
  * counts up, and the readers fall back to reading qml.jobs.
@@ -251,10 +254,10 @@ write_directly(QmlCounted *rows, int n)
 
 /*
  * Before commit: reserves each count's entry; writes the counts that find
- * no room (all of them when `all`, at PREPARE) to their tables.
+ * no room to their tables.
  */
 static void
-reserve_or_write(bool all)
+reserve_or_write(void)
 {
 	QmlCounted *rows = NULL;
 	int			nrows = 0;
@@ -263,20 +266,16 @@ reserve_or_write(bool all)
 	for (i = 0; i < pending.n; i++)
 	{
 		PendingCount *c = qml_xact_list_at(&pending, i);
-		CountEntry *e = NULL;
+		int			part = partition_of(MyDatabaseId, c->minute, c->queue);
+		CountEntry *e;
 
 		if (all_zero(c->n))
 			continue;
-		if (!all)
-		{
-			int			part = partition_of(MyDatabaseId, c->minute, c->queue);
-
-			LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
-			e = entry_for(part, MyDatabaseId, c->minute, c->queue);
-			if (e != NULL)
-				e->pins++;
-			LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
-		}
+		LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
+		e = entry_for(part, MyDatabaseId, c->minute, c->queue);
+		if (e != NULL)
+			e->pins++;
+		LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
 		c->reserved = e;
 		if (e != NULL)
 			continue;
@@ -291,6 +290,27 @@ reserve_or_write(bool all)
 	}
 	if (nrows > 0)
 		write_directly(rows, nrows);
+}
+
+/* before PREPARE: what the transaction counted cannot wait in memory */
+static void
+give_up_prepared(void)
+{
+	int			i;
+	int			k;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingCount *c = qml_xact_list_at(&pending, i);
+
+		if (all_zero(c->n))
+			continue;
+		if (c->minute == QML_NO_MINUTE)
+			qml_counts_note_uncounted();
+		else
+			for (k = 0; k < QML_COUNTERS; k++)
+				pg_atomic_fetch_add_u64(&cs->lost, (uint64) Abs(c->n[k]));
+	}
 }
 
 /* after commit (add = true) or abort: the reserved entries' counts */
@@ -309,7 +329,12 @@ release_reserved(bool add)
 		{
 			/* counted after the reservations (cannot happen): no room kept */
 			if (add && !all_zero(c->n))
-				pg_atomic_fetch_add_u64(&cs->lost, 1);
+			{
+				if (c->minute == QML_NO_MINUTE)
+					qml_counts_note_loss(MyDatabaseId);
+				else
+					pg_atomic_fetch_add_u64(&cs->lost, 1);
+			}
 			continue;
 		}
 		LWLockAcquire(partition_lock(e), LW_EXCLUSIVE);
@@ -365,7 +390,7 @@ counts_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			if (qml_shmem_ready())
-				reserve_or_write(false);
+				reserve_or_write();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/* its roll-up would take counts out of shared memory at PREPARE */
@@ -375,7 +400,7 @@ counts_xact_callback(XactEvent event, void *arg)
 						 errmsg("cannot PREPARE a transaction that ran qml.maintain()"),
 						 errhint("Run qml.maintain() in a transaction of its own.")));
 			if (qml_shmem_ready())
-				reserve_or_write(true);
+				give_up_prepared();
 			break;
 		case XACT_EVENT_COMMIT:
 			if (qml_shmem_ready())
