@@ -160,7 +160,7 @@ write_counts(QmlCounted *rows, int n)
 	values[1] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false,
 												TYPALIGN_INT));
 	values[2] = qml_int8_array(deltas, m);
-	qml_spi_run(&add_plan, add_sql, 3, types, values);
+	qml_spi_run_latest(&add_plan, add_sql, 3, types, values);
 }
 
 /* whether the table holds every move: its basis is this shared memory's */

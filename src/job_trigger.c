@@ -32,6 +32,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -74,8 +75,8 @@ text_col(HeapTuple tuple, TupleDesc desc, int attnum)
 
 /*
  * Hands a state change to the history, to wakeup.c (which wakes the
- * queue's workers when a job became enqueued, and counts it) and to
- * queue_head.c.
+ * queue's workers when a job became enqueued, and counts it), to
+ * queue_head.c and to the jobs per queue and state (job_counts.c).
  */
 void
 qml_record_change(const QmlJobChange *change)
@@ -97,13 +98,17 @@ static void
 count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
 				 HeapTuple newtuple)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
-	char	   *old_queue = text_col(oldtuple, desc, att[JC_QUEUE]);
-	char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
+	int			attnum = qml_catalog()->job_att[JC_QUEUE];
+	bool		old_null;
+	bool		new_null;
+	Datum		old_queue = heap_getattr(oldtuple, attnum, desc, &old_null);
+	Datum		new_queue = heap_getattr(newtuple, attnum, desc, &new_null);
 
-	if (old_queue != NULL && new_queue != NULL &&
-		strcmp(old_queue, new_queue) != 0)
-		qml_job_counts_move(old_queue, from, new_queue, from);
+	/* a heartbeat's row keeps the very same bytes: no copy for it */
+	if (old_null || new_null || datumIsEqual(old_queue, new_queue, false, -1))
+		return;
+	qml_job_counts_move(TextDatumGetCString(old_queue), from,
+						TextDatumGetCString(new_queue), from);
 }
 
 /*

@@ -277,6 +277,8 @@ typedef struct QmlPassResult
 extern void qml_maintain_pass(QmlPassResult *result);
 extern uint64 qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
 						  Oid *types, Datum *values);
+extern uint64 qml_spi_run_latest(SPIPlanPtr *plan, const char *sql, int nargs,
+								 Oid *types, Datum *values);
 
 /*
  * The scheduler and everything it shares with the backends (issue 3):

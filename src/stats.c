@@ -126,7 +126,7 @@ write_throughput(QmlCounted *rows, int n)
 	values[1] = qml_text_array(rows, n);
 	for (k = 0; k < 3; k++)
 		values[2 + k] = qml_int8_array(c[k], n);
-	qml_spi_run(&rollup_plan, rollup_sql, 5, types, values);
+	qml_spi_run_latest(&rollup_plan, rollup_sql, 5, types, values);
 }
 
 /* whether this transaction holds the roll-up lock of `key` (try, no wait) */
