@@ -26,7 +26,9 @@ OBJS = \
 	src/scheduler.o \
 	src/wakeup.o \
 	src/session_lease.o \
+	src/stats_shared.o \
 	src/stats.o \
+	src/job_counts.o \
 	src/recurring.o
 
 EXTENSION = qml

@@ -151,6 +151,14 @@ CREATE TRIGGER jobs_record_insert AFTER INSERT ON qml.jobs
 	FOR EACH ROW EXECUTE FUNCTION qml.jobs_record();
 CREATE TRIGGER jobs_flush AFTER INSERT OR UPDATE ON qml.jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_flush();
+-- A deleted job leaves the counts qml.stats() reads; a TRUNCATE makes the
+-- scheduler count the table again (src/job_counts.c).
+CREATE FUNCTION qml.jobs_count_delete() RETURNS trigger
+	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_count_delete';
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON qml.jobs
+	FOR EACH ROW EXECUTE FUNCTION qml.jobs_count_delete();
+CREATE TRIGGER jobs_count_truncate AFTER TRUNCATE ON qml.jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_count_delete();
 
 -- Each session keeps the queues' own history settings (job_history.c)
 -- instead of reading qml.queues on every flush; a change to the table
@@ -711,31 +719,60 @@ CREATE FUNCTION qml.resume_queue(queue text) RETURNS boolean
 	SET search_path = pg_catalog, pg_temp
 	RETURN qml.set_queue_paused(queue, false);
 
+-- Jobs per queue and state, kept as jobs change and rolled up by the
+-- scheduler (src/job_counts.c); the basis says which shared memory the
+-- counts came from: when it is not the current one, the counts are built
+-- again from qml.jobs. Not dumped: a restored database counts afresh.
+CREATE TABLE qml.queue_state_counts (
+	queue		text NOT NULL,
+	state		qml.job_state NOT NULL,
+	jobs		bigint NOT NULL,
+	PRIMARY KEY (queue, state)
+);
+CREATE TABLE qml.queue_state_counts_basis (
+	instance	bigint NOT NULL,
+	losses		bigint NOT NULL
+);
+
+-- Internal: jobs per queue and state, from the counts where they are kept
+-- and whole, else from a scan of qml.jobs.
+CREATE FUNCTION qml.state_counts(OUT queue text, OUT state text, OUT jobs bigint)
+	RETURNS SETOF record
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'qml_state_counts';
+
 /*
- * qml.stats: jobs per queue and state (all queues, or one).
+ * qml.stats: jobs per queue and state (all queues, or one), and how long
+ * the job at the head of the queue (the next one fetch hands out) has
+ * been waiting. Where a scheduler serves the database the counts are kept
+ * as jobs change (no scan of qml.jobs); elsewhere qml.jobs is counted.
  */
 CREATE FUNCTION qml.stats(queue text DEFAULT NULL)
 	RETURNS TABLE (queue text, paused boolean, scheduled bigint, enqueued bigint,
 				   processing bigint, awaiting_retry bigint, succeeded bigint,
-				   failed bigint, deleted bigint)
-	LANGUAGE sql STABLE SECURITY DEFINER
+				   failed bigint, deleted bigint, oldest_waiting interval)
+	LANGUAGE sql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT coalesce(c.queue, q.name), coalesce(q.paused, false),
 		   coalesce(c.scheduled, 0), coalesce(c.enqueued, 0),
 		   coalesce(c.processing, 0), coalesce(c.awaiting_retry, 0),
-		   coalesce(c.succeeded, 0), coalesce(c.failed, 0), coalesce(c.deleted, 0)
-	  FROM (SELECT j.queue,
-				   count(*) FILTER (WHERE j.state = 'scheduled') AS scheduled,
-				   count(*) FILTER (WHERE j.state = 'enqueued') AS enqueued,
-				   count(*) FILTER (WHERE j.state = 'processing') AS processing,
-				   count(*) FILTER (WHERE j.state = 'awaiting_retry') AS awaiting_retry,
-				   count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
-				   count(*) FILTER (WHERE j.state = 'failed') AS failed,
-				   count(*) FILTER (WHERE j.state = 'deleted') AS deleted
-			  FROM qml.jobs j
-			 WHERE stats.queue IS NULL OR j.queue = stats.queue
-			 GROUP BY j.queue) c
+		   coalesce(c.succeeded, 0), coalesce(c.failed, 0), coalesce(c.deleted, 0),
+		   CASE WHEN c.enqueued > 0 THEN
+				(SELECT now() - h.enqueued_at FROM qml.jobs h
+				  WHERE h.queue = c.queue AND h.state = 'enqueued'
+				  ORDER BY h.priority DESC, h.run_at, h.id LIMIT 1) END
+	  FROM (SELECT s.queue,
+				   sum(s.jobs) FILTER (WHERE s.state = 'scheduled')::bigint AS scheduled,
+				   sum(s.jobs) FILTER (WHERE s.state = 'enqueued')::bigint AS enqueued,
+				   sum(s.jobs) FILTER (WHERE s.state = 'processing')::bigint AS processing,
+				   sum(s.jobs) FILTER (WHERE s.state = 'awaiting_retry')::bigint AS awaiting_retry,
+				   sum(s.jobs) FILTER (WHERE s.state = 'succeeded')::bigint AS succeeded,
+				   sum(s.jobs) FILTER (WHERE s.state = 'failed')::bigint AS failed,
+				   sum(s.jobs) FILTER (WHERE s.state = 'deleted')::bigint AS deleted
+			  FROM qml.state_counts() s
+			 WHERE stats.queue IS NULL OR s.queue = stats.queue
+			 GROUP BY s.queue) c
 	  FULL JOIN (SELECT * FROM qml.queues q0
 				  WHERE stats.queue IS NULL OR q0.name = stats.queue) q
 		ON q.name = c.queue

@@ -118,10 +118,14 @@ SELECT count(*) FROM qml.enqueue_batch('[{"method": "m", "queue": "q_enqueued"},
 										 {"method": "m", "queue": "mixed", "run_at": "2999-01-01T00:00:00Z"}]');
 SELECT qml.pause_queue('mixed');
 SELECT qml.pause_queue('empty_paused');
-SELECT * FROM qml.stats();
-SELECT * FROM qml.stats('mixed');
-SELECT * FROM qml.stats('empty_paused');
-SELECT * FROM qml.stats('no_such_queue');
+SELECT queue, paused, scheduled, enqueued, processing, awaiting_retry, succeeded, failed, deleted,
+       oldest_waiting >= interval '0' AS waiting FROM qml.stats();
+SELECT queue, paused, scheduled, enqueued, processing, awaiting_retry, succeeded, failed, deleted,
+       oldest_waiting >= interval '0' AS waiting FROM qml.stats('mixed');
+SELECT queue, paused, scheduled, enqueued, processing, awaiting_retry, succeeded, failed, deleted,
+       oldest_waiting >= interval '0' AS waiting FROM qml.stats('empty_paused');
+SELECT queue, paused, scheduled, enqueued, processing, awaiting_retry, succeeded, failed, deleted,
+       oldest_waiting >= interval '0' AS waiting FROM qml.stats('no_such_queue');
 -- the totals add up to the jobs table
 SELECT sum(scheduled + enqueued + processing + awaiting_retry + succeeded + failed + deleted) AS total,
 	   (SELECT count(*) FROM qml.jobs) AS jobs

@@ -31,6 +31,7 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "parser/parse_relation.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
@@ -250,6 +251,7 @@ write_directly(const bool *keep)
 	{
 		QmlJobChange *c = change_at(i);
 
+		CHECK_FOR_INTERRUPTS();
 		if (!keep[i])
 			continue;
 		memset(nulls, true, desc->natts * sizeof(bool));

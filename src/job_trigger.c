@@ -43,6 +43,7 @@
 #include "nodes/plannodes.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -107,8 +108,8 @@ loading_by_copy(Relation rel)
 
 /*
  * Hands a state change to the history, to wakeup.c (which wakes the
- * queue's workers when a job became enqueued, and counts it) and to
- * queue_head.c.
+ * queue's workers when a job became enqueued, and counts it), to
+ * queue_head.c and to the jobs per queue and state (job_counts.c).
  */
 void
 qml_record_change(const QmlJobChange *change)
@@ -117,6 +118,30 @@ qml_record_change(const QmlJobChange *change)
 	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
 	qml_job_changed(change);
 	qml_head_note_change(change);
+	if (change->queue != NULL)
+		qml_job_counts_move(change->queue, change->from_state,
+							change->queue, change->to_state);
+}
+
+/*
+ * An admin's UPDATE moved a job to another queue: it moves there in the
+ * state it had, and a change of state is counted in its new queue.
+ */
+static void
+count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				 HeapTuple newtuple)
+{
+	int			attnum = qml_catalog()->job_att[JC_QUEUE];
+	bool		old_null;
+	bool		new_null;
+	Datum		old_queue = heap_getattr(oldtuple, attnum, desc, &old_null);
+	Datum		new_queue = heap_getattr(newtuple, attnum, desc, &new_null);
+
+	/* a heartbeat's row keeps the very same bytes: no copy for it */
+	if (old_null || new_null || datumIsEqual(old_queue, new_queue, false, -1))
+		return;
+	qml_job_counts_move(TextDatumGetCString(old_queue), from,
+						TextDatumGetCString(new_queue), from);
 }
 
 /*
@@ -378,6 +403,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	newtuple = trigdata->tg_newtuple;
 	old_state = job_state_of(oldtuple, desc);
 	new_state = job_state_of(newtuple, desc);
+	count_queue_move(desc, oldtuple, old_state, newtuple);
 	if (new_state == old_state)
 	{
 		note_same_state_update(desc, oldtuple, newtuple, new_state);

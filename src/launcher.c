@@ -378,7 +378,7 @@ rescan(void)
 			served[j++] = served[i];
 	}
 	nserved = j;
-	qml_stats_forget_databases(keep, nkeep);
+	qml_counts_forget_databases(keep, nkeep);
 	return next;
 }
 

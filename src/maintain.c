@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"
@@ -130,11 +131,13 @@ static uint64 sessions_checked = PG_UINT64_MAX;
  * Runs one statement of the pass with a plan kept for the process (a pass
  * runs every second or so; planning each time would cost more than the
  * pass). The plan cache replans after DDL, also after DROP and CREATE
- * EXTENSION. Returns the number of rows processed.
+ * EXTENSION. With `latest`, the statement sees the latest snapshot, as
+ * the checks of foreign keys do, whatever the transaction's isolation.
+ * Returns the number of rows processed.
  */
-uint64
-qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
-			Datum *values)
+static uint64
+spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+		Datum *values, bool latest)
 {
 	int			rc;
 
@@ -148,10 +151,33 @@ qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 		SPI_keepplan(p);
 		*plan = p;
 	}
-	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
+	if (latest)
+		rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, false, true, 0);
+	else
+		rc = SPI_execute_plan(*plan, values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "maintenance step failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+uint64
+qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+			Datum *values)
+{
+	return spi_run(plan, sql, nargs, types, values, false);
+}
+
+/*
+ * The same for statements that add counts to qml's statistics tables: a
+ * committing repeatable read transaction writes them too (stats_shared.c),
+ * and must not fail on a count row the roll-up changed since it began.
+ */
+uint64
+qml_spi_run_latest(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				   Datum *values)
+{
+	return spi_run(plan, sql, nargs, types, values, true);
 }
 
 /* each statement's plan, kept for the process */
@@ -222,6 +248,7 @@ pass_steps(QmlPassResult *result)
 	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
 
 	qml_stats_rollup();
+	qml_job_counts_rollup();
 	qml_wakeup_send_missed();
 
 	result->more = result->promoted >= promote_batch || expired >= batch ||

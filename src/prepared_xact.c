@@ -28,8 +28,8 @@
  * scheduled jobs; the statistics counts it kept are published if it
  * committed. A rollback wakes them needlessly, which costs one empty claim
  * each and a scheduler pass. A transaction that ran a maintenance pass
- * cannot be prepared: the pass's roll-up takes counts out of shared memory
- * at commit.
+ * cannot be prepared (stats_shared.c refuses it): the pass's roll-up takes
+ * counts out of shared memory at commit.
  *
  * The entries live in shared memory, which a restart starts afresh while
  * prepared transactions survive it. So after a start no head is used or
@@ -65,7 +65,7 @@
 typedef struct PackedCount
 {
 	int64		minute;
-	int64		counts[3];		/* enqueued, succeeded, failed */
+	int64		n[QML_COUNTERS];	/* a throughput count's counters */
 } PackedCount;
 
 typedef struct PreparedEntry
@@ -235,20 +235,22 @@ add_wake(const char *queue)
 		building->names_full = true;
 }
 
-/* stats.c's pending counts: published if the transaction commits */
+/* the transaction's throughput counts: published if it commits */
 static void
-add_count(const char *queue, int64 minute, const int64 *counts)
+add_count(const char *queue, int64 minute, const int64 *n)
 {
 	PackedCount c;
 	int			len = strlen(queue) + 1;
+	int			k;
 
 	if (building->counts_len + (int) sizeof(c) + len > COUNTS_BYTES)
 	{
-		building->counts_lost += counts[0] + counts[1] + counts[2];
+		for (k = 0; k < QML_COUNTERS; k++)
+			building->counts_lost += Abs(n[k]);
 		return;
 	}
 	c.minute = minute;
-	memcpy(c.counts, counts, sizeof(c.counts));
+	memcpy(c.n, n, sizeof(c.n));
 	memcpy(building->counts + building->counts_len, &c, sizeof(c));
 	memcpy(building->counts + building->counts_len + sizeof(c), queue, len);
 	building->counts_len += sizeof(c) + len;
@@ -266,14 +268,14 @@ publish_counts(const PreparedEntry *e)
 		const char *queue = e->counts + pos + sizeof(c);
 
 		memcpy(&c, e->counts + pos, sizeof(c));
-		qml_stats_publish(queue, c.minute, c.counts);
+		qml_counts_publish_prepared(queue, c.minute, c.n);
 		pos += sizeof(c) + strlen(queue) + 1;
 	}
 	if (e->counts_lost > 0)
 	{
-		int64		lost[3] = {e->counts_lost, 0, 0};
+		int64		lost[QML_COUNTERS] = {e->counts_lost};
 
-		qml_stats_publish(NULL, 0, lost);
+		qml_counts_publish_prepared(NULL, 0, lost);
 	}
 }
 
@@ -325,16 +327,10 @@ leave_entry(void)
 
 	if (!qml_shmem_ready() || prep->nentries == 0 || !TransactionIdIsValid(xid))
 		return;
-	if (qml_stats_rolled_up())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot prepare a transaction that ran a qml maintenance pass"),
-				 errdetail("The pass rolled statistics up, which it completes when its transaction commits."),
-				 errhint("Call qml.maintain() outside the transaction you prepare.")));
 	building = MemoryContextAllocZero(TopTransactionContext, sizeof(PreparedEntry));
 	qml_head_each_pending(add_head);
 	qml_wakeup_each_pending(add_wake);
-	qml_stats_each_pending(add_count);
+	qml_counts_each_prepared(add_count);
 	for (slot = 0; slot < QML_PREPARED_SLOTS; slot++)
 		if (has_slot(building, slot))
 			break;

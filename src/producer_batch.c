@@ -375,10 +375,12 @@ qml_enqueue_batch(PG_FUNCTION_ARGS)
 	}
 	for (i = 0; i < n; i++)
 	{
-		Datum		id = Int64GetDatum(qml_enqueue_row(&out, batch[i].values,
-													   batch[i].nulls, batch[i].state));
+		Datum		id;
 		bool		isnull = false;
 
+		CHECK_FOR_INTERRUPTS();
+		id = Int64GetDatum(qml_enqueue_row(&out, batch[i].values,
+										   batch[i].nulls, batch[i].state));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
 	qml_direct_close(&out);

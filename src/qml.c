@@ -137,6 +137,7 @@ _PG_init(void)
 	qml_head_init();
 	qml_prepared_init();
 	qml_stats_init();
+	qml_job_counts_init();
 	if (process_shared_preload_libraries_in_progress)
 	{
 		qml_shmem_install();

@@ -225,22 +225,31 @@ extern int	qml_complete_directly(const char *caller, const Datum *ids,
 
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every
- * entry type starts with a SubTransactionId, which the list fills in.
+ * entry type starts with a SubTransactionId, which the list fills in. A
+ * keyed list finds entries by a name (a char * member) and a tag in O(1).
  */
 typedef struct QmlXactList
 {
 	Size		entry_size;
+	int			name_offset;	/* of the entry's char *name; -1: not keyed */
 	MemoryContext cxt;			/* under TopTransactionContext, made on demand */
 	char	   *entries;
+	int64	   *tags;			/* keyed: each entry's tag */
+	struct HTAB *index;			/* keyed: (name, tag) -> latest entry */
 	int			n;
 	int			max;
 } QmlXactList;
 
-#define QML_XACT_LIST(type) {sizeof(type), NULL, NULL, 0, 0}
+#define QML_XACT_LIST(type) {sizeof(type), -1, NULL, NULL, NULL, NULL, 0, 0}
+#define QML_XACT_KEYED_LIST(type, name) \
+	{sizeof(type), offsetof(type, name), NULL, NULL, NULL, NULL, 0, 0}
 #define qml_xact_list_at(list, i) \
 	((void *) ((list)->entries + (Size) (i) * (list)->entry_size))
 
 extern void *qml_xact_list_push(QmlXactList *list);
+extern void *qml_xact_list_find(QmlXactList *list, const char *name, int64 tag,
+								bool any_subxact);
+extern void *qml_xact_list_add(QmlXactList *list, const char *name, int64 tag);
 extern MemoryContext qml_xact_list_memory(QmlXactList *list);
 extern void qml_xact_list_drop_aborted(QmlXactList *list, SubTransactionId subid);
 extern void qml_xact_list_clear(QmlXactList *list);
@@ -290,6 +299,8 @@ typedef struct QmlPassResult
 extern void qml_maintain_pass(QmlPassResult *result);
 extern uint64 qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
 						  Oid *types, Datum *values);
+extern uint64 qml_spi_run_latest(SPIPlanPtr *plan, const char *sql, int nargs,
+								 Oid *types, Datum *values);
 
 /*
  * The scheduler and everything it shares with the backends (issue 3):
@@ -341,8 +352,8 @@ extern Size qml_wakeup_shmem_size(void);
 extern void qml_wakeup_shmem_init(void);
 extern Size qml_session_shmem_size(void);
 extern void qml_session_shmem_init(void);
-extern Size qml_stats_shmem_size(void);
-extern void qml_stats_shmem_init(void);
+extern Size qml_counts_shmem_size(void);
+extern void qml_counts_shmem_init(void);
 
 /* launcher.c */
 extern void qml_launcher_register(void);
@@ -418,15 +429,50 @@ extern bool qml_session_alive(int32 pid, TimestampTz started);
 extern uint64 qml_sessions_ended(void);
 extern void qml_sessions_look_again(void);
 
+/* stats_shared.c: counts carried from transactions to their tables */
+#define QML_COUNTERS JS_COUNT
+#define QML_NO_MINUTE PG_INT64_MIN	/* the key of a job count */
+
+typedef struct QmlCounted
+{
+	int64		minute;
+	char	   *queue;
+	int64		n[QML_COUNTERS];
+} QmlCounted;
+
+typedef void (*QmlCountsWriter) (QmlCounted *rows, int n);
+
+extern void qml_counts_init(void);
+extern void qml_counts_set_writer(bool jobs, QmlCountsWriter writer);
+extern bool qml_counts_live(void);
+extern void qml_counts_add(const char *queue, int64 minute, int counter, int64 delta);
+extern void qml_counts_roll_up(bool jobs, bool discard);
+extern int	qml_counts_pending(bool jobs, QmlCounted **rows);
+extern int	qml_counts_own(QmlCounted **rows);
+extern void qml_counts_forget_databases(const Oid *keep, int nkeep);
+extern uint64 qml_counts_dropped(void);
+extern uint64 qml_counts_instance(void);
+extern void qml_counts_note_loss(Oid dboid);
+extern void qml_counts_note_uncounted(void);
+extern void qml_counts_each_prepared(void (*fn) (const char *queue, int64 minute,
+												 const int64 *n));
+extern void qml_counts_publish_prepared(const char *queue, int64 minute,
+										const int64 *n);
+extern uint64 qml_counts_losses(Oid dboid);
+
 /* stats.c */
 extern void qml_stats_init(void);
 extern void qml_stats_count(const char *queue, JobState from, JobState to);
 extern void qml_stats_rollup(void);
-extern void qml_stats_forget_databases(const Oid *keep, int nkeep);
-extern void qml_stats_each_pending(void (*fn) (const char *queue, int64 minute,
-											   const int64 *counts));
-extern void qml_stats_publish(const char *queue, int64 minute, const int64 *counts);
-extern bool qml_stats_rolled_up(void);
+extern bool qml_rollup_lock(int key);
+extern Datum qml_int8_array(const int64 *values, int n);
+extern Datum qml_text_array(const QmlCounted *rows, int n);
+
+/* job_counts.c: jobs per queue and state */
+extern void qml_job_counts_init(void);
+extern void qml_job_counts_move(const char *from_queue, JobState from,
+								const char *to_queue, JobState to);
+extern void qml_job_counts_rollup(void);
 
 /* recurring.c */
 extern uint64 qml_recurring_fire(int batch);

@@ -96,7 +96,7 @@ typedef struct PendingMove
 	QmlHeadKey	key;			/* the lowest of them */
 } PendingMove;
 
-static QmlXactList pending = QML_XACT_LIST(PendingMove);
+static QmlXactList pending = QML_XACT_KEYED_LIST(PendingMove, queue);
 
 Size
 qml_head_shmem_size(void)
@@ -336,25 +336,18 @@ qml_head_init(void)
 void
 qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
 {
-	PendingMove *p;
-	int			i;
+	PendingMove *p = qml_xact_list_find(&pending, queue, at_commit, false);
 
-	for (i = pending.n - 1; i >= 0; i--)
+	if (p != NULL)
 	{
-		p = qml_xact_list_at(&pending, i);
-		if (p->subid == GetCurrentSubTransactionId() &&
-			p->at_commit == at_commit && strcmp(p->queue, queue) == 0)
-		{
-			if (qml_head_key_cmp(key, &p->key) < 0)
-				p->key = *key;
-			return;
-		}
+		if (qml_head_key_cmp(key, &p->key) < 0)
+			p->key = *key;
+		return;
 	}
 	if (!qml_shmem_ready())
 		return;
-	p = qml_xact_list_push(&pending);
+	p = qml_xact_list_add(&pending, queue, at_commit);
 	p->at_commit = at_commit;
-	p->queue = MemoryContextStrdup(qml_xact_list_memory(&pending), queue);
 	p->key = *key;
 }
 

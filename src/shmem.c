@@ -78,7 +78,7 @@ qml_shmem_request(void)
 		prev_shmem_request_hook();
 	size = add_size(size, qml_wakeup_shmem_size());
 	size = add_size(size, qml_session_shmem_size());
-	size = add_size(size, qml_stats_shmem_size());
+	size = add_size(size, qml_counts_shmem_size());
 	size = add_size(size, qml_head_shmem_size());
 	size = add_size(size, qml_prepared_shmem_size());
 	RequestAddinShmemSpace(size);
@@ -103,7 +103,7 @@ qml_shmem_startup(void)
 	}
 	qml_wakeup_shmem_init();
 	qml_session_shmem_init();
-	qml_stats_shmem_init();
+	qml_counts_shmem_init();
 	qml_head_shmem_init();
 	qml_prepared_shmem_init();
 	LWLockRelease(AddinShmemInitLock);

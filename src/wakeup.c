@@ -118,7 +118,7 @@ typedef struct PendingQueue
 								 * clears the slot's flag at commit */
 } PendingQueue;
 
-static QmlXactList pending = QML_XACT_LIST(PendingQueue);
+static QmlXactList pending = QML_XACT_KEYED_LIST(PendingQueue, queue);
 static TimestampTz pending_due = DT_NOEND;
 static bool pending_wake_launcher = false;
 static bool pass_mode = false;
@@ -325,9 +325,8 @@ qml_wakeup_pass_mode(bool on)
 static PendingQueue *
 add_pending(const char *queue)
 {
-	PendingQueue *p = qml_xact_list_push(&pending);
+	PendingQueue *p = qml_xact_list_add(&pending, queue, 0);
 
-	p->queue = MemoryContextStrdup(qml_xact_list_memory(&pending), queue);
 	p->slot = slot_of(MyDatabaseId, queue, strlen(queue));
 	p->notified = false;
 	return p;
@@ -348,19 +347,8 @@ must_notify(PendingQueue *p)
 static void
 note_enqueued(const char *queue, bool force)
 {
-	PendingQueue *p = NULL;
-	int			i;
+	PendingQueue *p = qml_xact_list_find(&pending, queue, 0, true);
 
-	for (i = pending.n - 1; i >= 0; i--)
-	{
-		PendingQueue *q = qml_xact_list_at(&pending, i);
-
-		if (strcmp(q->queue, queue) == 0)
-		{
-			p = q;
-			break;
-		}
-	}
 	if (p == NULL)
 		p = add_pending(queue);
 	if (!p->notified && (force || must_notify(p)) &&
@@ -506,11 +494,11 @@ qml_wakeup_send_missed(void)
 void
 qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues)
 {
+	bool		taken[QUEUE_SLOTS] = {0};
 	int			i;
-	int			j;
 
 	ws->nslots = 0;
-	ws->slots = palloc(Max(nqueues, 1) * sizeof(int));
+	ws->slots = palloc(Min(Max(nqueues, 1), QUEUE_SLOTS) * sizeof(int));
 	ws->epoch = 0;
 	ws->retries = 0;
 	ws->woken = false;
@@ -520,11 +508,10 @@ qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues)
 		int			slot = slot_of(MyDatabaseId, VARDATA_ANY(t),
 								   VARSIZE_ANY_EXHDR(t));
 
-		for (j = 0; j < ws->nslots; j++)
-			if (ws->slots[j] == slot)
-				break;
-		if (j == ws->nslots)
+		CHECK_FOR_INTERRUPTS();
+		if (!taken[slot])
 			ws->slots[ws->nslots++] = slot;
+		taken[slot] = true;
 	}
 }
 

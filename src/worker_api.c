@@ -658,6 +658,8 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 		Datum		id = Int64GetDatum(done[i]);
 		bool		isnull = false;
 
+		CHECK_FOR_INTERRUPTS();
+
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
 	if (ndone >= 0)

@@ -160,16 +160,23 @@ typedef struct Completion
 	int			pos;
 } Completion;
 
-static int
-completion_cmp(const void *a, const void *b)
+static inline int
+completion_cmp(const Completion *x, const Completion *y)
 {
-	const Completion *x = a;
-	const Completion *y = b;
-
 	if (x->id != y->id)
 		return x->id < y->id ? -1 : 1;
 	return x->pos - y->pos;
 }
+
+/* a caller's array may hold millions of ids: the sort can be cancelled */
+#define ST_SORT sort_completions
+#define ST_ELEMENT_TYPE Completion
+#define ST_COMPARE(a, b) completion_cmp(a, b)
+#define ST_CHECK_FOR_INTERRUPTS
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /*
  * Whether the row is a job `worker` is processing, and the session may act
@@ -262,13 +269,16 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		return -1;
 	jobs = palloc(Max(n, 1) * sizeof(Completion));
 	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		if (!id_nulls[i])
 		{
 			jobs[njobs].id = DatumGetInt64(ids[i]);
 			jobs[njobs++].pos = i;
 		}
+	}
 	/* in key order; a job named twice is completed once, with its first result */
-	qsort(jobs, njobs, sizeof(Completion), completion_cmp);
+	sort_completions(jobs, njobs);
 
 	desc = RelationGetDescr(d.rel);
 	pkey = index_open(RelationGetPrimaryKeyIndex(d.rel), AccessShareLock);
@@ -285,6 +295,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		TM_Result	r;
 		bool		should_free;
 
+		CHECK_FOR_INTERRUPTS();
 		if ((i > 0 && c->id == jobs[i - 1].id) ||
 			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker, &admin))
 			continue;

@@ -69,3 +69,6 @@ server_log=$QML_PGDIR/log
 log_lines() { wc -l <"$server_log"; }
 # log_since LINE: what the server logged after that line
 log_since() { tail -n +"$(($1 + 1))" "$server_log"; }
+
+# counts_check DB: installs counts_check() (test/counts_check.sql)
+counts_check() { q "$1" -f "$here/../counts_check.sql" >/dev/null; }
