@@ -14,8 +14,11 @@ wait_scheduler $db
 q $db -c "CREATE TABLE big AS SELECT array(SELECT generate_series(1, 30000000)::bigint) a" \
 	-c "SELECT cardinality(a) FROM big" >/dev/null
 t0=$(now)
-err=$(psql -X -q -At -d $db -c "SET statement_timeout = '1s'" \
-	-c "SELECT count(*) FROM qml.complete_batch((SELECT a FROM big), 'w')" 2>&1)
+# a first call looks the tables up (the gate), so that the timeout meets
+# complete_batch's own loops
+err=$(psql -X -q -At -d $db -c "SELECT count(*) FROM qml.complete_batch('{1}', 'w')" \
+	-c "SET statement_timeout = '1s'" \
+	-c "SELECT count(*) FROM qml.complete_batch((SELECT a FROM big), 'w')" 2>&1 | grep -v '^0$')
 t1=$(now)
 check "complete_batch of 30M ids: statement_timeout fires" "ERROR:  canceling statement due to statement timeout" "$err"
 less_than "$(elapsed "$t0" "$t1")" 3 && ok "... and ends within 3 s ($(elapsed "$t0" "$t1") s)" ||
