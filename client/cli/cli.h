@@ -5,8 +5,8 @@
  *
  * Files: main.c (dispatch, global options, help, connecting), output.c
  * (printing), cmd_jobs.c (enqueue, jobs, job, retry, delete), cmd_admin.c
- * (stats, pause, resume, migrate, status, recurring), cmd_worker.c and
- * exec.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
+ * (stats, pause, resume, migrate, status, recurring), cmd_worker.c,
+ * exec.c and exec_result.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
  * whose server is client/dashboard/).
  */
 #ifndef QML_CLI_H

@@ -24,7 +24,7 @@ FUZZ_CC			?= clang
 FUZZ_CFLAGS		?= -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS	?= 300
-FUZZ_TARGETS	:= cron interval routes
+FUZZ_TARGETS	:= cron interval routes exec_result
 
 # what each target compiles besides its own file, and its own options
 FUZZ_SRCS_cron			:= src/cron.c
@@ -32,6 +32,10 @@ FUZZ_SRCS_interval		:= src/cron.c
 FUZZ_SRCS_routes		:= client/dashboard/router.c
 FUZZ_HDRS_routes		:= client/dashboard/router.h
 FUZZ_OPTS_routes		:= -max_len=1200 -dict=$(FUZZ_DIR)/routes.dict
+FUZZ_SRCS_exec_result	:= client/cli/exec_result.c
+FUZZ_HDRS_exec_result	:= client/cli/exec_result.h
+FUZZ_LIBS_exec_result	:= -ljansson
+FUZZ_OPTS_exec_result	:= -max_len=20000
 FUZZ_OPTS_cron			:= -timeout=10 -max_len=300
 FUZZ_OPTS_interval		:= -timeout=10 -max_len=300 -dict=$(FUZZ_DIR)/interval.dict
 FUZZ_CPPFLAGS			:= -Isrc -Iclient/include -Iclient/src -Iclient/cli -Iclient/dashboard \
