@@ -241,6 +241,9 @@ printf '#!/bin/sh\n[ "$QML_ATTEMPT" -ge 2 ] && { echo "{\\"second\\": true}"; ex
 printf '#!/bin/sh\nexec sleep 31.5\n' >"$tmp/slow.sh"
 printf '#!/bin/sh\nwc -c | tr -d " \\n"\n' >"$tmp/count.sh"
 printf '#!/bin/sh\nhead -c 20000 /dev/zero | tr "\\\\0" x >&2\necho END-OF-STDERR >&2\nexit 4\n' >"$tmp/noisy.sh"
+# invalid UTF-8 on stderr; a short message followed by much white space
+printf '#!/bin/sh\nprintf "bad \\377 byte\\n" >&2\nexit 65\n' >"$tmp/binary.sh"
+printf '#!/bin/sh\necho short message >&2\nhead -c 2500 /dev/zero | tr "\\0" "\\n" >&2\nexit 65\n' >"$tmp/trailing.sh"
 chmod +x "$tmp"/*.sh
 
 for i in $(seq 1 50); do echo "SELECT qml.enqueue('ok_job', '[$i]', queue => 'w');"; done | q >/dev/null
@@ -251,11 +254,14 @@ q -c "SELECT qml.enqueue('fail_job', '[\"x\"]', queue => 'w')" \
 	-c "SELECT qml.enqueue('flaky_job', queue => 'w', backoff_base => '200 ms')" \
 	-c "SELECT qml.enqueue('unknown_job', queue => 'w')" \
 	-c "SELECT qml.enqueue('noisy_job', queue => 'w', max_attempts => 5)" \
+	-c "SELECT qml.enqueue('binary_job', queue => 'w')" \
+	-c "SELECT qml.enqueue('trailing_job', queue => 'w')" \
 	-c "SELECT qml.enqueue('count_job', jsonb_build_array(repeat('z', 300000)), queue => 'w')" >/dev/null
 "$QML" worker --queues w --workers 4 --poll-interval 200ms -v \
 	--exec ok_job="$tmp/ok.sh" --exec fail_job="$tmp/fail.sh" --exec retry_job="$tmp/retry.sh" \
 	--exec crash_job="$tmp/crash.sh" --exec text_job="$tmp/text.sh" --exec flaky_job="$tmp/flaky.sh" \
-	--exec noisy_job="$tmp/noisy.sh" --exec count_job="$tmp/count.sh" >"$tmp/worker.out" 2>"$tmp/worker.err" &
+	--exec noisy_job="$tmp/noisy.sh" --exec count_job="$tmp/count.sh" \
+	--exec binary_job="$tmp/binary.sh" --exec trailing_job="$tmp/trailing.sh" >"$tmp/worker.out" 2>"$tmp/worker.err" &
 wpid=$!
 pids+=("$wpid")
 wait_sql "SELECT count(*) FROM qml.jobs WHERE method = 'ok_job' AND state = 'succeeded'" 50 20 &&
@@ -283,6 +289,11 @@ r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'unknow
 case "$r" in failed*"no handler"*unknown_job*) ok "a method without --exec fails, naming it";; *) bad "a method without --exec fails" "$r";; esac
 r=$(q -c "SELECT length(last_error) < 2200 AND last_error LIKE '%END-OF-STDERR (exit status 4)' FROM qml.jobs WHERE method = 'noisy_job'")
 [ "$r" = t ] && ok "a long stderr: its tail is the error" || bad "a long stderr: its tail" "$r"
+wait_sql "SELECT count(*) FROM qml.jobs WHERE method IN ('binary_job', 'trailing_job') AND state = 'failed'" 2 10
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'binary_job'")
+[ "$r" = "failed|bad ? byte (exit status 65)" ] && ok "invalid UTF-8 on stderr: failed, the bad byte as ?" || bad "invalid UTF-8 on stderr" "$r"
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'trailing_job'")
+[ "$r" = "failed|short message (exit status 65)" ] && ok "stderr's end before 2500 newlines is the error" || bad "stderr's end before much white space" "$(echo "$r" | head -c 100)"
 r=$(q -c "SELECT state || '|' || result::text || '|' || length(arguments::text) FROM qml.jobs WHERE method = 'count_job'")
 [ "$r" = "succeeded|300004|300004" ] && ok "300 kB of arguments through stdin" || bad "300 kB of arguments through stdin" "$r"
 grep -q "job .* fail_job (attempt 1): failed for good" "$tmp/worker.err" && ok "-v logs every job" || bad "-v logs every job" "$(tail -3 "$tmp/worker.err")"
