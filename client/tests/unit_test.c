@@ -105,6 +105,11 @@ test_server_config(void)
 	setenv("QML_DURABLE_CLAIMS", "on", 1);
 	is_status(qml_server_config_from_env(c), QML_OK, "QML_DURABLE_CLAIMS=on read");
 	unsetenv("QML_DURABLE_CLAIMS");
+	setenv("QML_SERVER_NAME", "n12345678-n12345678-n12345678-n12345678-n12345678-"
+		   "n12345678-n12345678-n12345678-n12345678-n12345678-x", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_SERVER_NAME too long is an error");
+	contains(qml_errmsg(), "QML_SERVER_NAME", "naming the variable");
+	unsetenv("QML_SERVER_NAME");
 	unsetenv("QML_WORKERS");
 	qml_server_config_free(c);
 }

@@ -24,7 +24,7 @@ FUZZ_CC			?= clang
 FUZZ_CFLAGS		?= -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS	?= 300
-FUZZ_TARGETS	:= cron interval routes exec_result
+FUZZ_TARGETS	:= cron interval routes exec_result cli_args
 
 # what each target compiles besides its own file, and its own options
 FUZZ_SRCS_cron			:= src/cron.c
@@ -36,9 +36,13 @@ FUZZ_SRCS_exec_result	:= client/cli/exec_result.c
 FUZZ_HDRS_exec_result	:= client/cli/exec_result.h
 FUZZ_LIBS_exec_result	:= -ljansson
 FUZZ_OPTS_exec_result	:= -max_len=20000
+FUZZ_SRCS_cli_args		:= client/cli/args.c client/cli/output.c $(wildcard client/src/*.c)
+FUZZ_HDRS_cli_args		:= client/cli/cli.h client/src/internal.h client/include/qml.h
+FUZZ_LIBS_cli_args		= $(FUZZ_PQ_LIBS) -ljansson -lm -pthread
+FUZZ_OPTS_cli_args		:= -close_fd_mask=2 -max_len=600 -dict=$(FUZZ_DIR)/cli_args.dict
 FUZZ_OPTS_cron			:= -timeout=10 -max_len=300
 FUZZ_OPTS_interval		:= -timeout=10 -max_len=300 -dict=$(FUZZ_DIR)/interval.dict
-FUZZ_CPPFLAGS			:= -Isrc -Iclient/include -Iclient/src -Iclient/cli -Iclient/dashboard \
+FUZZ_CPPFLAGS			:= -Iclient/include -Iclient/src -Iclient/cli -Iclient/dashboard -Isrc \
 	$(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
 # the lines of libFuzzer's log worth showing: seeds, start, end, totals
 FUZZ_LOG_LINES			:= ^(INFO: seed corpus|\#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss)
