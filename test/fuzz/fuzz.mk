@@ -24,7 +24,7 @@ FUZZ_CC			?= clang
 FUZZ_CFLAGS		?= -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS	?= 300
-FUZZ_TARGETS	:= cron interval routes exec_result cli_args
+FUZZ_TARGETS	:= cron interval routes exec_result cli_args batch
 
 # what each target compiles besides its own file, and its own options
 FUZZ_SRCS_cron			:= src/cron.c
@@ -40,6 +40,8 @@ FUZZ_SRCS_cli_args		:= client/cli/args.c client/cli/output.c $(wildcard client/s
 FUZZ_HDRS_cli_args		:= client/cli/cli.h client/src/internal.h client/include/qml.h
 FUZZ_LIBS_cli_args		= $(FUZZ_PQ_LIBS) -ljansson -lm -pthread
 FUZZ_OPTS_cli_args		:= -close_fd_mask=2 -max_len=600 -dict=$(FUZZ_DIR)/cli_args.dict
+FUZZ_LIBS_batch			= $(FUZZ_PQ_LIBS)
+FUZZ_OPTS_batch			:= -max_len=2000 -timeout=20 -dict=$(FUZZ_DIR)/batch.dict
 FUZZ_OPTS_cron			:= -timeout=10 -max_len=300
 FUZZ_OPTS_interval		:= -timeout=10 -max_len=300 -dict=$(FUZZ_DIR)/interval.dict
 FUZZ_CPPFLAGS			:= -Iclient/include -Iclient/src -Iclient/cli -Iclient/dashboard -Isrc \
