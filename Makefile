@@ -47,6 +47,7 @@ include $(PGXS)
 # command (client/), the cron parser's standalone tests (test/cron/), the
 # libFuzzer targets (test/fuzz/).
 -include client/client.mk
+-include client/asan.mk
 -include test/cron/cron.mk
 -include test/fuzz/fuzz.mk
 

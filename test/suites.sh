@@ -22,6 +22,8 @@ suite sched_notify_spoof test/scheduler/notify_spoof.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# the same two under AddressSanitizer and UndefinedBehaviorSanitizer
+suite check_asan make -s check-asan
 # the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,
 # tokens, one live connection for any number of pages, a database outage
 suite dashboard_api test/dashboard/api.sh

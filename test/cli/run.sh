@@ -13,7 +13,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
 unset DATABASE_URL QML_WORKERS QML_QUEUES QML_AUTO_MIGRATE
 export PGDATABASE=qml_cli_test
-QML=$root/client/qml
+# QML_BIN: another build of qml (make check-asan's)
+QML=${QML_BIN:-$root/client/qml}
 tmp=$(mktemp -d /tmp/qml-cli-test.XXXXXX)
 pids=()
 as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
