@@ -78,5 +78,6 @@ fuzz-$(1): $(FUZZ_BUILD)/$(1)_fuzz
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_TARGET_RULES,$(t))))
 
+clean: fuzz-clean
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
