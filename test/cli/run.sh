@@ -168,7 +168,8 @@ has "not valid JSON" "saying so"
 expect "no method: exit 2" 2 "$QML" enqueue
 expect "bad --delay: exit 2" 2 "$QML" enqueue m --delay soon
 expect "bad --at: exit 2" 2 "$QML" enqueue m --at yesterday-ish
-expect "--at past 64-bit microseconds: exit 2" 2 "$QML" enqueue m --at 666660000000070721
+# an epoch whose microseconds wrapped around to a time in 2020 before the fix
+expect "--at past 64-bit microseconds: exit 2" 2 "$QML" enqueue m --at 18448344073710
 expect "bad --priority: exit 2" 2 "$QML" enqueue m --priority high
 expect "empty queue (the server's check): exit 2" 2 "$QML" enqueue m --queue ''
 expect "qml jobs" 0 "$QML" jobs
