@@ -47,9 +47,12 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Pieces with their own make fragments: the C client library and the qml
-# command (client/), the cron parser's standalone tests (test/cron/).
+# command (client/), the cron parser's standalone tests (test/cron/), the
+# libFuzzer targets (test/fuzz/).
 -include client/client.mk
+-include client/asan.mk
 -include test/cron/cron.mk
+-include test/fuzz/fuzz.mk
 
 .PHONY: bench
 bench: ; bench/run.sh $(BENCH_FLAGS)

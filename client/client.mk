@@ -104,4 +104,4 @@ install-client: client
 	install -m 644 $(QMLC_DIR)/include/qml.h $(DESTDIR)$(QMLC_PREFIX)/include/qml.h
 
 client-clean:
-	rm -rf $(QMLC_BUILD) $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)
+	rm -rf $(QMLC_BUILD) $(QMLC_DIR)/build-asan $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)

@@ -2,7 +2,8 @@
 # `suite NAME COMMAND...` line each. The cluster is up and PGHOST/PGPORT/
 # PGUSER point at it.
 suite cron make -s cron-test
-suite cron_fuzz make -s cron-fuzz CRON_FUZZ_SECONDS=15
+# libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each
+suite fuzz make -s fuzz FUZZ_SECONDS=10
 suite isolation make -s installcheck REGRESS=
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
@@ -24,6 +25,8 @@ suite sched_notify_spoof test/scheduler/notify_spoof.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+# the same two under AddressSanitizer and UndefinedBehaviorSanitizer
+suite check_asan make -s check-asan
 # the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,
 # tokens, one live connection for any number of pages, a database outage
 suite dashboard_api test/dashboard/api.sh

@@ -3,10 +3,11 @@
  *	  Shared pieces of the qml command: exit codes, global options, the
  *	  option parser, connecting, and output helpers (tables, times, JSON).
  *
- * Files: main.c (dispatch, global options, help, connecting), output.c
+ * Files: main.c (dispatch, help, connecting), args.c (global options, the
+ * option parser, usage errors), output.c
  * (printing), cmd_jobs.c (enqueue, jobs, job, retry, delete), cmd_admin.c
- * (stats, pause, resume, migrate, status, recurring), cmd_worker.c and
- * exec.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
+ * (stats, pause, resume, migrate, status, recurring), cmd_worker.c,
+ * exec.c and exec_result.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
  * whose server is client/dashboard/).
  */
 #ifndef QML_CLI_H
@@ -44,7 +45,24 @@ typedef struct cli_command
 	const char *usage;			/* full help text */
 } cli_command;
 
-/* ---- main.c ---- */
+/* ---- args.c ---- */
+
+/* What the global options before the command ask for. */
+typedef struct cli_args
+{
+	enum
+	{
+		CLI_ARGS_RUN,			/* run the command argv[index] */
+		CLI_ARGS_HELP,			/* -h, --help */
+		CLI_ARGS_VERSION,		/* --version */
+		CLI_ARGS_BAD_OPTION,	/* argv[index] is no global option */
+		CLI_ARGS_NO_COMMAND		/* options only */
+	}			what;
+	int			index;
+} cli_args;
+
+/* Reads the global options into *g; stops at the first word that is not one. */
+void		cli_parse_global(cli *g, int argc, char **argv, cli_args *a);
 
 /* Options every command takes; add CLI_COMMON_OPTIONS to each table. */
 #define OPT_HELP 1000
@@ -66,12 +84,14 @@ typedef struct cli_command
 int			cli_getopt(cli *g, const char *cmd, int argc, char **argv,
 					   const struct option *opts);
 
-/* Prints the command's help (stdout) and returns EXIT_OK. */
-int			cli_help(const char *cmd);
-
 /* Prints "qml CMD: message" and a pointer to --help; returns EXIT_USAGE. */
 int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
+
+/* ---- main.c ---- */
+
+/* Prints the command's help (stdout) and returns EXIT_OK. */
+int			cli_help(const char *cmd);
 
 /* Connects; prints the error and returns its exit code on failure. */
 int			cli_connect(cli *g, bool auto_migrate, int max_connections,

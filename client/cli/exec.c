@@ -9,6 +9,7 @@
  * stop everything it started: SIGTERM to the group, SIGKILL a little later.
  * Its stdin, stdout and stderr are pipes served by one poll loop, so a
  * child that writes a lot before reading, or never reads, cannot block us.
+ * What its output and exit status mean is exec_result.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,56 +25,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exec_result.h"
 
 extern char **environ;
-
-#define STDOUT_MAX (1024 * 1024)	/* a bigger stdout is not kept as result */
-#define STDERR_TAIL 2000		/* the error keeps this much of stderr's end */
-
-typedef struct capture
-{
-	char	   *data;
-	size_t		len;
-	size_t		cap;
-	size_t		limit;
-	bool		tail;			/* keep the last `limit` bytes, not the first */
-	bool		overflow;
-} capture;
-
-static void
-capture_add(capture *c, const char *buf, size_t n)
-{
-	if (!c->tail && c->len + n > c->limit)
-	{
-		c->overflow = true;
-		n = c->len < c->limit ? c->limit - c->len : 0;
-	}
-	if (c->len + n + 1 > c->cap)
-	{
-		size_t		cap = c->cap ? c->cap : 4096;
-		char	   *d;
-
-		while (cap < c->len + n + 1)
-			cap *= 2;
-		if ((d = realloc(c->data, cap)) == NULL)
-		{
-			c->overflow = true;
-			return;
-		}
-		c->data = d;
-		c->cap = cap;
-	}
-	memcpy(c->data + c->len, buf, n);
-	c->len += n;
-	c->data[c->len] = '\0';
-	if (c->tail && c->len > 2 * c->limit)
-	{
-		memmove(c->data, c->data + c->len - c->limit, c->limit);
-		c->len = c->limit;
-		c->data[c->len] = '\0';
-		c->overflow = true;
-	}
-}
 
 /* Reads what is there; false at end of file or on error. */
 static bool
@@ -94,30 +48,6 @@ pump(int fd, capture *c)
 			return true;
 		return false;
 	}
-}
-
-/* The last lines of stderr, trimmed, for last_error. */
-static const char *
-stderr_tail(capture *c)
-{
-	char	   *s;
-	size_t		n;
-
-	if (c->data == NULL)
-		return "";
-	n = c->len;
-	while (n > 0 && (c->data[n - 1] == '\n' || c->data[n - 1] == ' ' || c->data[n - 1] == '\r'))
-		n--;
-	c->data[n] = '\0';
-	s = c->data;
-	if (c->len > STDERR_TAIL)
-	{
-		s = c->data + c->len - STDERR_TAIL;
-		/* start at a whole UTF-8 character */
-		while (*s && ((unsigned char) *s & 0xC0) == 0x80)
-			s++;
-	}
-	return s;
 }
 
 /*
@@ -263,16 +193,16 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 	const char *args = qml_ctx_arguments(ctx);
 	size_t		args_len = strlen(args),
 				written = 0;
-	capture		cout = {.limit = STDOUT_MAX},
-				cerr = {.limit = STDERR_TAIL,.tail = true};
+	capture		cout = {.limit = EXEC_STDOUT_MAX},
+				cerr = {.limit = EXEC_STDERR_TAIL,.tail = true};
 	int64_t		start = mono_ms(),
 				term_at = 0;
 	bool		timed_out = false,
 				killed = false,
 				out_open = true,
 				err_open = true;
+	exec_result r;
 	qml_outcome outcome;
-	char	   *msg = NULL;
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
 	{
@@ -414,53 +344,15 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 	close(out[0]);
 	close(err[0]);
 
-	if (killed)
-	{
-		const char *why = timed_out ? "timed out" : "cancelled (shutdown or lease lost)";
-
-		outcome = qml_retry(ctx, "%s: the command's process group was killed%s%s", why,
-							*stderr_tail(&cerr) ? "; stderr: " : "", stderr_tail(&cerr));
-		log_job(spec, ctx, timed_out ? "timed out" : "cancelled", mono_ms() - start, NULL);
-	}
-	else if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-	{
-		json_t	   *v = NULL;
-
-		if (cout.len > 0 && !cout.overflow)
-			v = json_loads(cout.data, JSON_DECODE_ANY, NULL);
-		outcome = qml_success(ctx, v ? cout.data : NULL);
-		json_decref(v);
-		log_job(spec, ctx, "succeeded", mono_ms() - start, NULL);
-	}
+	exec_read_result(status, killed, timed_out, &cout, &cerr, &r);
+	if (r.kind == EXEC_SUCCESS)
+		outcome = qml_success(ctx, r.result);
+	else if (r.kind == EXEC_FAIL)
+		outcome = qml_fail(ctx, "%s", r.message ? r.message : "failed");
 	else
-	{
-		const char *tail = stderr_tail(&cerr);
-		char		how[96];
-
-		if (status == -1)
-			snprintf(how, sizeof(how), "the command's exit status was lost");
-		else if (WIFEXITED(status))
-			snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
-		else if (WIFSIGNALED(status))
-			snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(status),
-					 strsignal(WTERMSIG(status)));
-		else
-			snprintf(how, sizeof(how), "ended with status %d", status);
-		/* stderr's words first: they are what the job's author wrote */
-		if ((*tail ? asprintf(&msg, "%s (%s)", tail, how) : asprintf(&msg, "%s", how)) < 0)
-			msg = NULL;
-		if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 65)
-		{
-			outcome = qml_fail(ctx, "%s", msg ? msg : how);
-			log_job(spec, ctx, "failed for good", mono_ms() - start, msg ? msg : how);
-		}
-		else
-		{
-			outcome = qml_retry(ctx, "%s", msg ? msg : how);
-			log_job(spec, ctx, "failed, to be retried", mono_ms() - start, msg ? msg : how);
-		}
-		free(msg);
-	}
+		outcome = qml_retry(ctx, "%s", r.message ? r.message : "failed");
+	log_job(spec, ctx, r.outcome, mono_ms() - start, r.log_message ? r.message : NULL);
+	free(r.message);
 	free(cout.data);
 	free(cerr.data);
 	return outcome;

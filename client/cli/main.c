@@ -1,10 +1,9 @@
 /*
  * main.c
- *	  The qml command: global options, dispatch to a command, help texts,
- *	  the shared option parser, and connecting to the database.
+ *	  The qml command: dispatch to a command, help texts, and connecting
+ *	  to the database (the command line itself is args.c's).
  */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,77 +233,6 @@ cli_help(const char *cmd)
 }
 
 int
-cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
-{
-	char		msg[512];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (g && g->json)
-	{
-		json_t	   *e = json_pack("{s:{s:s,s:s}}", "error", "status", "usage", "message", msg);
-		char	   *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
-
-		if (text)
-			fprintf(stderr, "%s\n", text);
-		free(text);
-		json_decref(e);
-	}
-	else
-		fprintf(stderr, "qml%s%s: %s\nRun \"qml %s%s--help\" for help.\n",
-				cmd ? " " : "", cmd ? cmd : "", msg, cmd ? cmd : "", cmd ? " " : "");
-	return EXIT_USAGE;
-}
-
-int
-cli_getopt(cli *g, const char *cmd, int argc, char **argv, const struct option *opts)
-{
-	char		shortopts[64] = ":hd:";
-	size_t		n = strlen(shortopts);
-	int			c;
-
-	/* a long option whose val is a letter has that letter as short option */
-	for (const struct option *o = opts; o->name && n + 3 < sizeof(shortopts); o++)
-	{
-		if (o->flag == NULL && o->val > ' ' && o->val < 127 && o->val != 'h' && o->val != 'd')
-		{
-			shortopts[n++] = (char) o->val;
-			if (o->has_arg == required_argument)
-				shortopts[n++] = ':';
-		}
-	}
-	shortopts[n] = '\0';
-	opterr = 0;
-	for (;;)
-	{
-		c = getopt_long(argc, argv, shortopts, opts, NULL);
-		switch (c)
-		{
-			case 'h':
-			case OPT_HELP:
-				return CLI_HELP;
-			case 'd':
-			case OPT_DBURL:
-				g->database_url = optarg;
-				continue;
-			case OPT_JSON:
-				g->json = true;
-				continue;
-			case '?':
-				if (optopt)
-					return cli_usage_error(g, cmd, "unknown option '-%c'", optopt), CLI_BAD;
-				return cli_usage_error(g, cmd, "unknown option '%s'", argv[optind - 1]), CLI_BAD;
-			case ':':
-				return cli_usage_error(g, cmd, "option '%s' needs a value", argv[optind - 1]), CLI_BAD;
-			default:
-				return c;
-		}
-	}
-}
-
-int
 cli_connect(cli *g, bool auto_migrate, int max_connections, qml_client **out)
 {
 	qml_config *c = qml_config_new();
@@ -336,8 +264,9 @@ int
 main(int argc, char **argv)
 {
 	cli			g = {0};
+	cli_args	a;
 	const cli_command *cmd;
-	int			i = 1;
+	int			i;
 
 	/*
 	 * A worker's child that exits early must not kill us through a pipe;
@@ -346,33 +275,23 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 
-	/* global options before the command */
-	while (i < argc && argv[i][0] == '-')
+	cli_parse_global(&g, argc, argv, &a);
+	switch (a.what)
 	{
-		const char *a = argv[i];
-
-		if (strcmp(a, "--json") == 0)
-			g.json = true;
-		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+		case CLI_ARGS_HELP:
 			return cli_help(NULL);
-		else if (strcmp(a, "--version") == 0)
-		{
+		case CLI_ARGS_VERSION:
 			printf("qml %s\n", QML_VERSION);
 			return EXIT_OK;
-		}
-		else if ((strcmp(a, "-d") == 0 || strcmp(a, "--database-url") == 0) && i + 1 < argc)
-			g.database_url = argv[++i];
-		else if (strncmp(a, "--database-url=", 15) == 0)
-			g.database_url = a + 15;
-		else
-			return cli_usage_error(&g, NULL, "unknown option '%s'", a);
-		i++;
+		case CLI_ARGS_BAD_OPTION:
+			return cli_usage_error(&g, NULL, "unknown option '%s'", argv[a.index]);
+		case CLI_ARGS_NO_COMMAND:
+			fputs(main_usage, stderr);
+			return EXIT_USAGE;
+		case CLI_ARGS_RUN:
+			break;
 	}
-	if (i >= argc)
-	{
-		fputs(main_usage, stderr);
-		return EXIT_USAGE;
-	}
+	i = a.index;
 	if (strcmp(argv[i], "help") == 0)
 	{
 		/* qml help --help: help about help is the overview */

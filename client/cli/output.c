@@ -231,6 +231,20 @@ cli_parse_duration_ms(const char *text, int64_t *ms)
 	return qml_parse_duration_ms(text, 1000, ms);
 }
 
+/*
+ * Seconds since 1970 and microseconds as microseconds; false when that
+ * does not fit in 64 bits (far beyond any timestamp the server takes,
+ * which then says so itself).
+ */
+static bool
+seconds_us(long long sec, long frac_us, int64_t *us)
+{
+	if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
+		return false;
+	*us = (int64_t) sec * 1000000 + frac_us;
+	return true;
+}
+
 bool
 cli_parse_time(const char *text, int64_t *us)
 {
@@ -249,10 +263,7 @@ cli_parse_time(const char *text, int64_t *us)
 	errno = 0;
 	epoch = strtoll(text, &end, 10);
 	if (!errno && end != text && *end == '\0')
-	{
-		*us = (int64_t) epoch * 1000000;
-		return true;
-	}
+		return seconds_us(epoch, 0, us);
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 	{
 		struct tm	tm;
@@ -291,8 +302,7 @@ cli_parse_time(const char *text, int64_t *us)
 		}
 		else
 			continue;
-		*us = (int64_t) sec * 1000000 + frac_us;
-		return true;
+		return seconds_us(sec, frac_us, us);
 	}
 	return false;
 }

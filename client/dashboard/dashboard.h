@@ -6,8 +6,8 @@
  *
  * Files: server.c (life cycle, options, civetweb setup), http.c (JSON
  * responses, errors, security headers, limits), routes.c (the REST API),
- * render.c (libqml structs as JSON), live.c (the one poller over one
- * connection), ws.c (WebSocket clients and pushes), metrics.c (/metrics),
+ * router.c (method and path to a route, no I/O), render.c (libqml structs
+ * as JSON), live.c (the one poller over one connection), ws.c (WebSocket clients and pushes), metrics.c (/metrics),
  * auth.c (the token), assets.c (the embedded page).
  */
 #ifndef QML_DASHBOARD_H

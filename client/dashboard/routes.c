@@ -1,10 +1,11 @@
 /*
  * routes.c
- *	  The REST API: one request handler that dispatches on method and path,
- *	  checks every parameter before libqml sees it, and answers JSON (see
- *	  README.md, "Dashboard", for the routes). Handlers run on several
- *	  civetweb threads at once; they share the libqml client, which is
- *	  thread-safe, and nothing else but atomics and live.c's cache.
+ *	  The REST API: one request handler that dispatches on the route
+ *	  router.c finds for the method and path, checks every parameter
+ *	  before libqml sees it, and answers JSON (see README.md, "Dashboard",
+ *	  for the routes). Handlers run on several civetweb threads at once;
+ *	  they share the libqml client, which is thread-safe, and nothing else
+ *	  but atomics and live.c's cache.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,31 +13,11 @@
 #include <string.h>
 
 #include "dashboard.h"
+#include "router.h"
 
-#define PARAM_MAX 1024			/* a queue or method name fits (at most 1000) */
 
 /* Counts the statements a request sends (for qml_dashboard_queries_total). */
 #define SENT(d, n) atomic_fetch_add(&(d)->handler_queries, (n))
-
-/* A positive 64-bit id, digits only. */
-static bool
-parse_id(const char *s, size_t len, int64_t *id)
-{
-	int64_t		v = 0;
-
-	if (len == 0 || len > 19)
-		return false;
-	for (size_t i = 0; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		if (v > (INT64_MAX - (s[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*id = v;
-	return v > 0;
-}
 
 /*
  * A query parameter into buf: false (400 sent) when it is too long; *given
@@ -213,12 +194,12 @@ get_jobs(struct mg_connection *conn, dash *d)
 				   "succeeded, failed, awaiting_retry or deleted", state);
 		return;
 	}
-	if (has_id && !parse_id(idbuf, strlen(idbuf), &id))
+	if (has_id && !route_parse_id(idbuf, strlen(idbuf), &id))
 	{
 		http_error(conn, 400, "id must be a positive integer");
 		return;
 	}
-	if (has_after && !parse_id(after, strlen(after), &f.before_id))
+	if (has_after && !route_parse_id(after, strlen(after), &f.before_id))
 	{
 		http_error(conn, 400, "after must be a cursor returned as next");
 		return;
@@ -463,46 +444,13 @@ get_workers(struct mg_connection *conn, dash *d)
 	qml_workers_free(w, n);
 }
 
-/*
- * "/api/<kind>/<name>/<action>" where name may itself hold slashes (a
- * queue's name may): the name is everything between the prefix and the
- * last slash. Returns the action, NULL when the path is not of that form.
- */
-static const char *
-split_action(const char *path, const char *prefix, char *name, size_t size)
-{
-	size_t		plen = strlen(prefix);
-	const char *slash;
-	size_t		len;
-
-	if (strncmp(path, prefix, plen) != 0 || (slash = strrchr(path, '/')) < path + plen)
-		return NULL;
-	len = (size_t) (slash - (path + plen));
-	if (len == 0 || len >= size)
-		return NULL;
-	memcpy(name, path + plen, len);
-	name[len] = '\0';
-	return slash + 1;
-}
-
-typedef enum
-{
-	R_NONE, R_GET, R_POST
-} route_kind;
-
 int
 routes_handle(struct mg_connection *conn, void *cbdata)
 {
 	dash	   *d = cbdata;
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *path = ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri;
-	bool		get = strcmp(ri->request_method, "GET") == 0 ||
-		strcmp(ri->request_method, "HEAD") == 0;
-	bool		post = strcmp(ri->request_method, "POST") == 0;
-	char		name[PARAM_MAX];
-	const char *action;
-	int64_t		id;
-	route_kind	want = R_GET;
+	route		r;
 
 	if (path == NULL)
 	{
@@ -511,83 +459,62 @@ routes_handle(struct mg_connection *conn, void *cbdata)
 	}
 	if (!http_body_ok(conn))
 		return 1;
-
-	/* the read routes */
-	if (get && strcmp(path, "/healthz") == 0)
-		get_healthz(conn, d);
-	else if (get && strcmp(path, "/metrics") == 0)
-		metrics_handle(conn, d);
-	else if (get && strcmp(path, "/api/stats") == 0)
-		get_stats(conn, d, false);
-	else if (get && strcmp(path, "/api/queues") == 0)
-		get_stats(conn, d, true);
-	else if (get && strcmp(path, "/api/jobs") == 0)
-		get_jobs(conn, d);
-	else if (get && strcmp(path, "/api/running") == 0)
-		get_running(conn, d);
-	else if (get && strcmp(path, "/api/recurring") == 0)
-		get_recurring(conn, d);
-	else if (get && strcmp(path, "/api/throughput") == 0)
-		get_throughput(conn, d);
-	else if (get && strcmp(path, "/api/workers") == 0)
-		get_workers(conn, d);
-	else if (strncmp(path, "/api/jobs/", 10) == 0 && strchr(path + 10, '/') == NULL)
+	route_request(ri->request_method, path, &r);
+	switch (r.id)
 	{
-		if (!get)
-			want = R_NONE;
-		else if (!parse_id(path + 10, strlen(path + 10), &id))
-			http_error(conn, 400, "job id must be a positive integer, not \"%.40s\"", path + 10);
-		else
-			get_job(conn, d, id);
+		case RT_OTHER:
+			if (!(strcmp(ri->request_method, "GET") == 0 ||
+				  strcmp(ri->request_method, "HEAD") == 0) || !assets_serve(conn, path))
+				http_error(conn, 404, "no such route: %s %.200s", ri->request_method, path);
+			break;
+		case RT_WRONG_METHOD:
+			http_error(conn, 405, "%s takes %s", path, r.allowed);
+			break;
+		case RT_BAD_ID:
+			http_error(conn, 400, "job id must be a positive integer, not \"%.40s\"", r.bad);
+			break;
+		case RT_HEALTHZ:
+			get_healthz(conn, d);
+			break;
+		case RT_METRICS:
+			metrics_handle(conn, d);
+			break;
+		case RT_STATS:
+		case RT_QUEUES:
+			get_stats(conn, d, r.id == RT_QUEUES);
+			break;
+		case RT_JOBS:
+			get_jobs(conn, d);
+			break;
+		case RT_RUNNING:
+			get_running(conn, d);
+			break;
+		case RT_RECURRING:
+			get_recurring(conn, d);
+			break;
+		case RT_THROUGHPUT:
+			get_throughput(conn, d);
+			break;
+		case RT_WORKERS:
+			get_workers(conn, d);
+			break;
+		case RT_JOB:
+			get_job(conn, d, r.job_id);
+			break;
+		case RT_JOB_RETRY:
+		case RT_JOB_DELETE:
+			if (auth_write_allowed(conn, d))
+				post_job(conn, d, r.job_id, r.id == RT_JOB_RETRY);
+			break;
+		case RT_QUEUE_PAUSE:
+		case RT_QUEUE_RESUME:
+			if (auth_write_allowed(conn, d))
+				post_queue(conn, d, r.name, r.id == RT_QUEUE_PAUSE);
+			break;
+		case RT_RECURRING_RUN:
+			if (auth_write_allowed(conn, d))
+				post_recurring(conn, d, r.name);
+			break;
 	}
-	/* the write routes */
-	else if ((action = split_action(path, "/api/jobs/", name, sizeof(name))) != NULL &&
-			 (strcmp(action, "retry") == 0 || strcmp(action, "delete") == 0))
-	{
-		want = R_POST;
-		if (post && !parse_id(name, strlen(name), &id))
-			http_error(conn, 400, "job id must be a positive integer, not \"%.40s\"", name);
-		else if (post && auth_write_allowed(conn, d))
-			post_job(conn, d, id, strcmp(action, "retry") == 0);
-	}
-	else if ((action = split_action(path, "/api/queues/", name, sizeof(name))) != NULL &&
-			 (strcmp(action, "pause") == 0 || strcmp(action, "resume") == 0))
-	{
-		want = R_POST;
-		if (post && auth_write_allowed(conn, d))
-			post_queue(conn, d, name, strcmp(action, "pause") == 0);
-	}
-	else if ((action = split_action(path, "/api/recurring/", name, sizeof(name))) != NULL &&
-			 strcmp(action, "run") == 0)
-	{
-		want = R_POST;
-		if (post && auth_write_allowed(conn, d))
-			post_recurring(conn, d, name);
-	}
-	else if (get && assets_serve(conn, path))
-		;
-	else
-	{
-		/* a known read path with another method is a 405, the rest 404 */
-		static const char *const reads[] = {
-			"/healthz", "/metrics", "/api/stats", "/api/queues", "/api/jobs",
-			"/api/running", "/api/recurring", "/api/throughput", "/api/workers"
-		};
-
-		for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
-		{
-			if (strcmp(path, reads[i]) == 0)
-			{
-				http_error(conn, 405, "%s takes GET", path);
-				return 1;
-			}
-		}
-		http_error(conn, 404, "no such route: %s %.200s", ri->request_method, path);
-		return 1;
-	}
-	if (want == R_NONE)
-		http_error(conn, 405, "%s takes GET", path);
-	else if (want == R_POST && !post)
-		http_error(conn, 405, "%s takes POST", path);
 	return 1;
 }

@@ -369,7 +369,7 @@ qml_server_config_from_env(qml_server_config *c)
 		return qml__error(QML_ERR_INVALID, "config must not be NULL");
 	if ((v = env("QML_SERVER_NAME")) != NULL &&
 		(st = qml_server_config_set_name(c, v)) != QML_OK)
-		return st;
+		return qml__error(st, "QML_SERVER_NAME: %s", qml_errmsg());
 	if ((v = env("QML_WORKERS")) != NULL &&
 		(st = parse_int("QML_WORKERS", v, 1, MAX_WORKERS, &c->workers)) != QML_OK)
 		return st;

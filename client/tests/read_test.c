@@ -107,8 +107,7 @@ test_throughput(qml_client *c)
 {
 	qml_throughput_bucket *b = NULL;
 	size_t		n = 0;
-	int64_t		failed = 0,
-				succeeded = 0;
+	int64_t		failed = 0;
 	const char *id = q1(db, "SELECT qml.enqueue('rd.t', queue => 'rd_t')");
 	char		idt[32];
 
@@ -122,10 +121,7 @@ test_throughput(qml_client *c)
 		is_status(qml_throughput_get(c, 60, &b, &n), QML_OK, "qml_throughput_get") ;
 		failed = 0;
 		for (size_t i = 0; i < n; i++)
-		{
 			failed += b[i].failed;
-			succeeded += b[i].succeeded;
-		}
 		if (failed == 0)
 			sleep_ms(200);
 	}

@@ -2,6 +2,7 @@
 # client/tests/run.sh: the "client" suite. libqml's C tests against the
 # running cluster (PGHOST/PGPORT/PGUSER from scripts/env.sh, or any libpq
 # environment), then the same tests, shortened, under valgrind.
+# QML_CLIENT_TESTS and QML_NO_VALGRIND: make check-asan's sanitized run.
 #
 # Databases of its own, created afresh: qml_client_test (the API and the
 # runtime), qml_client_noext (never gets the extension), qml_client_old
@@ -34,13 +35,17 @@ run() {
 	fi
 }
 
-run unit client/tests/unit_test
-run api client/tests/api_test
-run runtime client/tests/runtime_test
-run read client/tests/read_test
+# QML_CLIENT_TESTS: where the test binaries are (make check-asan's build)
+bin=${QML_CLIENT_TESTS:-client/tests}
+run unit "$bin/unit_test"
+run api "$bin/api_test"
+run runtime "$bin/runtime_test"
+run read "$bin/read_test"
 
 # valgrind: leaks and memory errors in the library, its threads included
-if command -v valgrind >/dev/null; then
+if [ -n "${QML_NO_VALGRIND:-}" ]; then
+	echo "# valgrind: skipped (QML_NO_VALGRIND)"
+elif command -v valgrind >/dev/null; then
 	psql -X -q -d postgres -c "SET client_min_messages = warning" \
 		-c "DROP DATABASE IF EXISTS qml_client_test WITH (FORCE)" -c "CREATE DATABASE qml_client_test" \
 		-c "DROP DATABASE IF EXISTS qml_client_old WITH (FORCE)" -c "CREATE DATABASE qml_client_old"

@@ -122,6 +122,11 @@ test_server_config(void)
 	unsetenv("QML_POLL_INTERVAL");
 	unsetenv("QML_GRACE_PERIOD");
 	unsetenv("QML_JOB_TIMEOUT");
+	setenv("QML_SERVER_NAME", "n12345678-n12345678-n12345678-n12345678-n12345678-"
+		   "n12345678-n12345678-n12345678-n12345678-n12345678-x", 1);
+	is_status(qml_server_config_from_env(c), QML_ERR_INVALID, "QML_SERVER_NAME too long is an error");
+	contains(qml_errmsg(), "QML_SERVER_NAME", "naming the variable");
+	unsetenv("QML_SERVER_NAME");
 	unsetenv("QML_WORKERS");
 	qml_server_config_free(c);
 

@@ -13,7 +13,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
 unset DATABASE_URL QML_WORKERS QML_QUEUES QML_AUTO_MIGRATE
 export PGDATABASE=qml_cli_test
-QML=$root/client/qml
+# QML_BIN: another build of qml (make check-asan's)
+QML=${QML_BIN:-$root/client/qml}
 tmp=$(mktemp -d /tmp/qml-cli-test.XXXXXX)
 pids=()
 as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
@@ -167,6 +168,8 @@ has "not valid JSON" "saying so"
 expect "no method: exit 2" 2 "$QML" enqueue
 expect "bad --delay: exit 2" 2 "$QML" enqueue m --delay soon
 expect "bad --at: exit 2" 2 "$QML" enqueue m --at yesterday-ish
+# an epoch whose microseconds wrapped around to a time in 2020 before the fix
+expect "--at past 64-bit microseconds: exit 2" 2 "$QML" enqueue m --at 18448344073710
 expect "bad --priority: exit 2" 2 "$QML" enqueue m --priority high
 expect "empty queue (the server's check): exit 2" 2 "$QML" enqueue m --queue ''
 expect "qml jobs" 0 "$QML" jobs
@@ -241,6 +244,9 @@ printf '#!/bin/sh\n[ "$QML_ATTEMPT" -ge 2 ] && { echo "{\\"second\\": true}"; ex
 printf '#!/bin/sh\nexec sleep 31.5\n' >"$tmp/slow.sh"
 printf '#!/bin/sh\nwc -c | tr -d " \\n"\n' >"$tmp/count.sh"
 printf '#!/bin/sh\nhead -c 20000 /dev/zero | tr "\\\\0" x >&2\necho END-OF-STDERR >&2\nexit 4\n' >"$tmp/noisy.sh"
+# invalid UTF-8 on stderr; a short message followed by much white space
+printf '#!/bin/sh\nprintf "bad \\377 byte\\n" >&2\nexit 65\n' >"$tmp/binary.sh"
+printf '#!/bin/sh\necho short message >&2\nhead -c 2500 /dev/zero | tr "\\0" "\\n" >&2\nexit 65\n' >"$tmp/trailing.sh"
 chmod +x "$tmp"/*.sh
 
 for i in $(seq 1 50); do echo "SELECT qml.enqueue('ok_job', '[$i]', queue => 'w');"; done | q >/dev/null
@@ -251,11 +257,14 @@ q -c "SELECT qml.enqueue('fail_job', '[\"x\"]', queue => 'w')" \
 	-c "SELECT qml.enqueue('flaky_job', queue => 'w', backoff_base => '200 ms')" \
 	-c "SELECT qml.enqueue('unknown_job', queue => 'w')" \
 	-c "SELECT qml.enqueue('noisy_job', queue => 'w', max_attempts => 5)" \
+	-c "SELECT qml.enqueue('binary_job', queue => 'w')" \
+	-c "SELECT qml.enqueue('trailing_job', queue => 'w')" \
 	-c "SELECT qml.enqueue('count_job', jsonb_build_array(repeat('z', 300000)), queue => 'w')" >/dev/null
 "$QML" worker --queues w --workers 4 --poll-interval 200ms -v \
 	--exec ok_job="$tmp/ok.sh" --exec fail_job="$tmp/fail.sh" --exec retry_job="$tmp/retry.sh" \
 	--exec crash_job="$tmp/crash.sh" --exec text_job="$tmp/text.sh" --exec flaky_job="$tmp/flaky.sh" \
-	--exec noisy_job="$tmp/noisy.sh" --exec count_job="$tmp/count.sh" >"$tmp/worker.out" 2>"$tmp/worker.err" &
+	--exec noisy_job="$tmp/noisy.sh" --exec count_job="$tmp/count.sh" \
+	--exec binary_job="$tmp/binary.sh" --exec trailing_job="$tmp/trailing.sh" >"$tmp/worker.out" 2>"$tmp/worker.err" &
 wpid=$!
 pids+=("$wpid")
 wait_sql "SELECT count(*) FROM qml.jobs WHERE method = 'ok_job' AND state = 'succeeded'" 50 20 &&
@@ -286,6 +295,11 @@ r=$(grep -c 'warning: no handler for method "unknown_job"' "$tmp/worker.err")
 [ "$r" = 1 ] && ok "the worker warns once, naming the method" || bad "the worker warns once, naming the method" "$r warnings"
 r=$(q -c "SELECT length(last_error) < 2200 AND last_error LIKE '%END-OF-STDERR (exit status 4)' FROM qml.jobs WHERE method = 'noisy_job'")
 [ "$r" = t ] && ok "a long stderr: its tail is the error" || bad "a long stderr: its tail" "$r"
+wait_sql "SELECT count(*) FROM qml.jobs WHERE method IN ('binary_job', 'trailing_job') AND state = 'failed'" 2 10
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'binary_job'")
+[ "$r" = "failed|bad ? byte (exit status 65)" ] && ok "invalid UTF-8 on stderr: failed, the bad byte as ?" || bad "invalid UTF-8 on stderr" "$r"
+r=$(q -c "SELECT state || '|' || last_error FROM qml.jobs WHERE method = 'trailing_job'")
+[ "$r" = "failed|short message (exit status 65)" ] && ok "stderr's end before 2500 newlines is the error" || bad "stderr's end before much white space" "$(echo "$r" | head -c 100)"
 r=$(q -c "SELECT state || '|' || result::text || '|' || length(arguments::text) FROM qml.jobs WHERE method = 'count_job'")
 [ "$r" = "succeeded|300004|300004" ] && ok "300 kB of arguments through stdin" || bad "300 kB of arguments through stdin" "$r"
 grep -q "job .* fail_job: failed for good after [0-9]* ms (attempt 1/[0-9]*)" "$tmp/worker.err" && ok "-v logs every job" || bad "-v logs every job" "$(tail -3 "$tmp/worker.err")"

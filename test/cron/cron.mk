@@ -1,8 +1,9 @@
 # test/cron/cron.mk
-#	Standalone unit test and fuzzer for the schedule parser (src/cron.c).
+#	Standalone unit test for the schedule parser (src/cron.c); its fuzzer
+#	is test/fuzz/cron_fuzz.c (test/fuzz/fuzz.mk).
 #
 # Included by the top-level Makefile, or run on its own from the project
-# root:  make -f test/cron/cron.mk cron-test | cron-fuzz | cron-clean
+# root:  make -f test/cron/cron.mk cron-test | cron-clean
 # Only CRON_* variables and cron-* targets are defined, so PGXS is not
 # disturbed; paths are relative to the project root.
 
@@ -18,36 +19,15 @@ CRON_SRC		:= src/cron.c
 CRON_HDR		:= src/cron.h
 CRON_CC			?= gcc
 CRON_CFLAGS		?= -std=gnu99 -Wall -Wextra -Werror -O1 -g
-CRON_FUZZ_CC	?= clang
-CRON_FUZZ_CFLAGS ?= -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined
-CRON_FUZZ_SECONDS ?= 20
-# libFuzzer adds the inputs it finds to the first corpus directory, so the
-# committed seeds (CRON_FUZZ_SEEDS) are only read and a scratch copy grows.
-CRON_FUZZ_SEEDS	:= $(CRON_DIR)/corpus
-CRON_FUZZ_WORK	:= $(CRON_DIR)/fuzz-corpus
-CRON_FUZZ_OPTS	?= -timeout=10 -max_len=300
-
-.PHONY: cron-test cron-fuzz cron-clean
+.PHONY: cron-test cron-clean
 
 cron-test: $(CRON_SRC) $(CRON_HDR) $(CRON_DIR)/cron_test.c
 	$(CRON_CC) $(CRON_CFLAGS) -Isrc -o $(CRON_DIR)/cron_test \
 		$(CRON_DIR)/cron_test.c $(CRON_SRC)
 	./$(CRON_DIR)/cron_test
 
-cron-fuzz: $(CRON_SRC) $(CRON_HDR) $(CRON_DIR)/cron_fuzz.c
-	$(CRON_FUZZ_CC) $(CRON_FUZZ_CFLAGS) -Isrc -o $(CRON_DIR)/cron_fuzz \
-		$(CRON_DIR)/cron_fuzz.c $(CRON_SRC)
-	mkdir -p $(CRON_FUZZ_WORK)
-	./$(CRON_DIR)/cron_fuzz $(CRON_FUZZ_OPTS) \
-		-max_total_time=$(CRON_FUZZ_SECONDS) -print_final_stats=1 \
-		-artifact_prefix=$(CRON_DIR)/fuzz- \
-		$(CRON_FUZZ_WORK) $(CRON_FUZZ_SEEDS)
-
 cron-clean:
-	rm -rf $(CRON_DIR)/cron_test $(CRON_DIR)/cron_fuzz $(CRON_FUZZ_WORK) \
-		$(CRON_DIR)/fuzz-crash-* $(CRON_DIR)/fuzz-leak-* \
-		$(CRON_DIR)/fuzz-timeout-* $(CRON_DIR)/fuzz-oom-*
+	rm -f $(CRON_DIR)/cron_test
 
 ifdef CRON_STANDALONE
 .DEFAULT_GOAL := cron-test

@@ -11,7 +11,7 @@
  * matches, and nothing matches in between; "no result" means nothing
  * matches within the horizon.  Endless loops show up as libFuzzer timeouts.
  *
- * Build and run: make -f test/cron/cron.mk cron-fuzz
+ * Build and run: make fuzz-cron (test/fuzz/fuzz.mk)
  *
  *-------------------------------------------------------------------------
  */
