@@ -15,24 +15,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export QML_PGPORT=${QML_PGPORT:-5535}
-. scripts/env.sh
 T=${BENCH_T:-10}
 RUNS=${BENCH_RUNS:-3}
 db=qml_bench
-tmp=$(mktemp -d)
-trap 'scripts/cluster.sh down; rm -rf "$tmp"' EXIT
-
-scripts/cluster.sh up "$(cat test/qml.conf)
-max_wal_size = 4GB
-checkpoint_timeout = 15min"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
-psql -X -q -d postgres -c "CREATE DATABASE $db"
-q -c "CREATE EXTENSION qml"
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$db'")" = 1 ] && break
-	sleep 0.1
-done
+. bench/own_cluster.sh
 
 echo "== promotion lag: 100,000 jobs due in the same second"
 due=$(q -c "SELECT date_trunc('second', clock_timestamp()) + interval '12 s'")

@@ -13,24 +13,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export QML_PGPORT=${QML_PGPORT:-5535}
-. scripts/env.sh
 N=${BENCH_STATS_N:-200}
 JOBS=${BENCH_STATS_JOBS:-1000000}
 db=qml_bench_stats
-tmp=$(mktemp -d)
-trap 'scripts/cluster.sh down; rm -rf "$tmp"' EXIT
-
-scripts/cluster.sh up "$(cat test/qml.conf)
-max_wal_size = 4GB
-checkpoint_timeout = 15min"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
-psql -X -q -d postgres -c "CREATE DATABASE $db"
-q -c "CREATE EXTENSION qml"
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$db'")" = 1 ] && break
-	sleep 0.1
-done
+. bench/own_cluster.sh
 
 echo "== $JOBS retained jobs over 20 queues"
 for _ in $(seq $((JOBS / 50000))); do

@@ -305,20 +305,15 @@ add_counted(HTAB *h, const QmlCounted *rows, int n)
 	}
 }
 
-/* the counts from the table and shared memory; false: they miss some */
-static bool
-read_counts(HTAB *h)
+/* adds the rows (queue, state label, jobs) a query returns */
+static void
+add_query_rows(HTAB *h, const char *sql, bool read_only)
 {
-	QmlCounted *pending;
-	int			npending;
 	uint64		i;
 	int			k;
 
-	if (!basis_current())
-		return false;
-	if (SPI_execute("SELECT queue, state::pg_catalog.text, jobs FROM qml.queue_state_counts",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading qml.queue_state_counts failed");
+	if (SPI_execute(sql, read_only, 0) != SPI_OK_SELECT)
+		elog(ERROR, "counting jobs failed: %s", sql);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -331,6 +326,19 @@ read_counts(HTAB *h)
 			if (strcmp(label, qml_state_labels[k]) == 0)
 				c->n[k] += DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 	}
+}
+
+/* the counts from the table and shared memory; false: they miss some */
+static bool
+read_counts(HTAB *h)
+{
+	QmlCounted *pending;
+	int			npending;
+
+	if (!basis_current())
+		return false;
+	add_query_rows(h, "SELECT queue, state::pg_catalog.text, jobs FROM qml.queue_state_counts",
+				   false);
 	/* committed, not rolled up yet; then this transaction's own */
 	npending = qml_counts_pending(true, &pending);
 	add_counted(h, pending, npending);
@@ -339,28 +347,12 @@ read_counts(HTAB *h)
 	return true;
 }
 
-/* what qml.stats() did before: a scan of qml.jobs */
+/* what qml.stats() did before: a scan of qml.jobs (into an empty table) */
 static void
 scan_counts(HTAB *h)
 {
-	uint64		i;
-	int			k;
-
-	if (SPI_execute("SELECT queue, state::pg_catalog.text, pg_catalog.count(*)"
-					"  FROM qml.jobs GROUP BY 1, 2", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "counting qml.jobs failed");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		QueueCounts *c = counts_of(h, SPI_getvalue(t, d, 1));
-		char	   *label = SPI_getvalue(t, d, 2);
-
-		for (k = 0; k < QML_COUNTERS; k++)
-			if (strcmp(label, qml_state_labels[k]) == 0)
-				c->n[k] = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-	}
+	add_query_rows(h, "SELECT queue, state::pg_catalog.text, pg_catalog.count(*)"
+				   "  FROM qml.jobs GROUP BY 1, 2", true);
 }
 
 /*
