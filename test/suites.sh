@@ -17,6 +17,7 @@ suite sched_restart test/scheduler/restart.sh
 suite sched_rights test/scheduler/rights.sh
 suite sched_prepared test/scheduler/prepared.sh
 suite sched_notify_spoof test/scheduler/notify_spoof.sh
+suite sched_session_loss test/scheduler/session_loss.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
