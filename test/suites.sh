@@ -32,3 +32,9 @@ suite error_table test/docs/error_table.sh
 # the dashboard's page in Debian's chromium (playwright-core): live counts
 # over the WebSocket, retry, pause, markup as text, banner and recovery
 suite browser test/browser/run.sh
+# many faults at once (test/chaos/): killed and stopped workers, terminated
+# sessions, cut connections, immediate restarts; about 3 minutes here,
+# 20 under `make chaos`
+suite chaos test/chaos/run.sh --short
+# the 20-minute run, only when named: `make chaos` (scripts/test.sh chaos_long)
+[ ${#only[@]} -gt 0 ] && suite chaos_long test/chaos/run.sh
