@@ -134,7 +134,7 @@ fault_loop() {	# KIND SECONDS
 		if [ "$1" = kill ]; then f=$((RANDOM % 3)); else f=$((RANDOM % 6)); fi
 		case $f in
 			0) terminate >/dev/null; echo terminate ;;
-			1) terminate waiting >/dev/null; echo terminate_waiting ;;
+			1) [ "$(terminate waiting)" = 1 ] && echo terminate_in_fetch_wait ;;
 			2) kill_worker; echo sigkill ;;
 			3) stop_worker; echo sigstop ;;
 			4) kill -USR1 $proxy; echo proxy_cut ;;
