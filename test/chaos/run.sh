@@ -50,12 +50,22 @@ trap cleanup EXIT
 log() { echo "$(date +%T) $*"; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 now() { date +%s.%N; }
-# wait_up: the server accepts connections again
-wait_up() { local i; for i in $(seq 1 600); do q -c "SELECT 1" >/dev/null 2>&1 && return; sleep 0.1; done; }
+# wait_up: the server accepts connections again and a scheduler serves the
+# database (without one nothing is rescued: say so instead of timing out)
+wait_up() {
+	local i
+	for i in $(seq 1 600); do
+		[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$db'" 2>/dev/null)" = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "FAIL no qml scheduler serves $db (max_worker_processes? see the server log)"
+	exit 1
+}
 
 psql -X -q -d postgres -c "SET client_min_messages = warning" \
 	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || exit 1
 q -c "CREATE EXTENSION qml" -c "SELECT qml.add_recurring('tick', '1 second', 'tick', queue => 'chaos')" >/dev/null || exit 1
+wait_up
 
 python3 "$here/proxy.py" 127.0.0.1 "$PGPORT" "$tmp/proxy_port" &
 proxy=$!
