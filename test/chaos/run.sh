@@ -28,7 +28,7 @@ qml=$root/client/qml
 if [ "${1:-}" = --short ]; then
 	t_before=15 t_kill=40 t_chaos=60 t_after=15 rate=20 idle=30 drain=300
 else
-	t_before=120 t_kill=360 t_chaos=600 t_after=120 rate=45 idle=60 drain=900
+	t_before=120 t_kill=360 t_chaos=600 t_after=120 rate=22 idle=60 drain=900
 fi
 lease=3
 db=qml_chaos
