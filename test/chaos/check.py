@@ -117,7 +117,9 @@ def lost_between(jid, worker, start, until):
 
 overlaps = []
 for jid, ex in by_job.items():
-    ex.sort()
+    # in claim order: a worker stopped between its claim and the handler's
+    # start may start a lost claim after the next claim's run began
+    ex.sort(key=lambda e: e[2])
     for a, b in zip(ex, ex[1:]):
         if a[1] is None or b[0] < a[1]:
             if not lost_between(jid, a[3], a[0], b[0]):
