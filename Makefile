@@ -56,3 +56,8 @@ include $(PGXS)
 
 .PHONY: bench
 bench: ; bench/run.sh $(BENCH_FLAGS)
+
+# The 20-minute chaos run (test/chaos/run.sh) on a throwaway cluster, found
+# and started the way the README's test command does (PGBIN, QML_PGPORT).
+.PHONY: chaos
+chaos: ; scripts/test.sh chaos_long

@@ -163,8 +163,22 @@ record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
 	change.worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
 	if (change.worker == NULL && oldtuple != NULL)
 		change.worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
-	change.error = (to == JS_FAILED || to == JS_AWAITING_RETRY) ?
-		text_col(newtuple, desc, att[JC_LAST_ERROR]) : NULL;
+	change.error = NULL;
+	if (to == JS_FAILED || to == JS_AWAITING_RETRY)
+		change.error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
+	else if (from == JS_PROCESSING && to == JS_ENQUEUED)
+	{
+		/*
+		 * A rescue that runs the job again at once says why (maintain.c);
+		 * a release keeps the last error of an earlier attempt, which is
+		 * not this change's.
+		 */
+		char	   *now_error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
+		char	   *was_error = text_col(oldtuple, desc, att[JC_LAST_ERROR]);
+
+		if (now_error && (was_error == NULL || strcmp(now_error, was_error) != 0))
+			change.error = now_error;
+	}
 
 	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
 													 desc, &isnull));

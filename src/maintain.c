@@ -48,27 +48,38 @@ static const char *const promote_sql =
 /*
  * Fails the jobs `held` selects (ids, locked) the way qml.fail() fails a
  * job: retried with backoff while it has attempts left, else failed, with
- * `error` (an SQL expression over j) as its last error.
+ * `error` (an SQL expression over j) as its last error. A job for which
+ * `rerun` (an SQL boolean over j) holds and that has attempts left is
+ * enqueued again at once instead, in its old place in line: the attempt
+ * still counts, so max_attempts still ends a job that kills every worker.
  */
-#define FAIL_HELD_JOBS(held, error) \
+#define FAIL_HELD_JOBS(held, error, rerun) \
 "WITH gone AS (" held ")" \
 " UPDATE qml.jobs j" \
-"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts" \
-"                     THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state," \
-"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.<) j.max_attempts" \
-"                      THEN (pg_catalog.now() OPERATOR(pg_catalog.+)" \
+"    SET state = CASE WHEN j.attempts OPERATOR(pg_catalog.>=) j.max_attempts" \
+"                     THEN 'failed' WHEN " rerun " THEN 'enqueued'" \
+"                     ELSE 'awaiting_retry' END::qml.job_state," \
+"        run_at = CASE WHEN j.attempts OPERATOR(pg_catalog.>=) j.max_attempts" \
+"                        OR " rerun " THEN j.run_at" \
+"                      ELSE (pg_catalog.now() OPERATOR(pg_catalog.+)" \
 "                            qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap))" \
-"                      ELSE j.run_at END," \
+"                      END," \
 "        last_error = " error \
 "   FROM gone WHERE j.id OPERATOR(pg_catalog.=) gone.id"
 
-/* a lease that ran out means the worker died or hung */
+/*
+ * A lease that ran out means the worker died or hung. The job backs off:
+ * its worker may still be running it (stopped, or cut off from the
+ * server), and a handler that overruns its lease every time should not
+ * hold a worker without a pause.
+ */
 static const char *const rescue_sql = FAIL_HELD_JOBS(
 "  SELECT id FROM qml.jobs"
 "   WHERE state OPERATOR(pg_catalog.=) 'processing'"
 "     AND locked_until OPERATOR(pg_catalog.<) pg_catalog.now()"
 "   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
-"'lease expired on worker ' OPERATOR(pg_catalog.||) j.locked_by");
+"'lease expired on worker ' OPERATOR(pg_catalog.||) j.locked_by",
+"false");
 
 /*
  * Finished jobs older than their queue's retention go, with their history.
@@ -104,16 +115,24 @@ static const char *const prune_sql =
 
 /*
  * A claim with a session lease whose session ended (connection dropped,
- * backend killed, server restarted) fails the way a lost lease does.
+ * backend killed, server restarted) fails the way a lost lease does, with
+ * one difference: the loss of a session is not the job's fault, so the
+ * first one runs the job again at once. Only a job whose previous attempt
+ * also ended with its session (its last error says so) backs off, so that
+ * a job that crashes its worker does not crash the next one at once.
  */
+#define SESSION_ENDED_ERROR(worker) \
+"'session of worker ' OPERATOR(pg_catalog.||) " worker \
+" OPERATOR(pg_catalog.||) ' ended'"
 static const char *const session_rescue_sql = FAIL_HELD_JOBS(
 "  SELECT id FROM qml.jobs"
 "   WHERE state OPERATOR(pg_catalog.=) 'processing'"
 "     AND lease_pid IS NOT NULL AND locked_until IS NOT NULL"
 "     AND NOT qml.session_alive(lease_pid, lease_session)"
 "   ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
-"'session of worker ' OPERATOR(pg_catalog.||) j.locked_by"
-"                     OPERATOR(pg_catalog.||) ' ended'");
+SESSION_ENDED_ERROR("j.locked_by"),
+"(j.last_error IS NULL OR NOT (j.last_error OPERATOR(pg_catalog.~~)"
+" (" SESSION_ENDED_ERROR("'%'") ")))");
 
 /* when the scheduler must look again: the earliest due job, lease or run */
 static const char *const next_due_sql =

@@ -21,6 +21,7 @@ suite sched_restart test/scheduler/restart.sh
 suite sched_rights test/scheduler/rights.sh
 suite sched_prepared test/scheduler/prepared.sh
 suite sched_notify_spoof test/scheduler/notify_spoof.sh
+suite sched_session_loss test/scheduler/session_loss.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
@@ -43,3 +44,9 @@ suite bad_input test/bad_input/run.sh
 suite browser test/browser/run.sh
 # the worker examples of docs/workers.md (Python with psycopg, Node with pg)
 suite examples test/examples/run.sh
+# many faults at once (test/chaos/): killed and stopped workers, terminated
+# sessions, cut connections, immediate restarts; about 3 minutes here,
+# 20 under `make chaos`
+suite chaos test/chaos/run.sh --short
+# the 20-minute run, only when named: `make chaos` (scripts/test.sh chaos_long)
+[ ${#only[@]} -gt 0 ] && suite chaos_long test/chaos/run.sh

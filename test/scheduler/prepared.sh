@@ -54,8 +54,8 @@ sid=$(q $db -c "SELECT qml.enqueue('claimed', queue => 'ps')")
 q $db -c "BEGIN" -c "SELECT id FROM qml.fetch('w', '{ps}', lease => '1 hour', session_lease => true)" -c "PREPARE TRANSACTION 'qml_ps'" >/dev/null
 sleep 1.5
 q $db -c "COMMIT PREPARED 'qml_ps'" >/dev/null
-check "a committed claim of an ended session is rescued at once" "awaiting_retry / session of worker w ended" \
-	"$(poll 5 $db "SELECT state || ' / ' || last_error FROM qml.jobs WHERE id = $sid" "awaiting_retry / session of worker w ended")"
+check "a committed claim of an ended session is rescued at once" "enqueued / session of worker w ended" \
+	"$(poll 5 $db "SELECT state || ' / ' || last_error FROM qml.jobs WHERE id = $sid" "enqueued / session of worker w ended")"
 
 # --- statistics: completions prepared and committed count, rolled back
 # ones do not; a maintenance pass that rolled counts up cannot be prepared
