@@ -446,7 +446,11 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 		elog(ERROR, "qml_jobs_record must run AFTER INSERT FOR EACH ROW");
 
 	if (loading_by_copy(trigdata->tg_relation))
+	{
+		/* nobody counted the row: qml.stats()' counts are built again */
+		qml_counts_note_uncounted();
 		return PointerGetDatum(NULL);
+	}
 	desc = RelationGetDescr(trigdata->tg_relation);
 	state = job_state_of(trigdata->tg_trigtuple, desc);
 	if (state != JS_COUNT)

@@ -65,6 +65,9 @@ restored() {
 	check "$how: a scheduler serves the restored database" t "$(q $db -c "SELECT qml.stats_live()")"
 	q $db -c "SELECT qml.maintain()" >/dev/null
 	check "$how: every table as it was" "$before" "$(snapshot $db)"
+	check "$how: qml.stats()' counts are the jobs restored" \
+		"$(q $db -c "SELECT string_agg(queue || ':' || state || ':' || n, ',' ORDER BY queue, state) FROM (SELECT queue, state::text, count(*) AS n FROM qml.jobs GROUP BY 1, 2) c")" \
+		"$(q $db -c "SELECT string_agg(queue || ':' || state || ':' || jobs, ',' ORDER BY queue, state) FROM qml.state_counts() WHERE jobs <> 0")"
 	check "$how: no history of its own" \
 		"$(q $src -c "SELECT count(*) FROM qml.job_events")" "$(q $db -c "SELECT count(*) FROM qml.job_events")"
 	check "$how: enqueue works at once, with a new id" t \
