@@ -43,17 +43,7 @@ expect() {
 	if [ "$rc" = "$want" ]; then ok "$name"; else bad "$name" "exit $rc, want $want: $(echo "$out" | head -3 | tr '\n' ' ')"; fi
 }
 has() { case "$out" in *"$1"*) ok "$2";; *) bad "$2" "no \"$1\" in: $(echo "$out" | head -5 | tr '\n' ' ')";; esac; }
-# wait_sql SQL WANT SECONDS: polls until the query returns WANT
-wait_sql() {
-	local i got
-	for i in $(seq 1 $(($3 * 10))); do
-		got=$(q -c "$1" 2>/dev/null)
-		[ "$got" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "  (waited for \"$1\" = $2, last got \"$got\")"
-	return 1
-}
+. "$root/test/lib/wait_sql.sh"
 is_json() { q -c "SELECT \$json\$$1\$json\$::jsonb IS NOT NULL" >/dev/null 2>&1; }
 
 echo "# help and usage"

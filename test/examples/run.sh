@@ -29,17 +29,7 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1${2:+: $2}"; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-# wait_sql SQL WANT SECONDS: polls until the query returns WANT
-wait_sql() {
-	local i got
-	for i in $(seq 1 $(($3 * 10))); do
-		got=$(q -c "$1" 2>/dev/null)
-		[ "$got" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "  (waited for \"$1\" = $2, last got \"$got\")"
-	return 1
-}
+. "$root/test/lib/wait_sql.sh"
 
 # example LANG COMMAND...: runs one example through its paces in queue ex_LANG
 example() {
