@@ -155,3 +155,7 @@ SELECT qml.enqueue('other', queue => 'elsewhere', unique_key => 'k') <> :live AS
 SELECT qml.enqueue('same', queue => 'q', unique_key => 'k') = :live AS same_queue_same_job;
 SELECT (SELECT count(*) FROM qml.enqueue_batch('[{"method": "b", "queue": "third", "unique_key": "k"}]')) AS batch_own_job;
 SELECT queue, count(*) FROM qml.jobs WHERE unique_key = 'k' GROUP BY queue ORDER BY queue;
+
+-- the internal duration check refuses NULLs it cannot name (it crashed on them)
+SELECT expect_error($$SELECT qml.check_duration(NULL, '1 second', true)$$);
+SELECT expect_error($$SELECT qml.check_duration('lease', '1 second', NULL)$$);

@@ -181,6 +181,10 @@ qml_check_name_sql(PG_FUNCTION_ARGS)
 Datum
 qml_check_duration_sql(PG_FUNCTION_ARGS)
 {
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("what and zero_ok must not be null")));
 	qml_check_duration(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 					   PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1),
 					   PG_GETARG_BOOL(2));

@@ -99,6 +99,8 @@ static PreparedShared *prep = NULL;
 
 /* the entry this backend took at PRE_PREPARE, until PREPARE is done */
 static int	my_entry = -1;
+static TransactionId my_xid = InvalidTransactionId;	/* its xid */
+static bool opened = false;		/* open to settling */
 
 /* what this transaction would move and wake, gathered at PRE_PREPARE */
 static PreparedEntry *building = NULL;
@@ -348,6 +350,7 @@ leave_entry(void)
 			e->xid = xid;
 			e->settling = true;
 			my_entry = i;
+			my_xid = xid;
 			break;
 		}
 	SpinLockRelease(&prep->lock);
@@ -374,6 +377,7 @@ leave_entry(void)
 	SpinLockAcquire(&prep->lock);
 	e->settling = false;
 	SpinLockRelease(&prep->lock);
+	opened = true;
 	/* pinned first: a head moved after this is not used or moved again */
 	move_heads_back(e);
 }
@@ -440,6 +444,26 @@ qml_prepared_settle(void)
 	}
 }
 
+/*
+ * Whether this backend may free entry i, which its failed PREPARE left: the
+ * abort ends the xid before this callback runs, and a commit meanwhile may
+ * have settled and freed the entry (and another PREPARE taken it since).
+ */
+static bool
+take_back(int i)
+{
+	PreparedEntry *e = &prep->entries[i];
+	bool		mine;
+
+	SpinLockAcquire(&prep->lock);
+	/* settling: a commit is settling it, unless we never opened it */
+	mine = e->xid == my_xid && (!e->settling || !opened);
+	if (mine)
+		e->settling = true;
+	SpinLockRelease(&prep->lock);
+	return mine;
+}
+
 static void
 prepared_xact_callback(XactEvent event, void *arg)
 {
@@ -451,13 +475,15 @@ prepared_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			/* the entry is the prepared transaction's now */
 			my_entry = -1;
+			opened = false;
 			building = NULL;
 			break;
 		case XACT_EVENT_ABORT:
 			/* a PREPARE that failed after PRE_PREPARE */
-			if (my_entry >= 0)
+			if (my_entry >= 0 && take_back(my_entry))
 				free_entry(my_entry);
 			my_entry = -1;
+			opened = false;
 			building = NULL;
 			break;
 		default:
