@@ -208,9 +208,23 @@ free_if_unused(CountEntry *e)
 		e->key.dboid = InvalidOid;
 }
 
+/* counts in one order for every writer: (minute, queue) */
+static int
+counted_cmp(const void *a, const void *b)
+{
+	const QmlCounted *x = a;
+	const QmlCounted *y = b;
+
+	if (x->minute != y->minute)
+		return x->minute < y->minute ? -1 : 1;
+	return strcmp(x->queue, y->queue);
+}
+
 /*
  * Adds rows to their kinds' tables as the committing user could not: as
- * the owner of schema qml, in a restricted operation.
+ * the owner of schema qml, in a restricted operation. In one order, so
+ * that two transactions that counted the same queues in other orders wait
+ * for each other rather than deadlock at commit.
  */
 static void
 write_directly(QmlCounted *rows, int n)
@@ -224,6 +238,7 @@ write_directly(QmlCounted *rows, int n)
 
 	if (!OidIsValid(nsp))
 		return;					/* the extension was dropped: nothing to count */
+	qsort(rows, n, sizeof(QmlCounted), counted_cmp);
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		return;
