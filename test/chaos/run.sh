@@ -37,6 +37,7 @@ export CHAOS_EXEC_LOG=$tmp/execs
 : >"$CHAOS_EXEC_LOG"
 : >"$tmp/acked"
 : >"$tmp/phases"
+: >"$tmp/restarts"
 pids=()
 cleanup() {
 	local p
@@ -172,10 +173,10 @@ t=$(now)
 	PGAPPNAME=chaos_idle psql -X -q -At -d "$db" >/dev/null 2>&1 &
 fault_loop chaos $((t_chaos / 3)) &
 wait $!
-"$root/scripts/cluster.sh" restart immediate && log "restarted (immediate)"; wait_up
+now >>"$tmp/restarts"; "$root/scripts/cluster.sh" restart immediate && log "restarted (immediate)"; wait_up
 fault_loop chaos $((t_chaos / 3)) &
 wait $!
-"$root/scripts/cluster.sh" restart immediate && log "restarted (immediate)"; wait_up
+now >>"$tmp/restarts"; "$root/scripts/cluster.sh" restart immediate && log "restarted (immediate)"; wait_up
 fault_loop chaos $((t_chaos / 3)) &
 wait $!
 phase chaos "$t"
