@@ -21,8 +21,11 @@ err=$(psql -X -q -At -d $db -c "SELECT count(*) FROM qml.complete_batch('{1}', '
 	-c "SELECT count(*) FROM qml.complete_batch((SELECT a FROM big), 'w')" 2>&1 | grep -v '^0$')
 t1=$(now)
 check "complete_batch of 30M ids: statement_timeout fires" "ERROR:  canceling statement due to statement timeout" "$err"
-less_than "$(elapsed "$t0" "$t1")" 3 && ok "... and ends within 3 s ($(elapsed "$t0" "$t1") s)" ||
-	fail "... and ends within 3 s" "$(elapsed "$t0" "$t1") s"
+# Without interrupt checks the 30 million look-ups run on long after the
+# timeout; the bound leaves room for a loaded 2-core CI machine (a run there
+# took 3.05 s, most of it reading the 240 MB array and freeing it).
+less_than "$(elapsed "$t0" "$t1")" 10 && ok "... and ends within 10 s ($(elapsed "$t0" "$t1") s)" ||
+	fail "... and ends within 10 s" "$(elapsed "$t0" "$t1") s"
 q $db -c "DROP TABLE big"
 
 # --- 40,000 jobs in distinct queues against 40,000 in one queue
