@@ -58,8 +58,7 @@ CREATE TABLE qml.jobs (
 	backoff_base interval,		-- NULL: follow qml.retry_base
 	backoff_cap interval,		-- NULL: follow qml.retry_cap
 	lease_pid	integer,		-- session lease: the claiming backend's pid
-	lease_session timestamptz,	-- ... and its start time (NULL: time lease only)
-	locked_role oid				-- the role that claimed it (src/lease_role.c)
+	lease_session timestamptz	-- ... and its start time (NULL: time lease only)
 ) WITH (fillfactor = 50,
 	   autovacuum_vacuum_scale_factor = 0.01,
 	   autovacuum_vacuum_threshold = 1000,
@@ -96,10 +95,8 @@ CREATE INDEX jobs_lease_idx ON qml.jobs (locked_until)
 -- Pruning and throughput over finished jobs.
 CREATE INDEX jobs_finished_idx ON qml.jobs (finished_at)
 	WHERE state IN ('succeeded', 'failed', 'deleted');
--- At most one live job per unique_key in a queue: a key is its queue's
--- (what the queue's producers expect, and what a table distributed by queue
--- can enforce).
-CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (queue, unique_key)
+-- At most one live job per unique_key.
+CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (unique_key)
 	WHERE unique_key IS NOT NULL
 	  AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry');
 
@@ -116,14 +113,8 @@ CREATE TABLE qml.job_events (
 );
 CREATE INDEX job_events_job_idx ON qml.job_events (job_id);
 
--- pg_dump dumps the rows of every table holding user data and the values
--- of the identity sequences (without them a restored database would hand
--- out ids its jobs already have). A restore loads the rows as they are:
--- the triggers record nothing for a COPY into qml.jobs (job_trigger.c).
 SELECT pg_catalog.pg_extension_config_dump('qml.jobs', '');
-SELECT pg_catalog.pg_extension_config_dump('qml.jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.job_events', '');
-SELECT pg_catalog.pg_extension_config_dump('qml.job_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('qml.queues', '');
 
 /* ---------------------------------------------------------------------
@@ -151,14 +142,6 @@ CREATE TRIGGER jobs_record_insert AFTER INSERT ON qml.jobs
 	FOR EACH ROW EXECUTE FUNCTION qml.jobs_record();
 CREATE TRIGGER jobs_flush AFTER INSERT OR UPDATE ON qml.jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_flush();
--- A deleted job leaves the counts qml.stats() reads; a TRUNCATE makes the
--- scheduler count the table again (src/job_counts.c).
-CREATE FUNCTION qml.jobs_count_delete() RETURNS trigger
-	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_jobs_count_delete';
-CREATE TRIGGER jobs_count_delete AFTER DELETE ON qml.jobs
-	FOR EACH ROW EXECUTE FUNCTION qml.jobs_count_delete();
-CREATE TRIGGER jobs_count_truncate AFTER TRUNCATE ON qml.jobs
-	FOR EACH STATEMENT EXECUTE FUNCTION qml.jobs_count_delete();
 
 -- Each session keeps the queues' own history settings (job_history.c)
 -- instead of reading qml.queues on every flush; a change to the table
@@ -167,111 +150,6 @@ CREATE FUNCTION qml.queues_changed() RETURNS trigger
 	LANGUAGE c AS 'MODULE_PATHNAME', 'qml_queues_changed';
 CREATE TRIGGER queues_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON qml.queues FOR EACH STATEMENT EXECUTE FUNCTION qml.queues_changed();
-
-/* ---------------------------------------------------------------------
- * The shape of qml.jobs and qml.job_events (src/direct_gate.c). The API
- * writes their rows without an executor only while both are exactly what
- * this script created; qml.table_shape() describes a table from the catalog
- * by definition (columns, constraints either way, triggers, rules,
- * policies, indexes, inheritance, access method, row security), the end of
- * this script records both, and each session compares them again whenever
- * either table's relcache entry is invalidated. Not dumped: CREATE
- * EXTENSION records it afresh in a restored database.
- * --------------------------------------------------------------------- */
-
-CREATE TABLE qml.table_shapes (
-	relname		name PRIMARY KEY,
-	shape		text NOT NULL
-);
-
--- Deparsing follows settings a caller may change: they are pinned, so that
--- the same catalog always reads the same.
-CREATE FUNCTION qml.table_shape(rel regclass) RETURNS text
-	LANGUAGE sql STABLE
-	SET search_path = pg_catalog, pg_temp
-	SET quote_all_identifiers = off
-	SET DateStyle = 'ISO, YMD'
-	SET IntervalStyle = postgres
-	SET extra_float_digits = 1
-	SET standard_conforming_strings = on
-AS $$
-SELECT concat_ws(E'\n',
-	(SELECT format('table kind %s am %s partition %s row security %s force %s',
-				   c.relkind, a.amname, c.relispartition, c.relrowsecurity,
-				   c.relforcerowsecurity)
-	   FROM pg_class c LEFT JOIN pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
-	  WHERE c.oid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('column %I %s not null %s default %s generated %s identity %s collation %s',
-							  a.attname, format_type(a.atttypid, a.atttypmod),
-							  a.attnotnull, pg_get_expr(d.adbin, d.adrelid),
-							  a.attgenerated, a.attidentity,
-							  a.attcollation::regcollation),
-					   E'\n' ORDER BY a.attnum)
-	   FROM pg_attribute a
-	   LEFT JOIN pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
-							 AND d.adnum OPERATOR(pg_catalog.=) a.attnum
-	  WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attnum OPERATOR(pg_catalog.>) 0
-		AND NOT a.attisdropped),
-	(SELECT string_agg(format('constraint %I on %s: %s valid %s', k.conname,
-							  k.conrelid::regclass, pg_get_constraintdef(k.oid),
-							  k.convalidated),
-					   E'\n' ORDER BY k.conrelid::regclass::text, k.conname)
-	   FROM pg_constraint k
-	  WHERE k.conrelid OPERATOR(pg_catalog.=) rel
-		 OR k.confrelid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('trigger %s enabled %s function %s %s',
-							  pg_get_triggerdef(t.oid), t.tgenabled, p.probin,
-							  p.prosrc),
-					   E'\n' ORDER BY t.tgname)
-	   FROM pg_trigger t JOIN pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.tgfoid
-	  WHERE t.tgrelid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('rule %s enabled %s', pg_get_ruledef(r.oid), r.ev_enabled),
-					   E'\n' ORDER BY r.rulename)
-	   FROM pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('policy %I for %s permissive %s to %s using %s check %s',
-							  p.polname, p.polcmd, p.polpermissive,
-							  p.polroles::regrole[], pg_get_expr(p.polqual, p.polrelid),
-							  pg_get_expr(p.polwithcheck, p.polrelid)),
-					   E'\n' ORDER BY p.polname)
-	   FROM pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('index %s', pg_get_indexdef(i.indexrelid)),
-					   E'\n' ORDER BY i.indexrelid::regclass::text)
-	   FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('inherits %s', h.inhparent::regclass), E'\n'
-					   ORDER BY h.inhparent::regclass::text)
-	   FROM pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) rel),
-	(SELECT string_agg(format('inherited by %s', h.inhrelid::regclass), E'\n'
-					   ORDER BY h.inhrelid::regclass::text)
-	   FROM pg_inherits h WHERE h.inhparent OPERATOR(pg_catalog.=) rel))
-$$;
-
--- Whether the table's shape is the one recorded (src/direct_gate.c calls
--- it, as owner: qml.table_shapes is granted to nobody).
-CREATE FUNCTION qml.table_is_original(rel regclass) RETURNS boolean
-	LANGUAGE sql STABLE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT s.shape OPERATOR(pg_catalog.=) qml.table_shape(rel)
-  FROM qml.table_shapes s JOIN pg_class c ON c.relname OPERATOR(pg_catalog.=) s.relname
- WHERE c.oid OPERATOR(pg_catalog.=) rel
-   AND c.relnamespace OPERATOR(pg_catalog.=) 'qml'::regnamespace
-$$;
-
--- The history's INSERT statement, as owner: what job_history.c writes
--- directly while qml.job_events is as created, and through this otherwise,
--- so that whatever an admin added to it (a trigger, rule, constraint,
--- default, column, index) runs as for any INSERT. The time is the column's
--- default.
-CREATE FUNCTION qml.record_events(job_ids bigint[], from_states qml.job_state[],
-								  to_states qml.job_state[], workers text[],
-								  errors text[])
-	RETURNS void
-	LANGUAGE sql VOLATILE SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
-SELECT * FROM unnest(job_ids, from_states, to_states, workers, errors)
-$$;
 
 /* ---------------------------------------------------------------------
  * Helpers (not granted to anyone; the API calls them as owner)
@@ -295,34 +173,11 @@ CREATE FUNCTION qml.check_name(what text, value text, maxlen integer)
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'qml_check_name_sql';
 
--- Raises 22023 unless `value` is a duration qml takes for `what`: positive
--- (or zero when zero_ok), no parts of opposite signs, at most 100 years.
-CREATE FUNCTION qml.check_duration(what text, value interval, zero_ok boolean)
-	RETURNS void
+-- Raises 22023 unless a lease is a positive interval.
+CREATE FUNCTION qml.check_lease(lease interval) RETURNS void
 	LANGUAGE c IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
-	AS 'MODULE_PATHNAME', 'qml_check_duration_sql';
-
--- Whether qml.check_duration would take `value`: qml.queues' CHECK, so that
--- a retention written into the table directly cannot break pruning either.
-CREATE FUNCTION qml.duration_ok(value interval, zero_ok boolean) RETURNS boolean
-	LANGUAGE c IMMUTABLE STRICT
-	SET search_path = pg_catalog, pg_temp
-	AS 'MODULE_PATHNAME', 'qml_duration_ok_sql';
-ALTER TABLE qml.queues ADD CONSTRAINT queues_retention_check
-	CHECK (qml.duration_ok(retention, true));
-
--- The role a claim records as the lease's (the session's role: SET ROLE
--- counts, the SECURITY DEFINER switch does not), and whether the session
--- may act on a lease held by `locked_role`: it is that role, or an admin
--- (may call qml.delete). See src/lease_role.c. C, resolving no name
--- through search_path; heartbeat calls qml.may_act once per job.
-CREATE FUNCTION qml.lease_role() RETURNS oid
-	LANGUAGE c STABLE
-	AS 'MODULE_PATHNAME', 'qml_lease_role_sql';
-CREATE FUNCTION qml.may_act(locked_role oid) RETURNS boolean
-	LANGUAGE c STABLE
-	AS 'MODULE_PATHNAME', 'qml_may_act_sql';
+	AS 'MODULE_PATHNAME', 'qml_check_lease_sql';
 
 -- Raises P0002 when no job has this id.
 CREATE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
@@ -346,10 +201,9 @@ $$;
  * qml.enqueue: a new job, `scheduled` when run_at is in the future, else
  * `enqueued`. With unique_key, while a live job (scheduled, enqueued,
  * processing, awaiting_retry) has that key, its id is returned instead.
- * Errors: 22004 null method/queue, 22023 empty method/queue/unique_key,
- * max_attempts < 1, bad backoff, an infinite run_at or one in the year
- * 10000 or later, 22001 method/queue/unique_key too long, 25006 in a
- * read-only transaction. A unique_key is unique within its queue.
+ * Errors: 22004 null method/queue, 22023 empty method/queue, max_attempts
+ * < 1 or bad backoff, 22001 method/queue too long, 25006 in a read-only
+ * transaction.
  *
  * The one API function that is neither SECURITY DEFINER nor SET
  * search_path, because in PostgreSQL 15 those two cost 8% of an enqueue's
@@ -359,9 +213,10 @@ $$;
  * neither: it writes the row by OID
  * (src/direct_insert.c), resolving no name and checking no privilege, as
  * COPY's insert does. Whatever takes an INSERT statement (a unique_key, or
- * a qml.jobs that is not exactly as this script made it: see
- * qml.table_shape) it hands to qml.enqueue_as_owner, which is SECURITY
- * DEFINER with the path pinned. EXECUTE on qml.enqueue stays the gate.
+ * a qml.jobs with a trigger, constraint, column or index of an admin's
+ * own, or a qml.job_events with an index of an admin's own) it
+ * hands to qml.enqueue_as_owner, which is SECURITY DEFINER with the path
+ * pinned. EXECUTE on qml.enqueue stays the gate.
  */
 CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
 							queue text DEFAULT 'default',
@@ -408,9 +263,6 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Call qml.schedule(''m'', run_at => ...) or qml.schedule(''m'', delay => ''10 minutes'').';
 	END IF;
-	IF delay IS NOT NULL THEN
-		PERFORM qml.check_duration('delay', delay, true);
-	END IF;
 	RETURN qml.enqueue(method, arguments, queue, priority,
 					   coalesce(run_at, now() + delay), max_attempts, unique_key);
 END
@@ -421,10 +273,9 @@ $$;
  * array of objects with the parameters of qml.enqueue as keys (method is
  * required). Returns the ids in the order of the array. The whole batch is
  * checked before anything is inserted; the first bad element is reported
- * with its position (22023); more than 1,000,000 jobs is 54000. JSON null
- * is a NULL argument of enqueue (the default). C (src/producer_batch.c):
- * it checks each element and writes the rows as enqueue does, or hands
- * the checked batch to qml.enqueue_batch_by_statement.
+ * with its position (22023). C (src/producer_batch.c): it checks each
+ * element and writes the rows as enqueue does, or hands the checked batch
+ * to qml.enqueue_batch_by_statement.
  */
 CREATE FUNCTION qml.enqueue_batch(jobs jsonb) RETURNS SETOF bigint
 	LANGUAGE c VOLATILE SECURITY DEFINER
@@ -451,7 +302,7 @@ BEGIN
 				WHERE j->>'unique_key' IS NOT NULL) THEN
 		FOR elem IN SELECT j FROM jsonb_array_elements(jobs) j LOOP
 			RETURN NEXT qml.enqueue(elem->>'method',
-									coalesce(nullif(elem->'arguments', 'null'), '[]'),
+									coalesce(elem->'arguments', '[]'),
 									coalesce(elem->>'queue', 'default'),
 									coalesce((elem->>'priority')::numeric::integer, 0),
 									(elem->>'run_at')::timestamptz,
@@ -472,7 +323,7 @@ BEGIN
 		INSERT INTO qml.jobs (queue, method, arguments, priority, state,
 							  max_attempts, run_at, backoff_base, backoff_cap)
 		SELECT coalesce(i.j->>'queue', 'default'), i.j->>'method',
-			   coalesce(nullif(i.j->'arguments', 'null'), '[]'),
+			   coalesce(i.j->'arguments', '[]'),
 			   coalesce((i.j->>'priority')::numeric::integer, 0),
 			   CASE WHEN i.due > now() THEN 'scheduled' ELSE 'enqueued' END::qml.job_state,
 			   (i.j->>'max_attempts')::numeric::integer, i.due,
@@ -485,34 +336,30 @@ $$;
 
 /* ---------------------------------------------------------------------
  * Worker API. A worker names itself; only the lease holder may finish,
- * fail, extend or release a job: the same worker name, called by the role
- * that claimed the job (locked_role) or by an admin (qml.may_act). Losing
- * a lease is a race, not an error: these functions then return false, NULL
- * or leave the job out.
+ * fail, extend or release a job. Losing a lease is a race, not an error:
+ * these functions then return false, NULL or leave the job out.
  * --------------------------------------------------------------------- */
 
 /*
  * qml.fetch: claims up to `batch` (1..1000) enqueued jobs for `worker`,
  * queues in the order given, then higher priority, then oldest first.
  * Paused queues yield nothing. Rows locked by other sessions are skipped,
- * never waited for. Errors: 22004 a NULL argument or queue, 22023 empty worker,
+ * never waited for. Errors: 22004 null worker or queue, 22023 empty worker,
  * bad batch, lease not positive, empty queues, negative wait; 22001 worker
  * too long; 0A000 wait in a REPEATABLE READ or SERIALIZABLE transaction.
  *
  * wait: when nothing is there, block in the server until a commit makes a
  * job of these queues enqueued (or a promotion does), at most this long;
- * cancel and terminate interrupt it. session_lease: the jobs are also
- * rescued as soon as this session ends. Off by default, since a worker may
- * fetch on one connection and complete on another (psql -c, a pooler, a
- * driver per request); a runtime that keeps its connection, as libqml's
- * does, turns it on. Both need the library preloaded; without it a wait
+ * cancel and terminate interrupt it. session_lease: the jobs are rescued
+ * as soon as this session ends (false for pooled connections, where only
+ * the lease applies). Both need the library preloaded; without it a wait
  * polls and the lease alone applies.
  */
 CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
 						  batch integer DEFAULT 1,
 						  lease interval DEFAULT '5 minutes',
 						  wait interval DEFAULT NULL,
-						  session_lease boolean DEFAULT false)
+						  session_lease boolean DEFAULT true)
 	RETURNS SETOF qml.jobs
 	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
@@ -553,12 +400,6 @@ AS $$
 DECLARE
 	new_state qml.job_state;
 BEGIN
-	PERFORM qml.check_name('worker', worker, 200);
-	IF retry IS NULL THEN
-		RAISE EXCEPTION 'retry must not be null'
-			USING ERRCODE = 'null_value_not_allowed',
-				  HINT = 'Pass true to retry while attempts remain, false to fail for good.';
-	END IF;
 	UPDATE qml.jobs j
 	   SET state = CASE WHEN retry AND j.attempts < j.max_attempts
 						THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,
@@ -567,7 +408,6 @@ BEGIN
 						 ELSE j.run_at END,
 		   last_error = coalesce(error, 'failed without an error message')
 	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role)
 	RETURNING j.state INTO new_state;
 	RETURN new_state;
 END
@@ -583,12 +423,10 @@ CREATE FUNCTION qml.heartbeat(job_ids bigint[], worker text,
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM qml.check_name('worker', worker, 200);
-	PERFORM qml.check_duration('lease', lease, false);
+	PERFORM qml.check_lease(lease);
 	RETURN QUERY
 	UPDATE qml.jobs j SET locked_until = now() + lease
 	 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role)
 	RETURNING j.id;
 END
 $$;
@@ -602,10 +440,8 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM qml.check_name('worker', worker, 200);
 	UPDATE qml.jobs j SET state = 'enqueued', attempts = greatest(j.attempts - 1, 0)
-	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role);
+	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker;
 	RETURN FOUND;
 END
 $$;
@@ -688,8 +524,7 @@ $$;
 
 /*
  * qml.configure_queue: a queue's own history and retention; NULL means
- * "follow qml.history / qml.retention". 22023 for a retention that is
- * negative, mixes signs or is over 100 years.
+ * "follow qml.history / qml.retention". 22023 for a negative retention.
  */
 CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
 									retention interval DEFAULT NULL)
@@ -699,8 +534,10 @@ CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
 AS $$
 BEGIN
 	PERFORM qml.check_name('queue', queue, 128);
-	IF retention IS NOT NULL THEN
-		PERFORM qml.check_duration('retention', retention, true);
+	IF retention < interval '0' THEN
+		RAISE EXCEPTION 'retention must not be negative, not %', retention
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use 0 to prune finished jobs at the next pass.';
 	END IF;
 	INSERT INTO qml.queues AS q (name, history, retention)
 	VALUES (configure_queue.queue, configure_queue.history, configure_queue.retention)
@@ -719,60 +556,31 @@ CREATE FUNCTION qml.resume_queue(queue text) RETURNS boolean
 	SET search_path = pg_catalog, pg_temp
 	RETURN qml.set_queue_paused(queue, false);
 
--- Jobs per queue and state, kept as jobs change and rolled up by the
--- scheduler (src/job_counts.c); the basis says which shared memory the
--- counts came from: when it is not the current one, the counts are built
--- again from qml.jobs. Not dumped: a restored database counts afresh.
-CREATE TABLE qml.queue_state_counts (
-	queue		text NOT NULL,
-	state		qml.job_state NOT NULL,
-	jobs		bigint NOT NULL,
-	PRIMARY KEY (queue, state)
-);
-CREATE TABLE qml.queue_state_counts_basis (
-	instance	bigint NOT NULL,
-	losses		bigint NOT NULL
-);
-
--- Internal: jobs per queue and state, from the counts where they are kept
--- and whole, else from a scan of qml.jobs.
-CREATE FUNCTION qml.state_counts(OUT queue text, OUT state text, OUT jobs bigint)
-	RETURNS SETOF record
-	LANGUAGE c VOLATILE
-	AS 'MODULE_PATHNAME', 'qml_state_counts';
-
 /*
- * qml.stats: jobs per queue and state (all queues, or one), and how long
- * the job at the head of the queue (the next one fetch hands out) has
- * been waiting. Where a scheduler serves the database the counts are kept
- * as jobs change (no scan of qml.jobs); elsewhere qml.jobs is counted.
+ * qml.stats: jobs per queue and state (all queues, or one).
  */
 CREATE FUNCTION qml.stats(queue text DEFAULT NULL)
 	RETURNS TABLE (queue text, paused boolean, scheduled bigint, enqueued bigint,
 				   processing bigint, awaiting_retry bigint, succeeded bigint,
-				   failed bigint, deleted bigint, oldest_waiting interval)
-	LANGUAGE sql VOLATILE SECURITY DEFINER
+				   failed bigint, deleted bigint)
+	LANGUAGE sql STABLE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT coalesce(c.queue, q.name), coalesce(q.paused, false),
 		   coalesce(c.scheduled, 0), coalesce(c.enqueued, 0),
 		   coalesce(c.processing, 0), coalesce(c.awaiting_retry, 0),
-		   coalesce(c.succeeded, 0), coalesce(c.failed, 0), coalesce(c.deleted, 0),
-		   CASE WHEN c.enqueued > 0 THEN
-				(SELECT now() - h.enqueued_at FROM qml.jobs h
-				  WHERE h.queue = c.queue AND h.state = 'enqueued'
-				  ORDER BY h.priority DESC, h.run_at, h.id LIMIT 1) END
-	  FROM (SELECT s.queue,
-				   sum(s.jobs) FILTER (WHERE s.state = 'scheduled')::bigint AS scheduled,
-				   sum(s.jobs) FILTER (WHERE s.state = 'enqueued')::bigint AS enqueued,
-				   sum(s.jobs) FILTER (WHERE s.state = 'processing')::bigint AS processing,
-				   sum(s.jobs) FILTER (WHERE s.state = 'awaiting_retry')::bigint AS awaiting_retry,
-				   sum(s.jobs) FILTER (WHERE s.state = 'succeeded')::bigint AS succeeded,
-				   sum(s.jobs) FILTER (WHERE s.state = 'failed')::bigint AS failed,
-				   sum(s.jobs) FILTER (WHERE s.state = 'deleted')::bigint AS deleted
-			  FROM qml.state_counts() s
-			 WHERE stats.queue IS NULL OR s.queue = stats.queue
-			 GROUP BY s.queue) c
+		   coalesce(c.succeeded, 0), coalesce(c.failed, 0), coalesce(c.deleted, 0)
+	  FROM (SELECT j.queue,
+				   count(*) FILTER (WHERE j.state = 'scheduled') AS scheduled,
+				   count(*) FILTER (WHERE j.state = 'enqueued') AS enqueued,
+				   count(*) FILTER (WHERE j.state = 'processing') AS processing,
+				   count(*) FILTER (WHERE j.state = 'awaiting_retry') AS awaiting_retry,
+				   count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
+				   count(*) FILTER (WHERE j.state = 'failed') AS failed,
+				   count(*) FILTER (WHERE j.state = 'deleted') AS deleted
+			  FROM qml.jobs j
+			 WHERE stats.queue IS NULL OR j.queue = stats.queue
+			 GROUP BY j.queue) c
 	  FULL JOIN (SELECT * FROM qml.queues q0
 				  WHERE stats.queue IS NULL OR q0.name = stats.queue) q
 		ON q.name = c.queue
@@ -793,8 +601,10 @@ CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM qml.check_duration('bucket_width', bucket_width, false);
-	PERFORM qml.check_duration('since', since, false);
+	IF bucket_width IS NULL OR bucket_width <= interval '0' OR since IS NULL OR since <= interval '0' THEN
+		RAISE EXCEPTION 'bucket and since must be positive intervals'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF extract(epoch FROM since) / extract(epoch FROM bucket_width) > 100000 THEN
 		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
 			USING ERRCODE = 'program_limit_exceeded',
@@ -900,7 +710,7 @@ BEGIN
 									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
+									 'qml.remove_recurring(text)'],
 						 true);
 END
 $$;
@@ -911,9 +721,6 @@ CREATE FUNCTION qml.revoke_all(role regrole) RETURNS void
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF role IS NULL THEN
-		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
 	EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA qml FROM %s', role);
 	EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA qml FROM %s', role);
 	EXECUTE format('REVOKE ALL ON SCHEMA qml FROM %s', role);
@@ -926,6 +733,10 @@ $$;
  * statistics, and the internal helpers the background worker, qml.fetch
  * and the triggers use. See README.md, "Scheduler".
  * --------------------------------------------------------------------- */
+
+-- A queue's own retention cannot be negative (23514).
+ALTER TABLE qml.queues ADD CONSTRAINT queues_retention_check
+	CHECK (retention >= interval '0');
 
 -- Recurring jobs: the scheduler enqueues one job per due time. next_run_at
 -- moves in the same transaction as the enqueue, under the row's lock.
@@ -1050,8 +861,7 @@ $$;
  * when neither is given. Interval runs keep their cadence from the first.
  * Errors: 22023 invalid schedule (the parser's reason in DETAIL), unknown
  * time zone, max_attempts < 1, empty name/method/queue; 22004 null
- * argument; 22001 name/method/queue/schedule/timezone too long (200,
- * 1000, 128, 1000, 255 characters); 23505 the name exists.
+ * argument; 22001 name/method/queue too long; 23505 the name exists.
  */
 CREATE FUNCTION qml.add_recurring(name text, schedule text, method text,
 								  arguments jsonb DEFAULT '[]',
@@ -1069,11 +879,6 @@ BEGIN
 	PERFORM qml.check_name('name', add_recurring.name, 200);
 	PERFORM qml.check_name('method', add_recurring.method, 1000);
 	PERFORM qml.check_name('queue', add_recurring.queue, 128);
-	-- a cron line or interval is short; the parser's message repeats it
-	PERFORM qml.check_name('schedule', add_recurring.schedule, 1000);
-	IF add_recurring.timezone IS NOT NULL THEN
-		PERFORM qml.check_name('timezone', add_recurring.timezone, 255);
-	END IF;
 	IF add_recurring.max_attempts < 1 THEN
 		RAISE EXCEPTION 'max_attempts must be at least 1, not %', add_recurring.max_attempts
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1111,39 +916,7 @@ BEGIN
 END
 $$;
 
-/*
- * qml.run_recurring: enqueues a recurring job's job once now, outside its
- * schedule (next_run_at and last_run_at do not move: they describe the
- * schedule). Returns the new job's id; P0002 when there is no recurring
- * job of that name.
- */
-CREATE FUNCTION qml.run_recurring(name text) RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r qml.recurring;
-BEGIN
-	SELECT * INTO r FROM qml.recurring c WHERE c.name = run_recurring.name;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'recurring job "%" does not exist', run_recurring.name
-			USING ERRCODE = 'no_data_found',
-				  HINT = 'qml.recurring lists the recurring jobs.';
-	END IF;
-	RETURN qml.enqueue(method => r.method, arguments => r.arguments, queue => r.queue,
-					   priority => r.priority, max_attempts => r.max_attempts);
-END
-$$;
-
 -- A scheduler idling in this database (no extension yet) starts at commit.
 SELECT qml.wake_scheduler(NULL);
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
-
--- Last: the shapes of qml.jobs and qml.job_events as this script left them
--- (see qml.table_shape).
-INSERT INTO qml.table_shapes (relname, shape)
-SELECT c.relname, qml.table_shape(c.oid)
-  FROM pg_catalog.pg_class c
- WHERE c.relnamespace OPERATOR(pg_catalog.=) 'qml'::regnamespace
-   AND c.relname OPERATOR(pg_catalog.=) ANY ('{jobs,job_events}');

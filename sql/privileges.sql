@@ -155,7 +155,7 @@ SELECT expect_error($$SELECT qml.grant_admin('regress_qml_nobody')$$);
 RESET ROLE;
 
 -- qml.enqueue is not SECURITY DEFINER and does not pin search_path (the
--- cost, qml--1.0.sql): it runs as its caller under the caller's path. Its
+-- cost, qml--1.1.sql): it runs as its caller under the caller's path. Its
 -- direct insert must name nothing, and whatever takes an INSERT statement
 -- (a unique_key, a trigger of an admin's own) must run as the owner with
 -- the path pinned. A producer's own schema, first in its path, shadows

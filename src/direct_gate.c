@@ -11,7 +11,7 @@
  * and NOT NULL constraints (checks.c, producer_api.c) and indexes. Anything
  * an admin adds or changes they would skip, so the gate compares the
  * table's shape, its definition read from the catalog by qml.table_shape()
- * (qml--1.0.sql), with the shape the script recorded in qml.table_shapes
+ * (qml--1.1.sql), with the shape the script recorded in qml.table_shapes
  * when it ran: not names, which an admin can reuse for other definitions,
  * and not a list compiled in here, so a column the script gains is part of
  * the expected shape as it is. A session compares once per table, and
@@ -23,7 +23,7 @@
  * execIndexing.c, execReplication.c, trigger.c), and what qml does about it:
  * - privileges (ExecCheckPermissions): none checked; EXECUTE on the API
  *   function is the gate, the functions that write run as the owner or
- *   write only what the caller's arguments say (qml--1.0.sql).
+ *   write only what the caller's arguments say (qml--1.1.sql).
  * - CheckValidResultRel: the relkind (shape: 'r'); CheckCmdReplicaIdentity,
  *   an UPDATE of a table that publishes updates without a replica identity,
  *   or whose publications' row filters and column lists are not covered by

@@ -15,7 +15,7 @@
  * unique_key (INSERT ... ON CONFLICT DO
  * NOTHING and a lookup of the live job holding the key), it runs a prepared
  * INSERT instead, through qml.enqueue_as_owner: qml.enqueue runs as its caller
- * with the caller's search_path (qml--1.0.sql says why), and only the
+ * with the caller's search_path (qml--1.1.sql says why), and only the
  * direct insert, which names nothing and checks no privilege, runs there.
  *
  *-------------------------------------------------------------------------
@@ -245,7 +245,7 @@ call_enqueue_as_owner(FunctionCallInfo fcinfo)
  *			   backoff_base interval = NULL, backoff_cap interval = NULL)
  *		returns bigint
  *
- * Not SECURITY DEFINER and no SET search_path (qml--1.0.sql says why):
+ * Not SECURITY DEFINER and no SET search_path (qml--1.1.sql says why):
  * the direct insert names nothing and checks no privilege, so it runs as
  * the caller; everything else goes through qml.enqueue_as_owner.
  */

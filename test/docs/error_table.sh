@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/docs/error_table.sh: README.md's error table matches the code. The
 # SQLSTATEs qml raises (errcode() in src/*.c, RAISE ... ERRCODE in
-# qml--1.0.sql, and those PostgreSQL raises for qml's own declarations) are
+# qml--1.1.sql, and those PostgreSQL raises for qml's own declarations) are
 # the ones the table lists, both ways; and each row the API can be made to
 # raise is raised here by a statement and checked.
 . "$(dirname "$0")/../scheduler/lib.sh"
@@ -20,22 +20,22 @@ code=$(
 	for m in $(grep -ho 'errcode(ERRCODE_[A-Z0-9_]*)' "$root"/src/*.c | sed 's/errcode(\(.*\))/\1/' | sort -u); do
 		c=$(macro_code "$m"); [ -n "$c" ] && echo "$c" || echo "unknown:$m"
 	done
-	for n in $(grep -o "ERRCODE = '[a-z_0-9A-Z]*'" "$root/qml--1.0.sql" | sed "s/ERRCODE = '\(.*\)'/\1/" | sort -u); do
+	for n in $(grep -o "ERRCODE = '[a-z_0-9A-Z]*'" "$root/qml--1.1.sql" | sed "s/ERRCODE = '\(.*\)'/\1/" | sort -u); do
 		case $n in [0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z]) echo "$n" ;;
 		*) c=$(name_code "$n"); [ -n "$c" ] && echo "$c" || echo "unknown:$n" ;; esac
 	done
 	# what PostgreSQL raises for qml's own declarations
-	grep -q 'CHECK (' "$root/qml--1.0.sql" && echo 23514            # a table's CHECK
+	grep -q 'CHECK (' "$root/qml--1.1.sql" && echo 23514            # a table's CHECK
 	grep -q 'PreventCommandIfReadOnly' "$root"/src/*.c && echo 25006  # writes refused read-only
-	grep -q 'REVOKE EXECUTE ON ALL FUNCTIONS' "$root/qml--1.0.sql" && echo 42501  # no grant
-	grep -q 'arguments jsonb' "$root/qml--1.0.sql" && echo 22P02    # jsonb input
+	grep -q 'REVOKE EXECUTE ON ALL FUNCTIONS' "$root/qml--1.1.sql" && echo 42501  # no grant
+	grep -q 'arguments jsonb' "$root/qml--1.1.sql" && echo 22P02    # jsonb input
 	# ... and for arguments it cannot read before qml sees them
-	grep -q 'arguments jsonb' "$root/qml--1.0.sql" && printf "%s\n" 22P05 54001  # \u0000, nesting
-	grep -q 'run_at timestamptz' "$root/qml--1.0.sql" && printf "%s\n" 22007 22008  # timestamps
-	grep -q 'lease interval' "$root/qml--1.0.sql" && echo 22015       # interval fields
-	grep -q 'method text' "$root/qml--1.0.sql" && echo 22021          # NUL, bad UTF-8
-	grep -q 'role regrole' "$root/qml--1.0.sql" && echo 42704         # no such role
-	grep -q 'CREATE FUNCTION qml\.' "$root/qml--1.0.sql" && echo 42883  # no such signature
+	grep -q 'arguments jsonb' "$root/qml--1.1.sql" && printf "%s\n" 22P05 54001  # \u0000, nesting
+	grep -q 'run_at timestamptz' "$root/qml--1.1.sql" && printf "%s\n" 22007 22008  # timestamps
+	grep -q 'lease interval' "$root/qml--1.1.sql" && echo 22015       # interval fields
+	grep -q 'method text' "$root/qml--1.1.sql" && echo 22021          # NUL, bad UTF-8
+	grep -q 'role regrole' "$root/qml--1.1.sql" && echo 42704         # no such role
+	grep -q 'CREATE FUNCTION qml\.' "$root/qml--1.1.sql" && echo 42883  # no such signature
 	true
 ) 
 code=$(echo "$code" | sort -u)

@@ -229,7 +229,7 @@ SELECT is(array_agg(p.oid::regprocedure::text ORDER BY 1), NULL,
 		  'every SECURITY DEFINER function pins search_path')
   FROM pg_proc p WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
--- qml.enqueue runs as its caller, under the caller's path (qml--1.0.sql)
+-- qml.enqueue runs as its caller, under the caller's path (qml--1.1.sql)
 SELECT is((SELECT proconfig FROM pg_proc
 			WHERE oid = 'qml.enqueue(text,jsonb,text,integer,timestamptz,integer,text,interval,interval)'::regprocedure),
 		  NULL, 'qml.enqueue sets no search_path');
