@@ -2,7 +2,8 @@
 # `suite NAME COMMAND...` line each. The cluster is up and PGHOST/PGPORT/
 # PGUSER point at it.
 suite cron make -s cron-test
-# libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each
+# libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each,
+# then qml.so itself under ASan and UBSan in a server of its own
 suite fuzz make -s fuzz FUZZ_SECONDS=10
 suite isolation make -s installcheck REGRESS=
 suite fetch_plan test/stress/fetch_plan.sh

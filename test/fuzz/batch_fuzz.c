@@ -18,10 +18,12 @@
  *	  text is no jsonb at all (checked on its own); nothing else (no
  *	  XX000, no 22003 or 22008 leaking out of the reader, no 42xxx).
  * What it cannot do: steer by the server's coverage (the backend is not
- * instrumented: each kind of answer counts as a feature instead, and the
- * seeds and the dictionary, test/fuzz/batch.dict, do the rest)
- * and check the backend with ASan/UBSan; the pure parsers (cron, interval,
- * CLI, exec, routes) are fuzzed in-process under both sanitizers.
+ * built for libFuzzer: each kind of answer counts as a feature instead, and
+ * the seeds and the dictionary, test/fuzz/batch.dict, do the rest).  Under
+ * `make fuzz` it runs twice: against the suites' server, and against a
+ * server whose qml.so is built with ASan and UBSan
+ * (test/fuzz/server_sanitized.sh); the pure parsers (cron, interval, CLI,
+ * exec, routes) are fuzzed in-process under both sanitizers.
  *
  * Needs a server: PGHOST, PGPORT, PGUSER as the suites set them; the
  * target creates database qml_fuzz with the extension afresh.

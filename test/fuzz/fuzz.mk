@@ -9,6 +9,10 @@
 #   make fuzz-cron              one target (cron, interval, routes,
 #                               exec_result, cli_args, batch)
 #   make fuzz-build             build them only
+#   make fuzz-server            qml.so itself under ASan and UBSan in a
+#                               throwaway server: pg_regress, the isolation
+#                               specs, the batch target, generated cron
+#                               schedules (test/fuzz/server_sanitized.sh)
 #
 # The batch target drives qml.enqueue_batch in a running server (libpq's
 # PG* environment, as the suites have it); the others run in-process.
@@ -50,15 +54,19 @@ FUZZ_CPPFLAGS			:= -Iclient/include -Iclient/src -Iclient/cli -Iclient/dashboard
 FUZZ_LOG_LINES			:= ^(INFO: seed corpus|\#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss)
 FUZZ_PQ_LIBS			:= $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
 
-.PHONY: fuzz fuzz-build fuzz-clean $(addprefix fuzz-,$(FUZZ_TARGETS))
+.PHONY: fuzz fuzz-build fuzz-clean fuzz-server $(addprefix fuzz-,$(FUZZ_TARGETS))
 
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/$(t)_fuzz)
 
-# one after the other, so each gets the cores it can
+# one after the other, so each gets the cores it can; the sanitized server
+# last, as it runs the batch target again
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
+	@for t in $(FUZZ_TARGETS) server; do \
 		$(MAKE) -s --no-print-directory fuzz-$$t FUZZ_SECONDS=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+fuzz-server: $(FUZZ_BUILD)/batch_fuzz
+	@test/fuzz/server_sanitized.sh $(FUZZ_SECONDS)
 
 define FUZZ_TARGET_RULES
 $(FUZZ_BUILD)/$(1)_fuzz: $(FUZZ_DIR)/$(1)_fuzz.c $(FUZZ_SRCS_$(1)) $(FUZZ_HDRS_$(1)) $(FUZZ_DIR)/fuzz.mk
