@@ -3,13 +3,15 @@
 # (postgresql-15-qml, qml, libqml1, libqml-dev) with dpkg-buildpackage in a
 # copy of the source (the files git tracks, plus new ones it does not
 # ignore), so that the tree keeps its own build and gets none of dpkg's
-# files; the .deb files end up in dist/ (git-ignored), older ones removed.
+# files; the .deb files end up in dist/ (git-ignored), older ones removed,
+# with dpkg-buildpackage's output in dist/build.log.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build=dist/build
 src=$build/qml
 
+log=dist/build.log
 rm -rf "$build" dist/*.deb
 mkdir -p "$src"
 # tracked files deleted in the tree are left out
@@ -20,8 +22,8 @@ git ls-files -z --cached --others --exclude-standard |
 # no dbgsym packages; the suites run against the installed packages
 # (test/package/run.sh), not at build time
 (cd "$src" && DEB_BUILD_OPTIONS="noautodbgsym nocheck ${DEB_BUILD_OPTIONS:-}" \
-	dpkg-buildpackage -b -us -uc) >"$build/build.log" 2>&1 ||
-	{ tail -40 "$build/build.log" >&2; echo "dpkg-buildpackage failed: see $build/build.log" >&2; exit 1; }
+	dpkg-buildpackage -b -us -uc) >"$log" 2>&1 ||
+	{ tail -40 "$log" >&2; echo "dpkg-buildpackage failed: see $log" >&2; exit 1; }
 mv "$build"/*.deb dist/
 rm -rf "$build"
 ls dist/*.deb
