@@ -14,10 +14,16 @@ src=$build/qml
 log=dist/build.log
 rm -rf "$build" dist/*.deb
 mkdir -p "$src"
-# tracked files deleted in the tree are left out
-git ls-files -z --cached --others --exclude-standard |
-	while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
-	tar --null -T - -cf - | tar -xf - -C "$src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	# tracked files deleted in the tree are left out
+	git ls-files -z --cached --others --exclude-standard |
+		while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+		tar --null -T - -cf - | tar -xf - -C "$src"
+else
+	# an unpacked source archive: everything but dist/, build products
+	# removed by the package build's own make clean
+	tar --exclude=./dist -cf - . | tar -xf - -C "$src"
+fi
 
 # no dbgsym packages; the suites run against the installed packages
 # (test/package/run.sh), not at build time
