@@ -51,6 +51,12 @@ lint=$(lintian --fail-on error "$ext" "$cli" "$lib" "$dev" 2>&1 | grep -v 'root 
 pass "lintian: no errors, $(grep -c '^W:' <<<"$lint" || true) warnings"
 grep '^W:' <<<"$lint" | sed 's/^/     /' || true
 
+# --- apt would install them here: every dependency resolves (a simulation,
+# nothing is installed)
+apt-get install -s "$ext" "$cli" "$lib" "$dev" >"$(dirname "$ext")/apt-simulate.log" 2>&1 ||
+	{ tail -5 "$(dirname "$ext")/apt-simulate.log"; fail "apt cannot install the packages"; }
+pass "apt install resolves every dependency (simulated)"
+
 # --- a scratch install: the PostgreSQL tree PGBIN belongs to (Debian layout)
 # or the system's, without qml, then the four packages extracted over it
 pglib=$(dirname "$PGBIN")
@@ -97,3 +103,18 @@ status=$(PGDATABASE=qml_package "$qml" status) || { echo "$status"; fail "qml st
 echo "$status" | sed 's/^/     /'
 grep -q "$version" <<<"$status" || fail "qml status does not show the extension's version $version"
 pass "qml --version and qml status from the package (extension $version)"
+
+# --- every upgrade script of the source, from the package: the oldest
+# version updated to the default one
+upgrades=(qml--*--*.sql)
+if [ -e "${upgrades[0]}" ]; then
+	oldest=$(ls qml--*.sql | grep -v -- '--.*--' | sed 's/^qml--\(.*\)\.sql$/\1/' | sort -V | head -1)
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE qml_package_update" -c "\\c qml_package_update" \
+		-c "CREATE EXTENSION qml VERSION '$oldest'" -c "ALTER EXTENSION qml UPDATE" ||
+		fail "ALTER EXTENSION qml UPDATE from $oldest with the package's scripts"
+	now=$(psql -X -At -d qml_package_update -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'")
+	[ "$now" = "$version" ] || fail "updated from $oldest to $now, not $version"
+	pass "$oldest updated to $version with the package's scripts (${upgrades[*]})"
+else
+	echo "     (no upgrade script in the source: update from the package not checked)"
+fi
