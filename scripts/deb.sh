@@ -20,9 +20,9 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
 		tar --null -T - -cf - | tar -xf - -C "$src"
 else
-	# an unpacked source archive: everything but dist/, build products
+	# an unpacked source archive: everything but dist/ and .git, build products
 	# removed by the package build's own make clean
-	tar --exclude=./dist -cf - . | tar -xf - -C "$src"
+	tar --exclude=./dist --exclude=./.git -cf - . | tar -xf - -C "$src"
 fi
 
 # no dbgsym packages; the suites run against the installed packages
