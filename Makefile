@@ -61,3 +61,8 @@ bench: ; bench/run.sh $(BENCH_FLAGS)
 # and started the way the README's test command does (PGBIN, QML_PGPORT).
 .PHONY: chaos
 chaos: ; scripts/test.sh chaos_long
+
+# Debian packages (debian/): postgresql-15-qml, qml, libqml1, libqml-dev in
+# dist/, built in a copy of the source (scripts/deb.sh)
+.PHONY: deb
+deb: ; scripts/deb.sh

@@ -11,17 +11,28 @@
 #   make                 builds the extension and the client
 #   make client-test     runs the client's C tests and valgrind pass
 #                        (needs a running cluster: PG* or DATABASE_URL)
-#   make install-client  installs qml, libqml and qml.h under QMLC_PREFIX
+#   make install-client  installs qml, libqml, qml.h and qml.pc under
+#                        QMLC_PREFIX (QMLC_LIBDIR for a multiarch libdir,
+#                        DESTDIR for a staging root: debian/rules does both)
 #   make bench-runtime   prints the runtime's jobs/s and latency
 
 QMLC_DIR		:= client
 QMLC_BUILD		:= $(QMLC_DIR)/build
 QMLC_CC			?= cc
 QMLC_PREFIX		?= /usr/local
+QMLC_LIBDIR		?= $(QMLC_PREFIX)/lib
+QMLC_INCLUDEDIR	?= $(QMLC_PREFIX)/include
+# packagers' flags (dpkg-buildflags), appended to the compile and link lines
+QMLC_EXTRA_CFLAGS ?=
+QMLC_LDFLAGS	?=
+# static: qml carries libqml.a (runs from the tree as is); shared: qml needs
+# libqml.so.1 at run time, as a distribution package ships it
+QMLC_CLI_LINK	?= static
 QMLC_PQ_CFLAGS	:= $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
 QMLC_PQ_LIBS	:= $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
 QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lm -pthread
 QMLC_CFLAGS		?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -fPIC -pthread
+QMLC_CFLAGS		+= $(QMLC_EXTRA_CFLAGS)
 QMLC_CPPFLAGS	:= -I$(QMLC_DIR)/include $(QMLC_PQ_CFLAGS)
 
 QMLC_LIB_SRCS	:= $(wildcard $(QMLC_DIR)/src/*.c)
@@ -41,6 +52,11 @@ QMLC_CHARTJS	:= $(firstword $(wildcard /usr/share/javascript/chart.js/chart.umd.
 QMLC_CIVET_LIBS	:= -lcivetweb
 QMLC_TESTS		:= $(patsubst %.c,%,$(wildcard $(QMLC_DIR)/tests/*_test.c))
 QMLC_TEST_HDRS	:= $(wildcard $(QMLC_DIR)/tests/*.h)
+ifeq ($(QMLC_CLI_LINK),shared)
+QMLC_CLI_LIBQML	:= -L$(QMLC_DIR) -lqml
+else
+QMLC_CLI_LIBQML	:= $(QMLC_DIR)/libqml.a
+endif
 
 .PHONY: client client-test install-client client-clean bench-runtime
 
@@ -63,7 +79,7 @@ $(QMLC_DIR)/libqml.a: $(QMLC_LIB_OBJS)
 	ar rcs $@ $^
 
 $(QMLC_DIR)/libqml.so: $(QMLC_LIB_OBJS)
-	$(QMLC_CC) -shared -Wl,-soname,libqml.so.1 -o $@ $^ $(QMLC_LIBS)
+	$(QMLC_CC) -shared -Wl,-soname,libqml.so.1 $(QMLC_LDFLAGS) -o $@ $^ $(QMLC_LIBS)
 
 $(QMLC_BUILD)/dashboard/%.o: $(QMLC_DIR)/dashboard/%.c $(QMLC_DASH_HDRS)
 	@mkdir -p $(@D)
@@ -78,8 +94,8 @@ $(QMLC_BUILD)/dashboard/assets_data.c: $(QMLC_DIR)/dashboard/embed_assets.sh $(Q
 $(QMLC_BUILD)/dashboard/assets_data.o: $(QMLC_BUILD)/dashboard/assets_data.c $(QMLC_DASH_HDRS)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) -I$(QMLC_DIR)/dashboard $(QMLC_CFLAGS) -c -o $@ $<
 
-$(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a
-	$(QMLC_CC) $(QMLC_CFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a \
+$(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so
+	$(QMLC_CC) $(QMLC_CFLAGS) $(QMLC_LDFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_CLI_LIBQML) \
 		$(QMLC_CIVET_LIBS) $(QMLC_LIBS)
 
 $(QMLC_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLC_DIR)/libqml.a
@@ -95,13 +111,17 @@ $(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
 bench-runtime: $(QMLC_BUILD)/bench-runtime
 	$(QMLC_BUILD)/bench-runtime $(BENCH_ARGS)
 
+# qml.pc's version is the library's, QML_VERSION of qml.h
 install-client: client
-	install -d $(DESTDIR)$(QMLC_PREFIX)/bin $(DESTDIR)$(QMLC_PREFIX)/lib $(DESTDIR)$(QMLC_PREFIX)/include
+	install -d $(DESTDIR)$(QMLC_PREFIX)/bin $(DESTDIR)$(QMLC_LIBDIR)/pkgconfig $(DESTDIR)$(QMLC_INCLUDEDIR)
 	install -m 755 $(QMLC_DIR)/qml $(DESTDIR)$(QMLC_PREFIX)/bin/qml
-	install -m 644 $(QMLC_DIR)/libqml.a $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.a
-	install -m 755 $(QMLC_DIR)/libqml.so $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.so.1
-	ln -sf libqml.so.1 $(DESTDIR)$(QMLC_PREFIX)/lib/libqml.so
-	install -m 644 $(QMLC_DIR)/include/qml.h $(DESTDIR)$(QMLC_PREFIX)/include/qml.h
+	install -m 644 $(QMLC_DIR)/libqml.a $(DESTDIR)$(QMLC_LIBDIR)/libqml.a
+	install -m 644 $(QMLC_DIR)/libqml.so $(DESTDIR)$(QMLC_LIBDIR)/libqml.so.1
+	ln -sf libqml.so.1 $(DESTDIR)$(QMLC_LIBDIR)/libqml.so
+	install -m 644 $(QMLC_DIR)/include/qml.h $(DESTDIR)$(QMLC_INCLUDEDIR)/qml.h
+	sed -e 's|@PREFIX@|$(QMLC_PREFIX)|' -e 's|@LIBDIR@|$(QMLC_LIBDIR)|' -e 's|@INCLUDEDIR@|$(QMLC_INCLUDEDIR)|' \
+		-e "s|@VERSION@|$$(sed -n 's/^#define QML_VERSION \"\(.*\)\"/\1/p' $(QMLC_DIR)/include/qml.h)|" \
+		$(QMLC_DIR)/qml.pc.in >$(DESTDIR)$(QMLC_LIBDIR)/pkgconfig/qml.pc
 
 client-clean:
 	rm -rf $(QMLC_BUILD) $(QMLC_DIR)/build-asan $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)

@@ -12,6 +12,8 @@ packages=(
 	clang llvm libclang-rt-14-dev
 	valgrind procps
 	python3-psycopg nodejs chromium
+	# make deb and the package suite (debian/): pg_buildext, dh, lintian
+	debhelper fakeroot lintian postgresql-server-dev-all help2man
 )
 # see below: never left in place (earlier versions of this script did)
 conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf

@@ -34,6 +34,9 @@ suite check_asan make -s check-asan
 suite dashboard_api test/dashboard/api.sh
 # pg_dump and restore (custom format with pg_restore, plain with psql)
 suite dump_restore test/dump/restore.sh
+# the Debian packages (make deb, debian/): contents, lintian, and the
+# pg_regress suite and the qml command run from the packages' files
+suite package test/package/run.sh
 # README.md's error table against the code, both ways, each row raised
 suite error_table test/docs/error_table.sh
 # the bad-input catalogue (test/bad_input/cases.tsv): SQL, the qml command
