@@ -32,7 +32,7 @@ OBJS = \
 	src/recurring.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.0--1.1.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
