@@ -27,6 +27,7 @@ suite sched_session_loss test/scheduler/session_loss.sh
 # library serving a database still on 1.0's SQL
 suite upgrade_catalog test/upgrade/catalog.sh
 suite upgrade_load test/upgrade/under_load.sh
+suite upgrade_old_schema test/upgrade/old_schema.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
