@@ -190,7 +190,7 @@ BEGIN
 	 WHERE q.retention IS NOT NULL AND NOT qml.duration_ok(q.retention, true);
 	IF bad IS NOT NULL THEN
 		RAISE EXCEPTION 'queue retention mixes positive and negative parts: %', bad
-			USING ERRCODE = 'invalid_parameter_value',
+			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = 'Version 1.1 takes retentions of one sign, at most 100 years.',
 				  HINT = 'Set each with qml.configure_queue(queue, retention => ...), then update again.';
 	END IF;

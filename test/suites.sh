@@ -32,6 +32,7 @@ suite upgrade_old_schema test/upgrade/old_schema.sh
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
 suite cli test/cli/run.sh
+suite cli_migrate test/cli/migrate.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer
 suite check_asan make -s check-asan
 # the dashboard (test/dashboard/): its REST API, WebSocket, metrics, limits,

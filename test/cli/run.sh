@@ -125,7 +125,7 @@ expect "qml migrate" 0 "$QML" migrate
 has "created" "creates the extension"
 [ "$(q -c "SELECT count(*) FROM pg_extension WHERE extname = 'qml'")" = 1 ] && ok "it is there" || bad "it is there"
 expect "qml migrate again" 0 "$QML" migrate
-has "up to date" "nothing to do"
+has "already current" "nothing to do"
 expect "qml status" 0 "$QML" status
 has "installed" "shows the version"
 has "scheduler" "shows the scheduler"
