@@ -7,6 +7,8 @@
 \pset fieldsep ' | '
 SET search_path = pg_catalog;
 SET extra_float_digits = 1;
+-- a query this size would spend seconds in JIT compilation
+SET jit = off;
 
 WITH ext AS (SELECT * FROM pg_extension WHERE extname = 'qml'),
 nsp AS (SELECT oid FROM pg_namespace WHERE nspname = 'qml'),
