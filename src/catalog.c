@@ -16,7 +16,8 @@
  * installed, ALTER EXTENSION qml UPDATE not run yet) has no
  * qml.jobs.locked_role and none of 1.1's helper tables: schema_1_0 says so,
  * and the code that needs them serves it the way the 1.0 library did
- * (direct_gate.c, job_counts.c, job_trigger.c).
+ * (direct_gate.c, job_counts.c, job_trigger.c, producer_api.c,
+ * worker_write.c), or refuses (qml_require_schema_1_1).
  *
  *-------------------------------------------------------------------------
  */

@@ -12,16 +12,7 @@ unset DATABASE_URL QML_AUTO_MIGRATE
 QML=${QML_BIN:-$root/client/qml}
 make -s client/qml || exit 1
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1${2:+: $2}"; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-# expect NAME RC COMMAND...: the command exits with RC (output in $out)
-expect() {
-	local name=$1 want=$2; shift 2
-	out=$("$@" 2>&1); local rc=$?
-	if [ "$rc" = "$want" ]; then ok "$name"; else bad "$name" "exit $rc, want $want: $(echo "$out" | head -3 | tr '\n' ' ')"; fi
-}
+. "$root/test/cli/lib.sh"
 is() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "expected '$2', got '$3'"; fi; }
 version() { q -d "$1" -c "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'qml'), 'none')"; }
 newdb() {
@@ -55,7 +46,7 @@ is "the database is on $current" "$current" "$(version qml_mig_new)"
 
 echo "# bad input"
 expect "an argument: exit 2" 2 "$QML" -d dbname=qml_mig_new migrate 1.1
-case "$out" in *"unexpected argument"*) ok "says it is unexpected" ;; *) bad "says it is unexpected" "$out" ;; esac
+has "unexpected argument" "says it is unexpected"
 expect "an unknown option: exit 2" 2 "$QML" -d dbname=qml_mig_new migrate --to 1.1
 expect "no server: exit 3" 3 "$QML" -d "postgresql://127.0.0.1:1/x?connect_timeout=2" migrate
 expect "no such database: exit 3" 3 "$QML" -d dbname=qml_mig_nowhere migrate
