@@ -32,14 +32,14 @@ OBJS = \
 	src/recurring.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.0--1.1.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
 # (scripts/test.sh starts one); see README.md.
 REGRESS = setup enqueue fetch_complete fail_retry admin maintain privileges lease_role bounds direct_gate alter_columns
 REGRESS_OPTS = --inputdir=. --load-extension=qml
-ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due prepared direct_gate_ddl
+ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_settings fetch_due prepared direct_gate_ddl update_1_0
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 
 PG_CONFIG ?= pg_config

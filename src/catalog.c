@@ -12,6 +12,13 @@
  * any of the tables, as DROP EXTENSION or ALTER TABLE sends, forgets it
  * all, so a re-created extension is looked up afresh.
  *
+ * A database whose extension is still at version 1.0 (this library
+ * installed, ALTER EXTENSION qml UPDATE not run yet) has no
+ * qml.jobs.locked_role and none of 1.1's helper tables: schema_1_0 says so,
+ * and the code that needs them serves it the way the 1.0 library did
+ * (direct_gate.c, job_counts.c, job_trigger.c, producer_api.c,
+ * worker_write.c), or refuses (qml_require_schema_1_1).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -73,7 +80,8 @@ table_oid(Oid nsp, const char *name)
 
 /*
  * Column numbers of qml.jobs. Every column this library knows must be
- * there; whether the table has more is the gate's (direct_gate.c).
+ * there, but for locked_role, which version 1.0's table lacks; whether the
+ * table has more is the gate's (direct_gate.c).
  */
 static void
 look_up_job_columns(QmlCatalog *c)
@@ -89,7 +97,9 @@ look_up_job_columns(QmlCatalog *c)
 	for (i = 0; i < JC_COUNT; i++)
 	{
 		c->job_att[i] = get_attnum(c->jobs, job_column_names[i]);
-		if (c->job_att[i] == InvalidAttrNumber)
+		if (i == JC_LOCKED_ROLE)
+			c->schema_1_0 = c->job_att[i] == InvalidAttrNumber;
+		else if (c->job_att[i] == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("qml.jobs has no column \"%s\"", job_column_names[i]),
@@ -204,4 +214,19 @@ qml_enqueue_as_owner_oid(void)
 	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 
 	return qml_function_oid("enqueue_as_owner", lengthof(argtypes), argtypes);
+}
+
+/*
+ * 55000 in a database whose extension is still at version 1.0, for the
+ * paths of this library that need 1.1's SQL.
+ */
+void
+qml_require_schema_1_1(void)
+{
+	if (qml_catalog()->schema_1_0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the qml extension in this database is at version 1.0"),
+				 errdetail("The installed library needs version 1.1 of its SQL for this."),
+				 errhint("Run ALTER EXTENSION qml UPDATE, or qml migrate.")));
 }

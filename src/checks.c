@@ -26,6 +26,7 @@
 PG_FUNCTION_INFO_V1(qml_check_name_sql);
 PG_FUNCTION_INFO_V1(qml_check_duration_sql);
 PG_FUNCTION_INFO_V1(qml_duration_ok_sql);
+PG_FUNCTION_INFO_V1(qml_check_lease_sql);
 
 /*
  * A name (method, queue, worker): 22004 when NULL, 22023 when empty, 22001
@@ -196,4 +197,16 @@ Datum
 qml_duration_ok_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(qml_duration_ok(PG_GETARG_INTERVAL_P(0), PG_GETARG_BOOL(1)));
+}
+
+/*
+ * qml.check_lease(lease interval) of the 1.0 script, which a database not
+ * yet updated still calls (heartbeat): the lease check of 1.1.
+ */
+Datum
+qml_check_lease_sql(PG_FUNCTION_ARGS)
+{
+	qml_check_duration("lease", PG_ARGISNULL(0) ? NULL : PG_GETARG_INTERVAL_P(0),
+					   false);
+	PG_RETURN_VOID();
 }

@@ -142,6 +142,9 @@ qml_table_is_original(Oid relid)
 {
 	int			i = relid == qml_catalog()->jobs ? 0 : 1;
 
+	/* version 1.0's SQL records no shapes; its library wrote directly */
+	if (qml_catalog()->schema_1_0)
+		return true;
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(shapes_invalidate, (Datum) 0);

@@ -250,7 +250,9 @@ rebuild(void)
 void
 qml_job_counts_rollup(void)
 {
-	if (!qml_counts_live() || !qml_rollup_lock(COUNTS_LOCK))
+	/* version 1.0's SQL has no counts table: the update's first pass builds it */
+	if (qml_catalog()->schema_1_0 || !qml_counts_live() ||
+		!qml_rollup_lock(COUNTS_LOCK))
 		return;
 	if (!basis_current())
 	{

@@ -348,7 +348,8 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
 		clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
 		clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
-		clear(&changes, desc, newtuple, att[JC_LOCKED_ROLE]);
+		if (att[JC_LOCKED_ROLE] != InvalidAttrNumber)
+			clear(&changes, desc, newtuple, att[JC_LOCKED_ROLE]);
 	}
 	if (changes.n == 0)
 		return newtuple;
@@ -372,7 +373,11 @@ qml_job_record_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 void
 qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull)
 {
-	set_col(c, qml_catalog()->job_att[col], value, isnull);
+	AttrNumber	attnum = qml_catalog()->job_att[col];
+
+	/* a column version 1.0's table lacks (catalog.c) */
+	if (attnum != InvalidAttrNumber)
+		set_col(c, attnum, value, isnull);
 }
 
 /*

@@ -54,14 +54,24 @@ static const char *const insert_sql = ENQUEUE_COLUMNS " RETURNING j.id";
  * ON CONFLICT waits for a concurrent enqueue of the same key to commit, so
  * two producers racing on one key end up with the same job.
  */
-static const char *const insert_unique_sql = ENQUEUE_COLUMNS
-" ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL"
+#define LIVE_KEY_STATES \
 "   AND state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')"
-" DO NOTHING RETURNING j.id";
 
-static const char *const find_unique_sql =
-"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2 AND j.queue = $1"
-"   AND j.state IN ('scheduled', 'enqueued', 'processing', 'awaiting_retry')";
+/*
+ * [1]: for a database still on version 1.0's SQL (catalog.c), whose unique
+ * index, and so each key, spans every queue.
+ */
+static const char *const insert_unique_sql[2] = {
+	ENQUEUE_COLUMNS " ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL"
+	LIVE_KEY_STATES " DO NOTHING RETURNING j.id",
+	ENQUEUE_COLUMNS " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+	LIVE_KEY_STATES " DO NOTHING RETURNING j.id"
+};
+
+static const char *const find_unique_sql[2] = {
+	"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2 AND j.queue = $1" LIVE_KEY_STATES,
+	"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2" LIVE_KEY_STATES
+};
 
 /*
  * Writes one job's row into `out` (qml_direct_open_jobs()) as the INSERT
@@ -280,8 +290,8 @@ Datum
 qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr insert_unique_plan = NULL;
-	static SPIPlanPtr find_unique_plan = NULL;
+	static SPIPlanPtr insert_unique_plan[2];
+	static SPIPlanPtr find_unique_plan[2];
 	Oid			types[INSERT_NPARAMS] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
 	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
 	Datum		values[INSERT_NPARAMS];
@@ -302,16 +312,17 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 		/* a key is unique within its queue: (queue, unique_key) */
 		Oid			key_types[2] = {TEXTOID, TEXTOID};
 		Datum		key_values[2] = {values[EP_QUEUE], values[EP_UNIQUE_KEY]};
+		int			v = qml_catalog()->schema_1_0 ? 1 : 0;
 
 		/* if the live job finished between conflict and lookup, go again */
 		for (;;)
 		{
 			CHECK_FOR_INTERRUPTS();
-			if (run_for_id(qml_session_plan(&insert_unique_plan, insert_unique_sql,
-										INSERT_NPARAMS, types),
+			if (run_for_id(qml_session_plan(&insert_unique_plan[v], insert_unique_sql[v],
+											INSERT_NPARAMS, types),
 						   values, nulls, &id))
 				break;
-			if (run_for_id(qml_session_plan(&find_unique_plan, find_unique_sql,
+			if (run_for_id(qml_session_plan(&find_unique_plan[v], find_unique_sql[v],
 											2, key_types),
 						   key_values, NULL, &id))
 				break;

@@ -133,6 +133,7 @@ typedef struct QmlCatalog
 	Oid			job_state;		/* the enum type */
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
+	bool		schema_1_0;		/* no locked_role: version 1.0's SQL (see catalog.c) */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
@@ -141,6 +142,7 @@ extern const QmlCatalog *qml_catalog(void);
 extern JobState qml_state_of_oid(Oid label);
 extern Oid	qml_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern Oid	qml_enqueue_as_owner_oid(void);
+extern void qml_require_schema_1_1(void);
 
 /* direct_gate.c: whether the direct writes may write qml's tables */
 extern bool qml_table_is_original(Oid relid);

@@ -57,6 +57,8 @@ qml_direct_open_for_update(QmlDirectInsert *d)
 		return true;
 	}
 	qml_direct_close(d);
+	/* the statements name 1.1's locked_role (worker_api.c) */
+	qml_require_schema_1_1();
 	return false;
 }
 
@@ -200,6 +202,9 @@ held_by(TupleTableSlot *slot, const text *worker, int *admin)
 	if (VARSIZE_ANY_EXHDR(h) != VARSIZE_ANY_EXHDR(worker) ||
 		memcmp(VARDATA_ANY(h), VARDATA_ANY(worker), VARSIZE_ANY_EXHDR(h)) != 0)
 		return false;
+	/* version 1.0's table records no role: the worker name holds the lease */
+	if (cat->schema_1_0)
+		return true;
 	role = slot_getattr(slot, cat->job_att[JC_LOCKED_ROLE], &isnull);
 	return qml_may_act(isnull ? InvalidOid : DatumGetObjectId(role), admin);
 }

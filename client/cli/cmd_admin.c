@@ -214,7 +214,7 @@ cmd_migrate(cli *g, int argc, char **argv)
 								 "from", before ? json_string(before) : json_null(),
 								 "version", after ? after : ""));
 	else if (!migrated)
-		printf("qml %s is up to date\n", after ? after : "?");
+		printf("qml %s is already current\n", after ? after : "?");
 	else if (before)
 		printf("qml updated from %s to %s\n", before, after ? after : "?");
 	else

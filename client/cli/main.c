@@ -181,9 +181,12 @@ static const cli_command commands[] = {
 		"usage: qml migrate\n"
 		"\n"
 		"Creates the qml extension in the database (CREATE EXTENSION qml) or updates\n"
-		"it (ALTER EXTENSION qml UPDATE). Needs the extension's files on the server\n"
-		"(exit 4 with a hint when they are missing) and the rights CREATE EXTENSION\n"
-		"needs.\n"},
+		"it to the version the server's files offer (ALTER EXTENSION qml UPDATE), and\n"
+		"says which it did: \"qml 1.1 created\", \"qml updated from 1.0 to 1.1\", \"qml\n"
+		"1.1 is already current\". Needs the extension's files on the server (exit 4\n"
+		"with a hint when they are missing) and the rights CREATE EXTENSION needs (an\n"
+		"update: the extension's owner or a superuser); a failed update changes\n"
+		"nothing (exit 1). See docs/upgrading.md.\n"},
 	{"dashboard", cmd_dashboard, "the web dashboard",
 		"usage: qml dashboard [--listen HOST:PORT] [--token TOKEN] [--database URL]\n"
 		"\n"

@@ -32,17 +32,7 @@ for db in qml_cli_test qml_cli_noext qml_cli_old; do
 		-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" || exit 1
 done
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1${2:+: $2}"; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-# expect NAME RC COMMAND...: the command exits with RC (output in $out)
-expect() {
-	local name=$1 want=$2; shift 2
-	out=$("$@" 2>&1); local rc=$?
-	if [ "$rc" = "$want" ]; then ok "$name"; else bad "$name" "exit $rc, want $want: $(echo "$out" | head -3 | tr '\n' ' ')"; fi
-}
-has() { case "$out" in *"$1"*) ok "$2";; *) bad "$2" "no \"$1\" in: $(echo "$out" | head -5 | tr '\n' ' ')";; esac; }
+. "$root/test/cli/lib.sh"
 . "$root/test/lib/wait_sql.sh"
 is_json() { q -c "SELECT \$json\$$1\$json\$::jsonb IS NOT NULL" >/dev/null 2>&1; }
 
@@ -125,7 +115,7 @@ expect "qml migrate" 0 "$QML" migrate
 has "created" "creates the extension"
 [ "$(q -c "SELECT count(*) FROM pg_extension WHERE extname = 'qml'")" = 1 ] && ok "it is there" || bad "it is there"
 expect "qml migrate again" 0 "$QML" migrate
-has "up to date" "nothing to do"
+has "already current" "nothing to do"
 expect "qml status" 0 "$QML" status
 has "installed" "shows the version"
 has "scheduler" "shows the scheduler"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# test/upgrade/catalog.sh: CREATE EXTENSION qml (1.1) in one database, and
+# CREATE EXTENSION qml VERSION '1.0' + ALTER EXTENSION qml UPDATE in
+# another, give the same catalog (test/upgrade/catalog.sql lists it: the
+# extension's members and config, columns, types, defaults, constraints,
+# indexes, triggers, functions with their signatures, attributes and
+# definitions, privileges, dependencies, comments, the recorded table
+# shapes). Both databases grant a producer, a worker and an admin role
+# before (1.0) or after (1.1) the update, and the 1.0 one holds jobs,
+# queues and recurring jobs when it is updated. Then the comparison is
+# shown to see a change of each kind.
+. "$(dirname "$0")/../scheduler/lib.sh"
+up=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fresh=qml_up_fresh
+updated=qml_up_updated
+
+# roles are the cluster's: made once, kept
+for r in qml_up_producer qml_up_worker qml_up_admin; do
+	psql -X -q -d postgres -c "DO \$\$BEGIN CREATE ROLE $r; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$" >/dev/null
+done
+grants="SELECT qml.grant_producer('qml_up_producer'), qml.grant_worker('qml_up_worker'), qml.grant_admin('qml_up_admin')"
+
+newdb $fresh || { fail "CREATE EXTENSION qml"; finish; }
+q $fresh -c "$grants" >/dev/null
+
+dropdb_ $updated
+psql -X -q -d postgres -c "CREATE DATABASE $updated" >/dev/null
+q $updated -c "CREATE EXTENSION qml VERSION '1.0'" -c "$grants" >/dev/null ||
+	{ fail "CREATE EXTENSION qml VERSION '1.0'"; finish; }
+q $updated >/dev/null <<'SQL'
+SELECT qml.configure_queue('kept', history => false, retention => '2 days');
+SELECT qml.add_recurring('tick', '*/5 * * * *', 'tick_job');
+SELECT qml.enqueue('m', jsonb_build_array(g), unique_key => 'k' || g) FROM generate_series(1, 20) g;
+SELECT count(*) FROM qml.fetch('w', batch => 5, session_lease => false);
+SQL
+check "ALTER EXTENSION qml UPDATE" "1.1" \
+	"$(q $updated -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
+
+dump() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@" -f "$up/catalog.sql"; }
+dump $fresh >"$tmp/fresh" || fail "catalog of $fresh"
+dump $updated >"$tmp/updated" || fail "catalog of $updated"
+if diff "$tmp/fresh" "$tmp/updated" >"$tmp/diff"; then
+	ok "1.0 + update has the catalog of a fresh 1.1 ($(wc -l <"$tmp/fresh") facts)"
+else
+	fail "1.0 + update has the catalog of a fresh 1.1" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
+	cat "$tmp/diff"
+fi
+
+# the comparison sees each kind of change (made in a transaction, rolled back)
+sees() {
+	local what=$1 sql=$2
+	psql -X -q -v ON_ERROR_STOP=1 -d $updated -c "BEGIN" -c "$sql" -f "$up/catalog.sql" \
+		-c "ROLLBACK" >"$tmp/changed" 2>"$tmp/err"
+	if [ -s "$tmp/err" ]; then fail "sees $what" "$(cat "$tmp/err")"; return; fi
+	if diff -q "$tmp/fresh" "$tmp/changed" >/dev/null; then fail "sees $what" "no difference found"
+	else ok "sees $what"; fi
+}
+sees "a volatility" "ALTER FUNCTION qml.fetch(text,text[],integer,interval,interval,boolean) STABLE"
+sees "a pinned setting" "ALTER FUNCTION qml.complete(bigint,text,jsonb) RESET search_path"
+sees "security definer" "ALTER FUNCTION qml.release(bigint,text) SECURITY INVOKER"
+sees "strictness" "ALTER FUNCTION qml.duration_ok(interval,boolean) CALLED ON NULL INPUT"
+sees "cost and rows" "ALTER FUNCTION qml.state_counts() ROWS 5"
+sees "an argument default" "CREATE OR REPLACE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}', batch integer DEFAULT 1, lease interval DEFAULT '5 minutes', wait interval DEFAULT NULL, session_lease boolean DEFAULT true) RETURNS SETOF qml.jobs LANGUAGE c VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '\$libdir/qml', 'qml_fetch'"
+sees "a function body" "CREATE OR REPLACE FUNCTION qml.remove_recurring(name text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS \$f\$BEGIN RETURN false; END\$f\$"
+sees "a column default" "ALTER TABLE qml.jobs ALTER COLUMN priority SET DEFAULT 1"
+sees "a column type" "ALTER TABLE qml.queue_state_counts ALTER COLUMN jobs TYPE numeric"
+sees "a constraint" "ALTER TABLE qml.queues DROP CONSTRAINT queues_retention_check"
+sees "an index" "DROP INDEX qml.jobs_unique_key_idx; CREATE UNIQUE INDEX jobs_unique_key_idx ON qml.jobs (unique_key) WHERE unique_key IS NOT NULL"
+sees "a trigger" "ALTER TABLE qml.jobs DISABLE TRIGGER jobs_count_truncate"
+sees "a table privilege" "GRANT SELECT ON qml.jobs TO qml_up_producer"
+sees "a function privilege" "REVOKE EXECUTE ON FUNCTION qml.run_recurring(text) FROM qml_up_admin"
+sees "a schema privilege" "GRANT USAGE ON SCHEMA qml TO PUBLIC"
+sees "a sequence privilege" "GRANT USAGE ON SEQUENCE qml.jobs_id_seq TO qml_up_worker"
+sees "membership" "ALTER EXTENSION qml DROP FUNCTION qml.run_recurring(text)"
+sees "a comment" "COMMENT ON FUNCTION qml.stats(text) IS 'counts'"
+sees "an enum label" "ALTER TYPE qml.job_state ADD VALUE 'paused'"
+
+dropdb_ $fresh
+dropdb_ $updated
+finish

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test/upgrade/old_schema.sh: the 1.1 library serves a database whose SQL
+# is still 1.0's (the new qml.so installed and the server restarted,
+# ALTER EXTENSION qml UPDATE not run yet). Every C function the 1.0 script
+# declares is in qml.so; the API works on the 1.0 tables, the scheduler
+# promotes, rescues and fires recurring jobs there; what needs 1.1 refuses
+# with 55000 and says to update; nothing crashes or lands in the log; then
+# the update runs and the same session goes on.
+. "$(dirname "$0")/../scheduler/lib.sh"
+root=$(cd "$here/../.." && pwd)
+db=qml_up_old
+log0=$(log_lines)
+
+so=$(pg_config --pkglibdir)/qml.so
+missing=$(grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" "$root/qml--1.0.sql" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
+	while read -r sym; do nm -D --defined-only "$so" | grep -qw "$sym" || echo "$sym"; done)
+check "every C function of qml--1.0.sql is in the installed qml.so ($(grep -c "'MODULE_PATHNAME'" "$root/qml--1.0.sql") declarations)" "" "$missing"
+
+dropdb_ $db
+psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
+q $db -c "CREATE EXTENSION qml VERSION '1.0'" >/dev/null || { fail "CREATE EXTENSION qml VERSION '1.0'"; finish; }
+wait_scheduler $db
+check "the database is on 1.0" "1.0" "$(q $db -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'")"
+
+check "enqueue, enqueue_batch" "1 2 3" "$(q $db -F ' ' -c "SELECT qml.enqueue('a'), (SELECT array_to_string(array_agg(x), ' ') FROM qml.enqueue_batch('[{\"method\": \"b\"}, {\"method\": \"c\"}]') x)" | cut -d' ' -f1-3)"
+check "a unique key spans every queue, as 1.0's index says" "t t" \
+	"$(q $db -F ' ' -c "SELECT qml.enqueue('u', unique_key => 'k') = qml.enqueue('u', unique_key => 'k'), qml.enqueue('u', unique_key => 'k') = qml.enqueue('u', queue => 'other', unique_key => 'k')")"
+check "fetch, heartbeat, complete" "1 1 t" \
+	"$(q $db -F ' ' -c "SELECT f.id, (SELECT count(*) FROM qml.heartbeat(ARRAY[f.id], 'w')), qml.complete(f.id, 'w', '{\"r\": 1}') FROM qml.fetch('w') f")"
+check "complete_batch" "2" "$(q $db -c "SELECT count(*) FROM qml.complete_batch(ARRAY(SELECT id FROM qml.fetch('w', batch => 2)), 'w')")"
+q $db -c "SELECT qml.enqueue('f', queue => 'fq', backoff_base => '1 second')" >/dev/null
+check "fail with attempts left" "awaiting_retry" "$(q $db -c "SELECT qml.fail(f.id, 'w', 'boom') FROM qml.fetch('w', '{fq}') f")"
+check "release" "t" "$(q $db -c "SELECT qml.release(f.id, 'w') FROM qml.fetch('w', '{default}') f")"
+check "delete, requeue, pause" "t t t" "$(q $db -F ' ' -c "SELECT qml.delete(qml.enqueue('d')), qml.requeue(currval('qml.jobs_id_seq')), qml.pause_queue('p')")"
+check "the scheduler promotes a retry and a scheduled job" "enqueued enqueued" \
+	"$(poll 10 $db "SELECT string_agg(state::text, ' ' ORDER BY id) FROM qml.jobs WHERE queue = 'fq' OR method = 'later'" "enqueued" >/dev/null
+		q $db -c "SELECT qml.schedule('later', delay => '1 second')" >/dev/null
+		poll 10 $db "SELECT string_agg(state::text, ' ' ORDER BY id) FROM qml.jobs WHERE queue = 'fq' OR method = 'later'" "enqueued enqueued")"
+q $db -c "SELECT qml.add_recurring('tick', '1 second', 'tick_job')" >/dev/null
+check "the scheduler fires a recurring job" "t" "$(poll 10 $db "SELECT count(*) >= 2 FROM qml.jobs WHERE method = 'tick_job'" t)"
+q $db -c "SELECT qml.remove_recurring('tick')" >/dev/null
+(q $db -c "SELECT f.id FROM qml.fetch('gone', '{sess}', session_lease => true) f" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
+q $db -c "SELECT qml.enqueue('s', queue => 'sess')" >/dev/null
+poll 10 $db "SELECT state FROM qml.jobs WHERE queue = 'sess'" processing >/dev/null
+psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$db' AND query LIKE '%pg_sleep(30)%'" >/dev/null
+check "the scheduler rescues a dead session's job" "t" "$(poll 10 $db "SELECT state IN ('awaiting_retry', 'enqueued') FROM qml.jobs WHERE queue = 'sess'" t)"
+check "stats, throughput, maintain" "t t t" "$(q $db -F ' ' -c "SELECT (SELECT count(*) > 0 FROM qml.stats()), (SELECT count(*) >= 0 FROM qml.throughput()), qml.maintain() ? 'promoted'")"
+check "the history is written" "t" "$(q $db -c "SELECT count(*) >= 20 FROM qml.job_events")"
+# an index that is not a plain btree sends fetch to its statement, which names 1.1's column
+q $db -c "CREATE INDEX jobs_method_hash ON qml.jobs USING hash (method)" >/dev/null
+check "what needs 1.1's SQL refuses with 55000" "55000" "$(sqlstate $db "SELECT * FROM qml.fetch('w')")"
+check "... and says what to run" "HINT:  Run ALTER EXTENSION qml UPDATE, or qml migrate." \
+	"$(psql -X -q -d $db -c "SELECT * FROM qml.fetch('w')" 2>&1 | grep HINT)"
+check "enqueue still works beside that index" "t" "$(q $db -c "SELECT qml.enqueue('after_index') > 0")"
+q $db -c "DROP INDEX qml.jobs_method_hash" >/dev/null
+
+# one session across the update: on 1.0, then updated, then on 1.1
+cross=$(q $db <<'SQL'
+SELECT count(qml.complete(f.id, 'w')) FROM qml.fetch('w', '{default}', 100) f;
+SELECT qml.enqueue('cross');
+ALTER EXTENSION qml UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'qml';
+SELECT bool_and(qml.complete(f.id, 'w')) FROM qml.fetch('w', '{default}', 100) f;
+SELECT count(*) = 1 FROM qml.jobs WHERE method = 'cross' AND state = 'succeeded';
+SQL
+)
+check "one session goes on after ALTER EXTENSION UPDATE" "1.1 t t" "$(echo "$cross" | tail -3 | paste -sd' ')"
+check "no crash, and no error from the scheduler, in the server log" "" \
+	"$(log_since "$log0" | grep -E "terminated by signal|PANIC|server process|ERROR.*|qml scheduler.*ERROR" | grep -v "STATEMENT\|jobs_method_hash\|qml.fetch('w')\|terminating connection due to administrator" | grep -E "signal|PANIC|server process|$db" | head -5)"
+dropdb_ $db
+finish
