@@ -191,7 +191,7 @@ static const cli_command commands[] = {
 		"pushes changes (/ws) and Prometheus metrics (/metrics). One database\n"
 		"connection follows the queues for every open page; requests share a\n"
 		"small pool. Runs until SIGINT or SIGTERM; waits for the database when it\n"
-		"is down (/healthz answers 503 meanwhile). See README.md, \"Dashboard\".\n"
+		"is down (/healthz answers 503 meanwhile). See docs/dashboard.md.\n"
 		"\n"
 		"  --listen HOST:PORT   address (default 127.0.0.1:8080: this machine only)\n"
 		"  --token TOKEN        actions (retry, delete, pause, resume, run) need\n"
