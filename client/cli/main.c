@@ -175,8 +175,8 @@ static const cli_command commands[] = {
 		"  --poll-interval DURATION  fallback poll when no notification (default 1s)\n"
 		"  --batch N               most jobs one fetch claims (default 250)\n"
 		"  --name NAME             worker name (default qml-worker)\n"
-		"  -v, --verbose           log every job (with --json: one JSON object per\n"
-		"                          job on stdout)\n"},
+		"  -v, --verbose           log every job, and when a failed one runs next\n"
+		"                          (with --json: one JSON object per job on stdout)\n"},
 	{"migrate", cmd_migrate, "create or update the extension",
 		"usage: qml migrate\n"
 		"\n"
