@@ -42,7 +42,7 @@ typedef struct flusher
 	char		appname[64];
 	int			failures;
 	bool		complained;
-	bool		fail_1_0;		/* the database has no qml.fail_batch */
+	bool		fail_1_0;		/* qml.fail_batch is missing or not ours */
 	qml_buf		ids,
 				texts,
 				flags;
@@ -166,10 +166,13 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which)
 	{
 		st = f->fail_1_0 ? QML_ERR_UNSUPPORTED :
 			qml__exec_prepared(f->conn, QML_STMT_FAIL, fail_sql, 4, p, &res);
-		if (st != QML_OK && qml__conn_ok(f->conn) && strcmp(qml_errsqlstate(), "42883") == 0)
+		/* missing (qml 1.0), or not granted to a role given rights before it */
+		if (st != QML_OK && qml__conn_ok(f->conn) &&
+			(strcmp(qml_errsqlstate(), "42883") == 0 || strcmp(qml_errsqlstate(), "42501") == 0))
 		{
 			qml__rt_log(s, QML_LOG_WARNING,
-						"flusher: the database's qml has no fail_batch (run qml migrate); failing jobs one by one");
+						"flusher: %s (run qml migrate, or qml.grant_worker again); failing jobs one by one",
+						qml_errmsg());
 			f->fail_1_0 = true;
 		}
 		if (f->fail_1_0)

@@ -29,8 +29,24 @@ PGDATABASE=qml_cli_nofb wait_sql "SELECT state || ' ' || last_error FROM qml.job
 	ok "no fail_batch: the failure is recorded by qml.fail" ||
 	bad "no fail_batch: the failure recorded" "$(q -d qml_cli_nofb -c "SELECT state, last_error FROM qml.jobs") $(tail -2 "$tmp/nofb.err")"
 kill -TERM "$wpid"; wait "$wpid"
-grep -q "has no fail_batch (run qml migrate)" "$tmp/nofb.err" && ok "no fail_batch: a warning says so" || bad "no fail_batch: a warning" "$(tail -3 "$tmp/nofb.err")"
-psql -X -q -d postgres -c "DROP DATABASE qml_cli_nofb WITH (FORCE)"
+grep -q "qml.fail_batch.*does not exist (run qml migrate, or qml.grant_worker again); failing jobs one by one" "$tmp/nofb.err" &&
+	ok "no fail_batch: a warning says so" || bad "no fail_batch: a warning" "$(tail -3 "$tmp/nofb.err")"
+# ... and a role given worker rights before fail_batch existed (not granted it)
+q -d qml_cli_nofb -c "ALTER FUNCTION qml.fail_batch_gone RENAME TO fail_batch" -c "SET client_min_messages = warning" \
+	-c "DROP ROLE IF EXISTS qml_cli_nofb_worker" -c "CREATE ROLE qml_cli_nofb_worker LOGIN" \
+	-c "SELECT qml.grant_worker('qml_cli_nofb_worker')" \
+	-c "REVOKE EXECUTE ON FUNCTION qml.fail_batch FROM qml_cli_nofb_worker" \
+	-c "SELECT qml.enqueue('retry_job', queue => 'nofb2', max_attempts => 3)" >/dev/null
+PGDATABASE=qml_cli_nofb PGUSER=qml_cli_nofb_worker "$QML" worker -v --queues nofb2 --exec retry_job="$tmp/retry.sh" >/dev/null 2>"$tmp/nofb.err" &
+wpid=$!
+pids+=("$wpid")
+PGDATABASE=qml_cli_nofb wait_sql "SELECT state || ' ' || last_error FROM qml.jobs WHERE queue = 'nofb2'" "awaiting_retry database busy, later (exit status 3)" 10 &&
+	ok "fail_batch not granted: the failure is recorded by qml.fail" ||
+	bad "fail_batch not granted: the failure recorded" "$(tail -2 "$tmp/nofb.err")"
+kill -TERM "$wpid"; wait "$wpid"
+grep -q "permission denied for function fail_batch (run qml migrate, or qml.grant_worker again)" "$tmp/nofb.err" &&
+	ok "fail_batch not granted: a warning says so" || bad "fail_batch not granted: a warning" "$(tail -3 "$tmp/nofb.err")"
+psql -X -q -d postgres -c "DROP DATABASE qml_cli_nofb WITH (FORCE)" -c "DROP ROLE qml_cli_nofb_worker"
 
 echo "# worker: a second SIGTERM / SIGINT ends the grace period, still exit 0"
 printf '#!/bin/sh\nexec sleep 32.5\n' >"$tmp/long.sh"; chmod +x "$tmp/long.sh"
