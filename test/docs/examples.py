@@ -9,6 +9,9 @@ Each file with runnable blocks gets a fresh database with the extension
     ```sql norun           not run
     ```sh test             bash -e -o pipefail in a scratch directory, with the
                            built qml first on PATH and DATABASE_URL set
+    ```c test              a program: built against client/libqml.a with
+                           -Wall -Wextra -Werror, run with DATABASE_URL set
+                           and stopped by SIGTERM after 5 s; it must exit 0
     any other block        not run (prose, output, commands that install
                            packages or start servers)
 
@@ -67,7 +70,7 @@ def blocks(path):
 def runnable(lang, opts):
     if lang == "sql":
         return "norun" not in opts
-    return lang in ("sh", "bash") and "test" in opts
+    return lang in ("sh", "bash", "c") and "test" in opts
 
 
 def psql(db, *args, **kw):
@@ -85,6 +88,19 @@ def database_url(db):
     return "postgresql:///%s?host=%s&port=%s&user=%s" % (
         db, urllib.parse.quote(host, safe=""), os.environ.get("PGPORT", "5432"),
         os.environ.get("PGUSER", "postgres"))
+
+
+def run_c(code, scratch, env):
+    """Builds a C example against libqml and runs it for 5 s (SIGTERM ends it)."""
+    src, exe = os.path.join(scratch, "example.c"), os.path.join(scratch, "example")
+    open(src, "w").write(code)
+    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(ROOT, "client", "include"),
+                        src, os.path.join(ROOT, "client", "libqml.a"), "-lpq", "-ljansson", "-lm", "-pthread",
+                        "-o", exe], capture_output=True, text=True)
+    if r.returncode:
+        return r
+    return subprocess.run(["timeout", "--preserve-status", "-s", "TERM", "5", exe], cwd=scratch, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def run_file(path, label):
@@ -116,6 +132,8 @@ def run_file(path, label):
                     else:
                         bad(what, "expected SQLSTATE %s, got exit %d\n%s%s" % (expect, r.returncode, r.stdout, r.stderr))
                     continue
+            elif lang == "c":
+                r = run_c(code, scratch, env)
             else:
                 r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code], cwd=scratch, env=env,
                                    capture_output=True, text=True, timeout=300)
@@ -176,6 +194,8 @@ def self_test():
         "bad_sh_pipe": "```sh test\nqml no-such-command | cat\n```\n",
         "bad_indented": "- a list item:\n\n   ```sql\n   SELECT qml.enqueue(NULL);\n   ```\n",
         "bad_link": "see [nothing](no-such-page.md)\n",
+        "bad_c_build": "```c test\nint main(void) { return undeclared; }\n```\n",
+        "bad_c_exit": "```c test\nint main(void) { return 3; }\n```\n",
         "bad_anchor": "see [nothing](#no-such-heading)\n",
     }
     tmp = tempfile.mkdtemp(prefix="qml-docs-self-")
