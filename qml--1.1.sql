@@ -7,7 +7,7 @@
  * function pins search_path but qml.enqueue, which says why; only the
  * role-gated API is SECURITY DEFINER;
  * nothing is granted to PUBLIC (see qml.grant_producer and friends).
- * Errors use SQLSTATEs listed in README.md.
+ * Errors use SQLSTATEs listed in docs/errors.md.
  */
 
 \echo Use "CREATE EXTENSION qml" to load this file. \quit
