@@ -9,7 +9,7 @@ Each file with runnable blocks gets a fresh database with the extension
     ```sql norun           not run
     ```sh test             bash -e -o pipefail in a scratch directory, with the
                            built qml first on PATH and DATABASE_URL set
-    ```c test              a program: built against client/libqml.a with
+    ```c test              a program: built against client/libqml.so with
                            -Wall -Wextra -Werror, run with DATABASE_URL set
                            and stopped by SIGTERM after 5 s; it must exit 0
     any other block        not run (prose, output, commands that install
@@ -94,8 +94,15 @@ def run_c(code, scratch, env):
     """Builds a C example against libqml and runs it for 5 s (SIGTERM ends it)."""
     src, exe = os.path.join(scratch, "example.c"), os.path.join(scratch, "example")
     open(src, "w").write(code)
-    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(ROOT, "client", "include"),
-                        src, os.path.join(ROOT, "client", "libqml.a"), "-lpq", "-ljansson", "-lm", "-pthread",
+    lib = os.path.join(ROOT, "client")
+    # the shared library, which names what it needs itself (a backend's
+    # library too), found by its soname in the scratch directory
+    so = subprocess.run(["objdump", "-p", os.path.join(lib, "libqml.so")], capture_output=True, text=True).stdout
+    soname = (re.findall(r"SONAME\s+(\S+)", so) or ["libqml.so"])[0]
+    if soname != "libqml.so":
+        os.symlink(os.path.join(lib, "libqml.so"), os.path.join(scratch, soname))
+    r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(lib, "include"),
+                        src, "-L", lib, "-Wl,-rpath," + scratch, "-lqml", "-lpq", "-ljansson", "-lm", "-pthread",
                         "-o", exe], capture_output=True, text=True)
     if r.returncode:
         return r
