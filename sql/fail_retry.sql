@@ -222,3 +222,42 @@ SELECT id, attempts FROM qml.fetch('again');
 SELECT qml.complete(1, 'again') AS done;
 SELECT * FROM qt_history(1);
 RESET qml.retry_base;
+
+--
+-- fail_batch: many failures in one statement; each job this worker held
+-- comes back with its new state and, awaiting a retry, its next run time
+-- (what libqml's runtime logs); the others are left out
+--
+CALL qt_reset();
+SET qml.retry_base = '10s';
+SELECT qml.enqueue('fb', max_attempts => 3) FROM generate_series(1, 4);
+SELECT qml.enqueue('fb_last', max_attempts => 1) AS id;
+SELECT count(*) FROM qml.fetch('fbw', batch => 4);
+SELECT count(*) FROM qml.fetch('other', batch => 1);
+CREATE TEMP TABLE fb AS
+SELECT * FROM qml.fail_batch(ARRAY[1, 2, 3, 5, 99, NULL], 'fbw',
+							 ARRAY['e1', NULL, 'e3', 'e5', 'e99', 'enull'],
+							 ARRAY[true, true, false, true, true, true]);
+SELECT f.job_id, f.state,
+	   f.next_run_at = j.run_at AS next_is_run_at,
+	   f.next_run_at - now() BETWEEN interval '4 s' AND interval '10 s' AS backoff_of_attempt_1
+  FROM fb f JOIN qml.jobs j ON j.id = f.job_id
+ ORDER BY f.job_id;
+SELECT id, state, last_error FROM qml.jobs ORDER BY id;
+-- retry left out: every job retried while attempts remain
+SELECT job_id, state, next_run_at IS NOT NULL AS has_next FROM qml.fail_batch('{4}', 'fbw', '{e4}');
+-- nothing to fail: no rows
+SELECT count(*) FROM qml.fail_batch(NULL, 'fbw', NULL);
+SELECT count(*) FROM qml.fail_batch('{}', 'fbw', '{}');
+-- bad input: an error, nothing changed
+SELECT qml.enqueue('fb_bad') AS id \gset
+SELECT count(*) FROM qml.fetch('fbw');
+SELECT qt_fingerprint() AS before \gset
+SELECT expect_error($$SELECT * FROM qml.fail_batch(ARRAY[6], 'fbw', ARRAY['a', 'b'])$$) AS errors_longer;
+SELECT expect_error($$SELECT * FROM qml.fail_batch(ARRAY[6], 'fbw', ARRAY['a'], ARRAY[true, false])$$) AS retry_longer;
+SELECT expect_error($$SELECT * FROM qml.fail_batch(ARRAY[6], 'fbw', NULL)$$) AS null_errors;
+SELECT expect_error($$SELECT * FROM qml.fail_batch(ARRAY[6], 'fbw', ARRAY['a'], ARRAY[NULL::boolean])$$) AS null_retry;
+SELECT expect_error($$SELECT * FROM qml.fail_batch(ARRAY[6], NULL, ARRAY['a'])$$) AS null_worker;
+SELECT expect_error($$SELECT qml.fail(6, 'fbw', 'a', NULL)$$) AS fail_null_retry;
+SELECT qt_fingerprint() = :'before' AS nothing_changed;
+RESET qml.retry_base;

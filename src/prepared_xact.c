@@ -35,7 +35,7 @@
  * prepared transactions survive it. So after a start no head is used or
  * moved until every transaction older than the start has ended; their
  * COMMIT PREPARED wakes nobody and counts nothing, though: workers find
- * those jobs when they next poll (README, limits). A transaction that wakes more queues than
+ * those jobs when they next poll (docs/internals.md, limits). A transaction that wakes more queues than
  * the names fit in notifies with an empty payload, which means "any
  * queue".
  *

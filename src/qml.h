@@ -265,7 +265,7 @@ extern bool qml_may_act(Oid locked_role, int *admin);
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 
-/* checks.c; the limits are in README.md's errors table */
+/* checks.c; the limits are in docs/errors.md */
 #define QML_MAX_DURATION_YEARS 100	/* lease, backoff, delay, retention ... */
 #define QML_MAX_METHOD_CHARS 1000
 #define QML_MAX_QUEUE_CHARS 128

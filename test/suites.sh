@@ -44,17 +44,20 @@ suite dump_restore test/dump/restore.sh
 # the Debian packages (make deb, debian/): contents, lintian, and the
 # pg_regress suite and the qml command run from the packages' files
 suite package test/package/run.sh
-# README.md's error table against the code, both ways, each row raised
+# docs/errors.md's error table against the code, both ways, each row raised
 suite error_table test/docs/error_table.sh
 # the bad-input catalogue (test/bad_input/cases.tsv): SQL, the qml command
 # and the REST API, each refusal's SQLSTATE, exit code or status, message,
-# and nothing changed; README.md's error table is generated from it
+# and nothing changed; docs/errors.md's error table is generated from it
 suite bad_input test/bad_input/run.sh
 # the dashboard's page in Debian's chromium (playwright-core): live counts
 # over the WebSocket, retry, pause, markup as text, banner and recovery
 suite browser test/browser/run.sh
 # the worker examples of docs/workers.md (Python with psycopg, Node with pg)
 suite examples test/examples/run.sh
+# the sql blocks and the `sh test` blocks of README.md and docs/*.md, run
+# against the cluster (a broken block of each kind is checked to fail first)
+suite docs_examples test/docs/examples.sh
 # many faults at once (test/chaos/): killed and stopped workers, terminated
 # sessions, cut connections, immediate restarts; about 3 minutes here,
 # 20 under `make chaos`

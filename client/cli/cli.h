@@ -20,7 +20,7 @@
 
 #include "qml.h"
 
-/* Exit codes, documented in README.md and `qml --help`. */
+/* Exit codes, documented in docs/cli.md and `qml --help`. */
 enum
 {
 	EXIT_OK = 0,

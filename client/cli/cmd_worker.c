@@ -25,8 +25,8 @@ log_stderr(qml_log_level level, const char *message, void *data)
 	time_t		now = time(NULL);
 	struct tm	tm;
 
-	(void) data;
-	if (level == QML_LOG_DEBUG)
+	/* debug lines (each retry's next run time) only with -v: data is its flag */
+	if (level == QML_LOG_DEBUG && !*(const bool *) data)
 		return;
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -83,7 +83,7 @@ cmd_worker(cli *g, int argc, char **argv)
 		rc = cli_fail(g, st);
 		goto done;
 	}
-	qml_server_config_set_log(cfg, log_stderr, NULL);
+	qml_server_config_set_log(cfg, log_stderr, &verbose);
 	while ((c = cli_getopt(g, "worker", argc, argv, opts)) != -1)
 	{
 		switch (c)

@@ -175,8 +175,8 @@ static const cli_command commands[] = {
 		"  --poll-interval DURATION  fallback poll when no notification (default 1s)\n"
 		"  --batch N               most jobs one fetch claims (default 250)\n"
 		"  --name NAME             worker name (default qml-worker)\n"
-		"  -v, --verbose           log every job (with --json: one JSON object per\n"
-		"                          job on stdout)\n"},
+		"  -v, --verbose           log every job, and when a failed one runs next\n"
+		"                          (with --json: one JSON object per job on stdout)\n"},
 	{"migrate", cmd_migrate, "create or update the extension",
 		"usage: qml migrate\n"
 		"\n"
@@ -194,7 +194,7 @@ static const cli_command commands[] = {
 		"pushes changes (/ws) and Prometheus metrics (/metrics). One database\n"
 		"connection follows the queues for every open page; requests share a\n"
 		"small pool. Runs until SIGINT or SIGTERM; waits for the database when it\n"
-		"is down (/healthz answers 503 meanwhile). See README.md, \"Dashboard\".\n"
+		"is down (/healthz answers 503 meanwhile). See docs/dashboard.md.\n"
 		"\n"
 		"  --listen HOST:PORT   address (default 127.0.0.1:8080: this machine only)\n"
 		"  --token TOKEN        actions (retry, delete, pause, resume, run) need\n"

@@ -1,7 +1,7 @@
 /*
  * render.c
  *	  libqml's structs as the JSON the dashboard's API and pushes speak (see
- *	  README.md, "Dashboard"). Jobs and times as the qml command prints them
+ *	  docs/dashboard.md). Jobs and times as the qml command prints them
  *	  with --json (output.c), so both speak the same JSON.
  */
 #include <math.h>

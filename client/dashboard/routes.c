@@ -2,7 +2,7 @@
  * routes.c
  *	  The REST API: one request handler that dispatches on the route
  *	  router.c finds for the method and path, checks every parameter
- *	  before libqml sees it, and answers JSON (see README.md, "Dashboard",
+ *	  before libqml sees it, and answers JSON (see docs/dashboard.md,
  *	  for the routes). Handlers run on several civetweb threads at once;
  *	  they share the libqml client, which is thread-safe, and nothing else
  *	  but atomics and live.c's cache.

@@ -4,8 +4,9 @@
  *	  every flush interval or every flush_max outcomes, whichever first.
  *
  * One batch costs at most three statements whatever its size: one
- * qml.complete_batch for the successes, one statement calling qml.fail per
- * failure, one calling qml.release per job given back. When the connection
+ * qml.complete_batch for the successes, one qml.fail_batch for the failures
+ * (whose answer gives each retry's next run time, logged at debug level),
+ * one statement calling qml.release per job given back. When the connection
  * breaks the same batch is retried after a reconnect (with backoff), so a
  * database restart loses no outcome; only at shutdown does it give up, after
  * a while, leaving those jobs to their lease. A statement the server rejects
@@ -23,8 +24,13 @@ static const char complete_sql[] =
 static const char complete_results_sql[] =
 "SELECT count(*) FROM qml.complete_batch($1::int8[], $2, $3::jsonb[])";
 static const char fail_sql[] =
-"SELECT count(s) FROM (SELECT qml.fail(f.id, $2, f.err, f.retry) AS s"
-"  FROM unnest($1::int8[], $3::text[], $4::bool[]) AS f(id, err, retry)) x";
+"SELECT f.job_id, extract(epoch FROM f.next_run_at - now())"
+"  FROM qml.fail_batch($1::int8[], $2, $3::text[], $4::bool[]) f";
+/* a database still on version 1.0 has no qml.fail_batch */
+static const char fail_1_0_sql[] =
+"SELECT f.id, NULL FROM (SELECT f.id, qml.fail(f.id, $2, f.err, f.retry) AS s"
+"  FROM unnest($1::int8[], $3::text[], $4::bool[]) AS f(id, err, retry)) f"
+" WHERE f.s IS NOT NULL";
 static const char release_sql[] =
 "SELECT count(*) FILTER (WHERE r) FROM (SELECT qml.release(t.id, $2) AS r"
 "  FROM unnest($1::int8[]) AS t(id)) x";
@@ -36,6 +42,7 @@ typedef struct flusher
 	char		appname[64];
 	int			failures;
 	bool		complained;
+	bool		fail_1_0;		/* qml.fail_batch is missing or not ours */
 	qml_buf		ids,
 				texts,
 				flags;
@@ -96,6 +103,32 @@ is_release(rt_report_kind k)
 }
 
 /*
+ * Logs when each failed job that awaits a retry runs next (the rows of
+ * fail_sql: id, seconds from now or NULL), for a worker's -v log.
+ */
+static void
+log_next_tries(qml_server *s, PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		double		sec;
+
+		if (PQgetisnull(res, i, 1))
+			continue;
+		sec = atof(PQgetvalue(res, i, 1));
+		if (sec < 90)
+			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.0f s",
+						PQgetvalue(res, i, 0), sec < 1 ? 1 : sec);
+		else if (sec < 5400)
+			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.0f min",
+						PQgetvalue(res, i, 0), sec / 60);
+		else
+			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.1f h",
+						PQgetvalue(res, i, 0), sec / 3600);
+	}
+}
+
+/*
  * Sends one kind of report. Returns QML_OK when done with it (sent, or
  * dropped after a non-connection error), QML_ERR_CONNECT to retry.
  */
@@ -130,14 +163,35 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which)
 		st = qml__exec_prepared(f->conn, stmt, sql, texts ? 3 : 2, p, &res);
 	}
 	else if (which == 1)
-		st = qml__exec_prepared(f->conn, QML_STMT_FAIL, fail_sql, 4, p, &res);
+	{
+		st = f->fail_1_0 ? QML_ERR_UNSUPPORTED :
+			qml__exec_prepared(f->conn, QML_STMT_FAIL, fail_sql, 4, p, &res);
+		/* missing (qml 1.0), or not granted to a role given rights before it */
+		if (st != QML_OK && qml__conn_ok(f->conn) &&
+			(strcmp(qml_errsqlstate(), "42883") == 0 || strcmp(qml_errsqlstate(), "42501") == 0))
+		{
+			qml__rt_log(s, QML_LOG_WARNING,
+						"flusher: %s (run qml migrate, or qml.grant_worker again); failing jobs one by one",
+						qml_errmsg());
+			f->fail_1_0 = true;
+		}
+		if (f->fail_1_0)
+			st = qml__exec(f->conn, fail_1_0_sql, 4, p, &res);
+	}
 	else
 		st = qml__exec_prepared(f->conn, QML_STMT_RELEASE, release_sql, 2, p, &res);
 
 	if (st == QML_OK)
 	{
-		int			done = atoi(PQgetvalue(res, 0, 0));
+		int			done;
 
+		if (which == 1)
+		{
+			done = PQntuples(res);
+			log_next_tries(s, res);
+		}
+		else
+			done = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		if (done < count && which != 2)
 		{

@@ -11,7 +11,7 @@ succeeded job, a job held by worker w1, a scheduled one, a failed job whose
 unique_key a live job holds, a recurring job and roles without rights.
 
     run.py                 every case (the cluster of scripts/env.sh)
-    run.py --check-readme  also: README.md's error table is what
+    run.py --check-reference  also: docs/errors.md's error table is what
                            gen_reference.py prints from this catalogue
 """
 import os
@@ -251,13 +251,13 @@ def main():
         if dash:
             dash.terminate()
             dash.wait()
-    if "--check-readme" in sys.argv:
+    if "--check-reference" in sys.argv:
         import gen_reference
-        want, have = gen_reference.table(cases), gen_reference.readme_section()
+        want, have = gen_reference.table(cases), gen_reference.reference_section()
         if want == have:
-            ok("README.md's error table is the one gen_reference.py prints")
+            ok("docs/errors.md's error table is the one gen_reference.py prints")
         else:
-            bad("README.md's error table is the one gen_reference.py prints",
+            bad("docs/errors.md's error table is the one gen_reference.py prints",
                 "run test/bad_input/gen_reference.py --write")
     subprocess.run(["psql", "-X", "-q", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB],
                    capture_output=True)

@@ -6,7 +6,7 @@
 # PGUSER point at it. Screenshots go to test/browser/output/ (not
 # committed). Exits non-zero if a check failed.
 #
-#   test/browser/run.sh --screenshot   instead: demo data and the README's
+#   test/browser/run.sh --screenshot   instead: demo data and docs/dashboard.md's
 #                                      docs/dashboard.png
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)

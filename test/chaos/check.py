@@ -57,7 +57,7 @@ restarts = [float(x) for x in open(DIR + "/restarts").read().split()]
 
 
 def crash_between(t0, t1):
-    # the runtime's claims do not wait for the disk (README: "Claims do not
+    # the runtime's claims do not wait for the disk (docs/libqml.md: "Claims do not
     # wait for the disk"): a claim committed up to wal_writer_delay before a
     # crash may be lost, and its job runs again with the same attempt number
     return any(t0 - 1.0 <= r <= t1 for r in restarts)

@@ -1,6 +1,6 @@
 # test/cli/papercuts.sh: sourced by test/cli/run.sh (its helpers, $QML and
 # $tmp). Corners a newcomer hit first (issue 18): a second signal during
-# the graceful stop, the worker's retry line, the demo's closing hints.
+# the graceful stop, the worker's retry lines, the demo's closing hints.
 
 echo "# worker -v: a retry's line gives the run time as such, and the attempt"
 # $tmp/worker.err and $tmp/w5.out are the logs of run.sh's worker --exec runs
@@ -9,6 +9,44 @@ grep -Eq "job [0-9]+ retry_job: failed after [0-9]+ ms \(attempt 1/5\); retried 
 grep -Eq "job [0-9]+ ok_job: succeeded in [0-9]+ ms \(attempt 1/[0-9]+\)" "$tmp/worker.err" &&
 	ok "succeeded in N ms (attempt 1/N)" || bad "the success line" "$(grep ok_job "$tmp/worker.err" | head -1)"
 grep -Eq '"max_attempts":[0-9]+' "$tmp/w5.out" && ok "the JSON line has max_attempts" || bad "the JSON line has max_attempts" "$(head -1 "$tmp/w5.out")"
+
+echo "# worker -v: when a retried job runs next, as qml.fail_batch set it"
+id=$(q -c "SELECT id FROM qml.jobs WHERE method = 'retry_job'")
+grep -Eq "debug: job $id: next try in about [0-9]+ s$" "$tmp/worker.err" &&
+	ok "job N: next try in about N s" || bad "the next try line" "$(grep "job $id" "$tmp/worker.err" | head -3 | tr '\n' ' ')"
+# the first retry of a 5 s base: 2.5 to 5 s, printed rounded
+grep -Eq "debug: job $id: next try in about [2-5] s$" "$tmp/worker.err" &&
+	ok "the first retry's time is the backoff's (2.5-5 s)" || bad "the first retry's time" "$(grep "job $id: next" "$tmp/worker.err" | head -1)"
+# a database whose qml has no fail_batch (as 1.0): failures are still
+# recorded, one qml.fail each, with a warning
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS qml_cli_nofb WITH (FORCE)" -c "CREATE DATABASE qml_cli_nofb" &&
+	q -d qml_cli_nofb -c "CREATE EXTENSION qml" -c "ALTER FUNCTION qml.fail_batch RENAME TO fail_batch_gone" \
+		-c "SELECT qml.enqueue('retry_job', queue => 'nofb', max_attempts => 3)" >/dev/null
+PGDATABASE=qml_cli_nofb "$QML" worker -v --queues nofb --exec retry_job="$tmp/retry.sh" >/dev/null 2>"$tmp/nofb.err" &
+wpid=$!
+pids+=("$wpid")
+PGDATABASE=qml_cli_nofb wait_sql "SELECT state || ' ' || last_error FROM qml.jobs" "awaiting_retry database busy, later (exit status 3)" 10 &&
+	ok "no fail_batch: the failure is recorded by qml.fail" ||
+	bad "no fail_batch: the failure recorded" "$(q -d qml_cli_nofb -c "SELECT state, last_error FROM qml.jobs") $(tail -2 "$tmp/nofb.err")"
+kill -TERM "$wpid"; wait "$wpid"
+grep -q "qml.fail_batch.*does not exist (run qml migrate, or qml.grant_worker again); failing jobs one by one" "$tmp/nofb.err" &&
+	ok "no fail_batch: a warning says so" || bad "no fail_batch: a warning" "$(tail -3 "$tmp/nofb.err")"
+# ... and a role given worker rights before fail_batch existed (not granted it)
+q -d qml_cli_nofb -c "ALTER FUNCTION qml.fail_batch_gone RENAME TO fail_batch" -c "SET client_min_messages = warning" \
+	-c "DROP ROLE IF EXISTS qml_cli_nofb_worker" -c "CREATE ROLE qml_cli_nofb_worker LOGIN" \
+	-c "SELECT qml.grant_worker('qml_cli_nofb_worker')" \
+	-c "REVOKE EXECUTE ON FUNCTION qml.fail_batch FROM qml_cli_nofb_worker" \
+	-c "SELECT qml.enqueue('retry_job', queue => 'nofb2', max_attempts => 3)" >/dev/null
+PGDATABASE=qml_cli_nofb PGUSER=qml_cli_nofb_worker "$QML" worker -v --queues nofb2 --exec retry_job="$tmp/retry.sh" >/dev/null 2>"$tmp/nofb.err" &
+wpid=$!
+pids+=("$wpid")
+PGDATABASE=qml_cli_nofb wait_sql "SELECT state || ' ' || last_error FROM qml.jobs WHERE queue = 'nofb2'" "awaiting_retry database busy, later (exit status 3)" 10 &&
+	ok "fail_batch not granted: the failure is recorded by qml.fail" ||
+	bad "fail_batch not granted: the failure recorded" "$(tail -2 "$tmp/nofb.err")"
+kill -TERM "$wpid"; wait "$wpid"
+grep -q "permission denied for function fail_batch (run qml migrate, or qml.grant_worker again)" "$tmp/nofb.err" &&
+	ok "fail_batch not granted: a warning says so" || bad "fail_batch not granted: a warning" "$(tail -3 "$tmp/nofb.err")"
+psql -X -q -d postgres -c "DROP DATABASE qml_cli_nofb WITH (FORCE)" -c "DROP ROLE qml_cli_nofb_worker"
 
 echo "# worker: a second SIGTERM / SIGINT ends the grace period, still exit 0"
 printf '#!/bin/sh\nexec sleep 32.5\n' >"$tmp/long.sh"; chmod +x "$tmp/long.sh"

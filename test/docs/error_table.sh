@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/docs/error_table.sh: README.md's error table matches the code. The
+# test/docs/error_table.sh: docs/errors.md's error table matches the code. The
 # SQLSTATEs qml raises (errcode() in src/*.c, RAISE ... ERRCODE in
 # qml--1.1.sql, and those PostgreSQL raises for qml's own declarations) are
 # the ones the table lists, both ways; and each row the API can be made to
@@ -9,8 +9,8 @@ root=$(cd "$here/../.." && pwd)
 errcodes=$(pg_config --sharedir)/errcodes.txt
 [ -r "$errcodes" ] || { echo "no $errcodes"; exit 1; }
 
-# the table: every `XXXXX` in the rows under "### Errors"
-readme=$(awk '/^### Errors/ { on = 1; next } /^### / { on = 0 } on && /^\| `/' "$root/README.md" |
+# the table: every `XXXXX` in the rows of the generated table
+readme=$(awk '/^<!-- error table/ { on = 1; next } /^<!-- end of the generated error table/ { on = 0 } on && /^\| `/' "$root/docs/errors.md" |
 	grep -o '`[0-9A-Z]\{5\}`' | tr -d '`' | sort -u)
 
 # the code: ERRCODE_ macros and condition names, through errcodes.txt
@@ -42,8 +42,8 @@ code=$(echo "$code" | sort -u)
 
 missing=$(comm -13 <(echo "$readme") <(echo "$code") | tr '\n' ' ')
 extra=$(comm -23 <(echo "$readme") <(echo "$code") | tr '\n' ' ')
-check "every SQLSTATE the code raises is in the README's table" "" "$missing"
-check "every SQLSTATE in the README's table is raised by the code" "" "$extra"
+check "every SQLSTATE the code raises is in docs/errors.md's table" "" "$missing"
+check "every SQLSTATE in docs/errors.md's table is raised by the code" "" "$extra"
 
 # each row, raised
 db=qml_error_table

@@ -9,7 +9,7 @@
  * input is the batch's JSON text, sent as a parameter to
  *	SELECT count(*) FROM qml.enqueue_batch($1::jsonb)
  * in a transaction that is rolled back.  Checks (the oracle is the SQL
- * contract of README.md's error table):
+ * contract of docs/errors.md's error table):
  *	- the backend survives (a crash or an assertion ends the connection);
  *	- an accepted batch gives one id per element;
  *	- a refused one says why with a documented SQLSTATE: 22023 (naming

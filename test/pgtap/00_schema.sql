@@ -4,7 +4,7 @@
 -- signatures, triggers, and privileges (nothing for PUBLIC, pinned
 -- search_path).
 BEGIN;
-SELECT plan(226);
+SELECT plan(230);
 
 -- the extension
 SELECT has_extension('qml');
@@ -161,6 +161,8 @@ INSERT INTO contract VALUES
 	('complete', ARRAY['bigint', 'text', 'jsonb'], 'boolean'),
 	('complete_batch', ARRAY['bigint[]', 'text', 'jsonb[]'], 'SETOF bigint'),
 	('fail', ARRAY['bigint', 'text', 'text', 'boolean'], 'qml.job_state'),
+	('fail_batch', ARRAY['bigint[]', 'text', 'text[]', 'boolean[]'],
+	 'TABLE(job_id bigint, state qml.job_state, next_run_at timestamp with time zone)'),
 	('heartbeat', ARRAY['bigint[]', 'text', 'interval'], 'SETOF bigint'),
 	('release', ARRAY['bigint', 'text'], 'boolean'),
 	('delete', ARRAY['bigint'], 'boolean'),
@@ -217,7 +219,7 @@ SELECT matches(pg_get_function_arguments('qml.schedule'::regproc),
 -- helpers and triggers do not
 SELECT is_definer('qml', f, format('qml.%s is SECURITY DEFINER', f))
   FROM unnest(ARRAY['enqueue_as_owner', 'enqueue_batch', 'schedule', 'fetch', 'complete', 'complete_batch',
-					'fail', 'heartbeat', 'release', 'delete', 'requeue', 'stats', 'throughput',
+					'fail', 'fail_batch', 'heartbeat', 'release', 'delete', 'requeue', 'stats', 'throughput',
 					'pause_queue', 'resume_queue', 'maintain']) f;
 SELECT isnt_definer('qml', f, format('qml.%s is not SECURITY DEFINER', f))
   FROM unnest(ARRAY['enqueue', 'retry_delay', 'grant_producer', 'grant_worker', 'grant_admin', 'revoke_all']) f;

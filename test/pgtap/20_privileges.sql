@@ -3,7 +3,7 @@
 -- made under SET ROLE (inside pg_temp.as_role, which rolls the call back so
 -- pgTAP's own bookkeeping is never done under a role that cannot write it).
 BEGIN;
-SELECT plan(74);
+SELECT plan(76);
 
 CREATE ROLE qml_tap_producer;
 CREATE ROLE qml_tap_worker;
@@ -58,6 +58,7 @@ INSERT INTO calls VALUES
 	('complete', format($$SELECT qml.complete(%s, 'w')$$, :held), '42501', 'ok', 'ok', '42501'),
 	('complete_batch', format($$SELECT qml.complete_batch(ARRAY[%s::bigint], 'w')$$, :held), '42501', 'ok', 'ok', '42501'),
 	('fail', format($$SELECT qml.fail(%s, 'w', 'e')$$, :held), '42501', 'ok', 'ok', '42501'),
+	('fail_batch', format($$SELECT * FROM qml.fail_batch(ARRAY[%s::bigint], 'w', '{e}')$$, :held), '42501', 'ok', 'ok', '42501'),
 	('heartbeat', format($$SELECT qml.heartbeat(ARRAY[%s::bigint], 'w')$$, :held), '42501', 'ok', 'ok', '42501'),
 	('release', format($$SELECT qml.release(%s, 'w')$$, :held), '42501', 'ok', 'ok', '42501'),
 	('delete', format($$SELECT qml.delete(%s)$$, :held), '42501', '42501', 'ok', '42501'),
