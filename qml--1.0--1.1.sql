@@ -308,6 +308,64 @@ CREATE OR REPLACE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{defaul
 	AS 'MODULE_PATHNAME', 'qml_fetch';
 
 /*
+ * qml.fail_batch: qml.fail for many jobs in one statement (errors[i] and,
+ * when given, retry[i] for job_ids[i]; retry NULL: retry every one).
+ * Returns a row for each job this worker still held: its new state and,
+ * when it awaits a retry, when that is due (a runtime logs it). NULL
+ * job_ids: no rows. 22004 for NULL errors, a NULL in retry or a NULL
+ * worker; 22023 when the arrays differ in length. qml.fail is this for one
+ * job.
+ */
+CREATE FUNCTION qml.fail_batch(job_ids bigint[], worker text, errors text[],
+							   retry boolean[] DEFAULT NULL)
+	RETURNS TABLE (job_id bigint, state qml.job_state, next_run_at timestamptz)
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.check_name('worker', worker, 200);
+	IF job_ids IS NULL THEN
+		RETURN;					-- no jobs, as for complete_batch
+	END IF;
+	IF errors IS NULL THEN
+		RAISE EXCEPTION 'errors must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass one error message (or NULL element) per job.';
+	END IF;
+	IF coalesce(cardinality(errors), 0) <> coalesce(cardinality(job_ids), 0)
+	   OR coalesce(cardinality(retry), 0) NOT IN (0, coalesce(cardinality(job_ids), 0)) THEN
+		RAISE EXCEPTION '% has % elements but job_ids has %',
+			CASE WHEN coalesce(cardinality(errors), 0) <> coalesce(cardinality(job_ids), 0)
+				 THEN 'errors' ELSE 'retry' END,
+			CASE WHEN coalesce(cardinality(errors), 0) <> coalesce(cardinality(job_ids), 0)
+				 THEN coalesce(cardinality(errors), 0) ELSE coalesce(cardinality(retry), 0) END,
+			coalesce(cardinality(job_ids), 0)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give errors (and retry, if given) one element per job id.';
+	END IF;
+	IF array_position(retry, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'retry must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass true to retry while attempts remain, false to fail for good.';
+	END IF;
+	RETURN QUERY
+	UPDATE qml.jobs j
+	   SET state = CASE WHEN f.again AND j.attempts < j.max_attempts
+						THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,
+		   run_at = CASE WHEN f.again AND j.attempts < j.max_attempts
+						 THEN now() + qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap)
+						 ELSE j.run_at END,
+		   last_error = coalesce(f.error, 'failed without an error message')
+	  FROM unnest(job_ids, errors, coalesce(retry, array_fill(true, ARRAY[cardinality(job_ids)])))
+			 AS f(id, error, again)
+	 WHERE j.id = f.id AND j.state = 'processing' AND j.locked_by = worker
+	   AND qml.may_act(j.locked_role)
+	RETURNING j.id, j.state,
+			  CASE WHEN j.state = 'awaiting_retry' THEN j.run_at END;
+END
+$$;
+
+/*
  * qml.fail: processing -> awaiting_retry (with backoff) while attempts
  * remain and retry is true, else -> failed. Returns the new state, or NULL
  * when the worker no longer holds the job.
@@ -315,31 +373,10 @@ CREATE OR REPLACE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{defaul
 CREATE OR REPLACE FUNCTION qml.fail(job_id bigint, worker text, error text,
 						 retry boolean DEFAULT true)
 	RETURNS qml.job_state
-	LANGUAGE plpgsql SECURITY DEFINER
+	LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	new_state qml.job_state;
-BEGIN
-	PERFORM qml.check_name('worker', worker, 200);
-	IF retry IS NULL THEN
-		RAISE EXCEPTION 'retry must not be null'
-			USING ERRCODE = 'null_value_not_allowed',
-				  HINT = 'Pass true to retry while attempts remain, false to fail for good.';
-	END IF;
-	UPDATE qml.jobs j
-	   SET state = CASE WHEN retry AND j.attempts < j.max_attempts
-						THEN 'awaiting_retry' ELSE 'failed' END::qml.job_state,
-		   run_at = CASE WHEN retry AND j.attempts < j.max_attempts
-						 THEN now() + qml.retry_delay(j.attempts, j.backoff_base, j.backoff_cap)
-						 ELSE j.run_at END,
-		   last_error = coalesce(error, 'failed without an error message')
-	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role)
-	RETURNING j.state INTO new_state;
-	RETURN new_state;
-END
-$$;
+	RETURN (SELECT f.state
+			  FROM qml.fail_batch(ARRAY[job_id], worker, ARRAY[error], ARRAY[retry]) f);
 
 /*
  * qml.heartbeat: extends the leases this worker still holds; returns them.
@@ -528,6 +565,20 @@ $$;
  * Privileges
  * --------------------------------------------------------------------- */
 
+-- Worker: fail_batch (new in 1.1) besides 1.0's calls.
+CREATE OR REPLACE FUNCTION qml.grant_worker(role regrole) RETURNS void
+	LANGUAGE sql
+	SET search_path = pg_catalog, pg_temp
+	RETURN qml.grant_to(role, ARRAY['qml.fetch(text,text[],integer,interval,interval,boolean)',
+									'qml.complete(bigint,text,jsonb)',
+									'qml.complete_batch(bigint[],text,jsonb[])',
+									'qml.fail(bigint,text,text,boolean)',
+									'qml.fail_batch(bigint[],text,text[],boolean[])',
+									'qml.heartbeat(bigint[],text,interval)',
+									'qml.release(bigint,text)',
+									'qml.stats(text)', 'qml.throughput(interval,interval,text)'],
+						false);
+
 -- Admin: everything a producer and a worker may do, plus delete, requeue,
 -- pause/resume, maintain, recurring jobs, and reading every table.
 CREATE OR REPLACE FUNCTION qml.grant_admin(role regrole) RETURNS void
@@ -663,7 +714,9 @@ BEGIN
 	FOR g IN
 		SELECT e.grantee::regrole AS role, e.is_grantable, x.target
 		  FROM (VALUES ('qml.stats_1_0(text)'::regprocedure, 'FUNCTION qml.stats(text)'),
-					   ('qml.remove_recurring(text)'::regprocedure, 'FUNCTION qml.run_recurring(text)')) x(fn, target),
+					   ('qml.remove_recurring(text)'::regprocedure, 'FUNCTION qml.run_recurring(text)'),
+					   ('qml.fail(bigint,text,text,boolean)'::regprocedure,
+						'FUNCTION qml.fail_batch(bigint[],text,text[],boolean[])')) x(fn, target),
 			   pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) e
 		 WHERE p.oid OPERATOR(pg_catalog.=) x.fn
 		   AND e.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
