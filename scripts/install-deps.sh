@@ -10,8 +10,8 @@ packages=(
 	libpq-dev libjansson-dev
 	libcivetweb-dev libjs-chart.js
 	clang llvm libclang-rt-14-dev
-	valgrind procps
-	python3-psycopg nodejs chromium
+	valgrind procps patch
+	python3 python3-psycopg nodejs chromium
 )
 # see below: never left in place (earlier versions of this script did)
 conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf

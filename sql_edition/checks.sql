@@ -162,6 +162,22 @@ SELECT CASE WHEN v IS NULL THEN fallback
   FROM qml.setting(name, NULL) v
 $$;
 
+/*
+ * Internal to the SQL edition: 25006 in a read-only transaction, naming the
+ * API function, as the C edition's writes do before the executor would.
+ */
+CREATE FUNCTION qml.check_writable(caller text) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF current_setting('transaction_read_only')::boolean THEN
+		RAISE EXCEPTION 'cannot execute % in a read-only transaction', caller
+			USING ERRCODE = 'read_only_sql_transaction';
+	END IF;
+END
+$$;
+
 -- A boolean setting, read as PostgreSQL reads one.
 CREATE FUNCTION qml.setting_on(name text, fallback boolean) RETURNS boolean
 	LANGUAGE sql STABLE

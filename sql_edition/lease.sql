@@ -6,12 +6,12 @@
  * The role is the one the session acts as: the role of SET ROLE, else the
  * login role. Inside the SECURITY DEFINER API current_user is the owner,
  * but the `role` setting still says what SET ROLE chose ('none' when
- * nothing was set), and session_user is the login role. Plain SQL without
- * SET, so that the API's statements inline them; every name is qualified.
+ * nothing was set), and session_user is the login role.
  */
 
 CREATE FUNCTION qml.lease_role() RETURNS oid
 	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT r.oid FROM pg_catalog.pg_roles r
  WHERE r.rolname OPERATOR(pg_catalog.=)
@@ -23,6 +23,7 @@ $$;
 -- qml.delete(bigint)
 CREATE FUNCTION qml.may_act(locked_role oid) RETURNS boolean
 	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT coalesce(locked_role OPERATOR(pg_catalog.=) qml.lease_role(), false)
 	OR (SELECT r.rolsuper

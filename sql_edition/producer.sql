@@ -3,10 +3,11 @@
  *	  The producer's API (src/producer_api.c, src/producer_batch.c) by
  *	  statement: qml.enqueue, qml.enqueue_as_owner, qml.enqueue_batch.
  *
- * qml.enqueue keeps the C edition's attributes (neither SECURITY DEFINER
- * nor SET search_path, qml--1.1.sql says why) as a SQL function that only
- * calls qml.enqueue_as_owner by its qualified name; the checks and the
- * INSERT run there, as the owner, with the path pinned.
+ * qml.enqueue is SECURITY DEFINER with search_path pinned here (the C
+ * edition's is neither, qml--1.1.sql says why): without C nothing can call
+ * qml.enqueue_as_owner, granted to nobody, for its caller. EXECUTE on
+ * qml.enqueue stays the gate; the checks and the INSERT run in
+ * qml.enqueue_as_owner.
  */
 
 CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
@@ -18,7 +19,8 @@ CREATE FUNCTION qml.enqueue(method text, arguments jsonb DEFAULT '[]',
 							backoff_base interval DEFAULT NULL,
 							backoff_cap interval DEFAULT NULL)
 	RETURNS bigint
-	LANGUAGE sql VOLATILE
+	LANGUAGE sql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT qml.enqueue_as_owner(method, arguments, queue, priority, run_at,
 							max_attempts, unique_key, backoff_base, backoff_cap)
@@ -38,10 +40,7 @@ DECLARE
 	id bigint;
 BEGIN
 	-- as an INSERT's executor would, naming the function called
-	IF current_setting('transaction_read_only')::boolean THEN
-		RAISE EXCEPTION 'cannot execute qml.enqueue() in a read-only transaction'
-			USING ERRCODE = 'read_only_sql_transaction';
-	END IF;
+	PERFORM qml.check_writable('qml.enqueue()');
 	PERFORM qml.check_name('method', method, 1000);
 	PERFORM qml.check_name('queue', queue, 128);
 	IF max_attempts < 1 THEN
@@ -106,10 +105,7 @@ BEGIN
 		RAISE EXCEPTION 'jobs must be a JSON array of objects'
 			USING ERRCODE = 'invalid_parameter_value', HINT = example;
 	END IF;
-	IF current_setting('transaction_read_only')::boolean THEN
-		RAISE EXCEPTION 'cannot execute qml.enqueue_batch() in a read-only transaction'
-			USING ERRCODE = 'read_only_sql_transaction';
-	END IF;
+	PERFORM qml.check_writable('qml.enqueue_batch()');
 	n := jsonb_array_length(jobs);
 	IF n > 1000000 THEN
 		RAISE EXCEPTION 'jobs has % elements, more than %', n, 1000000

@@ -26,6 +26,7 @@ DECLARE
 	wanted integer;
 	got integer;
 	lease_start timestamptz := now();
+	round integer;
 BEGIN
 	IF wait IS NOT NULL THEN
 		PERFORM qml.check_duration('wait', wait, true);
@@ -57,15 +58,29 @@ BEGIN
 		wanted := batch;
 		FOREACH q IN ARRAY queues LOOP
 			EXIT WHEN wanted = 0;
-			RETURN QUERY SELECT * FROM qml.claim(q, wanted, worker, lease_start + lease);
-			GET DIAGNOSTICS got = ROW_COUNT;
-			wanted := wanted - got;
-			-- due jobs no maintenance pass promoted yet: as many as the claim takes
-			IF wanted > 0 AND qml.promote_due(q, wanted) > 0 THEN
-				RETURN QUERY SELECT * FROM qml.claim(q, wanted, worker, lease_start + lease);
+			FOR round IN 1..2 LOOP
+				-- SKIP LOCKED: a row another session holds is passed over
+				RETURN QUERY
+				WITH claimed AS (
+					UPDATE qml.jobs j
+					   SET state = 'processing', attempts = j.attempts + 1,
+						   started_at = clock_timestamp(), locked_by = worker,
+						   locked_until = lease_start + lease, locked_role = qml.lease_role()
+					 WHERE j.ctid = ANY (ARRAY(
+							SELECT c.ctid FROM qml.jobs c
+							 WHERE c.state = 'enqueued' AND c.queue = q
+							   AND NOT EXISTS (SELECT 1 FROM qml.queues p
+												WHERE p.name = q AND p.paused)
+							 ORDER BY c.priority DESC, c.run_at, c.id
+							 LIMIT wanted FOR UPDATE SKIP LOCKED))
+					RETURNING j.*)
+				SELECT * FROM claimed c ORDER BY c.priority DESC, c.run_at, c.id;
 				GET DIAGNOSTICS got = ROW_COUNT;
 				wanted := wanted - got;
-			END IF;
+				-- then due jobs no maintenance pass promoted yet, as many as
+				-- the claim takes
+				EXIT WHEN wanted = 0 OR round = 2 OR qml.promote_due(q, wanted) = 0;
+			END LOOP;
 		END LOOP;
 		EXIT WHEN wanted < batch OR deadline IS NULL OR clock_timestamp() >= deadline;
 		IF current_setting('transaction_isolation') IN ('repeatable read', 'serializable') THEN
@@ -88,6 +103,10 @@ CREATE FUNCTION qml.complete(job_id bigint, worker text, result jsonb DEFAULT NU
 AS $$
 BEGIN
 	PERFORM qml.check_name('worker', worker, 200);
+	IF job_id IS NULL THEN
+		RETURN false;
+	END IF;
+	PERFORM qml.check_writable('qml.complete()');
 	UPDATE qml.jobs j
 	   SET state = 'succeeded', finished_at = clock_timestamp(), locked_by = NULL,
 		   locked_until = NULL, lease_pid = NULL, lease_session = NULL, locked_role = NULL,
@@ -120,6 +139,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass one result per job, or none at all.';
 	END IF;
+	PERFORM qml.check_writable('qml.complete_batch()');
 	RETURN QUERY
 	UPDATE qml.jobs j
 	   SET state = 'succeeded', finished_at = clock_timestamp(), locked_by = NULL,
@@ -133,37 +153,6 @@ END
 $$;
 
 -- @after-schema
-
-/*
- * Internal to the SQL edition: claims up to `wanted` enqueued jobs of one
- * queue for `worker` until `locked_until`, in the order fetch hands them
- * out; nothing when the queue is paused. SKIP LOCKED: a row another
- * session holds is passed over, never waited for.
- */
-CREATE FUNCTION qml.claim(queue text, wanted integer, worker text,
-						  locked_until timestamptz)
-	RETURNS SETOF qml.jobs
-	LANGUAGE plpgsql
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	RETURN QUERY
-	WITH claimed AS (
-		UPDATE qml.jobs j
-		   SET state = 'processing', attempts = j.attempts + 1,
-			   started_at = clock_timestamp(), locked_by = claim.worker,
-			   locked_until = claim.locked_until, locked_role = qml.lease_role()
-		 WHERE j.ctid = ANY (ARRAY(
-				SELECT c.ctid FROM qml.jobs c
-				 WHERE c.state = 'enqueued' AND c.queue = claim.queue
-				   AND NOT EXISTS (SELECT 1 FROM qml.queues p
-									WHERE p.name = claim.queue AND p.paused)
-				 ORDER BY c.priority DESC, c.run_at, c.id
-				 LIMIT wanted FOR UPDATE SKIP LOCKED))
-		RETURNING j.*)
-	SELECT * FROM claimed c ORDER BY c.priority DESC, c.run_at, c.id;
-END
-$$;
 
 /*
  * Internal to the SQL edition: up to `wanted` due scheduled and retrying

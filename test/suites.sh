@@ -5,6 +5,10 @@ suite cron make -s cron-test
 # libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each
 suite fuzz make -s fuzz FUZZ_SECONDS=10
 suite isolation make -s installcheck REGRESS=
+# the pure-SQL edition (docs/sql-edition.md), installed by a plain role:
+# the pg_regress and pgTAP suites against it, and two qml worker runtimes
+# electing one maintainer
+suite sql_edition test/sql_edition/run.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite counts test/stress/counts.sh
