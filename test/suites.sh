@@ -9,6 +9,7 @@ suite isolation make -s installcheck REGRESS=
 # the pg_regress and pgTAP suites against it, and two qml worker runtimes
 # electing one maintainer
 suite sql_edition test/sql_edition/run.sh
+suite sql_edition_runtime test/sql_edition/runtime.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite counts test/stress/counts.sh

@@ -31,17 +31,7 @@ declare -A TAP_DIFFERS=(
 	["qml.enqueue sets no search_path"]="it is SECURITY DEFINER, so it pins search_path"
 )
 
-make -s sql-edition
-script=$(ls qml-sql--*.sql | sort -V | tail -1)
-
-# a fresh database owned by a plain role, and the script run by that role
-psql_ -d postgres -c "SET client_min_messages = warning" \
-	-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
-	-c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$owner') THEN CREATE ROLE $owner LOGIN; END IF; END \$\$" \
-	-c "CREATE DATABASE $db OWNER $owner"
-psql_ -U "$owner" -d "$db" -f "$script" >/dev/null 2>"$here/install.log" ||
-	{ cat "$here/install.log"; exit 1; }
-[ "$(psql -X -At -d "$db" -c "SELECT rolsuper FROM pg_roles WHERE rolname = '$owner'")" = f ]
+"$here/install.sh" "$db" "$owner"
 
 # The tests' own tables and functions (an admin's audit trigger on
 # qml.jobs, say) are the superuser's: the extension's owner is a superuser
