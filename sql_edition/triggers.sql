@@ -132,8 +132,45 @@ BEGIN
 		INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
 		VALUES (job_id, from_state, to_state, worker, error);
 	END IF;
-	IF to_state = 'enqueued' AND qml.setting('qml.wakeups', 'on') <> 'off' THEN
-		PERFORM pg_notify('qml', queue);
+	IF to_state = 'enqueued' THEN
+		PERFORM qml.wake_waiting(queue);
 	END IF;
 END
 $$;
+
+/*
+ * Internal to the SQL edition: NOTIFY qml, '<queue>' at commit, when a
+ * fetch on the queue came back empty since the last one (qml.wakeups = on,
+ * the default), always (always) or never (off). A transaction that
+ * notifies holds a lock of the whole cluster from its commit's start to
+ * its end, flush included, so notifying every enqueue would serialize all
+ * producers' commits; as in the C edition, only waiting workers are woken.
+ * SKIP LOCKED: when another transaction is already waking the queue, this
+ * one need not.
+ */
+CREATE FUNCTION qml.wake_waiting(queue text) RETURNS void
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	mode text := qml.setting('qml.wakeups', 'on');
+BEGIN
+	IF mode = 'always' THEN
+		PERFORM pg_notify('qml', queue);
+	ELSIF mode <> 'off' THEN
+		DELETE FROM qml.waiting w
+		 WHERE w.ctid = (SELECT x.ctid FROM qml.waiting x WHERE x.queue = wake_waiting.queue
+						 FOR UPDATE SKIP LOCKED);
+		IF FOUND THEN
+			PERFORM pg_notify('qml', queue);
+		END IF;
+	END IF;
+END
+$$;
+
+-- Internal to the SQL edition: the queues a fetch found empty since the last
+-- wakeup (see qml.wake_waiting). Unlogged: after a crash every worker looks
+-- again anyway.
+CREATE UNLOGGED TABLE qml.waiting (
+	queue		text PRIMARY KEY
+);

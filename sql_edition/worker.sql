@@ -8,7 +8,8 @@
  * head (each claim walks jobs_fetch_idx from the start of the queue), no
  * session leases (session_lease is accepted and ignored: time leases
  * only), and a fetch with `wait` polls every 50 ms instead of sleeping
- * until a commit wakes it.
+ * until a commit wakes it. A fetch that comes back empty notes its queues
+ * in qml.waiting, so that the next enqueue wakes the LISTENing workers.
  */
 
 CREATE FUNCTION qml.fetch(worker text, queues text[] DEFAULT '{default}',
@@ -82,7 +83,13 @@ BEGIN
 				EXIT WHEN wanted = 0 OR round = 2 OR qml.promote_due(q, wanted) = 0;
 			END LOOP;
 		END LOOP;
-		EXIT WHEN wanted < batch OR deadline IS NULL OR clock_timestamp() >= deadline;
+		EXIT WHEN wanted < batch;
+		IF deadline IS NULL OR clock_timestamp() >= deadline THEN
+			-- empty: the next enqueue on these queues notifies (qml.wake_waiting)
+			INSERT INTO qml.waiting (queue) SELECT DISTINCT unnest(queues)
+			ON CONFLICT DO NOTHING;
+			EXIT;
+		END IF;
 		IF current_setting('transaction_isolation') IN ('repeatable read', 'serializable') THEN
 			RAISE EXCEPTION 'fetch cannot wait in a REPEATABLE READ or SERIALIZABLE transaction'
 				USING ERRCODE = 'feature_not_supported',

@@ -72,6 +72,28 @@ for f in test/pgtap/*.sql; do
 	fi
 done
 
+# wakeups: an enqueue notifies the queue once after a fetch came back empty,
+# not on every enqueue (each notifying commit takes a cluster-wide lock)
+notes=$(psql -X -q -At -d "$db" <<SQL 2>&1
+LISTEN qml;
+SELECT count(*) AS claimed FROM qml.fetch('w_listen', '{wq}');
+\\! psql -X -q -At -d "$db" -c "SELECT qml.enqueue('a', queue => 'wq')" >/dev/null
+SELECT 'after the first enqueue';
+\\! psql -X -q -At -d "$db" -c "SELECT qml.enqueue('b', queue => 'wq')" >/dev/null
+SELECT 'after the second enqueue';
+SQL
+)
+# (psql prints a notification after the result of the query it came with)
+expected="0
+after the first enqueue
+Asynchronous notification \"qml\" with payload \"wq\" received from server process with PID N.
+after the second enqueue"
+if [ "$(echo "$notes" | sed 's/PID [0-9]*/PID N/')" = "$expected" ]; then
+	echo "wakeups: ok"
+else
+	echo "wakeups: FAILED"; echo "$notes"; rc=1
+fi
+
 if [ $rc = 0 ]; then
 	psql_ -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 	rm -rf "$work"
