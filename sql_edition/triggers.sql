@@ -30,7 +30,8 @@ DECLARE
 BEGIN
 	IF TG_OP = 'INSERT' THEN
 		IF NEW.max_attempts IS NULL THEN
-			NEW.max_attempts := qml.setting('qml.default_max_attempts', '20')::integer;
+			NEW.max_attempts := coalesce(nullif(current_setting('qml.default_max_attempts', true), ''),
+										 '20')::integer;
 		END IF;
 	ELSE
 		was := OLD.state;
@@ -127,8 +128,10 @@ CREATE FUNCTION qml.job_changed(job_id bigint, queue text, from_state qml.job_st
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- per row: settings read directly, not through qml.setting() (a call
+	-- with SET search_path costs more than the lookup)
 	IF coalesce((SELECT q.history FROM qml.queues q WHERE q.name = job_changed.queue),
-				qml.setting_on('qml.history', true)) THEN
+				nullif(current_setting('qml.history', true), '')::boolean, true) THEN
 		INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
 		VALUES (job_id, from_state, to_state, worker, error);
 	END IF;

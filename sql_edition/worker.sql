@@ -28,6 +28,7 @@ DECLARE
 	got integer;
 	lease_start timestamptz := now();
 	round integer;
+	claimer oid := qml.lease_role();
 BEGIN
 	IF wait IS NOT NULL THEN
 		PERFORM qml.check_duration('wait', wait, true);
@@ -66,7 +67,7 @@ BEGIN
 					UPDATE qml.jobs j
 					   SET state = 'processing', attempts = j.attempts + 1,
 						   started_at = clock_timestamp(), locked_by = worker,
-						   locked_until = lease_start + lease, locked_role = qml.lease_role()
+						   locked_until = lease_start + lease, locked_role = claimer
 					 WHERE j.ctid = ANY (ARRAY(
 							SELECT c.ctid FROM qml.jobs c
 							 WHERE c.state = 'enqueued' AND c.queue = q
@@ -119,7 +120,7 @@ BEGIN
 		   locked_until = NULL, lease_pid = NULL, lease_session = NULL, locked_role = NULL,
 		   result = complete.result
 	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role);
+	   AND (j.locked_role = qml.lease_role() OR qml.may_act(j.locked_role));
 	RETURN FOUND;
 END
 $$;
@@ -132,6 +133,7 @@ CREATE FUNCTION qml.complete_batch(job_ids bigint[], worker text,
 AS $$
 DECLARE
 	n integer := coalesce(cardinality(job_ids), 0);
+	claimer oid := qml.lease_role();	-- once, not per row: see qml.may_act
 BEGIN
 	PERFORM qml.check_name('worker', worker, 200);
 	IF job_ids IS NULL THEN
@@ -154,7 +156,7 @@ BEGIN
 		   result = CASE WHEN results IS NOT NULL
 						 THEN results[array_position(job_ids, j.id) - 1 + array_lower(results, 1)] END
 	 WHERE j.id = ANY (job_ids) AND j.state = 'processing' AND j.locked_by = worker
-	   AND qml.may_act(j.locked_role)
+	   AND (j.locked_role = claimer OR qml.may_act(j.locked_role))
 	RETURNING j.id;
 END
 $$;
