@@ -114,14 +114,8 @@ BEGIN
 	IF job_id IS NULL THEN
 		RETURN false;
 	END IF;
-	PERFORM qml.check_writable('qml.complete()');
-	UPDATE qml.jobs j
-	   SET state = 'succeeded', finished_at = clock_timestamp(), locked_by = NULL,
-		   locked_until = NULL, lease_pid = NULL, lease_session = NULL, locked_role = NULL,
-		   result = complete.result
-	 WHERE j.id = job_id AND j.state = 'processing' AND j.locked_by = worker
-	   AND (j.locked_role = qml.lease_role() OR qml.may_act(j.locked_role));
-	RETURN FOUND;
+	RETURN EXISTS (SELECT FROM qml.finish_held(ARRAY[job_id], worker, ARRAY[result],
+											   'qml.complete()'));
 END
 $$;
 
@@ -133,7 +127,6 @@ CREATE FUNCTION qml.complete_batch(job_ids bigint[], worker text,
 AS $$
 DECLARE
 	n integer := coalesce(cardinality(job_ids), 0);
-	claimer oid := qml.lease_role();	-- once, not per row: see qml.may_act
 BEGIN
 	PERFORM qml.check_name('worker', worker, 200);
 	IF job_ids IS NULL THEN
@@ -148,7 +141,29 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass one result per job, or none at all.';
 	END IF;
-	PERFORM qml.check_writable('qml.complete_batch()');
+	RETURN QUERY SELECT * FROM qml.finish_held(job_ids, worker, results, 'qml.complete_batch()');
+END
+$$;
+
+-- @after-schema
+
+/*
+ * Internal to the SQL edition: processing -> succeeded for the jobs of
+ * job_ids that `worker` holds and the session may act on (qml.may_act),
+ * with results[i] for job_ids[i] when results is given; returns their ids.
+ * The caller's role is looked up once: a call per row was most of the cost.
+ * `caller` names the API function in the read-only error.
+ */
+CREATE FUNCTION qml.finish_held(job_ids bigint[], worker text, results jsonb[],
+								caller text)
+	RETURNS SETOF bigint
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	claimer oid := qml.lease_role();
+BEGIN
+	PERFORM qml.check_writable(caller);
 	RETURN QUERY
 	UPDATE qml.jobs j
 	   SET state = 'succeeded', finished_at = clock_timestamp(), locked_by = NULL,
@@ -160,8 +175,6 @@ BEGIN
 	RETURNING j.id;
 END
 $$;
-
--- @after-schema
 
 /*
  * Internal to the SQL edition: up to `wanted` due scheduled and retrying
