@@ -202,13 +202,17 @@ BEGIN
 END
 $$;
 
--- Internal to the SQL edition: user text as an error message repeats it.
+-- Internal to the SQL edition: user text as an error message repeats it:
+-- its first 32 bytes, each unprintable byte or quote as '?' (src/cron.c).
 CREATE FUNCTION qml.cron_echo(word text) RETURNS text
 	LANGUAGE sql IMMUTABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT regexp_replace(left(word, 32), '[^\x20-\x7e]|"', '?', 'g')
-	   || CASE WHEN length(word) > 32 THEN '...' ELSE '' END
+SELECT coalesce(string_agg(CASE WHEN b BETWEEN 32 AND 126 AND b <> 34 THEN chr(b) ELSE '?' END,
+						   '' ORDER BY i), '')
+	   || CASE WHEN octet_length(word) > 32 THEN '...' ELSE '' END
+  FROM generate_series(0, least(octet_length(word), 32) - 1) i,
+	   LATERAL get_byte(convert_to(word, 'UTF8'), i) b
 $$;
 
 /*
@@ -245,10 +249,13 @@ BEGIN
 		-- "*", "V" or "V-V" (V a number or a name), then "/S" maybe
 		m := regexp_match(item, '^(\*|[0-9]+|[A-Za-z]+)(?:-([0-9]+|[A-Za-z]+))?(/([0-9]*))?(.*)$');
 		IF m IS NULL THEN
-			problem := CASE WHEN left(item, 1) = '-' OR item ~ '^[0-9A-Za-z]+-$'
-							THEN format('%s field: "%s" is incomplete', name, qml.cron_echo(item))
-							ELSE format('%s field: unexpected character %s', name,
-										qml.cron_char(substring(item FROM '[^0-9A-Za-z*]'))) END;
+			-- it does not start with "*", a number or a name
+			problem := format('%s field: unexpected character %s', name, qml.cron_char(left(item, 1)));
+			RETURN;
+		END IF;
+		IF m[1] = '*' AND m[2] IS NOT NULL THEN
+			-- "*-5": no range from "*"
+			problem := format('%s field: unexpected character ''-'' in "%s"', name, qml.cron_echo(item));
 			RETURN;
 		END IF;
 		lo := NULL;
@@ -299,8 +306,12 @@ BEGIN
 				hi := greatest(lo, star_max);
 			END IF;
 		END IF;
-		IF m[5] = '-' AND m[2] IS NULL AND m[3] IS NULL THEN
-			problem := format('%s field: "%s" is incomplete', name, qml.cron_echo(item));
+		IF left(m[5], 1) = '-' AND m[2] IS NULL AND m[3] IS NULL THEN
+			-- a range without its end: "1-", "1-/5"
+			problem := CASE WHEN m[5] = '-'
+							THEN format('%s field: "%s" is incomplete', name, qml.cron_echo(item))
+							ELSE format('%s field: unexpected character %s', name,
+										qml.cron_char(substr(m[5], 2, 1))) END;
 			RETURN;
 		END IF;
 		IF m[5] <> '' THEN

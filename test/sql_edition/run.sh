@@ -94,6 +94,21 @@ else
 	echo "wakeups: FAILED"; echo "$notes"; rc=1
 fi
 
+# cron: the SQL edition's schedule parser answers as the extension's C one,
+# next runs and errors, for every schedule test/cron's unit test uses
+cdb=${db}_c
+psql_ -d postgres -c "DROP DATABASE IF EXISTS $cdb WITH (FORCE)" -c "CREATE DATABASE $cdb"
+psql_ -d "$cdb" -c "CREATE EXTENSION qml"
+python3 "$here/cron_cases.py" >"$work/cron.sql"
+psql_ -At -d "$cdb" -f "$work/cron.sql" >"$work/cron_c.out"
+psql_ -At -d "$db" -f "$work/cron.sql" >"$work/cron_sql.out"
+psql_ -d postgres -c "DROP DATABASE IF EXISTS $cdb WITH (FORCE)"
+if diff -u "$work/cron_c.out" "$work/cron_sql.out" >"$work/cron.diff"; then
+	echo "cron: $(wc -l <"$work/cron_c.out") answers as the extension's: ok"
+else
+	echo "cron: FAILED, the editions answer differently:"; head -40 "$work/cron.diff"; rc=1
+fi
+
 if [ $rc = 0 ]; then
 	psql_ -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 	rm -rf "$work"
