@@ -109,6 +109,13 @@ else
 	echo "cron: FAILED, the editions answer differently:"; head -40 "$work/cron.diff"; rc=1
 fi
 
+# the bad-input catalogue's SQL cases (test/bad_input/cases.tsv): the same
+# SQLSTATEs and messages, nothing changed
+QML_BAD_INPUT_INSTALL="$here/install.sh qml_bad_input $owner" \
+	python3 test/bad_input/run.py --sql-only >"$work/bad_input.out" 2>&1 ||
+	{ grep -E '^FAIL' "$work/bad_input.out" | head -20; tail -3 "$work/bad_input.out"; rc=1; }
+echo "bad_input: $(tail -1 "$work/bad_input.out")"
+
 if [ $rc = 0 ]; then
 	psql_ -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 	rm -rf "$work"
