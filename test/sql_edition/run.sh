@@ -2,11 +2,13 @@
 # test/sql_edition/run.sh: the pure-SQL edition (docs/sql-edition.md) under
 # the project's own suites. Builds qml-sql--VERSION.sql, installs it as a
 # plain LOGIN role that owns a fresh database (no superuser, no CREATE
-# EXTENSION), then runs there the pg_regress files of the Makefile's REGRESS
-# and the pgTAP files, minus what the SQL edition documents as absent
-# (EXCLUDED below). Expected output is the C edition's, patched by
-# test/sql_edition/expected.patch where the output legitimately differs
-# (each hunk says why). The server PGHOST/PGPORT/PGUSER point at runs them
+# EXTENSION), then runs there the pg_regress files of the Makefile's REGRESS,
+# its ISOLATION specs and the pgTAP files, minus what the SQL edition
+# documents as absent (EXCLUDED, TAP_DIFFERS below). Expected output is the
+# C edition's, patched by test/sql_edition/expected.patch and
+# isolation.patch where the output legitimately differs (each hunk says
+# why). Then the wakeups. (parity.sh compares the SQL edition's errors and
+# schedules with the extension's.) The server PGHOST/PGPORT/PGUSER point at runs them
 # as a superuser, as for the extension: the tests create roles.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +55,15 @@ rc=0
 "$pgxs/../test/regress/pg_regress" --inputdir="$work" --outputdir="$work" \
 	--bindir="$(pg_config --bindir)" --use-existing --dbname="$db" "${tests[@]}" || rc=1
 
+# isolation: the Makefile's ISOLATION specs, with this edition's expected
+# output (test/sql_edition/isolation.patch)
+mkdir -p "$work/iso/specs" "$work/iso/expected"
+cp test/specs/*.spec "$work/iso/specs/" && cp test/expected/*.out "$work/iso/expected/"
+patch -s -d "$work/iso/expected" -p1 <"$here/isolation.patch"
+specs=$(make -s -f Makefile -f - <<<'print-iso: ; @echo $(ISOLATION)' print-iso)
+"$pgxs/../test/isolation/pg_isolation_regress" --inputdir="$work/iso" --outputdir="$work/iso" \
+	--bindir="$(pg_config --bindir)" --use-existing --dbname="$db" $specs || rc=1
+
 # pgTAP: pgtap itself needs a superuser's CREATE EXTENSION (test only)
 psql_ -d "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pgtap"
 # each file's TAP: every planned test ran, and what failed is TAP_DIFFERS
@@ -93,28 +104,6 @@ if [ "$(echo "$notes" | sed 's/PID [0-9]*/PID N/')" = "$expected" ]; then
 else
 	echo "wakeups: FAILED"; echo "$notes"; rc=1
 fi
-
-# cron: the SQL edition's schedule parser answers as the extension's C one,
-# next runs and errors, for every schedule test/cron's unit test uses
-cdb=${db}_c
-psql_ -d postgres -c "DROP DATABASE IF EXISTS $cdb WITH (FORCE)" -c "CREATE DATABASE $cdb"
-psql_ -d "$cdb" -c "CREATE EXTENSION qml"
-python3 "$here/cron_cases.py" >"$work/cron.sql"
-psql_ -At -d "$cdb" -f "$work/cron.sql" >"$work/cron_c.out"
-psql_ -At -d "$db" -f "$work/cron.sql" >"$work/cron_sql.out"
-psql_ -d postgres -c "DROP DATABASE IF EXISTS $cdb WITH (FORCE)"
-if diff -u "$work/cron_c.out" "$work/cron_sql.out" >"$work/cron.diff"; then
-	echo "cron: $(wc -l <"$work/cron_c.out") answers as the extension's: ok"
-else
-	echo "cron: FAILED, the editions answer differently:"; head -40 "$work/cron.diff"; rc=1
-fi
-
-# the bad-input catalogue's SQL cases (test/bad_input/cases.tsv): the same
-# SQLSTATEs and messages, nothing changed
-QML_BAD_INPUT_INSTALL="$here/install.sh qml_bad_input $owner" \
-	python3 test/bad_input/run.py --sql-only >"$work/bad_input.out" 2>&1 ||
-	{ grep -E '^FAIL' "$work/bad_input.out" | head -20; tail -3 "$work/bad_input.out"; rc=1; }
-echo "bad_input: $(tail -1 "$work/bad_input.out")"
 
 if [ $rc = 0 ]; then
 	psql_ -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
