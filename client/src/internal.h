@@ -178,6 +178,7 @@ typedef enum qml_maint_mode
 typedef struct qml_maint
 {
 	PGconn	   *conn;			/* the session the fields below are about */
+	int			pid;			/* ... and its backend's pid */
 	qml_maint_mode mode;
 	bool		leader;			/* holds the maintainer's advisory lock */
 	bool		complained;		/* logged the current error already */

@@ -76,10 +76,12 @@ qml__maintenance_tick(PGconn *conn, qml_maint *m)
 		return NULL;
 	m->next_us = now + MAINT_INTERVAL_US;
 	m->error[0] = '\0';
-	if (conn != m->conn)
+	/* a reconnection may get the old PGconn's address back, not its pid */
+	if (conn != m->conn || PQbackendPID(conn) != m->pid)
 	{
 		/* a new session: neither its lock nor its answer carry over */
 		m->conn = conn;
+		m->pid = PQbackendPID(conn);
 		m->leader = false;
 		m->mode = find_mode(conn, m);
 		if (m->mode == MAINT_DENIED)
