@@ -11,6 +11,7 @@
 # fetch case starts, 300000), BENCH_CLIENTS (16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PGOPTIONS="-c client_min_messages=warning"
 db=qml_bench_c
 . bench/own_cluster.sh
 T=${BENCH_T:-10}
