@@ -54,6 +54,16 @@ include $(PGXS)
 -include test/cron/cron.mk
 -include test/fuzz/fuzz.mk
 
+# The pure-SQL edition for servers that refuse C extensions (managed
+# PostgreSQL): one script generated from the extension's, see
+# docs/sql-edition.md.
+SQL_EDITION = qml-sql--1.1.sql
+EXTRA_CLEAN += $(SQL_EDITION)
+.PHONY: sql-edition
+sql-edition: $(SQL_EDITION)
+$(SQL_EDITION): qml--1.1.sql sql_edition/build.py $(wildcard sql_edition/*.sql)
+	python3 sql_edition/build.py $< $@
+
 .PHONY: bench
 bench: ; bench/run.sh $(BENCH_FLAGS)
 

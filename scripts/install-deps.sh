@@ -10,8 +10,8 @@ packages=(
 	libpq-dev libjansson-dev
 	libcivetweb-dev libjs-chart.js
 	clang llvm libclang-rt-14-dev
-	valgrind procps
-	python3-psycopg nodejs chromium
+	valgrind procps patch
+	python3 python3-psycopg nodejs chromium
 	# make deb and the package suite (debian/): pg_buildext, dh, lintian
 	debhelper fakeroot lintian postgresql-server-dev-all help2man
 )

@@ -6,6 +6,13 @@ suite cron make -s cron-test
 # then qml.so itself under ASan and UBSan in a server of its own
 suite fuzz make -s fuzz FUZZ_SECONDS=10
 suite isolation make -s installcheck REGRESS=
+# the pure-SQL edition (docs/sql-edition.md), installed by a plain role:
+# the pg_regress, isolation and pgTAP suites against it, two qml worker
+# runtimes electing one maintainer, its errors and schedules against the C
+# edition's
+suite sql_edition test/sql_edition/run.sh
+suite sql_edition_runtime test/sql_edition/runtime.sh
+suite sql_edition_parity test/sql_edition/parity.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite counts test/stress/counts.sh

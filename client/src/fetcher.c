@@ -59,6 +59,7 @@ typedef struct fetcher
 	double		rate;			/* jobs finished per second, smoothed */
 	int64_t		rate_mono;		/* when it was last sampled */
 	uint64_t	rate_finished;	/* s->finished then */
+	qml_maint	maint;			/* qml.maintain() for the SQL edition */
 } fetcher;
 
 static bool
@@ -417,12 +418,15 @@ qml__fetcher_main(void *arg)
 					least,
 					want,
 					got;
+		const char *msg;
 
 		if (!ensure_connected(&f))
 		{
 			back_off(&f);
 			continue;
 		}
+		if ((msg = qml__maintenance_tick(f.conn->pg, &f.maint)) != NULL)
+			qml__rt_log(s, QML_LOG_WARNING, "maintenance: %s", msg);
 		sample_rate(&f);
 		ahead = claim_ahead(&f);
 

@@ -166,6 +166,28 @@ qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
 							 const char *const *params, PGresult **res);
 
+/* ---- maintenance_tick.c: qml.maintain() for the pure-SQL edition ---- */
+
+typedef enum qml_maint_mode
+{
+	MAINT_NONE,					/* the extension: its scheduler does it */
+	MAINT_SQL,					/* the SQL edition, and we may maintain it */
+	MAINT_DENIED				/* the SQL edition, but not by this role */
+} qml_maint_mode;
+
+typedef struct qml_maint
+{
+	PGconn	   *conn;			/* the session the fields below are about */
+	int			pid;			/* ... and its backend's pid */
+	qml_maint_mode mode;
+	bool		leader;			/* holds the maintainer's advisory lock */
+	bool		complained;		/* logged the current error already */
+	int64_t		next_us;		/* next tick, qml__mono_us() */
+	char		error[256];
+} qml_maint;
+
+const char *qml__maintenance_tick(PGconn *conn, qml_maint *m);
+
 /* ---- read.c (also serves watch.c) ---- */
 
 qml_status	qml__overview_on(qml_conn *conn, qml_overview **out);

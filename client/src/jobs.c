@@ -680,7 +680,8 @@ recurring_supported(qml_client *client, const char *function)
 				ok;
 
 	st = qml__client_exec(client,
-						  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
+						  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qml')"
+						  "       OR pg_catalog.to_regprocedure('qml.edition()') IS NOT NULL,"
 						  "       pg_catalog.to_regclass('qml.recurring') IS NOT NULL"
 						  "   AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
 						  "        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"

@@ -16,9 +16,17 @@
 /* pg_advisory_xact_lock(key1, key2): 'qml' and 1 for migrations */
 #define MIGRATE_LOCK "SELECT pg_catalog.pg_advisory_xact_lock(7433580, 1)"
 
+/*
+ * The pure-SQL edition (docs/sql-edition.md) is no extension: its script
+ * installs and updates it, so it reports itself as both the installed and
+ * the available version, which leaves nothing to migrate.
+ */
 static const char *const version_sql =
-"SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
-"       (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'qml')";
+"SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'), e.sql),"
+"       coalesce(e.sql, (SELECT default_version FROM pg_catalog.pg_available_extensions"
+"                         WHERE name = 'qml'))"
+"  FROM (SELECT CASE WHEN pg_catalog.to_regprocedure('qml.edition()') IS NOT NULL"
+"               THEN 'sql edition' END AS sql) e";
 
 static qml_status
 versions_on(qml_conn *c, char **installed, char **available)

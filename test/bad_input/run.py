@@ -13,6 +13,11 @@ unique_key a live job holds, a recurring job and roles without rights.
     run.py                 every case (the cluster of scripts/env.sh)
     run.py --check-reference  also: docs/errors.md's error table is what
                            gen_reference.py prints from this catalogue
+    run.py --sql-only      only the SQL cases
+
+QML_BAD_INPUT_INSTALL, when set, is a shell command that installs qml into
+the database instead of CREATE EXTENSION (test/sql_edition/run.sh installs
+the pure-SQL edition with it).
 """
 import os
 import re
@@ -117,7 +122,10 @@ def fixtures():
                     "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % DB, "-c", "CREATE DATABASE %s" % DB],
                    check=True, capture_output=True)
     value_in("postgres", SETUP)
-    value("CREATE EXTENSION qml")
+    if os.environ.get("QML_BAD_INPUT_INSTALL"):
+        subprocess.run(os.environ["QML_BAD_INPUT_INSTALL"], shell=True, check=True)
+    else:
+        value("CREATE EXTENSION qml")
     value(FIXTURES)
     ids = {}
     for name in ("done", "proc", "live", "dup"):
@@ -228,6 +236,8 @@ def start_dashboard():
 
 def main():
     cases = catalogue.load()
+    if "--sql-only" in sys.argv:
+        cases = [c for c in cases if c.kind in ("sql", "doc")]
     kinds = {k: sum(1 for c in cases if c.kind == k) for k in ("sql", "cli", "http")}
     print("%d cases: %s" % (len(cases), ", ".join("%d %s" % (n, k) for k, n in kinds.items())))
     ids = fixtures()
