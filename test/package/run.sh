@@ -95,7 +95,9 @@ pass "pg_regress against the installed packages"
 # --- the qml command from the package, with the package's libqml
 export LD_LIBRARY_PATH=$scratch/usr/lib/$multiarch
 qml=$scratch/usr/bin/qml
-ldd "$qml" | grep -q "libqml.so.1 => $scratch/usr/lib/$multiarch/libqml.so.1" ||
+# grep reads all of ldd's output: with pipefail, grep -q's early exit
+# could fail the pipe by SIGPIPE
+grep -q "libqml.so.1 => $scratch/usr/lib/$multiarch/libqml.so.1" <(ldd "$qml") ||
 	fail "the packaged qml does not load the packaged libqml: $(ldd "$qml" | grep qml)"
 "$qml" --version || fail "qml --version"
 psql -X -q -d postgres -c "CREATE DATABASE qml_package" -c "\\c qml_package" -c "CREATE EXTENSION qml"

@@ -22,6 +22,7 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # name: why it does not apply to the SQL edition
 declare -A EXCLUDED=(
 	[direct_gate]="the direct-write gate is C: the SQL edition always writes by statement"
+	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
 )
 
 # pgTAP tests that fail here by design, by description: why
@@ -60,9 +61,12 @@ rc=0
 mkdir -p "$work/iso/specs" "$work/iso/expected"
 cp test/specs/*.spec "$work/iso/specs/" && cp test/expected/*.out "$work/iso/expected/"
 patch -s -d "$work/iso/expected" -p1 <"$here/isolation.patch"
-specs=$(make -s -f Makefile -f - <<<'print-iso: ; @echo $(ISOLATION)' print-iso)
+specs=()
+for t in $(make -s -f Makefile -f - <<<'print-iso: ; @echo $(ISOLATION)' print-iso); do
+	[ -n "${EXCLUDED[$t]:-}" ] || specs+=("$t")
+done
 "$pgxs/../test/isolation/pg_isolation_regress" --inputdir="$work/iso" --outputdir="$work/iso" \
-	--bindir="$(pg_config --bindir)" --use-existing --dbname="$db" $specs || rc=1
+	--bindir="$(pg_config --bindir)" --use-existing --dbname="$db" "${specs[@]}" || rc=1
 
 # pgTAP: pgtap itself needs a superuser's CREATE EXTENSION (test only)
 psql_ -d "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pgtap"

@@ -13,7 +13,7 @@ log0=$(log_lines)
 
 so=$(pg_config --pkglibdir)/qml.so
 missing=$(grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" "$root/qml--1.0.sql" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
-	while read -r sym; do nm -D --defined-only "$so" | grep -qw "$sym" || echo "$sym"; done)
+	while read -r sym; do grep -qw "$sym" <(nm -D --defined-only "$so") || echo "$sym"; done)
 check "every C function of qml--1.0.sql is in the installed qml.so ($(grep -c "'MODULE_PATHNAME'" "$root/qml--1.0.sql") declarations)" "" "$missing"
 
 dropdb_ $db
