@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# client/tests/conformance.sh: the "conformance" suite. The same test
+# program (conformance_test.c) against every storage backend: PostgreSQL
+# (the test cluster, a database of its own), the memory store, and any URL
+# in QML_CONFORMANCE_URLS (space separated; the Redis store adds its own).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+unset DATABASE_URL
+export PGDATABASE=qml_conformance
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
+	-c "DROP DATABASE IF EXISTS qml_conformance WITH (FORCE)" \
+	-c "CREATE DATABASE qml_conformance" || exit 1
+make -s client || exit 1
+
+failed=0
+for url in postgresql memory: ${QML_CONFORMANCE_URLS:-}; do
+	echo "# conformance: $url"
+	arg=$url
+	[ "$url" = postgresql ] && arg=   # the PG* environment of the test cluster
+	out=$(client/tests/conformance_test $arg 2>&1)
+	rc=$?
+	echo "$out" | grep -v '^ok '
+	[ $rc -eq 0 ] || { echo "# conformance: $url FAILED (exit $rc)"; failed=1; }
+done
+exit $failed
