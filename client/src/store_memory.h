@@ -145,6 +145,7 @@ typedef struct mem_store
 
 	/* from the URL */
 	char	   *path;			/* NULL: no snapshot */
+	int			lock_fd;		/* flock on PATH.lock while open; -1 */
 	int64_t		capacity;		/* live jobs at most; 0: no limit */
 	int64_t		retention_ms;	/* finished jobs kept this long */
 

@@ -22,4 +22,8 @@ for url in postgresql memory: ${QML_CONFORMANCE_URLS:-}; do
 	echo "$out" | grep -v '^ok '
 	[ $rc -eq 0 ] || { echo "# conformance: $url FAILED (exit $rc)"; failed=1; }
 done
+# what only the memory store has: URL, capacity, snapshot, lock, retention
+echo "# memory store"
+out=$(client/tests/memory_test 2>&1) || { echo "$out" | grep -v '^ok '; echo "# memory store FAILED"; failed=1; }
+echo "$out" | tail -1
 exit $failed
