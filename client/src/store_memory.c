@@ -53,7 +53,7 @@ mem_queue_get(mem_store *m, const char *name, bool create)
 		free(q);
 		return NULL;
 	}
-	q->ready.before = mem_ready_before;
+	q->ready.heap.before = mem_ready_before;
 	m->queues = qs;
 	m->queues[m->nqueues++] = q;
 	return q;
@@ -303,14 +303,14 @@ free_all(mem_store *m)
 	free(m->by_id);
 	for (size_t i = 0; i < m->nqueues; i++)
 	{
-		free(m->queues[i]->ready.items);
+		mem_index_free(&m->queues[i]->ready);
 		mem_map_free(&m->queues[i]->unique);
 		free(m->queues[i]->name);
 		free(m->queues[i]);
 	}
 	free(m->queues);
-	free(m->timers.items);
-	free(m->leases.items);
+	mem_index_free(&m->timers);
+	mem_index_free(&m->leases);
 	free(m->fin_ids);
 	for (size_t i = 0; i < m->nworkers; i++)
 		free(m->workers[i]);
@@ -398,8 +398,8 @@ mem_open(qml_client *client, const char *url, qml_store **out)
 	m->base.client = client;
 	m->by_id_base = 1;
 	m->lock_fd = -1;
-	m->timers.before = mem_timer_before;
-	m->leases.before = mem_lease_before;
+	m->timers.heap.before = mem_timer_before;
+	m->leases.heap.before = mem_lease_before;
 	pthread_mutex_init(&m->mu, NULL);
 	qml__cond_init(&m->cv);
 	if ((st = parse_url(m, url)) != QML_OK ||

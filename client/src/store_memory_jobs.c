@@ -41,15 +41,15 @@ mem_job_place(mem_store *m, mem_job *j)
 	switch (j->state)
 	{
 		case QML_STATE_ENQUEUED:
-			mem_heap_push(&j->queue->ready, j);
+			mem_index_push(&j->queue->ready, j);
 			break;
 		case QML_STATE_SCHEDULED:
 		case QML_STATE_AWAITING_RETRY:
-			if (mem_heap_push(&m->timers, j) && mem_heap_top(&m->timers) == j)
+			if (mem_index_push(&m->timers, j) && mem_index_top(&m->timers) == j)
 				pthread_cond_signal(&m->cv);
 			break;
 		case QML_STATE_PROCESSING:
-			mem_heap_push(&m->leases, j);
+			mem_index_push(&m->leases, j);
 			break;
 		default:
 			break;
@@ -59,14 +59,14 @@ mem_job_place(mem_store *m, mem_job *j)
 static void
 unplace(mem_store *m, mem_job *j)
 {
-	if (j->heap_index < 0)
+	if (j->heap_index == -1)
 		return;
 	if (j->state == QML_STATE_ENQUEUED)
-		mem_heap_remove(&j->queue->ready, j);
+		mem_index_remove(&j->queue->ready, j);
 	else if (j->state == QML_STATE_PROCESSING)
-		mem_heap_remove(&m->leases, j);
+		mem_index_remove(&m->leases, j);
 	else
-		mem_heap_remove(&m->timers, j);
+		mem_index_remove(&m->timers, j);
 }
 
 static void
@@ -339,7 +339,7 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 
 		if (q->paused)
 			continue;
-		while (n < want && (j = mem_heap_top(&q->ready)) != NULL)
+		while (n < want && (j = mem_index_top(&q->ready)) != NULL)
 		{
 			qml_store_job *c = qml__store_job_new(j->id, q->name, j->method, j->arguments,
 												  j->priority, j->attempts + 1,
@@ -347,7 +347,7 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 
 			if (c == NULL)
 				break;
-			mem_heap_remove(&q->ready, j);
+			mem_index_remove(&q->ready, j);
 			j->attempts++;
 			j->started_at = now;
 			mem_set_state(m, j, QML_STATE_PROCESSING, ms->worker, NULL, now);
@@ -392,7 +392,7 @@ mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
 
 		if (j == NULL)
 			continue;
-		mem_heap_remove(&m->leases, j);
+		mem_index_remove(&m->leases, j);
 		free(j->result);
 		j->result = results && results[i] ? qml__strdup(results[i]) : NULL;
 		mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
@@ -465,7 +465,7 @@ mem_release(qml_store_session *session, const char *worker, const int64_t *ids,
 
 		if (j == NULL)
 			continue;
-		mem_heap_remove(&m->leases, j);
+		mem_index_remove(&m->leases, j);
 		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
 		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
 		mem_job_place(m, j);
@@ -491,8 +491,9 @@ mem_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 		is_held[i] = j != NULL;
 		if (j)
 		{
+			mem_index_remove(&m->leases, j);
 			j->locked_until = until;
-			mem_heap_fix(&m->leases, j);
+			mem_index_push(&m->leases, j);
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -634,15 +635,15 @@ mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
 	int64_t		next = now + 1000000;
 
 	*promoted = *rescued = 0;
-	while ((j = mem_heap_top(&m->timers)) != NULL && j->run_at <= now)
+	while ((j = mem_index_top(&m->timers)) != NULL && j->run_at <= now)
 	{
-		mem_heap_remove(&m->timers, j);
+		mem_index_remove(&m->timers, j);
 		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
 		mem_job_place(m, j);
 		mem_wake(m, j->queue);
 		(*promoted)++;
 	}
-	while ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until < now)
+	while ((j = mem_index_top(&m->leases)) != NULL && j->locked_until < now)
 	{
 		char		error[256];
 
@@ -655,9 +656,9 @@ mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
 	*pruned = prune(m, now);
 	m->passes++;
 
-	if ((j = mem_heap_top(&m->timers)) != NULL && j->run_at < next)
+	if ((j = mem_index_top(&m->timers)) != NULL && j->run_at < next)
 		next = j->run_at;
-	if ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until + 1 < next)
+	if ((j = mem_index_top(&m->leases)) != NULL && j->locked_until + 1 < next)
 		next = j->locked_until + 1;
 	for (mem_recurring *r = m->recurring; r; r = r->next)
 		if (r->next_run_at != QML_TIME_NULL && r->next_run_at < next)
