@@ -238,6 +238,7 @@ mem_job    *mem_job_by_id(const mem_store *m, int64_t id);
 void		mem_wake(mem_store *m, const mem_queue *q);
 
 /* ---- store_memory_jobs.c (caller holds mu unless said) ---- */
+qml_status	mem_check_name(const char *what, const char *value, int maxlen);
 qml_status	mem_insert(mem_store *m, const char *method, const char *arguments,
 					   const qml_enqueue_options *o, int64_t now, int64_t *id);
 void		mem_set_state(mem_store *m, mem_job *j, qml_job_state to,

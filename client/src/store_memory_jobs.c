@@ -197,11 +197,34 @@ index_job(mem_store *m, mem_job *j)
 	return true;
 }
 
+/*
+ * The extension's limits on names (src/checks.c), in characters, so that a
+ * job the memory store takes is one PostgreSQL would take too.
+ */
+qml_status
+mem_check_name(const char *what, const char *value, int maxlen)
+{
+	int			len = 0;
+
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+		len += (*p & 0xC0) != 0x80;
+	if (len == 0)
+		return qml__error(QML_ERR_INVALID, "%s must not be empty", what);
+	if (len > maxlen)
+	{
+		qml__error(QML_ERR_INVALID, "%s is too long (%d characters)", what, len);
+		qml__error_set_extra(NULL, NULL, "22001");
+		return QML_ERR_INVALID;
+	}
+	return QML_OK;
+}
+
 qml_status
 mem_insert(mem_store *m, const char *method, const char *arguments,
 		   const qml_enqueue_options *o, int64_t now, int64_t *id)
 {
 	qml_enqueue_options none = {0};
+	qml_status	st;
 	mem_queue  *q;
 	mem_job    *j,
 			   *same;
@@ -214,6 +237,10 @@ mem_insert(mem_store *m, const char *method, const char *arguments,
 		o = &none;
 	if (arguments == NULL)
 		arguments = "[]";
+	if ((st = mem_check_name("method", method, 1000)) != QML_OK ||
+		(st = mem_check_name("queue", o->queue ? o->queue : "default", 128)) != QML_OK ||
+		(o->unique_key && (st = mem_check_name("unique_key", o->unique_key, 500)) != QML_OK))
+		return st;
 	if ((q = mem_queue_get(m, o->queue ? o->queue : "default", true)) == NULL)
 		return qml__nomem();
 	if (o->unique_key && (same = mem_map_get(&q->unique, o->unique_key)) != NULL)
@@ -571,7 +598,10 @@ mem_queue_pause(qml_store *store, const char *queue, bool pause, bool *changed)
 {
 	mem_store  *m = MEM(store);
 	mem_queue  *q;
+	qml_status	st;
 
+	if ((st = mem_check_name("queue", queue, 128)) != QML_OK)
+		return st;
 	pthread_mutex_lock(&m->mu);
 	if ((q = mem_queue_get(m, queue, true)) == NULL)
 	{

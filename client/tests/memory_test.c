@@ -48,6 +48,16 @@ test_url(void)
 	is_status(open_url("memory:?colour=blue", &c), QML_ERR_INVALID, "an unknown parameter is refused");
 	is_status(open_url("memory:?retention=soon", &c), QML_ERR_INVALID, "a bad retention is refused");
 	is_status(open_url("memory:?capacity=5&retention=10s", &c), QML_OK, "capacity and retention together");
+	{
+		char		longq[130];
+		qml_enqueue_options o = {.queue = longq};
+
+		memset(longq, 'q', 129);
+		longq[129] = '\0';
+		is_status(qml_enqueue(c, "m", NULL, &o, NULL), QML_ERR_INVALID,
+				  "a queue name past 128 characters is refused, as PostgreSQL does");
+		contains(qml_errmsg(), "queue is too long", "... with its message");
+	}
 	qml_client_close(c);
 }
 
