@@ -22,6 +22,7 @@
 #include "qml.h"
 
 static atomic_long handled;
+static long producer_jobs;
 
 static double
 secs(void)
@@ -56,21 +57,85 @@ die(const char *what)
 	exit(1);
 }
 
-typedef struct producer
+/* What a run needs: a client, 1000 job specs, a server over them. */
+typedef struct setup
 {
+	qml_config *cfg;
 	qml_client *client;
 	qml_job_spec *specs;
-	long		njobs;
-} producer;
+	qml_registry *reg;
+	qml_server_config *scfg;
+	qml_server *server;
+} setup;
+
+static void
+setup_open(setup *t, const char *url, int workers, const char *queue)
+{
+	t->cfg = qml_config_new();
+	qml_config_set_database_url(t->cfg, url);
+	qml_config_set_pool_size(t->cfg, 1, 4);
+	if (qml_client_open(t->cfg, &t->client) != QML_OK)
+		die("open");
+	t->specs = calloc(1000, sizeof(qml_job_spec));
+	for (int i = 0; i < 1000; i++)
+	{
+		t->specs[i].method = "bench.noop";
+		t->specs[i].arguments = "[1]";
+		t->specs[i].options.queue = queue;
+	}
+	atomic_store(&handled, 0);
+	t->reg = qml_registry_new();
+	qml_registry_add(t->reg, "bench.noop", noop, NULL);
+	t->scfg = qml_server_config_new("bench-stores");
+	qml_server_config_set_workers(t->scfg, workers);
+	qml_server_config_set_queues(t->scfg, &queue, 1);
+	qml_server_config_set_fetch_batch(t->scfg, 1000);
+	qml_server_config_set_prefetch(t->scfg, 2000);
+	qml_server_config_set_flush(t->scfg, 5, 1000);
+	qml_server_config_set_poll_interval(t->scfg, 10);
+	if (qml_server_new(t->client, t->reg, t->scfg, &t->server) != QML_OK)
+		die("server");
+}
+
+static void
+setup_close(setup *t)
+{
+	qml_server_free(t->server);
+	qml_server_config_free(t->scfg);
+	qml_registry_free(t->reg);
+	qml_client_close(t->client);
+	qml_config_free(t->cfg);
+	free(t->specs);
+}
+
+static void
+enqueue_all(qml_client *client, const qml_job_spec *specs, long njobs)
+{
+	for (long n = 0; n < njobs; n += 1000)
+		if (qml_enqueue_batch(client, specs, (size_t) (njobs - n < 1000 ? njobs - n : 1000), NULL) != QML_OK)
+			die("enqueue_batch");
+}
+
+/* Starts the server, waits until every job ran, stops it (flushing). */
+static void
+run_all(setup *t, long njobs)
+{
+	if (qml_server_start(t->server) != QML_OK)
+		die("start");
+	while (atomic_load(&handled) < njobs)
+	{
+		struct timespec ts = {0, 200000};
+
+		nanosleep(&ts, NULL);
+	}
+}
 
 static void *
 produce(void *arg)
 {
-	producer   *p = arg;
+	setup	   *t = arg;
 
-	for (long n = 0; n < p->njobs; n += 1000)
-		if (qml_enqueue_batch(p->client, p->specs, (size_t) (p->njobs - n < 1000 ? p->njobs - n : 1000), NULL) != QML_OK)
-			die("enqueue_batch");
+	enqueue_all(t->client, t->specs, producer_jobs);
 	return NULL;
 }
 
@@ -82,58 +147,20 @@ produce(void *arg)
 static double
 concurrent_run(const char *url, long njobs, int workers, const char *queue)
 {
-	qml_config *cfg = qml_config_new();
-	qml_client *client;
-	qml_registry *reg = qml_registry_new();
-	qml_server_config *scfg = qml_server_config_new("bench-stores");
-	qml_server *server;
-	producer	p;
+	setup		t;
 	pthread_t	th;
 	double		t0,
 				r;
 
-	qml_config_set_database_url(cfg, url);
-	qml_config_set_pool_size(cfg, 1, 4);
-	if (qml_client_open(cfg, &client) != QML_OK)
-		die("open");
-	p.client = client;
-	p.njobs = njobs;
-	p.specs = calloc(1000, sizeof(qml_job_spec));
-	for (int i = 0; i < 1000; i++)
-	{
-		p.specs[i].method = "bench.noop";
-		p.specs[i].arguments = "[1]";
-		p.specs[i].options.queue = queue;
-	}
-	atomic_store(&handled, 0);
-	qml_registry_add(reg, "bench.noop", noop, NULL);
-	qml_server_config_set_workers(scfg, workers);
-	qml_server_config_set_queues(scfg, &queue, 1);
-	qml_server_config_set_fetch_batch(scfg, 1000);
-	qml_server_config_set_prefetch(scfg, 2000);
-	qml_server_config_set_flush(scfg, 5, 1000);
-	qml_server_config_set_poll_interval(scfg, 10);
-	if (qml_server_new(client, reg, scfg, &server) != QML_OK)
-		die("server");
+	setup_open(&t, url, workers, queue);
+	producer_jobs = njobs;
 	t0 = secs();
-	if (qml_server_start(server) != QML_OK)
-		die("start");
-	pthread_create(&th, NULL, produce, &p);
-	while (atomic_load(&handled) < njobs)
-	{
-		struct timespec ts = {0, 200000};
-
-		nanosleep(&ts, NULL);
-	}
+	pthread_create(&th, NULL, produce, &t);
+	run_all(&t, njobs);
 	pthread_join(th, NULL);
-	qml_server_stop(server);
+	qml_server_stop(t.server);
 	r = njobs / (secs() - t0);
-	qml_server_free(server);
-	qml_server_config_free(scfg);
-	qml_registry_free(reg);
-	qml_client_close(client);
-	qml_config_free(cfg);
-	free(p.specs);
+	setup_close(&t);
 	return r;
 }
 
@@ -142,68 +169,30 @@ static void
 one_run(const char *url, long njobs, int workers, const char *queue,
 		double *enq, double *run, bool verbose)
 {
-	qml_config *cfg = qml_config_new();
-	qml_client *client;
-	qml_job_spec *specs = calloc(1000, sizeof(*specs));
-	qml_registry *reg = qml_registry_new();
-	qml_server_config *scfg = qml_server_config_new("bench-stores");
-	qml_server *server;
+	setup		t;
 	double		t0,
 				t1,
 				t2;
 
-	qml_config_set_database_url(cfg, url);
-	qml_config_set_pool_size(cfg, 1, 4);
-	if (qml_client_open(cfg, &client) != QML_OK)
-		die("open");
-	for (int i = 0; i < 1000; i++)
-	{
-		specs[i].method = "bench.noop";
-		specs[i].arguments = "[1]";
-		specs[i].options.queue = queue;
-	}
+	setup_open(&t, url, workers, queue);
 	t0 = secs();
-	for (long n = 0; n < njobs; n += 1000)
-		if (qml_enqueue_batch(client, specs, (size_t) (njobs - n < 1000 ? njobs - n : 1000), NULL) != QML_OK)
-			die("enqueue_batch");
+	enqueue_all(t.client, t.specs, njobs);
 	t1 = secs();
-
-	atomic_store(&handled, 0);
-	qml_registry_add(reg, "bench.noop", noop, NULL);
-	qml_server_config_set_workers(scfg, workers);
-	qml_server_config_set_queues(scfg, &queue, 1);
-	qml_server_config_set_fetch_batch(scfg, 1000);
-	qml_server_config_set_prefetch(scfg, 2000);
-	qml_server_config_set_flush(scfg, 5, 1000);
-	if (qml_server_new(client, reg, scfg, &server) != QML_OK)
-		die("server");
 	t2 = secs();
-	if (qml_server_start(server) != QML_OK)
-		die("start");
-	while (atomic_load(&handled) < njobs)
-	{
-		struct timespec ts = {0, 200000};
-
-		nanosleep(&ts, NULL);
-	}
-	qml_server_stop(server);
+	run_all(&t, njobs);
+	qml_server_stop(t.server);
 	*run = njobs / (secs() - t2);
 	*enq = njobs / (t1 - t0);
 	if (verbose)
 	{
 		qml_server_counters c;
 
-		qml_server_get_counters(server, &c);
+		qml_server_get_counters(t.server, &c);
 		fprintf(stderr, "  enqueue %.0f/s, run %.0f/s; fetched %llu in %llu fetches, %llu flushes\n",
 				*enq, *run, (unsigned long long) c.fetched, (unsigned long long) c.fetch_calls,
 				(unsigned long long) c.flushes);
 	}
-	qml_server_free(server);
-	qml_server_config_free(scfg);
-	qml_registry_free(reg);
-	qml_client_close(client);
-	qml_config_free(cfg);
-	free(specs);
+	setup_close(&t);
 }
 
 int

@@ -404,37 +404,13 @@ held(mem_store *m, int64_t id, const char *worker)
 	return j;
 }
 
-qml_status
-mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
-			 const char *const *results, size_t n, size_t *done)
+/* One outcome of the n a worker reports: what is done to job i it holds. */
+typedef struct outcome
 {
-	mem_store  *m = MEM(session->store);
-	int64_t		now = qml_now();
-
-	*done = 0;
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < n; i++)
-	{
-		mem_job    *j = held(m, ids[i], worker);
-
-		if (j == NULL)
-			continue;
-		mem_index_remove(&m->leases, j);
-		free(j->result);
-		j->result = results && results[i] ? qml__strdup(results[i]) : NULL;
-		mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
-		(*done)++;
-		/* retention 0: nothing finished is kept (its id is skipped by prune) */
-		if (m->retention_ms == 0)
-		{
-			m->by_id[j->id - m->by_id_base] = NULL;
-			j->queue->counts[j->state]--;
-			mem_job_free(j);
-		}
-	}
-	pthread_mutex_unlock(&m->mu);
-	return QML_OK;
-}
+	qml_job_state to;
+	const char *const *texts;	/* results or errors; may be NULL */
+	const bool *retry;
+} outcome;
 
 /* processing -> awaiting_retry or failed, as qml.fail and the rescue do */
 static void
@@ -455,9 +431,43 @@ fail_job(mem_store *m, mem_job *j, const char *worker, const char *error,
 	mem_job_place(m, j);
 }
 
-qml_status
-mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
-		 const char *const *errors, const bool *retry, size_t n, size_t *done)
+static void
+apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
+	  int64_t now)
+{
+	const char *text = o->texts ? o->texts[i] : NULL;
+
+	if (o->to == QML_STATE_FAILED)
+	{
+		fail_job(m, j, worker, text, o->retry[i], now);
+		return;
+	}
+	mem_index_remove(&m->leases, j);
+	if (o->to == QML_STATE_ENQUEUED)
+	{
+		/* released: the run did not happen */
+		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
+		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
+		mem_job_place(m, j);
+		mem_wake(m, j->queue);
+		return;
+	}
+	free(j->result);
+	j->result = text ? qml__strdup(text) : NULL;
+	mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
+	/* retention 0: nothing finished is kept (its id is skipped by prune) */
+	if (m->retention_ms == 0)
+	{
+		m->by_id[j->id - m->by_id_base] = NULL;
+		j->queue->counts[j->state]--;
+		mem_job_free(j);
+	}
+}
+
+/* Applies an outcome to the jobs of ids[] the worker still holds. */
+static qml_status
+report(qml_store_session *session, const char *worker, const int64_t *ids,
+	   size_t n, const outcome *o, size_t *done)
 {
 	mem_store  *m = MEM(session->store);
 	int64_t		now = qml_now();
@@ -470,7 +480,7 @@ mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 
 		if (j == NULL)
 			continue;
-		fail_job(m, j, worker, errors ? errors[i] : NULL, retry[i], now);
+		apply(m, j, o, i, worker, now);
 		(*done)++;
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -478,29 +488,30 @@ mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 }
 
 qml_status
+mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
+			 const char *const *results, size_t n, size_t *done)
+{
+	outcome		o = {QML_STATE_SUCCEEDED, results, NULL};
+
+	return report(session, worker, ids, n, &o, done);
+}
+
+qml_status
+mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
+		 const char *const *errors, const bool *retry, size_t n, size_t *done)
+{
+	outcome		o = {QML_STATE_FAILED, errors, retry};
+
+	return report(session, worker, ids, n, &o, done);
+}
+
+qml_status
 mem_release(qml_store_session *session, const char *worker, const int64_t *ids,
 			size_t n, size_t *done)
 {
-	mem_store  *m = MEM(session->store);
-	int64_t		now = qml_now();
+	outcome		o = {QML_STATE_ENQUEUED, NULL, NULL};
 
-	*done = 0;
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < n; i++)
-	{
-		mem_job    *j = held(m, ids[i], worker);
-
-		if (j == NULL)
-			continue;
-		mem_index_remove(&m->leases, j);
-		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
-		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
-		mem_job_place(m, j);
-		mem_wake(m, j->queue);
-		(*done)++;
-	}
-	pthread_mutex_unlock(&m->mu);
-	return QML_OK;
+	return report(session, worker, ids, n, &o, done);
 }
 
 qml_status
