@@ -169,9 +169,36 @@ test_retention_zero(void)
 	qml_client_close(c);
 }
 
+/* a dashboard's watch: woken by an enqueue, reads over its session */
+static void
+test_watch(void)
+{
+	qml_client *c = NULL;
+	qml_watch  *w = NULL;
+	qml_overview *o = NULL;
+	int			notified = -1;
+	int64_t		id;
+
+	open_url("memory:", &c);
+	is_status(qml_watch_open(c, NULL, &w), QML_OK, "a watch opens on the memory store");
+	qml_watch_wait(w, 0, &notified);
+	qml_enqueue(c, "m", NULL, NULL, &id);
+	is_status(qml_watch_wait(w, 2000, &notified), QML_OK, "it waits");
+	ok(notified > 0, "an enqueue wakes it");
+	qml_watch_wait(w, 50, &notified);
+	is_int(notified, 0, "nothing more: a timeout");
+	is_status(qml_watch_overview(w, &o), QML_OK, "overview over the watch");
+	ok(o && o->count == 1 && o->queues[0].counts[QML_STATE_ENQUEUED] == 1 &&
+	   o->queues[0].oldest_waiting_s >= 0, "shows the waiting job");
+	qml_overview_free(o);
+	qml_watch_close(w);
+	qml_client_close(c);
+}
+
 int
 main(void)
 {
+	test_watch();
 	test_url();
 	test_capacity();
 	test_snapshot();
