@@ -145,21 +145,34 @@ produce(void *arg)
  * flushed. Returns jobs/s.
  */
 static double
-concurrent_run(const char *url, long njobs, int workers, const char *queue)
+cpu_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+concurrent_run(const char *url, long njobs, int workers, const char *queue,
+			   double *per_cpu)
 {
 	setup		t;
 	pthread_t	th;
 	double		t0,
+				c0,
 				r;
 
 	setup_open(&t, url, workers, queue);
 	producer_jobs = njobs;
 	t0 = secs();
+	c0 = cpu_secs();
 	pthread_create(&th, NULL, produce, &t);
 	run_all(&t, njobs);
 	pthread_join(th, NULL);
 	qml_server_stop(t.server);
 	r = njobs / (secs() - t0);
+	*per_cpu = njobs / (cpu_secs() - c0);
 	setup_close(&t);
 	return r;
 }
@@ -206,7 +219,8 @@ main(int argc, char **argv)
 	double		enq[16],
 				run[16],
 				e2e[16],
-				conc[16];
+				conc[16],
+				cpu[16];
 	char		queue[32];
 
 	if (url == NULL)
@@ -236,15 +250,16 @@ main(int argc, char **argv)
 		one_run(url, njobs, workers, queue, &enq[r], &run[r], verbose);
 		e2e[r] = 1.0 / (1.0 / enq[r] + 1.0 / run[r]);
 		snprintf(queue, sizeof(queue), "benchc_%d_%ld", r, (long) time(NULL) % 100000);
-		conc[r] = concurrent_run(url, njobs, workers, queue);
+		conc[r] = concurrent_run(url, njobs, workers, queue, &cpu[r]);
 		if (verbose)
 			fprintf(stderr, "  concurrent %.0f/s\n", conc[r]);
 	}
 	qsort(conc, (size_t) reps, sizeof(double), cmp_double);
+	qsort(cpu, (size_t) reps, sizeof(double), cmp_double);
 	qsort(enq, (size_t) reps, sizeof(double), cmp_double);
 	qsort(run, (size_t) reps, sizeof(double), cmp_double);
 	qsort(e2e, (size_t) reps, sizeof(double), cmp_double);
-	printf("enqueue %.0f run %.0f end_to_end %.0f concurrent %.0f\n", enq[reps / 2], run[reps / 2],
-		   e2e[reps / 2], conc[reps / 2]);
+	printf("enqueue %.0f run %.0f end_to_end %.0f concurrent %.0f per_cpu_second %.0f\n",
+		   enq[reps / 2], run[reps / 2], e2e[reps / 2], conc[reps / 2], cpu[reps / 2]);
 	return 0;
 }

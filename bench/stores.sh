@@ -35,7 +35,7 @@ row() {  # label url jobs
 	out=$("$bin" "$2" --jobs "$3" --workers "$workers" --reps "$reps" 2>&1 | tail -1)
 	set -- "$1" "$3" $out
 	if [ "${3:-}" = enqueue ]; then
-		printf '%-12s %8s %12s %12s %12s %12s\n' "$1" "$2" "$4" "$6" "$8" "${10}"
+		printf '%-12s %8s %12s %12s %12s %12s %12s\n' "$1" "$2" "$4" "$6" "$8" "${10}" "${12}"
 	else
 		printf '%-12s %8s  failed: %s\n' "$1" "$2" "$*"
 	fi
@@ -43,7 +43,7 @@ row() {  # label url jobs
 
 echo "libqml stores, end to end with $workers worker threads, no-op handlers, median of $reps runs"
 echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-12s %8s %12s %12s %12s %12s\n' store jobs enqueue/s run/s end-to-end/s concurrent/s
+printf '%-12s %8s %12s %12s %12s %12s %12s\n' store jobs enqueue/s run/s end-to-end/s concurrent/s "per CPU-s"
 row memory "memory:?retention=0" "${MEMORY_JOBS:-1000000}"
 if psql -X -q -d postgres -c "SELECT 1" >/dev/null 2>&1; then
 	psql -X -q -d postgres -c "SET client_min_messages = warning" \
@@ -57,4 +57,6 @@ for s in ${STORES_EXTRA:-}; do
 done
 echo "enqueue/s: batches of 1000 alone; run/s: server start to stop with every"
 echo "completion flushed; end-to-end/s: N over both; concurrent/s: a producer"
-echo "thread enqueues while the server runs, from the start of both to the end"
+echo "thread enqueues while the server runs, from the start of both to the end;"
+echo "per CPU-s: that run's jobs per second of CPU time of the benchmark process"
+echo "(all its threads; for PostgreSQL the server's CPU is not in it)"
