@@ -2,7 +2,8 @@
  * read_test.c
  *	  libqml's monitoring reads (client.c and store_pg_read.c: overview,
  *	  throughput, workers), the watch connection (watch.c) and
- *	  qml_recurring_run, against the test cluster. Queues named rd_* are this file's own.
+ *	  qml_recurring_run, against the test cluster. Queues named rd_* are
+ *	  this file's own.
  */
 #include <inttypes.h>
 
