@@ -39,6 +39,10 @@ suite upgrade_old_schema test/upgrade/old_schema.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
+# the storage backends (client/tests/conformance_test.c): one suite of
+# state-machine, ordering, lease, unique-key, recurring and concurrency
+# cases run against PostgreSQL, the memory store and QML_CONFORMANCE_URLS
+suite conformance client/tests/conformance.sh
 suite cli test/cli/run.sh
 suite cli_migrate test/cli/migrate.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer

@@ -3,10 +3,11 @@
  *	  The flusher thread: reports job outcomes to the database in batches,
  *	  every flush interval or every flush_max outcomes, whichever first.
  *
- * One batch costs at most three statements whatever its size: one
- * qml.complete_batch for the successes, one qml.fail_batch for the failures
- * (whose answer gives each retry's next run time, logged at debug level),
- * one statement calling qml.release per job given back. When the connection
+ * One batch costs at most three calls of the store whatever its size
+ * (PostgreSQL: one qml.complete_batch for the successes, one
+ * qml.fail_batch for the failures, whose answer gives each retry's next run
+ * time, logged at debug level; one statement calling qml.release per job
+ * given back). When the connection
  * breaks the same batch is retried after a reconnect (with backoff), so a
  * database restart loses no outcome; only at shutdown does it give up, after
  * a while, leaving those jobs to their lease. A statement the server rejects
@@ -18,70 +19,58 @@
 #include <string.h>
 
 #include "internal.h"
-
-static const char complete_sql[] =
-"SELECT count(*) FROM qml.complete_batch($1::int8[], $2)";
-static const char complete_results_sql[] =
-"SELECT count(*) FROM qml.complete_batch($1::int8[], $2, $3::jsonb[])";
-static const char fail_sql[] =
-"SELECT f.job_id, extract(epoch FROM f.next_run_at - now())"
-"  FROM qml.fail_batch($1::int8[], $2, $3::text[], $4::bool[]) f";
-/* a database still on version 1.0 has no qml.fail_batch */
-static const char fail_1_0_sql[] =
-"SELECT f.id, NULL FROM (SELECT f.id, qml.fail(f.id, $2, f.err, f.retry) AS s"
-"  FROM unnest($1::int8[], $3::text[], $4::bool[]) AS f(id, err, retry)) f"
-" WHERE f.s IS NOT NULL";
-static const char release_sql[] =
-"SELECT count(*) FILTER (WHERE r) FROM (SELECT qml.release(t.id, $2) AS r"
-"  FROM unnest($1::int8[]) AS t(id)) x";
+#include "store.h"
 
 typedef struct flusher
 {
 	qml_server *s;
-	qml_conn   *conn;
+	const qml_store_ops *ops;
+	qml_store_session *conn;	/* the store's flush session */
 	char		appname[64];
 	int			failures;
 	bool		complained;
-	bool		fail_1_0;		/* qml.fail_batch is missing or not ours */
-	qml_buf		ids,
-				texts,
-				flags;
+	/* one kind of report at a time, as the store takes them */
+	int64_t    *ids;
+	const char **texts;
+	bool	   *retry;
+	int64_t    *next_ms;
+	size_t		cap;
 } flusher;
 
-/* Array literals of one kind of report: ids, and texts / retry flags. */
-static int
+/* Gathers the reports of one kind; false when out of memory. */
+static bool
 build(flusher *f, const rt_report *r, size_t n, bool want(rt_report_kind),
-	  bool *any_text)
+	  size_t *count)
 {
-	int			count = 0;
+	*count = 0;
+	if (n > f->cap)
+	{
+		int64_t    *ids = realloc(f->ids, n * sizeof(int64_t));
+		const char **texts = ids ? realloc(f->texts, n * sizeof(char *)) : NULL;
+		bool	   *retry = texts ? realloc(f->retry, n * sizeof(bool)) : NULL;
+		int64_t    *next = retry ? realloc(f->next_ms, n * sizeof(int64_t)) : NULL;
 
-	qml__buf_reset(&f->ids);
-	qml__buf_reset(&f->texts);
-	qml__buf_reset(&f->flags);
-	qml__buf_puts(&f->ids, "{");
-	qml__buf_puts(&f->texts, "{");
-	qml__buf_puts(&f->flags, "{");
-	*any_text = false;
+		if (ids)
+			f->ids = ids;
+		if (texts)
+			f->texts = texts;
+		if (retry)
+			f->retry = retry;
+		if (next == NULL)
+			return false;
+		f->next_ms = next;
+		f->cap = n;
+	}
 	for (size_t i = 0; i < n; i++)
 	{
 		if (!want(r[i].kind))
 			continue;
-		if (count++)
-		{
-			qml__buf_puts(&f->ids, ",");
-			qml__buf_puts(&f->texts, ",");
-			qml__buf_puts(&f->flags, ",");
-		}
-		qml__buf_printf(&f->ids, "%lld", (long long) r[i].id);
-		qml__buf_array_elem(&f->texts, r[i].text);
-		qml__buf_puts(&f->flags, r[i].kind == REPORT_RETRY ? "t" : "f");
-		if (r[i].text)
-			*any_text = true;
+		f->ids[*count] = r[i].id;
+		f->texts[*count] = r[i].text;
+		f->retry[*count] = r[i].kind == REPORT_RETRY;
+		(*count)++;
 	}
-	qml__buf_puts(&f->ids, "}");
-	qml__buf_puts(&f->texts, "}");
-	qml__buf_puts(&f->flags, "}");
-	return count;
+	return true;
 }
 
 static bool
@@ -102,29 +91,25 @@ is_release(rt_report_kind k)
 	return k == REPORT_RELEASE;
 }
 
-/*
- * Logs when each failed job that awaits a retry runs next (the rows of
- * fail_sql: id, seconds from now or NULL), for a worker's -v log.
- */
+/* At debug level (qml worker -v): when each retried job runs next. */
 static void
-log_next_tries(qml_server *s, PGresult *res)
+log_next_tries(flusher *f, size_t n)
 {
-	for (int i = 0; i < PQntuples(res); i++)
+	for (size_t i = 0; i < n; i++)
 	{
-		double		sec;
+		double		sec = f->next_ms[i] / 1000.0;
 
-		if (PQgetisnull(res, i, 1))
+		if (f->next_ms[i] < 0)
 			continue;
-		sec = atof(PQgetvalue(res, i, 1));
 		if (sec < 90)
-			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.0f s",
-						PQgetvalue(res, i, 0), sec < 1 ? 1 : sec);
+			qml__rt_log(f->s, QML_LOG_DEBUG, "job %lld: next try in about %.0f s",
+						(long long) f->ids[i], sec < 1 ? 1 : sec);
 		else if (sec < 5400)
-			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.0f min",
-						PQgetvalue(res, i, 0), sec / 60);
+			qml__rt_log(f->s, QML_LOG_DEBUG, "job %lld: next try in about %.0f min",
+						(long long) f->ids[i], sec / 60);
 		else
-			qml__rt_log(s, QML_LOG_DEBUG, "job %s: next try in about %.1f h",
-						PQgetvalue(res, i, 0), sec / 3600);
+			qml__rt_log(f->s, QML_LOG_DEBUG, "job %lld: next try in about %.1f h",
+						(long long) f->ids[i], sec / 3600);
 	}
 }
 
@@ -136,75 +121,46 @@ static qml_status
 send_kind(flusher *f, const rt_report *r, size_t n, int which)
 {
 	qml_server *s = f->s;
-	bool		texts;
-	int			count;
-	const char *p[4];
-	PGresult   *res = NULL;
+	size_t		count,
+				done = 0;
 	qml_status	st;
-	qml_stmt	stmt;
-	const char *sql;
 
-	count = build(f, r, n, which == 0 ? is_success : which == 1 ? is_failure : is_release, &texts);
+	if (!build(f, r, n, which == 0 ? is_success : which == 1 ? is_failure : is_release, &count))
+	{
+		qml__rt_log(s, QML_LOG_ERROR, "flusher: out of memory; %zu outcomes left to their leases", n);
+		return QML_OK;
+	}
 	if (count == 0)
 		return QML_OK;
-	if (f->ids.oom || f->texts.oom || f->flags.oom)
-	{
-		qml__rt_log(s, QML_LOG_ERROR, "flusher: out of memory; %d outcomes left to their leases", count);
-		return QML_OK;
-	}
-	p[0] = f->ids.data;
-	p[1] = s->worker_name;
-	p[2] = f->texts.data;
-	p[3] = f->flags.data;
 	if (which == 0)
-	{
-		stmt = texts ? QML_STMT_COMPLETE_RESULTS : QML_STMT_COMPLETE;
-		sql = texts ? complete_results_sql : complete_sql;
-		st = qml__exec_prepared(f->conn, stmt, sql, texts ? 3 : 2, p, &res);
-	}
+		st = f->ops->complete(f->conn, s->worker_name, f->ids, f->texts, count, &done);
 	else if (which == 1)
-	{
-		st = f->fail_1_0 ? QML_ERR_UNSUPPORTED :
-			qml__exec_prepared(f->conn, QML_STMT_FAIL, fail_sql, 4, p, &res);
-		/* missing (qml 1.0), or not granted to a role given rights before it */
-		if (st != QML_OK && qml__conn_ok(f->conn) &&
-			(strcmp(qml_errsqlstate(), "42883") == 0 || strcmp(qml_errsqlstate(), "42501") == 0))
-		{
-			qml__rt_log(s, QML_LOG_WARNING,
-						"flusher: %s (run qml migrate, or qml.grant_worker again); failing jobs one by one",
-						qml_errmsg());
-			f->fail_1_0 = true;
-		}
-		if (f->fail_1_0)
-			st = qml__exec(f->conn, fail_1_0_sql, 4, p, &res);
-	}
+		st = f->ops->fail(f->conn, s->worker_name, f->ids, f->texts, f->retry, count, &done,
+						  f->next_ms);
 	else
-		st = qml__exec_prepared(f->conn, QML_STMT_RELEASE, release_sql, 2, p, &res);
+		st = f->ops->release(f->conn, s->worker_name, f->ids, count, &done);
+	if (f->conn->note[0])
+	{
+		qml__rt_log(s, QML_LOG_WARNING, "flusher: %s", f->conn->note);
+		f->conn->note[0] = '\0';
+	}
 
 	if (st == QML_OK)
 	{
-		int			done;
-
 		if (which == 1)
-		{
-			done = PQntuples(res);
-			log_next_tries(s, res);
-		}
-		else
-			done = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
+			log_next_tries(f, count);
 		if (done < count && which != 2)
 		{
 			atomic_fetch_add(&s->counters.lost, (uint64_t) (count - done));
 			qml__rt_log(s, QML_LOG_WARNING,
-						"flusher: %d of %d jobs were no longer held by this worker (lease lost)",
+						"flusher: %zu of %zu jobs were no longer held by this worker (lease lost)",
 						count - done, count);
 		}
 		return QML_OK;
 	}
-	if (qml__conn_ok(f->conn) && st != QML_ERR_CONNECT)
+	if (f->ops->session_ok(f->conn) && st != QML_ERR_CONNECT)
 	{
-		qml__rt_log(s, QML_LOG_ERROR, "flusher: %s; %d outcomes dropped, left to their leases",
+		qml__rt_log(s, QML_LOG_ERROR, "flusher: %s; %zu outcomes dropped, left to their leases",
 					qml_errmsg(), count);
 		return QML_OK;
 	}
@@ -232,11 +188,15 @@ flush(flusher *f, rt_report *r, size_t n)
 	{
 		bool		broken = false;
 
-		if (f->conn == NULL || !qml__conn_ok(f->conn))
+		if (f->conn == NULL || !f->ops->session_ok(f->conn))
 		{
-			qml__conn_close(f->conn);
+			qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
+			.worker = s->worker_name, .lease_ms = s->config->lease_ms};
+
+			if (f->conn)
+				f->ops->session_close(f->conn);
 			f->conn = NULL;
-			if (qml__connect(s->client->config, f->appname, &f->conn) != QML_OK)
+			if (f->ops->session_open(s->client->store, &cfg, &f->conn) != QML_OK)
 			{
 				if (!f->complained)
 					qml__rt_log(s, QML_LOG_WARNING, "flusher: %s; retrying", qml_errmsg());
@@ -246,7 +206,7 @@ flush(flusher *f, rt_report *r, size_t n)
 			else if (f->complained)
 			{
 				atomic_fetch_add(&s->counters.reconnects, 1);
-				qml__rt_log(s, QML_LOG_INFO, "flusher: reconnected to the database");
+				qml__rt_log(s, QML_LOG_INFO, "flusher: reconnected to the store");
 				f->complained = false;
 			}
 		}
@@ -262,7 +222,7 @@ flush(flusher *f, rt_report *r, size_t n)
 		if (!broken)
 			break;
 		if (!f->complained)
-			qml__rt_log(s, QML_LOG_WARNING, "flusher: lost the database connection; retrying");
+			qml__rt_log(s, QML_LOG_WARNING, "flusher: lost the connection to the store; retrying");
 		f->complained = true;
 		if (give_up(s))
 		{
@@ -297,10 +257,8 @@ qml__flusher_main(void *arg)
 
 	memset(&f, 0, sizeof(f));
 	f.s = s;
+	f.ops = s->client->store->ops;
 	snprintf(f.appname, sizeof(f.appname), "qml flusher %.40s", s->config->name);
-	qml__buf_init(&f.ids);
-	qml__buf_init(&f.texts);
-	qml__buf_init(&f.flags);
 
 	pthread_mutex_lock(&s->fl_mu);
 	for (;;)
@@ -339,9 +297,11 @@ qml__flusher_main(void *arg)
 	}
 	pthread_mutex_unlock(&s->fl_mu);
 	free(batch);
-	qml__buf_free(&f.ids);
-	qml__buf_free(&f.texts);
-	qml__buf_free(&f.flags);
-	qml__conn_close(f.conn);
+	free(f.ids);
+	free(f.texts);
+	free(f.retry);
+	free(f.next_ms);
+	if (f.conn)
+		f.ops->session_close(f.conn);
 	return NULL;
 }
