@@ -31,7 +31,8 @@
  *
  * When no background worker slot is free, the launcher says so once in
  * the log (until every database has got its scheduler), retries after a
- * pause that doubles up to 10 seconds, and marks the database as waiting
+ * pause that doubles up to 10 seconds (at once when one of its schedulers
+ * exits), and marks the database as waiting
  * in shared memory, which qml.scheduler_slot_wait_since() shows.
  *
  * Commands that need a database to themselves (DROP DATABASE, ALTER
@@ -352,6 +353,8 @@ note_stopped_scheduler(Served *s, TimestampTz now)
 {
 	uint64		gen = 0;
 
+	/* its slot is free: a database waiting for one need not wait longer */
+	slot_retry_at = 0;
 	if (qml_registry_extension_seen(s->dboid, &gen) == QML_EXT_ABSENT)
 	{
 		pfree(s->handle);

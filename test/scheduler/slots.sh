@@ -20,7 +20,10 @@ cluster() { "$root/scripts/cluster.sh" "$@"; }
 cluster up "shared_preload_libraries = 'qml'
 max_worker_processes = 8
 max_prepared_transactions = 2
-log_min_messages = debug1" || exit 1
+log_min_messages = debug1
+# 100 CREATE and DROP DATABASE: durability is not what this tests
+fsync = off
+full_page_writes = off" || exit 1
 trap 'cluster down' EXIT
 make -s -C "$root" client/qml || exit 1
 
@@ -82,7 +85,7 @@ read -r left at_once <<<"$(probes "$log0" "qml_many_31 qml_many_7")"
 check "... 49 databases probed again, one at a time" "49 1" "$left $at_once"
 last=$(log_since "$log0" | grep 'extension qml is not installed in database .*; leaving' | tail -1 | cut -d' ' -f1,2)
 first=$(log_since "$log0" | grep 'starting background worker process "qml scheduler for database' | head -1 | cut -d' ' -f1,2)
-echo "     (51 databases probed in $(python3 -c "from datetime import datetime as d; f='%Y-%m-%d %H:%M:%S.%f'; print('%.3f' % (d.strptime('$last', f) - d.strptime('$first', f)).total_seconds())") s; most qml workers seen: $most)"
+[ -n "$first" ] && [ -n "$last" ] && echo "     (51 databases probed in $(python3 -c "from datetime import datetime as d; f='%Y-%m-%d %H:%M:%S.%f'; print('%.3f' % (d.strptime('$last', f) - d.strptime('$first', f)).total_seconds())") s; most qml workers seen: $most)"
 
 # --- DROP EXTENSION frees the slot at once
 q qml_many_31 -c "DROP EXTENSION qml" >/dev/null
@@ -114,20 +117,19 @@ check "... no scheduler failed to start since" "" "$(log_since "$log0" | grep -E
 
 # --- too few slots: max_worker_processes = 4 is PostgreSQL's logical
 # replication launcher, qml's launcher and 2 schedulers
-for i in $(seq 1 50); do echo "DROP DATABASE IF EXISTS qml_many_$i WITH (FORCE);"; done | PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres
+# (closed rather than dropped: each DROP DATABASE makes a checkpoint)
+for i in $(seq 1 50); do echo "ALTER DATABASE qml_many_$i ALLOW_CONNECTIONS false;"; done |
+	PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres 2>&1 | grep -v 'does not exist'
 for d in qml_slot_b qml_slot_c; do psql -X -q -d postgres -c "CREATE DATABASE $d" && q $d -c "CREATE EXTENSION qml" >/dev/null; done
 q postgres -c "ALTER SYSTEM SET max_worker_processes = 4" >/dev/null
 log0=$(log_lines)
 cluster restart fast || { fail "restart"; finish; }
 waits="SELECT qml.scheduler_slot_wait_since() IS NOT NULL"
-poll 20 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler'" 2 >/dev/null
-for d in qml_renamed qml_slot_b qml_slot_c; do
-	[ "$(poll 5 $d "$waits" t)" = t ] && waiting=$d
-done
+poll 20 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname <> 'postgres'" 2 >/dev/null
 running=$(q postgres -c "$schedulers_sql")
-check "3 databases, 2 slots: two schedulers run, one database waits" 2 "$(echo "$running" | wc -w)"
-[[ " $running " != *" ${waiting:-none} "* ]] && [ -n "${waiting:-}" ] && ok "... qml.scheduler_slot_wait_since() shows it in $waiting" ||
-	fail "... qml.scheduler_slot_wait_since() shows it" "waiting=${waiting:-none} running=$running"
+check "3 databases, 2 slots: two schedulers run" 2 "$(echo "$running" | wc -w)"
+waiting=$(for d in qml_renamed qml_slot_b qml_slot_c; do [[ " $running " == *" $d "* ]] || echo $d; done)
+check "... qml.scheduler_slot_wait_since() shows the third ($waiting) waiting" t "$(poll 5 "${waiting:-postgres}" "$waits" t)"
 out=$(PGDATABASE=$waiting "$QML" status 2>&1)
 echo "$out" | grep -q "^scheduler   waiting for a background worker slot since .*: raise max_worker_processes" &&
 	ok "... and qml status" || fail "... and qml status" "$(echo "$out" | grep scheduler)"
@@ -135,14 +137,14 @@ echo "$out" | grep -q "^scheduler   waiting for a background worker slot since .
 	ok "... and qml --json status" || fail "... and qml --json status"
 other=${running%% *}
 check "... a running one is not waiting" f "$(q $other -c "$waits")"
-# retries come after 1, 2, 4, 8 s: wait for the third (7 s after the first)
-sleep 8
+# retries come 1, 3, 7 s after the first try: let two of them fail
+sleep 4
 check "the missing slot is logged once, with the setting to raise" 1 \
 	"$(log_since "$log0" | grep -c 'qml could not start a scheduler for database .*: no background worker slot is free')"
 check "... naming max_worker_processes" 1 "$(log_since "$log0" | grep -c 'HINT:  Raise max_worker_processes (now 4)')"
 q $other -c "DROP EXTENSION qml" >/dev/null
-check "a slot freed: the waiting database gets its scheduler" 1 \
-	"$(poll 15 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$waiting'" 1)"
+check "a slot freed: the waiting database gets its scheduler at once" 1 \
+	"$(poll 3 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$waiting'" 1)"
 check "... and waits no more" f "$(q $waiting -c "$waits")"
 echo "$(PGDATABASE=$waiting "$QML" status 2>&1)" | grep -q "^scheduler   running for this database" &&
 	ok "... qml status says it runs" || fail "... qml status says it runs"
