@@ -423,8 +423,13 @@ launcher_release(int code, Datum arg)
 void
 qml_registry_set_launcher(void)
 {
+	int			i;
+
 	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
 	registry->launcher_latch = MyLatch;
+	/* a launcher that died left its waits behind: this one marks its own */
+	for (i = 0; i < registry->nentries; i++)
+		registry->entries[i].slot_wait_since = 0;
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	on_shmem_exit(launcher_release, (Datum) 0);
 }
