@@ -17,15 +17,15 @@ suite sched_prune_stats test/scheduler/prune_stats.sh
 suite sched_abuse test/scheduler/abuse.sh
 suite sched_counts test/scheduler/counts.sh
 suite sched_databases test/scheduler/databases.sh
+# background worker slots, on a cluster of its own: 50 databases of which
+# 2 use qml hold 3 workers; a database that gets no slot is logged once
+# and shown by qml status
+suite sched_slots test/scheduler/slots.sh
 suite sched_restart test/scheduler/restart.sh
 suite sched_rights test/scheduler/rights.sh
 suite sched_prepared test/scheduler/prepared.sh
 suite sched_notify_spoof test/scheduler/notify_spoof.sh
 suite sched_session_loss test/scheduler/session_loss.sh
-# background worker slots, on a cluster of its own: 50 databases of which
-# 2 use qml hold 3 workers; a database that gets no slot is logged once
-# and shown by qml status
-suite sched_slots test/scheduler/slots.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
