@@ -60,7 +60,9 @@ settle() {
 
 # --- 50 databases made while the launcher runs, qml in 2
 log0=$(log_lines)
+t0=$(now)
 for i in $(seq 1 50); do echo "CREATE DATABASE qml_many_$i;"; done | psql -X -q -d postgres || exit 1
+echo "     (50 databases made in $(elapsed "$t0" "$(now)") s)"
 q qml_many_7 -c "CREATE EXTENSION qml" >/dev/null
 q qml_many_31 -c "CREATE EXTENSION qml" >/dev/null
 read -r secs most probes set <<<"$(settle 60 "qml_many_31 qml_many_7")"
@@ -103,8 +105,12 @@ check "a committed CREATE EXTENSION starts a scheduler; rolled back ones none" "
 	"$(poll 5 postgres "$schedulers_sql" "qml_many_41 qml_many_7")"
 id=$(q qml_many_41 -c "SELECT qml.enqueue('due', run_at => clock_timestamp() + interval '1 s')")
 check "... which serves the database" enqueued "$(poll 5 qml_many_41 "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
-check "DROP and CREATE EXTENSION in one transaction keep the scheduler" "qml_many_41 qml_many_7" \
-	"$(q qml_many_41 -c "BEGIN" -c "DROP EXTENSION qml" -c "CREATE EXTENSION qml" -c "COMMIT" >/dev/null; sleep 1; q postgres -c "$schedulers_sql")"
+pid_sql="SELECT pid FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = 'qml_many_41'"
+pid=$(q postgres -c "$pid_sql")
+q qml_many_41 -c "BEGIN" -c "DROP EXTENSION qml" -c "CREATE EXTENSION qml" -c "COMMIT" >/dev/null
+id=$(q qml_many_41 -c "SELECT qml.enqueue('due', run_at => clock_timestamp() + interval '1 s')")
+check "DROP and CREATE EXTENSION in one transaction: the same scheduler serves on" "enqueued $pid" \
+	"$(poll 5 qml_many_41 "SELECT state FROM qml.jobs WHERE id = $id" enqueued) $(q postgres -c "$pid_sql")"
 
 # --- DROP DATABASE and RENAME of served databases leave nothing looping
 log0=$(log_lines)
@@ -113,7 +119,9 @@ psql -X -q -d postgres -c "DROP DATABASE qml_many_41" && ok "DROP DATABASE of a 
 psql -X -q -d postgres -c "ALTER DATABASE qml_many_7 RENAME TO qml_renamed" && ok "ALTER DATABASE RENAME of a served database" ||
 	fail "ALTER DATABASE RENAME of a served database"
 check "... its scheduler comes back under the new name" qml_renamed "$(poll 20 postgres "$schedulers_sql" qml_renamed)"
-check "... no scheduler failed to start since" "" "$(log_since "$log0" | grep -E 'FATAL|exited with exit code [^0]' | head -2)"
+# (autovacuum may log a FATAL for a database dropped under it: not ours)
+check "... no scheduler failed to start since" "" \
+	"$(log_since "$log0" | grep -E 'background worker "qml (scheduler|launcher)" \(PID [0-9]+\) exited with exit code [^0]' | head -2)"
 
 # --- too few slots: max_worker_processes = 4 is PostgreSQL's logical
 # replication launcher, qml's launcher and 2 schedulers
