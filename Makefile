@@ -23,6 +23,7 @@ OBJS = \
 	src/cron.o \
 	src/shmem.o \
 	src/launcher.o \
+	src/extension_watch.o \
 	src/scheduler.o \
 	src/wakeup.o \
 	src/session_lease.o \

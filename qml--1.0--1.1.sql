@@ -591,7 +591,7 @@ BEGIN
 	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
 									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
 									 'qml.configure_queue(text,boolean,interval)',
-									 'qml.maintain()',
+									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
 									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
 						 true);
@@ -699,13 +699,26 @@ BEGIN
 END
 $$;
 
+/*
+ * qml.scheduler_slot_wait_since() returns timestamptz
+ * Since when this database's scheduler has been waiting for a free
+ * background worker slot (raise max_worker_processes); NULL when it is not
+ * waiting, or when the library is not preloaded. qml status shows it.
+ */
+CREATE FUNCTION qml.scheduler_slot_wait_since() RETURNS timestamptz
+	LANGUAGE c VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'qml_scheduler_slot_wait_since';
+
 /* ---------------------------------------------------------------------
  * What the update carries over
  * --------------------------------------------------------------------- */
 
 -- Roles granted a right under 1.0 get what the grant functions give at
--- 1.1: qml.stats to those who had it, qml.run_recurring to those who may
--- remove recurring jobs (admins), SELECT on the new tables to those who
+-- 1.1: qml.stats to those who had it, qml.run_recurring and
+-- qml.scheduler_slot_wait_since to those who may remove recurring jobs
+-- (admins), qml.fail_batch to those who may call qml.fail (workers),
+-- SELECT on the new tables to those who
 -- may read qml.jobs (admins).
 DO $$
 DECLARE
@@ -715,6 +728,7 @@ BEGIN
 		SELECT e.grantee::regrole AS role, e.is_grantable, x.target
 		  FROM (VALUES ('qml.stats_1_0(text)'::regprocedure, 'FUNCTION qml.stats(text)'),
 					   ('qml.remove_recurring(text)'::regprocedure, 'FUNCTION qml.run_recurring(text)'),
+					   ('qml.remove_recurring(text)'::regprocedure, 'FUNCTION qml.scheduler_slot_wait_since()'),
 					   ('qml.fail(bigint,text,text,boolean)'::regprocedure,
 						'FUNCTION qml.fail_batch(bigint[],text,text[],boolean[])')) x(fn, target),
 			   pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) e

@@ -936,7 +936,7 @@ BEGIN
 	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
 									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
 									 'qml.configure_queue(text,boolean,interval)',
-									 'qml.maintain()',
+									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
 									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
 						 true);
@@ -1019,6 +1019,17 @@ CREATE FUNCTION qml.wake_queue(queue text) RETURNS void
 CREATE FUNCTION qml.stats_live() RETURNS boolean
 	LANGUAGE c VOLATILE
 	AS 'MODULE_PATHNAME', 'qml_stats_live';
+
+/*
+ * qml.scheduler_slot_wait_since() returns timestamptz
+ * Since when this database's scheduler has been waiting for a free
+ * background worker slot (raise max_worker_processes); NULL when it is not
+ * waiting, or when the library is not preloaded. qml status shows it.
+ */
+CREATE FUNCTION qml.scheduler_slot_wait_since() RETURNS timestamptz
+	LANGUAGE c VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'qml_scheduler_slot_wait_since';
 
 /*
  * qml.next_run(schedule, timezone, due, now): internal. The run of

@@ -117,6 +117,14 @@ AS $$
 SELECT false
 $$;
 
+-- No scheduler waits for a background worker slot: the runtimes maintain.
+CREATE FUNCTION qml.scheduler_slot_wait_since() RETURNS timestamptz
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT NULL::timestamptz
+$$;
+
 -- @additions
 
 /*

@@ -7,13 +7,33 @@
  * qml.databases is a comma-separated list of database names; empty or "*"
  * means every database that accepts connections and is not a template,
  * and "!name" leaves one out (so '!contrib_regression' is every database
- * but that one). Each scheduler finds out itself whether the extension is
- * installed in its database, and idles cheaply when it is not.
+ * but that one). Of those, a scheduler stays only where the extension is
+ * installed, so that a cluster's background worker slots stay free for
+ * parallel query and others:
+ *
+ * - A database the launcher knows nothing of (all of them when it starts,
+ *   a new one) gets a scheduler that looks for the extension at its first
+ *   pass and exits at once when there is none. These probes run one at a
+ *   time, so that they never hold more than one slot; each takes a few
+ *   milliseconds.
+ * - A database where the probe found no extension gets no scheduler until
+ *   a CREATE EXTENSION qml there commits (extension_watch.c tells us),
+ *   or until a reload (SIGHUP) makes the launcher look everywhere again.
+ * - DROP EXTENSION wakes the scheduler, which finds no extension and
+ *   exits: its slot is free at once.
  *
  * The launcher looks at pg_database when it starts, every 10 seconds, on
- * SIGHUP, when one of its schedulers starts or stops, and when a CREATE,
- * ALTER or DROP DATABASE commits. A scheduler that exits soon after it
- * started is restarted after a pause that doubles up to five minutes.
+ * SIGHUP, when one of its schedulers starts, stops or finds the
+ * extension, and when a CREATE, ALTER, RENAME or DROP DATABASE or a
+ * CREATE EXTENSION qml commits. A scheduler that exits soon after it
+ * started (for any other reason than a missing extension) is restarted
+ * after a pause that doubles up to five minutes.
+ *
+ * When no background worker slot is free, the launcher says so once in
+ * the log (until every database has got its scheduler), retries after a
+ * pause that doubles up to 10 seconds (at once when one of its schedulers
+ * exits), and marks the database as waiting
+ * in shared memory, which qml.scheduler_slot_wait_since() shows.
  *
  * Commands that need a database to themselves (DROP DATABASE, ALTER
  * DATABASE ... RENAME or SET TABLESPACE, CREATE DATABASE ... TEMPLATE)
@@ -55,6 +75,11 @@
 #include "qml.h"
 
 #define RESCAN_MS 10000
+/* schedulers that have not yet found out whether the extension exists */
+#define PROBES_AT_ONCE 1
+/* retries to get a slot: after 1 s, doubling to 10 s */
+#define SLOT_RETRY_FIRST_MS 1000
+#define SLOT_RETRY_MAX_MS 10000
 #define LEAVE_SECONDS 10
 #define RESTART_MAX_PAUSE_S 300
 /* a scheduler that ran this long before it stopped did not fail at start */
@@ -71,6 +96,9 @@ typedef struct Served
 {
 	Oid			dboid;
 	bool		wanted;
+	QmlExtensionSeen ext;		/* unknown until a scheduler looked */
+	uint64		created_gen;	/* a "no extension" older than this is stale */
+	bool		slot_wait;		/* its scheduler waits for a slot */
 	BackgroundWorkerHandle *handle;
 	TimestampTz started;
 	TimestampTz next_start;
@@ -81,6 +109,8 @@ static Served *served = NULL;
 static int	nserved = 0;
 static int	maxserved = 0;
 static bool warned_no_slot = false;
+static int	slot_failures = 0;
+static TimestampTz slot_retry_at = 0;
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 
 /*
@@ -238,6 +268,30 @@ served_entry(Oid dboid)
 	return &served[nserved++];
 }
 
+/*
+ * No background worker slot was free for a database's scheduler: say so
+ * once, show it in shared memory, and try again after a pause that grows.
+ */
+static void
+no_slot(Served *s, const char *name)
+{
+	if (!warned_no_slot)
+		ereport(WARNING,
+				(errmsg("qml could not start a scheduler for database \"%s\": no background worker slot is free",
+						name),
+				 errdetail("qml retries until a slot is free; qml.scheduler_slot_wait_since() in the database shows since when it waits."),
+				 errhint("Raise max_worker_processes (now %d), or name fewer databases in qml.databases.",
+						 max_worker_processes)));
+	warned_no_slot = true;
+	if (!s->slot_wait)
+		qml_registry_set_slot_wait(s->dboid, true);
+	s->slot_wait = true;
+	slot_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												Min(SLOT_RETRY_MAX_MS,
+													SLOT_RETRY_FIRST_MS << Min(slot_failures, 4)));
+	slot_failures++;
+}
+
 static bool
 start_scheduler(Served *s, const char *name)
 {
@@ -262,15 +316,13 @@ start_scheduler(Served *s, const char *name)
 	MemoryContextSwitchTo(old);
 	if (!ok)
 	{
-		if (!warned_no_slot)
-			ereport(WARNING,
-					(errmsg("qml could not start a scheduler for database \"%s\": no background worker slot is free",
-							name),
-					 errhint("Raise max_worker_processes (now %d), or name fewer databases in qml.databases.",
-							 max_worker_processes)));
-		warned_no_slot = true;
+		no_slot(s, name);
 		return false;
 	}
+	if (s->slot_wait)
+		qml_registry_set_slot_wait(s->dboid, false);
+	s->slot_wait = false;
+	slot_failures = 0;
 	s->handle = handle;
 	s->started = GetCurrentTimestamp();
 	return true;
@@ -291,9 +343,49 @@ note_stopped(Served *s, TimestampTz now)
 									Min(RESTART_MAX_PAUSE_S, 1 << Min(s->failures, 9)) * 1000);
 }
 
-/* keeps a scheduler running for a wanted database; returns when to look again */
+/*
+ * A scheduler of ours stopped. If it found no extension, as of after the
+ * last CREATE EXTENSION we heard of there, it is not started again; if that
+ * news is older, or it left for another reason, it is.
+ */
+static void
+note_stopped_scheduler(Served *s, TimestampTz now)
+{
+	uint64		gen = 0;
+
+	/* its slot is free: a database waiting for one need not wait longer */
+	slot_retry_at = 0;
+	if (qml_registry_extension_seen(s->dboid, &gen) == QML_EXT_ABSENT)
+	{
+		pfree(s->handle);
+		s->handle = NULL;
+		s->failures = 0;
+		s->next_start = now;
+		if (gen >= s->created_gen)
+			s->ext = QML_EXT_ABSENT;
+		return;
+	}
+	note_stopped(s, now);
+}
+
+/* a running scheduler that found the extension is no longer a probe */
+static void
+note_running(Served *s)
+{
+	uint64		gen;
+
+	if (s->ext == QML_EXT_UNKNOWN &&
+		qml_registry_extension_seen(s->dboid, &gen) == QML_EXT_PRESENT)
+		s->ext = QML_EXT_PRESENT;
+}
+
+/*
+ * Keeps a scheduler running for a wanted database where the extension is
+ * or may be; returns when to look again. *probes counts the schedulers
+ * that are still finding out whether the extension exists.
+ */
 static TimestampTz
-keep_running(Served *s, const char *name, TimestampTz now)
+keep_running(Served *s, const char *name, TimestampTz now, int *probes)
 {
 	TimestampTz leave_until;
 	pid_t		pid;
@@ -301,18 +393,92 @@ keep_running(Served *s, const char *name, TimestampTz now)
 	if (s->handle != NULL)
 	{
 		if (GetBackgroundWorkerPid(s->handle, &pid) != BGWH_STOPPED)
+		{
+			note_running(s);
 			return DT_NOEND;
-		note_stopped(s, now);
+		}
+		note_stopped_scheduler(s, now);
 	}
+	if (s->ext == QML_EXT_ABSENT)
+		return DT_NOEND;
 	/* one started by an earlier launcher still runs */
 	if (qml_registry_has_scheduler(s->dboid))
+	{
+		note_running(s);
 		return DT_NOEND;
+	}
 	leave_until = qml_registry_leave_until(s->dboid);
 	if (now < s->next_start || now < leave_until)
 		return Max(s->next_start, leave_until);
+	if (now < slot_retry_at)
+		return slot_retry_at;
+	/* the running probe's exit or finding wakes us */
+	if (s->ext == QML_EXT_UNKNOWN && *probes >= PROBES_AT_ONCE)
+		return DT_NOEND;
 	if (!start_scheduler(s, name))
-		return TimestampTzPlusMilliseconds(now, RESCAN_MS);
+		return slot_retry_at;
+	if (s->ext == QML_EXT_UNKNOWN)
+		(*probes)++;
 	return DT_NOEND;
+}
+
+/* how many schedulers we started are still finding out */
+static int
+count_probes(void)
+{
+	int			n = 0;
+	int			i;
+	pid_t		pid;
+
+	for (i = 0; i < nserved; i++)
+	{
+		Served	   *s = &served[i];
+
+		if (s->handle != NULL && s->ext == QML_EXT_UNKNOWN &&
+			GetBackgroundWorkerPid(s->handle, &pid) != BGWH_STOPPED)
+		{
+			note_running(s);
+			if (s->ext == QML_EXT_UNKNOWN)
+				n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Databases where CREATE EXTENSION qml committed: look there again. Too
+ * many at once to be kept, or a reload: look everywhere again.
+ */
+static void
+take_created(bool everywhere)
+{
+	Oid			dboids[64];
+	uint64		gens[64];
+	bool		overflow;
+	int			n = qml_registry_take_created(dboids, gens, lengthof(dboids),
+											  &overflow);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		Served	   *s = served_entry(dboids[i]);
+
+		s->ext = QML_EXT_UNKNOWN;
+		s->created_gen = Max(s->created_gen, gens[i]);
+		s->failures = 0;
+		s->next_start = 0;
+	}
+	if (overflow || everywhere)
+	{
+		uint64		gen = qml_registry_ext_gen();
+
+		for (i = 0; i < nserved; i++)
+			if (served[i].ext == QML_EXT_ABSENT)
+			{
+				served[i].ext = QML_EXT_UNKNOWN;
+				served[i].created_gen = gen;
+			}
+	}
 }
 
 /* a scheduler no longer wanted leaves; its entry goes once it stopped */
@@ -345,6 +511,8 @@ rescan(void)
 	Oid		   *keep;
 	int			ndbs;
 	int			nkeep = 0;
+	int			probes;
+	bool		waiting = false;
 	int			i;
 	int			j;
 
@@ -354,6 +522,7 @@ rescan(void)
 	dbs = list_databases(&ndbs);
 	keep = palloc(Max(ndbs, 1) * sizeof(Oid));
 
+	probes = count_probes();
 	for (i = 0; i < nserved; i++)
 		served[i].wanted = false;
 	for (i = 0; i < ndbs; i++)
@@ -366,7 +535,7 @@ rescan(void)
 		keep[nkeep++] = dbs[i].oid;
 		s = served_entry(dbs[i].oid);
 		s->wanted = true;
-		again = keep_running(s, dbs[i].name, now);
+		again = keep_running(s, dbs[i].name, now, &probes);
 		if (again < next)
 			next = again;
 	}
@@ -374,10 +543,19 @@ rescan(void)
 	{
 		if (!served[i].wanted)
 			let_go(&served[i]);
+		if (served[i].slot_wait && (!served[i].wanted || served[i].ext == QML_EXT_ABSENT))
+		{
+			qml_registry_set_slot_wait(served[i].dboid, false);
+			served[i].slot_wait = false;
+		}
+		waiting |= served[i].slot_wait;
 		if (served[i].wanted || served[i].handle != NULL)
 			served[j++] = served[i];
 	}
 	nserved = j;
+	/* every database got its slot: a later shortage is news again */
+	if (!waiting)
+		warned_no_slot = false;
 	qml_counts_forget_databases(keep, nkeep);
 	return next;
 }
@@ -401,6 +579,7 @@ qml_launcher_main(Datum arg)
 		TimestampTz next;
 		TimestampTz now;
 		long		ms;
+		bool		reload = false;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -408,9 +587,11 @@ qml_launcher_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			reload = true;
 		}
 
 		MemoryContextSwitchTo(scan_cxt);
+		take_created(reload);
 		next = rescan();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(scan_cxt);
@@ -565,9 +746,11 @@ qml_utility_hook(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 
 	leave_database(database_to_leave(stmt, context));
+	qml_extension_watch(stmt);
 	switch (nodeTag(stmt))
 	{
 		case T_CreatedbStmt:
+		case T_DropdbStmt:
 		case T_AlterDatabaseStmt:
 			qml_wake_launcher_at_commit();
 			break;
@@ -592,4 +775,24 @@ qml_utility_hook_install(void)
 {
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = qml_utility_hook;
+	qml_extension_watch_init();
+}
+
+/*
+ * qml.scheduler_slot_wait_since() returns timestamptz
+ *
+ * Since when the launcher has been waiting for a free background worker
+ * slot to start this database's scheduler; NULL when it is not waiting
+ * (or the library is not preloaded). qml status shows it.
+ */
+PG_FUNCTION_INFO_V1(qml_scheduler_slot_wait_since);
+
+Datum
+qml_scheduler_slot_wait_since(PG_FUNCTION_ARGS)
+{
+	TimestampTz since = qml_registry_slot_wait(MyDatabaseId);
+
+	if (since == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(since);
 }

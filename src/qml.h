@@ -349,6 +349,23 @@ extern TimestampTz qml_registry_leave_until(Oid dboid);
 extern void qml_registry_set_launcher(void);
 extern void qml_registry_wake_launcher(void);
 
+/* what a database's scheduler found when it last looked for the extension */
+typedef enum QmlExtensionSeen
+{
+	QML_EXT_UNKNOWN = 0,
+	QML_EXT_PRESENT,
+	QML_EXT_ABSENT
+} QmlExtensionSeen;
+
+extern uint64 qml_registry_ext_gen(void);
+extern void qml_registry_extension_changed(bool exists);
+extern int	qml_registry_take_created(Oid *dboids, uint64 *gens, int max,
+									  bool *overflow);
+extern void qml_registry_note_extension(bool present, uint64 gen);
+extern QmlExtensionSeen qml_registry_extension_seen(Oid dboid, uint64 *gen);
+extern void qml_registry_set_slot_wait(Oid dboid, bool waiting);
+extern TimestampTz qml_registry_slot_wait(Oid dboid);
+
 /* each module's part of shared memory */
 extern Size qml_wakeup_shmem_size(void);
 extern void qml_wakeup_shmem_init(void);
@@ -360,6 +377,10 @@ extern void qml_counts_shmem_init(void);
 /* launcher.c */
 extern void qml_launcher_register(void);
 extern void qml_utility_hook_install(void);
+
+/* extension_watch.c */
+extern void qml_extension_watch_init(void);
+extern void qml_extension_watch(Node *stmt);
 extern bool qml_parse_databases(const char *value, List **include,
 								List **exclude, bool *all, char **problem);
 extern PGDLLEXPORT void qml_launcher_main(Datum arg);

@@ -12,8 +12,10 @@
  * the pass hits its batch limit it passes again at once, each pass in its
  * own transaction, so promoted jobs become visible batch by batch.
  *
- * It idles cheaply where the extension does not exist (one catalog lookup
- * per wake). A pass that fails is logged (the same failure at most once a
+ * Where the extension does not exist (never did, or was dropped) it says
+ * so in shared memory and exits, freeing its slot; the launcher starts
+ * none there until CREATE EXTENSION qml commits (launcher.c). A pass that
+ * fails is logged (the same failure at most once a
  * minute), rolled back and retried after a pause that grows to a minute:
  * never a crash loop. SIGHUP reloads the settings, SIGTERM stops it at the
  * next interrupt check.
@@ -41,8 +43,6 @@
 
 #include "qml.h"
 
-/* how long to idle where the extension is absent (CREATE EXTENSION wakes us) */
-#define ABSENT_SLEEP_MS 10000
 /* the longest pause after failed passes, and how often one is logged */
 #define MAX_FAILURE_PAUSE_MS 60000
 #define FAILURE_LOG_EVERY_MS 60000
@@ -93,6 +93,9 @@ run_pass(QmlPassResult *result, MemoryContext pass_cxt)
 	volatile PassOutcome outcome = PASS_DONE;
 	ErrorContextCallback errcb;
 
+	/* read before the snapshot: a CREATE EXTENSION counted here is seen */
+	uint64		ext_gen = qml_registry_ext_gen();
+
 	memset(result, 0, sizeof(QmlPassResult));
 	result->next_due = DT_NOEND;
 
@@ -109,7 +112,10 @@ run_pass(QmlPassResult *result, MemoryContext pass_cxt)
 		if (!OidIsValid(get_extension_oid("qml", true)))
 			outcome = PASS_ABSENT;
 		else
+		{
+			qml_registry_note_extension(true, ext_gen);
 			qml_maintain_pass(result);
+		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		failures = 0;
@@ -127,6 +133,8 @@ run_pass(QmlPassResult *result, MemoryContext pass_cxt)
 
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (outcome == PASS_ABSENT)
+		qml_registry_note_extension(false, ext_gen);
 	return outcome;
 }
 
@@ -138,9 +146,7 @@ next_wake(PassOutcome outcome, const QmlPassResult *r, TimestampTz now)
 
 	switch (outcome)
 	{
-		case PASS_ABSENT:
-			return TimestampTzPlusMilliseconds(now, Max(qml_scheduler_interval_ms,
-														ABSENT_SLEEP_MS));
+		case PASS_ABSENT:		/* the caller exits */
 		case PASS_FAILED:
 			return TimestampTzPlusMilliseconds(now,
 											   Min(MAX_FAILURE_PAUSE_MS,
@@ -228,6 +234,14 @@ qml_scheduler_main(Datum arg)
 		outcome = run_pass(&result, pass_cxt);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(pass_cxt);
+		if (outcome == PASS_ABSENT)
+		{
+			/* the launcher knows why (shared memory): its slot is free */
+			ereport(DEBUG1,
+					(errmsg_internal("qml scheduler: extension qml is not installed in database \"%s\"; leaving",
+									 database_name)));
+			proc_exit(0);
+		}
 		if (outcome == PASS_DONE && result.more)
 			continue;
 

@@ -9,9 +9,12 @@
  * commit with an earlier due time wakes it, and only then), and whether it
  * must leave the database (DROP DATABASE and friends need it to themselves).
  * It also says before when nothing falls due, so that fetch need not look
- * for due jobs to promote until then (worker_api.c), and it holds the
- * launcher's latch. One LWLock guards it; every access is a few loads and
- * stores.
+ * for due jobs to promote until then (worker_api.c), whether the scheduler
+ * found the extension (or left because it did not), and since when the
+ * launcher has waited for a background worker slot to start one there.
+ * It holds the launcher's latch and the databases where CREATE EXTENSION
+ * qml committed, for the launcher to start their schedulers. One LWLock
+ * guards it; every access is a few loads and stores.
  *
  * Without preloading nothing here is set up and qml_shmem_ready() is false.
  *
@@ -41,11 +44,27 @@ typedef struct DbEntry
 	TimestampTz commit_due;		/* earliest due time committed during the pass */
 	TimestampTz leave_until;	/* start no scheduler here before this */
 	bool		leave;			/* the running scheduler must exit */
+	QmlExtensionSeen seen;		/* what its scheduler last found */
+	uint64		seen_gen;		/* ext_gen when it looked */
+	TimestampTz slot_wait_since;	/* no slot to start one; 0: not waiting */
 } DbEntry;
+
+/* a database where CREATE EXTENSION qml committed */
+typedef struct Created
+{
+	Oid			dboid;
+	uint64		gen;			/* ext_gen just after that commit */
+} Created;
+
+#define MAX_CREATED 32
 
 typedef struct Registry
 {
 	Latch	   *launcher_latch;
+	uint64		ext_gen;		/* counts commits that created or dropped qml */
+	int			ncreated;
+	bool		created_overflow;	/* more than MAX_CREATED: look everywhere */
+	Created		created[MAX_CREATED];
 	int			nentries;
 	DbEntry		entries[FLEXIBLE_ARRAY_MEMBER];
 } Registry;
@@ -162,7 +181,7 @@ find_or_add_entry(Oid dboid)
 	{
 		e = &registry->entries[i];
 		if (e->dboid == InvalidOid ||
-			(e->pid == 0 && e->leave_until < now))
+			(e->pid == 0 && e->leave_until < now && e->slot_wait_since == 0))
 		{
 			memset(e, 0, sizeof(DbEntry));
 			e->dboid = dboid;
@@ -209,6 +228,8 @@ qml_registry_claim(Oid dboid)
 		e->due_at = DT_NOBEGIN;
 		e->commit_due = DT_NOEND;
 		e->leave = false;
+		e->seen = QML_EXT_UNKNOWN;
+		e->slot_wait_since = 0;
 		ok = true;
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
@@ -402,8 +423,13 @@ launcher_release(int code, Datum arg)
 void
 qml_registry_set_launcher(void)
 {
+	int			i;
+
 	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
 	registry->launcher_latch = MyLatch;
+	/* a launcher that died left its waits behind: this one marks its own */
+	for (i = 0; i < registry->nentries; i++)
+		registry->entries[i].slot_wait_since = 0;
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	on_shmem_exit(launcher_release, (Datum) 0);
 }
@@ -418,4 +444,151 @@ qml_registry_wake_launcher(void)
 	if (registry->launcher_latch != NULL)
 		SetLatch(registry->launcher_latch);
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/* ---- which databases have the extension ---- */
+
+/* how many commits created or dropped qml so far (read before a snapshot) */
+uint64
+qml_registry_ext_gen(void)
+{
+	uint64		gen;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	gen = registry->ext_gen;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return gen;
+}
+
+/*
+ * A commit in this database created qml (exists) or dropped it. The
+ * launcher learns of a creation and starts a scheduler; after a drop the
+ * scheduler is woken, finds no extension and leaves. Called after the
+ * commit became visible, so that a scheduler that reads the new count
+ * before its snapshot sees the change.
+ */
+void
+qml_registry_extension_changed(bool exists)
+{
+	DbEntry    *e;
+
+	if (!qml_shmem_ready())
+		return;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	registry->ext_gen++;
+	if (exists)
+	{
+		if (registry->ncreated < MAX_CREATED)
+		{
+			registry->created[registry->ncreated].dboid = MyDatabaseId;
+			registry->created[registry->ncreated].gen = registry->ext_gen;
+			registry->ncreated++;
+		}
+		else
+			registry->created_overflow = true;
+		if (registry->launcher_latch != NULL)
+			SetLatch(registry->launcher_latch);
+	}
+	e = find_entry(MyDatabaseId);
+	if (e != NULL && e->pid != 0 && e->latch != NULL)
+		SetLatch(e->latch);
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/*
+ * The launcher takes the databases where qml was created since it last
+ * looked; *overflow says that there were too many to keep and that every
+ * database must be looked at again.
+ */
+int
+qml_registry_take_created(Oid *dboids, uint64 *gens, int max, bool *overflow)
+{
+	int			n;
+	int			i;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	n = Min(registry->ncreated, max);
+	for (i = 0; i < n; i++)
+	{
+		dboids[i] = registry->created[i].dboid;
+		gens[i] = registry->created[i].gen;
+	}
+	*overflow = registry->created_overflow || registry->ncreated > max;
+	registry->ncreated = 0;
+	registry->created_overflow = false;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return n;
+}
+
+/*
+ * The scheduler says whether it found the extension, as of `gen` (the
+ * count it read before its snapshot); the launcher hears of a change.
+ */
+void
+qml_registry_note_extension(bool present, uint64 gen)
+{
+	DbEntry    *e = lock_own_entry(LW_EXCLUSIVE);
+	QmlExtensionSeen seen = present ? QML_EXT_PRESENT : QML_EXT_ABSENT;
+	bool		changed = false;
+
+	if (e != NULL && e->seen != seen)
+	{
+		e->seen = seen;
+		changed = true;
+	}
+	if (e != NULL)
+		e->seen_gen = gen;
+	if (changed && registry->launcher_latch != NULL)
+		SetLatch(registry->launcher_latch);
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/* what the last scheduler of a database found, and as of which count */
+QmlExtensionSeen
+qml_registry_extension_seen(Oid dboid, uint64 *gen)
+{
+	DbEntry    *e;
+	QmlExtensionSeen seen = QML_EXT_UNKNOWN;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	if (e != NULL)
+	{
+		seen = e->seen;
+		*gen = e->seen_gen;
+	}
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return seen;
+}
+
+/* the launcher waits for a slot to start a database's scheduler, or not */
+void
+qml_registry_set_slot_wait(Oid dboid, bool waiting)
+{
+	DbEntry    *e;
+
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
+	e = waiting ? find_or_add_entry(dboid) : find_entry(dboid);
+	if (e != NULL && waiting && e->slot_wait_since == 0)
+		e->slot_wait_since = GetCurrentTimestamp();
+	else if (e != NULL && !waiting)
+		e->slot_wait_since = 0;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+}
+
+/* since when a database's scheduler waits for a slot; 0: it does not */
+TimestampTz
+qml_registry_slot_wait(Oid dboid)
+{
+	DbEntry    *e;
+	TimestampTz since = 0;
+
+	if (!qml_shmem_ready())
+		return 0;
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	e = find_entry(dboid);
+	if (e != NULL)
+		since = e->slot_wait_since;
+	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
+	return since;
 }

@@ -25,6 +25,10 @@ suite sched_prune_stats test/scheduler/prune_stats.sh
 suite sched_abuse test/scheduler/abuse.sh
 suite sched_counts test/scheduler/counts.sh
 suite sched_databases test/scheduler/databases.sh
+# background worker slots, on a cluster of its own: 50 databases of which
+# 2 use qml hold 3 workers; a database that gets no slot is logged once
+# and shown by qml status
+suite sched_slots test/scheduler/slots.sh
 suite sched_restart test/scheduler/restart.sh
 suite sched_rights test/scheduler/rights.sh
 suite sched_prepared test/scheduler/prepared.sh

@@ -257,7 +257,7 @@ cmd_status(cli *g, int argc, char **argv)
 
 		for (int k = 0; k < QML_STATE_COUNT; k++)
 			json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
-		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:b,s:b,s:i},s:i,s:o}",
+		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:b,s:b,s:i,s:o},s:i,s:o}",
 								 "server_version", h->server_version,
 								 "database", h->database,
 								 "user", h->user,
@@ -270,6 +270,8 @@ cmd_status(cli *g, int argc, char **argv)
 								 "preloaded", h->preloaded,
 								 "launcher", h->launcher,
 								 "processes", h->scheduler_processes,
+								 "waiting_for_slot_since",
+								 h->slot_wait_since ? json_string(h->slot_wait_since) : json_null(),
 								 "worker_servers", h->worker_servers,
 								 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
 	}
@@ -305,7 +307,10 @@ cmd_status(cli *g, int argc, char **argv)
 				   h->available_version);
 		else
 			printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
-		if (h->scheduler_processes > 0)
+		if (h->slot_wait_since)
+			printf("scheduler   waiting for a background worker slot since %s: raise max_worker_processes\n",
+				   h->slot_wait_since);
+		else if (h->scheduler_processes > 0)
 			printf("scheduler   running for this database\n");
 		else if (h->launcher)
 			printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");

@@ -163,6 +163,10 @@ typedef struct qml_health
 										 * this database */
 	bool		launcher;		/* the scheduler's launcher runs */
 	int			worker_servers;	/* worker servers connected (fetcher sessions) */
+	char	   *slot_wait_since;	/* the scheduler waits for a background
+									 * worker slot since then (raise
+									 * max_worker_processes); NULL: it does
+									 * not */
 } qml_health;
 
 QML_API qml_status	qml_health_check(qml_client *client, qml_health **health);

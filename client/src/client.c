@@ -131,6 +131,7 @@ qml_health_free(qml_health *h)
 	free(h->user);
 	free(h->installed_version);
 	free(h->available_version);
+	free(h->slot_wait_since);
 	free(h);
 }
 

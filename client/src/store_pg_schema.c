@@ -177,7 +177,9 @@ done:
  * application_name) mentions qml, and it is connected to the database it
  * serves; the launcher that starts one per database has no database. Worker servers are counted by their
  * fetcher's session, named "qml worker <name>" (one per server; its
- * flusher's is "qml flusher <name>").
+ * flusher's is "qml flusher <name>"). Whether the scheduler waits for a
+ * background worker slot is asked only of a server whose qml has
+ * qml.scheduler_slot_wait_since() (1.1) and where we may call it.
  */
 static const char health_sql[] =
 "SELECT current_setting('server_version'), current_database(), current_user,"
@@ -196,7 +198,29 @@ static const char health_sql[] =
 "       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
 "         WHERE a.backend_type IS DISTINCT FROM 'client backend'"
 "           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')"
-"           AND a.datname IS NULL)";
+"           AND a.datname IS NULL),"
+"       COALESCE(pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace('qml')::pg_catalog.oid, 'USAGE')"
+"            AND pg_catalog.has_function_privilege("
+"                pg_catalog.to_regprocedure('qml.scheduler_slot_wait_since()')::pg_catalog.oid, 'EXECUTE'),"
+"            false)";
+
+static const char slot_wait_sql[] = "SELECT qml.scheduler_slot_wait_since()";
+
+/* since when the scheduler waits for a slot, if it does; NULL otherwise */
+static qml_status
+read_slot_wait(qml_client *client, qml_health *h)
+{
+	PGresult   *r;
+	qml_status	st;
+
+	if ((st = qml__client_exec(client, slot_wait_sql, 0, NULL, &r)) != QML_OK)
+		return st;
+	if (!PQgetisnull(r, 0, 0) &&
+		(h->slot_wait_since = qml__strdup(PQgetvalue(r, 0, 0))) == NULL)
+		st = qml__nomem();
+	PQclear(r);
+	return st;
+}
 
 qml_status
 pg_health(qml_store *store, qml_health **out)
@@ -206,6 +230,7 @@ pg_health(qml_store *store, qml_health **out)
 	qml_status	st;
 	qml_health *h;
 	bool		oom = false;
+	bool		may_read_slot_wait;
 
 	if ((st = qml__client_exec(client, health_sql, 0, NULL, &r)) != QML_OK)
 		return st;
@@ -227,11 +252,16 @@ pg_health(qml_store *store, qml_health **out)
 	h->scheduler_processes = atoi(PQgetvalue(r, 0, 6));
 	h->worker_servers = atoi(PQgetvalue(r, 0, 7));
 	h->launcher = strcmp(PQgetvalue(r, 0, 8), "t") == 0;
+	may_read_slot_wait = strcmp(PQgetvalue(r, 0, 9), "t") == 0;
 	PQclear(r);
 	if (oom)
+		st = qml__nomem();
+	else if (may_read_slot_wait)
+		st = read_slot_wait(client, h);
+	if (st != QML_OK)
 	{
 		qml_health_free(h);
-		return qml__nomem();
+		return st;
 	}
 	*out = h;
 	return QML_OK;
