@@ -204,6 +204,10 @@ typedef enum EnqueueParam
 extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
 							 const char *nulls, JobState state);
 
+/* claim_lock.c: a claim's row locks, in the versions its snapshot saw */
+extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
+							   int wanted, ItemPointerData *tids);
+
 /* worker_write.c: claims and completions without an UPDATE statement */
 typedef struct QmlClaim
 {
@@ -260,6 +264,8 @@ extern Oid	qml_lease_role(void);
 extern bool qml_may_act(Oid locked_role, int *admin);
 
 /* session_plan.c */
+extern SPIPlanPtr qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql,
+										  int nargs, Oid *types);
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 
