@@ -379,6 +379,7 @@ typedef struct QmlWaitSet
 	uint64		epoch;			/* enqueuing commits seen before the claim */
 	int			retries;		/* claims retried without a wait */
 	bool		woken;			/* the last sleep ended with a new commit */
+	int			batch;			/* the fetch's batch */
 } QmlWaitSet;
 
 extern void qml_wakeup_init(void);
@@ -388,7 +389,7 @@ extern void qml_wakeup_pass_mode(bool on);
 extern void qml_wakeup_send_missed(void);
 extern void qml_wake_scheduler_at_commit(TimestampTz due);
 extern void qml_wake_launcher_at_commit(void);
-extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues);
+extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues, int batch);
 extern void qml_wait_epoch(QmlWaitSet *ws);
 extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
 extern TimestampTz qml_wait_deadline(Interval *wait);

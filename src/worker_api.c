@@ -543,7 +543,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	/* session lease: the claim remembers this session (session_lease.c) */
 	args.session_lease = session_lease &&
 		qml_session_register(&args.session_pid, &args.session_started);
-	qml_wait_begin(&ws, queue_names, nqueues);
+	qml_wait_begin(&ws, queue_names, nqueues, batch);
 	args.worker = worker;
 	args.lease = lease;
 	args.store = rsinfo->setResult;
