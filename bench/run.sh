@@ -6,6 +6,7 @@
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
 #   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 1 minute
+#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, 18 minutes
 #
 # Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
 # into bench/.peer/), builds qml and installs it into a private copy of the
@@ -29,7 +30,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE=default
 for a in "$@"; do
 	case $a in
@@ -37,6 +38,7 @@ for a in "$@"; do
 	--long) MODE=long ;;
 	--churn) MODE=churn ;;
 	--wait) MODE=wait ;;
+	--horizon) MODE=horizon ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -79,6 +81,13 @@ wait)
 	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
 	EXT_T=20 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
 	CHURN_MIN=0 WAIT_CASE=1
+	;;
+horizon)
+	T=5 T_MAIN=5 RUNS=1
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
+	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+	CHURN_MIN=0 WAIT_CASE=0 HORIZON=1
 	;;
 long)
 	T=20 T_MAIN=20 RUNS=3
@@ -278,6 +287,8 @@ fi
 
 # workers waiting in fetch(wait): bursts, and completions while others wait
 [ "$WAIT_CASE" = 1 ] && step external bench/wait.sh "10 waiting fetches" bash bench/wait.sh
+# a snapshot held for 10 minutes under a steady flow (only with --horizon)
+[ "${HORIZON:-0}" = 1 ] && step external bench/horizon.sh "11 held xmin horizon" bash bench/horizon.sh
 
 if [ "$CHURN_MIN" -gt 0 ]; then
 	rate=${BENCH_CHURN_RATE:-$(awk -F'\t' -v p="$PASS" '$1 == p && $2 == "fetch_c4_b10" && $3 == "qml" && $4 != "" { s += $4; n++ } END { r = n ? s / n / 2 : 2000; printf "%d", int(r / 100) * 100 }' "$RES/runs.tsv")}

@@ -13,7 +13,12 @@
  * All processes share CLOCK_MONOTONIC; the commit times of the bursts and
  * the samples live in shared memory.
  *
- *	 wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS]
+ *	 wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS [WORK_US WINDOW_S]]
+ *
+ * With WINDOW_S (bench/horizon.sh), the workers fetch without waiting
+ * (they sleep 1 ms when a fetch comes back empty), and for every WINDOW_S
+ * seconds it also prints the jobs claimed per second and the claim
+ * latency p50/p99, from histograms kept in shared memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +30,11 @@
 
 #include "libpq-fe.h"
 
-#define MAX_BURSTS 100000
+#define MAX_BURSTS 1000000
 #define MAX_SAMPLES 2000000
+#define MAX_WINDOWS 64
+#define BUCKETS 1000			/* claim latency in 0.05 ms steps, the last: more */
+#define BUCKET_MS 0.05
 
 typedef struct Shared
 {
@@ -35,6 +43,9 @@ typedef struct Shared
 	int			ncomplete;
 	double		claim[MAX_SAMPLES];
 	double		complete[MAX_SAMPLES];
+	double		start_ms;
+	int			window_s;
+	int			hist[MAX_WINDOWS][BUCKETS];
 } Shared;
 
 static Shared *sh;
@@ -83,8 +94,20 @@ add(double *samples, int *n, double v)
 		samples[i] = v;
 }
 
+/* a claim in the histogram of its window */
 static void
-worker(const char *conninfo, int id, double end_ms, int batch)
+add_windowed(double at, double latency)
+{
+	int			w = (int) ((at - sh->start_ms) / 1000.0 / sh->window_s);
+	int			b = (int) (latency / BUCKET_MS);
+
+	if (w < 0 || w >= MAX_WINDOWS)
+		return;
+	__atomic_fetch_add(&sh->hist[w][b < BUCKETS ? b : BUCKETS - 1], 1, __ATOMIC_RELAXED);
+}
+
+static void
+worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 {
 	PGconn	   *c = connect_or_die(conninfo);
 	char		name[32];
@@ -97,7 +120,8 @@ worker(const char *conninfo, int id, double end_ms, int batch)
 	fetch_params[1] = batch_s;
 	while (now_ms() < end_ms)
 	{
-		PGresult   *r = PQexecParams(c,
+		PGresult   *r = PQexecParams(c, sh->window_s ?
+									 "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int)" :
 									 "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int,"
 									 " wait => interval '1 s')",
 									 2, NULL, fetch_params, NULL, NULL, 0);
@@ -116,6 +140,8 @@ worker(const char *conninfo, int id, double end_ms, int batch)
 		if (n == 0)
 		{
 			PQclear(r);
+			if (sh->window_s)
+				usleep(1000);
 			continue;
 		}
 		len += snprintf(ids + len, sizeof(ids) - len, "{");
@@ -127,14 +153,18 @@ worker(const char *conninfo, int id, double end_ms, int batch)
 			__atomic_load(&sh->commit_ms[burst], &committed, __ATOMIC_SEQ_CST);
 
 			/* a job claimed before its commit returned to the producer: 0 */
-			add(sh->claim, &sh->nclaim, committed > 0 && got > committed ? got - committed : 0);
+			committed = committed > 0 && got > committed ? got - committed : 0;
+			if (sh->window_s)
+				add_windowed(got, committed);
+			else
+				add(sh->claim, &sh->nclaim, committed);
 			len += snprintf(ids + len, sizeof(ids) - len, "%s%s", i ? "," : "",
 							PQgetvalue(r, i, 0));
 		}
 		snprintf(ids + len, sizeof(ids) - len, "}");
 		PQclear(r);
-		/* 1 ms of work per job */
-		usleep(1000 * n);
+		if (work_us > 0)
+			usleep(work_us * n);
 		{
 			const char *params[2] = {ids, name};
 			double		t0 = now_ms();
@@ -146,7 +176,8 @@ worker(const char *conninfo, int id, double end_ms, int batch)
 				fprintf(stderr, "complete_batch: %s", PQerrorMessage(c));
 				exit(1);
 			}
-			add(sh->complete, &sh->ncomplete, now_ms() - t0);
+			if (!sh->window_s)
+				add(sh->complete, &sh->ncomplete, now_ms() - t0);
 			PQclear(r);
 		}
 	}
@@ -178,6 +209,41 @@ report(const char *label, double *v, int n)
 		   v[(int) (n * 0.50)], v[(int) (n * 0.99)], v[n - 1], n);
 }
 
+/* the p-th fraction of a window's histogram, in ms */
+static double
+hist_at(const int *h, long n, double p)
+{
+	long		seen = 0;
+	int			b;
+
+	for (b = 0; b < BUCKETS; b++)
+	{
+		seen += h[b];
+		if (seen > (long) (n * p))
+			return (b + 1) * BUCKET_MS;
+	}
+	return BUCKETS * BUCKET_MS;
+}
+
+static void
+report_windows(int seconds)
+{
+	int			w;
+
+	printf("window_end_s  claimed_per_s  claim_p50  claim_p99\n");
+	for (w = 0; w < MAX_WINDOWS && w * sh->window_s < seconds; w++)
+	{
+		long		n = 0;
+		int			b;
+
+		for (b = 0; b < BUCKETS; b++)
+			n += sh->hist[w][b];
+		printf("%12d  %13.0f  %9.2f  %9.2f\n", (w + 1) * sh->window_s,
+			   (double) n / sh->window_s, hist_at(sh->hist[w], n, 0.5),
+			   hist_at(sh->hist[w], n, 0.99));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -187,9 +253,11 @@ main(int argc, char **argv)
 	int			batch = 8;
 	int			burst = 50;
 	int			every = 25;
+	int			work_us = 1000;
 	double		start;
 	double		end;
 	PGconn	   *p;
+	int			window_s = 0;
 	int			b;
 	int			i;
 
@@ -207,6 +275,11 @@ main(int argc, char **argv)
 		burst = atoi(argv[5]);
 		every = atoi(argv[6]);
 	}
+	if (argc > 8)
+	{
+		work_us = atoi(argv[7]);
+		window_s = atoi(argv[8]);
+	}
 	sh = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
@@ -218,9 +291,11 @@ main(int argc, char **argv)
 	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events");
 	start = now_ms();
 	end = start + seconds * 1000.0 + 500;
+	sh->start_ms = start + 500;
+	sh->window_s = window_s;
 	for (i = 0; i < workers; i++)
 		if (fork() == 0)
-			worker(conninfo, i, end, batch);
+			worker(conninfo, i, end, batch, work_us);
 	/* the workers are waiting before the first burst */
 	usleep(500 * 1000);
 	for (b = 0; b < MAX_BURSTS && now_ms() < end - 500; b++)
@@ -241,6 +316,12 @@ main(int argc, char **argv)
 	}
 	while (wait(NULL) > 0)
 		;
+	if (window_s)
+	{
+		report_windows(seconds);
+		PQfinish(p);
+		return 0;
+	}
 	printf("-- %d jobs/s in %d-job commits every %d ms, %d workers in fetch(wait) with batch %d, 1 ms per job\n",
 		   burst * 1000 / every, burst, every, workers, batch);
 	report("claim latency", sh->claim, sh->nclaim);

@@ -57,22 +57,21 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 /*
  * The same from the queue's head (queue_head.c), priority $2, run_at $3,
  * id $4: the rest of the head's priority, then the lower priorities. Two
- * index scans, because one range over (priority DESC, run_at, id) from a
- * key cannot be written; the second is read only if the first falls short.
+ * queries, because one range over (priority DESC, run_at, id) from a key
+ * cannot be written; the second runs only if the first falls short. (As
+ * one UNION ALL read through a cursor, each half was planned for all its
+ * rows: a bitmap scan and a sort of the whole queue.)
  */
-#define CLAIM_FROM_HEAD_SELECT \
-"SELECT u.ctid FROM (" \
-"  SELECT h.ctid FROM (" \
-"    SELECT c.ctid FROM ONLY qml.jobs c" \
-"     WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $2" \
-"       AND (c.run_at, c.id) >= ($3, $4)" \
-"     ORDER BY c.run_at, c.id) h" \
-"  UNION ALL" \
-"  SELECT l.ctid FROM (" \
-"    SELECT c.ctid FROM ONLY qml.jobs c" \
-"     WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $2" \
-"     ORDER BY c.priority DESC, c.run_at, c.id) l" \
-") u WHERE" NOT_PAUSED
+#define CLAIM_HEAD_SELECT \
+"SELECT c.ctid FROM ONLY qml.jobs c" \
+" WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $2" \
+"   AND (c.run_at, c.id) >= ($3, $4) AND" NOT_PAUSED \
+" ORDER BY c.run_at, c.id"
+
+#define CLAIM_LOWER_SELECT \
+"SELECT c.ctid FROM ONLY qml.jobs c" \
+" WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $2 AND" NOT_PAUSED \
+" ORDER BY c.priority DESC, c.run_at, c.id"
 
 /*
  * The claim of the locked rows $1 for worker $2 with lease $3 as a
@@ -293,26 +292,32 @@ static int
 run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last)
 {
-	/* [from the head] */
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	static const char *const sql[2] = {CLAIM_SELECT, CLAIM_FROM_HEAD_SELECT};
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr head_plan = NULL;
+	static SPIPlanPtr lower_plan = NULL;
 	Oid			types[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[4];
 	ItemPointerData *tids = palloc(wanted * sizeof(ItemPointerData));
 	QmlDirectInsert d;
-	bool		from_head = head != NULL;
 	int			n;
 
 	values[0] = queue;
-	if (from_head)
+	if (head != NULL)
 	{
 		values[1] = Int32GetDatum(head->priority);
 		values[2] = TimestampTzGetDatum(head->run_at);
 		values[3] = Int64GetDatum(head->id);
+		n = qml_lock_claimable(qml_session_cursor_plan(&head_plan, CLAIM_HEAD_SELECT,
+													   4, types),
+							   values, NULL, wanted, tids);
+		if (n < wanted)
+			n += qml_lock_claimable(qml_session_cursor_plan(&lower_plan, CLAIM_LOWER_SELECT,
+															2, types),
+									values, NULL, wanted - n, tids + n);
 	}
-	n = qml_lock_claimable(qml_session_cursor_plan(&plans[from_head], sql[from_head],
-												   from_head ? 4 : 1, types),
-						   values, NULL, wanted, tids);
+	else
+		n = qml_lock_claimable(qml_session_cursor_plan(&plan, CLAIM_SELECT, 1, types),
+							   values, NULL, wanted, tids);
 	if (n == 0)
 	{
 		pfree(tids);
