@@ -51,7 +51,8 @@ for w in $(seq $window $window $total); do
 done
 wait "$flow"
 
-echo "-- horizon: $rate jobs/s offered; a snapshot held from ${before} s to $((before + hold)) s"
+# no "ms" or "jobs/s" after a number but in the summary: bench/parse-output.pl
+echo "== $rate jobs a second offered; a snapshot held from second ${before} to second $((before + hold))"
 printf '%12s  %13s  %9s  %9s  %10s  %11s\n' window_end_s claimed_per_s claim_p50 claim_p99 size_mb dead_tuples
 tail -n +2 "$tmp/flow.out" | while read -r t n p50 p99; do
 	read -r size dead < <(awk -v t="$t" '$1 == t { print $2, $3 }' "$tmp/size.txt")
@@ -69,10 +70,11 @@ awk -v b="$before" -v h="$hold" -v w="$window" -v tot="$total" '
 	{ if ($1 == b) s0 = $2; if ($1 == tot) s2 = $2; if ($1 == b + h) s1 = $2 }
 	END {
 		if (!nb || !nd) { print "too short a run for the summary"; exit }
+		print "-- horizon"
 		printf "before the hold: %.0f jobs/s\n", rb / nb
 		printf "during the hold: %.0f jobs/s\n", rd / nd
-		printf "claim latency before the hold: p99 %.2f ms\n", pb
-		printf "claim latency during the hold: p99 %.2f ms\n", pd
+		printf "claim latency p99 before the hold: %.2f ms\n", pb
+		printf "claim latency p99 during the hold: %.2f ms\n", pd
 		printf "table and indexes: %.1f MB before the hold, %.1f MB at its end, %.1f MB %d s after it\n", s0, s1, s2, tot - b - h
 		printf "ratios: jobs/s during/before %.2f (target >= 0.9), claim p99 during/before %.2f (target <= 2), size after/before %.2f (target <= 1.2)\n",
 			(rd / nd) / (rb / nb), pd / pb, s0 ? s2 / s0 : 0

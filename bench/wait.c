@@ -33,6 +33,7 @@
 #define MAX_BURSTS 1000000
 #define MAX_SAMPLES 2000000
 #define MAX_WINDOWS 64
+#define Min(a, b) ((a) < (b) ? (a) : (b))
 #define BUCKETS 1000			/* claim latency in 0.05 ms steps, the last: more */
 #define BUCKET_MS 0.05
 
@@ -205,8 +206,8 @@ report(const char *label, double *v, int n)
 		return;
 	}
 	qsort(v, n, sizeof(double), cmp);
-	printf("%s: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d samples)\n", label,
-		   v[(int) (n * 0.50)], v[(int) (n * 0.99)], v[n - 1], n);
+	printf("%s: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", label,
+		   v[(int) (n * 0.50)], v[(int) (n * 0.99)], v[n - 1]);
 }
 
 /* the p-th fraction of a window's histogram, in ms */
@@ -322,8 +323,12 @@ main(int argc, char **argv)
 		PQfinish(p);
 		return 0;
 	}
-	printf("-- %d jobs/s in %d-job commits every %d ms, %d workers in fetch(wait) with batch %d, 1 ms per job\n",
-		   burst * 1000 / every, burst, every, workers, batch);
+	/* no "ms" or "jobs/s" after a number: bench/parse-output.pl */
+	printf("== %d-job commits %d times a second; %d workers in fetch(wait) with batch %d,"
+		   " 1 millisecond of work a job; %d claims, %d calls of complete_batch\n",
+		   burst, 1000 / every, workers, batch,
+		   Min(sh->nclaim, MAX_SAMPLES), Min(sh->ncomplete, MAX_SAMPLES));
+	printf("-- bursts\n");
 	report("claim latency", sh->claim, sh->nclaim);
 	report("complete_batch while others wait", sh->complete, sh->ncomplete);
 	PQfinish(p);
