@@ -34,8 +34,8 @@
 #define MAX_SAMPLES 2000000
 #define MAX_WINDOWS 64
 #define Min(a, b) ((a) < (b) ? (a) : (b))
-#define BUCKETS 1000			/* claim latency in 0.05 ms steps, the last: more */
-#define BUCKET_MS 0.05
+#define BUCKETS 20000			/* claim latency in 0.1 ms steps, the last: more */
+#define BUCKET_MS 0.1
 
 typedef struct Shared
 {
