@@ -375,9 +375,10 @@ must_notify(PendingQueue *p)
 
 /*
  * A job of `queue` became enqueued in this transaction; with `force`, the
- * queue may have any number of jobs to hand out (it was resumed).
+ * queue may have any number of jobs to hand out (it was resumed). Returns
+ * the queue's entry.
  */
-static void
+static PendingQueue *
 note_enqueued(const char *queue, bool force)
 {
 	PendingQueue *p = qml_xact_list_find(&pending, queue, 0, true);
@@ -391,6 +392,7 @@ note_enqueued(const char *queue, bool force)
 	if (!p->notified && (force || must_notify(p)) &&
 		qml_wakeups != QML_WAKEUPS_OFF)
 		p->notified = true;
+	return p;
 }
 
 /* calls fn for each queue this transaction would wake */
@@ -422,7 +424,8 @@ qml_wake_queue_at_commit(const char *queue, int slot)
 
 	if (queue != NULL)
 	{
-		note_enqueued(queue, false);
+		/* the prepared transaction may have enqueued any number of jobs */
+		note_enqueued(queue, false)->njobs = -1;
 		return;
 	}
 	p = add_pending("");
