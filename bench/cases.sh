@@ -348,6 +348,9 @@ external_target() {
 	*"promotion lag"*p99) target '<= 100 ms' ;;
 	*"handler start"*p50) target '<= 1 ms' ;;
 	*"handler start"*p99) target '<= 4 ms' ;;
+	*"claim latency"*p50) target '<= 1 ms' ;;
+	*"claim latency"*p99) target '<= 5 ms' ;;
+	*"complete_batch while others wait"*p99) target '<= 5 ms' ;;
 	esac
 }
 

@@ -5,6 +5,8 @@
 #   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
+#   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 1 minute
+#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, 18 minutes
 #
 # Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
 # into bench/.peer/), builds qml and installs it into a private copy of the
@@ -28,13 +30,15 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE=default
 for a in "$@"; do
 	case $a in
 	--quick) MODE=quick ;;
 	--long) MODE=long ;;
 	--churn) MODE=churn ;;
+	--wait) MODE=wait ;;
+	--horizon) MODE=horizon ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -51,7 +55,7 @@ quick)
 	OFF_ENQ="16" OFF_FETCH="16/10"
 	PEER_CONC="10" PEER_WAKE=50 PEER_JOBS=10000
 	EXT_T=3 EXT_SAMPLES=100 RUNTIME_ARGS="--reps 1 --jobs 3000 --latency 20"
-	CHURN_MIN=0
+	CHURN_MIN=0 WAIT_CASE=1
 	;;
 default)
 	T=5 T_MAIN=10 RUNS=3
@@ -62,14 +66,28 @@ default)
 	OFF_ENQ="16" OFF_FETCH="16/10 4/100"
 	PEER_CONC="10 24" PEER_WAKE=100 PEER_JOBS=20000
 	EXT_T=5 EXT_SAMPLES=200 RUNTIME_ARGS="--reps 3 --jobs 10000 --latency 1000"
-	CHURN_MIN=0
+	CHURN_MIN=0 WAIT_CASE=1
 	;;
 churn)
 	T=5 T_MAIN=5 RUNS=1
 	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
 	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
 	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
-	CHURN_MIN=10
+	CHURN_MIN=10 WAIT_CASE=0
+	;;
+wait)
+	T=5 T_MAIN=5 RUNS=1
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
+	EXT_T=20 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+	CHURN_MIN=0 WAIT_CASE=1
+	;;
+horizon)
+	T=5 T_MAIN=5 RUNS=1
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
+	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+	CHURN_MIN=0 WAIT_CASE=0 HORIZON=1
 	;;
 long)
 	T=20 T_MAIN=20 RUNS=3
@@ -80,7 +98,7 @@ long)
 	OFF_ENQ="16" OFF_FETCH="16/10 4/100"
 	PEER_CONC="10 24" PEER_WAKE=200 PEER_JOBS=20000
 	EXT_T=20 EXT_SAMPLES=500 RUNTIME_ARGS="--reps 3 --jobs 20000 --latency 1000"
-	CHURN_MIN=10
+	CHURN_MIN=10 WAIT_CASE=1
 	;;
 esac
 # BENCH_T sets both durations; BENCH_DEPTHS and BENCH_CHURN_MINUTES are for
@@ -266,6 +284,11 @@ else
 	say "  5/6 wake latency, promotion lag: bench/scheduler.sh not built"
 	note "5/6 wake latency and promotion lag: bench/scheduler.sh not built (the peer rows above measure wake latency from Node)."
 fi
+
+# workers waiting in fetch(wait): bursts, and completions while others wait
+[ "$WAIT_CASE" = 1 ] && step external bench/wait.sh "10 waiting fetches" bash bench/wait.sh
+# a snapshot held for 10 minutes under a steady flow (only with --horizon)
+[ "${HORIZON:-0}" = 1 ] && step external bench/horizon.sh "11 held xmin horizon" bash bench/horizon.sh
 
 if [ "$CHURN_MIN" -gt 0 ]; then
 	rate=${BENCH_CHURN_RATE:-$(awk -F'\t' -v p="$PASS" '$1 == p && $2 == "fetch_c4_b10" && $3 == "qml" && $4 != "" { s += $4; n++ } END { r = n ? s / n / 2 : 2000; printf "%d", int(r / 100) * 100 }' "$RES/runs.tsv")}

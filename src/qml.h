@@ -206,6 +206,10 @@ typedef enum EnqueueParam
 extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
 							 const char *nulls, JobState state);
 
+/* claim_lock.c: a claim's row locks, in the versions its snapshot saw */
+extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
+							   int wanted, ItemPointerData *tids);
+
 /* worker_write.c: claims and completions without an UPDATE statement */
 typedef struct QmlClaim
 {
@@ -262,6 +266,8 @@ extern Oid	qml_lease_role(void);
 extern bool qml_may_act(Oid locked_role, int *admin);
 
 /* session_plan.c */
+extern SPIPlanPtr qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql,
+										  int nargs, Oid *types);
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 
@@ -396,6 +402,7 @@ typedef struct QmlWaitSet
 	uint64		epoch;			/* enqueuing commits seen before the claim */
 	int			retries;		/* claims retried without a wait */
 	bool		woken;			/* the last sleep ended with a new commit */
+	int			batch;			/* the fetch's batch */
 } QmlWaitSet;
 
 extern void qml_wakeup_init(void);
@@ -405,7 +412,7 @@ extern void qml_wakeup_pass_mode(bool on);
 extern void qml_wakeup_send_missed(void);
 extern void qml_wake_scheduler_at_commit(TimestampTz due);
 extern void qml_wake_launcher_at_commit(void);
-extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues);
+extern void qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues, int batch);
 extern void qml_wait_epoch(QmlWaitSet *ws);
 extern bool qml_wait_for_work(QmlWaitSet *ws, TimestampTz deadline);
 extern TimestampTz qml_wait_deadline(Interval *wait);

@@ -20,13 +20,14 @@
  * (no join whose estimate a parameter could tip into a sequential scan).
  * Call inside SPI_connect().
  */
-SPIPlanPtr
-qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+static SPIPlanPtr
+session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types,
+			 int options)
 {
 	if (*slot == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
-											  CURSOR_OPT_GENERIC_PLAN);
+											  CURSOR_OPT_GENERIC_PLAN | options);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare \"%s\": %s", sql,
@@ -35,4 +36,20 @@ qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 		*slot = plan;
 	}
 	return *slot;
+}
+
+SPIPlanPtr
+qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	return session_plan(slot, sql, nargs, types, 0);
+}
+
+/*
+ * The same for a query read through a cursor a few rows at a time
+ * (claim_lock.c): planned for its first rows, as a LIMIT would be.
+ */
+SPIPlanPtr
+qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	return session_plan(slot, sql, nargs, types, CURSOR_OPT_FAST_PLAN);
 }

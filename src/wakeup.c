@@ -16,8 +16,12 @@
  * and holds a condition variable that such a commit signals (from a
  * transaction callback, after the jobs are visible). A waiting fetch reads
  * the count before it claims, and sleeps only while the count is unchanged,
- * so no commit can slip between its claim and its sleep. A commit wakes one
- * sleeper, not all (a herd of workers would claim one job); a woken fetch
+ * so no commit can slip between its claim and its sleep. A commit wakes as
+ * many sleepers as its jobs fill batches: ceil(jobs / batch), the batch
+ * being the last sleeper's on that slot, and never more than sleep there.
+ * Not all (a herd of workers would claim one job), and not one (a burst of
+ * 50 jobs for fetches of 8 would be claimed 8 at a time, the rest found
+ * only when the others next looked); a woken fetch
  * that finds nothing (another worker was quicker, or the job was for a
  * queue that shares the slot) wakes the next one before it sleeps again,
  * and one that sees no new commit since its own claim does not, so the
@@ -81,6 +85,7 @@ typedef struct QueueSlot
 	pg_atomic_uint64 commits;	/* commits that made jobs here enqueued */
 	pg_atomic_uint32 waiting;	/* a fetch came back empty since the last NOTIFY */
 	pg_atomic_uint32 sleepers;	/* fetches sleeping on cv */
+	pg_atomic_uint32 batch;		/* the batch of the last fetch to sleep */
 	ConditionVariable cv;
 } QueueSlot;
 
@@ -116,6 +121,7 @@ typedef struct PendingQueue
 	int			slot;
 	bool		notified;		/* NOTIFY due: sent just before commit,
 								 * clears the slot's flag at commit */
+	int64		njobs;			/* jobs made enqueued; -1: any number */
 } PendingQueue;
 
 static QmlXactList pending = QML_XACT_KEYED_LIST(PendingQueue, queue);
@@ -143,6 +149,7 @@ qml_wakeup_shmem_init(void)
 		pg_atomic_init_u64(&wk->slots[i].commits, 0);
 		pg_atomic_init_u32(&wk->slots[i].waiting, 0);
 		pg_atomic_init_u32(&wk->slots[i].sleepers, 0);
+		pg_atomic_init_u32(&wk->slots[i].batch, 1);
 		ConditionVariableInit(&wk->slots[i].cv);
 	}
 	for (i = 0; i < DB_CVS; i++)
@@ -199,6 +206,29 @@ push_missed(const char *queue)
 }
 
 /*
+ * Wakes the fetches sleeping on slot `s` that `njobs` new jobs (-1: any
+ * number) keep busy: one per batch, as many as sleep there at most.
+ */
+static void
+wake_sleepers(QueueSlot *s, int64 njobs)
+{
+	uint32		sleepers = pg_atomic_read_u32(&s->sleepers);
+	uint32		batch = Max(pg_atomic_read_u32(&s->batch), 1);
+	int64		wake;
+
+	if (sleepers == 0)
+		return;
+	if (njobs < 0)
+	{
+		ConditionVariableBroadcast(&s->cv);
+		return;
+	}
+	wake = Min((Max(njobs, 1) + batch - 1) / batch, (int64) sleepers);
+	while (wake-- > 0)
+		ConditionVariableSignal(&s->cv);
+}
+
+/*
  * After commit: count the commit in each slot, clear the flags this
  * commit's NOTIFY answered, hand missed ones to the scheduler, and wake
  * the fetches sleeping on these queues.
@@ -229,9 +259,8 @@ publish_commit(void)
 			push_missed(p->queue);
 			wake_scheduler = true;
 		}
-		/* one sleeper; it passes the wakeup on if it finds nothing */
-		if (pg_atomic_read_u32(&s->sleepers) != 0)
-			ConditionVariableSignal(&s->cv);
+		/* one a batch; one that finds nothing passes its wakeup on */
+		wake_sleepers(s, p->njobs);
 	}
 	if (pending.n > 0 && qml_wakeups != QML_WAKEUPS_OFF)
 	{
@@ -329,6 +358,7 @@ add_pending(const char *queue)
 
 	p->slot = slot_of(MyDatabaseId, queue, strlen(queue));
 	p->notified = false;
+	p->njobs = 0;
 	return p;
 }
 
@@ -343,17 +373,26 @@ must_notify(PendingQueue *p)
 	return pg_atomic_read_u32(&wk->slots[p->slot].waiting) != 0;
 }
 
-/* jobs of `queue` became enqueued in this transaction */
-static void
+/*
+ * A job of `queue` became enqueued in this transaction; with `force`, the
+ * queue may have any number of jobs to hand out (it was resumed). Returns
+ * the queue's entry.
+ */
+static PendingQueue *
 note_enqueued(const char *queue, bool force)
 {
 	PendingQueue *p = qml_xact_list_find(&pending, queue, 0, true);
 
 	if (p == NULL)
 		p = add_pending(queue);
+	if (force)
+		p->njobs = -1;
+	else if (p->njobs >= 0)
+		p->njobs++;
 	if (!p->notified && (force || must_notify(p)) &&
 		qml_wakeups != QML_WAKEUPS_OFF)
 		p->notified = true;
+	return p;
 }
 
 /* calls fn for each queue this transaction would wake */
@@ -385,12 +424,14 @@ qml_wake_queue_at_commit(const char *queue, int slot)
 
 	if (queue != NULL)
 	{
-		note_enqueued(queue, false);
+		/* the prepared transaction may have enqueued any number of jobs */
+		note_enqueued(queue, false)->njobs = -1;
 		return;
 	}
 	p = add_pending("");
 	p->slot = slot % QUEUE_SLOTS;
 	p->notified = qml_wakeups != QML_WAKEUPS_OFF;
+	p->njobs = -1;
 }
 
 /*
@@ -492,7 +533,7 @@ qml_wakeup_send_missed(void)
  * datums, as qml.fetch receives them.
  */
 void
-qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues)
+qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues, int batch)
 {
 	bool		taken[QUEUE_SLOTS] = {0};
 	int			i;
@@ -502,6 +543,7 @@ qml_wait_begin(QmlWaitSet *ws, Datum *queues, int nqueues)
 	ws->epoch = 0;
 	ws->retries = 0;
 	ws->woken = false;
+	ws->batch = batch;
 	for (i = 0; i < nqueues; i++)
 	{
 		text	   *t = DatumGetTextPP(queues[i]);
@@ -552,6 +594,9 @@ sleep_for_work(QmlWaitSet *ws, TimestampTz deadline)
 	{
 		cv = &wk->slots[ws->slots[0]].cv;
 		sleepers = &wk->slots[ws->slots[0]].sleepers;
+		/* how many jobs wake one sleeper here (wake_sleepers) */
+		if (pg_atomic_read_u32(&wk->slots[ws->slots[0]].batch) != (uint32) ws->batch)
+			pg_atomic_write_u32(&wk->slots[ws->slots[0]].batch, (uint32) ws->batch);
 		/* woken, but the claim found nothing: the wakeup may be another's */
 		if (ws->woken)
 			ConditionVariableSignal(cv);

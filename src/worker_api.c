@@ -34,78 +34,76 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 #define QML_MAX_FETCH_BATCH 1000
 
 /*
- * Claims up to $2 enqueued jobs of queue $1 for worker $3 with lease $4;
- * nothing when the queue is paused. SKIP LOCKED: a row another session
- * holds is passed over, never waited for. The SELECT runs alone, and
+ * The enqueued jobs of queue $1 in claim order; nothing when the queue is
+ * paused. The query is read as a cursor and each row locked as it comes
+ * (claim_lock.c): a row another session holds is passed over, never
+ * waited for, and the claim stops when it has locked enough. Then
  * worker_write.c writes the row versions it locked; when qml.jobs has
- * something of an admin's own, the UPDATE below runs instead. Either way
+ * something of an admin's own, claim_sql below runs instead. Either way
  * the locked rows are found again by ctid, not by id: the lock holds them
  * in place, and a primary key lookup per job was 4% of fetch + complete.
- * In the UPDATE, a row an admin updated after the statement's snapshot is
- * locked in its new version, which the Tid Scan does not see: it is left
- * for the next claim, and that update moved the queue's head back before
- * it (queue_head.c).
+ * A row changed after the query's snapshot is not locked but left for the
+ * next claim; a change that makes a job enqueued moves the queue's head
+ * back before it (queue_head.c).
  */
-#define CLAIM_UPDATE \
-"UPDATE ONLY qml.jobs j" \
-"   SET state = 'processing', attempts = j.attempts + 1," \
-"       started_at = clock_timestamp()," \
-"       locked_by = $3, locked_until = now() + $4," \
-"       lease_pid = $5, lease_session = $6, locked_role = qml.lease_role()" \
-" WHERE j.ctid = ANY (ARRAY("
 #define NOT_PAUSED \
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
 
 #define CLAIM_SELECT \
-"        SELECT c.ctid FROM ONLY qml.jobs c" \
-"         WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED \
-"         ORDER BY c.priority DESC, c.run_at, c.id" \
-"         LIMIT $2 FOR UPDATE SKIP LOCKED"
+"SELECT c.ctid FROM ONLY qml.jobs c" \
+" WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED \
+" ORDER BY c.priority DESC, c.run_at, c.id"
 
 /*
- * The same from the queue's head (queue_head.c), priority $7, run_at $8,
- * id $9: the rest of the head's priority, then the lower priorities. Two
- * index scans, because one range over (priority DESC, run_at, id) from a
- * key cannot be written; the second runs only if the first falls short.
+ * The same from the queue's head (queue_head.c), priority $2, run_at $3,
+ * id $4: the rest of the head's priority, then the lower priorities. Two
+ * queries, because one range over (priority DESC, run_at, id) from a key
+ * cannot be written; the second runs only if the first falls short. (As
+ * one UNION ALL read through a cursor, each half was planned for all its
+ * rows: a bitmap scan and a sort of the whole queue.)
  */
-#define CLAIM_FROM_HEAD_SELECT \
-"        SELECT u.ctid FROM (" \
-"          SELECT h.ctid FROM (" \
-"            SELECT c.ctid FROM ONLY qml.jobs c" \
-"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $7" \
-"               AND (c.run_at, c.id) >= ($8, $9)" \
-"             ORDER BY c.run_at, c.id LIMIT $2 FOR UPDATE SKIP LOCKED) h" \
-"          UNION ALL" \
-"          SELECT l.ctid FROM (" \
-"            SELECT c.ctid FROM ONLY qml.jobs c" \
-"             WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $7" \
-"             ORDER BY c.priority DESC, c.run_at, c.id" \
-"             LIMIT $2 FOR UPDATE SKIP LOCKED) l" \
-"        ) u WHERE" NOT_PAUSED " LIMIT $2"
+#define CLAIM_HEAD_SELECT \
+"SELECT c.ctid FROM ONLY qml.jobs c" \
+" WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $2" \
+"   AND (c.run_at, c.id) >= ($3, $4) AND" NOT_PAUSED \
+" ORDER BY c.run_at, c.id"
+
+#define CLAIM_LOWER_SELECT \
+"SELECT c.ctid FROM ONLY qml.jobs c" \
+" WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $2 AND" NOT_PAUSED \
+" ORDER BY c.priority DESC, c.run_at, c.id"
 
 /*
- * The claim as a statement, when qml.jobs has something of an admin's own
- * to run (worker_write.c claims the rows the SELECTs lock otherwise).
+ * The claim of the locked rows $1 for worker $2 with lease $3 as a
+ * statement, when qml.jobs has something of an admin's own to run
+ * (worker_write.c claims them otherwise).
  */
 static const char *const claim_sql =
-CLAIM_UPDATE CLAIM_SELECT ")) RETURNING j.*";
-static const char *const claim_from_head_sql =
-CLAIM_UPDATE CLAIM_FROM_HEAD_SELECT ")) RETURNING j.*";
+"UPDATE ONLY qml.jobs j"
+"   SET state = 'processing', attempts = j.attempts + 1,"
+"       started_at = clock_timestamp(),"
+"       locked_by = $2, locked_until = now() + $3,"
+"       lease_pid = $4, lease_session = $5, locked_role = qml.lease_role()"
+" WHERE j.ctid = ANY ($1) AND j.state = 'enqueued'"
+" RETURNING j.*";
 
 /*
- * Up to $2 due scheduled and retrying jobs of queue $1 (due by $3) become
- * enqueued, earliest due first, as a scheduler pass would make them: the
- * row trigger records the change, moves the queue's head back and wakes
- * the queue's workers at commit. SKIP LOCKED: jobs the scheduler or
- * another fetch is promoting are theirs.
+ * Up to `wanted` due scheduled and retrying jobs of queue $1 (due by $2)
+ * become enqueued, earliest due first, as a scheduler pass would make
+ * them: the row trigger records the change, moves the queue's head back
+ * and wakes the queue's workers at commit. Locked as claims are: jobs the
+ * scheduler or another fetch is promoting are theirs.
  */
-static const char *const promote_due_sql =
+static const char *const due_select_sql =
+"SELECT c.ctid FROM ONLY qml.jobs c"
+" WHERE c.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
+"   AND c.queue = $1 AND c.run_at <= $2 AND" NOT_PAUSED
+" ORDER BY c.run_at";
+
+static const char *const promote_sql =
 "UPDATE ONLY qml.jobs j SET state = 'enqueued'"
-" WHERE j.ctid = ANY (ARRAY("
-"        SELECT c.ctid FROM ONLY qml.jobs c"
-"         WHERE c.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
-"           AND c.queue = $1 AND c.run_at <= $3 AND" NOT_PAUSED
-"         ORDER BY c.run_at LIMIT $2 FOR UPDATE SKIP LOCKED))"
+" WHERE j.ctid = ANY ($1)"
+"   AND j.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
 " RETURNING j.priority, j.run_at, j.id";
 
 /*
@@ -220,26 +218,30 @@ typedef struct ClaimArgs
 	TupleDesc	result_desc;	/* the rows' type: qml.jobs as fetch returns it */
 } ClaimArgs;
 
-/*
- * Claims the rows the claim's SELECT locked, through worker_write.c, and
- * puts them in rows[]; returns how many. `d` is open.
- */
-static int
-claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d, HeapTuple *rows)
+/* the tids as a tid[] datum, for a statement's ctid = ANY ($1) */
+static Datum
+tid_array(ItemPointerData *tids, int n)
 {
-	int			n = (int) SPI_processed;
-	ItemPointerData *tids = palloc(Max(n, 1) * sizeof(ItemPointerData));
-	QmlClaim	claim;
+	Datum	   *elems = palloc(n * sizeof(Datum));
 	int			i;
 
 	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
+		elems[i] = PointerGetDatum(&tids[i]);
+	return PointerGetDatum(construct_array(elems, n, TIDOID,
+										   sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
+}
 
-		tids[i] = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i],
-													 SPI_tuptable->tupdesc, 1,
-													 &isnull));
-	}
+/*
+ * Claims the n locked rows at tids[] through worker_write.c and puts them
+ * in rows[]; returns how many. `d` is open.
+ */
+static int
+claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d,
+				  ItemPointerData *tids, int n, HeapTuple *rows)
+{
+	QmlClaim	claim;
+
 	claim.worker = a->worker;
 	claim.role = qml_lease_role();
 	/* now() + lease, as the statement writes it */
@@ -250,9 +252,35 @@ claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d, HeapTuple *rows)
 	claim.session_lease = a->session_lease;
 	claim.session_pid = a->session_pid;
 	claim.session_started = a->session_started;
-	n = qml_claim_directly(d, tids, n, &claim, rows);
-	pfree(tids);
-	return n;
+	return qml_claim_directly(d, tids, n, &claim, rows);
+}
+
+/*
+ * Claims the n locked rows at tids[] with claim_sql; the claimed rows are
+ * SPI's result. Returns how many.
+ */
+static int
+claim_locked_rows_by_statement(const ClaimArgs *a, ItemPointerData *tids, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {TIDARRAYOID, TEXTOID, INTERVALOID, INT4OID,
+	TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
+	int			rc;
+
+	values[0] = tid_array(tids, n);
+	values[1] = PointerGetDatum(a->worker);
+	values[2] = IntervalPGetDatum(a->lease);
+	values[3] = Int32GetDatum(a->session_pid);
+	values[4] = TimestampTzGetDatum(a->session_started);
+	if (a->session_lease)
+		nulls[3] = nulls[4] = ' ';
+	rc = SPI_execute_plan(qml_session_plan(&plan, claim_sql, 5, types),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	return (int) SPI_processed;
 }
 
 /*
@@ -264,54 +292,42 @@ static int
 run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last)
 {
-	/* [from the head][direct] */
-	static SPIPlanPtr plans[2][2] = {{NULL, NULL}, {NULL, NULL}};
-	static const char *const sql[2][2] = {
-		{claim_sql, CLAIM_SELECT},
-		{claim_from_head_sql, CLAIM_FROM_HEAD_SELECT}
-	};
-	Oid			types[9] = {TEXTOID, INT4OID, TEXTOID, INTERVALOID,
-	INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', 'n', 'n', ' ', ' ', ' '};
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr head_plan = NULL;
+	static SPIPlanPtr lower_plan = NULL;
+	Oid			types[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[4];
+	ItemPointerData *tids = palloc(wanted * sizeof(ItemPointerData));
 	QmlDirectInsert d;
-	bool		direct = qml_direct_open_for_update(&d);
-	bool		from_head = head != NULL;
-	HeapTuple  *rows;
 	int			n;
-	int			rc;
 
 	values[0] = queue;
-	values[1] = Int32GetDatum(wanted);
-	values[2] = PointerGetDatum(a->worker);
-	values[3] = IntervalPGetDatum(a->lease);
-	values[4] = Int32GetDatum(a->session_pid);
-	values[5] = TimestampTzGetDatum(a->session_started);
-	if (a->session_lease)
-		nulls[4] = nulls[5] = ' ';
-	if (from_head)
+	if (head != NULL)
 	{
-		values[6] = Int32GetDatum(head->priority);
-		values[7] = TimestampTzGetDatum(head->run_at);
-		values[8] = Int64GetDatum(head->id);
+		values[1] = Int32GetDatum(head->priority);
+		values[2] = TimestampTzGetDatum(head->run_at);
+		values[3] = Int64GetDatum(head->id);
+		n = qml_lock_claimable(qml_session_cursor_plan(&head_plan, CLAIM_HEAD_SELECT,
+													   4, types),
+							   values, NULL, wanted, tids);
+		if (n < wanted)
+			n += qml_lock_claimable(qml_session_cursor_plan(&lower_plan, CLAIM_LOWER_SELECT,
+															2, types),
+									values, NULL, wanted - n, tids + n);
 	}
-	rc = SPI_execute_plan(qml_session_plan(&plans[from_head][direct],
-										   sql[from_head][direct],
-										   from_head ? 9 : 6, types),
-						  values, nulls, false, 0);
-	if (rc != (direct ? SPI_OK_SELECT : SPI_OK_UPDATE_RETURNING))
-		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-	n = (int) SPI_processed;
+	else
+		n = qml_lock_claimable(qml_session_cursor_plan(&plan, CLAIM_SELECT, 1, types),
+							   values, NULL, wanted, tids);
 	if (n == 0)
 	{
-		if (direct)
-			qml_direct_close(&d);
+		pfree(tids);
 		return 0;
 	}
-	if (direct)
+	if (qml_direct_open_for_update(&d))
 	{
-		rows = palloc(n * sizeof(HeapTuple));
-		n = claim_locked_rows(a, &d, rows);
+		HeapTuple  *rows = palloc(n * sizeof(HeapTuple));
+
+		n = claim_locked_rows(a, &d, tids, n, rows);
 		if (n > 0)
 		{
 			add_in_claim_order(jobs, rows, RelationGetDescr(d.rel), n, first, last);
@@ -321,10 +337,15 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	}
 	else
 	{
-		add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
-						   first, last);
-		to_result_rows(jobs, n, SPI_tuptable->tupdesc, a->result_desc);
+		n = claim_locked_rows_by_statement(a, tids, n);
+		if (n > 0)
+		{
+			add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
+							   first, last);
+			to_result_rows(jobs, n, SPI_tuptable->tupdesc, a->result_desc);
+		}
 	}
+	pfree(tids);
 	return n;
 }
 
@@ -339,17 +360,28 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 static int
 promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 {
+	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[3];
+	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	Oid			promote_types[1] = {TIDARRAYOID};
+	Datum		values[2];
+	ItemPointerData *tids = palloc(wanted * sizeof(ItemPointerData));
 	uint64		i;
 	int			rc;
 	int			n;
 
 	values[0] = queue;
-	values[1] = Int32GetDatum(wanted);
-	values[2] = TimestampTzGetDatum(due_by);
-	rc = SPI_execute_plan(qml_session_plan(&plan, promote_due_sql, 3, types),
+	values[1] = TimestampTzGetDatum(due_by);
+	n = qml_lock_claimable(qml_session_cursor_plan(&select_plan, due_select_sql,
+												   2, types),
+						   values, NULL, wanted, tids);
+	if (n == 0)
+	{
+		pfree(tids);
+		return 0;
+	}
+	values[0] = tid_array(tids, n);
+	rc = SPI_execute_plan(qml_session_plan(&plan, promote_sql, 1, promote_types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "promotion of due jobs failed: %s", SPI_result_code_string(rc));
@@ -368,6 +400,7 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 	}
 	n = (int) SPI_processed;
 	SPI_freetuptable(SPI_tuptable);
+	pfree(tids);
 	return n;
 }
 
@@ -515,7 +548,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	/* session lease: the claim remembers this session (session_lease.c) */
 	args.session_lease = session_lease &&
 		qml_session_register(&args.session_pid, &args.session_started);
-	qml_wait_begin(&ws, queue_names, nqueues);
+	qml_wait_begin(&ws, queue_names, nqueues, batch);
 	args.worker = worker;
 	args.lease = lease;
 	args.store = rsinfo->setResult;

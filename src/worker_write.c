@@ -11,9 +11,9 @@
  * calls and tuple copies. A claim or a completion therefore builds each
  * job's new row with the trigger's own code (job_trigger.c), writes it
  * through direct_insert.c and records the change as the trigger would
- * have. A claim still finds and locks its jobs with SELECT ... FOR UPDATE
- * SKIP LOCKED (worker_api.c), and writes the rows it locked; a completion
- * finds each job by its primary key.
+ * have. A claim still finds its jobs with a SELECT (worker_api.c) and locks
+ * them (claim_lock.c), and writes the rows it locked; a completion finds
+ * each job by its primary key.
  *
  * Only when the UPDATE would have run nothing else
  * (qml_jobs_writes_are_ours(): qml.jobs exactly as created, direct_gate.c);
@@ -73,7 +73,7 @@ state_in(TupleTableSlot *slot)
 }
 
 /*
- * The claimed row: what CLAIM_UPDATE's SET list writes (worker_api.c),
+ * The claimed row: what claim_sql's SET list writes (worker_api.c),
  * then stamped as the row trigger would.
  */
 static HeapTuple
@@ -102,8 +102,8 @@ processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum start
 }
 
 /*
- * Claims the rows at tids[0..n-1], which this transaction's SELECT ... FOR
- * UPDATE has just locked, for claim->worker; puts the claimed rows in
+ * Claims the rows at tids[0..n-1], which this transaction has just locked
+ * (claim_lock.c), for claim->worker; puts the claimed rows in
  * rows[] and returns how many. `d` is open (qml_direct_open_for_update()).
  */
 int

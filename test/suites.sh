@@ -17,6 +17,8 @@ suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite counts test/stress/counts.sh
 suite invalidation test/stress/invalidation.sh
+# a burst of 50 jobs in one commit wakes the 7 waiting fetches of 8 it needs
+suite burst_wake test/stress/burst_wake.sh
 # the scheduler (test/scheduler/): promotion timing and wakeups, recurring
 # jobs, pruning and statistics, several databases, a crash restart
 suite sched_promote test/scheduler/promote.sh

@@ -94,25 +94,22 @@ check_plan() {
 	fi
 }
 
-# the claim statement of qml.fetch (src/worker_api.c), same shape: as
-# written with constants, and as the generic plan fetch prepares once per
-# session and reuses (where a parameter could tip a join into a Seq Scan)
-claim="UPDATE qml.jobs j
-	   SET state = 'processing', attempts = j.attempts + 1,
-		   locked_by = \$3, locked_until = now() + \$4
-	 WHERE j.id = ANY (ARRAY(
-			SELECT c.id FROM qml.jobs c
-			 WHERE c.state = 'enqueued' AND c.queue = \$1
-			   AND NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = \$1 AND p.paused)
-			 ORDER BY c.priority DESC, c.run_at, c.id
-			 LIMIT \$2 FOR UPDATE SKIP LOCKED))
-	RETURNING j.*"
-q -c "EXPLAIN (FORMAT JSON) $(echo "$claim" | sed "s/\\\$1/'deep'/g; s/\\\$2/1/; s/\\\$3/'w'/; s/\\\$4/interval '5 minutes'/")" \
+# the claim query of qml.fetch (src/worker_api.c), same shape: as written
+# with constants, and as the generic plan fetch prepares once per session
+# and reuses (where a parameter could tip a join into a Seq Scan). fetch
+# reads it as a cursor planned for its first rows (claim_lock.c); the
+# LIMIT here plans it for its first rows the same way.
+claim="SELECT c.ctid FROM ONLY qml.jobs c
+	 WHERE c.state = 'enqueued' AND c.queue = \$1
+	   AND NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = \$1 AND p.paused)
+	 ORDER BY c.priority DESC, c.run_at, c.id
+	 LIMIT \$2"
+q -c "EXPLAIN (FORMAT JSON) $(echo "$claim" | sed "s/\\\$1/'deep'/g; s/\\\$2/1/")" \
 	>"$work/explain.custom" 2>&1 || { cat "$work/explain.custom"; die "EXPLAIN failed"; }
 check_plan "EXPLAIN of the claim (constants)" "$work/explain.custom"
 for batch in 1 1000; do
-	q -c "PREPARE claim(text, integer, text, interval) AS $claim" -c "SET plan_cache_mode = force_generic_plan" \
-		-c "EXPLAIN (FORMAT JSON) EXECUTE claim('deep', $batch, 'w', '5 minutes')" >"$work/explain.generic" 2>&1 ||
+	q -c "PREPARE claim(text, integer) AS $claim" -c "SET plan_cache_mode = force_generic_plan" \
+		-c "EXPLAIN (FORMAT JSON) EXECUTE claim('deep', $batch)" >"$work/explain.generic" 2>&1 ||
 		{ cat "$work/explain.generic"; die "EXPLAIN of the generic plan failed"; }
 	check_plan "EXPLAIN of the claim (generic plan, batch $batch)" "$work/explain.generic"
 done
@@ -128,9 +125,10 @@ SELECT id FROM qml.fetch('probe2', '{deep}', 1);
 ROLLBACK;
 SQL
 ) || { cat "$work/auto_explain"; die "fetch with auto_explain failed"; }
-# keep the plans of the claim statements (one NOTICE each): those that lock
-# with SKIP LOCKED
-plans_of 'SKIP LOCKED' <"$work/auto_explain" >"$work/auto_explain.claim"
+# keep the plans of the claim queries (one NOTICE each): those that walk
+# the queue's enqueued jobs (from its start, its head, or below the head's
+# priority)
+plans_of "c.state = 'enqueued' AND c.queue" <"$work/auto_explain" >"$work/auto_explain.claim"
 claims=$(grep -c '"Query Text"' "$work/auto_explain.claim")
 if [ "$claims" -ge 2 ]; then
 	check_plan "qml.fetch's own claim plans ($claims, auto_explain)" "$work/auto_explain.claim"
