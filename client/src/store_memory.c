@@ -140,6 +140,12 @@ mem_session_open(qml_store *store, const qml_session_config *cfg,
 	*out = NULL;
 	if (ms == NULL)
 		return qml__nomem();
+	/* the worker's name goes into jobs' history, and so into the snapshot */
+	if (cfg->worker && (st = mem_check_name("worker", cfg->worker, 200)) != QML_OK)
+	{
+		free(ms);
+		return st;
+	}
 	ms->base.store = store;
 	ms->base.kind = cfg->kind;
 	ms->lease_ms = cfg->lease_ms;
