@@ -350,7 +350,7 @@ lock_path(mem_store *m)
 	if (name == NULL)
 		return qml__nomem();
 	snprintf(name, len, "%s.lock", m->path);
-	m->lock_fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	m->lock_fd = open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (m->lock_fd < 0)
 	{
 		qml__error(QML_ERR_SYSTEM, "cannot open \"%s\": %s", name, strerror(errno));

@@ -265,8 +265,8 @@ test_snapshot_utf8(void)
 }
 
 /*
- * PATH.tmp made a symbolic link (a shared directory such as /var/tmp) must
- * not make the close write through it to another file.
+ * PATH.tmp or PATH.lock made a symbolic link (a shared directory such as
+ * /var/tmp) must not make the store write through it to another file.
  */
 static void
 test_snapshot_symlink(void)
@@ -298,6 +298,10 @@ test_snapshot_symlink(void)
 	ok(stat(victim, &sb) == 0 && sb.st_size == 9, "the file it points to is left alone");
 	ok(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode), "the snapshot is written as a file of its own");
 	unlink(path);
+	unlink(lock);
+	ok(symlink(victim, lock) == 0, "PATH.lock is made a symbolic link");
+	is_status(open_url(url, &c), QML_ERR_SYSTEM, "the store does not open through it");
+	ok(stat(victim, &sb) == 0 && sb.st_size == 9, "and the file it points to is left alone");
 	unlink(lock);
 	unlink(tmp);
 	unlink(victim);
