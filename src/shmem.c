@@ -46,6 +46,8 @@ typedef struct DbEntry
 	bool		leave;			/* the running scheduler must exit */
 	QmlExtensionSeen seen;		/* what its scheduler last found */
 	uint64		seen_gen;		/* ext_gen when it looked */
+	bool		seen_unread;	/* found no extension; the launcher has not
+								 * read it yet */
 	TimestampTz slot_wait_since;	/* no slot to start one; 0: not waiting */
 } DbEntry;
 
@@ -163,6 +165,14 @@ find_entry(Oid dboid)
 	return NULL;
 }
 
+static DbEntry *
+reset_entry(DbEntry *e, Oid dboid)
+{
+	memset(e, 0, sizeof(DbEntry));
+	e->dboid = dboid;
+	return e;
+}
+
 /*
  * The entry of a database, made if need be; NULL when the registry is full
  * (then entries of databases without a scheduler are reused once their
@@ -177,16 +187,30 @@ find_or_add_entry(Oid dboid)
 
 	if (e != NULL)
 		return e;
+
+	/*
+	 * An unused entry first: one a scheduler left still says what it found
+	 * (seen), which the launcher reads after that scheduler exits; reused
+	 * at once by the next database's scheduler, a probe that found no
+	 * extension looked to the launcher like a failed start, and the
+	 * database was probed again and again. Only when none is unused does
+	 * such an entry go, one the launcher has read first.
+	 */
+	for (i = 0; i < registry->nentries; i++)
+		if (registry->entries[i].dboid == InvalidOid)
+			return reset_entry(&registry->entries[i], dboid);
 	for (i = 0; i < registry->nentries; i++)
 	{
 		e = &registry->entries[i];
-		if (e->dboid == InvalidOid ||
-			(e->pid == 0 && e->leave_until < now && e->slot_wait_since == 0))
-		{
-			memset(e, 0, sizeof(DbEntry));
-			e->dboid = dboid;
-			return e;
-		}
+		if (e->pid == 0 && e->leave_until < now && e->slot_wait_since == 0 &&
+			!e->seen_unread)
+			return reset_entry(e, dboid);
+	}
+	for (i = 0; i < registry->nentries; i++)
+	{
+		e = &registry->entries[i];
+		if (e->pid == 0 && e->leave_until < now && e->slot_wait_since == 0)
+			return reset_entry(e, dboid);
 	}
 	return NULL;
 }
@@ -429,7 +453,10 @@ qml_registry_set_launcher(void)
 	registry->launcher_latch = MyLatch;
 	/* a launcher that died left its waits behind: this one marks its own */
 	for (i = 0; i < registry->nentries; i++)
+	{
 		registry->entries[i].slot_wait_since = 0;
+		registry->entries[i].seen_unread = false;
+	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	on_shmem_exit(launcher_release, (Datum) 0);
 }
@@ -537,7 +564,10 @@ qml_registry_note_extension(bool present, uint64 gen)
 		changed = true;
 	}
 	if (e != NULL)
+	{
 		e->seen_gen = gen;
+		e->seen_unread = !present;
+	}
 	if (changed && registry->launcher_latch != NULL)
 		SetLatch(registry->launcher_latch);
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
@@ -550,12 +580,15 @@ qml_registry_extension_seen(Oid dboid, uint64 *gen)
 	DbEntry    *e;
 	QmlExtensionSeen seen = QML_EXT_UNKNOWN;
 
-	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
+	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_EXCLUSIVE);
 	e = find_entry(dboid);
 	if (e != NULL)
 	{
 		seen = e->seen;
 		*gen = e->seen_gen;
+		/* read by the launcher: the entry may go to another database */
+		if (e->pid == 0)
+			e->seen_unread = false;
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 	return seen;

@@ -41,6 +41,10 @@ int64_t		qml__mono_us(void);
 /* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
 void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
+/* Whether s is well-formed UTF-8, as PostgreSQL and JSON text must be. */
+bool		qml__utf8_valid(const char *s);
+/* A copy of s with each byte that is not part of a UTF-8 character as '?'. */
+char	   *qml__strdup_utf8(const char *s);
 void		qml__i64_text(char *buf, size_t size, int64_t v);
 /* A column of a result row; SQL NULL as QML_TIME_NULL, null_value or NULL. */
 int64_t		qml__col_i64(const PGresult *r, int row, int col);

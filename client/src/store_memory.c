@@ -140,6 +140,12 @@ mem_session_open(qml_store *store, const qml_session_config *cfg,
 	*out = NULL;
 	if (ms == NULL)
 		return qml__nomem();
+	/* the worker's name goes into jobs' history, and so into the snapshot */
+	if (cfg->worker && (st = mem_check_name("worker", cfg->worker, 200)) != QML_OK)
+	{
+		free(ms);
+		return st;
+	}
 	ms->base.store = store;
 	ms->base.kind = cfg->kind;
 	ms->lease_ms = cfg->lease_ms;
@@ -344,7 +350,7 @@ lock_path(mem_store *m)
 	if (name == NULL)
 		return qml__nomem();
 	snprintf(name, len, "%s.lock", m->path);
-	m->lock_fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	m->lock_fd = open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (m->lock_fd < 0)
 	{
 		qml__error(QML_ERR_SYSTEM, "cannot open \"%s\": %s", name, strerror(errno));

@@ -94,7 +94,8 @@ add_event(mem_job *j, int from, int to, const char *worker, const char *error,
 	e->from = (int8_t) from;
 	e->to = (int8_t) to;
 	e->worker = worker;
-	e->error = error ? qml__strdup(error) : NULL;
+	/* a handler's message may hold any bytes: the snapshot needs UTF-8 */
+	e->error = error ? qml__strdup_utf8(error) : NULL;
 }
 
 static void
@@ -199,13 +200,21 @@ index_job(mem_store *m, mem_job *j)
 
 /*
  * The extension's limits on names (src/checks.c), in characters, so that a
- * job the memory store takes is one PostgreSQL would take too.
+ * job the memory store takes is one PostgreSQL would take too. Not UTF-8
+ * is refused as PostgreSQL refuses it (22021): the snapshot is JSON, and
+ * one such name would make the whole snapshot unwritable at close.
  */
 qml_status
 mem_check_name(const char *what, const char *value, int maxlen)
 {
 	int			len = 0;
 
+	if (!qml__utf8_valid(value))
+	{
+		qml__error(QML_ERR_INVALID, "%s is not valid UTF-8", what);
+		qml__error_set_extra(NULL, NULL, "22021");
+		return QML_ERR_INVALID;
+	}
 	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
 		len += (*p & 0xC0) != 0x80;
 	if (len == 0)
@@ -420,7 +429,7 @@ fail_job(mem_store *m, mem_job *j, const char *worker, const char *error,
 {
 	unplace(m, j);
 	free(j->last_error);
-	j->last_error = qml__strdup(error ? error : "failed without an error message");
+	j->last_error = qml__strdup_utf8(error ? error : "failed without an error message");
 	if (retry && j->attempts < j->max_attempts)
 	{
 		j->run_at = now + qml__store_backoff_ms(j->attempts, j->backoff_base_ms,

@@ -111,9 +111,18 @@ mem_recurring_add(qml_store *store, const char *name, const char *schedule,
 	mem_recurring *r = calloc(1, sizeof(*r)),
 			  **at;
 	char		why[160];
+	qml_status	st;
 
 	if (r == NULL)
 		return qml__nomem();
+	/* qml.add_recurring's limits; a snapshot holds only UTF-8 */
+	if ((st = mem_check_name("name", name, 200)) != QML_OK ||
+		(st = mem_check_name("method", method, 1000)) != QML_OK ||
+		(st = mem_check_name("queue", o->queue ? o->queue : "default", 128)) != QML_OK)
+	{
+		free(r);
+		return st;
+	}
 	if (!qml_schedule_parse(schedule, &r->parsed, why, sizeof(why)))
 	{
 		free(r);

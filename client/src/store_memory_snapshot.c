@@ -10,6 +10,7 @@
  * process once its lease runs out, as a job of a dead worker is.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -71,14 +72,26 @@ mem_snapshot_save(mem_store *m)
 	size_t		len = strlen(m->path) + 5;
 	char	   *tmp = malloc(len);
 	FILE	   *f;
+	int			fd = -1;
 	bool		ok;
 
 	if (tmp == NULL)
 		return qml__nomem();
 	snprintf(tmp, len, "%s.tmp", m->path);
-	if ((f = fopen(tmp, "w")) == NULL)
+
+	/*
+	 * A new file only we can read (jobs' arguments may be secrets): a PATH
+	 * in a shared directory such as /var/tmp could otherwise have PATH.tmp
+	 * made a symbolic link to a file of ours, which we would overwrite. A
+	 * PATH.tmp left by a crash is ours (we hold PATH.lock) and goes.
+	 */
+	if ((unlink(tmp) != 0 && errno != ENOENT) ||
+		(fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+		(f = fdopen(fd, "w")) == NULL)
 	{
 		qml__error(QML_ERR_SYSTEM, "cannot write the snapshot \"%s\": %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		free(tmp);
 		return QML_ERR_SYSTEM;
 	}

@@ -298,6 +298,71 @@ qml__json_check(const char *text, char *err, size_t errlen)
 	return true;
 }
 
+/*
+ * The length of the well-formed UTF-8 character at s (as jansson and
+ * PostgreSQL accept one: no overlong form, no surrogate, at most U+10FFFF),
+ * 0 if the bytes there are not one.
+ */
+static size_t
+utf8_char_len(const unsigned char *s)
+{
+	unsigned int c = s[0];
+	size_t		n;
+	unsigned int cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++)
+	{
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		(cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+bool
+qml__utf8_valid(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p;)
+	{
+		size_t		n = utf8_char_len(p);
+
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+char *
+qml__strdup_utf8(const char *s)
+{
+	char	   *d = qml__strdup(s);
+
+	for (unsigned char *p = (unsigned char *) d; p && *p;)
+	{
+		size_t		n = utf8_char_len(p);
+
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+	return d;
+}
+
 qml_status
 qml__check_arguments(const char *what, const char *json)
 {

@@ -7,6 +7,7 @@
  *	  on PATH, and retention 0. The behaviour it shares with the other
  *	  stores is conformance_test.c's.
  */
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -195,6 +196,117 @@ test_watch(void)
 	qml_client_close(c);
 }
 
+/*
+ * The snapshot is JSON, which holds only UTF-8: a name that is not UTF-8
+ * is refused as PostgreSQL refuses it, and a handler's error message with
+ * any bytes is kept with them as '?'. Either used to make the snapshot
+ * unwritable at close, losing every job of the run.
+ */
+static void
+test_snapshot_utf8(void)
+{
+	char		path[64],
+				url[96],
+				lock[80];
+	qml_client *c = NULL;
+	qml_store  *st;
+	const char *queues[1] = {"default"};
+	qml_session_config fc = {.kind = QML_SESSION_FETCH, .appname = "t", .worker = "w",
+	.queues = queues, .nqueues = 1, .lease_ms = 60000};
+	qml_session_config bad = fc;
+	qml_store_session *s = NULL;
+	qml_store_job *jobs[1];
+	qml_enqueue_options o = {.queue = "q\xc3"};
+	qml_enqueue_options k = {.unique_key = "k\xed\xa0\x80"};
+	const char *err[1] = {"broke: \xff\xfe."};
+	bool		retry = false;
+	qml_job    *j = NULL;
+	int64_t		id,
+				next_ms = -1;
+	int			got = 0;
+	size_t		done = 0;
+
+	snprintf(path, sizeof(path), "/tmp/qml-memory-utf8-%d", (int) getpid());
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	snprintf(url, sizeof(url), "memory:%s", path);
+	unlink(path);
+	open_url(url, &c);
+	st = qml__client_store(c);
+	is_status(qml_enqueue(c, "m\xff", NULL, NULL, &id), QML_ERR_INVALID, "a method not UTF-8 is refused");
+	contains(qml_errmsg(), "not valid UTF-8", "... saying so");
+	is_status(qml_enqueue(c, "m", NULL, &o, &id), QML_ERR_INVALID, "a queue not UTF-8 is refused");
+	is_status(qml_enqueue(c, "m", NULL, &k, &id), QML_ERR_INVALID, "a unique key with a surrogate is refused");
+	is_status(qml_recurring_add(c, "r\xc0\xaf", "@daily", "m", NULL, NULL), QML_ERR_INVALID,
+			  "a recurring name not UTF-8 (overlong) is refused");
+	bad.worker = "w\x80";
+	is_status(st->ops->session_open(st, &bad, &s), QML_ERR_INVALID, "a worker name not UTF-8 is refused");
+	qml_enqueue(c, "m", NULL, NULL, &id);
+	st->ops->session_open(st, &fc, &s);
+	st->ops->fetch(s, 1, 0, jobs, &got);
+	is_int(got, 1, "the job is claimed");
+	st->ops->fail(s, "w", &id, err, &retry, 1, &done, &next_ms);
+	free(jobs[0]);
+	st->ops->session_close(s);
+	qml_client_close(c);
+	ok(access(path, R_OK) == 0, "the snapshot is written after an error message that is not UTF-8");
+	{
+		struct stat sb;
+
+		ok(stat(path, &sb) == 0 && (sb.st_mode & 077) == 0, "only its owner may read it");
+	}
+	open_url(url, &c);
+	is_status(qml_job_get(c, id, &j), QML_OK, "the failed job is back");
+	ok(j && j->state == QML_STATE_FAILED && j->last_error &&
+	   strcmp(j->last_error, "broke: ??.") == 0, "its error with '?' for each stray byte");
+	qml_job_free(j);
+	qml_client_close(c);
+	unlink(path);
+	unlink(lock);
+}
+
+/*
+ * PATH.tmp or PATH.lock made a symbolic link (a shared directory such as
+ * /var/tmp) must not make the store write through it to another file.
+ */
+static void
+test_snapshot_symlink(void)
+{
+	char		path[64],
+				url[96],
+				lock[80],
+				tmp[80],
+				victim[80];
+	qml_client *c = NULL;
+	int64_t		id;
+	struct stat sb;
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "/tmp/qml-memory-link-%d", (int) getpid());
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(victim, sizeof(victim), "%s.victim", path);
+	snprintf(url, sizeof(url), "memory:%s", path);
+	unlink(path);
+	unlink(tmp);
+	f = fopen(victim, "w");
+	fputs("precious\n", f);
+	fclose(f);
+	open_url(url, &c);
+	qml_enqueue(c, "m", NULL, NULL, &id);
+	ok(symlink(victim, tmp) == 0, "PATH.tmp is made a symbolic link");
+	qml_client_close(c);
+	ok(stat(victim, &sb) == 0 && sb.st_size == 9, "the file it points to is left alone");
+	ok(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode), "the snapshot is written as a file of its own");
+	unlink(path);
+	unlink(lock);
+	ok(symlink(victim, lock) == 0, "PATH.lock is made a symbolic link");
+	is_status(open_url(url, &c), QML_ERR_SYSTEM, "the store does not open through it");
+	ok(stat(victim, &sb) == 0 && sb.st_size == 9, "and the file it points to is left alone");
+	unlink(lock);
+	unlink(tmp);
+	unlink(victim);
+}
+
 int
 main(void)
 {
@@ -202,6 +314,8 @@ main(void)
 	test_url();
 	test_capacity();
 	test_snapshot();
+	test_snapshot_utf8();
+	test_snapshot_symlink();
 	test_retention_zero();
 	return tap_done();
 }

@@ -69,7 +69,10 @@ read -r secs most probes set <<<"$(settle 60 "qml_many_31 qml_many_7")"
 check "50 databases, qml in 2: schedulers in those 2 only" "qml_many_31 qml_many_7" "$set"
 check "... 3 qml background workers (launcher + 2)" 3 "$(q postgres -c "$workers_sql")"
 left=$(log_since "$log0" | grep -c 'extension qml is not installed in database "qml_many_.*"; leaving')
-[ "$left" -ge 48 ] && ok "... the 48 new databases without qml were probed and left ($left probes left)" ||
+# 48, or up to 50 when qml_many_7 or 31 was probed before its CREATE
+# EXTENSION: more is a database probed again (a probe's finding lost)
+[ "$left" -ge 48 ] && [ "$left" -le 50 ] &&
+	ok "... the 48 new databases without qml were probed and left, once each ($left probes left)" ||
 	fail "... the 48 new databases without qml were probed and left" "$left probes left"
 
 w=$(q qml_many_7 -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
