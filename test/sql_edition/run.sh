@@ -23,6 +23,7 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 declare -A EXCLUDED=(
 	[direct_gate]="the direct-write gate is C: the SQL edition always writes by statement"
 	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
+	[fetch_wait_holds]="FOR UPDATE SKIP LOCKED keeps the lock of a row it rejects, with its transaction id, while fetch(wait) polls (docs/sql-edition.md)"
 )
 
 # pgTAP tests that fail here by design, by description: why
