@@ -167,8 +167,12 @@ SELECT id, round(lag_ms), left_ FROM claim;
 SQL
 	)
 	check "the job due after 30,000 others is claimed" "$id" "$got"
-	less_than "$lag" 100 && ok "within 100 ms of its due time ($lag ms)" ||
-		fail "claimed within 100 ms of its due time" "$lag ms"
+	# a fetch that waited for the scheduler would wait for the promotion of
+	# the 30,000 before it (seconds: most are still scheduled when the claim
+	# is made, checked below); 250 ms leaves a loaded 2-core machine room
+	# (43 ms seen with 8 full test runs sharing it)
+	less_than "$lag" 250 && ok "within 250 ms of its due time ($lag ms)" ||
+		fail "claimed within 250 ms of its due time" "$lag ms"
 	less_than 5000 "$left" && ok "while the scheduler was still promoting ($left of 30,000 left)" ||
 		fail "claimed while the scheduler was still promoting" "$left of 30,000 left"
 	check "its history: scheduled, enqueued, processing" "scheduled enqueued processing" \
@@ -199,8 +203,13 @@ SELECT id, round(lag_ms) FROM claim;
 SQL
 )
 check "a job an admin made due now is claimed" "$id" "$got"
-less_than "$lag" 100 && ok "within 100 ms of the UPDATE's commit ($lag ms)" ||
-	fail "claimed within 100 ms of the UPDATE's commit" "$lag ms"
+# the enqueue's commit woke the scheduler for a pass; its next timed pass
+# comes a pass interval (1 s) after that one, about 0.7 s after the
+# UPDATE: a job left to that pass (neither claimed by the fetch nor woken
+# for by the UPDATE's commit) fails 250 ms, which leaves a loaded 2-core
+# machine room (43 ms seen with 8 full test runs sharing it)
+less_than "$lag" 250 && ok "within 250 ms of the UPDATE's commit ($lag ms)" ||
+	fail "claimed within 250 ms of the UPDATE's commit" "$lag ms"
 
 dropdb_ $db
 finish
