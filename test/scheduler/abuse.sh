@@ -36,12 +36,22 @@ batch() { # queue-expression
 	t1=$(now)
 	elapsed "$t0" "$t1"
 }
+# the best of three rounds each, taken in turn: a load spike on a shared
+# machine during one batch is no property of the code (3.8x was seen once
+# with 8 test runs on 2 cores, 2.7x-3.3x usually), while a cost per queue
+# that grows with the number of queues shows in every round. Each round
+# makes its own 40,000 new queues, as one round did before.
 batch "'warm'" >/dev/null
-one=$(batch "'one'")
-distinct=$(batch "'d' || i")
+ones= dists=
+for r in 1 2 3; do
+	ones+="$(batch "'one'") "
+	dists+="$(batch "'d${r}_' || i") "
+done
+one=$(printf '%s\n' $ones | sort -n | head -1)
+distinct=$(printf '%s\n' $dists | sort -n | head -1)
 awk -v a="$distinct" -v b="$one" 'BEGIN { exit !(a < 4 * b) }' &&
-	ok "40,000 distinct queues take less than 4x one queue ($distinct s vs $one s)" ||
-	fail "40,000 distinct queues take less than 4x one queue" "$distinct s vs $one s"
+	ok "40,000 distinct queues take less than 4x one queue (best of 3: $distinct s vs $one s; all: $dists vs $ones)" ||
+	fail "40,000 distinct queues take less than 4x one queue" "best of 3: $distinct s vs $one s; all: $dists vs $ones"
 
 # --- a batch over 6,000 queues fills the shared table while no roll-up
 #     can run (another session holds the roll-ups' locks, shared: readers
