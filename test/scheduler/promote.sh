@@ -55,7 +55,10 @@ lat=$(elapsed "$tc" "$tf")
 less_than "$lat" 0.05 && ok "waiting fetch returns at the commit (after $lat s)" ||
 	fail "waiting fetch returns at the commit" "$lat s"
 lease=$(q $db -c "SELECT extract(epoch FROM locked_until) - $tf FROM qml.jobs WHERE id = $wid")
-less_than 9.9 "$lease" && less_than "$lease" 10.1 && ok "its lease runs from the claim, not from the start of the wait" ||
+# a lease from the start of the wait would have lost the 0.5 s and more
+# the fetch waited; 9.7 s leaves the backend 0.3 s between its claim and
+# the clock reading on a loaded machine
+less_than 9.7 "$lease" && less_than "$lease" 10.1 && ok "its lease runs from the claim, not from the start of the wait" ||
 	fail "its lease runs from the claim" "$lease s left"
 
 # timed in the server, from the statement's start to after the fetch
