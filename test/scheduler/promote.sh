@@ -125,7 +125,7 @@ sleep 1.5
 check "a live session keeps its job" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
 q $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
 wait $bpid
-check "a killed session's job is rescued" enqueued "$(poll 2 $db "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+check "a killed session's job is rescued" enqueued "$(poll 5 $db "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
 id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq3')")
 q $db -c "SELECT id FROM qml.fetch('pooled', '{sq3}')" >/dev/null
 sleep 1.5
