@@ -510,7 +510,20 @@ test_timeouts(void)
 	q1(locker, "BEGIN");
 	q1(locker, "LOCK TABLE qml.jobs IN ACCESS EXCLUSIVE MODE");
 	pthread_create(&t, NULL, enqueue_blocked, &b);
-	sleep_ms(200);
+
+	/*
+	 * Until the thread's enqueue waits for the lock (so holds the pool's
+	 * only connection), up to 10 s: a fixed pause could end first on a
+	 * loaded machine, and then the call below would take the connection.
+	 */
+	for (int i = 0; i < 2000; i++)
+	{
+		q1(locker, "SELECT pg_stat_clear_snapshot()");
+		if (q1_int(locker, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+				   " AND datname = current_database()") > 0)
+			break;
+		sleep_ms(5);
+	}
 	/* the only connection is busy: wait the connect timeout (1 s), then give up */
 	t0 = qml_now();
 	st = qml_enqueue(c, "second", NULL, NULL, &id);

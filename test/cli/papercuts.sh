@@ -71,7 +71,7 @@ for sig in TERM INT; do
 	grep -q "received SIG$sig again: ending the grace period now" "$tmp/tw.err" &&
 		ok "SIG$sig twice: the worker says it cut the grace period short" || bad "SIG$sig twice: logged" "$(tail -3 "$tmp/tw.err")"
 done
-pgrep -f "sleep 32.5" >/dev/null && bad "no command left running after a second signal" || ok "no command left running after a second signal"
+gone "sleep 32.5" && ok "no command left running after a second signal" || bad "no command left running after a second signal"
 
 echo "# demo: the closing hints run as printed; --throwaway prints none"
 url="postgresql:///qml_cli_test?host=$(printf %s "${PGHOST:-/var/run/postgresql}" | sed 's|/|%2F|g')&port=${PGPORT:-5432}&user=${PGUSER:-postgres}"

@@ -476,8 +476,11 @@ def test_one_connection():
     check(metric("qml_dashboard_websocket_clients") == 10, "the metric counts 10 pages")
     r10, s10 = live_rate(4)
     check(s1 == 1 and s10 == 1, "one live session with 1 page and with 10 (%d, %d)" % (s1, s10))
-    # 4 reads of the stats a second while they move, and the chart's at most once
-    check(0 < r1 <= 5.5 and abs(r10 - r1) <= 0.75,
+    # 4 reads of the stats a second while they move, and the chart's at most once.
+    # "The same" within 1.5 a second: a read late on a loaded machine moves a
+    # 4 s window's rate by 0.25 or more each, while a read per page would add
+    # 9 pages' worth (36 a second at this cadence)
+    check(0 < r1 <= 5.5 and abs(r10 - r1) <= 1.5,
           "statements per second with 1 page %.2f, with 10 %.2f: the same, at most 5" % (r1, r10))
     # enqueues that notify 20 times a second do not make it read faster
     # than its cadence (a fetch that came back empty arms the next NOTIFY)

@@ -36,12 +36,25 @@ batch() { # queue-expression
 	t1=$(now)
 	elapsed "$t0" "$t1"
 }
+# three rounds, each one queue then distinct queues, the best round's
+# ratio counts: a load spike on a shared machine during one batch is no
+# property of the code (3.8x was seen once in one round with 8 test runs
+# on 2 cores, 2.8x-3.4x usually), while a cost per queue that grows with
+# the number of queues (a list searched per queue: 8.4 s against 0.4-0.8 s
+# before xact_list.c) shows in every round. Each round makes its own
+# 40,000 new queues, as one round did before.
 batch "'warm'" >/dev/null
-one=$(batch "'one'")
-distinct=$(batch "'d' || i")
-awk -v a="$distinct" -v b="$one" 'BEGIN { exit !(a < 4 * b) }' &&
-	ok "40,000 distinct queues take less than 4x one queue ($distinct s vs $one s)" ||
-	fail "40,000 distinct queues take less than 4x one queue" "$distinct s vs $one s"
+rounds= best=
+for r in 1 2 3; do
+	one=$(batch "'one'")
+	distinct=$(batch "'d${r}_' || i")
+	ratio=$(awk -v a="$distinct" -v b="$one" 'BEGIN { printf "%.2f", a / b }')
+	rounds+="$distinct/$one s, "
+	[ -z "$best" ] || less_than "$ratio" "$best" && best=$ratio
+done
+less_than "$best" 4 &&
+	ok "40,000 distinct queues take less than 4x one queue (best round ${best}x; $rounds)" ||
+	fail "40,000 distinct queues take less than 4x one queue" "best round ${best}x; $rounds"
 
 # --- a batch over 6,000 queues fills the shared table while no roll-up
 #     can run (another session holds the roll-ups' locks, shared: readers

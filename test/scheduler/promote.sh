@@ -13,11 +13,19 @@ listen=$(listen_bin) || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp" "$listen"' EXIT
 
-# --- a job due in 1 s: enqueued, and a LISTENer notified, within 1.1 s
+# --- a job due in 1 s: enqueued, and a LISTENer notified, on time. Two
+#     more jobs fall due a third and two thirds of a second after it: a
+#     scheduler that only promoted on its passes (qml.scheduler_interval,
+#     1 s) would be at least 0.67 s late for one of the three wherever its
+#     passes fall (0.33 s at a 0.5 s pass), so a bound of 0.3 s on the
+#     latest of them fails such a scheduler every time, and leaves a loaded
+#     machine (0.1 s seen once on 2 cores shared by 8 full test runs) room.
 "$listen" $db promo 3000 >"$tmp/listen" &
 lpid=$!
 for _ in $(seq 100); do grep -q ready "$tmp/listen" && break; sleep 0.01; done
-id=$(q $db -c "SELECT qml.enqueue('due', queue => 'promo', run_at => clock_timestamp() + interval '1 s')")
+ids=$(q $db -c "SELECT qml.enqueue('due', queue => v.q, run_at => clock_timestamp() + v.d) FROM (VALUES ('promo', interval '1 s'), ('promo_b', interval '1333 ms'), ('promo_c', interval '1667 ms')) v(q, d)")
+id=$(echo "$ids" | head -1)
+ids=$(echo "$ids" | paste -sd,)
 t0=$(q $db -c "SELECT extract(epoch FROM run_at - interval '1 s') FROM qml.jobs WHERE id = $id")
 wait $lpid
 tn=$(tail -1 "$tmp/listen")
@@ -25,12 +33,14 @@ check "job due in 1 s is enqueued" enqueued "$(q $db -c "SELECT state FROM qml.j
 if [ "$tn" = timeout ]; then fail "LISTENer notified" "no notification in 3 s"
 else
 	lag=$(elapsed "$t0" "$tn")
-	less_than "$lag" 1.1 && ok "LISTENer notified within 1.1 s ($lag s after the enqueue)" ||
-		fail "LISTENer notified within 1.1 s" "$lag s"
+	less_than "$lag" 1.3 && ok "LISTENer notified within 0.3 s of the due time ($lag s after the enqueue)" ||
+		fail "LISTENer notified within 0.3 s of the due time" "$lag s after the enqueue"
 fi
-plag=$(q $db -c "SELECT extract(epoch FROM enqueued_at - run_at) FROM qml.jobs WHERE id = $id")
-less_than "$plag" 0.1 && ok "promoted within 100 ms of its due time ($plag s)" ||
-	fail "promoted within 100 ms of its due time" "$plag s"
+check "the jobs due a third and two thirds of a second later are enqueued" 3 \
+	"$(poll 5 $db "SELECT count(*) FROM qml.jobs WHERE id IN ($ids) AND state = 'enqueued'" 3)"
+plag=$(q $db -c "SELECT max(extract(epoch FROM enqueued_at - run_at)) FROM qml.jobs WHERE id IN ($ids)")
+less_than "$plag" 0.3 && ok "each of the three promoted within 0.3 s of its due time (latest $plag s)" ||
+	fail "each of the three promoted within 0.3 s of its due time" "latest $plag s"
 
 # --- a fetch waiting in the server wakes when an enqueue commits
 (q $db -F ' ' -c "SELECT id, extract(epoch FROM clock_timestamp()) FROM qml.fetch('w', '{wq}', lease => '10 s', wait => '5 s', session_lease => false)" >"$tmp/fetch") &
@@ -45,14 +55,16 @@ lat=$(elapsed "$tc" "$tf")
 less_than "$lat" 0.05 && ok "waiting fetch returns at the commit (after $lat s)" ||
 	fail "waiting fetch returns at the commit" "$lat s"
 lease=$(q $db -c "SELECT extract(epoch FROM locked_until) - $tf FROM qml.jobs WHERE id = $wid")
-less_than 9.9 "$lease" && less_than "$lease" 10.1 && ok "its lease runs from the claim, not from the start of the wait" ||
+# a lease from the start of the wait would have lost the 0.5 s and more
+# the fetch waited; 9.7 s leaves the backend 0.3 s between its claim and
+# the clock reading on a loaded machine
+less_than 9.7 "$lease" && less_than "$lease" 10.1 && ok "its lease runs from the claim, not from the start of the wait" ||
 	fail "its lease runs from the claim" "$lease s left"
 
-t0=$(now)
-n=$(q $db -c "SELECT count(*) FROM qml.fetch('w', '{empty}', wait => '0.3 s')")
-t1=$(now)
+# timed in the server, from the statement's start to after the fetch
+# (psql's start and connection under load are not part of the wait)
+read -r n w < <(q $db -F ' ' -c "SELECT count(*), round(extract(epoch FROM clock_timestamp() - statement_timestamp()), 3) FROM qml.fetch('w', '{empty}', wait => '0.3 s')")
 check "a wait that runs out returns no rows" 0 "$n"
-w=$(elapsed "$t0" "$t1")
 less_than 0.29 "$w" && less_than "$w" 1.0 && ok "it waited its 0.3 s ($w s)" || fail "it waited its 0.3 s" "$w s"
 check "negative wait: 22023" 22023 "$(sqlstate $db "SELECT qml.fetch('w', wait => '-1 s')")"
 check "waiting in REPEATABLE READ: 0A000" 0A000 "$(sqlstate $db "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT qml.fetch('w', '{empty}', wait => '1 s')")"
@@ -66,7 +78,10 @@ for how in cancel terminate; do
 	q $db -c "SELECT pg_${how}_backend($pid)" >/dev/null
 	wait $bpid
 	t1=$(now)
-	less_than "$(elapsed "$t0" "$t1")" 1 && grep -q "rc=[12]" "$tmp/$how" &&
+	# a wait that did not see the interrupt would run its 60 s; 5 s leaves
+	# room for the psql that sends it and the one that reports on a loaded
+	# machine
+	less_than "$(elapsed "$t0" "$t1")" 5 && grep -q "rc=[12]" "$tmp/$how" &&
 		ok "$how interrupts a waiting fetch ($(grep -o 'canceling statement due to user request\|terminating connection due to administrator command' "$tmp/$how"))" ||
 		fail "$how interrupts a waiting fetch" "$(tr '\n' ' ' <"$tmp/$how")"
 done
@@ -110,7 +125,7 @@ sleep 1.5
 check "a live session keeps its job" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $id")"
 q $db -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
 wait $bpid
-check "a killed session's job is rescued" enqueued "$(poll 2 $db "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
+check "a killed session's job is rescued" enqueued "$(poll 5 $db "SELECT state FROM qml.jobs WHERE id = $id" enqueued)"
 id=$(q $db -c "SELECT qml.enqueue('s', queue => 'sq3')")
 q $db -c "SELECT id FROM qml.fetch('pooled', '{sq3}')" >/dev/null
 sleep 1.5
@@ -155,8 +170,12 @@ SELECT id, round(lag_ms), left_ FROM claim;
 SQL
 	)
 	check "the job due after 30,000 others is claimed" "$id" "$got"
-	less_than "$lag" 100 && ok "within 100 ms of its due time ($lag ms)" ||
-		fail "claimed within 100 ms of its due time" "$lag ms"
+	# a fetch that waited for the scheduler would wait for the promotion of
+	# the 30,000 before it (seconds: most are still scheduled when the claim
+	# is made, checked below); 250 ms leaves a loaded 2-core machine room
+	# (43 ms seen with 8 full test runs sharing it)
+	less_than "$lag" 250 && ok "within 250 ms of its due time ($lag ms)" ||
+		fail "claimed within 250 ms of its due time" "$lag ms"
 	less_than 5000 "$left" && ok "while the scheduler was still promoting ($left of 30,000 left)" ||
 		fail "claimed while the scheduler was still promoting" "$left of 30,000 left"
 	check "its history: scheduled, enqueued, processing" "scheduled enqueued processing" \
@@ -187,8 +206,13 @@ SELECT id, round(lag_ms) FROM claim;
 SQL
 )
 check "a job an admin made due now is claimed" "$id" "$got"
-less_than "$lag" 100 && ok "within 100 ms of the UPDATE's commit ($lag ms)" ||
-	fail "claimed within 100 ms of the UPDATE's commit" "$lag ms"
+# the enqueue's commit woke the scheduler for a pass; its next timed pass
+# comes a pass interval (1 s) after that one, about 0.7 s after the
+# UPDATE: a job left to that pass (neither claimed by the fetch nor woken
+# for by the UPDATE's commit) fails 250 ms, which leaves a loaded 2-core
+# machine room (43 ms seen with 8 full test runs sharing it)
+less_than "$lag" 250 && ok "within 250 ms of the UPDATE's commit ($lag ms)" ||
+	fail "claimed within 250 ms of the UPDATE's commit" "$lag ms"
 
 dropdb_ $db
 finish

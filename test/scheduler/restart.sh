@@ -42,7 +42,7 @@ check "runs on the cadence, at most one gap (the runs missed while down fired on
 	SELECT bool_and(d >= 1 AND d = trunc(d)), count(*) FILTER (WHERE d > 1) <= 1
 	  FROM (SELECT extract(epoch FROM run_at - lag(run_at) OVER (ORDER BY run_at)) AS d
 			  FROM qml.jobs WHERE method = 'tick_job') x WHERE d IS NOT NULL")"
-check "it kept ticking after the restart" t "$(q $db -c "SELECT max(run_at) > to_timestamp($t_up) FROM qml.jobs WHERE method = 'tick_job'")"
+check "it kept ticking after the restart" t "$(poll 10 $db "SELECT max(run_at) > to_timestamp($t_up) FROM qml.jobs WHERE method = 'tick_job'" t)"
 # (after its backoff it may already be enqueued again)
 check "the killed session's job was rescued" "1 / session of worker sessioned ended" "$(q $db -c "SELECT (state IN ('awaiting_retry', 'enqueued'))::int || ' / ' || last_error FROM qml.jobs WHERE id = $sid")"
 check "a time lease is left to run out" processing "$(q $db -c "SELECT state FROM qml.jobs WHERE id = $tid")"

@@ -39,9 +39,13 @@ check "the scheduler promotes a retry and a scheduled job" "enqueued enqueued" \
 q $db -c "SELECT qml.add_recurring('tick', '1 second', 'tick_job')" >/dev/null
 check "the scheduler fires a recurring job" "t" "$(poll 10 $db "SELECT count(*) >= 2 FROM qml.jobs WHERE method = 'tick_job'" t)"
 q $db -c "SELECT qml.remove_recurring('tick')" >/dev/null
-(q $db -c "SELECT f.id FROM qml.fetch('gone', '{sess}', session_lease => true) f" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
+# the job first, then the session that claims it: the other way round the
+# claim could run before the enqueue, find nothing, and leave the rescue
+# below nothing to do (its check would pass on an enqueued job regardless)
 q $db -c "SELECT qml.enqueue('s', queue => 'sess')" >/dev/null
-poll 10 $db "SELECT state FROM qml.jobs WHERE queue = 'sess'" processing >/dev/null
+(q $db -c "SELECT f.id FROM qml.fetch('gone', '{sess}', session_lease => true) f" -c "SELECT pg_sleep(30)" >/dev/null 2>&1) &
+check "a session claims a job with a session lease" processing \
+	"$(poll 10 $db "SELECT state FROM qml.jobs WHERE queue = 'sess'" processing)"
 psql -X -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$db' AND query LIKE '%pg_sleep(30)%'" >/dev/null
 check "the scheduler rescues a dead session's job" "t" "$(poll 10 $db "SELECT state IN ('awaiting_retry', 'enqueued') FROM qml.jobs WHERE queue = 'sess'" t)"
 check "stats, throughput, maintain" "t t t" "$(q $db -F ' ' -c "SELECT (SELECT count(*) > 0 FROM qml.stats()), (SELECT count(*) >= 0 FROM qml.throughput()), qml.maintain() ? 'promoted'")"
