@@ -98,6 +98,7 @@ qml_watch_wait(qml_watch *w, int timeout_ms, int *notified)
 	struct pollfd pfd;
 	const qml_store_ops *ops;
 	qml_status	st;
+	int64_t		deadline;
 	int			got;
 
 	if (notified)
@@ -108,13 +109,23 @@ qml_watch_wait(qml_watch *w, int timeout_ms, int *notified)
 		return st;
 	ops = w->client->store->ops;
 	got = ops->session_drain(w->session);
-	if (got == 0)
+	/*
+	 * Until a wakeup or the timeout: the socket also becomes readable for
+	 * what is no wakeup (a notice, a parameter status, a wakeup for another
+	 * channel), and a signal interrupts poll.
+	 */
+	deadline = qml__mono_us() + (int64_t) timeout_ms * 1000;
+	while (got == 0)
 	{
+		int64_t		left = (deadline - qml__mono_us()) / 1000;
+
+		if (left <= 0)
+			break;
 		pfd.fd = ops->session_fd(w->session);
 		pfd.events = POLLIN;
 		pfd.revents = 0;
 		/* fd -1: poll just sleeps, the store has no wakeups to wait for */
-		if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, (int) left) < 0 && errno != EINTR)
 			return qml__error(QML_ERR_SYSTEM, "poll failed: %s", strerror(errno));
 		got = pfd.revents ? ops->session_drain(w->session) : 0;
 	}
