@@ -12,6 +12,7 @@ packages=(
 	clang llvm libclang-rt-14-dev
 	valgrind procps
 	python3-psycopg nodejs chromium
+	redis-server redis-tools libhiredis-dev
 )
 # see below: never left in place (earlier versions of this script did)
 conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf
