@@ -20,7 +20,7 @@ QMLC_CC			?= cc
 QMLC_PREFIX		?= /usr/local
 QMLC_PQ_CFLAGS	:= $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
 QMLC_PQ_LIBS	:= $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
-QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lm -pthread
+QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lhiredis -lm -pthread
 QMLC_CFLAGS		?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -fPIC -pthread
 QMLC_CPPFLAGS	:= -I$(QMLC_DIR)/include $(QMLC_PQ_CFLAGS)
 

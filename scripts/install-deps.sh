@@ -58,3 +58,5 @@ npm_folder() {
 npm_folder test/browser
 # the Node worker example's driver (docs/examples/node), for the examples suite
 npm_folder docs/examples/node
+# BullMQ (and its ioredis), the baseline of the Redis benchmark (bench/redis.sh)
+npm_folder bench/bullmq

@@ -53,6 +53,7 @@ redis_cluster() {	# DIR PORT1 PORT2 PORT3
 	local dir=$1 p nodes=() i
 	shift
 	for p in "$@"; do
+		rm -rf "${dir:?}/$p"	# a node must start empty to join
 		redis_start "$p" "$dir/$p" --cluster-enabled yes \
 			--cluster-config-file nodes.conf --cluster-node-timeout 5000 || return 1
 		nodes+=("127.0.0.1:$p")
