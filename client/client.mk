@@ -25,8 +25,10 @@ QMLC_CFLAGS		?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -fP
 QMLC_CPPFLAGS	:= -I$(QMLC_DIR)/include $(QMLC_PQ_CFLAGS)
 
 QMLC_LIB_SRCS	:= $(wildcard $(QMLC_DIR)/src/*.c)
-QMLC_LIB_OBJS	:= $(patsubst $(QMLC_DIR)/src/%.c,$(QMLC_BUILD)/lib/%.o,$(QMLC_LIB_SRCS))
-QMLC_LIB_HDRS	:= $(QMLC_DIR)/include/qml.h $(QMLC_DIR)/src/internal.h
+# the memory store's recurring jobs use the extension's schedule parser
+QMLC_LIB_OBJS	:= $(patsubst $(QMLC_DIR)/src/%.c,$(QMLC_BUILD)/lib/%.o,$(QMLC_LIB_SRCS)) \
+				   $(QMLC_BUILD)/lib/cron.o
+QMLC_LIB_HDRS	:= $(QMLC_DIR)/include/qml.h $(wildcard $(QMLC_DIR)/src/*.h)
 QMLC_CLI_SRCS	:= $(wildcard $(QMLC_DIR)/cli/*.c)
 QMLC_CLI_OBJS	:= $(patsubst $(QMLC_DIR)/cli/%.c,$(QMLC_BUILD)/cli/%.o,$(QMLC_CLI_SRCS))
 QMLC_CLI_HDRS	:= $(QMLC_DIR)/include/qml.h $(wildcard $(QMLC_DIR)/cli/*.h)
@@ -51,6 +53,10 @@ client: $(QMLC_DIR)/libqml.a $(QMLC_DIR)/libqml.so $(QMLC_DIR)/qml $(QMLC_TESTS)
 
 # hidden by default: libqml.so exports the QML_API functions of qml.h only
 $(QMLC_BUILD)/lib/%.o: $(QMLC_DIR)/src/%.c $(QMLC_LIB_HDRS)
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(QMLC_BUILD)/lib/cron.o: src/cron.c src/cron.h
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -fvisibility=hidden -c -o $@ $<
 

@@ -1,11 +1,11 @@
 /*
  * fetcher.c
  *	  The fetcher thread: claims jobs for the idle workers, and a few ahead
- *	  while handlers are quick, in one qml.fetch call, and sleeps on LISTEN
- *	  qml when the queues are dry.
+ *	  while handlers are quick, in one fetch of the store, and sleeps on the
+ *	  store's wakeups (PostgreSQL: LISTEN qml) when the queues are dry.
  *
- * Its connection is its own (a LISTEN belongs to a session), and it LISTENs
- * before its first fetch. The loop: fetch while jobs come back; after an
+ * Its session is its own (a LISTEN belongs to a connection), and it is
+ * ready for wakeups before its first fetch. The loop: fetch while jobs come back; after an
  * empty fetch the queues are drained, so wait for a notification naming
  * one of our queues, for the poll interval (a missed notification costs at
  * most that), or for a stop.
@@ -32,12 +32,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-static const char fetch_sql[] =
-"SELECT id, queue, method, arguments::text, priority, attempts, max_attempts,"
-"       (extract(epoch FROM created_at) * 1000000)::int8"
-"  FROM qml.fetch($1, $2::text[], $3::int, $4::interval,"
-"                 session_lease => true)";
+#include "store.h"
 
 #define CLAIM_AHEAD_MS 50
 #define RATE_WINDOW_US 10000	/* the rate is sampled no more often */
@@ -51,7 +46,9 @@ typedef enum wait_result
 typedef struct fetcher
 {
 	qml_server *s;
-	qml_conn   *conn;
+	const qml_store_ops *ops;
+	qml_store_session *conn;	/* the store's fetch session */
+	qml_store_job **got;		/* fetch_batch jobs of one fetch */
 	char		appname[64];
 	bool		was_connected;
 	bool		complained;		/* logged the current outage already */
@@ -61,33 +58,11 @@ typedef struct fetcher
 	uint64_t	rate_finished;	/* s->finished then */
 } fetcher;
 
-static bool
-relevant(qml_server *s, const char *payload)
-{
-	if (payload == NULL || payload[0] == '\0')
-		return true;
-	for (size_t i = 0; i < s->config->nqueues; i++)
-		if (strcmp(payload, s->config->queues[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Reads what arrived; returns notifications for our queues, -1 when broken. */
+/* Reads what arrived; returns wakeups for our queues, -1 when broken. */
 static int
 drain(fetcher *f)
 {
-	PGnotify   *n;
-	int			count = 0;
-
-	if (!PQconsumeInput(f->conn->pg))
-		return -1;
-	while ((n = PQnotifies(f->conn->pg)) != NULL)
-	{
-		if (relevant(f->s, n->extra))
-			count++;
-		PQfreemem(n);
-	}
-	return PQstatus(f->conn->pg) == CONNECTION_OK ? count : -1;
+	return f->ops->session_drain(f->conn);
 }
 
 static wait_result
@@ -100,9 +75,9 @@ wait_events(fetcher *f, int timeout_ms)
 	pfd[0].fd = f->s->wake_fd;
 	pfd[0].events = POLLIN;
 	pfd[0].revents = 0;
-	if (f->conn)
+	if (f->conn && f->ops->session_fd(f->conn) >= 0)
 	{
-		pfd[1].fd = PQsocket(f->conn->pg);
+		pfd[1].fd = f->ops->session_fd(f->conn);
 		pfd[1].events = POLLIN;
 		pfd[1].revents = 0;
 		n = 2;
@@ -153,8 +128,10 @@ static void
 disconnect(fetcher *f)
 {
 	if (f->conn != NULL)
+	{
 		drop_unstarted(f);
-	qml__conn_close(f->conn);
+		f->ops->session_close(f->conn);
+	}
 	f->conn = NULL;
 }
 
@@ -181,17 +158,19 @@ static bool
 ensure_connected(fetcher *f)
 {
 	qml_server *s = f->s;
+	qml_session_config cfg = {
+		.kind = QML_SESSION_FETCH, .appname = f->appname,
+		.worker = s->worker_name,
+		.queues = (const char *const *) s->config->queues,
+		.nqueues = s->config->nqueues, .lease_ms = s->config->lease_ms,
+		.durable_claims = s->config->durable_claims
+	};
 	qml_status	st;
 
-	if (f->conn && qml__conn_ok(f->conn))
+	if (f->conn && f->ops->session_ok(f->conn))
 		return true;
 	disconnect(f);
-	st = qml__connect(s->client->config, f->appname, &f->conn);
-	if (st == QML_OK)
-		st = qml__exec(f->conn, "LISTEN qml", 0, NULL, NULL);
-	/* why this is safe: qml_server_config_set_durable_claims in qml.h */
-	if (st == QML_OK && !s->config->durable_claims)
-		st = qml__exec(f->conn, "SET synchronous_commit = off", 0, NULL, NULL);
+	st = f->ops->session_open(s->client->store, &cfg, &f->conn);
 	if (st != QML_OK)
 	{
 		if (!f->complained)
@@ -203,43 +182,11 @@ ensure_connected(fetcher *f)
 	if (f->was_connected)
 	{
 		atomic_fetch_add(&s->counters.reconnects, 1);
-		qml__rt_log(s, QML_LOG_INFO, "fetcher: reconnected to the database");
+		qml__rt_log(s, QML_LOG_INFO, "fetcher: reconnected to the store");
 	}
 	f->was_connected = true;
 	f->complained = false;
 	return true;
-}
-
-static rt_job *
-job_from_row(const PGresult *r, int row, int64_t now)
-{
-	const char *queue = PQgetvalue(r, row, 1);
-	const char *method = PQgetvalue(r, row, 2);
-	const char *args = PQgetvalue(r, row, 3);
-	size_t		lq = strlen(queue) + 1,
-				lm = strlen(method) + 1,
-				la = strlen(args) + 1;
-	rt_job	   *j = malloc(sizeof(rt_job) + lq + lm + la);
-	char	   *p;
-
-	if (j == NULL)
-		return NULL;
-	p = (char *) (j + 1);
-	memcpy(p, queue, lq);
-	j->queue = p;
-	p += lq;
-	memcpy(p, method, lm);
-	j->method = p;
-	p += lm;
-	memcpy(p, args, la);
-	j->arguments = p;
-	j->id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
-	j->priority = atoi(PQgetvalue(r, row, 4));
-	j->attempts = atoi(PQgetvalue(r, row, 5));
-	j->max_attempts = atoi(PQgetvalue(r, row, 6));
-	j->created_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
-	j->fetched_mono = now;
-	return j;
 }
 
 /* Claims up to `want` jobs and queues them; returns how many, -1 on error. */
@@ -247,46 +194,27 @@ static int
 fetch(fetcher *f, int want)
 {
 	qml_server *s = f->s;
-	char		wants[16];
-	const char *p[4];
-	PGresult   *r;
 	int64_t		now = qml__mono_us();
 	int			n;
 
-	snprintf(wants, sizeof(wants), "%d", want);
-	p[0] = s->worker_name;
-	p[1] = s->queues_literal;
-	p[2] = wants;
-	p[3] = s->lease_literal;
-	if (qml__exec_prepared(f->conn, QML_STMT_FETCH, fetch_sql, 4, p, &r) != QML_OK)
+	if (f->ops->fetch(f->conn, want, 0, f->got, &n) != QML_OK)
 	{
-		if (!f->complained || qml__conn_ok(f->conn))
+		if (!f->complained || f->ops->session_ok(f->conn))
 			qml__rt_log(s, QML_LOG_WARNING, "fetcher: %s", qml_errmsg());
 		f->complained = true;
 		return -1;
 	}
 	atomic_fetch_add(&s->counters.fetch_calls, 1);
-	n = PQntuples(r);
 	if (n == 0)
-	{
-		PQclear(r);
 		return 0;
-	}
 	atomic_fetch_add(&s->inflight, n);
 	atomic_fetch_add(&s->counters.fetched, (uint64_t) n);
 	pthread_mutex_lock(&s->q_mu);
 	for (int i = 0; i < n; i++)
 	{
-		rt_job	   *j = job_from_row(r, i, now);
+		rt_job	   *j = f->got[i];
 
-		if (j == NULL)
-		{
-			/* unqueued, the job's lease runs out and it is rescued */
-			qml__rt_log(s, QML_LOG_ERROR, "fetcher: out of memory, job %s left to its lease",
-						PQgetvalue(r, i, 0));
-			atomic_fetch_sub(&s->inflight, 1);
-			continue;
-		}
+		j->fetched_mono = now;
 		s->ring[(s->ring_head + s->ring_count) % s->ring_cap] = j;
 		s->ring_count++;
 	}
@@ -295,7 +223,6 @@ fetch(fetcher *f, int want)
 	else
 		pthread_cond_broadcast(&s->q_cv);
 	pthread_mutex_unlock(&s->q_mu);
-	PQclear(r);
 	return n;
 }
 
@@ -408,6 +335,13 @@ qml__fetcher_main(void *arg)
 
 	memset(&f, 0, sizeof(f));
 	f.s = s;
+	f.ops = s->client->store->ops;
+	f.got = calloc((size_t) s->config->fetch_batch, sizeof(qml_store_job *));
+	if (f.got == NULL)
+	{
+		qml__rt_log(s, QML_LOG_ERROR, "fetcher: out of memory; no jobs fetched");
+		return NULL;
+	}
 	snprintf(f.appname, sizeof(f.appname), "qml worker %.40s", s->config->name);
 
 	while (!atomic_load(&s->fetch_stop))
@@ -446,7 +380,7 @@ qml__fetcher_main(void *arg)
 		got = fetch(&f, want);
 		if (got < 0)
 		{
-			if (!qml__conn_ok(f.conn))
+			if (!f.ops->session_ok(f.conn))
 				disconnect(&f);
 			back_off(&f);
 			continue;
@@ -469,6 +403,7 @@ qml__fetcher_main(void *arg)
 	 * rescues them as soon as the session ends. Keep it open until the
 	 * stop has reported or released every one of them.
 	 */
-	s->fetch_conn = f.conn;
+	s->fetch_session = f.conn;
+	free(f.got);
 	return NULL;
 }

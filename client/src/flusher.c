@@ -3,9 +3,9 @@
  *	  The flusher thread: reports job outcomes to the database in batches,
  *	  every flush interval or every flush_max outcomes, whichever first.
  *
- * One batch costs at most three statements whatever its size: one
- * qml.complete_batch for the successes, one statement calling qml.fail per
- * failure, one calling qml.release per job given back. When the connection
+ * One batch costs at most three calls of the store whatever its size
+ * (PostgreSQL: one qml.complete_batch for the successes, one statement
+ * calling qml.fail per failure, one calling qml.release per job given back). When the connection
  * breaks the same batch is retried after a reconnect (with backoff), so a
  * database restart loses no outcome; only at shutdown does it give up, after
  * a while, leaving those jobs to their lease. A statement the server rejects
@@ -17,64 +17,54 @@
 #include <string.h>
 
 #include "internal.h"
-
-static const char complete_sql[] =
-"SELECT count(*) FROM qml.complete_batch($1::int8[], $2)";
-static const char complete_results_sql[] =
-"SELECT count(*) FROM qml.complete_batch($1::int8[], $2, $3::jsonb[])";
-static const char fail_sql[] =
-"SELECT count(s) FROM (SELECT qml.fail(f.id, $2, f.err, f.retry) AS s"
-"  FROM unnest($1::int8[], $3::text[], $4::bool[]) AS f(id, err, retry)) x";
-static const char release_sql[] =
-"SELECT count(*) FILTER (WHERE r) FROM (SELECT qml.release(t.id, $2) AS r"
-"  FROM unnest($1::int8[]) AS t(id)) x";
+#include "store.h"
 
 typedef struct flusher
 {
 	qml_server *s;
-	qml_conn   *conn;
+	const qml_store_ops *ops;
+	qml_store_session *conn;	/* the store's flush session */
 	char		appname[64];
 	int			failures;
 	bool		complained;
-	qml_buf		ids,
-				texts,
-				flags;
+	/* one kind of report at a time, as the store takes them */
+	int64_t    *ids;
+	const char **texts;
+	bool	   *retry;
+	size_t		cap;
 } flusher;
 
-/* Array literals of one kind of report: ids, and texts / retry flags. */
-static int
+/* Gathers the reports of one kind; false when out of memory. */
+static bool
 build(flusher *f, const rt_report *r, size_t n, bool want(rt_report_kind),
-	  bool *any_text)
+	  size_t *count)
 {
-	int			count = 0;
+	*count = 0;
+	if (n > f->cap)
+	{
+		int64_t    *ids = realloc(f->ids, n * sizeof(int64_t));
+		const char **texts = ids ? realloc(f->texts, n * sizeof(char *)) : NULL;
+		bool	   *retry = texts ? realloc(f->retry, n * sizeof(bool)) : NULL;
 
-	qml__buf_reset(&f->ids);
-	qml__buf_reset(&f->texts);
-	qml__buf_reset(&f->flags);
-	qml__buf_puts(&f->ids, "{");
-	qml__buf_puts(&f->texts, "{");
-	qml__buf_puts(&f->flags, "{");
-	*any_text = false;
+		if (ids)
+			f->ids = ids;
+		if (texts)
+			f->texts = texts;
+		if (retry == NULL)
+			return false;
+		f->retry = retry;
+		f->cap = n;
+	}
 	for (size_t i = 0; i < n; i++)
 	{
 		if (!want(r[i].kind))
 			continue;
-		if (count++)
-		{
-			qml__buf_puts(&f->ids, ",");
-			qml__buf_puts(&f->texts, ",");
-			qml__buf_puts(&f->flags, ",");
-		}
-		qml__buf_printf(&f->ids, "%lld", (long long) r[i].id);
-		qml__buf_array_elem(&f->texts, r[i].text);
-		qml__buf_puts(&f->flags, r[i].kind == REPORT_RETRY ? "t" : "f");
-		if (r[i].text)
-			*any_text = true;
+		f->ids[*count] = r[i].id;
+		f->texts[*count] = r[i].text;
+		f->retry[*count] = r[i].kind == REPORT_RETRY;
+		(*count)++;
 	}
-	qml__buf_puts(&f->ids, "}");
-	qml__buf_puts(&f->texts, "}");
-	qml__buf_puts(&f->flags, "}");
-	return count;
+	return true;
 }
 
 static bool
@@ -103,54 +93,38 @@ static qml_status
 send_kind(flusher *f, const rt_report *r, size_t n, int which)
 {
 	qml_server *s = f->s;
-	bool		texts;
-	int			count;
-	const char *p[4];
-	PGresult   *res = NULL;
+	size_t		count,
+				done = 0;
 	qml_status	st;
-	qml_stmt	stmt;
-	const char *sql;
 
-	count = build(f, r, n, which == 0 ? is_success : which == 1 ? is_failure : is_release, &texts);
+	if (!build(f, r, n, which == 0 ? is_success : which == 1 ? is_failure : is_release, &count))
+	{
+		qml__rt_log(s, QML_LOG_ERROR, "flusher: out of memory; %zu outcomes left to their leases", n);
+		return QML_OK;
+	}
 	if (count == 0)
 		return QML_OK;
-	if (f->ids.oom || f->texts.oom || f->flags.oom)
-	{
-		qml__rt_log(s, QML_LOG_ERROR, "flusher: out of memory; %d outcomes left to their leases", count);
-		return QML_OK;
-	}
-	p[0] = f->ids.data;
-	p[1] = s->worker_name;
-	p[2] = f->texts.data;
-	p[3] = f->flags.data;
 	if (which == 0)
-	{
-		stmt = texts ? QML_STMT_COMPLETE_RESULTS : QML_STMT_COMPLETE;
-		sql = texts ? complete_results_sql : complete_sql;
-		st = qml__exec_prepared(f->conn, stmt, sql, texts ? 3 : 2, p, &res);
-	}
+		st = f->ops->complete(f->conn, s->worker_name, f->ids, f->texts, count, &done);
 	else if (which == 1)
-		st = qml__exec_prepared(f->conn, QML_STMT_FAIL, fail_sql, 4, p, &res);
+		st = f->ops->fail(f->conn, s->worker_name, f->ids, f->texts, f->retry, count, &done);
 	else
-		st = qml__exec_prepared(f->conn, QML_STMT_RELEASE, release_sql, 2, p, &res);
+		st = f->ops->release(f->conn, s->worker_name, f->ids, count, &done);
 
 	if (st == QML_OK)
 	{
-		int			done = atoi(PQgetvalue(res, 0, 0));
-
-		PQclear(res);
 		if (done < count && which != 2)
 		{
 			atomic_fetch_add(&s->counters.lost, (uint64_t) (count - done));
 			qml__rt_log(s, QML_LOG_WARNING,
-						"flusher: %d of %d jobs were no longer held by this worker (lease lost)",
+						"flusher: %zu of %zu jobs were no longer held by this worker (lease lost)",
 						count - done, count);
 		}
 		return QML_OK;
 	}
-	if (qml__conn_ok(f->conn) && st != QML_ERR_CONNECT)
+	if (f->ops->session_ok(f->conn) && st != QML_ERR_CONNECT)
 	{
-		qml__rt_log(s, QML_LOG_ERROR, "flusher: %s; %d outcomes dropped, left to their leases",
+		qml__rt_log(s, QML_LOG_ERROR, "flusher: %s; %zu outcomes dropped, left to their leases",
 					qml_errmsg(), count);
 		return QML_OK;
 	}
@@ -178,11 +152,15 @@ flush(flusher *f, rt_report *r, size_t n)
 	{
 		bool		broken = false;
 
-		if (f->conn == NULL || !qml__conn_ok(f->conn))
+		if (f->conn == NULL || !f->ops->session_ok(f->conn))
 		{
-			qml__conn_close(f->conn);
+			qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
+			.worker = s->worker_name, .lease_ms = s->config->lease_ms};
+
+			if (f->conn)
+				f->ops->session_close(f->conn);
 			f->conn = NULL;
-			if (qml__connect(s->client->config, f->appname, &f->conn) != QML_OK)
+			if (f->ops->session_open(s->client->store, &cfg, &f->conn) != QML_OK)
 			{
 				if (!f->complained)
 					qml__rt_log(s, QML_LOG_WARNING, "flusher: %s; retrying", qml_errmsg());
@@ -192,7 +170,7 @@ flush(flusher *f, rt_report *r, size_t n)
 			else if (f->complained)
 			{
 				atomic_fetch_add(&s->counters.reconnects, 1);
-				qml__rt_log(s, QML_LOG_INFO, "flusher: reconnected to the database");
+				qml__rt_log(s, QML_LOG_INFO, "flusher: reconnected to the store");
 				f->complained = false;
 			}
 		}
@@ -208,7 +186,7 @@ flush(flusher *f, rt_report *r, size_t n)
 		if (!broken)
 			break;
 		if (!f->complained)
-			qml__rt_log(s, QML_LOG_WARNING, "flusher: lost the database connection; retrying");
+			qml__rt_log(s, QML_LOG_WARNING, "flusher: lost the connection to the store; retrying");
 		f->complained = true;
 		if (give_up(s))
 		{
@@ -243,10 +221,8 @@ qml__flusher_main(void *arg)
 
 	memset(&f, 0, sizeof(f));
 	f.s = s;
+	f.ops = s->client->store->ops;
 	snprintf(f.appname, sizeof(f.appname), "qml flusher %.40s", s->config->name);
-	qml__buf_init(&f.ids);
-	qml__buf_init(&f.texts);
-	qml__buf_init(&f.flags);
 
 	pthread_mutex_lock(&s->fl_mu);
 	for (;;)
@@ -285,9 +261,10 @@ qml__flusher_main(void *arg)
 	}
 	pthread_mutex_unlock(&s->fl_mu);
 	free(batch);
-	qml__buf_free(&f.ids);
-	qml__buf_free(&f.texts);
-	qml__buf_free(&f.flags);
-	qml__conn_close(f.conn);
+	free(f.ids);
+	free(f.texts);
+	free(f.retry);
+	if (f.conn)
+		f.ops->session_close(f.conn);
 	return NULL;
 }

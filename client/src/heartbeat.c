@@ -1,8 +1,9 @@
 /*
  * heartbeat.c
- *	  The supervisor thread: renews the leases of long jobs (qml.heartbeat),
- *	  enforces the per-job timeout, and releases jobs claimed ahead that
- *	  waited too long for a worker.
+ *	  The supervisor thread: renews the leases of long jobs (the store's
+ *	  heartbeat), enforces the per-job timeout, releases jobs claimed ahead
+ *	  that waited too long for a worker, and runs the store's maintenance
+ *	  tick where it has one (Redis: the scheduler's work under a lock).
  *
  * A lease is renewed once a third of it has passed, so a job outlives any
  * number of leases while its worker is alive; a job whose lease the server
@@ -16,9 +17,6 @@
 #include <string.h>
 
 #include "internal.h"
-
-static const char heartbeat_sql[] =
-"SELECT id FROM qml.heartbeat($1::int8[], $2, $3::interval) AS id";
 
 static void
 cancel_job(qml_server *s, int64_t id)
@@ -35,54 +33,23 @@ cancel_job(qml_server *s, int64_t id)
 }
 
 static void
-renew(qml_server *s, const int64_t *ids, int n)
+renew(qml_server *s, const int64_t *ids, bool *held, int n)
 {
-	qml_conn   *c;
-	qml_buf		b;
-	const char *p[3];
-	PGresult   *r;
+	qml_store  *store = s->client->store;
 	int64_t		sent = qml__mono_us();
 	int64_t		lease = (int64_t) s->config->lease_ms * 1000;
-	int			got;
 
-	qml__buf_init(&b);
-	qml__buf_puts(&b, "{");
-	for (int i = 0; i < n; i++)
-		qml__buf_printf(&b, i ? ",%lld" : "%lld", (long long) ids[i]);
-	qml__buf_puts(&b, "}");
-	if (b.oom)
-	{
-		qml__buf_free(&b);
-		return;
-	}
-	p[0] = b.data;
-	p[1] = s->worker_name;
-	p[2] = s->lease_literal;
-	if (qml__pool_acquire(s->client->pool, &c) != QML_OK)
+	if (store->ops->heartbeat(store, s->worker_name, ids, (size_t) n,
+							  s->config->lease_ms, held) != QML_OK)
 	{
 		qml__rt_log(s, QML_LOG_WARNING, "heartbeat: %s", qml_errmsg());
-		qml__buf_free(&b);
 		return;
 	}
-	if (qml__exec_prepared(c, QML_STMT_HEARTBEAT, heartbeat_sql, 3, p, &r) != QML_OK)
-	{
-		qml__rt_log(s, QML_LOG_WARNING, "heartbeat: %s", qml_errmsg());
-		qml__pool_release(s->client->pool, c);
-		qml__buf_free(&b);
-		return;
-	}
-	qml__pool_release(s->client->pool, c);
-	qml__buf_free(&b);
 	atomic_fetch_add(&s->counters.heartbeats, 1);
 
-	got = PQntuples(r);
 	for (int i = 0; i < n; i++)
 	{
-		bool		held = false;
-
-		for (int k = 0; k < got && !held; k++)
-			held = strtoll(PQgetvalue(r, k, 0), NULL, 10) == ids[i];
-		if (!held)
+		if (!held[i])
 		{
 			qml__rt_log(s, QML_LOG_WARNING,
 						"job %lld: lease lost (deleted, or rescued by the scheduler); asking its handler to stop",
@@ -100,11 +67,10 @@ renew(qml_server *s, const int64_t *ids, int n)
 			pthread_mutex_unlock(&slot->mu);
 		}
 	}
-	PQclear(r);
 }
 
 static void
-check(qml_server *s, int64_t *ids)
+check(qml_server *s, int64_t *ids, bool *held)
 {
 	int64_t		now = qml__mono_us();
 	int64_t		renew_below = (int64_t) s->config->lease_ms * 1000 * 2 / 3;
@@ -139,7 +105,7 @@ check(qml_server *s, int64_t *ids)
 		}
 	}
 	if (n > 0)
-		renew(s, ids, n);
+		renew(s, ids, held, n);
 }
 
 /*
@@ -172,6 +138,9 @@ qml__supervisor_main(void *arg)
 	qml_server *s = arg;
 	int			tick = s->config->lease_ms / 6;
 	int64_t    *ids = calloc((size_t) s->config->workers, sizeof(int64_t));
+	bool	   *held = calloc((size_t) s->config->workers, sizeof(bool));
+	const qml_store_ops *ops = s->client->store->ops;
+	int64_t		next_tick = 0;
 	rt_job	  **stale = calloc(s->ring_cap, sizeof(rt_job *));
 
 	if (tick > 10000)
@@ -183,10 +152,13 @@ qml__supervisor_main(void *arg)
 		tick = 25;
 	if (tick < 10)
 		tick = 10;
-	if (ids == NULL || stale == NULL)
+	if (ops->tick && ops->tick_ms > 0 && tick > ops->tick_ms)
+		tick = ops->tick_ms;
+	if (ids == NULL || held == NULL || stale == NULL)
 	{
 		qml__rt_log(s, QML_LOG_ERROR, "supervisor: out of memory; no heartbeats or timeouts");
 		free(ids);
+		free(held);
 		free(stale);
 		return NULL;
 	}
@@ -197,12 +169,19 @@ qml__supervisor_main(void *arg)
 		if (s->sv_stop)
 			break;
 		pthread_mutex_unlock(&s->sv_mu);
-		check(s, ids);
+		check(s, ids, held);
 		release_stale(s, stale);
+		/* the store's share of the scheduler's work, where the store has one */
+		if (ops->tick && qml__mono_us() >= next_tick)
+		{
+			ops->tick(s->client->store);
+			next_tick = qml__mono_us() + (int64_t) ops->tick_ms * 1000;
+		}
 		pthread_mutex_lock(&s->sv_mu);
 	}
 	pthread_mutex_unlock(&s->sv_mu);
 	free(ids);
+	free(held);
 	free(stale);
 	return NULL;
 }

@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 
 #include "qml.h"
+#include "store.h"
 
 #define QML_UNUSED __attribute__((unused))
 
@@ -67,6 +68,8 @@ void		qml__buf_puts(qml_buf *b, const char *s);
 void		qml__buf_printf(qml_buf *b, const char *fmt,...) QML_PRINTF(2, 3);
 /* Appends one element of a PostgreSQL array literal: NULL or "escaped". */
 void		qml__buf_array_elem(qml_buf *b, const char *s);
+/* A PostgreSQL array literal of the strings, "{a,b}" (malloc'ed; NULL: out of memory). */
+char	   *qml__array_literal(const char *const *items, size_t n);
 
 /*
  * Whether `text` is one JSON value as PostgreSQL's jsonb accepts it; on
@@ -136,7 +139,8 @@ typedef struct qml_pool qml_pool;
 struct qml_client
 {
 	qml_config *config;
-	qml_pool   *pool;
+	struct qml_store *store;	/* the backend the URL picked (store.h) */
+	qml_pool   *pool;			/* the PostgreSQL store's connections */
 };
 
 /* A connection outside the pool (the fetcher's, which LISTENs). */
@@ -147,6 +151,8 @@ bool		qml__conn_ok(const qml_conn *conn);
 
 qml_status	qml__pool_new(const qml_config *config, qml_pool **pool);
 void		qml__pool_free(qml_pool *pool);
+/* Opens min_connections now, at least one, so misconfiguration shows early. */
+qml_status	qml__pool_warm(qml_pool *pool);
 qml_status	qml__pool_acquire(qml_pool *pool, qml_conn **conn);
 /* Gives a connection back; a broken or mid-transaction one is closed. */
 void		qml__pool_release(qml_pool *pool, qml_conn *conn);
@@ -166,7 +172,14 @@ qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
 							 const char *const *params, PGresult **res);
 
-/* ---- read.c (also serves watch.c) ---- */
+/* ---- jobs.c, client.c ---- */
+
+/* The client's store; QML_ERR_INVALID when client is NULL. */
+qml_status	qml__need_store(qml_client *client, struct qml_store **store);
+/* minutes of a throughput read: 1..1440 */
+qml_status	qml__check_minutes(int minutes);
+
+/* ---- store_pg_read.c ---- */
 
 qml_status	qml__overview_on(qml_conn *conn, qml_overview **out);
 qml_status	qml__throughput_on(qml_conn *conn, int minutes,
@@ -197,19 +210,8 @@ const qml_handler_entry *qml__registry_find(const qml_registry *r,
 
 /* ---- the runtime (server.c and the thread files) ---- */
 
-/* A fetched job, one allocation with its strings. */
-typedef struct rt_job
-{
-	int64_t		id;
-	const char *queue;
-	const char *method;
-	const char *arguments;
-	int			priority;
-	int			attempts;
-	int			max_attempts;
-	int64_t		created_at;
-	int64_t		fetched_mono;	/* when its lease started, monotonic µs */
-} rt_job;
+/* A fetched job, one allocation with its strings (store.h). */
+typedef qml_store_job rt_job;
 
 struct qml_job_ctx
 {
@@ -287,8 +289,7 @@ struct qml_server
 	qml_registry *registry;
 	qml_server_config *config;
 	char		worker_name[201];
-	char	   *queues_literal;	/* "{a,b}" for qml.fetch */
-	char		lease_literal[32];	/* "300000 milliseconds" */
+	char	   *queues_literal;	/* "{a,b}", for the log */
 	rt_phase	phase;
 	bool		sync_ready;		/* mutexes and condition variables exist */
 	pthread_mutex_t life_mu;	/* serializes start/stop/free */
@@ -308,7 +309,8 @@ struct qml_server
 	atomic_int	fetch_wake_at;	/* inflight level to wake the fetcher at; -1 */
 	atomic_int	inflight;		/* fetched, and not yet run or released */
 	atomic_uint_fast64_t finished;	/* handlers returned: the fetcher's rate */
-	qml_conn   *fetch_conn;		/* the fetcher's, kept open until stopped */
+	qml_store_session *fetch_session;	/* the fetcher's, kept open until
+										 * stopped (session leases) */
 
 	/* dispatch: fetched jobs waiting for a worker thread */
 	pthread_mutex_t q_mu;

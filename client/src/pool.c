@@ -423,8 +423,8 @@ qml__pool_release(qml_pool *p, qml_conn *c)
 }
 
 /* Opens `min` connections now, at least one, so misconfiguration shows early. */
-static qml_status
-pool_warm(qml_pool *p)
+qml_status
+qml__pool_warm(qml_pool *p)
 {
 	int			want = p->config->min_connections > 0 ? p->config->min_connections : 1;
 	qml_conn  **held = calloc((size_t) want, sizeof(qml_conn *));
@@ -455,51 +455,4 @@ qml__client_exec(qml_client *client, const char *sql, int nparams,
 	st = qml__exec(c, sql, nparams, params, res);
 	qml__pool_release(client->pool, c);
 	return st;
-}
-
-/* ---- the client ---- */
-
-qml_status
-qml_client_open(const qml_config *config, qml_client **out)
-{
-	qml_client *client;
-	qml_status	st;
-
-	if (out == NULL)
-		return qml__error(QML_ERR_INVALID, "client must not be NULL");
-	*out = NULL;
-	client = calloc(1, sizeof(*client));
-	if (client == NULL)
-		return qml__nomem();
-	client->config = qml__config_copy(config);
-	if (client->config == NULL)
-	{
-		free(client);
-		return qml__nomem();
-	}
-	if (config == NULL && (st = qml_config_from_env(client->config)) != QML_OK)
-	{
-		qml_client_close(client);
-		return st;
-	}
-	if ((st = qml__pool_new(client->config, &client->pool)) != QML_OK ||
-		(st = pool_warm(client->pool)) != QML_OK ||
-		(client->config->auto_migrate &&
-		 (st = qml_migrate_if_needed(client, NULL)) != QML_OK))
-	{
-		qml_client_close(client);
-		return st;
-	}
-	*out = client;
-	return QML_OK;
-}
-
-void
-qml_client_close(qml_client *client)
-{
-	if (client == NULL)
-		return;
-	qml__pool_free(client->pool);
-	qml_config_free(client->config);
-	free(client);
 }

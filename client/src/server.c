@@ -149,31 +149,16 @@ static qml_status
 build_names(qml_server *s)
 {
 	char		host[64] = "localhost";
-	qml_buf		b;
 
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
 	snprintf(s->worker_name, sizeof(s->worker_name), "%s@%s:%d:%u",
 			 s->config->name, host, (int) getpid(),
 			 atomic_fetch_add(&server_seq, 1) + 1);
-	snprintf(s->lease_literal, sizeof(s->lease_literal), "%d milliseconds",
-			 s->config->lease_ms);
-	qml__buf_init(&b);
-	qml__buf_puts(&b, "{");
-	for (size_t i = 0; i < s->config->nqueues; i++)
-	{
-		if (i)
-			qml__buf_puts(&b, ",");
-		qml__buf_array_elem(&b, s->config->queues[i]);
-	}
-	qml__buf_puts(&b, "}");
-	if (b.oom)
-	{
-		qml__buf_free(&b);
-		return qml__nomem();
-	}
-	s->queues_literal = b.data;
-	return QML_OK;
+
+	s->queues_literal = qml__array_literal((const char *const *) s->config->queues,
+										   s->config->nqueues);
+	return s->queues_literal ? QML_OK : qml__nomem();
 }
 
 qml_status
@@ -412,8 +397,9 @@ stop_threads(qml_server *s)
 	s->flusher_started = false;
 
 	/* last: ending the fetcher's session lets the scheduler rescue its jobs */
-	qml__conn_close(s->fetch_conn);
-	s->fetch_conn = NULL;
+	if (s->fetch_session)
+		s->client->store->ops->session_close(s->fetch_session);
+	s->fetch_session = NULL;
 }
 
 qml_status

@@ -344,3 +344,25 @@ qml_parse_duration_ms(const char *text, int64_t bare_unit_ms, int64_t *ms)
 	*ms = (int64_t) llround(v * unit);
 	return true;
 }
+
+char *
+qml__array_literal(const char *const *items, size_t n)
+{
+	qml_buf		b;
+
+	qml__buf_init(&b);
+	qml__buf_puts(&b, "{");
+	for (size_t i = 0; i < n; i++)
+	{
+		if (i)
+			qml__buf_puts(&b, ",");
+		qml__buf_array_elem(&b, items[i]);
+	}
+	qml__buf_puts(&b, "}");
+	if (b.oom)
+	{
+		qml__buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}

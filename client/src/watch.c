@@ -3,7 +3,8 @@
  *	  A live connection for a process that follows the queues (the
  *	  dashboard's poller): one session of its own that LISTENs on channel
  *	  qml, waits for notifications, and reads the overview and throughput
- *	  (read.c) over the same session, so watching costs the database one
+ *	  over the same session (the store's QML_SESSION_WATCH session), so
+ *	  watching costs the database one
  *	  connection however many people look.
  *
  * It is not pooled: a pooled connection with pending notifications would
@@ -16,48 +17,46 @@
 #include <string.h>
 
 #include "internal.h"
+#include "store.h"
 
 struct qml_watch
 {
 	qml_client *client;
 	char	   *appname;
-	qml_conn   *conn;			/* NULL until (re)connected */
+	qml_store_session *session; /* NULL until (re)connected */
 	uint64_t	statements;
 };
 
 static void
 drop_conn(qml_watch *w)
 {
-	qml__conn_close(w->conn);
-	w->conn = NULL;
+	if (w->session)
+		w->client->store->ops->session_close(w->session);
+	w->session = NULL;
 }
 
-/* Connects and LISTENs when there is no live connection. */
+/* Opens a watch session (PostgreSQL: connects and LISTENs) when there is no live one. */
 static qml_status
 ensure_conn(qml_watch *w)
 {
-	qml_status	st;
+	const qml_store_ops *ops = w->client->store->ops;
+	qml_session_config cfg = {.kind = QML_SESSION_WATCH, .appname = w->appname};
 
-	if (w->conn && qml__conn_ok(w->conn))
+	if (w->session && ops->session_ok(w->session))
 		return QML_OK;
 	drop_conn(w);
-	if ((st = qml__connect(w->client->config, w->appname, &w->conn)) != QML_OK)
-		return st;
 	w->statements++;
-	if ((st = qml__exec(w->conn, "LISTEN qml", 0, NULL, NULL)) != QML_OK)
-		drop_conn(w);
-	return st;
+	return ops->session_open(w->client->store, &cfg, &w->session);
 }
 
-/* After a failed statement: forget a connection that is gone. */
+/* After a failed statement: forget a session that is gone. */
 static qml_status
 after(qml_watch *w, qml_status st)
 {
-	if (st != QML_OK && !qml__conn_ok(w->conn))
+	if (st != QML_OK && !w->client->store->ops->session_ok(w->session))
 		drop_conn(w);
 	return st;
 }
-
 qml_status
 qml_watch_open(qml_client *client, const char *appname, qml_watch **out)
 {
@@ -93,24 +92,11 @@ qml_watch_close(qml_watch *w)
 	free(w);
 }
 
-static int
-drain_notifies(PGconn *pg)
-{
-	PGnotify   *n;
-	int			count = 0;
-
-	while ((n = PQnotifies(pg)) != NULL)
-	{
-		count++;
-		PQfreemem(n);
-	}
-	return count;
-}
-
 qml_status
 qml_watch_wait(qml_watch *w, int timeout_ms, int *notified)
 {
 	struct pollfd pfd;
+	const qml_store_ops *ops;
 	qml_status	st;
 	int			got;
 
@@ -120,20 +106,22 @@ qml_watch_wait(qml_watch *w, int timeout_ms, int *notified)
 		return qml__error(QML_ERR_INVALID, "watch must not be NULL");
 	if ((st = ensure_conn(w)) != QML_OK)
 		return st;
-	got = drain_notifies(w->conn->pg);
+	ops = w->client->store->ops;
+	got = ops->session_drain(w->session);
 	if (got == 0)
 	{
-		pfd.fd = PQsocket(w->conn->pg);
+		pfd.fd = ops->session_fd(w->session);
 		pfd.events = POLLIN;
 		pfd.revents = 0;
+		/* fd -1: poll just sleeps, the store has no wakeups to wait for */
 		if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
 			return qml__error(QML_ERR_SYSTEM, "poll failed: %s", strerror(errno));
-		if (pfd.revents && (!PQconsumeInput(w->conn->pg) || !qml__conn_ok(w->conn)))
-		{
-			drop_conn(w);
-			return qml__error(QML_ERR_CONNECT, "lost the connection to the database");
-		}
-		got = drain_notifies(w->conn->pg);
+		got = pfd.revents ? ops->session_drain(w->session) : 0;
+	}
+	if (got < 0)
+	{
+		drop_conn(w);
+		return qml__error(QML_ERR_CONNECT, "lost the connection to the store");
 	}
 	if (notified)
 		*notified = got;
@@ -151,7 +139,7 @@ qml_watch_overview(qml_watch *w, qml_overview **out)
 	if ((st = ensure_conn(w)) != QML_OK)
 		return st;
 	w->statements++;
-	return after(w, qml__overview_on(w->conn, out));
+	return after(w, w->client->store->ops->overview(w->client->store, w->session, out));
 }
 
 qml_status
@@ -164,10 +152,12 @@ qml_watch_throughput(qml_watch *w, int minutes, qml_throughput_bucket **out,
 		return qml__error(QML_ERR_INVALID, "watch and outputs must not be NULL");
 	*out = NULL;
 	*count = 0;
-	if ((st = ensure_conn(w)) != QML_OK)
+	if ((st = qml__check_minutes(minutes)) != QML_OK ||
+		(st = ensure_conn(w)) != QML_OK)
 		return st;
 	w->statements++;
-	return after(w, qml__throughput_on(w->conn, minutes, out, count));
+	return after(w, w->client->store->ops->throughput(w->client->store, w->session,
+													   minutes, out, count));
 }
 
 uint64_t

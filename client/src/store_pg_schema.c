@@ -1,6 +1,6 @@
 /*
- * schema.c
- *	  Schema management: is qml installed, which version, and migrating to
+ * store_pg_schema.c
+ *	  The PostgreSQL store's schema management: is qml installed, which version, and migrating to
  *	  the server's default version (CREATE EXTENSION / ALTER EXTENSION
  *	  UPDATE), serialized across processes with an advisory lock.
  *
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "store_pg.h"
 
 /* pg_advisory_xact_lock(key1, key2): 'qml' and 1 for migrations */
 #define MIGRATE_LOCK "SELECT pg_catalog.pg_advisory_xact_lock(7433580, 1)"
@@ -45,43 +46,16 @@ versions_on(qml_conn *c, char **installed, char **available)
 }
 
 qml_status
-qml_schema_version(qml_client *client, char **installed, char **available)
+pg_schema_version(qml_store *store, char **installed, char **available)
 {
+	qml_client *client = store->client;
 	qml_conn   *c;
 	qml_status	st;
-	char	   *i = NULL,
-			   *a = NULL;
 
-	if (client == NULL)
-		return qml__error(QML_ERR_INVALID, "client must not be NULL");
 	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
 		return st;
-	st = versions_on(c, &i, &a);
+	st = versions_on(c, installed, available);
 	qml__pool_release(client->pool, c);
-	if (installed)
-		*installed = i;
-	else
-		free(i);
-	if (available)
-		*available = a;
-	else
-		free(a);
-	return st;
-}
-
-qml_status
-qml_schema_exists(qml_client *client, bool *exists)
-{
-	char	   *installed = NULL;
-	qml_status	st;
-
-	if (exists == NULL)
-		return qml__error(QML_ERR_INVALID, "exists must not be NULL");
-	*exists = false;
-	st = qml_schema_version(client, &installed, NULL);
-	if (st == QML_OK)
-		*exists = installed != NULL;
-	free(installed);
 	return st;
 }
 
@@ -102,17 +76,18 @@ step(qml_conn *c, const char *sql)
 }
 
 qml_status
-qml_migrate_if_needed(qml_client *client, bool *migrated)
+pg_migrate(qml_store *store, bool only_if_needed, bool *migrated)
 {
+	qml_client *client = store->client;
 	qml_conn   *c;
 	qml_status	st;
 	char	   *installed = NULL,
 			   *available = NULL;
 
+	/* CREATE or ALTER EXTENSION is only ever needed when out of date */
+	(void) only_if_needed;
 	if (migrated)
 		*migrated = false;
-	if (client == NULL)
-		return qml__error(QML_ERR_INVALID, "client must not be NULL");
 	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
 		return st;
 
@@ -187,26 +162,7 @@ done:
 	return st;
 }
 
-qml_status
-qml_migrate(qml_client *client)
-{
-	return qml_migrate_if_needed(client, NULL);
-}
-
 /* ---- health ---- */
-
-void
-qml_health_free(qml_health *h)
-{
-	if (h == NULL)
-		return;
-	free(h->server_version);
-	free(h->database);
-	free(h->user);
-	free(h->installed_version);
-	free(h->available_version);
-	free(h);
-}
 
 /*
  * The scheduler is a background worker: its backend_type (or its
@@ -235,16 +191,14 @@ static const char health_sql[] =
 "           AND a.datname IS NULL)";
 
 qml_status
-qml_health_check(qml_client *client, qml_health **out)
+pg_health(qml_store *store, qml_health **out)
 {
+	qml_client *client = store->client;
 	PGresult   *r;
 	qml_status	st;
 	qml_health *h;
 	bool		oom = false;
 
-	if (client == NULL || out == NULL)
-		return qml__error(QML_ERR_INVALID, "client and health must not be NULL");
-	*out = NULL;
 	if ((st = qml__client_exec(client, health_sql, 0, NULL, &r)) != QML_OK)
 		return st;
 	if ((h = calloc(1, sizeof(*h))) == NULL)

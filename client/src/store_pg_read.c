@@ -1,6 +1,6 @@
 /*
- * read.c
- *	  What monitoring reads: every queue with its counts, head-of-queue age
+ * store_pg_read.c
+ *	  The PostgreSQL store's monitoring reads: every queue with its counts, head-of-queue age
  *	  and rate (the overview), finished jobs per minute (throughput), and
  *	  the workers seen now. One statement each, on a pooled connection or on
  *	  a watch's (watch.c), so a dashboard's live view and its REST API show
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "store_pg.h"
 
 #define US(e) "(pg_catalog.date_part('epoch', " e ") OPERATOR(pg_catalog.*) 1000000)::int8"
 #define SECS(e) "pg_catalog.date_part('epoch', " e ")"
@@ -101,17 +102,6 @@ static const char workers_sql[] =
 "         OPERATOR(pg_catalog.=) (s.name OPERATOR(pg_catalog.||) '@'))"
 " ORDER BY 2 DESC, 1";
 
-void
-qml_overview_free(qml_overview *o)
-{
-	if (o == NULL)
-		return;
-	for (size_t i = 0; i < o->count; i++)
-		free(o->queues[i].queue);
-	free(o->queues);
-	free(o);
-}
-
 qml_status
 qml__overview_on(qml_conn *c, qml_overview **out)
 {
@@ -171,9 +161,6 @@ qml__throughput_on(qml_conn *c, int minutes, qml_throughput_bucket **out,
 
 	*out = NULL;
 	*count = 0;
-	if (minutes < 1 || minutes > 1440)
-		return qml__error(QML_ERR_INVALID, "minutes must be between 1 and 1440, not %d",
-						  minutes);
 	snprintf(mt, sizeof(mt), "%d", minutes);
 	if ((st = qml__exec(c, throughput_sql, 1, p, &r)) != QML_OK)
 		return st;
@@ -195,60 +182,54 @@ qml__throughput_on(qml_conn *c, int minutes, qml_throughput_bucket **out,
 	return QML_OK;
 }
 
+/* The PostgreSQL session a watch reads over (store_pg_session.c), or a pooled one. */
 static qml_status
-check_out(qml_client *client, const void *out, const void *count)
+acquire(qml_store *store, qml_store_session *via, qml_conn **c)
 {
-	if (client == NULL)
-		return qml__error(QML_ERR_INVALID, "client must not be NULL");
-	if (out == NULL || count == NULL)
-		return qml__error(QML_ERR_INVALID, "output pointers must not be NULL");
-	return QML_OK;
+	if (via != NULL)
+	{
+		*c = qml__pg_session_conn(via);
+		return QML_OK;
+	}
+	return qml__pool_acquire(store->client->pool, c);
+}
+
+static void
+give_back(qml_store *store, qml_store_session *via, qml_conn *c)
+{
+	if (via == NULL)
+		qml__pool_release(store->client->pool, c);
 }
 
 qml_status
-qml_overview_get(qml_client *client, qml_overview **out)
+pg_overview(qml_store *store, qml_store_session *via, qml_overview **out)
 {
 	qml_conn   *c;
 	qml_status	st;
 
-	if ((st = check_out(client, out, out)) != QML_OK)
-		return st;
-	*out = NULL;
-	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
+	if ((st = acquire(store, via, &c)) != QML_OK)
 		return st;
 	st = qml__overview_on(c, out);
-	qml__pool_release(client->pool, c);
+	give_back(store, via, c);
 	return st;
 }
 
 qml_status
-qml_throughput_get(qml_client *client, int minutes, qml_throughput_bucket **out,
-				   size_t *count)
+pg_throughput(qml_store *store, qml_store_session *via, int minutes,
+			  qml_throughput_bucket **out, size_t *count)
 {
 	qml_conn   *c;
 	qml_status	st;
 
-	if ((st = check_out(client, out, count)) != QML_OK)
-		return st;
-	*out = NULL;
-	*count = 0;
-	if ((st = qml__pool_acquire(client->pool, &c)) != QML_OK)
+	if ((st = acquire(store, via, &c)) != QML_OK)
 		return st;
 	st = qml__throughput_on(c, minutes, out, count);
-	qml__pool_release(client->pool, c);
+	give_back(store, via, c);
 	return st;
 }
 
-void
-qml_workers_free(qml_worker_info *w, size_t count)
-{
-	for (size_t i = 0; w && i < count; i++)
-		free(w[i].worker);
-	free(w);
-}
-
 qml_status
-qml_workers_get(qml_client *client, qml_worker_info **out, size_t *count)
+pg_workers(qml_store *store, qml_worker_info **out, size_t *count)
 {
 	PGresult   *r;
 	qml_worker_info *w;
@@ -256,11 +237,7 @@ qml_workers_get(qml_client *client, qml_worker_info **out, size_t *count)
 	bool		oom = false;
 	int			n;
 
-	if ((st = check_out(client, out, count)) != QML_OK)
-		return st;
-	*out = NULL;
-	*count = 0;
-	if ((st = qml__client_exec(client, workers_sql, 0, NULL, &r)) != QML_OK)
+	if ((st = qml__client_exec(store->client, workers_sql, 0, NULL, &r)) != QML_OK)
 		return st;
 	n = PQntuples(r);
 	if ((w = calloc((size_t) (n > 0 ? n : 1), sizeof(*w))) == NULL)

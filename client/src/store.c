@@ -1,0 +1,129 @@
+/*
+ * store.c
+ *	  Picks the storage backend for a URL, and the small pieces every
+ *	  backend shares: a claimed job's allocation and the retry backoff.
+ *
+ * The Redis store is referenced weakly: a library built without it links
+ * and says so when a redis URL is used.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+#include "store.h"
+
+extern const qml_store_ops qml__store_redis __attribute__((weak));
+
+static bool
+has_prefix(const char *s, const char *prefix)
+{
+	return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* A URL scheme is letters, digits, "+", "-", "." before the first ":". */
+static size_t
+scheme_length(const char *url)
+{
+	size_t		n = 0;
+
+	while (url[n] && (('a' <= url[n] && url[n] <= 'z') || ('A' <= url[n] && url[n] <= 'Z') ||
+					  (n > 0 && (('0' <= url[n] && url[n] <= '9') || url[n] == '+' ||
+								 url[n] == '-' || url[n] == '.'))))
+		n++;
+	return url[n] == ':' ? n : 0;
+}
+
+qml_status
+qml__store_for_url(const char *url, const qml_store_ops **ops)
+{
+	size_t		n;
+
+	*ops = NULL;
+	if (url == NULL || url[0] == '\0' || has_prefix(url, "postgresql://") ||
+		has_prefix(url, "postgres://"))
+	{
+		*ops = &qml__store_postgres;
+		return QML_OK;
+	}
+	if (has_prefix(url, "memory:"))
+	{
+		*ops = &qml__store_memory;
+		return QML_OK;
+	}
+	if (has_prefix(url, "redis://") || has_prefix(url, "rediss://") ||
+		has_prefix(url, "redis+cluster://"))
+	{
+		if (&qml__store_redis == NULL)
+		{
+			qml__error(QML_ERR_UNSUPPORTED, "this libqml was built without the Redis store");
+			qml__error_set_extra("The URL names a Redis server, but the library has no Redis backend.",
+								 "Build libqml with hiredis (libhiredis-dev), or use a postgresql:// or memory: URL.",
+								 NULL);
+			return QML_ERR_UNSUPPORTED;
+		}
+		*ops = &qml__store_redis;
+		return QML_OK;
+	}
+	/* "host=... dbname=..." has no scheme: a libpq conninfo */
+	if ((n = scheme_length(url)) == 0)
+	{
+		*ops = &qml__store_postgres;
+		return QML_OK;
+	}
+	qml__error(QML_ERR_INVALID, "unknown storage scheme \"%.*s:\" in the database URL",
+			   (int) (n > 40 ? 40 : n), url);
+	qml__error_set_extra("The URL must start with postgresql://, postgres://, memory:, redis://, rediss:// or redis+cluster://, or be a libpq conninfo.",
+						 "Check the --database-url option or the DATABASE_URL variable.",
+						 NULL);
+	return QML_ERR_INVALID;
+}
+
+qml_store_job *
+qml__store_job_new(int64_t id, const char *queue, const char *method,
+				   const char *arguments, int priority, int attempts,
+				   int max_attempts, int64_t created_at)
+{
+	size_t		lq = strlen(queue) + 1,
+				lm = strlen(method) + 1,
+				la = strlen(arguments) + 1;
+	qml_store_job *j = malloc(sizeof(qml_store_job) + lq + lm + la);
+	char	   *p;
+
+	if (j == NULL)
+		return NULL;
+	p = (char *) (j + 1);
+	memcpy(p, queue, lq);
+	j->queue = p;
+	p += lq;
+	memcpy(p, method, lm);
+	j->method = p;
+	p += lm;
+	memcpy(p, arguments, la);
+	j->arguments = p;
+	j->id = id;
+	j->priority = priority;
+	j->attempts = attempts;
+	j->max_attempts = max_attempts;
+	j->created_at = created_at;
+	j->fetched_mono = 0;
+	return j;
+}
+
+/* As src/backoff.c: double up to the cap, then a random point in its upper half. */
+int64_t
+qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms)
+{
+	int64_t		delay;
+
+	if (base_ms <= 0)
+		base_ms = 5000;
+	if (cap_ms <= 0)
+		cap_ms = 3600 * 1000;
+	if (base_ms > cap_ms)
+		base_ms = cap_ms;
+	delay = base_ms;
+	for (int i = 1; i < attempts && delay < cap_ms; i++)
+		delay = delay > cap_ms / 2 ? cap_ms : delay * 2;
+	return delay / 2 + (int64_t) ((double) random() / ((double) RAND_MAX + 1.0) * (double) (delay - delay / 2));
+}

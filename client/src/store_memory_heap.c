@@ -1,0 +1,241 @@
+/*
+ * store_memory_heap.c
+ *	  The memory store's indexes: a binary heap of jobs that keeps each
+ *	  job's position (so a job can leave or move in O(log n)), its three
+ *	  orders, and a small chained string map for unique keys.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_memory.h"
+
+/* claim order: higher priority, then earlier run_at, then lower id */
+bool
+mem_ready_before(const mem_job *a, const mem_job *b)
+{
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	if (a->run_at != b->run_at)
+		return a->run_at < b->run_at;
+	return a->id < b->id;
+}
+
+bool
+mem_timer_before(const mem_job *a, const mem_job *b)
+{
+	if (a->run_at != b->run_at)
+		return a->run_at < b->run_at;
+	return a->id < b->id;
+}
+
+bool
+mem_lease_before(const mem_job *a, const mem_job *b)
+{
+	if (a->locked_until != b->locked_until)
+		return a->locked_until < b->locked_until;
+	return a->id < b->id;
+}
+
+static void
+put(mem_heap *h, size_t i, mem_job *j)
+{
+	h->items[i] = j;
+	j->heap_index = (int) i;
+}
+
+static void
+sift_up(mem_heap *h, size_t i)
+{
+	mem_job    *j = h->items[i];
+
+	while (i > 0)
+	{
+		size_t		parent = (i - 1) / 2;
+
+		if (!h->before(j, h->items[parent]))
+			break;
+		put(h, i, h->items[parent]);
+		i = parent;
+	}
+	put(h, i, j);
+}
+
+static void
+sift_down(mem_heap *h, size_t i)
+{
+	mem_job    *j = h->items[i];
+
+	for (;;)
+	{
+		size_t		l = 2 * i + 1,
+					best = l;
+
+		if (l >= h->n)
+			break;
+		if (l + 1 < h->n && h->before(h->items[l + 1], h->items[l]))
+			best = l + 1;
+		if (!h->before(h->items[best], j))
+			break;
+		put(h, i, h->items[best]);
+		i = best;
+	}
+	put(h, i, j);
+}
+
+bool
+mem_heap_push(mem_heap *h, mem_job *j)
+{
+	if (h->n == h->cap)
+	{
+		size_t		cap = h->cap ? h->cap * 2 : 64;
+		mem_job   **items = realloc(h->items, cap * sizeof(mem_job *));
+
+		if (items == NULL)
+			return false;
+		h->items = items;
+		h->cap = cap;
+	}
+	h->items[h->n] = j;
+	sift_up(h, h->n++);
+	return true;
+}
+
+mem_job *
+mem_heap_top(const mem_heap *h)
+{
+	return h->n ? h->items[0] : NULL;
+}
+
+void
+mem_heap_remove(mem_heap *h, mem_job *j)
+{
+	size_t		i = (size_t) j->heap_index;
+	mem_job    *last;
+
+	j->heap_index = -1;
+	last = h->items[--h->n];
+	if (i == h->n)
+		return;
+	put(h, i, last);
+	mem_heap_fix(h, last);
+}
+
+void
+mem_heap_fix(mem_heap *h, mem_job *j)
+{
+	size_t		i = (size_t) j->heap_index;
+
+	if (i > 0 && h->before(j, h->items[(i - 1) / 2]))
+		sift_up(h, i);
+	else
+		sift_down(h, i);
+}
+
+/* ---- the string map ---- */
+
+static size_t
+hash(const char *s)
+{
+	size_t		h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char) *s++) * 1099511628211ULL;
+	return h;
+}
+
+mem_job *
+mem_map_get(const mem_map *m, const char *key)
+{
+	if (m->nbuckets == 0)
+		return NULL;
+	for (mem_map_entry *e = m->buckets[hash(key) % m->nbuckets]; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e->job;
+	return NULL;
+}
+
+static bool
+grow(mem_map *m)
+{
+	size_t		nb = m->nbuckets ? m->nbuckets * 2 : 64;
+	mem_map_entry **b = calloc(nb, sizeof(*b));
+
+	if (b == NULL)
+		return false;
+	for (size_t i = 0; i < m->nbuckets; i++)
+	{
+		mem_map_entry *e = m->buckets[i],
+				   *next;
+
+		for (; e; e = next)
+		{
+			size_t		k = hash(e->key) % nb;
+
+			next = e->next;
+			e->next = b[k];
+			b[k] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = nb;
+	return true;
+}
+
+bool
+mem_map_put(mem_map *m, const char *key, mem_job *j)
+{
+	mem_map_entry *e;
+	size_t		k;
+
+	if (m->n >= m->nbuckets && !grow(m))
+		return false;
+	if ((e = malloc(sizeof(*e))) == NULL)
+		return false;
+	k = hash(key) % m->nbuckets;
+	e->key = key;
+	e->job = j;
+	e->next = m->buckets[k];
+	m->buckets[k] = e;
+	m->n++;
+	return true;
+}
+
+void
+mem_map_del(mem_map *m, const char *key)
+{
+	mem_map_entry **p;
+
+	if (m->nbuckets == 0)
+		return;
+	for (p = &m->buckets[hash(key) % m->nbuckets]; *p; p = &(*p)->next)
+	{
+		if (strcmp((*p)->key, key) == 0)
+		{
+			mem_map_entry *e = *p;
+
+			*p = e->next;
+			free(e);
+			m->n--;
+			return;
+		}
+	}
+}
+
+void
+mem_map_free(mem_map *m)
+{
+	for (size_t i = 0; i < m->nbuckets; i++)
+	{
+		mem_map_entry *e = m->buckets[i],
+				   *next;
+
+		for (; e; e = next)
+		{
+			next = e->next;
+			free(e);
+		}
+	}
+	free(m->buckets);
+	memset(m, 0, sizeof(*m));
+}

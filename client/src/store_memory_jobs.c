@@ -1,0 +1,687 @@
+/*
+ * store_memory_jobs.c
+ *	  Every state change of the memory store: enqueue, the claim, outcomes,
+ *	  heartbeats, delete, requeue, pause, and the maintenance pass (promote
+ *	  due jobs, rescue expired leases, fire recurring jobs, prune).
+ *
+ * The transitions are those of store.h; mem_set_state is the one place
+ * that moves a job between states, so the per-queue counts, the history,
+ * the live count, unique keys and throughput cannot drift apart.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_memory.h"
+
+static bool
+is_final(int state)
+{
+	return state == QML_STATE_SUCCEEDED || state == QML_STATE_FAILED ||
+		state == QML_STATE_DELETED;
+}
+
+void
+mem_job_free(mem_job *j)
+{
+	for (uint32_t i = 0; i < j->nevents; i++)
+		free(j->events[i].error);
+	if (j->events != j->inline_events)
+		free(j->events);
+	free(j->last_error);
+	free(j->result);
+	free(j);
+}
+
+/* Puts a job in the heap its state calls for. */
+void
+mem_job_place(mem_store *m, mem_job *j)
+{
+	switch (j->state)
+	{
+		case QML_STATE_ENQUEUED:
+			mem_heap_push(&j->queue->ready, j);
+			break;
+		case QML_STATE_SCHEDULED:
+		case QML_STATE_AWAITING_RETRY:
+			if (mem_heap_push(&m->timers, j) && mem_heap_top(&m->timers) == j)
+				pthread_cond_signal(&m->cv);
+			break;
+		case QML_STATE_PROCESSING:
+			mem_heap_push(&m->leases, j);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+unplace(mem_store *m, mem_job *j)
+{
+	if (j->heap_index < 0)
+		return;
+	if (j->state == QML_STATE_ENQUEUED)
+		mem_heap_remove(&j->queue->ready, j);
+	else if (j->state == QML_STATE_PROCESSING)
+		mem_heap_remove(&m->leases, j);
+	else
+		mem_heap_remove(&m->timers, j);
+}
+
+static void
+add_event(mem_job *j, int from, int to, const char *worker, const char *error,
+		  int64_t now)
+{
+	mem_event  *e;
+
+	if (j->nevents == j->cap_events)
+	{
+		uint32_t	cap = j->cap_events * 2;
+		mem_event  *ev = malloc(cap * sizeof(mem_event));
+
+		/* out of memory: the history misses a line, the job is intact */
+		if (ev == NULL)
+			return;
+		memcpy(ev, j->events, j->nevents * sizeof(mem_event));
+		if (j->events != j->inline_events)
+			free(j->events);
+		j->events = ev;
+		j->cap_events = cap;
+	}
+	e = &j->events[j->nevents++];
+	e->at = now;
+	e->from = (int8_t) from;
+	e->to = (int8_t) to;
+	e->worker = worker;
+	e->error = error ? qml__strdup(error) : NULL;
+}
+
+static void
+count_finished(mem_store *m, mem_job *j, int to, int64_t now)
+{
+	int64_t		minute = now / 60000000;
+	size_t		k = (size_t) (minute % MEM_MINUTES);
+	mem_queue  *q = j->queue;
+
+	if (m->tp_minute[k] != minute)
+	{
+		m->tp_minute[k] = minute;
+		m->tp_succeeded[k] = m->tp_failed[k] = 0;
+	}
+	if (to == QML_STATE_SUCCEEDED)
+		m->tp_succeeded[k]++;
+	else
+		m->tp_failed[k]++;
+	if (q->minute != minute)
+	{
+		q->done_prev = q->minute == minute - 1 ? q->done_cur : 0;
+		q->done_cur = 0;
+		q->minute = minute;
+	}
+	q->done_cur++;
+}
+
+static void
+remember_finished(mem_store *m, int64_t id)
+{
+	if (m->fin_n == m->fin_cap)
+	{
+		size_t		cap = m->fin_cap ? m->fin_cap * 2 : 1024;
+		int64_t    *ids = malloc(cap * sizeof(int64_t));
+
+		/* out of memory: the job is kept until close instead of pruned */
+		if (ids == NULL)
+			return;
+		for (size_t i = 0; i < m->fin_n; i++)
+			ids[i] = m->fin_ids[(m->fin_head + i) % m->fin_cap];
+		free(m->fin_ids);
+		m->fin_ids = ids;
+		m->fin_head = 0;
+		m->fin_cap = cap;
+	}
+	m->fin_ids[(m->fin_head + m->fin_n++) % m->fin_cap] = id;
+}
+
+void
+mem_set_state(mem_store *m, mem_job *j, qml_job_state to, const char *worker,
+			  const char *error, int64_t now)
+{
+	int			from = j->state;
+	bool		was_live = !is_final(from);
+
+	j->queue->counts[from]--;
+	j->queue->counts[to]++;
+	j->state = (int8_t) to;
+	add_event(j, from, to, worker, error, now);
+	if (from == QML_STATE_PROCESSING)
+	{
+		j->locked_by = NULL;
+		j->locked_until = QML_TIME_NULL;
+	}
+	if (to == QML_STATE_ENQUEUED)
+		j->enqueued_at = now;
+	if (was_live && is_final(to))
+	{
+		m->live--;
+		j->finished_at = now;
+		if (j->unique_key && mem_map_get(&j->queue->unique, j->unique_key) == j)
+			mem_map_del(&j->queue->unique, j->unique_key);
+		if (to != QML_STATE_DELETED)
+			count_finished(m, j, to, now);
+		remember_finished(m, j->id);
+	}
+	else if (!was_live && !is_final(to))
+	{
+		m->live++;
+		j->finished_at = QML_TIME_NULL;
+		if (j->unique_key)
+			mem_map_put(&j->queue->unique, j->unique_key, j);
+	}
+}
+
+static bool
+index_job(mem_store *m, mem_job *j)
+{
+	if (m->nby_id == m->cap_by_id)
+	{
+		size_t		cap = m->cap_by_id ? m->cap_by_id * 2 : 1024;
+		mem_job   **a = realloc(m->by_id, cap * sizeof(mem_job *));
+
+		if (a == NULL)
+			return false;
+		m->by_id = a;
+		m->cap_by_id = cap;
+	}
+	m->by_id[m->nby_id++] = j;
+	return true;
+}
+
+qml_status
+mem_insert(mem_store *m, const char *method, const char *arguments,
+		   const qml_enqueue_options *o, int64_t now, int64_t *id)
+{
+	qml_enqueue_options none = {0};
+	mem_queue  *q;
+	mem_job    *j,
+			   *same;
+	size_t		lm,
+				la,
+				lk;
+	char	   *p;
+
+	if (o == NULL)
+		o = &none;
+	if (arguments == NULL)
+		arguments = "[]";
+	if ((q = mem_queue_get(m, o->queue ? o->queue : "default", true)) == NULL)
+		return qml__nomem();
+	if (o->unique_key && (same = mem_map_get(&q->unique, o->unique_key)) != NULL)
+	{
+		*id = same->id;
+		return QML_OK;
+	}
+	lm = strlen(method) + 1;
+	la = strlen(arguments) + 1;
+	lk = o->unique_key ? strlen(o->unique_key) + 1 : 0;
+	if ((j = calloc(1, sizeof(mem_job) + lm + la + lk)) == NULL)
+		return qml__nomem();
+	p = (char *) (j + 1);
+	memcpy(p, method, lm);
+	j->method = p;
+	memcpy(p += lm, arguments, la);
+	j->arguments = p;
+	if (lk)
+	{
+		memcpy(p += la, o->unique_key, lk);
+		j->unique_key = p;
+	}
+	j->id = m->by_id_base + (int64_t) m->nby_id;
+	j->queue = q;
+	j->priority = o->priority;
+	j->max_attempts = o->max_attempts > 0 ? o->max_attempts : MEM_DEFAULT_MAX_ATTEMPTS;
+	j->created_at = now;
+	j->run_at = o->run_at != 0 ? o->run_at : o->delay_ms > 0 ? now + o->delay_ms * 1000 : now;
+	j->enqueued_at = j->started_at = j->finished_at = j->locked_until = QML_TIME_NULL;
+	j->backoff_base_ms = o->backoff_base_ms;
+	j->backoff_cap_ms = o->backoff_cap_ms;
+	j->heap_index = -1;
+	j->events = j->inline_events;
+	j->cap_events = MEM_INLINE_EVENTS;
+	if (!index_job(m, j))
+	{
+		free(j);
+		return qml__nomem();
+	}
+	j->state = (int8_t) (j->run_at > now ? QML_STATE_SCHEDULED : QML_STATE_ENQUEUED);
+	if (j->state == QML_STATE_ENQUEUED)
+		j->enqueued_at = now;
+	q->counts[j->state]++;
+	m->live++;
+	add_event(j, -1, j->state, NULL, NULL, now);
+	if (j->unique_key)
+		mem_map_put(&q->unique, j->unique_key, j);
+	mem_job_place(m, j);
+	*id = j->id;
+	return QML_OK;
+}
+
+static qml_status
+full(mem_store *m, size_t adding)
+{
+	if (m->capacity <= 0 || m->live + (int64_t) adding <= m->capacity)
+		return QML_OK;
+	qml__error(QML_ERR_TIMEOUT, "the memory store is full: %" PRId64 " live jobs, capacity %" PRId64,
+			   m->live, m->capacity);
+	qml__error_set_extra("Nothing of this call was stored.",
+						 "Let workers drain the queues, or raise ?capacity= in the memory: URL.",
+						 NULL);
+	return QML_ERR_TIMEOUT;
+}
+
+qml_status
+mem_enqueue(qml_store *store, const char *method, const char *arguments,
+			const qml_enqueue_options *o, int64_t *id)
+{
+	mem_store  *m = MEM(store);
+	int64_t		ignored;
+	qml_status	st;
+
+	pthread_mutex_lock(&m->mu);
+	if ((st = full(m, 1)) == QML_OK &&
+		(st = mem_insert(m, method, arguments, o, qml_now(), id ? id : &ignored)) == QML_OK)
+		mem_wake(m, mem_queue_get(m, o && o->queue ? o->queue : "default", false));
+	pthread_mutex_unlock(&m->mu);
+	return st;
+}
+
+qml_status
+mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
+				  int64_t *ids)
+{
+	mem_store  *m = MEM(store);
+	int64_t		now = qml_now(),
+				id;
+	qml_status	st;
+
+	pthread_mutex_lock(&m->mu);
+	st = full(m, count);
+	for (size_t i = 0; st == QML_OK && i < count; i++)
+	{
+		st = mem_insert(m, jobs[i].method, jobs[i].arguments, &jobs[i].options, now, &id);
+		if (ids)
+			ids[i] = id;
+	}
+	for (size_t i = 0; st == QML_OK && i < count; i++)
+		if (i == 0 || jobs[i].options.queue != jobs[i - 1].options.queue)
+			mem_wake(m, mem_queue_get(m, jobs[i].options.queue ? jobs[i].options.queue : "default", false));
+	pthread_mutex_unlock(&m->mu);
+	return st;
+}
+
+/* ---- the runtime ---- */
+
+qml_status
+mem_fetch(qml_store_session *session, int want, int wait_ms,
+		  qml_store_job **out, int *got)
+{
+	mem_session *ms = (mem_session *) session;
+	mem_store  *m = MEM(session->store);
+	int64_t		now = qml_now();
+	int			n = 0;
+
+	(void) wait_ms;				/* the runtime waits on the session's eventfd */
+	pthread_mutex_lock(&m->mu);
+	for (size_t k = 0; k < ms->nqueues && n < want; k++)
+	{
+		mem_queue  *q = ms->queues[k];
+		mem_job    *j;
+
+		if (q->paused)
+			continue;
+		while (n < want && (j = mem_heap_top(&q->ready)) != NULL)
+		{
+			qml_store_job *c = qml__store_job_new(j->id, q->name, j->method, j->arguments,
+												  j->priority, j->attempts + 1,
+												  j->max_attempts, j->created_at);
+
+			if (c == NULL)
+				break;
+			mem_heap_remove(&q->ready, j);
+			j->attempts++;
+			j->started_at = now;
+			mem_set_state(m, j, QML_STATE_PROCESSING, ms->worker, NULL, now);
+			j->locked_by = ms->worker;
+			j->locked_until = now + (int64_t) ms->lease_ms * 1000;
+			mem_job_place(m, j);
+			out[n++] = c;
+		}
+	}
+	/* an empty fetch arms the wakeup: the next enqueue writes the eventfd */
+	if (n == 0)
+		ms->armed = true;
+	pthread_mutex_unlock(&m->mu);
+	*got = n;
+	return QML_OK;
+}
+
+/* The job if `worker` holds its lease, else NULL. */
+static mem_job *
+held(mem_store *m, int64_t id, const char *worker)
+{
+	mem_job    *j = mem_job_by_id(m, id);
+
+	if (j == NULL || j->state != QML_STATE_PROCESSING || j->locked_by == NULL ||
+		strcmp(j->locked_by, worker) != 0)
+		return NULL;
+	return j;
+}
+
+qml_status
+mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
+			 const char *const *results, size_t n, size_t *done)
+{
+	mem_store  *m = MEM(session->store);
+	int64_t		now = qml_now();
+
+	*done = 0;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++)
+	{
+		mem_job    *j = held(m, ids[i], worker);
+
+		if (j == NULL)
+			continue;
+		mem_heap_remove(&m->leases, j);
+		free(j->result);
+		j->result = results && results[i] ? qml__strdup(results[i]) : NULL;
+		mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
+		(*done)++;
+		/* retention 0: nothing finished is kept (its id is skipped by prune) */
+		if (m->retention_ms == 0)
+		{
+			m->by_id[j->id - m->by_id_base] = NULL;
+			j->queue->counts[j->state]--;
+			mem_job_free(j);
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	return QML_OK;
+}
+
+/* processing -> awaiting_retry or failed, as qml.fail and the rescue do */
+static void
+fail_job(mem_store *m, mem_job *j, const char *worker, const char *error,
+		 bool retry, int64_t now)
+{
+	unplace(m, j);
+	free(j->last_error);
+	j->last_error = qml__strdup(error ? error : "failed without an error message");
+	if (retry && j->attempts < j->max_attempts)
+	{
+		j->run_at = now + qml__store_backoff_ms(j->attempts, j->backoff_base_ms,
+												j->backoff_cap_ms) * 1000;
+		mem_set_state(m, j, QML_STATE_AWAITING_RETRY, worker, j->last_error, now);
+	}
+	else
+		mem_set_state(m, j, QML_STATE_FAILED, worker, j->last_error, now);
+	mem_job_place(m, j);
+}
+
+qml_status
+mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
+		 const char *const *errors, const bool *retry, size_t n, size_t *done)
+{
+	mem_store  *m = MEM(session->store);
+	int64_t		now = qml_now();
+
+	*done = 0;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++)
+	{
+		mem_job    *j = held(m, ids[i], worker);
+
+		if (j == NULL)
+			continue;
+		fail_job(m, j, worker, errors ? errors[i] : NULL, retry[i], now);
+		(*done)++;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return QML_OK;
+}
+
+qml_status
+mem_release(qml_store_session *session, const char *worker, const int64_t *ids,
+			size_t n, size_t *done)
+{
+	mem_store  *m = MEM(session->store);
+	int64_t		now = qml_now();
+
+	*done = 0;
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++)
+	{
+		mem_job    *j = held(m, ids[i], worker);
+
+		if (j == NULL)
+			continue;
+		mem_heap_remove(&m->leases, j);
+		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
+		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
+		mem_job_place(m, j);
+		mem_wake(m, j->queue);
+		(*done)++;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return QML_OK;
+}
+
+qml_status
+mem_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
+			  size_t n, int lease_ms, bool *is_held)
+{
+	mem_store  *m = MEM(store);
+	int64_t		until = qml_now() + (int64_t) lease_ms * 1000;
+
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < n; i++)
+	{
+		mem_job    *j = held(m, ids[i], worker);
+
+		is_held[i] = j != NULL;
+		if (j)
+		{
+			j->locked_until = until;
+			mem_heap_fix(&m->leases, j);
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	return QML_OK;
+}
+
+/* ---- admin ---- */
+
+static qml_status
+not_found(int64_t id)
+{
+	return qml__error(QML_ERR_NOT_FOUND, "job %" PRId64 " does not exist", id);
+}
+
+qml_status
+mem_job_delete(qml_store *store, int64_t id, bool *done)
+{
+	mem_store  *m = MEM(store);
+	mem_job    *j;
+	qml_status	st = QML_OK;
+
+	pthread_mutex_lock(&m->mu);
+	if ((j = mem_job_by_id(m, id)) == NULL)
+		st = not_found(id);
+	else if (!(*done = !is_final(j->state)))
+		;
+	else
+	{
+		unplace(m, j);
+		mem_set_state(m, j, QML_STATE_DELETED, NULL, NULL, qml_now());
+	}
+	pthread_mutex_unlock(&m->mu);
+	return st;
+}
+
+qml_status
+mem_job_requeue(qml_store *store, int64_t id, bool *done)
+{
+	mem_store  *m = MEM(store);
+	mem_job    *j,
+			   *other;
+	qml_status	st = QML_OK;
+	int64_t		now = qml_now();
+
+	pthread_mutex_lock(&m->mu);
+	if ((j = mem_job_by_id(m, id)) == NULL)
+		st = not_found(id);
+	else if (!(*done = is_final(j->state)))
+		;
+	else if (j->unique_key && (other = mem_map_get(&j->queue->unique, j->unique_key)) != NULL)
+	{
+		*done = false;
+		st = qml__error(QML_ERR_CONFLICT,
+						"job %" PRId64 " cannot run again: live job %" PRId64 " has its unique key",
+						id, other->id);
+	}
+	else if ((st = full(m, 1)) != QML_OK)
+		*done = false;
+	else
+	{
+		j->attempts = 0;
+		j->run_at = now;
+		free(j->result);
+		j->result = NULL;
+		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
+		mem_job_place(m, j);
+		mem_wake(m, j->queue);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return st;
+}
+
+qml_status
+mem_queue_pause(qml_store *store, const char *queue, bool pause, bool *changed)
+{
+	mem_store  *m = MEM(store);
+	mem_queue  *q;
+
+	pthread_mutex_lock(&m->mu);
+	if ((q = mem_queue_get(m, queue, true)) == NULL)
+	{
+		pthread_mutex_unlock(&m->mu);
+		return qml__nomem();
+	}
+	*changed = q->paused != pause;
+	q->paused = pause;
+	if (!pause)
+		mem_wake(m, q);
+	pthread_mutex_unlock(&m->mu);
+	return QML_OK;
+}
+
+/* ---- maintenance ---- */
+
+static int64_t
+prune(mem_store *m, int64_t now)
+{
+	int64_t		n = 0;
+
+	while (m->fin_n > 0)
+	{
+		int64_t		id = m->fin_ids[m->fin_head];
+		mem_job    *j = mem_job_by_id(m, id);
+
+		if (j != NULL && is_final(j->state))
+		{
+			if (j->finished_at > now - m->retention_ms * 1000)
+				break;
+			m->by_id[id - m->by_id_base] = NULL;
+			j->queue->counts[j->state]--;
+			mem_job_free(j);
+			n++;
+		}
+		m->fin_head = (m->fin_head + 1) % m->fin_cap;
+		m->fin_n--;
+	}
+	/* drop the index's pruned prefix once it is half of it */
+	if (m->nby_id > 4096)
+	{
+		size_t		lead = 0;
+
+		while (lead < m->nby_id && m->by_id[lead] == NULL)
+			lead++;
+		if (lead * 2 >= m->nby_id)
+		{
+			memmove(m->by_id, m->by_id + lead, (m->nby_id - lead) * sizeof(mem_job *));
+			m->nby_id -= lead;
+			m->by_id_base += (int64_t) lead;
+		}
+	}
+	return n;
+}
+
+int64_t
+mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
+		 int64_t *fired, int64_t *pruned)
+{
+	mem_job    *j;
+	int64_t		next = now + 1000000;
+
+	*promoted = *rescued = 0;
+	while ((j = mem_heap_top(&m->timers)) != NULL && j->run_at <= now)
+	{
+		mem_heap_remove(&m->timers, j);
+		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
+		mem_job_place(m, j);
+		mem_wake(m, j->queue);
+		(*promoted)++;
+	}
+	while ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until < now)
+	{
+		char		error[256];
+
+		snprintf(error, sizeof(error), "lease expired on worker %s",
+				 j->locked_by ? j->locked_by : "");
+		fail_job(m, j, j->locked_by, error, true, now);
+		(*rescued)++;
+	}
+	*fired = mem_recurring_fire(m, now);
+	*pruned = prune(m, now);
+	m->passes++;
+
+	if ((j = mem_heap_top(&m->timers)) != NULL && j->run_at < next)
+		next = j->run_at;
+	if ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until + 1 < next)
+		next = j->locked_until + 1;
+	for (mem_recurring *r = m->recurring; r; r = r->next)
+		if (r->next_run_at != QML_TIME_NULL && r->next_run_at < next)
+			next = r->next_run_at;
+	return next;
+}
+
+qml_status
+mem_maintain(qml_store *store, char **report)
+{
+	mem_store  *m = MEM(store);
+	int64_t		promoted,
+				rescued,
+				fired,
+				pruned;
+	char		buf[256];
+
+	pthread_mutex_lock(&m->mu);
+	mem_pass(m, qml_now(), &promoted, &rescued, &fired, &pruned);
+	pthread_mutex_unlock(&m->mu);
+	snprintf(buf, sizeof(buf),
+			 "{\"promoted\": %" PRId64 ", \"rescued\": %" PRId64 ", \"recurring\": %" PRId64
+			 ", \"pruned\": %" PRId64 "}", promoted, rescued, fired, pruned);
+	if (report && (*report = qml__strdup(buf)) == NULL)
+		return qml__nomem();
+	return QML_OK;
+}

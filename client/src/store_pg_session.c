@@ -1,0 +1,340 @@
+/*
+ * store_pg_session.c
+ *	  The PostgreSQL store's runtime operations: sessions (one connection
+ *	  each), the claim (qml.fetch with a session lease), outcomes in batches
+ *	  (qml.complete_batch, qml.fail, qml.release) and heartbeats.
+ *
+ * A fetch session LISTENs on channel qml before its first claim, and its
+ * claims commit without waiting for the WAL flush unless durable claims are
+ * asked for (why that is safe: qml_server_config_set_durable_claims in
+ * qml.h). Its claims carry a session lease: when the session ends the
+ * scheduler gives them back, so the runtime keeps it open until every job
+ * it claimed is reported or released. Outcomes cost at most one statement
+ * per kind whatever their number.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_pg.h"
+
+static const char fetch_sql[] =
+"SELECT id, queue, method, arguments::text, priority, attempts, max_attempts,"
+"       (extract(epoch FROM created_at) * 1000000)::int8"
+"  FROM qml.fetch($1, $2::text[], $3::int, $4::interval,"
+"                 session_lease => true)";
+static const char complete_sql[] =
+"SELECT count(*) FROM qml.complete_batch($1::int8[], $2)";
+static const char complete_results_sql[] =
+"SELECT count(*) FROM qml.complete_batch($1::int8[], $2, $3::jsonb[])";
+static const char fail_sql[] =
+"SELECT count(s) FROM (SELECT qml.fail(f.id, $2, f.err, f.retry) AS s"
+"  FROM unnest($1::int8[], $3::text[], $4::bool[]) AS f(id, err, retry)) x";
+static const char release_sql[] =
+"SELECT count(*) FILTER (WHERE r) FROM (SELECT qml.release(t.id, $2) AS r"
+"  FROM unnest($1::int8[]) AS t(id)) x";
+static const char heartbeat_sql[] =
+"SELECT id FROM qml.heartbeat($1::int8[], $2, $3::interval) AS id";
+
+typedef struct pg_session
+{
+	qml_store_session base;
+	qml_conn   *conn;
+	char	   *worker;
+	char	  **queues;
+	size_t		nqueues;
+	char	   *queues_literal; /* "{a,b}" for qml.fetch */
+	char		lease_literal[32];	/* "300000 milliseconds" */
+	qml_buf		ids,
+				texts,
+				flags;
+} pg_session;
+
+qml_conn *
+qml__pg_session_conn(qml_store_session *session)
+{
+	return ((pg_session *) session)->conn;
+}
+
+void
+pg_session_close(qml_store_session *session)
+{
+	pg_session *ps = (pg_session *) session;
+
+	if (ps == NULL)
+		return;
+	qml__conn_close(ps->conn);
+	for (size_t i = 0; i < ps->nqueues; i++)
+		free(ps->queues[i]);
+	free(ps->queues);
+	free(ps->worker);
+	free(ps->queues_literal);
+	qml__buf_free(&ps->ids);
+	qml__buf_free(&ps->texts);
+	qml__buf_free(&ps->flags);
+	free(ps);
+}
+
+qml_status
+pg_session_open(qml_store *store, const qml_session_config *cfg,
+				qml_store_session **out)
+{
+	pg_session *ps = calloc(1, sizeof(*ps));
+	qml_status	st;
+
+	*out = NULL;
+	if (ps == NULL)
+		return qml__nomem();
+	ps->base.store = store;
+	ps->base.kind = cfg->kind;
+	qml__buf_init(&ps->ids);
+	qml__buf_init(&ps->texts);
+	qml__buf_init(&ps->flags);
+	ps->queues_literal = qml__array_literal(cfg->queues, cfg->nqueues);
+	ps->queues = calloc(cfg->nqueues + 1, sizeof(char *));
+	ps->worker = qml__strdup(cfg->worker ? cfg->worker : "");
+	if (ps->queues_literal == NULL || ps->queues == NULL || ps->worker == NULL)
+	{
+		pg_session_close(&ps->base);
+		return qml__nomem();
+	}
+	for (size_t i = 0; i < cfg->nqueues; i++)
+	{
+		if ((ps->queues[i] = qml__strdup(cfg->queues[i])) == NULL)
+		{
+			pg_session_close(&ps->base);
+			return qml__nomem();
+		}
+		ps->nqueues++;
+	}
+	snprintf(ps->lease_literal, sizeof(ps->lease_literal), "%d milliseconds", cfg->lease_ms);
+
+	st = qml__connect(store->client->config, cfg->appname, &ps->conn);
+	if (st == QML_OK && cfg->kind != QML_SESSION_FLUSH)
+		st = qml__exec(ps->conn, "LISTEN qml", 0, NULL, NULL);
+	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims)
+		st = qml__exec(ps->conn, "SET synchronous_commit = off", 0, NULL, NULL);
+	if (st != QML_OK)
+	{
+		pg_session_close(&ps->base);
+		return st;
+	}
+	*out = &ps->base;
+	return QML_OK;
+}
+
+bool
+pg_session_ok(qml_store_session *session)
+{
+	return qml__conn_ok(((pg_session *) session)->conn);
+}
+
+int
+pg_session_fd(qml_store_session *session)
+{
+	return PQsocket(((pg_session *) session)->conn->pg);
+}
+
+static bool
+relevant(pg_session *ps, const char *payload)
+{
+	if (payload == NULL || payload[0] == '\0' || ps->base.kind == QML_SESSION_WATCH)
+		return true;
+	for (size_t i = 0; i < ps->nqueues; i++)
+		if (strcmp(payload, ps->queues[i]) == 0)
+			return true;
+	return false;
+}
+
+int
+pg_session_drain(qml_store_session *session)
+{
+	pg_session *ps = (pg_session *) session;
+	PGnotify   *n;
+	int			count = 0;
+
+	if (!PQconsumeInput(ps->conn->pg))
+		return -1;
+	while ((n = PQnotifies(ps->conn->pg)) != NULL)
+	{
+		if (relevant(ps, n->extra))
+			count++;
+		PQfreemem(n);
+	}
+	return PQstatus(ps->conn->pg) == CONNECTION_OK ? count : -1;
+}
+
+qml_status
+pg_fetch(qml_store_session *session, int want, int wait_ms,
+		 qml_store_job **out, int *got)
+{
+	pg_session *ps = (pg_session *) session;
+	char		wants[16];
+	const char *p[4];
+	PGresult   *r;
+	qml_status	st;
+	int			n;
+
+	(void) wait_ms;				/* the runtime waits on LISTEN instead */
+	*got = 0;
+	snprintf(wants, sizeof(wants), "%d", want);
+	p[0] = ps->worker;
+	p[1] = ps->queues_literal;
+	p[2] = wants;
+	p[3] = ps->lease_literal;
+	if ((st = qml__exec_prepared(ps->conn, QML_STMT_FETCH, fetch_sql, 4, p, &r)) != QML_OK)
+		return st;
+	n = PQntuples(r);
+	for (int i = 0; i < n; i++)
+	{
+		qml_store_job *j = qml__store_job_new(strtoll(PQgetvalue(r, i, 0), NULL, 10),
+											  PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+											  PQgetvalue(r, i, 3),
+											  atoi(PQgetvalue(r, i, 4)),
+											  atoi(PQgetvalue(r, i, 5)),
+											  atoi(PQgetvalue(r, i, 6)),
+											  strtoll(PQgetvalue(r, i, 7), NULL, 10));
+
+		/* a job not handed out runs out its lease and is rescued */
+		if (j != NULL)
+			out[(*got)++] = j;
+	}
+	PQclear(r);
+	return QML_OK;
+}
+
+/* Array literals of ids, texts (may be NULL) and retry flags (may be NULL). */
+static bool
+build(pg_session *ps, const int64_t *ids, const char *const *texts,
+	  const bool *flags, size_t n, bool *any_text)
+{
+	qml__buf_reset(&ps->ids);
+	qml__buf_reset(&ps->texts);
+	qml__buf_reset(&ps->flags);
+	qml__buf_puts(&ps->ids, "{");
+	qml__buf_puts(&ps->texts, "{");
+	qml__buf_puts(&ps->flags, "{");
+	*any_text = false;
+	for (size_t i = 0; i < n; i++)
+	{
+		const char *t = texts ? texts[i] : NULL;
+
+		if (i)
+		{
+			qml__buf_puts(&ps->ids, ",");
+			qml__buf_puts(&ps->texts, ",");
+			qml__buf_puts(&ps->flags, ",");
+		}
+		qml__buf_printf(&ps->ids, "%lld", (long long) ids[i]);
+		qml__buf_array_elem(&ps->texts, t);
+		qml__buf_puts(&ps->flags, flags && flags[i] ? "t" : "f");
+		if (t)
+			*any_text = true;
+	}
+	qml__buf_puts(&ps->ids, "}");
+	qml__buf_puts(&ps->texts, "}");
+	qml__buf_puts(&ps->flags, "}");
+	return !(ps->ids.oom || ps->texts.oom || ps->flags.oom);
+}
+
+/* Runs one outcome statement; *done gets the count it returns. */
+static qml_status
+outcome(pg_session *ps, qml_stmt stmt, const char *sql, int nparams,
+		const char *worker, size_t *done)
+{
+	const char *p[4] = {ps->ids.data, worker, ps->texts.data, ps->flags.data};
+	PGresult   *r;
+	qml_status	st;
+
+	*done = 0;
+	if ((st = qml__exec_prepared(ps->conn, stmt, sql, nparams, p, &r)) != QML_OK)
+		return st;
+	*done = (size_t) strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return QML_OK;
+}
+
+qml_status
+pg_complete(qml_store_session *session, const char *worker, const int64_t *ids,
+			const char *const *results, size_t n, size_t *done)
+{
+	pg_session *ps = (pg_session *) session;
+	bool		texts;
+
+	if (!build(ps, ids, results, NULL, n, &texts))
+		return qml__nomem();
+	return texts ? outcome(ps, QML_STMT_COMPLETE_RESULTS, complete_results_sql, 3, worker, done)
+		: outcome(ps, QML_STMT_COMPLETE, complete_sql, 2, worker, done);
+}
+
+qml_status
+pg_fail(qml_store_session *session, const char *worker, const int64_t *ids,
+		const char *const *errors, const bool *retry, size_t n, size_t *done)
+{
+	pg_session *ps = (pg_session *) session;
+	bool		texts;
+
+	if (!build(ps, ids, errors, retry, n, &texts))
+		return qml__nomem();
+	return outcome(ps, QML_STMT_FAIL, fail_sql, 4, worker, done);
+}
+
+qml_status
+pg_release(qml_store_session *session, const char *worker, const int64_t *ids,
+		   size_t n, size_t *done)
+{
+	pg_session *ps = (pg_session *) session;
+	bool		texts;
+
+	if (!build(ps, ids, NULL, NULL, n, &texts))
+		return qml__nomem();
+	return outcome(ps, QML_STMT_RELEASE, release_sql, 2, worker, done);
+}
+
+/* On a pooled connection: heartbeats come from the supervisor thread. */
+qml_status
+pg_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
+			 size_t n, int lease_ms, bool *held)
+{
+	qml_conn   *c;
+	qml_buf		b;
+	char		lease[32];
+	const char *p[3];
+	PGresult   *r;
+	qml_status	st;
+	int			got;
+
+	qml__buf_init(&b);
+	qml__buf_puts(&b, "{");
+	for (size_t i = 0; i < n; i++)
+		qml__buf_printf(&b, i ? ",%lld" : "%lld", (long long) ids[i]);
+	qml__buf_puts(&b, "}");
+	if (b.oom)
+	{
+		qml__buf_free(&b);
+		return qml__nomem();
+	}
+	snprintf(lease, sizeof(lease), "%d milliseconds", lease_ms);
+	p[0] = b.data;
+	p[1] = worker;
+	p[2] = lease;
+	if ((st = qml__pool_acquire(store->client->pool, &c)) != QML_OK)
+	{
+		qml__buf_free(&b);
+		return st;
+	}
+	st = qml__exec_prepared(c, QML_STMT_HEARTBEAT, heartbeat_sql, 3, p, &r);
+	qml__pool_release(store->client->pool, c);
+	qml__buf_free(&b);
+	if (st != QML_OK)
+		return st;
+	got = PQntuples(r);
+	for (size_t i = 0; i < n; i++)
+	{
+		held[i] = false;
+		for (int k = 0; k < got && !held[i]; k++)
+			held[i] = strtoll(PQgetvalue(r, k, 0), NULL, 10) == ids[i];
+	}
+	PQclear(r);
+	return QML_OK;
+}
