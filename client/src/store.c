@@ -3,8 +3,9 @@
  *	  Picks the storage backend for a URL, and the small pieces every
  *	  backend shares: a claimed job's allocation and the retry backoff.
  *
- * The Redis store is referenced weakly: a library built without it links
- * and says so when a redis URL is used.
+ * The Redis store (store_redis*.c, over hiredis) is always built in: a
+ * strong reference here also pulls it out of libqml.a into programs that
+ * link the static library (a weak one would not, and they would lack it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 #include "internal.h"
 #include "store.h"
 
-extern const qml_store_ops qml__store_redis __attribute__((weak));
+extern const qml_store_ops qml__store_redis;
 
 static bool
 has_prefix(const char *s, const char *prefix)
@@ -54,14 +55,6 @@ qml__store_for_url(const char *url, const qml_store_ops **ops)
 	if (has_prefix(url, "redis://") || has_prefix(url, "rediss://") ||
 		has_prefix(url, "redis+cluster://"))
 	{
-		if (&qml__store_redis == NULL)
-		{
-			qml__error(QML_ERR_UNSUPPORTED, "this libqml was built without the Redis store");
-			qml__error_set_extra("The URL names a Redis server, but the library has no Redis backend.",
-								 "Build libqml with hiredis (libhiredis-dev), or use a postgresql:// or memory: URL.",
-								 NULL);
-			return QML_ERR_UNSUPPORTED;
-		}
 		*ops = &qml__store_redis;
 		return QML_OK;
 	}
