@@ -20,7 +20,8 @@
 
 enum
 {
-	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD, OPT_THROWAWAY
+	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD, OPT_THROWAWAY,
+	OPT_STORAGE
 };
 
 #define NOW_JOBS 12
@@ -200,8 +201,14 @@ print_qml(cli *g)
  * database goes away with the demo (scripts/demo.sh without --keep).
  */
 static void
-print_next(cli *g, const char *queue, int64_t failed_id, bool throwaway)
+print_next(cli *g, const char *queue, int64_t failed_id, bool throwaway, bool memory)
 {
+	if (memory)
+	{
+		printf("next:      the memory store lived in this process and is gone with it;\n"
+			   "           run the demo on PostgreSQL (qml demo -d URL) to inspect jobs afterwards.\n");
+		return;
+	}
 	if (throwaway)
 	{
 		printf("next:      this throwaway cluster is removed now; run scripts/demo.sh --keep\n"
@@ -263,6 +270,7 @@ cmd_demo(cli *g, int argc, char **argv)
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"no-dashboard", no_argument, NULL, OPT_NO_DASHBOARD},
 		{"throwaway", no_argument, NULL, OPT_THROWAWAY},
+		{"storage", required_argument, NULL, OPT_STORAGE},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
 	dash_options dopts = {"127.0.0.1:8080", NULL, NULL, 250};
@@ -283,6 +291,7 @@ cmd_demo(cli *g, int argc, char **argv)
 	bool		scheduler;
 	bool		finished = false;
 	bool		throwaway = false;
+	bool		memory;
 	struct sigaction sa;
 	qml_status	st;
 	int			c,
@@ -306,9 +315,17 @@ cmd_demo(cli *g, int argc, char **argv)
 			want_dashboard = false;
 		if (c == OPT_THROWAWAY)
 			throwaway = true;
+		if (c == OPT_STORAGE && strcmp(optarg, "memory") == 0)
+			g->database_url = "memory:";
+		else if (c == OPT_STORAGE && strcmp(optarg, "postgresql") != 0)
+			return cli_usage_error(g, "demo", "--storage wants memory or postgresql, not \"%s\"", optarg);
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "demo", "unexpected argument \"%s\"", argv[optind]);
+	memory = g->database_url && strncmp(g->database_url, "memory:", 7) == 0;
+	/* the dashboard opens a store of its own: a memory store is per client */
+	if (memory)
+		want_dashboard = false;
 
 	if ((rc = cli_connect(g, true, 4, &client)) != EXIT_OK)
 		return rc;
@@ -318,7 +335,11 @@ cmd_demo(cli *g, int argc, char **argv)
 		goto done;
 	}
 	scheduler = health->scheduler_processes > 0;
-	if (!g->json)
+	if (!g->json && memory)
+		printf("qml demo: %s, no database, queue \"%s\"\n"
+			   "scheduler: the memory store's maintenance thread (it promotes scheduled and retried jobs)\n",
+			   health->server_version, queue);
+	else if (!g->json)
 	{
 		printf("qml demo: database %s on PostgreSQL %s, qml %s, queue \"%s\"\n",
 			   health->database, health->server_version,
@@ -453,8 +474,8 @@ cmd_demo(cli *g, int argc, char **argv)
 
 		if (qml_job_events(client, ids[ALL_JOBS - 2], &ev, &nev) == QML_OK && nev > 0)
 		{
-			printf("\nhistory of job %" PRId64 " (demo.flaky_email), from qml.job_events:\n",
-				   ids[ALL_JOBS - 2]);
+			printf("\nhistory of job %" PRId64 " (demo.flaky_email), from %s:\n",
+				   ids[ALL_JOBS - 2], memory ? "the memory store" : "qml.job_events");
 			for (size_t i = 0; i < nev; i++)
 			{
 				char		tb[48];
@@ -468,9 +489,9 @@ cmd_demo(cli *g, int argc, char **argv)
 		if (dashboard)
 			printf("\ndashboard: %s (read-only; \"qml dashboard --token T\" for actions)\n",
 				   dashboard_url(dashboard));
-		else
+		else if (!memory)
 			printf("\n\"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", queue);
-		print_next(g, queue, ids[ALL_JOBS - 1], throwaway);
+		print_next(g, queue, ids[ALL_JOBS - 1], throwaway, memory);
 		if (!finished)
 			printf("\n%s before every job finished.\n", interrupted ? "interrupted" : "gave up after 60 s");
 	}

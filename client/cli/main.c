@@ -54,7 +54,7 @@ static const char main_usage[] =
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
 		"usage: qml demo [--workers N] [--queue NAME] [--listen HOST:PORT | --no-dashboard]\n"
-		"                [--throwaway]\n"
+		"                [--throwaway] [--storage memory|postgresql]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -74,6 +74,9 @@ static const cli_command commands[] = {
 		"  --no-dashboard      no dashboard\n"
 		"  --throwaway         the database goes away after the demo: print no\n"
 		"                      commands to try on it afterwards\n"
+		"  --storage memory    run on libqml's in-process memory store: no\n"
+		"                      PostgreSQL at all (and no dashboard: the store\n"
+		"                      lives in this process); the same as -d memory:\n"
 		"\n"
 		"At the end it prints commands to try on the demo's jobs (this qml binary by\n"
 		"its full path, with the database URL). scripts/demo.sh runs the demo on a\n"
