@@ -98,6 +98,11 @@ $(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
+# qml's side of bench/redis.sh (BullMQ's is bench/bullmq/bench.mjs)
+$(QMLC_BUILD)/redis-bench: bench/redis_bench.c $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
 bench-runtime: $(QMLC_BUILD)/bench-runtime
 	$(QMLC_BUILD)/bench-runtime $(BENCH_ARGS)
 
