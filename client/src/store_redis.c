@@ -206,6 +206,7 @@ typedef struct enq_fields
 {
 	char		prio[16];
 	char		run_at[24];
+	char		delay[24];
 	char		max[16];
 	char		bb[24];
 	char		bc[24];
@@ -214,16 +215,13 @@ typedef struct enq_fields
 static void
 fill_fields(const qml_enqueue_options *o, enq_fields *f)
 {
-	int64_t		run_at = 0;
+	/* a delay counts from the server's clock, as run_at does */
+	int64_t		run_at = o && o->run_at > 0 ? o->run_at / 1000 : 0;
 
-	if (o && o->run_at > 0)
-		run_at = o->run_at / 1000;
-	else if (o && o->delay_ms > 0)
-		run_at = (int64_t) time(NULL) * 1000 + o->delay_ms;
-	if (run_at < 0)
-		run_at = 0;
 	snprintf(f->prio, sizeof(f->prio), "%d", o ? o->priority : 0);
-	snprintf(f->run_at, sizeof(f->run_at), "%lld", (long long) run_at);
+	snprintf(f->run_at, sizeof(f->run_at), "%lld", (long long) (run_at > 0 ? run_at : 0));
+	snprintf(f->delay, sizeof(f->delay), "%lld",
+			 (long long) (o && o->delay_ms > 0 ? o->delay_ms : 0));
 	snprintf(f->max, sizeof(f->max), "%d", o && o->max_attempts > 0 ? o->max_attempts : 20);
 	snprintf(f->bb, sizeof(f->bb), "%lld",
 			 (long long) (o && o->backoff_base_ms > 0 ? o->backoff_base_ms : 5000));
@@ -237,7 +235,7 @@ enqueue_group(rds_store *r, const char *queue, const qml_job_spec *jobs,
 			  const size_t *idx, size_t n, int64_t *ids)
 {
 	int			slot = qml__rds_queue_slot(queue);
-	int			argc = 3 + 8 * (int) n;
+	int			argc = 3 + 9 * (int) n;
 	const char **argv = malloc(sizeof(*argv) * (size_t) argc);
 	enq_fields *f = malloc(sizeof(*f) * n);
 	char		slottext[8];
@@ -259,17 +257,18 @@ enqueue_group(rds_store *r, const char *queue, const qml_job_spec *jobs,
 	for (size_t i = 0; i < n; i++)
 	{
 		const qml_job_spec *j = &jobs[idx[i]];
-		const char **a = argv + 3 + 8 * i;
+		const char **a = argv + 3 + 9 * i;
 
 		fill_fields(&j->options, &f[i]);
 		a[0] = j->method;
 		a[1] = j->arguments ? j->arguments : "[]";
 		a[2] = f[i].prio;
 		a[3] = f[i].run_at;
-		a[4] = f[i].max;
-		a[5] = j->options.unique_key ? j->options.unique_key : "";
-		a[6] = f[i].bb;
-		a[7] = f[i].bc;
+		a[4] = f[i].delay;
+		a[5] = f[i].max;
+		a[6] = j->options.unique_key ? j->options.unique_key : "";
+		a[7] = f[i].bb;
+		a[8] = f[i].bc;
 	}
 	st = note_queue(r, queue);
 	if (st == QML_OK)

@@ -112,14 +112,14 @@ static const char prelude[] =
 "  return moved\n"
 "end\n"
 /* a new job, or the live one holding the unique key; returns its id */
-"local function enqueue_one(q, slot, m, a, p, r, x, u, bb, bc)\n"
+"local function enqueue_one(q, slot, m, a, p, r, delay, x, u, bb, bc)\n"
 "  if u ~= '' then\n"
 "    local ex = redis.call('HGET', qk(q, 'u'), u)\n"
 "    if ex then return ex end\n"
 "  end\n"
 "  local id = string.format('%016d', redis.call('INCR', B .. 'seq') * 16384 + slot)\n"
 "  local k = jk(id)\n"
-"  if r <= 0 then r = NOW end\n"
+"  if r <= 0 then r = NOW + delay end\n"
 "  redis.call('HSET', k, 'q', q, 'm', m, 'a', a, 'p', p, 'n', 0, 'x', x,\n"
 "             'r', r, 'c', NOW, 'bb', bb, 'bc', bc)\n"
 "  if u ~= '' then\n"
@@ -139,15 +139,17 @@ static const char prelude[] =
 "  return id\n"
 "end\n";
 
-/* ARGV: queue, slot, n, then n x (method, arguments, priority, run_at ms,
- * max_attempts, unique key or '', backoff base, cap); returns the ids */
+/* ARGV: queue, slot, n, then n x (method, arguments, priority, run_at ms
+ * (0: now + delay), delay ms, max_attempts, unique key or '', backoff
+ * base, cap); returns the ids */
 static const char enqueue[] =
 "local q, slot, n = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])\n"
 "local out = {}\n"
 "for i = 0, n - 1 do\n"
-"  local o = 7 + i * 8\n"
+"  local o = 7 + i * 9\n"
 "  out[#out + 1] = enqueue_one(q, slot, ARGV[o], ARGV[o + 1], ARGV[o + 2],\n"
-"    tonumber(ARGV[o + 3]), ARGV[o + 4], ARGV[o + 5], ARGV[o + 6], ARGV[o + 7])\n"
+"    tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4]), ARGV[o + 5], ARGV[o + 6],\n"
+"    ARGV[o + 7], ARGV[o + 8])\n"
 "end\n"
 "return out\n";
 
@@ -324,7 +326,7 @@ static const char recur_fire[] =
 "  d.next = tonumber(nxt)\n"
 "  redis.call('HSET', B .. 'rec', name, cjson.encode(d))\n"
 "end\n"
-"return enqueue_one(d.queue, slot, d.method, d.arguments, d.priority, 0,\n"
+"return enqueue_one(d.queue, slot, d.method, d.arguments, d.priority, 0, 0,\n"
 "  d.max_attempts, ARGV[8], d.backoff_base, d.backoff_cap)\n";
 
 /* ARGV: queue; returns the count per state (qml_job_state order), paused
