@@ -17,7 +17,8 @@ set -u
 redis_wait() {	# PORT: until it answers PING (10 s at most)
 	local i
 	for i in $(seq 1 100); do
-		redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
+		# NOAUTH: up, with a password
+		redis-cli -p "$1" ping 2>/dev/null | grep -Eq 'PONG|NOAUTH' && return 0
 		sleep 0.1
 	done
 	echo "redis-server on port $1 did not start" >&2

@@ -413,6 +413,15 @@ qml__rds_command(rds_store *r, int slot, int argc, const char **argv,
 			continue;
 		}
 		*out = reply;
+		if (strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "WRONGPASS", 9) == 0)
+		{
+			qml__error(QML_ERR_CONNECT, "Redis at %s:%d needs a password: %.*s",
+					   r->nodes[node]->host, r->nodes[node]->port,
+					   (int) reply->len, reply->str);
+			qml__error_set_extra(NULL, "Put it in the URL: redis://:PASSWORD@host:port/db.",
+								 NULL);
+			return QML_ERR_CONNECT;
+		}
 		return qml__error(QML_ERR_SERVER, "Redis error: %.*s", (int) reply->len,
 						  reply->str);
 	}
