@@ -103,6 +103,24 @@ url=redis://127.0.0.1:$single/0
 curl=redis+cluster://127.0.0.1:$c1,127.0.0.1:$c2
 commands_on single "$url"
 commands_on cluster "$curl"
+# scripts gone under a running worker (SCRIPT FLUSH, or a restart without
+# a new client to load them): its claims get NOSCRIPT and load them again.
+# The queue is resumed with redis-cli, as any qml command would load them.
+"$QML" -d "$url" pause noscript >/dev/null
+for i in $(seq 1 10); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue noscript >/dev/null; done
+start_worker "$url" noscript
+sleep 0.5
+redis-cli -p "$single" script flush >/dev/null
+redis-cli -p "$single" del "$(redis-cli -p "$single" --scan --pattern 'qml{*}:q:noscript:paused')" >/dev/null
+# counted with redis-cli too: a qml command would load the scripts itself
+done_key=$(redis-cli -p "$single" --scan --pattern 'qml{*}:q:noscript:all' | sed 's/all$/succeeded/')
+for i in $(seq 1 100); do
+	[ "$(redis-cli -p "$single" zcard "$done_key")" = 10 ] && break
+	sleep 0.2
+done
+check "scripts flushed: the worker loads them again (NOSCRIPT) and runs the jobs" \
+	'[ "$(redis-cli -p "$single" zcard "$done_key")" = 10 ]'
+stop_worker
 check "cluster: the queues spread over the masters" \
 	'[ "$(redis-cli -p $c1 dbsize)" -gt 0 ] && [ "$(redis-cli -p $c2 dbsize)" -gt 0 ] && [ "$(redis-cli -p $c3 dbsize)" -gt 0 ]'
 
