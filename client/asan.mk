@@ -14,7 +14,8 @@ QMLA_DIR		:= $(QMLC_DIR)/build-asan
 QMLA_CC			?= clang
 QMLA_CFLAGS		?= -std=gnu11 -O1 -g -Wall -Wextra -fno-omit-frame-pointer -pthread \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
-QMLA_LIB_OBJS	:= $(patsubst $(QMLC_DIR)/src/%.c,$(QMLA_DIR)/lib/%.o,$(QMLC_LIB_SRCS))
+QMLA_LIB_OBJS	:= $(patsubst $(QMLC_DIR)/src/%.c,$(QMLA_DIR)/lib/%.o,$(QMLC_LIB_SRCS)) \
+				   $(QMLA_DIR)/lib/cron.o
 QMLA_CLI_OBJS	:= $(patsubst $(QMLC_DIR)/cli/%.c,$(QMLA_DIR)/cli/%.o,$(QMLC_CLI_SRCS))
 QMLA_DASH_OBJS	:= $(patsubst $(QMLC_DIR)/dashboard/%.c,$(QMLA_DIR)/dashboard/%.o,$(QMLC_DASH_SRCS)) \
 				   $(QMLA_DIR)/dashboard/assets_data.o
@@ -28,6 +29,10 @@ QMLA_ENV		:= ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
 client-asan: $(QMLA_DIR)/libqml.a $(QMLA_DIR)/qml $(QMLA_TESTS)
 
 $(QMLA_DIR)/lib/%.o: $(QMLC_DIR)/src/%.c $(QMLC_LIB_HDRS)
+	@mkdir -p $(@D)
+	$(QMLA_CC) $(QMLC_CPPFLAGS) $(QMLA_CFLAGS) -c -o $@ $<
+
+$(QMLA_DIR)/lib/cron.o: src/cron.c src/cron.h
 	@mkdir -p $(@D)
 	$(QMLA_CC) $(QMLC_CPPFLAGS) $(QMLA_CFLAGS) -c -o $@ $<
 
@@ -57,4 +62,5 @@ $(QMLA_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLA_DI
 
 check-asan: client-asan
 	$(QMLA_ENV) QML_CLIENT_TESTS=$(QMLA_DIR)/tests QML_NO_VALGRIND=1 $(QMLC_DIR)/tests/run.sh
+	$(QMLA_ENV) QML_CLIENT_TESTS=$(QMLA_DIR)/tests $(QMLC_DIR)/tests/conformance.sh
 	$(QMLA_ENV) QML_BIN=$(CURDIR)/$(QMLA_DIR)/qml test/cli/run.sh

@@ -103,6 +103,10 @@ $(QMLC_BUILD)/redis-bench: bench/redis_bench.c $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
+$(QMLC_BUILD)/bench-stores: bench/stores.c $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
 bench-runtime: $(QMLC_BUILD)/bench-runtime
 	$(QMLC_BUILD)/bench-runtime $(BENCH_ARGS)
 

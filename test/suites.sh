@@ -25,6 +25,10 @@ suite sched_session_loss test/scheduler/session_loss.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included
 suite client client/tests/run.sh
+# the storage backends (client/tests/conformance_test.c): one suite of
+# state-machine, ordering, lease, unique-key, recurring and concurrency
+# cases run against PostgreSQL, the memory store and QML_CONFORMANCE_URLS
+suite conformance client/tests/conformance.sh
 suite cli test/cli/run.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer
 suite check_asan make -s check-asan

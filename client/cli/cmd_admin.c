@@ -273,6 +273,21 @@ cmd_status(cli *g, int argc, char **argv)
 								 "worker_servers", h->worker_servers,
 								 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
 	}
+	else if (strncmp(h->server_version, "memory", 6) == 0)
+	{
+		/* no server, no extension: the store lives in this process */
+		printf("store       %s, %s\n", h->server_version,
+			   strcmp(h->database, "memory:") == 0 ? "in this process only"
+			   : "in this process, written to its file on a clean close");
+		if (strcmp(h->database, "memory:") != 0)
+			printf("file        %s\n", h->database);
+		printf("scheduler   the store's maintenance thread\n");
+		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
+			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
+			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
+			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
+			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
+	}
 	else
 	{
 		printf("server      PostgreSQL %s, database %s, user %s\n",

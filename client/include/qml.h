@@ -364,9 +364,10 @@ QML_API qml_status	qml_recurring_list(qml_client *client, char **json);
 QML_API qml_status	qml_recurring_run(qml_client *client, const char *name, int64_t *id);
 
 /* ---------------------------------------------------------------------
- * Monitoring: what a dashboard shows (read.c), and a live connection that
- * waits for qml's wakeups and reads the same numbers (watch.c). Jobs, one
- * job's history and recurring jobs come from the job API above.
+ * Monitoring: what a dashboard shows (client.c and each store), and a
+ * live connection that waits for qml's wakeups and reads the same numbers
+ * (watch.c). Jobs, one job's history and recurring jobs come from the job
+ * API above.
  * --------------------------------------------------------------------- */
 
 typedef struct qml_queue_info

@@ -3,13 +3,15 @@
  *	  Declarations shared by the files of libqml; not installed.
  *
  * Who owns what: error.c the per-thread error, util.c time, buffers and JSON
- * checks, config.c both configurations, pool.c connections (the pool and
- * single connections, statement execution and error mapping), schema.c
- * migrations, jobs.c the job API, read.c what monitoring reads (queues,
- * throughput, workers), watch.c the live connection of a dashboard,
- * registry.c handlers, server.c the
- * runtime's life cycle and shared state, fetcher.c / worker.c / flusher.c /
- * heartbeat.c one thread kind each.
+ * checks, config.c both configurations, client.c the client (picks its
+ * store) and the calls about the store as a whole (schema, health,
+ * monitoring reads), jobs.c the job API, watch.c the live session of a
+ * dashboard; store.h/store.c the storage interface, store_pg*.c the
+ * PostgreSQL store (pool.c its connections: the pool and single
+ * connections, statement execution and error mapping), store_memory*.c the
+ * memory store; registry.c handlers, server.c the runtime's life cycle and
+ * shared state, fetcher.c / worker.c / flusher.c / heartbeat.c one thread
+ * kind each. Dependencies go one way: API -> store ops -> a store.
  */
 #ifndef QML_INTERNAL_H
 #define QML_INTERNAL_H

@@ -271,8 +271,8 @@ qml_job_events(qml_client *client, int64_t id, qml_job_event **events,
 
 /* ---- changing jobs ---- */
 
-qml_status
-qml_job_delete(qml_client *client, int64_t id, bool *done)
+static qml_status
+job_call(qml_client *client, int64_t id, bool requeue, bool *done)
 {
 	qml_store  *s;
 	qml_status	st;
@@ -282,21 +282,19 @@ qml_job_delete(qml_client *client, int64_t id, bool *done)
 		*done = false;
 	if ((st = qml__need_store(client, &s)) != QML_OK)
 		return st;
-	return s->ops->job_delete(s, id, done ? done : &ignored);
+	return (requeue ? s->ops->job_requeue : s->ops->job_delete) (s, id, done ? done : &ignored);
+}
+
+qml_status
+qml_job_delete(qml_client *client, int64_t id, bool *done)
+{
+	return job_call(client, id, false, done);
 }
 
 qml_status
 qml_job_requeue(qml_client *client, int64_t id, bool *done)
 {
-	qml_store  *s;
-	qml_status	st;
-	bool		ignored;
-
-	if (done)
-		*done = false;
-	if ((st = qml__need_store(client, &s)) != QML_OK)
-		return st;
-	return s->ops->job_requeue(s, id, done ? done : &ignored);
+	return job_call(client, id, true, done);
 }
 
 /* ---- statistics and queues ---- */

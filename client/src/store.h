@@ -4,8 +4,15 @@
  *	  implements (PostgreSQL, memory, Redis), and the URL that picks one.
  *
  * The public API (qml.h) checks its arguments and then calls these: a
- * backend receives valid input (method non-empty, JSON checked, queue names
- * set, counts > 0) and needs not check it again. The worker runtime
+ * backend receives valid input (method non-empty, JSON checked, output
+ * pointers set, counts > 0, enqueue options consistent, job filter limit
+ * 1..10000, throughput minutes 1..1440) and needs not check it again. What
+ * it does check is what the extension checks itself: name lengths (method
+ * 1000, queue 128, unique key 500, worker 200 characters) and schedules.
+ * Defaults a backend fills in: options NULL or options->queue NULL mean
+ * queue "default"; arguments NULL means "[]"; a stats/overview queue NULL
+ * means every queue. Output strings and arrays are malloc'ed (the caller
+ * frees them with the qml_*_free functions or free()). The worker runtime
  * (server.c and its threads) reaches storage only through these as well, so
  * it runs unchanged on every backend.
  *
@@ -194,10 +201,13 @@ struct qml_store_ops
 	/*
 	 * A file descriptor that turns readable when work may have arrived for
 	 * the session's queues (PostgreSQL: the socket with LISTEN qml; memory:
-	 * an eventfd), or -1 when the backend has none (then the runtime polls
-	 * at its poll interval). session_drain consumes what arrived: the
-	 * number of wakeups for the session's queues (0: nothing relevant), -1
-	 * when the session broke.
+	 * an eventfd written when a job becomes enqueued, only after a fetch
+	 * came back empty; Redis: e.g. a pub/sub connection's socket), or -1
+	 * when the backend has none (then the runtime polls at its poll
+	 * interval). session_drain consumes what arrived: the number of
+	 * wakeups for the session's queues (0: nothing relevant), -1 when the
+	 * session broke. A QML_SESSION_WATCH session is woken for any queue
+	 * (the dashboard's live view) and has no worker or queues.
 	 */
 	int			(*session_fd) (qml_store_session *session);
 	int			(*session_drain) (qml_store_session *session);
@@ -254,7 +264,8 @@ struct qml_store_ops
 	 * many runtimes at once. PostgreSQL: nothing (the extension's scheduler
 	 * runs; the pure-SQL edition calls qml.maintain() under an advisory
 	 * lock); memory: nothing (its own maintenance thread); Redis: maintain
-	 * under an expiring lock. NULL: nothing.
+	 * under an expiring lock. NULL: nothing. Errors are the store's to log
+	 * or ignore (the runtime has nobody to return them to).
 	 */
 	void		(*tick) (qml_store *store);
 	int			tick_ms;

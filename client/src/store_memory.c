@@ -13,10 +13,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "store_memory.h"
@@ -50,7 +53,7 @@ mem_queue_get(mem_store *m, const char *name, bool create)
 		free(q);
 		return NULL;
 	}
-	q->ready.before = mem_ready_before;
+	q->ready.heap.before = mem_ready_before;
 	m->queues = qs;
 	m->queues[m->nqueues++] = q;
 	return q;
@@ -300,14 +303,14 @@ free_all(mem_store *m)
 	free(m->by_id);
 	for (size_t i = 0; i < m->nqueues; i++)
 	{
-		free(m->queues[i]->ready.items);
+		mem_index_free(&m->queues[i]->ready);
 		mem_map_free(&m->queues[i]->unique);
 		free(m->queues[i]->name);
 		free(m->queues[i]);
 	}
 	free(m->queues);
-	free(m->timers.items);
-	free(m->leases.items);
+	mem_index_free(&m->timers);
+	mem_index_free(&m->leases);
 	free(m->fin_ids);
 	for (size_t i = 0; i < m->nworkers; i++)
 		free(m->workers[i]);
@@ -320,9 +323,44 @@ free_all(mem_store *m)
 		mem_recurring_free(r);
 	}
 	free(m->path);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->cv);
 	free(m);
+}
+
+/*
+ * One process at a time per PATH: two would each write their own snapshot
+ * over the other's, and jobs would be lost. The lock goes with the
+ * process, however it ends.
+ */
+static qml_status
+lock_path(mem_store *m)
+{
+	size_t		len = strlen(m->path) + 6;
+	char	   *name = malloc(len);
+
+	if (name == NULL)
+		return qml__nomem();
+	snprintf(name, len, "%s.lock", m->path);
+	m->lock_fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (m->lock_fd < 0)
+	{
+		qml__error(QML_ERR_SYSTEM, "cannot open \"%s\": %s", name, strerror(errno));
+		free(name);
+		return QML_ERR_SYSTEM;
+	}
+	free(name);
+	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) != 0)
+	{
+		qml__error(QML_ERR_CONFLICT, "the memory store \"%s\" is open in another process", m->path);
+		qml__error_set_extra("A memory store belongs to one process; its file is written when that process closes it.",
+							 "Stop the other process first, or share jobs between processes through PostgreSQL or Redis.",
+							 NULL);
+		return QML_ERR_CONFLICT;
+	}
+	return QML_OK;
 }
 
 static void
@@ -348,7 +386,10 @@ static qml_status
 mem_open(qml_client *client, const char *url, qml_store **out)
 {
 	mem_store  *m = calloc(1, sizeof(*m));
+	sigset_t	all,
+				old;
 	qml_status	st;
+	int			rc;
 
 	*out = NULL;
 	if (m == NULL)
@@ -356,11 +397,13 @@ mem_open(qml_client *client, const char *url, qml_store **out)
 	m->base.ops = &qml__store_memory;
 	m->base.client = client;
 	m->by_id_base = 1;
-	m->timers.before = mem_timer_before;
-	m->leases.before = mem_lease_before;
+	m->lock_fd = -1;
+	m->timers.heap.before = mem_timer_before;
+	m->leases.heap.before = mem_lease_before;
 	pthread_mutex_init(&m->mu, NULL);
 	qml__cond_init(&m->cv);
 	if ((st = parse_url(m, url)) != QML_OK ||
+		(m->path && (st = lock_path(m)) != QML_OK) ||
 		(m->path && (st = mem_snapshot_load(m)) != QML_OK))
 	{
 		free(m->path);
@@ -368,7 +411,12 @@ mem_open(qml_client *client, const char *url, qml_store **out)
 		free_all(m);
 		return st;
 	}
-	if (pthread_create(&m->thread, NULL, maintenance_main, m) != 0)
+	/* signals are the application's: its own threads take them, not ours */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&m->thread, NULL, maintenance_main, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
 	{
 		free_all(m);
 		return qml__error(QML_ERR_SYSTEM, "cannot start the memory store's maintenance thread");

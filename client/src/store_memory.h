@@ -11,10 +11,10 @@
  * One mutex guards the whole store: every operation is a few heap steps,
  * and the runtime batches (a fetch claims up to 250 jobs, a completion
  * reports up to 100) so the lock is taken once per batch, not per job.
- * A job is in at most one heap at a time: its queue's ready heap
- * (enqueued: priority, then run_at, then id), the timer heap (scheduled,
- * awaiting_retry: run_at) or the lease heap (processing: locked_until), so
- * one heap_index serves all three.
+ * A job is in at most one index at a time: its queue's ready index
+ * (enqueued: priority, then run_at, then id), the timers (scheduled,
+ * awaiting_retry: run_at) or the leases (processing: locked_until), so one
+ * heap_index serves all three.
  */
 #ifndef QML_STORE_MEMORY_H
 #define QML_STORE_MEMORY_H
@@ -63,7 +63,9 @@ typedef struct mem_job
 	char	   *result;			/* owned */
 	int64_t		backoff_base_ms;
 	int64_t		backoff_cap_ms;
-	int			heap_index;		/* in the heap it is in; -1 when none */
+	int			heap_index;		/* in the heap it is in; -1 when none, -2
+								 * in its queue's lane */
+	int64_t		lane_seq;		/* its place in the lane */
 	uint32_t	nevents;
 	uint32_t	cap_events;
 	mem_event  *events;			/* inline_events until it grows */
@@ -95,11 +97,37 @@ typedef struct mem_map
 	size_t		n;
 } mem_map;
 
+/*
+ * An index of jobs in one order (claim order for a queue's enqueued jobs,
+ * due time for timers, lease end for leases): a lane and a heap. A job
+ * that sorts after the last one the lane took (the common case: same
+ * priority and due now; the same lease length) is appended to the lane in
+ * O(1); any other (a higher priority, a promoted or released job due
+ * earlier, a renewed lease) goes to the heap. The lane stays sorted, so the
+ * first job is the better of the lane's head and the heap's top. Removing
+ * from the lane leaves a hole (NULL) that the head skips.
+ */
+typedef struct mem_lane
+{
+	mem_job   **ring;
+	size_t		cap;
+	size_t		head;
+	size_t		n;				/* holes included */
+	int64_t		base;			/* lane_seq of the head */
+	mem_job		tail;			/* the key of the last job appended */
+} mem_lane;
+
+typedef struct mem_index
+{
+	mem_lane	lane;
+	mem_heap	heap;
+} mem_index;
+
 struct mem_queue
 {
 	char	   *name;
 	bool		paused;
-	mem_heap	ready;
+	mem_index	ready;
 	mem_map		unique;			/* live jobs' unique keys */
 	int64_t		counts[QML_STATE_COUNT];
 	int64_t		minute;			/* of done_cur */
@@ -145,6 +173,7 @@ typedef struct mem_store
 
 	/* from the URL */
 	char	   *path;			/* NULL: no snapshot */
+	int			lock_fd;		/* flock on PATH.lock while open; -1 */
 	int64_t		capacity;		/* live jobs at most; 0: no limit */
 	int64_t		retention_ms;	/* finished jobs kept this long */
 
@@ -157,8 +186,8 @@ typedef struct mem_store
 
 	mem_queue **queues;
 	size_t		nqueues;
-	mem_heap	timers;
-	mem_heap	leases;
+	mem_index	timers;
+	mem_index	leases;
 
 	/* finished jobs in the order they finished, for pruning */
 	int64_t    *fin_ids;
@@ -187,6 +216,12 @@ void		mem_heap_remove(mem_heap *h, mem_job *j);
 /* after j's key changed */
 void		mem_heap_fix(mem_heap *h, mem_job *j);
 bool		mem_ready_before(const mem_job *a, const mem_job *b);
+bool		mem_index_push(mem_index *x, mem_job *j);
+mem_job    *mem_index_top(mem_index *x);
+void		mem_index_remove(mem_index *x, mem_job *j);
+/* calls fn for every job in x */
+void		mem_index_each(mem_index *x, void (*fn) (mem_job *j, void *arg), void *arg);
+void		mem_index_free(mem_index *x);
 bool		mem_timer_before(const mem_job *a, const mem_job *b);
 bool		mem_lease_before(const mem_job *a, const mem_job *b);
 
@@ -203,6 +238,7 @@ mem_job    *mem_job_by_id(const mem_store *m, int64_t id);
 void		mem_wake(mem_store *m, const mem_queue *q);
 
 /* ---- store_memory_jobs.c (caller holds mu unless said) ---- */
+qml_status	mem_check_name(const char *what, const char *value, int maxlen);
 qml_status	mem_insert(mem_store *m, const char *method, const char *arguments,
 					   const qml_enqueue_options *o, int64_t now, int64_t *id);
 void		mem_set_state(mem_store *m, mem_job *j, qml_job_state to,

@@ -131,6 +131,91 @@ mem_heap_fix(mem_heap *h, mem_job *j)
 		sift_down(h, i);
 }
 
+/* ---- an index: lane and heap ---- */
+
+bool
+mem_index_push(mem_index *x, mem_job *j)
+{
+	mem_lane   *l = &x->lane;
+
+	if (l->n > 0 && x->heap.before(j, &l->tail))
+		return mem_heap_push(&x->heap, j);
+	if (l->n == l->cap)
+	{
+		size_t		cap = l->cap ? l->cap * 2 : 256;
+		mem_job   **ring = malloc(cap * sizeof(mem_job *));
+
+		if (ring == NULL)
+			return mem_heap_push(&x->heap, j);
+		for (size_t i = 0; i < l->n; i++)
+			ring[i] = l->ring[(l->head + i) % l->cap];
+		free(l->ring);
+		l->ring = ring;
+		l->cap = cap;
+		l->head = 0;
+	}
+	l->ring[(l->head + l->n) % l->cap] = j;
+	j->heap_index = -2;
+	j->lane_seq = l->base + (int64_t) l->n++;
+	l->tail.priority = j->priority;
+	l->tail.run_at = j->run_at;
+	l->tail.locked_until = j->locked_until;
+	l->tail.id = j->id;
+	return true;
+}
+
+mem_job *
+mem_index_top(mem_index *x)
+{
+	mem_lane   *l = &x->lane;
+	mem_job    *h = mem_heap_top(&x->heap);
+
+	while (l->n > 0 && l->ring[l->head] == NULL)
+	{
+		l->head = (l->head + 1) % l->cap;
+		l->n--;
+		l->base++;
+	}
+	if (l->n == 0)
+		return h;
+	return h && x->heap.before(h, l->ring[l->head]) ? h : l->ring[l->head];
+}
+
+void
+mem_index_remove(mem_index *x, mem_job *j)
+{
+	mem_lane   *l = &x->lane;
+
+	if (j->heap_index != -2)
+	{
+		mem_heap_remove(&x->heap, j);
+		return;
+	}
+	l->ring[(l->head + (size_t) (j->lane_seq - l->base)) % l->cap] = NULL;
+	j->heap_index = -1;
+}
+
+void
+mem_index_each(mem_index *x, void (*fn) (mem_job *j, void *arg), void *arg)
+{
+	for (size_t i = 0; i < x->lane.n; i++)
+	{
+		mem_job    *j = x->lane.ring[(x->lane.head + i) % x->lane.cap];
+
+		if (j)
+			fn(j, arg);
+	}
+	for (size_t i = 0; i < x->heap.n; i++)
+		fn(x->heap.items[i], arg);
+}
+
+void
+mem_index_free(mem_index *x)
+{
+	free(x->lane.ring);
+	free(x->heap.items);
+}
+
 /* ---- the string map ---- */
 
 static size_t

@@ -41,15 +41,15 @@ mem_job_place(mem_store *m, mem_job *j)
 	switch (j->state)
 	{
 		case QML_STATE_ENQUEUED:
-			mem_heap_push(&j->queue->ready, j);
+			mem_index_push(&j->queue->ready, j);
 			break;
 		case QML_STATE_SCHEDULED:
 		case QML_STATE_AWAITING_RETRY:
-			if (mem_heap_push(&m->timers, j) && mem_heap_top(&m->timers) == j)
+			if (mem_index_push(&m->timers, j) && mem_index_top(&m->timers) == j)
 				pthread_cond_signal(&m->cv);
 			break;
 		case QML_STATE_PROCESSING:
-			mem_heap_push(&m->leases, j);
+			mem_index_push(&m->leases, j);
 			break;
 		default:
 			break;
@@ -59,14 +59,14 @@ mem_job_place(mem_store *m, mem_job *j)
 static void
 unplace(mem_store *m, mem_job *j)
 {
-	if (j->heap_index < 0)
+	if (j->heap_index == -1)
 		return;
 	if (j->state == QML_STATE_ENQUEUED)
-		mem_heap_remove(&j->queue->ready, j);
+		mem_index_remove(&j->queue->ready, j);
 	else if (j->state == QML_STATE_PROCESSING)
-		mem_heap_remove(&m->leases, j);
+		mem_index_remove(&m->leases, j);
 	else
-		mem_heap_remove(&m->timers, j);
+		mem_index_remove(&m->timers, j);
 }
 
 static void
@@ -197,11 +197,34 @@ index_job(mem_store *m, mem_job *j)
 	return true;
 }
 
+/*
+ * The extension's limits on names (src/checks.c), in characters, so that a
+ * job the memory store takes is one PostgreSQL would take too.
+ */
+qml_status
+mem_check_name(const char *what, const char *value, int maxlen)
+{
+	int			len = 0;
+
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+		len += (*p & 0xC0) != 0x80;
+	if (len == 0)
+		return qml__error(QML_ERR_INVALID, "%s must not be empty", what);
+	if (len > maxlen)
+	{
+		qml__error(QML_ERR_INVALID, "%s is too long (%d characters)", what, len);
+		qml__error_set_extra(NULL, NULL, "22001");
+		return QML_ERR_INVALID;
+	}
+	return QML_OK;
+}
+
 qml_status
 mem_insert(mem_store *m, const char *method, const char *arguments,
 		   const qml_enqueue_options *o, int64_t now, int64_t *id)
 {
 	qml_enqueue_options none = {0};
+	qml_status	st;
 	mem_queue  *q;
 	mem_job    *j,
 			   *same;
@@ -214,6 +237,10 @@ mem_insert(mem_store *m, const char *method, const char *arguments,
 		o = &none;
 	if (arguments == NULL)
 		arguments = "[]";
+	if ((st = mem_check_name("method", method, 1000)) != QML_OK ||
+		(st = mem_check_name("queue", o->queue ? o->queue : "default", 128)) != QML_OK ||
+		(o->unique_key && (st = mem_check_name("unique_key", o->unique_key, 500)) != QML_OK))
+		return st;
 	if ((q = mem_queue_get(m, o->queue ? o->queue : "default", true)) == NULL)
 		return qml__nomem();
 	if (o->unique_key && (same = mem_map_get(&q->unique, o->unique_key)) != NULL)
@@ -339,7 +366,7 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 
 		if (q->paused)
 			continue;
-		while (n < want && (j = mem_heap_top(&q->ready)) != NULL)
+		while (n < want && (j = mem_index_top(&q->ready)) != NULL)
 		{
 			qml_store_job *c = qml__store_job_new(j->id, q->name, j->method, j->arguments,
 												  j->priority, j->attempts + 1,
@@ -347,7 +374,7 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 
 			if (c == NULL)
 				break;
-			mem_heap_remove(&q->ready, j);
+			mem_index_remove(&q->ready, j);
 			j->attempts++;
 			j->started_at = now;
 			mem_set_state(m, j, QML_STATE_PROCESSING, ms->worker, NULL, now);
@@ -377,37 +404,13 @@ held(mem_store *m, int64_t id, const char *worker)
 	return j;
 }
 
-qml_status
-mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
-			 const char *const *results, size_t n, size_t *done)
+/* One outcome of the n a worker reports: what is done to job i it holds. */
+typedef struct outcome
 {
-	mem_store  *m = MEM(session->store);
-	int64_t		now = qml_now();
-
-	*done = 0;
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < n; i++)
-	{
-		mem_job    *j = held(m, ids[i], worker);
-
-		if (j == NULL)
-			continue;
-		mem_heap_remove(&m->leases, j);
-		free(j->result);
-		j->result = results && results[i] ? qml__strdup(results[i]) : NULL;
-		mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
-		(*done)++;
-		/* retention 0: nothing finished is kept (its id is skipped by prune) */
-		if (m->retention_ms == 0)
-		{
-			m->by_id[j->id - m->by_id_base] = NULL;
-			j->queue->counts[j->state]--;
-			mem_job_free(j);
-		}
-	}
-	pthread_mutex_unlock(&m->mu);
-	return QML_OK;
-}
+	qml_job_state to;
+	const char *const *texts;	/* results or errors; may be NULL */
+	const bool *retry;
+} outcome;
 
 /* processing -> awaiting_retry or failed, as qml.fail and the rescue do */
 static void
@@ -428,9 +431,43 @@ fail_job(mem_store *m, mem_job *j, const char *worker, const char *error,
 	mem_job_place(m, j);
 }
 
-qml_status
-mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
-		 const char *const *errors, const bool *retry, size_t n, size_t *done)
+static void
+apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
+	  int64_t now)
+{
+	const char *text = o->texts ? o->texts[i] : NULL;
+
+	if (o->to == QML_STATE_FAILED)
+	{
+		fail_job(m, j, worker, text, o->retry[i], now);
+		return;
+	}
+	mem_index_remove(&m->leases, j);
+	if (o->to == QML_STATE_ENQUEUED)
+	{
+		/* released: the run did not happen */
+		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
+		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
+		mem_job_place(m, j);
+		mem_wake(m, j->queue);
+		return;
+	}
+	free(j->result);
+	j->result = text ? qml__strdup(text) : NULL;
+	mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
+	/* retention 0: nothing finished is kept (its id is skipped by prune) */
+	if (m->retention_ms == 0)
+	{
+		m->by_id[j->id - m->by_id_base] = NULL;
+		j->queue->counts[j->state]--;
+		mem_job_free(j);
+	}
+}
+
+/* Applies an outcome to the jobs of ids[] the worker still holds. */
+static qml_status
+report(qml_store_session *session, const char *worker, const int64_t *ids,
+	   size_t n, const outcome *o, size_t *done)
 {
 	mem_store  *m = MEM(session->store);
 	int64_t		now = qml_now();
@@ -443,7 +480,7 @@ mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 
 		if (j == NULL)
 			continue;
-		fail_job(m, j, worker, errors ? errors[i] : NULL, retry[i], now);
+		apply(m, j, o, i, worker, now);
 		(*done)++;
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -451,29 +488,30 @@ mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 }
 
 qml_status
+mem_complete(qml_store_session *session, const char *worker, const int64_t *ids,
+			 const char *const *results, size_t n, size_t *done)
+{
+	outcome		o = {QML_STATE_SUCCEEDED, results, NULL};
+
+	return report(session, worker, ids, n, &o, done);
+}
+
+qml_status
+mem_fail(qml_store_session *session, const char *worker, const int64_t *ids,
+		 const char *const *errors, const bool *retry, size_t n, size_t *done)
+{
+	outcome		o = {QML_STATE_FAILED, errors, retry};
+
+	return report(session, worker, ids, n, &o, done);
+}
+
+qml_status
 mem_release(qml_store_session *session, const char *worker, const int64_t *ids,
 			size_t n, size_t *done)
 {
-	mem_store  *m = MEM(session->store);
-	int64_t		now = qml_now();
+	outcome		o = {QML_STATE_ENQUEUED, NULL, NULL};
 
-	*done = 0;
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < n; i++)
-	{
-		mem_job    *j = held(m, ids[i], worker);
-
-		if (j == NULL)
-			continue;
-		mem_heap_remove(&m->leases, j);
-		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
-		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
-		mem_job_place(m, j);
-		mem_wake(m, j->queue);
-		(*done)++;
-	}
-	pthread_mutex_unlock(&m->mu);
-	return QML_OK;
+	return report(session, worker, ids, n, &o, done);
 }
 
 qml_status
@@ -491,8 +529,9 @@ mem_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 		is_held[i] = j != NULL;
 		if (j)
 		{
+			mem_index_remove(&m->leases, j);
 			j->locked_until = until;
-			mem_heap_fix(&m->leases, j);
+			mem_index_push(&m->leases, j);
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -570,7 +609,10 @@ mem_queue_pause(qml_store *store, const char *queue, bool pause, bool *changed)
 {
 	mem_store  *m = MEM(store);
 	mem_queue  *q;
+	qml_status	st;
 
+	if ((st = mem_check_name("queue", queue, 128)) != QML_OK)
+		return st;
 	pthread_mutex_lock(&m->mu);
 	if ((q = mem_queue_get(m, queue, true)) == NULL)
 	{
@@ -634,15 +676,15 @@ mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
 	int64_t		next = now + 1000000;
 
 	*promoted = *rescued = 0;
-	while ((j = mem_heap_top(&m->timers)) != NULL && j->run_at <= now)
+	while ((j = mem_index_top(&m->timers)) != NULL && j->run_at <= now)
 	{
-		mem_heap_remove(&m->timers, j);
+		mem_index_remove(&m->timers, j);
 		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
 		mem_job_place(m, j);
 		mem_wake(m, j->queue);
 		(*promoted)++;
 	}
-	while ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until < now)
+	while ((j = mem_index_top(&m->leases)) != NULL && j->locked_until < now)
 	{
 		char		error[256];
 
@@ -655,9 +697,9 @@ mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
 	*pruned = prune(m, now);
 	m->passes++;
 
-	if ((j = mem_heap_top(&m->timers)) != NULL && j->run_at < next)
+	if ((j = mem_index_top(&m->timers)) != NULL && j->run_at < next)
 		next = j->run_at;
-	if ((j = mem_heap_top(&m->leases)) != NULL && j->locked_until + 1 < next)
+	if ((j = mem_index_top(&m->leases)) != NULL && j->locked_until + 1 < next)
 		next = j->locked_until + 1;
 	for (mem_recurring *r = m->recurring; r; r = r->next)
 		if (r->next_run_at != QML_TIME_NULL && r->next_run_at < next)

@@ -228,7 +228,7 @@ mem_overview(qml_store *store, qml_store_session *via, qml_overview **out)
 	{
 		mem_queue  *q = m->queues[i];
 		qml_queue_info *qi = &o->queues[o->count++];
-		mem_job    *head = mem_heap_top(&q->ready);
+		mem_job    *head = mem_index_top(&q->ready);
 		int64_t		done = q->minute == minute ? q->done_cur + q->done_prev :
 			q->minute == minute - 1 ? q->done_cur : 0;
 
@@ -240,7 +240,7 @@ mem_overview(qml_store *store, qml_store_session *via, qml_overview **out)
 			qi->oldest_waiting_s = 0;
 		qi->jobs_per_second = (double) done / window;
 	}
-	due = mem_heap_top(&m->timers);
+	due = mem_index_top(&m->timers);
 	o->scheduler_lag_s = due && due->run_at <= now ? (double) (now - due->run_at) / 1e6 : -1;
 	o->at = now;
 	pthread_mutex_unlock(&m->mu);
@@ -284,6 +284,26 @@ mem_throughput(qml_store *store, qml_store_session *via, int minutes,
 	return QML_OK;
 }
 
+typedef struct held_count
+{
+	const char *name;
+	int64_t		jobs;
+	int64_t		last;
+} held_count;
+
+static void
+count_held(mem_job *j, void *arg)
+{
+	held_count *h = arg;
+
+	if (j->locked_by == h->name)
+	{
+		h->jobs++;
+		if (h->last == QML_TIME_NULL || j->started_at > h->last)
+			h->last = j->started_at;
+	}
+}
+
 /* Connected fetch sessions, and every holder of a processing job's lease. */
 qml_status
 mem_workers(qml_store *store, qml_worker_info **out, size_t *count)
@@ -293,6 +313,7 @@ mem_workers(qml_store *store, qml_worker_info **out, size_t *count)
 	size_t		n = 0;
 	bool		oom = false;
 	int64_t		now = qml_now();
+	held_count	held;
 
 	pthread_mutex_lock(&m->mu);
 	if ((w = calloc(m->nworkers ? m->nworkers : 1, sizeof(*w))) == NULL)
@@ -309,17 +330,12 @@ mem_workers(qml_store *store, qml_worker_info **out, size_t *count)
 
 		for (mem_session *s = m->sessions; s; s = s->next)
 			connected |= s->base.kind == QML_SESSION_FETCH && s->worker == name;
-		for (size_t k = 0; k < m->leases.n; k++)
-		{
-			mem_job    *j = m->leases.items[k];
-
-			if (j->locked_by == name)
-			{
-				jobs++;
-				if (last == QML_TIME_NULL || j->started_at > last)
-					last = j->started_at;
-			}
-		}
+		held.name = name;
+		held.jobs = 0;
+		held.last = QML_TIME_NULL;
+		mem_index_each(&m->leases, count_held, &held);
+		jobs = held.jobs;
+		last = held.last;
 		if (!connected && jobs == 0)
 			continue;
 		w[n].worker = dup_or_null(name, &oom);

@@ -142,7 +142,7 @@ load_job(mem_store *m, json_t *o)
 		if ((st = mem_insert(m, "-", "[]", NULL, 0, &got)) != QML_OK)
 			return st;
 		j = m->by_id[m->nby_id - 1];
-		mem_heap_remove(&j->queue->ready, j);
+		mem_index_remove(&j->queue->ready, j);
 		j->queue->counts[j->state]--;
 		m->live--;
 		mem_job_free(j);
@@ -158,7 +158,7 @@ load_job(mem_store *m, json_t *o)
 						 json_string_value(json_object_get(o, "arguments")), &opt, 0, &got)) != QML_OK)
 		return st;
 	j = m->by_id[m->nby_id - 1];
-	mem_heap_remove(&j->queue->ready, j);
+	mem_index_remove(&j->queue->ready, j);
 	if (j->unique_key)
 		mem_map_del(&j->queue->unique, j->unique_key);
 	if (holder)

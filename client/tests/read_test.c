@@ -1,8 +1,9 @@
 /*
  * read_test.c
- *	  libqml's monitoring reads (read.c: overview, throughput, workers), the
- *	  watch connection (watch.c) and qml_recurring_run, against the test
- *	  cluster. Queues named rd_* are this file's own.
+ *	  libqml's monitoring reads (client.c and store_pg_read.c: overview,
+ *	  throughput, workers), the watch connection (watch.c) and
+ *	  qml_recurring_run, against the test cluster. Queues named rd_* are
+ *	  this file's own.
  */
 #include <inttypes.h>
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# client/tests/conformance.sh: the "conformance" suite. The same test
+# program (conformance_test.c) against every storage backend: PostgreSQL
+# (the test cluster, a database of its own), the memory store, and any URL
+# in QML_CONFORMANCE_URLS (space separated; the Redis store adds its own).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+unset DATABASE_URL
+export PGDATABASE=qml_conformance
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
+	-c "DROP DATABASE IF EXISTS qml_conformance WITH (FORCE)" \
+	-c "CREATE DATABASE qml_conformance" || exit 1
+make -s client || exit 1
+# QML_CLIENT_TESTS: where the test binaries are (make check-asan's build)
+bin=${QML_CLIENT_TESTS:-client/tests}
+
+failed=0
+for url in postgresql memory: ${QML_CONFORMANCE_URLS:-}; do
+	echo "# conformance: $url"
+	arg=$url
+	[ "$url" = postgresql ] && arg=   # the PG* environment of the test cluster
+	out=$("$bin/conformance_test" $arg 2>&1)
+	rc=$?
+	echo "$out" | grep -v '^ok '
+	[ $rc -eq 0 ] || { echo "# conformance: $url FAILED (exit $rc)"; failed=1; }
+done
+# what only the memory store has: URL, capacity, snapshot, lock, retention
+echo "# memory store"
+out=$("$bin/memory_test" 2>&1) || { echo "$out" | grep -v '^ok '; echo "# memory store FAILED"; failed=1; }
+echo "$out" | tail -1
+exit $failed
