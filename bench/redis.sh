@@ -13,7 +13,7 @@
 # BullMQ's add, each awaited). The target (issue 15): end to end >= 1.5x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-jobs=20000 conc=8 single=2000 runs=3 port=6625
+jobs=20000 conc=8 single=2000 runs=3 port=6619
 while [ $# -gt 0 ]; do
 	case $1 in
 	--jobs) jobs=$2; shift ;;
