@@ -320,6 +320,14 @@ qml__rds_recurring_list(qml_store *store, char **json)
 		qml_time_iso8601((int64_t) json_number_value(json_object_get(def, "next")) * 1000,
 						 at, sizeof(at));
 		json_object_set_new(def, "next_run_at", json_string(at));
+		/* kept as text in Redis, listed as the JSON value it is */
+		{
+			json_t	   *args = json_loads(json_string_value(json_object_get(def, "arguments")),
+										  JSON_DECODE_ANY, NULL);
+
+			if (args)
+				json_object_set_new(def, "arguments", args);
+		}
 		json_object_del(def, "next");
 		json_object_del(def, "backoff_base");
 		json_object_del(def, "backoff_cap");
