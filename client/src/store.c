@@ -6,13 +6,17 @@
  * The Redis store (store_redis*.c, over hiredis) is always built in: a
  * strong reference here also pulls it out of libqml.a into programs that
  * link the static library (a weak one would not, and they would lack it).
+ * The next due time of a recurring job is here too: the memory and Redis
+ * stores compute it alike.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "internal.h"
 #include "store.h"
+#include "../../src/cron.h"
 
 extern const qml_store_ops qml__store_redis;
 
@@ -119,4 +123,31 @@ qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms)
 	for (int i = 1; i < attempts && delay < cap_ms; i++)
 		delay = delay > cap_ms / 2 ? cap_ms : delay * 2;
 	return delay / 2 + (int64_t) ((double) random() / ((double) RAND_MAX + 1.0) * (double) (delay - delay / 2));
+}
+
+int64_t
+qml__store_schedule_next(const QmlSchedule *s, int64_t after)
+{
+	time_t		t = (time_t) (after / 1000000);
+	struct tm	tm;
+	QmlCronTime from,
+				next;
+
+	if (s->kind == QML_SCHEDULE_INTERVAL)
+		return after + s->interval_usec;
+	gmtime_r(&t, &tm);
+	from.year = tm.tm_year + 1900;
+	from.month = tm.tm_mon + 1;
+	from.day = tm.tm_mday;
+	from.hour = tm.tm_hour;
+	from.minute = tm.tm_min;
+	if (!qml_cron_next(s, &from, &next))
+		return QML_TIME_NULL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = next.year - 1900;
+	tm.tm_mon = next.month - 1;
+	tm.tm_mday = next.day;
+	tm.tm_hour = next.hour;
+	tm.tm_min = next.minute;
+	return (int64_t) timegm(&tm) * 1000000;
 }

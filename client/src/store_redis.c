@@ -609,18 +609,28 @@ session_result(qml_store_session *session, qml_status st)
 	return st;
 }
 
+/* One outcome for n jobs held by `worker`, a script call per slot. */
+static qml_status
+outcome(qml_store_session *session, rds_script script, const char *worker,
+		batch_ctx *b, size_t n, int per, fill_fn fill, take_fn take,
+		size_t *done)
+{
+	const char *head[] = {worker};
+	qml_status	st;
+
+	st = by_slot(R(session->store), script, b->ids, n, head, 1, per, fill, take, b);
+	*done = b->done;
+	return session_result(session, st);
+}
+
 static qml_status
 rds_complete(qml_store_session *session, const char *worker, const int64_t *ids,
 			 const char *const *results, size_t n, size_t *done)
 {
 	batch_ctx	b = {ids, results, NULL, 0, NULL};
-	const char *head[] = {worker};
-	qml_status	st;
 
-	st = by_slot(R(session->store), RDS_COMPLETE, ids, n, head, 1, 2,
-				 fill_id_text, take_array_len, &b);
-	*done = b.done;
-	return session_result(session, st);
+	return outcome(session, RDS_COMPLETE, worker, &b, n, 2, fill_id_text,
+				   take_array_len, done);
 }
 
 static qml_status
@@ -628,13 +638,8 @@ rds_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 		 const char *const *errors, const bool *retry, size_t n, size_t *done)
 {
 	batch_ctx	b = {ids, errors, retry, 0, NULL};
-	const char *head[] = {worker};
-	qml_status	st;
 
-	st = by_slot(R(session->store), RDS_FAIL, ids, n, head, 1, 4,
-				 fill_fail, take_states, &b);
-	*done = b.done;
-	return session_result(session, st);
+	return outcome(session, RDS_FAIL, worker, &b, n, 4, fill_fail, take_states, done);
 }
 
 static qml_status
@@ -642,13 +647,8 @@ rds_release(qml_store_session *session, const char *worker, const int64_t *ids,
 			size_t n, size_t *done)
 {
 	batch_ctx	b = {ids, NULL, NULL, 0, NULL};
-	const char *head[] = {worker};
-	qml_status	st;
 
-	st = by_slot(R(session->store), RDS_RELEASE, ids, n, head, 1, 1,
-				 fill_id, take_integer, &b);
-	*done = b.done;
-	return session_result(session, st);
+	return outcome(session, RDS_RELEASE, worker, &b, n, 1, fill_id, take_integer, done);
 }
 
 static qml_status
@@ -666,8 +666,6 @@ rds_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 }
 
 /* ---- maintenance ---- */
-
-qml_status	qml__rds_recurring_fire_due(rds_store *r, int64_t *fired);
 
 static qml_status
 rds_maintain(qml_store *store, char **report)
@@ -822,15 +820,6 @@ rds_queue_pause(qml_store *store, const char *queue, bool pause, bool *changed)
 		freeReplyObject(reply);
 	return st;
 }
-
-/* recurring jobs: store_redis_recur.c */
-qml_status	qml__rds_recurring_add(qml_store *store, const char *name,
-								   const char *schedule, const char *method,
-								   const char *arguments,
-								   const qml_recurring_options *options);
-qml_status	qml__rds_recurring_remove(qml_store *store, const char *name);
-qml_status	qml__rds_recurring_list(qml_store *store, char **json);
-qml_status	qml__rds_recurring_run(qml_store *store, const char *name, int64_t *id);
 
 const qml_store_ops qml__store_redis = {
 	.name = "redis",

@@ -152,6 +152,18 @@ qml_status	qml__rds_eval(rds_store *r, rds_script s, int slot, int argc,
 qml_status	qml__rds_evals(rds_store *r, rds_script s, int slot, int argc,
 						   const char **argv, redisReply **reply);
 
+/* ---- store_redis_recur.c ---- */
+
+qml_status	qml__rds_recurring_add(qml_store *store, const char *name,
+								   const char *schedule, const char *method,
+								   const char *arguments,
+								   const qml_recurring_options *options);
+qml_status	qml__rds_recurring_remove(qml_store *store, const char *name);
+qml_status	qml__rds_recurring_list(qml_store *store, char **json);
+qml_status	qml__rds_recurring_run(qml_store *store, const char *name, int64_t *id);
+/* fires every recurring job that is due (the maintenance pass) */
+qml_status	qml__rds_recurring_fire_due(rds_store *r, int64_t *fired);
+
 /* ---- store_redis_read.c ---- */
 
 qml_status	qml__rds_job_get(qml_store *store, int64_t id, qml_job **job);

@@ -19,44 +19,18 @@
 #include "store_redis.h"
 #include "../../src/cron.h"
 
-qml_status	qml__rds_recurring_add(qml_store *store, const char *name,
-								   const char *schedule, const char *method,
-								   const char *arguments,
-								   const qml_recurring_options *options);
-qml_status	qml__rds_recurring_remove(qml_store *store, const char *name);
-qml_status	qml__rds_recurring_list(qml_store *store, char **json);
-qml_status	qml__rds_recurring_run(qml_store *store, const char *name, int64_t *id);
-qml_status	qml__rds_recurring_fire_due(rds_store *r, int64_t *fired);
 
 /* The first due time after `after_ms` (ms since epoch); -1 when none. */
 static int64_t
 next_due(const char *schedule, int64_t after_ms)
 {
 	QmlSchedule s;
-	QmlCronTime a;
-	QmlCronTime n;
-	struct tm	tm;
-	time_t		t = (time_t) (after_ms / 1000);
+	int64_t		next;
 
 	if (!qml_schedule_parse(schedule, &s, NULL, 0))
 		return -1;
-	if (s.kind == QML_SCHEDULE_INTERVAL)
-		return after_ms + s.interval_usec / 1000;
-	gmtime_r(&t, &tm);
-	a.year = tm.tm_year + 1900;
-	a.month = tm.tm_mon + 1;
-	a.day = tm.tm_mday;
-	a.hour = tm.tm_hour;
-	a.minute = tm.tm_min;
-	if (!qml_cron_next(&s, &a, &n))
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = n.year - 1900;
-	tm.tm_mon = n.month - 1;
-	tm.tm_mday = n.day;
-	tm.tm_hour = n.hour;
-	tm.tm_min = n.minute;
-	return (int64_t) timegm(&tm) * 1000;
+	next = qml__store_schedule_next(&s, after_ms * 1000);
+	return next == QML_TIME_NULL ? -1 : next / 1000;
 }
 
 static int64_t
