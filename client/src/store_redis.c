@@ -29,6 +29,7 @@ typedef struct rds_session
 	size_t		nqueues;
 	int			lease_ms;
 	bool		broken;
+	redisContext *sub;			/* wakeups (fetch and watch sessions) */
 } rds_session;
 
 static _Thread_local uint64_t rng_state;
@@ -351,6 +352,8 @@ session_free(rds_session *s)
 		free(s->queues[i]);
 	free(s->queues);
 	free(s->worker);
+	if (s->sub)
+		redisFree(s->sub);
 	free(s);
 }
 
@@ -381,6 +384,16 @@ rds_session_open(qml_store *store, const qml_session_config *cfg,
 		}
 		s->nqueues++;
 	}
+	if (cfg->kind != QML_SESSION_FLUSH)
+	{
+		qml_status	st = qml__rds_subscribe(R(store), &s->sub);
+
+		if (st != QML_OK)
+		{
+			session_free(s);
+			return st;
+		}
+	}
 	*out = &s->base;
 	return QML_OK;
 }
@@ -398,15 +411,45 @@ rds_session_ok(qml_store_session *session)
 }
 
 static int
-rds_session_fd(qml_store_session *session QML_UNUSED)
+rds_session_fd(qml_store_session *session)
 {
-	return -1;
+	rds_session *s = (rds_session *) session;
+
+	return s->sub ? s->sub->fd : -1;
 }
 
+/* wakeups that arrived for the session's queues (any queue: a watch) */
 static int
-rds_session_drain(qml_store_session *session QML_UNUSED)
+rds_session_drain(qml_store_session *session)
 {
-	return 0;
+	rds_session *s = (rds_session *) session;
+	void	   *msg;
+	int			n = 0;
+
+	if (s->sub == NULL)
+		return 0;
+	if (redisBufferRead(s->sub) != REDIS_OK)
+	{
+		s->broken = true;
+		return -1;
+	}
+	while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
+	{
+		redisReply *m = msg;
+
+		/* ["message", channel, queue] */
+		if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+			m->element[2]->type == REDIS_REPLY_STRING)
+		{
+			bool		ours = s->base.kind == QML_SESSION_WATCH;
+
+			for (size_t i = 0; i < s->nqueues && !ours; i++)
+				ours = strcmp(s->queues[i], m->element[2]->str) == 0;
+			n += ours;
+		}
+		freeReplyObject(m);
+	}
+	return n;
 }
 
 /* claim reply rows -> jobs */

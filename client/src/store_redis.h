@@ -130,6 +130,12 @@ void		qml__rds_base(const rds_store *r, int slot, char *buf, size_t size);
 /* id <-> its zero-padded text */
 void		qml__rds_id_text(int64_t id, char *buf);
 
+/*
+ * A connection of its own SUBSCRIBEd to "P:wake", where the scripts
+ * PUBLISH a queue's name when it gets work (the workers' wakeups).
+ */
+qml_status	qml__rds_subscribe(rds_store *r, redisContext **out);
+
 qml_status	qml__rds_connect(rds_store *r);
 void		qml__rds_disconnect(rds_store *r);
 

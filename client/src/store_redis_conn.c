@@ -428,6 +428,45 @@ qml__rds_command(rds_store *r, int slot, int argc, const char **argv,
 	return qml__error(QML_ERR_CONNECT, "Redis kept redirecting slot %d", slot);
 }
 
+/* ---- wakeups ---- */
+
+qml_status
+qml__rds_subscribe(rds_store *r, redisContext **out)
+{
+	char		channel[96];
+	qml_status	st = QML_ERR_CONNECT;
+	int			n;
+
+	snprintf(channel, sizeof(channel), "%s:wake", r->url.prefix);
+	pthread_mutex_lock(&r->mu);
+	n = r->nnodes;
+	pthread_mutex_unlock(&r->mu);
+	/* any node: a cluster passes every PUBLISH to all of them */
+	for (int i = 0; i < n; i++)
+	{
+		redisContext *c;
+		redisReply *reply;
+
+		if ((st = acquire(r, i, &c)) != QML_OK)
+			continue;
+		reply = redisCommand(c, "SUBSCRIBE %s", channel);
+		if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		{
+			st = qml__error(QML_ERR_CONNECT, "Redis at %s:%d refused SUBSCRIBE: %s",
+							r->nodes[i]->host, r->nodes[i]->port,
+							reply && reply->str ? reply->str : c->errstr);
+			if (reply)
+				freeReplyObject(reply);
+			redisFree(c);
+			continue;
+		}
+		freeReplyObject(reply);
+		*out = c;
+		return QML_OK;
+	}
+	return st;
+}
+
 /* ---- scripts ---- */
 
 static qml_status

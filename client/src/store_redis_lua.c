@@ -30,6 +30,10 @@ static const char prelude[] =
 "local function qk(q, what) return B .. 'q:' .. q .. ':' .. what end\n"
 "local function jk(id) return B .. 'j:' .. id end\n"
 "local function hk(id) return B .. 'h:' .. id end\n"
+/* tells the waiting workers (store_redis.c's sessions) a queue has work */
+"local function wake(q)\n"
+"  redis.call('PUBLISH', string.sub(B, 1, string.find(B, '{', 1, true) - 1) .. ':wake', q)\n"
+"end\n"
 "local function hist(id, from, to, w, err)\n"
 "  if HCAP > 0 then\n"
 "    redis.call('RPUSH', hk(id), cjson.encode({NOW, from, to, w or false, err or false}))\n"
@@ -109,6 +113,7 @@ static const char prelude[] =
 "    if #ids > 0 then redis.call('ZREM', qk(q, set), unpack(ids)) end\n"
 "    moved = moved + #ids\n"
 "  end\n"
+"  if moved > 0 then wake(q) end\n"
 "  return moved\n"
 "end\n"
 /* a new job, or the live one holding the unique key; returns its id */
@@ -151,6 +156,7 @@ static const char enqueue[] =
 "    tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4]), ARGV[o + 5], ARGV[o + 6],\n"
 "    ARGV[o + 7], ARGV[o + 8])\n"
 "end\n"
+"wake(q)\n"
 "return out\n";
 
 /* ARGV: queue, worker, n, lease ms; returns {id, method, arguments,
@@ -220,6 +226,7 @@ static const char release[] =
 "    redis.call('HSET', k, 's', 1, 'w', '', 'l', '')\n"
 "    ready_add(k, f[3], id, tonumber(f[4]), tonumber(f[5]))\n"
 "    hist(id, 2, 1, w, nil)\n"
+"    wake(f[3])\n"
 "    done = done + 1\n"
 "  end\n"
 "end\n"
@@ -305,6 +312,7 @@ static const char requeue[] =
 "redis.call('HSET', k, 's', 1, 'n', 0, 'e', NOW, 'r', NOW, 'f', '')\n"
 "ready_add(k, f[2], id, tonumber(f[4]), NOW)\n"
 "hist(id, s, 1, nil, nil)\n"
+"wake(f[2])\n"
 "return 1\n";
 
 /* ARGV: name, definition JSON (with "next" in ms) or '' to remove */
@@ -326,8 +334,10 @@ static const char recur_fire[] =
 "  d.next = tonumber(nxt)\n"
 "  redis.call('HSET', B .. 'rec', name, cjson.encode(d))\n"
 "end\n"
-"return enqueue_one(d.queue, slot, d.method, d.arguments, d.priority, 0, 0,\n"
-"  d.max_attempts, ARGV[8], d.backoff_base, d.backoff_cap)\n";
+"local id = enqueue_one(d.queue, slot, d.method, d.arguments, d.priority, 0, 0,\n"
+"  d.max_attempts, ARGV[8], d.backoff_base, d.backoff_cap)\n"
+"wake(d.queue)\n"
+"return id\n";
 
 /* ARGV: queue; returns the count per state (qml_job_state order), paused
  * 1/0, the head of the ready set's due time (ms, -1 none), the server's

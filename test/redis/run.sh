@@ -57,8 +57,10 @@ wait_counts() {
 	return 1
 }
 
-start_worker() {	# URL QUEUE
-	"$QML" -d "$1" worker --workers 4 --queues "$2" --exec ok_job="$dir/ok.sh" \
+start_worker() {	# URL QUEUE [worker options...]
+	local u=$1 q=$2
+	shift 2
+	"$QML" -d "$u" worker --workers 4 --queues "$q" "$@" --exec ok_job="$dir/ok.sh" \
 		--exec fail_job="$dir/fail.sh" >>"$dir/worker.log" 2>&1 &
 	wpid=$!
 }
