@@ -21,6 +21,7 @@ QML=$PWD/client/qml
 wpid=
 cleanup() {
 	[ -n "$wpid" ] && kill "$wpid" 2>/dev/null
+	redis-cli -p "$pw" -a 's3cr@t' --no-auth-warning shutdown nosave >/dev/null 2>&1
 	redis_stop "$single" "$c1" "$c2" "$c3" "$pw" "$crash"
 	rm -rf "$dir"
 }
