@@ -11,7 +11,8 @@
 # cluster with qml is reachable through the PG* environment (for example
 # after `. scripts/env.sh` with scripts/test.sh's or bench/run.sh's cluster
 # up); a database of its own, qml_bench_stores (PG_JOBS, default 20000).
-# More stores: STORES_EXTRA="label=url ..." (the Redis store adds its own).
+# Redis: a throwaway redis-server on port 6618 when redis-server is
+# installed. More stores: STORES_EXTRA="label=url ...".
 #
 # The machine is shared: every figure is the median of --reps runs, and the
 # stores run one after the other, so read them as ratios measured under the
@@ -51,6 +52,14 @@ if psql -X -q -d postgres -c "SELECT 1" >/dev/null 2>&1; then
 	row postgresql "dbname=qml_bench_stores" "${PG_JOBS:-20000}"
 else
 	printf '%-12s  no cluster reachable through PG* (see the header of this script)\n' postgresql
+fi
+# Redis: a throwaway redis-server (appendonly, fsync every second) when one
+# is installed; its comparison with BullMQ is bench/redis.sh
+if command -v redis-server >/dev/null; then
+	. scripts/redis.sh
+	rdir=$(mktemp -d /tmp/qml-bench-stores.XXXXXX)
+	trap 'redis_stop 6618; rm -rf "$rdir"' EXIT
+	redis_start 6618 "$rdir" >/dev/null && row redis "redis://127.0.0.1:6618/0" "${PG_JOBS:-20000}"
 fi
 for s in ${STORES_EXTRA:-}; do
 	row "${s%%=*}" "${s#*=}" "${PG_JOBS:-20000}"

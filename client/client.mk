@@ -30,7 +30,7 @@ QMLC_LDFLAGS	?=
 QMLC_CLI_LINK	?= static
 QMLC_PQ_CFLAGS	:= $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
 QMLC_PQ_LIBS	:= $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
-QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lm -pthread
+QMLC_LIBS		:= $(QMLC_PQ_LIBS) -ljansson -lhiredis -lm -pthread
 QMLC_CFLAGS		?= -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -fPIC -pthread
 QMLC_CFLAGS		+= $(QMLC_EXTRA_CFLAGS)
 QMLC_CPPFLAGS	:= -I$(QMLC_DIR)/include $(QMLC_PQ_CFLAGS)
@@ -114,7 +114,13 @@ $(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
+# qml's side of bench/redis.sh (BullMQ's is bench/bullmq/bench.mjs)
+$(QMLC_BUILD)/redis-bench: bench/redis_bench.c $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
 $(QMLC_BUILD)/bench-stores: bench/stores.c $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
 bench-runtime: $(QMLC_BUILD)/bench-runtime

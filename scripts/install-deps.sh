@@ -14,6 +14,8 @@ packages=(
 	python3 python3-psycopg nodejs chromium
 	# make deb and the package suite (debian/): pg_buildext, dh, lintian
 	debhelper fakeroot lintian postgresql-server-dev-all help2man
+	# the Redis store (client/src/store_redis*.c) and its suites
+	redis-server redis-tools libhiredis-dev
 )
 # see below: never left in place (earlier versions of this script did)
 conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf
@@ -59,3 +61,5 @@ npm_folder() {
 npm_folder test/browser
 # the Node worker example's driver (docs/examples/node), for the examples suite
 npm_folder docs/examples/node
+# BullMQ (and its ioredis), the baseline of the Redis benchmark (bench/redis.sh)
+npm_folder bench/bullmq

@@ -47,8 +47,12 @@ suite upgrade_old_schema test/upgrade/old_schema.sh
 suite client client/tests/run.sh
 # the storage backends (client/tests/conformance_test.c): one suite of
 # state-machine, ordering, lease, unique-key, recurring and concurrency
-# cases run against PostgreSQL, the memory store and QML_CONFORMANCE_URLS
+# cases run against PostgreSQL, the memory store, Redis and a Redis
+# Cluster (throwaway servers) and QML_CONFORMANCE_URLS
 suite conformance client/tests/conformance.sh
+# the Redis store through the qml command on a server and a cluster, and its
+# faults: unreachable, passwords, a killed server, NOSCRIPT, a slot moving
+suite redis test/redis/run.sh
 suite cli test/cli/run.sh
 suite cli_migrate test/cli/migrate.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer

@@ -290,6 +290,19 @@ cmd_status(cli *g, int argc, char **argv)
 			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
 			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
 	}
+	else if (strncmp(h->server_version, "Redis", 5) == 0)
+	{
+		/* no extension: the workers run the maintenance, under a lock */
+		printf("server      %s, database %s, user %s\n",
+			   h->server_version, h->database, h->user);
+		printf("scheduler   in the workers: a running qml worker (any of them) promotes, rescues,\n"
+			   "            fires recurring jobs and prunes, one pass a second\n");
+		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
+			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
+			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
+			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
+			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
+	}
 	else
 	{
 		printf("server      PostgreSQL %s, database %s, user %s\n",

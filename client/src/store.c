@@ -3,17 +3,22 @@
  *	  Picks the storage backend for a URL, and the small pieces every
  *	  backend shares: a claimed job's allocation and the retry backoff.
  *
- * The Redis store is referenced weakly: a library built without it links
- * and says so when a redis URL is used.
+ * The Redis store (store_redis*.c, over hiredis) is always built in: a
+ * strong reference here also pulls it out of libqml.a into programs that
+ * link the static library (a weak one would not, and they would lack it).
+ * The next due time of a recurring job is here too: the memory and Redis
+ * stores compute it alike.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "internal.h"
 #include "store.h"
+#include "../../src/cron.h"
 
-extern const qml_store_ops qml__store_redis __attribute__((weak));
+extern const qml_store_ops qml__store_redis;
 
 static bool
 has_prefix(const char *s, const char *prefix)
@@ -54,14 +59,6 @@ qml__store_for_url(const char *url, const qml_store_ops **ops)
 	if (has_prefix(url, "redis://") || has_prefix(url, "rediss://") ||
 		has_prefix(url, "redis+cluster://"))
 	{
-		if (&qml__store_redis == NULL)
-		{
-			qml__error(QML_ERR_UNSUPPORTED, "this libqml was built without the Redis store");
-			qml__error_set_extra("The URL names a Redis server, but the library has no Redis backend.",
-								 "Build libqml with hiredis (libhiredis-dev), or use a postgresql:// or memory: URL.",
-								 NULL);
-			return QML_ERR_UNSUPPORTED;
-		}
 		*ops = &qml__store_redis;
 		return QML_OK;
 	}
@@ -126,4 +123,31 @@ qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms)
 	for (int i = 1; i < attempts && delay < cap_ms; i++)
 		delay = delay > cap_ms / 2 ? cap_ms : delay * 2;
 	return delay / 2 + (int64_t) ((double) random() / ((double) RAND_MAX + 1.0) * (double) (delay - delay / 2));
+}
+
+int64_t
+qml__store_schedule_next(const QmlSchedule *s, int64_t after)
+{
+	time_t		t = (time_t) (after / 1000000);
+	struct tm	tm;
+	QmlCronTime from,
+				next;
+
+	if (s->kind == QML_SCHEDULE_INTERVAL)
+		return after + s->interval_usec;
+	gmtime_r(&t, &tm);
+	from.year = tm.tm_year + 1900;
+	from.month = tm.tm_mon + 1;
+	from.day = tm.tm_mday;
+	from.hour = tm.tm_hour;
+	from.minute = tm.tm_min;
+	if (!qml_cron_next(s, &from, &next))
+		return QML_TIME_NULL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = next.year - 1900;
+	tm.tm_mon = next.month - 1;
+	tm.tm_mday = next.day;
+	tm.tm_hour = next.hour;
+	tm.tm_min = next.minute;
+	return (int64_t) timegm(&tm) * 1000000;
 }

@@ -347,6 +347,13 @@ qml_store  *qml__client_store(qml_client *client);
 /* Retry delay after attempt `attempts` as the extension computes it. */
 int64_t		qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms);
 
+/*
+ * The first due time (µs) of a parsed schedule (src/cron.h) after `after`
+ * (µs), cron fields read in UTC; QML_TIME_NULL when it never fires.
+ */
+struct QmlSchedule;
+int64_t		qml__store_schedule_next(const struct QmlSchedule *s, int64_t after);
+
 extern const qml_store_ops qml__store_postgres;
 extern const qml_store_ops qml__store_memory;
 

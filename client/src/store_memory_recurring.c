@@ -34,28 +34,7 @@ mem_recurring_free(mem_recurring *r)
 int64_t
 mem_recurring_next(const mem_recurring *r, int64_t after)
 {
-	time_t		t = (time_t) (after / 1000000);
-	struct tm	tm;
-	QmlCronTime from,
-				next;
-
-	if (r->parsed.kind == QML_SCHEDULE_INTERVAL)
-		return after + r->parsed.interval_usec;
-	gmtime_r(&t, &tm);
-	from.year = tm.tm_year + 1900;
-	from.month = tm.tm_mon + 1;
-	from.day = tm.tm_mday;
-	from.hour = tm.tm_hour;
-	from.minute = tm.tm_min;
-	if (!qml_cron_next(&r->parsed, &from, &next))
-		return QML_TIME_NULL;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = next.year - 1900;
-	tm.tm_mon = next.month - 1;
-	tm.tm_mday = next.day;
-	tm.tm_hour = next.hour;
-	tm.tm_min = next.minute;
-	return (int64_t) timegm(&tm) * 1000000;
+	return qml__store_schedule_next(&r->parsed, after);
 }
 
 static mem_recurring **

@@ -38,6 +38,7 @@ run() {
 # QML_CLIENT_TESTS: where the test binaries are (make check-asan's build)
 bin=${QML_CLIENT_TESTS:-client/tests}
 run unit "$bin/unit_test"
+run redis_url "$bin/redis_url_test"
 run api "$bin/api_test"
 run runtime "$bin/runtime_test"
 run read "$bin/read_test"

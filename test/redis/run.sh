@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# test/redis/run.sh: the "redis" suite. The Redis store through the qml
+# command, on a throwaway redis-server and a 3-master Redis Cluster on this
+# host, and its faults: an unreachable server, a wrong or missing password,
+# TLS and malformed URLs, a server killed and restarted mid-run (appendonly,
+# fsync always: every accepted job runs), a slot migrating between masters
+# while a worker runs (ASK during the move, MOVED after it). The state
+# machine itself is the conformance suite's (client/tests/conformance.sh),
+# which runs on Redis and a Redis Cluster too.
+#
+# Ports QML_REDIS_PORT (default 6620) to +6; needs redis-server and
+# redis-cli (scripts/install-deps.sh) and `make client`.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/redis.sh
+base=${QML_REDIS_PORT:-6620}
+single=$base c1=$((base + 1)) c2=$((base + 2)) c3=$((base + 3))
+pw=$((base + 4)) crash=$((base + 5))
+dir=$(mktemp -d /tmp/qml-test-redis.XXXXXX)
+QML=$PWD/client/qml
+wpid=
+cleanup() {
+	[ -n "$wpid" ] && kill "$wpid" 2>/dev/null
+	redis-cli -p "$pw" -a 's3cr@t' --no-auth-warning shutdown nosave >/dev/null 2>&1
+	redis_stop "$single" "$c1" "$c2" "$c3" "$pw" "$crash"
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+make -s client >/dev/null || exit 1
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+bad() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ -n "${2:-}" ] && echo "#   $2"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1" "${3:-}"; fi; }
+
+printf '#!/bin/sh\ncat >/dev/null; echo "{\\"done\\":true}"\n' >"$dir/ok.sh"
+printf '#!/bin/sh\necho nope >&2; exit 65\n' >"$dir/fail.sh"
+chmod +x "$dir/ok.sh" "$dir/fail.sh"
+
+# counts of a queue from qml --json stats: "succeeded failed enqueued"
+counts() {
+	"$QML" -d "$1" --json stats 2>/dev/null | python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin) if r["queue"] == sys.argv[1]]
+r = rows[0] if rows else {}
+print(r.get("succeeded", 0), r.get("failed", 0), r.get("enqueued", 0))' "$2"
+}
+
+# waits (30 s at most) until queue $2 at $1 has counts $3
+wait_counts() {
+	local i got
+	for i in $(seq 1 150); do
+		got=$(counts "$1" "$2")
+		[ "$got" = "$3" ] && return 0
+		sleep 0.2
+	done
+	echo "#   counts of $2: $got, want $3"
+	return 1
+}
+
+start_worker() {	# URL QUEUE [worker options...]
+	local u=$1 q=$2
+	shift 2
+	"$QML" -d "$u" worker --workers 4 --queues "$q" "$@" --exec ok_job="$dir/ok.sh" \
+		--exec fail_job="$dir/fail.sh" >>"$dir/worker.log" 2>&1 &
+	wpid=$!
+}
+
+stop_worker() {
+	local rc
+	kill -TERM "$wpid"
+	wait "$wpid"
+	rc=$?
+	wpid=
+	return $rc
+}
+
+# ---- the qml command on one server and on a cluster ----
+
+commands_on() {	# LABEL URL
+	local label=$1 url=$2 q=cmd_$1 id fid out
+	for i in $(seq 1 20); do
+		"$QML" -d "$url" enqueue ok_job "[$i]" --queue "$q" >/dev/null || break
+	done
+	fid=$("$QML" -d "$url" enqueue fail_job '["x"]' --queue "$q")
+	check "$label: 21 jobs enqueued" '[ "$(counts "$url" "$q")" = "0 0 21" ]'
+	start_worker "$url" "$q"
+	check "$label: worker --exec ran them (20 succeeded, 1 failed)" 'wait_counts "$url" "$q" "20 1 0"'
+	check "$label: the worker stops cleanly (exit 0)" 'stop_worker'
+	out=$("$QML" -d "$url" jobs --queue "$q" --state failed)
+	check "$label: jobs --state failed lists the failed job" 'echo "$out" | grep -q "^$fid .*nope"'
+	out=$("$QML" -d "$url" job "$fid")
+	check "$label: job shows its history" 'echo "$out" | grep -q "processing  failed"'
+	"$QML" -d "$url" pause "$q" >/dev/null
+	id=$("$QML" -d "$url" enqueue ok_job '[0]' --queue "$q")
+	start_worker "$url" "$q"
+	sleep 1.5	# a paused queue must stay put: the worker polls it meanwhile
+	check "$label: a paused queue hands out nothing" '[ "$(counts "$url" "$q")" = "20 1 1" ]'
+	"$QML" -d "$url" resume "$q" >/dev/null
+	check "$label: resumed, its job runs" 'wait_counts "$url" "$q" "21 1 0"'
+	stop_worker
+}
+
+redis_start "$single" "$dir/single" >/dev/null
+redis_cluster "$dir/cluster" "$c1" "$c2" "$c3" || exit 1
+url=redis://127.0.0.1:$single/0
+curl=redis+cluster://127.0.0.1:$c1,127.0.0.1:$c2
+# the port of the master that owns a slot (CLUSTER NODES: ranges from field 9)
+owner() {
+	redis-cli -p "$c1" cluster nodes | python3 -c '
+import sys
+slot = int(sys.argv[1])
+for line in sys.stdin:
+    f = line.split()
+    for r in f[8:]:
+        a, _, b = r.partition("-")
+        if a.isdigit() and int(a) <= slot <= int(b or a):
+            print(f[1].split("@")[0].rsplit(":", 1)[1])
+' "$1"
+}
+
+commands_on single "$url"
+commands_on cluster "$curl"
+# a queue on each master: each gets its jobs, straight or through MOVED
+for p in "$c1" "$c2" "$c3"; do
+	for i in $(seq 1 100); do
+		[ "$(owner "$(redis-cli -p "$c1" cluster keyslot "spread_$i")")" = "$p" ] && break
+	done
+	"$QML" -d "$curl" enqueue ok_job '[1]' --queue "spread_$i" >/dev/null
+	check "cluster: queue spread_$i lives on the master at $p" \
+		'[ -n "$(redis-cli -p $p --scan --pattern "qml{*}:q:spread_$i:all")" ]'
+done
+# scripts gone under a running worker (SCRIPT FLUSH, or a restart without
+# a new client to load them): its claims get NOSCRIPT and load them again.
+# The queue is resumed with redis-cli, as any qml command would load them.
+"$QML" -d "$url" pause noscript >/dev/null
+for i in $(seq 1 10); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue noscript >/dev/null; done
+start_worker "$url" noscript
+sleep 0.5
+redis-cli -p "$single" script flush >/dev/null
+redis-cli -p "$single" del "$(redis-cli -p "$single" --scan --pattern 'qml{*}:q:noscript:paused')" >/dev/null
+# counted with redis-cli too: a qml command would load the scripts itself
+done_key=$(redis-cli -p "$single" --scan --pattern 'qml{*}:q:noscript:all' | sed 's/all$/succeeded/')
+for i in $(seq 1 100); do
+	[ "$(redis-cli -p "$single" zcard "$done_key")" = 10 ] && break
+	sleep 0.2
+done
+check "scripts flushed: the worker loads them again (NOSCRIPT) and runs the jobs" \
+	'[ "$(redis-cli -p "$single" zcard "$done_key")" = 10 ]'
+stop_worker
+
+# ---- bad URLs and unreachable servers: a message and the documented exit ----
+
+expect_exit() {	# LABEL CODE PATTERN qml-arguments...
+	local label=$1 code=$2 pattern=$3 out rc
+	shift 3
+	out=$(timeout 30 "$QML" "$@" 2>&1)
+	rc=$?
+	if [ $rc -eq "$code" ] && echo "$out" | grep -qi -- "$pattern"; then
+		ok "$label: exit $code, \"$pattern\""
+	else
+		bad "$label: exit $code, \"$pattern\"" "exit $rc: $(echo "$out" | head -2)"
+	fi
+}
+expect_exit "unreachable" 3 "cannot connect to Redis at 127.0.0.1:1" -d redis://127.0.0.1:1/0 stats
+expect_exit "unreachable cluster" 3 "cannot connect to Redis" -d redis+cluster://127.0.0.1:1,127.0.0.1:2 stats
+expect_exit "unknown scheme" 2 "unknown storage scheme" -d rediz://127.0.0.1/0 stats
+expect_exit "bad port" 2 "bad port" -d redis://127.0.0.1:99999/0 stats
+expect_exit "several hosts without cluster" 2 "redis+cluster" -d redis://a:1,b:2/0 stats
+expect_exit "rediss" 4 "TLS" -d rediss://127.0.0.1:$single/0 stats
+expect_exit "no such database" 2 "refused database" -d redis://127.0.0.1:$single/99999 stats
+redis_start "$pw" "$dir/pw" --requirepass 's3cr@t' >/dev/null
+expect_exit "wrong password" 3 "refused the password" -d "redis://:wrong@127.0.0.1:$pw/0" stats
+expect_exit "missing password" 3 "needs a password" -d "redis://127.0.0.1:$pw/0" stats
+check "the right password (percent-encoded @) works" \
+	'"$QML" -d "redis://:s3cr%40t@127.0.0.1:$pw/0" enqueue ok_job "[1]" >/dev/null'
+
+# ---- Redis killed and restarted mid-run: every accepted job runs ----
+
+redis_start "$crash" "$dir/crash" --appendfsync always >/dev/null
+xurl=redis://127.0.0.1:$crash/0
+start_worker "$xurl" crash
+: >"$dir/accepted"
+refused=0
+for i in $(seq 1 150); do
+	if id=$("$QML" -d "$xurl" enqueue ok_job "[$i]" --queue crash 2>/dev/null); then
+		echo "$id" >>"$dir/accepted"
+	else
+		refused=$((refused + 1))
+	fi
+	if [ "$i" = 60 ]; then
+		# killed (no chance to save anything more), back two seconds later
+		kill -9 "$(cat "$dir/crash/redis.pid")"
+		(sleep 2; redis-server --port "$crash" --bind 127.0.0.1 --dir "$dir/crash" \
+			--appendonly yes --appendfsync always --save '' --daemonize yes \
+			--pidfile "$dir/crash/redis.pid" --logfile "$dir/crash/redis.log" >/dev/null) &
+	fi
+done
+accepted=$(wc -l <"$dir/accepted")
+check "restart: refused while down, accepted again after ($accepted accepted, $refused refused)" \
+	'[ "$refused" -gt 0 ] && [ "$accepted" -ge 100 ] && [ $((accepted + refused)) = 150 ]'
+check "restart: the worker ran every accepted job" \
+	'wait_counts "$xurl" crash "$(redis-cli -p $crash zcard "$(redis-cli -p $crash --scan --pattern "qml{*}:q:crash:all" | head -1)") 0 0"'
+"$QML" -d "$xurl" --json jobs --queue crash --state succeeded --limit 1000 2>/dev/null |
+	python3 -c 'import json, sys; print("\n".join(str(j["id"]) for j in json.load(sys.stdin)))' |
+	sort >"$dir/succeeded"
+check "restart: each accepted id is among the succeeded" \
+	'[ -z "$(sort "$dir/accepted" | comm -23 - "$dir/succeeded")" ]'
+check "restart: the worker survived it and stops cleanly" 'kill -0 $wpid && stop_worker'
+
+# ---- a slot moving between masters under a running worker ----
+
+node_of() { redis-cli -p "$c1" cluster nodes | awk -v p=":$1@" 'index($2, p) {print $1}'; }
+slot=$(redis-cli -p "$c1" cluster keyslot mig)	# the queue's slot: crc16 of its name
+src=$(owner "$slot")
+dst=$c1
+[ "$src" = "$c1" ] && dst=$c2
+for i in $(seq 1 30); do "$QML" -d "$curl" enqueue ok_job "[$i]" --queue mig >/dev/null; done
+start_worker "$curl" mig
+check "migration: the first 30 ran" 'wait_counts "$curl" mig "30 0 0"'
+# the move, step by step, as redis-cli --cluster reshard does it
+redis-cli -p "$dst" cluster setslot "$slot" importing "$(node_of "$src")" >/dev/null
+redis-cli -p "$src" cluster setslot "$slot" migrating "$(node_of "$dst")" >/dev/null
+while keys=$(redis-cli -p "$src" cluster getkeysinslot "$slot" 100) && [ -n "$keys" ]; do
+	redis-cli -p "$src" migrate 127.0.0.1 "$dst" "" 0 5000 keys $keys >/dev/null
+done
+# the keys moved, the slot not yet: the source answers ASK
+for i in $(seq 31 40); do "$QML" -d "$curl" enqueue ok_job "[$i]" --queue mig >/dev/null || break; done
+check "migration: enqueue during the move follows ASK (40 jobs)" \
+	'[ "$(redis-cli -p $dst cluster countkeysinslot $slot)" -gt 0 ] && wait_counts "$curl" mig "40 0 0"'
+for p in "$c1" "$c2" "$c3"; do redis-cli -p "$p" cluster setslot "$slot" node "$(node_of "$dst")" >/dev/null; done
+for i in $(seq 41 50); do "$QML" -d "$curl" enqueue ok_job "[$i]" --queue mig >/dev/null || break; done
+check "migration: after it, the running worker follows MOVED (50 jobs)" 'wait_counts "$curl" mig "50 0 0"'
+check "migration: the source holds none of the slot's keys" \
+	'[ "$(redis-cli -p $src cluster countkeysinslot $slot)" = 0 ]'
+stop_worker
+
+echo "1..$n"
+[ $failed -eq 0 ] || { echo "# $failed of $n failed; worker log:"; tail -20 "$dir/worker.log" | sed 's/^/# /'; exit 1; }
