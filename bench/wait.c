@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
+#include "pq_bench.h"
 
 #define MAX_BURSTS 1000000
 #define MAX_SAMPLES 2000000
@@ -50,41 +51,6 @@ typedef struct Shared
 } Shared;
 
 static Shared *sh;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static PGconn *
-connect_or_die(const char *conninfo)
-{
-	PGconn	   *c = PQconnectdb(conninfo);
-
-	if (PQstatus(c) != CONNECTION_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(c));
-		exit(1);
-	}
-	return c;
-}
-
-static void
-exec_or_die(PGconn *c, const char *sql)
-{
-	PGresult   *r = PQexec(c, sql);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(r);
-}
 
 static void
 add(double *samples, int *n, double v)

@@ -20,41 +20,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static PGconn *
-connect_or_die(const char *db)
-{
-	PGconn	   *c = PQsetdbLogin(NULL, NULL, NULL, NULL, db, NULL, NULL);
-
-	if (PQstatus(c) != CONNECTION_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(c));
-		exit(1);
-	}
-	return c;
-}
-
-static void
-exec_or_die(PGconn *c, const char *sql)
-{
-	PGresult   *r = PQexec(c, sql);
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
-	{
-		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(r);
-}
+#include "pq_bench.h"
 
 /* blocks until the socket is readable */
 static void
