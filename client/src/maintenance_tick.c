@@ -24,11 +24,20 @@
 #define MAINT_LOCK_KEY "8173308115788852852"
 #define MAINT_INTERVAL_US 1000000
 
-/* whether this database runs the SQL edition and this role may maintain it */
+/*
+ * Whether this database runs the SQL edition and this role may maintain it.
+ * From the catalogs: to_regprocedure() raises an error for a role without
+ * USAGE on schema qml.
+ */
 static const char edition_sql[] =
-"SELECT pg_catalog.to_regprocedure('qml.edition()') IS NOT NULL,"
-"       CASE WHEN pg_catalog.to_regprocedure('qml.maintain()') IS NOT NULL"
-"            THEN pg_catalog.has_function_privilege('qml.maintain()', 'EXECUTE') END";
+"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+"               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+"               WHERE n.nspname = 'qml' AND p.proname = 'edition' AND p.pronargs = 0),"
+"       (SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+"               AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')"
+"          FROM pg_catalog.pg_proc p"
+"          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+"         WHERE n.nspname = 'qml' AND p.proname = 'maintain' AND p.pronargs = 0)";
 
 /* true when the one-row, one-column query answered 't' */
 static bool

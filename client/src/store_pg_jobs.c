@@ -488,8 +488,13 @@ recurring_supported(qml_client *client, const char *function)
 				ok;
 
 	st = qml__client_exec(client,
-						  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
-						  "       pg_catalog.to_regclass('qml.recurring') IS NOT NULL"
+						  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'qml')"
+						  "       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+						  "        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+						  "        WHERE n.nspname = 'qml' AND p.proname = 'edition'),"
+						  "       EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+						  "        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+						  "        WHERE n.nspname = 'qml' AND c.relname = 'recurring')"
 						  "   AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
 						  "        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
 						  "        WHERE n.nspname = 'qml' AND p.proname = $1::text))",

@@ -20,13 +20,18 @@
 /*
  * The pure-SQL edition (docs/sql-edition.md) is no extension: its script
  * installs and updates it, so it reports itself as both the installed and
- * the available version, which leaves nothing to migrate.
+ * the available version, which leaves nothing to migrate. The catalogs,
+ * not to_regprocedure(), say whether qml.edition() exists: to_regprocedure
+ * raises an error for a role without USAGE on schema qml, and such a role
+ * must hear what it may not do (migrate: "must be owner of extension").
  */
 static const char *const version_sql =
 "SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'), e.sql),"
 "       coalesce(e.sql, (SELECT default_version FROM pg_catalog.pg_available_extensions"
 "                         WHERE name = 'qml'))"
-"  FROM (SELECT CASE WHEN pg_catalog.to_regprocedure('qml.edition()') IS NOT NULL"
+"  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+"                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+"                     WHERE n.nspname = 'qml' AND p.proname = 'edition' AND p.pronargs = 0)"
 "               THEN 'sql edition' END AS sql) e";
 
 static qml_status
@@ -199,10 +204,12 @@ static const char health_sql[] =
 "         WHERE a.backend_type IS DISTINCT FROM 'client backend'"
 "           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')"
 "           AND a.datname IS NULL),"
-"       COALESCE(pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace('qml')::pg_catalog.oid, 'USAGE')"
-"            AND pg_catalog.has_function_privilege("
-"                pg_catalog.to_regprocedure('qml.scheduler_slot_wait_since()')::pg_catalog.oid, 'EXECUTE'),"
-"            false)";
+"       COALESCE((SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+"                    AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')"
+"                  FROM pg_catalog.pg_proc p"
+"                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+"                 WHERE n.nspname = 'qml' AND p.proname = 'scheduler_slot_wait_since'"
+"                   AND p.pronargs = 0), false)";
 
 static const char slot_wait_sql[] = "SELECT qml.scheduler_slot_wait_since()";
 
