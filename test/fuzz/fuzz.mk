@@ -40,9 +40,9 @@ FUZZ_SRCS_exec_result	:= client/cli/exec_result.c
 FUZZ_HDRS_exec_result	:= client/cli/exec_result.h
 FUZZ_LIBS_exec_result	:= -ljansson
 FUZZ_OPTS_exec_result	:= -max_len=20000
-FUZZ_SRCS_cli_args		:= client/cli/args.c client/cli/output.c $(wildcard client/src/*.c)
+FUZZ_SRCS_cli_args		:= client/cli/args.c client/cli/output.c $(wildcard client/src/*.c) src/cron.c
 FUZZ_HDRS_cli_args		:= client/cli/cli.h client/src/internal.h client/include/qml.h
-FUZZ_LIBS_cli_args		= $(FUZZ_PQ_LIBS) -ljansson -lm -pthread
+FUZZ_LIBS_cli_args		= $(FUZZ_PQ_LIBS) -ljansson -lhiredis -lm -pthread
 FUZZ_OPTS_cli_args		:= -close_fd_mask=2 -max_len=600 -dict=$(FUZZ_DIR)/cli_args.dict
 FUZZ_LIBS_batch			= $(FUZZ_PQ_LIBS)
 FUZZ_OPTS_batch			:= -max_len=2000 -timeout=20 -dict=$(FUZZ_DIR)/batch.dict
