@@ -83,6 +83,16 @@ def roles():
     return set(r.stdout.split())
 
 
+def cluster_settings():
+    """What ALTER SYSTEM has set: an example must leave the shared test
+    cluster's configuration alone (a qml.databases list set by one page
+    took the scheduler from every database made after it)."""
+    r = psql("postgres", "-At", "-c",
+             "SELECT name || '=' || setting FROM pg_catalog.pg_file_settings"
+             " WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno")
+    return r.stdout.splitlines()
+
+
 def database_url(db):
     host = os.environ.get("PGHOST", "/var/run/postgresql")
     return "postgresql:///%s?host=%s&port=%s&user=%s" % (
@@ -117,6 +127,7 @@ def run_file(path, label):
     name = re.sub(r"[^a-z0-9]+", "_", os.path.splitext(os.path.basename(path))[0].lower())
     db = "qml_docs_" + name
     had = roles()
+    conf = cluster_settings()
     setup = psql("postgres", "-c", "SET client_min_messages = warning",
                  "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, "-c", "CREATE DATABASE %s" % db)
     setup = setup if setup.returncode else psql(db, "-c", "CREATE EXTENSION qml")
@@ -155,6 +166,13 @@ def run_file(path, label):
         psql("postgres", "-c", "DROP DATABASE IF EXISTS %s WITH (FORCE)" % db)
         for role in sorted(roles() - had):
             psql("postgres", "-c", 'DROP ROLE "%s"' % role.replace('"', '""'))
+        now = cluster_settings()
+        if now != conf:
+            bad("%s: leaves the cluster's configuration alone" % label,
+                "ALTER SYSTEM set %s: mark such a block `sql norun`" % ", ".join(sorted(set(now) - set(conf))))
+            for name in sorted({n.split("=", 1)[0] for n in set(now) ^ set(conf)}):
+                psql("postgres", "-c", "ALTER SYSTEM RESET %s" % name)
+            psql("postgres", "-c", "SELECT pg_reload_conf()")
 
 
 def anchors(path):
@@ -204,6 +222,7 @@ def self_test():
         "bad_c_build": "```c test\nint main(void) { return undeclared; }\n```\n",
         "bad_c_exit": "```c test\nint main(void) { return 3; }\n```\n",
         "bad_anchor": "see [nothing](#no-such-heading)\n",
+        "bad_alter_system": "```sql\nALTER SYSTEM SET qml.databases = 'app';\n```\n",
     }
     tmp = tempfile.mkdtemp(prefix="qml-docs-self-")
     results = {}
