@@ -257,7 +257,7 @@ cmd_status(cli *g, int argc, char **argv)
 
 		for (int k = 0; k < QML_STATE_COUNT; k++)
 			json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
-		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:b,s:b,s:i,s:o},s:i,s:o}",
+		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:o,s:b,s:i,s:o},s:i,s:o}",
 								 "server_version", h->server_version,
 								 "database", h->database,
 								 "user", h->user,
@@ -267,7 +267,7 @@ cmd_status(cli *g, int argc, char **argv)
 								 "available", h->available_version ? json_string(h->available_version) : json_null(),
 								 "scheduler",
 								 "running", h->scheduler_processes > 0,
-								 "preloaded", h->preloaded,
+								 "preloaded", h->preloaded_known ? json_boolean(h->preloaded) : json_null(),
 								 "launcher", h->launcher,
 								 "processes", h->scheduler_processes,
 								 "waiting_for_slot_since",
@@ -329,6 +329,9 @@ cmd_status(cli *g, int argc, char **argv)
 			printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
 		else if (h->preloaded)
 			printf("scheduler   not running, although qml is preloaded: see the server log\n");
+		else if (!h->preloaded_known)
+			printf("scheduler   not running for this database; whether qml is in shared_preload_libraries\n"
+				   "            is hidden from role %s (pg_read_all_settings shows it)\n", h->user);
 		else
 			printf("scheduler   not running: qml is not in shared_preload_libraries; due and retried\n"
 				   "            jobs wait until something calls qml.maintain()\n");

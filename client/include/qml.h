@@ -167,6 +167,11 @@ typedef struct qml_health
 									 * worker slot since then (raise
 									 * max_worker_processes); NULL: it does
 									 * not */
+	bool		preloaded_known;	/* false: shared_preload_libraries is
+									 * hidden from this role (it lacks
+									 * pg_read_all_settings), and preloaded
+									 * only says whether a scheduler or its
+									 * launcher runs */
 } qml_health;
 
 QML_API qml_status	qml_health_check(qml_client *client, qml_health **health);

@@ -399,7 +399,7 @@ mem_health(qml_store *store, qml_health **out)
 	h->installed_version = qml__strdup("memory");
 	h->available_version = qml__strdup("memory");
 	pthread_mutex_lock(&m->mu);
-	h->preloaded = true;
+	h->preloaded = h->preloaded_known = true;
 	h->scheduler_processes = m->thread_started ? 1 : 0;
 	for (mem_session *s = m->sessions; s; s = s->next)
 		h->worker_servers += s->base.kind == QML_SESSION_FETCH;

@@ -185,13 +185,17 @@ done:
  * flusher's is "qml flusher <name>"). Whether the scheduler waits for a
  * background worker slot is asked only of a server whose qml has
  * qml.scheduler_slot_wait_since() (1.1) and where we may call it.
+ * shared_preload_libraries is read through pg_settings, which leaves it out
+ * for a role without pg_read_all_settings where current_setting() would
+ * fail the whole check: then only a running scheduler or launcher tells.
  */
 static const char health_sql[] =
 "SELECT current_setting('server_version'), current_database(), current_user,"
 "       (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'),"
 "       (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'qml'),"
-"       'qml' = ANY (pg_catalog.string_to_array(pg_catalog.replace("
-"            current_setting('shared_preload_libraries'), ' ', ''), ',')),"
+"       (SELECT 'qml' = ANY (pg_catalog.string_to_array(pg_catalog.replace("
+"                 s.setting, ' ', ''), ','))"
+"          FROM pg_catalog.pg_settings s WHERE s.name = 'shared_preload_libraries'),"
 "       (SELECT count(*) FROM pg_catalog.pg_stat_activity a"
 "         WHERE a.backend_type IS DISTINCT FROM 'client backend'"
 "           AND (a.backend_type ILIKE '%qml%' OR a.application_name ILIKE '%qml%')"
@@ -255,10 +259,12 @@ pg_health(qml_store *store, qml_health **out)
 			(*field[col] = qml__strdup(PQgetvalue(r, 0, col))) == NULL)
 			oom = true;
 	}
-	h->preloaded = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
 	h->scheduler_processes = atoi(PQgetvalue(r, 0, 6));
 	h->worker_servers = atoi(PQgetvalue(r, 0, 7));
 	h->launcher = strcmp(PQgetvalue(r, 0, 8), "t") == 0;
+	h->preloaded_known = !PQgetisnull(r, 0, 5);
+	h->preloaded = h->preloaded_known ? strcmp(PQgetvalue(r, 0, 5), "t") == 0
+		: h->launcher || h->scheduler_processes > 0;
 	may_read_slot_wait = strcmp(PQgetvalue(r, 0, 9), "t") == 0;
 	PQclear(r);
 	if (oom)

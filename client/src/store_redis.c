@@ -161,7 +161,7 @@ rds_health(qml_store *store, qml_health **out)
 	h->installed_version = qml__strdup("redis");
 	h->available_version = qml__strdup("redis");
 	/* the scheduler's work is done by the running workers (rds_tick) */
-	h->preloaded = true;
+	h->preloaded = h->preloaded_known = true;
 	h->scheduler_processes = 1;
 	if (!h->server_version || !h->database || !h->user ||
 		!h->installed_version || !h->available_version)

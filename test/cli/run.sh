@@ -122,6 +122,14 @@ has "scheduler" "shows the scheduler"
 expect "qml status --json" 0 "$QML" status --json
 is_json "$out" && ok "status JSON" || bad "status JSON" "$out"
 has '"scheduler"' "with the scheduler"
+# shared_preload_libraries is hidden from a role without pg_read_all_settings
+q -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS qml_cli_status" \
+	-c "CREATE ROLE qml_cli_status LOGIN" -c "SELECT qml.grant_worker('qml_cli_status')" >/dev/null
+PGUSER=qml_cli_status expect "qml status as a worker role" 0 "$QML" status
+has "user qml_cli_status" "as that role"
+PGUSER=qml_cli_status expect "qml status --json as a worker role" 0 "$QML" status --json
+has '"preloaded": null' "preloaded: unknown to that role"
+q -c "DROP OWNED BY qml_cli_status" -c "DROP ROLE qml_cli_status" >/dev/null
 
 echo "# enqueue, jobs, job, retry, delete"
 expect "enqueue prints an id" 0 "$QML" enqueue send_email '["a@b.c"]'
