@@ -83,6 +83,27 @@ sub jside {
 		$st ? join(', ', map { jnum($_) } @{ $st->{runs} }) : '');
 }
 
+# The previous run's figures (BENCH_PREVIOUS: an earlier latest.md, such
+# as bench/RESULTS.md), shown beside each case of the same name and pass.
+my (%prev, $prev_run);
+if (my $pf = $ENV{BENCH_PREVIOUS}) {
+	open(my $h, '<', $pf) or die "report.pl: cannot read $pf: $!\n";
+	my $pass = '';
+	while (<$h>) {
+		chomp;
+		$prev_run //= $1 if /^(\d{4}-\d\d-\d\d \d\d:\d\d UTC.*?qml \w+)\./;
+		$pass = $1 if /^## (.*)/;
+		next unless /^\| / && !/^\| case \|/ && !/^\|---/;
+		my @c = map { s/^\s+|\s+$//gr } split /(?<!\\)\|/, $_;
+		shift @c;
+		next if @c < 6;	# another table (churn)
+		(my $name = $c[0]) =~ s/ \[[^\]]*\]$//;
+		$prev{$pass}{$name} = $c[3] ne '' ? "$c[1]; $c[3]" : $c[1];
+	}
+	close $h;
+}
+my $prev_col = %prev ? ' previous (qml; ratio) |' : '';
+
 my @md;
 my @json_passes;
 push @md, "# qml benchmark ($meta{mode} mode)", '';
@@ -92,11 +113,12 @@ my $secs = $meta{duration} . (($meta{duration_main} // $meta{duration}) ne $meta
 	? " s each ($meta{duration_main} s where issue 5 sets a target, as the outside check measures)" : ' s each');
 push @md, "Every case ran $meta{runs} time(s) for $secs (pgbench -M prepared unless said);"
 	. " medians; ratio = qml median / baseline median (for ms, lower is better). Wall time $meta{wall}.", '';
+push @md, "Previous: the run of $prev_run, for the cases of the same name.", '' if %prev;
 
 for my $pass (@passes) {
 	push @md, "## $pass", '';
-	push @md, '| case | qml median | baseline median | ratio | min-max (qml; baseline) | target |';
-	push @md, '|---|---:|---:|---:|---|---|';
+	push @md, "| case | qml median | baseline median | ratio | min-max (qml; baseline) |$prev_col target |";
+	push @md, '|---|---:|---:|---:|---|' . ($prev_col ? '---|' : '') . '---|';
 	my @jcases;
 	for my $r (sort { $a->{order} <=> $b->{order} } values %{ $rows{$pass} }) {
 		my $q = stats(@{ $r->{qml} });
@@ -111,9 +133,10 @@ for my $pass (@passes) {
 		my @notes = $q ? @{ $r->{notes} } : @{ $r->{notes} }[1 .. $#{ $r->{notes} }];
 		my $name = "$r->{name}: $what";
 		$name .= " ($r->{secs} s runs)" if $r->{secs} ne '' && $r->{secs} ne $meta{duration} && $r->{unit} ne 'ms';
-		$name .= ' [' . join('; ', @notes) . ']' if @notes;
 		$name =~ s/\|/\\|/g;
-		push @md, "| $name | $qcell | $bcell | " . (defined $ratio ? sprintf('%.2f', $ratio) : '') . " | $range | $r->{target} |";
+		my $pcell = $prev_col ? ' ' . ($prev{$pass}{$name} // '') . ' |' : '';
+		$name .= ' [' . join('; ', @notes) =~ s/\|/\\|/gr . ']' if @notes;
+		push @md, "| $name | $qcell | $bcell | " . (defined $ratio ? sprintf('%.2f', $ratio) : '') . " | $range |$pcell $r->{target} |";
 		push @jcases, sprintf('{"key": %s, "case": %s, "unit": %s, "seconds": %s, "qml": %s, "baseline": %s, "ratio": %s, "target": %s, "notes": [%s]}',
 			jstr($r->{key}), jstr($r->{name}), jstr($u), $r->{secs} =~ /^\d+$/ ? $r->{secs} : 'null', jside($r->{qml_label}, $q),
 			$r->{base_label} ne '' || $b ? jside($r->{base_label}, $b) : 'null',

@@ -20,7 +20,9 @@
 # Environment: QML_PGPORT (5550), QML_BENCH_PREFIX (/tmp/qml-bench-$QML_PGPORT,
 # the private install), BENCH_T (seconds per measurement), BENCH_RUNS,
 # BENCH_CHURN_RATE (jobs/s offered in the churn case; default half of the
-# measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime).
+# measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime),
+# BENCH_PREVIOUS (an earlier report whose figures the new one shows beside
+# its own; default in the default mode: bench/RESULTS.md).
 set -uo pipefail
 
 # read to the end before running: editing or updating the file during a
@@ -307,6 +309,9 @@ q -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_reload_conf()" >/dev/
 note "Wakeups: qml.wakeups = on (the default) sends NOTIFY only when a fetch on the queue came back empty; the enqueue cases have no idle worker, so 'on' measures its bookkeeping, 'always' a NOTIFY on every commit (the cost when workers are always idle), 'off' neither."
 note "Raw baseline: table jobs (bench/sql/schema.sql), primary key plus one partial index for the claim; claim = SKIP LOCKED UPDATE in one transaction, DELETE in the next; the queries match the outside check's (bench/sql/)."
 printf 'wall\t%s\n' "$(((SECONDS - T0) / 60)) min $(((SECONDS - T0) % 60)) s" >>"$RES/meta.tsv"
+# the default mode's report shows RESULTS.md's figures beside its own
+[ "$MODE" = default ] && [ -z "${BENCH_PREVIOUS+set}" ] && [ -f "$BENCH/RESULTS.md" ] &&
+	export BENCH_PREVIOUS=$BENCH/RESULTS.md
 perl "$BENCH/report.pl" "$RES" || exit 1
 say ""
 cat "$RES/latest.md"
