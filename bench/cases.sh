@@ -13,7 +13,7 @@ target() { [ "$PASS" = "$REF_PASS" ] && printf '%s' "$1"; }
 case_enqueue() {
 	local c=$1 variants=${2:-} k=enq_c$1 run raw v label key
 	say "  1 enqueue, one job per transaction, $c clients"
-	defcase "$k" "1 enqueue c$c ($ENQ_DEFAULT)" jobs/s "qml.enqueue" "raw INSERT" "$([ "$c" = 16 ] && target '>= 0.7')"
+	defcase "$k" "1 enqueue c$c ($ENQ_DEFAULT)" jobs/s "qml.enqueue" "raw INSERT" "$(case $c in 1 | 16) target '>= 0.97' ;; esac)"
 	for label in ${variants:+"${ENQ_VARIANTS[@]}"}; do
 		case $label in
 		"wakeups off")
@@ -63,7 +63,8 @@ case_enqueue() {
 case_batch() {
 	local c=$1 k=batch_c$1 run v
 	say "  2 batch enqueue, 1,000 jobs per statement, $c clients"
-	defcase "$k" "2 batch enqueue 1,000/statement c$c" jobs/s "qml.enqueue_batch" "raw INSERT ... SELECT" ""
+	defcase "$k" "2 batch enqueue 1,000/statement c$c" jobs/s "qml.enqueue_batch" "raw INSERT ... SELECT" \
+		"$(case $c in 1) target '>= 0.8' ;; 4) target '>= 0.9' ;; esac)"
 	for run in $(seq 1 "$RUNS"); do
 		reset_raw
 		pgb "$c" "$SQL/raw_enqueue_batch.sql"
@@ -111,7 +112,8 @@ case_fetch() {
 	local c=$1 b=$2 hoff=${3:-} k=fetch_c$1_b$2 run n raw guess tgt= tgth=
 	say "  3 fetch + complete, batch $b, $c clients"
 	case "$c/$b" in
-	16/10) tgt='>= 1.0' tgth='>= 1.3' ;;
+	16/10) tgt='>= 2.0' tgth='>= 1.3' ;;
+	1/100) tgt='>= 1.1' ;;
 	4/100) tgt='>= 0.9' ;;
 	esac
 	defcase "$k" "3 fetch+complete b$b c$c" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" "$(target "$tgt")"
@@ -252,7 +254,7 @@ case_peer() {
 		defcase "peer_c${c}_b1" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 1 + complete_batch" "graphile default mode" ""
 		defcase "peer_c${c}_b10" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 10 + complete_batch" "graphile batched mode" ""
 		defcase "peer_c${c}_b100" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 100 + complete_batch" "graphile batched mode" ""
-		defcase "peer_c${c}_rt" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml runtime ($c threads)" "graphile batched mode" "$(target '>= 2.0')"
+		defcase "peer_c${c}_rt" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml runtime ($c threads)" "graphile batched mode" "$(target '>= 3.0')"
 	done
 	for p in p50 p99 max; do
 		defcase "wake_listen_$p" "9 wake latency $p" ms "qml LISTEN + fetch" "graphile default c10" \
@@ -342,9 +344,10 @@ peer_runtime() {
 
 # --- cases 4, 5, 6: programs other parts of the project build --------------
 
-# the target issue 5 sets for a row an external program printed, if any
+# the target (issue 5, raised by issue 19) for a row an external program printed, if any
 external_target() {
 	case $1 in
+	"threads 1") target '>= 5' ;;
 	*"promotion lag"*p99) target '<= 100 ms' ;;
 	*"handler start"*p50) target '<= 1 ms' ;;
 	*"handler start"*p99) target '<= 4 ms' ;;
