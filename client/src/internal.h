@@ -82,6 +82,8 @@ char	   *qml__array_literal(const char *const *items, size_t n);
  * false, `err` says where and why.
  */
 bool		qml__json_check(const char *text, char *err, size_t errlen);
+/* True when `text` is JSON of the common plain kind (no jansson needed). */
+bool		qml__json_plain(const char *text);
 /* Checks arguments (NULL = ok) and sets a QML_ERR_INVALID error. */
 qml_status	qml__check_arguments(const char *what, const char *json);
 
