@@ -38,6 +38,7 @@ void		qml__error_set_extra(const char *detail, const char *hint,
 /* ---- util.c ---- */
 
 int64_t		qml__mono_us(void);
+int64_t		qml__mono_coarse_us(void);
 /* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
 void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
