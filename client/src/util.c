@@ -361,9 +361,9 @@ plain_value(const char *p, int depth)
 		return plain_string(p);
 	if (*p == '-' || (*p >= '0' && *p <= '9'))
 		return plain_number(p);
-	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+	if ((*p == 't' && strncmp(p, "true", 4) == 0) || (*p == 'n' && strncmp(p, "null", 4) == 0))
 		return p + 4;
-	if (strncmp(p, "false", 5) == 0)
+	if (*p == 'f' && strncmp(p, "false", 5) == 0)
 		return p + 5;
 	if ((*p != '[' && *p != '{') || depth >= PLAIN_DEPTH)
 		return NULL;
