@@ -207,15 +207,20 @@ index_job(mem_store *m, mem_job *j)
 qml_status
 mem_check_name(const char *what, const char *value, int maxlen)
 {
-	int			len = 0;
+	const unsigned char *p = (const unsigned char *) value;
+	int			len;
 
-	if (!qml__utf8_valid(value))
+	/* ASCII, the common case, is UTF-8 with a character per byte */
+	while (*p && *p < 0x80)
+		p++;
+	len = (int) (p - (const unsigned char *) value);
+	if (*p && !qml__utf8_valid((const char *) p))
 	{
 		qml__error(QML_ERR_INVALID, "%s is not valid UTF-8", what);
 		qml__error_set_extra(NULL, NULL, "22021");
 		return QML_ERR_INVALID;
 	}
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	for (; *p; p++)
 		len += (*p & 0xC0) != 0x80;
 	if (len == 0)
 		return qml__error(QML_ERR_INVALID, "%s must not be empty", what);
