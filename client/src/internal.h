@@ -38,6 +38,7 @@ void		qml__error_set_extra(const char *detail, const char *hint,
 /* ---- util.c ---- */
 
 int64_t		qml__mono_us(void);
+int64_t		qml__mono_coarse_us(void);
 /* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
 void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
@@ -82,6 +83,8 @@ char	   *qml__array_literal(const char *const *items, size_t n);
  * false, `err` says where and why.
  */
 bool		qml__json_check(const char *text, char *err, size_t errlen);
+/* True when `text` is JSON of the common plain kind (no jansson needed). */
+bool		qml__json_plain(const char *text);
 /* Checks arguments (NULL = ok) and sets a QML_ERR_INVALID error. */
 qml_status	qml__check_arguments(const char *what, const char *json);
 

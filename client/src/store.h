@@ -209,7 +209,8 @@ struct qml_store_ops
 	 * an eventfd written when a job becomes enqueued, only after a fetch
 	 * came back empty; Redis: e.g. a pub/sub connection's socket), or -1
 	 * when the backend has none (then the runtime polls at its poll
-	 * interval). session_drain consumes what arrived: the number of
+	 * interval). session_drain consumes what arrived, without blocking (the
+	 * fetcher calls it right after an empty fetch): the number of
 	 * wakeups for the session's queues (0: nothing relevant), -1 when the
 	 * session broke. A QML_SESSION_WATCH session is woken for any queue
 	 * (the dashboard's live view) and has no worker or queues.

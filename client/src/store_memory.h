@@ -239,6 +239,11 @@ void		mem_wake(mem_store *m, const mem_queue *q);
 
 /* ---- store_memory_jobs.c (caller holds mu unless said) ---- */
 qml_status	mem_check_name(const char *what, const char *value, int maxlen);
+/* without mu */
+mem_job    *mem_job_build(const char *method, const char *arguments,
+						  const qml_enqueue_options *o, int64_t now);
+qml_status	mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now,
+						 int64_t *id);
 qml_status	mem_insert(mem_store *m, const char *method, const char *arguments,
 					   const qml_enqueue_options *o, int64_t now, int64_t *id);
 void		mem_set_state(mem_store *m, mem_job *j, qml_job_state to,

@@ -207,15 +207,20 @@ index_job(mem_store *m, mem_job *j)
 qml_status
 mem_check_name(const char *what, const char *value, int maxlen)
 {
-	int			len = 0;
+	const unsigned char *p = (const unsigned char *) value;
+	int			len;
 
-	if (!qml__utf8_valid(value))
+	/* ASCII, the common case, is UTF-8 with a character per byte */
+	while (*p && *p < 0x80)
+		p++;
+	len = (int) (p - (const unsigned char *) value);
+	if (*p && !qml__utf8_valid((const char *) p))
 	{
 		qml__error(QML_ERR_INVALID, "%s is not valid UTF-8", what);
 		qml__error_set_extra(NULL, NULL, "22021");
 		return QML_ERR_INVALID;
 	}
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	for (; *p; p++)
 		len += (*p & 0xC0) != 0x80;
 	if (len == 0)
 		return qml__error(QML_ERR_INVALID, "%s must not be empty", what);
@@ -228,40 +233,37 @@ mem_check_name(const char *what, const char *value, int maxlen)
 	return QML_OK;
 }
 
-qml_status
-mem_insert(mem_store *m, const char *method, const char *arguments,
-		   const qml_enqueue_options *o, int64_t now, int64_t *id)
+/*
+ * A new job's checks and its one allocation, which need nothing of the
+ * store: done before taking its lock (mem_job_file), so that a producer
+ * holds the lock the fetcher and the flusher wait for only to file jobs,
+ * not while it checks, copies and touches fresh memory. NULL with the
+ * error set when refused or out of memory.
+ */
+mem_job *
+mem_job_build(const char *method, const char *arguments,
+			  const qml_enqueue_options *o, int64_t now)
 {
-	qml_enqueue_options none = {0};
-	qml_status	st;
-	mem_queue  *q;
-	mem_job    *j,
-			   *same;
+	mem_job    *j;
 	size_t		lm,
 				la,
 				lk;
 	char	   *p;
 
-	if (o == NULL)
-		o = &none;
 	if (arguments == NULL)
 		arguments = "[]";
-	if ((st = mem_check_name("method", method, 1000)) != QML_OK ||
-		(st = mem_check_name("queue", o->queue ? o->queue : "default", 128)) != QML_OK ||
-		(o->unique_key && (st = mem_check_name("unique_key", o->unique_key, 500)) != QML_OK))
-		return st;
-	if ((q = mem_queue_get(m, o->queue ? o->queue : "default", true)) == NULL)
-		return qml__nomem();
-	if (o->unique_key && (same = mem_map_get(&q->unique, o->unique_key)) != NULL)
-	{
-		*id = same->id;
-		return QML_OK;
-	}
+	if (mem_check_name("method", method, 1000) != QML_OK ||
+		mem_check_name("queue", o->queue ? o->queue : "default", 128) != QML_OK ||
+		(o->unique_key && mem_check_name("unique_key", o->unique_key, 500) != QML_OK))
+		return NULL;
 	lm = strlen(method) + 1;
 	la = strlen(arguments) + 1;
 	lk = o->unique_key ? strlen(o->unique_key) + 1 : 0;
 	if ((j = calloc(1, sizeof(mem_job) + lm + la + lk)) == NULL)
-		return qml__nomem();
+	{
+		qml__nomem();
+		return NULL;
+	}
 	p = (char *) (j + 1);
 	memcpy(p, method, lm);
 	j->method = p;
@@ -272,8 +274,6 @@ mem_insert(mem_store *m, const char *method, const char *arguments,
 		memcpy(p += la, o->unique_key, lk);
 		j->unique_key = p;
 	}
-	j->id = m->by_id_base + (int64_t) m->nby_id;
-	j->queue = q;
 	j->priority = o->priority;
 	j->max_attempts = o->max_attempts > 0 ? o->max_attempts : MEM_DEFAULT_MAX_ATTEMPTS;
 	j->created_at = now;
@@ -284,6 +284,33 @@ mem_insert(mem_store *m, const char *method, const char *arguments,
 	j->heap_index = -1;
 	j->events = j->inline_events;
 	j->cap_events = MEM_INLINE_EVENTS;
+	return j;
+}
+
+/*
+ * Files a built job in `queue` (caller holds mu): its id, indexes and
+ * first event. The store owns j afterwards: when a live job of the queue
+ * holds its unique key, j is freed and *id is that job's.
+ */
+qml_status
+mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now, int64_t *id)
+{
+	mem_queue  *q;
+	mem_job    *same;
+
+	if ((q = mem_queue_get(m, queue ? queue : "default", true)) == NULL)
+	{
+		free(j);
+		return qml__nomem();
+	}
+	if (j->unique_key && (same = mem_map_get(&q->unique, j->unique_key)) != NULL)
+	{
+		free(j);
+		*id = same->id;
+		return QML_OK;
+	}
+	j->id = m->by_id_base + (int64_t) m->nby_id;
+	j->queue = q;
 	if (!index_job(m, j))
 	{
 		free(j);
@@ -300,6 +327,21 @@ mem_insert(mem_store *m, const char *method, const char *arguments,
 	mem_job_place(m, j);
 	*id = j->id;
 	return QML_OK;
+}
+
+/* mem_job_build and mem_job_file in one (caller holds mu) */
+qml_status
+mem_insert(mem_store *m, const char *method, const char *arguments,
+		   const qml_enqueue_options *o, int64_t now, int64_t *id)
+{
+	qml_enqueue_options none = {0};
+	mem_job    *j;
+
+	if (o == NULL)
+		o = &none;
+	if ((j = mem_job_build(method, arguments, o, now)) == NULL)
+		return qml_errcode();
+	return mem_job_file(m, j, o->queue, now, id);
 }
 
 static qml_status
@@ -320,38 +362,65 @@ mem_enqueue(qml_store *store, const char *method, const char *arguments,
 			const qml_enqueue_options *o, int64_t *id)
 {
 	mem_store  *m = MEM(store);
-	int64_t		ignored;
+	qml_enqueue_options none = {0};
+	int64_t		ignored,
+				now = qml_now();
+	mem_job    *j;
 	qml_status	st;
 
+	if (o == NULL)
+		o = &none;
+	if ((j = mem_job_build(method, arguments, o, now)) == NULL)
+		return qml_errcode();
 	pthread_mutex_lock(&m->mu);
-	if ((st = full(m, 1)) == QML_OK &&
-		(st = mem_insert(m, method, arguments, o, qml_now(), id ? id : &ignored)) == QML_OK)
-		mem_wake(m, mem_queue_get(m, o && o->queue ? o->queue : "default", false));
+	if ((st = full(m, 1)) != QML_OK)
+		free(j);
+	else if ((st = mem_job_file(m, j, o->queue, now, id ? id : &ignored)) == QML_OK)
+		mem_wake(m, mem_queue_get(m, o->queue ? o->queue : "default", false));
 	pthread_mutex_unlock(&m->mu);
 	return st;
 }
 
+/* All jobs are checked and built first: a refused one stores nothing. */
 qml_status
 mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 				  int64_t *ids)
 {
 	mem_store  *m = MEM(store);
 	int64_t		now = qml_now(),
-				id;
-	qml_status	st;
+				id = 0;
+	qml_status	st = QML_OK;
+	mem_job   **built = malloc((count ? count : 1) * sizeof(mem_job *));
+	size_t		n = 0,
+				i = 0;
 
-	pthread_mutex_lock(&m->mu);
-	st = full(m, count);
-	for (size_t i = 0; st == QML_OK && i < count; i++)
+	if (built == NULL)
+		return qml__nomem();
+	for (; n < count; n++)
+		if ((built[n] = mem_job_build(jobs[n].method, jobs[n].arguments, &jobs[n].options, now)) == NULL)
+		{
+			st = qml_errcode();
+			break;
+		}
+	if (st == QML_OK)
 	{
-		st = mem_insert(m, jobs[i].method, jobs[i].arguments, &jobs[i].options, now, &id);
-		if (ids)
-			ids[i] = id;
+		pthread_mutex_lock(&m->mu);
+		st = full(m, count);
+		for (; st == QML_OK && i < count; i++)
+		{
+			st = mem_job_file(m, built[i], jobs[i].options.queue, now, &id);
+			if (ids)
+				ids[i] = id;
+		}
+		for (size_t k = 0; st == QML_OK && k < count; k++)
+			if (k == 0 || jobs[k].options.queue != jobs[k - 1].options.queue)
+				mem_wake(m, mem_queue_get(m, jobs[k].options.queue ? jobs[k].options.queue : "default", false));
+		pthread_mutex_unlock(&m->mu);
 	}
-	for (size_t i = 0; st == QML_OK && i < count; i++)
-		if (i == 0 || jobs[i].options.queue != jobs[i - 1].options.queue)
-			mem_wake(m, mem_queue_get(m, jobs[i].options.queue ? jobs[i].options.queue : "default", false));
-	pthread_mutex_unlock(&m->mu);
+	/* what was not filed (a refusal, or the store full) */
+	for (; i < n; i++)
+		free(built[i]);
+	free(built);
 	return st;
 }
 

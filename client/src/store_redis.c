@@ -10,6 +10,8 @@
  * jobs of several queues are as many calls, which a cluster cannot make
  * atomic together.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,17 +420,31 @@ rds_session_fd(qml_store_session *session)
 	return s->sub ? s->sub->fd : -1;
 }
 
-/* wakeups that arrived for the session's queues (any queue: a watch) */
+/*
+ * Wakeups that arrived for the session's queues (any queue: a watch).
+ * The pub/sub context is a blocking one, so its socket is read only when
+ * poll says something is there: the fetcher drains right after a fetch
+ * came back empty, and a blocking read would hold it (and a stop) until a
+ * message or the socket timeout, the connect timeout (10 s by default).
+ */
 static int
 rds_session_drain(qml_store_session *session)
 {
 	rds_session *s = (rds_session *) session;
+	struct pollfd pfd;
 	void	   *msg;
 	int			n = 0;
+	int			rc;
 
 	if (s->sub == NULL)
 		return 0;
-	if (redisBufferRead(s->sub) != REDIS_OK)
+	pfd.fd = s->sub->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	if (rc > 0 && redisBufferRead(s->sub) != REDIS_OK)
 	{
 		s->broken = true;
 		return -1;

@@ -33,6 +33,16 @@ qml__mono_us(void)
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* CLOCK_MONOTONIC to the last tick: a few ms behind, far cheaper */
+int64_t
+qml__mono_coarse_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void
 qml__sleep_ms(int ms, const atomic_bool *stop)
 {
@@ -276,11 +286,128 @@ qml__buf_array_elem(qml_buf *b, const char *s)
 
 /* ---- JSON ---- */
 
+/*
+ * The common case without jansson: a value made only of ASCII strings
+ * without \u escapes, numbers without an exponent of at most 15 digits,
+ * true/false/null, arrays and objects at most PLAIN_DEPTH deep. What this
+ * accepts jansson and jsonb accept too; anything else (including every
+ * error, whose message jansson words) goes to jansson. Parsing into a tree
+ * costs allocations per value, and every enqueued job's arguments pass
+ * here.
+ */
+#define PLAIN_DEPTH 32
+
+static const char *
+plain_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *
+plain_string(const char *p)
+{
+	for (p++;; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20 || c >= 0x7F)
+			return NULL;
+		if (c == '\\')
+		{
+			p++;
+			if (*p == '\0' || strchr("\"\\/bfnrt", *p) == NULL)
+				return NULL;
+		}
+	}
+}
+
+static const char *
+plain_number(const char *p)
+{
+	int			digits = 0;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++, digits++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++, digits++;
+	else
+		return NULL;
+	if (*p == '.')
+	{
+		if (!(*++p >= '0' && *p <= '9'))
+			return NULL;
+		while (*p >= '0' && *p <= '9')
+			p++, digits++;
+	}
+	if (digits > 15 || *p == 'e' || *p == 'E')
+		return NULL;
+	return p;
+}
+
+static const char *
+plain_value(const char *p, int depth)
+{
+	char		close;
+
+	p = plain_ws(p);
+	if (*p == '"')
+		return plain_string(p);
+	if (*p == '-' || (*p >= '0' && *p <= '9'))
+		return plain_number(p);
+	if ((*p == 't' && strncmp(p, "true", 4) == 0) || (*p == 'n' && strncmp(p, "null", 4) == 0))
+		return p + 4;
+	if (*p == 'f' && strncmp(p, "false", 5) == 0)
+		return p + 5;
+	if ((*p != '[' && *p != '{') || depth >= PLAIN_DEPTH)
+		return NULL;
+	close = *p == '[' ? ']' : '}';
+	p = plain_ws(p + 1);
+	if (*p == close)
+		return p + 1;
+	for (;;)
+	{
+		if (close == '}')
+		{
+			if (*p != '"' || (p = plain_string(p)) == NULL)
+				return NULL;
+			if (*(p = plain_ws(p)) != ':')
+				return NULL;
+			p++;
+		}
+		if ((p = plain_value(p, depth + 1)) == NULL)
+			return NULL;
+		p = plain_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p != ',')
+			return NULL;
+		p = plain_ws(p + 1);
+	}
+}
+
+bool
+qml__json_plain(const char *text)
+{
+	const char *end = plain_value(text, 0);
+
+	return end != NULL && *plain_ws(end) == '\0';
+}
+
 bool
 qml__json_check(const char *text, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t	   *v;
+
+	if (qml__json_plain(text))
+		return true;
 
 	/*
 	 * Integers as reals: jsonb takes numbers of any size, jansson's integers

@@ -214,7 +214,6 @@ run_job(qml_server *s, rt_slot *slot, rt_job *job)
 	qml_job_ctx *ctx = &slot->ctx;
 	const qml_handler_entry *h;
 	int			timeout = s->config->job_timeout_ms;
-	int64_t		now = qml__mono_us();
 	qml_outcome outcome;
 	rt_slot_state was;
 
@@ -230,7 +229,7 @@ run_job(qml_server *s, rt_slot *slot, rt_job *job)
 	slot->state = SLOT_RUNNING;
 	slot->job_id = job->id;
 	slot->lease_until_mono = job->fetched_mono + (int64_t) s->config->lease_ms * 1000;
-	slot->deadline_mono = timeout > 0 ? now + (int64_t) timeout * 1000 : 0;
+	slot->deadline_mono = timeout > 0 ? qml__mono_us() + (int64_t) timeout * 1000 : 0;
 	pthread_mutex_unlock(&slot->mu);
 
 	if ((h = qml__registry_find(s->registry, job->method)) != NULL)
@@ -307,9 +306,11 @@ qml__worker_main(void *arg)
 		/*
 		 * Claimed ahead and kept waiting past the hold (the supervisor
 		 * releases such jobs too, but only on its tick): too little of the
-		 * lease may be left to start it safely, so give it back.
+		 * lease may be left to start it safely, so give it back. The hold
+		 * is 100 ms or more, so the coarse clock (a tick, a few ms) does:
+		 * the precise one was the costliest call of a quick job's hand-off.
 		 */
-		if (qml__mono_us() - job->fetched_mono > qml__rt_hold_us(s))
+		if (qml__mono_coarse_us() - job->fetched_mono > qml__rt_hold_us(s))
 		{
 			pthread_mutex_unlock(&s->q_mu);
 			qml__rt_release_unstarted(s, job);

@@ -627,6 +627,68 @@ test_recurring(void)
 		qml_client_close(second);
 }
 
+/* ---- a runtime drains a full queue without sleeping ---- */
+
+#define DRAIN_JOBS 500
+#define DRAIN_POLL_MS 30000
+
+static atomic_int drain_runs;
+
+static qml_outcome
+count_drain(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_fetch_add(&drain_runs, 1);
+	return qml_success(ctx, NULL);
+}
+
+/*
+ * Jobs queued before the runtime starts run at once, and the stop after
+ * the last one returns at once: neither may wait for a wakeup, a poll
+ * interval or a socket timeout. Redis's pub/sub drain once blocked in a
+ * read until the connect timeout (10 s) after the queue ran dry, which
+ * also held up the stop. The bound is a sixth of the poll interval, far
+ * above what 500 no-op jobs take on a loaded machine.
+ */
+static void
+test_drain_queued(void)
+{
+	const char *q = qname("drain");
+	qml_job_spec specs[DRAIN_JOBS];
+	qml_registry *reg = qml_registry_new();
+	qml_server_config *cfg = qml_server_config_new("conformance-drain");
+	qml_server *srv = NULL;
+	int64_t		t0,
+				ms;
+
+	memset(specs, 0, sizeof(specs));
+	for (int i = 0; i < DRAIN_JOBS; i++)
+	{
+		specs[i].method = "conformance.drain";
+		specs[i].arguments = "[1]";
+		specs[i].options.queue = q;
+	}
+	is_status(qml_enqueue_batch(client, specs, DRAIN_JOBS, NULL), QML_OK,
+			  "drain: %d jobs queued before the runtime starts", DRAIN_JOBS);
+	qml_registry_add(reg, "conformance.drain", count_drain, NULL);
+	qml_server_config_set_queues(cfg, &q, 1);
+	qml_server_config_set_workers(cfg, 2);
+	qml_server_config_set_poll_interval(cfg, DRAIN_POLL_MS);
+	qml_server_new(client, reg, cfg, &srv);
+	t0 = qml_now();
+	qml_server_start(srv);
+	while (atomic_load(&drain_runs) < DRAIN_JOBS && qml_now() - t0 < 60000000)
+		sleep_ms(1);
+	qml_server_stop(srv);
+	ms = (qml_now() - t0) / 1000;
+	is_int(atomic_load(&drain_runs), DRAIN_JOBS, "drain: the runtime ran every job");
+	ok(ms < DRAIN_POLL_MS / 6, "drain: start, %d jobs and stop took %" PRId64 " ms (poll interval %d ms)",
+	   DRAIN_JOBS, ms, DRAIN_POLL_MS);
+	qml_server_free(srv);
+	qml_server_config_free(cfg);
+	qml_registry_free(reg);
+}
+
 /* ---- concurrency: 8 threads, 20,000 jobs, each completed exactly once ---- */
 
 #define CONC_THREADS 8
@@ -764,6 +826,7 @@ main(int argc, char **argv)
 	test_pause();
 	test_stats();
 	test_recurring();
+	test_drain_queued();
 	test_concurrency();
 	qml_client_close(client);
 	return tap_done();

@@ -82,6 +82,24 @@ test_capacity(void)
 	qml_client_close(c);
 }
 
+/* A batch is checked whole before any of it is stored, as PostgreSQL's is. */
+static void
+test_batch_refused(void)
+{
+	qml_client *c = NULL;
+	char		longq[130];
+	qml_job_spec batch[3] = {{.method = "m"}, {.method = "m"}, {.method = "m"}};
+
+	memset(longq, 'q', 129);
+	longq[129] = '\0';
+	batch[2].options.queue = longq;
+	open_url("memory:", &c);
+	is_status(qml_enqueue_batch(c, batch, 3, NULL), QML_ERR_INVALID,
+			  "a batch with a queue name past 128 characters is refused");
+	is_int(count(c, QML_STATE_ENQUEUED), 0, "... and none of it was stored");
+	qml_client_close(c);
+}
+
 static void
 test_snapshot(void)
 {
@@ -313,6 +331,7 @@ main(void)
 	test_watch();
 	test_url();
 	test_capacity();
+	test_batch_refused();
 	test_snapshot();
 	test_snapshot_utf8();
 	test_snapshot_symlink();

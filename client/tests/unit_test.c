@@ -5,7 +5,10 @@
  */
 #include <pthread.h>
 
+#include <jansson.h>
+
 #include "testlib.h"
+#include "../src/internal.h"
 
 static void
 test_config(void)
@@ -216,6 +219,44 @@ test_thread_errors(void)
 	is_str(qml_errsqlstate(), "", "no sqlstate for a local error");
 }
 
+/*
+ * The JSON check's fast path (util.c qml__json_plain) may only accept what
+ * jansson accepts: whatever it takes skips jansson. Plain arguments take
+ * it; everything else, invalid JSON above all, is left to jansson.
+ */
+static void
+test_json_plain(void)
+{
+	static const char *const plain[] = {
+		"[1]", "[]", "{}", "0", "-0", "-12.5", "\"a b\"", "true", "false", "null",
+		" [1, 2.25, \"x\", {\"k\": [true, null]}] ", "{\"a\":\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"123456789012345", "[[[[[[[[[[1]]]]]]]]]]", "\t{\"\":\"\"}\r\n",
+	};
+	static const char *const not_plain[] = {
+		"", " ", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{1:2}", "01", "-",
+		"1.", ".5", "+1", "[1 2]", "[", "]", "[1]]", "tru", "nul", "truex", "\"a",
+		"\"a\\x\"", "\"a\\\"", "\"\t\"", "\"\\u0041\"", "\"\\u0000\"", "\"\xc3\xa9\"",
+		"1e5", "1E5", "1234567890123456", "NaN", "Infinity", "'a'", "[1] [2]", "{\"a\" 1}",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	};
+	bool		agree = true;
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		ok(qml__json_plain(plain[i]), "json plain: %s", plain[i]);
+	for (size_t i = 0; i < sizeof(not_plain) / sizeof(not_plain[0]); i++)
+		ok(!qml__json_plain(not_plain[i]), "json not plain (jansson decides): %s", not_plain[i]);
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+	{
+		json_t	   *v = json_loads(plain[i], JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+
+		agree = agree && v != NULL;
+		json_decref(v);
+	}
+	ok(agree, "jansson accepts every plain value");
+	ok(!qml__json_check("[1,]", NULL, 0) && !qml__json_check("\"\\u0000\"", NULL, 0),
+	   "invalid JSON is still refused");
+}
+
 int
 main(void)
 {
@@ -224,5 +265,6 @@ main(void)
 	test_registry();
 	test_names();
 	test_thread_errors();
+	test_json_plain();
 	return tap_done();
 }
