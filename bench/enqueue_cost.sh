@@ -28,7 +28,6 @@ N=${BENCH_STATEMENTS:-60}
 db=qml_bench
 . bench/own_cluster.sh
 q -f bench/sql/schema.sql >/dev/null 2>&1
-tick=$(getconf CLK_TCK)
 
 # the pgbench scripts as psql reads them: no comments, one line, the random
 # priority of case 1 fixed
@@ -44,8 +43,9 @@ qml_single=$(oneline bench/sql/qml_enqueue.sql)
 # about the same (no fdatasync by the backend), the run 50 times shorter
 nosync="-c synchronous_commit=off"
 
-# cpu_of PID: the process's user + system time in clock ticks
-cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_of PID: the nanoseconds the process has run on a CPU (the scheduler's
+# count: /proc/PID/stat's clock ticks are too coarse for a single enqueue)
+cpu_of() { awk '{ print $1 }' "/proc/$1/schedstat"; }
 
 # measure NAME JOBS_PER_STATEMENT STATEMENTS SQL [PGOPTIONS]: runs SQL that
 # many times in one fresh session on empty tables; appends NAME, CPU ms per
@@ -74,8 +74,8 @@ measure() {
 	echo '\q' >&"${S[1]}"
 	wait "$S_PID" 2>/dev/null || true
 	[[ $x =~ ^(t|[0-9]+|INSERT\ 0\ [0-9]+)$ ]] || { echo "$name: $x" >&2; exit 1; }
-	awk -v n="$name" -v c=$((c1 - c0)) -v t="$tick" -v w="$wal" -v j=$((n * per)) \
-		'BEGIN { printf "%s\t%.3f\t%.0f\n", n, c * 1000 / t / j * 1000, w / j }' >>"$tmp/runs"
+	awk -v n="$name" -v c=$((c1 - c0)) -v w="$wal" -v j=$((n * per)) \
+		'BEGIN { printf "%s\t%.3f\t%.0f\n", n, c / 1e6 / j * 1000, w / j }' >>"$tmp/runs"
 }
 
 : >"$tmp/runs"
