@@ -16,6 +16,8 @@ packages=(
 	debhelper fakeroot lintian postgresql-server-dev-all help2man
 	# the Redis store (client/src/store_redis*.c) and its suites
 	redis-server redis-tools libhiredis-dev
+	# bench/profile.sh: where the server's CPU per job goes
+	linux-perf
 )
 # see below: never left in place (earlier versions of this script did)
 conf=/etc/postgresql-common/createcluster.d/qml-no-main.conf
