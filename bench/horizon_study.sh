@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# bench/horizon_study.sh: what a held xmin horizon does to three queue
-# designs side by side (issue 19; docs/performance.md, "The held xmin
-# horizon"). In one throwaway cluster, at the same time and under the same
-# held snapshot, each design gets its own steady flow through
+# bench/horizon_study.sh: what a held xmin horizon does to queue designs
+# side by side (issue 19; docs/performance.md, "The held xmin horizon").
+# In one throwaway cluster, at the same time and under the same held
+# snapshot, each design named in HS_DESIGNS gets its own steady flow through
 # bench/horizon_study.c (a producer, WORKERS workers claiming BATCH at a
 # time, a maintenance call every second):
 #
@@ -12,6 +12,9 @@
 #   part  a prototype of rotating partitions (bench/sql/horizon_study/part.sql):
 #         generations of GEN_S s in SLOTS list partitions, rows updated in place
 #         and left finished, a partition TRUNCATEd when its slot is reused
+#   ins   an insert-only prototype (bench/sql/horizon_study/ins.sql): the same
+#         generations, but a claim and a completion are rows of their own,
+#         never an UPDATE; a claim starts at a floor, not at the queue's start
 #
 # BEFORE s of flow, then a session opens a REPEATABLE READ transaction,
 # takes its snapshot and idles HOLD s, then commits; AFTER s more. Every
@@ -148,14 +151,19 @@ for d in $designs; do
 	awk -v b="$before" -v h="$hold" -v w="$window" -v tot="$total" -v d="$d" '
 		FILENAME ~ /flow/ && FNR == 1 { next }
 		FILENAME ~ /flow/ {
-			if ($1 > w && $1 <= b) { rb += $2; nb++; if ($4 > pb) pb = $4 }
-			if ($1 > b + w && $1 <= b + h) { rd += $2; nd++; if ($4 > pd) pd = $4 }
+			if ($1 > w && $1 <= b) { rb += $2; nb++; if ($4 > pb) pb = $4; qb[nb] = $4 }
+			if ($1 > b + w && $1 <= b + h) { rd += $2; nd++; if ($4 > pd) pd = $4; qd[nd] = $4 }
 			next
 		}
 		$2 == d { if ($1 == b) s0 = $3; if ($1 == b + h) s1 = $3; if ($1 == tot) s2 = $3 }
 		END {
 			printf "%s: jobs/s %.0f before, %.0f during (%.2f, target >= 0.9); claim p99 %.1f ms before, %.1f ms during (%.2f, target <= 2); size %.1f MB before, %.1f MB at the end of the hold, %.1f MB %d s after (%.2f, target <= 1.2)\n",
 				d, rb / nb, rd / nd, (rd / nd) / (rb / nb), pb, pd, pd / pb, s0, s1, s2, tot - b - h, s0 ? s2 / s0 : 0
+			printf "%s: the median window'"'"'s claim p99 %.1f ms before, %.1f ms during (%.2f)\n", d, median(qb, nb), median(qd, nd), median(qd, nd) / median(qb, nb)
+		}
+		function median(a, n,   i, j, t) {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 		}' "$tmp/flow_$d.txt" "$tmp/size.txt"
 done
 say "(EXPLAIN of the claims and per-relation figures: $out)"
