@@ -28,7 +28,8 @@
 # Environment: QML_PGPORT (5535), PGBIN (the PostgreSQL with qml installed),
 # HS_RATE (jobs/s offered to each design, 800), HS_BEFORE (120), HS_HOLD
 # (300), HS_AFTER (180), HS_WINDOW (30), HS_DESIGNS ("qml raw part"),
-# HS_GEN_S (5), HS_SLOTS (14), HS_RETENTION (60).
+# HS_GEN_S (5), HS_SLOTS (14), HS_RETENTION (60), HS_HOLD_SQL (the holder's
+# first statement, "SELECT count(*) FROM qml.queues").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,6 +43,9 @@ gen_s=${HS_GEN_S:-5}
 slots=${HS_SLOTS:-14}
 retention=${HS_RETENTION:-60}
 out=${OUT:-/tmp/horizon_study.out}
+# what the holder runs to take its snapshot: by default it reads no table of
+# the designs, so it holds no lock on them (a report that read them would)
+hold_sql=${HS_HOLD_SQL:-SELECT count(*) FROM qml.queues}
 total=$((before + hold + after))
 burst=40
 every=$((burst * 1000 / rate))
@@ -78,7 +82,7 @@ t0=$SECONDS
 	sleep $((before + 1))
 	{
 		echo "BEGIN ISOLATION LEVEL REPEATABLE READ;"
-		echo "SELECT count(*) FROM qml.queues;"
+		echo "$hold_sql;"
 		sleep "$hold"
 		echo "COMMIT;"
 	} | q >/dev/null
