@@ -8,6 +8,9 @@
  * (bench/sql/horizon_study/). For every WINDOW_S seconds it prints the jobs
  * claimed per second and the claim latency (from the commit of a job's
  * burst returning to the producer to a worker having the job) p50/p99.
+ * At the end it counts the jobs claimed more than once, and those of the
+ * bursts committed at least 10 s before the end that were never claimed:
+ * a design that loses or doubles jobs measures nothing.
  *
  *	 horizon_study CONNINFO SCHEMA SECONDS WORKERS BATCH BURST EVERY_MS WINDOW_S MAINTAIN_MS
  */
@@ -30,6 +33,7 @@
 typedef struct Shared
 {
 	double		commit_ms[MAX_BURSTS];	/* when each burst's commit returned */
+	int			claimed[MAX_BURSTS];	/* jobs of each burst claimed */
 	double		start_ms;
 	int			window_s;
 	int			hist[MAX_WINDOWS][BUCKETS];
@@ -93,6 +97,7 @@ worker(const char *conninfo, int id, double end_ms, int batch)
 			int			b;
 
 			__atomic_load(&sh->commit_ms[burst], &committed, __ATOMIC_SEQ_CST);
+			__atomic_fetch_add(&sh->claimed[burst], 1, __ATOMIC_RELAXED);
 			/* a job claimed before its commit returned to the producer: 0 */
 			committed = committed > 0 && got > committed ? got - committed : 0;
 			w = (int) ((got - sh->start_ms) / 1000.0 / sh->window_s);
@@ -152,6 +157,10 @@ main(int argc, char **argv)
 	double		start, end;
 	PGconn	   *p;
 	int			b, i, w;
+	int			nbursts;
+	long		twice = 0;
+	long		never = 0;
+	double		last;
 
 	if (argc != 10)
 	{
@@ -204,8 +213,19 @@ main(int argc, char **argv)
 		t = now_ms();
 		__atomic_store(&sh->commit_ms[b], &t, __ATOMIC_SEQ_CST);
 	}
+	nbursts = b;
+	last = now_ms();
 	while (wait(NULL) > 0)
 		;
+	for (b = 0; b < nbursts; b++)
+	{
+		if (sh->claimed[b] > burst)
+			twice += sh->claimed[b] - burst;
+		else if (sh->commit_ms[b] < last - 10000 && sh->claimed[b] < burst)
+			never += burst - sh->claimed[b];
+	}
+	fprintf(stderr, "%s: %d jobs enqueued, %ld claimed twice, %ld never claimed (of bursts 10 s old)\n",
+			schema, nbursts * burst, twice, never);
 	printf("window_end_s claimed_per_s claim_p50 claim_p99\n");
 	for (w = 0; w < MAX_WINDOWS && w * sh->window_s < seconds; w++)
 	{

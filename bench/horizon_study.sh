@@ -21,7 +21,8 @@
 # WINDOW s, per design: jobs claimed per second, claim latency p50/p99
 # (commit of the job's enqueue to the job in a worker's hand), its tables'
 # size with their indexes, their dead tuples, and buffers touched per
-# claimed job. Before the hold and at its end it also writes EXPLAIN
+# claimed job; at the end, per design, the jobs claimed twice or never
+# (a check of the prototypes). Before the hold and at its end it also writes EXPLAIN
 # (ANALYZE, BUFFERS) of each design's claim, and the buffers each qml.jobs
 # index took per claimed job, to $OUT (default /tmp/horizon_study.out).
 #
@@ -74,7 +75,7 @@ cc -O2 -Wall -o "$tmp/driver" bench/horizon_study.c -I"$(pg_config --includedir)
 
 for d in $designs; do
 	"$tmp/driver" "dbname=$db" "hs_$d" "$total" 4 25 "$burst" "$every" "$window" 1000 \
-		>"$tmp/flow_$d.txt" &
+		>"$tmp/flow_$d.txt" 2>"$tmp/check_$d.txt" &
 	pids+=($!)
 done
 t0=$SECONDS
@@ -170,4 +171,5 @@ for d in $designs; do
 			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 		}' "$tmp/flow_$d.txt" "$tmp/size.txt"
 done
+cat "$tmp"/check_*.txt
 say "(EXPLAIN of the claims and per-relation figures: $out)"
