@@ -3,8 +3,8 @@
 # side by side (issue 19; docs/performance.md, "The held xmin horizon").
 # In one throwaway cluster, at the same time and under the same held
 # snapshot, each design named in HS_DESIGNS gets its own steady flow through
-# bench/horizon_study.c (a producer, WORKERS workers claiming BATCH at a
-# time, a maintenance call every second):
+# bench/horizon_study.c (a producer committing 40 jobs at a time, 4 workers
+# claiming up to 25 at a time, a maintenance call every second):
 #
 #   qml   today's extension: qml.enqueue_batch, qml.fetch, qml.complete_batch
 #         (queue 'hs', finished jobs kept RETENTION s, pruned by the scheduler)
@@ -21,10 +21,11 @@
 # WINDOW s, per design: jobs claimed per second, claim latency p50/p99
 # (commit of the job's enqueue to the job in a worker's hand), its tables'
 # size with their indexes, their dead tuples, and buffers touched per
-# claimed job; at the end, per design, the jobs claimed twice or never
-# (a check of the prototypes). Before the hold and at its end it also writes EXPLAIN
-# (ANALYZE, BUFFERS) of each design's claim, and the buffers each qml.jobs
-# index took per claimed job, to $OUT (default /tmp/horizon_study.out).
+# claimed job; at the end, per design, the jobs claimed twice or never (a
+# check of the prototypes). A window before the hold and one before its end
+# it also writes EXPLAIN (ANALYZE, BUFFERS) of each design's claim,
+# pgstattuple of each relation, and the blocks each index of qml and raw
+# has read so far, to $OUT (default /tmp/horizon_study.out).
 #
 # Environment: QML_PGPORT (5535), PGBIN (the PostgreSQL with qml installed),
 # HS_RATE (jobs/s offered to each design, 800), HS_BEFORE (120), HS_HOLD
