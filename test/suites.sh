@@ -53,6 +53,9 @@ suite conformance client/tests/conformance.sh
 # the Redis store through the qml command on a server and a cluster, and its
 # faults: unreachable, passwords, a killed server, NOSCRIPT, a slot moving
 suite redis test/redis/run.sh
+# an idle worker on Redis (polling every 30 s) is woken at once by a job
+# another process enqueues, on a server and on a cluster
+suite redis_wakeup test/redis/wakeup.sh
 suite cli test/cli/run.sh
 suite cli_migrate test/cli/migrate.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer

@@ -10,6 +10,7 @@
  * jobs of several queues are as many calls, which a cluster cannot make
  * atomic together.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #define MAINTAIN_LIMIT 1000
 #define QUEUE_CACHE 64
+#define DRAIN_ROUNDS 16		/* reads of the wakeup socket per drain */
 
 typedef struct rds_session
 {
@@ -428,26 +430,39 @@ rds_session_drain(qml_store_session *session)
 
 	if (s->sub == NULL)
 		return 0;
-	if (redisBufferRead(s->sub) != REDIS_OK)
-	{
-		s->broken = true;
-		return -1;
-	}
-	while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
-	{
-		redisReply *m = msg;
 
-		/* ["message", channel, queue] */
-		if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
-			m->element[2]->type == REDIS_REPLY_STRING)
+	/*
+	 * Only what has arrived: the socket is a blocking one with the command
+	 * timeout, so a read with nothing there would hold the fetcher that
+	 * long and then break the session.  A flood is read in a few rounds.
+	 */
+	for (int round = 0; round < DRAIN_ROUNDS; round++)
+	{
+		struct pollfd pfd = {.fd = s->sub->fd, .events = POLLIN};
+
+		if (poll(&pfd, 1, 0) <= 0)
+			break;
+		if (redisBufferRead(s->sub) != REDIS_OK)
 		{
-			bool		ours = s->base.kind == QML_SESSION_WATCH;
-
-			for (size_t i = 0; i < s->nqueues && !ours; i++)
-				ours = strcmp(s->queues[i], m->element[2]->str) == 0;
-			n += ours;
+			s->broken = true;
+			return -1;
 		}
-		freeReplyObject(m);
+		while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
+		{
+			redisReply *m = msg;
+
+			/* ["message", channel, queue] */
+			if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+				m->element[2]->type == REDIS_REPLY_STRING)
+			{
+				bool		ours = s->base.kind == QML_SESSION_WATCH;
+
+				for (size_t i = 0; i < s->nqueues && !ours; i++)
+					ours = strcmp(s->queues[i], m->element[2]->str) == 0;
+				n += ours;
+			}
+			freeReplyObject(m);
+		}
 	}
 	return n;
 }
