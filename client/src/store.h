@@ -300,8 +300,10 @@ struct qml_store_ops
 	/*
 	 * Recurring jobs: `schedule` is a 5-field cron expression (UTC unless
 	 * options->timezone) or an interval ("30s", "5m"); a name already there
-	 * is replaced. list: a JSON array of objects with at least name,
-	 * schedule, method, arguments, queue, next_run_at (text).
+	 * is QML_ERR_CONFLICT with SQLSTATE 23505 and stays as it was
+	 * (qml.add_recurring; qml__store_recurring_taken). list: a JSON array
+	 * of objects with at least name, schedule, method, arguments, queue,
+	 * next_run_at (text).
 	 */
 	qml_status	(*recurring_add) (qml_store *store, const char *name,
 								  const char *schedule, const char *method,
@@ -343,6 +345,9 @@ qml_status	qml__store_for_url(const char *url, const qml_store_ops **ops);
 
 /* The store of a client (NULL before open). */
 qml_store  *qml__client_store(qml_client *client);
+
+/* qml.add_recurring's refusal of a name that exists (23505), as an error. */
+qml_status	qml__store_recurring_taken(const char *name);
 
 /* Retry delay after attempt `attempts` as the extension computes it. */
 int64_t		qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms);
