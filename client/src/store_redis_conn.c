@@ -136,6 +136,16 @@ reply_error(const redisReply *reply, const char *what)
 					  (int) reply->len, reply->str);
 }
 
+/* Frees a connection a call failed on, and its reply; returns st. */
+static qml_status
+discard(redisContext *c, redisReply *reply, qml_status st)
+{
+	if (reply)
+		freeReplyObject(reply);
+	redisFree(c);
+	return st;
+}
+
 /* A new connection to a node, authenticated and on the URL's database. */
 static qml_status
 dial(rds_store *r, const char *host, int port, redisContext **out)
@@ -171,10 +181,7 @@ dial(rds_store *r, const char *host, int port, redisContext **out)
 
 			qml__error_set_extra(NULL, "Check the password in the URL "
 								 "(redis://:PASSWORD@host:port/db).", NULL);
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
-			return st;
+			return discard(c, reply, st);
 		}
 		freeReplyObject(reply);
 	}
@@ -188,10 +195,7 @@ dial(rds_store *r, const char *host, int port, redisContext **out)
 										host, port, r->url.db,
 										reply ? reply->str : c->errstr);
 
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
-			return st;
+			return discard(c, reply, st);
 		}
 		freeReplyObject(reply);
 	}
@@ -526,10 +530,7 @@ subscribe_on(rds_store *r, int i, redisContext *c, void *arg)
 									r->nodes[i]->host, r->nodes[i]->port,
 									reply && reply->str ? reply->str : c->errstr);
 
-		if (reply)
-			freeReplyObject(reply);
-		redisFree(c);
-		return st;
+		return discard(c, reply, st);
 	}
 	freeReplyObject(reply);
 	*(redisContext **) arg = c;
