@@ -72,7 +72,10 @@
  *
  * Errors: every op returns a qml_status and, on failure, sets the thread's
  * error (qml__error). QML_ERR_CONNECT from a session op means the session
- * is broken: the runtime closes it and opens another (with backoff).
+ * may be broken: when session_ok says so, the runtime closes it and opens
+ * another (with backoff), dropping the jobs it claimed ahead to their
+ * leases; a backend whose claims outlive a connection (Redis) keeps the
+ * session, and the runtime retries it with backoff.
  * QML_ERR_UNSUPPORTED for what a backend cannot do (say why in the
  * message). A store over its capacity refuses enqueue with QML_ERR_TIMEOUT
  * ("store is full") and accepts nothing of that call.

@@ -444,8 +444,22 @@ rds_session_drain(qml_store_session *session)
 			break;
 		if (redisBufferRead(s->sub) != REDIS_OK)
 		{
-			s->broken = true;
-			return -1;
+			/*
+			 * The wakeup connection is lost (Redis restarted, a node died).
+			 * A fetch session is not broken by it: its claims belong to the
+			 * worker name, not to a connection, so the jobs the runtime
+			 * claimed ahead stay its to run (a new session would drop them
+			 * to their leases). It subscribes again at its next fetch, and
+			 * reports a wakeup now, since some may have been missed.
+			 */
+			redisFree(s->sub);
+			s->sub = NULL;
+			if (s->base.kind != QML_SESSION_FETCH)
+			{
+				s->broken = true;
+				return -1;
+			}
+			return n + 1;
 		}
 		while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
 		{
@@ -503,6 +517,9 @@ rds_fetch(qml_store_session *session, int want, int wait_ms QML_UNUSED,
 	qml_status	st = QML_OK;
 
 	*got = 0;
+	/* subscribed before the claims, so that no wakeup after them is missed */
+	if (s->sub == NULL && (st = qml__rds_subscribe(r, &s->sub)) != QML_OK)
+		return st;
 	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
 	for (size_t i = 0; i < s->nqueues && *got < want; i++)
 	{
@@ -521,9 +538,11 @@ rds_fetch(qml_store_session *session, int want, int wait_ms QML_UNUSED,
 		if (st != QML_OK)
 			break;
 	}
-	if (st == QML_ERR_CONNECT)
-		s->broken = true;
-	/* jobs claimed before an error are the caller's still */
+	/*
+	 * Jobs claimed before an error are the caller's still. A lost
+	 * connection does not break the session (see rds_session_drain): the
+	 * runtime backs off and fetches again through the pool.
+	 */
 	return *got > 0 ? QML_OK : st;
 }
 
