@@ -7,6 +7,7 @@
 #       say otherwise; prints its URL
 #   scripts/redis.sh cluster DIR PORT1 PORT2 PORT3
 #       a 3-master Redis Cluster on this host (no replicas); prints its URL
+#       (sourced: redis_cluster_replicated adds replicas to each master)
 #   scripts/redis.sh stop PORT...
 #       shuts the servers on those ports down without saving
 #
@@ -50,27 +51,39 @@ redis_stop() {	# PORT...
 	done
 }
 
-redis_cluster() {	# DIR PORT1 PORT2 PORT3
-	local dir=$1 p nodes=() i
-	shift
+redis_cluster() {	# DIR PORT1 PORT2 PORT3: three masters, no replicas
+	redis_cluster_replicated "$1" 0 5000 "${@:2}"
+}
+
+# DIR REPLICAS NODE_TIMEOUT_MS PORT...: masters and REPLICAS replicas of each
+# (ports / (REPLICAS + 1) masters: redis-cli --cluster create picks which
+# node replicates which; CLUSTER NODES tells), up when every node sees
+# cluster_state:ok and every replica's link to its master is up
+redis_cluster_replicated() {
+	local dir=$1 replicas=$2 timeout=$3 p nodes=() i
+	shift 3
 	for p in "$@"; do
 		rm -rf "${dir:?}/$p"	# a node must start empty to join
 		redis_start "$p" "$dir/$p" --cluster-enabled yes \
-			--cluster-config-file nodes.conf --cluster-node-timeout 5000 || return 1
+			--cluster-config-file nodes.conf --cluster-node-timeout "$timeout" || return 1
 		nodes+=("127.0.0.1:$p")
 	done
-	redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 \
+	redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" \
 		--cluster-yes >"$dir/create.log" 2>&1 || { cat "$dir/create.log" >&2; return 1; }
 	for p in "$@"; do
-		for i in $(seq 1 100); do
-			redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+		for i in $(seq 1 200); do
+			redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+				! redis-cli -p "$p" info replication 2>/dev/null | grep -q 'master_link_status:down' &&
+				break
 			sleep 0.1
 		done
 	done
-	redis-cli -p "$1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || {
-		echo "the cluster on $* did not come up" >&2
-		return 1
-	}
+	for p in "$@"; do
+		redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || {
+			echo "the cluster on $* did not come up" >&2
+			return 1
+		}
+	done
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -89,7 +102,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	stop)
 		redis_stop "$@" ;;
 	*)
-		sed -n '2,14p' "$0" >&2
+		sed -n '2,15p' "$0" >&2
 		exit 2 ;;
 	esac
 fi

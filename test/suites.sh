@@ -53,6 +53,13 @@ suite conformance client/tests/conformance.sh
 # the Redis store through the qml command on a server and a cluster, and its
 # faults: unreachable, passwords, a killed server, NOSCRIPT, a slot moving
 suite redis test/redis/run.sh
+# an idle worker on Redis (polling every 30 s) is woken at once by a job
+# another process enqueues, on a server and on a cluster
+suite redis_wakeup test/redis/wakeup.sh
+# a Redis Cluster with replicas under a worker and a producer: a manual
+# failover loses nothing; kill -9 of a master: the worker carries on, what
+# was lost is counted
+suite redis_failover test/redis/failover.sh
 suite cli test/cli/run.sh
 suite cli_migrate test/cli/migrate.sh
 # the same two under AddressSanitizer and UndefinedBehaviorSanitizer

@@ -107,6 +107,15 @@ qml__store_job_new(int64_t id, const char *queue, const char *method,
 	return j;
 }
 
+qml_status
+qml__store_recurring_taken(const char *name)
+{
+	qml__error(QML_ERR_CONFLICT, "recurring job \"%s\" already exists", name);
+	qml__error_set_extra(NULL, "Remove it first (qml recurring remove NAME), or choose another name.",
+						 "23505");
+	return QML_ERR_CONFLICT;
+}
+
 /* As src/backoff.c: double up to the cap, then a random point in its upper half. */
 int64_t
 qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms)

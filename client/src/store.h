@@ -72,7 +72,10 @@
  *
  * Errors: every op returns a qml_status and, on failure, sets the thread's
  * error (qml__error). QML_ERR_CONNECT from a session op means the session
- * is broken: the runtime closes it and opens another (with backoff).
+ * may be broken: when session_ok says so, the runtime closes it and opens
+ * another (with backoff), dropping the jobs it claimed ahead to their
+ * leases; a backend whose claims outlive a connection (Redis) keeps the
+ * session, and the runtime retries it with backoff.
  * QML_ERR_UNSUPPORTED for what a backend cannot do (say why in the
  * message). A store over its capacity refuses enqueue with QML_ERR_TIMEOUT
  * ("store is full") and accepts nothing of that call.
@@ -301,8 +304,10 @@ struct qml_store_ops
 	/*
 	 * Recurring jobs: `schedule` is a 5-field cron expression (UTC unless
 	 * options->timezone) or an interval ("30s", "5m"); a name already there
-	 * is replaced. list: a JSON array of objects with at least name,
-	 * schedule, method, arguments, queue, next_run_at (text).
+	 * is QML_ERR_CONFLICT with SQLSTATE 23505 and stays as it was
+	 * (qml.add_recurring; qml__store_recurring_taken). list: a JSON array
+	 * of objects with at least name, schedule, method, arguments, queue,
+	 * next_run_at (text).
 	 */
 	qml_status	(*recurring_add) (qml_store *store, const char *name,
 								  const char *schedule, const char *method,
@@ -344,6 +349,9 @@ qml_status	qml__store_for_url(const char *url, const qml_store_ops **ops);
 
 /* The store of a client (NULL before open). */
 qml_store  *qml__client_store(qml_client *client);
+
+/* qml.add_recurring's refusal of a name that exists (23505), as an error. */
+qml_status	qml__store_recurring_taken(const char *name);
 
 /* Retry delay after attempt `attempts` as the extension computes it. */
 int64_t		qml__store_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms);

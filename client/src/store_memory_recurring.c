@@ -132,11 +132,9 @@ mem_recurring_add(qml_store *store, const char *name, const char *schedule,
 	at = find(m, name);
 	if (*at)
 	{
-		/* a name already there is replaced */
-		mem_recurring *old = *at;
-
-		r->next = old->next;
-		mem_recurring_free(old);
+		pthread_mutex_unlock(&m->mu);
+		mem_recurring_free(r);
+		return qml__store_recurring_taken(name);
 	}
 	*at = r;
 	pthread_cond_signal(&m->cv);

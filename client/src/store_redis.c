@@ -10,7 +10,6 @@
  * jobs of several queues are as many calls, which a cluster cannot make
  * atomic together.
  */
-#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 
 #define MAINTAIN_LIMIT 1000
 #define QUEUE_CACHE 64
+#define DRAIN_ROUNDS 16		/* reads of the wakeup socket per drain */
 
 typedef struct rds_session
 {
@@ -431,39 +431,54 @@ static int
 rds_session_drain(qml_store_session *session)
 {
 	rds_session *s = (rds_session *) session;
-	struct pollfd pfd;
 	void	   *msg;
 	int			n = 0;
-	int			rc;
 
 	if (s->sub == NULL)
 		return 0;
-	pfd.fd = s->sub->fd;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	do
-		rc = poll(&pfd, 1, 0);
-	while (rc < 0 && errno == EINTR);
-	if (rc > 0 && redisBufferRead(s->sub) != REDIS_OK)
-	{
-		s->broken = true;
-		return -1;
-	}
-	while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
-	{
-		redisReply *m = msg;
 
-		/* ["message", channel, queue] */
-		if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
-			m->element[2]->type == REDIS_REPLY_STRING)
+	/* only what has arrived; a flood in a few rounds */
+	for (int round = 0; round < DRAIN_ROUNDS; round++)
+	{
+		struct pollfd pfd = {.fd = s->sub->fd, .events = POLLIN};
+
+		if (poll(&pfd, 1, 0) <= 0)
+			break;
+		if (redisBufferRead(s->sub) != REDIS_OK)
 		{
-			bool		ours = s->base.kind == QML_SESSION_WATCH;
-
-			for (size_t i = 0; i < s->nqueues && !ours; i++)
-				ours = strcmp(s->queues[i], m->element[2]->str) == 0;
-			n += ours;
+			/*
+			 * The wakeup connection is lost (Redis restarted, a node died).
+			 * A fetch session is not broken by it: its claims belong to the
+			 * worker name, not to a connection, so the jobs the runtime
+			 * claimed ahead stay its to run (a new session would drop them
+			 * to their leases). It subscribes again at its next fetch, and
+			 * reports a wakeup now, since some may have been missed.
+			 */
+			redisFree(s->sub);
+			s->sub = NULL;
+			if (s->base.kind != QML_SESSION_FETCH)
+			{
+				s->broken = true;
+				return -1;
+			}
+			return n + 1;
 		}
-		freeReplyObject(m);
+		while (redisGetReplyFromReader(s->sub, &msg) == REDIS_OK && msg != NULL)
+		{
+			redisReply *m = msg;
+
+			/* ["message", channel, queue] */
+			if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+				m->element[2]->type == REDIS_REPLY_STRING)
+			{
+				bool		ours = s->base.kind == QML_SESSION_WATCH;
+
+				for (size_t i = 0; i < s->nqueues && !ours; i++)
+					ours = strcmp(s->queues[i], m->element[2]->str) == 0;
+				n += ours;
+			}
+			freeReplyObject(m);
+		}
 	}
 	return n;
 }
@@ -504,6 +519,9 @@ rds_fetch(qml_store_session *session, int want, int wait_ms QML_UNUSED,
 	qml_status	st = QML_OK;
 
 	*got = 0;
+	/* subscribed before the claims, so that no wakeup after them is missed */
+	if (s->sub == NULL && (st = qml__rds_subscribe(r, &s->sub)) != QML_OK)
+		return st;
 	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
 	for (size_t i = 0; i < s->nqueues && *got < want; i++)
 	{
@@ -522,9 +540,11 @@ rds_fetch(qml_store_session *session, int want, int wait_ms QML_UNUSED,
 		if (st != QML_OK)
 			break;
 	}
-	if (st == QML_ERR_CONNECT)
-		s->broken = true;
-	/* jobs claimed before an error are the caller's still */
+	/*
+	 * Jobs claimed before an error are the caller's still. A lost
+	 * connection does not break the session (see rds_session_drain): the
+	 * runtime backs off and fetches again through the pool.
+	 */
 	return *got > 0 ? QML_OK : st;
 }
 

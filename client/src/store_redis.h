@@ -111,6 +111,7 @@ typedef struct rds_store
 	rds_node   *nodes[RDS_MAX_NODES];
 	int			nnodes;
 	int16_t		slots[RDS_SLOTS];	/* node index, -1 unknown (cluster) */
+	int			any_node;		/* the node that last answered a key-less call */
 	char		sha[RDS_SCRIPT_COUNT][41];
 	atomic_bool sha_ready;
 	int64_t		next_tick_mono;

@@ -136,6 +136,16 @@ reply_error(const redisReply *reply, const char *what)
 					  (int) reply->len, reply->str);
 }
 
+/* Frees a connection a call failed on, and its reply; returns st. */
+static qml_status
+discard(redisContext *c, redisReply *reply, qml_status st)
+{
+	if (reply)
+		freeReplyObject(reply);
+	redisFree(c);
+	return st;
+}
+
 /* A new connection to a node, authenticated and on the URL's database. */
 static qml_status
 dial(rds_store *r, const char *host, int port, redisContext **out)
@@ -171,10 +181,7 @@ dial(rds_store *r, const char *host, int port, redisContext **out)
 
 			qml__error_set_extra(NULL, "Check the password in the URL "
 								 "(redis://:PASSWORD@host:port/db).", NULL);
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
-			return st;
+			return discard(c, reply, st);
 		}
 		freeReplyObject(reply);
 	}
@@ -188,10 +195,7 @@ dial(rds_store *r, const char *host, int port, redisContext **out)
 										host, port, r->url.db,
 										reply ? reply->str : c->errstr);
 
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
-			return st;
+			return discard(c, reply, st);
 		}
 		freeReplyObject(reply);
 	}
@@ -199,9 +203,16 @@ dial(rds_store *r, const char *host, int port, redisContext **out)
 	return QML_OK;
 }
 
-/* An idle connection to node i, or a new one (connecting is retried). */
+/* a refused password or database is not going to change */
+static bool
+worth_retrying(qml_status st)
+{
+	return st == QML_ERR_CONNECT && strstr(qml_errmsg(), "password") == NULL;
+}
+
+/* An idle connection to node i, or a new one (connecting tried `tries` times). */
 static qml_status
-acquire(rds_store *r, int i, redisContext **out)
+acquire_tries(rds_store *r, int i, int tries, redisContext **out)
 {
 	char		host[256];
 	int			port;
@@ -217,16 +228,21 @@ acquire(rds_store *r, int i, redisContext **out)
 	snprintf(host, sizeof(host), "%s", r->nodes[i]->host);
 	port = r->nodes[i]->port;
 	pthread_mutex_unlock(&r->mu);
-	for (int attempt = 0; attempt < CONNECT_TRIES; attempt++)
+	for (int attempt = 0; attempt < tries; attempt++)
 	{
 		if (attempt > 0)
 			qml__sleep_ms(qml__backoff_ms(attempt), NULL);
 		st = dial(r, host, port, out);
-		/* a refused password or database is not going to change */
-		if (st != QML_ERR_CONNECT || strstr(qml_errmsg(), "password") != NULL)
+		if (!worth_retrying(st))
 			break;
 	}
 	return st;
+}
+
+static qml_status
+acquire(rds_store *r, int i, redisContext **out)
+{
+	return acquire_tries(r, i, CONNECT_TRIES, out);
 }
 
 static void
@@ -246,58 +262,102 @@ give_back(rds_store *r, int i, redisContext *c)
 		redisFree(c);
 }
 
+/*
+ * What any node of a cluster can do (CLUSTER SLOTS, SUBSCRIBE, SCRIPT
+ * LOAD) goes to the first node that answers, starting from the one that
+ * answered last: each node once a round, CONNECT_TRIES rounds with backoff.
+ * A dead node (a failed master, the URL's first seed) thus costs one
+ * refused connect, not a command's retries, and never stops the others
+ * from serving. fn owns the connection (gives it back or frees it); an
+ * error from it moves on to the next node.
+ */
+typedef qml_status (*node_fn) (rds_store *r, int i, redisContext *c, void *arg);
+
+static qml_status
+on_any_node(rds_store *r, node_fn fn, void *arg)
+{
+	qml_status	st = QML_ERR_CONNECT;
+
+	for (int round = 0; round < CONNECT_TRIES; round++)
+	{
+		int			n,
+					start;
+
+		if (round > 0)
+			qml__sleep_ms(qml__backoff_ms(round), NULL);
+		pthread_mutex_lock(&r->mu);
+		n = r->nnodes;
+		start = r->any_node;
+		pthread_mutex_unlock(&r->mu);
+		for (int k = 0; k < n; k++)
+		{
+			int			i = (start + k) % n;
+			redisContext *c;
+
+			if ((st = acquire_tries(r, i, 1, &c)) == QML_OK &&
+				(st = fn(r, i, c, arg)) == QML_OK)
+			{
+				pthread_mutex_lock(&r->mu);
+				r->any_node = i;
+				pthread_mutex_unlock(&r->mu);
+				return QML_OK;
+			}
+			if (st == QML_ERR_CONNECT && !worth_retrying(st))
+				return st;
+		}
+		/* only an outage is worth another round; an error reply is not */
+		if (st != QML_ERR_CONNECT)
+			break;
+	}
+	return st;
+}
+
+/* CLUSTER SLOTS on node i: the masters of every slot into the map */
+static qml_status
+read_slots(rds_store *r, int i, redisContext *c, void *arg QML_UNUSED)
+{
+	redisReply *reply = redisCommand(c, "CLUSTER SLOTS");
+	qml_status	st;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+	{
+		st = reply ? reply_error(reply, "CLUSTER SLOTS")
+			: qml__error(QML_ERR_CONNECT, "lost Redis at %s:%d: %s",
+						 r->nodes[i]->host, r->nodes[i]->port, c->errstr);
+		if (reply)
+			freeReplyObject(reply);
+		give_back(r, i, c);
+		return st;
+	}
+	pthread_mutex_lock(&r->mu);
+	for (size_t e = 0; e < reply->elements; e++)
+	{
+		redisReply *range = reply->element[e];
+		redisReply *master;
+		int			node;
+
+		if (range->type != REDIS_REPLY_ARRAY || range->elements < 3)
+			continue;
+		master = range->element[2];
+		if (master->type != REDIS_REPLY_ARRAY || master->elements < 2)
+			continue;
+		node = node_index(r, master->element[0]->str,
+						  (int) master->element[1]->integer);
+		for (long long s = range->element[0]->integer;
+			 node >= 0 && s <= range->element[1]->integer && s < RDS_SLOTS; s++)
+			r->slots[s] = (int16_t) node;
+	}
+	pthread_mutex_unlock(&r->mu);
+	freeReplyObject(reply);
+	give_back(r, i, c);
+	return QML_OK;
+}
+
 /* Reads the slot map from any node that answers; QML_ERR_CONNECT if none. */
 static qml_status
 refresh_slots(rds_store *r)
 {
-	qml_status	st = QML_ERR_CONNECT;
-	int			n;
-
-	pthread_mutex_lock(&r->mu);
-	n = r->nnodes;
-	pthread_mutex_unlock(&r->mu);
-	for (int i = 0; i < n; i++)
-	{
-		redisContext *c;
-		redisReply *reply;
-
-		if ((st = acquire(r, i, &c)) != QML_OK)
-			continue;
-		reply = redisCommand(c, "CLUSTER SLOTS");
-		if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-		{
-			st = reply ? reply_error(reply, "CLUSTER SLOTS")
-				: qml__error(QML_ERR_CONNECT, "lost Redis at %s:%d: %s",
-							 r->nodes[i]->host, r->nodes[i]->port, c->errstr);
-			if (reply)
-				freeReplyObject(reply);
-			give_back(r, i, c);
-			continue;
-		}
-		pthread_mutex_lock(&r->mu);
-		for (size_t e = 0; e < reply->elements; e++)
-		{
-			redisReply *range = reply->element[e];
-			redisReply *master;
-			int			node;
-
-			if (range->type != REDIS_REPLY_ARRAY || range->elements < 3)
-				continue;
-			master = range->element[2];
-			if (master->type != REDIS_REPLY_ARRAY || master->elements < 2)
-				continue;
-			node = node_index(r, master->element[0]->str,
-							  (int) master->element[1]->integer);
-			for (long long s = range->element[0]->integer;
-				 node >= 0 && s <= range->element[1]->integer && s < RDS_SLOTS; s++)
-				r->slots[s] = (int16_t) node;
-		}
-		pthread_mutex_unlock(&r->mu);
-		freeReplyObject(reply);
-		give_back(r, i, c);
-		return QML_OK;
-	}
-	return st;
+	return on_any_node(r, read_slots, NULL);
 }
 
 /* "MOVED 3999 127.0.0.1:6381" or "ASK ...": the node it names */
@@ -348,6 +408,21 @@ slot_node(rds_store *r, int slot)
 	return node < 0 ? 0 : node;
 }
 
+/* on_any_node's fn for a command to any node: the connection itself */
+typedef struct rds_any
+{
+	int			node;
+	redisContext *c;
+} rds_any;
+
+static qml_status
+take_connection(rds_store *r QML_UNUSED, int i, redisContext *c, void *arg)
+{
+	((rds_any *) arg)->node = i;
+	((rds_any *) arg)->c = c;
+	return QML_OK;
+}
+
 qml_status
 qml__rds_command(rds_store *r, int slot, int argc, const char **argv,
 				 const size_t *lens, redisReply **out)
@@ -363,7 +438,18 @@ qml__rds_command(rds_store *r, int slot, int argc, const char **argv,
 		qml_status	st;
 		int			next;
 
-		if ((st = acquire(r, node, &c)) != QML_OK)
+		if (slot < 0 && hop == 0)
+		{
+			/* any node (SCRIPT LOAD, a key-less command): one that answers */
+			rds_any	any = {0, NULL};
+
+			st = on_any_node(r, take_connection, &any);
+			node = any.node;
+			c = any.c;
+		}
+		else
+			st = acquire(r, node, &c);
+		if (st != QML_OK)
 		{
 			/* the node may be gone from the cluster: ask the others */
 			if (r->url.cluster && hop < REDIRECTS && refresh_slots(r) == QML_OK &&
@@ -430,41 +516,32 @@ qml__rds_command(rds_store *r, int slot, int argc, const char **argv,
 
 /* ---- wakeups ---- */
 
+static qml_status
+subscribe_on(rds_store *r, int i, redisContext *c, void *arg)
+{
+	char		channel[96];
+	redisReply *reply;
+
+	snprintf(channel, sizeof(channel), "%s:wake", r->url.prefix);
+	reply = redisCommand(c, "SUBSCRIBE %s", channel);
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+	{
+		qml_status	st = qml__error(QML_ERR_CONNECT, "Redis at %s:%d refused SUBSCRIBE: %s",
+									r->nodes[i]->host, r->nodes[i]->port,
+									reply && reply->str ? reply->str : c->errstr);
+
+		return discard(c, reply, st);
+	}
+	freeReplyObject(reply);
+	*(redisContext **) arg = c;
+	return QML_OK;
+}
+
+/* any node: a cluster passes every PUBLISH to all of them */
 qml_status
 qml__rds_subscribe(rds_store *r, redisContext **out)
 {
-	char		channel[96];
-	qml_status	st = QML_ERR_CONNECT;
-	int			n;
-
-	snprintf(channel, sizeof(channel), "%s:wake", r->url.prefix);
-	pthread_mutex_lock(&r->mu);
-	n = r->nnodes;
-	pthread_mutex_unlock(&r->mu);
-	/* any node: a cluster passes every PUBLISH to all of them */
-	for (int i = 0; i < n; i++)
-	{
-		redisContext *c;
-		redisReply *reply;
-
-		if ((st = acquire(r, i, &c)) != QML_OK)
-			continue;
-		reply = redisCommand(c, "SUBSCRIBE %s", channel);
-		if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-		{
-			st = qml__error(QML_ERR_CONNECT, "Redis at %s:%d refused SUBSCRIBE: %s",
-							r->nodes[i]->host, r->nodes[i]->port,
-							reply && reply->str ? reply->str : c->errstr);
-			if (reply)
-				freeReplyObject(reply);
-			redisFree(c);
-			continue;
-		}
-		freeReplyObject(reply);
-		*out = c;
-		return QML_OK;
-	}
-	return st;
+	return on_any_node(r, subscribe_on, out);
 }
 
 /* ---- scripts ---- */

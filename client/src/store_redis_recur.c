@@ -100,7 +100,6 @@ qml__rds_recurring_add(qml_store *store, const char *name, const char *schedule,
 {
 	rds_store  *r = (rds_store *) store;
 	const char *queue = options && options->queue ? options->queue : "default";
-	char	   *old = NULL;
 	char		err[128] = "";
 	QmlSchedule parsed;
 	int64_t		next;
@@ -127,17 +126,16 @@ qml__rds_recurring_add(qml_store *store, const char *name, const char *schedule,
 	json_decref(def);
 	if (text == NULL)
 		return qml__nomem();
-	/* a name moving to another queue leaves the old one's slot */
-	st = queue_of(r, name, &old);
-	if (st == QML_OK && strcmp(old, queue) != 0)
-		st = set_definition(r, old, name, "");
-	else if (st == QML_ERR_NOT_FOUND)
-		st = QML_OK;
-	if (st == QML_OK)
-		st = set_definition(r, queue, name, text);
-	if (st == QML_OK && (st = index_cmd(r, "HSET", name, queue, &reply)) == QML_OK)
+	/* the name is taken in the index first: of two adds of a name, one wins */
+	if ((st = index_cmd(r, "HSETNX", name, queue, &reply)) == QML_OK)
+	{
+		if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+			st = qml__store_recurring_taken(name);
 		freeReplyObject(reply);
-	free(old);
+		if (st == QML_OK && (st = set_definition(r, queue, name, text)) != QML_OK &&
+			index_cmd(r, "HDEL", name, NULL, &reply) == QML_OK)
+			freeReplyObject(reply);
+	}
 	free(text);
 	return st;
 }

@@ -44,4 +44,33 @@ done
 echo "# memory store"
 out=$("$bin/memory_test" 2>&1) || { echo "$out" | grep -v '^ok '; echo "# memory store FAILED"; failed=1; }
 echo "$out" | tail -1
+
+# the memory store through the qml command, over its capacity: a clear
+# error and exit 1 (docs/cli.md), and the jobs accepted before it are kept
+# (its snapshot) and all run
+echo "# memory store over its capacity (qml command)"
+murl="memory:$rdir/mem.snapshot?capacity=2"
+printf '#!/bin/sh\necho "$QML_JOB_ID" >>"%s"\n' "$rdir/ran" >"$rdir/job.sh"
+chmod +x "$rdir/job.sh"
+client/qml -d "$murl" enqueue m '[1]' >/dev/null && client/qml -d "$murl" enqueue m '[2]' >/dev/null ||
+	{ echo "# memory: enqueue under the capacity FAILED"; failed=1; }
+out=$(client/qml -d "$murl" enqueue m '[3]' 2>&1)
+rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "memory store is full" ||
+	{ echo "# memory: over the capacity FAILED: want exit 1 \"memory store is full\", got $rc: $out"; failed=1; }
+client/qml -d "$murl" worker --exec m="$rdir/job.sh" >/dev/null 2>&1 &
+mpid=$!
+for i in $(seq 1 150); do
+	[ "$(cat "$rdir/ran" 2>/dev/null | wc -l)" -ge 2 ] && break
+	sleep 0.2
+done
+kill -TERM $mpid
+wait $mpid
+got=$(client/qml -d "$murl" --json stats | python3 -c '
+import json, sys
+r = [q for q in json.load(sys.stdin) if q["queue"] == "default"][0]
+print(r["succeeded"], r["enqueued"])')
+[ "$got" = "2 0" ] && [ "$(wc -l <"$rdir/ran")" = 2 ] ||
+	{ echo "# memory: the 2 accepted jobs did not both run once: succeeded/enqueued $got"; failed=1; }
+[ $failed = 0 ] && echo "# memory store over its capacity: exit 1, \"store is full\", both accepted jobs ran"
 exit $failed

@@ -687,6 +687,29 @@ test_drain_queued(void)
 	qml_server_free(srv);
 	qml_server_config_free(cfg);
 	qml_registry_free(reg);
+/* A name already taken: qml.add_recurring's unique_violation, nothing replaced. */
+static void
+test_recurring_name_taken(void)
+{
+	const char *q = qname("cron_taken");
+	const char *name = qname("nightly");
+	qml_recurring_options o = {.queue = q};
+	char	   *json = NULL;
+
+	is_status(qml_recurring_add_opts(client, name, "0 3 * * *", "conformance.first", NULL, &o),
+			  QML_OK, "add a recurring job");
+	is_status(qml_recurring_add_opts(client, name, "*/5 * * * *", "conformance.second", NULL, &o),
+			  QML_ERR_CONFLICT, "adding its name again is a conflict");
+	is_str(qml_errsqlstate(), "23505", "... unique_violation, as qml.add_recurring raises");
+	contains(qml_errmsg(), "already exists", "... saying the name exists");
+	qml_recurring_list(client, &json);
+	contains(json, "conformance.first", "the first definition stays");
+	ok(json && strstr(json, "conformance.second") == NULL, "... and is not replaced");
+	qml_free(json);
+	is_status(qml_recurring_remove(client, name), QML_OK, "remove it");
+	is_status(qml_recurring_add_opts(client, name, "*/5 * * * *", "conformance.second", NULL, &o),
+			  QML_OK, "then the name is free again");
+	qml_recurring_remove(client, name);
 }
 
 /* ---- concurrency: 8 threads, 20,000 jobs, each completed exactly once ---- */
@@ -827,6 +850,7 @@ main(int argc, char **argv)
 	test_stats();
 	test_recurring();
 	test_drain_queued();
+	test_recurring_name_taken();
 	test_concurrency();
 	qml_client_close(client);
 	return tap_done();

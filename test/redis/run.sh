@@ -13,12 +13,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/redis.sh
+. test/redis/lib.sh
 base=${QML_REDIS_PORT:-6620}
 single=$base c1=$((base + 1)) c2=$((base + 2)) c3=$((base + 3))
 pw=$((base + 4)) crash=$((base + 5))
 dir=$(mktemp -d /tmp/qml-test-redis.XXXXXX)
-QML=$PWD/client/qml
-wpid=
 cleanup() {
 	[ -n "$wpid" ] && kill "$wpid" 2>/dev/null
 	redis-cli -p "$pw" -a 's3cr@t' --no-auth-warning shutdown nosave >/dev/null 2>&1
@@ -28,52 +27,7 @@ cleanup() {
 trap cleanup EXIT
 make -s client >/dev/null || exit 1
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-bad() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ -n "${2:-}" ] && echo "#   $2"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1" "${3:-}"; fi; }
-
-printf '#!/bin/sh\ncat >/dev/null; echo "{\\"done\\":true}"\n' >"$dir/ok.sh"
-printf '#!/bin/sh\necho nope >&2; exit 65\n' >"$dir/fail.sh"
-chmod +x "$dir/ok.sh" "$dir/fail.sh"
-
-# counts of a queue from qml --json stats: "succeeded failed enqueued"
-counts() {
-	"$QML" -d "$1" --json stats 2>/dev/null | python3 -c '
-import json, sys
-rows = [r for r in json.load(sys.stdin) if r["queue"] == sys.argv[1]]
-r = rows[0] if rows else {}
-print(r.get("succeeded", 0), r.get("failed", 0), r.get("enqueued", 0))' "$2"
-}
-
-# waits (30 s at most) until queue $2 at $1 has counts $3
-wait_counts() {
-	local i got
-	for i in $(seq 1 150); do
-		got=$(counts "$1" "$2")
-		[ "$got" = "$3" ] && return 0
-		sleep 0.2
-	done
-	echo "#   counts of $2: $got, want $3"
-	return 1
-}
-
-start_worker() {	# URL QUEUE [worker options...]
-	local u=$1 q=$2
-	shift 2
-	"$QML" -d "$u" worker --workers 4 --queues "$q" "$@" --exec ok_job="$dir/ok.sh" \
-		--exec fail_job="$dir/fail.sh" >>"$dir/worker.log" 2>&1 &
-	wpid=$!
-}
-
-stop_worker() {
-	local rc
-	kill -TERM "$wpid"
-	wait "$wpid"
-	rc=$?
-	wpid=
-	return $rc
-}
+make_job_commands
 
 # ---- the qml command on one server and on a cluster ----
 
@@ -105,19 +59,7 @@ redis_start "$single" "$dir/single" >/dev/null
 redis_cluster "$dir/cluster" "$c1" "$c2" "$c3" || exit 1
 url=redis://127.0.0.1:$single/0
 curl=redis+cluster://127.0.0.1:$c1,127.0.0.1:$c2
-# the port of the master that owns a slot (CLUSTER NODES: ranges from field 9)
-owner() {
-	redis-cli -p "$c1" cluster nodes | python3 -c '
-import sys
-slot = int(sys.argv[1])
-for line in sys.stdin:
-    f = line.split()
-    for r in f[8:]:
-        a, _, b = r.partition("-")
-        if a.isdigit() and int(a) <= slot <= int(b or a):
-            print(f[1].split("@")[0].rsplit(":", 1)[1])
-' "$1"
-}
+owner() { slot_owner "$1" "$c1"; }
 
 commands_on single "$url"
 commands_on cluster "$curl"
@@ -210,7 +152,7 @@ check "restart: the worker survived it and stops cleanly" 'kill -0 $wpid && stop
 
 # ---- a slot moving between masters under a running worker ----
 
-node_of() { redis-cli -p "$c1" cluster nodes | awk -v p=":$1@" 'index($2, p) {print $1}'; }
+node_of() { node_id "$1" "$c1"; }
 slot=$(redis-cli -p "$c1" cluster keyslot mig)	# the queue's slot: crc16 of its name
 src=$(owner "$slot")
 dst=$c1
@@ -235,5 +177,4 @@ check "migration: the source holds none of the slot's keys" \
 	'[ "$(redis-cli -p $src cluster countkeysinslot $slot)" = 0 ]'
 stop_worker
 
-echo "1..$n"
-[ $failed -eq 0 ] || { echo "# $failed of $n failed; worker log:"; tail -20 "$dir/worker.log" | sed 's/^/# /'; exit 1; }
+finish
