@@ -687,6 +687,8 @@ test_drain_queued(void)
 	qml_server_free(srv);
 	qml_server_config_free(cfg);
 	qml_registry_free(reg);
+}
+
 /* A name already taken: qml.add_recurring's unique_violation, nothing replaced. */
 static void
 test_recurring_name_taken(void)
