@@ -190,6 +190,10 @@ claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
  * taken by another transaction between the check and the update is
  * skipped by heap_update itself (wait = false): the only case where a
  * claim that gets nothing holds a transaction id, and no row carries it.
+ * (PostgreSQL 15's heap_update returns TM_BeingModified for it, having
+ * written nothing; a server built with assertions asserts that no caller
+ * passes wait = false for a held row, which this race of a few
+ * instructions would trip there.)
  *
  * The first row the claim may take decides how the claim writes: directly
  * (worker_write.c), or, when qml.jobs has something of an admin's own,
