@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * claim_lock.c
- *	  Locking the rows a claim chose, as SKIP LOCKED does, but only in the
+ *	  Taking the rows a claim chose, as SKIP LOCKED does, but only in the
  *	  version the claim's snapshot saw.
  *
  * SELECT ... FOR UPDATE SKIP LOCKED, in read committed, follows a row that
@@ -11,14 +11,19 @@
  * rejected, and the lock stays until the transaction ends: a fetch that
  * then waits for work (wakeup.c) slept with that lock and a transaction
  * id, and the claiming worker's completion waited for the whole sleep
- * (issue 19). Here each row the claim's query returns is locked in the
+ * (issue 19). Here each row the claim's query returns is taken in the
  * version the query saw, or skipped: a row being changed by another
  * transaction is skipped as SKIP LOCKED skips it, and one changed since
  * the snapshot is skipped too, without a lock, for the next claim (which
- * sees it as it is now). A claim that locks nothing takes no transaction
+ * sees it as it is now). A claim that takes nothing takes no transaction
  * id.
  *
- * The query runs as a cursor and its rows are locked as they come, so
+ * "Taking" is the caller's: a claim of jobs updates each row at once
+ * (worker_write.c: one WAL record per job, not a lock and then an update),
+ * and anything that runs an UPDATE statement afterwards locks them here
+ * (qml_lock_claimable).
+ *
+ * The query runs as a cursor and its rows are taken as they come, so
  * rows another worker holds cost a few more rows of the scan, not a
  * shorter claim, as with LIMIT ... SKIP LOCKED.
  *
@@ -39,18 +44,17 @@
 
 /*
  * Runs `plan`, a query whose first column is the ctid of a row of
- * qml.jobs, in the order the rows should be claimed in, and locks its rows
- * FOR UPDATE until `wanted` are locked; their ctids go to tids[]. Returns
- * how many. Call inside SPI_connect().
+ * qml.jobs, in the order the rows should be taken in, and hands each row
+ * to take() until it has taken `wanted`. Returns how many it took. Call
+ * inside SPI_connect().
  */
 int
-qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
-				   int wanted, ItemPointerData *tids)
+qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
+				   int wanted, QmlTakeRow take, void *arg)
 {
 	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Portal		portal = SPI_cursor_open(NULL, plan, values, nulls, false);
-	CommandId	cid = GetCurrentCommandId(true);
 	int			n = 0;
 
 	while (n < wanted)
@@ -65,18 +69,10 @@ qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
 										  SPI_tuptable->tupdesc, 1, &isnull);
-			ItemPointerData tid;
-			TM_FailureData tmfd;
 
 			CHECK_FOR_INTERRUPTS();
-			if (isnull)
-				continue;
-			tid = *(ItemPointer) DatumGetPointer(d);
-			/* no TUPLE_LOCK_FLAG_FIND_LAST_VERSION: this version or none */
-			if (table_tuple_lock(rel, &tid, GetActiveSnapshot(), slot, cid,
-								 LockTupleExclusive, LockWaitSkip, 0,
-								 &tmfd) == TM_Ok)
-				tids[n++] = tid;
+			if (!isnull && take(rel, (ItemPointer) DatumGetPointer(d), slot, arg))
+				n++;
 			ExecClearTuple(slot);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -85,4 +81,50 @@ qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 	return n;
+}
+
+/*
+ * Locks the row version at `tid` FOR UPDATE into `slot`, or nothing when
+ * another transaction holds it or it changed since it was read.
+ */
+bool
+qml_lock_version(Relation rel, ItemPointer tid, TupleTableSlot *slot)
+{
+	TM_FailureData tmfd;
+
+	/* no TUPLE_LOCK_FLAG_FIND_LAST_VERSION: this version or none */
+	return table_tuple_lock(rel, tid, GetActiveSnapshot(), slot,
+							GetCurrentCommandId(true), LockTupleExclusive,
+							LockWaitSkip, 0, &tmfd) == TM_Ok;
+}
+
+/* where qml_lock_claimable() puts the locked rows' ctids */
+typedef struct Locked
+{
+	ItemPointerData *tids;
+	int			n;
+} Locked;
+
+static bool
+lock_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
+{
+	Locked	   *locked = (Locked *) arg;
+
+	if (!qml_lock_version(rel, tid, slot))
+		return false;
+	locked->tids[locked->n++] = *tid;
+	return true;
+}
+
+/*
+ * Runs `plan` as qml_take_claimable() does and locks its rows FOR UPDATE
+ * until `wanted` are locked; their ctids go to tids[]. Returns how many.
+ */
+int
+qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
+				   int wanted, ItemPointerData *tids)
+{
+	Locked		locked = {tids, 0};
+
+	return qml_take_claimable(plan, values, nulls, wanted, lock_row, &locked);
 }

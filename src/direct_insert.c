@@ -416,6 +416,18 @@ TM_Result
 qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
 				  Snapshot snapshot, TM_FailureData *tmfd)
 {
+	return qml_direct_update_wait(d, oldslot, newtuple, snapshot, true, tmfd);
+}
+
+/*
+ * The same, but with `wait` false returns TM_BeingModified, writing
+ * nothing, when another transaction holds the row (the claim's SKIP
+ * LOCKED, worker_write.c).
+ */
+TM_Result
+qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
+					   Snapshot snapshot, bool wait, TM_FailureData *tmfd)
+{
 	TupleTableSlot *slot;
 	LockTupleMode lockmode;
 	bool		update_indexes;
@@ -428,7 +440,7 @@ qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtupl
 	ExecForceStoreHeapTuple(newtuple, slot, false);
 	result = table_tuple_update(d->rel, &oldslot->tts_tid, slot,
 								GetCurrentCommandId(true), snapshot,
-								InvalidSnapshot, true, tmfd, &lockmode,
+								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
 		insert_planned(d, slot, oldslot);

@@ -183,6 +183,10 @@ extern TM_Result qml_direct_update(QmlDirectInsert *d,
 								   struct TupleTableSlot *oldslot,
 								   HeapTuple newtuple, Snapshot snapshot,
 								   TM_FailureData *tmfd);
+extern TM_Result qml_direct_update_wait(QmlDirectInsert *d,
+										struct TupleTableSlot *oldslot,
+										HeapTuple newtuple, Snapshot snapshot,
+										bool wait, TM_FailureData *tmfd);
 
 /*
  * producer_api.c: one job's row, from the parameters of enqueue's INSERT
@@ -206,7 +210,17 @@ typedef enum EnqueueParam
 extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
 							 const char *nulls, JobState state);
 
-/* claim_lock.c: a claim's row locks, in the versions its snapshot saw */
+/*
+ * claim_lock.c: a claim's rows, taken in the versions its snapshot saw;
+ * take() returns whether it took the row at tid (read into slot as needed)
+ */
+typedef bool (*QmlTakeRow) (Relation rel, ItemPointer tid,
+							struct TupleTableSlot *slot, void *arg);
+
+extern int	qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
+							   int wanted, QmlTakeRow take, void *arg);
+extern bool qml_lock_version(Relation rel, ItemPointer tid,
+							 struct TupleTableSlot *slot);
 extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 							   int wanted, ItemPointerData *tids);
 
@@ -221,9 +235,31 @@ typedef struct QmlClaim
 	TimestampTz session_started;
 } QmlClaim;
 
+/* how a claim writes its rows, decided at the first row it takes */
+typedef enum QmlClaimMode
+{
+	QML_CLAIM_UNDECIDED,
+	QML_CLAIM_DIRECT,			/* updated here, rows[] */
+	QML_CLAIM_STATEMENT			/* locked, tids[], for the UPDATE statement */
+} QmlClaimMode;
+
+/* one claim in progress (qml_claim_begin, qml_claim_row, qml_claim_end) */
+typedef struct QmlClaimRun
+{
+	QmlClaim	claim;
+	QmlClaimMode mode;
+	QmlDirectInsert d;			/* open in QML_CLAIM_DIRECT */
+	Datum		started;		/* the claimed rows' started_at */
+	HeapTuple  *rows;
+	ItemPointerData *tids;
+	int			n;				/* rows claimed, or tids locked */
+} QmlClaimRun;
+
 extern bool qml_direct_open_for_update(QmlDirectInsert *d);
-extern int	qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids,
-							   int n, const QmlClaim *claim, HeapTuple *rows);
+extern void qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted);
+extern bool qml_claim_row(Relation rel, ItemPointer tid,
+						  struct TupleTableSlot *slot, void *arg);
+extern void qml_claim_end(QmlClaimRun *run);
 extern int	qml_complete_directly(const char *caller, const Datum *ids,
 								  const bool *id_nulls, int n,
 								  const text *worker, const Datum *results,

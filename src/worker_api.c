@@ -35,16 +35,16 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
 
 /*
  * The enqueued jobs of queue $1 in claim order; nothing when the queue is
- * paused. The query is read as a cursor and each row locked as it comes
+ * paused. The query is read as a cursor and each row taken as it comes
  * (claim_lock.c): a row another session holds is passed over, never
- * waited for, and the claim stops when it has locked enough. Then
- * worker_write.c writes the row versions it locked; when qml.jobs has
- * something of an admin's own, claim_sql below runs instead. Either way
- * the locked rows are found again by ctid, not by id: the lock holds them
- * in place, and a primary key lookup per job was 4% of fetch + complete.
- * A row changed after the query's snapshot is not locked but left for the
- * next claim; a change that makes a job enqueued moves the queue's head
- * back before it (queue_head.c).
+ * waited for, and the claim stops when it has taken enough. Taking a row
+ * is writing it, the version the query saw, with one heap_update
+ * (worker_write.c); when qml.jobs has something of an admin's own, the
+ * rows are locked instead and claim_sql below writes them. Either way
+ * the rows are found by ctid, not by id: a primary key lookup per job was
+ * 4% of fetch + complete. A row changed after the query's snapshot is not
+ * taken but left for the next claim; a change that makes a job enqueued
+ * moves the queue's head back before it (queue_head.c).
  */
 #define NOT_PAUSED \
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
@@ -232,27 +232,20 @@ tid_array(ItemPointerData *tids, int n)
 										   TYPALIGN_SHORT));
 }
 
-/*
- * Claims the n locked rows at tids[] through worker_write.c and puts them
- * in rows[]; returns how many. `d` is open.
- */
-static int
-claim_locked_rows(const ClaimArgs *a, QmlDirectInsert *d,
-				  ItemPointerData *tids, int n, HeapTuple *rows)
+/* what the claim writes into each row it takes (worker_write.c) */
+static void
+claim_for(const ClaimArgs *a, QmlClaim *claim)
 {
-	QmlClaim	claim;
-
-	claim.worker = a->worker;
-	claim.role = qml_lease_role();
+	claim->worker = a->worker;
+	claim->role = qml_lease_role();
 	/* now() + lease, as the statement writes it */
-	claim.locked_until = DatumGetTimestampTz(
+	claim->locked_until = DatumGetTimestampTz(
 		DirectFunctionCall2(timestamptz_pl_interval,
 							TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 							IntervalPGetDatum(a->lease)));
-	claim.session_lease = a->session_lease;
-	claim.session_pid = a->session_pid;
-	claim.session_started = a->session_started;
-	return qml_claim_directly(d, tids, n, &claim, rows);
+	claim->session_lease = a->session_lease;
+	claim->session_pid = a->session_pid;
+	claim->session_started = a->session_started;
 }
 
 /*
@@ -297,47 +290,37 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	static SPIPlanPtr lower_plan = NULL;
 	Oid			types[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[4];
-	ItemPointerData *tids = palloc(wanted * sizeof(ItemPointerData));
-	QmlDirectInsert d;
+	QmlClaim	claim;
+	QmlClaimRun run;
 	int			n;
 
+	claim_for(a, &claim);
+	qml_claim_begin(&run, &claim, wanted);
 	values[0] = queue;
 	if (head != NULL)
 	{
 		values[1] = Int32GetDatum(head->priority);
 		values[2] = TimestampTzGetDatum(head->run_at);
 		values[3] = Int64GetDatum(head->id);
-		n = qml_lock_claimable(qml_session_cursor_plan(&head_plan, CLAIM_HEAD_SELECT,
+		n = qml_take_claimable(qml_session_cursor_plan(&head_plan, CLAIM_HEAD_SELECT,
 													   4, types),
-							   values, NULL, wanted, tids);
+							   values, NULL, wanted, qml_claim_row, &run);
 		if (n < wanted)
-			n += qml_lock_claimable(qml_session_cursor_plan(&lower_plan, CLAIM_LOWER_SELECT,
+			n += qml_take_claimable(qml_session_cursor_plan(&lower_plan, CLAIM_LOWER_SELECT,
 															2, types),
-									values, NULL, wanted - n, tids + n);
+									values, NULL, wanted - n, qml_claim_row, &run);
 	}
 	else
-		n = qml_lock_claimable(qml_session_cursor_plan(&plan, CLAIM_SELECT, 1, types),
-							   values, NULL, wanted, tids);
-	if (n == 0)
+		n = qml_take_claimable(qml_session_cursor_plan(&plan, CLAIM_SELECT, 1, types),
+							   values, NULL, wanted, qml_claim_row, &run);
+	if (run.mode == QML_CLAIM_DIRECT && n > 0)
 	{
-		pfree(tids);
-		return 0;
+		add_in_claim_order(jobs, run.rows, RelationGetDescr(run.d.rel), n, first, last);
+		to_result_rows(jobs, n, RelationGetDescr(run.d.rel), a->result_desc);
 	}
-	if (qml_direct_open_for_update(&d))
+	else if (run.mode == QML_CLAIM_STATEMENT && n > 0)
 	{
-		HeapTuple  *rows = palloc(n * sizeof(HeapTuple));
-
-		n = claim_locked_rows(a, &d, tids, n, rows);
-		if (n > 0)
-		{
-			add_in_claim_order(jobs, rows, RelationGetDescr(d.rel), n, first, last);
-			to_result_rows(jobs, n, RelationGetDescr(d.rel), a->result_desc);
-		}
-		qml_direct_close(&d);
-	}
-	else
-	{
-		n = claim_locked_rows_by_statement(a, tids, n);
+		n = claim_locked_rows_by_statement(a, run.tids, n);
 		if (n > 0)
 		{
 			add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
@@ -345,7 +328,9 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 			to_result_rows(jobs, n, SPI_tuptable->tupdesc, a->result_desc);
 		}
 	}
-	pfree(tids);
+	qml_claim_end(&run);
+	pfree(run.rows);
+	pfree(run.tids);
 	return n;
 }
 

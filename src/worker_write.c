@@ -11,13 +11,16 @@
  * calls and tuple copies. A claim or a completion therefore builds each
  * job's new row with the trigger's own code (job_trigger.c), writes it
  * through direct_insert.c and records the change as the trigger would
- * have. A claim still finds its jobs with a SELECT (worker_api.c) and locks
- * them (claim_lock.c), and writes the rows it locked; a completion finds
- * each job by its primary key.
+ * have. A claim still finds its jobs with a SELECT (worker_api.c) and
+ * writes each row it chose with one heap_update of the version the SELECT
+ * saw, skipping one another transaction holds or changed as SKIP LOCKED
+ * does (qml_claim_row; claim_lock.c): one WAL record per job, not a lock
+ * and then an update. A completion finds each job by its primary key.
  *
  * Only when the UPDATE would have run nothing else
  * (qml_jobs_writes_are_ours(): qml.jobs exactly as created, direct_gate.c);
- * worker_api.c's statement runs otherwise. Concurrency is the UPDATE's: a job another transaction holds
+ * worker_api.c's statement runs otherwise. A completion's concurrency is
+ * the UPDATE's: a job another transaction holds
  * is waited for; one it changed is looked at again as it is now (read
  * committed) or fails the transaction with a serialization failure
  * (repeatable read and serializable).
@@ -27,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/tableam.h"
@@ -34,6 +38,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -102,57 +107,139 @@ processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum start
 }
 
 /*
- * Claims the rows at tids[0..n-1], which this transaction has just locked
- * (claim_lock.c), for claim->worker; puts the claimed rows in
- * rows[] and returns how many. `d` is open (qml_direct_open_for_update()).
+ * What heap_update would find the row version in `slot` to be, read
+ * without writing, waiting or taking a transaction id: TM_Ok when this
+ * transaction may update it now, TM_BeingModified when a transaction
+ * (this one too) holds it. A table that is not heap's says
+ * TM_BeingModified, for the lock that any access method takes.
  */
-int
-qml_claim_directly(QmlDirectInsert *d, const ItemPointerData *tids, int n,
-				   const QmlClaim *claim, HeapTuple *rows)
+static TM_Result
+update_check(TupleTableSlot *slot, CommandId cid)
 {
-	TupleDesc	desc = RelationGetDescr(d->rel);
-	TupleTableSlot *oldslot = table_slot_create(d->rel, NULL);
-	Datum		started = TimestampTzGetDatum(GetCurrentTimestamp());
-	int			nrows = 0;
-	int			i;
+	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+	TM_Result	r;
 
-	for (i = 0; i < n; i++)
+	if (!TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(bslot->buffer))
+		return TM_BeingModified;
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	r = HeapTupleSatisfiesUpdate(bslot->base.tuple, cid, bslot->buffer);
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	return r;
+}
+
+/* starts a claim for claim->worker of up to `wanted` rows */
+void
+qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted)
+{
+	memset(run, 0, sizeof(*run));
+	run->claim = *claim;
+	run->mode = QML_CLAIM_UNDECIDED;
+	run->rows = palloc(wanted * sizeof(HeapTuple));
+	run->tids = palloc(wanted * sizeof(ItemPointerData));
+}
+
+/*
+ * Claims the row version in `oldslot` with one heap_update, the claim's
+ * only WAL record for the row; false when another transaction holds or
+ * changed it. `locked`: this transaction holds it FOR UPDATE already.
+ */
+static bool
+claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
+{
+	TupleDesc	desc = RelationGetDescr(run->d.rel);
+	bool		should_free;
+	HeapTuple	old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
+	HeapTuple	row = processing_row(desc, old, &run->claim, run->started);
+	TM_FailureData tmfd;
+	TM_Result	r;
+
+	/*
+	 * wait = false is the claim's SKIP LOCKED: a row another transaction
+	 * took since update_check() looked is passed over, not waited for.
+	 * Behind this transaction's own lock there is nothing to wait for.
+	 */
+	r = qml_direct_update_wait(&run->d, oldslot, row, GetActiveSnapshot(), locked,
+							   &tmfd);
+	if (r == TM_Ok)
 	{
-		ItemPointerData tid = tids[i];
-		HeapTuple	old;
-		HeapTuple	row;
-		TM_FailureData tmfd;
-		TM_Result	r;
-		bool		should_free;
-
-		/* the version the lock is on, which the SELECT checked */
-		if (!table_tuple_fetch_row_version(d->rel, &tid, SnapshotAny, oldslot) ||
-			state_in(oldslot) != JS_ENQUEUED)
-			continue;
-		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
-		row = processing_row(desc, old, claim, started);
-		r = qml_direct_update(d, oldslot, row, GetActiveSnapshot(), &tmfd);
-		/*
-		 * The lock is ours, so nothing else can have changed the row; were
-		 * the SELECT to hand back a version it did not lock, the job would
-		 * only wait for the next claim.
-		 */
-		if (r == TM_Ok)
-		{
-			qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
-			rows[nrows++] = row;
-		}
-		else if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified)
-			elog(ERROR, "could not claim the locked job at (%u,%u): result %d",
-				 ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid),
-				 (int) r);
-		if (should_free)
-			heap_freetuple(old);
+		qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+		run->rows[run->n++] = row;
 	}
-	ExecDropSingleTupleTableSlot(oldslot);
-	/* what the statement trigger jobs_flush does at the UPDATE's end */
+	else if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified &&
+			 r != TM_BeingModified)
+		elog(ERROR, "could not claim the job at (%u,%u): result %d",
+			 ItemPointerGetBlockNumber(&oldslot->tts_tid),
+			 ItemPointerGetOffsetNumber(&oldslot->tts_tid), (int) r);
+	if (should_free)
+		heap_freetuple(old);
+	return r == TM_Ok;
+}
+
+/*
+ * A claim's QmlTakeRow (claim_lock.c): claims the row version at `tid`,
+ * the one the claim's query saw, for the claim `arg` (a QmlClaimRun), or
+ * skips it when another transaction holds it or changed it since.
+ *
+ * The row is written with one heap_update of that version, not locked
+ * first: the lock was a second WAL record per job. heap_update takes a
+ * transaction id before it looks at the row, and must not wait, so the
+ * row is first checked as heap_update will check it, under a share lock
+ * of its page; only a row this transaction may update now goes on. One
+ * that a transaction holds goes the way of a lock (qml_lock_version), as
+ * before: skipped if another transaction's, kept if this one's. A row
+ * taken by another transaction between the check and the update is
+ * skipped by heap_update itself (wait = false): the only case where a
+ * claim that gets nothing holds a transaction id, and no row carries it.
+ * (PostgreSQL 15's heap_update returns TM_BeingModified for it, having
+ * written nothing; a server built with assertions asserts that no caller
+ * passes wait = false for a held row, which this race of a few
+ * instructions would trip there.)
+ *
+ * The first row the claim may take decides how the claim writes: directly
+ * (worker_write.c), or, when qml.jobs has something of an admin's own,
+ * locked here and written by worker_api.c's UPDATE statement.
+ */
+bool
+qml_claim_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
+{
+	QmlClaimRun *run = (QmlClaimRun *) arg;
+	bool		locked = false;
+	TM_Result	r;
+
+	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot) ||
+		state_in(slot) != JS_ENQUEUED)
+		return false;
+	r = update_check(slot, GetCurrentCommandId(true));
+	if (r == TM_BeingModified)
+	{
+		if (!qml_lock_version(rel, tid, slot))
+			return false;
+		locked = true;
+	}
+	else if (r != TM_Ok)
+		return false;
+	if (run->mode == QML_CLAIM_UNDECIDED)
+	{
+		run->mode = qml_direct_open_for_update(&run->d) ?
+			QML_CLAIM_DIRECT : QML_CLAIM_STATEMENT;
+		run->started = TimestampTzGetDatum(GetCurrentTimestamp());
+	}
+	if (run->mode == QML_CLAIM_DIRECT)
+		return claim_version(run, slot, locked);
+	if (!locked && !qml_lock_version(rel, tid, slot))
+		return false;
+	run->tids[run->n++] = *tid;
+	return true;
+}
+
+/* ends a claim: what the statement trigger jobs_flush does at the UPDATE's end */
+void
+qml_claim_end(QmlClaimRun *run)
+{
+	if (run->mode != QML_CLAIM_DIRECT)
+		return;
+	qml_direct_close(&run->d);
 	qml_history_flush();
-	return nrows;
 }
 
 /* one job to complete: its id, and its result's place in `results` */

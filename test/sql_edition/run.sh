@@ -24,6 +24,8 @@ declare -A EXCLUDED=(
 	[direct_gate]="the direct-write gate is C: the SQL edition always writes by statement"
 	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
 	[fetch_wait_holds]="FOR UPDATE SKIP LOCKED keeps the lock of a row it rejects, with its transaction id, while fetch(wait) polls (docs/sql-edition.md)"
+	[claim_wal]="a claim's one heap_update per job is C's: the SQL edition locks each row (FOR UPDATE SKIP LOCKED) and then updates it"
+	[claim_race]="C's claim of the row version its snapshot saw: the SQL edition's FOR UPDATE SKIP LOCKED follows a row changed since, or fails in repeatable read"
 )
 
 # pgTAP tests that fail here by design, by description: why
