@@ -191,9 +191,10 @@ claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
  * skipped by heap_update itself (wait = false): the only case where a
  * claim that gets nothing holds a transaction id, and no row carries it.
  * (PostgreSQL 15's heap_update returns TM_BeingModified for it, having
- * written nothing; a server built with assertions asserts that no caller
+ * written nothing. A server built with assertions asserts that no caller
  * passes wait = false for a held row, which this race of a few
- * instructions would trip there.)
+ * instructions would trip: there every row is locked first and updated
+ * with wait = true, two WAL records as before.)
  *
  * The first row the claim may take decides how the claim writes: directly
  * (worker_write.c), or, when qml.jobs has something of an admin's own,
@@ -210,6 +211,10 @@ qml_claim_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
 		state_in(slot) != JS_ENQUEUED)
 		return false;
 	r = update_check(slot, GetCurrentCommandId(true));
+#ifdef USE_ASSERT_CHECKING
+	if (r == TM_Ok)
+		r = TM_BeingModified;	/* lock first: see above */
+#endif
 	if (r == TM_BeingModified)
 	{
 		if (!qml_lock_version(rel, tid, slot))
