@@ -132,22 +132,6 @@ maintainer(const char *conninfo, double end_ms, int every_ms)
 	exit(0);
 }
 
-/* the p-th fraction of a window's histogram, in ms */
-static double
-hist_at(const int *h, long n, double p)
-{
-	long		seen = 0;
-	int			b;
-
-	for (b = 0; b < BUCKETS; b++)
-	{
-		seen += h[b];
-		if (seen > (long) (n * p))
-			return (b + 1) * BUCKET_MS;
-	}
-	return BUCKETS * BUCKET_MS;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -234,8 +218,8 @@ main(int argc, char **argv)
 		for (b = 0; b < BUCKETS; b++)
 			n += sh->hist[w][b];
 		printf("%d %.0f %.2f %.2f\n", (w + 1) * sh->window_s,
-			   (double) n / sh->window_s, hist_at(sh->hist[w], n, 0.5),
-			   hist_at(sh->hist[w], n, 0.99));
+			   (double) n / sh->window_s, hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.5),
+			   hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.99));
 	}
 	PQfinish(p);
 	return 0;

@@ -1,9 +1,10 @@
 /*
  * bench/pq_bench.h
- *	  What the libpq benchmark programs (wait.c, wake_latency.c) share: a
- *	  monotonic clock in ms, and a connection and statements that end the
- *	  run at the first error (a benchmark with a failed step measures
- *	  nothing).
+ *	  What the libpq benchmark programs (wait.c, wake_latency.c,
+ *	  horizon_study.c) share: a monotonic clock in ms, a connection and
+ *	  statements that end the run at the first error (a benchmark with a
+ *	  failed step measures nothing), and the percentile of a latency
+ *	  histogram.
  */
 #ifndef QML_PQ_BENCH_H
 #define QML_PQ_BENCH_H
@@ -48,6 +49,24 @@ exec_or_die(PGconn *c, const char *sql)
 		exit(1);
 	}
 	PQclear(r);
+}
+
+/*
+ * The p-th fraction of `n` latencies counted in `buckets` buckets of
+ * `bucket_ms` each (the last: that or more), in ms.
+ */
+static inline double
+hist_at(const int *h, int buckets, double bucket_ms, long n, double p)
+{
+	long		seen = 0;
+
+	for (int b = 0; b < buckets; b++)
+	{
+		seen += h[b];
+		if (seen > (long) (n * p))
+			return (b + 1) * bucket_ms;
+	}
+	return buckets * bucket_ms;
 }
 
 #endif							/* QML_PQ_BENCH_H */

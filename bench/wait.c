@@ -176,22 +176,6 @@ report(const char *label, double *v, int n)
 		   v[(int) (n * 0.50)], v[(int) (n * 0.99)], v[n - 1]);
 }
 
-/* the p-th fraction of a window's histogram, in ms */
-static double
-hist_at(const int *h, long n, double p)
-{
-	long		seen = 0;
-	int			b;
-
-	for (b = 0; b < BUCKETS; b++)
-	{
-		seen += h[b];
-		if (seen > (long) (n * p))
-			return (b + 1) * BUCKET_MS;
-	}
-	return BUCKETS * BUCKET_MS;
-}
-
 static void
 report_windows(int seconds)
 {
@@ -206,8 +190,8 @@ report_windows(int seconds)
 		for (b = 0; b < BUCKETS; b++)
 			n += sh->hist[w][b];
 		printf("%12d  %13.0f  %9.2f  %9.2f\n", (w + 1) * sh->window_s,
-			   (double) n / sh->window_s, hist_at(sh->hist[w], n, 0.5),
-			   hist_at(sh->hist[w], n, 0.99));
+			   (double) n / sh->window_s, hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.5),
+			   hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.99));
 	}
 }
 
