@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: the qml benchmark suite (issue 5), one command.
 #
-#   bench/run.sh            the full suite, about 22 minutes on 2 cores
+#   bench/run.sh            the full suite, about 26 minutes on 2 cores
 #   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
