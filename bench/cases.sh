@@ -245,11 +245,11 @@ case_horizon() {
 	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>>"$RES/bench.log"
 	psql -X -q -d "$db" -c "CREATE EXTENSION qml" || return 0
 	: >"$RES/horizon.tsv"
+	# shown as it runs: a window every 30 s of a run of over half an hour
 	DATABASE_URL="$PG_URL/$db" BENCH_HORIZON_BIN=$HORIZON BENCH_HORIZON_TSV=$RES/horizon.tsv \
-		bash bench/horizon.sh >"$WORK/horizon.out" 2>"$WORK/horizon.err"
-	rc=$?
+		bash bench/horizon.sh 2>"$WORK/horizon.err" | tee "$WORK/horizon.out" | sed 's/^/      /'
+	rc=${PIPESTATUS[0]}
 	cat "$WORK/horizon.out" "$WORK/horizon.err" >>"$RES/bench.log"
-	sed 's/^/      /' "$WORK/horizon.out"
 	[ $rc -eq 0 ] || note "11 held xmin horizon: bench/horizon.sh exited with status $rc ($(tail -1 "$WORK/horizon.err" | cut -c1-160))"
 	for side in qml raw; do
 		record "horizon_${side}_rate" qml "$(hz_get "$side" rate_hold)"

@@ -592,8 +592,11 @@ main(int argc, char **argv)
 
 	printf("== %s: %d jobs/s offered in %d-job commits; %d %s; a snapshot held from second %d"
 		   " to second %d of %d; every %d s:\n", raw ? "raw" : "qml", rate, batch, workers,
-		   raw ? "threads claiming with SKIP LOCKED then DELETE" : "workers of libqml's runtime",
+		   raw ? "threads claiming with SKIP LOCKED then DELETE" :
+		   "workers of libqml's runtime, finished jobs kept for the retention",
 		   before, before + hold, before + hold + after, window_s);
+	if (!raw)
+		printf("(retention %d s, pruned by the scheduler)\n", retention);
 	printf("%-4s %8s  %-6s %9s %9s %9s %9s %9s %9s %9s %11s %9s %9s\n", "side", "window_s",
 		   "phase", "claimed/s", "enq/s", "p50_ms", "p99_ms", "table_MB", "index_MB",
 		   "total_MB", "dead_tuples", "xmin_age", "backlog");

@@ -38,10 +38,15 @@ hold=${BENCH_HORIZON_HOLD:-600}
 after=${BENCH_HORIZON_AFTER:-300}
 window=${BENCH_HORIZON_WINDOW:-30}
 sides=${BENCH_HORIZON_SIDES:-raw qml}
+retention=${BENCH_HORIZON_RETENTION:-60}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tsv=${BENCH_HORIZON_TSV:-$tmp/horizon.tsv}
 : "${DATABASE_URL:?}"
+# qml's tables fill up for RETENTION s and then stay at that size: the size
+# before the hold is the steady one only when BEFORE is well past it
+[ $((retention * 2)) -le "$before" ] ||
+	echo "bench/horizon.sh: a retention of $retention s is over half of the $before s before the hold: qml's size before it is not yet steady" >&2
 
 bin=${BENCH_HORIZON_BIN:-}
 if [ -z "$bin" ]; then
@@ -57,7 +62,7 @@ for side in $sides; do
 	"$bin" "$DATABASE_URL" --side "$side" --rate "$rate" --before "$before" --hold "$hold" \
 		--after "$after" --window "$window" --batch "${BENCH_HORIZON_BATCH:-100}" \
 		--workers "${BENCH_HORIZON_WORKERS:-8}" --raw-batch "${BENCH_HORIZON_RAW_BATCH:-50}" \
-		--retention "${BENCH_HORIZON_RETENTION:-60}" --tsv "$tsv"
+		--retention "$retention" --tsv "$tsv"
 	echo
 done
 

@@ -173,7 +173,7 @@ for (lines('horizon.tsv')) {
 }
 if (%hz || @hzwin) {
 	my ($any) = grep { defined } map { $hz{$_}{after_s} } sort keys %hz;
-	my $after = $any // '?';
+	my $after = defined $any ? sprintf('%.0f', $any) : '?';
 	my @targets = (['jobs/s during the hold / before it', 'rate_hold', 'rate_before', '>=', 0.9],
 		['claim latency p99 (ms) during the hold / before it', 'p99_hold', 'p99_before', '<=', 2],
 		["tables and indexes (MB) $after s after the hold / before it", 'size_after', 'size_before', '<=', 1.2]);
