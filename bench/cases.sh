@@ -247,7 +247,7 @@ case_horizon() {
 	: >"$RES/horizon.tsv"
 	# shown as it runs: a window every 30 s of a run of over half an hour
 	DATABASE_URL="$PG_URL/$db" BENCH_HORIZON_BIN=$HORIZON BENCH_HORIZON_TSV=$RES/horizon.tsv \
-		bash bench/horizon.sh 2>"$WORK/horizon.err" | tee "$WORK/horizon.out" | sed 's/^/      /'
+		bash bench/horizon.sh 2>"$WORK/horizon.err" | tee "$WORK/horizon.out" | sed -u 's/^/      /'
 	rc=${PIPESTATUS[0]}
 	cat "$WORK/horizon.out" "$WORK/horizon.err" >>"$RES/bench.log"
 	[ $rc -eq 0 ] || note "11 held xmin horizon: bench/horizon.sh exited with status $rc ($(tail -1 "$WORK/horizon.err" | cut -c1-160))"
