@@ -597,7 +597,7 @@ main(int argc, char **argv)
 		   before, before + hold, before + hold + after, window_s);
 	if (!raw)
 		printf("(retention %d s, pruned by the scheduler)\n", retention);
-	printf("%-4s %8s  %-6s %9s %9s %9s %9s %9s %9s %9s %11s %9s %9s\n", "side", "window_s",
+	printf("%-4s %8s  %-6s %9s %9s %9s %9s %9s %9s %9s %11s %9s %9s\n", "side", "end_s",
 		   "phase", "claimed/s", "enq/s", "p50_ms", "p99_ms", "table_MB", "index_MB",
 		   "total_MB", "dead_tuples", "xmin_age", "backlog");
 	fflush(stdout);
