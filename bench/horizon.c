@@ -425,8 +425,8 @@ summary(FILE *tsv)
 		enq += win[w].enqueued;
 		got += win[w].claimed;
 	}
-	printf("-- %s: summary (before: windows 2 to %d, the first warms up; hold: the hold's %d windows)\n",
-		   side, b1, h1 - b1);
+	printf("-- %s: summary (before: windows %d to %d%s; hold: the hold's %d windows)\n",
+		   side, b0 + 1, b1, b0 ? ", the first warms up" : "", h1 - b1);
 	printf("%s: claimed per second: before the hold %.0f, during it %.0f, after it %.0f;"
 		   " ratio during/before %.2f, target >= 0.9: %s\n",
 		   side, rb, rh, ra, rb > 0 ? rh / rb : 0, verdict(rb > 0 && rh / rb >= 0.9));
