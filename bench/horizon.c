@@ -445,10 +445,10 @@ summary(FILE *tsv)
 		const char *k[] = {"rate_before", "rate_hold", "rate_after", "p99_before",
 			"p99_hold", "p50_before", "p50_hold", "worst_p99_before", "worst_p99_hold",
 			"size_before", "size_hold_end", "size_peak", "size_after", "enqueued", "claimed",
-		"offered", "before_s", "hold_s", "after_s", "window_s"};
+		"offered", "before_s", "hold_s", "after_s", "window_s", "retention_s"};
 		double		v[] = {rb, rh, ra, pb, ph, p50b, p50h, worst_p99(b0, b1),
 		worst_p99(b1, h1), s0, s1, peak, s2, enq, got, rate, before, hold, after,
-		window_s};
+		window_s, raw ? 0 : retention};
 
 		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 			fprintf(tsv, "summary\t%s\t%s\t%.3f\n", side, k[i], v[i]);

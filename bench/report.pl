@@ -188,7 +188,12 @@ if (%hz || @hzwin) {
 	push @md, '## Held xmin horizon (issue 19)', '';
 	push @md, 'qml through libqml\'s runtime, and the raw baseline (SKIP LOCKED claim, then DELETE) run before it with the same phases;'
 		. ' claim latency from the commit of a job\'s batch to its handler starting (raw: its claim returning);'
-		. ' size: every table of schema qml with its indexes (raw: its table).', '';
+		. ' size: every table of schema qml with its indexes (raw: its table).';
+	my %ph = map { $_ => $hz{qml}{$_} // $hz{raw}{$_} } qw(offered before_s hold_s after_s window_s);
+	$md[-1] .= sprintf(' %s jobs/s offered; %s s of flow, a snapshot held %s s, %s s more; windows of %s s; qml\'s queue keeps finished jobs %s s.',
+		int_fmt($ph{offered}), map({ defined $ph{$_} ? sprintf('%.0f', $ph{$_}) : '?' } qw(before_s hold_s after_s window_s)),
+		defined $hz{qml}{retention_s} ? sprintf('%.0f', $hz{qml}{retention_s}) : '?') if defined $ph{offered};
+	push @md, '';
 	push @md, '| target | qml | verdict | raw baseline (no target) |', '|---|---:|---|---:|';
 	for my $t (@targets) {
 		my ($q, $v) = $cell->('qml', $t);
