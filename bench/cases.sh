@@ -223,6 +223,49 @@ case_churn() {
 	reset_qml
 }
 
+# --- case 11: a held xmin horizon (--horizon) -----------------------------
+
+# case_horizon: bench/horizon.sh in a database of its own: the raw baseline,
+# then qml through libqml's runtime, the same phases each (BENCH_HORIZON_*).
+# Each target's row compares qml during (or after) the hold with qml before
+# it, so its ratio is the one the issue sets; the raw rows do the same for
+# the baseline, with no target. The windows and summaries go to
+# $RES/horizon.tsv, which bench/report.pl turns into a section of their own.
+case_horizon() {
+	local db=${DB}_horizon after=${BENCH_HORIZON_AFTER:-300} rc side
+	say "  11 held xmin horizon: ${BENCH_HORIZON_RATE:-10000} jobs/s, a snapshot held ${BENCH_HORIZON_HOLD:-600} s"
+	for side in qml raw; do
+		defcase "horizon_${side}_rate" "11 held xmin horizon, $side: jobs/s" jobs/s \
+			"during the hold" "before it" "$([ $side = qml ] && target '>= 0.9')"
+		defcase "horizon_${side}_p99" "11 held xmin horizon, $side: claim latency p99" ms \
+			"during the hold" "before it" "$([ $side = qml ] && target '<= 2')"
+		defcase "horizon_${side}_size" "11 held xmin horizon, $side: tables and indexes" MB \
+			"$after s after the hold" "before it" "$([ $side = qml ] && target '<= 1.2')"
+	done
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>>"$RES/bench.log"
+	psql -X -q -d "$db" -c "CREATE EXTENSION qml" || return 0
+	: >"$RES/horizon.tsv"
+	# shown as it runs: a window every 30 s of a run of over half an hour
+	DATABASE_URL="$PG_URL/$db" BENCH_HORIZON_BIN=$HORIZON BENCH_HORIZON_TSV=$RES/horizon.tsv \
+		bash bench/horizon.sh 2>"$WORK/horizon.err" | tee "$WORK/horizon.out" | sed -u 's/^/      /'
+	rc=${PIPESTATUS[0]}
+	cat "$WORK/horizon.out" "$WORK/horizon.err" >>"$RES/bench.log"
+	[ $rc -eq 0 ] || note "11 held xmin horizon: bench/horizon.sh exited with status $rc ($(tail -1 "$WORK/horizon.err" | cut -c1-160))"
+	for side in qml raw; do
+		record "horizon_${side}_rate" qml "$(hz_get "$side" rate_hold)"
+		record "horizon_${side}_rate" base "$(hz_get "$side" rate_before)"
+		record "horizon_${side}_p99" qml "$(hz_get "$side" p99_hold)"
+		record "horizon_${side}_p99" base "$(hz_get "$side" p99_before)"
+		record "horizon_${side}_size" qml "$(hz_get "$side" size_after)"
+		record "horizon_${side}_size" base "$(hz_get "$side" size_before)"
+	done
+	note "11 held xmin horizon: the raw baseline ran first, then qml, each with the same phases on the same cluster (side by side, each would take the other's cores); qml's queue keeps finished jobs 60 s (BENCH_HORIZON_RETENTION), pruned by the scheduler, since under the default 24 h qml.jobs grows by every job of the day and the size target would mean nothing. Size: every table of schema qml with its indexes and TOAST (the raw side: its table jobs). Claim latency: commit of the job's batch to its handler starting (raw: to its claim returning)."
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" 2>>"$RES/bench.log"
+}
+
+# hz_get SIDE KEY: one figure of bench/horizon.sh's summary (empty if none)
+hz_get() { awk -F'\t' -v s="$1" -v k="$2" '$1 == "summary" && $2 == s && $3 == k { print $4 }' "$RES/horizon.tsv"; }
+
 # --- case 9: the peer (graphile-worker), from Node -------------------------
 
 # peer_install: graphile-worker into bench/.peer (nothing of it is committed)

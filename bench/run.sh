@@ -6,7 +6,7 @@
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
 #   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 1 minute
-#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, 18 minutes
+#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, about 37 minutes
 #   bench/run.sh --targets  only the cases issue 19 sets a target for, medians of 3
 #
 # Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
@@ -22,6 +22,7 @@
 # the private install), BENCH_T (seconds per measurement), BENCH_RUNS,
 # BENCH_CHURN_RATE (jobs/s offered in the churn case; default half of the
 # measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime),
+# BENCH_HORIZON_* (the rate and phases of --horizon: bench/horizon.sh),
 # BENCH_PREVIOUS (an earlier report whose figures the new one shows beside
 # its own; default in the default mode: bench/RESULTS.md).
 set -uo pipefail
@@ -103,7 +104,7 @@ horizon)
 	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
 	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
 	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
-	CHURN_MIN=0 WAIT_CASE=0 HORIZON=1
+	CHURN_MIN=0 WAIT_CASE=0
 	;;
 long)
 	T=20 T_MAIN=20 RUNS=3
@@ -138,7 +139,7 @@ BG_PIDS=
 T0=$SECONDS
 
 mkdir -p "$RES"
-rm -f "$RES"/{cases.tsv,runs.tsv,churn.tsv,notes.txt,meta.tsv,bench.log,latest.md,latest.json}
+rm -f "$RES"/{cases.tsv,runs.tsv,churn.tsv,horizon.tsv,notes.txt,meta.tsv,bench.log,latest.md,latest.json}
 : >"$RES/cases.tsv"
 : >"$RES/runs.tsv"
 : >"$RES/notes.txt"
@@ -216,6 +217,16 @@ if [ -f bench/runtime.c ]; then
 			RUNTIME=$PREFIX/bench-runtime && break
 	done
 	[ -n "$RUNTIME" ] || note "4 end to end: bench/runtime did not build (bench/results/build.log)"
+fi
+# bench/horizon.c (--horizon), the same way
+HORIZON=
+if [ "$MODE" = horizon ]; then
+	for _ in 1 2; do
+		make -s client/build/bench-horizon >>"$RES/build.log" 2>&1 &&
+			cp client/build/bench-horizon "$PREFIX/bench-horizon" 2>/dev/null &&
+			HORIZON=$PREFIX/bench-horizon && break
+	done
+	[ -n "$HORIZON" ] || { say "bench/horizon.c did not build (bench/results/build.log)"; exit 1; }
 fi
 
 # --- the cluster -----------------------------------------------------------
@@ -304,7 +315,7 @@ fi
 # workers waiting in fetch(wait): bursts, and completions while others wait
 [ "$WAIT_CASE" = 1 ] && step external bench/wait.sh "10 waiting fetches" bash bench/wait.sh
 # a snapshot held for 10 minutes under a steady flow (only with --horizon)
-[ "${HORIZON:-0}" = 1 ] && step external bench/horizon.sh "11 held xmin horizon" bash bench/horizon.sh
+[ "$MODE" = horizon ] && step case_horizon
 
 if [ "$CHURN_MIN" -gt 0 ]; then
 	rate=${BENCH_CHURN_RATE:-$(awk -F'\t' -v p="$PASS" '$1 == p && $2 == "fetch_c4_b10" && $3 == "qml" && $4 != "" { s += $4; n++ } END { r = n ? s / n / 2 : 2000; printf "%d", int(r / 100) * 100 }' "$RES/runs.tsv")}
