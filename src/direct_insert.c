@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -43,7 +44,6 @@
 #include "catalog/pg_am.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
-#include "access/sysattr.h"
 #include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
 #include "utils/datum.h"
@@ -62,8 +62,8 @@ typedef struct IndexPlan
 	Oid		   *index_oids;
 	IndexInfo **infos;
 	ExprState **predicates;		/* NULL for a full index */
-	int			npredattrs;		/* the columns the predicates read; -1: */
-	AttrNumber *predattrs;		/* not known */
+	int			npredattrs;		/* the columns the predicates read (-1: a */
+	AttrNumber *predattrs;		/* system column, not compared) */
 	MemoryContext cxt;
 } IndexPlan;
 

@@ -75,8 +75,8 @@ bad_element(int ord, const char *problem)
 /*
  * The element's members, by key (NULL: absent), read into `slots` in one
  * pass over its keys; returns the first key that is not an allowed one,
- * or NULL. (One pass, not a lookup per allowed key: a third of the time
- * checking a batch took.)
+ * or NULL: one pass, instead of a pass for unknown keys and then a
+ * lookup for each allowed key.
  */
 static char *
 read_members(JsonbContainer *obj, JsonbValue **member, JsonbValue *slots)
@@ -132,9 +132,10 @@ integer_in(JsonbValue *v, int32 lo, int32 hi, int32 *out)
 	if (v->type != jbvNumeric)
 		return false;
 	n = NumericGetDatum(v->val.numeric);
-	/* no digits after the point, or only zeros (2.0) */
+	/* JSON has neither, but numeric_scale() has no answer for them */
 	if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
 		return false;
+	/* no digits after the point (the cheap test), or only zeros (2.0) */
 	if (DatumGetInt32(DirectFunctionCall1(numeric_scale, n)) != 0 &&
 		!DatumGetBool(DirectFunctionCall2(numeric_eq, n,
 										  DirectFunctionCall2(numeric_trunc, n,
