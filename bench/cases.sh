@@ -81,6 +81,62 @@ case_batch() {
 	reset_qml
 }
 
+# case_batch_param CLIENTS: case 2 with the batch sent by the client as one
+# bound parameter (bench/batch_param.c), as a real producer sends it (libqml
+# binds one JSON array): qml.enqueue_batch($1) against the raw side's
+# fastest form for the same rows, two arrays unnested side by side, and
+# against jsonb_to_recordset of the very same JSON bytes; qml once more with
+# history off. Issue 19's targets hold the first row.
+case_batch_param() {
+	local c=$1 k=batchp_c$1 run raw
+	say "  2 batch enqueue, 1,000 jobs per statement bound by the client, $c clients"
+	defcase "$k" "2 batch enqueue 1,000/statement from the client c$c" jobs/s 'qml.enqueue_batch($1)' \
+		'raw INSERT ... SELECT FROM unnest($1, $2)' "$(case $c in 1) target '>= 0.8' ;; 4) target '>= 0.9' ;; esac)"
+	defcase "${k}_json" "2 batch enqueue 1,000/statement from the client c$c, the same JSON" jobs/s \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM jsonb_to_recordset($1)' ""
+	defcase "${k}_hoff" "2 batch enqueue 1,000/statement from the client c$c, history off" jobs/s \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	# the server's CPU per job: what a shared, loaded machine blurs less
+	defcase "${k}_cpu" "2 batch enqueue 1,000/statement from the client c$c, server CPU per job" µs \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	defcase "${k}_hoff_cpu" "2 batch enqueue 1,000/statement from the client c$c, history off, server CPU per job" µs \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	if [ -z "$BATCH_PARAM" ]; then
+		record "$k" qml "" "bench/batch_param did not build (bench/results/build.log)"
+		say "    bench/batch_param did not build"
+		return 0
+	fi
+	for run in $(seq 1 "$RUNS"); do
+		reset_raw
+		bound "$c" arrays raw_enqueue_batch_unnest.sql
+		raw=$VAL
+		record "$k" base "$raw" "$NOTE"
+		record "${k}_hoff" base "$raw"
+		record "${k}_cpu" base "$CPU"
+		record "${k}_hoff_cpu" base "$CPU"
+		show "raw INSERT ... SELECT FROM unnest(\$1, \$2)" "$run" "$raw" jobs/s "$NOTE"
+		reset_raw
+		bound "$c" json raw_enqueue_batch_recordset.sql
+		record "${k}_json" base "$VAL" "$NOTE"
+		show "raw INSERT ... SELECT FROM jsonb_to_recordset(\$1)" "$run" "$VAL" jobs/s "$NOTE"
+		reset_qml
+		bound "$c" json qml_enqueue_batch_param.sql
+		record "$k" qml "$VAL" "$NOTE"
+		record "${k}_json" qml "$VAL" "$NOTE"
+		record "${k}_cpu" qml "$CPU"
+		show "qml.enqueue_batch(\$1)" "$run" "$VAL" jobs/s "$NOTE"
+		db_set qml.history off
+		reset_qml
+		bound "$c" json qml_enqueue_batch_param.sql
+		db_reset qml.history
+		record "${k}_hoff" qml "$VAL" "$NOTE"
+		record "${k}_hoff_cpu" qml "$CPU"
+		show "qml.enqueue_batch(\$1), history off" "$run" "$VAL" jobs/s "$NOTE"
+	done
+	reset_raw
+	reset_qml
+}
+
 # --- case 3: fetch + complete ----------------------------------------------
 
 # fetch_side raw|qml CLIENTS BATCH N: prefill N jobs, run the claim script;
@@ -135,6 +191,7 @@ case_fetch() {
 			fetch_side qml "$c" "$b" "$n"
 			db_reset qml.history
 			record "${k}_hoff" qml "$VAL" "$NOTE"
+		record "${k}_hoff_cpu" qml "$CPU"
 			record "${k}_hoff" base "$raw"
 			show "qml.fetch $b + complete_batch, history off" "$run" "$VAL" jobs/s "$NOTE"
 		fi

@@ -169,6 +169,9 @@ typedef struct QmlDirectInsert
 	Relation   *indexes;		/* NULL: the executor's way below */
 	struct IndexInfo **infos;
 	struct ExprState **predicates;
+	int			npredattrs;		/* the columns they read (-1: not known) */
+	AttrNumber *predattrs;
+	bool	   *admit;			/* the last row's answers, by index */
 	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
