@@ -26,7 +26,8 @@
  *
  *	- a job that becomes enqueued (an insert, a promotion, a rescue, a
  *	  retry) moves the head back to its key when its transaction commits,
- *	  after it is visible;
+ *	  after it is visible; that transaction's own claims, which see it at
+ *	  once, start before it at once;
  *	- a claim that rolls back moves the head back to the first job it took,
  *	  once the rollback is visible.
  *
@@ -175,6 +176,26 @@ owned_by(HeadSlot *s, const char *queue)
 }
 
 /*
+ * Moves *key back to the first job of `queue` this transaction made
+ * enqueued: its claims see those jobs at once, but the head moves back to
+ * them only when it commits.
+ */
+static void
+before_own_jobs(const char *queue, QmlHeadKey *key)
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingMove *p = qml_xact_list_at(&pending, i);
+
+		if (p->at_commit && strcmp(p->queue, queue) == 0 &&
+			qml_head_key_cmp(&p->key, key) < 0)
+			*key = p->key;
+	}
+}
+
+/*
  * Where a claim from `queue` may start: true with *key when the queue has
  * a head. *seen is for qml_head_advance; read it before the claim's
  * snapshot.
@@ -201,6 +222,8 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 	if (found)
 		*key = s->key;
 	SpinLockRelease(&s->mutex);
+	if (found)
+		before_own_jobs(queue, key);
 	return found;
 }
 
