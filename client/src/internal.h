@@ -176,6 +176,10 @@ qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
 qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 							   int nparams, const char *const *params,
 							   PGresult **res);
+/* ... with results in binary (result_format 1) or text (0) format */
+qml_status	qml__exec_prepared_as(qml_conn *conn, qml_stmt stmt, const char *sql,
+								  int nparams, const char *const *params,
+								  int result_format, PGresult **res);
 
 /* Acquire + exec + release, for the one-statement calls of the job API. */
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
