@@ -1,7 +1,9 @@
 /*
  * flusher.c
- *	  The flusher thread: reports job outcomes to the database in batches,
- *	  every flush interval or every flush_max outcomes, whichever first.
+ *	  The flusher threads: report job outcomes to the database in batches,
+ *	  every flush interval or every flush_max outcomes, whichever first;
+ *	  the second only helps the first while it is busy (internal.h,
+ *	  QML_FLUSHERS).
  *
  * One batch costs at most three calls of the store whatever its size
  * (PostgreSQL: one qml.complete_batch for the successes, one
@@ -247,10 +249,66 @@ flush(flusher *f, rt_report *r, size_t n)
 		free(r[i].text);
 }
 
+/*
+ * The helper's next batch (caller holds fl_mu): while the first flusher is
+ * sending, what the first would take if it were free: a full batch, one
+ * whose oldest outcome waited the flush interval, or, at the stop,
+ * anything (no report comes after the stop, and the first takes whatever
+ * is left once it is free). False at the stop with nothing for it.
+ */
+static bool
+help_due(qml_server *s)
+{
+	for (;;)
+	{
+		int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
+
+		if (s->fl_sending > 0 && s->nreports > 0 &&
+			(s->fl_stop || s->nreports >= (size_t) s->config->flush_max ||
+			 qml__mono_us() >= due))
+			return true;
+		if (s->fl_stop)
+			return false;
+		if (s->fl_sending > 0 && s->nreports > 0)
+			qml__cond_wait_until(&s->fl_help_cv, &s->fl_mu, due);
+		else
+			pthread_cond_wait(&s->fl_help_cv, &s->fl_mu);
+	}
+}
+
+/*
+ * The first flusher's next batch (caller holds fl_mu): waits for a report,
+ * then lets the batch build up for at most the flush interval. False at
+ * the stop with nothing left.
+ */
+static bool
+first_due(qml_server *s)
+{
+	for (;;)
+	{
+		while (s->nreports == 0 && !s->fl_stop)
+			pthread_cond_wait(&s->fl_cv, &s->fl_mu);
+		if (s->nreports == 0)
+			return false;
+		while (!s->fl_stop && s->nreports > 0 && s->nreports < (size_t) s->config->flush_max)
+		{
+			int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
+
+			if (qml__mono_us() >= due)
+				break;
+			qml__cond_wait_until(&s->fl_cv, &s->fl_mu, due);
+		}
+		/* the helper may have taken them meanwhile */
+		if (s->nreports > 0)
+			return true;
+	}
+}
+
 void *
 qml__flusher_main(void *arg)
 {
-	qml_server *s = arg;
+	rt_flusher *me = arg;
+	qml_server *s = me->server;
 	flusher		f;
 	rt_report  *batch = NULL;
 	size_t		batch_cap = 0;
@@ -267,19 +325,13 @@ qml__flusher_main(void *arg)
 		rt_report  *swap;
 		size_t		swap_cap;
 
-		while (s->nreports == 0 && !s->fl_stop)
-			pthread_cond_wait(&s->fl_cv, &s->fl_mu);
-		if (s->nreports == 0)
-			break;
-		/* let a batch build up, for at most the flush interval */
-		while (!s->fl_stop && s->nreports < (size_t) s->config->flush_max)
+		if (me->index == 0)
 		{
-			int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
-
-			if (qml__mono_us() >= due)
+			if (!first_due(s))
 				break;
-			qml__cond_wait_until(&s->fl_cv, &s->fl_mu, due);
 		}
+		else if (!help_due(s))
+			break;
 		/* swap buffers: workers keep reporting while we send */
 		swap = s->reports;
 		swap_cap = s->reports_cap;
@@ -289,11 +341,13 @@ qml__flusher_main(void *arg)
 		s->nreports = 0;
 		batch = swap;
 		batch_cap = swap_cap;
+		s->fl_sending++;
 		pthread_mutex_unlock(&s->fl_mu);
 
 		flush(&f, batch, n);
 
 		pthread_mutex_lock(&s->fl_mu);
+		s->fl_sending--;
 	}
 	pthread_mutex_unlock(&s->fl_mu);
 	free(batch);

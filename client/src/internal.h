@@ -313,6 +313,24 @@ typedef struct rt_unhandled
 	int64_t		at;				/* last warned, monotonic µs; 0 = free */
 } rt_unhandled;
 
+/*
+ * Outcomes go out through two flusher threads, each on a session of its
+ * own: the first sends every batch it finds when free; the second helps
+ * only while the first is sending (a batch due meanwhile is its), so a
+ * slow or blocked batch does not hold back the ones behind it, and the
+ * backlog left at a burst's end or at a stop goes out in parallel. Under
+ * a trickle the first is never busy and the helper never opens a session.
+ */
+#define QML_FLUSHERS 2
+
+typedef struct rt_flusher
+{
+	qml_server *server;
+	int			index;			/* 0: the first, 1: the helper */
+	pthread_t	thread;
+	bool		started;
+} rt_flusher;
+
 typedef enum rt_phase
 {
 	PHASE_NEW, PHASE_RUNNING, PHASE_STOPPED
@@ -359,11 +377,13 @@ struct qml_server
 	bool		workers_stop;
 	rt_slot    *slots;
 
-	/* flusher */
-	pthread_t	flusher;
-	bool		flusher_started;
+	/* flushers: the first, and its helper (flusher.c) */
+	rt_flusher	flushers[QML_FLUSHERS];
 	pthread_mutex_t fl_mu;
-	pthread_cond_t fl_cv;
+	pthread_cond_t fl_cv;		/* the first: a report, a full batch, stop */
+	pthread_cond_t fl_help_cv;	/* the helper: a report while the first
+								 * sends, a full batch, stop */
+	int			fl_sending;		/* flushers sending a batch now */
 	rt_report  *reports;
 	size_t		nreports;
 	size_t		reports_cap;

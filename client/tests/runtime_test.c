@@ -1,7 +1,8 @@
 /*
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
- *	  each run exactly once, claiming ahead (and not, with prefetch 0), jobs
+ *	  each run exactly once, claiming ahead (and not, with prefetch 0), a
+ *	  flush blocked by a lock not holding back the ones behind it, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
  *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
  *	  order, pause, outcomes (a method without a handler retried and
@@ -246,6 +247,80 @@ test_claim_ahead(void)
 		qml_server_free(s);
 		qml_registry_free(reg);
 	}
+}
+
+/* ---- a blocked flush does not hold back the outcomes behind it ---- */
+
+static atomic_bool gate_started,
+			gate_open;
+
+/* Says it started, then waits until the test opens the gate (10 s at most). */
+static qml_outcome
+gate_handler(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_store(&gate_started, true);
+	for (int i = 0; i < 1000 && !atomic_load(&gate_open); i++)
+		sleep_ms(10);
+	return qml_success(ctx, NULL);
+}
+
+static void
+flush_10(qml_server_config *c)
+{
+	qml_server_config_set_flush(c, 5, 10);
+}
+
+/*
+ * Job A's completion waits for a row lock the test holds; the 30 jobs
+ * enqueued after it still reach the database (the helper flusher, on a
+ * session of its own), and A does once the lock goes.
+ */
+static void
+test_blocked_flush(void)
+{
+	int			n = 30;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	PGconn	   *locker = db_connect();
+	int64_t		a = 0;
+	long long	done;
+	int			once = 0;
+
+	reset_counts();
+	atomic_store(&gate_started, false);
+	atomic_store(&gate_open, false);
+	qml_registry_add(reg, "gate", gate_handler, NULL);
+	qml_registry_add(reg, "count", count_handler, NULL);
+	qml_enqueue(client, "gate", NULL, &(qml_enqueue_options) {.queue = "fl"}, &a);
+	s = server_for(reg, "fl", 4, flush_10);
+	qml_server_start(s);
+	for (int i = 0; i < 1000 && !atomic_load(&gate_started); i++)
+		sleep_ms(10);
+	q1(locker, "BEGIN");
+	is_str(q1(locker, "SELECT state FROM qml.jobs WHERE id = %lld FOR UPDATE", (long long) a),
+		   "processing", "job A runs, and its row is locked by the test");
+	atomic_store(&gate_open, true);
+	/* A's outcome is sent, and its statement waits for the lock */
+	ok(wait_count(1, 20, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-test'"
+				  " AND wait_event_type = 'Lock'") == 1, "the flush of job A waits for the test's lock");
+	enqueue_numbered("count", "fl", n);
+	done = wait_count(n, 20, "SELECT count(*) FROM qml.jobs WHERE queue = 'fl' AND method = 'count'"
+					  " AND state = 'succeeded'");
+	is_int(done, n, "the %d jobs after A succeeded while A's flush waited", n);
+	is_str(q1(db, "SELECT state FROM qml.jobs WHERE id = %lld", (long long) a), "processing",
+		   "job A was still waiting then");
+	q1(locker, "ROLLBACK");
+	is_int(wait_count(n + 1, 20, "SELECT count(*) FROM qml.jobs WHERE queue = 'fl' AND state = 'succeeded'"),
+		   n + 1, "job A succeeded once the lock went");
+	is_status(qml_server_stop(s), QML_OK, "server_stop (blocked flush)");
+	for (int i = 0; i < n; i++)
+		once += atomic_load(&runs[i]) == 1;
+	is_int(once, n, "each ran exactly once (blocked flush)");
+	show_counters(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+	PQfinish(locker);
 }
 
 /* ---- jobs claimed ahead do not wait past the hold ---- */
@@ -1102,6 +1177,7 @@ main(void)
 	q1(db, "DELETE FROM qml.jobs");
 	test_exactly_once();
 	test_claim_ahead();
+	test_blocked_flush();
 	test_outcomes();
 	test_queue_order();
 	test_timeout();
