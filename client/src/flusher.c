@@ -180,6 +180,22 @@ give_up(qml_server *s)
 	return r;
 }
 
+/* (Re)opens the flush session unless it is open; false when it cannot. */
+static bool
+open_session(flusher *f)
+{
+	qml_server *s = f->s;
+	qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
+	.worker = s->worker_name, .lease_ms = s->config->lease_ms};
+
+	if (f->conn && f->ops->session_ok(f->conn))
+		return true;
+	if (f->conn)
+		f->ops->session_close(f->conn);
+	f->conn = NULL;
+	return f->ops->session_open(s->client->store, &cfg, &f->conn) == QML_OK;
+}
+
 static void
 flush(flusher *f, rt_report *r, size_t n)
 {
@@ -192,13 +208,7 @@ flush(flusher *f, rt_report *r, size_t n)
 
 		if (f->conn == NULL || !f->ops->session_ok(f->conn))
 		{
-			qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
-			.worker = s->worker_name, .lease_ms = s->config->lease_ms};
-
-			if (f->conn)
-				f->ops->session_close(f->conn);
-			f->conn = NULL;
-			if (f->ops->session_open(s->client->store, &cfg, &f->conn) != QML_OK)
+			if (!open_session(f))
 			{
 				if (!f->complained)
 					qml__rt_log(s, QML_LOG_WARNING, "flusher: %s; retrying", qml_errmsg());
@@ -317,6 +327,15 @@ qml__flusher_main(void *arg)
 	f.s = s;
 	f.ops = s->client->store->ops;
 	snprintf(f.appname, sizeof(f.appname), "qml flusher %.40s", s->config->name);
+
+	/*
+	 * The first flusher connects at once, while the fetcher's first claim
+	 * keeps one core busy and the other is idle: connecting at the first
+	 * outcome took a new server process's start from the busiest time. On
+	 * failure the first batch connects (and says why), as it would anyway.
+	 */
+	if (me->index == 0)
+		open_session(&f);
 
 	pthread_mutex_lock(&s->fl_mu);
 	for (;;)

@@ -1,8 +1,9 @@
 /*
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
- *	  each run exactly once, claiming ahead (and not, with prefetch 0), a
- *	  flush blocked by a lock not holding back the ones behind it, jobs
+ *	  each run exactly once, claiming ahead (and not, with prefetch 0), the
+ *	  flusher connected at the start, a flush blocked by a lock not
+ *	  holding back the ones behind it, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
  *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
  *	  order, pause, outcomes (a method without a handler retried and
@@ -254,13 +255,13 @@ test_claim_ahead(void)
 static atomic_bool gate_started,
 			gate_open;
 
-/* Says it started, then waits until the test opens the gate (10 s at most). */
+/* Says it started, then waits until the test opens the gate (30 s at most). */
 static qml_outcome
 gate_handler(qml_job_ctx *ctx, void *data)
 {
 	(void) data;
 	atomic_store(&gate_started, true);
-	for (int i = 0; i < 1000 && !atomic_load(&gate_open); i++)
+	for (int i = 0; i < 3000 && !atomic_load(&gate_open); i++)
 		sleep_ms(10);
 	return qml_success(ctx, NULL);
 }
@@ -268,6 +269,7 @@ gate_handler(qml_job_ctx *ctx, void *data)
 static void
 flush_10(qml_server_config *c)
 {
+	qml_server_config_set_name(c, "rt-flush");
 	qml_server_config_set_flush(c, 5, 10);
 }
 
@@ -297,12 +299,15 @@ test_blocked_flush(void)
 	qml_server_start(s);
 	for (int i = 0; i < 1000 && !atomic_load(&gate_started); i++)
 		sleep_ms(10);
+	/* no outcome yet: the first flusher connected at the start */
+	is_int(wait_count(1, 5, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-flush'"),
+		   1, "the flusher's session is open before the first outcome");
 	q1(locker, "BEGIN");
 	is_str(q1(locker, "SELECT state FROM qml.jobs WHERE id = %lld FOR UPDATE", (long long) a),
 		   "processing", "job A runs, and its row is locked by the test");
 	atomic_store(&gate_open, true);
 	/* A's outcome is sent, and its statement waits for the lock */
-	ok(wait_count(1, 20, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-test'"
+	ok(wait_count(1, 20, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-flush'"
 				  " AND wait_event_type = 'Lock'") == 1, "the flush of job A waits for the test's lock");
 	enqueue_numbered("count", "fl", n);
 	done = wait_count(n, 20, "SELECT count(*) FROM qml.jobs WHERE queue = 'fl' AND method = 'count'"
