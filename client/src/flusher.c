@@ -261,10 +261,13 @@ flush(flusher *f, rt_report *r, size_t n)
 
 /*
  * The helper's next batch (caller holds fl_mu): while the first flusher is
- * sending, what the first would take if it were free: a full batch, one
- * whose oldest outcome waited the flush interval, or, at the stop,
- * anything (no report comes after the stop, and the first takes whatever
- * is left once it is free). False at the stop with nothing for it.
+ * sending, and the fetcher's last claim found the queues drained, what the
+ * first would take if it were free: a full batch, or one whose oldest
+ * outcome waited the flush interval; at the stop, anything (no report
+ * comes after the stop, and the first takes whatever is left once it is
+ * free). False at the stop with nothing for it. While claims run, a third
+ * busy server process only slowed them down (2 cores): the helper waits,
+ * checking again every flush interval.
  */
 static bool
 help_due(qml_server *s)
@@ -272,15 +275,21 @@ help_due(qml_server *s)
 	for (;;)
 	{
 		int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
+		bool		waiting = s->fl_sending > 0 && s->nreports > 0;
 
-		if (s->fl_sending > 0 && s->nreports > 0 &&
-			(s->fl_stop || s->nreports >= (size_t) s->config->flush_max ||
-			 qml__mono_us() >= due))
+		if (waiting && (s->fl_stop ||
+						(atomic_load(&s->queues_drained) &&
+						 (s->nreports >= (size_t) s->config->flush_max || qml__mono_us() >= due))))
 			return true;
 		if (s->fl_stop)
 			return false;
-		if (s->fl_sending > 0 && s->nreports > 0)
-			qml__cond_wait_until(&s->fl_help_cv, &s->fl_mu, due);
+		if (waiting)
+		{
+			int64_t		now = qml__mono_us(),
+						step = (int64_t) s->config->flush_interval_ms * 1000;
+
+			qml__cond_wait_until(&s->fl_help_cv, &s->fl_mu, due > now ? due : now + step);
+		}
 		else
 			pthread_cond_wait(&s->fl_help_cv, &s->fl_mu);
 	}

@@ -316,10 +316,12 @@ typedef struct rt_unhandled
 /*
  * Outcomes go out through two flusher threads, each on a session of its
  * own: the first sends every batch it finds when free; the second helps
- * only while the first is sending (a batch due meanwhile is its), so a
- * slow or blocked batch does not hold back the ones behind it, and the
- * backlog left at a burst's end or at a stop goes out in parallel. Under
- * a trickle the first is never busy and the helper never opens a session.
+ * only while the first is sending and no claim competes for the server
+ * (the queues are drained, or the server stops): then a batch due
+ * meanwhile is its. So the backlog left at a burst's end or at a stop goes
+ * out in parallel, and a blocked batch does not hold back the ones behind
+ * it. Under a trickle the first is never busy and the helper never opens a
+ * session.
  */
 #define QML_FLUSHERS 2
 
@@ -361,6 +363,7 @@ struct qml_server
 	int			wake_fd;		/* eventfd: room for a fetch, or stop */
 	atomic_int	fetch_wake_at;	/* inflight level to wake the fetcher at; -1 */
 	atomic_int	inflight;		/* fetched, and not yet run or released */
+	atomic_bool queues_drained; /* the last fetch got fewer than it asked */
 	atomic_uint_fast64_t finished;	/* handlers returned: the fetcher's rate */
 	qml_store_session *fetch_session;	/* the fetcher's, kept open until
 										 * stopped (session leases) */
