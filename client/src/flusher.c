@@ -323,6 +323,38 @@ first_due(qml_server *s)
 	}
 }
 
+/*
+ * A batch is at most ten flushes' worth (caller holds fl_mu, the batch
+ * just taken): what a lagging flusher would take beyond that goes back,
+ * already due, so that once the queues are drained the helper sends part
+ * of the backlog beside the first instead of waiting for one long
+ * statement. Returns how many went back (none when out of memory).
+ */
+static size_t
+leave_rest(qml_server *s, const rt_report *batch, size_t n)
+{
+	size_t		most = (size_t) s->config->flush_max * 10,
+				rest;
+
+	if (n <= most)
+		return 0;
+	rest = n - most;
+	if (s->reports_cap < rest)
+	{
+		rt_report  *r = realloc(s->reports, rest * sizeof(*r));
+
+		if (r == NULL)
+			return 0;
+		s->reports = r;
+		s->reports_cap = rest;
+	}
+	memcpy(s->reports, batch + most, rest * sizeof(*batch));
+	s->nreports = rest;
+	s->oldest_report_mono = 0;
+	pthread_cond_signal(&s->fl_help_cv);
+	return rest;
+}
+
 void *
 qml__flusher_main(void *arg)
 {
@@ -369,6 +401,7 @@ qml__flusher_main(void *arg)
 		s->nreports = 0;
 		batch = swap;
 		batch_cap = swap_cap;
+		n -= leave_rest(s, batch, n);
 		s->fl_sending++;
 		pthread_mutex_unlock(&s->fl_mu);
 
