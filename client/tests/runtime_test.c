@@ -3,7 +3,8 @@
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
  *	  each run exactly once, claiming ahead (and not, with prefetch 0), the
  *	  flusher connected at the start, a flush blocked by a lock not
- *	  holding back the ones behind it, jobs
+ *	  holding back the ones behind it, at most ten flushes' worth of
+ *	  outcomes per statement, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
  *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
  *	  order, pause, outcomes (a method without a handler retried and
@@ -326,6 +327,46 @@ test_blocked_flush(void)
 	qml_server_free(s);
 	qml_registry_free(reg);
 	PQfinish(locker);
+}
+
+/* ---- a statement reports at most ten flushes' worth ---- */
+
+static void
+flush_1(qml_server_config *c)
+{
+	qml_server_config_set_flush(c, 5, 1);
+}
+
+/*
+ * With a flush size of 1, outcomes pile up while each statement runs; a
+ * flusher takes at most 10 of them at a time, so 1,000 jobs need 100
+ * statements at least.
+ */
+static void
+test_flush_cap(void)
+{
+	int			n = 1000;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	int			once = 0;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	enqueue_numbered("count", "cap", n);
+	s = server_for(reg, "cap", 4, flush_1);
+	qml_server_start(s);
+	is_int(wait_count(n, 60, "SELECT count(*) FROM qml.jobs WHERE queue = 'cap' AND state = 'succeeded'"),
+		   n, "%d jobs succeeded (flush size 1)", n);
+	is_status(qml_server_stop(s), QML_OK, "server_stop (flush size 1)");
+	for (int i = 0; i < n; i++)
+		once += atomic_load(&runs[i]) == 1;
+	is_int(once, n, "each ran exactly once (flush size 1)");
+	qml_server_get_counters(s, &k);
+	ok(k.flushes >= (uint64_t) n / 10, "at most 10 outcomes per statement: %llu flushes for %d jobs",
+	   (unsigned long long) k.flushes, n);
+	qml_server_free(s);
+	qml_registry_free(reg);
 }
 
 /* ---- jobs claimed ahead do not wait past the hold ---- */
@@ -1183,6 +1224,7 @@ main(void)
 	test_exactly_once();
 	test_claim_ahead();
 	test_blocked_flush();
+	test_flush_cap();
 	test_outcomes();
 	test_queue_order();
 	test_timeout();
