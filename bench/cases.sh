@@ -355,6 +355,9 @@ case_peer() {
 		defcase "peer_c${c}_b10" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 10 + complete_batch" "graphile batched mode" ""
 		defcase "peer_c${c}_b100" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml fetch 100 + complete_batch" "graphile batched mode" ""
 		defcase "peer_c${c}_rt" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml runtime ($c threads)" "graphile batched mode" "$(target '>= 3.0')"
+		# the same graphile run, its clock stopped at its last handler as
+		# before 2026-12-07 (its batched completions not yet committed)
+		defcase "peer_c${c}_rt_h" "9 run $PEER_JOBS no-op jobs c$c" jobs/s "qml runtime ($c threads)" "graphile batched, to its last handler" ""
 	done
 	for p in p50 p99 max; do
 		defcase "wake_listen_$p" "9 wake latency $p" ms "qml LISTEN + fetch" "graphile default c10" \
@@ -402,6 +405,8 @@ case_peer() {
 		for c in $concs; do
 			record "peer_c${c}_rt" qml "${RT_GOT[$c]:-}" "${RT_NOTE:-}"
 			record "peer_c${c}_rt" base "${got[gw_c${c}_batched]:-}"
+			record "peer_c${c}_rt_h" qml "${RT_GOT[$c]:-}" "${RT_NOTE:-}"
+			record "peer_c${c}_rt_h" base "${got[gw_c${c}_batched_handlers]:-}"
 		done
 		for p in p50 p99 max; do
 			record "wake_listen_$p" qml "${got[qml_wake_listen_$p]:-}"
