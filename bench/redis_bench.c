@@ -19,25 +19,7 @@
 #include <time.h>
 
 #include "qml.h"
-
-static atomic_int handled;
-
-static double
-secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static qml_outcome
-noop(qml_job_ctx *ctx, void *data)
-{
-	(void) data;
-	atomic_fetch_add(&handled, 1);
-	return qml_success(ctx, NULL);
-}
+#include "rt_bench.h"
 
 static void
 check(qml_status st, const char *what)
@@ -92,7 +74,7 @@ main(int argc, char **argv)
 	tenq = secs() - t0;
 	printf("enqueue_bulk %.0f\n", jobs / tenq);
 
-	check(qml_registry_add(reg, "noop", noop, NULL), "registry");
+	check(qml_registry_add(reg, "noop", bench_noop, NULL), "registry");
 	qml_server_config_set_workers(sc, threads);
 	{
 		const char *queues[] = {"bench"};
@@ -102,7 +84,7 @@ main(int argc, char **argv)
 	check(qml_server_new(client, reg, sc, &server), "server");
 	t0 = secs();
 	check(qml_server_start(server), "start");
-	while (atomic_load(&handled) < jobs)
+	while (atomic_load(&bench_handled) < jobs)
 	{
 		struct timespec ts = {0, 1000000};
 

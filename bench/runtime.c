@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "qml.h"
+#include "rt_bench.h"
 
 static const char *dbname = "qml_bench";
 static int	njobs = 10000;
@@ -44,16 +45,6 @@ static int	prefetch = -1;		/* -1: the runtime's default */
 static int	flush_max = 0;		/* 0: the runtime's default */
 static bool no_raw = false;
 static bool verbose = false;
-static atomic_int handled;
-
-static double
-secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* CPU seconds this process used (all its threads) */
 static double
@@ -285,14 +276,6 @@ run_raw(PGconn *admin, int threads)
 
 /* ---- the runtime ---- */
 
-static qml_outcome
-noop(qml_job_ctx *ctx, void *data)
-{
-	(void) data;
-	atomic_fetch_add(&handled, 1);
-	return qml_success(ctx, NULL);
-}
-
 static double
 run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 {
@@ -328,7 +311,7 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	if (flush_max > 0)
 		qml_server_config_set_flush(cfg, 5, flush_max);
 	qml_server_new(client, reg, cfg, &s);
-	atomic_store(&handled, 0);
+	atomic_store(&bench_handled, 0);
 	c0 = cpu_self();
 	s0 = cpu_server();
 	t0 = secs();
@@ -337,10 +320,10 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 		fprintf(stderr, "bench: %s\n", qml_errmsg());
 		exit(1);
 	}
-	while (atomic_load(&handled) == 0)
+	while (atomic_load(&bench_handled) == 0)
 		sleep_us(100);
 	tfirst = secs();
-	while (atomic_load(&handled) < njobs)
+	while (atomic_load(&bench_handled) < njobs)
 	{
 		/* the runtime's two sessions, once both are open: how busy each is */
 		if (verbose && flush_pid == 0 && looks++ < 50)
@@ -426,15 +409,6 @@ warm_up(qml_job_ctx *ctx, void *data)
 	(void) data;
 	atomic_store(&warmed, true);
 	return qml_success(ctx, NULL);
-}
-
-static int
-cmpd(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
 }
 
 static int
@@ -590,7 +564,7 @@ main(int argc, char **argv)
 	}
 	qml_config_free(cfg);
 	reg = qml_registry_new();
-	qml_registry_add(reg, "noop", noop, NULL);
+	qml_registry_add(reg, "noop", bench_noop, NULL);
 
 	r = PQexec(admin, "SELECT current_setting('server_version'), current_setting('fsync'),"
 			   " current_setting('synchronous_commit')");
@@ -618,12 +592,12 @@ main(int argc, char **argv)
 				raw[k] = run_raw(admin, threads[i]);
 			qml[k] = run_qml(admin, client, reg, threads[i]);
 		}
-		qsort(qml, (size_t) reps, sizeof(double), cmpd);
+		qsort(qml, (size_t) reps, sizeof(double), cmp_double);
 		if (no_raw)
 			printf("%-8d %12.0f\n", threads[i], qml[reps / 2]);
 		else
 		{
-			qsort(raw, (size_t) reps, sizeof(double), cmpd);
+			qsort(raw, (size_t) reps, sizeof(double), cmp_double);
 			printf("%-8d %12.0f %12.0f %8.2f\n", threads[i], qml[reps / 2], raw[reps / 2],
 				   qml[reps / 2] / raw[reps / 2]);
 		}

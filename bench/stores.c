@@ -20,35 +20,9 @@
 #include <time.h>
 
 #include "qml.h"
+#include "rt_bench.h"
 
-static atomic_long handled;
 static long producer_jobs;
-
-static double
-secs(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static qml_outcome
-noop(qml_job_ctx *ctx, void *data)
-{
-	(void) data;
-	atomic_fetch_add(&handled, 1);
-	return qml_success(ctx, NULL);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void
 die(const char *what)
@@ -83,9 +57,9 @@ setup_open(setup *t, const char *url, int workers, const char *queue)
 		t->specs[i].arguments = "[1]";
 		t->specs[i].options.queue = queue;
 	}
-	atomic_store(&handled, 0);
+	atomic_store(&bench_handled, 0);
 	t->reg = qml_registry_new();
-	qml_registry_add(t->reg, "bench.noop", noop, NULL);
+	qml_registry_add(t->reg, "bench.noop", bench_noop, NULL);
 	t->scfg = qml_server_config_new("bench-stores");
 	qml_server_config_set_workers(t->scfg, workers);
 	qml_server_config_set_queues(t->scfg, &queue, 1);
@@ -122,7 +96,7 @@ run_all(setup *t, long njobs)
 {
 	if (qml_server_start(t->server) != QML_OK)
 		die("start");
-	while (atomic_load(&handled) < njobs)
+	while (atomic_load(&bench_handled) < njobs)
 	{
 		struct timespec ts = {0, 200000};
 

@@ -110,7 +110,7 @@ $(QMLC_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLC_DI
 client-test: client
 	$(QMLC_DIR)/tests/run.sh
 
-$(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
+$(QMLC_BUILD)/bench-runtime: bench/runtime.c bench/rt_bench.h $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
@@ -120,11 +120,11 @@ $(QMLC_BUILD)/bench-horizon: bench/horizon.c bench/pq_bench.h $(QMLC_DIR)/libqml
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
 # qml's side of bench/redis.sh (BullMQ's is bench/bullmq/bench.mjs)
-$(QMLC_BUILD)/redis-bench: bench/redis_bench.c $(QMLC_DIR)/libqml.a
+$(QMLC_BUILD)/redis-bench: bench/redis_bench.c bench/rt_bench.h $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
-$(QMLC_BUILD)/bench-stores: bench/stores.c $(QMLC_DIR)/libqml.a
+$(QMLC_BUILD)/bench-stores: bench/stores.c bench/rt_bench.h $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
