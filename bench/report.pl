@@ -113,8 +113,11 @@ push @md, "$meta{date} on $meta{machine}. $meta{postgres}; qml $meta{qml}.";
 push @md, "Cluster: $meta{settings}.";
 my $secs = $meta{duration} . (($meta{duration_main} // $meta{duration}) ne $meta{duration}
 	? " s each ($meta{duration_main} s where issue 5 sets a target, as the outside check measures)" : ' s each');
-push @md, "Every case ran $meta{runs} time(s) for $secs (pgbench -M prepared unless said);"
-	. " medians; ratio = qml median / baseline median (for ms and µs, lower is better). Wall time $meta{wall}.", '';
+# a mode without cases (--horizon) says how its own section ran, not this
+push @md, %rows
+	? "Every case ran $meta{runs} time(s) for $secs (pgbench -M prepared unless said);"
+	. " medians; ratio = qml median / baseline median (for ms and µs, lower is better). Wall time $meta{wall}."
+	: "Wall time $meta{wall}.", '';
 push @md, "Previous: the run of $prev_run, for the cases of the same name.", '' if %prev;
 
 for my $pass (@passes) {
