@@ -7,6 +7,9 @@
 --
 CALL qt_reset();
 CREATE EXTENSION pg_walinspect;
+-- pg_walinspect reads the WAL that is on disk: the claims' commits wait for
+-- it here (a claim alone does not, claim_commit.sql)
+SET qml.durable_claims = on;
 
 SELECT count(*) AS enqueued
   FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'w' || g, 'queue', 'wal'))

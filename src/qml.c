@@ -30,6 +30,7 @@ int			qml_retention_s = 24 * 3600;
 bool		qml_prune_failed = false;
 int			qml_maintain_batch = 10000;
 bool		qml_history = true;
+bool		qml_durable_claims = false;
 char	   *qml_databases = NULL;
 int			qml_scheduler_interval_ms = 1000;
 int			qml_wakeups = QML_WAKEUPS_ON;
@@ -129,6 +130,12 @@ _PG_init(void)
 							 "A queue may turn it off in qml.queues.history.",
 							 &qml_history, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("qml.durable_claims",
+							 "Whether a transaction that only claimed jobs waits for the WAL flush.",
+							 "Off: a claim lost in a crash leaves its jobs enqueued, to run again, "
+							 "without using up an attempt (claim_commit.c).",
+							 &qml_durable_claims, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	define_scheduler_settings();
 
 	MarkGUCPrefixReserved("qml");

@@ -27,6 +27,7 @@ extern int	qml_default_max_attempts;
 extern int	qml_retention_s;
 extern bool qml_prune_failed;
 extern bool qml_history;
+extern bool qml_durable_claims;
 extern int	qml_maintain_batch;
 
 /* job states, in the order of the enum qml.job_state's labels */
@@ -212,6 +213,13 @@ typedef enum EnqueueParam
 
 extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
 							 const char *nulls, JobState state);
+
+/*
+ * claim_commit.c: a transaction that only claimed commits without the
+ * WAL flush (qml.durable_claims)
+ */
+extern void qml_claims_begin(void);
+extern void qml_claims_end(void);
 
 /*
  * claim_lock.c: a claim's rows, taken in the versions its snapshot saw;

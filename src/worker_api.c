@@ -557,6 +557,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	args.store = rsinfo->setResult;
 	args.result_desc = rsinfo->setDesc;
 
+	qml_claims_begin();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (;;)
@@ -578,6 +579,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 		args.lease = qml_lease_from_now(lease);
 	}
 	SPI_finish();
+	qml_claims_end();
 	return (Datum) 0;
 }
 

@@ -132,6 +132,13 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 		st = qml__exec(ps->conn, "LISTEN qml", 0, NULL, NULL);
 	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims)
 		st = qml__exec(ps->conn, "SET synchronous_commit = off", 0, NULL, NULL);
+	/*
+	 * The server's qml.fetch commits a claim alone without the flush too,
+	 * unless qml.durable_claims is on; a server whose qml.so predates the
+	 * setting rejects it, and its claims wait for the flush anyway.
+	 */
+	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && cfg->durable_claims)
+		(void) qml__exec(ps->conn, "SET qml.durable_claims = on", 0, NULL, NULL);
 	if (st != QML_OK)
 	{
 		pg_session_close(&ps->base);
