@@ -13,8 +13,23 @@
  * All processes share CLOCK_MONOTONIC; the commit times of the bursts and
  * the samples live in shared memory.
  *
+ * The first WARMUP_MS of bursts are not measured: each worker's first
+ * claims and completions in a new backend load its caches and plans, which
+ * took 20 to 80 ms for the first bursts (0.5% of a 20 s run's claims, half
+ * of what decides its p99). A pool of workers pays that once, not once per
+ * 40,000 jobs; the flow is the same before and after.
+ *
+ * With BENCH_WAIT_TRACE set to a file name, it also writes there, after
+ * the run, the wall-clock times (ms since the epoch, as the server's log
+ * and pg_stat_activity show them) of each burst's commit and of each fetch
+ * that got jobs, to line slow claims up with what the server did then:
+ *
+ *	 burst NUMBER SENT_MS RETURNED_MS
+ *	 fetch WORKER JOBS FIRST_BURST LAST_BURST CALLED_MS RETURNED_MS
+ *
  *	 wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS [WORK_US]]
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +43,8 @@
 
 #define MAX_BURSTS 1000000
 #define MAX_SAMPLES 2000000
+#define MAX_FETCHES 500000
+#define WARMUP_MS 1000
 #define Min(a, b) ((a) < (b) ? (a) : (b))
 
 typedef struct Shared
@@ -37,9 +54,71 @@ typedef struct Shared
 	int			ncomplete;
 	double		claim[MAX_SAMPLES];
 	double		complete[MAX_SAMPLES];
+	/* BENCH_WAIT_TRACE: wall-clock times */
+	int			nfetch;
+	struct
+	{
+		int			worker;
+		int			jobs;
+		int			first_burst;
+		int			last_burst;
+		double		called;
+		double		returned;
+	}			fetch[MAX_FETCHES];
+	double		burst_sent[MAX_BURSTS];
+	double		burst_returned[MAX_BURSTS];
 } Shared;
 
 static Shared *sh;
+static int	first_measured;		/* the first burst after the warm-up */
+static const char *trace_path;	/* BENCH_WAIT_TRACE */
+
+static double
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* a fetch that got jobs, for BENCH_WAIT_TRACE */
+static void
+trace_fetch(int worker, PGresult *r, double called)
+{
+	int			i = __atomic_fetch_add(&sh->nfetch, 1, __ATOMIC_SEQ_CST);
+	int			n = PQntuples(r);
+
+	if (i >= MAX_FETCHES)
+		return;
+	sh->fetch[i].worker = worker;
+	sh->fetch[i].jobs = n;
+	sh->fetch[i].first_burst = atoi(PQgetvalue(r, 0, 1));
+	sh->fetch[i].last_burst = atoi(PQgetvalue(r, n - 1, 1));
+	sh->fetch[i].called = called;
+	sh->fetch[i].returned = wall_ms();
+}
+
+static void
+write_trace(const char *path, int nbursts)
+{
+	FILE	   *f = fopen(path, "w");
+	int			i;
+
+	if (f == NULL)
+	{
+		perror(path);
+		exit(1);
+	}
+	for (i = 0; i < nbursts; i++)
+		fprintf(f, "burst %d %.3f %.3f\n", i, sh->burst_sent[i], sh->burst_returned[i]);
+	for (i = 0; i < Min(sh->nfetch, MAX_FETCHES); i++)
+		fprintf(f, "fetch %d %d %d %d %.3f %.3f\n", sh->fetch[i].worker,
+				sh->fetch[i].jobs, sh->fetch[i].first_burst,
+				sh->fetch[i].last_burst, sh->fetch[i].called,
+				sh->fetch[i].returned);
+	fclose(f);
+}
 
 static void
 add(double *samples, int *n, double v)
@@ -64,6 +143,7 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 	fetch_params[1] = batch_s;
 	while (now_ms() < end_ms)
 	{
+		double		called = wall_ms();
 		PGresult   *r = PQexecParams(c, "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int,"
 									 " wait => interval '1 s')",
 									 2, NULL, fetch_params, NULL, NULL, 0);
@@ -72,6 +152,7 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 		size_t		len = 0;
 		int			n;
 		int			i;
+		bool		measured;
 
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		{
@@ -84,6 +165,9 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 			PQclear(r);
 			continue;
 		}
+		if (trace_path)
+			trace_fetch(id, r, called);
+		measured = false;
 		len += snprintf(ids + len, sizeof(ids) - len, "{");
 		for (i = 0; i < n; i++)
 		{
@@ -94,7 +178,11 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 
 			/* a job claimed before its commit returned to the producer: 0 */
 			committed = committed > 0 && got > committed ? got - committed : 0;
-			add(sh->claim, &sh->nclaim, committed);
+			if (burst >= first_measured)
+			{
+				add(sh->claim, &sh->nclaim, committed);
+				measured = true;
+			}
 			len += snprintf(ids + len, sizeof(ids) - len, "%s%s", i ? "," : "",
 							PQgetvalue(r, i, 0));
 		}
@@ -113,7 +201,8 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 				fprintf(stderr, "complete_batch: %s", PQerrorMessage(c));
 				exit(1);
 			}
-			add(sh->complete, &sh->ncomplete, now_ms() - t0);
+			if (measured)
+				add(sh->complete, &sh->ncomplete, now_ms() - t0);
 			PQclear(r);
 		}
 	}
@@ -186,8 +275,10 @@ main(int argc, char **argv)
 	}
 	p = connect_or_die(conninfo);
 	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events");
+	first_measured = (WARMUP_MS + every - 1) / every;
+	trace_path = getenv("BENCH_WAIT_TRACE");
 	start = now_ms();
-	end = start + seconds * 1000.0 + 500;
+	end = start + WARMUP_MS + seconds * 1000.0 + 500;
 	for (i = 0; i < workers; i++)
 		if (fork() == 0)
 			worker(conninfo, i, end, batch, work_us);
@@ -205,7 +296,9 @@ main(int argc, char **argv)
 				 "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object("
 				 "'method', 'w', 'queue', 'wait', 'arguments', jsonb_build_array(%d)))"
 				 " FROM generate_series(1, %d)))", b, burst);
+		sh->burst_sent[b] = wall_ms();
 		exec_or_die(p, sql);
+		sh->burst_returned[b] = wall_ms();
 		t = now_ms();
 		__atomic_store(&sh->commit_ms[b], &t, __ATOMIC_SEQ_CST);
 	}
@@ -219,6 +312,8 @@ main(int argc, char **argv)
 	printf("-- bursts\n");
 	report("claim latency", sh->claim, sh->nclaim);
 	report("complete_batch while others wait", sh->complete, sh->ncomplete);
+	if (trace_path)
+		write_trace(trace_path, b);
 	PQfinish(p);
 	return 0;
 }
