@@ -212,6 +212,27 @@ qml_queues_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * Whether a change of a job in `queue` is recorded: the queue's own
+ * setting, else qml.history.
+ */
+bool
+qml_history_wanted(const char *queue)
+{
+	ListCell   *lc;
+
+	if (settings_relid == InvalidOid)
+		read_queue_settings();
+	foreach(lc, queue_settings)
+	{
+		QueueHistory *q = lfirst(lc);
+
+		if (strcmp(q->queue, queue) == 0)
+			return q->history;
+	}
+	return qml_history;
+}
+
 static bool
 history_on(const char *queue, bool history_default, List *exceptions)
 {

@@ -114,7 +114,9 @@ loading_by_copy(Relation rel)
 void
 qml_record_change(const QmlJobChange *change)
 {
-	qml_history_add(change);
+	/* version 1.2 keeps it in the row (append_history) */
+	if (!qml_catalog()->inline_history)
+		qml_history_add(change);
 	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
 	qml_job_changed(change);
 	qml_head_note_change(change);
@@ -145,27 +147,27 @@ count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
 }
 
 /*
- * The change a row trigger saw. The worker is the lease holder: the claimer
+ * The change from `oldtuple` (NULL for an insert) in state `from` to
+ * `newtuple` in state `to`. The worker is the lease holder: the claimer
  * on a claim, the previous holder otherwise.
  */
 static void
-record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
-				  HeapTuple newtuple, JobState to)
+change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
+		  HeapTuple newtuple, JobState to, QmlJobChange *change)
 {
 	const AttrNumber *att = qml_catalog()->job_att;
-	QmlJobChange change;
 	bool		isnull;
 
-	change.job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
-	change.from_state = from;
-	change.to_state = to;
-	change.queue = text_col(newtuple, desc, att[JC_QUEUE]);
-	change.worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
-	if (change.worker == NULL && oldtuple != NULL)
-		change.worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
-	change.error = NULL;
+	change->job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
+	change->from_state = from;
+	change->to_state = to;
+	change->queue = text_col(newtuple, desc, att[JC_QUEUE]);
+	change->worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
+	if (change->worker == NULL && oldtuple != NULL)
+		change->worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
+	change->error = NULL;
 	if (to == JS_FAILED || to == JS_AWAITING_RETRY)
-		change.error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
+		change->error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
 	else if (from == JS_PROCESSING && to == JS_ENQUEUED)
 	{
 		/*
@@ -177,14 +179,23 @@ record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		char	   *was_error = text_col(oldtuple, desc, att[JC_LAST_ERROR]);
 
 		if (now_error && (was_error == NULL || strcmp(now_error, was_error) != 0))
-			change.error = now_error;
+			change->error = now_error;
 	}
-
-	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
-													 desc, &isnull));
+	change->run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
+													  desc, &isnull));
 	if (isnull)
-		change.run_at = DT_NOEND;
-	change.priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
+		change->run_at = DT_NOEND;
+	change->priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
+}
+
+/* The change a row trigger saw, handed on */
+static void
+record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				  HeapTuple newtuple, JobState to)
+{
+	QmlJobChange change;
+
+	change_of(desc, oldtuple, from, newtuple, to, &change);
 	qml_record_change(&change);
 }
 
@@ -260,6 +271,29 @@ clear(QmlRowChanges *c, TupleDesc desc, HeapTuple newtuple, int attnum)
 {
 	if (!heap_attisnull(newtuple, attnum, desc))
 		set_col(c, attnum, (Datum) 0, true);
+}
+
+/*
+ * Appends the change to the history the row carries (version 1.2's
+ * qml.jobs.history, history_inline.c), when its queue records history.
+ */
+static void
+append_history(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple,
+			   JobState from, HeapTuple newtuple, JobState to, TimestampTz at)
+{
+	int			attnum = qml_catalog()->job_att[JC_HISTORY];
+	QmlJobChange change;
+	bool		isnull;
+	Datum		old;
+
+	change_of(desc, oldtuple, from, newtuple, to, &change);
+	if (change.queue == NULL || !qml_history_wanted(change.queue))
+		return;
+	old = heap_getattr(newtuple, attnum, desc, &isnull);
+	set_col(c, attnum,
+			PointerGetDatum(qml_history_append(isnull ? NULL : DatumGetByteaPP(old),
+											   &change, at)),
+			false);
 }
 
 /*
@@ -340,6 +374,10 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		stamp(&changes, desc, oldtuple, newtuple, att[JC_FINISHED_AT], now);
 	else if (from != JS_COUNT && is_final(from))
 		clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
+
+	if (qml_catalog()->inline_history)
+		append_history(&changes, desc, oldtuple, from, newtuple, to,
+					   DatumGetTimestampTz(now));
 
 	/* only a job being processed has a lease */
 	if (to != JS_PROCESSING && from == JS_PROCESSING)

@@ -60,6 +60,11 @@ typedef struct QmlJobChange
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
 extern void qml_history_flush(void);
+extern bool qml_history_wanted(const char *queue);
+
+/* history_inline.c */
+extern bytea *qml_history_append(bytea *old, const QmlJobChange *change,
+								 TimestampTz at);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
@@ -107,6 +112,7 @@ typedef enum JobColumn
 	JC_LEASE_PID,
 	JC_LEASE_SESSION,
 	JC_LOCKED_ROLE,
+	JC_HISTORY,
 	JC_COUNT
 } JobColumn;
 
@@ -134,6 +140,7 @@ typedef struct QmlCatalog
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
 	bool		schema_1_0;		/* no locked_role: version 1.0's SQL (see catalog.c) */
+	bool		inline_history; /* jobs.history (1.2): no rows in a history table */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
