@@ -239,7 +239,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	p = connect_or_die(conninfo);
-	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events");
+	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	start = now_ms();
 	end = start + seconds * 1000.0 + 500;
 	sh->start_ms = start + 500;

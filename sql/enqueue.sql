@@ -239,7 +239,7 @@ SELECT qml.enqueue('direct', '{"a": 1}', 'cmp', 2, max_attempts => 4,
 SELECT array_agg(job_id = :via_insert) AS audit_saw_only_the_insert FROM qt_seen;
 SELECT to_jsonb(a) - '{id,method,created_at,enqueued_at,run_at,history}'::text[]
 	   = to_jsonb(b) - '{id,method,created_at,enqueued_at,run_at,history}'::text[] AS same_row,
-	   qt_changes(a.history) = qt_changes(b.history) AS same_history,
+	   ARRAY(SELECT qt_history(a.id)) = ARRAY(SELECT qt_history(b.id)) AS same_history,
 	   a.enqueued_at >= a.created_at AND b.enqueued_at >= b.created_at AS both_stamped,
 	   a.run_at = a.created_at AND b.run_at = b.created_at AS both_due_now
   FROM qml.jobs a, qml.jobs b WHERE a.id = :via_insert AND b.id = :direct;
@@ -263,7 +263,7 @@ SELECT count(*) AS audit_saw_the_first_batch FROM qt_seen WHERE job_id = ANY (:'
 SELECT count(*) AS audit_saw_the_second FROM qt_seen WHERE job_id = ANY (:'batch_direct');
 SELECT a.state, to_jsonb(a) - '{id,created_at,enqueued_at,run_at,history}'::text[]
 	   = to_jsonb(b) - '{id,created_at,enqueued_at,run_at,history}'::text[] AS same_row,
-	   qt_changes(a.history) = qt_changes(b.history) AS same_history,
+	   ARRAY(SELECT qt_history(a.id)) = ARRAY(SELECT qt_history(b.id)) AS same_history,
 	   (a.enqueued_at IS NULL) = (b.enqueued_at IS NULL) AS same_stamps,
 	   CASE a.state WHEN 'enqueued' THEN a.run_at = a.created_at AND b.run_at = b.created_at
 	   ELSE a.run_at = b.run_at END AS same_due

@@ -7,7 +7,17 @@
 --
 CALL qt_reset();
 
--- how many changes a job's row carries, and which (setup.sql)
+-- the changes a row of qml.jobs carries, without ids and times
+CREATE FUNCTION qt_changes(history bytea) RETURNS text
+	LANGUAGE sql
+AS $$
+	SELECT (SELECT string_agg(coalesce(h.from_state::text, '-') || '>' || h.to_state
+							  || coalesce(' by ' || h.worker, '') || coalesce(' (' || h.error || ')', ''),
+							  ', ' ORDER BY h.id)
+			  FROM qml.history_events(history) h)
+$$;
+
+-- how many changes a job's row carries, and which
 CREATE FUNCTION qt_inline(job bigint) RETURNS TABLE (changes bigint, history text)
 	LANGUAGE sql
 AS $$
@@ -124,3 +134,4 @@ SELECT count(*) AS none FROM qml.history_events('\x');
 SELECT count(*) AS none FROM qml.history_events(NULL);
 
 DROP FUNCTION qt_inline(bigint);
+DROP FUNCTION qt_changes(bytea);

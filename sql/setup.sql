@@ -83,18 +83,6 @@ AS $$
 	  FROM qml.job_events e WHERE e.job_id = job ORDER BY e.id
 $$;
 
--- the changes a row of qml.jobs carries (version 1.2), without ids and times
-CREATE FUNCTION qt_changes(history bytea) RETURNS text
-	LANGUAGE plpgsql
-AS $$
-BEGIN
-	RETURN (SELECT string_agg(coalesce(h.from_state::text, '-') || '>' || h.to_state
-							  || coalesce(' by ' || h.worker, '') || coalesce(' (' || h.error || ')', ''),
-							  ', ' ORDER BY h.id)
-			  FROM qml.history_events(history) h);
-END
-$$;
-
 -- a job's state and bookkeeping, timestamps as booleans
 CREATE FUNCTION qt_job(job bigint)
 	RETURNS TABLE (id bigint, state qml.job_state, attempts integer, enqueued boolean,
