@@ -112,6 +112,8 @@ typedef struct HistoryReader
 	const unsigned char *end;
 } HistoryReader;
 
+static void corrupt(void) pg_attribute_noreturn();
+
 static void
 corrupt(void)
 {
