@@ -53,46 +53,32 @@ DROP FUNCTION qml.record_events(bigint[], qml.job_state[], qml.job_state[], text
 ALTER TABLE qml.job_events RENAME TO job_events_1_1;
 ALTER INDEX qml.job_events_job_idx RENAME TO job_events_1_1_job_idx;
 
--- The changes of one qml.jobs.history, in order. C, resolving no name
--- through search_path. Only admins may read it (qml.grant_admin).
+-- The changes of one qml.jobs.history, in order; ordinal is a change's
+-- place in the job's history (1: its creation). Changes omitted to keep
+-- the history bounded are one row: error 'N earlier changes omitted', the
+-- first of their ordinals, the other columns NULL. C, resolving no name
+-- through search_path. Only admins may read it (qml.grant_admin). 22P02
+-- for a value that is not a history.
 CREATE FUNCTION qml.history_events(history bytea, OUT id bigint,
 								   OUT from_state qml.job_state,
 								   OUT to_state qml.job_state,
 								   OUT at timestamptz, OUT worker text,
-								   OUT error text)
+								   OUT error text, OUT ordinal bigint)
 	RETURNS SETOF record
 	LANGUAGE c STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'qml_history_events';
 
 -- Every change has an id from qml.job_events_id_seq, as every row of the
--- table had: the rows recorded before 1.2 keep theirs.
+-- table had: the rows recorded before 1.2 keep theirs. Ids are not in time
+-- order across sessions (the sequence's cache); a job's changes are in
+-- the order of ordinal, NULL for the rows recorded before 1.2.
 CREATE VIEW qml.job_events AS
-SELECT e.id, e.job_id, e.from_state, e.to_state, e.at, e.worker, e.error
+SELECT e.id, e.job_id, e.from_state, e.to_state, e.at, e.worker, e.error,
+	   NULL::bigint AS ordinal
   FROM qml.job_events_1_1 e
 UNION ALL
-SELECT h.id, j.id, h.from_state, h.to_state, h.at, h.worker, h.error
+SELECT h.id, j.id, h.from_state, h.to_state, h.at, h.worker, h.error, h.ordinal
   FROM qml.jobs j CROSS JOIN LATERAL qml.history_events(j.history) h;
-
--- Who could read the history table reads the view: the roles qml.grant_admin
--- gave SELECT on every table of qml (and any an admin granted it to).
-DO $$
-DECLARE
-	r record;
-BEGIN
-	FOR r IN SELECT DISTINCT a.grantee::regrole AS role
-			   FROM pg_catalog.pg_class c,
-					LATERAL pg_catalog.aclexplode(c.relacl) a
-			  WHERE c.oid OPERATOR(pg_catalog.=) 'qml.job_events_1_1'::regclass
-				AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
-				AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
-				AND a.grantee OPERATOR(pg_catalog.<>) 0
-	LOOP
-		EXECUTE pg_catalog.format('GRANT SELECT ON qml.job_events TO %s', r.role);
-		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO %s',
-								  r.role);
-	END LOOP;
-END
-$$;
 
 -- Admin: everything a producer and a worker may do, plus delete, requeue,
 -- pause/resume, maintain, recurring jobs, and reading every table.
@@ -115,3 +101,27 @@ END
 $$;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
+
+-- Who could read the history table reads the view (after the REVOKE
+-- above, which would take PUBLIC's EXECUTE back): the roles qml.grant_admin
+-- gave SELECT on every table of qml (and any an admin granted it to).
+DO $$
+DECLARE
+	r record;
+BEGIN
+	-- PUBLIC (grantee 0) too, by its name in GRANT
+	FOR r IN SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0
+								  THEN 'PUBLIC'
+								  ELSE a.grantee::regrole::text END AS role
+			   FROM pg_catalog.pg_class c,
+					LATERAL pg_catalog.aclexplode(c.relacl) a
+			  WHERE c.oid OPERATOR(pg_catalog.=) 'qml.job_events_1_1'::regclass
+				AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT'
+				AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+	LOOP
+		EXECUTE pg_catalog.format('GRANT SELECT ON qml.job_events TO %s', r.role);
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO %s',
+								  r.role);
+	END LOOP;
+END
+$$;

@@ -124,24 +124,31 @@ CREATE TABLE qml.job_events_1_1 (
 );
 CREATE INDEX job_events_1_1_job_idx ON qml.job_events_1_1 (job_id);
 
--- The changes of one qml.jobs.history, in order. C, resolving no name
--- through search_path. Only admins may read it (qml.grant_admin).
+-- The changes of one qml.jobs.history, in order; ordinal is a change's
+-- place in the job's history (1: its creation). Changes omitted to keep
+-- the history bounded are one row: error 'N earlier changes omitted', the
+-- first of their ordinals, the other columns NULL. C, resolving no name
+-- through search_path. Only admins may read it (qml.grant_admin). 22P02
+-- for a value that is not a history.
 CREATE FUNCTION qml.history_events(history bytea, OUT id bigint,
 								   OUT from_state qml.job_state,
 								   OUT to_state qml.job_state,
 								   OUT at timestamptz, OUT worker text,
-								   OUT error text)
+								   OUT error text, OUT ordinal bigint)
 	RETURNS SETOF record
 	LANGUAGE c STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'qml_history_events';
 
 -- Every change has an id from qml.job_events_id_seq, as every row of the
--- table had: the rows recorded before 1.2 keep theirs.
+-- table had: the rows recorded before 1.2 keep theirs. Ids are not in time
+-- order across sessions (the sequence's cache); a job's changes are in
+-- the order of ordinal, NULL for the rows recorded before 1.2.
 CREATE VIEW qml.job_events AS
-SELECT e.id, e.job_id, e.from_state, e.to_state, e.at, e.worker, e.error
+SELECT e.id, e.job_id, e.from_state, e.to_state, e.at, e.worker, e.error,
+	   NULL::bigint AS ordinal
   FROM qml.job_events_1_1 e
 UNION ALL
-SELECT h.id, j.id, h.from_state, h.to_state, h.at, h.worker, h.error
+SELECT h.id, j.id, h.from_state, h.to_state, h.at, h.worker, h.error, h.ordinal
   FROM qml.jobs j CROSS JOIN LATERAL qml.history_events(j.history) h;
 
 -- pg_dump dumps the rows of every table holding user data and the values

@@ -13,7 +13,7 @@ CREATE FUNCTION qt_changes(history bytea) RETURNS text
 AS $$
 	SELECT (SELECT string_agg(coalesce(h.from_state::text, '-') || '>' || h.to_state
 							  || coalesce(' by ' || h.worker, '') || coalesce(' (' || h.error || ')', ''),
-							  ', ' ORDER BY h.id)
+							  ', ' ORDER BY h.ordinal)
 			  FROM qml.history_events(history) h)
 $$;
 

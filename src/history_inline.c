@@ -12,7 +12,8 @@
  * CPU on the hot path. Inline, a change is a few bytes more in the tuple
  * that the insert, claim or completion writes already.
  *
- * The encoding: one format byte (1), then per change
+ * The encoding: one format byte (2), a number: how many changes were
+ * omitted after the first (see below), then per change
  *	 id			a number, from qml.job_events_id_seq as the table's rows had
  *	 from state	1 byte, the index in qml_state_labels; 255 for none (creation)
  *	 to state	1 byte
@@ -23,6 +24,18 @@
  * set on all but the last), and a length is the number text length + 1, 0
  * for NULL. Byte order is fixed so that a dump restores on any machine.
  *
+ * Bounds: every change copies the history into the new row version, so a
+ * job retried or requeued without end, or failing with long errors, would
+ * grow a row until it could no longer be written (and its queue, pruning
+ * and pg_dump with it). A history keeps its first change (the creation)
+ * and the latest ones, at most HISTORY_MAX_CHANGES and HISTORY_MAX_BYTES;
+ * the changes dropped between are counted, and history_events() shows one
+ * row for them. An error is kept to its first HISTORY_MAX_ERROR bytes.
+ *
+ * A history comes from this file's append, or from an INSERT or COPY: the
+ * reader checks everything it returns (structure, states, times, text
+ * encoding), and qml_history_check() lets an INSERT check it whole.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -32,6 +45,7 @@
 #include "commands/sequence.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -39,11 +53,19 @@
 
 PG_FUNCTION_INFO_V1(qml_history_events);
 
-#define HISTORY_FORMAT 1
+#define HISTORY_FORMAT 2
 #define NO_STATE 255
+
+/* the bounds (docs/sql-api.md): changes, bytes, bytes of one error */
+#define HISTORY_MAX_CHANGES 100
+#define HISTORY_MAX_BYTES 32768
+#define HISTORY_MAX_ERROR 1024
+#define TRUNCATED_MARK "... (truncated)"
 
 /* room one change needs at most: id, states, time, two lengths */
 #define CHANGE_FIXED (10 + 2 + 8 + 10 + 10)
+/* room the header needs at most: format, omitted count */
+#define HEADER_FIXED (1 + 10)
 
 static char *
 put_number(char *p, uint64 v)
@@ -57,70 +79,57 @@ put_number(char *p, uint64 v)
 }
 
 static char *
-put_text(char *p, const char *s)
+put_text_len(char *p, const char *s, size_t len, const char *tail)
 {
-	p = put_number(p, s ? (uint64) strlen(s) + 1 : 0);
+	size_t		taillen = tail ? strlen(tail) : 0;
+
+	p = put_number(p, s ? (uint64) (len + taillen) + 1 : 0);
 	if (s)
 	{
-		size_t		len = strlen(s);
-
 		memcpy(p, s, len);
 		p += len;
+		if (taillen > 0)
+			memcpy(p, tail, taillen);
+		p += taillen;
 	}
 	return p;
-}
-
-/*
- * `old` (a history, or NULL for none) with `change` appended at time `at`,
- * under the next id; a new bytea in the current memory context.
- */
-bytea *
-qml_history_append(bytea *old, const QmlJobChange *change, TimestampTz at)
-{
-	int64		id = nextval_internal(qml_catalog()->job_events_seq, false);
-	size_t		oldlen = old ? VARSIZE_ANY_EXHDR(old) : 0;
-	size_t		room = VARHDRSZ + 1 + oldlen + CHANGE_FIXED +
-		(change->worker ? strlen(change->worker) : 0) +
-		(change->error ? strlen(change->error) : 0);
-	bytea	   *result = palloc(room);
-	char	   *p = VARDATA(result);
-	uint64		t = (uint64) at;
-	int			i;
-
-	if (oldlen > 0)
-	{
-		memcpy(p, VARDATA_ANY(old), oldlen);
-		p += oldlen;
-	}
-	else
-		*p++ = HISTORY_FORMAT;
-	p = put_number(p, (uint64) id);
-	*p++ = (char) (change->from_state == JS_COUNT ? NO_STATE : change->from_state);
-	*p++ = (char) change->to_state;
-	for (i = 7; i >= 0; i--)
-		*p++ = (char) ((t >> (i * 8)) & 0xff);
-	p = put_text(p, change->worker);
-	p = put_text(p, change->error);
-	SET_VARSIZE(result, p - (char *) result);
-	return result;
 }
 
 /* a reader of one history */
 typedef struct HistoryReader
 {
+	const unsigned char *start;
 	const unsigned char *p;
 	const unsigned char *end;
+	bool		gap_done;		/* the omitted changes' row has been given */
+	uint64		omitted;
+	int64		position;		/* of the last change read */
 } HistoryReader;
 
-static void corrupt(void) pg_attribute_noreturn();
+/* one change, as read: its texts point into the history */
+typedef struct HistoryChange
+{
+	uint64		id;
+	unsigned char from;
+	unsigned char to;
+	TimestampTz at;
+	const char *worker;			/* NULL for none */
+	int			worker_len;
+	const char *error;
+	int			error_len;
+} HistoryChange;
 
+static void bad_history(const HistoryReader *r, const char *what) pg_attribute_noreturn();
+
+/* a value that is not a history: the caller's (22P02), at the reader's byte */
 static void
-corrupt(void)
+bad_history(const HistoryReader *r, const char *what)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 			 errmsg("invalid job history"),
-			 errdetail("The value does not hold changes in the encoding of qml.jobs.history.")));
+			 errdetail("At byte %d: %s.", (int) (r->p - r->start), what),
+			 errhint("A value of qml.jobs.history is written by qml only.")));
 }
 
 static uint64
@@ -133,8 +142,10 @@ get_number(HistoryReader *r)
 	{
 		unsigned char b;
 
-		if (r->p >= r->end || shift > 63)
-			corrupt();
+		if (r->p >= r->end)
+			bad_history(r, "the value ends within a number");
+		if (shift > 63)
+			bad_history(r, "a number is too long");
 		b = *r->p++;
 		v |= (uint64) (b & 0x7f) << shift;
 		shift += 7;
@@ -143,48 +154,202 @@ get_number(HistoryReader *r)
 	}
 }
 
-/* a text of the encoding, or NULL (*isnull) */
-static Datum
-get_text(HistoryReader *r, bool *isnull)
+/* a text of the encoding: NULL for none; checked when `verify` */
+static const char *
+get_text(HistoryReader *r, int *len, bool verify)
 {
 	uint64		v = get_number(r);
-	Datum		d;
+	const char *s = (const char *) r->p;
 
-	*isnull = v == 0;
+	*len = 0;
 	if (v == 0)
-		return (Datum) 0;
-	if ((size_t) (r->end - r->p) < v - 1)
-		corrupt();
-	d = PointerGetDatum(cstring_to_text_with_len((const char *) r->p, v - 1));
-	r->p += v - 1;
-	return d;
+		return NULL;
+	if ((uint64) (r->end - r->p) < v - 1 || v - 1 > MaxAllocSize)
+		bad_history(r, "a text runs past the end of the value");
+	*len = (int) (v - 1);
+	if (verify)
+	{
+		if (memchr(s, '\0', *len) != NULL)
+			bad_history(r, "a text contains a zero byte");
+		if (!pg_verifymbstr(s, *len, true))
+			bad_history(r, "a text is not valid in the database's encoding");
+	}
+	r->p += *len;
+	return s;
 }
 
-/* the state of one byte of the encoding */
-static Datum
-get_state(unsigned char b, bool *isnull)
+/* reads the header: false for an empty value (no changes) */
+static bool
+read_header(HistoryReader *r, const bytea *h)
 {
-	*isnull = b == NO_STATE;
-	if (*isnull)
-		return (Datum) 0;
-	if (b >= JS_COUNT)
-		corrupt();
-	return ObjectIdGetDatum(qml_catalog()->state_oids[b]);
+	memset(r, 0, sizeof(HistoryReader));
+	r->start = r->p = (const unsigned char *) VARDATA_ANY(h);
+	r->end = r->p + VARSIZE_ANY_EXHDR(h);
+	if (r->p >= r->end)
+		return false;
+	if (*r->p != HISTORY_FORMAT)
+		bad_history(r, "the format byte is not 2");
+	r->p++;
+	r->omitted = get_number(r);
+	if (r->omitted > (uint64) PG_INT32_MAX)
+		bad_history(r, "the count of omitted changes is out of range");
+	return true;
+}
+
+/* reads the next change; its texts are checked when `verify` */
+static void
+read_change(HistoryReader *r, HistoryChange *c, bool verify)
+{
+	uint64		t = 0;
+	int			i;
+
+	c->id = get_number(r);
+	if (r->end - r->p < 10)
+		bad_history(r, "the value ends within a change");
+	c->from = r->p[0];
+	c->to = r->p[1];
+	if ((c->from >= JS_COUNT && c->from != NO_STATE) || c->to >= JS_COUNT)
+		bad_history(r, "a state is not a job state");
+	r->p += 2;
+	for (i = 0; i < 8; i++)
+		t = (t << 8) | *r->p++;
+	c->at = (TimestampTz) t;
+	if (!IS_VALID_TIMESTAMP(c->at))
+		bad_history(r, "a time is out of range");
+	c->worker = get_text(r, &c->worker_len, verify);
+	c->error = get_text(r, &c->error_len, verify);
+}
+
+/*
+ * `old` (a history, or NULL for none) with `change` appended at time `at`,
+ * under the next id, and its oldest changes but the first dropped to stay
+ * within the bounds; a new bytea in the current memory context.
+ */
+bytea *
+qml_history_append(bytea *old, const QmlJobChange *change, TimestampTz at)
+{
+	int64		id = nextval_internal(qml_catalog()->job_events_seq, false);
+	size_t		worker_len = change->worker ? strlen(change->worker) : 0;
+	size_t		error_len = change->error ? strlen(change->error) : 0;
+	const char *tail = NULL;
+	size_t		newsize;
+	const unsigned char *first = NULL;	/* the first change, kept */
+	const unsigned char *first_end = NULL;
+	const unsigned char *rest = NULL;	/* the later changes kept */
+	const unsigned char *rest_end = NULL;
+	uint64		omitted = 0;
+	bytea	   *result;
+	char	   *p;
+	uint64		t = (uint64) at;
+	int			i;
+
+	if (error_len > HISTORY_MAX_ERROR)
+	{
+		error_len = pg_mbcliplen(change->error, (int) error_len, HISTORY_MAX_ERROR);
+		tail = TRUNCATED_MARK;
+	}
+	newsize = CHANGE_FIXED + worker_len + error_len + sizeof(TRUNCATED_MARK);
+
+	if (old != NULL)
+	{
+		HistoryReader r;
+
+		if (read_header(&r, old))
+		{
+			HistoryChange c;
+			int			n = 0;
+			int			room = 16;
+			int			k = 0;
+			const unsigned char **starts = palloc(room * sizeof(*starts));
+
+			omitted = r.omitted;
+			first = r.p;
+			read_change(&r, &c, false);
+			first_end = r.p;
+			while (r.p < r.end)
+			{
+				if (n == room)
+				{
+					room *= 2;
+					starts = repalloc(starts, room * sizeof(*starts));
+				}
+				starts[n++] = r.p;
+				read_change(&r, &c, false);
+			}
+			/* drop the oldest after the first while the result would be too big */
+			while (k < n &&
+				   ((n - k) + 2 > HISTORY_MAX_CHANGES ||
+					HEADER_FIXED + (first_end - first) + (r.end - starts[k]) + newsize >
+					HISTORY_MAX_BYTES))
+				k++;
+			omitted += k;
+			rest = k < n ? starts[k] : r.end;
+			rest_end = r.end;
+			pfree(starts);
+		}
+	}
+
+	result = palloc(VARHDRSZ + HEADER_FIXED + (first_end - first) +
+					(rest_end - rest) + newsize);
+	p = VARDATA(result);
+	*p++ = HISTORY_FORMAT;
+	p = put_number(p, omitted);
+	if (first != NULL)
+	{
+		memcpy(p, first, first_end - first);
+		p += first_end - first;
+		memcpy(p, rest, rest_end - rest);
+		p += rest_end - rest;
+	}
+	p = put_number(p, (uint64) id);
+	*p++ = (char) (change->from_state == JS_COUNT ? NO_STATE : change->from_state);
+	*p++ = (char) change->to_state;
+	for (i = 7; i >= 0; i--)
+		*p++ = (char) ((t >> (i * 8)) & 0xff);
+	p = put_text_len(p, change->worker, worker_len, NULL);
+	p = put_text_len(p, change->error, error_len, tail);
+	SET_VARSIZE(result, p - (char *) result);
+	return result;
+}
+
+/*
+ * Checks a whole history (an INSERT's, job_trigger.c): 22P02 when it is
+ * not one.
+ */
+void
+qml_history_check(bytea *history)
+{
+	HistoryReader r;
+	HistoryChange c;
+
+	if (!read_header(&r, history))
+		return;
+	while (r.p < r.end)
+		read_change(&r, &c, true);
+}
+
+static Datum
+text_or_null(const char *s, int len, bool *isnull)
+{
+	*isnull = s == NULL;
+	return s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
 }
 
 /*
  * qml.history_events(history bytea): one row per change, in order:
- * (id, from_state, to_state, at, worker, error).
+ * (id, from_state, to_state, at, worker, error, position). Where changes
+ * were omitted, one row stands for them: its id, states, time and worker
+ * NULL, its error "N earlier changes omitted", its position theirs first.
  */
 Datum
 qml_history_events(PG_FUNCTION_ARGS)
 {
+	const QmlCatalog *cat = qml_catalog();
 	FuncCallContext *funcctx;
 	HistoryReader *r;
-	Datum		values[6];
-	bool		nulls[6];
-	uint64		t = 0;
-	int			i;
+	HistoryChange c;
+	Datum		values[7];
+	bool		nulls[7];
 
 	if (SRF_IS_FIRSTCALL())
 	{
@@ -197,37 +362,46 @@ qml_history_events(PG_FUNCTION_ARGS)
 			elog(ERROR, "qml.history_events must return a row type");
 		funcctx->tuple_desc = BlessTupleDesc(desc);
 		r = palloc0(sizeof(HistoryReader));
-		if (!PG_ARGISNULL(0))
-		{
-			bytea	   *h = PG_GETARG_BYTEA_PP(0);
-
-			r->p = (const unsigned char *) VARDATA_ANY(h);
-			r->end = r->p + VARSIZE_ANY_EXHDR(h);
-			if (r->p < r->end && *r->p++ != HISTORY_FORMAT)
-				corrupt();
-		}
+		if (!read_header(r, PG_GETARG_BYTEA_PP(0)))
+			r->p = r->end = NULL;
 		funcctx->user_fctx = r;
 		MemoryContextSwitchTo(old);
 	}
 	funcctx = SRF_PERCALL_SETUP();
 	r = funcctx->user_fctx;
-	if (r->p == NULL || r->p >= r->end)
+	if (r->p >= r->end)
 		SRF_RETURN_DONE(funcctx);
-	values[0] = Int64GetDatum((int64) get_number(r));
-	nulls[0] = false;
-	if (r->end - r->p < 10)
-		corrupt();
-	values[1] = get_state(r->p[0], &nulls[1]);
-	values[2] = get_state(r->p[1], &nulls[2]);
-	if (nulls[2])
-		corrupt();
-	r->p += 2;
-	for (i = 0; i < 8; i++)
-		t = (t << 8) | *r->p++;
-	values[3] = TimestampTzGetDatum((TimestampTz) t);
-	nulls[3] = false;
-	values[4] = get_text(r, &nulls[4]);
-	values[5] = get_text(r, &nulls[5]);
+	memset(nulls, true, sizeof(nulls));
+	if (r->position == 1 && r->omitted > 0 && !r->gap_done)
+	{
+		r->gap_done = true;
+		values[5] = CStringGetTextDatum(psprintf("%llu earlier changes omitted",
+												 (unsigned long long) r->omitted));
+		nulls[5] = false;
+		values[6] = Int64GetDatum(2);
+		nulls[6] = false;
+		r->position += r->omitted;
+	}
+	else
+	{
+		read_change(r, &c, true);
+		r->position++;
+		values[0] = Int64GetDatum((int64) c.id);
+		nulls[0] = false;
+		if (c.from != NO_STATE)
+		{
+			values[1] = ObjectIdGetDatum(cat->state_oids[c.from]);
+			nulls[1] = false;
+		}
+		values[2] = ObjectIdGetDatum(cat->state_oids[c.to]);
+		nulls[2] = false;
+		values[3] = TimestampTzGetDatum(c.at);
+		nulls[3] = false;
+		values[4] = text_or_null(c.worker, c.worker_len, &nulls[4]);
+		values[5] = text_or_null(c.error, c.error_len, &nulls[5]);
+		values[6] = Int64GetDatum(r->position);
+		nulls[6] = false;
+	}
 	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(funcctx->tuple_desc,
 															   values, nulls)));
 }

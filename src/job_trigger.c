@@ -297,6 +297,56 @@ append_history(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple,
 }
 
 /*
+ * Whether the history of `newtuple` is the one the row had (`oldtuple`),
+ * or NULL: what qml writes there is its own append (append_history).
+ */
+static void
+check_history_kept(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	int			attnum = qml_catalog()->job_att[JC_HISTORY];
+	Form_pg_attribute attr = TupleDescAttr(desc, attnum - 1);
+	bool		oldnull;
+	bool		newnull;
+	Datum		old = heap_getattr(oldtuple, attnum, desc, &oldnull);
+	Datum		new = heap_getattr(newtuple, attnum, desc, &newnull);
+
+	/* cleared, or the same value (an UPDATE that did not set it) */
+	if (newnull || (!oldnull && datumIsEqual(old, new, attr->attbyval, attr->attlen)))
+		return;
+	if (!oldnull)
+	{
+		bytea	   *a = DatumGetByteaPP(old);
+		bytea	   *b = DatumGetByteaPP(new);
+
+		if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_GENERATED_ALWAYS),
+			 errmsg("column \"history\" of qml.jobs can only be cleared"),
+			 errdetail("qml appends each change of state to a job's history itself."),
+			 errhint("Set it to NULL to clear the job's history, or leave it out of the UPDATE.")));
+}
+
+/*
+ * An INSERT may carry a history (a job moved from another database):
+ * it must be one, or every read of qml.job_events would fail on it.
+ */
+static void
+check_inserted_history(TupleDesc desc, HeapTuple newtuple)
+{
+	bool		isnull;
+	Datum		history;
+
+	if (!qml_catalog()->inline_history)
+		return;
+	history = heap_getattr(newtuple, qml_catalog()->job_att[JC_HISTORY], desc, &isnull);
+	if (!isnull)
+		qml_history_check(DatumGetByteaPP(history));
+}
+
+/*
  * A row about to be inserted: max_attempts from qml.default_max_attempts
  * when not given, and the stamp of the state it starts in.
  */
@@ -453,11 +503,14 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	{
 		if (loading_by_copy(trigdata->tg_relation))
 			return PointerGetDatum(trigdata->tg_trigtuple);
+		check_inserted_history(desc, trigdata->tg_trigtuple);
 		return PointerGetDatum(stamp_insert(desc, trigdata->tg_trigtuple));
 	}
 
 	oldtuple = trigdata->tg_trigtuple;
 	newtuple = trigdata->tg_newtuple;
+	if (qml_catalog()->inline_history)
+		check_history_kept(desc, oldtuple, newtuple);
 	old_state = job_state_of(oldtuple, desc);
 	new_state = job_state_of(newtuple, desc);
 	count_queue_move(desc, oldtuple, old_state, newtuple);

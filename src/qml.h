@@ -65,6 +65,7 @@ extern bool qml_history_wanted(const char *queue);
 /* history_inline.c */
 extern bytea *qml_history_append(bytea *old, const QmlJobChange *change,
 								 TimestampTz at);
+extern void qml_history_check(bytea *history);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);

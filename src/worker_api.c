@@ -195,13 +195,26 @@ static void
 to_result_rows(ClaimedJob *jobs, int n, TupleDesc from, TupleDesc to)
 {
 	TupleConversionMap *map = convert_tuples_by_name(from, to);
+	int			history = qml_catalog()->inline_history ? SPI_fnumber(to, "history") : 0;
+	Datum		null = (Datum) 0;
+	bool		isnull = true;
 	int			i;
 
-	if (map == NULL)
-		return;
+	/*
+	 * A worker is not given the job's history: it names other workers and
+	 * holds their errors, which only admins may read, and it would cost
+	 * every fetch its bytes on the wire.
+	 */
 	for (i = 0; i < n; i++)
-		jobs[i].tuple = execute_attr_map_tuple(jobs[i].tuple, map);
-	free_conversion_map(map);
+	{
+		if (map != NULL)
+			jobs[i].tuple = execute_attr_map_tuple(jobs[i].tuple, map);
+		if (history > 0)
+			jobs[i].tuple = heap_modify_tuple_by_cols(jobs[i].tuple, to, 1, &history,
+													  &null, &isnull);
+	}
+	if (map != NULL)
+		free_conversion_map(map);
 }
 
 /* what one claim statement needs besides the queue, batch size and head */
