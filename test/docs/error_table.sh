@@ -69,7 +69,7 @@ declare -A raise=(
 	[22021]="SELECT qml.enqueue(E'a\\x00b')"
 	[42704]="SELECT qml.grant_producer('qml_no_such_role')"
 	[42883]="SELECT qml.enqueue(42)"
-	[XX001]="SELECT * FROM qml.history_events('\\x02')"
+	[428C9]="SELECT qml.enqueue('m'); UPDATE qml.jobs SET history = '\\x0201'"
 )
 # raised only when the extension's objects are broken, a counter wraps
 # or a concurrent change meets a snapshot, or more prepared transactions
