@@ -77,6 +77,18 @@ for db in $updated $updated11; do
 		"$(q $db -c "SET ROLE qml_up_producer" -c "SELECT count(*) FROM qml.job_events" 2>&1 | grep -o 'permission denied' | sed 's/permission denied/42501/')"
 done
 
+# what an admin granted on the history table beyond qml's roles, to PUBLIC
+# too, is granted on the view: a role with no grant of its own reads it
+public=qml_up_public
+dropdb_ $public
+psql -X -q -d postgres -c "CREATE DATABASE $public" >/dev/null
+q $public -c "CREATE EXTENSION qml VERSION '1.1'" -c "SELECT qml.enqueue('m')" \
+	-c "GRANT USAGE ON SCHEMA qml TO PUBLIC" -c "GRANT SELECT ON qml.job_events TO PUBLIC" \
+	-c "ALTER EXTENSION qml UPDATE" >/dev/null || fail "update with a grant to PUBLIC"
+check "a grant to PUBLIC on the history is carried to the view" "1" \
+	"$(q $public -c "SET ROLE qml_up_producer" -c "SELECT count(*) FROM qml.job_events" 2>&1)"
+dropdb_ $public
+
 # the comparison sees each kind of change (made in a transaction, rolled back)
 sees() {
 	local what=$1 sql=$2
