@@ -81,6 +81,62 @@ case_batch() {
 	reset_qml
 }
 
+# case_batch_param CLIENTS: case 2 with the batch sent by the client as one
+# bound parameter (bench/batch_param.c), as a real producer sends it (libqml
+# binds one JSON array): qml.enqueue_batch($1) against the raw side's
+# fastest form for the same rows, two arrays unnested side by side, and
+# against jsonb_to_recordset of the very same JSON bytes; qml once more with
+# history off. Issue 19's targets hold the first row.
+case_batch_param() {
+	local c=$1 k=batchp_c$1 run raw
+	say "  2 batch enqueue, 1,000 jobs per statement bound by the client, $c clients"
+	defcase "$k" "2 batch enqueue 1,000/statement from the client c$c" jobs/s 'qml.enqueue_batch($1)' \
+		'raw INSERT ... SELECT FROM unnest($1, $2)' "$(case $c in 1) target '>= 0.8' ;; 4) target '>= 0.9' ;; esac)"
+	defcase "${k}_json" "2 batch enqueue 1,000/statement from the client c$c, the same JSON" jobs/s \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM jsonb_to_recordset($1)' ""
+	defcase "${k}_hoff" "2 batch enqueue 1,000/statement from the client c$c, history off" jobs/s \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	# the server's CPU per job: what a shared, loaded machine blurs less
+	defcase "${k}_cpu" "2 batch enqueue 1,000/statement from the client c$c, server CPU per job" µs \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	defcase "${k}_hoff_cpu" "2 batch enqueue 1,000/statement from the client c$c, history off, server CPU per job" µs \
+		'qml.enqueue_batch($1)' 'raw INSERT ... SELECT FROM unnest($1, $2)' ""
+	if [ -z "$BATCH_PARAM" ]; then
+		record "$k" qml "" "bench/batch_param did not build (bench/results/build.log)"
+		say "    bench/batch_param did not build"
+		return 0
+	fi
+	for run in $(seq 1 "$RUNS"); do
+		reset_raw
+		bound "$c" arrays raw_enqueue_batch_unnest.sql
+		raw=$VAL
+		record "$k" base "$raw" "$NOTE"
+		record "${k}_hoff" base "$raw"
+		record "${k}_cpu" base "$CPU"
+		record "${k}_hoff_cpu" base "$CPU"
+		show "raw INSERT ... SELECT FROM unnest(\$1, \$2)" "$run" "$raw" jobs/s "$NOTE"
+		reset_raw
+		bound "$c" json raw_enqueue_batch_recordset.sql
+		record "${k}_json" base "$VAL" "$NOTE"
+		show "raw INSERT ... SELECT FROM jsonb_to_recordset(\$1)" "$run" "$VAL" jobs/s "$NOTE"
+		reset_qml
+		bound "$c" json qml_enqueue_batch_param.sql
+		record "$k" qml "$VAL" "$NOTE"
+		record "${k}_json" qml "$VAL" "$NOTE"
+		record "${k}_cpu" qml "$CPU"
+		show "qml.enqueue_batch(\$1)" "$run" "$VAL" jobs/s "$NOTE"
+		db_set qml.history off
+		reset_qml
+		bound "$c" json qml_enqueue_batch_param.sql
+		db_reset qml.history
+		record "${k}_hoff" qml "$VAL" "$NOTE"
+		record "${k}_hoff_cpu" qml "$CPU"
+		show "qml.enqueue_batch(\$1), history off" "$run" "$VAL" jobs/s "$NOTE"
+	done
+	reset_raw
+	reset_qml
+}
+
 # --- case 3: fetch + complete ----------------------------------------------
 
 # fetch_side raw|qml CLIENTS BATCH N: prefill N jobs, run the claim script;
@@ -135,6 +191,7 @@ case_fetch() {
 			fetch_side qml "$c" "$b" "$n"
 			db_reset qml.history
 			record "${k}_hoff" qml "$VAL" "$NOTE"
+		record "${k}_hoff_cpu" qml "$CPU"
 			record "${k}_hoff" base "$raw"
 			show "qml.fetch $b + complete_batch, history off" "$run" "$VAL" jobs/s "$NOTE"
 		fi
@@ -222,6 +279,49 @@ case_churn() {
 	q -c "ALTER SYSTEM RESET qml.retention" -c "SELECT pg_reload_conf()" >/dev/null
 	reset_qml
 }
+
+# --- case 11: a held xmin horizon (--horizon) -----------------------------
+
+# case_horizon: bench/horizon.sh in a database of its own: the raw baseline,
+# then qml through libqml's runtime, the same phases each (BENCH_HORIZON_*).
+# Each target's row compares qml during (or after) the hold with qml before
+# it, so its ratio is the one the issue sets; the raw rows do the same for
+# the baseline, with no target. The windows and summaries go to
+# $RES/horizon.tsv, which bench/report.pl turns into a section of their own.
+case_horizon() {
+	local db=${DB}_horizon after=${BENCH_HORIZON_AFTER:-300} rc side
+	say "  11 held xmin horizon: ${BENCH_HORIZON_RATE:-10000} jobs/s, a snapshot held ${BENCH_HORIZON_HOLD:-600} s"
+	for side in qml raw; do
+		defcase "horizon_${side}_rate" "11 held xmin horizon, $side: jobs/s" jobs/s \
+			"during the hold" "before it" "$([ $side = qml ] && target '>= 0.9')"
+		defcase "horizon_${side}_p99" "11 held xmin horizon, $side: claim latency p99" ms \
+			"during the hold" "before it" "$([ $side = qml ] && target '<= 2')"
+		defcase "horizon_${side}_size" "11 held xmin horizon, $side: tables and indexes" MB \
+			"$after s after the hold" "before it" "$([ $side = qml ] && target '<= 1.2')"
+	done
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>>"$RES/bench.log"
+	psql -X -q -d "$db" -c "CREATE EXTENSION qml" || return 0
+	: >"$RES/horizon.tsv"
+	# shown as it runs: a window every 30 s of a run of over half an hour
+	DATABASE_URL="$PG_URL/$db" BENCH_HORIZON_BIN=$HORIZON BENCH_HORIZON_TSV=$RES/horizon.tsv \
+		bash bench/horizon.sh 2>"$WORK/horizon.err" | tee "$WORK/horizon.out" | sed -u 's/^/      /'
+	rc=${PIPESTATUS[0]}
+	cat "$WORK/horizon.out" "$WORK/horizon.err" >>"$RES/bench.log"
+	[ $rc -eq 0 ] || note "11 held xmin horizon: bench/horizon.sh exited with status $rc ($(tail -1 "$WORK/horizon.err" | cut -c1-160))"
+	for side in qml raw; do
+		record "horizon_${side}_rate" qml "$(hz_get "$side" rate_hold)"
+		record "horizon_${side}_rate" base "$(hz_get "$side" rate_before)"
+		record "horizon_${side}_p99" qml "$(hz_get "$side" p99_hold)"
+		record "horizon_${side}_p99" base "$(hz_get "$side" p99_before)"
+		record "horizon_${side}_size" qml "$(hz_get "$side" size_after)"
+		record "horizon_${side}_size" base "$(hz_get "$side" size_before)"
+	done
+	note "11 held xmin horizon: the raw baseline ran first, then qml, each with the same phases on the same cluster (side by side, each would take the other's cores); qml's queue keeps finished jobs 60 s (BENCH_HORIZON_RETENTION), pruned by the scheduler, since under the default 24 h qml.jobs grows by every job of the day and the size target would mean nothing. Size: every table of schema qml with its indexes and TOAST (the raw side: its table jobs). Claim latency: commit of the job's batch to its handler starting (raw: to its claim returning)."
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" 2>>"$RES/bench.log"
+}
+
+# hz_get SIDE KEY: one figure of bench/horizon.sh's summary (empty if none)
+hz_get() { awk -F'\t' -v s="$1" -v k="$2" '$1 == "summary" && $2 == s && $3 == k { print $4 }' "$RES/horizon.tsv"; }
 
 # --- case 9: the peer (graphile-worker), from Node -------------------------
 

@@ -65,6 +65,22 @@ pgb() {
 	fi
 }
 
+# bound CLIENTS json|arrays SCRIPT: bench/batch_param runs SCRIPT (bench/sql,
+# one statement, prepared) for $T seconds with its batch of 1,000 jobs bound
+# as parameters; sets VAL (jobs/s; empty when it failed), CPU (the server
+# backends' CPU µs per job; empty when the server is not on this machine)
+# and NOTE (why it failed)
+bound() {
+	local out
+	out=$("$BATCH_PARAM" "$DB" "$T" "$1" "$2" "$(grep -v '^--' "$SQL/$3")" 2>"$WORK/bound.err")
+	log "batch_param $*: $out"
+	cat "$WORK/bound.err" >>"$RES/bench.log"
+	VAL=$(awk '$2 == "jobs/s" { print $1 }' <<<"$out")
+	CPU=$(awk '$2 == "jobs/s" && $6 == "us" { print $5 }' <<<"$out")
+	NOTE=
+	[ -n "$VAL" ] || NOTE="batch_param: $(head -1 "$WORK/bound.err" | cut -c1-120)"
+}
+
 # --- resets and prefill ----------------------------------------------------
 
 reset_raw() { q -c "TRUNCATE jobs RESTART IDENTITY" -c "CHECKPOINT"; }

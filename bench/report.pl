@@ -1,8 +1,10 @@
 #!/usr/bin/perl
 # bench/report.pl RESULTS_DIR: turns what bench/run.sh recorded there
-# (meta.tsv, cases.tsv, runs.tsv, churn.tsv, notes.txt) into latest.md and
-# latest.json. Medians, min and max per side; the ratio is qml's median over
-# the baseline's. Numbers only: nothing here says pass or fail.
+# (meta.tsv, cases.tsv, runs.tsv, churn.tsv, horizon.tsv, notes.txt) into
+# latest.md and latest.json. Medians, min and max per side; the ratio is
+# qml's median over the baseline's. Numbers only: nothing here says pass or
+# fail, but for the held xmin horizon's three targets, whose verdict issue 19
+# asks for beside their ratios.
 use strict;
 use warnings;
 
@@ -112,7 +114,7 @@ push @md, "Cluster: $meta{settings}.";
 my $secs = $meta{duration} . (($meta{duration_main} // $meta{duration}) ne $meta{duration}
 	? " s each ($meta{duration_main} s where issue 5 sets a target, as the outside check measures)" : ' s each');
 push @md, "Every case ran $meta{runs} time(s) for $secs (pgbench -M prepared unless said);"
-	. " medians; ratio = qml median / baseline median (for ms, lower is better). Wall time $meta{wall}.", '';
+	. " medians; ratio = qml median / baseline median (for ms and µs, lower is better). Wall time $meta{wall}.", '';
 push @md, "Previous: the run of $prev_run, for the cases of the same name.", '' if %prev;
 
 for my $pass (@passes) {
@@ -162,6 +164,57 @@ if (@churn > 1) {
 	push @md, '';
 }
 
+# the held xmin horizon (bench/horizon.sh): its targets, then window by window
+my (%hz, @hzwin, @jhzwin);
+for (lines('horizon.tsv')) {
+	my @f = split /\t/;
+	if ($f[0] eq 'summary') { $hz{$f[1]}{$f[2]} = $f[3]; }
+	elsif ($f[0] eq 'window') { push @hzwin, [@f[1 .. $#f]]; }
+}
+if (%hz || @hzwin) {
+	my ($any) = grep { defined } map { $hz{$_}{after_s} } sort keys %hz;
+	my $after = defined $any ? sprintf('%.0f', $any) : '?';
+	my @targets = (['jobs/s during the hold / before it', 'rate_hold', 'rate_before', '>=', 0.9],
+		['claim latency p99 (ms) during the hold / before it', 'p99_hold', 'p99_before', '<=', 2],
+		["tables and indexes (MB) $after s after the hold / before it", 'size_after', 'size_before', '<=', 1.2]);
+	my $cell = sub {
+		my ($s, $t) = @_;
+		my ($a, $b) = ($hz{$s}{ $t->[1] }, $hz{$s}{ $t->[2] });
+		return ('no result', '') unless defined $a && defined $b && $b > 0;
+		my $r = $a / $b;
+		my $ok = $t->[3] eq '>=' ? $r >= $t->[4] : $r <= $t->[4];
+		return (num($a) . ' / ' . num($b) . ' = ' . sprintf('%.2f', $r), $ok ? 'met' : 'missed');
+	};
+	push @md, '## Held xmin horizon (issue 19)', '';
+	push @md, 'qml through libqml\'s runtime, and the raw baseline (SKIP LOCKED claim, then DELETE) run before it with the same phases;'
+		. ' claim latency from the commit of a job\'s batch to its handler starting (raw: its claim returning);'
+		. ' size: every table of schema qml with its indexes (raw: its table).';
+	my %ph = map { $_ => $hz{qml}{$_} // $hz{raw}{$_} } qw(offered before_s hold_s after_s window_s);
+	$md[-1] .= sprintf(' %s jobs/s offered; %s s of flow, a snapshot held %s s, %s s more; windows of %s s; qml\'s queue keeps finished jobs %s s.',
+		int_fmt($ph{offered}), map({ defined $ph{$_} ? sprintf('%.0f', $ph{$_}) : '?' } qw(before_s hold_s after_s window_s)),
+		defined $hz{qml}{retention_s} ? sprintf('%.0f', $hz{qml}{retention_s}) : '?') if defined $ph{offered};
+	push @md, '';
+	push @md, '| target | qml | verdict | raw baseline (no target) |', '|---|---:|---|---:|';
+	for my $t (@targets) {
+		my ($q, $v) = $cell->('qml', $t);
+		my ($r) = $cell->('raw', $t);
+		push @md, "| $t->[0], $t->[3] $t->[4] | $q | $v | $r |";
+	}
+	push @md, '';
+	push @md, '| side | window end (s) | phase | claimed/s | enqueued/s | claim p50 ms | claim p99 ms | table MB | indexes MB | dead tuples | oldest snapshot (xids) | backlog |';
+	push @md, '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+	for (@hzwin) {
+		my ($side, $end, $phase, $got, $enq, $p50, $p99, $tb, $ib, $dead, $age, $backlog) = @$_;
+		push @md, sprintf('| %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s | %s |', $side, $end, $phase,
+			int_fmt($got), int_fmt($enq), num($p50), num($p99), $tb / 1048576, $ib / 1048576, int_fmt($dead), int_fmt($age), int_fmt($backlog));
+		push @jhzwin, sprintf('{"side": %s, "window_end_s": %d, "phase": %s, "claimed_per_s": %s, "enqueued_per_s": %s, "claim_p50_ms": %s, "claim_p99_ms": %s, "table_bytes": %d, "index_bytes": %d, "dead_tuples": %d, "xmin_age": %d, "backlog": %d}',
+			jstr($side), $end, jstr($phase), jnum($got), jnum($enq), jnum($p50), jnum($p99), $tb, $ib, $dead, $age, $backlog);
+	}
+	push @md, '';
+}
+my $jhz = '{"summary": {' . join(', ', map { my $s = $_; jstr($s) . ': {' . join(', ', map { jstr($_) . ': ' . jnum($hz{$s}{$_}) } sort keys %{ $hz{$s} }) . '}' } sort keys %hz)
+	. '}, "windows": [' . join(', ', @jhzwin) . ']}';
+
 my @notes = grep { $_ ne '' } lines('notes.txt');
 if (@notes) {
 	push @md, '## Notes', '';
@@ -178,6 +231,7 @@ print $j "{\n";
 print $j "  ", join(",\n  ", map { jstr($_) . ': ' . jstr($meta{$_}) } @meta_order), ",\n" if @meta_order;
 print $j "  \"passes\": [\n", join(",\n", @json_passes), "\n  ],\n";
 print $j "  \"churn\": [", join(', ', @jchurn), "],\n";
+print $j "  \"horizon\": $jhz,\n";
 print $j "  \"notes\": [", join(', ', map { jstr($_) } @notes), "]\n";
 print $j "}\n";
 close $j;

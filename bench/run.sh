@@ -6,7 +6,10 @@
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
 #   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 1 minute
-#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, 18 minutes
+#   bench/run.sh --batch    case 2 alone (batch enqueue, both forms), 1 and 4
+#                           clients, 3 runs, about 4 minutes
+#   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, about 37 minutes
+#   bench/run.sh --targets  only the cases issue 19 sets a target for, medians of 3
 #
 # Installs what is missing (scripts/install-deps.sh; graphile-worker from npm
 # into bench/.peer/), builds qml and installs it into a private copy of the
@@ -21,6 +24,7 @@
 # the private install), BENCH_T (seconds per measurement), BENCH_RUNS,
 # BENCH_CHURN_RATE (jobs/s offered in the churn case; default half of the
 # measured fetch rate), BENCH_RUNTIME_ARGS (arguments for bench/runtime),
+# BENCH_HORIZON_* (the rate and phases of --horizon: bench/horizon.sh),
 # BENCH_PREVIOUS (an earlier report whose figures the new one shows beside
 # its own; default in the default mode: bench/RESULTS.md).
 set -uo pipefail
@@ -32,7 +36,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 cd "$ROOT" || exit 1
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE=default
 for a in "$@"; do
 	case $a in
@@ -40,13 +44,23 @@ for a in "$@"; do
 	--long) MODE=long ;;
 	--churn) MODE=churn ;;
 	--wait) MODE=wait ;;
+	--batch) MODE=batch ;;
 	--horizon) MODE=horizon ;;
+	--targets) MODE=targets ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
 
 # --- what each mode runs ---------------------------------------------------
+# the modes that run one case alone start from nothing
+alone() {
+	T=5 T_MAIN=5 RUNS=1
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
+	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+	CHURN_MIN=0 WAIT_CASE=0
+}
 case $MODE in
 quick)
 	T=5 T_MAIN=5 RUNS=1
@@ -70,26 +84,21 @@ default)
 	EXT_T=5 EXT_SAMPLES=200 RUNTIME_ARGS="--reps 3 --jobs 10000 --latency 1000"
 	CHURN_MIN=0 WAIT_CASE=1
 	;;
-churn)
-	T=5 T_MAIN=5 RUNS=1
-	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
-	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
-	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
-	CHURN_MIN=10 WAIT_CASE=0
-	;;
-wait)
-	T=5 T_MAIN=5 RUNS=1
-	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
-	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
-	EXT_T=20 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
+churn) alone; CHURN_MIN=10 ;;
+wait) alone; EXT_T=20 WAIT_CASE=1 ;;
+batch) alone; RUNS=3 BATCH_CLIENTS="1 4" ;;
+horizon) alone ;;
+targets)
+	# the default mode's settings for the cases with a target of issue 19,
+	# to check a change on them without the full run's 26 minutes
+	T=5 T_MAIN=10 RUNS=3
+	ENQ_CLIENTS="1 16" BATCH_CLIENTS="1 4"
+	FETCH_CASES="1/100 16/10" HOFF_FETCH="16/10"
+	ENQ_VARIANTS=("history off")
+	DEPTHS="" OFF_ENQ="" OFF_FETCH="" NO_EXTERNAL=1
+	PEER_CONC="10 24" PEER_WAKE=20 PEER_JOBS=20000
+	EXT_T=5 EXT_SAMPLES=0 RUNTIME_ARGS=""
 	CHURN_MIN=0 WAIT_CASE=1
-	;;
-horizon)
-	T=5 T_MAIN=5 RUNS=1
-	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
-	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
-	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
-	CHURN_MIN=0 WAIT_CASE=0 HORIZON=1
 	;;
 long)
 	T=20 T_MAIN=20 RUNS=3
@@ -124,7 +133,7 @@ BG_PIDS=
 T0=$SECONDS
 
 mkdir -p "$RES"
-rm -f "$RES"/{cases.tsv,runs.tsv,churn.tsv,notes.txt,meta.tsv,bench.log,latest.md,latest.json}
+rm -f "$RES"/{cases.tsv,runs.tsv,churn.tsv,horizon.tsv,notes.txt,meta.tsv,bench.log,latest.md,latest.json}
 : >"$RES/cases.tsv"
 : >"$RES/runs.tsv"
 : >"$RES/notes.txt"
@@ -203,6 +212,21 @@ if [ -f bench/runtime.c ]; then
 	done
 	[ -n "$RUNTIME" ] || note "4 end to end: bench/runtime did not build (bench/results/build.log)"
 fi
+# bench/horizon.c (--horizon), the same way
+HORIZON=
+if [ "$MODE" = horizon ]; then
+	for _ in 1 2; do
+		make -s client/build/bench-horizon >>"$RES/build.log" 2>&1 &&
+			cp client/build/bench-horizon "$PREFIX/bench-horizon" 2>/dev/null &&
+			HORIZON=$PREFIX/bench-horizon && break
+	done
+	[ -n "$HORIZON" ] || { say "bench/horizon.c did not build (bench/results/build.log)"; exit 1; }
+fi
+
+# bench/batch_param (case 2 with the batch bound by the client), likewise
+BATCH_PARAM=
+cc -O2 -Wall -o "$PREFIX/batch-param" bench/batch_param.c -I"$incdir" -L"$(pg_config --libdir)" -lpq \
+	>>"$RES/build.log" 2>&1 && BATCH_PARAM=$PREFIX/batch-param
 
 # --- the cluster -----------------------------------------------------------
 say "== cluster on port $QML_PGPORT"
@@ -251,7 +275,10 @@ for c in $ENQ_CLIENTS; do
 		step case_enqueue "$c"
 	fi
 done
-for c in $BATCH_CLIENTS; do step case_batch "$c"; done
+for c in $BATCH_CLIENTS; do
+	step case_batch "$c"
+	step case_batch_param "$c"
+done
 for cb in $FETCH_CASES; do
 	c=${cb%/*} b=${cb#*/}
 	if [[ " $HOFF_FETCH " == *" $cb "* ]]; then
@@ -290,7 +317,7 @@ fi
 # workers waiting in fetch(wait): bursts, and completions while others wait
 [ "$WAIT_CASE" = 1 ] && step external bench/wait.sh "10 waiting fetches" bash bench/wait.sh
 # a snapshot held for 10 minutes under a steady flow (only with --horizon)
-[ "${HORIZON:-0}" = 1 ] && step external bench/horizon.sh "11 held xmin horizon" bash bench/horizon.sh
+[ "$MODE" = horizon ] && step case_horizon
 
 if [ "$CHURN_MIN" -gt 0 ]; then
 	rate=${BENCH_CHURN_RATE:-$(awk -F'\t' -v p="$PASS" '$1 == p && $2 == "fetch_c4_b10" && $3 == "qml" && $4 != "" { s += $4; n++ } END { r = n ? s / n / 2 : 2000; printf "%d", int(r / 100) * 100 }' "$RES/runs.tsv")}
@@ -307,6 +334,7 @@ q -c "ALTER SYSTEM RESET synchronous_commit" -c "SELECT pg_reload_conf()" >/dev/
 
 # --- wakeups note and report -----------------------------------------------
 note "Wakeups: qml.wakeups = on (the default) sends NOTIFY only when a fetch on the queue came back empty; the enqueue cases have no idle worker, so 'on' measures its bookkeeping, 'always' a NOTIFY on every commit (the cost when workers are always idle), 'off' neither."
+[ -n "$BATCH_CLIENTS" ] && note "Case 2 'from the client': bench/batch_param.c binds the 1,000 jobs as parameters of one prepared statement, as a producer sends them (libqml's qml_enqueue_batch binds one JSON array): qml gets the JSON array and returns the ids; the raw side gets two arrays (priorities, arguments), its fastest form, or in the 'same JSON' row qml's very JSON. The pgbench rows build the batch inside the statement, with jsonb_agg on qml's side (docs/performance.md)."
 note "Raw baseline: table jobs (bench/sql/schema.sql), primary key plus one partial index for the claim; claim = SKIP LOCKED UPDATE in one transaction, DELETE in the next; the queries match the outside check's (bench/sql/)."
 printf 'wall\t%s\n' "$(((SECONDS - T0) / 60)) min $(((SECONDS - T0) % 60)) s" >>"$RES/meta.tsv"
 # the default mode's report shows RESULTS.md's figures beside its own

@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -51,6 +53,112 @@ secs(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds this process used (all its threads) */
+static double
+cpu_self(void)
+{
+	struct rusage u;
+
+	getrusage(RUSAGE_SELF, &u);
+	return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 +
+		u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+static int	postmaster;			/* its pid when the server runs on this host */
+
+/* utime + stime (or cutime + cstime with `children`) of a process, in ticks */
+static long long
+proc_ticks(int pid, bool children)
+{
+	char		path[64],
+				buf[1024],
+			   *p;
+	long long	v[4];
+	FILE	   *f;
+	size_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields 14-17 follow the command's closing parenthesis and 11 fields */
+	if ((p = strrchr(buf, ')')) == NULL ||
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld",
+			   &v[0], &v[1], &v[2], &v[3]) != 4)
+		return 0;
+	return children ? v[2] + v[3] : v[0] + v[1];
+}
+
+/* CPU seconds of one process so far, to the nanosecond (schedstat) */
+static double
+proc_cpu(int pid)
+{
+	char		path[64];
+	unsigned long long ns = 0;
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns / 1e9;
+}
+
+/*
+ * CPU seconds of the PostgreSQL server: its exited processes (reaped by the
+ * postmaster) and the live ones, as bench/profile.sh counts them; 0 when the
+ * server is not on this host.
+ */
+static double
+cpu_server(void)
+{
+	long long	t;
+	char		path[64],
+				buf[8192];
+	FILE	   *f;
+
+	if (postmaster <= 0)
+		return 0;
+	t = proc_ticks(postmaster, true) + proc_ticks(postmaster, false);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", postmaster, postmaster);
+	if ((f = fopen(path, "r")) != NULL)
+	{
+		size_t		n = fread(buf, 1, sizeof(buf) - 1, f);
+		char	   *p = buf,
+				   *end;
+
+		fclose(f);
+		buf[n] = '\0';
+		for (long pid; (pid = strtol(p, &end, 10)) > 0; p = end)
+			t += proc_ticks((int) pid, false);
+	}
+	return (double) t / (double) sysconf(_SC_CLK_TCK);
+}
+
+/* the postmaster's pid: the parent of the admin session's backend */
+static void
+find_postmaster(PGconn *admin)
+{
+	char		path[64],
+				buf[1024],
+			   *p;
+	FILE	   *f;
+	size_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", PQbackendPID(admin));
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) != NULL)
+		sscanf(p + 2, "%*c %d", &postmaster);
 }
 
 static void
@@ -194,7 +302,16 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	double		t0,
 				t1,
 				tfirst,
-				tlast;
+				tlast,
+				c0,
+				s0,
+				clast,
+				slast;
+	int			fetch_pid = 0,
+				flush_pid = 0;
+	int			looks = 0;
+	double		fetch_cpu = 0,
+				flush_cpu = 0;
 
 	sql(admin, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	snprintf(q, sizeof(q),
@@ -212,6 +329,8 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 		qml_server_config_set_flush(cfg, 5, flush_max);
 	qml_server_new(client, reg, cfg, &s);
 	atomic_store(&handled, 0);
+	c0 = cpu_self();
+	s0 = cpu_server();
 	t0 = secs();
 	if (qml_server_start(s) != QML_OK)
 	{
@@ -222,14 +341,33 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 		sleep_us(100);
 	tfirst = secs();
 	while (atomic_load(&handled) < njobs)
+	{
+		/* the runtime's two sessions, once both are open: how busy each is */
+		if (verbose && flush_pid == 0 && looks++ < 50)
+		{
+			PGresult   *r = PQexec(admin, "SELECT max(pid) FILTER (WHERE application_name LIKE 'qml worker%'),"
+									 " max(pid) FILTER (WHERE application_name LIKE 'qml flusher%')"
+									 " FROM pg_stat_activity");
+
+			fetch_pid = atoi(PQgetvalue(r, 0, 0));
+			flush_pid = atoi(PQgetvalue(r, 0, 1));
+			PQclear(r);
+		}
 		sleep_ms(1);
+	}
 	tlast = secs();
+	clast = cpu_self();
+	slast = cpu_server();
+	fetch_cpu = fetch_pid ? proc_cpu(fetch_pid) : 0;
+	flush_cpu = flush_pid ? proc_cpu(flush_pid) : 0;
 	/* stop flushes the last completions: the jobs are succeeded in the database */
 	qml_server_stop(s);
 	t1 = secs();
 	if (verbose)
 	{
 		qml_server_counters k;
+		double		c1 = cpu_self(),
+					s1 = cpu_server();
 
 		qml_server_get_counters(s, &k);
 		fprintf(stderr, "  first job handled at %.1f ms, last at %.1f ms, stopped at %.1f ms\n",
@@ -239,6 +377,15 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 				k.fetch_calls ? (double) k.fetched / k.fetch_calls : 0.0,
 				(unsigned long long) k.flushes,
 				k.flushes ? (double) k.succeeded / k.flushes : 0.0);
+		fprintf(stderr, "  CPU per job: this process %.1f us, the server %.1f us;"
+				" cores busy until the last job: %.2f + %.2f, after it: %.2f + %.2f\n",
+				(c1 - c0) * 1e6 / njobs, (s1 - s0) * 1e6 / njobs,
+				(clast - c0) / (tlast - t0), (slast - s0) / (tlast - t0),
+				(c1 - clast) / (t1 - tlast), (s1 - slast) / (t1 - tlast));
+		fprintf(stderr, "  until the last job: the fetch backend %.1f us per job (%.2f cores),"
+				" the flush backend %.1f us (%.2f cores)\n",
+				fetch_cpu * 1e6 / njobs, fetch_cpu / (tlast - t0),
+				flush_cpu * 1e6 / njobs, flush_cpu / (tlast - t0));
 	}
 	qml_server_free(s);
 	qml_server_config_free(cfg);
@@ -429,6 +576,7 @@ main(int argc, char **argv)
 	sql(maint, q);
 	PQfinish(maint);
 	admin = connect_db(dbname);
+	find_postmaster(admin);
 	sql(admin, "CREATE TABLE bench_raw (id bigserial PRIMARY KEY, payload jsonb)");
 
 	cfg = qml_config_new();

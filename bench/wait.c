@@ -13,12 +13,7 @@
  * All processes share CLOCK_MONOTONIC; the commit times of the bursts and
  * the samples live in shared memory.
  *
- *	 wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS [WORK_US WINDOW_S]]
- *
- * With WINDOW_S (bench/horizon.sh), the workers fetch without waiting
- * (they sleep 1 ms when a fetch comes back empty), and for every WINDOW_S
- * seconds it also prints the jobs claimed per second and the claim
- * latency p50/p99, from histograms kept in shared memory.
+ *	 wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS [WORK_US]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +28,7 @@
 
 #define MAX_BURSTS 1000000
 #define MAX_SAMPLES 2000000
-#define MAX_WINDOWS 64
 #define Min(a, b) ((a) < (b) ? (a) : (b))
-#define BUCKETS 20000			/* claim latency in 0.1 ms steps, the last: more */
-#define BUCKET_MS 0.1
 
 typedef struct Shared
 {
@@ -45,9 +37,6 @@ typedef struct Shared
 	int			ncomplete;
 	double		claim[MAX_SAMPLES];
 	double		complete[MAX_SAMPLES];
-	double		start_ms;
-	int			window_s;
-	int			hist[MAX_WINDOWS][BUCKETS];
 } Shared;
 
 static Shared *sh;
@@ -59,18 +48,6 @@ add(double *samples, int *n, double v)
 
 	if (i < MAX_SAMPLES)
 		samples[i] = v;
-}
-
-/* a claim in the histogram of its window */
-static void
-add_windowed(double at, double latency)
-{
-	int			w = (int) ((at - sh->start_ms) / 1000.0 / sh->window_s);
-	int			b = (int) (latency / BUCKET_MS);
-
-	if (w < 0 || w >= MAX_WINDOWS)
-		return;
-	__atomic_fetch_add(&sh->hist[w][b < BUCKETS ? b : BUCKETS - 1], 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -87,9 +64,7 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 	fetch_params[1] = batch_s;
 	while (now_ms() < end_ms)
 	{
-		PGresult   *r = PQexecParams(c, sh->window_s ?
-									 "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int)" :
-									 "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int,"
+		PGresult   *r = PQexecParams(c, "SELECT id, arguments->>0 FROM qml.fetch($1, '{wait}', $2::int,"
 									 " wait => interval '1 s')",
 									 2, NULL, fetch_params, NULL, NULL, 0);
 		double		got = now_ms();
@@ -107,8 +82,6 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 		if (n == 0)
 		{
 			PQclear(r);
-			if (sh->window_s)
-				usleep(1000);
 			continue;
 		}
 		len += snprintf(ids + len, sizeof(ids) - len, "{");
@@ -121,10 +94,7 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 
 			/* a job claimed before its commit returned to the producer: 0 */
 			committed = committed > 0 && got > committed ? got - committed : 0;
-			if (sh->window_s)
-				add_windowed(got, committed);
-			else
-				add(sh->claim, &sh->nclaim, committed);
+			add(sh->claim, &sh->nclaim, committed);
 			len += snprintf(ids + len, sizeof(ids) - len, "%s%s", i ? "," : "",
 							PQgetvalue(r, i, 0));
 		}
@@ -143,8 +113,7 @@ worker(const char *conninfo, int id, double end_ms, int batch, int work_us)
 				fprintf(stderr, "complete_batch: %s", PQerrorMessage(c));
 				exit(1);
 			}
-			if (!sh->window_s)
-				add(sh->complete, &sh->ncomplete, now_ms() - t0);
+			add(sh->complete, &sh->ncomplete, now_ms() - t0);
 			PQclear(r);
 		}
 	}
@@ -176,25 +145,6 @@ report(const char *label, double *v, int n)
 		   v[(int) (n * 0.50)], v[(int) (n * 0.99)], v[n - 1]);
 }
 
-static void
-report_windows(int seconds)
-{
-	int			w;
-
-	printf("window_end_s  claimed_per_s  claim_p50  claim_p99\n");
-	for (w = 0; w < MAX_WINDOWS && w * sh->window_s < seconds; w++)
-	{
-		long		n = 0;
-		int			b;
-
-		for (b = 0; b < BUCKETS; b++)
-			n += sh->hist[w][b];
-		printf("%12d  %13.0f  %9.2f  %9.2f\n", (w + 1) * sh->window_s,
-			   (double) n / sh->window_s, hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.5),
-			   hist_at(sh->hist[w], BUCKETS, BUCKET_MS, n, 0.99));
-	}
-}
-
 int
 main(int argc, char **argv)
 {
@@ -208,13 +158,12 @@ main(int argc, char **argv)
 	double		start;
 	double		end;
 	PGconn	   *p;
-	int			window_s = 0;
 	int			b;
 	int			i;
 
 	if (argc < 3)
 	{
-		fprintf(stderr, "usage: wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS]\n");
+		fprintf(stderr, "usage: wait CONNINFO SECONDS [WORKERS BATCH BURST EVERY_MS [WORK_US]]\n");
 		return 2;
 	}
 	conninfo = argv[1];
@@ -226,11 +175,8 @@ main(int argc, char **argv)
 		burst = atoi(argv[5]);
 		every = atoi(argv[6]);
 	}
-	if (argc > 8)
-	{
+	if (argc > 7)
 		work_us = atoi(argv[7]);
-		window_s = atoi(argv[8]);
-	}
 	sh = mmap(NULL, sizeof(Shared), PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
@@ -242,8 +188,6 @@ main(int argc, char **argv)
 	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	start = now_ms();
 	end = start + seconds * 1000.0 + 500;
-	sh->start_ms = start + 500;
-	sh->window_s = window_s;
 	for (i = 0; i < workers; i++)
 		if (fork() == 0)
 			worker(conninfo, i, end, batch, work_us);
@@ -267,12 +211,6 @@ main(int argc, char **argv)
 	}
 	while (wait(NULL) > 0)
 		;
-	if (window_s)
-	{
-		report_windows(seconds);
-		PQfinish(p);
-		return 0;
-	}
 	/* no "ms" or "jobs/s" after a number: bench/parse-output.pl */
 	printf("== %d-job commits %d times a second; %d workers in fetch(wait) with batch %d,"
 		   " 1 millisecond of work a job; %d claims, %d calls of complete_batch\n",

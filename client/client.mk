@@ -114,6 +114,11 @@ $(QMLC_BUILD)/bench-runtime: bench/runtime.c $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
+# bench/horizon.sh's flow: a held xmin horizon through the runtime (issue 19)
+$(QMLC_BUILD)/bench-horizon: bench/horizon.c bench/pq_bench.h $(QMLC_DIR)/libqml.a
+	@mkdir -p $(@D)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+
 # qml's side of bench/redis.sh (BullMQ's is bench/bullmq/bench.mjs)
 $(QMLC_BUILD)/redis-bench: bench/redis_bench.c $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)

@@ -142,6 +142,25 @@ SELECT count(*) AS n, count(DISTINCT id) AS distinct_ids,
 SELECT count(*) AS arguments_match_order
   FROM bulk b JOIN qml.jobs j USING (id) WHERE j.arguments->>0 = b.ord::text;
 
+-- a batch whose rows enter different partial indexes: each row is in the
+-- indexes its own state admits, none other (a row reuses the predicate
+-- answers of the row before only when the columns they read are the same)
+SELECT count(*) AS mixed FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
+	'method', 'mix', 'queue', 'mix',
+	'run_at', CASE WHEN g IN (2, 4, 5) THEN now() + interval '1 day' END) ORDER BY g)
+  FROM generate_series(1, 6) g));
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM qml.jobs WHERE queue = 'mix' AND state = 'enqueued';
+SELECT count(*) AS via_fetch_idx FROM qml.jobs WHERE queue = 'mix' AND state = 'enqueued';
+EXPLAIN (COSTS OFF) SELECT count(*) FROM qml.jobs
+ WHERE queue = 'mix' AND state IN ('scheduled', 'awaiting_retry');
+SELECT count(*) AS via_queue_due_idx FROM qml.jobs
+ WHERE queue = 'mix' AND state IN ('scheduled', 'awaiting_retry');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT state, count(*) FROM qml.jobs WHERE queue = 'mix' GROUP BY state ORDER BY state;
+
 --
 -- schedule
 --

@@ -25,7 +25,9 @@
  *
  * The query runs as a cursor and its rows are taken as they come, so
  * rows another worker holds cost a few more rows of the scan, not a
- * shorter claim, as with LIMIT ... SKIP LOCKED.
+ * shorter claim, as with LIMIT ... SKIP LOCKED. A claim is also told what
+ * its walk met (QmlWalk): how many rows the query returned, and the first
+ * it did not take, which the queue's head must not pass (queue_head.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,18 +41,37 @@
 #include "miscadmin.h"
 #include "storage/itemptr.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "qml.h"
+
+/* notes in `walk` a row the query returned, and whether it was taken */
+static void
+note_row(QmlWalk *walk, HeapTuple row, TupleDesc desc, bool taken)
+{
+	bool		isnull;
+
+	walk->rows++;
+	if (taken || walk->skipped)
+		return;
+	walk->skipped = true;
+	walk->first_skipped.priority = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
+	walk->first_skipped.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+	if (isnull)
+		walk->first_skipped.run_at = DT_NOEND;
+	walk->first_skipped.id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+}
 
 /*
  * Runs `plan`, a query whose first column is the ctid of a row of
  * qml.jobs, in the order the rows should be taken in, and hands each row
- * to take() until it has taken `wanted`. Returns how many it took. Call
- * inside SPI_connect().
+ * to take() until it has taken `wanted`. Returns how many it took. With
+ * `walk`, the query's columns 2-4 are the row's key (QmlWalk), and what
+ * the walk met is added to *walk. Call inside SPI_connect().
  */
 int
 qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
-				   int wanted, QmlTakeRow take, void *arg)
+				   int wanted, QmlTakeRow take, void *arg, QmlWalk *walk)
 {
 	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -69,10 +90,14 @@ qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
 										  SPI_tuptable->tupdesc, 1, &isnull);
+			bool		taken;
 
 			CHECK_FOR_INTERRUPTS();
-			if (!isnull && take(rel, (ItemPointer) DatumGetPointer(d), slot, arg))
+			taken = !isnull && take(rel, (ItemPointer) DatumGetPointer(d), slot, arg);
+			if (taken)
 				n++;
+			if (walk != NULL)
+				note_row(walk, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, taken);
 			ExecClearTuple(slot);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -126,5 +151,5 @@ qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 {
 	Locked		locked = {tids, 0};
 
-	return qml_take_claimable(plan, values, nulls, wanted, lock_row, &locked);
+	return qml_take_claimable(plan, values, nulls, wanted, lock_row, &locked, NULL);
 }

@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -61,6 +62,8 @@ typedef struct IndexPlan
 	Oid		   *index_oids;
 	IndexInfo **infos;
 	ExprState **predicates;		/* NULL for a full index */
+	int			npredattrs;		/* the columns the predicates read (-1: a */
+	AttrNumber *predattrs;		/* system column, not compared) */
 	MemoryContext cxt;
 } IndexPlan;
 
@@ -127,7 +130,9 @@ fill_plan(IndexPlan *p, Relation rel)
 	List	   *oids = RelationGetIndexList(rel);
 	MemoryContext old;
 	ListCell   *lc;
+	Bitmapset  *read = NULL;
 	int			i = 0;
+	int			k;
 
 	p->cxt = AllocSetContextCreate(CacheMemoryContext, "qml index plan",
 								   ALLOCSET_SMALL_SIZES);
@@ -149,8 +154,20 @@ fill_plan(IndexPlan *p, Relation rel)
 			p->predicates[i] =
 				ExecInitQual((List *) expression_planner((Expr *) info->ii_Predicate),
 							 NULL);
+		pull_varattnos((Node *) info->ii_Predicate, 1, &read);
 		index_close(index, NoLock);
 		i++;
+	}
+	/* user columns only (the attnos are offset); anything else: not known */
+	p->npredattrs = bms_num_members(read);
+	p->predattrs = palloc(Max(p->npredattrs, 1) * sizeof(AttrNumber));
+	i = 0;
+	k = -1;
+	while ((k = bms_next_member(read, k)) >= 0)
+	{
+		p->predattrs[i++] = k + FirstLowInvalidHeapAttributeNumber;
+		if (k + FirstLowInvalidHeapAttributeNumber <= 0)
+			p->npredattrs = -1;
 	}
 	MemoryContextSwitchTo(old);
 	list_free(oids);
@@ -227,7 +244,10 @@ open_planned(QmlDirectInsert *d)
 		d->nindexes = p->nindexes;
 		d->infos = p->infos;
 		d->predicates = p->predicates;
+		d->npredattrs = p->npredattrs;
+		d->predattrs = p->predattrs;
 		oids = p->index_oids;
+		d->admit = palloc(Max(d->nindexes, 1) * sizeof(bool));
 		d->indexes = palloc(d->nindexes * sizeof(Relation));
 		for (i = 0; i < d->nindexes; i++)
 			d->indexes[i] = index_open(oids[i], RowExclusiveLock);
@@ -276,6 +296,29 @@ qml_direct_open_jobs(QmlDirectInsert *d)
 	return false;
 }
 
+/* whether two rows have the same values in the columns `atts` */
+static bool
+same_columns(const AttrNumber *atts, int natts, TupleTableSlot *slot,
+			 TupleTableSlot *other)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	int			i;
+
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, atts[i] - 1);
+		bool		null,
+					othernull;
+		Datum		value = slot_getattr(slot, atts[i], &null);
+		Datum		othervalue = slot_getattr(other, atts[i], &othernull);
+
+		if (null != othernull ||
+			(!null && !datumIsEqual(value, othervalue, attr->attbyval, attr->attlen)))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Whether an update left the index's key as it was: then the new entry is
  * only a new version of the row, which btree takes as its cue to delete
@@ -285,32 +328,25 @@ qml_direct_open_jobs(QmlDirectInsert *d)
 static bool
 key_unchanged(IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *oldslot)
 {
-	TupleDesc	desc = slot->tts_tupleDescriptor;
-	int			i;
-
-	for (i = 0; i < info->ii_NumIndexAttrs; i++)
-	{
-		AttrNumber	attnum = info->ii_IndexAttrNumbers[i];
-		Form_pg_attribute attr = TupleDescAttr(desc, attnum - 1);
-		bool		null,
-					oldnull;
-		Datum		value = slot_getattr(slot, attnum, &null);
-		Datum		oldvalue = slot_getattr(oldslot, attnum, &oldnull);
-
-		if (null != oldnull ||
-			(!null && !datumIsEqual(value, oldvalue, attr->attbyval, attr->attlen)))
-			return false;
-	}
-	return true;
+	return same_columns(info->ii_IndexAttrNumbers, info->ii_NumIndexAttrs,
+						slot, oldslot);
 }
 
 /*
  * Inserts the slot's row into the planned indexes its predicates admit;
- * `oldslot` is the row's previous version when this is an update.
+ * `oldslot` is the row's previous version when this is an update. `prev`,
+ * when not NULL, is the row inserted just before, whose answers d->admit
+ * still holds: they stand for this row too when it has the same values in
+ * every column a predicate reads (predicates are immutable), as the rows
+ * of a batch of enqueues have. That saves evaluating each partial index's
+ * predicate for each row, a twentieth of an enqueued job's time.
  */
 static void
-insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot)
+insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot,
+			   TupleTableSlot *prev)
 {
+	bool		same = prev != NULL && d->npredattrs >= 0 &&
+		same_columns(d->predattrs, d->npredattrs, slot, prev);
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
 	int			i;
@@ -329,7 +365,10 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot
 
 		if (!info->ii_ReadyForInserts)
 			continue;
-		if (d->predicates[i] != NULL && !ExecQual(d->predicates[i], predicate_cxt))
+		if (!same)
+			d->admit[i] = d->predicates[i] == NULL ||
+				ExecQual(d->predicates[i], predicate_cxt);
+		if (!d->admit[i])
 			continue;
 		FormIndexDatum(info, slot, NULL, values, isnull);
 		index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
@@ -340,12 +379,12 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot
 	ResetExprContext(predicate_cxt);
 }
 
-/* inserts the slot's row into the table's indexes */
+/* inserts the slot's row into the table's indexes; `prev`: insert_planned() */
 static void
-insert_into_indexes(QmlDirectInsert *d, TupleTableSlot *slot)
+insert_into_indexes(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *prev)
 {
 	if (d->indexes != NULL)
-		insert_planned(d, slot, NULL);
+		insert_planned(d, slot, NULL, prev);
 	else
 	{
 		if (d->rri->ri_NumIndices > 0)
@@ -368,7 +407,7 @@ flush_rows(QmlDirectInsert *d)
 		table_multi_insert(d->rel, d->slots, d->nwaiting, GetCurrentCommandId(true),
 						   0, NULL);
 	for (i = 0; i < d->nwaiting; i++)
-		insert_into_indexes(d, d->slots[i]);
+		insert_into_indexes(d, d->slots[i], i > 0 ? d->slots[i - 1] : NULL);
 	d->nwaiting = 0;
 }
 
@@ -445,7 +484,7 @@ qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple ne
 								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
-		insert_planned(d, slot, oldslot);
+		insert_planned(d, slot, oldslot, NULL);
 	ExecClearTuple(slot);
 	return result;
 }

@@ -34,7 +34,22 @@
 
 PG_FUNCTION_INFO_V1(qml_enqueue_batch);
 
-static const char *const allowed_keys[] = {
+/* the keys an element may have, in the order of allowed_keys */
+typedef enum BatchKey
+{
+	BK_METHOD,
+	BK_ARGUMENTS,
+	BK_QUEUE,
+	BK_PRIORITY,
+	BK_RUN_AT,
+	BK_MAX_ATTEMPTS,
+	BK_UNIQUE_KEY,
+	BK_BACKOFF_BASE,
+	BK_BACKOFF_CAP,
+	BK_COUNT
+} BatchKey;
+
+static const char *const allowed_keys[BK_COUNT] = {
 	"method", "arguments", "queue", "priority", "run_at", "max_attempts",
 	"unique_key", "backoff_base", "backoff_cap"
 };
@@ -57,34 +72,44 @@ bad_element(int ord, const char *problem)
 			 errhint("Nothing was enqueued.")));
 }
 
-static JsonbValue *
-member(JsonbContainer *obj, const char *key)
-{
-	return getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
-}
-
-/* the first key of obj that is not an allowed one, or NULL */
+/*
+ * The element's members, by key (NULL: absent), read into `slots` in one
+ * pass over its keys; returns the first key that is not an allowed one,
+ * or NULL: one pass, instead of a pass for unknown keys and then a
+ * lookup for each allowed key.
+ */
 static char *
-unknown_key(JsonbContainer *obj)
+read_members(JsonbContainer *obj, JsonbValue **member, JsonbValue *slots)
 {
 	JsonbIterator *it = JsonbIteratorInit(obj);
 	JsonbValue	v;
 	JsonbIteratorToken tok;
+	char	   *unknown = NULL;
+	int			key = -1;
 
+	memset(member, 0, BK_COUNT * sizeof(JsonbValue *));
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		bool		known = false;
-		int			i;
-
+		if (tok == WJB_VALUE && key >= 0)
+		{
+			slots[key] = v;
+			member[key] = &slots[key];
+			key = -1;
+		}
 		if (tok != WJB_KEY)
 			continue;
-		for (i = 0; i < lengthof(allowed_keys) && !known; i++)
-			known = strlen(allowed_keys[i]) == v.val.string.len &&
-				memcmp(allowed_keys[i], v.val.string.val, v.val.string.len) == 0;
-		if (!known)
-			return pnstrdup(v.val.string.val, Min(v.val.string.len, 64));
+		for (key = 0; key < BK_COUNT; key++)
+			if (strlen(allowed_keys[key]) == v.val.string.len &&
+				memcmp(allowed_keys[key], v.val.string.val, v.val.string.len) == 0)
+				break;
+		if (key == BK_COUNT)
+		{
+			key = -1;
+			if (unknown == NULL)
+				unknown = pnstrdup(v.val.string.val, Min(v.val.string.len, 64));
+		}
 	}
-	return NULL;
+	return unknown;
 }
 
 /* a JSON string of 1 to `max` characters, as text; NULL if it is not one */
@@ -107,7 +132,12 @@ integer_in(JsonbValue *v, int32 lo, int32 hi, int32 *out)
 	if (v->type != jbvNumeric)
 		return false;
 	n = NumericGetDatum(v->val.numeric);
-	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n,
+	/* JSON has neither, but numeric_scale() has no answer for them */
+	if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+		return false;
+	/* no digits after the point (the cheap test), or only zeros (2.0) */
+	if (DatumGetInt32(DirectFunctionCall1(numeric_scale, n)) != 0 &&
+		!DatumGetBool(DirectFunctionCall2(numeric_eq, n,
 										  DirectFunctionCall2(numeric_trunc, n,
 															  Int32GetDatum(0)))))
 		return false;
@@ -231,37 +261,37 @@ static void
 check_element(JsonbValue *elem, int ord, const BatchJob *defaults, TimestampTz now,
 			  BatchJob *job, bool *unique)
 {
-	JsonbContainer *obj;
+	JsonbValue *member[BK_COUNT];
+	JsonbValue	slots[BK_COUNT];
 	JsonbValue *v;
 	int32		n;
 	char	   *key;
 
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		bad_element(ord, "is not an object");
-	obj = elem->val.binary.data;
-	if ((key = unknown_key(obj)) != NULL)
+	if ((key = read_members(elem->val.binary.data, member, slots)) != NULL)
 		bad_element(ord, psprintf("has an unknown key \"%s\"", key));
 
 	memset(job->nulls, ' ', sizeof(job->nulls));
-	v = member(obj, "method");
+	v = member[BK_METHOD];
 	if (v == NULL || v->type != jbvString || v->val.string.len == 0)
 		bad_element(ord, "needs \"method\" as a non-empty string");
 	if ((job->values[EP_METHOD] = PointerGetDatum(name_of(v, QML_MAX_METHOD_CHARS))) == 0)
 		bad_element(ord, "has a \"method\" longer than 1000 characters");
 
-	v = member(obj, "queue");
+	v = member[BK_QUEUE];
 	job->values[EP_QUEUE] = defaults->values[EP_QUEUE];
 	if (v != NULL &&
 		(job->values[EP_QUEUE] = PointerGetDatum(name_of(v, QML_MAX_QUEUE_CHARS))) == 0)
 		bad_element(ord, "needs \"queue\" as a string of 1 to 128 characters");
 
-	v = member(obj, "priority");
+	v = member[BK_PRIORITY];
 	n = 0;
 	if (!absent(v) && !integer_in(v, PG_INT32_MIN, PG_INT32_MAX, &n))
 		bad_element(ord, "needs \"priority\" as an integer");
 	job->values[EP_PRIORITY] = Int32GetDatum(n);
 
-	v = member(obj, "max_attempts");
+	v = member[BK_MAX_ATTEMPTS];
 	job->nulls[EP_MAX_ATTEMPTS] = 'n';
 	if (!absent(v))
 	{
@@ -271,9 +301,9 @@ check_element(JsonbValue *elem, int ord, const BatchJob *defaults, TimestampTz n
 		job->nulls[EP_MAX_ATTEMPTS] = ' ';
 	}
 
-	read_run_at(member(obj, "run_at"), ord, now, job);
+	read_run_at(member[BK_RUN_AT], ord, now, job);
 
-	v = member(obj, "unique_key");
+	v = member[BK_UNIQUE_KEY];
 	if (v != NULL && !string_or_null(v))
 		bad_element(ord, "needs \"unique_key\" as a string");
 	if (v != NULL && v->type == jbvString &&
@@ -282,12 +312,12 @@ check_element(JsonbValue *elem, int ord, const BatchJob *defaults, TimestampTz n
 								  QML_MAX_UNIQUE_KEY_CHARS));
 	*unique |= v != NULL && v->type == jbvString;
 
-	read_backoff(member(obj, "backoff_base"), ord, "backoff_base",
+	read_backoff(member[BK_BACKOFF_BASE], ord, "backoff_base",
 				 &job->values[EP_BACKOFF_BASE], &job->nulls[EP_BACKOFF_BASE]);
-	read_backoff(member(obj, "backoff_cap"), ord, "backoff_cap",
+	read_backoff(member[BK_BACKOFF_CAP], ord, "backoff_cap",
 				 &job->values[EP_BACKOFF_CAP], &job->nulls[EP_BACKOFF_CAP]);
 
-	v = member(obj, "arguments");
+	v = member[BK_ARGUMENTS];
 	job->values[EP_ARGUMENTS] = !absent(v) ? JsonbPGetDatum(JsonbValueToJsonb(v)) :
 		defaults->values[EP_ARGUMENTS];
 	job->nulls[EP_STATE] = job->nulls[EP_UNIQUE_KEY] = 'n';

@@ -177,6 +177,9 @@ typedef struct QmlDirectInsert
 	Relation   *indexes;		/* NULL: the executor's way below */
 	struct IndexInfo **infos;
 	struct ExprState **predicates;
+	int			npredattrs;		/* the columns they read (-1: not known) */
+	AttrNumber *predattrs;
+	bool	   *admit;			/* the last row's answers, by index */
 	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
@@ -224,9 +227,11 @@ extern int64 qml_enqueue_row(QmlDirectInsert *out, const Datum *values,
  */
 typedef bool (*QmlTakeRow) (Relation rel, ItemPointer tid,
 							struct TupleTableSlot *slot, void *arg);
+struct QmlWalk;
 
 extern int	qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
-							   int wanted, QmlTakeRow take, void *arg);
+							   int wanted, QmlTakeRow take, void *arg,
+							   struct QmlWalk *walk);
 extern bool qml_lock_version(Relation rel, ItemPointer tid,
 							 struct TupleTableSlot *slot);
 extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
@@ -473,12 +478,28 @@ typedef struct QmlHeadKey
 	int64		id;
 } QmlHeadKey;
 
+/*
+ * What a claim's walk of jobs_fetch_idx met (claim_lock.c), for where it
+ * leaves the head (qml_head_after_walk): the query's columns 2-4 are the
+ * row's priority, run_at and id.
+ */
+typedef struct QmlWalk
+{
+	int			rows;			/* rows the query returned */
+	bool		skipped;		/* one of them was not taken */
+	QmlHeadKey	first_skipped;	/* the first of those, in the query's order */
+} QmlWalk;
+
 extern Size qml_head_shmem_size(void);
 extern void qml_head_shmem_init(void);
 extern void qml_head_init(void);
 extern int	qml_head_key_cmp(const QmlHeadKey *a, const QmlHeadKey *b);
 extern bool qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen);
-extern void qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key);
+extern void qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key,
+							 bool swept);
+extern bool qml_head_after_walk(const QmlWalk *walk, bool full,
+								const QmlHeadKey *last, QmlHeadKey *to);
+extern bool qml_head_sweep_due(const char *queue, bool took_none);
 extern void qml_head_move_back(const char *queue, const QmlHeadKey *key);
 extern void qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key);
 extern void qml_head_note_change(const QmlJobChange *change);

@@ -13,16 +13,26 @@
  * index's order, before which the queue has no job a claim could take.
  * fetch starts its scan there.
  *
- * The head moves forward when a claim took a whole batch: everything from
- * the head up to the last job it took was claimed, is locked by another
- * claim in progress, or was not yet visible to it. Each of those is
- * covered by a move back:
+ * The head moves forward after every claim that met a job: a claim that
+ * took a whole batch moves it to the last job it took, one that came back
+ * short walked to the end of the queue and moves it there; either stops
+ * at the first job its walk met and did not take (qml_head_after_walk).
+ * Everything the walk passed before that was taken by it, or was not
+ * visible to it: claimed or gone, or not yet committed. A job it met but
+ * could not take is locked by another transaction or changed since its
+ * snapshot, and a session that locks a job and lets go of it unchanged
+ * would move nothing back, so the head waits at it. What the walk did
+ * not see is covered by a move back:
  *
  *	- a job that becomes enqueued (an insert, a promotion, a rescue, a
  *	  retry) moves the head back to its key when its transaction commits,
- *	  after it is visible;
+ *	  after it is visible; that transaction's own claims, which see it at
+ *	  once, start before it at once;
  *	- a claim that rolls back moves the head back to the first job it took,
  *	  once the rollback is visible.
+ *
+ * A claim whose walk met no row at all leaves the head where it is (the
+ * queue may be paused), but keeps it fresh.
  *
  * A move forward races with those: a claim whose snapshot did not see a
  * job committed meanwhile must not pass it. So each slot numbers its moves
@@ -37,9 +47,17 @@
  * used or moved meanwhile (prepared_xact.c).
  *
  * Two nets catch what these rules cannot see (a job enqueued with the
- * triggers off, say): a claim from the head that comes back short claims
- * the rest from the start of the queue, and a head not moved for a second
- * is forgotten. At worst a job waits that second; none is lost.
+ * triggers off, say): a claim that came back short from the head also
+ * claims from the start of the queue, at most once a second per queue
+ * (qml_head_sweep_due), and a head not moved or kept fresh for a second
+ * is forgotten. Under a held xmin horizon, the walk from the start passes
+ * the index entry of every job claimed since the snapshot (thousands a
+ * second of hold), which is why it is rare: every other claim walks from
+ * the head, past the few entries since the last claim. Such a job waits
+ * at most two seconds once claims come back short (while every claim
+ * fills its batch from the head, the queue is busy and it waits with the
+ * others); none is lost. qml.queue_head_nets = off turns both nets off,
+ * for the tests of the rules above.
  *
  * Heads live in slots hashed by database and queue; a slot holds one
  * queue's head at a time, and a queue without one claims from the start.
@@ -52,6 +70,7 @@
 #include "miscadmin.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -61,6 +80,12 @@
 StaticAssertDecl(HEAD_SLOTS == QML_PREPARED_SLOTS, "prepared_xact.c names head slots");
 /* a head not moved forward for this long is not trusted */
 #define HEAD_TTL_USEC (1 * USECS_PER_SEC)
+/*
+ * A claim that comes back short walks from the start of the queue at most
+ * this often per queue, and only if it took nothing from the head, unless
+ * twice this went by without such a walk.
+ */
+#define SWEEP_USEC (1 * USECS_PER_SEC)
 /*
  * Moves back are remembered in buckets of BACK_BUCKET, each keeping its
  * lowest key, in a ring of BACK_RING buckets; a claim during which more
@@ -77,6 +102,7 @@ typedef struct HeadSlot
 	Oid			dboid;
 	QmlHeadKey	key;
 	TimestampTz set_at;
+	TimestampTz swept_at;		/* the last claim from the start of the queue */
 	uint64		backs;			/* moves back so far */
 	QmlHeadKey	back[BACK_RING];	/* the lowest key of each bucket */
 	char		queue[QML_QUEUE_MAXBYTES];
@@ -84,8 +110,13 @@ typedef struct HeadSlot
 
 /* lower than any job's key: a move back of another queue sharing the slot */
 static const QmlHeadKey lowest_key = {PG_INT32_MAX, DT_NOBEGIN, PG_INT64_MIN};
+/* higher than any job's key: the end of the queue */
+static const QmlHeadKey end_key = {PG_INT32_MIN, DT_NOEND, PG_INT64_MAX};
 
 static HeadSlot *heads = NULL;
+
+/* qml.queue_head_nets: off only in tests that must see the head alone */
+static bool head_nets = true;
 
 /* what this transaction will move back when it commits or rolls back */
 typedef struct PendingMove
@@ -145,6 +176,26 @@ owned_by(HeadSlot *s, const char *queue)
 }
 
 /*
+ * Moves *key back to the first job of `queue` this transaction made
+ * enqueued: its claims see those jobs at once, but the head moves back to
+ * them only when it commits.
+ */
+static void
+before_own_jobs(const char *queue, QmlHeadKey *key)
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingMove *p = qml_xact_list_at(&pending, i);
+
+		if (p->at_commit && strcmp(p->queue, queue) == 0 &&
+			qml_head_key_cmp(&p->key, key) < 0)
+			*key = p->key;
+	}
+}
+
+/*
  * Where a claim from `queue` may start: true with *key when the queue has
  * a head. *seen is for qml_head_advance; read it before the claim's
  * snapshot.
@@ -166,22 +217,26 @@ qml_head_get(const char *queue, QmlHeadKey *key, uint64 *seen)
 	pinned = qml_prepared_pins_head(queue);
 	SpinLockAcquire(&s->mutex);
 	*seen = s->backs;
-	found = s->valid && owned_by(s, queue) && now - s->set_at < HEAD_TTL_USEC &&
-		!pinned;
+	found = s->valid && owned_by(s, queue) &&
+		(now - s->set_at < HEAD_TTL_USEC || !head_nets) && !pinned;
 	if (found)
 		*key = s->key;
 	SpinLockRelease(&s->mutex);
+	if (found)
+		before_own_jobs(queue, key);
 	return found;
 }
 
 /*
- * A claim that read `seen` before its snapshot took jobs up to `key` with
+ * A claim that read `seen` before its snapshot walked up to `key` with
  * nothing claimable before it: the head moves there, unless a job came
  * back below `key` since. Two claims' heads are both right, so the
- * further one stays.
+ * further one stays. `swept`: the claim walked from the start of the
+ * queue.
  */
 void
-qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key)
+qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key,
+				 bool swept)
 {
 	HeadSlot   *s;
 	uint64		n;
@@ -209,13 +264,73 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key)
 			s->dboid = MyDatabaseId;
 			strlcpy(s->queue, queue, QML_QUEUE_MAXBYTES);
 			s->valid = false;
+			s->swept_at = 0;
 		}
 		if (!s->valid || qml_head_key_cmp(key, &s->key) > 0)
 			s->key = *key;
 		s->valid = true;
 		s->set_at = GetCurrentTimestamp();
+		if (swept)
+			s->swept_at = s->set_at;
 	}
 	SpinLockRelease(&s->mutex);
+}
+
+/*
+ * Where a claim's walk of the queue, from its head or its start, may leave
+ * the head: true with *to, or false when it may not move. `full`: the
+ * claim took all it wanted, the last of them at `last`.
+ *
+ * Before the first row the walk did not take (one another transaction
+ * holds, or changed since the snapshot), every index entry was taken by
+ * this claim, or not visible to it: claimed or gone, or made enqueued
+ * after the snapshot, which moves the head back. A row the walk skipped
+ * may be one a session locked and lets go of unchanged, which nothing
+ * would move the head back for, so the head stops at it. A full claim
+ * moves to its last job; a short one walked to the end of the queue, and
+ * the head goes there. A walk that returned no row at all does not know
+ * that it walked the queue (it may be paused), and leaves the head.
+ */
+bool
+qml_head_after_walk(const QmlWalk *walk, bool full, const QmlHeadKey *last,
+					QmlHeadKey *to)
+{
+	if (walk->rows == 0)
+		return false;
+	*to = full ? *last : end_key;
+	if (walk->skipped && qml_head_key_cmp(&walk->first_skipped, to) < 0)
+		*to = walk->first_skipped;
+	return true;
+}
+
+/*
+ * Whether a claim that came back short from the head of `queue` now walks
+ * from its start, for jobs the head passed that nothing moved it back for
+ * (a job enqueued with the triggers off): at most once a second per queue,
+ * by a claim that took nothing from the head (it holds no job while it
+ * walks), or by any short claim once two seconds went by. Under a held
+ * xmin horizon that walk passes every job claimed since the snapshot.
+ */
+bool
+qml_head_sweep_due(const char *queue, bool took_none)
+{
+	HeadSlot   *s;
+	TimestampTz now;
+	bool		due;
+
+	if (!head_nets)
+		return false;
+	if (!qml_shmem_ready())
+		return true;
+	s = slot_for(queue);
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&s->mutex);
+	due = !owned_by(s, queue) || now - s->swept_at >= 2 * SWEEP_USEC ||
+		(took_none && now - s->swept_at >= SWEEP_USEC);
+	if (due && owned_by(s, queue))
+		s->swept_at = now;
+	SpinLockRelease(&s->mutex);
+	return due;
 }
 
 /* a job of `queue` at `key` may be claimable again, or for the first time */
@@ -324,6 +439,12 @@ head_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 void
 qml_head_init(void)
 {
+	DefineCustomBoolVariable("qml.queue_head_nets",
+							 "Whether claims forget a queue head not moved for a second and walk the queue from its start now and then.",
+							 "Only for tests of the queue head's own rules: off, a job the head passed that nothing moved it back for waits.",
+							 &head_nets, true,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							 NULL, NULL, NULL);
 	RegisterXactCallback(head_xact_callback, NULL);
 	RegisterSubXactCallback(head_subxact_callback, NULL);
 }

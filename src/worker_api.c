@@ -44,13 +44,16 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
  * the rows are found by ctid, not by id: a primary key lookup per job was
  * 4% of fetch + complete. A row changed after the query's snapshot is not
  * taken but left for the next claim; a change that makes a job enqueued
- * moves the queue's head back before it (queue_head.c).
+ * moves the queue's head back before it (queue_head.c). The key columns
+ * tell the claim where its walk may leave the head (QmlWalk).
  */
 #define NOT_PAUSED \
 " NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = $1 AND p.paused)"
 
+#define CLAIM_COLUMNS "SELECT c.ctid, c.priority, c.run_at, c.id FROM ONLY qml.jobs c"
+
 #define CLAIM_SELECT \
-"SELECT c.ctid FROM ONLY qml.jobs c" \
+CLAIM_COLUMNS \
 " WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED \
 " ORDER BY c.priority DESC, c.run_at, c.id"
 
@@ -63,13 +66,13 @@ PG_FUNCTION_INFO_V1(qml_complete_batch);
  * rows: a bitmap scan and a sort of the whole queue.)
  */
 #define CLAIM_HEAD_SELECT \
-"SELECT c.ctid FROM ONLY qml.jobs c" \
+CLAIM_COLUMNS \
 " WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority = $2" \
 "   AND (c.run_at, c.id) >= ($3, $4) AND" NOT_PAUSED \
 " ORDER BY c.run_at, c.id"
 
 #define CLAIM_LOWER_SELECT \
-"SELECT c.ctid FROM ONLY qml.jobs c" \
+CLAIM_COLUMNS \
 " WHERE c.state = 'enqueued' AND c.queue = $1 AND c.priority < $2 AND" NOT_PAUSED \
 " ORDER BY c.priority DESC, c.run_at, c.id"
 
@@ -291,12 +294,13 @@ claim_locked_rows_by_statement(const ClaimArgs *a, ItemPointerData *tids, int n)
 
 /*
  * Runs one claim of up to `wanted` jobs from `queue`, from `head` if not
- * NULL, and adds them to `jobs`; returns how many it took, and their first
- * and last keys. The rows stay in SPI's memory until SPI_finish().
+ * NULL, and adds them to `jobs`; returns how many it took, their first
+ * and last keys, and what its walk met in *walk. The rows stay in SPI's
+ * memory until SPI_finish().
  */
 static int
 run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
-		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last)
+		  ClaimedJob *jobs, QmlHeadKey *first, QmlHeadKey *last, QmlWalk *walk)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr head_plan = NULL;
@@ -317,15 +321,15 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 		values[3] = Int64GetDatum(head->id);
 		n = qml_take_claimable(qml_session_cursor_plan(&head_plan, CLAIM_HEAD_SELECT,
 													   4, types),
-							   values, NULL, wanted, qml_claim_row, &run);
+							   values, NULL, wanted, qml_claim_row, &run, walk);
 		if (n < wanted)
 			n += qml_take_claimable(qml_session_cursor_plan(&lower_plan, CLAIM_LOWER_SELECT,
 															2, types),
-									values, NULL, wanted - n, qml_claim_row, &run);
+									values, NULL, wanted - n, qml_claim_row, &run, walk);
 	}
 	else
 		n = qml_take_claimable(qml_session_cursor_plan(&plan, CLAIM_SELECT, 1, types),
-							   values, NULL, wanted, qml_claim_row, &run);
+							   values, NULL, wanted, qml_claim_row, &run, walk);
 	if (run.mode == QML_CLAIM_DIRECT && n > 0)
 	{
 		add_in_claim_order(jobs, run.rows, RelationGetDescr(run.d.rel), n, first, last);
@@ -404,9 +408,11 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 
 /*
  * Claims up to `wanted` jobs from one queue: from its head when it has
- * one (or from `back`, if that comes first), and what that leaves short
- * from its start; then moves the head (queue_head.c). Returns how many it
- * took.
+ * one (or from `back`, if that comes first), else from its start, and
+ * moves the head to where its walk may leave it (queue_head.c). A claim
+ * from the head that comes back short walks from the start too, now and
+ * then, for jobs the head passed that nothing moved it back for. Returns
+ * how many it took.
  */
 static int
 claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
@@ -417,6 +423,9 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
 	QmlHeadKey	head;
 	QmlHeadKey	first;
 	QmlHeadKey	last;
+	QmlHeadKey	to;
+	QmlWalk		walk = {0};
+	QmlWalk		sweep = {0};
 	uint64		seen;
 	bool		have_head;
 	int			n = 0;
@@ -428,21 +437,30 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
 	if (have_head && back != NULL && qml_head_key_cmp(back, &head) < 0)
 		head = *back;
 	if (have_head)
-		n = run_claim(a, queue, wanted, &head, jobs, &first, &last);
-	if (n == wanted)
-		qml_head_advance(name, seen, &last);
+	{
+		n = run_claim(a, queue, wanted, &head, jobs, &first, &last, &walk);
+		/* a walk that met nothing keeps the head, and keeps it fresh */
+		if (!qml_head_after_walk(&walk, n == wanted, &last, &to))
+			to = head;
+		qml_head_advance(name, seen, &to, false);
+		if (n < wanted && qml_head_sweep_due(name, n == 0))
+		{
+			more = run_claim(a, queue, wanted - n, NULL, jobs + n, &first, &last,
+							 &sweep);
+			if (more > 0)
+			{
+				/* jobs before the head were missed: start from them next time */
+				qml_head_move_back(name, &first);
+				/* ... and hand them out first */
+				qsort(jobs, n + more, sizeof(ClaimedJob), claimed_job_cmp);
+			}
+		}
+	}
 	else
 	{
-		more = run_claim(a, queue, wanted - n, NULL, jobs + n, &first, &last);
-		if (!have_head && more > 0)
-			qml_head_advance(name, seen, &last);
-		else if (more > 0)
-		{
-			/* jobs before the head were missed: start from them next time */
-			qml_head_move_back(name, &first);
-			/* ... and hand them out first */
-			qsort(jobs, n + more, sizeof(ClaimedJob), claimed_job_cmp);
-		}
+		more = run_claim(a, queue, wanted, NULL, jobs, &first, &last, &sweep);
+		if (qml_head_after_walk(&sweep, more == wanted, &last, &to))
+			qml_head_advance(name, seen, &to, true);
 	}
 	for (i = 0; i < n + more; i++)
 		tuplestore_puttuple(a->store, jobs[i].tuple);

@@ -15,6 +15,7 @@ suite sql_edition_runtime test/sql_edition/runtime.sh
 suite sql_edition_parity test/sql_edition/parity.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
+suite queue_head_short test/stress/queue_head_short.sh
 suite counts test/stress/counts.sh
 suite invalidation test/stress/invalidation.sh
 # a burst of 50 jobs in one commit wakes the 7 waiting fetches of 8 it needs

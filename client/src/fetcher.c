@@ -205,6 +205,8 @@ fetch(fetcher *f, int want)
 		return -1;
 	}
 	atomic_fetch_add(&s->counters.fetch_calls, 1);
+	/* fewer than asked: the queues are drained for now (flusher.c) */
+	atomic_store(&s->queues_drained, n < want);
 	if (n == 0)
 		return 0;
 	atomic_fetch_add(&s->inflight, n);

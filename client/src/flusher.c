@@ -1,7 +1,9 @@
 /*
  * flusher.c
- *	  The flusher thread: reports job outcomes to the database in batches,
- *	  every flush interval or every flush_max outcomes, whichever first.
+ *	  The flusher threads: report job outcomes to the database in batches,
+ *	  every flush interval or every flush_max outcomes, whichever first;
+ *	  the second only helps the first while it is busy (internal.h,
+ *	  QML_FLUSHERS).
  *
  * One batch costs at most three calls of the store whatever its size
  * (PostgreSQL: one qml.complete_batch for the successes, one
@@ -178,6 +180,22 @@ give_up(qml_server *s)
 	return r;
 }
 
+/* (Re)opens the flush session unless it is open; false when it cannot. */
+static bool
+open_session(flusher *f)
+{
+	qml_server *s = f->s;
+	qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
+	.worker = s->worker_name, .lease_ms = s->config->lease_ms};
+
+	if (f->conn && f->ops->session_ok(f->conn))
+		return true;
+	if (f->conn)
+		f->ops->session_close(f->conn);
+	f->conn = NULL;
+	return f->ops->session_open(s->client->store, &cfg, &f->conn) == QML_OK;
+}
+
 static void
 flush(flusher *f, rt_report *r, size_t n)
 {
@@ -190,13 +208,7 @@ flush(flusher *f, rt_report *r, size_t n)
 
 		if (f->conn == NULL || !f->ops->session_ok(f->conn))
 		{
-			qml_session_config cfg = {.kind = QML_SESSION_FLUSH, .appname = f->appname,
-			.worker = s->worker_name, .lease_ms = s->config->lease_ms};
-
-			if (f->conn)
-				f->ops->session_close(f->conn);
-			f->conn = NULL;
-			if (f->ops->session_open(s->client->store, &cfg, &f->conn) != QML_OK)
+			if (!open_session(f))
 			{
 				if (!f->complained)
 					qml__rt_log(s, QML_LOG_WARNING, "flusher: %s; retrying", qml_errmsg());
@@ -247,10 +259,107 @@ flush(flusher *f, rt_report *r, size_t n)
 		free(r[i].text);
 }
 
+/*
+ * The helper's next batch (caller holds fl_mu): while the first flusher is
+ * sending, and the fetcher's last claim found the queues drained, what the
+ * first would take if it were free: a full batch, or one whose oldest
+ * outcome waited the flush interval; at the stop, anything (no report
+ * comes after the stop, and the first takes whatever is left once it is
+ * free). False at the stop with nothing for it. While claims run, a third
+ * busy server process only slowed them down (2 cores): the helper waits,
+ * checking again every flush interval.
+ */
+static bool
+help_due(qml_server *s)
+{
+	for (;;)
+	{
+		int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
+		bool		waiting = s->fl_sending > 0 && s->nreports > 0;
+
+		if (waiting && (s->fl_stop ||
+						(atomic_load(&s->queues_drained) &&
+						 (s->nreports >= (size_t) s->config->flush_max || qml__mono_us() >= due))))
+			return true;
+		if (s->fl_stop)
+			return false;
+		if (waiting)
+		{
+			int64_t		now = qml__mono_us(),
+						step = (int64_t) s->config->flush_interval_ms * 1000;
+
+			qml__cond_wait_until(&s->fl_help_cv, &s->fl_mu, due > now ? due : now + step);
+		}
+		else
+			pthread_cond_wait(&s->fl_help_cv, &s->fl_mu);
+	}
+}
+
+/*
+ * The first flusher's next batch (caller holds fl_mu): waits for a report,
+ * then lets the batch build up for at most the flush interval. False at
+ * the stop with nothing left.
+ */
+static bool
+first_due(qml_server *s)
+{
+	for (;;)
+	{
+		while (s->nreports == 0 && !s->fl_stop)
+			pthread_cond_wait(&s->fl_cv, &s->fl_mu);
+		if (s->nreports == 0)
+			return false;
+		while (!s->fl_stop && s->nreports > 0 && s->nreports < (size_t) s->config->flush_max)
+		{
+			int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
+
+			if (qml__mono_us() >= due)
+				break;
+			qml__cond_wait_until(&s->fl_cv, &s->fl_mu, due);
+		}
+		/* the helper may have taken them meanwhile */
+		if (s->nreports > 0)
+			return true;
+	}
+}
+
+/*
+ * A batch is at most ten flushes' worth (caller holds fl_mu, the batch
+ * just taken): what a lagging flusher would take beyond that goes back,
+ * already due, so that once the queues are drained the helper sends part
+ * of the backlog beside the first instead of waiting for one long
+ * statement. Returns how many went back (none when out of memory).
+ */
+static size_t
+leave_rest(qml_server *s, const rt_report *batch, size_t n)
+{
+	size_t		most = (size_t) s->config->flush_max * 10,
+				rest;
+
+	if (n <= most)
+		return 0;
+	rest = n - most;
+	if (s->reports_cap < rest)
+	{
+		rt_report  *r = realloc(s->reports, rest * sizeof(*r));
+
+		if (r == NULL)
+			return 0;
+		s->reports = r;
+		s->reports_cap = rest;
+	}
+	memcpy(s->reports, batch + most, rest * sizeof(*batch));
+	s->nreports = rest;
+	s->oldest_report_mono = 0;
+	pthread_cond_signal(&s->fl_help_cv);
+	return rest;
+}
+
 void *
 qml__flusher_main(void *arg)
 {
-	qml_server *s = arg;
+	rt_flusher *me = arg;
+	qml_server *s = me->server;
 	flusher		f;
 	rt_report  *batch = NULL;
 	size_t		batch_cap = 0;
@@ -260,6 +369,15 @@ qml__flusher_main(void *arg)
 	f.ops = s->client->store->ops;
 	snprintf(f.appname, sizeof(f.appname), "qml flusher %.40s", s->config->name);
 
+	/*
+	 * The first flusher connects at once, while the fetcher's first claim
+	 * keeps one core busy and the other is idle: connecting at the first
+	 * outcome took a new server process's start from the busiest time. On
+	 * failure the first batch connects (and says why), as it would anyway.
+	 */
+	if (me->index == 0)
+		open_session(&f);
+
 	pthread_mutex_lock(&s->fl_mu);
 	for (;;)
 	{
@@ -267,19 +385,13 @@ qml__flusher_main(void *arg)
 		rt_report  *swap;
 		size_t		swap_cap;
 
-		while (s->nreports == 0 && !s->fl_stop)
-			pthread_cond_wait(&s->fl_cv, &s->fl_mu);
-		if (s->nreports == 0)
-			break;
-		/* let a batch build up, for at most the flush interval */
-		while (!s->fl_stop && s->nreports < (size_t) s->config->flush_max)
+		if (me->index == 0)
 		{
-			int64_t		due = s->oldest_report_mono + (int64_t) s->config->flush_interval_ms * 1000;
-
-			if (qml__mono_us() >= due)
+			if (!first_due(s))
 				break;
-			qml__cond_wait_until(&s->fl_cv, &s->fl_mu, due);
 		}
+		else if (!help_due(s))
+			break;
 		/* swap buffers: workers keep reporting while we send */
 		swap = s->reports;
 		swap_cap = s->reports_cap;
@@ -289,11 +401,14 @@ qml__flusher_main(void *arg)
 		s->nreports = 0;
 		batch = swap;
 		batch_cap = swap_cap;
+		n -= leave_rest(s, batch, n);
+		s->fl_sending++;
 		pthread_mutex_unlock(&s->fl_mu);
 
 		flush(&f, batch, n);
 
 		pthread_mutex_lock(&s->fl_mu);
+		s->fl_sending--;
 	}
 	pthread_mutex_unlock(&s->fl_mu);
 	free(batch);

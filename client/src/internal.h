@@ -176,6 +176,10 @@ qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
 qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 							   int nparams, const char *const *params,
 							   PGresult **res);
+/* ... with results in binary (result_format 1) or text (0) format */
+qml_status	qml__exec_prepared_as(qml_conn *conn, qml_stmt stmt, const char *sql,
+								  int nparams, const char *const *params,
+								  int result_format, PGresult **res);
 
 /* Acquire + exec + release, for the one-statement calls of the job API. */
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,
@@ -309,6 +313,26 @@ typedef struct rt_unhandled
 	int64_t		at;				/* last warned, monotonic µs; 0 = free */
 } rt_unhandled;
 
+/*
+ * Outcomes go out through two flusher threads, each on a session of its
+ * own: the first sends every batch it finds when free; the second helps
+ * only while the first is sending and no claim competes for the server
+ * (the queues are drained, or the server stops): then a batch due
+ * meanwhile is its. So the backlog left at a burst's end or at a stop goes
+ * out in parallel, and a blocked batch does not hold back the ones behind
+ * it. Under a trickle the first is never busy and the helper never opens a
+ * session.
+ */
+#define QML_FLUSHERS 2
+
+typedef struct rt_flusher
+{
+	qml_server *server;
+	int			index;			/* 0: the first, 1: the helper */
+	pthread_t	thread;
+	bool		started;
+} rt_flusher;
+
 typedef enum rt_phase
 {
 	PHASE_NEW, PHASE_RUNNING, PHASE_STOPPED
@@ -339,6 +363,7 @@ struct qml_server
 	int			wake_fd;		/* eventfd: room for a fetch, or stop */
 	atomic_int	fetch_wake_at;	/* inflight level to wake the fetcher at; -1 */
 	atomic_int	inflight;		/* fetched, and not yet run or released */
+	atomic_bool queues_drained; /* the last fetch got fewer than it asked */
 	atomic_uint_fast64_t finished;	/* handlers returned: the fetcher's rate */
 	qml_store_session *fetch_session;	/* the fetcher's, kept open until
 										 * stopped (session leases) */
@@ -355,11 +380,13 @@ struct qml_server
 	bool		workers_stop;
 	rt_slot    *slots;
 
-	/* flusher */
-	pthread_t	flusher;
-	bool		flusher_started;
+	/* flushers: the first, and its helper (flusher.c) */
+	rt_flusher	flushers[QML_FLUSHERS];
 	pthread_mutex_t fl_mu;
-	pthread_cond_t fl_cv;
+	pthread_cond_t fl_cv;		/* the first: a report, a full batch, stop */
+	pthread_cond_t fl_help_cv;	/* the helper: a report while the first
+								 * sends, a full batch, stop */
+	int			fl_sending;		/* flushers sending a batch now */
 	rt_report  *reports;
 	size_t		nreports;
 	size_t		reports_cap;

@@ -295,6 +295,14 @@ qml_status
 qml__exec_prepared(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
 				   const char *const *params, PGresult **out)
 {
+	return qml__exec_prepared_as(c, stmt, sql, nparams, params, 0, out);
+}
+
+qml_status
+qml__exec_prepared_as(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
+					  const char *const *params, int result_format,
+					  PGresult **out)
+{
 	PGresult   *res;
 
 	if (!(c->prepared & (1u << stmt)))
@@ -306,7 +314,8 @@ qml__exec_prepared(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
 			return st;
 		c->prepared |= 1u << stmt;
 	}
-	res = PQexecPrepared(c->pg, stmt_names[stmt], nparams, params, NULL, NULL, 0);
+	res = PQexecPrepared(c->pg, stmt_names[stmt], nparams, params, NULL, NULL,
+						 result_format);
 	return check_result(c, res, out);
 }
 

@@ -86,6 +86,9 @@ qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind, char *text)
 	/* wake the flusher when it starts its timer, or when the batch is full */
 	if (s->nreports == 1 || s->nreports >= (size_t) s->config->flush_max)
 		pthread_cond_signal(&s->fl_cv);
+	/* ... and its helper, the same, while the first is busy sending */
+	if (s->fl_sending > 0 && (s->nreports == 1 || s->nreports >= (size_t) s->config->flush_max))
+		pthread_cond_signal(&s->fl_help_cv);
 	pthread_mutex_unlock(&s->fl_mu);
 }
 
@@ -216,6 +219,12 @@ qml_server_new(qml_client *client, const qml_registry *registry,
 	qml__cond_init(&s->idle_cv);
 	pthread_mutex_init(&s->fl_mu, NULL);
 	qml__cond_init(&s->fl_cv);
+	qml__cond_init(&s->fl_help_cv);
+	for (int i = 0; i < QML_FLUSHERS; i++)
+	{
+		s->flushers[i].server = s;
+		s->flushers[i].index = i;
+	}
 	pthread_mutex_init(&s->sv_mu, NULL);
 	qml__cond_init(&s->sv_cv);
 	pthread_mutex_init(&s->unhandled_mu, NULL);
@@ -278,8 +287,10 @@ qml_server_start(qml_server *s)
 	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if ((rc = pthread_create(&s->flusher, NULL, qml__flusher_main, s)) == 0)
-		s->flusher_started = true;
+	for (int i = 0; rc == 0 && i < QML_FLUSHERS; i++)
+		if ((rc = pthread_create(&s->flushers[i].thread, NULL, qml__flusher_main,
+								 &s->flushers[i])) == 0)
+			s->flushers[i].started = true;
 	if (rc == 0 && (rc = pthread_create(&s->supervisor, NULL, qml__supervisor_main, s)) == 0)
 		s->supervisor_started = true;
 	for (int i = 0; rc == 0 && i < s->config->workers; i++)
@@ -391,10 +402,14 @@ stop_threads(qml_server *s)
 	s->fl_give_up_mono = qml__mono_us() +
 		(int64_t) (s->config->grace_ms > 5000 ? s->config->grace_ms : 5000) * 1000;
 	pthread_cond_signal(&s->fl_cv);
+	pthread_cond_signal(&s->fl_help_cv);
 	pthread_mutex_unlock(&s->fl_mu);
-	if (s->flusher_started)
-		pthread_join(s->flusher, NULL);
-	s->flusher_started = false;
+	for (int i = 0; i < QML_FLUSHERS; i++)
+	{
+		if (s->flushers[i].started)
+			pthread_join(s->flushers[i].thread, NULL);
+		s->flushers[i].started = false;
+	}
 
 	/* last: ending the fetcher's session lets the scheduler rescue its jobs */
 	if (s->fetch_session)
@@ -643,6 +658,7 @@ qml_server_free(qml_server *s)
 		pthread_cond_destroy(&s->idle_cv);
 		pthread_mutex_destroy(&s->fl_mu);
 		pthread_cond_destroy(&s->fl_cv);
+		pthread_cond_destroy(&s->fl_help_cv);
 		pthread_mutex_destroy(&s->sv_mu);
 		pthread_cond_destroy(&s->sv_cv);
 		pthread_mutex_destroy(&s->unhandled_mu);

@@ -12,17 +12,28 @@
  * it claimed is reported or released. Outcomes cost at most one statement
  * per kind whatever their number.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_pg.h"
 
+/*
+ * The claim's rows come back in binary: the fetch backend is the runtime's
+ * busiest process, and printing each row's numbers and time as text (the
+ * time through numeric arithmetic) was a tenth of its work. The casts pin
+ * the types the binary layout depends on (they cost nothing when the types
+ * already match).
+ */
 static const char fetch_sql[] =
-"SELECT id, queue, method, arguments::text, priority, attempts, max_attempts,"
-"       (extract(epoch FROM created_at) * 1000000)::int8"
+"SELECT id::int8, queue::text, method::text, arguments::text, priority::int4,"
+"       attempts::int4, max_attempts::int4, created_at::timestamptz"
 "  FROM qml.fetch($1, $2::text[], $3::int, $4::interval,"
 "                 session_lease => true)";
+
+/* µs from the Unix epoch to PostgreSQL's, 2000-01-01 UTC */
+#define PG_EPOCH_US INT64_C(946684800000000)
 static const char complete_sql[] =
 "SELECT count(*) FROM qml.complete_batch($1::int8[], $2)";
 static const char complete_results_sql[] =
@@ -171,6 +182,31 @@ pg_session_drain(qml_store_session *session)
 	return PQstatus(ps->conn->pg) == CONNECTION_OK ? count : -1;
 }
 
+/* A binary int8 / int4 column (network byte order); 0 when NULL. */
+static int64_t
+bin_i64(const PGresult *r, int row, int col)
+{
+	const unsigned char *v = (const unsigned char *) PQgetvalue(r, row, col);
+	uint64_t	x = 0;
+
+	if (PQgetlength(r, row, col) != 8)
+		return 0;
+	for (int k = 0; k < 8; k++)
+		x = x << 8 | v[k];
+	return (int64_t) x;
+}
+
+static int
+bin_i32(const PGresult *r, int row, int col)
+{
+	const unsigned char *v = (const unsigned char *) PQgetvalue(r, row, col);
+
+	if (PQgetlength(r, row, col) != 4)
+		return 0;
+	return (int32_t) ((uint32_t) v[0] << 24 | (uint32_t) v[1] << 16 |
+					  (uint32_t) v[2] << 8 | (uint32_t) v[3]);
+}
+
 qml_status
 pg_fetch(qml_store_session *session, int want, int wait_ms,
 		 qml_store_job **out, int *got)
@@ -189,18 +225,18 @@ pg_fetch(qml_store_session *session, int want, int wait_ms,
 	p[1] = ps->queues_literal;
 	p[2] = wants;
 	p[3] = ps->lease_literal;
-	if ((st = qml__exec_prepared(ps->conn, QML_STMT_FETCH, fetch_sql, 4, p, &r)) != QML_OK)
+	if ((st = qml__exec_prepared_as(ps->conn, QML_STMT_FETCH, fetch_sql, 4, p, 1, &r)) != QML_OK)
 		return st;
 	n = PQntuples(r);
 	for (int i = 0; i < n; i++)
 	{
-		qml_store_job *j = qml__store_job_new(strtoll(PQgetvalue(r, i, 0), NULL, 10),
+		/* binary text values end with a zero byte too (libpq) */
+		qml_store_job *j = qml__store_job_new(bin_i64(r, i, 0),
 											  PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
 											  PQgetvalue(r, i, 3),
-											  atoi(PQgetvalue(r, i, 4)),
-											  atoi(PQgetvalue(r, i, 5)),
-											  atoi(PQgetvalue(r, i, 6)),
-											  strtoll(PQgetvalue(r, i, 7), NULL, 10));
+											  bin_i32(r, i, 4), bin_i32(r, i, 5),
+											  bin_i32(r, i, 6),
+											  bin_i64(r, i, 7) + PG_EPOCH_US);
 
 		/* a job not handed out runs out its lease and is rescued */
 		if (j != NULL)

@@ -1,7 +1,10 @@
 /*
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
- *	  each run exactly once, claiming ahead (and not, with prefetch 0), jobs
+ *	  each run exactly once, claiming ahead (and not, with prefetch 0), the
+ *	  flusher connected at the start, a flush blocked by a lock not
+ *	  holding back the ones behind it, at most ten flushes' worth of
+ *	  outcomes per statement, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
  *	  NOTIFY qml no commit sent costs (one empty fetch at most), queue
  *	  order, pause, outcomes (a method without a handler retried and
@@ -246,6 +249,124 @@ test_claim_ahead(void)
 		qml_server_free(s);
 		qml_registry_free(reg);
 	}
+}
+
+/* ---- a blocked flush does not hold back the outcomes behind it ---- */
+
+static atomic_bool gate_started,
+			gate_open;
+
+/* Says it started, then waits until the test opens the gate (30 s at most). */
+static qml_outcome
+gate_handler(qml_job_ctx *ctx, void *data)
+{
+	(void) data;
+	atomic_store(&gate_started, true);
+	for (int i = 0; i < 3000 && !atomic_load(&gate_open); i++)
+		sleep_ms(10);
+	return qml_success(ctx, NULL);
+}
+
+static void
+flush_10(qml_server_config *c)
+{
+	qml_server_config_set_name(c, "rt-flush");
+	qml_server_config_set_flush(c, 5, 10);
+}
+
+/*
+ * Job A's completion waits for a row lock the test holds; the 30 jobs
+ * enqueued after it still reach the database (the helper flusher, on a
+ * session of its own), and A does once the lock goes.
+ */
+static void
+test_blocked_flush(void)
+{
+	int			n = 30;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	PGconn	   *locker = db_connect();
+	int64_t		a = 0;
+	long long	done;
+	int			once = 0;
+
+	reset_counts();
+	atomic_store(&gate_started, false);
+	atomic_store(&gate_open, false);
+	qml_registry_add(reg, "gate", gate_handler, NULL);
+	qml_registry_add(reg, "count", count_handler, NULL);
+	qml_enqueue(client, "gate", NULL, &(qml_enqueue_options) {.queue = "fl"}, &a);
+	s = server_for(reg, "fl", 4, flush_10);
+	qml_server_start(s);
+	for (int i = 0; i < 1000 && !atomic_load(&gate_started); i++)
+		sleep_ms(10);
+	/* no outcome yet: the first flusher connected at the start */
+	is_int(wait_count(1, 5, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-flush'"),
+		   1, "the flusher's session is open before the first outcome");
+	q1(locker, "BEGIN");
+	is_str(q1(locker, "SELECT state FROM qml.jobs WHERE id = %lld FOR UPDATE", (long long) a),
+		   "processing", "job A runs, and its row is locked by the test");
+	atomic_store(&gate_open, true);
+	/* A's outcome is sent, and its statement waits for the lock */
+	ok(wait_count(1, 20, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'qml flusher rt-flush'"
+				  " AND wait_event_type = 'Lock'") == 1, "the flush of job A waits for the test's lock");
+	enqueue_numbered("count", "fl", n);
+	done = wait_count(n, 20, "SELECT count(*) FROM qml.jobs WHERE queue = 'fl' AND method = 'count'"
+					  " AND state = 'succeeded'");
+	is_int(done, n, "the %d jobs after A succeeded while A's flush waited", n);
+	is_str(q1(db, "SELECT state FROM qml.jobs WHERE id = %lld", (long long) a), "processing",
+		   "job A was still waiting then");
+	q1(locker, "ROLLBACK");
+	is_int(wait_count(n + 1, 20, "SELECT count(*) FROM qml.jobs WHERE queue = 'fl' AND state = 'succeeded'"),
+		   n + 1, "job A succeeded once the lock went");
+	is_status(qml_server_stop(s), QML_OK, "server_stop (blocked flush)");
+	for (int i = 0; i < n; i++)
+		once += atomic_load(&runs[i]) == 1;
+	is_int(once, n, "each ran exactly once (blocked flush)");
+	show_counters(s);
+	qml_server_free(s);
+	qml_registry_free(reg);
+	PQfinish(locker);
+}
+
+/* ---- a statement reports at most ten flushes' worth ---- */
+
+static void
+flush_1(qml_server_config *c)
+{
+	qml_server_config_set_flush(c, 5, 1);
+}
+
+/*
+ * With a flush size of 1, outcomes pile up while each statement runs; a
+ * flusher takes at most 10 of them at a time, so 1,000 jobs need 100
+ * statements at least.
+ */
+static void
+test_flush_cap(void)
+{
+	int			n = 1000;
+	qml_registry *reg = qml_registry_new();
+	qml_server *s;
+	qml_server_counters k;
+	int			once = 0;
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	enqueue_numbered("count", "cap", n);
+	s = server_for(reg, "cap", 4, flush_1);
+	qml_server_start(s);
+	is_int(wait_count(n, 60, "SELECT count(*) FROM qml.jobs WHERE queue = 'cap' AND state = 'succeeded'"),
+		   n, "%d jobs succeeded (flush size 1)", n);
+	is_status(qml_server_stop(s), QML_OK, "server_stop (flush size 1)");
+	for (int i = 0; i < n; i++)
+		once += atomic_load(&runs[i]) == 1;
+	is_int(once, n, "each ran exactly once (flush size 1)");
+	qml_server_get_counters(s, &k);
+	ok(k.flushes >= (uint64_t) n / 10, "at most 10 outcomes per statement: %llu flushes for %d jobs",
+	   (unsigned long long) k.flushes, n);
+	qml_server_free(s);
+	qml_registry_free(reg);
 }
 
 /* ---- jobs claimed ahead do not wait past the hold ---- */
@@ -1102,6 +1223,8 @@ main(void)
 	q1(db, "DELETE FROM qml.jobs");
 	test_exactly_once();
 	test_claim_ahead();
+	test_blocked_flush();
+	test_flush_cap();
 	test_outcomes();
 	test_queue_order();
 	test_timeout();

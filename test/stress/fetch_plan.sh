@@ -99,7 +99,7 @@ check_plan() {
 # and reuses (where a parameter could tip a join into a Seq Scan). fetch
 # reads it as a cursor planned for its first rows (claim_lock.c); the
 # LIMIT here plans it for its first rows the same way.
-claim="SELECT c.ctid FROM ONLY qml.jobs c
+claim="SELECT c.ctid, c.priority, c.run_at, c.id FROM ONLY qml.jobs c
 	 WHERE c.state = 'enqueued' AND c.queue = \$1
 	   AND NOT EXISTS (SELECT 1 FROM qml.queues p WHERE p.name = \$1 AND p.paused)
 	 ORDER BY c.priority DESC, c.run_at, c.id
