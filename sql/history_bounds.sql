@@ -89,25 +89,31 @@ DROP ROLE regress_qml_hist_worker;
 --
 -- values that are not a history: 22P02, saying where
 --
--- a change: id 1, created (ff) as scheduled (00), at 2000-01-01, worker, error
-SELECT count(*) AS valid FROM qml.history_events('\x020001ff00000000000000000003616200');
+-- format 3, 1 change, none omitted; the change: id 1, created (ff) as
+-- scheduled (00), at 2000-01-01, worker 'ab', error NULL
+SELECT count(*) AS valid FROM qml.history_events('\x03010001ff00000000000000000003616200');
 -- a worker that is not UTF-8, or holds a zero byte
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff0000000000000000000361ff00')$$, true);
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff00000000000000000003610000')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff0000000000000000000361ff00')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff00000000000000000003610000')$$, true);
 -- a time out of range, a state that is none
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff007fffffffffffffff0000')$$, true);
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff0900000000000000000000')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff007fffffffffffffff0000')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff0900000000000000000000')$$, true);
 -- a text longer than the value, a value that ends early
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff0000000000000000000961')$$, true);
-SELECT expect_error($$SELECT * FROM qml.history_events('\x020001ff0000')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff0000000000000000000961')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x030100ffffff7fff0000000000000000')$$, true);
+-- more changes, or fewer, than the header counts
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03010001ff0000000000000000000100'
+													   '01ff0000000000000000000100')$$, true);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03020001ff0000000000000000000f'
+													   '6162636465666768696a6b6c6d6e00')$$, true);
 
 --
 -- qml.jobs.history is qml's to write: an UPDATE may only clear it, an
 -- INSERT's must be a history
 --
 SELECT qml.enqueue('w', queue => 'hx') AS xid \gset
-SELECT expect_error(format($$UPDATE qml.jobs SET history = '\x020001ff00000000000000000000' WHERE id = %s$$, :xid), true);
-SELECT expect_error(format($$UPDATE qml.jobs SET history = '\x0201' WHERE id = %s$$, :xid));
+SELECT expect_error(format($$UPDATE qml.jobs SET history = '\x03010001ff00000000000000000000' WHERE id = %s$$, :xid), true);
+SELECT expect_error(format($$UPDATE qml.jobs SET history = '\x0301' WHERE id = %s$$, :xid));
 -- writing back what it holds, or clearing it, is allowed
 UPDATE qml.jobs SET history = history::text::bytea WHERE id = :xid;
 UPDATE qml.jobs SET history = NULL WHERE id = :xid;
@@ -115,8 +121,8 @@ SELECT history IS NULL AS cleared FROM qml.jobs WHERE id = :xid;
 -- the next change starts it again
 UPDATE qml.jobs SET state = 'deleted' WHERE id = :xid;
 SELECT count(*) AS changes FROM qml.job_events WHERE job_id = :xid;
-SELECT expect_error($$INSERT INTO qml.jobs (queue, method, history) VALUES ('hx', 'i', '\x0201ff')$$, true);
+SELECT expect_error($$INSERT INTO qml.jobs (queue, method, history) VALUES ('hx', 'i', '\x0301ff')$$, true);
 INSERT INTO qml.jobs (queue, method, state, history)
-	VALUES ('hx', 'i', 'enqueued', '\x020001ff0000000000000000000000');
+	VALUES ('hx', 'i', 'enqueued', '\x03010001ff0000000000000000000000');
 -- every row of the view still reads
 SELECT count(*) > 0 AS view_reads FROM qml.job_events;

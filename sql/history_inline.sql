@@ -127,11 +127,49 @@ SELECT count(*) AS events_of_gone_jobs
 SELECT count(*) AS old_table_rows FROM qml.job_events_1_1;
 
 -- a value that is not a history is refused, not misread
-SELECT expect_error($$SELECT * FROM qml.history_events('\x02')$$);
+SELECT expect_error($$SELECT * FROM qml.history_events('\x03')$$);
 SELECT expect_error($$SELECT * FROM qml.history_events('\x0101')$$);
 SELECT expect_error($$SELECT * FROM qml.history_events('\x01010109')$$);
 SELECT count(*) AS none FROM qml.history_events('\x');
 SELECT count(*) AS none FROM qml.history_events(NULL);
+
+--
+-- a claim logs its own change, not the job's history again: the history
+-- is kept newest first, so the new row version ends as the old one did,
+-- and the UPDATE's WAL record leaves that common suffix out (the new
+-- version is on the same page; a full-page image, after a checkpoint,
+-- carries the page instead). Read back with pg_walinspect.
+--
+CREATE EXTENSION pg_walinspect;
+SELECT qml.enqueue('walh', queue => 'hwal') AS wid \gset
+DO $$
+DECLARE
+	j bigint;
+BEGIN
+	FOR i IN 1..6 LOOP
+		SELECT f.id INTO j FROM qml.fetch('w' || i, '{hwal}') f;
+		PERFORM qml.fail(j, 'w' || i, repeat(chr(97 + i), 150));
+		UPDATE qml.jobs SET state = 'enqueued', run_at = now() WHERE id = j;
+	END LOOP;
+END
+$$;
+SELECT octet_length(history) AS history_bytes FROM qml.jobs WHERE id = :wid \gset
+SELECT :history_bytes BETWEEN 1000 AND 2000 AS history_long;
+SELECT pg_current_wal_insert_lsn() AS before \gset
+BEGIN;
+SELECT id = :wid AS claimed FROM qml.fetch('wal', '{hwal}');
+SELECT pg_current_xact_id()::text::xid AS claim_xid \gset
+COMMIT;
+SELECT count(*) AS updates,
+	   bool_and(r.fpi_length > 0 OR r.record_length < :history_bytes / 2) AS logs_its_change
+  FROM pg_get_wal_records_info_till_end_of_wal(:'before') r
+ WHERE r.resource_manager = 'Heap' AND r.xid = :'claim_xid'::xid
+   AND r.record_type IN ('UPDATE', 'HOT_UPDATE')
+   AND r.block_ref ~ ('rel \d+/\d+/' || pg_relation_filenode('qml.jobs') || ' ');
+-- ... and it reads back oldest first
+SELECT ordinal, from_state, to_state, worker, left(error, 3) AS error
+  FROM qml.job_events WHERE job_id = :wid ORDER BY ordinal DESC LIMIT 3;
+DROP EXTENSION pg_walinspect;
 
 DROP FUNCTION qt_inline(bigint);
 DROP FUNCTION qt_changes(bytea);

@@ -12,8 +12,9 @@
  * CPU on the hot path. Inline, a change is a few bytes more in the tuple
  * that the insert, claim or completion writes already.
  *
- * The encoding: one format byte (2), a number: how many changes were
- * omitted after the first (see below), then per change
+ * The encoding: one format byte (3), two numbers: how many changes follow
+ * and how many were omitted after the first (see below), then the changes,
+ * newest first, the first change last; per change
  *	 id			a number, from qml.job_events_id_seq as the table's rows had
  *	 from state	1 byte, the index in qml_state_labels; 255 for none (creation)
  *	 to state	1 byte
@@ -23,6 +24,17 @@
  * where a number is little-endian base 128 (7 bits a byte, the high bit
  * set on all but the last), and a length is the number text length + 1, 0
  * for NULL. Byte order is fixed so that a dump restores on any machine.
+ *
+ * Why newest first, with a count: an append is then the new header, the
+ * new change and the old changes copied as they are, with nothing to walk
+ * while the bounds hold; and the new row version ends with the bytes the
+ * old one ended with, which an UPDATE's WAL record leaves out when both
+ * are on one page (log_heap_update's common suffix), so a claim or a
+ * completion logs its own change, not the whole history again.
+ *
+ * The ids: the sequence's increment is 32, and a session hands out the
+ * block one nextval() gave it (next_change_id): a nextval() per change,
+ * cached or not, cost as much as the rest of the append.
  *
  * Bounds: every change copies the history into the new row version, so a
  * job retried or requeued without end, or failing with long errors, would
@@ -41,19 +53,22 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "qml.h"
 
 PG_FUNCTION_INFO_V1(qml_history_events);
 
-#define HISTORY_FORMAT 2
+#define HISTORY_FORMAT 3
 #define NO_STATE 255
 
 /* the bounds (docs/sql-api.md): changes, bytes, bytes of one error */
@@ -64,8 +79,11 @@ PG_FUNCTION_INFO_V1(qml_history_events);
 
 /* room one change needs at most: id, states, time, two lengths */
 #define CHANGE_FIXED (10 + 2 + 8 + 10 + 10)
-/* room the header needs at most: format, omitted count */
-#define HEADER_FIXED (1 + 10)
+/* the fewest bytes a change takes: id, states, time, two lengths */
+#define CHANGE_MIN (1 + 2 + 8 + 1 + 1)
+/* room the header needs at most: format, count (at most 100: one byte),
+ * omitted count */
+#define HEADER_FIXED (1 + 1 + 10)
 
 static char *
 put_number(char *p, uint64 v)
@@ -101,9 +119,9 @@ typedef struct HistoryReader
 	const unsigned char *start;
 	const unsigned char *p;
 	const unsigned char *end;
-	bool		gap_done;		/* the omitted changes' row has been given */
+	uint64		count;			/* changes, as the header says */
 	uint64		omitted;
-	int64		position;		/* of the last change read */
+	const unsigned char *body;	/* the first change (the newest) */
 } HistoryReader;
 
 /* one change, as read: its texts point into the history */
@@ -188,11 +206,15 @@ read_header(HistoryReader *r, const bytea *h)
 	if (r->p >= r->end)
 		return false;
 	if (*r->p != HISTORY_FORMAT)
-		bad_history(r, "the format byte is not 2");
+		bad_history(r, "the format byte is not 3");
 	r->p++;
+	r->count = get_number(r);
+	if (r->count == 0 || r->count > (uint64) (r->end - r->p) / CHANGE_MIN)
+		bad_history(r, "the count of changes is out of range");
 	r->omitted = get_number(r);
 	if (r->omitted > (uint64) PG_INT32_MAX)
 		bad_history(r, "the count of omitted changes is out of range");
+	r->body = r->p;
 	return true;
 }
 
@@ -221,23 +243,105 @@ read_change(HistoryReader *r, HistoryChange *c, bool verify)
 }
 
 /*
- * `old` (a history, or NULL for none) with `change` appended at time `at`,
+ * Where each change of the history starts, newest first, and its end at
+ * [count]: walks it whole, checking the texts when `verify`. A palloc'd
+ * array of r->count + 1.
+ */
+static const unsigned char **
+change_starts(HistoryReader *r, bool verify)
+{
+	const unsigned char **starts = palloc((r->count + 1) * sizeof(*starts));
+	HistoryChange c;
+	uint64		n = 0;
+
+	r->p = r->body;
+	while (r->p < r->end)
+	{
+		if (n == r->count)
+			bad_history(r, "there are more changes than the header counts");
+		starts[n++] = r->p;
+		read_change(r, &c, verify);
+	}
+	if (n != r->count)
+		bad_history(r, "there are fewer changes than the header counts");
+	starts[n] = r->end;
+	return starts;
+}
+
+/* the session's block of change ids: next_id up to block_end (excluded) */
+static Oid	block_seq = InvalidOid;
+static int64 next_id;
+static int64 block_end;
+static bool block_callback = false;
+
+/*
+ * A sequence restarted (TRUNCATE ... RESTART IDENTITY, ALTER SEQUENCE ...
+ * RESTART) gets a new relfilenode, whose relcache invalidation reaches
+ * every session: the block is dropped, so that the changes are numbered
+ * from the restart on, in this session at once and in the others from
+ * their next transaction.
+ */
+static void
+id_block_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == block_seq)
+		block_seq = InvalidOid;
+}
+
+/*
+ * The next change id: from the block the session took with one nextval()
+ * of qml.job_events_id_seq, whose increment is the block's size (32, set
+ * by the extension's script; an admin's other increment is followed).
+ */
+static int64
+next_change_id(void)
+{
+	Oid			seq = qml_catalog()->job_events_seq;
+
+	if (seq != block_seq || next_id >= block_end)
+	{
+		HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seq));
+		int64		increment = 1;
+
+		if (!block_callback)
+		{
+			CacheRegisterRelcacheCallback(id_block_invalidate, (Datum) 0);
+			block_callback = true;
+		}
+		if (HeapTupleIsValid(tuple))
+		{
+			increment = ((Form_pg_sequence) GETSTRUCT(tuple))->seqincrement;
+			ReleaseSysCache(tuple);
+		}
+		next_id = nextval_internal(seq, false);
+		/* a negative or unit increment, or the end of bigint: one id */
+		if (increment < 1 || next_id > PG_INT64_MAX - increment)
+			increment = 1;
+		block_end = next_id + increment;
+		block_seq = seq;
+	}
+	return next_id++;
+}
+
+/*
+ * `old` (a history, or NULL for none) with `change` made at `at` added,
  * under the next id, and its oldest changes but the first dropped to stay
  * within the bounds; a new bytea in the current memory context.
  */
 bytea *
 qml_history_append(bytea *old, const QmlJobChange *change, TimestampTz at)
 {
-	int64		id = nextval_internal(qml_catalog()->job_events_seq, false);
 	size_t		worker_len = change->worker ? strlen(change->worker) : 0;
 	size_t		error_len = change->error ? strlen(change->error) : 0;
 	const char *tail = NULL;
 	size_t		newsize;
+	const unsigned char *newer = NULL;	/* the later changes kept */
+	size_t		newer_len = 0;
 	const unsigned char *first = NULL;	/* the first change, kept */
-	const unsigned char *first_end = NULL;
-	const unsigned char *rest = NULL;	/* the later changes kept */
-	const unsigned char *rest_end = NULL;
+	size_t		first_len = 0;
+	uint64		count = 1;
 	uint64		omitted = 0;
+	HistoryReader r;
 	bytea	   *result;
 	char	   *p;
 	uint64		t = (uint64) at;
@@ -250,64 +354,51 @@ qml_history_append(bytea *old, const QmlJobChange *change, TimestampTz at)
 	}
 	newsize = CHANGE_FIXED + worker_len + error_len + sizeof(TRUNCATED_MARK);
 
-	if (old != NULL)
+	if (old != NULL && read_header(&r, old))
 	{
-		HistoryReader r;
-
-		if (read_header(&r, old))
+		omitted = r.omitted;
+		newer = r.body;
+		newer_len = r.end - r.body;
+		count = r.count + 1;
+		/* over a bound: walk it, and drop the oldest changes but the first */
+		if (count > HISTORY_MAX_CHANGES ||
+			HEADER_FIXED + newer_len + newsize > HISTORY_MAX_BYTES)
 		{
-			HistoryChange c;
-			int			n = 0;
-			int			room = 16;
-			int			k = 0;
-			const unsigned char **starts = palloc(room * sizeof(*starts));
+			const unsigned char **starts = change_starts(&r, false);
+			uint64		kept = r.count - 1; /* of the later changes */
 
-			omitted = r.omitted;
-			first = r.p;
-			read_change(&r, &c, false);
-			first_end = r.p;
-			while (r.p < r.end)
-			{
-				if (n == room)
-				{
-					room *= 2;
-					starts = repalloc(starts, room * sizeof(*starts));
-				}
-				starts[n++] = r.p;
-				read_change(&r, &c, false);
-			}
-			/* drop the oldest after the first while the result would be too big */
-			while (k < n &&
-				   ((n - k) + 2 > HISTORY_MAX_CHANGES ||
-					HEADER_FIXED + (first_end - first) + (r.end - starts[k]) + newsize >
+			first = starts[r.count - 1];
+			first_len = r.end - first;
+			while (kept > 0 &&
+				   (kept + 2 > HISTORY_MAX_CHANGES ||
+					HEADER_FIXED + (starts[kept] - newer) + first_len + newsize >
 					HISTORY_MAX_BYTES))
-				k++;
-			omitted += k;
-			rest = k < n ? starts[k] : r.end;
-			rest_end = r.end;
+				kept--;
+			omitted += r.count - 1 - kept;
+			newer_len = starts[kept] - newer;
+			count = kept + 2;
 			pfree(starts);
 		}
 	}
 
-	result = palloc(VARHDRSZ + HEADER_FIXED + (first_end - first) +
-					(rest_end - rest) + newsize);
+	result = palloc(VARHDRSZ + HEADER_FIXED + newsize + newer_len + first_len);
 	p = VARDATA(result);
 	*p++ = HISTORY_FORMAT;
+	p = put_number(p, count);
 	p = put_number(p, omitted);
-	if (first != NULL)
-	{
-		memcpy(p, first, first_end - first);
-		p += first_end - first;
-		memcpy(p, rest, rest_end - rest);
-		p += rest_end - rest;
-	}
-	p = put_number(p, (uint64) id);
+	p = put_number(p, (uint64) next_change_id());
 	*p++ = (char) (change->from_state == JS_COUNT ? NO_STATE : change->from_state);
 	*p++ = (char) change->to_state;
 	for (i = 7; i >= 0; i--)
 		*p++ = (char) ((t >> (i * 8)) & 0xff);
 	p = put_text_len(p, change->worker, worker_len, NULL);
 	p = put_text_len(p, change->error, error_len, tail);
+	if (newer_len > 0)
+		memcpy(p, newer, newer_len);
+	p += newer_len;
+	if (first_len > 0)
+		memcpy(p, first, first_len);
+	p += first_len;
 	SET_VARSIZE(result, p - (char *) result);
 	return result;
 }
@@ -320,12 +411,9 @@ void
 qml_history_check(bytea *history)
 {
 	HistoryReader r;
-	HistoryChange c;
 
-	if (!read_header(&r, history))
-		return;
-	while (r.p < r.end)
-		read_change(&r, &c, true);
+	if (read_header(&r, history))
+		pfree(change_starts(&r, true));
 }
 
 static Datum
@@ -335,18 +423,30 @@ text_or_null(const char *s, int len, bool *isnull)
 	return s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
 }
 
+/* what qml.history_events() keeps between its calls */
+typedef struct EventsState
+{
+	HistoryReader r;
+	const unsigned char **starts;	/* newest first (change_starts) */
+	int64		next;			/* index in starts of the next change; -1: done */
+	int64		position;		/* of the last row given */
+	bool		gap_done;		/* the omitted changes' row has been given */
+} EventsState;
+
 /*
  * qml.history_events(history bytea): one row per change, in order:
  * (id, from_state, to_state, at, worker, error, position). Where changes
  * were omitted, one row stands for them: its id, states, time and worker
  * NULL, its error "N earlier changes omitted", its position theirs first.
+ * The history is walked (and checked) whole at the first call: it is kept
+ * newest first, and given oldest first.
  */
 Datum
 qml_history_events(PG_FUNCTION_ARGS)
 {
 	const QmlCatalog *cat = qml_catalog();
 	FuncCallContext *funcctx;
-	HistoryReader *r;
+	EventsState *st;
 	HistoryChange c;
 	Datum		values[7];
 	bool		nulls[7];
@@ -361,31 +461,36 @@ qml_history_events(PG_FUNCTION_ARGS)
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "qml.history_events must return a row type");
 		funcctx->tuple_desc = BlessTupleDesc(desc);
-		r = palloc0(sizeof(HistoryReader));
-		if (!read_header(r, PG_GETARG_BYTEA_PP(0)))
-			r->p = r->end = NULL;
-		funcctx->user_fctx = r;
+		st = palloc0(sizeof(EventsState));
+		st->next = -1;
+		if (read_header(&st->r, PG_GETARG_BYTEA_PP(0)))
+		{
+			st->starts = change_starts(&st->r, true);
+			st->next = (int64) st->r.count - 1;
+		}
+		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(old);
 	}
 	funcctx = SRF_PERCALL_SETUP();
-	r = funcctx->user_fctx;
-	if (r->p >= r->end)
+	st = funcctx->user_fctx;
+	if (st->next < 0)
 		SRF_RETURN_DONE(funcctx);
 	memset(nulls, true, sizeof(nulls));
-	if (r->position == 1 && r->omitted > 0 && !r->gap_done)
+	if (st->position == 1 && st->r.omitted > 0 && !st->gap_done)
 	{
-		r->gap_done = true;
+		st->gap_done = true;
 		values[5] = CStringGetTextDatum(psprintf("%llu earlier changes omitted",
-												 (unsigned long long) r->omitted));
+												 (unsigned long long) st->r.omitted));
 		nulls[5] = false;
 		values[6] = Int64GetDatum(2);
 		nulls[6] = false;
-		r->position += r->omitted;
+		st->position += st->r.omitted;
 	}
 	else
 	{
-		read_change(r, &c, true);
-		r->position++;
+		st->r.p = st->starts[st->next--];
+		read_change(&st->r, &c, false);
+		st->position++;
 		values[0] = Int64GetDatum((int64) c.id);
 		nulls[0] = false;
 		if (c.from != NO_STATE)
@@ -399,7 +504,7 @@ qml_history_events(PG_FUNCTION_ARGS)
 		nulls[3] = false;
 		values[4] = text_or_null(c.worker, c.worker_len, &nulls[4]);
 		values[5] = text_or_null(c.error, c.error_len, &nulls[5]);
-		values[6] = Int64GetDatum(r->position);
+		values[6] = Int64GetDatum(st->position);
 		nulls[6] = false;
 	}
 	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(funcctx->tuple_desc,

@@ -194,6 +194,18 @@ qml_queues_changed(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Whether some queue has a history setting of its own; if none has,
+ * qml.history alone decides, and the caller need not read the queue.
+ */
+bool
+qml_history_per_queue(void)
+{
+	if (settings_relid == InvalidOid)
+		read_queue_settings();
+	return queue_settings != NIL;
+}
+
+/*
  * Whether a change of a job in `queue` is recorded: the queue's own
  * setting, else qml.history. Both the history flush (up to version 1.1)
  * and the inline history (1.2, job_trigger.c) ask here.

@@ -147,21 +147,19 @@ count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
 }
 
 /*
- * The change from `oldtuple` (NULL for an insert) in state `from` to
- * `newtuple` in state `to`. The worker is the lease holder: the claimer
- * on a claim, the previous holder otherwise.
+ * The worker and error of the change from `oldtuple` (NULL for an insert)
+ * in state `from` to `newtuple` in state `to`: all a history records
+ * besides the states. The worker is the lease holder: the claimer on a
+ * claim, the previous holder otherwise.
  */
 static void
-change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
-		  HeapTuple newtuple, JobState to, QmlJobChange *change)
+worker_and_error(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				 HeapTuple newtuple, JobState to, QmlJobChange *change)
 {
 	const AttrNumber *att = qml_catalog()->job_att;
-	bool		isnull;
 
-	change->job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
 	change->from_state = from;
 	change->to_state = to;
-	change->queue = text_col(newtuple, desc, att[JC_QUEUE]);
 	change->worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
 	if (change->worker == NULL && oldtuple != NULL)
 		change->worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
@@ -181,6 +179,19 @@ change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		if (now_error && (was_error == NULL || strcmp(now_error, was_error) != 0))
 			change->error = now_error;
 	}
+}
+
+/* The whole change, as wakeup.c, queue_head.c and 1.1's history take it */
+static void
+change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
+		  HeapTuple newtuple, JobState to, QmlJobChange *change)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	bool		isnull;
+
+	worker_and_error(desc, oldtuple, from, newtuple, to, change);
+	change->job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
+	change->queue = text_col(newtuple, desc, att[JC_QUEUE]);
 	change->run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
 													  desc, &isnull));
 	if (isnull)
@@ -281,14 +292,23 @@ static void
 append_history(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple,
 			   JobState from, HeapTuple newtuple, JobState to, TimestampTz at)
 {
-	int			attnum = qml_catalog()->job_att[JC_HISTORY];
-	QmlJobChange change;
+	const AttrNumber *att = qml_catalog()->job_att;
+	int			attnum = att[JC_HISTORY];
+	QmlJobChange change = {0};
 	bool		isnull;
 	Datum		old;
 
-	change_of(desc, oldtuple, from, newtuple, to, &change);
-	if (change.queue == NULL || !qml_history_wanted(change.queue))
+	/* the queue is read only when some queue has a setting of its own */
+	if (qml_history_per_queue())
+	{
+		char	   *queue = text_col(newtuple, desc, att[JC_QUEUE]);
+
+		if (queue == NULL || !qml_history_wanted(queue))
+			return;
+	}
+	else if (!qml_history)
 		return;
+	worker_and_error(desc, oldtuple, from, newtuple, to, &change);
 	old = heap_getattr(newtuple, attnum, desc, &isnull);
 	set_col(c, attnum,
 			PointerGetDatum(qml_history_append(isnull ? NULL : DatumGetByteaPP(old),

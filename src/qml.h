@@ -61,6 +61,7 @@ typedef struct QmlJobChange
 extern void qml_history_add(const QmlJobChange *change);
 extern void qml_history_flush(void);
 extern bool qml_history_wanted(const char *queue);
+extern bool qml_history_per_queue(void);
 
 /* history_inline.c */
 extern bytea *qml_history_append(bytea *old, const QmlJobChange *change,
