@@ -25,9 +25,10 @@ LOCK TABLE qml.jobs IN ACCESS EXCLUSIVE MODE;
 LOCK TABLE qml.job_events IN ACCESS EXCLUSIVE MODE;
 
 /* ---------------------------------------------------------------------
- * qml.jobs: the history column, and no statement trigger for a history
- * table. Its shape is recorded again only if it was as 1.1 made it: what
- * an admin added keeps the API on its statements (src/direct_gate.c).
+ * qml.jobs: the history column, no statement trigger for a history
+ * table, no deduplication in jobs_fetch_idx. Its shape is recorded again
+ * only if it was as 1.1 made it: what an admin added keeps the API on its
+ * statements (src/direct_gate.c).
  * --------------------------------------------------------------------- */
 
 DO $$
@@ -36,6 +37,11 @@ DECLARE
 BEGIN
 	ALTER TABLE qml.jobs ADD COLUMN history bytea;
 	DROP TRIGGER jobs_flush ON qml.jobs;
+	-- no deduplication in an index whose key ends with the unique id
+	-- (qml--1.2.sql); the entries written so far stay as they are
+	IF pg_catalog.to_regclass('qml.jobs_fetch_idx') IS NOT NULL THEN
+		ALTER INDEX qml.jobs_fetch_idx SET (deduplicate_items = off);
+	END IF;
 	IF original THEN
 		UPDATE qml.table_shapes SET shape = qml.table_shape('qml.jobs')
 		 WHERE relname OPERATOR(pg_catalog.=) 'jobs';

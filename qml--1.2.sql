@@ -79,7 +79,11 @@ CREATE TABLE qml.jobs (
 
 -- The claim: fetch walks this index in (priority desc, run_at, id) order
 -- within one queue and stops after `batch` rows, whatever the depth.
+-- No deduplication: its key ends with the unique id, so no two entries
+-- are ever equal, and btree would try (and fail) to deduplicate a full
+-- leaf page before every split of it.
 CREATE INDEX jobs_fetch_idx ON qml.jobs (queue, priority DESC, run_at, id)
+	WITH (deduplicate_items = off)
 	WHERE state = 'enqueued';
 -- Promotion of due scheduled and retrying jobs: the scheduler's, across
 -- queues in due order, and fetch's, of the queue it claims from (a

@@ -61,6 +61,15 @@ for db in $updated $updated11; do
 	fi
 done
 
+# jobs_fetch_idx without deduplication, and qml.jobs still as the script
+# made it, so that enqueue and enqueue_batch keep writing rows themselves
+# (src/direct_gate.c) instead of through the statement
+for db in $fresh $updated $updated11; do
+	check "jobs_fetch_idx without deduplication, qml.jobs as made ($db)" "{deduplicate_items=off}|t" \
+		"$(q $db -F '|' -c "SELECT c.reloptions, qml.table_is_original('qml.jobs')
+							  FROM pg_class c WHERE c.oid = 'qml.jobs_fetch_idx'::regclass")"
+done
+
 # the history recorded before the update reads as it did, and the changes
 # after it follow on: 25 creations and claims on 1.0 and 1.1, then one
 # completion
