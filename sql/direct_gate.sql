@@ -162,6 +162,30 @@ SELECT * FROM qt_history(:id);
 SELECT relname, qml.table_is_original(('qml.' || relname)::regclass)
   FROM qml.table_shapes ORDER BY relname;
 
+-- jobs_fetch_idx has deduplicate_items = off (1.2), and a batch still
+-- takes the direct path: the row trigger qml.jobs_stamp, which the
+-- statement path fires once per row, is not called (track_functions
+-- counts C functions too). With the index as 1.1 made it (deduplicating),
+-- qml.jobs is no longer as created and the batch goes by statement (the
+-- statistics target, which is no part of the shape, only makes this
+-- session check the table again: an index's options invalidate the
+-- index's relcache entry alone, and change nothing a write does).
+SELECT reloptions FROM pg_class WHERE oid = 'qml.jobs_fetch_idx'::regclass;
+SET track_functions = 'all';
+BEGIN;
+SELECT count(*) AS enqueued FROM qml.enqueue_batch('[{"method": "a"}, {"method": "b"}]');
+SELECT coalesce(sum(calls), 0) AS stamp_calls
+  FROM pg_stat_xact_user_functions WHERE funcid = 'qml.jobs_stamp'::regproc;
+ROLLBACK;
+BEGIN;
+ALTER INDEX qml.jobs_fetch_idx RESET (deduplicate_items);
+ALTER TABLE qml.jobs ALTER COLUMN result SET STATISTICS 100;
+SELECT count(*) AS enqueued FROM qml.enqueue_batch('[{"method": "a"}, {"method": "b"}]');
+SELECT coalesce(sum(calls), 0) AS stamp_calls
+  FROM pg_stat_xact_user_functions WHERE funcid = 'qml.jobs_stamp'::regproc;
+ROLLBACK;
+RESET track_functions;
+
 --
 -- A qml.jobs that Citus distributes is refused. Citus lists it in its
 -- catalog pg_catalog.pg_dist_partition, and its trigger on that catalog
