@@ -13,6 +13,7 @@ OBJS = \
 	src/lease_role.o \
 	src/job_trigger.o \
 	src/job_history.o \
+	src/history_inline.o \
 	src/maintain.o \
 	src/worker_api.o \
 	src/producer_api.o \
@@ -35,12 +36,12 @@ OBJS = \
 	src/recurring.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql qml--1.0--1.1.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.0--1.1.sql qml--1.1--1.2.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
 # (scripts/test.sh starts one); see README.md.
-REGRESS = setup enqueue fetch_complete claim_wal claim_commit fail_retry admin maintain privileges lease_role bounds direct_gate alter_columns
+REGRESS = setup enqueue fetch_complete claim_wal claim_commit fail_retry admin maintain privileges lease_role bounds direct_gate direct_gate_1_1 alter_columns history_inline history_bounds
 REGRESS_OPTS = --inputdir=. --load-extension=qml
 ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_head_short queue_settings fetch_due prepared direct_gate_ddl update_1_0 fetch_wait_holds claim_race
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml

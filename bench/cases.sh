@@ -221,7 +221,7 @@ case_depth() {
 		for run in $(seq 1 "$RUNS"); do
 			if [ "$run" -gt 1 ]; then
 				# back to the prefilled state: only the waiting jobs, vacuumed
-				q -c "DELETE FROM qml.jobs WHERE state <> 'enqueued'" -c "TRUNCATE qml.job_events" \
+				q -c "DELETE FROM qml.jobs WHERE state <> 'enqueued'" -c "TRUNCATE qml.job_events_1_1" \
 					-c "VACUUM ANALYZE qml.jobs" -c "CHECKPOINT"
 			fi
 			pgb 4 "$(script qml_depth.sql 10)"

@@ -52,7 +52,7 @@ cpu_of() { awk '{ print $1 }' "/proc/$1/schedstat"; }
 # 1,000 jobs and WAL bytes per job to $tmp/runs
 measure() {
 	local name=$1 per=$2 n=$3 sql=$4 pid c0 c1 l0 wal x i
-	q -c "TRUNCATE jobs, qml.jobs, qml.job_events RESTART IDENTITY" -c "CHECKPOINT"
+	q -c "TRUNCATE jobs, qml.jobs, qml.job_events_1_1 RESTART IDENTITY" -c "CHECKPOINT"
 	coproc S { PGOPTIONS=${5:-} psql -X -At -v ON_ERROR_STOP=1 -d "$db" 2>&1; }
 	echo "SELECT pg_backend_pid();" >&"${S[1]}"
 	read -r pid <&"${S[0]}"

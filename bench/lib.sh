@@ -86,7 +86,7 @@ bound() {
 reset_raw() { q -c "TRUNCATE jobs RESTART IDENTITY" -c "CHECKPOINT"; }
 
 reset_qml() {
-	q -c "TRUNCATE qml.jobs, qml.job_events RESTART IDENTITY" -c "CHECKPOINT"
+	q -c "TRUNCATE qml.jobs, qml.job_events_1_1 RESTART IDENTITY" -c "CHECKPOINT"
 }
 
 prefill_raw() { q -v n="$1" -f "$SQL/raw_prefill.sql" >/dev/null; }
@@ -97,7 +97,7 @@ prefill_raw() { q -v n="$1" -f "$SQL/raw_prefill.sql" >/dev/null; }
 prefill_qml() {
 	local n=$1 chunk=10000 nch pids=() s
 	nch=$(((n + chunk - 1) / chunk))
-	q -c "TRUNCATE qml.jobs, qml.job_events RESTART IDENTITY"
+	q -c "TRUNCATE qml.jobs, qml.job_events_1_1 RESTART IDENTITY"
 	for s in 0 1; do
 		(
 			i=$s
@@ -110,7 +110,7 @@ prefill_qml() {
 		pids+=($!)
 	done
 	for s in "${pids[@]}"; do wait "$s" || return 1; done
-	q -c "VACUUM ANALYZE qml.jobs" -c "VACUUM ANALYZE qml.job_events" -c "CHECKPOINT"
+	q -c "VACUUM ANALYZE qml.jobs" -c "VACUUM ANALYZE qml.job_events_1_1" -c "CHECKPOINT"
 }
 
 # size_for KEY: jobs to prefill for one run of a fetch case, from the rate

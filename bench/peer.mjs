@@ -182,17 +182,17 @@ const qmlBatchJson = () =>
 async function qml() {
 	const pool = new pg.Pool({ connectionString: qmlUrl, max: Math.max(...CONCS) + 2 });
 	const c = await pool.connect();
-	await c.query("TRUNCATE qml.jobs, qml.job_events");
+	await c.query("TRUNCATE qml.jobs, qml.job_events_1_1");
 
 	let t0 = now();
 	for (let i = 0; i < SINGLE; i++)
 		await c.query({ name: "enq", text: "SELECT qml.enqueue('noop', $1)", values: [JSON.stringify({ n: i })] });
 	result("qml_add_single", (SINGLE * 1000) / (now() - t0), "jobs/s");
-	await c.query("TRUNCATE qml.jobs, qml.job_events");
+	await c.query("TRUNCATE qml.jobs, qml.job_events_1_1");
 
 	for (const conc of CONCS) {
 		for (const batch of [1, 10, 100]) {
-			await c.query("TRUNCATE qml.jobs, qml.job_events");
+			await c.query("TRUNCATE qml.jobs, qml.job_events_1_1");
 			const json = qmlBatchJson();
 			t0 = now();
 			await c.query("SELECT count(*) FROM qml.enqueue_batch($1::jsonb)", [json]);
@@ -203,7 +203,7 @@ async function qml() {
 			note(`qml fetch ${batch} + complete_batch c${conc}: ${rate.toFixed(0)} jobs/s`);
 		}
 	}
-	await c.query("TRUNCATE qml.jobs, qml.job_events");
+	await c.query("TRUNCATE qml.jobs, qml.job_events_1_1");
 	c.release();
 
 	// wake latency: one idle worker connection, LISTEN + fetch

@@ -10,7 +10,7 @@ import re
 import sys
 
 PARTS = [
-    ("history (job_history.c)", r"^(qml_history_flush|qml_jobs_flush|qml_history_add|write_directly|write_by_statement)$"),
+    ("history (job_history.c; 1.2: history_inline.c)", r"^(qml_history_flush|qml_jobs_flush|qml_history_add|write_directly|write_by_statement|append_history|qml_history_append|qml_history_wanted)$"),
     ("counts (job_counts.c)", r"^(qml_counts_\w+|qml_job_counts_\w+|counts_xact_callback)$"),
     ("wakeups (wakeup.c)", r"^(qml_wakeup\w*|wakeup_xact_callback|PreCommit_Notify|AtCommit_Notify|Async_Notify)$"),
     ("WAL write, flush, segment init", r"^(XLogFlush|XLogWrite|XLogBackgroundFlush|XLogFileInit\w*|issue_xlog_fsync)$"),

@@ -76,7 +76,7 @@ fetch)
 		(for _ in $(seq "$s" 2 39); do q -v n=10000 -f bench/sql/qml_prefill_chunk.sql >/dev/null; done) &
 	done
 	wait
-	q -c "VACUUM ANALYZE qml.jobs" -c "VACUUM ANALYZE qml.job_events" -c "CHECKPOINT"
+	q -c "VACUUM ANALYZE qml.jobs" -c "VACUUM ANALYZE qml.job_events_1_1" -c "CHECKPOINT"
 	sed "s/@BATCH@/$b/g" bench/sql/qml_fetch_complete.sql >"$tmp/case.sql"
 	pgbench -n -M prepared -T $((T + 3)) -c "$c" -j 2 -f "$tmp/case.sql" "$db" >"$tmp/case.out" 2>&1 &
 	bg=$!

@@ -296,7 +296,7 @@ run_qml(PGconn *admin, qml_client *client, qml_registry *reg, int threads)
 	double		fetch_cpu = 0,
 				flush_cpu = 0;
 
-	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
+	sql(admin, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	snprintf(q, sizeof(q),
 			 "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object("
 			 "'method', 'noop', 'arguments', jsonb_build_array(g))) FROM generate_series(1, %d) g))",
@@ -428,7 +428,7 @@ run_latency(PGconn *admin, qml_client *client)
 	qml_server *s = NULL;
 	int			n;
 
-	sql(admin, "TRUNCATE qml.jobs, qml.job_events");
+	sql(admin, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	lat = calloc((size_t) nlatency, sizeof(int64_t));
 	qml_registry_add(reg, "stamp", stamp, NULL);
 	qml_registry_add(reg, "warm_up", warm_up, NULL);

@@ -99,7 +99,7 @@ for workers in 0 2; do
 	declare -A tps=()
 	for run in $(seq "$RUNS"); do
 		for mode in on off always; do
-			q -c "TRUNCATE qml.jobs, qml.job_events" -c "CHECKPOINT" >/dev/null
+			q -c "TRUNCATE qml.jobs, qml.job_events_1_1" -c "CHECKPOINT" >/dev/null
 			for w in $(seq "$workers"); do consumer "c$w" $((T + 1)) & done
 			sleep 0.5
 			t=$(PGOPTIONS="-c qml.wakeups=$mode" pgbench -n -M prepared -c 16 -j 2 -T "$T" -f "$tmp/enqueue.sql" $db 2>&1 |
@@ -118,7 +118,7 @@ for workers in 0 2; do
 done
 
 echo "== wake latency"
-q -c "TRUNCATE qml.jobs, qml.job_events" >/dev/null
+q -c "TRUNCATE qml.jobs, qml.job_events_1_1" >/dev/null
 cc -O2 -o "$tmp/wake_latency" bench/wake_latency.c -I"$(pg_config --includedir)" \
 	-L"$(pg_config --libdir)" -lpq
 "$tmp/wake_latency" $db "${BENCH_SAMPLES:-500}"

@@ -32,10 +32,19 @@ rate() {
 sed 's/@BATCH@/10/g' bench/sql/raw_claim_delete.sql >"$tmp/raw_fetch.sql"
 sed 's/@BATCH@/10/g' bench/sql/qml_fetch_complete.sql >"$tmp/qml_fetch.sql"
 
+# empties the jobs and their history in database $1 (as role $2): the
+# history is the table qml.job_events in the SQL edition, a view of
+# qml.jobs and the table qml.job_events_1_1 in the extension from 1.2
+clear_qml() {
+	psql -X -q -At -v ON_ERROR_STOP=1 -U "$2" -d "$1" -c "DO \$\$ BEGIN
+		IF to_regclass('qml.job_events_1_1') IS NOT NULL THEN DELETE FROM qml.job_events_1_1;
+		ELSE DELETE FROM qml.job_events; END IF; END \$\$" -c "DELETE FROM qml.jobs" >/dev/null
+}
+
 # a queue of $N jobs in database $1 (as role $2), vacuumed and checkpointed
 fill_qml() {
 	local i
-	psql -X -q -At -v ON_ERROR_STOP=1 -U "$2" -d "$1" -c "DELETE FROM qml.job_events" -c "DELETE FROM qml.jobs" >/dev/null
+	clear_qml "$1" "$2"
 	for i in $(seq 1 $((N / 10000))); do
 		psql -X -q -At -v ON_ERROR_STOP=1 -U "$2" -d "$1" -v n=10000 -f bench/sql/qml_prefill_chunk.sql >/dev/null
 	done
@@ -53,9 +62,10 @@ s_f=$(rate "$sqldb" "$owner" "$tmp/qml_fetch.sql" 10)
 echo "enqueue, $C clients, $T s"
 q -c "TRUNCATE jobs" -c "CHECKPOINT" >/dev/null
 raw_e=$(rate "$db" postgres bench/sql/raw_enqueue.sql 1)
-q -c "DELETE FROM qml.job_events" -c "DELETE FROM qml.jobs" -c "CHECKPOINT" >/dev/null
+clear_qml "$db" postgres
+q -c "CHECKPOINT" >/dev/null
 c_e=$(rate "$db" postgres bench/sql/qml_enqueue.sql 1)
-psql -X -q -U "$owner" -d "$sqldb" -c "DELETE FROM qml.job_events" -c "DELETE FROM qml.jobs" >/dev/null
+clear_qml "$sqldb" "$owner"
 psql -X -q -d "$sqldb" -c "CHECKPOINT" >/dev/null
 s_e=$(rate "$sqldb" "$owner" bench/sql/qml_enqueue.sql 1)
 

@@ -278,7 +278,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	p = connect_or_die(conninfo);
-	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events");
+	exec_or_die(p, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	first_measured = (WARMUP_MS + every - 1) / every;
 	trace_path = getenv("BENCH_WAIT_TRACE");
 	start = now_ms();

@@ -256,8 +256,9 @@ DROP TRIGGER zz_admin_audit ON qml.jobs;
 SELECT qml.enqueue('direct', '{"a": 1}', 'cmp', 2, max_attempts => 4,
 				   backoff_base => '3 seconds') AS direct \gset
 SELECT array_agg(job_id = :via_insert) AS audit_saw_only_the_insert FROM qt_seen;
-SELECT to_jsonb(a) - '{id,method,created_at,enqueued_at,run_at}'::text[]
-	   = to_jsonb(b) - '{id,method,created_at,enqueued_at,run_at}'::text[] AS same_row,
+SELECT to_jsonb(a) - '{id,method,created_at,enqueued_at,run_at,history}'::text[]
+	   = to_jsonb(b) - '{id,method,created_at,enqueued_at,run_at,history}'::text[] AS same_row,
+	   ARRAY(SELECT qt_history(a.id)) = ARRAY(SELECT qt_history(b.id)) AS same_history,
 	   a.enqueued_at >= a.created_at AND b.enqueued_at >= b.created_at AS both_stamped,
 	   a.run_at = a.created_at AND b.run_at = b.created_at AS both_due_now
   FROM qml.jobs a, qml.jobs b WHERE a.id = :via_insert AND b.id = :direct;
@@ -279,8 +280,9 @@ SELECT array_agg(id ORDER BY id) AS batch_direct FROM qml.enqueue_batch('[
 	{"method": "b", "queue": "cmpb", "run_at": "2999-01-01T00:00:00Z", "arguments": 7}]') id \gset
 SELECT count(*) AS audit_saw_the_first_batch FROM qt_seen WHERE job_id = ANY (:'batch_via_insert');
 SELECT count(*) AS audit_saw_the_second FROM qt_seen WHERE job_id = ANY (:'batch_direct');
-SELECT a.state, to_jsonb(a) - '{id,created_at,enqueued_at,run_at}'::text[]
-	   = to_jsonb(b) - '{id,created_at,enqueued_at,run_at}'::text[] AS same_row,
+SELECT a.state, to_jsonb(a) - '{id,created_at,enqueued_at,run_at,history}'::text[]
+	   = to_jsonb(b) - '{id,created_at,enqueued_at,run_at,history}'::text[] AS same_row,
+	   ARRAY(SELECT qt_history(a.id)) = ARRAY(SELECT qt_history(b.id)) AS same_history,
 	   (a.enqueued_at IS NULL) = (b.enqueued_at IS NULL) AS same_stamps,
 	   CASE a.state WHEN 'enqueued' THEN a.run_at = a.created_at AND b.run_at = b.created_at
 	   ELSE a.run_at = b.run_at END AS same_due

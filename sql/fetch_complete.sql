@@ -265,8 +265,9 @@ SELECT qml.complete(3, 'ws', '{"r": 1}') AS completed;
 SELECT * FROM qml.complete_batch('{4}', 'ws', ARRAY['{"r": 2}']::jsonb[]);
 SELECT * FROM qt_updated ORDER BY job_id, state;
 SELECT a.id AS via_update, b.id AS direct,
-	   to_jsonb(a) - '{id,created_at,enqueued_at,started_at,finished_at,run_at}'::text[]
-	   = to_jsonb(b) - '{id,created_at,enqueued_at,started_at,finished_at,run_at}'::text[] AS same_row,
+	   to_jsonb(a) - '{id,created_at,enqueued_at,started_at,finished_at,run_at,history}'::text[]
+	   = to_jsonb(b) - '{id,created_at,enqueued_at,started_at,finished_at,run_at,history}'::text[] AS same_row,
+	   ARRAY(SELECT qt_history(a.id)) = ARRAY(SELECT qt_history(b.id)) AS same_history,
 	   a.finished_at >= a.started_at AND b.finished_at >= b.started_at
 	   AND b.started_at >= b.enqueued_at AS both_stamped
   FROM qml.jobs a JOIN qml.jobs b ON b.id = a.id + 2 WHERE a.id IN (1, 2) ORDER BY a.id;

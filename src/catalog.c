@@ -43,7 +43,7 @@ static const char *const job_column_names[JC_COUNT] = {
 	"max_attempts", "run_at", "created_at", "enqueued_at", "started_at",
 	"finished_at", "locked_by", "locked_until", "last_error", "result",
 	"unique_key", "backoff_base", "backoff_cap", "lease_pid", "lease_session",
-	"locked_role"
+	"locked_role", "history"
 };
 
 /* the columns of qml.job_events, in the order of enum EventColumn */
@@ -99,6 +99,8 @@ look_up_job_columns(QmlCatalog *c)
 		c->job_att[i] = get_attnum(c->jobs, job_column_names[i]);
 		if (i == JC_LOCKED_ROLE)
 			c->schema_1_0 = c->job_att[i] == InvalidAttrNumber;
+		else if (i == JC_HISTORY)
+			c->inline_history = c->job_att[i] != InvalidAttrNumber;
 		else if (c->job_att[i] == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -128,6 +130,7 @@ const QmlCatalog *
 qml_catalog(void)
 {
 	Oid			nsp;
+	Oid			old_events;
 	Oid			own[3];
 	int			i;
 
@@ -148,10 +151,31 @@ qml_catalog(void)
 	own[2] = catalog.queues;
 	qml_refuse_distributed(own, lengthof(own));
 	look_up_job_columns(&catalog);
-	look_up_event_columns(&catalog);
 	catalog.jobs_seq = getIdentitySequence(catalog.jobs, catalog.job_att[JC_ID], false);
-	catalog.job_events_seq = getIdentitySequence(catalog.job_events,
-												 catalog.event_att[EC_ID], false);
+	/*
+	 * From version 1.2 on, qml.job_events is a view of qml.jobs.history,
+	 * whose changes take their ids from the identity of the table that holds
+	 * what 1.1 recorded.
+	 */
+	old_events = get_relname_relid("job_events_1_1", nsp);
+	if (OidIsValid(old_events) && !catalog.inline_history)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("qml.jobs has no column \"history\""),
+				 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
+	if (catalog.inline_history)
+	{
+		old_events = table_oid(nsp, "job_events_1_1");
+
+		catalog.job_events_seq = getIdentitySequence(old_events,
+													 get_attnum(old_events, "id"), false);
+	}
+	else
+	{
+		look_up_event_columns(&catalog);
+		catalog.job_events_seq = getIdentitySequence(catalog.job_events,
+													 catalog.event_att[EC_ID], false);
+	}
 
 	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)

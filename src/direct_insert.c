@@ -286,7 +286,9 @@ bool
 qml_direct_open_jobs(QmlDirectInsert *d)
 {
 	qml_direct_open(d, qml_catalog()->jobs);
-	LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);
+	/* up to version 1.1, the history flush writes qml.job_events */
+	if (!qml_catalog()->inline_history)
+		LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);
 	/* the locks may have brought an ALTER TABLE: qml_catalog() reads it */
 	if (qml_jobs_writes_are_ours(d->rel))
 		return true;

@@ -177,25 +177,6 @@ read_queue_settings(void)
 	settings_relid = relid;
 }
 
-/* the names of the queues whose own setting differs from qml.history */
-static List *
-queues_against_default(bool history_default)
-{
-	List	   *result = NIL;
-	ListCell   *lc;
-
-	if (settings_relid == InvalidOid)
-		read_queue_settings();
-	foreach(lc, queue_settings)
-	{
-		QueueHistory *q = lfirst(lc);
-
-		if (q->history != history_default)
-			result = lappend(result, q->queue);
-	}
-	return result;
-}
-
 /*
  * qml_queues_changed: AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
  * qml.queues FOR EACH STATEMENT. The invalidation is sent at commit (and
@@ -212,15 +193,38 @@ qml_queues_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-static bool
-history_on(const char *queue, bool history_default, List *exceptions)
+/*
+ * Whether some queue has a history setting of its own; if none has,
+ * qml.history alone decides, and the caller need not read the queue.
+ */
+bool
+qml_history_per_queue(void)
+{
+	if (settings_relid == InvalidOid)
+		read_queue_settings();
+	return queue_settings != NIL;
+}
+
+/*
+ * Whether a change of a job in `queue` is recorded: the queue's own
+ * setting, else qml.history. Both the history flush (up to version 1.1)
+ * and the inline history (1.2, job_trigger.c) ask here.
+ */
+bool
+qml_history_wanted(const char *queue)
 {
 	ListCell   *lc;
 
-	foreach(lc, exceptions)
-		if (strcmp((char *) lfirst(lc), queue) == 0)
-			return !history_default;
-	return history_default;
+	if (settings_relid == InvalidOid)
+		read_queue_settings();
+	foreach(lc, queue_settings)
+	{
+		QueueHistory *q = lfirst(lc);
+
+		if (strcmp(q->queue, queue) == 0)
+			return q->history;
+	}
+	return qml_history;
 }
 
 /* the pending change at `i` */
@@ -363,7 +367,6 @@ write_by_statement(const bool *keep, int nkeep)
 static void
 write_pending(void)
 {
-	List	   *exceptions = queues_against_default(qml_history);
 	bool	   *keep = palloc(pending.n * sizeof(bool));
 	int			nkeep = 0;
 	Oid			relid;
@@ -371,7 +374,7 @@ write_pending(void)
 
 	for (i = 0; i < pending.n; i++)
 	{
-		keep[i] = history_on(change_at(i)->queue, qml_history, exceptions);
+		keep[i] = qml_history_wanted(change_at(i)->queue);
 		nkeep += keep[i];
 	}
 	/* with history off, nothing is opened */

@@ -114,7 +114,9 @@ loading_by_copy(Relation rel)
 void
 qml_record_change(const QmlJobChange *change)
 {
-	qml_history_add(change);
+	/* version 1.2 keeps it in the row (append_history) */
+	if (!qml_catalog()->inline_history)
+		qml_history_add(change);
 	/* wakeups, statistics and the scheduler's next due time (wakeup.c) */
 	qml_job_changed(change);
 	qml_head_note_change(change);
@@ -145,27 +147,25 @@ count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
 }
 
 /*
- * The change a row trigger saw. The worker is the lease holder: the claimer
- * on a claim, the previous holder otherwise.
+ * The worker and error of the change from `oldtuple` (NULL for an insert)
+ * in state `from` to `newtuple` in state `to`: all a history records
+ * besides the states. The worker is the lease holder: the claimer on a
+ * claim, the previous holder otherwise.
  */
 static void
-record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
-				  HeapTuple newtuple, JobState to)
+worker_and_error(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				 HeapTuple newtuple, JobState to, QmlJobChange *change)
 {
 	const AttrNumber *att = qml_catalog()->job_att;
-	QmlJobChange change;
-	bool		isnull;
 
-	change.job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
-	change.from_state = from;
-	change.to_state = to;
-	change.queue = text_col(newtuple, desc, att[JC_QUEUE]);
-	change.worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
-	if (change.worker == NULL && oldtuple != NULL)
-		change.worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
-	change.error = NULL;
+	change->from_state = from;
+	change->to_state = to;
+	change->worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
+	if (change->worker == NULL && oldtuple != NULL)
+		change->worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
+	change->error = NULL;
 	if (to == JS_FAILED || to == JS_AWAITING_RETRY)
-		change.error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
+		change->error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
 	else if (from == JS_PROCESSING && to == JS_ENQUEUED)
 	{
 		/*
@@ -177,14 +177,36 @@ record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		char	   *was_error = text_col(oldtuple, desc, att[JC_LAST_ERROR]);
 
 		if (now_error && (was_error == NULL || strcmp(now_error, was_error) != 0))
-			change.error = now_error;
+			change->error = now_error;
 	}
+}
 
-	change.run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
-													 desc, &isnull));
+/* The whole change, as wakeup.c, queue_head.c and 1.1's history take it */
+static void
+change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
+		  HeapTuple newtuple, JobState to, QmlJobChange *change)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	bool		isnull;
+
+	worker_and_error(desc, oldtuple, from, newtuple, to, change);
+	change->job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
+	change->queue = text_col(newtuple, desc, att[JC_QUEUE]);
+	change->run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
+													  desc, &isnull));
 	if (isnull)
-		change.run_at = DT_NOEND;
-	change.priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
+		change->run_at = DT_NOEND;
+	change->priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
+}
+
+/* The change a row trigger saw, handed on */
+static void
+record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
+				  HeapTuple newtuple, JobState to)
+{
+	QmlJobChange change;
+
+	change_of(desc, oldtuple, from, newtuple, to, &change);
 	qml_record_change(&change);
 }
 
@@ -260,6 +282,88 @@ clear(QmlRowChanges *c, TupleDesc desc, HeapTuple newtuple, int attnum)
 {
 	if (!heap_attisnull(newtuple, attnum, desc))
 		set_col(c, attnum, (Datum) 0, true);
+}
+
+/*
+ * Appends the change to the history the row carries (version 1.2's
+ * qml.jobs.history, history_inline.c), when its queue records history.
+ */
+static void
+append_history(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple,
+			   JobState from, HeapTuple newtuple, JobState to, TimestampTz at)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	int			attnum = att[JC_HISTORY];
+	QmlJobChange change = {0};
+	bool		isnull;
+	Datum		old;
+
+	/* the queue is read only when some queue has a setting of its own */
+	if (qml_history_per_queue())
+	{
+		char	   *queue = text_col(newtuple, desc, att[JC_QUEUE]);
+
+		if (queue == NULL || !qml_history_wanted(queue))
+			return;
+	}
+	else if (!qml_history)
+		return;
+	worker_and_error(desc, oldtuple, from, newtuple, to, &change);
+	old = heap_getattr(newtuple, attnum, desc, &isnull);
+	set_col(c, attnum,
+			PointerGetDatum(qml_history_append(isnull ? NULL : DatumGetByteaPP(old),
+											   &change, at)),
+			false);
+}
+
+/*
+ * Whether the history of `newtuple` is the one the row had (`oldtuple`),
+ * or NULL: what qml writes there is its own append (append_history).
+ */
+static void
+check_history_kept(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+{
+	int			attnum = qml_catalog()->job_att[JC_HISTORY];
+	Form_pg_attribute attr = TupleDescAttr(desc, attnum - 1);
+	bool		oldnull;
+	bool		newnull;
+	Datum		old = heap_getattr(oldtuple, attnum, desc, &oldnull);
+	Datum		new = heap_getattr(newtuple, attnum, desc, &newnull);
+
+	/* cleared, or the same value (an UPDATE that did not set it) */
+	if (newnull || (!oldnull && datumIsEqual(old, new, attr->attbyval, attr->attlen)))
+		return;
+	if (!oldnull)
+	{
+		bytea	   *a = DatumGetByteaPP(old);
+		bytea	   *b = DatumGetByteaPP(new);
+
+		if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_GENERATED_ALWAYS),
+			 errmsg("column \"history\" of qml.jobs can only be cleared"),
+			 errdetail("qml appends each change of state to a job's history itself."),
+			 errhint("Set it to NULL to clear the job's history, or leave it out of the UPDATE.")));
+}
+
+/*
+ * An INSERT may carry a history (a job moved from another database):
+ * it must be one, or every read of qml.job_events would fail on it.
+ */
+static void
+check_inserted_history(TupleDesc desc, HeapTuple newtuple)
+{
+	bool		isnull;
+	Datum		history;
+
+	if (!qml_catalog()->inline_history)
+		return;
+	history = heap_getattr(newtuple, qml_catalog()->job_att[JC_HISTORY], desc, &isnull);
+	if (!isnull)
+		qml_history_check(DatumGetByteaPP(history));
 }
 
 /*
@@ -341,6 +445,10 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 	else if (from != JS_COUNT && is_final(from))
 		clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
 
+	if (qml_catalog()->inline_history)
+		append_history(&changes, desc, oldtuple, from, newtuple, to,
+					   DatumGetTimestampTz(now));
+
 	/* only a job being processed has a lease */
 	if (to != JS_PROCESSING && from == JS_PROCESSING)
 	{
@@ -415,11 +523,14 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	{
 		if (loading_by_copy(trigdata->tg_relation))
 			return PointerGetDatum(trigdata->tg_trigtuple);
+		check_inserted_history(desc, trigdata->tg_trigtuple);
 		return PointerGetDatum(stamp_insert(desc, trigdata->tg_trigtuple));
 	}
 
 	oldtuple = trigdata->tg_trigtuple;
 	newtuple = trigdata->tg_newtuple;
+	if (qml_catalog()->inline_history)
+		check_history_kept(desc, oldtuple, newtuple);
 	old_state = job_state_of(oldtuple, desc);
 	new_state = job_state_of(newtuple, desc);
 	count_queue_move(desc, oldtuple, old_state, newtuple);

@@ -85,23 +85,29 @@ static const char *const rescue_sql = FAIL_HELD_JOBS(
  * Finished jobs older than their queue's retention go, with their history.
  * The index range (jobs_finished_idx: the state list must stay the index's
  * predicate) uses the shortest retention in force; the per-queue filter
- * then keeps what a longer retention still protects.
+ * then keeps what a longer retention still protects. From version 1.2 on a
+ * job's history is in its row (history_inline.c) and goes with it; only
+ * what was recorded before the update, in qml.job_events_1_1, is deleted
+ * beside it. Up to 1.1, qml.job_events is that table.
  */
-static const char *const prune_sql =
-"WITH old AS ("
-"  SELECT j.id FROM qml.jobs j"
-"    LEFT JOIN qml.queues q ON q.name OPERATOR(pg_catalog.=) j.queue"
-"   WHERE j.state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,deleted}'::qml.job_state[])"
-"     AND ($3 OR j.state OPERATOR(pg_catalog.<>) 'failed')"
-"     AND j.finished_at OPERATOR(pg_catalog.<) (SELECT pg_catalog.now() OPERATOR(pg_catalog.-)"
-"           LEAST(pg_catalog.make_interval(secs => $2),"
-"                 (SELECT pg_catalog.min(retention) FROM qml.queues)))"
-"     AND j.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-"         COALESCE(q.retention, pg_catalog.make_interval(secs => $2)))"
-"   LIMIT $1 FOR UPDATE OF j SKIP LOCKED),"
-" gone AS (DELETE FROM qml.jobs j USING old WHERE j.id OPERATOR(pg_catalog.=) old.id RETURNING j.id)"
-" , events AS (DELETE FROM qml.job_events e USING gone WHERE e.job_id OPERATOR(pg_catalog.=) gone.id)"
-" SELECT pg_catalog.count(*) FROM gone";
+#define PRUNE_SQL(events) \
+"WITH old AS (" \
+"  SELECT j.id FROM qml.jobs j" \
+"    LEFT JOIN qml.queues q ON q.name OPERATOR(pg_catalog.=) j.queue" \
+"   WHERE j.state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,deleted}'::qml.job_state[])" \
+"     AND ($3 OR j.state OPERATOR(pg_catalog.<>) 'failed')" \
+"     AND j.finished_at OPERATOR(pg_catalog.<) (SELECT pg_catalog.now() OPERATOR(pg_catalog.-)" \
+"           LEAST(pg_catalog.make_interval(secs => $2)," \
+"                 (SELECT pg_catalog.min(retention) FROM qml.queues)))" \
+"     AND j.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)" \
+"         COALESCE(q.retention, pg_catalog.make_interval(secs => $2)))" \
+"   LIMIT $1 FOR UPDATE OF j SKIP LOCKED)," \
+" gone AS (DELETE FROM qml.jobs j USING old WHERE j.id OPERATOR(pg_catalog.=) old.id RETURNING j.id)" \
+" , events AS (DELETE FROM " events " e USING gone WHERE e.job_id OPERATOR(pg_catalog.=) gone.id)" \
+" SELECT pg_catalog.count(*) FROM gone"
+static const char *const prune_sql[2] = {
+	PRUNE_SQL("qml.job_events"), PRUNE_SQL("qml.job_events_1_1")
+};
 
 /* finished jobs are deleted a thousand at a time: short locks, small WAL bursts */
 #define PRUNE_BATCH 1000
@@ -203,7 +209,7 @@ qml_spi_run_latest(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 static SPIPlanPtr promote_plan = NULL;
 static SPIPlanPtr rescue_plan = NULL;
 static SPIPlanPtr session_rescue_plan = NULL;
-static SPIPlanPtr prune_plan = NULL;
+static SPIPlanPtr prune_plans[2] = {NULL, NULL};	/* by prune_sql */
 static SPIPlanPtr next_due_plan = NULL;
 
 /* the first column of the first row of the last statement */
@@ -245,6 +251,7 @@ pass_steps(QmlPassResult *result)
 	uint64		batch = (uint64) qml_maintain_batch;
 	uint64		promote_batch = Min(batch, PROMOTE_BATCH);
 	uint64		prune_batch = Min(batch, PRUNE_BATCH);
+	int			events = qml_catalog()->inline_history ? 1 : 0;
 	uint64		expired;
 	uint64		ended;
 	bool		isnull;
@@ -262,7 +269,7 @@ pass_steps(QmlPassResult *result)
 	result->fired = qml_recurring_fire(qml_maintain_batch);
 
 	values[0] = Int32GetDatum((int32) prune_batch);
-	qml_spi_run(&prune_plan, prune_sql, 3, types, values);
+	qml_spi_run(&prune_plans[events], prune_sql[events], 3, types, values);
 	d = first_value(&isnull);
 	result->pruned = isnull ? 0 : (uint64) DatumGetInt64(d);
 

@@ -111,9 +111,6 @@ qml_enqueue_row(QmlDirectInsert *out, const Datum *values, const char *nulls,
 		SET(JC_BACKOFF_BASE, values[EP_BACKOFF_BASE]);
 	if (nulls[EP_BACKOFF_CAP] != 'n')
 		SET(JC_BACKOFF_CAP, values[EP_BACKOFF_CAP]);
-#undef SET
-	qml_direct_insert(out, row, isnull);
-
 	change.job_id = id;
 	change.from_state = JS_COUNT;
 	change.to_state = state;
@@ -122,6 +119,12 @@ qml_enqueue_row(QmlDirectInsert *out, const Datum *values, const char *nulls,
 	change.error = NULL;
 	change.run_at = DatumGetTimestampTz(values[EP_RUN_AT]);
 	change.priority = DatumGetInt32(values[EP_PRIORITY]);
+	/* version 1.2: the creation is the row's first change (history_inline.c) */
+	if (cat->inline_history && qml_history_wanted(change.queue))
+		SET(JC_HISTORY, PointerGetDatum(qml_history_append(NULL, &change,
+														   GetCurrentTimestamp())));
+#undef SET
+	qml_direct_insert(out, row, isnull);
 	qml_record_change(&change);
 	return id;
 }

@@ -61,6 +61,13 @@ typedef struct QmlJobChange
 /* job_history.c */
 extern void qml_history_add(const QmlJobChange *change);
 extern void qml_history_flush(void);
+extern bool qml_history_wanted(const char *queue);
+extern bool qml_history_per_queue(void);
+
+/* history_inline.c */
+extern bytea *qml_history_append(bytea *old, const QmlJobChange *change,
+								 TimestampTz at);
+extern void qml_history_check(bytea *history);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
@@ -108,6 +115,7 @@ typedef enum JobColumn
 	JC_LEASE_PID,
 	JC_LEASE_SESSION,
 	JC_LOCKED_ROLE,
+	JC_HISTORY,
 	JC_COUNT
 } JobColumn;
 
@@ -135,6 +143,7 @@ typedef struct QmlCatalog
 	Oid			state_oids[JS_COUNT];
 	int			jobs_natts;		/* dropped columns included */
 	bool		schema_1_0;		/* no locked_role: version 1.0's SQL (see catalog.c) */
+	bool		inline_history; /* jobs.history (1.2): no rows in a history table */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;

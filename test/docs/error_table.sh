@@ -69,6 +69,7 @@ declare -A raise=(
 	[22021]="SELECT qml.enqueue(E'a\\x00b')"
 	[42704]="SELECT qml.grant_producer('qml_no_such_role')"
 	[42883]="SELECT qml.enqueue(42)"
+	[428C9]="SELECT qml.enqueue('m'); UPDATE qml.jobs SET history = '\\x0301'"
 )
 # raised only when the extension's objects are broken, a counter wraps
 # or a concurrent change meets a snapshot, or more prepared transactions

@@ -6,13 +6,19 @@
 BEGIN;
 SELECT plan(230);
 
+-- the table that holds the history's rows: qml.job_events up to 1.1; from
+-- 1.2 on qml.job_events is a view of qml.jobs.history, and the table what
+-- 1.1 recorded, qml.job_events_1_1
+SELECT CASE WHEN to_regclass('qml.job_events_1_1') IS NULL THEN 'job_events'
+			ELSE 'job_events_1_1' END AS events_table \gset
+
 -- the extension
 SELECT has_extension('qml');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'qml'), false, 'qml is not relocatable');
 SELECT has_schema('qml');
 SELECT set_has(
 	$$SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'qml'$$,
-	$$VALUES ('qml.jobs'), ('qml.job_events'), ('qml.queues')$$,
+	format($$VALUES ('qml.jobs'), ('qml.%s'), ('qml.queues')$$, :'events_table'),
 	'jobs, job_events and queues are dumped by pg_dump (pg_extension_config_dump)');
 
 -- job states
@@ -23,7 +29,7 @@ SELECT enum_has_labels('qml', 'job_state',
 
 -- tables
 SELECT has_table('qml', 'jobs', 'table qml.jobs');
-SELECT has_table('qml', 'job_events', 'table qml.job_events');
+SELECT has_relation('qml', 'job_events', 'relation qml.job_events');
 SELECT has_table('qml', 'queues', 'table qml.queues');
 
 -- qml.jobs: columns, types, NOT NULL
@@ -64,9 +70,9 @@ SELECT col_type_is('qml', 'job_events', c, t, format('qml.job_events.%s is %s', 
   FROM (VALUES ('job_id', 'bigint'), ('from_state', 'qml.job_state'),
 			   ('to_state', 'qml.job_state'), ('at', 'timestamp with time zone'),
 			   ('worker', 'text'), ('error', 'text')) AS x(c, t);
-SELECT col_not_null('qml', 'job_events', c, 'qml.job_events.' || c || ' is NOT NULL')
+SELECT col_not_null('qml', :'events_table', c, 'qml.job_events.' || c || ' is NOT NULL')
   FROM unnest(ARRAY['job_id', 'to_state', 'at']) c;
-SELECT col_is_null('qml', 'job_events', 'from_state', 'qml.job_events.from_state may be NULL (creation)');
+SELECT col_is_null('qml', :'events_table', 'from_state', 'qml.job_events.from_state may be NULL (creation)');
 
 -- qml.queues
 SELECT has_column('qml', 'queues', c, 'qml.queues has column ' || c)
@@ -143,7 +149,7 @@ SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 			WHERE indexrelid = 'qml.jobs_unique_key_idx'::regclass),
 		  '((unique_key IS NOT NULL) AND (state = ANY (ARRAY[''scheduled''::qml.job_state, ''enqueued''::qml.job_state, ''processing''::qml.job_state, ''awaiting_retry''::qml.job_state])))',
 		  'jobs_unique_key_idx covers live jobs with a key only');
-SELECT has_index('qml', 'job_events', 'job_events_job_idx', ARRAY['job_id'], 'job_events_job_idx on (job_id)');
+SELECT has_index('qml', :'events_table', :'events_table' || '_job_idx', ARRAY['job_id'], 'job_events_job_idx on (job_id)');
 SELECT is((SELECT count(*)::int FROM pg_index
 			WHERE indrelid = 'qml.jobs'::regclass AND NOT indisvalid),
 		  0, 'every index on qml.jobs is valid');
@@ -241,7 +247,8 @@ SELECT is(array_agg(DISTINCT c), ARRAY['search_path=pg_catalog, pg_temp'],
  WHERE p.pronamespace = 'qml'::regnamespace AND c LIKE 'search\_path=%';
 
 -- triggers on qml.jobs: a BEFORE ROW trigger for INSERT and for UPDATE
--- (timestamps, lease), AFTER triggers for INSERT and UPDATE (history, NOTIFY)
+-- (timestamps, lease; from 1.2 on the history in the row), AFTER triggers
+-- for INSERT and, up to 1.1, UPDATE (the history table, NOTIFY)
 SELECT ok(EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'qml.jobs'::regclass
 					AND NOT t.tgisinternal AND t.tgenabled = 'O'
 					AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 4) = 4),
@@ -256,8 +263,9 @@ SELECT ok(EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'qml.jobs'::regcl
 		  'qml.jobs has an AFTER INSERT trigger');
 SELECT ok(EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'qml.jobs'::regclass
 					AND NOT t.tgisinternal AND t.tgenabled = 'O'
-					AND (t.tgtype & 2) = 0 AND (t.tgtype & 16) = 16),
-		  'qml.jobs has an AFTER UPDATE trigger');
+					AND (t.tgtype & 2) = 0 AND (t.tgtype & 16) = 16)
+		  OR :'events_table' = 'job_events_1_1',
+		  'qml.jobs has an AFTER UPDATE trigger, or (1.2) needs none');
 SELECT is(array_agg(t.tgname::text ORDER BY 1), NULL, 'every trigger on qml.jobs calls a qml function')
   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
  WHERE t.tgrelid = 'qml.jobs'::regclass AND NOT t.tgisinternal

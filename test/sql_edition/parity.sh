@@ -34,7 +34,9 @@ fi
 
 # the bad-input catalogue's SQL cases (test/bad_input/cases.tsv): the same
 # SQLSTATEs and messages, nothing changed
-QML_BAD_INPUT_INSTALL="$here/install.sh qml_bad_input $owner" \
+# (qml.history_events and qml.jobs.history are 1.2's: this edition keeps
+# 1.1's history table)
+QML_BAD_INPUT_INSTALL="$here/install.sh qml_bad_input $owner" QML_BAD_INPUT_SKIP='qml\.history_events|qml\.jobs SET history' \
 	python3 test/bad_input/run.py --sql-only >"$work/bad_input.out" 2>&1 ||
 	{ grep -E '^FAIL' "$work/bad_input.out" | head -20; tail -3 "$work/bad_input.out"; rc=1; }
 echo "bad_input: $(tail -1 "$work/bad_input.out")"

@@ -22,6 +22,9 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # name: why it does not apply to the SQL edition
 declare -A EXCLUDED=(
 	[direct_gate]="the direct-write gate is C: the SQL edition always writes by statement"
+	[direct_gate_1_1]="the direct-write gate is C, and this edition has no version 1.1 to serve"
+	[history_inline]="version 1.2's history in the job's row (qml.jobs.history): this edition keeps 1.1's table"
+	[history_bounds]="the bounds and checks of version 1.2's history in the job's row: this edition keeps 1.1's table"
 	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
 	[fetch_wait_holds]="FOR UPDATE SKIP LOCKED keeps the lock of a row it rejects, with its transaction id, while fetch(wait) polls (docs/sql-edition.md)"
 	[claim_wal]="a claim's one heap_update per job is C's: the SQL edition locks each row (FOR UPDATE SKIP LOCKED) and then updates it"

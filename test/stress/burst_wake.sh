@@ -27,7 +27,7 @@ bound_ms=100
 fresh_db
 lat=()
 for r in $(seq 1 "$rounds"); do
-	q -c "TRUNCATE qml.jobs, qml.job_events" || die "truncate failed"
+	q -c "TRUNCATE qml.jobs, qml.job_events_1_1" || die "truncate failed"
 	pids=()
 	for s in $(seq 1 $sleepers); do
 		q -c "SELECT count(*) FROM qml.fetch('s$s', '{burst}', $batch, interval '1 hour',

@@ -30,7 +30,7 @@ consume=$!
 (
 	end=$((SECONDS + secs))
 	while [ $SECONDS -lt $end ]; do
-		q -c "VACUUM qml.jobs" -c "ANALYZE qml.jobs" -c "VACUUM qml.job_events" 2>/dev/null
+		q -c "VACUUM qml.jobs" -c "ANALYZE qml.jobs" -c "VACUUM qml.job_events_1_1" 2>/dev/null
 	done
 ) &
 churn=$!

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# test/upgrade/catalog.sh: CREATE EXTENSION qml (1.1) in one database, and
-# CREATE EXTENSION qml VERSION '1.0' + ALTER EXTENSION qml UPDATE in
-# another, give the same catalog (test/upgrade/catalog.sql lists it: the
-# extension's members and config, columns, types, defaults, constraints,
-# indexes, triggers, functions with their signatures, attributes and
-# definitions, privileges, dependencies, comments, the recorded table
-# shapes). Both databases grant a producer, a worker and an admin role
-# before (1.0) or after (1.1) the update, and the 1.0 one holds jobs,
-# queues and recurring jobs when it is updated. Then the comparison is
-# shown to see a change of each kind.
+# test/upgrade/catalog.sh: CREATE EXTENSION qml (1.2) in one database, and
+# CREATE EXTENSION qml VERSION '1.0' (and '1.1') + ALTER EXTENSION qml
+# UPDATE in others, give the same catalog (test/upgrade/catalog.sql lists
+# it: the extension's members and config, columns, types, defaults,
+# constraints, indexes, triggers, rules and views, functions with their
+# signatures, attributes and definitions, privileges, dependencies,
+# comments, the recorded table shapes). Every database grants a producer,
+# a worker and an admin role, the fresh one after CREATE EXTENSION, the
+# others before the update, and holds jobs, history, queues and recurring
+# jobs when it is updated. Then the comparison is shown to see a change of
+# each kind.
 . "$(dirname "$0")/../scheduler/lib.sh"
 up=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fresh=qml_up_fresh
 updated=qml_up_updated
+updated11=qml_up_updated_1_1
 
 # roles are the cluster's: made once, kept
 for r in qml_up_producer qml_up_worker qml_up_admin; do
@@ -25,28 +27,76 @@ grants="SELECT qml.grant_producer('qml_up_producer'), qml.grant_worker('qml_up_w
 newdb $fresh || { fail "CREATE EXTENSION qml"; finish; }
 q $fresh -c "$grants" >/dev/null
 
-dropdb_ $updated
-psql -X -q -d postgres -c "CREATE DATABASE $updated" >/dev/null
-q $updated -c "CREATE EXTENSION qml VERSION '1.0'" -c "$grants" >/dev/null ||
-	{ fail "CREATE EXTENSION qml VERSION '1.0'"; finish; }
-q $updated >/dev/null <<'SQL'
+# updated_from VERSION DB: DB made at VERSION, with grants, queues,
+# recurring jobs, jobs and their history, then updated
+updated_from() {
+	local version=$1 db=$2
+	dropdb_ $db
+	psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
+	q $db -c "CREATE EXTENSION qml VERSION '$version'" -c "$grants" >/dev/null ||
+		{ fail "CREATE EXTENSION qml VERSION '$version'"; finish; }
+	q $db >/dev/null <<'SQL'
 SELECT qml.configure_queue('kept', history => false, retention => '2 days');
 SELECT qml.add_recurring('tick', '*/5 * * * *', 'tick_job');
 SELECT qml.enqueue('m', jsonb_build_array(g), unique_key => 'k' || g) FROM generate_series(1, 20) g;
 SELECT count(*) FROM qml.fetch('w', batch => 5, session_lease => false);
 SQL
-check "ALTER EXTENSION qml UPDATE" "1.1" \
-	"$(q $updated -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
+	check "ALTER EXTENSION qml UPDATE from $version" "1.2" \
+		"$(q $db -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
+}
+updated_from 1.0 $updated
+updated_from 1.1 $updated11
 
 dump() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@" -f "$up/catalog.sql"; }
 dump $fresh >"$tmp/fresh" || fail "catalog of $fresh"
-dump $updated >"$tmp/updated" || fail "catalog of $updated"
-if diff "$tmp/fresh" "$tmp/updated" >"$tmp/diff"; then
-	ok "1.0 + update has the catalog of a fresh 1.1 ($(wc -l <"$tmp/fresh") facts)"
-else
-	fail "1.0 + update has the catalog of a fresh 1.1" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
-	cat "$tmp/diff"
-fi
+for db in $updated $updated11; do
+	from=1.0
+	[ $db = $updated11 ] && from=1.1
+	dump $db >"$tmp/updated" || fail "catalog of $db"
+	if diff "$tmp/fresh" "$tmp/updated" >"$tmp/diff"; then
+		ok "$from + update has the catalog of a fresh 1.2 ($(wc -l <"$tmp/fresh") facts)"
+	else
+		fail "$from + update has the catalog of a fresh 1.2" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
+		cat "$tmp/diff"
+	fi
+done
+
+# jobs_fetch_idx without deduplication, and qml.jobs still as the script
+# made it, so that enqueue and enqueue_batch keep writing rows themselves
+# (src/direct_gate.c) instead of through the statement
+for db in $fresh $updated $updated11; do
+	check "jobs_fetch_idx without deduplication, qml.jobs as made ($db)" "{deduplicate_items=off}|t" \
+		"$(q $db -F '|' -c "SELECT c.reloptions, qml.table_is_original('qml.jobs')
+							  FROM pg_class c WHERE c.oid = 'qml.jobs_fetch_idx'::regclass")"
+done
+
+# the history recorded before the update reads as it did, and the changes
+# after it follow on: 25 creations and claims on 1.0 and 1.1, then one
+# completion
+for db in $updated $updated11; do
+	check "history kept across the update ($db)" "25|1|t" "$(q $db -F '|' -c "
+		SELECT qml.complete(1, 'w') AND true;
+		SELECT (SELECT count(*) FROM qml.job_events_1_1),
+			   (SELECT count(*) FROM qml.jobs j, qml.history_events(j.history)),
+			   (SELECT array_agg(to_state ORDER BY id) = '{enqueued,processing,succeeded}'
+				  FROM qml.job_events WHERE job_id = 1)" | tail -1)"
+	check "the admin granted before the update reads the history ($db)" "t" \
+		"$(q $db -c "SET ROLE qml_up_admin" -c "SELECT count(*) = 26 FROM qml.job_events")"
+	check "a producer does not ($db)" "42501" \
+		"$(q $db -c "SET ROLE qml_up_producer" -c "SELECT count(*) FROM qml.job_events" 2>&1 | grep -o 'permission denied' | sed 's/permission denied/42501/')"
+done
+
+# what an admin granted on the history table beyond qml's roles, to PUBLIC
+# too, is granted on the view: a role with no grant of its own reads it
+public=qml_up_public
+dropdb_ $public
+psql -X -q -d postgres -c "CREATE DATABASE $public" >/dev/null
+q $public -c "CREATE EXTENSION qml VERSION '1.1'" -c "SELECT qml.enqueue('m')" \
+	-c "GRANT USAGE ON SCHEMA qml TO PUBLIC" -c "GRANT SELECT ON qml.job_events TO PUBLIC" \
+	-c "ALTER EXTENSION qml UPDATE" >/dev/null || fail "update with a grant to PUBLIC"
+check "a grant to PUBLIC on the history is carried to the view" "1" \
+	"$(q $public -c "SET ROLE qml_up_producer" -c "SELECT count(*) FROM qml.job_events" 2>&1)"
+dropdb_ $public
 
 # the comparison sees each kind of change (made in a transaction, rolled back)
 sees() {
@@ -79,4 +129,5 @@ sees "an enum label" "ALTER TYPE qml.job_state ADD VALUE 'paused'"
 
 dropdb_ $fresh
 dropdb_ $updated
+dropdb_ $updated11
 finish

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# test/upgrade/old_schema.sh: the 1.1 library serves a database whose SQL
-# is still 1.0's (the new qml.so installed and the server restarted,
-# ALTER EXTENSION qml UPDATE not run yet). Every C function the 1.0 script
-# declares is in qml.so; the API works on the 1.0 tables, the scheduler
-# promotes, rescues and fires recurring jobs there; what needs 1.1 refuses
-# with 55000 and says to update; nothing crashes or lands in the log; then
-# the update runs and the same session goes on.
+# test/upgrade/old_schema.sh: the library serves a database whose SQL is
+# still 1.0's or 1.1's (the new qml.so installed and the server restarted,
+# ALTER EXTENSION qml UPDATE not run yet). Every C function the 1.0 and
+# 1.1 scripts declare is in qml.so; the API works on the 1.0 tables, the
+# scheduler promotes, rescues and fires recurring jobs there; what needs
+# 1.1 refuses with 55000 and says to update; on 1.1 the history goes to
+# its table qml.job_events, directly or, with an admin's trigger there, by
+# INSERT; nothing crashes or lands in the log; then the update runs and the
+# same session goes on, on 1.2, with the history kept.
 . "$(dirname "$0")/../scheduler/lib.sh"
 root=$(cd "$here/../.." && pwd)
 db=qml_up_old
 log0=$(log_lines)
 
 so=$(pg_config --pkglibdir)/qml.so
-missing=$(grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" "$root/qml--1.0.sql" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
+missing=$(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" | grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
 	while read -r sym; do grep -qw "$sym" <(nm -D --defined-only "$so") || echo "$sym"; done)
-check "every C function of qml--1.0.sql is in the installed qml.so ($(grep -c "'MODULE_PATHNAME'" "$root/qml--1.0.sql") declarations)" "" "$missing"
+check "every C function of qml--1.0.sql and qml--1.1.sql is in the installed qml.so ($(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" | grep -c "'MODULE_PATHNAME'") declarations)" "" "$missing"
 
 dropdb_ $db
 psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
@@ -68,7 +70,50 @@ SELECT bool_and(qml.complete(f.id, 'w')) FROM qml.fetch('w', '{default}', 100) f
 SELECT count(*) = 1 FROM qml.jobs WHERE method = 'cross' AND state = 'succeeded';
 SQL
 )
-check "one session goes on after ALTER EXTENSION UPDATE" "1.1 t t" "$(echo "$cross" | tail -3 | paste -sd' ')"
+check "one session goes on after ALTER EXTENSION UPDATE" "1.2 t t" "$(echo "$cross" | tail -3 | paste -sd' ')"
+dropdb_ $db
+
+# 1.1: the history is the table qml.job_events
+psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
+q $db -c "CREATE EXTENSION qml VERSION '1.1'" >/dev/null || { fail "CREATE EXTENSION qml VERSION '1.1'"; finish; }
+wait_scheduler $db
+check "1.1: enqueue, fetch, heartbeat, complete, fail, release" "t 1 2 awaiting_retry t" "$(q $db -F ' ' <<'SQL' | tail -1
+SELECT qml.enqueue('a');
+SELECT count(*) FROM qml.enqueue_batch('[{"method": "b"}, {"method": "c"}]');
+SELECT qml.enqueue('f', queue => 'fq', backoff_base => '1 second');
+SELECT (SELECT count(*) FROM qml.fetch('w', batch => 3)) = 3,
+	   (SELECT count(*) FROM qml.heartbeat(ARRAY[1]::bigint[], 'w')),
+	   (SELECT count(*) FROM qml.complete_batch('{1,2}', 'w')),
+	   (SELECT qml.fail(f.id, 'w', 'boom') FROM qml.fetch('w', '{fq}') f),
+	   qml.release(3, 'w');
+SQL
+)"
+check "1.1: the scheduler promotes the retry" "enqueued" "$(poll 10 $db "SELECT state FROM qml.jobs WHERE queue = 'fq'" enqueued)"
+check "1.1: each change is a row of the table qml.job_events" "r|4|1|3|3" \
+	"$(q $db -F '|' -c "SELECT (SELECT relkind::text FROM pg_class WHERE oid = 'qml.job_events'::regclass), (SELECT count(*) FROM qml.job_events WHERE job_id = 4), (SELECT count(*) FROM qml.job_events WHERE job_id = 2 AND to_state = 'succeeded'), (SELECT count(*) FROM qml.job_events WHERE job_id = 3), (SELECT count(*) FROM qml.job_events WHERE from_state IS NULL AND job_id <= 3)")"
+# an admin's trigger on the table: the history goes by INSERT, and runs it
+q $db -c "CREATE TABLE seen (n int)" -c "CREATE FUNCTION count_event() RETURNS trigger LANGUAGE plpgsql AS \$f\$BEGIN INSERT INTO public.seen VALUES (1); RETURN NULL; END\$f\$" \
+	-c "CREATE TRIGGER count_event AFTER INSERT ON qml.job_events FOR EACH ROW EXECUTE FUNCTION count_event()" >/dev/null
+check "1.1: with an admin's trigger on qml.job_events, enqueue and its history" "2" \
+	"$(q $db <<'SQL'
+SELECT qml.enqueue('g') AS g \gset
+SELECT (SELECT count(*) FROM qml.job_events WHERE job_id = :g) + (SELECT count(*) FROM seen);
+SQL
+)"
+q $db -c "DROP TRIGGER count_event ON qml.job_events" >/dev/null
+before=$(q $db -c "SELECT count(*) FROM qml.job_events")
+cross=$(q $db <<'SQL'
+SELECT qml.enqueue('cross') AS id \gset
+SELECT count(*) FROM qml.fetch('w', '{default}', 100);
+ALTER EXTENSION qml UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'qml';
+SELECT bool_and(qml.complete(j.id, 'w')) FROM qml.jobs j WHERE j.state = 'processing' AND j.locked_by = 'w';
+SELECT string_agg(coalesce(from_state::text, '-') || '>' || to_state, ' ' ORDER BY id) FROM qml.job_events WHERE job_id = :id;
+SELECT count(*) FROM qml.job_events_1_1;
+SQL
+)
+check "1.1: one session goes on after ALTER EXTENSION UPDATE, its history read on 1.2" \
+	"1.2 t ->enqueued enqueued>processing processing>succeeded $((before + 4))" "$(echo "$cross" | tail -4 | paste -sd' ')"
 check "no crash, and no error from the scheduler, in the server log" "" \
 	"$(log_since "$log0" | grep -E "terminated by signal|PANIC|server process|ERROR.*|qml scheduler.*ERROR" | grep -v "STATEMENT\|jobs_method_hash\|qml.fetch('w')\|terminating connection due to administrator" | grep -E "signal|PANIC|server process|$db" | head -5)"
 dropdb_ $db
