@@ -156,6 +156,9 @@ $$;
 SELECT octet_length(history) AS history_bytes FROM qml.jobs WHERE id = :wid \gset
 SELECT :history_bytes BETWEEN 1000 AND 2000 AS history_long;
 SELECT pg_current_wal_insert_lsn() AS before \gset
+-- pg_walinspect reads the WAL on disk: this claim's commit waits for it
+-- (a claim alone does not, claim_commit.sql)
+SET qml.durable_claims = on;
 BEGIN;
 SELECT id = :wid AS claimed FROM qml.fetch('wal', '{hwal}');
 SELECT pg_current_xact_id()::text::xid AS claim_xid \gset
@@ -166,6 +169,7 @@ SELECT count(*) AS updates,
  WHERE r.resource_manager = 'Heap' AND r.xid = :'claim_xid'::xid
    AND r.record_type IN ('UPDATE', 'HOT_UPDATE')
    AND r.block_ref ~ ('rel \d+/\d+/' || pg_relation_filenode('qml.jobs') || ' ');
+RESET qml.durable_claims;
 -- ... and it reads back oldest first
 SELECT ordinal, from_state, to_state, worker, left(error, 3) AS error
   FROM qml.job_events WHERE job_id = :wid ORDER BY ordinal DESC LIMIT 3;
