@@ -28,6 +28,7 @@ declare -A EXCLUDED=(
 	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
 	[fetch_wait_holds]="FOR UPDATE SKIP LOCKED keeps the lock of a row it rejects, with its transaction id, while fetch(wait) polls (docs/sql-edition.md)"
 	[claim_wal]="a claim's one heap_update per job is C's: the SQL edition locks each row (FOR UPDATE SKIP LOCKED) and then updates it"
+	[claim_commit]="a commit of claims alone without the WAL flush (qml.durable_claims) is C's: the SQL edition commits as synchronous_commit says (docs/sql-edition.md)"
 	[queue_head_short]="the queue head is C's, in shared memory: the SQL edition claims from the start of the queue and has no qml.queue_head_nets"
 	[claim_race]="C's claim of the row version its snapshot saw: the SQL edition's FOR UPDATE SKIP LOCKED follows a row changed since, or fails in repeatable read"
 )
