@@ -273,7 +273,8 @@ extern int	qml_complete_directly(const char *caller, const Datum *ids,
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every
  * entry type starts with a SubTransactionId, which the list fills in. A
- * keyed list finds entries by a name (a char * member) and a tag in O(1).
+ * keyed list finds entries by a name (a char * member) and a tag, through a
+ * hash table once it holds a few.
  */
 typedef struct QmlXactList
 {
