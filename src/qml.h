@@ -166,12 +166,14 @@ typedef struct QmlDirectInsert
 	int			nwaiting;		/* rows in slots not yet written */
 	/* the session's plan of plain btree indexes (direct_insert.c) ... */
 	int			nindexes;
-	Relation   *indexes;		/* NULL: the executor's way below */
+	Relation   *indexes;		/* NULL: the executor's way below; each */
+	Oid		   *index_oids;		/* index opened when a row goes into it */
 	struct IndexInfo **infos;
 	struct ExprState **predicates;
 	int			npredattrs;		/* the columns they read (-1: not known) */
 	AttrNumber *predattrs;
 	bool	   *admit;			/* the last row's answers, by index */
+	struct AdmitMemo *memo;		/* the session's last answers */
 	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
