@@ -26,16 +26,10 @@
  * Rows wait in slots and go to the heap DIRECT_INSERT_BATCH at a time
  * (table_multi_insert, as COPY does), then to the indexes.
  *
- * Only the indexes a row goes into are opened (and locked): a job enters
- * two or three of qml.jobs' six, and opening and locking the others, and
- * releasing their locks at commit, was 2% of an enqueue. The table's own
- * lock is what keeps the index list as the plan has it for the statement
- * (CREATE INDEX waits for it; CONCURRENTLY, and DROP INDEX CONCURRENTLY,
- * wait for its holders before a new index takes rows or an old one
- * goes), as it does for the executor's list. Which partial indexes admit
- * a row depends only on the columns their predicates read; the plan
- * keeps the last answers with those columns' values, so one enqueue after
- * another asks each predicate once per session, not once per job.
+ * Which partial indexes admit a row depends only on the columns their
+ * predicates read; the plan keeps the last answers with those columns'
+ * values, so one enqueue after another asks each predicate once per
+ * session, not once per job (about 1% of an enqueue).
  *
  * The worker's claims and completions update rows of qml.jobs the same
  * way (qml_direct_update, for worker_write.c): heap_update, then the new
@@ -249,34 +243,47 @@ find_plan(Oid relid)
 }
 
 /*
- * Takes what inserts need from the plan of a table with only simple
- * indexes, which it opens as rows go into them; false when the table's
- * indexes are not all simple.
- *
- * Locking an index may bring an invalidation that forgets the plan and
- * clears it: d keeps its own pointers into it (the memory lasts until
- * the transaction ends), and the statement goes on with the indexes its
- * table lock saw, as the executor's would.
+ * Opens the indexes of a table with a simple plan and takes what inserts
+ * need from it; false (nothing left open) when the table's indexes are
+ * not all simple.
  */
 static bool
 open_planned(QmlDirectInsert *d)
 {
-	IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
+	for (;;)
+	{
+		IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
+		Oid		   *oids;
+		int			i;
 
-	if (p == NULL)
-		p = build_plan(d->rel);
-	if (!p->simple)
-		return false;
-	d->nindexes = p->nindexes;
-	d->index_oids = p->index_oids;
-	d->infos = p->infos;
-	d->predicates = p->predicates;
-	d->npredattrs = p->npredattrs;
-	d->predattrs = p->predattrs;
-	d->memo = p->memo;
-	d->admit = palloc(Max(d->nindexes, 1) * sizeof(bool));
-	d->indexes = palloc0(Max(d->nindexes, 1) * sizeof(Relation));
-	return true;
+		if (p == NULL)
+			p = build_plan(d->rel);
+		if (!p->simple)
+			return false;
+		/*
+		 * Locking an index may bring an invalidation that forgets the plan
+		 * and clears *p: read it into d first (the memory it points to
+		 * lasts until the transaction ends), and open every index it names.
+		 */
+		d->nindexes = p->nindexes;
+		d->infos = p->infos;
+		d->predicates = p->predicates;
+		d->npredattrs = p->npredattrs;
+		d->predattrs = p->predattrs;
+		d->memo = p->memo;
+		oids = p->index_oids;
+		d->admit = palloc(Max(d->nindexes, 1) * sizeof(bool));
+		d->indexes = palloc(d->nindexes * sizeof(Relation));
+		for (i = 0; i < d->nindexes; i++)
+			d->indexes[i] = index_open(oids[i], RowExclusiveLock);
+		/* the plan is still the one read: use it; else build it again */
+		if (find_plan(RelationGetRelid(d->rel)) == p)
+			return true;
+		for (i = 0; i < d->nindexes; i++)
+			index_close(d->indexes[i], NoLock);
+		pfree(d->indexes);
+		d->indexes = NULL;
+	}
 }
 
 /* opens the table (RowExclusiveLock) and its indexes for inserts */
@@ -437,8 +444,6 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot
 				ExecQual(d->predicates[i], predicate_cxt);
 		if (!d->admit[i])
 			continue;
-		if (d->indexes[i] == NULL)
-			d->indexes[i] = index_open(d->index_oids[i], RowExclusiveLock);
 		FormIndexDatum(info, slot, NULL, values, isnull);
 		index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
 					 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
@@ -572,8 +577,7 @@ qml_direct_close(QmlDirectInsert *d)
 	if (d->indexes != NULL)
 	{
 		for (i = 0; i < d->nindexes; i++)
-			if (d->indexes[i] != NULL)
-				index_close(d->indexes[i], NoLock);
+			index_close(d->indexes[i], NoLock);
 	}
 	else
 	{

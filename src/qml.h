@@ -166,8 +166,7 @@ typedef struct QmlDirectInsert
 	int			nwaiting;		/* rows in slots not yet written */
 	/* the session's plan of plain btree indexes (direct_insert.c) ... */
 	int			nindexes;
-	Relation   *indexes;		/* NULL: the executor's way below; each */
-	Oid		   *index_oids;		/* index opened when a row goes into it */
+	Relation   *indexes;		/* NULL: the executor's way below */
 	struct IndexInfo **infos;
 	struct ExprState **predicates;
 	int			npredattrs;		/* the columns they read (-1: not known) */
