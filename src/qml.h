@@ -182,6 +182,7 @@ typedef struct QmlDirectInsert
 	int			npredattrs;		/* the columns they read (-1: not known) */
 	AttrNumber *predattrs;
 	bool	   *admit;			/* the last row's answers, by index */
+	struct AdmitMemo *memo;		/* the session's last answers */
 	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
@@ -290,7 +291,8 @@ extern int	qml_complete_directly(const char *caller, const Datum *ids,
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every
  * entry type starts with a SubTransactionId, which the list fills in. A
- * keyed list finds entries by a name (a char * member) and a tag in O(1).
+ * keyed list finds entries by a name (a char * member) and a tag, through a
+ * hash table once it holds a few.
  */
 typedef struct QmlXactList
 {

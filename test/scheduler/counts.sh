@@ -23,7 +23,10 @@ DECLARE
 BEGIN
 	PERFORM setseed(seed);
 	FOR i IN 1..ops LOOP
-		q := 'q' || floor(random() * 4)::int;
+		-- 24 queues: a transaction's lists of counts, wakeups and queue
+		-- heads pass the length at which they start a hash table
+		-- (src/xact_list.c), subtransactions rolled back on either side
+		q := 'q' || floor(random() * 24)::int;
 		r := random();
 		BEGIN
 			IF r < 0.20 THEN
