@@ -29,17 +29,34 @@
  * its walk met (QmlWalk): how many rows the query returned, and the first
  * it did not take, which the queue's head must not pass (queue_head.c).
  *
+ * A claim of enqueued jobs reads jobs_fetch_idx itself (qml_take_enqueued)
+ * while qml.jobs is as created, rather than through the executor: its
+ * cursor's start (plan check, executor start, the paused queue's
+ * subquery) and the executor's work per row were a tenth of the server's
+ * CPU at 16 workers fetching 10 jobs each. It scans exactly what
+ * worker_api.c's statements would, in their order, with the snapshot a
+ * cursor would take.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "parser/parse_relation.h"
 #include "storage/itemptr.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -60,6 +77,160 @@ note_row(QmlWalk *walk, HeapTuple row, TupleDesc desc, bool taken)
 	if (isnull)
 		walk->first_skipped.run_at = DT_NOEND;
 	walk->first_skipped.id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+}
+
+/* notes in `walk` a row the direct scan met (qml_take_enqueued) */
+static void
+note_key(QmlWalk *walk, TupleTableSlot *slot, bool taken)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	bool		isnull;
+
+	walk->rows++;
+	if (taken || walk->skipped)
+		return;
+	walk->skipped = true;
+	walk->first_skipped.priority = DatumGetInt32(slot_getattr(slot, att[JC_PRIORITY], &isnull));
+	walk->first_skipped.run_at = DatumGetTimestampTz(slot_getattr(slot, att[JC_RUN_AT], &isnull));
+	if (isnull)
+		walk->first_skipped.run_at = DT_NOEND;
+	walk->first_skipped.id = DatumGetInt64(slot_getattr(slot, att[JC_ID], &isnull));
+}
+
+/*
+ * Whether queue `queue` is paused, as NOT_PAUSED (worker_api.c) reads
+ * qml.queues: by its primary key, with `snapshot`.
+ */
+static bool
+queue_paused(Datum queue, Snapshot snapshot)
+{
+	Relation	rel = table_open(qml_catalog()->queues, AccessShareLock);
+	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan = index_beginscan(rel, pkey, snapshot, 1, 0);
+	AttrNumber	paused = attnameAttNum(rel, "paused", false);
+	ScanKeyData key;
+	bool		result = false;
+
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   pkey->rd_indcollation[0], F_TEXTEQ, queue);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (!result && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, paused, &isnull);
+
+		result = !isnull && DatumGetBool(d);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pkey, NoLock);
+	table_close(rel, NoLock);
+	return result;
+}
+
+/*
+ * jobs_fetch_idx, when qml.jobs (`rel`, locked) is as created and the
+ * index therefore the one worker_api.c's claim statements are planned
+ * for; else InvalidOid.
+ */
+static Oid
+fetch_index(Relation rel)
+{
+	if (qml_catalog()->schema_1_0 || !qml_jobs_writes_are_ours(rel))
+		return InvalidOid;
+	return get_relname_relid("jobs_fetch_idx", RelationGetNamespace(rel));
+}
+
+/*
+ * The claim's walk of queue `queue`'s enqueued jobs without the executor:
+ * what worker_api.c's CLAIM_SELECT (from == NULL), CLAIM_HEAD_SELECT
+ * (from, !lower) or CLAIM_LOWER_SELECT (from, lower) return, in their
+ * order, each handed to take() as qml_take_claimable() does, and noted in
+ * `walk`. Returns how many it took, or -1, having read nothing, when
+ * qml.jobs is not as created: run the statement then.
+ *
+ * Like a cursor that may write, it sees what this transaction did before
+ * (CommandCounterIncrement) with a new snapshot in read committed. The
+ * index is partial (state = 'enqueued'), and a change of state is never a
+ * HOT update: every row the scan returns was enqueued in the version it
+ * returns, as the statements' plans assume too.
+ */
+int
+qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
+				  QmlTakeRow take, void *arg, QmlWalk *walk)
+{
+	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
+	Oid			indexid = fetch_index(rel);
+	Relation	index;
+	TupleTableSlot *slot;
+	TupleTableSlot *seen;
+	IndexScanDesc scan;
+	Snapshot	snapshot;
+	ScanKeyData keys[3];
+	ScanKeyData row[2];
+	int			nkeys = 0;
+	int			n = 0;
+
+	if (!OidIsValid(indexid))
+	{
+		table_close(rel, NoLock);
+		return -1;
+	}
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	if (queue_paused(queue, snapshot))
+	{
+		UnregisterSnapshot(snapshot);
+		table_close(rel, NoLock);
+		return 0;
+	}
+	index = index_open(indexid, AccessShareLock);
+	/* (queue, priority DESC, run_at, id) */
+	ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ, queue);
+	if (from != NULL && lower)
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTLessStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT4LT, Int32GetDatum(from->priority));
+	else if (from != NULL)
+	{
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT4EQ, Int32GetDatum(from->priority));
+		/* (run_at, id) >= (from->run_at, from->id), as the executor builds it */
+		ScanKeyEntryInitialize(&row[0], SK_ROW_MEMBER, 3, BTGreaterEqualStrategyNumber,
+							   TIMESTAMPTZOID, InvalidOid, F_TIMESTAMPTZ_CMP,
+							   TimestampTzGetDatum(from->run_at));
+		ScanKeyEntryInitialize(&row[1], SK_ROW_MEMBER | SK_ROW_END, 4,
+							   BTGreaterEqualStrategyNumber, INT8OID, InvalidOid,
+							   F_BTINT8CMP, Int64GetDatum(from->id));
+		ScanKeyEntryInitialize(&keys[nkeys++], SK_ROW_HEADER, 3,
+							   BTGreaterEqualStrategyNumber, InvalidOid, InvalidOid,
+							   InvalidOid, PointerGetDatum(row));
+	}
+	slot = table_slot_create(rel, NULL);
+	seen = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (n < wanted && index_getnext_slot(scan, ForwardScanDirection, seen))
+	{
+		ItemPointerData tid = seen->tts_tid;
+		bool		taken;
+
+		CHECK_FOR_INTERRUPTS();
+		taken = take(rel, &tid, slot, arg);
+		if (taken)
+			n++;
+		if (walk != NULL)
+			note_key(walk, seen, taken);
+		ExecClearTuple(slot);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(seen);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, NoLock);
+	return n;
 }
 
 /*

@@ -242,6 +242,10 @@ struct QmlWalk;
 extern int	qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 							   int wanted, QmlTakeRow take, void *arg,
 							   struct QmlWalk *walk);
+struct QmlHeadKey;
+extern int	qml_take_enqueued(Datum queue, const struct QmlHeadKey *from, bool lower,
+							  int wanted, QmlTakeRow take, void *arg,
+							  struct QmlWalk *walk);
 extern bool qml_lock_version(Relation rel, ItemPointer tid,
 							 struct TupleTableSlot *slot);
 extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,

@@ -347,7 +347,15 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	claim_for(a, &claim);
 	qml_claim_begin(&run, &claim, wanted);
 	values[0] = queue;
-	if (head != NULL)
+	/* the statements' rows read from jobs_fetch_idx directly (claim_lock.c) */
+	n = qml_take_enqueued(queue, head, false, wanted, qml_claim_row, &run, walk);
+	if (n >= 0)
+	{
+		if (head != NULL && n < wanted)
+			n += qml_take_enqueued(queue, head, true, wanted - n, qml_claim_row, &run,
+								   walk);
+	}
+	else if (head != NULL)
 	{
 		values[1] = Int32GetDatum(head->priority);
 		values[2] = TimestampTzGetDatum(head->run_at);

@@ -3,7 +3,9 @@
 # queue. Loads 1,000,000 enqueued jobs and checks, without timing anything:
 #  - EXPLAIN of the claim query qml.fetch runs (same shape, custom and
 #    generic plan) walks jobs_fetch_idx: no Seq Scan, no Sort;
-#  - the plans qml.fetch itself uses (captured with auto_explain) do too;
+#  - the plans of the claim statements qml.fetch runs when qml.jobs has
+#    something of an admin's own (captured with auto_explain) do too; as
+#    created, fetch walks jobs_fetch_idx itself and runs none (claim_lock.c);
 #  - qml.fetch hands out the right jobs at that depth (priority, then oldest).
 # For information only, prints the time of 100 fetch+complete at a depth of
 # 1,000 and of 1,000,000.
@@ -114,17 +116,33 @@ for batch in 1 1000; do
 	check_plan "EXPLAIN of the claim (generic plan, batch $batch)" "$work/explain.generic"
 done
 
-# the plans qml.fetch really runs, first as custom plans, then as generic
-# ones; auto_explain sends them to this client as NOTICEs. The fetches are
-# rolled back.
-fetched=$(with_plans 2>"$work/auto_explain" <<'SQL'
+# as created, qml.fetch walks jobs_fetch_idx itself (claim_lock.c): no
+# claim statement runs, so none has a plan to show. Rolled back.
+with_plans >/dev/null 2>"$work/auto_explain.direct" <<'SQL' ||
 BEGIN;
+SELECT id FROM qml.fetch('probe0', '{deep}', 1);
+SELECT id FROM qml.fetch('probe0', '{deep}', 1);
+ROLLBACK;
+SQL
+	{ cat "$work/auto_explain.direct"; die "fetch with auto_explain failed"; }
+direct=$(plans_of "c.state = 'enqueued' AND c.queue" <"$work/auto_explain.direct" | grep -c '"Query Text"')
+[ "$direct" = 0 ] && ok "qml.fetch walks jobs_fetch_idx itself while qml.jobs is as created" ||
+	bad "qml.fetch walks jobs_fetch_idx itself while qml.jobs is as created" "$direct claim plans ran"
+
+# the claim statements qml.fetch runs when qml.jobs has a trigger of an
+# admin's own, as it does inside this transaction, first as custom plans,
+# then as generic ones; auto_explain sends them to this client as NOTICEs.
+# The fetches are rolled back.
+with_plans >/dev/null 2>"$work/auto_explain" <<'SQL' ||
+BEGIN;
+CREATE FUNCTION pg_temp.admin_noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER zz_admin_noop AFTER UPDATE ON qml.jobs FOR EACH ROW EXECUTE FUNCTION pg_temp.admin_noop();
 SELECT id FROM qml.fetch('probe', '{deep}', 1);
 SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT id FROM qml.fetch('probe2', '{deep}', 1);
 ROLLBACK;
 SQL
-) || { cat "$work/auto_explain"; die "fetch with auto_explain failed"; }
+	{ cat "$work/auto_explain"; die "fetch with auto_explain failed"; }
 # keep the plans of the claim queries (one NOTICE each): those that walk
 # the queue's enqueued jobs (from its start, its head, or below the head's
 # priority)
