@@ -17,6 +17,7 @@ OBJS = \
 	src/producer_api.o \
 	src/producer_batch.o \
 	src/queue_head.o \
+	src/claim_holders.o \
 	src/prepared_xact.o \
 	src/checks.o \
 	src/session_plan.o \

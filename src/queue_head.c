@@ -125,6 +125,7 @@ typedef struct PendingMove
 	bool		at_commit;		/* jobs enqueued (else: jobs claimed) */
 	char	   *queue;
 	QmlHeadKey	key;			/* the lowest of them */
+	int			holder;			/* its claim_holders.c slot, or -1 */
 } PendingMove;
 
 static QmlXactList pending = QML_XACT_KEYED_LIST(PendingMove, queue);
@@ -386,6 +387,25 @@ qml_head_each_pending(void (*fn) (const char *queue))
 		fn(((PendingMove *) qml_xact_list_at(&pending, i))->queue);
 }
 
+/*
+ * This transaction is about to make its moves: claims no longer count on
+ * them (claim_holders.c).
+ */
+static void
+unpublish_pending(void)
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingMove *p = qml_xact_list_at(&pending, i);
+
+		if (p->holder >= 0)
+			qml_holder_unpublish(p->holder);
+		p->holder = -1;
+	}
+}
+
 static void
 move_back_pending(bool committed, SubTransactionId from_subid)
 {
@@ -406,10 +426,12 @@ head_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
+			unpublish_pending();
 			move_back_pending(true, InvalidSubTransactionId);
 			qml_xact_list_forget(&pending);
 			break;
 		case XACT_EVENT_ABORT:
+			unpublish_pending();
 			move_back_pending(false, InvalidSubTransactionId);
 			qml_xact_list_forget(&pending);
 			break;
@@ -417,6 +439,7 @@ head_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* prepared_xact.c took over at PRE_PREPARE */
+			unpublish_pending();
 			qml_xact_list_forget(&pending);
 			break;
 		default:
@@ -452,7 +475,10 @@ qml_head_init(void)
 /*
  * Moves the head of `queue` back to `key` when this transaction commits
  * (at_commit) or rolls back; remembers the lowest key per queue, kind and
- * subtransaction.
+ * subtransaction. A move at rollback is published, so that other claims
+ * may pass the rows this transaction holds (claim_holders.c): one that
+ * the top level found, or added, is made only when the whole transaction
+ * rolls back, after any claim that saw it published looked.
  */
 void
 qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
@@ -462,14 +488,23 @@ qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
 	if (p != NULL)
 	{
 		if (qml_head_key_cmp(key, &p->key) < 0)
+		{
 			p->key = *key;
-		return;
+			if (p->holder >= 0)
+				qml_holder_lower(p->holder, key);
+		}
 	}
-	if (!qml_shmem_ready())
-		return;
-	p = qml_xact_list_add(&pending, queue, at_commit);
-	p->at_commit = at_commit;
-	p->key = *key;
+	else
+	{
+		if (!qml_shmem_ready())
+			return;
+		p = qml_xact_list_add(&pending, queue, at_commit);
+		p->at_commit = at_commit;
+		p->key = *key;
+		p->holder = -1;
+	}
+	if (!at_commit && p->holder < 0)
+		p->holder = qml_holder_publish(queue, &p->key);
 }
 
 /*
