@@ -16,13 +16,15 @@
  * The head moves forward after every claim that met a job: a claim that
  * took a whole batch moves it to the last job it took, one that came back
  * short walked to the end of the queue and moves it there; either stops
- * at the first job its walk met and did not take (qml_head_after_walk).
- * Everything the walk passed before that was taken by it, or was not
- * visible to it: claimed or gone, or not yet committed. A job it met but
- * could not take is locked by another transaction or changed since its
- * snapshot, and a session that locks a job and lets go of it unchanged
- * would move nothing back, so the head waits at it. What the walk did
- * not see is covered by a move back:
+ * at the first job its walk met, did not take and may not pass
+ * (qml_head_after_walk). Everything the walk passed before that was taken
+ * by it, or was not visible to it: claimed or gone, or not yet committed,
+ * or held by a transaction certain to move the head back before it should
+ * it roll back (claim_holders.c: another claim, mostly). Any other job it
+ * met but could not take is locked by another transaction or changed
+ * since its snapshot, and a session that locks a job and lets go of it
+ * unchanged would move nothing back, so the head waits at it. What the
+ * walk did not see is covered by a move back:
  *
  *	- a job that becomes enqueued (an insert, a promotion, a rescue, a
  *	  retry) moves the head back to its key when its transaction commits,
@@ -282,12 +284,14 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key,
  * the head: true with *to, or false when it may not move. `full`: the
  * claim took all it wanted, the last of them at `last`.
  *
- * Before the first row the walk did not take (one another transaction
- * holds, or changed since the snapshot), every index entry was taken by
- * this claim, or not visible to it: claimed or gone, or made enqueued
- * after the snapshot, which moves the head back. A row the walk skipped
- * may be one a session locked and lets go of unchanged, which nothing
- * would move the head back for, so the head stops at it. A full claim
+ * Before the first row the walk did not take and may not pass (one
+ * another transaction holds, or changed since the snapshot), every index
+ * entry was taken by this claim, or not visible to it: claimed or gone,
+ * or made enqueued after the snapshot, which moves the head back; or held
+ * by a transaction that moves the head back before it if it rolls back
+ * (claim_holders.c). Any other row the walk skipped may be one a session
+ * locked and lets go of unchanged, which nothing would move the head back
+ * for, so the head stops at it. A full claim
  * moves to its last job; a short one walked to the end of the queue, and
  * the head goes there. A walk that returned no row at all does not know
  * that it walked the queue (it may be paused), and leaves the head.
