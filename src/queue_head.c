@@ -20,7 +20,8 @@
  * (qml_head_after_walk). Everything the walk passed before that was taken
  * by it, or was not visible to it: claimed or gone, or not yet committed,
  * or held by a transaction certain to move the head back before it should
- * it roll back (claim_holders.c: another claim, mostly). Any other job it
+ * it roll back (another claim, mostly), or changed by one that committed
+ * (claim_holders.c). Any other job it
  * met but could not take is locked by another transaction or changed
  * since its snapshot, and a session that locks a job and lets go of it
  * unchanged would move nothing back, so the head waits at it. What the
@@ -288,8 +289,8 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key,
  * another transaction holds, or changed since the snapshot), every index
  * entry was taken by this claim, or not visible to it: claimed or gone,
  * or made enqueued after the snapshot, which moves the head back; or held
- * by a transaction that moves the head back before it if it rolls back
- * (claim_holders.c). Any other row the walk skipped may be one a session
+ * by a transaction that moves the head back before it if it rolls back,
+ * or changed by one that committed (claim_holders.c). Any other row the walk skipped may be one a session
  * locked and lets go of unchanged, which nothing would move the head back
  * for, so the head stops at it. A full claim
  * moves to its last job; a short one walked to the end of the queue, and
