@@ -27,7 +27,8 @@
  * rows another worker holds cost a few more rows of the scan, not a
  * shorter claim, as with LIMIT ... SKIP LOCKED. A claim is also told what
  * its walk met (QmlWalk): how many rows the query returned, and the first
- * it did not take, which the queue's head must not pass (queue_head.c).
+ * it did not take and may not pass (claim_holders.c), which the queue's
+ * head must not pass (queue_head.c).
  *
  * A claim of enqueued jobs reads jobs_fetch_idx itself (qml_take_enqueued)
  * while qml.jobs is as created, rather than through the executor: its
@@ -62,39 +63,62 @@
 
 #include "qml.h"
 
-/* notes in `walk` a row the query returned, and whether it was taken */
+/*
+ * Notes in `walk` a row the claim's walk met, version `tid` with head key
+ * `key`, and whether it was taken. One not taken stops the head there,
+ * unless the transaction holding it will move the head back itself
+ * (claim_holders.c).
+ */
 static void
-note_row(QmlWalk *walk, HeapTuple row, TupleDesc desc, bool taken)
+note_walked(QmlWalk *walk, Relation rel, ItemPointer tid, const QmlHeadKey *key,
+			bool taken)
 {
-	bool		isnull;
-
 	walk->rows++;
 	if (taken || walk->skipped)
 		return;
+	if (tid != NULL && walk->queue != NULL &&
+		qml_holder_may_pass(rel, tid, walk->queue, key))
+		return;
 	walk->skipped = true;
-	walk->first_skipped.priority = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
-	walk->first_skipped.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
-	if (isnull)
-		walk->first_skipped.run_at = DT_NOEND;
-	walk->first_skipped.id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+	walk->first_skipped = *key;
 }
 
-/* notes in `walk` a row the direct scan met (qml_take_enqueued) */
+/* note_walked for a row the query returned (qml_take_claimable) */
 static void
-note_key(QmlWalk *walk, TupleTableSlot *slot, bool taken)
+note_row(QmlWalk *walk, Relation rel, ItemPointer tid, HeapTuple row,
+		 TupleDesc desc, bool taken)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
+	QmlHeadKey	key = {0};
 	bool		isnull;
 
-	walk->rows++;
-	if (taken || walk->skipped)
-		return;
-	walk->skipped = true;
-	walk->first_skipped.priority = DatumGetInt32(slot_getattr(slot, att[JC_PRIORITY], &isnull));
-	walk->first_skipped.run_at = DatumGetTimestampTz(slot_getattr(slot, att[JC_RUN_AT], &isnull));
-	if (isnull)
-		walk->first_skipped.run_at = DT_NOEND;
-	walk->first_skipped.id = DatumGetInt64(slot_getattr(slot, att[JC_ID], &isnull));
+	if (!taken && !walk->skipped)
+	{
+		key.priority = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
+		key.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+		if (isnull)
+			key.run_at = DT_NOEND;
+		key.id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+	}
+	note_walked(walk, rel, tid, &key, taken);
+}
+
+/* note_walked for a row the direct scan met (qml_take_enqueued) */
+static void
+note_key(QmlWalk *walk, Relation rel, TupleTableSlot *slot, bool taken)
+{
+	const AttrNumber *att = qml_catalog()->job_att;
+	QmlHeadKey	key = {0};
+	bool		isnull;
+
+	if (!taken && !walk->skipped)
+	{
+		key.priority = DatumGetInt32(slot_getattr(slot, att[JC_PRIORITY], &isnull));
+		key.run_at = DatumGetTimestampTz(slot_getattr(slot, att[JC_RUN_AT], &isnull));
+		if (isnull)
+			key.run_at = DT_NOEND;
+		key.id = DatumGetInt64(slot_getattr(slot, att[JC_ID], &isnull));
+	}
+	note_walked(walk, rel, &slot->tts_tid, &key, taken);
 }
 
 /*
@@ -221,7 +245,7 @@ qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
 		if (taken)
 			n++;
 		if (walk != NULL)
-			note_key(walk, seen, taken);
+			note_key(walk, rel, seen, taken);
 		ExecClearTuple(slot);
 	}
 	index_endscan(scan);
@@ -261,14 +285,16 @@ qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
 										  SPI_tuptable->tupdesc, 1, &isnull);
+			ItemPointer tid = isnull ? NULL : (ItemPointer) DatumGetPointer(d);
 			bool		taken;
 
 			CHECK_FOR_INTERRUPTS();
-			taken = !isnull && take(rel, (ItemPointer) DatumGetPointer(d), slot, arg);
+			taken = tid != NULL && take(rel, tid, slot, arg);
 			if (taken)
 				n++;
 			if (walk != NULL)
-				note_row(walk, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, taken);
+				note_row(walk, rel, tid, SPI_tuptable->vals[i],
+						 SPI_tuptable->tupdesc, taken);
 			ExecClearTuple(slot);
 		}
 		SPI_freetuptable(SPI_tuptable);

@@ -500,8 +500,9 @@ typedef struct QmlHeadKey
  */
 typedef struct QmlWalk
 {
+	const char *queue;			/* the queue walked (set by the caller) */
 	int			rows;			/* rows the query returned */
-	bool		skipped;		/* one of them was not taken */
+	bool		skipped;		/* one was not taken, nor may be passed */
 	QmlHeadKey	first_skipped;	/* the first of those, in the query's order */
 } QmlWalk;
 
@@ -520,6 +521,15 @@ extern void qml_head_remember(const char *queue, bool at_commit, const QmlHeadKe
 extern void qml_head_note_change(const QmlJobChange *change);
 extern void qml_head_each_pending(void (*fn) (const char *queue));
 extern void qml_head_move_back_slot(int slot);
+
+/* claim_holders.c: rows a claim may leave behind the head untaken */
+extern Size qml_holders_shmem_size(void);
+extern void qml_holders_shmem_init(void);
+extern int	qml_holder_publish(const char *queue, const QmlHeadKey *key);
+extern void qml_holder_lower(int slot, const QmlHeadKey *key);
+extern void qml_holder_unpublish(int slot);
+extern bool qml_holder_may_pass(Relation rel, ItemPointer tid, const char *queue,
+								const QmlHeadKey *key);
 
 /*
  * prepared_xact.c: what a prepared transaction owes its queues; slots are

@@ -16,13 +16,16 @@
  * The head moves forward after every claim that met a job: a claim that
  * took a whole batch moves it to the last job it took, one that came back
  * short walked to the end of the queue and moves it there; either stops
- * at the first job its walk met and did not take (qml_head_after_walk).
- * Everything the walk passed before that was taken by it, or was not
- * visible to it: claimed or gone, or not yet committed. A job it met but
- * could not take is locked by another transaction or changed since its
- * snapshot, and a session that locks a job and lets go of it unchanged
- * would move nothing back, so the head waits at it. What the walk did
- * not see is covered by a move back:
+ * at the first job its walk met, did not take and may not pass
+ * (qml_head_after_walk). Everything the walk passed before that was taken
+ * by it, or was not visible to it: claimed or gone, or not yet committed,
+ * or held by a transaction certain to move the head back before it should
+ * it roll back (another claim, mostly), or changed by one that committed
+ * (claim_holders.c). Any other job it
+ * met but could not take is locked by another transaction or changed
+ * since its snapshot, and a session that locks a job and lets go of it
+ * unchanged would move nothing back, so the head waits at it. What the
+ * walk did not see is covered by a move back:
  *
  *	- a job that becomes enqueued (an insert, a promotion, a rescue, a
  *	  retry) moves the head back to its key when its transaction commits,
@@ -125,6 +128,7 @@ typedef struct PendingMove
 	bool		at_commit;		/* jobs enqueued (else: jobs claimed) */
 	char	   *queue;
 	QmlHeadKey	key;			/* the lowest of them */
+	int			holder;			/* its claim_holders.c slot, or -1 */
 } PendingMove;
 
 static QmlXactList pending = QML_XACT_KEYED_LIST(PendingMove, queue);
@@ -281,12 +285,14 @@ qml_head_advance(const char *queue, uint64 seen, const QmlHeadKey *key,
  * the head: true with *to, or false when it may not move. `full`: the
  * claim took all it wanted, the last of them at `last`.
  *
- * Before the first row the walk did not take (one another transaction
- * holds, or changed since the snapshot), every index entry was taken by
- * this claim, or not visible to it: claimed or gone, or made enqueued
- * after the snapshot, which moves the head back. A row the walk skipped
- * may be one a session locked and lets go of unchanged, which nothing
- * would move the head back for, so the head stops at it. A full claim
+ * Before the first row the walk did not take and may not pass (one
+ * another transaction holds, or changed since the snapshot), every index
+ * entry was taken by this claim, or not visible to it: claimed or gone,
+ * or made enqueued after the snapshot, which moves the head back; or held
+ * by a transaction that moves the head back before it if it rolls back,
+ * or changed by one that committed (claim_holders.c). Any other row the walk skipped may be one a session
+ * locked and lets go of unchanged, which nothing would move the head back
+ * for, so the head stops at it. A full claim
  * moves to its last job; a short one walked to the end of the queue, and
  * the head goes there. A walk that returned no row at all does not know
  * that it walked the queue (it may be paused), and leaves the head.
@@ -386,6 +392,25 @@ qml_head_each_pending(void (*fn) (const char *queue))
 		fn(((PendingMove *) qml_xact_list_at(&pending, i))->queue);
 }
 
+/*
+ * This transaction is about to make its moves: claims no longer count on
+ * them (claim_holders.c).
+ */
+static void
+unpublish_pending(void)
+{
+	int			i;
+
+	for (i = 0; i < pending.n; i++)
+	{
+		PendingMove *p = qml_xact_list_at(&pending, i);
+
+		if (p->holder >= 0)
+			qml_holder_unpublish(p->holder);
+		p->holder = -1;
+	}
+}
+
 static void
 move_back_pending(bool committed, SubTransactionId from_subid)
 {
@@ -406,10 +431,12 @@ head_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
+			unpublish_pending();
 			move_back_pending(true, InvalidSubTransactionId);
 			qml_xact_list_forget(&pending);
 			break;
 		case XACT_EVENT_ABORT:
+			unpublish_pending();
 			move_back_pending(false, InvalidSubTransactionId);
 			qml_xact_list_forget(&pending);
 			break;
@@ -417,6 +444,7 @@ head_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* prepared_xact.c took over at PRE_PREPARE */
+			unpublish_pending();
 			qml_xact_list_forget(&pending);
 			break;
 		default:
@@ -452,7 +480,10 @@ qml_head_init(void)
 /*
  * Moves the head of `queue` back to `key` when this transaction commits
  * (at_commit) or rolls back; remembers the lowest key per queue, kind and
- * subtransaction.
+ * subtransaction. A move at rollback is published, so that other claims
+ * may pass the rows this transaction holds (claim_holders.c): one that
+ * the top level found, or added, is made only when the whole transaction
+ * rolls back, after any claim that saw it published looked.
  */
 void
 qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
@@ -462,14 +493,23 @@ qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
 	if (p != NULL)
 	{
 		if (qml_head_key_cmp(key, &p->key) < 0)
+		{
 			p->key = *key;
-		return;
+			if (p->holder >= 0)
+				qml_holder_lower(p->holder, key);
+		}
 	}
-	if (!qml_shmem_ready())
-		return;
-	p = qml_xact_list_add(&pending, queue, at_commit);
-	p->at_commit = at_commit;
-	p->key = *key;
+	else
+	{
+		if (!qml_shmem_ready())
+			return;
+		p = qml_xact_list_add(&pending, queue, at_commit);
+		p->at_commit = at_commit;
+		p->key = *key;
+		p->holder = -1;
+	}
+	if (!at_commit && p->holder < 0)
+		p->holder = qml_holder_publish(queue, &p->key);
 }
 
 /*

@@ -101,6 +101,7 @@ qml_shmem_request(void)
 	size = add_size(size, qml_session_shmem_size());
 	size = add_size(size, qml_counts_shmem_size());
 	size = add_size(size, qml_head_shmem_size());
+	size = add_size(size, qml_holders_shmem_size());
 	size = add_size(size, qml_prepared_shmem_size());
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(QML_TRANCHE, QML_NUM_LWLOCKS);
@@ -126,6 +127,7 @@ qml_shmem_startup(void)
 	qml_session_shmem_init();
 	qml_counts_shmem_init();
 	qml_head_shmem_init();
+	qml_holders_shmem_init();
 	qml_prepared_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }

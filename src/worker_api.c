@@ -473,6 +473,7 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
 	int			more = 0;
 	int			i;
 
+	walk.queue = sweep.queue = name;
 	/* read before the claim's snapshot (queue_head.c) */
 	have_head = qml_head_get(name, &head, &seen);
 	if (have_head && back != NULL && qml_head_key_cmp(back, &head) < 0)
