@@ -102,20 +102,17 @@ BEGIN
 									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
+									 'qml.remove_recurring(text)', 'qml.run_recurring(text)',
+									 'qml.history_events(bytea)'],
 						 true);
 END
 $$;
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
--- The view qml.job_events calls it with the reader's rights: whoever may
--- read the view (SELECT on it, usage of the schema) decodes with it. It
--- only decodes the value it is given, and reads no table.
-GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO PUBLIC;
 
--- Who could read the history table reads the view: the roles
--- qml.grant_admin gave SELECT on every table of qml (and any an admin
--- granted it to).
+-- Who could read the history table reads the view (after the REVOKE
+-- above, which would take PUBLIC's EXECUTE back): the roles qml.grant_admin
+-- gave SELECT on every table of qml (and any an admin granted it to).
 DO $$
 DECLARE
 	r record;
@@ -131,6 +128,8 @@ BEGIN
 				AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
 	LOOP
 		EXECUTE pg_catalog.format('GRANT SELECT ON qml.job_events TO %s', r.role);
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO %s',
+								  r.role);
 	END LOOP;
 END
 $$;

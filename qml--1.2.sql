@@ -959,7 +959,8 @@ BEGIN
 									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
+									 'qml.remove_recurring(text)', 'qml.run_recurring(text)',
+									 'qml.history_events(bytea)'],
 						 true);
 END
 $$;
@@ -1209,10 +1210,6 @@ $$;
 SELECT qml.wake_scheduler(NULL);
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
--- The view qml.job_events calls it with the reader's rights: whoever may
--- read the view (SELECT on it, usage of the schema) decodes with it. It
--- only decodes the value it is given, and reads no table.
-GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO PUBLIC;
 
 -- Last: the shape of qml.jobs as this script left it (see qml.table_shape).
 INSERT INTO qml.table_shapes (relname, shape)

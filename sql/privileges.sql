@@ -5,10 +5,8 @@
 --
 CALL qt_reset();
 
--- PUBLIC may use no qml table, sequence or the schema itself, and execute
--- no qml function but qml.history_events(bytea): the view qml.job_events
--- calls it with its reader's rights, and it reads nothing, it decodes the
--- value it is given (and without the schema's usage nobody reaches it)
+-- PUBLIC may execute no qml function and use no qml table, sequence or
+-- the schema itself
 SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p
  WHERE p.pronamespace = 'qml'::regnamespace
@@ -247,18 +245,6 @@ SELECT r.rolname, count(*) FILTER (WHERE has_function_privilege(r.oid, p.oid, 'E
   FROM pg_roles r CROSS JOIN pg_proc p
  WHERE r.rolname LIKE 'regress_qml_%' AND p.pronamespace = 'qml'::regnamespace
  GROUP BY r.rolname ORDER BY r.rolname;
-
--- a read-only role (usage of the schema, SELECT on its tables, as a
--- dashboard's) reads the history view, whose decoder is anyone's
-CREATE ROLE regress_qml_reader;
-GRANT USAGE ON SCHEMA qml TO regress_qml_reader;
-GRANT SELECT ON ALL TABLES IN SCHEMA qml TO regress_qml_reader;
-SET ROLE regress_qml_reader;
-SELECT count(*) > 0 AS reads_history FROM qml.job_events;
-SELECT expect_error($$SELECT * FROM qml.fetch('w', '{pq}')$$);
-RESET ROLE;
-DROP OWNED BY regress_qml_reader;
-DROP ROLE regress_qml_reader;
 
 -- role names that need quoting work like any other
 SELECT expect_error($$SELECT qml.grant_producer('"Regress Qml Mixed"')$$);
