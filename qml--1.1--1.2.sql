@@ -65,7 +65,7 @@ ALTER SEQUENCE qml.job_events_id_seq INCREMENT BY 32 CACHE 32;
 -- place in the job's history (1: its creation). Changes omitted to keep
 -- the history bounded are one row: error 'N earlier changes omitted', the
 -- first of their ordinals, the other columns NULL. C, resolving no name
--- through search_path. Only admins may read it (qml.grant_admin). 22P02
+-- through search_path. Workers and admins may call it (qml.grant_worker). 22P02
 -- for a value that is not a history.
 CREATE FUNCTION qml.history_events(history bytea, OUT id bigint,
 								   OUT from_state qml.job_state,
@@ -88,35 +88,45 @@ UNION ALL
 SELECT h.id, j.id, h.from_state, h.to_state, h.at, h.worker, h.error, h.ordinal
   FROM qml.jobs j CROSS JOIN LATERAL qml.history_events(j.history) h;
 
--- Admin: everything a producer and a worker may do, plus delete, requeue,
--- pause/resume, maintain, recurring jobs, and reading every table.
-CREATE OR REPLACE FUNCTION qml.grant_admin(role regrole) RETURNS void
-	LANGUAGE plpgsql
+-- Worker: claim jobs and report on them, read statistics, decode a job's
+-- history (the view qml.job_events calls qml.history_events with its
+-- reader's rights: a worker's role with SELECT on qml's tables, as the
+-- dashboard's read-only one, reads the history as it did up to 1.1).
+CREATE OR REPLACE FUNCTION qml.grant_worker(role regrole) RETURNS void
+	LANGUAGE sql
 	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	PERFORM qml.grant_producer(role);
-	PERFORM qml.grant_worker(role);
-	PERFORM qml.grant_to(role, ARRAY['qml.delete(bigint)', 'qml.requeue(bigint)',
-									 'qml.pause_queue(text)', 'qml.resume_queue(text)',
-									 'qml.configure_queue(text,boolean,interval)',
-									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
-									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)', 'qml.run_recurring(text)',
-									 'qml.history_events(bytea)'],
-						 true);
-END
-$$;
+	RETURN qml.grant_to(role, ARRAY['qml.fetch(text,text[],integer,interval,interval,boolean)',
+									'qml.complete(bigint,text,jsonb)',
+									'qml.complete_batch(bigint[],text,jsonb[])',
+									'qml.fail(bigint,text,text,boolean)',
+									'qml.fail_batch(bigint[],text,text[],boolean[])',
+									'qml.heartbeat(bigint[],text,interval)',
+									'qml.release(bigint,text)',
+									'qml.stats(text)', 'qml.throughput(interval,interval,text)',
+									'qml.history_events(bytea)'],
+						false);
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA qml FROM PUBLIC;
 
 -- Who could read the history table reads the view (after the REVOKE
 -- above, which would take PUBLIC's EXECUTE back): the roles qml.grant_admin
--- gave SELECT on every table of qml (and any an admin granted it to).
+-- gave SELECT on every table of qml (and any an admin granted it to). And
+-- the workers 1.1's qml.grant_worker made have what 1.2's gives.
 DO $$
 DECLARE
 	r record;
 BEGIN
+	FOR r IN SELECT DISTINCT a.grantee::regrole::text AS role
+			   FROM pg_catalog.pg_proc p,
+					LATERAL pg_catalog.aclexplode(p.proacl) a
+			  WHERE p.oid OPERATOR(pg_catalog.=)
+					'qml.fetch(text,text[],integer,interval,interval,boolean)'::regprocedure
+				AND a.grantee OPERATOR(pg_catalog.<>) 0
+				AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION qml.history_events(bytea) TO %s',
+								  r.role);
+	END LOOP;
 	-- PUBLIC (grantee 0) too, by its name in GRANT
 	FOR r IN SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0
 								  THEN 'PUBLIC'

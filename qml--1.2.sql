@@ -135,7 +135,7 @@ CREATE INDEX job_events_1_1_job_idx ON qml.job_events_1_1 (job_id);
 -- place in the job's history (1: its creation). Changes omitted to keep
 -- the history bounded are one row: error 'N earlier changes omitted', the
 -- first of their ordinals, the other columns NULL. C, resolving no name
--- through search_path. Only admins may read it (qml.grant_admin). 22P02
+-- through search_path. Workers and admins may call it (qml.grant_worker). 22P02
 -- for a value that is not a history.
 CREATE FUNCTION qml.history_events(history bytea, OUT id bigint,
 								   OUT from_state qml.job_state,
@@ -931,7 +931,10 @@ CREATE FUNCTION qml.grant_producer(role regrole) RETURNS void
 									'qml.stats(text)', 'qml.throughput(interval,interval,text)'],
 						false);
 
--- Worker: claim jobs and report on them, read statistics.
+-- Worker: claim jobs and report on them, read statistics, decode a job's
+-- history (the view qml.job_events calls qml.history_events with its
+-- reader's rights: a worker's role with SELECT on qml's tables, as the
+-- dashboard's read-only one, reads the history as it did up to 1.1).
 CREATE FUNCTION qml.grant_worker(role regrole) RETURNS void
 	LANGUAGE sql
 	SET search_path = pg_catalog, pg_temp
@@ -942,7 +945,8 @@ CREATE FUNCTION qml.grant_worker(role regrole) RETURNS void
 									'qml.fail_batch(bigint[],text,text[],boolean[])',
 									'qml.heartbeat(bigint[],text,interval)',
 									'qml.release(bigint,text)',
-									'qml.stats(text)', 'qml.throughput(interval,interval,text)'],
+									'qml.stats(text)', 'qml.throughput(interval,interval,text)',
+									'qml.history_events(bytea)'],
 						false);
 
 -- Admin: everything a producer and a worker may do, plus delete, requeue,
@@ -959,8 +963,7 @@ BEGIN
 									 'qml.configure_queue(text,boolean,interval)',
 									 'qml.maintain()', 'qml.scheduler_slot_wait_since()',
 									 'qml.add_recurring(text,text,text,jsonb,text,integer,integer,text)',
-									 'qml.remove_recurring(text)', 'qml.run_recurring(text)',
-									 'qml.history_events(bytea)'],
+									 'qml.remove_recurring(text)', 'qml.run_recurring(text)'],
 						 true);
 END
 $$;

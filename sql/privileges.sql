@@ -246,6 +246,25 @@ SELECT r.rolname, count(*) FILTER (WHERE has_function_privilege(r.oid, p.oid, 'E
  WHERE r.rolname LIKE 'regress_qml_%' AND p.pronamespace = 'qml'::regnamespace
  GROUP BY r.rolname ORDER BY r.rolname;
 
+-- the dashboard's read-only role (qml.grant_worker and SELECT on qml's
+-- tables) reads the history view, whose decoder grant_worker gives; SELECT
+-- alone reads the tables but not the view
+CREATE ROLE regress_qml_reader;
+SELECT qml.grant_worker('regress_qml_reader');
+GRANT SELECT ON ALL TABLES IN SCHEMA qml TO regress_qml_reader;
+SET ROLE regress_qml_reader;
+SELECT count(*) > 0 AS reads_history FROM qml.job_events;
+RESET ROLE;
+SELECT qml.revoke_all('regress_qml_reader');
+GRANT USAGE ON SCHEMA qml TO regress_qml_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA qml TO regress_qml_reader;
+SET ROLE regress_qml_reader;
+SELECT count(*) > 0 AS reads_jobs FROM qml.jobs;
+SELECT expect_error($$SELECT count(*) FROM qml.job_events$$);
+RESET ROLE;
+DROP OWNED BY regress_qml_reader;
+DROP ROLE regress_qml_reader;
+
 -- role names that need quoting work like any other
 SELECT expect_error($$SELECT qml.grant_producer('"Regress Qml Mixed"')$$);
 SELECT expect_error($$SELECT qml.grant_admin('"Regress Qml Mixed"')$$);
