@@ -30,6 +30,7 @@ declare -A EXCLUDED=(
 	[claim_wal]="a claim's one heap_update per job is C's: the SQL edition locks each row (FOR UPDATE SKIP LOCKED) and then updates it"
 	[claim_commit]="a commit of claims alone without the WAL flush (qml.durable_claims) is C's: the SQL edition commits as synchronous_commit says (docs/sql-edition.md)"
 	[queue_head_short]="the queue head is C's, in shared memory: the SQL edition claims from the start of the queue and has no qml.queue_head_nets"
+	[queue_head_pass]="the queue head and the claims it may pass are C's, in shared memory: the SQL edition claims from the start of the queue"
 	[claim_race]="C's claim of the row version its snapshot saw: the SQL edition's FOR UPDATE SKIP LOCKED follows a row changed since, or fails in repeatable read"
 )
 
