@@ -163,9 +163,11 @@ fetch_side() {
 }
 
 # case_fetch CLIENTS BATCH [history-off]: qml.fetch + qml.complete_batch vs
-# the raw SKIP LOCKED claim + DELETE, each run from a fresh prefill
+# the raw SKIP LOCKED claim + DELETE, each run from a fresh prefill; for the
+# cases in DUR_FETCH also with qml.durable_claims on
 case_fetch() {
-	local c=$1 b=$2 hoff=${3:-} k=fetch_c$1_b$2 run n raw guess tgt= tgth=
+	local c=$1 b=$2 hoff=${3:-} k=fetch_c$1_b$2 run n raw guess tgt= tgth= dur=
+	[[ " $DUR_FETCH " == *" $c/$b "* ]] && dur=1
 	say "  3 fetch + complete, batch $b, $c clients"
 	case "$c/$b" in
 	16/10) tgt='>= 2.0' tgth='>= 1.3' ;;
@@ -174,6 +176,9 @@ case_fetch() {
 	esac
 	defcase "$k" "3 fetch+complete b$b c$c" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" "$(target "$tgt")"
 	[ -n "$hoff" ] && defcase "${k}_hoff" "3 fetch+complete b$b c$c, history off" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" "$(target "$tgth")"
+	# qml.durable_claims on: each fetch's commit waits for the WAL flush, as
+	# every fetch did before 2026-12-07 (src/claim_commit.c)
+	[ -n "$dur" ] && defcase "${k}_dur" "3 fetch+complete b$b c$c, durable claims" jobs/s "qml.fetch + complete_batch" "raw claim + DELETE" ""
 	case $b in 1) guess=5000 ;; 10) guess=15000 ;; *) guess=40000 ;; esac
 	for run in $(seq 1 "$RUNS"); do
 		n=$(size_for "$k" "$guess")
@@ -191,9 +196,16 @@ case_fetch() {
 			fetch_side qml "$c" "$b" "$n"
 			db_reset qml.history
 			record "${k}_hoff" qml "$VAL" "$NOTE"
-		record "${k}_hoff_cpu" qml "$CPU"
 			record "${k}_hoff" base "$raw"
 			show "qml.fetch $b + complete_batch, history off" "$run" "$VAL" jobs/s "$NOTE"
+		fi
+		if [ -n "$dur" ]; then
+			db_set qml.durable_claims on
+			fetch_side qml "$c" "$b" "$n"
+			db_reset qml.durable_claims
+			record "${k}_dur" qml "$VAL" "$NOTE"
+			record "${k}_dur" base "$raw"
+			show "qml.fetch $b + complete_batch, durable claims" "$run" "$VAL" jobs/s "$NOTE"
 		fi
 	done
 	reset_raw

@@ -5,7 +5,7 @@
 #   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
-#   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 1 minute
+#   bench/run.sh --wait     the waiting-fetch cases alone (issue 19), about 2 minutes
 #   bench/run.sh --batch    case 2 alone (batch enqueue, both forms), 1 and 4
 #                           clients, 3 runs, about 4 minutes
 #   bench/run.sh --horizon  10,000 jobs/s with a snapshot held 10 minutes, about 37 minutes
@@ -56,7 +56,7 @@ done
 # the modes that run one case alone start from nothing
 alone() {
 	T=5 T_MAIN=5 RUNS=1
-	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" ENQ_VARIANTS=()
+	ENQ_CLIENTS="" BATCH_CLIENTS="" FETCH_CASES="" HOFF_FETCH="" DUR_FETCH="" ENQ_VARIANTS=()
 	DEPTHS="" OFF_ENQ="" OFF_FETCH="" PEER_CONC="" NO_EXTERNAL=1
 	EXT_T=5 EXT_SAMPLES=0 PEER_WAKE=0 PEER_JOBS=0 RUNTIME_ARGS=""
 	CHURN_MIN=0 WAIT_CASE=0
@@ -77,6 +77,7 @@ default)
 	T=5 T_MAIN=10 RUNS=3
 	ENQ_CLIENTS="1 4 16" BATCH_CLIENTS="1 4"
 	FETCH_CASES="1/1 4/1 16/1 1/10 4/10 16/10 1/100 4/100 16/100" HOFF_FETCH="16/10 4/100"
+	DUR_FETCH="1/100 16/10"
 	ENQ_VARIANTS=("wakeups off" "wakeups always" "history off")
 	DEPTHS="1000 100000 1000000"
 	OFF_ENQ="16" OFF_FETCH="16/10 4/100"
@@ -93,7 +94,7 @@ targets)
 	# to check a change on them without the full run's 26 minutes
 	T=5 T_MAIN=10 RUNS=3
 	ENQ_CLIENTS="1 16" BATCH_CLIENTS="1 4"
-	FETCH_CASES="1/100 16/10" HOFF_FETCH="16/10"
+	FETCH_CASES="1/100 16/10" HOFF_FETCH="16/10" DUR_FETCH="1/100 16/10"
 	ENQ_VARIANTS=("history off")
 	DEPTHS="" OFF_ENQ="" OFF_FETCH="" NO_EXTERNAL=1
 	PEER_CONC="10 24" PEER_WAKE=20 PEER_JOBS=20000
@@ -115,6 +116,7 @@ esac
 # BENCH_T sets both durations; BENCH_DEPTHS and BENCH_CHURN_MINUTES are for
 # trying the harness out
 DEPTHS=${BENCH_DEPTHS:-$DEPTHS}
+DUR_FETCH=${DUR_FETCH:-}
 CHURN_MIN=${BENCH_CHURN_MINUTES:-$CHURN_MIN}
 T=${BENCH_T:-$T}
 T_MAIN=${BENCH_T:-$T_MAIN}

@@ -32,6 +32,11 @@ for run in $(seq 1 "${BENCH_RUNS:-1}"); do
 	psql -X -q -d "${DATABASE_URL:?}" -c CHECKPOINT
 	if [ -z "$trace" ]; then
 		"$tmp/wait" "${DATABASE_URL:?}" "$t" 16 8 50 25
+		# the same with claims that wait for the WAL flush, as every fetch
+		# did before 2026-12-07 (qml.durable_claims; src/claim_commit.c)
+		psql -X -q -d "$DATABASE_URL" -c CHECKPOINT
+		PGOPTIONS="-c qml.durable_claims=on" "$tmp/wait" "$DATABASE_URL" "$t" 16 8 50 25 |
+			sed -n 's/^claim latency:/durable claims, claims:/p; s/^complete_batch while others wait:/durable claims, complete_batch:/p'
 		continue
 	fi
 	psql -X -q -At -F ' ' -d "$DATABASE_URL" >"$trace/activity.$run" 2>/dev/null <<-'SQL' &
