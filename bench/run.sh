@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: the qml benchmark suite (issue 5), one command.
 #
-#   bench/run.sh            the full suite, about 26 minutes on 2 cores
+#   bench/run.sh            the full suite, about 30 minutes on 2 cores
 #   bench/run.sh --quick    the main ratios only, one run each, about 3 minutes
 #   bench/run.sh --long     also 10,000,000 waiting jobs and 10 minutes of churn
 #   bench/run.sh --churn    the churn case alone, 10 minutes (BENCH_CHURN_MINUTES)
@@ -91,7 +91,7 @@ batch) alone; RUNS=3 BATCH_CLIENTS="1 4" ;;
 horizon) alone ;;
 targets)
 	# the default mode's settings for the cases with a target of issue 19,
-	# to check a change on them without the full run's 26 minutes
+	# to check a change on them without the full run's 30 minutes
 	T=5 T_MAIN=10 RUNS=3
 	ENQ_CLIENTS="1 16" BATCH_CLIENTS="1 4"
 	FETCH_CASES="1/100 16/10" HOFF_FETCH="16/10" DUR_FETCH="1/100 16/10"
