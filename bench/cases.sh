@@ -140,11 +140,11 @@ case_batch_param() {
 # --- case 3: fetch + complete ----------------------------------------------
 
 # fetch_side raw|qml CLIENTS BATCH N: prefill N jobs, run the claim script;
-# sets VAL (jobs/s) and NOTE. A run whose queue ran dry is run again once
-# with twice the jobs.
+# sets VAL (jobs/s) and NOTE. A run whose queue ran dry (its empty fetches
+# would count as full batches) is run again with twice the jobs, twice.
 fetch_side() {
 	local side=$1 c=$2 b=$3 n=$4 try left
-	for try in 1 2; do
+	for try in 1 2 3; do
 		if [ "$side" = raw ]; then
 			prefill_raw "$n"
 			pgb "$c" "$(script raw_claim_delete.sql "$b")"
