@@ -186,15 +186,6 @@ add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
 }
 
 /*
- * Makes the claimed rows, built for `from`, rows of the function's result
- * type `to`, matching columns by name. They differ when an admin added or
- * dropped columns: RETURNING j.* leaves dropped columns out where the row
- * type keeps their places, and a column added with a default (a "fast
- * default") is missing from the rows written before, where only the
- * table's descriptor knows its value. A row stored as it came would be
- * read with the wrong layout (a crash) or with NULL for such a column.
- */
-/*
  * `tuple` without its last attribute, `history`: a copy cut where that
  * attribute's value starts, with one attribute fewer in its header, which
  * reads as NULL (the column has no default), as in a row written before
@@ -225,6 +216,16 @@ without_last_attribute(HeapTuple tuple, TupleDesc desc, int history)
 	return result;
 }
 
+/*
+ * Makes the claimed rows, built for `from`, rows of the function's result
+ * type `to`, matching columns by name. They differ when an admin added or
+ * dropped columns: RETURNING j.* leaves dropped columns out where the row
+ * type keeps their places, and a column added with a default (a "fast
+ * default") is missing from the rows written before, where only the
+ * table's descriptor knows its value. A row stored as it came would be
+ * read with the wrong layout (a crash) or with NULL for such a column.
+ * Version 1.2's rows also lose their history here.
+ */
 static void
 to_result_rows(ClaimedJob *jobs, int n, TupleDesc from, TupleDesc to)
 {
