@@ -106,6 +106,16 @@ status=$(PGDATABASE=qml_package "$qml" status) || { echo "$status"; fail "qml st
 echo "$status" | sed 's/^/     /'
 grep -q "$version" <<<"$status" || fail "qml status does not show the extension's version $version"
 pass "qml --version and qml status from the package (extension $version)"
+# the packages, the library and the extension's default carry one version:
+# a 1.2 schema shipped as 1.1.0 packages tells an operator the wrong thing
+pkgver=$(dpkg-deb -f "$ext" Version)
+upstream=${pkgver%%-*}
+[ "${upstream%.*}" = "$version" ] ||
+	fail "package version $pkgver does not match the extension's default version $version (debian/changelog)"
+[ "$("$qml" --version)" = "qml $upstream" ] ||
+	fail "qml --version says \"$("$qml" --version)\", the packages are $upstream (QML_VERSION in client/include/qml.h)"
+grep -q "\"version\": \"$upstream\"" META.json || fail "META.json does not carry version $upstream"
+pass "packages $pkgver, libqml and the extension's default $version agree"
 
 # --- every upgrade script of the source, from the package: the oldest
 # version updated to the default one
