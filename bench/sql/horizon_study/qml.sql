@@ -26,7 +26,10 @@ $$;
 -- pruning is the scheduler's
 CREATE FUNCTION hs_qml.maintain() RETURNS void LANGUAGE sql AS $$ SELECT $$;
 
+-- every table of the extension: since 1.2 a job's history is inline in
+-- qml.jobs and qml.job_events is a view (older rows stay in
+-- qml.job_events_1_1), so the tables are read from the catalog, not named
 CREATE VIEW hs_qml.relations AS
-	SELECT 'qml.jobs'::regclass AS rel UNION ALL
-	SELECT 'qml.job_events'::regclass UNION ALL
-	SELECT 'qml.queue_state_counts'::regclass;
+	SELECT c.oid::regclass AS rel
+	FROM pg_class c
+	WHERE c.relnamespace = 'qml'::regnamespace AND c.relkind = 'r';
