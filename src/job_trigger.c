@@ -16,6 +16,9 @@
  * and it saves queueing an AFTER trigger event per claimed or completed row.
  * Inserts are recorded by qml_jobs_record, an AFTER trigger, because a
  * BEFORE INSERT trigger also fires for rows ON CONFLICT DO NOTHING skips.
+ * An update or DELETE (job_counts.c's trigger) of a waiting job notes its
+ * place, which the head moves back to should it roll back
+ * (qml_job_note_waiting_changed).
  *
  * A COPY ... FROM into qml.jobs is a load of rows as they were, which is
  * how pg_dump's output restores them (with psql or pg_restore): both
@@ -225,14 +228,15 @@ head_key_of(TupleDesc desc, HeapTuple tuple)
 }
 
 /*
- * A waiting job was updated or deleted (newtuple NULL). Its transaction's
- * claims no longer see it where it waited, and pass its place: should
- * the transaction, or the subtransaction that wrote it, roll back, the
- * head moves back there, as for a claim that rolls back (queue_head.c).
- * The change of state, if any, is noted at the new place (the key of
- * the row written, qml_head_note_change), which an UPDATE may have moved
- * too: the old place is noted here. Once an update that keeps the job
- * enqueued commits, the job waits at its new place.
+ * A waiting job (`oldtuple`) was updated to `newtuple`, which is
+ * `still_waiting` or not, or deleted (newtuple NULL). Its transaction's
+ * claims no longer see it where it waited and walk past its place:
+ * should the transaction, or the subtransaction that wrote it, roll back,
+ * the head moves back there, as for a claim that rolls back
+ * (queue_head.c). qml_head_note_change notes a change of state at the
+ * row written, whose key or queue an UPDATE may have changed too, so the
+ * old place is noted here. Once an update that keeps the job enqueued
+ * commits, the job waits at its new place.
  */
 void
 qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,

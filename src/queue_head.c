@@ -32,7 +32,13 @@
  *	  after it is visible; that transaction's own claims, which see it at
  *	  once, start before it at once;
  *	- a claim that rolls back moves the head back to the first job it took,
- *	  once the rollback is visible.
+ *	  once the rollback is visible;
+ *	- so does any other write that hid a waiting job from claims, which
+ *	  the same transaction's claims walk past, once it rolls back, whole or
+ *	  to a savepoint: a DELETE of it (the DELETE row trigger, from 1.1 on),
+ *	  an UPDATE out of `enqueued` or within it, to the job's old place
+ *	  (qml_job_note_waiting_changed), and a TRUNCATE of qml.jobs, to
+ *	  below every key of every queue of the database (EVERY_QUEUE).
  *
  * A claim whose walk met no row at all leaves the head where it is (the
  * queue may be paused), but keeps it fresh.
