@@ -9,17 +9,19 @@
  * and the head may move past it only if the row cannot become claimable
  * again without a move back (queue_head.c). A session that locked the row
  * by hand (SELECT ... FOR UPDATE) and lets go of it moves nothing back, nor
- * does a DELETE or an UPDATE with the triggers off that rolls back; at 16
+ * does a DELETE or an UPDATE with the triggers off that rolls back (nor a
+ * DELETE on schema 1.0, which has no DELETE trigger); at 16
  * claimers, though, the rows a claim meets held are mostly the rows of the
  * claims running beside it, and stopping at those made every later claim
  * walk again the entries of the jobs claimed past them (case 3 of
  * bench/run.sh lost 6%).
  *
  * So every transaction that will move a queue's head back if it rolls
- * back (a claim, or any change of a waiting job through the row trigger:
- * queue_head.c's pending moves) publishes, here, its transaction id, the
- * queue and the lowest key it will move back to. A row may be passed when
- * the version the claim saw was updated or deleted (not only locked) by
+ * back (a claim, or any change or DELETE of a waiting job through the row
+ * triggers: queue_head.c's pending moves) publishes, here, its transaction
+ * id, the queue and the lowest key it will move back to. A row may be
+ * passed when the version the claim saw was updated or deleted (not only
+ * locked) by
  *
  *	- a transaction published for the row's queue at a key at or before
  *	  the row's: if it rolls back, its move back comes after this look,

@@ -84,12 +84,14 @@ qml_jobs_count_delete(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		queue;
 	Datum		state;
+	JobState	from;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_count_delete must run AFTER DELETE or TRUNCATE");
 	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
 		qml_counts_note_loss(MyDatabaseId);
+		qml_head_note_truncate();
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
@@ -103,8 +105,11 @@ qml_jobs_count_delete(PG_FUNCTION_ARGS)
 	state = heap_getattr(old, qml_catalog()->job_att[JC_STATE], desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(NULL);
-	qml_job_counts_move(TextDatumGetCString(queue),
-						qml_state_of_oid(DatumGetObjectId(state)), NULL, JS_COUNT);
+	from = qml_state_of_oid(DatumGetObjectId(state));
+	qml_job_counts_move(TextDatumGetCString(queue), from, NULL, JS_COUNT);
+	/* a waiting job's DELETE rolled back: claimable at once (queue_head.c) */
+	if (from == JS_ENQUEUED)
+		qml_job_note_waiting_changed(desc, old, NULL, false);
 	return PointerGetDatum(NULL);
 }
 

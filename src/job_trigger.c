@@ -16,6 +16,9 @@
  * and it saves queueing an AFTER trigger event per claimed or completed row.
  * Inserts are recorded by qml_jobs_record, an AFTER trigger, because a
  * BEFORE INSERT trigger also fires for rows ON CONFLICT DO NOTHING skips.
+ * An update or DELETE (job_counts.c's trigger) of a waiting job notes its
+ * place, which the head moves back to should it roll back
+ * (qml_job_note_waiting_changed).
  *
  * A COPY ... FROM into qml.jobs is a load of rows as they were, which is
  * how pg_dump's output restores them (with psql or pg_restore): both
@@ -225,20 +228,32 @@ head_key_of(TupleDesc desc, HeapTuple tuple)
 }
 
 /*
- * An enqueued job was updated but stays enqueued: once the update commits
- * it waits at its new place, if it rolls back at its old one.
+ * A waiting job (`oldtuple`) was updated to `newtuple`, which is
+ * `still_waiting` or not, or deleted (newtuple NULL). Its transaction's
+ * claims no longer see it where it waited and walk past its place:
+ * should the transaction, or the subtransaction that wrote it, roll back,
+ * the head moves back there, as for a claim that rolls back
+ * (queue_head.c). qml_head_note_change notes a change of state at the
+ * row written, whose key or queue an UPDATE may have changed too, so the
+ * old place is noted here. Once an update that keeps the job enqueued
+ * commits, the job waits at its new place.
  */
-static void
-note_waiting_job_updated(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+void
+qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,
+							 HeapTuple newtuple, bool still_waiting)
 {
 	const AttrNumber *att = qml_catalog()->job_att;
 	char	   *old_queue = text_col(oldtuple, desc, att[JC_QUEUE]);
-	char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
 	QmlHeadKey	old_key = head_key_of(desc, oldtuple);
-	QmlHeadKey	new_key = head_key_of(desc, newtuple);
 
-	if (new_queue != NULL)
-		qml_head_remember(new_queue, true, &new_key);
+	if (still_waiting)
+	{
+		char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
+		QmlHeadKey	new_key = head_key_of(desc, newtuple);
+
+		if (new_queue != NULL)
+			qml_head_remember(new_queue, true, &new_key);
+	}
 	if (old_queue != NULL)
 		qml_head_remember(old_queue, false, &old_key);
 }
@@ -399,7 +414,7 @@ note_same_state_update(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 					   JobState state)
 {
 	if (state == JS_ENQUEUED)
-		note_waiting_job_updated(desc, oldtuple, newtuple);
+		qml_job_note_waiting_changed(desc, oldtuple, newtuple, true);
 	else if (state == JS_SCHEDULED || state == JS_AWAITING_RETRY)
 	{
 		bool		isnull;
@@ -542,6 +557,8 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	/* fires only for rows that will be written (after any recheck) */
 	newtuple = qml_job_stamp_update(desc, oldtuple, old_state, newtuple, new_state);
 	qml_job_record_update(desc, oldtuple, old_state, newtuple, new_state);
+	if (old_state == JS_ENQUEUED)
+		qml_job_note_waiting_changed(desc, oldtuple, newtuple, false);
 	return PointerGetDatum(newtuple);
 }
 

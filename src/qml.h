@@ -86,6 +86,8 @@ extern HeapTuple qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple,
 extern void qml_job_record_update(TupleDesc desc, HeapTuple oldtuple,
 								  JobState from, HeapTuple newtuple,
 								  JobState to);
+extern void qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,
+										 HeapTuple newtuple, bool still_waiting);
 extern HeapTuple qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
 									const QmlRowChanges *c, JobState to);
 
@@ -519,6 +521,7 @@ extern bool qml_head_sweep_due(const char *queue, bool took_none);
 extern void qml_head_move_back(const char *queue, const QmlHeadKey *key);
 extern void qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key);
 extern void qml_head_note_change(const QmlJobChange *change);
+extern void qml_head_note_truncate(void);
 extern void qml_head_each_pending(void (*fn) (const char *queue));
 extern void qml_head_move_back_slot(int slot);
 

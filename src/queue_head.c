@@ -32,7 +32,13 @@
  *	  after it is visible; that transaction's own claims, which see it at
  *	  once, start before it at once;
  *	- a claim that rolls back moves the head back to the first job it took,
- *	  once the rollback is visible.
+ *	  once the rollback is visible;
+ *	- so does any other write that hid a waiting job from claims, which
+ *	  the same transaction's claims walk past, once it rolls back, whole or
+ *	  to a savepoint: a DELETE of it (the DELETE row trigger, from 1.1 on),
+ *	  an UPDATE out of `enqueued` or within it, to the job's old place
+ *	  (qml_job_note_waiting_changed), and a TRUNCATE of qml.jobs, to
+ *	  below every key of every queue of the database (EVERY_QUEUE).
  *
  * A claim whose walk met no row at all leaves the head where it is (the
  * queue may be paused), but keeps it fresh.
@@ -117,6 +123,9 @@ static const QmlHeadKey lowest_key = {PG_INT32_MAX, DT_NOBEGIN, PG_INT64_MIN};
 static const QmlHeadKey end_key = {PG_INT32_MIN, DT_NOEND, PG_INT64_MAX};
 
 static HeadSlot *heads = NULL;
+
+/* a pending move of every queue (a TRUNCATE's): no queue's name is empty */
+#define EVERY_QUEUE ""
 
 /* qml.queue_head_nets: off only in tests that must see the head alone */
 static bool head_nets = true;
@@ -363,33 +372,51 @@ qml_head_move_back(const char *queue, const QmlHeadKey *key)
 }
 
 /*
- * Every queue of head slot `slot` may have jobs claimable again anywhere:
- * its head goes, and claims in progress do not set it again (a move back
- * below every key). For prepared transactions (prepared_xact.c).
+ * The head of `s` goes, and claims in progress do not set it again (a move
+ * back below every key); only if it is this database's, when `ours`.
+ */
+static void
+forget_head(HeadSlot *s, bool ours)
+{
+	SpinLockAcquire(&s->mutex);
+	if (!ours || s->dboid == MyDatabaseId)
+	{
+		s->valid = false;
+		s->back[(s->backs / BACK_BUCKET) % BACK_RING] = lowest_key;
+		s->backs++;
+	}
+	SpinLockRelease(&s->mutex);
+}
+
+/*
+ * Every queue of head slot `slot` may have jobs claimable again anywhere.
+ * For prepared transactions (prepared_xact.c).
  */
 void
 qml_head_move_back_slot(int slot)
 {
-	HeadSlot   *s;
-
-	if (!qml_shmem_ready())
-		return;
-	s = &heads[slot % HEAD_SLOTS];
-	SpinLockAcquire(&s->mutex);
-	s->valid = false;
-	s->back[(s->backs / BACK_BUCKET) % BACK_RING] = lowest_key;
-	s->backs++;
-	SpinLockRelease(&s->mutex);
+	if (qml_shmem_ready())
+		forget_head(&heads[slot % HEAD_SLOTS], false);
 }
 
-/* calls fn for each queue this transaction would move the head of */
+/*
+ * Calls fn for each queue this transaction would move the head of. A
+ * prepared TRUNCATE's (EVERY_QUEUE) is left out: the table is its alone
+ * until it is settled, and only its own claims could have moved a head,
+ * whose queues are among these.
+ */
 void
 qml_head_each_pending(void (*fn) (const char *queue))
 {
 	int			i;
 
 	for (i = 0; i < pending.n; i++)
-		fn(((PendingMove *) qml_xact_list_at(&pending, i))->queue);
+	{
+		PendingMove *p = qml_xact_list_at(&pending, i);
+
+		if (strcmp(p->queue, EVERY_QUEUE) != 0)
+			fn(p->queue);
+	}
 }
 
 /*
@@ -420,7 +447,16 @@ move_back_pending(bool committed, SubTransactionId from_subid)
 	{
 		PendingMove *p = qml_xact_list_at(&pending, i);
 
-		if (p->subid >= from_subid && p->at_commit == committed)
+		if (p->subid < from_subid || p->at_commit != committed)
+			continue;
+		if (strcmp(p->queue, EVERY_QUEUE) == 0)
+		{
+			int			slot;
+
+			for (slot = 0; slot < HEAD_SLOTS; slot++)
+				forget_head(&heads[slot], true);
+		}
+		else
 			qml_head_move_back(p->queue, &p->key);
 	}
 }
@@ -508,8 +544,20 @@ qml_head_remember(const char *queue, bool at_commit, const QmlHeadKey *key)
 		p->key = *key;
 		p->holder = -1;
 	}
-	if (!at_commit && p->holder < 0)
+	if (!at_commit && p->holder < 0 && strcmp(queue, EVERY_QUEUE) != 0)
 		p->holder = qml_holder_publish(queue, &p->key);
+}
+
+/*
+ * A TRUNCATE of qml.jobs (the statement trigger jobs_count_truncate):
+ * should it roll back, every job it removed waits again, also below the
+ * heads this transaction's claims moved past them meanwhile (nobody
+ * else's claim can read the table until then).
+ */
+void
+qml_head_note_truncate(void)
+{
+	qml_head_remember(EVERY_QUEUE, false, &lowest_key);
 }
 
 /*
