@@ -406,25 +406,24 @@ memo_remember(QmlDirectInsert *d, TupleTableSlot *slot)
 }
 
 /*
- * Inserts the slot's row into the planned indexes its predicates admit;
- * `oldslot` is the row's previous version when this is an update. `prev`,
- * when not NULL, is the row inserted just before, whose answers d->admit
- * still holds: they stand for this row too when it has the same values in
- * every column a predicate reads (predicates are immutable), as the rows
- * of a batch of enqueues have. That saves evaluating each partial index's
- * predicate for each row, a twentieth of an enqueued job's time.
+ * Sets d->admit to the answers of the planned indexes' predicates for the
+ * slot's row. `prev`, when not NULL, is the row answered just before, whose
+ * answers d->admit still holds: they stand for this row too when it has
+ * the same values in every column a predicate reads (predicates are
+ * immutable), as the rows of a batch of enqueues have. That saves
+ * evaluating each partial index's predicate for each row, a twentieth of
+ * an enqueued job's time.
  */
 static void
-insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot,
-			   TupleTableSlot *prev)
+decide_admit(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *prev)
 {
-	bool		same = prev != NULL && d->npredattrs >= 0 &&
-		same_columns(d->predattrs, d->npredattrs, slot, prev);
-	bool		memo_same = !same && memo_matches(d, slot);
-	Datum		values[INDEX_MAX_KEYS];
-	bool		isnull[INDEX_MAX_KEYS];
+	bool		memo_same;
 	int			i;
 
+	if (prev != NULL && d->npredattrs >= 0 &&
+		same_columns(d->predattrs, d->npredattrs, slot, prev))
+		return;
+	memo_same = memo_matches(d, slot);
 	if (predicate_cxt == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -435,40 +434,107 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot
 	predicate_cxt->ecxt_scantuple = slot;
 	for (i = 0; i < d->nindexes; i++)
 	{
-		IndexInfo  *info = d->infos[i];
-
-		if (!info->ii_ReadyForInserts)
-			continue;
-		if (memo_same)
+		if (!d->infos[i]->ii_ReadyForInserts)
+			d->admit[i] = false;
+		else if (memo_same)
 			d->admit[i] = d->memo->admit[i];
-		else if (!same)
+		else
 			d->admit[i] = d->predicates[i] == NULL ||
 				ExecQual(d->predicates[i], predicate_cxt);
-		if (!d->admit[i])
-			continue;
-		FormIndexDatum(info, slot, NULL, values, isnull);
-		index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
-					 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-					 oldslot != NULL && key_unchanged(info, slot, oldslot),
-					 info);
 	}
-	if (!same && !memo_same)
+	if (!memo_same)
 		memo_remember(d, slot);
 	ResetExprContext(predicate_cxt);
 }
 
-/* inserts the slot's row into the table's indexes; `prev`: insert_planned() */
+/* inserts one entry of the slot's row; `oldslot`: insert_planned() */
 static void
-insert_into_indexes(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *prev)
+insert_entry(QmlDirectInsert *d, int i, Datum *values, bool *isnull,
+			 TupleTableSlot *slot, TupleTableSlot *oldslot)
 {
-	if (d->indexes != NULL)
-		insert_planned(d, slot, NULL, prev);
-	else
+	IndexInfo  *info = d->infos[i];
+
+	index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
+				 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+				 oldslot != NULL && key_unchanged(info, slot, oldslot),
+				 info);
+}
+
+/*
+ * Inserts the slot's row, in the heap, into the planned indexes its
+ * predicates admit; `oldslot` is the row's previous version when this is
+ * an update.
+ */
+static void
+insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot)
+{
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			i;
+
+	decide_admit(d, slot, NULL);
+	for (i = 0; i < d->nindexes; i++)
 	{
-		if (d->rri->ri_NumIndices > 0)
-			ExecInsertIndexTuples(d->rri, slot, d->estate, false, false, NULL, NIL);
-		ResetPerTupleExprContext(d->estate);
+		if (!d->admit[i])
+			continue;
+		FormIndexDatum(d->infos[i], slot, NULL, values, isnull);
+		insert_entry(d, i, values, isnull, slot, oldslot);
 	}
+}
+
+/*
+ * The index entries of the rows waiting in the slots, taken before they
+ * go to the heap: the slots then still hold each value as it was given.
+ * Writing a row to the heap forms its tuple and forgets those values, so
+ * that taking a column afterwards deforms the tuple again, for the
+ * predicates' columns (locked_until is the 15th) and again for the keys:
+ * a twentieth of a batched job's server time.
+ */
+static void
+take_entries(QmlDirectInsert *d)
+{
+	int			i,
+				j;
+
+	if (d->admits == NULL)
+	{
+		for (i = 0; i < d->nindexes; i++)
+			d->keyatts = Max(d->keyatts, d->infos[i]->ii_NumIndexAttrs);
+		d->admits = palloc(DIRECT_INSERT_BATCH * d->nindexes * sizeof(bool));
+		d->keys = palloc(DIRECT_INSERT_BATCH * d->nindexes * d->keyatts * sizeof(Datum));
+		d->keynulls = palloc(DIRECT_INSERT_BATCH * d->nindexes * d->keyatts * sizeof(bool));
+	}
+	for (j = 0; j < d->nwaiting; j++)
+	{
+		decide_admit(d, d->slots[j], j > 0 ? d->slots[j - 1] : NULL);
+		for (i = 0; i < d->nindexes; i++)
+		{
+			int			k = j * d->nindexes + i;
+
+			d->admits[k] = d->admit[i];
+			if (d->admit[i])
+				FormIndexDatum(d->infos[i], d->slots[j], NULL,
+							   &d->keys[k * d->keyatts], &d->keynulls[k * d->keyatts]);
+		}
+	}
+}
+
+/* inserts the entries take_entries() took, the rows now in the heap */
+static void
+insert_entries(QmlDirectInsert *d)
+{
+	int			i,
+				j;
+
+	for (j = 0; j < d->nwaiting; j++)
+		for (i = 0; i < d->nindexes; i++)
+		{
+			int			k = j * d->nindexes + i;
+
+			if (d->admits[k])
+				insert_entry(d, i, &d->keys[k * d->keyatts],
+							 &d->keynulls[k * d->keyatts], d->slots[j], NULL);
+		}
 }
 
 /* writes the rows waiting in the slots to the heap, then to the indexes */
@@ -480,12 +546,30 @@ flush_rows(QmlDirectInsert *d)
 	if (d->nwaiting == 0)
 		return;
 	if (d->nwaiting == 1)
+	{
 		table_tuple_insert(d->rel, d->slots[0], GetCurrentCommandId(true), 0, NULL);
+		if (d->indexes != NULL)
+			insert_planned(d, d->slots[0], NULL);
+	}
 	else
+	{
+		if (d->indexes != NULL)
+			take_entries(d);
 		table_multi_insert(d->rel, d->slots, d->nwaiting, GetCurrentCommandId(true),
 						   0, NULL);
-	for (i = 0; i < d->nwaiting; i++)
-		insert_into_indexes(d, d->slots[i], i > 0 ? d->slots[i - 1] : NULL);
+		if (d->indexes != NULL)
+			insert_entries(d);
+	}
+	if (d->indexes == NULL)
+	{
+		for (i = 0; i < d->nwaiting; i++)
+		{
+			if (d->rri->ri_NumIndices > 0)
+				ExecInsertIndexTuples(d->rri, d->slots[i], d->estate, false,
+									  false, NULL, NIL);
+			ResetPerTupleExprContext(d->estate);
+		}
+	}
 	d->nwaiting = 0;
 }
 
@@ -562,7 +646,7 @@ qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple ne
 								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
-		insert_planned(d, slot, oldslot, NULL);
+		insert_planned(d, slot, oldslot);
 	ExecClearTuple(slot);
 	return result;
 }
