@@ -498,11 +498,15 @@ take_entries(QmlDirectInsert *d)
 
 	if (d->admits == NULL)
 	{
+		/* where the indexes' array is: the caller may reset its own */
+		MemoryContext cxt = GetMemoryChunkContext(d->indexes);
+		int			n = DIRECT_INSERT_BATCH * d->nindexes;
+
 		for (i = 0; i < d->nindexes; i++)
 			d->keyatts = Max(d->keyatts, d->infos[i]->ii_NumIndexAttrs);
-		d->admits = palloc(DIRECT_INSERT_BATCH * d->nindexes * sizeof(bool));
-		d->keys = palloc(DIRECT_INSERT_BATCH * d->nindexes * d->keyatts * sizeof(Datum));
-		d->keynulls = palloc(DIRECT_INSERT_BATCH * d->nindexes * d->keyatts * sizeof(bool));
+		d->admits = MemoryContextAlloc(cxt, n * sizeof(bool));
+		d->keys = MemoryContextAlloc(cxt, n * d->keyatts * sizeof(Datum));
+		d->keynulls = MemoryContextAlloc(cxt, n * d->keyatts * sizeof(bool));
 	}
 	for (j = 0; j < d->nwaiting; j++)
 	{
