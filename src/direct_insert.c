@@ -490,7 +490,7 @@ insert_planned(QmlDirectInsert *d, TupleTableSlot *slot, TupleTableSlot *oldslot
  * Writing a row to the heap forms its tuple and forgets those values, so
  * that taking a column afterwards deforms the tuple again, for the
  * predicates' columns (locked_until is the 15th) and again for the keys:
- * a twentieth of a batched job's server time.
+ * 2% of a batched job's instructions (bench case 2, under callgrind).
  */
 static void
 take_entries(QmlDirectInsert *d)
@@ -556,10 +556,11 @@ same_prefix(QmlDirectInsert *d, int i, int ka, int kb, int ncols)
  * then go to jobs_fetch_idx one run of a queue and priority after the
  * other: consecutive entries go to the same leaf page, and the run past
  * the index's last key (the lowest priority) takes btree's fast path to
- * its rightmost page instead of descending from the root. Rows of
- * alternating priorities descended for each entry (7% of a batched job's
- * instructions, bench case 2). A unique index takes them in the order of
- * the rows, so that a duplicate is reported as an INSERT would report it.
+ * its rightmost page instead of descending from the root. In the order of
+ * the rows, alternating priorities made every entry descend: 5% more of a
+ * batched job's instructions (bench case 2, under callgrind). A unique
+ * index takes them in the order of the rows, so that a duplicate is
+ * reported as an INSERT would report it.
  */
 static int
 group_entries(QmlDirectInsert *d, int i, int *order)
