@@ -161,6 +161,35 @@ RESET enable_seqscan;
 RESET enable_bitmapscan;
 SELECT state, count(*) FROM qml.jobs WHERE queue = 'mix' GROUP BY state ORDER BY state;
 
+-- a batch written to the heap in several parts (64 rows each), its rows'
+-- queues, priorities and states mixed: each index entry has the key of its
+-- own row (the keys are taken before the rows go to the heap)
+CREATE TEMP TABLE spread AS
+SELECT b.id, b.ord
+  FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
+	'method', 'spread', 'queue', 'spread' || g % 3, 'priority', g % 5,
+	'run_at', CASE WHEN g % 7 = 0 THEN now() + interval '1 day' END) ORDER BY g)
+  FROM generate_series(1, 150) g)) WITH ORDINALITY AS b(id, ord);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT sum(f.n) AS found_via_fetch_idx,
+	   count(*) FILTER (WHERE f.n <> (SELECT count(*) FROM spread
+									   WHERE ord % 3 = q AND ord % 5 = p AND ord % 7 <> 0))
+	   AS wrong_keys
+  FROM generate_series(0, 2) q, generate_series(0, 4) p,
+	   LATERAL (SELECT count(*) AS n FROM qml.jobs j
+				 WHERE j.queue = 'spread' || q AND j.priority = p AND j.state = 'enqueued') f;
+SELECT sum(f.n) AS found_via_queue_due_idx,
+	   count(*) FILTER (WHERE f.n <> (SELECT count(*) FROM spread
+									   WHERE ord % 3 = q AND ord % 7 = 0))
+	   AS wrong_keys
+  FROM generate_series(0, 2) q,
+	   LATERAL (SELECT count(*) AS n FROM qml.jobs j
+				 WHERE j.queue = 'spread' || q AND j.state IN ('scheduled', 'awaiting_retry')) f;
+SELECT count(*) AS found_via_pkey FROM spread s WHERE EXISTS (SELECT FROM qml.jobs j WHERE j.id = s.id);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
 --
 -- schedule
 --

@@ -185,6 +185,10 @@ typedef struct QmlDirectInsert
 	AttrNumber *predattrs;
 	bool	   *admit;			/* the last row's answers, by index */
 	struct AdmitMemo *memo;		/* the session's last answers */
+	int			keyatts;		/* the most columns of an index */
+	bool	   *admits;			/* by waiting row and index (made ... */
+	Datum	   *keys;			/* ... as needed): by row, index and column */
+	bool	   *keynulls;
 	/* ... or the executor's */
 	struct EState *estate;
 	struct ResultRelInfo *rri;
