@@ -245,50 +245,57 @@ find_plan(Oid relid)
 }
 
 /*
- * Opens the indexes of a table with a simple plan and takes what inserts
- * need from it; false (nothing left open) when the table's indexes are
- * not all simple.
+ * Takes what inserts need from the table's plan; false when the table's
+ * indexes are not all simple. No index is opened here: a row goes into
+ * the indexes whose predicates admit it (a new job into two of qml.jobs'
+ * seven), and each is opened and locked when the first row it admits
+ * comes (open_index), so the others cost no lock and no relcache lookup.
+ *
+ * The set of indexes and their definitions are the ones the relcache had
+ * when the table was locked, as for an INSERT: the table's lock is what
+ * keeps them. DDL that changes an index of a table without a lock
+ * conflicting with RowExclusiveLock on the table (CREATE, DROP and REINDEX
+ * CONCURRENTLY) waits for the transactions holding it before the change
+ * matters to writers, and takes the table off the direct path meanwhile
+ * (direct_gate.c, an extra index). An invalidation that a later index
+ * lock brings may forget the plan; its memory, which d points into, lasts
+ * until the transaction ends.
  */
 static bool
 open_planned(QmlDirectInsert *d)
 {
-	for (;;)
-	{
-		IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
-		Oid		   *oids;
-		int			i;
+	IndexPlan  *p = find_plan(RelationGetRelid(d->rel));
 
-		if (p == NULL)
-			p = build_plan(d->rel);
-		if (!p->simple)
-			return false;
-		/*
-		 * Locking an index may bring an invalidation that forgets the plan
-		 * and clears *p: read it into d first (the memory it points to
-		 * lasts until the transaction ends), and open every index it names.
-		 */
-		d->nindexes = p->nindexes;
-		d->infos = p->infos;
-		d->predicates = p->predicates;
-		d->npredattrs = p->npredattrs;
-		d->predattrs = p->predattrs;
-		d->memo = p->memo;
-		oids = p->index_oids;
-		d->admit = palloc(Max(d->nindexes, 1) * sizeof(bool));
-		d->indexes = palloc(d->nindexes * sizeof(Relation));
-		for (i = 0; i < d->nindexes; i++)
-			d->indexes[i] = index_open(oids[i], RowExclusiveLock);
-		/* the plan is still the one read: use it; else build it again */
-		if (find_plan(RelationGetRelid(d->rel)) == p)
-			return true;
-		for (i = 0; i < d->nindexes; i++)
-			index_close(d->indexes[i], NoLock);
-		pfree(d->indexes);
-		d->indexes = NULL;
-	}
+	if (p == NULL)
+		p = build_plan(d->rel);
+	if (!p->simple)
+		return false;
+	d->nindexes = p->nindexes;
+	d->index_oids = p->index_oids;
+	d->infos = p->infos;
+	d->predicates = p->predicates;
+	d->npredattrs = p->npredattrs;
+	d->predattrs = p->predattrs;
+	d->memo = p->memo;
+	d->admit = palloc(Max(d->nindexes, 1) * sizeof(bool));
+	d->indexes = palloc0(Max(d->nindexes, 1) * sizeof(Relation));
+	return true;
 }
 
-/* opens the table (RowExclusiveLock) and its indexes for inserts */
+/* the plan's index i, opened and locked for inserts the first time */
+static Relation
+open_index(QmlDirectInsert *d, int i)
+{
+	if (d->indexes[i] == NULL)
+		d->indexes[i] = index_open(d->index_oids[i], RowExclusiveLock);
+	return d->indexes[i];
+}
+
+/*
+ * Opens the table (RowExclusiveLock) for inserts; its indexes as rows
+ * need them (open_planned), or all of them when it has other than plain
+ * btrees.
+ */
 void
 qml_direct_open(QmlDirectInsert *d, Oid relid)
 {
@@ -456,7 +463,7 @@ insert_entry(QmlDirectInsert *d, int i, Datum *values, bool *isnull,
 {
 	IndexInfo  *info = d->infos[i];
 
-	index_insert(d->indexes[i], values, isnull, &slot->tts_tid, d->rel,
+	index_insert(open_index(d, i), values, isnull, &slot->tts_tid, d->rel,
 				 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 				 oldslot != NULL && key_unchanged(info, slot, oldslot),
 				 info);
@@ -532,7 +539,7 @@ take_entries(QmlDirectInsert *d)
 static bool
 same_prefix(QmlDirectInsert *d, int i, int ka, int kb, int ncols)
 {
-	TupleDesc	desc = RelationGetDescr(d->indexes[i]);
+	TupleDesc	desc = RelationGetDescr(open_index(d, i));
 	int			c;
 
 	for (c = 0; c < ncols; c++)
@@ -744,7 +751,8 @@ qml_direct_close(QmlDirectInsert *d)
 	if (d->indexes != NULL)
 	{
 		for (i = 0; i < d->nindexes; i++)
-			index_close(d->indexes[i], NoLock);
+			if (d->indexes[i] != NULL)
+				index_close(d->indexes[i], NoLock);
 	}
 	else
 	{

@@ -178,7 +178,9 @@ typedef struct QmlDirectInsert
 	int			nwaiting;		/* rows in slots not yet written */
 	/* the session's plan of plain btree indexes (direct_insert.c) ... */
 	int			nindexes;
-	Relation   *indexes;		/* NULL: the executor's way below */
+	Relation   *indexes;		/* NULL: the executor's way below; an
+								 * entry is NULL until a row goes there */
+	Oid		   *index_oids;
 	struct IndexInfo **infos;
 	struct ExprState **predicates;
 	int			npredattrs;		/* the columns they read (-1: not known) */
