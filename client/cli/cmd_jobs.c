@@ -147,8 +147,9 @@ cell_text(const char *s, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-int
-cmd_jobs(cli *g, int argc, char **argv)
+/* qml jobs' options into *f: EXIT_OK, an exit code, or -1 after --help. */
+static int
+jobs_options(cli *g, int argc, char **argv, qml_job_filter *f)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, OPT_STATE},
@@ -157,15 +158,10 @@ cmd_jobs(cli *g, int argc, char **argv)
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	qml_job_filter f = QML_JOB_FILTER_INIT;
-	qml_job_list *list;
-	qml_client *client;
-	qml_status	st;
-	int			c,
-				rc;
+	int			c;
 	long		v;
 
-	f.limit = 50;
+	f->limit = 50;
 	while ((c = cli_getopt(g, "jobs", argc, argv, opts)) != -1)
 	{
 		qml_job_state s;
@@ -173,7 +169,7 @@ cmd_jobs(cli *g, int argc, char **argv)
 		switch (c)
 		{
 			case CLI_HELP:
-				return cli_help("jobs");
+				return cli_help("jobs"), -1;
 			case CLI_BAD:
 				return EXIT_USAGE;
 			case OPT_STATE:
@@ -182,23 +178,67 @@ cmd_jobs(cli *g, int argc, char **argv)
 					return cli_usage_error(g, "jobs",
 										   "unknown state \"%s\"; use scheduled, enqueued, processing, succeeded, failed, awaiting_retry (retrying) or deleted",
 										   optarg);
-				f.state = (int) s;
+				f->state = (int) s;
 				break;
 			case OPT_QUEUE:
-				f.queue = optarg;
+				f->queue = optarg;
 				break;
 			case OPT_METHOD:
-				f.method = optarg;
+				f->method = optarg;
 				break;
 			case OPT_LIMIT:
 				if (!cli_parse_int(optarg, 1, 10000, &v))
 					return cli_usage_error(g, "jobs", "--limit must be between 1 and 10000, not \"%s\"", optarg);
-				f.limit = (int) v;
+				f->limit = (int) v;
 				break;
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "jobs", "unexpected argument \"%s\"", argv[optind]);
+	return EXIT_OK;
+}
+
+/*
+ * The jobs as a table. WHEN is when a job finished, started (processing) or
+ * is due.
+ */
+static void
+print_job_table(const qml_job_list *list)
+{
+	cli_table	t;
+
+	cli_table_init(&t, 7, "ID", "STATE", "QUEUE", "METHOD", "ATTEMPTS", "WHEN", "LAST ERROR");
+	for (size_t i = 0; i < list->count; i++)
+	{
+		const qml_job *j = list->jobs[i];
+		char		id[24],
+					att[32],
+					when[48],
+					err[64];
+		int64_t		at = j->finished_at != QML_TIME_NULL ? j->finished_at
+			: j->state == QML_STATE_PROCESSING ? j->started_at : j->run_at;
+
+		snprintf(id, sizeof(id), "%" PRId64, j->id);
+		snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
+		cli_ago(at, when, sizeof(when));
+		cell_text(j->last_error, err, sizeof(err));
+		cli_table_add(&t, id, qml_state_name(j->state), j->queue, j->method, att, when, err);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+int
+cmd_jobs(cli *g, int argc, char **argv)
+{
+	qml_job_filter f = QML_JOB_FILTER_INIT;
+	qml_job_list *list;
+	qml_client *client;
+	qml_status	st;
+	int			rc;
+
+	if ((rc = jobs_options(g, argc, argv, &f)) != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if ((st = qml_job_list_get(client, &f, &list)) != QML_OK)
@@ -218,29 +258,7 @@ cmd_jobs(cli *g, int argc, char **argv)
 	else if (list->count == 0)
 		printf("no jobs\n");
 	else
-	{
-		cli_table	t;
-
-		cli_table_init(&t, 7, "ID", "STATE", "QUEUE", "METHOD", "ATTEMPTS", "WHEN", "LAST ERROR");
-		for (size_t i = 0; i < list->count; i++)
-		{
-			const qml_job *j = list->jobs[i];
-			char		id[24],
-						att[32],
-						when[48],
-						err[64];
-			int64_t		at = j->finished_at != QML_TIME_NULL ? j->finished_at
-				: j->state == QML_STATE_PROCESSING ? j->started_at : j->run_at;
-
-			snprintf(id, sizeof(id), "%" PRId64, j->id);
-			snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
-			cli_ago(at, when, sizeof(when));
-			cell_text(j->last_error, err, sizeof(err));
-			cli_table_add(&t, id, qml_state_name(j->state), j->queue, j->method, att, when, err);
-		}
-		cli_table_print(&t, stdout);
-		cli_table_free(&t);
-	}
+		print_job_table(list);
 	qml_job_list_free(list);
 	qml_client_close(client);
 	return EXIT_OK;
