@@ -287,6 +287,83 @@ id_command(cli *g, const char *cmd, int argc, char **argv, int64_t *id)
 	return EXIT_OK;
 }
 
+/* qml job --json: the job with its history. */
+static json_t *
+job_json(const qml_job *j, const qml_job_event *ev, size_t nev)
+{
+	json_t	   *o = cli_json_job(j);
+	json_t	   *a = json_array();
+
+	for (size_t i = 0; i < nev; i++)
+		json_array_append_new(a, json_pack("{s:o,s:o,s:s,s:o,s:o}",
+										   "at", cli_json_time(ev[i].at),
+										   "from", ev[i].from_state < 0 ? json_null()
+										   : json_string(qml_state_name((qml_job_state) ev[i].from_state)),
+										   "to", qml_state_name(ev[i].to_state),
+										   "worker", ev[i].worker ? json_string(ev[i].worker) : json_null(),
+										   "error", ev[i].error ? json_string(ev[i].error) : json_null()));
+	json_object_set_new(o, "history", a);
+	return o;
+}
+
+/* qml job: the job's fields, one a line. */
+static void
+print_job(const qml_job *j)
+{
+	char		b1[48],
+				b2[48];
+
+	printf("job %" PRId64 "\n", j->id);
+	printf("  method        %s\n", j->method);
+	printf("  queue         %s\n", j->queue);
+	printf("  state         %s\n", qml_state_name(j->state));
+	printf("  attempts      %d of %d\n", j->attempts, j->max_attempts);
+	printf("  priority      %d\n", j->priority);
+	printf("  arguments     %s\n", j->arguments);
+	if (j->unique_key)
+		printf("  unique key    %s\n", j->unique_key);
+	printf("  created       %s (%s)\n", cli_time(j->created_at, b1, sizeof(b1)), cli_ago(j->created_at, b2, sizeof(b2)));
+	printf("  run at        %s (%s)\n", cli_time(j->run_at, b1, sizeof(b1)), cli_ago(j->run_at, b2, sizeof(b2)));
+	if (j->started_at != QML_TIME_NULL)
+		printf("  started       %s (%s)\n", cli_time(j->started_at, b1, sizeof(b1)), cli_ago(j->started_at, b2, sizeof(b2)));
+	if (j->finished_at != QML_TIME_NULL)
+		printf("  finished      %s (%s)\n", cli_time(j->finished_at, b1, sizeof(b1)), cli_ago(j->finished_at, b2, sizeof(b2)));
+	if (j->locked_by)
+		printf("  held by       %s until %s\n", j->locked_by, cli_time(j->locked_until, b1, sizeof(b1)));
+	if (j->last_error)
+		printf("  last error    %s\n", j->last_error);
+	if (j->result)
+		printf("  result        %s\n", j->result);
+}
+
+/* qml job: the job's history, as a table. */
+static void
+print_history(const qml_job_event *ev, size_t nev)
+{
+	cli_table	t;
+
+	printf("history\n");
+	if (nev == 0)
+	{
+		printf("  (none recorded: history is off for this queue, or pruned)\n");
+		return;
+	}
+	cli_table_init(&t, 5, "  AT", "FROM", "TO", "WORKER", "ERROR");
+	for (size_t i = 0; i < nev; i++)
+	{
+		char		at[64],
+					tb[48];
+
+		snprintf(at, sizeof(at), "  %s", cli_time(ev[i].at, tb, sizeof(tb)));
+		cli_table_add(&t, at,
+					  ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
+					  qml_state_name(ev[i].to_state), ev[i].worker ? ev[i].worker : "",
+					  ev[i].error ? ev[i].error : "");
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
 int
 cmd_job(cli *g, int argc, char **argv)
 {
@@ -311,68 +388,11 @@ cmd_job(cli *g, int argc, char **argv)
 		return rc;
 	}
 	if (g->json)
-	{
-		json_t	   *o = cli_json_job(j);
-		json_t	   *a = json_array();
-
-		for (size_t i = 0; i < nev; i++)
-			json_array_append_new(a, json_pack("{s:o,s:o,s:s,s:o,s:o}",
-											   "at", cli_json_time(ev[i].at),
-											   "from", ev[i].from_state < 0 ? json_null()
-											   : json_string(qml_state_name((qml_job_state) ev[i].from_state)),
-											   "to", qml_state_name(ev[i].to_state),
-											   "worker", ev[i].worker ? json_string(ev[i].worker) : json_null(),
-											   "error", ev[i].error ? json_string(ev[i].error) : json_null()));
-		json_object_set_new(o, "history", a);
-		cli_print_json(o);
-	}
+		cli_print_json(job_json(j, ev, nev));
 	else
 	{
-		char		b1[48],
-					b2[48];
-		cli_table	t;
-
-		printf("job %" PRId64 "\n", j->id);
-		printf("  method        %s\n", j->method);
-		printf("  queue         %s\n", j->queue);
-		printf("  state         %s\n", qml_state_name(j->state));
-		printf("  attempts      %d of %d\n", j->attempts, j->max_attempts);
-		printf("  priority      %d\n", j->priority);
-		printf("  arguments     %s\n", j->arguments);
-		if (j->unique_key)
-			printf("  unique key    %s\n", j->unique_key);
-		printf("  created       %s (%s)\n", cli_time(j->created_at, b1, sizeof(b1)), cli_ago(j->created_at, b2, sizeof(b2)));
-		printf("  run at        %s (%s)\n", cli_time(j->run_at, b1, sizeof(b1)), cli_ago(j->run_at, b2, sizeof(b2)));
-		if (j->started_at != QML_TIME_NULL)
-			printf("  started       %s (%s)\n", cli_time(j->started_at, b1, sizeof(b1)), cli_ago(j->started_at, b2, sizeof(b2)));
-		if (j->finished_at != QML_TIME_NULL)
-			printf("  finished      %s (%s)\n", cli_time(j->finished_at, b1, sizeof(b1)), cli_ago(j->finished_at, b2, sizeof(b2)));
-		if (j->locked_by)
-			printf("  held by       %s until %s\n", j->locked_by, cli_time(j->locked_until, b1, sizeof(b1)));
-		if (j->last_error)
-			printf("  last error    %s\n", j->last_error);
-		if (j->result)
-			printf("  result        %s\n", j->result);
-		printf("history\n");
-		if (nev == 0)
-			printf("  (none recorded: history is off for this queue, or pruned)\n");
-		else
-		{
-			cli_table_init(&t, 5, "  AT", "FROM", "TO", "WORKER", "ERROR");
-			for (size_t i = 0; i < nev; i++)
-			{
-				char		at[64],
-							tb[48];
-
-				snprintf(at, sizeof(at), "  %s", cli_time(ev[i].at, tb, sizeof(tb)));
-				cli_table_add(&t, at,
-							  ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
-							  qml_state_name(ev[i].to_state), ev[i].worker ? ev[i].worker : "",
-							  ev[i].error ? ev[i].error : "");
-			}
-			cli_table_print(&t, stdout);
-			cli_table_free(&t);
-		}
+		print_job(j);
+		print_history(ev, nev);
 	}
 	qml_job_events_free(ev, nev);
 	qml_job_free(j);
