@@ -225,13 +225,138 @@ cmd_migrate(cli *g, int argc, char **argv)
 	return rc;
 }
 
+/* Every queue's counts added up; zeros when qml is not installed. */
+static void
+status_totals(qml_client *client, const qml_health *h, int64_t *total)
+{
+	qml_queue_stats *s = NULL;
+	size_t		n = 0;
+
+	if (h->installed_version && qml_stats(client, NULL, &s, &n) == QML_OK)
+		for (size_t i = 0; i < n; i++)
+			for (int k = 0; k < QML_STATE_COUNT; k++)
+				total[k] += s[i].counts[k];
+	qml_stats_free(s, n);
+}
+
+static void
+print_status_json(const qml_health *h, const int64_t *total)
+{
+	json_t	   *jobs = json_object();
+
+	for (int k = 0; k < QML_STATE_COUNT; k++)
+		json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
+	cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:o,s:b,s:i,s:o},s:i,s:o}",
+							 "server_version", h->server_version,
+							 "database", h->database,
+							 "user", h->user,
+							 "extension",
+							 "installed", h->installed_version != NULL,
+							 "version", h->installed_version ? json_string(h->installed_version) : json_null(),
+							 "available", h->available_version ? json_string(h->available_version) : json_null(),
+							 "scheduler",
+							 "running", h->scheduler_processes > 0,
+							 "preloaded", h->preloaded_known ? json_boolean(h->preloaded) : json_null(),
+							 "launcher", h->launcher,
+							 "processes", h->scheduler_processes,
+							 "waiting_for_slot_since",
+							 h->slot_wait_since ? json_string(h->slot_wait_since) : json_null(),
+							 "worker_servers", h->worker_servers,
+							 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
+}
+
+static void
+print_status_jobs(const int64_t *total)
+{
+	printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
+		   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
+		   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
+		   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
+		   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
+}
+
+/* The memory store: no server, no extension; the store lives in this process. */
+static void
+print_status_memory(const qml_health *h, const int64_t *total)
+{
+	printf("store       %s, %s\n", h->server_version,
+		   strcmp(h->database, "memory:") == 0 ? "in this process only"
+		   : "in this process, written to its file on a clean close");
+	if (strcmp(h->database, "memory:") != 0)
+		printf("file        %s\n", h->database);
+	printf("scheduler   the store's maintenance thread\n");
+	print_status_jobs(total);
+}
+
+/* Redis: no extension; the workers run the maintenance, under a lock. */
+static void
+print_status_redis(const qml_health *h, const int64_t *total)
+{
+	printf("server      %s, database %s, user %s\n",
+		   h->server_version, h->database, h->user);
+	printf("scheduler   in the workers: a running qml worker (any of them) promotes, rescues,\n"
+		   "            fires recurring jobs and prunes, one pass a second\n");
+	print_status_jobs(total);
+}
+
+/* PostgreSQL's extension line: installed (and whether an update waits), or how to get it. */
+static void
+print_status_extension(const qml_health *h)
+{
+	bool		update = h->installed_version && h->available_version &&
+		strcmp(h->available_version, h->installed_version) != 0;
+
+	if (h->installed_version)
+		printf("extension   qml %s installed%s%s%s\n", h->installed_version,
+			   update ? " (server offers " : "",
+			   update ? h->available_version : "",
+			   update ? ": run qml migrate)" : "");
+	else if (h->available_version)
+		printf("extension   not installed in this database (server offers %s): run qml migrate\n",
+			   h->available_version);
+	else
+		printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
+}
+
+/* PostgreSQL's scheduler line: running, or the likeliest reason it is not. */
+static void
+print_status_scheduler(const qml_health *h)
+{
+	if (h->slot_wait_since)
+		printf("scheduler   waiting for a background worker slot since %s: raise max_worker_processes\n",
+			   h->slot_wait_since);
+	else if (h->scheduler_processes > 0)
+		printf("scheduler   running for this database\n");
+	else if (h->launcher)
+		printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
+	else if (h->preloaded)
+		printf("scheduler   not running, although qml is preloaded: see the server log\n");
+	else if (!h->preloaded_known)
+		printf("scheduler   not running for this database; whether qml is in shared_preload_libraries\n"
+			   "            is hidden from role %s (pg_read_all_settings shows it)\n", h->user);
+	else
+		printf("scheduler   not running: qml is not in shared_preload_libraries; due and retried\n"
+			   "            jobs wait until something calls qml.maintain()\n");
+}
+
+static void
+print_status_pg(const qml_health *h, const int64_t *total)
+{
+	printf("server      PostgreSQL %s, database %s, user %s\n",
+		   h->server_version, h->database, h->user);
+	print_status_extension(h);
+	print_status_scheduler(h);
+	printf("workers     %d worker server%s connected\n", h->worker_servers,
+		   h->worker_servers == 1 ? "" : "s");
+	if (h->installed_version)
+		print_status_jobs(total);
+}
+
 int
 cmd_status(cli *g, int argc, char **argv)
 {
 	qml_client *client;
 	qml_health *h;
-	qml_queue_stats *s = NULL;
-	size_t		n = 0;
 	int64_t		total[QML_STATE_COUNT] = {0};
 	qml_status	st;
 	int			rc;
@@ -246,106 +371,16 @@ cmd_status(cli *g, int argc, char **argv)
 		qml_client_close(client);
 		return rc;
 	}
-	if (h->installed_version && qml_stats(client, NULL, &s, &n) == QML_OK)
-		for (size_t i = 0; i < n; i++)
-			for (int k = 0; k < QML_STATE_COUNT; k++)
-				total[k] += s[i].counts[k];
-
+	status_totals(client, h, total);
 	if (g->json)
-	{
-		json_t	   *jobs = json_object();
-
-		for (int k = 0; k < QML_STATE_COUNT; k++)
-			json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
-		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:o,s:b,s:i,s:o},s:i,s:o}",
-								 "server_version", h->server_version,
-								 "database", h->database,
-								 "user", h->user,
-								 "extension",
-								 "installed", h->installed_version != NULL,
-								 "version", h->installed_version ? json_string(h->installed_version) : json_null(),
-								 "available", h->available_version ? json_string(h->available_version) : json_null(),
-								 "scheduler",
-								 "running", h->scheduler_processes > 0,
-								 "preloaded", h->preloaded_known ? json_boolean(h->preloaded) : json_null(),
-								 "launcher", h->launcher,
-								 "processes", h->scheduler_processes,
-								 "waiting_for_slot_since",
-								 h->slot_wait_since ? json_string(h->slot_wait_since) : json_null(),
-								 "worker_servers", h->worker_servers,
-								 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
-	}
+		print_status_json(h, total);
 	else if (strncmp(h->server_version, "memory", 6) == 0)
-	{
-		/* no server, no extension: the store lives in this process */
-		printf("store       %s, %s\n", h->server_version,
-			   strcmp(h->database, "memory:") == 0 ? "in this process only"
-			   : "in this process, written to its file on a clean close");
-		if (strcmp(h->database, "memory:") != 0)
-			printf("file        %s\n", h->database);
-		printf("scheduler   the store's maintenance thread\n");
-		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_memory(h, total);
 	else if (strncmp(h->server_version, "Redis", 5) == 0)
-	{
-		/* no extension: the workers run the maintenance, under a lock */
-		printf("server      %s, database %s, user %s\n",
-			   h->server_version, h->database, h->user);
-		printf("scheduler   in the workers: a running qml worker (any of them) promotes, rescues,\n"
-			   "            fires recurring jobs and prunes, one pass a second\n");
-		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_redis(h, total);
 	else
-	{
-		printf("server      PostgreSQL %s, database %s, user %s\n",
-			   h->server_version, h->database, h->user);
-		if (h->installed_version)
-			printf("extension   qml %s installed%s%s%s\n", h->installed_version,
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? " (server offers " : "",
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? h->available_version : "",
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? ": run qml migrate)" : "");
-		else if (h->available_version)
-			printf("extension   not installed in this database (server offers %s): run qml migrate\n",
-				   h->available_version);
-		else
-			printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
-		if (h->slot_wait_since)
-			printf("scheduler   waiting for a background worker slot since %s: raise max_worker_processes\n",
-				   h->slot_wait_since);
-		else if (h->scheduler_processes > 0)
-			printf("scheduler   running for this database\n");
-		else if (h->launcher)
-			printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
-		else if (h->preloaded)
-			printf("scheduler   not running, although qml is preloaded: see the server log\n");
-		else if (!h->preloaded_known)
-			printf("scheduler   not running for this database; whether qml is in shared_preload_libraries\n"
-				   "            is hidden from role %s (pg_read_all_settings shows it)\n", h->user);
-		else
-			printf("scheduler   not running: qml is not in shared_preload_libraries; due and retried\n"
-				   "            jobs wait until something calls qml.maintain()\n");
-		printf("workers     %d worker server%s connected\n", h->worker_servers,
-			   h->worker_servers == 1 ? "" : "s");
-		if (h->installed_version)
-			printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-				   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-				   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-				   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-				   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_pg(h, total);
 	rc = h->installed_version ? EXIT_OK : EXIT_NO_EXTENSION;
-	qml_stats_free(s, n);
 	qml_health_free(h);
 	qml_client_close(client);
 	return rc;
