@@ -440,8 +440,26 @@ warn_no_scheduler(qml_client *client)
 	qml_health_free(h);
 }
 
-int
-cmd_recurring(cli *g, int argc, char **argv)
+/* The arguments a subcommand wants (add takes a JSON more); -1: no such one. */
+static int
+recurring_arity(const char *sub)
+{
+	if (strcmp(sub, "add") == 0)
+		return 3;
+	if (strcmp(sub, "list") == 0)
+		return 0;
+	if (strcmp(sub, "remove") == 0)
+		return 1;
+	return -1;
+}
+
+/*
+ * The options of qml recurring SUB (argv[0] is SUB) into *o: EXIT_OK, an
+ * exit code, or -1 after --help. *add_options: one that only add takes.
+ */
+static int
+recurring_options(cli *g, const char *cmd, int argc, char **argv,
+				  qml_recurring_options *o, bool *add_options)
 {
 	static const struct option opts[] = {
 		{"queue", required_argument, NULL, OPT_QUEUE},
@@ -450,15 +468,91 @@ cmd_recurring(cli *g, int argc, char **argv)
 		{"timezone", required_argument, NULL, OPT_TIMEZONE},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	const char *sub;
+	long		v;
+	int			c;
+
+	while ((c = cli_getopt(g, cmd, argc, argv, opts)) != -1)
+	{
+		if (c == CLI_HELP)
+			return cli_help("recurring"), -1;
+		if (c == CLI_BAD)
+			return EXIT_USAGE;
+		if (c == OPT_QUEUE)
+			o->queue = optarg;
+		if (c == OPT_TIMEZONE)
+			o->timezone = optarg;
+		if (c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS)
+		{
+			if (!cli_parse_int(optarg, c == OPT_PRIORITY ? -2147483647L : 1, 2147483647L, &v))
+				return cli_usage_error(g, cmd, "--%s wants an integer%s, not \"%s\"",
+									   c == OPT_PRIORITY ? "priority" : "max-attempts",
+									   c == OPT_PRIORITY ? "" : " of at least 1", optarg);
+			if (c == OPT_PRIORITY)
+				o->priority = (int) v;
+			else
+				o->max_attempts = (int) v;
+		}
+		*add_options |= c == OPT_QUEUE || c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS || c == OPT_TIMEZONE;
+	}
+	return EXIT_OK;
+}
+
+/* qml recurring add NAME SCHEDULE METHOD [JSON]: args and nargs are those. */
+static int
+recurring_add(cli *g, qml_client *client, char **args, int nargs,
+			  const qml_recurring_options *o)
+{
+	qml_status	st = qml_recurring_add_opts(client, args[0], args[1], args[2],
+											nargs > 3 ? args[3] : NULL, o);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(json_pack("{s:s,s:b}", "name", args[0], "added", 1));
+	else
+		printf("recurring job %s added\n", args[0]);
+	warn_no_scheduler(client);
+	return EXIT_OK;
+}
+
+static int
+recurring_remove(cli *g, qml_client *client, const char *name)
+{
+	qml_status	st = qml_recurring_remove(client, name);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(json_pack("{s:s,s:b}", "name", name, "removed", 1));
+	else
+		printf("recurring job %s removed\n", name);
+	return EXIT_OK;
+}
+
+static int
+recurring_list(cli *g, qml_client *client)
+{
+	char	   *json;
+	qml_status	st = qml_recurring_list(client, &json);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(cli_json_value(json));
+	else
+		print_rows(json);
+	qml_free(json);
+	return EXIT_OK;
+}
+
+int
+cmd_recurring(cli *g, int argc, char **argv)
+{
 	qml_recurring_options o = {0};
 	bool		add_options = false;
-	long		v;
 	char		cmd[32];
 	qml_client *client;
-	qml_status	st;
-	int			c,
-				rc,
+	int			rc,
 				want,
 				nargs;
 
@@ -468,41 +562,13 @@ cmd_recurring(cli *g, int argc, char **argv)
 			return cli_help("recurring");
 		return cli_usage_error(g, "recurring", "add, list or remove?");
 	}
-	sub = argv[1];
-	if (strcmp(sub, "add") == 0)
-		want = 3;
-	else if (strcmp(sub, "list") == 0)
-		want = 0;
-	else if (strcmp(sub, "remove") == 0)
-		want = 1;
-	else
-		return cli_usage_error(g, "recurring", "unknown subcommand \"%s\": use add, list or remove", sub);
-	snprintf(cmd, sizeof(cmd), "recurring %s", sub);
-	while ((c = cli_getopt(g, cmd, argc - 1, argv + 1, opts)) != -1)
-	{
-		if (c == CLI_HELP)
-			return cli_help("recurring");
-		if (c == CLI_BAD)
-			return EXIT_USAGE;
-		if (c == OPT_QUEUE)
-			o.queue = optarg;
-		if (c == OPT_TIMEZONE)
-			o.timezone = optarg;
-		if (c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS)
-		{
-			if (!cli_parse_int(optarg, c == OPT_PRIORITY ? -2147483647L : 1, 2147483647L, &v))
-				return cli_usage_error(g, cmd, "--%s wants an integer%s, not \"%s\"",
-									   c == OPT_PRIORITY ? "priority" : "max-attempts",
-									   c == OPT_PRIORITY ? "" : " of at least 1", optarg);
-			if (c == OPT_PRIORITY)
-				o.priority = (int) v;
-			else
-				o.max_attempts = (int) v;
-		}
-		add_options |= c == OPT_QUEUE || c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS || c == OPT_TIMEZONE;
-	}
+	if ((want = recurring_arity(argv[1])) < 0)
+		return cli_usage_error(g, "recurring", "unknown subcommand \"%s\": use add, list or remove", argv[1]);
+	snprintf(cmd, sizeof(cmd), "recurring %s", argv[1]);
 	argv++;
 	argc--;
+	if ((rc = recurring_options(g, cmd, argc, argv, &o, &add_options)) != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
 	nargs = argc - optind;
 	if (nargs < want)
 		return cli_usage_error(g, cmd, "missing arguments: qml recurring add NAME SCHEDULE METHOD [JSON] | remove NAME");
@@ -514,45 +580,11 @@ cmd_recurring(cli *g, int argc, char **argv)
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if (want == 3)
-	{
-		const char *args = nargs > 3 ? argv[optind + 3] : NULL;
-
-		st = qml_recurring_add_opts(client, argv[optind], argv[optind + 1], argv[optind + 2], args, &o);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else
-		{
-			if (g->json)
-				cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "added", 1));
-			else
-				printf("recurring job %s added\n", argv[optind]);
-			warn_no_scheduler(client);
-		}
-	}
+		rc = recurring_add(g, client, argv + optind, nargs, &o);
 	else if (want == 1)
-	{
-		st = qml_recurring_remove(client, argv[optind]);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else if (g->json)
-			cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "removed", 1));
-		else
-			printf("recurring job %s removed\n", argv[optind]);
-	}
+		rc = recurring_remove(g, client, argv[optind]);
 	else
-	{
-		char	   *json;
-
-		st = qml_recurring_list(client, &json);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else if (g->json)
-			cli_print_json(cli_json_value(json));
-		else
-			print_rows(json);
-		if (st == QML_OK)
-			qml_free(json);
-	}
+		rc = recurring_list(g, client);
 	qml_client_close(client);
 	return rc;
 }
