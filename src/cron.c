@@ -701,21 +701,16 @@ qml_cron_matches(const QmlSchedule *s, const QmlCronTime *t)
 		((s->minutes >> t->minute) & 1);
 }
 
-bool
-qml_cron_next(const QmlSchedule *s, const QmlCronTime *after, QmlCronTime *next)
+/*
+ * The latest minute qml_cron_next may answer for a search from *after.  It
+ * is compared field by field, so a Feb 29 start simply gives a limit "Feb
+ * 29" that every later Mar 1 exceeds.
+ */
+static QmlCronTime
+search_limit(const QmlCronTime *after)
 {
-	QmlCronTime t;
-	QmlCronTime limit;
+	QmlCronTime limit = *after;
 
-	if (s == NULL || after == NULL || next == NULL ||
-		s->kind != QML_SCHEDULE_CRON || !valid_time(after))
-		return false;
-
-	/*
-	 * The limit is compared field by field, so a Feb 29 start simply gives a
-	 * limit "Feb 29" that every later Mar 1 exceeds.
-	 */
-	limit = *after;
 	limit.year += QML_CRON_HORIZON_YEARS;
 	/* never answer with a time that qml_cron_matches would call invalid */
 	if (limit.year > QML_CRON_MAX_YEAR)
@@ -726,98 +721,131 @@ qml_cron_next(const QmlSchedule *s, const QmlCronTime *after, QmlCronTime *next)
 		limit.hour = 23;
 		limit.minute = 59;
 	}
+	return limit;
+}
 
+/* Carries overflowed fields upwards; only one unit is ever added. */
+static void
+carry(QmlCronTime *t)
+{
+	if (t->minute > 59)
+	{
+		t->minute = 0;
+		t->hour++;
+	}
+	if (t->hour > 23)
+	{
+		t->hour = 0;
+		t->day++;
+	}
+	if (t->day > days_in_month(t->year, t->month))
+	{
+		t->day = 1;
+		t->month++;
+	}
+	if (t->month > 12)
+	{
+		t->month = 1;
+		t->year++;
+	}
+}
+
+/* Moves *t to the first minute of the day after it (carry fixes overflow). */
+static void
+next_day(QmlCronTime *t)
+{
+	t->day++;
+	t->hour = 0;
+	t->minute = 0;
+}
+
+/*
+ * One step of the search from *t (already carried): true when *t matches.
+ * Otherwise moves *t forward to the first minute of the next candidate
+ * month, day or hour and returns false; an allowed hour or minute later in
+ * the same hour or day is moved to directly.
+ */
+static bool
+step_towards_match(const QmlSchedule *s, QmlCronTime *t)
+{
+	int			m = next_bit(s->months, t->month, 12);
+	int			h;
+	int			mi;
+
+	if (m < 0)
+	{
+		t->year++;
+		t->month = 1;
+		t->day = 1;
+		t->hour = 0;
+		t->minute = 0;
+		return false;
+	}
+	if (m != t->month)
+	{
+		t->month = m;
+		t->day = 1;
+		t->hour = 0;
+		t->minute = 0;
+		return false;
+	}
+	if (!day_matches(s, t->year, t->month, t->day))
+	{
+		next_day(t);
+		return false;
+	}
+	h = next_bit(s->hours, t->hour, 23);
+	if (h < 0)
+	{
+		next_day(t);
+		return false;
+	}
+	if (h != t->hour)
+	{
+		t->hour = h;
+		t->minute = 0;
+	}
+	mi = next_bit(s->minutes, t->minute, 59);
+	if (mi < 0)
+	{
+		t->hour++;
+		t->minute = 0;
+		return false;
+	}
+	t->minute = mi;
+	return true;
+}
+
+bool
+qml_cron_next(const QmlSchedule *s, const QmlCronTime *after, QmlCronTime *next)
+{
+	QmlCronTime t;
+	QmlCronTime limit;
+
+	if (s == NULL || after == NULL || next == NULL ||
+		s->kind != QML_SCHEDULE_CRON || !valid_time(after))
+		return false;
+
+	limit = search_limit(after);
 	t = *after;
 	t.minute++;
 
 	/*
-	 * Each pass either returns or moves t forward to the first minute of the
+	 * Each step either matches or moves t forward to the first minute of the
 	 * next candidate month, day or hour (or to the next allowed hour or
 	 * minute), so the loop runs a bounded number of times before passing the
 	 * limit: at most a few per day of the horizon.
 	 */
 	for (;;)
 	{
-		int			m;
-		int			h;
-		int			mi;
-
-		/* carry overflowed fields upwards; only one unit is ever added */
-		if (t.minute > 59)
-		{
-			t.minute = 0;
-			t.hour++;
-		}
-		if (t.hour > 23)
-		{
-			t.hour = 0;
-			t.day++;
-		}
-		if (t.day > days_in_month(t.year, t.month))
-		{
-			t.day = 1;
-			t.month++;
-		}
-		if (t.month > 12)
-		{
-			t.month = 1;
-			t.year++;
-		}
+		carry(&t);
 		if (compare_times(&t, &limit) > 0)
 			return false;
-
-		m = next_bit(s->months, t.month, 12);
-		if (m < 0)
-		{
-			t.year++;
-			t.month = 1;
-			t.day = 1;
-			t.hour = 0;
-			t.minute = 0;
-			continue;
-		}
-		if (m != t.month)
-		{
-			t.month = m;
-			t.day = 1;
-			t.hour = 0;
-			t.minute = 0;
-			continue;
-		}
-
-		if (!day_matches(s, t.year, t.month, t.day))
-		{
-			t.day++;
-			t.hour = 0;
-			t.minute = 0;
-			continue;
-		}
-
-		h = next_bit(s->hours, t.hour, 23);
-		if (h < 0)
-		{
-			t.day++;
-			t.hour = 0;
-			t.minute = 0;
-			continue;
-		}
-		if (h != t.hour)
-		{
-			t.hour = h;
-			t.minute = 0;
-		}
-
-		mi = next_bit(s->minutes, t.minute, 59);
-		if (mi < 0)
-		{
-			t.hour++;
-			t.minute = 0;
-			continue;
-		}
-		t.minute = mi;
-		if (compare_times(&t, &limit) > 0)
-			return false;
-		*next = t;
-		return true;
+		if (step_towards_match(s, &t))
+			break;
 	}
+	if (compare_times(&t, &limit) > 0)
+		return false;
+	*next = t;
+	return true;
 }

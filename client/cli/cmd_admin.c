@@ -225,13 +225,138 @@ cmd_migrate(cli *g, int argc, char **argv)
 	return rc;
 }
 
+/* Every queue's counts added up; zeros when qml is not installed. */
+static void
+status_totals(qml_client *client, const qml_health *h, int64_t *total)
+{
+	qml_queue_stats *s = NULL;
+	size_t		n = 0;
+
+	if (h->installed_version && qml_stats(client, NULL, &s, &n) == QML_OK)
+		for (size_t i = 0; i < n; i++)
+			for (int k = 0; k < QML_STATE_COUNT; k++)
+				total[k] += s[i].counts[k];
+	qml_stats_free(s, n);
+}
+
+static void
+print_status_json(const qml_health *h, const int64_t *total)
+{
+	json_t	   *jobs = json_object();
+
+	for (int k = 0; k < QML_STATE_COUNT; k++)
+		json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
+	cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:o,s:b,s:i,s:o},s:i,s:o}",
+							 "server_version", h->server_version,
+							 "database", h->database,
+							 "user", h->user,
+							 "extension",
+							 "installed", h->installed_version != NULL,
+							 "version", h->installed_version ? json_string(h->installed_version) : json_null(),
+							 "available", h->available_version ? json_string(h->available_version) : json_null(),
+							 "scheduler",
+							 "running", h->scheduler_processes > 0,
+							 "preloaded", h->preloaded_known ? json_boolean(h->preloaded) : json_null(),
+							 "launcher", h->launcher,
+							 "processes", h->scheduler_processes,
+							 "waiting_for_slot_since",
+							 h->slot_wait_since ? json_string(h->slot_wait_since) : json_null(),
+							 "worker_servers", h->worker_servers,
+							 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
+}
+
+static void
+print_status_jobs(const int64_t *total)
+{
+	printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
+		   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
+		   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
+		   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
+		   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
+}
+
+/* The memory store: no server, no extension; the store lives in this process. */
+static void
+print_status_memory(const qml_health *h, const int64_t *total)
+{
+	printf("store       %s, %s\n", h->server_version,
+		   strcmp(h->database, "memory:") == 0 ? "in this process only"
+		   : "in this process, written to its file on a clean close");
+	if (strcmp(h->database, "memory:") != 0)
+		printf("file        %s\n", h->database);
+	printf("scheduler   the store's maintenance thread\n");
+	print_status_jobs(total);
+}
+
+/* Redis: no extension; the workers run the maintenance, under a lock. */
+static void
+print_status_redis(const qml_health *h, const int64_t *total)
+{
+	printf("server      %s, database %s, user %s\n",
+		   h->server_version, h->database, h->user);
+	printf("scheduler   in the workers: a running qml worker (any of them) promotes, rescues,\n"
+		   "            fires recurring jobs and prunes, one pass a second\n");
+	print_status_jobs(total);
+}
+
+/* PostgreSQL's extension line: installed (and whether an update waits), or how to get it. */
+static void
+print_status_extension(const qml_health *h)
+{
+	bool		update = h->installed_version && h->available_version &&
+		strcmp(h->available_version, h->installed_version) != 0;
+
+	if (h->installed_version)
+		printf("extension   qml %s installed%s%s%s\n", h->installed_version,
+			   update ? " (server offers " : "",
+			   update ? h->available_version : "",
+			   update ? ": run qml migrate)" : "");
+	else if (h->available_version)
+		printf("extension   not installed in this database (server offers %s): run qml migrate\n",
+			   h->available_version);
+	else
+		printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
+}
+
+/* PostgreSQL's scheduler line: running, or the likeliest reason it is not. */
+static void
+print_status_scheduler(const qml_health *h)
+{
+	if (h->slot_wait_since)
+		printf("scheduler   waiting for a background worker slot since %s: raise max_worker_processes\n",
+			   h->slot_wait_since);
+	else if (h->scheduler_processes > 0)
+		printf("scheduler   running for this database\n");
+	else if (h->launcher)
+		printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
+	else if (h->preloaded)
+		printf("scheduler   not running, although qml is preloaded: see the server log\n");
+	else if (!h->preloaded_known)
+		printf("scheduler   not running for this database; whether qml is in shared_preload_libraries\n"
+			   "            is hidden from role %s (pg_read_all_settings shows it)\n", h->user);
+	else
+		printf("scheduler   not running: qml is not in shared_preload_libraries; due and retried\n"
+			   "            jobs wait until something calls qml.maintain()\n");
+}
+
+static void
+print_status_pg(const qml_health *h, const int64_t *total)
+{
+	printf("server      PostgreSQL %s, database %s, user %s\n",
+		   h->server_version, h->database, h->user);
+	print_status_extension(h);
+	print_status_scheduler(h);
+	printf("workers     %d worker server%s connected\n", h->worker_servers,
+		   h->worker_servers == 1 ? "" : "s");
+	if (h->installed_version)
+		print_status_jobs(total);
+}
+
 int
 cmd_status(cli *g, int argc, char **argv)
 {
 	qml_client *client;
 	qml_health *h;
-	qml_queue_stats *s = NULL;
-	size_t		n = 0;
 	int64_t		total[QML_STATE_COUNT] = {0};
 	qml_status	st;
 	int			rc;
@@ -246,106 +371,16 @@ cmd_status(cli *g, int argc, char **argv)
 		qml_client_close(client);
 		return rc;
 	}
-	if (h->installed_version && qml_stats(client, NULL, &s, &n) == QML_OK)
-		for (size_t i = 0; i < n; i++)
-			for (int k = 0; k < QML_STATE_COUNT; k++)
-				total[k] += s[i].counts[k];
-
+	status_totals(client, h, total);
 	if (g->json)
-	{
-		json_t	   *jobs = json_object();
-
-		for (int k = 0; k < QML_STATE_COUNT; k++)
-			json_object_set_new(jobs, qml_state_name((qml_job_state) k), json_integer(total[k]));
-		cli_print_json(json_pack("{s:s,s:s,s:s,s:{s:b,s:o,s:o},s:{s:b,s:o,s:b,s:i,s:o},s:i,s:o}",
-								 "server_version", h->server_version,
-								 "database", h->database,
-								 "user", h->user,
-								 "extension",
-								 "installed", h->installed_version != NULL,
-								 "version", h->installed_version ? json_string(h->installed_version) : json_null(),
-								 "available", h->available_version ? json_string(h->available_version) : json_null(),
-								 "scheduler",
-								 "running", h->scheduler_processes > 0,
-								 "preloaded", h->preloaded_known ? json_boolean(h->preloaded) : json_null(),
-								 "launcher", h->launcher,
-								 "processes", h->scheduler_processes,
-								 "waiting_for_slot_since",
-								 h->slot_wait_since ? json_string(h->slot_wait_since) : json_null(),
-								 "worker_servers", h->worker_servers,
-								 "jobs", h->installed_version ? jobs : (json_decref(jobs), json_null())));
-	}
+		print_status_json(h, total);
 	else if (strncmp(h->server_version, "memory", 6) == 0)
-	{
-		/* no server, no extension: the store lives in this process */
-		printf("store       %s, %s\n", h->server_version,
-			   strcmp(h->database, "memory:") == 0 ? "in this process only"
-			   : "in this process, written to its file on a clean close");
-		if (strcmp(h->database, "memory:") != 0)
-			printf("file        %s\n", h->database);
-		printf("scheduler   the store's maintenance thread\n");
-		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_memory(h, total);
 	else if (strncmp(h->server_version, "Redis", 5) == 0)
-	{
-		/* no extension: the workers run the maintenance, under a lock */
-		printf("server      %s, database %s, user %s\n",
-			   h->server_version, h->database, h->user);
-		printf("scheduler   in the workers: a running qml worker (any of them) promotes, rescues,\n"
-			   "            fires recurring jobs and prunes, one pass a second\n");
-		printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-			   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-			   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-			   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-			   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_redis(h, total);
 	else
-	{
-		printf("server      PostgreSQL %s, database %s, user %s\n",
-			   h->server_version, h->database, h->user);
-		if (h->installed_version)
-			printf("extension   qml %s installed%s%s%s\n", h->installed_version,
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? " (server offers " : "",
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? h->available_version : "",
-				   h->available_version && strcmp(h->available_version, h->installed_version) != 0
-				   ? ": run qml migrate)" : "");
-		else if (h->available_version)
-			printf("extension   not installed in this database (server offers %s): run qml migrate\n",
-				   h->available_version);
-		else
-			printf("extension   not available on this server: install its files there (make install), then run qml migrate\n");
-		if (h->slot_wait_since)
-			printf("scheduler   waiting for a background worker slot since %s: raise max_worker_processes\n",
-				   h->slot_wait_since);
-		else if (h->scheduler_processes > 0)
-			printf("scheduler   running for this database\n");
-		else if (h->launcher)
-			printf("scheduler   not serving this database, though its launcher runs: see qml.databases\n");
-		else if (h->preloaded)
-			printf("scheduler   not running, although qml is preloaded: see the server log\n");
-		else if (!h->preloaded_known)
-			printf("scheduler   not running for this database; whether qml is in shared_preload_libraries\n"
-				   "            is hidden from role %s (pg_read_all_settings shows it)\n", h->user);
-		else
-			printf("scheduler   not running: qml is not in shared_preload_libraries; due and retried\n"
-				   "            jobs wait until something calls qml.maintain()\n");
-		printf("workers     %d worker server%s connected\n", h->worker_servers,
-			   h->worker_servers == 1 ? "" : "s");
-		if (h->installed_version)
-			printf("jobs        %" PRId64 " scheduled, %" PRId64 " enqueued, %" PRId64 " processing, %"
-				   PRId64 " retrying, %" PRId64 " succeeded, %" PRId64 " failed\n",
-				   total[QML_STATE_SCHEDULED], total[QML_STATE_ENQUEUED],
-				   total[QML_STATE_PROCESSING], total[QML_STATE_AWAITING_RETRY],
-				   total[QML_STATE_SUCCEEDED], total[QML_STATE_FAILED]);
-	}
+		print_status_pg(h, total);
 	rc = h->installed_version ? EXIT_OK : EXIT_NO_EXTENSION;
-	qml_stats_free(s, n);
 	qml_health_free(h);
 	qml_client_close(client);
 	return rc;
@@ -405,8 +440,26 @@ warn_no_scheduler(qml_client *client)
 	qml_health_free(h);
 }
 
-int
-cmd_recurring(cli *g, int argc, char **argv)
+/* The arguments a subcommand wants (add takes a JSON more); -1: no such one. */
+static int
+recurring_arity(const char *sub)
+{
+	if (strcmp(sub, "add") == 0)
+		return 3;
+	if (strcmp(sub, "list") == 0)
+		return 0;
+	if (strcmp(sub, "remove") == 0)
+		return 1;
+	return -1;
+}
+
+/*
+ * The options of qml recurring SUB (argv[0] is SUB) into *o: EXIT_OK, an
+ * exit code, or -1 after --help. *add_options: one that only add takes.
+ */
+static int
+recurring_options(cli *g, const char *cmd, int argc, char **argv,
+				  qml_recurring_options *o, bool *add_options)
 {
 	static const struct option opts[] = {
 		{"queue", required_argument, NULL, OPT_QUEUE},
@@ -415,15 +468,91 @@ cmd_recurring(cli *g, int argc, char **argv)
 		{"timezone", required_argument, NULL, OPT_TIMEZONE},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	const char *sub;
+	long		v;
+	int			c;
+
+	while ((c = cli_getopt(g, cmd, argc, argv, opts)) != -1)
+	{
+		if (c == CLI_HELP)
+			return cli_help("recurring"), -1;
+		if (c == CLI_BAD)
+			return EXIT_USAGE;
+		if (c == OPT_QUEUE)
+			o->queue = optarg;
+		if (c == OPT_TIMEZONE)
+			o->timezone = optarg;
+		if (c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS)
+		{
+			if (!cli_parse_int(optarg, c == OPT_PRIORITY ? -2147483647L : 1, 2147483647L, &v))
+				return cli_usage_error(g, cmd, "--%s wants an integer%s, not \"%s\"",
+									   c == OPT_PRIORITY ? "priority" : "max-attempts",
+									   c == OPT_PRIORITY ? "" : " of at least 1", optarg);
+			if (c == OPT_PRIORITY)
+				o->priority = (int) v;
+			else
+				o->max_attempts = (int) v;
+		}
+		*add_options |= c == OPT_QUEUE || c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS || c == OPT_TIMEZONE;
+	}
+	return EXIT_OK;
+}
+
+/* qml recurring add NAME SCHEDULE METHOD [JSON]: args and nargs are those. */
+static int
+recurring_add(cli *g, qml_client *client, char **args, int nargs,
+			  const qml_recurring_options *o)
+{
+	qml_status	st = qml_recurring_add_opts(client, args[0], args[1], args[2],
+											nargs > 3 ? args[3] : NULL, o);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(json_pack("{s:s,s:b}", "name", args[0], "added", 1));
+	else
+		printf("recurring job %s added\n", args[0]);
+	warn_no_scheduler(client);
+	return EXIT_OK;
+}
+
+static int
+recurring_remove(cli *g, qml_client *client, const char *name)
+{
+	qml_status	st = qml_recurring_remove(client, name);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(json_pack("{s:s,s:b}", "name", name, "removed", 1));
+	else
+		printf("recurring job %s removed\n", name);
+	return EXIT_OK;
+}
+
+static int
+recurring_list(cli *g, qml_client *client)
+{
+	char	   *json;
+	qml_status	st = qml_recurring_list(client, &json);
+
+	if (st != QML_OK)
+		return cli_fail(g, st);
+	if (g->json)
+		cli_print_json(cli_json_value(json));
+	else
+		print_rows(json);
+	qml_free(json);
+	return EXIT_OK;
+}
+
+int
+cmd_recurring(cli *g, int argc, char **argv)
+{
 	qml_recurring_options o = {0};
 	bool		add_options = false;
-	long		v;
 	char		cmd[32];
 	qml_client *client;
-	qml_status	st;
-	int			c,
-				rc,
+	int			rc,
 				want,
 				nargs;
 
@@ -433,41 +562,13 @@ cmd_recurring(cli *g, int argc, char **argv)
 			return cli_help("recurring");
 		return cli_usage_error(g, "recurring", "add, list or remove?");
 	}
-	sub = argv[1];
-	if (strcmp(sub, "add") == 0)
-		want = 3;
-	else if (strcmp(sub, "list") == 0)
-		want = 0;
-	else if (strcmp(sub, "remove") == 0)
-		want = 1;
-	else
-		return cli_usage_error(g, "recurring", "unknown subcommand \"%s\": use add, list or remove", sub);
-	snprintf(cmd, sizeof(cmd), "recurring %s", sub);
-	while ((c = cli_getopt(g, cmd, argc - 1, argv + 1, opts)) != -1)
-	{
-		if (c == CLI_HELP)
-			return cli_help("recurring");
-		if (c == CLI_BAD)
-			return EXIT_USAGE;
-		if (c == OPT_QUEUE)
-			o.queue = optarg;
-		if (c == OPT_TIMEZONE)
-			o.timezone = optarg;
-		if (c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS)
-		{
-			if (!cli_parse_int(optarg, c == OPT_PRIORITY ? -2147483647L : 1, 2147483647L, &v))
-				return cli_usage_error(g, cmd, "--%s wants an integer%s, not \"%s\"",
-									   c == OPT_PRIORITY ? "priority" : "max-attempts",
-									   c == OPT_PRIORITY ? "" : " of at least 1", optarg);
-			if (c == OPT_PRIORITY)
-				o.priority = (int) v;
-			else
-				o.max_attempts = (int) v;
-		}
-		add_options |= c == OPT_QUEUE || c == OPT_PRIORITY || c == OPT_MAX_ATTEMPTS || c == OPT_TIMEZONE;
-	}
+	if ((want = recurring_arity(argv[1])) < 0)
+		return cli_usage_error(g, "recurring", "unknown subcommand \"%s\": use add, list or remove", argv[1]);
+	snprintf(cmd, sizeof(cmd), "recurring %s", argv[1]);
 	argv++;
 	argc--;
+	if ((rc = recurring_options(g, cmd, argc, argv, &o, &add_options)) != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
 	nargs = argc - optind;
 	if (nargs < want)
 		return cli_usage_error(g, cmd, "missing arguments: qml recurring add NAME SCHEDULE METHOD [JSON] | remove NAME");
@@ -479,45 +580,11 @@ cmd_recurring(cli *g, int argc, char **argv)
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if (want == 3)
-	{
-		const char *args = nargs > 3 ? argv[optind + 3] : NULL;
-
-		st = qml_recurring_add_opts(client, argv[optind], argv[optind + 1], argv[optind + 2], args, &o);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else
-		{
-			if (g->json)
-				cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "added", 1));
-			else
-				printf("recurring job %s added\n", argv[optind]);
-			warn_no_scheduler(client);
-		}
-	}
+		rc = recurring_add(g, client, argv + optind, nargs, &o);
 	else if (want == 1)
-	{
-		st = qml_recurring_remove(client, argv[optind]);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else if (g->json)
-			cli_print_json(json_pack("{s:s,s:b}", "name", argv[optind], "removed", 1));
-		else
-			printf("recurring job %s removed\n", argv[optind]);
-	}
+		rc = recurring_remove(g, client, argv[optind]);
 	else
-	{
-		char	   *json;
-
-		st = qml_recurring_list(client, &json);
-		if (st != QML_OK)
-			rc = cli_fail(g, st);
-		else if (g->json)
-			cli_print_json(cli_json_value(json));
-		else
-			print_rows(json);
-		if (st == QML_OK)
-			qml_free(json);
-	}
+		rc = recurring_list(g, client);
 	qml_client_close(client);
 	return rc;
 }

@@ -31,6 +31,27 @@ enum
 static volatile sig_atomic_t interrupted;
 static atomic_int running;		/* handlers running now */
 
+/* One run of the demo: what was asked for, what runs, how it went. */
+typedef struct demo
+{
+	const char *queue;
+	long		workers;
+	bool		want_dashboard;
+	bool		throwaway;		/* scripts/demo.sh's cluster goes with us */
+	bool		memory;			/* the memory store: no database */
+	dash_options dopts;			/* the dashboard keeps a pointer to it */
+	bool		tty;			/* a progress line that redraws itself */
+	qml_client *client;
+	qml_health *health;
+	bool		scheduler;		/* the server's scheduler promotes jobs */
+	dash	   *dashboard;
+	qml_registry *reg;
+	qml_server_config *cfg;
+	qml_server *server;
+	int64_t		ids[ALL_JOBS];	/* scheduled, to run now, flaky, broken */
+	bool		finished;
+} demo;
+
 static void
 on_signal(int sig)
 {
@@ -261,8 +282,9 @@ enqueue_all(cli *g, qml_client *client, const char *queue, int64_t *ids)
 	return EXIT_OK;
 }
 
-int
-cmd_demo(cli *g, int argc, char **argv)
+/* qml demo's options into *d: EXIT_OK, an exit code, or -1 after --help. */
+static int
+demo_options(cli *g, int argc, char **argv, demo *d)
 {
 	static const struct option opts[] = {
 		{"workers", required_argument, NULL, OPT_WORKERS},
@@ -273,48 +295,26 @@ cmd_demo(cli *g, int argc, char **argv)
 		{"storage", required_argument, NULL, OPT_STORAGE},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	dash_options dopts = {"127.0.0.1:8080", NULL, NULL, 250};
-	dash	   *dashboard = NULL;
-	bool		want_dashboard = true;
-	const char *queue = "demo";
-	long		workers = 3;
-	qml_client *client = NULL;
-	qml_registry *reg = NULL;
-	qml_server_config *cfg = NULL;
-	qml_server *server = NULL;
-	qml_health *health = NULL;
-	int64_t		ids[ALL_JOBS];
-	int64_t		counts[QML_STATE_COUNT];
-	int64_t		start,
-				last_maintain = 0;
-	bool		tty = isatty(STDOUT_FILENO) && !g->json;
-	bool		scheduler;
-	bool		finished = false;
-	bool		throwaway = false;
-	bool		memory;
-	struct sigaction sa;
-	qml_status	st;
-	int			c,
-				rc;
+	int			c;
 
 	while ((c = cli_getopt(g, "demo", argc, argv, opts)) != -1)
 	{
 		if (c == CLI_HELP)
-			return cli_help("demo");
+			return cli_help("demo"), -1;
 		if (c == CLI_BAD)
 			return EXIT_USAGE;
-		if (c == OPT_WORKERS && !cli_parse_int(optarg, 1, 64, &workers))
+		if (c == OPT_WORKERS && !cli_parse_int(optarg, 1, 64, &d->workers))
 			return cli_usage_error(g, "demo", "--workers must be between 1 and 64");
 		if (c == OPT_QUEUE)
-			queue = optarg;
+			d->queue = optarg;
 		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
 			return cli_usage_error(g, "demo", "--listen wants HOST:PORT, not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
-			dopts.listen = optarg;
+			d->dopts.listen = optarg;
 		if (c == OPT_NO_DASHBOARD)
-			want_dashboard = false;
+			d->want_dashboard = false;
 		if (c == OPT_THROWAWAY)
-			throwaway = true;
+			d->throwaway = true;
 		if (c == OPT_STORAGE && strcmp(optarg, "memory") == 0)
 			g->database_url = "memory:";
 		else if (c == OPT_STORAGE && strcmp(optarg, "postgresql") != 0)
@@ -322,196 +322,286 @@ cmd_demo(cli *g, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "demo", "unexpected argument \"%s\"", argv[optind]);
-	memory = g->database_url && strncmp(g->database_url, "memory:", 7) == 0;
+	d->memory = g->database_url && strncmp(g->database_url, "memory:", 7) == 0;
 	/* the dashboard opens a store of its own: a memory store is per client */
-	if (memory)
-		want_dashboard = false;
+	if (d->memory)
+		d->want_dashboard = false;
+	return EXIT_OK;
+}
 
-	if ((rc = cli_connect(g, true, 4, &client)) != EXIT_OK)
-		return rc;
-	if ((st = qml_health_check(client, &health)) != QML_OK)
+/* Where the demo runs, and what promotes its scheduled and retried jobs. */
+static void
+print_intro(const demo *d)
+{
+	const qml_health *health = d->health;
+
+	if (d->memory)
 	{
-		rc = cli_fail(g, st);
-		goto done;
-	}
-	scheduler = health->scheduler_processes > 0;
-	if (!g->json && memory)
 		printf("qml demo: %s, no database, queue \"%s\"\n"
 			   "scheduler: the memory store's maintenance thread (it promotes scheduled and retried jobs)\n",
-			   health->server_version, queue);
-	else if (!g->json)
-	{
-		printf("qml demo: database %s on PostgreSQL %s, qml %s, queue \"%s\"\n",
-			   health->database, health->server_version,
-			   health->installed_version ? health->installed_version : "?", queue);
-		printf("scheduler: %s\n", scheduler ? "running (it promotes scheduled and retried jobs)"
-			   : "not running (qml is not preloaded): this demo calls qml.maintain() itself");
+			   health->server_version, d->queue);
+		return;
 	}
+	printf("qml demo: database %s on PostgreSQL %s, qml %s, queue \"%s\"\n",
+		   health->database, health->server_version,
+		   health->installed_version ? health->installed_version : "?", d->queue);
+	printf("scheduler: %s\n", d->scheduler ? "running (it promotes scheduled and retried jobs)"
+		   : "not running (qml is not preloaded): this demo calls qml.maintain() itself");
+}
+
+static void
+start_dashboard(cli *g, demo *d)
+{
 	/* read-only (no token): the page shows the jobs as they move */
-	dopts.token = getenv("QML_DASHBOARD_TOKEN");
-	dopts.database_url = g->database_url;
-	if (want_dashboard && (dashboard = dashboard_start(&dopts)) == NULL && !g->json)
+	d->dopts.token = getenv("QML_DASHBOARD_TOKEN");
+	d->dopts.database_url = g->database_url;
+	if (d->want_dashboard && (d->dashboard = dashboard_start(&d->dopts)) == NULL && !g->json)
 		printf("dashboard: could not start on %s (see above); the demo goes on without it\n",
-			   dopts.listen);
+			   d->dopts.listen);
 	if (!g->json)
-		printf("%s%s\n\n", dashboard ? "dashboard: " : "", dashboard ? dashboard_url(dashboard) : "");
+		printf("%s%s\n\n", d->dashboard ? "dashboard: " : "",
+			   d->dashboard ? dashboard_url(d->dashboard) : "");
+}
 
-	if ((rc = enqueue_all(g, client, queue, ids)) != EXIT_OK)
-		goto done;
-	if (!g->json)
-		printf("enqueued %d jobs: %d to run now (3 of them with priority 10), %d scheduled 2 s ahead,\n"
-			   "one that fails once and is retried, one that fails for good\n\n",
-			   ALL_JOBS, NOW_JOBS, SCHEDULED_JOBS);
+/* The in-process libqml server that runs the demo's four handlers. */
+static int
+start_server(cli *g, demo *d)
+{
+	qml_status	st;
 
-	reg = qml_registry_new();
-	cfg = qml_server_config_new("qml-demo");
-	if (reg == NULL || cfg == NULL)
+	d->reg = qml_registry_new();
+	d->cfg = qml_server_config_new("qml-demo");
+	if (d->reg == NULL || d->cfg == NULL)
+		return EXIT_FAILED;
+	qml_registry_add(d->reg, "demo.resize_image", resize_image, NULL);
+	qml_registry_add(d->reg, "demo.daily_report", daily_report, NULL);
+	qml_registry_add(d->reg, "demo.flaky_email", flaky_email, NULL);
+	qml_registry_add(d->reg, "demo.broken_invoice", broken_invoice, NULL);
+	qml_server_config_set_workers(d->cfg, (int) d->workers);
+	qml_server_config_set_queues(d->cfg, &d->queue, 1);
+	qml_server_config_set_poll_interval(d->cfg, 250);
+	qml_server_config_set_grace_period(d->cfg, 2000);
+	qml_server_config_set_log(d->cfg, demo_log, NULL);
+	if ((st = qml_server_new(d->client, d->reg, d->cfg, &d->server)) != QML_OK ||
+		(st = qml_server_start(d->server)) != QML_OK)
+		return cli_fail(g, st);
+	return EXIT_OK;
+}
+
+/* How many of the demo's jobs are in each state now. */
+static void
+count_states(const demo *d, int64_t *counts)
+{
+	memset(counts, 0, QML_STATE_COUNT * sizeof(int64_t));
+	for (int i = 0; i < ALL_JOBS; i++)
 	{
-		rc = EXIT_FAILED;
-		goto done;
-	}
-	qml_registry_add(reg, "demo.resize_image", resize_image, NULL);
-	qml_registry_add(reg, "demo.daily_report", daily_report, NULL);
-	qml_registry_add(reg, "demo.flaky_email", flaky_email, NULL);
-	qml_registry_add(reg, "demo.broken_invoice", broken_invoice, NULL);
-	qml_server_config_set_workers(cfg, (int) workers);
-	qml_server_config_set_queues(cfg, &queue, 1);
-	qml_server_config_set_poll_interval(cfg, 250);
-	qml_server_config_set_grace_period(cfg, 2000);
-	qml_server_config_set_log(cfg, demo_log, NULL);
-	if ((st = qml_server_new(client, reg, cfg, &server)) != QML_OK ||
-		(st = qml_server_start(server)) != QML_OK)
-	{
-		rc = cli_fail(g, st);
-		goto done;
-	}
+		qml_job    *j;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+		if (qml_job_get(d->client, d->ids[i], &j) == QML_OK)
+		{
+			counts[j->state]++;
+			qml_job_free(j);
+		}
+	}
+}
 
-	start = qml_now();
+/*
+ * Shows the jobs move until all have finished (true), or a minute has
+ * passed or a signal came (false). Without a scheduler, it calls
+ * qml.maintain() itself every half second to promote their turn.
+ */
+static bool
+watch_jobs(cli *g, const demo *d)
+{
+	int64_t		counts[QML_STATE_COUNT];
+	int64_t		start = qml_now(),
+				last_maintain = 0;
+
 	while (!interrupted && qml_now() - start < 60 * 1000000LL)
 	{
 		struct timespec ts = {0, 200 * 1000000L};
 
-		memset(counts, 0, sizeof(counts));
-		for (int i = 0; i < ALL_JOBS; i++)
-		{
-			qml_job    *j;
-
-			if (qml_job_get(client, ids[i], &j) == QML_OK)
-			{
-				counts[j->state]++;
-				qml_job_free(j);
-			}
-		}
+		count_states(d, counts);
 		if (!g->json)
-			progress(tty, counts, ALL_JOBS, (qml_now() - start) / 1e6);
+			progress(d->tty, counts, ALL_JOBS, (qml_now() - start) / 1e6);
 		if (counts[QML_STATE_SUCCEEDED] + counts[QML_STATE_FAILED] == ALL_JOBS)
+			return true;
+		if (!d->scheduler && qml_now() - last_maintain > 500000)
 		{
-			finished = true;
-			break;
-		}
-		if (!scheduler && qml_now() - last_maintain > 500000)
-		{
-			qml_maintain(client, NULL);
+			qml_maintain(d->client, NULL);
 			last_maintain = qml_now();
 		}
 		nanosleep(&ts, NULL);
 	}
-	if (tty)
-		printf("\n");
-	qml_server_stop(server);
+	return false;
+}
 
-	if (g->json)
+static void
+print_json_summary(const demo *d)
+{
+	json_t	   *a = json_array();
+
+	for (int i = 0; i < ALL_JOBS; i++)
 	{
-		json_t	   *a = json_array();
+		qml_job    *j;
 
-		for (int i = 0; i < ALL_JOBS; i++)
+		if (qml_job_get(d->client, d->ids[i], &j) == QML_OK)
 		{
-			qml_job    *j;
-
-			if (qml_job_get(client, ids[i], &j) == QML_OK)
-			{
-				json_array_append_new(a, cli_json_job(j));
-				qml_job_free(j);
-			}
-		}
-		cli_print_json(json_pack("{s:b,s:o,s:o}", "finished", finished, "jobs", a,
-								 "dashboard", dashboard ? json_string(dashboard_url(dashboard)) : json_null()));
-	}
-	else
-	{
-		cli_table	t;
-		qml_job_event *ev = NULL;
-		size_t		nev = 0;
-
-		printf("\n");
-		cli_table_init(&t, 5, "ID", "METHOD", "STATE", "ATTEMPTS", "LAST ERROR");
-		for (int i = 0; i < ALL_JOBS; i++)
-		{
-			qml_job    *j;
-			char		id[24],
-						att[24];
-
-			/* the dozen alike jobs: show two */
-			if (i >= SCHEDULED_JOBS + 2 && i < SCHEDULED_JOBS + NOW_JOBS)
-				continue;
-			if (qml_job_get(client, ids[i], &j) != QML_OK)
-				continue;
-			snprintf(id, sizeof(id), "%" PRId64, j->id);
-			snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
-			cli_table_add(&t, id, j->method, qml_state_name(j->state), att,
-						  j->last_error ? j->last_error : "");
-			if (i == SCHEDULED_JOBS + 1)
-				cli_table_add(&t, "...", "(10 more demo.resize_image)", "", "", "");
+			json_array_append_new(a, cli_json_job(j));
 			qml_job_free(j);
 		}
-		cli_table_print(&t, stdout);
-		cli_table_free(&t);
-
-		if (qml_job_events(client, ids[ALL_JOBS - 2], &ev, &nev) == QML_OK && nev > 0)
-		{
-			printf("\nhistory of job %" PRId64 " (demo.flaky_email), from %s:\n",
-				   ids[ALL_JOBS - 2], memory ? "the memory store" : "qml.job_events");
-			for (size_t i = 0; i < nev; i++)
-			{
-				char		tb[48];
-
-				printf("  %s  %-14s -> %-14s %s\n", cli_time(ev[i].at, tb, sizeof(tb)),
-					   ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
-					   qml_state_name(ev[i].to_state), ev[i].error ? ev[i].error : "");
-			}
-		}
-		qml_job_events_free(ev, nev);
-		if (dashboard)
-			printf("\ndashboard: %s (read-only; \"qml dashboard --token T\" for actions)\n",
-				   dashboard_url(dashboard));
-		else if (!memory)
-			printf("\n\"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", queue);
-		print_next(g, queue, ids[ALL_JOBS - 1], throwaway, memory);
-		if (!finished)
-			printf("\n%s before every job finished.\n", interrupted ? "interrupted" : "gave up after 60 s");
 	}
-	rc = interrupted ? 130 : finished ? EXIT_OK : EXIT_FAILED;
-	/* at a terminal, leave the page up to look at */
-	if (dashboard && tty && !interrupted)
+	cli_print_json(json_pack("{s:b,s:o,s:o}", "finished", d->finished, "jobs", a,
+							 "dashboard", d->dashboard ? json_string(dashboard_url(d->dashboard)) : json_null()));
+}
+
+/* The jobs as they ended, the dozen alike ones shown as two and a line. */
+static void
+print_jobs_table(const demo *d)
+{
+	cli_table	t;
+
+	cli_table_init(&t, 5, "ID", "METHOD", "STATE", "ATTEMPTS", "LAST ERROR");
+	for (int i = 0; i < ALL_JOBS; i++)
+	{
+		qml_job    *j;
+		char		id[24],
+					att[24];
+
+		if (i >= SCHEDULED_JOBS + 2 && i < SCHEDULED_JOBS + NOW_JOBS)
+			continue;
+		if (qml_job_get(d->client, d->ids[i], &j) != QML_OK)
+			continue;
+		snprintf(id, sizeof(id), "%" PRId64, j->id);
+		snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
+		cli_table_add(&t, id, j->method, qml_state_name(j->state), att,
+					  j->last_error ? j->last_error : "");
+		if (i == SCHEDULED_JOBS + 1)
+			cli_table_add(&t, "...", "(10 more demo.resize_image)", "", "", "");
+		qml_job_free(j);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+/* The flaky job's history: it failed once and was retried. */
+static void
+print_flaky_history(const demo *d)
+{
+	int64_t		id = d->ids[ALL_JOBS - 2];
+	qml_job_event *ev = NULL;
+	size_t		nev = 0;
+
+	if (qml_job_events(d->client, id, &ev, &nev) == QML_OK && nev > 0)
+	{
+		printf("\nhistory of job %" PRId64 " (demo.flaky_email), from %s:\n",
+			   id, d->memory ? "the memory store" : "qml.job_events");
+		for (size_t i = 0; i < nev; i++)
+		{
+			char		tb[48];
+
+			printf("  %s  %-14s -> %-14s %s\n", cli_time(ev[i].at, tb, sizeof(tb)),
+				   ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
+				   qml_state_name(ev[i].to_state), ev[i].error ? ev[i].error : "");
+		}
+	}
+	qml_job_events_free(ev, nev);
+}
+
+static void
+print_summary(cli *g, const demo *d)
+{
+	printf("\n");
+	print_jobs_table(d);
+	print_flaky_history(d);
+	if (d->dashboard)
+		printf("\ndashboard: %s (read-only; \"qml dashboard --token T\" for actions)\n",
+			   dashboard_url(d->dashboard));
+	else if (!d->memory)
+		printf("\n\"qml stats\" and \"qml jobs --queue %s\" show the same numbers.\n", d->queue);
+	print_next(g, d->queue, d->ids[ALL_JOBS - 1], d->throwaway, d->memory);
+	if (!d->finished)
+		printf("\n%s before every job finished.\n", interrupted ? "interrupted" : "gave up after 60 s");
+}
+
+/* The exit code; at a terminal, after leaving the page up to look at. */
+static int
+linger(const demo *d)
+{
+	if (d->dashboard && d->tty && !interrupted)
 	{
 		printf("\nthe dashboard keeps serving: press Ctrl-C to stop\n");
 		fflush(stdout);
 		while (!interrupted)
 			pause();
-		rc = finished ? EXIT_OK : EXIT_FAILED;
+		return d->finished ? EXIT_OK : EXIT_FAILED;
 	}
+	return interrupted ? 130 : d->finished ? EXIT_OK : EXIT_FAILED;
+}
+
+/* The demo once it is set up: watch, stop the server, sum up. */
+static int
+run_demo(cli *g, demo *d)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	d->finished = watch_jobs(g, d);
+	if (d->tty)
+		printf("\n");
+	qml_server_stop(d->server);
+	if (g->json)
+		print_json_summary(d);
+	else
+		print_summary(g, d);
+	return linger(d);
+}
+
+int
+cmd_demo(cli *g, int argc, char **argv)
+{
+	demo		d = {
+		.queue = "demo",
+		.workers = 3,
+		.want_dashboard = true,
+		.dopts = {"127.0.0.1:8080", NULL, NULL, 250},
+		/* read before the command's options, as it always was: their --json does not clear it */
+		.tty = isatty(STDOUT_FILENO) && !g->json,
+	};
+	qml_status	st;
+	int			rc;
+
+	if ((rc = demo_options(g, argc, argv, &d)) != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
+	if ((rc = cli_connect(g, true, 4, &d.client)) != EXIT_OK)
+		return rc;
+	if ((st = qml_health_check(d.client, &d.health)) != QML_OK)
+	{
+		rc = cli_fail(g, st);
+		goto done;
+	}
+	d.scheduler = d.health->scheduler_processes > 0;
+	if (!g->json)
+		print_intro(&d);
+	start_dashboard(g, &d);
+	if ((rc = enqueue_all(g, d.client, d.queue, d.ids)) != EXIT_OK)
+		goto done;
+	if (!g->json)
+		printf("enqueued %d jobs: %d to run now (3 of them with priority 10), %d scheduled 2 s ahead,\n"
+			   "one that fails once and is retried, one that fails for good\n\n",
+			   ALL_JOBS, NOW_JOBS, SCHEDULED_JOBS);
+	if ((rc = start_server(g, &d)) == EXIT_OK)
+		rc = run_demo(g, &d);
 
 done:
-	dashboard_stop(dashboard);
-	qml_server_free(server);
-	qml_server_config_free(cfg);
-	qml_registry_free(reg);
-	qml_health_free(health);
-	qml_client_close(client);
+	dashboard_stop(d.dashboard);
+	qml_server_free(d.server);
+	qml_server_config_free(d.cfg);
+	qml_registry_free(d.reg);
+	qml_health_free(d.health);
+	qml_client_close(d.client);
 	return rc;
 }

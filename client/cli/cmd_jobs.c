@@ -147,8 +147,9 @@ cell_text(const char *s, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-int
-cmd_jobs(cli *g, int argc, char **argv)
+/* qml jobs' options into *f: EXIT_OK, an exit code, or -1 after --help. */
+static int
+jobs_options(cli *g, int argc, char **argv, qml_job_filter *f)
 {
 	static const struct option opts[] = {
 		{"state", required_argument, NULL, OPT_STATE},
@@ -157,15 +158,10 @@ cmd_jobs(cli *g, int argc, char **argv)
 		{"limit", required_argument, NULL, OPT_LIMIT},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	qml_job_filter f = QML_JOB_FILTER_INIT;
-	qml_job_list *list;
-	qml_client *client;
-	qml_status	st;
-	int			c,
-				rc;
+	int			c;
 	long		v;
 
-	f.limit = 50;
+	f->limit = 50;
 	while ((c = cli_getopt(g, "jobs", argc, argv, opts)) != -1)
 	{
 		qml_job_state s;
@@ -173,7 +169,7 @@ cmd_jobs(cli *g, int argc, char **argv)
 		switch (c)
 		{
 			case CLI_HELP:
-				return cli_help("jobs");
+				return cli_help("jobs"), -1;
 			case CLI_BAD:
 				return EXIT_USAGE;
 			case OPT_STATE:
@@ -182,23 +178,67 @@ cmd_jobs(cli *g, int argc, char **argv)
 					return cli_usage_error(g, "jobs",
 										   "unknown state \"%s\"; use scheduled, enqueued, processing, succeeded, failed, awaiting_retry (retrying) or deleted",
 										   optarg);
-				f.state = (int) s;
+				f->state = (int) s;
 				break;
 			case OPT_QUEUE:
-				f.queue = optarg;
+				f->queue = optarg;
 				break;
 			case OPT_METHOD:
-				f.method = optarg;
+				f->method = optarg;
 				break;
 			case OPT_LIMIT:
 				if (!cli_parse_int(optarg, 1, 10000, &v))
 					return cli_usage_error(g, "jobs", "--limit must be between 1 and 10000, not \"%s\"", optarg);
-				f.limit = (int) v;
+				f->limit = (int) v;
 				break;
 		}
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "jobs", "unexpected argument \"%s\"", argv[optind]);
+	return EXIT_OK;
+}
+
+/*
+ * The jobs as a table. WHEN is when a job finished, started (processing) or
+ * is due.
+ */
+static void
+print_job_table(const qml_job_list *list)
+{
+	cli_table	t;
+
+	cli_table_init(&t, 7, "ID", "STATE", "QUEUE", "METHOD", "ATTEMPTS", "WHEN", "LAST ERROR");
+	for (size_t i = 0; i < list->count; i++)
+	{
+		const qml_job *j = list->jobs[i];
+		char		id[24],
+					att[32],
+					when[48],
+					err[64];
+		int64_t		at = j->finished_at != QML_TIME_NULL ? j->finished_at
+			: j->state == QML_STATE_PROCESSING ? j->started_at : j->run_at;
+
+		snprintf(id, sizeof(id), "%" PRId64, j->id);
+		snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
+		cli_ago(at, when, sizeof(when));
+		cell_text(j->last_error, err, sizeof(err));
+		cli_table_add(&t, id, qml_state_name(j->state), j->queue, j->method, att, when, err);
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
+int
+cmd_jobs(cli *g, int argc, char **argv)
+{
+	qml_job_filter f = QML_JOB_FILTER_INIT;
+	qml_job_list *list;
+	qml_client *client;
+	qml_status	st;
+	int			rc;
+
+	if ((rc = jobs_options(g, argc, argv, &f)) != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if ((st = qml_job_list_get(client, &f, &list)) != QML_OK)
@@ -218,29 +258,7 @@ cmd_jobs(cli *g, int argc, char **argv)
 	else if (list->count == 0)
 		printf("no jobs\n");
 	else
-	{
-		cli_table	t;
-
-		cli_table_init(&t, 7, "ID", "STATE", "QUEUE", "METHOD", "ATTEMPTS", "WHEN", "LAST ERROR");
-		for (size_t i = 0; i < list->count; i++)
-		{
-			const qml_job *j = list->jobs[i];
-			char		id[24],
-						att[32],
-						when[48],
-						err[64];
-			int64_t		at = j->finished_at != QML_TIME_NULL ? j->finished_at
-				: j->state == QML_STATE_PROCESSING ? j->started_at : j->run_at;
-
-			snprintf(id, sizeof(id), "%" PRId64, j->id);
-			snprintf(att, sizeof(att), "%d/%d", j->attempts, j->max_attempts);
-			cli_ago(at, when, sizeof(when));
-			cell_text(j->last_error, err, sizeof(err));
-			cli_table_add(&t, id, qml_state_name(j->state), j->queue, j->method, att, when, err);
-		}
-		cli_table_print(&t, stdout);
-		cli_table_free(&t);
-	}
+		print_job_table(list);
 	qml_job_list_free(list);
 	qml_client_close(client);
 	return EXIT_OK;
@@ -269,6 +287,83 @@ id_command(cli *g, const char *cmd, int argc, char **argv, int64_t *id)
 	return EXIT_OK;
 }
 
+/* qml job --json: the job with its history. */
+static json_t *
+job_json(const qml_job *j, const qml_job_event *ev, size_t nev)
+{
+	json_t	   *o = cli_json_job(j);
+	json_t	   *a = json_array();
+
+	for (size_t i = 0; i < nev; i++)
+		json_array_append_new(a, json_pack("{s:o,s:o,s:s,s:o,s:o}",
+										   "at", cli_json_time(ev[i].at),
+										   "from", ev[i].from_state < 0 ? json_null()
+										   : json_string(qml_state_name((qml_job_state) ev[i].from_state)),
+										   "to", qml_state_name(ev[i].to_state),
+										   "worker", ev[i].worker ? json_string(ev[i].worker) : json_null(),
+										   "error", ev[i].error ? json_string(ev[i].error) : json_null()));
+	json_object_set_new(o, "history", a);
+	return o;
+}
+
+/* qml job: the job's fields, one a line. */
+static void
+print_job(const qml_job *j)
+{
+	char		b1[48],
+				b2[48];
+
+	printf("job %" PRId64 "\n", j->id);
+	printf("  method        %s\n", j->method);
+	printf("  queue         %s\n", j->queue);
+	printf("  state         %s\n", qml_state_name(j->state));
+	printf("  attempts      %d of %d\n", j->attempts, j->max_attempts);
+	printf("  priority      %d\n", j->priority);
+	printf("  arguments     %s\n", j->arguments);
+	if (j->unique_key)
+		printf("  unique key    %s\n", j->unique_key);
+	printf("  created       %s (%s)\n", cli_time(j->created_at, b1, sizeof(b1)), cli_ago(j->created_at, b2, sizeof(b2)));
+	printf("  run at        %s (%s)\n", cli_time(j->run_at, b1, sizeof(b1)), cli_ago(j->run_at, b2, sizeof(b2)));
+	if (j->started_at != QML_TIME_NULL)
+		printf("  started       %s (%s)\n", cli_time(j->started_at, b1, sizeof(b1)), cli_ago(j->started_at, b2, sizeof(b2)));
+	if (j->finished_at != QML_TIME_NULL)
+		printf("  finished      %s (%s)\n", cli_time(j->finished_at, b1, sizeof(b1)), cli_ago(j->finished_at, b2, sizeof(b2)));
+	if (j->locked_by)
+		printf("  held by       %s until %s\n", j->locked_by, cli_time(j->locked_until, b1, sizeof(b1)));
+	if (j->last_error)
+		printf("  last error    %s\n", j->last_error);
+	if (j->result)
+		printf("  result        %s\n", j->result);
+}
+
+/* qml job: the job's history, as a table. */
+static void
+print_history(const qml_job_event *ev, size_t nev)
+{
+	cli_table	t;
+
+	printf("history\n");
+	if (nev == 0)
+	{
+		printf("  (none recorded: history is off for this queue, or pruned)\n");
+		return;
+	}
+	cli_table_init(&t, 5, "  AT", "FROM", "TO", "WORKER", "ERROR");
+	for (size_t i = 0; i < nev; i++)
+	{
+		char		at[64],
+					tb[48];
+
+		snprintf(at, sizeof(at), "  %s", cli_time(ev[i].at, tb, sizeof(tb)));
+		cli_table_add(&t, at,
+					  ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
+					  qml_state_name(ev[i].to_state), ev[i].worker ? ev[i].worker : "",
+					  ev[i].error ? ev[i].error : "");
+	}
+	cli_table_print(&t, stdout);
+	cli_table_free(&t);
+}
+
 int
 cmd_job(cli *g, int argc, char **argv)
 {
@@ -293,68 +388,11 @@ cmd_job(cli *g, int argc, char **argv)
 		return rc;
 	}
 	if (g->json)
-	{
-		json_t	   *o = cli_json_job(j);
-		json_t	   *a = json_array();
-
-		for (size_t i = 0; i < nev; i++)
-			json_array_append_new(a, json_pack("{s:o,s:o,s:s,s:o,s:o}",
-											   "at", cli_json_time(ev[i].at),
-											   "from", ev[i].from_state < 0 ? json_null()
-											   : json_string(qml_state_name((qml_job_state) ev[i].from_state)),
-											   "to", qml_state_name(ev[i].to_state),
-											   "worker", ev[i].worker ? json_string(ev[i].worker) : json_null(),
-											   "error", ev[i].error ? json_string(ev[i].error) : json_null()));
-		json_object_set_new(o, "history", a);
-		cli_print_json(o);
-	}
+		cli_print_json(job_json(j, ev, nev));
 	else
 	{
-		char		b1[48],
-					b2[48];
-		cli_table	t;
-
-		printf("job %" PRId64 "\n", j->id);
-		printf("  method        %s\n", j->method);
-		printf("  queue         %s\n", j->queue);
-		printf("  state         %s\n", qml_state_name(j->state));
-		printf("  attempts      %d of %d\n", j->attempts, j->max_attempts);
-		printf("  priority      %d\n", j->priority);
-		printf("  arguments     %s\n", j->arguments);
-		if (j->unique_key)
-			printf("  unique key    %s\n", j->unique_key);
-		printf("  created       %s (%s)\n", cli_time(j->created_at, b1, sizeof(b1)), cli_ago(j->created_at, b2, sizeof(b2)));
-		printf("  run at        %s (%s)\n", cli_time(j->run_at, b1, sizeof(b1)), cli_ago(j->run_at, b2, sizeof(b2)));
-		if (j->started_at != QML_TIME_NULL)
-			printf("  started       %s (%s)\n", cli_time(j->started_at, b1, sizeof(b1)), cli_ago(j->started_at, b2, sizeof(b2)));
-		if (j->finished_at != QML_TIME_NULL)
-			printf("  finished      %s (%s)\n", cli_time(j->finished_at, b1, sizeof(b1)), cli_ago(j->finished_at, b2, sizeof(b2)));
-		if (j->locked_by)
-			printf("  held by       %s until %s\n", j->locked_by, cli_time(j->locked_until, b1, sizeof(b1)));
-		if (j->last_error)
-			printf("  last error    %s\n", j->last_error);
-		if (j->result)
-			printf("  result        %s\n", j->result);
-		printf("history\n");
-		if (nev == 0)
-			printf("  (none recorded: history is off for this queue, or pruned)\n");
-		else
-		{
-			cli_table_init(&t, 5, "  AT", "FROM", "TO", "WORKER", "ERROR");
-			for (size_t i = 0; i < nev; i++)
-			{
-				char		at[64],
-							tb[48];
-
-				snprintf(at, sizeof(at), "  %s", cli_time(ev[i].at, tb, sizeof(tb)));
-				cli_table_add(&t, at,
-							  ev[i].from_state < 0 ? "(new)" : qml_state_name((qml_job_state) ev[i].from_state),
-							  qml_state_name(ev[i].to_state), ev[i].worker ? ev[i].worker : "",
-							  ev[i].error ? ev[i].error : "");
-			}
-			cli_table_print(&t, stdout);
-			cli_table_free(&t);
-		}
+		print_job(j);
+		print_history(ev, nev);
 	}
 	qml_job_events_free(ev, nev);
 	qml_job_free(j);

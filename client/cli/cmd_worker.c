@@ -33,20 +33,95 @@ log_stderr(qml_log_level level, const char *message, void *data)
 	fprintf(stderr, "%s qml worker %s: %s\n", when, names[level], message);
 }
 
-static int
-duration_option(cli *g, const char *name, const char *text, int min_ms, int *ms)
+/* The options that set a number: a duration of at least min ms, or a count. */
+typedef struct number_opt
 {
-	int64_t		v;
+	int			opt;
+	const char *name;
+	bool		duration;
+	int			min;
+	int			max;			/* counts only */
+	qml_status	(*set) (qml_server_config *config, int value);
+} number_opt;
 
-	if (!cli_parse_duration_ms(text, &v) || v < min_ms || v > 2147483647)
-		return cli_usage_error(g, "worker", "--%s: \"%s\" is not a duration of at least %d ms (e.g. 500ms, 30s, 5m)",
-							   name, text, min_ms);
-	*ms = (int) v;
+static const number_opt number_opts[] = {
+	{OPT_WORKERS, "workers", false, 1, 1024, qml_server_config_set_workers},
+	{OPT_TIMEOUT, "timeout", true, 1, 0, qml_server_config_set_job_timeout},
+	{OPT_GRACE, "grace", true, 0, 0, qml_server_config_set_grace_period},
+	{OPT_LEASE, "lease", true, 200, 0, qml_server_config_set_lease},
+	{OPT_POLL, "poll-interval", true, 10, 0, qml_server_config_set_poll_interval},
+	{OPT_BATCH, "batch", false, 1, 1000, qml_server_config_set_fetch_batch},
+};
+
+/* What qml worker's command line asks for, beyond its server configuration. */
+typedef struct worker_args
+{
+	exec_spec	specs[MAX_EXEC];
+	char	   *methods[MAX_EXEC];	/* the specs' methods, ours to free */
+	int			nspecs;
+	bool		verbose;		/* -v; log_stderr reads it */
+} worker_args;
+
+/* Sets the number option c (see number_opts) from text, if c is one. */
+static int
+number_option(cli *g, qml_server_config *cfg, int c, const char *text)
+{
+	for (size_t i = 0; i < sizeof(number_opts) / sizeof(number_opts[0]); i++)
+	{
+		const number_opt *o = &number_opts[i];
+		int64_t		ms;
+		long		v;
+
+		if (o->opt != c)
+			continue;
+		if (!o->duration)
+		{
+			if (!cli_parse_int(text, o->min, o->max, &v))
+				return cli_usage_error(g, "worker", "--%s must be between %d and %d, not \"%s\"",
+									   o->name, o->min, o->max, text);
+			o->set(cfg, (int) v);
+			return EXIT_OK;
+		}
+		if (!cli_parse_duration_ms(text, &ms) || ms < o->min || ms > 2147483647)
+			return cli_usage_error(g, "worker", "--%s: \"%s\" is not a duration of at least %d ms (e.g. 500ms, 30s, 5m)",
+								   o->name, text, o->min);
+		o->set(cfg, (int) ms);
+		return EXIT_OK;
+	}
 	return EXIT_OK;
 }
 
-int
-cmd_worker(cli *g, int argc, char **argv)
+/* --exec METHOD=COMMAND: one more spec, its method unique. */
+static int
+add_exec(cli *g, worker_args *w, const char *text)
+{
+	char	   *eq = strchr(text, '=');
+	int			n = w->nspecs;
+
+	if (eq == NULL || eq == text || eq[1] == '\0')
+		return cli_usage_error(g, "worker", "--exec wants METHOD=COMMAND, not \"%s\"", text);
+	if (n == MAX_EXEC)
+		return cli_usage_error(g, "worker", "at most %d --exec", MAX_EXEC);
+	w->methods[n] = strndup(text, (size_t) (eq - text));
+	for (int i = 0; i < n; i++)
+		if (w->methods[n] && strcmp(w->methods[i], w->methods[n]) == 0)
+		{
+			int			rc = cli_usage_error(g, "worker", "method \"%s\" has two --exec", w->methods[i]);
+
+			free(w->methods[n]);
+			return rc;
+		}
+	w->specs[n] = (exec_spec)
+	{
+		.method = w->methods[n],.command = eq + 1,.kill_grace_ms = 3000
+	};
+	w->nspecs++;
+	return EXIT_OK;
+}
+
+/* qml worker's options into w and cfg: EXIT_OK, an exit code, or -1 after --help. */
+static int
+worker_options(cli *g, int argc, char **argv, worker_args *w, qml_server_config *cfg)
 {
 	static const struct option opts[] = {
 		{"exec", required_argument, NULL, OPT_EXEC},
@@ -61,19 +136,92 @@ cmd_worker(cli *g, int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	exec_spec	specs[MAX_EXEC];
-	char	   *methods[MAX_EXEC];
-	int			nspecs = 0;
-	bool		verbose = false;
+	int			c,
+				rc = EXIT_OK;
+
+	while (rc == EXIT_OK && (c = cli_getopt(g, "worker", argc, argv, opts)) != -1)
+	{
+		switch (c)
+		{
+			case CLI_HELP:
+				return cli_help("worker"), -1;
+			case CLI_BAD:
+				rc = EXIT_USAGE;
+				break;
+			case OPT_EXEC:
+				rc = add_exec(g, w, optarg);
+				break;
+			case OPT_QUEUES:
+				if (qml_server_config_set_queues_csv(cfg, optarg) != QML_OK)
+					rc = cli_usage_error(g, "worker", "--queues: %s", qml_errmsg());
+				break;
+			case OPT_NAME:
+				if (qml_server_config_set_name(cfg, optarg) != QML_OK)
+					rc = cli_usage_error(g, "worker", "--name: %s", qml_errmsg());
+				break;
+			case 'v':
+				w->verbose = true;
+				break;
+			default:
+				rc = number_option(g, cfg, c, optarg);
+				break;
+		}
+	}
+	if (rc != EXIT_OK)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error(g, "worker", "unexpected argument \"%s\" (commands go in --exec METHOD=COMMAND)",
+							   argv[optind]);
+	if (w->nspecs == 0)
+		return cli_usage_error(g, "worker", "nothing to run: give at least one --exec METHOD=COMMAND");
+	return EXIT_OK;
+}
+
+/* One exec handler per --exec. */
+static int
+register_execs(cli *g, worker_args *w, qml_registry *reg)
+{
+	for (int i = 0; i < w->nspecs; i++)
+	{
+		w->specs[i].verbose = w->verbose;
+		w->specs[i].json_log = g->json;
+		if (qml_registry_add(reg, w->specs[i].method, exec_handler, &w->specs[i]) != QML_OK)
+			return cli_usage_error(g, "worker", "%s", qml_errmsg());
+	}
+	return EXIT_OK;
+}
+
+/* Runs the server until SIGTERM or SIGINT; with --json, its counts at the end. */
+static int
+run_server(cli *g, const worker_args *w, qml_server_config *cfg, qml_server *server)
+{
+	qml_server_counters k;
+	qml_status	st;
+
+	fprintf(stderr, "qml worker: %d workers for", qml_server_config_workers(cfg));
+	for (int i = 0; i < w->nspecs; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", w->specs[i].method);
+	fprintf(stderr, " as %s; SIGTERM or Ctrl-C stops\n", qml_server_worker_name(server));
+	if ((st = qml_server_run(server)) != QML_OK)
+		return cli_fail(g, st);
+	qml_server_get_counters(server, &k);
+	if (g->json && !w->verbose)
+		cli_print_json(json_pack("{s:I,s:I,s:I,s:I}", "succeeded", (json_int_t) k.succeeded,
+								 "retried", (json_int_t) k.retried, "failed", (json_int_t) k.failed,
+								 "released", (json_int_t) k.released));
+	return EXIT_OK;
+}
+
+int
+cmd_worker(cli *g, int argc, char **argv)
+{
+	worker_args w = {0};
 	qml_server_config *cfg = qml_server_config_new("qml-worker");
 	qml_registry *reg = NULL;
 	qml_client *client = NULL;
 	qml_server *server = NULL;
 	qml_status	st;
-	int			c,
-				rc = EXIT_OK,
-				ms = 0;
-	long		v;
+	int			rc;
 
 	if (cfg == NULL)
 		return EXIT_FAILED;
@@ -83,110 +231,10 @@ cmd_worker(cli *g, int argc, char **argv)
 		rc = cli_fail(g, st);
 		goto done;
 	}
-	qml_server_config_set_log(cfg, log_stderr, &verbose);
-	while ((c = cli_getopt(g, "worker", argc, argv, opts)) != -1)
+	qml_server_config_set_log(cfg, log_stderr, &w.verbose);
+	if ((rc = worker_options(g, argc, argv, &w, cfg)) != EXIT_OK)
 	{
-		switch (c)
-		{
-			case CLI_HELP:
-				rc = cli_help("worker");
-				goto done;
-			case CLI_BAD:
-				rc = EXIT_USAGE;
-				goto done;
-			case OPT_EXEC:
-				{
-					char	   *eq = strchr(optarg, '=');
-
-					if (eq == NULL || eq == optarg || eq[1] == '\0')
-					{
-						rc = cli_usage_error(g, "worker", "--exec wants METHOD=COMMAND, not \"%s\"", optarg);
-						goto done;
-					}
-					if (nspecs == MAX_EXEC)
-					{
-						rc = cli_usage_error(g, "worker", "at most %d --exec", MAX_EXEC);
-						goto done;
-					}
-					methods[nspecs] = strndup(optarg, (size_t) (eq - optarg));
-					for (int i = 0; i < nspecs; i++)
-						if (methods[nspecs] && strcmp(methods[i], methods[nspecs]) == 0)
-						{
-							rc = cli_usage_error(g, "worker", "method \"%s\" has two --exec", methods[i]);
-							free(methods[nspecs]);
-							goto done;
-						}
-					specs[nspecs] = (exec_spec)
-					{
-						.method = methods[nspecs],.command = eq + 1,.kill_grace_ms = 3000
-					};
-					nspecs++;
-					break;
-				}
-			case OPT_WORKERS:
-				if (!cli_parse_int(optarg, 1, 1024, &v))
-				{
-					rc = cli_usage_error(g, "worker", "--workers must be between 1 and 1024, not \"%s\"", optarg);
-					goto done;
-				}
-				qml_server_config_set_workers(cfg, (int) v);
-				break;
-			case OPT_QUEUES:
-				if ((st = qml_server_config_set_queues_csv(cfg, optarg)) != QML_OK)
-				{
-					rc = cli_usage_error(g, "worker", "--queues: %s", qml_errmsg());
-					goto done;
-				}
-				break;
-			case OPT_TIMEOUT:
-				if ((rc = duration_option(g, "timeout", optarg, 1, &ms)) != EXIT_OK)
-					goto done;
-				qml_server_config_set_job_timeout(cfg, ms);
-				break;
-			case OPT_GRACE:
-				if ((rc = duration_option(g, "grace", optarg, 0, &ms)) != EXIT_OK)
-					goto done;
-				qml_server_config_set_grace_period(cfg, ms);
-				break;
-			case OPT_LEASE:
-				if ((rc = duration_option(g, "lease", optarg, 200, &ms)) != EXIT_OK)
-					goto done;
-				qml_server_config_set_lease(cfg, ms);
-				break;
-			case OPT_POLL:
-				if ((rc = duration_option(g, "poll-interval", optarg, 10, &ms)) != EXIT_OK)
-					goto done;
-				qml_server_config_set_poll_interval(cfg, ms);
-				break;
-			case OPT_BATCH:
-				if (!cli_parse_int(optarg, 1, 1000, &v))
-				{
-					rc = cli_usage_error(g, "worker", "--batch must be between 1 and 1000, not \"%s\"", optarg);
-					goto done;
-				}
-				qml_server_config_set_fetch_batch(cfg, (int) v);
-				break;
-			case OPT_NAME:
-				if ((st = qml_server_config_set_name(cfg, optarg)) != QML_OK)
-				{
-					rc = cli_usage_error(g, "worker", "--name: %s", qml_errmsg());
-					goto done;
-				}
-				break;
-			case 'v':
-				verbose = true;
-				break;
-		}
-	}
-	if (optind < argc)
-	{
-		rc = cli_usage_error(g, "worker", "unexpected argument \"%s\" (commands go in --exec METHOD=COMMAND)",
-							 argv[optind]);
-		goto done;
-	}
-	if (nspecs == 0)
-	{
-		rc = cli_usage_error(g, "worker", "nothing to run: give at least one --exec METHOD=COMMAND");
+		rc = rc < 0 ? EXIT_OK : rc;
 		goto done;
 	}
 	if ((reg = qml_registry_new()) == NULL)
@@ -194,48 +242,22 @@ cmd_worker(cli *g, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto done;
 	}
-	for (int i = 0; i < nspecs; i++)
-	{
-		specs[i].verbose = verbose;
-		specs[i].json_log = g->json;
-		if ((st = qml_registry_add(reg, specs[i].method, exec_handler, &specs[i])) != QML_OK)
-		{
-			rc = cli_usage_error(g, "worker", "%s", qml_errmsg());
-			goto done;
-		}
-	}
-
+	if ((rc = register_execs(g, &w, reg)) != EXIT_OK)
+		goto done;
 	/* the fetcher and flusher have their own connections; this pool serves heartbeats */
 	if ((rc = cli_connect(g, true, 2, &client)) != EXIT_OK)
 		goto done;
 	if ((st = qml_server_new(client, reg, cfg, &server)) != QML_OK)
-	{
-		rc = cli_fail(g, st);
-		goto done;
-	}
-	fprintf(stderr, "qml worker: %d workers for", qml_server_config_workers(cfg));
-	for (int i = 0; i < nspecs; i++)
-		fprintf(stderr, "%s %s", i ? "," : "", specs[i].method);
-	fprintf(stderr, " as %s; SIGTERM or Ctrl-C stops\n", qml_server_worker_name(server));
-	if ((st = qml_server_run(server)) != QML_OK)
 		rc = cli_fail(g, st);
 	else
-	{
-		qml_server_counters k;
-
-		qml_server_get_counters(server, &k);
-		if (g->json && !verbose)
-			cli_print_json(json_pack("{s:I,s:I,s:I,s:I}", "succeeded", (json_int_t) k.succeeded,
-									 "retried", (json_int_t) k.retried, "failed", (json_int_t) k.failed,
-									 "released", (json_int_t) k.released));
-	}
+		rc = run_server(g, &w, cfg, server);
 
 done:
 	qml_server_free(server);
 	qml_client_close(client);
 	qml_registry_free(reg);
 	qml_server_config_free(cfg);
-	for (int i = 0; i < nspecs; i++)
-		free(methods[i]);
+	for (int i = 0; i < w.nspecs; i++)
+		free(w.methods[i]);
 	return rc;
 }

@@ -172,62 +172,55 @@ log_job(const exec_spec *spec, qml_job_ctx *ctx, const char *outcome,
 				error ? ": " : "", error ? error : "");
 }
 
-qml_outcome
-exec_handler(qml_job_ctx *ctx, void *user_data)
+/* A running child and what we know of it, for the poll loop. */
+typedef struct child
 {
-	const exec_spec *spec = user_data;
-	int			in[2] = {-1, -1},
-				out[2] = {-1, -1},
-				err[2] = {-1, -1};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
+	pid_t		pid;
+	int			in;				/* its stdin's write end; -1 once closed */
+	int			out;			/* its stdout's read end */
+	int			err;			/* its stderr's read end */
+	bool		out_open;		/* no end of file on out yet */
+	bool		err_open;
+	const char *args;			/* what goes to its stdin */
+	size_t		args_len;
+	size_t		written;
+	capture		cout;
+	capture		cerr;
+	bool		killed;			/* we sent SIGTERM */
+	bool		timed_out;		/* ... because the job's time ran out */
+	int64_t		term_at;		/* when; 0 once SIGKILL followed */
+	int			status;			/* as from waitpid; -1: lost */
+} child;
+
+/* The child's stdin, stdout and stderr pipes: 0, or why not (all closed). */
+static int
+open_pipes(int in[2], int out[2], int err[2])
+{
+	int			e;
+
+	if (!pipe2(in, O_CLOEXEC) && !pipe2(out, O_CLOEXEC) && !pipe2(err, O_CLOEXEC))
+		return 0;
+	e = errno;
+	for (int i = 0; i < 2; i++)
+	{
+		if (in[i] >= 0)
+			close(in[i]);
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+	}
+	return e;
+}
+
+/* The child: own process group, default signals, nothing blocked. */
+static void
+child_attributes(posix_spawnattr_t *attr)
+{
 	sigset_t	none,
 				dflt;
-	char	   *cmd = shell_command(spec->command);
-	char	   *argv[] = {"/bin/sh", "-c", cmd ? cmd : (char *) spec->command, NULL};
-	char	  **env;
-	int			added = 0;
-	pid_t		pid;
-	int			rc,
-				status = 0;
-	const char *args = qml_ctx_arguments(ctx);
-	size_t		args_len = strlen(args),
-				written = 0;
-	capture		cout = {.limit = EXEC_STDOUT_MAX},
-				cerr = {.limit = EXEC_STDERR_TAIL,.tail = true};
-	int64_t		start = mono_ms(),
-				term_at = 0;
-	bool		timed_out = false,
-				killed = false,
-				out_open = true,
-				err_open = true;
-	exec_result r;
-	qml_outcome outcome;
 
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
-	{
-		int			e = errno;
-
-		for (int i = 0; i < 2; i++)
-		{
-			if (in[i] >= 0)
-				close(in[i]);
-			if (out[i] >= 0)
-				close(out[i]);
-			if (err[i] >= 0)
-				close(err[i]);
-		}
-		free(cmd);
-		return qml_retry(ctx, "cannot create pipes for the command: %s", strerror(e));
-	}
-	env = build_env(ctx, &added);
-
-	/* the child: own process group, default signals, nothing blocked */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	posix_spawnattr_init(&attr);
+	posix_spawnattr_init(attr);
 	sigemptyset(&none);
 	sigemptyset(&dflt);
 	sigaddset(&dflt, SIGPIPE);
@@ -236,12 +229,35 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 	sigaddset(&dflt, SIGHUP);
 	sigaddset(&dflt, SIGQUIT);
 	sigaddset(&dflt, SIGCHLD);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dflt);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setsigdefault(attr, &dflt);
+	posix_spawnattr_setpgroup(attr, 0);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 							 POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env ? env : environ);
+}
+
+/*
+ * Starts /bin/sh -c COMMAND on the child ends of the pipes, with the job's
+ * variables in its environment, and closes those ends: posix_spawn's result.
+ */
+static int
+spawn_child(qml_job_ctx *ctx, const char *command, int in[2], int out[2],
+			int err[2], pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	char	   *cmd = shell_command(command);
+	char	   *argv[] = {"/bin/sh", "-c", cmd ? cmd : (char *) command, NULL};
+	int			added = 0;
+	char	  **env = build_env(ctx, &added);
+	int			rc;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	child_attributes(&attr);
+	rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, env ? env : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	free_env(env, added);
@@ -249,102 +265,134 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);
-	if (rc != 0)
+	return rc;
+}
+
+/* A cancelled or timed-out job: SIGTERM to the group, SIGKILL after the grace. */
+static void
+stop_if_due(qml_job_ctx *ctx, const exec_spec *spec, child *ch)
+{
+	int64_t		now = mono_ms();
+
+	if (!ch->killed && (qml_ctx_cancelled(ctx) || qml_ctx_remaining_ms(ctx) <= 0))
 	{
-		close(in[1]);
-		close(out[0]);
-		close(err[0]);
-		return qml_retry(ctx, "cannot start /bin/sh for \"%s\": %s", spec->command, strerror(rc));
+		ch->timed_out = qml_ctx_remaining_ms(ctx) <= 0;
+		kill(-ch->pid, SIGTERM);
+		ch->killed = true;
+		ch->term_at = now;
 	}
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	fcntl(out[0], F_SETFL, O_NONBLOCK);
-	fcntl(err[0], F_SETFL, O_NONBLOCK);
-	if (args_len == 0)
+	else if (ch->killed && ch->term_at && now - ch->term_at >= spec->kill_grace_ms)
 	{
-		close(in[1]);
-		in[1] = -1;
+		kill(-ch->pid, SIGKILL);
+		ch->term_at = 0;
 	}
+}
 
-	for (;;)
+/* Waits up to 50 ms for a pipe that is still open to be ready. */
+static void
+wait_for_pipes(const child *ch)
+{
+	struct pollfd pfd[3];
+	nfds_t		n = 0;
+
+	if (ch->in >= 0)
+		pfd[n++] = (struct pollfd)
 	{
-		struct pollfd pfd[3];
-		nfds_t		n = 0;
-		int64_t		now = mono_ms();
-		pid_t		w;
+		.fd = ch->in,.events = POLLOUT
+	};
+	if (ch->out_open)
+		pfd[n++] = (struct pollfd)
+	{
+		.fd = ch->out,.events = POLLIN
+	};
+	if (ch->err_open)
+		pfd[n++] = (struct pollfd)
+	{
+		.fd = ch->err,.events = POLLIN
+	};
+	if (n > 0)
+		poll(pfd, n, 50);
+	else
+		usleep(20000);
+}
 
-		if (!killed && (qml_ctx_cancelled(ctx) || qml_ctx_remaining_ms(ctx) <= 0))
-		{
-			timed_out = qml_ctx_remaining_ms(ctx) <= 0;
-			kill(-pid, SIGTERM);
-			killed = true;
-			term_at = now;
-		}
-		else if (killed && term_at && now - term_at >= spec->kill_grace_ms)
-		{
-			kill(-pid, SIGKILL);
-			term_at = 0;
-		}
-		if (in[1] >= 0)
-			pfd[n++] = (struct pollfd)
-		{
-			.fd = in[1],.events = POLLOUT
-		};
-		if (out_open)
-			pfd[n++] = (struct pollfd)
-		{
-			.fd = out[0],.events = POLLIN
-		};
-		if (err_open)
-			pfd[n++] = (struct pollfd)
-		{
-			.fd = err[0],.events = POLLIN
-		};
-		if (n > 0)
-			poll(pfd, n, 50);
-		else
-			usleep(20000);
+/* Writes what the child's stdin takes of the arguments; closes it when done. */
+static void
+feed_stdin(child *ch)
+{
+	ssize_t		wr;
 
-		if (in[1] >= 0)
-		{
-			ssize_t		wr = write(in[1], args + written, args_len - written);
-
-			if (wr > 0)
-				written += (size_t) wr;
-			if ((wr < 0 && errno != EAGAIN && errno != EINTR) || written == args_len)
-			{
-				/* done, or the child closed its stdin (EPIPE): either way */
-				close(in[1]);
-				in[1] = -1;
-			}
-		}
-		if (out_open)
-			out_open = pump(out[0], &cout);
-		if (err_open)
-			err_open = pump(err[0], &cerr);
-
-		w = waitpid(pid, &status, WNOHANG);
-		if (w < 0 && errno != EINTR)
-		{
-			/* reaped by someone else (SIGCHLD ignored?): the outcome is unknown */
-			status = -1;
-			break;
-		}
-		if (w == pid)
-		{
-			/* what it wrote before exiting; not what its leftovers write later */
-			if (out_open)
-				pump(out[0], &cout);
-			if (err_open)
-				pump(err[0], &cerr);
-			break;
-		}
+	if (ch->in < 0)
+		return;
+	wr = write(ch->in, ch->args + ch->written, ch->args_len - ch->written);
+	if (wr > 0)
+		ch->written += (size_t) wr;
+	if ((wr < 0 && errno != EAGAIN && errno != EINTR) || ch->written == ch->args_len)
+	{
+		/* done, or the child closed its stdin (EPIPE): either way */
+		close(ch->in);
+		ch->in = -1;
 	}
-	if (in[1] >= 0)
-		close(in[1]);
-	close(out[0]);
-	close(err[0]);
+}
 
-	exec_read_result(status, killed, timed_out, &cout, &cerr, &r);
+/* True once the child has exited (or is lost: status -1). */
+static bool
+reaped(child *ch)
+{
+	pid_t		w = waitpid(ch->pid, &ch->status, WNOHANG);
+
+	if (w < 0 && errno != EINTR)
+	{
+		/* reaped by someone else (SIGCHLD ignored?): the outcome is unknown */
+		ch->status = -1;
+		return true;
+	}
+	if (w != ch->pid)
+		return false;
+	/* what it wrote before exiting; not what its leftovers write later */
+	if (ch->out_open)
+		pump(ch->out, &ch->cout);
+	if (ch->err_open)
+		pump(ch->err, &ch->cerr);
+	return true;
+}
+
+/* Serves the child's pipes until it exits, stopping it when due. */
+static void
+run_child(qml_job_ctx *ctx, const exec_spec *spec, child *ch)
+{
+	fcntl(ch->in, F_SETFL, O_NONBLOCK);
+	fcntl(ch->out, F_SETFL, O_NONBLOCK);
+	fcntl(ch->err, F_SETFL, O_NONBLOCK);
+	if (ch->args_len == 0)
+	{
+		close(ch->in);
+		ch->in = -1;
+	}
+	do
+	{
+		stop_if_due(ctx, spec, ch);
+		wait_for_pipes(ch);
+		feed_stdin(ch);
+		if (ch->out_open)
+			ch->out_open = pump(ch->out, &ch->cout);
+		if (ch->err_open)
+			ch->err_open = pump(ch->err, &ch->cerr);
+	} while (!reaped(ch));
+	if (ch->in >= 0)
+		close(ch->in);
+	close(ch->out);
+	close(ch->err);
+}
+
+/* The job's outcome from the exited child, logged with -v. */
+static qml_outcome
+child_outcome(qml_job_ctx *ctx, const exec_spec *spec, child *ch, int64_t start)
+{
+	exec_result r;
+	qml_outcome outcome;
+
+	exec_read_result(ch->status, ch->killed, ch->timed_out, &ch->cout, &ch->cerr, &r);
 	if (r.kind == EXEC_SUCCESS)
 		outcome = qml_success(ctx, r.result);
 	else if (r.kind == EXEC_FAIL)
@@ -353,7 +401,43 @@ exec_handler(qml_job_ctx *ctx, void *user_data)
 		outcome = qml_retry(ctx, "%s", r.message ? r.message : "failed");
 	log_job(spec, ctx, r.outcome, mono_ms() - start, r.log_message ? r.message : NULL);
 	free(r.message);
-	free(cout.data);
-	free(cerr.data);
+	return outcome;
+}
+
+qml_outcome
+exec_handler(qml_job_ctx *ctx, void *user_data)
+{
+	const exec_spec *spec = user_data;
+	int			in[2] = {-1, -1},
+				out[2] = {-1, -1},
+				err[2] = {-1, -1};
+	int64_t		start = mono_ms();
+	child		ch = {
+		.cout = {.limit = EXEC_STDOUT_MAX},
+		.cerr = {.limit = EXEC_STDERR_TAIL,.tail = true},
+		.out_open = true,
+		.err_open = true,
+	};
+	qml_outcome outcome;
+	int			rc;
+
+	if ((rc = open_pipes(in, out, err)) != 0)
+		return qml_retry(ctx, "cannot create pipes for the command: %s", strerror(rc));
+	if ((rc = spawn_child(ctx, spec->command, in, out, err, &ch.pid)) != 0)
+	{
+		close(in[1]);
+		close(out[0]);
+		close(err[0]);
+		return qml_retry(ctx, "cannot start /bin/sh for \"%s\": %s", spec->command, strerror(rc));
+	}
+	ch.in = in[1];
+	ch.out = out[0];
+	ch.err = err[0];
+	ch.args = qml_ctx_arguments(ctx);
+	ch.args_len = strlen(ch.args);
+	run_child(ctx, spec, &ch);
+	outcome = child_outcome(ctx, spec, &ch, start);
+	free(ch.cout.data);
+	free(ch.cerr.data);
 	return outcome;
 }

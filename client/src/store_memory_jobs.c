@@ -69,27 +69,34 @@ unplace(mem_store *m, mem_job *j)
 		mem_index_remove(&m->timers, j);
 }
 
-static void
-add_event(mem_job *j, int from, int to, const char *worker, const char *error,
-		  int64_t now)
+mem_event *
+mem_event_append(mem_job *j)
 {
-	mem_event  *e;
-
 	if (j->nevents == j->cap_events)
 	{
 		uint32_t	cap = j->cap_events * 2;
 		mem_event  *ev = malloc(cap * sizeof(mem_event));
 
-		/* out of memory: the history misses a line, the job is intact */
 		if (ev == NULL)
-			return;
+			return NULL;
 		memcpy(ev, j->events, j->nevents * sizeof(mem_event));
 		if (j->events != j->inline_events)
 			free(j->events);
 		j->events = ev;
 		j->cap_events = cap;
 	}
-	e = &j->events[j->nevents++];
+	return &j->events[j->nevents++];
+}
+
+static void
+add_event(mem_job *j, int from, int to, const char *worker, const char *error,
+		  int64_t now)
+{
+	mem_event  *e = mem_event_append(j);
+
+	/* out of memory: the history misses a line, the job is intact */
+	if (e == NULL)
+		return;
 	e->at = now;
 	e->from = (int8_t) from;
 	e->to = (int8_t) to;
@@ -123,17 +130,16 @@ count_finished(mem_store *m, mem_job *j, int to, int64_t now)
 	q->done_cur++;
 }
 
-static void
-remember_finished(mem_store *m, int64_t id)
+bool
+mem_remember_finished(mem_store *m, int64_t id)
 {
 	if (m->fin_n == m->fin_cap)
 	{
 		size_t		cap = m->fin_cap ? m->fin_cap * 2 : 1024;
 		int64_t    *ids = malloc(cap * sizeof(int64_t));
 
-		/* out of memory: the job is kept until close instead of pruned */
 		if (ids == NULL)
-			return;
+			return false;
 		for (size_t i = 0; i < m->fin_n; i++)
 			ids[i] = m->fin_ids[(m->fin_head + i) % m->fin_cap];
 		free(m->fin_ids);
@@ -142,6 +148,7 @@ remember_finished(mem_store *m, int64_t id)
 		m->fin_cap = cap;
 	}
 	m->fin_ids[(m->fin_head + m->fin_n++) % m->fin_cap] = id;
+	return true;
 }
 
 void
@@ -170,7 +177,8 @@ mem_set_state(mem_store *m, mem_job *j, qml_job_state to, const char *worker,
 			mem_map_del(&j->queue->unique, j->unique_key);
 		if (to != QML_STATE_DELETED)
 			count_finished(m, j, to, now);
-		remember_finished(m, j->id);
+		/* out of memory: the job is kept until close instead of pruned */
+		(void) mem_remember_finished(m, j->id);
 	}
 	else if (!was_live && !is_final(to))
 	{

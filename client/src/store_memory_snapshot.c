@@ -129,59 +129,78 @@ dup_json(json_t *v)
 	return json_is_string(v) ? qml__strdup(json_string_value(v)) : NULL;
 }
 
-static qml_status
-load_job(mem_store *m, json_t *o)
+/*
+ * The job mem_insert just filed (enqueued, as the time given is 0), taken
+ * out again: out of its queue's ready index, its state's count and the
+ * live jobs, for the caller to set as the file says.
+ */
+static mem_job *
+take_back_last(mem_store *m)
 {
-	qml_enqueue_options opt = {0};
-	json_t	   *t = json_object_get(o, "times"),
-			   *ev = json_object_get(o, "events");
-	mem_job    *j,
-			   *holder;
-	mem_queue  *q;
-	int64_t		id = json_integer_value(json_object_get(o, "id")),
-				got;
+	mem_job    *j = m->by_id[m->nby_id - 1];
+
+	mem_index_remove(&j->queue->ready, j);
+	j->queue->counts[j->state]--;
+	m->live--;
+	return j;
+}
+
+/* Ids are kept: pads the index with freed slots up to the job of this id. */
+static qml_status
+pad_ids(mem_store *m, int64_t id)
+{
+	int64_t		got;
 	qml_status	st;
 
-	opt.queue = json_string_value(json_object_get(o, "queue"));
-	opt.unique_key = json_string_value(json_object_get(o, "unique_key"));
-	opt.priority = (int) json_integer_value(json_object_get(o, "priority"));
-	opt.max_attempts = (int) json_integer_value(json_object_get(o, "max_attempts"));
-	if (opt.queue == NULL || !json_is_string(json_object_get(o, "method")) ||
-		!json_is_array(t) || json_array_size(t) != 6 || !json_is_array(ev) || id < m->by_id_base)
-		return qml__error(QML_ERR_INVALID, "a job line of the snapshot is malformed");
-	/* ids are kept: pad the index up to this one */
 	while (m->by_id_base + (int64_t) m->nby_id < id)
 	{
+		mem_job    *j;
+
 		if ((st = mem_insert(m, "-", "[]", NULL, 0, &got)) != QML_OK)
 			return st;
-		j = m->by_id[m->nby_id - 1];
-		mem_index_remove(&j->queue->ready, j);
-		j->queue->counts[j->state]--;
-		m->live--;
+		j = take_back_last(m);
 		mem_job_free(j);
 		m->by_id[m->nby_id - 1] = NULL;
 	}
-	/* inserted as enqueued, then set to what the file says */
-	if ((q = mem_queue_get(m, opt.queue, true)) == NULL)
-		return qml__nomem();
-	holder = opt.unique_key ? mem_map_get(&q->unique, opt.unique_key) : NULL;
+	return QML_OK;
+}
+
+/*
+ * Inserts the job of line o in queue q, bare: no state, no history. The job
+ * of an earlier line holding the same unique key lets go of it for the
+ * insert (which would otherwise answer with that job) and gets it back;
+ * file_job gives the key to this job if it is live.
+ */
+static qml_status
+insert_bare(mem_store *m, json_t *o, mem_queue *q, const qml_enqueue_options *opt,
+			mem_job **out)
+{
+	mem_job    *holder = opt->unique_key ? mem_map_get(&q->unique, opt->unique_key) : NULL;
+	mem_job    *j;
+	int64_t		got;
+	qml_status	st;
+
 	if (holder)
-		mem_map_del(&q->unique, opt.unique_key);
+		mem_map_del(&q->unique, opt->unique_key);
 	if ((st = mem_insert(m, json_string_value(json_object_get(o, "method")),
-						 json_string_value(json_object_get(o, "arguments")), &opt, 0, &got)) != QML_OK)
+						 json_string_value(json_object_get(o, "arguments")), opt, 0, &got)) != QML_OK)
 		return st;
-	j = m->by_id[m->nby_id - 1];
-	mem_index_remove(&j->queue->ready, j);
+	j = take_back_last(m);
 	if (j->unique_key)
 		mem_map_del(&j->queue->unique, j->unique_key);
 	if (holder)
 		mem_map_put(&q->unique, holder->unique_key, holder);
-	j->queue->counts[j->state]--;
-	m->live--;
 	for (uint32_t i = 0; i < j->nevents; i++)
 		free(j->events[i].error);
 	j->nevents = 0;
+	*out = j;
+	return QML_OK;
+}
 
+/* State, attempts, times, lease, error, result and backoff from line o. */
+static void
+read_fields(mem_store *m, mem_job *j, json_t *o, json_t *t)
+{
 	j->state = (int8_t) json_integer_value(json_object_get(o, "state"));
 	if (j->state < 0 || j->state >= QML_STATE_COUNT)
 		j->state = QML_STATE_ENQUEUED;
@@ -197,50 +216,37 @@ load_job(mem_store *m, json_t *o)
 	j->result = dup_json(json_object_get(o, "result"));
 	j->backoff_base_ms = json_integer_value(json_array_get(json_object_get(o, "backoff"), 0));
 	j->backoff_cap_ms = json_integer_value(json_array_get(json_object_get(o, "backoff"), 1));
+}
+
+/*
+ * Files j in its state: a finished job for pruning (in finish order as
+ * before: close enough, by id), a live one in its index and unique key.
+ */
+static qml_status
+file_job(mem_store *m, mem_job *j)
+{
 	j->queue->counts[j->state]++;
 	if (j->state == QML_STATE_SUCCEEDED || j->state == QML_STATE_FAILED ||
 		j->state == QML_STATE_DELETED)
-	{
-		int64_t		fid = j->id;
+		return mem_remember_finished(m, j->id) ? QML_OK : qml__nomem();
+	m->live++;
+	if (j->unique_key)
+		mem_map_put(&j->queue->unique, j->unique_key, j);
+	mem_job_place(m, j);
+	return QML_OK;
+}
 
-		/* pruned in finish order as before: close enough, by id */
-		if (m->fin_n == m->fin_cap)
-		{
-			size_t		cap = m->fin_cap ? m->fin_cap * 2 : 1024;
-			int64_t    *ids = realloc(m->fin_ids, cap * sizeof(int64_t));
-
-			if (ids == NULL)
-				return qml__nomem();
-			m->fin_ids = ids;
-			m->fin_cap = cap;
-		}
-		m->fin_ids[m->fin_n++] = fid;
-	}
-	else
-	{
-		m->live++;
-		if (j->unique_key)
-			mem_map_put(&j->queue->unique, j->unique_key, j);
-		mem_job_place(m, j);
-	}
+/* The history of line o: [at, from, to, worker, error] each. */
+static qml_status
+load_events(mem_store *m, mem_job *j, json_t *ev)
+{
 	for (size_t i = 0; i < json_array_size(ev); i++)
 	{
 		json_t	   *e = json_array_get(ev, i);
-		mem_event  *me;
+		mem_event  *me = mem_event_append(j);
 
-		if (j->nevents == j->cap_events)
-		{
-			mem_event  *more = malloc(j->cap_events * 2 * sizeof(mem_event));
-
-			if (more == NULL)
-				return qml__nomem();
-			memcpy(more, j->events, j->nevents * sizeof(mem_event));
-			if (j->events != j->inline_events)
-				free(j->events);
-			j->events = more;
-			j->cap_events *= 2;
-		}
-		me = &j->events[j->nevents++];
+		if (me == NULL)
+			return qml__nomem();
 		me->at = json_integer_value(json_array_get(e, 0));
 		me->from = (int8_t) json_integer_value(json_array_get(e, 1));
 		me->to = (int8_t) json_integer_value(json_array_get(e, 2));
@@ -248,6 +254,37 @@ load_job(mem_store *m, json_t *o)
 		me->error = dup_json(json_array_get(e, 4));
 	}
 	return QML_OK;
+}
+
+static qml_status
+load_job(mem_store *m, json_t *o)
+{
+	qml_enqueue_options opt = {0};
+	json_t	   *t = json_object_get(o, "times"),
+			   *ev = json_object_get(o, "events");
+	mem_job    *j;
+	mem_queue  *q;
+	int64_t		id = json_integer_value(json_object_get(o, "id"));
+	qml_status	st;
+
+	opt.queue = json_string_value(json_object_get(o, "queue"));
+	opt.unique_key = json_string_value(json_object_get(o, "unique_key"));
+	opt.priority = (int) json_integer_value(json_object_get(o, "priority"));
+	opt.max_attempts = (int) json_integer_value(json_object_get(o, "max_attempts"));
+	if (opt.queue == NULL || !json_is_string(json_object_get(o, "method")) ||
+		!json_is_array(t) || json_array_size(t) != 6 || !json_is_array(ev) || id < m->by_id_base)
+		return qml__error(QML_ERR_INVALID, "a job line of the snapshot is malformed");
+	if ((st = pad_ids(m, id)) != QML_OK)
+		return st;
+	/* inserted as enqueued, then set to what the file says */
+	if ((q = mem_queue_get(m, opt.queue, true)) == NULL)
+		return qml__nomem();
+	if ((st = insert_bare(m, o, q, &opt, &j)) != QML_OK)
+		return st;
+	read_fields(m, j, o, t);
+	if ((st = file_job(m, j)) != QML_OK)
+		return st;
+	return load_events(m, j, ev);
 }
 
 static qml_status

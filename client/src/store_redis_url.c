@@ -166,85 +166,91 @@ parse_option(const char *s, size_t n, rds_url *out)
 					  (int) n, s);
 }
 
-qml_status
-qml__rds_url_parse(const char *url, rds_url *out)
+/* The scheme: sets TLS or cluster and *rest to what follows "://". */
+static qml_status
+parse_scheme(const char *url, rds_url *out, const char **rest)
 {
-	const char *p;
-	const char *hosts;
-	const char *end;
-	const char *at;
-	const char *slash;
-	const char *query;
-
-	memset(out, 0, sizeof(*out));
-	strcpy(out->prefix, "qml");
-	out->ttl_ms = 86400 * 1000LL;
-	out->history = 32;
-
 	if (strncmp(url, "redis://", 8) == 0)
-		p = url + 8;
+		*rest = url + 8;
 	else if (strncmp(url, "rediss://", 9) == 0)
 	{
 		out->tls = true;
-		p = url + 9;
+		*rest = url + 9;
 	}
 	else if (strncmp(url, "redis+cluster://", 16) == 0)
 	{
 		out->cluster = true;
-		p = url + 16;
+		*rest = url + 16;
 	}
 	else
 		return qml__error(QML_ERR_INVALID, "not a Redis URL: \"%s\"", url);
+	return QML_OK;
+}
 
-	query = strchr(p, '?');
-	end = query ? query : p + strlen(p);
+/* [[user]:password@] at the start of [p, end); *hosts: what follows it. */
+static qml_status
+parse_credentials(const char *p, const char *end, rds_url *out,
+				  const char **hosts)
+{
+	const char *at = NULL;
+	const char *colon;
+
 	/* the last '@' ends the credentials (a password may hold one) */
-	at = NULL;
 	for (const char *q = p; q < end; q++)
 		if (*q == '@')
 			at = q;
-	if (at)
+	if (at == NULL)
 	{
-		const char *colon = memchr(p, ':', (size_t) (at - p));
-
-		if (colon == NULL)
-			return qml__error(QML_ERR_INVALID,
-							  "invalid Redis URL: credentials must be [user]:password@");
-		if (!decode(p, (size_t) (colon - p), out->user, sizeof(out->user)) ||
-			!decode(colon + 1, (size_t) (at - colon - 1), out->password,
-					sizeof(out->password)))
-			return qml__error(QML_ERR_INVALID,
-							  "invalid Redis URL: bad user or password encoding");
-		hosts = at + 1;
+		*hosts = p;
+		return QML_OK;
 	}
-	else
-		hosts = p;
+	colon = memchr(p, ':', (size_t) (at - p));
+	if (colon == NULL)
+		return qml__error(QML_ERR_INVALID,
+						  "invalid Redis URL: credentials must be [user]:password@");
+	if (!decode(p, (size_t) (colon - p), out->user, sizeof(out->user)) ||
+		!decode(colon + 1, (size_t) (at - colon - 1), out->password,
+				sizeof(out->password)))
+		return qml__error(QML_ERR_INVALID,
+						  "invalid Redis URL: bad user or password encoding");
+	*hosts = at + 1;
+	return QML_OK;
+}
 
-	slash = NULL;
+/* The optional /db in [hosts, end); *hosts_end: where the hosts stop. */
+static qml_status
+parse_db(const char *hosts, const char *end, rds_url *out,
+		 const char **hosts_end)
+{
+	const char *slash = NULL;
+	long		db = 0;
+
 	for (const char *q = hosts; q < end && slash == NULL; q++)
 		if (*q == '/')
 			slash = q;
-	if (slash)
-	{
-		long		db = 0;
+	*hosts_end = slash ? slash : end;
+	if (slash == NULL)
+		return QML_OK;
+	if (slash + 1 < end &&
+		!parse_int(slash + 1, (size_t) (end - slash - 1), 0, 1000000, &db))
+		return qml__error(QML_ERR_INVALID,
+						  "invalid Redis URL: database must be a number, not \"%.*s\"",
+						  (int) (end - slash - 1), slash + 1);
+	if (out->cluster && db != 0)
+		return qml__error(QML_ERR_INVALID,
+						  "invalid Redis URL: a cluster has database 0 only");
+	out->db = (int) db;
+	return QML_OK;
+}
 
-		if (slash + 1 < end &&
-			!parse_int(slash + 1, (size_t) (end - slash - 1), 0, 1000000, &db))
-			return qml__error(QML_ERR_INVALID,
-							  "invalid Redis URL: database must be a number, not \"%.*s\"",
-							  (int) (end - slash - 1), slash + 1);
-		if (out->cluster && db != 0)
-			return qml__error(QML_ERR_INVALID,
-							  "invalid Redis URL: a cluster has database 0 only");
-		out->db = (int) db;
-	}
-	else
-		slash = end;
-
-	for (const char *h = hosts; h < slash;)
+/* host:port[,host:port...] in [hosts, end) into the seeds. */
+static qml_status
+parse_hosts(const char *url, const char *hosts, const char *end, rds_url *out)
+{
+	for (const char *h = hosts; h < end;)
 	{
-		const char *comma = memchr(h, ',', (size_t) (slash - h));
-		const char *e = comma ? comma : slash;
+		const char *comma = memchr(h, ',', (size_t) (end - h));
+		const char *e = comma ? comma : end;
 		qml_status	st;
 
 		if (out->nseeds == RDS_MAX_NODES)
@@ -253,14 +259,20 @@ qml__rds_url_parse(const char *url, rds_url *out)
 		if ((st = parse_addr(h, (size_t) (e - h), &out->seeds[out->nseeds])) != QML_OK)
 			return st;
 		out->nseeds++;
-		h = comma ? comma + 1 : slash;
+		h = comma ? comma + 1 : end;
 	}
 	if (out->nseeds == 0)
 		return qml__error(QML_ERR_INVALID, "invalid Redis URL: no host in \"%s\"", url);
 	if (out->nseeds > 1 && !out->cluster)
 		return qml__error(QML_ERR_INVALID,
 						  "invalid Redis URL: several hosts need redis+cluster://");
+	return QML_OK;
+}
 
+/* The options after '?' (query: NULL when none), '&' between them. */
+static qml_status
+parse_options(const char *query, rds_url *out)
+{
 	for (const char *o = query ? query + 1 : NULL; o && *o;)
 	{
 		const char *amp = strchr(o, '&');
@@ -272,4 +284,30 @@ qml__rds_url_parse(const char *url, rds_url *out)
 		o = amp ? amp + 1 : NULL;
 	}
 	return QML_OK;
+}
+
+qml_status
+qml__rds_url_parse(const char *url, rds_url *out)
+{
+	const char *p = NULL;
+	const char *query;
+	const char *end;
+	const char *hosts = NULL;
+	const char *hosts_end = NULL;
+	qml_status	st;
+
+	memset(out, 0, sizeof(*out));
+	strcpy(out->prefix, "qml");
+	out->ttl_ms = 86400 * 1000LL;
+	out->history = 32;
+
+	if ((st = parse_scheme(url, out, &p)) != QML_OK)
+		return st;
+	query = strchr(p, '?');
+	end = query ? query : p + strlen(p);
+	if ((st = parse_credentials(p, end, out, &hosts)) != QML_OK ||
+		(st = parse_db(hosts, end, out, &hosts_end)) != QML_OK ||
+		(st = parse_hosts(url, hosts, hosts_end, out)) != QML_OK)
+		return st;
+	return parse_options(query, out);
 }
