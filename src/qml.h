@@ -71,23 +71,26 @@ extern void qml_history_check(bytea *history);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
-/* column replacements for one row of qml.jobs (heap_modify_tuple_by_cols) */
-typedef struct QmlRowChanges
+/*
+ * A row of qml.jobs taken apart once: every attribute's value and null flag,
+ * by attribute number - 1 (a slot's tts_values and tts_isnull will do).
+ * The code that reads or changes several columns of a job works on one and
+ * forms the row once.
+ */
+typedef struct QmlJobRow
 {
-	int			n;
-	int			cols[12];
-	Datum		values[12];
-	bool		nulls[12];
-} QmlRowChanges;
+	Datum	   *values;
+	bool	   *nulls;
+} QmlJobRow;
 
-extern HeapTuple qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple,
-									  JobState from, HeapTuple newtuple,
-									  JobState to);
-extern void qml_job_record_update(TupleDesc desc, HeapTuple oldtuple,
-								  JobState from, HeapTuple newtuple,
-								  JobState to);
-extern HeapTuple qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
-									const QmlRowChanges *c, JobState to);
+extern void qml_job_row_deform(TupleDesc desc, HeapTuple tuple, QmlJobRow *row);
+extern HeapTuple qml_job_row_form(TupleDesc desc, const QmlJobRow *row,
+								  HeapTuple like);
+extern JobState qml_job_row_state(const QmlJobRow *row);
+extern bool qml_job_stamp_update(const QmlJobRow *old, JobState from,
+								 QmlJobRow *new, JobState to);
+extern void qml_job_record_update(const QmlJobRow *old, JobState from,
+								  const QmlJobRow *new, JobState to);
 
 /* catalog.c: qml's own tables, looked up once per session */
 typedef enum JobColumn
@@ -160,7 +163,8 @@ extern bool qml_jobs_writes_are_ours(Relation rel);
 extern void qml_refuse_distributed(const Oid *relids, int n);
 
 /* job_trigger.c, once JobColumn is known */
-extern void qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull);
+extern Datum qml_row_get(const QmlJobRow *row, JobColumn col, bool *isnull);
+extern void qml_row_set(QmlJobRow *row, JobColumn col, Datum value, bool isnull);
 
 /*
  * direct_insert.c: rows into one of qml's tables and its indexes, and
@@ -277,6 +281,7 @@ typedef struct QmlClaimRun
 	QmlClaimMode mode;
 	QmlDirectInsert d;			/* open in QML_CLAIM_DIRECT */
 	Datum		started;		/* the claimed rows' started_at */
+	QmlJobRow	row;			/* room to build each one (direct) */
 	HeapTuple  *rows;
 	ItemPointerData *tids;
 	int			n;				/* rows claimed, or tids locked */
