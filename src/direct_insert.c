@@ -526,43 +526,57 @@ qml_direct_can_update(QmlDirectInsert *d)
 }
 
 /*
- * Replaces the row version in `oldslot` by `newtuple`, as heap_update and the
- * executor would for an UPDATE with no trigger: waits for a transaction
- * that holds the row, and returns TM_Updated or TM_Deleted (with *tmfd)
- * when one changed it since `snapshot`, writing nothing.
+ * Replaces the row version in `oldslot` by the row `values` and `nulls`
+ * hold (every attribute, as for qml_direct_insert), as heap_update and
+ * the executor would for an UPDATE with no trigger: waits for a
+ * transaction that holds the row, and returns TM_Updated or TM_Deleted
+ * (with *tmfd) when one changed it since `snapshot`, writing nothing.
  */
 TM_Result
-qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
-				  Snapshot snapshot, TM_FailureData *tmfd)
+qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *values,
+				  const bool *nulls, Snapshot snapshot, TM_FailureData *tmfd)
 {
-	return qml_direct_update_wait(d, oldslot, newtuple, snapshot, true, tmfd);
+	return qml_direct_update_wait(d, oldslot, values, nulls, snapshot, true, tmfd,
+								  NULL);
 }
 
 /*
  * The same, but with `wait` false returns TM_BeingModified, writing
  * nothing, when another transaction holds the row (the claim's SKIP
- * LOCKED, worker_write.c).
+ * LOCKED, worker_write.c). *written, when asked for, gets a copy of the
+ * row written (NULL if none).
+ *
+ * The row goes in as the slot's values: heap_update forms it once, and
+ * the index entries read their columns from those values, not from the
+ * formed row taken apart again.
  */
 TM_Result
-qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
-					   Snapshot snapshot, bool wait, TM_FailureData *tmfd)
+qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *values,
+					   const bool *nulls, Snapshot snapshot, bool wait,
+					   TM_FailureData *tmfd, HeapTuple *written)
 {
 	TupleTableSlot *slot;
 	LockTupleMode lockmode;
 	bool		update_indexes;
 	TM_Result	result;
+	int			natts = RelationGetDescr(d->rel)->natts;
 
 	Assert(qml_direct_can_update(d) && d->nwaiting == 0);
 	if (d->slots[0] == NULL)
 		d->slots[0] = table_slot_create(d->rel, NULL);
 	slot = d->slots[0];
-	ExecForceStoreHeapTuple(newtuple, slot, false);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
 	result = table_tuple_update(d->rel, &oldslot->tts_tid, slot,
 								GetCurrentCommandId(true), snapshot,
 								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
 		insert_planned(d, slot, oldslot, NULL);
+	if (written != NULL)
+		*written = result == TM_Ok ? ExecCopySlotHeapTuple(slot) : NULL;
 	ExecClearTuple(slot);
 	return result;
 }

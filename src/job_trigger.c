@@ -74,20 +74,17 @@ qml_job_row_deform(TupleDesc desc, HeapTuple tuple, QmlJobRow *row)
 }
 
 /*
- * The row `row` holds, formed once; with the identity of `like` (its
- * ctid, self and table) as heap_modify_tuple would keep it, when given.
+ * The row `row` holds, formed once, with the identity of `like` (its
+ * ctid, self and table) as heap_modify_tuple would keep it.
  */
-HeapTuple
-qml_job_row_form(TupleDesc desc, const QmlJobRow *row, HeapTuple like)
+static HeapTuple
+row_form(TupleDesc desc, const QmlJobRow *row, HeapTuple like)
 {
 	HeapTuple	tuple = heap_form_tuple(desc, row->values, row->nulls);
 
-	if (like != NULL)
-	{
-		tuple->t_data->t_ctid = like->t_data->t_ctid;
-		tuple->t_self = like->t_self;
-		tuple->t_tableOid = like->t_tableOid;
-	}
+	tuple->t_data->t_ctid = like->t_data->t_ctid;
+	tuple->t_self = like->t_self;
+	tuple->t_tableOid = like->t_tableOid;
 	return tuple;
 }
 
@@ -525,7 +522,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		qml_job_row_deform(desc, newtuple, &new);
 		check_inserted_history(&new);
 		if (stamp_insert(&new))
-			newtuple = qml_job_row_form(desc, &new, newtuple);
+			newtuple = row_form(desc, &new, newtuple);
 		return PointerGetDatum(newtuple);
 	}
 
@@ -544,7 +541,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	}
 	/* fires only for rows that will be written (after any recheck) */
 	if (qml_job_stamp_update(&old, old_state, &new, new_state))
-		newtuple = qml_job_row_form(desc, &new, newtuple);
+		newtuple = row_form(desc, &new, newtuple);
 	qml_job_record_update(&old, old_state, &new, new_state);
 	return PointerGetDatum(newtuple);
 }

@@ -84,8 +84,6 @@ typedef struct QmlJobRow
 } QmlJobRow;
 
 extern void qml_job_row_deform(TupleDesc desc, HeapTuple tuple, QmlJobRow *row);
-extern HeapTuple qml_job_row_form(TupleDesc desc, const QmlJobRow *row,
-								  HeapTuple like);
 extern JobState qml_job_row_state(const QmlJobRow *row);
 extern bool qml_job_stamp_update(const QmlJobRow *old, JobState from,
 								 QmlJobRow *new, JobState to);
@@ -199,12 +197,13 @@ extern void qml_direct_close(QmlDirectInsert *d);
 extern bool qml_direct_can_update(QmlDirectInsert *d);
 extern TM_Result qml_direct_update(QmlDirectInsert *d,
 								   struct TupleTableSlot *oldslot,
-								   HeapTuple newtuple, Snapshot snapshot,
-								   TM_FailureData *tmfd);
+								   const Datum *values, const bool *nulls,
+								   Snapshot snapshot, TM_FailureData *tmfd);
 extern TM_Result qml_direct_update_wait(QmlDirectInsert *d,
 										struct TupleTableSlot *oldslot,
-										HeapTuple newtuple, Snapshot snapshot,
-										bool wait, TM_FailureData *tmfd);
+										const Datum *values, const bool *nulls,
+										Snapshot snapshot, bool wait,
+										TM_FailureData *tmfd, HeapTuple *written);
 
 /*
  * producer_api.c: one job's row, from the parameters of enqueue's INSERT

@@ -193,22 +193,20 @@ claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
 	TM_Result	r;
 
 	processing_row(&old, &run->row, &run->claim, run->started);
-	row = qml_job_row_form(RelationGetDescr(run->d.rel), &run->row, NULL);
 
 	/*
 	 * wait = false is the claim's SKIP LOCKED: a row another transaction
 	 * took since update_check() looked is passed over, not waited for.
 	 * Behind this transaction's own lock there is nothing to wait for.
 	 */
-	r = qml_direct_update_wait(&run->d, oldslot, row, GetActiveSnapshot(), locked,
-							   &tmfd);
+	r = qml_direct_update_wait(&run->d, oldslot, run->row.values, run->row.nulls,
+							   GetActiveSnapshot(), locked, &tmfd, &row);
 	if (r == TM_Ok)
 	{
 		qml_job_record_update(&old, JS_ENQUEUED, &run->row, JS_PROCESSING);
 		run->rows[run->n++] = row;
 		return true;
 	}
-	heap_freetuple(row);
 	if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified &&
 		r != TM_BeingModified)
 		elog(ERROR, "could not claim the job at (%u,%u): result %d",
@@ -437,7 +435,6 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	{
 		Completion *c = &jobs[i];
 		QmlJobRow	old;
-		HeapTuple	row;
 		TM_FailureData tmfd;
 		TM_Result	r;
 
@@ -448,8 +445,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		old = old_and_new(oldslot, &new);
 		succeeded_row(&old, &new, results ? &results[c->pos] : NULL,
 					  results ? result_nulls[c->pos] : true);
-		row = qml_job_row_form(desc, &new, NULL);
-		r = qml_direct_update(&d, oldslot, row, snapshot, &tmfd);
+		r = qml_direct_update(&d, oldslot, new.values, new.nulls, snapshot, &tmfd);
 		if (r == TM_Ok)
 		{
 			qml_job_record_update(&old, JS_PROCESSING, &new, JS_SUCCEEDED);
@@ -472,7 +468,6 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		}
 		else if (r != TM_SelfModified)
 			elog(ERROR, "unexpected result %d updating job " INT64_FORMAT, (int) r, c->id);
-		heap_freetuple(row);
 	}
 	index_endscan(scan);
 	UnregisterSnapshot(snapshot);
