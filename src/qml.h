@@ -236,7 +236,8 @@ extern void qml_claims_end(void);
 
 /*
  * claim_lock.c: a claim's rows, taken in the versions its snapshot saw;
- * take() returns whether it took the row at tid (read into slot as needed)
+ * take() returns whether it took the row at tid, which slot holds already
+ * or, when empty, is there to read it into
  */
 typedef bool (*QmlTakeRow) (Relation rel, ItemPointer tid,
 							struct TupleTableSlot *slot, void *arg);

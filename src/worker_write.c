@@ -250,7 +250,7 @@ qml_claim_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
 	bool		other;
 	TM_Result	r;
 
-	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot) ||
+	if ((TTS_EMPTY(slot) && !table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot)) ||
 		state_in(slot) != JS_ENQUEUED)
 		return false;
 	r = update_check(slot, GetCurrentCommandId(true), &other);
