@@ -571,9 +571,8 @@ qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *valu
  * LOCKED, worker_write.c). *written, when asked for, gets a copy of the
  * row written (NULL if none).
  *
- * The row goes in as the slot's values: heap_update forms it once, and
- * the index entries read their columns from those values, not from the
- * formed row taken apart again.
+ * The row goes in as the slot's values, which heap_update forms once:
+ * a row formed by the caller was copied into the slot again.
  */
 TM_Result
 qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *values,
