@@ -188,7 +188,6 @@ qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
 	Oid			indexid = fetch_index(rel);
 	Relation	index;
 	TupleTableSlot *slot;
-	TupleTableSlot *seen;
 	IndexScanDesc scan;
 	Snapshot	snapshot;
 	ScanKeyData keys[3];
@@ -232,12 +231,16 @@ qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
 							   InvalidOid, PointerGetDatum(row));
 	}
 	slot = table_slot_create(rel, NULL);
-	seen = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
-	while (n < wanted && index_getnext_slot(scan, ForwardScanDirection, seen))
+
+	/*
+	 * The version the scan read is the one take() wants (the one at its
+	 * tid, in its buffer): handed over as it is, not read again.
+	 */
+	while (n < wanted && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		ItemPointerData tid = seen->tts_tid;
+		ItemPointerData tid = slot->tts_tid;
 		bool		taken;
 
 		CHECK_FOR_INTERRUPTS();
@@ -245,11 +248,9 @@ qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
 		if (taken)
 			n++;
 		if (walk != NULL)
-			note_key(walk, rel, seen, taken);
-		ExecClearTuple(slot);
+			note_key(walk, rel, slot, taken);
 	}
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(seen);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, NoLock);
 	UnregisterSnapshot(snapshot);

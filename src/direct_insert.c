@@ -367,6 +367,30 @@ key_unchanged(IndexInfo *info, TupleTableSlot *slot, TupleTableSlot *oldslot)
 }
 
 /*
+ * Whether the entry of index i, for a row whose key is new (inserted) or
+ * changed, or `unchanged` by an update, must check the index's uniqueness.
+ *
+ * An update that leaves a unique key as it was adds nothing a check could
+ * refuse: the version it replaces, live and held by this transaction, has
+ * its entry with the same key in an index that holds every row (no
+ * predicate), so no other live row can have the key now, and a
+ * transaction that inserts it meets that version and waits for this one,
+ * then meets the new entry. This is what a HOT update, with no new entry
+ * at all, relies on. The check walked every older version of the job in
+ * the primary key and fetched each from the heap, 3 to 4% of a claim and
+ * completion. A partial unique index is checked, as is one still being
+ * built (CREATE INDEX CONCURRENTLY, not yet valid): the old version may
+ * not be in it.
+ */
+static bool
+needs_unique_check(QmlDirectInsert *d, int i, bool unchanged)
+{
+	return d->infos[i]->ii_Unique &&
+		!(unchanged && d->predicates[i] == NULL &&
+		  open_index(d, i)->rd_index->indisvalid);
+}
+
+/*
  * Whether the plan's memo holds the answers for this row (copied into
  * d->admit when it does).
  */
@@ -462,11 +486,13 @@ insert_entry(QmlDirectInsert *d, int i, Datum *values, bool *isnull,
 			 TupleTableSlot *slot, TupleTableSlot *oldslot)
 {
 	IndexInfo  *info = d->infos[i];
+	Relation	index = open_index(d, i);
+	bool		unchanged = oldslot != NULL && key_unchanged(info, slot, oldslot);
 
-	index_insert(open_index(d, i), values, isnull, &slot->tts_tid, d->rel,
-				 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-				 oldslot != NULL && key_unchanged(info, slot, oldslot),
-				 info);
+	index_insert(index, values, isnull, &slot->tts_tid, d->rel,
+				 needs_unique_check(d, i, unchanged) ?
+				 UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+				 unchanged, info);
 }
 
 /*
@@ -698,43 +724,56 @@ qml_direct_can_update(QmlDirectInsert *d)
 }
 
 /*
- * Replaces the row version in `oldslot` by `newtuple`, as heap_update and the
- * executor would for an UPDATE with no trigger: waits for a transaction
- * that holds the row, and returns TM_Updated or TM_Deleted (with *tmfd)
- * when one changed it since `snapshot`, writing nothing.
+ * Replaces the row version in `oldslot` by the row `values` and `nulls`
+ * hold (every attribute, as for qml_direct_insert), as heap_update and
+ * the executor would for an UPDATE with no trigger: waits for a
+ * transaction that holds the row, and returns TM_Updated or TM_Deleted
+ * (with *tmfd) when one changed it since `snapshot`, writing nothing.
  */
 TM_Result
-qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
-				  Snapshot snapshot, TM_FailureData *tmfd)
+qml_direct_update(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *values,
+				  const bool *nulls, Snapshot snapshot, TM_FailureData *tmfd)
 {
-	return qml_direct_update_wait(d, oldslot, newtuple, snapshot, true, tmfd);
+	return qml_direct_update_wait(d, oldslot, values, nulls, snapshot, true, tmfd,
+								  NULL);
 }
 
 /*
  * The same, but with `wait` false returns TM_BeingModified, writing
  * nothing, when another transaction holds the row (the claim's SKIP
- * LOCKED, worker_write.c).
+ * LOCKED, worker_write.c). *written, when asked for, gets a copy of the
+ * row written (NULL if none).
+ *
+ * The row goes in as the slot's values, which heap_update forms once:
+ * a row formed by the caller was copied into the slot again.
  */
 TM_Result
-qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, HeapTuple newtuple,
-					   Snapshot snapshot, bool wait, TM_FailureData *tmfd)
+qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum *values,
+					   const bool *nulls, Snapshot snapshot, bool wait,
+					   TM_FailureData *tmfd, HeapTuple *written)
 {
 	TupleTableSlot *slot;
 	LockTupleMode lockmode;
 	bool		update_indexes;
 	TM_Result	result;
+	int			natts = RelationGetDescr(d->rel)->natts;
 
 	Assert(qml_direct_can_update(d) && d->nwaiting == 0);
 	if (d->slots[0] == NULL)
 		d->slots[0] = table_slot_create(d->rel, NULL);
 	slot = d->slots[0];
-	ExecForceStoreHeapTuple(newtuple, slot, false);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
 	result = table_tuple_update(d->rel, &oldslot->tts_tid, slot,
 								GetCurrentCommandId(true), snapshot,
 								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
 		insert_planned(d, slot, oldslot);
+	if (written != NULL)
+		*written = result == TM_Ok ? ExecCopySlotHeapTuple(slot) : NULL;
 	ExecClearTuple(slot);
 	return result;
 }

@@ -109,7 +109,12 @@ qml_jobs_count_delete(PG_FUNCTION_ARGS)
 	qml_job_counts_move(TextDatumGetCString(queue), from, NULL, JS_COUNT);
 	/* a waiting job's DELETE rolled back: claimable at once (queue_head.c) */
 	if (from == JS_ENQUEUED)
-		qml_job_note_waiting_changed(desc, old, NULL, false);
+	{
+		QmlJobRow	row;
+
+		qml_job_row_deform(desc, old, &row);
+		qml_job_note_waiting_changed(&row, NULL, false);
+	}
 	return PointerGetDatum(NULL);
 }
 

@@ -32,7 +32,9 @@
  * an admin's own trigger sends through an UPDATE statement. Otherwise the
  * worker's claims and completions write their rows without one
  * (worker_write.c), and build and record them with the same code here
- * (qml_job_update_row, qml_job_record_update).
+ * (qml_job_stamp_update, qml_job_record_update). All of it works on rows
+ * taken apart once (QmlJobRow), not on columns read one at a time from
+ * the row, and a changed row is formed once.
  *
  *-------------------------------------------------------------------------
  */
@@ -60,13 +62,68 @@ const char *const qml_state_labels[JS_COUNT] = {
 	"awaiting_retry", "deleted"
 };
 
+/*
+ * Takes `tuple` apart into `row`, every column at once: reading the
+ * columns one by one (heap_getattr) walks the row from its start for each
+ * column after the first that varies in length (queue), which made up
+ * 5% of a claim and completion's CPU.
+ */
+void
+qml_job_row_deform(TupleDesc desc, HeapTuple tuple, QmlJobRow *row)
+{
+	row->values = palloc(desc->natts * sizeof(Datum));
+	row->nulls = palloc(desc->natts * sizeof(bool));
+	heap_deform_tuple(tuple, desc, row->values, row->nulls);
+}
+
+/*
+ * The row `row` holds, formed once, with the identity of `like` (its
+ * ctid, self and table) as heap_modify_tuple would keep it.
+ */
+static HeapTuple
+row_form(TupleDesc desc, const QmlJobRow *row, HeapTuple like)
+{
+	HeapTuple	tuple = heap_form_tuple(desc, row->values, row->nulls);
+
+	tuple->t_data->t_ctid = like->t_data->t_ctid;
+	tuple->t_self = like->t_self;
+	tuple->t_tableOid = like->t_tableOid;
+	return tuple;
+}
+
+/* column `c` of the row; NULL for a column the table lacks (1.0's) */
+Datum
+qml_row_get(const QmlJobRow *row, JobColumn c, bool *isnull)
+{
+	AttrNumber	attnum = qml_catalog()->job_att[c];
+
+	if (attnum == InvalidAttrNumber)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	*isnull = row->nulls[attnum - 1];
+	return row->values[attnum - 1];
+}
+
+/* sets column `c` of the row, unless the table lacks it (1.0's) */
+void
+qml_row_set(QmlJobRow *row, JobColumn c, Datum value, bool isnull)
+{
+	AttrNumber	attnum = qml_catalog()->job_att[c];
+
+	if (attnum == InvalidAttrNumber)
+		return;
+	row->values[attnum - 1] = value;
+	row->nulls[attnum - 1] = isnull;
+}
+
 /* the state in a row of qml.jobs; JS_COUNT if NULL or unknown */
-static JobState
-job_state_of(HeapTuple tuple, TupleDesc desc)
+JobState
+qml_job_row_state(const QmlJobRow *row)
 {
 	bool		isnull;
-	Datum		label = heap_getattr(tuple, qml_catalog()->job_att[JC_STATE],
-									 desc, &isnull);
+	Datum		label = qml_row_get(row, JC_STATE, &isnull);
 
 	return isnull ? JS_COUNT : qml_state_of_oid(DatumGetObjectId(label));
 }
@@ -79,10 +136,10 @@ is_final(JobState s)
 
 /* a text column of the row, or NULL; palloc'd in the current context */
 static char *
-text_col(HeapTuple tuple, TupleDesc desc, int attnum)
+text_col(const QmlJobRow *row, JobColumn c)
 {
 	bool		isnull;
-	Datum		d = heap_getattr(tuple, attnum, desc, &isnull);
+	Datum		d = qml_row_get(row, c, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -133,14 +190,12 @@ qml_record_change(const QmlJobChange *change)
  * state it had, and a change of state is counted in its new queue.
  */
 static void
-count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
-				 HeapTuple newtuple)
+count_queue_move(const QmlJobRow *old, JobState from, const QmlJobRow *new)
 {
-	int			attnum = qml_catalog()->job_att[JC_QUEUE];
 	bool		old_null;
 	bool		new_null;
-	Datum		old_queue = heap_getattr(oldtuple, attnum, desc, &old_null);
-	Datum		new_queue = heap_getattr(newtuple, attnum, desc, &new_null);
+	Datum		old_queue = qml_row_get(old, JC_QUEUE, &old_null);
+	Datum		new_queue = qml_row_get(new, JC_QUEUE, &new_null);
 
 	/* a heartbeat's row keeps the very same bytes: no copy for it */
 	if (old_null || new_null || datumIsEqual(old_queue, new_queue, false, -1))
@@ -150,25 +205,23 @@ count_queue_move(TupleDesc desc, HeapTuple oldtuple, JobState from,
 }
 
 /*
- * The worker and error of the change from `oldtuple` (NULL for an insert)
- * in state `from` to `newtuple` in state `to`: all a history records
- * besides the states. The worker is the lease holder: the claimer on a
- * claim, the previous holder otherwise.
+ * The worker and error of the change from `old` (NULL for an insert) in
+ * state `from` to `new` in state `to`: all a history records besides the
+ * states. The worker is the lease holder: the claimer on a claim, the
+ * previous holder otherwise.
  */
 static void
-worker_and_error(TupleDesc desc, HeapTuple oldtuple, JobState from,
-				 HeapTuple newtuple, JobState to, QmlJobChange *change)
+worker_and_error(const QmlJobRow *old, JobState from, const QmlJobRow *new,
+				 JobState to, QmlJobChange *change)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
-
 	change->from_state = from;
 	change->to_state = to;
-	change->worker = text_col(newtuple, desc, att[JC_LOCKED_BY]);
-	if (change->worker == NULL && oldtuple != NULL)
-		change->worker = text_col(oldtuple, desc, att[JC_LOCKED_BY]);
+	change->worker = text_col(new, JC_LOCKED_BY);
+	if (change->worker == NULL && old != NULL)
+		change->worker = text_col(old, JC_LOCKED_BY);
 	change->error = NULL;
 	if (to == JS_FAILED || to == JS_AWAITING_RETRY)
-		change->error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
+		change->error = text_col(new, JC_LAST_ERROR);
 	else if (from == JS_PROCESSING && to == JS_ENQUEUED)
 	{
 		/*
@@ -176,60 +229,48 @@ worker_and_error(TupleDesc desc, HeapTuple oldtuple, JobState from,
 		 * a release keeps the last error of an earlier attempt, which is
 		 * not this change's.
 		 */
-		char	   *now_error = text_col(newtuple, desc, att[JC_LAST_ERROR]);
-		char	   *was_error = text_col(oldtuple, desc, att[JC_LAST_ERROR]);
+		char	   *now_error = text_col(new, JC_LAST_ERROR);
+		char	   *was_error = text_col(old, JC_LAST_ERROR);
 
 		if (now_error && (was_error == NULL || strcmp(now_error, was_error) != 0))
 			change->error = now_error;
 	}
 }
 
-/* The whole change, as wakeup.c, queue_head.c and 1.1's history take it */
-static void
-change_of(TupleDesc desc, HeapTuple oldtuple, JobState from,
-		  HeapTuple newtuple, JobState to, QmlJobChange *change)
-{
-	const AttrNumber *att = qml_catalog()->job_att;
-	bool		isnull;
-
-	worker_and_error(desc, oldtuple, from, newtuple, to, change);
-	change->job_id = DatumGetInt64(heap_getattr(newtuple, att[JC_ID], desc, &isnull));
-	change->queue = text_col(newtuple, desc, att[JC_QUEUE]);
-	change->run_at = DatumGetTimestampTz(heap_getattr(newtuple, att[JC_RUN_AT],
-													  desc, &isnull));
-	if (isnull)
-		change->run_at = DT_NOEND;
-	change->priority = DatumGetInt32(heap_getattr(newtuple, att[JC_PRIORITY], desc, &isnull));
-}
-
 /* The change a row trigger saw, handed on */
 static void
-record_row_change(TupleDesc desc, HeapTuple oldtuple, JobState from,
-				  HeapTuple newtuple, JobState to)
+record_row_change(const QmlJobRow *old, JobState from, const QmlJobRow *new,
+				  JobState to)
 {
 	QmlJobChange change;
+	bool		isnull;
 
-	change_of(desc, oldtuple, from, newtuple, to, &change);
+	worker_and_error(old, from, new, to, &change);
+	change.job_id = DatumGetInt64(qml_row_get(new, JC_ID, &isnull));
+	change.queue = text_col(new, JC_QUEUE);
+	change.run_at = DatumGetTimestampTz(qml_row_get(new, JC_RUN_AT, &isnull));
+	if (isnull)
+		change.run_at = DT_NOEND;
+	change.priority = DatumGetInt32(qml_row_get(new, JC_PRIORITY, &isnull));
 	qml_record_change(&change);
 }
 
 /* the key of a row in jobs_fetch_idx's order */
 static QmlHeadKey
-head_key_of(TupleDesc desc, HeapTuple tuple)
+head_key_of(const QmlJobRow *row)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
 	QmlHeadKey	key;
 	bool		isnull;
 
-	key.priority = DatumGetInt32(heap_getattr(tuple, att[JC_PRIORITY], desc, &isnull));
-	key.run_at = DatumGetTimestampTz(heap_getattr(tuple, att[JC_RUN_AT], desc, &isnull));
-	key.id = DatumGetInt64(heap_getattr(tuple, att[JC_ID], desc, &isnull));
+	key.priority = DatumGetInt32(qml_row_get(row, JC_PRIORITY, &isnull));
+	key.run_at = DatumGetTimestampTz(qml_row_get(row, JC_RUN_AT, &isnull));
+	key.id = DatumGetInt64(qml_row_get(row, JC_ID, &isnull));
 	return key;
 }
 
 /*
- * A waiting job (`oldtuple`) was updated to `newtuple`, which is
- * `still_waiting` or not, or deleted (newtuple NULL). Its transaction's
+ * A waiting job (`old`) was updated to `new`, which is `still_waiting`
+ * or not, or deleted (`new` unused). Its transaction's
  * claims no longer see it where it waited and walk past its place:
  * should the transaction, or the subtransaction that wrote it, roll back,
  * the head moves back there, as for a claim that rolls back
@@ -239,17 +280,16 @@ head_key_of(TupleDesc desc, HeapTuple tuple)
  * commits, the job waits at its new place.
  */
 void
-qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,
-							 HeapTuple newtuple, bool still_waiting)
+qml_job_note_waiting_changed(const QmlJobRow *old, const QmlJobRow *new,
+							 bool still_waiting)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
-	char	   *old_queue = text_col(oldtuple, desc, att[JC_QUEUE]);
-	QmlHeadKey	old_key = head_key_of(desc, oldtuple);
+	char	   *old_queue = text_col(old, JC_QUEUE);
+	QmlHeadKey	old_key = head_key_of(old);
 
 	if (still_waiting)
 	{
-		char	   *new_queue = text_col(newtuple, desc, att[JC_QUEUE]);
-		QmlHeadKey	new_key = head_key_of(desc, newtuple);
+		char	   *new_queue = text_col(new, JC_QUEUE);
+		QmlHeadKey	new_key = head_key_of(new);
 
 		if (new_queue != NULL)
 			qml_head_remember(new_queue, true, &new_key);
@@ -258,100 +298,91 @@ qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,
 		qml_head_remember(old_queue, false, &old_key);
 }
 
-static void
-set_col(QmlRowChanges *c, int attnum, Datum value, bool isnull)
-{
-	Assert(c->n < lengthof(c->cols));
-	c->cols[c->n] = attnum;
-	c->values[c->n] = value;
-	c->nulls[c->n] = isnull;
-	c->n++;
-}
-
 /*
- * Stamps column `attnum` with `now`, unless the statement set it itself
- * (the new row's value is not NULL and not the old row's): qml's own
- * statements stamp in their SET list, which spares rebuilding each row
- * here (3% of a claim or completion), and an admin's explicit value wins.
+ * Stamps column `c` with `now`, unless the statement set it itself (the
+ * new row's value is not NULL and not the old row's): qml's own
+ * statements stamp in their SET list, and an admin's explicit value wins.
  */
-static void
-stamp(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
-	  int attnum, Datum now)
+static bool
+stamp(const QmlJobRow *old, QmlJobRow *new, JobColumn c, Datum now)
 {
 	bool		new_null;
 	bool		old_null = true;
-	Datum		new_value = heap_getattr(newtuple, attnum, desc, &new_null);
+	Datum		new_value = qml_row_get(new, c, &new_null);
 	Datum		old_value = (Datum) 0;
 
-	if (oldtuple != NULL)
-		old_value = heap_getattr(oldtuple, attnum, desc, &old_null);
+	if (old != NULL)
+		old_value = qml_row_get(old, c, &old_null);
 	if (!new_null && (old_null || DatumGetTimestampTz(new_value) !=
 					  DatumGetTimestampTz(old_value)))
-		return;
-	set_col(c, attnum, now, false);
+		return false;
+	qml_row_set(new, c, now, false);
+	return true;
 }
 
-/* sets column `attnum` to NULL, unless it already is */
-static void
-clear(QmlRowChanges *c, TupleDesc desc, HeapTuple newtuple, int attnum)
+/* sets column `c` to NULL, unless it already is (or the table lacks it) */
+static bool
+clear(QmlJobRow *new, JobColumn c)
 {
-	if (!heap_attisnull(newtuple, attnum, desc))
-		set_col(c, attnum, (Datum) 0, true);
+	bool		isnull;
+
+	(void) qml_row_get(new, c, &isnull);
+	if (isnull)
+		return false;
+	qml_row_set(new, c, (Datum) 0, true);
+	return true;
 }
 
 /*
  * Appends the change to the history the row carries (version 1.2's
  * qml.jobs.history, history_inline.c), when its queue records history.
  */
-static void
-append_history(QmlRowChanges *c, TupleDesc desc, HeapTuple oldtuple,
-			   JobState from, HeapTuple newtuple, JobState to, TimestampTz at)
+static bool
+append_history(const QmlJobRow *old, JobState from, QmlJobRow *new, JobState to,
+			   TimestampTz at)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
-	int			attnum = att[JC_HISTORY];
 	QmlJobChange change = {0};
 	bool		isnull;
-	Datum		old;
+	Datum		history;
 
 	/* the queue is read only when some queue has a setting of its own */
 	if (qml_history_per_queue())
 	{
-		char	   *queue = text_col(newtuple, desc, att[JC_QUEUE]);
+		char	   *queue = text_col(new, JC_QUEUE);
 
 		if (queue == NULL || !qml_history_wanted(queue))
-			return;
+			return false;
 	}
 	else if (!qml_history)
-		return;
-	worker_and_error(desc, oldtuple, from, newtuple, to, &change);
-	old = heap_getattr(newtuple, attnum, desc, &isnull);
-	set_col(c, attnum,
-			PointerGetDatum(qml_history_append(isnull ? NULL : DatumGetByteaPP(old),
-											   &change, at)),
-			false);
+		return false;
+	worker_and_error(old, from, new, to, &change);
+	history = qml_row_get(new, JC_HISTORY, &isnull);
+	qml_row_set(new, JC_HISTORY,
+				PointerGetDatum(qml_history_append(isnull ? NULL : DatumGetByteaPP(history),
+												   &change, at)),
+				false);
+	return true;
 }
 
 /*
- * Whether the history of `newtuple` is the one the row had (`oldtuple`),
- * or NULL: what qml writes there is its own append (append_history).
+ * Whether the history of `new` is the one the row had (`old`), or NULL:
+ * what qml writes there is its own append (append_history).
  */
 static void
-check_history_kept(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
+check_history_kept(const QmlJobRow *old, const QmlJobRow *new)
 {
-	int			attnum = qml_catalog()->job_att[JC_HISTORY];
-	Form_pg_attribute attr = TupleDescAttr(desc, attnum - 1);
 	bool		oldnull;
 	bool		newnull;
-	Datum		old = heap_getattr(oldtuple, attnum, desc, &oldnull);
-	Datum		new = heap_getattr(newtuple, attnum, desc, &newnull);
+	Datum		was = qml_row_get(old, JC_HISTORY, &oldnull);
+	Datum		now = qml_row_get(new, JC_HISTORY, &newnull);
 
 	/* cleared, or the same value (an UPDATE that did not set it) */
-	if (newnull || (!oldnull && datumIsEqual(old, new, attr->attbyval, attr->attlen)))
+	if (newnull || (!oldnull && datumIsEqual(was, now, false, -1)))
 		return;
 	if (!oldnull)
 	{
-		bytea	   *a = DatumGetByteaPP(old);
-		bytea	   *b = DatumGetByteaPP(new);
+		bytea	   *a = DatumGetByteaPP(was);
+		bytea	   *b = DatumGetByteaPP(now);
 
 		if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
 			memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
@@ -369,39 +400,36 @@ check_history_kept(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple)
  * it must be one, or every read of qml.job_events would fail on it.
  */
 static void
-check_inserted_history(TupleDesc desc, HeapTuple newtuple)
+check_inserted_history(const QmlJobRow *new)
 {
 	bool		isnull;
 	Datum		history;
 
 	if (!qml_catalog()->inline_history)
 		return;
-	history = heap_getattr(newtuple, qml_catalog()->job_att[JC_HISTORY], desc, &isnull);
+	history = qml_row_get(new, JC_HISTORY, &isnull);
 	if (!isnull)
 		qml_history_check(DatumGetByteaPP(history));
 }
 
 /*
  * A row about to be inserted: max_attempts from qml.default_max_attempts
- * when not given, and the stamp of the state it starts in.
+ * when not given, and the stamp of the state it starts in. Whether it
+ * changed.
  */
-static HeapTuple
-stamp_insert(TupleDesc desc, HeapTuple newtuple)
+static bool
+stamp_insert(QmlJobRow *new)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
 	bool		isnull;
+	bool		changed = false;
 
-	(void) heap_getattr(newtuple, att[JC_MAX_ATTEMPTS], desc, &isnull);
+	(void) qml_row_get(new, JC_MAX_ATTEMPTS, &isnull);
 	if (isnull)
 	{
-		int			col = att[JC_MAX_ATTEMPTS];
-		Datum		value = Int32GetDatum(qml_default_max_attempts);
-		bool		null = false;
-
-		newtuple = heap_modify_tuple_by_cols(newtuple, desc, 1, &col, &value, &null);
+		qml_row_set(new, JC_MAX_ATTEMPTS, Int32GetDatum(qml_default_max_attempts), false);
+		changed = true;
 	}
-	return qml_job_stamp_update(desc, NULL, JS_COUNT, newtuple,
-								job_state_of(newtuple, desc));
+	return qml_job_stamp_update(NULL, JS_COUNT, new, qml_job_row_state(new)) || changed;
 }
 
 /*
@@ -410,16 +438,14 @@ stamp_insert(TupleDesc desc, HeapTuple newtuple)
  * scheduled or retrying job due earlier.
  */
 static void
-note_same_state_update(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
-					   JobState state)
+note_same_state_update(const QmlJobRow *old, const QmlJobRow *new, JobState state)
 {
 	if (state == JS_ENQUEUED)
-		qml_job_note_waiting_changed(desc, oldtuple, newtuple, true);
+		qml_job_note_waiting_changed(old, new, true);
 	else if (state == JS_SCHEDULED || state == JS_AWAITING_RETRY)
 	{
 		bool		isnull;
-		Datum		run_at = heap_getattr(newtuple, qml_catalog()->job_att[JC_RUN_AT],
-										  desc, &isnull);
+		Datum		run_at = qml_row_get(new, JC_RUN_AT, &isnull);
 
 		if (!isnull)
 			qml_wake_scheduler_at_commit(DatumGetTimestampTz(run_at));
@@ -427,21 +453,19 @@ note_same_state_update(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 }
 
 /*
- * The row an update of `oldtuple` (in state `from`) to `newtuple` (in
- * `to`) writes: stamped, and without its lease when it left processing.
- * The BEFORE UPDATE trigger and worker_write.c both build it here.
+ * Makes `new`, an update of `old` (NULL for an insert) in state `from` to
+ * state `to`, the row to write: stamped, and without its lease when it
+ * left processing. Returns whether it changed anything. The row triggers
+ * and worker_write.c both build rows here.
  */
-HeapTuple
-qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
-					 HeapTuple newtuple, JobState to)
+bool
+qml_job_stamp_update(const QmlJobRow *old, JobState from, QmlJobRow *new, JobState to)
 {
-	const AttrNumber *att = qml_catalog()->job_att;
-	QmlRowChanges changes;
+	bool		changed = false;
 	Datum		now;
 
 	if (to == from || to == JS_COUNT)
-		return newtuple;
-	changes.n = 0;
+		return false;
 	/*
 	 * The clock, not the transaction's start: a fetch that waited in the
 	 * server, or a long producer transaction, would otherwise stamp a time
@@ -451,33 +475,28 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	if (to == JS_ENQUEUED)
-		stamp(&changes, desc, oldtuple, newtuple, att[JC_ENQUEUED_AT], now);
+		changed |= stamp(old, new, JC_ENQUEUED_AT, now);
 	else if (to == JS_PROCESSING)
-		stamp(&changes, desc, oldtuple, newtuple, att[JC_STARTED_AT], now);
+		changed |= stamp(old, new, JC_STARTED_AT, now);
 
 	if (is_final(to))
-		stamp(&changes, desc, oldtuple, newtuple, att[JC_FINISHED_AT], now);
+		changed |= stamp(old, new, JC_FINISHED_AT, now);
 	else if (from != JS_COUNT && is_final(from))
-		clear(&changes, desc, newtuple, att[JC_FINISHED_AT]);
+		changed |= clear(new, JC_FINISHED_AT);
 
 	if (qml_catalog()->inline_history)
-		append_history(&changes, desc, oldtuple, from, newtuple, to,
-					   DatumGetTimestampTz(now));
+		changed |= append_history(old, from, new, to, DatumGetTimestampTz(now));
 
 	/* only a job being processed has a lease */
 	if (to != JS_PROCESSING && from == JS_PROCESSING)
 	{
-		clear(&changes, desc, newtuple, att[JC_LOCKED_BY]);
-		clear(&changes, desc, newtuple, att[JC_LOCKED_UNTIL]);
-		clear(&changes, desc, newtuple, att[JC_LEASE_PID]);
-		clear(&changes, desc, newtuple, att[JC_LEASE_SESSION]);
-		if (att[JC_LOCKED_ROLE] != InvalidAttrNumber)
-			clear(&changes, desc, newtuple, att[JC_LOCKED_ROLE]);
+		changed |= clear(new, JC_LOCKED_BY);
+		changed |= clear(new, JC_LOCKED_UNTIL);
+		changed |= clear(new, JC_LEASE_PID);
+		changed |= clear(new, JC_LEASE_SESSION);
+		changed |= clear(new, JC_LOCKED_ROLE);
 	}
-	if (changes.n == 0)
-		return newtuple;
-	return heap_modify_tuple_by_cols(newtuple, desc, changes.n, changes.cols,
-									 changes.values, changes.nulls);
+	return changed;
 }
 
 /*
@@ -485,36 +504,11 @@ qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
  * queue_head.c, once the update is certain to be written.
  */
 void
-qml_job_record_update(TupleDesc desc, HeapTuple oldtuple, JobState from,
-					  HeapTuple newtuple, JobState to)
+qml_job_record_update(const QmlJobRow *old, JobState from, const QmlJobRow *new,
+					  JobState to)
 {
 	if (to != from && to != JS_COUNT)
-		record_row_change(desc, oldtuple, from, newtuple, to);
-}
-
-/* sets column `col` of a QmlRowChanges */
-void
-qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull)
-{
-	AttrNumber	attnum = qml_catalog()->job_att[col];
-
-	/* a column version 1.0's table lacks (catalog.c) */
-	if (attnum != InvalidAttrNumber)
-		set_col(c, attnum, value, isnull);
-}
-
-/*
- * `old` (in state `from`) with the columns of `c` replaced, in state `to`,
- * then stamped as the BEFORE UPDATE trigger would (worker_write.c).
- */
-HeapTuple
-qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
-				   const QmlRowChanges *c, JobState to)
-{
-	HeapTuple	row = heap_modify_tuple_by_cols(old, desc, c->n, (int *) c->cols,
-												(Datum *) c->values, (bool *) c->nulls);
-
-	return qml_job_stamp_update(desc, old, from, row, to);
+		record_row_change(old, from, new, to);
 }
 
 Datum
@@ -523,7 +517,8 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	newtuple;
-	HeapTuple	oldtuple;
+	QmlJobRow	old;
+	QmlJobRow	new;
 	JobState	new_state;
 	JobState	old_state;
 
@@ -536,29 +531,35 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
+		newtuple = trigdata->tg_trigtuple;
 		if (loading_by_copy(trigdata->tg_relation))
-			return PointerGetDatum(trigdata->tg_trigtuple);
-		check_inserted_history(desc, trigdata->tg_trigtuple);
-		return PointerGetDatum(stamp_insert(desc, trigdata->tg_trigtuple));
+			return PointerGetDatum(newtuple);
+		qml_job_row_deform(desc, newtuple, &new);
+		check_inserted_history(&new);
+		if (stamp_insert(&new))
+			newtuple = row_form(desc, &new, newtuple);
+		return PointerGetDatum(newtuple);
 	}
 
-	oldtuple = trigdata->tg_trigtuple;
 	newtuple = trigdata->tg_newtuple;
+	qml_job_row_deform(desc, trigdata->tg_trigtuple, &old);
+	qml_job_row_deform(desc, newtuple, &new);
 	if (qml_catalog()->inline_history)
-		check_history_kept(desc, oldtuple, newtuple);
-	old_state = job_state_of(oldtuple, desc);
-	new_state = job_state_of(newtuple, desc);
-	count_queue_move(desc, oldtuple, old_state, newtuple);
+		check_history_kept(&old, &new);
+	old_state = qml_job_row_state(&old);
+	new_state = qml_job_row_state(&new);
+	count_queue_move(&old, old_state, &new);
 	if (new_state == old_state)
 	{
-		note_same_state_update(desc, oldtuple, newtuple, new_state);
+		note_same_state_update(&old, &new, new_state);
 		return PointerGetDatum(newtuple);
 	}
 	/* fires only for rows that will be written (after any recheck) */
-	newtuple = qml_job_stamp_update(desc, oldtuple, old_state, newtuple, new_state);
-	qml_job_record_update(desc, oldtuple, old_state, newtuple, new_state);
+	if (qml_job_stamp_update(&old, old_state, &new, new_state))
+		newtuple = row_form(desc, &new, newtuple);
+	qml_job_record_update(&old, old_state, &new, new_state);
 	if (old_state == JS_ENQUEUED)
-		qml_job_note_waiting_changed(desc, oldtuple, newtuple, false);
+		qml_job_note_waiting_changed(&old, &new, false);
 	return PointerGetDatum(newtuple);
 }
 
@@ -569,7 +570,7 @@ Datum
 qml_jobs_record(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
+	QmlJobRow	row;
 	JobState	state;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
@@ -584,9 +585,10 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 		qml_counts_note_uncounted();
 		return PointerGetDatum(NULL);
 	}
-	desc = RelationGetDescr(trigdata->tg_relation);
-	state = job_state_of(trigdata->tg_trigtuple, desc);
+	qml_job_row_deform(RelationGetDescr(trigdata->tg_relation), trigdata->tg_trigtuple,
+					   &row);
+	state = qml_job_row_state(&row);
 	if (state != JS_COUNT)
-		record_row_change(desc, NULL, JS_COUNT, trigdata->tg_trigtuple, state);
+		record_row_change(NULL, JS_COUNT, &row, state);
 	return PointerGetDatum(NULL);
 }

@@ -71,25 +71,27 @@ extern void qml_history_check(bytea *history);
 
 /* job_trigger.c: hands a change to the history and to wakeup.c */
 extern void qml_record_change(const QmlJobChange *change);
-/* column replacements for one row of qml.jobs (heap_modify_tuple_by_cols) */
-typedef struct QmlRowChanges
+/*
+ * A row of qml.jobs taken apart once: every attribute's value and null flag,
+ * by attribute number - 1 (a slot's tts_values and tts_isnull will do).
+ * The code that reads or changes several columns of a job works on one and
+ * forms the row once.
+ */
+typedef struct QmlJobRow
 {
-	int			n;
-	int			cols[12];
-	Datum		values[12];
-	bool		nulls[12];
-} QmlRowChanges;
+	Datum	   *values;
+	bool	   *nulls;
+} QmlJobRow;
 
-extern HeapTuple qml_job_stamp_update(TupleDesc desc, HeapTuple oldtuple,
-									  JobState from, HeapTuple newtuple,
-									  JobState to);
-extern void qml_job_record_update(TupleDesc desc, HeapTuple oldtuple,
-								  JobState from, HeapTuple newtuple,
-								  JobState to);
-extern void qml_job_note_waiting_changed(TupleDesc desc, HeapTuple oldtuple,
-										 HeapTuple newtuple, bool still_waiting);
-extern HeapTuple qml_job_update_row(TupleDesc desc, HeapTuple old, JobState from,
-									const QmlRowChanges *c, JobState to);
+extern void qml_job_row_deform(TupleDesc desc, HeapTuple tuple, QmlJobRow *row);
+extern JobState qml_job_row_state(const QmlJobRow *row);
+extern bool qml_job_stamp_update(const QmlJobRow *old, JobState from,
+								 QmlJobRow *new, JobState to);
+extern void qml_job_record_update(const QmlJobRow *old, JobState from,
+								  const QmlJobRow *new, JobState to);
+extern void qml_job_note_waiting_changed(const QmlJobRow *old,
+										 const QmlJobRow *new,
+										 bool still_waiting);
 
 /* catalog.c: qml's own tables, looked up once per session */
 typedef enum JobColumn
@@ -162,7 +164,8 @@ extern bool qml_jobs_writes_are_ours(Relation rel);
 extern void qml_refuse_distributed(const Oid *relids, int n);
 
 /* job_trigger.c, once JobColumn is known */
-extern void qml_row_set(QmlRowChanges *c, JobColumn col, Datum value, bool isnull);
+extern Datum qml_row_get(const QmlJobRow *row, JobColumn col, bool *isnull);
+extern void qml_row_set(QmlJobRow *row, JobColumn col, Datum value, bool isnull);
 
 /*
  * direct_insert.c: rows into one of qml's tables and its indexes, and
@@ -203,12 +206,13 @@ extern void qml_direct_close(QmlDirectInsert *d);
 extern bool qml_direct_can_update(QmlDirectInsert *d);
 extern TM_Result qml_direct_update(QmlDirectInsert *d,
 								   struct TupleTableSlot *oldslot,
-								   HeapTuple newtuple, Snapshot snapshot,
-								   TM_FailureData *tmfd);
+								   const Datum *values, const bool *nulls,
+								   Snapshot snapshot, TM_FailureData *tmfd);
 extern TM_Result qml_direct_update_wait(QmlDirectInsert *d,
 										struct TupleTableSlot *oldslot,
-										HeapTuple newtuple, Snapshot snapshot,
-										bool wait, TM_FailureData *tmfd);
+										const Datum *values, const bool *nulls,
+										Snapshot snapshot, bool wait,
+										TM_FailureData *tmfd, HeapTuple *written);
 
 /*
  * producer_api.c: one job's row, from the parameters of enqueue's INSERT
@@ -241,7 +245,8 @@ extern void qml_claims_end(void);
 
 /*
  * claim_lock.c: a claim's rows, taken in the versions its snapshot saw;
- * take() returns whether it took the row at tid (read into slot as needed)
+ * take() returns whether it took the row at tid, which slot holds already
+ * or, when empty, is there to read it into
  */
 typedef bool (*QmlTakeRow) (Relation rel, ItemPointer tid,
 							struct TupleTableSlot *slot, void *arg);
@@ -285,6 +290,7 @@ typedef struct QmlClaimRun
 	QmlClaimMode mode;
 	QmlDirectInsert d;			/* open in QML_CLAIM_DIRECT */
 	Datum		started;		/* the claimed rows' started_at */
+	QmlJobRow	row;			/* room to build each one (direct) */
 	HeapTuple  *rows;
 	ItemPointerData *tids;
 	int			n;				/* rows claimed, or tids locked */

@@ -79,32 +79,59 @@ state_in(TupleTableSlot *slot)
 }
 
 /*
- * The claimed row: what claim_sql's SET list writes (worker_api.c),
- * then stamped as the row trigger would.
+ * The row in `slot`, taken apart once (as *old, the slot's own arrays),
+ * and copied into `new`, which has room for every attribute: a claim or
+ * completion reads its columns and builds the new row from these, and
+ * forms it once.
  */
-static HeapTuple
-processing_row(TupleDesc desc, HeapTuple old, const QmlClaim *claim, Datum started)
+static QmlJobRow
+old_and_new(TupleTableSlot *slot, QmlJobRow *new)
 {
-	QmlRowChanges c = {0};
+	QmlJobRow	old;
+	int			natts = slot->tts_tupleDescriptor->natts;
+
+	slot_getallattrs(slot);
+	old.values = slot->tts_values;
+	old.nulls = slot->tts_isnull;
+	memcpy(new->values, old.values, natts * sizeof(Datum));
+	memcpy(new->nulls, old.nulls, natts * sizeof(bool));
+	return old;
+}
+
+/* room in `row` for every attribute of the table `desc` describes */
+static void
+row_alloc(QmlJobRow *row, TupleDesc desc)
+{
+	row->values = palloc(desc->natts * sizeof(Datum));
+	row->nulls = palloc(desc->natts * sizeof(bool));
+}
+
+/*
+ * The claimed row (`new`, a copy of `old`): what claim_sql's SET list
+ * writes (worker_api.c), then stamped as the row trigger would.
+ */
+static void
+processing_row(const QmlJobRow *old, QmlJobRow *new, const QmlClaim *claim,
+			   Datum started)
+{
 	bool		isnull;
-	int32		attempts = DatumGetInt32(heap_getattr(old, qml_catalog()->job_att[JC_ATTEMPTS],
-													  desc, &isnull));
+	int32		attempts = DatumGetInt32(qml_row_get(old, JC_ATTEMPTS, &isnull));
 
 	/* as the statement's attempts + 1 would */
 	if (attempts == PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("integer out of range")));
-	qml_row_set(&c, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_PROCESSING]), false);
-	qml_row_set(&c, JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
-	qml_row_set(&c, JC_STARTED_AT, started, false);
-	qml_row_set(&c, JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
-	qml_row_set(&c, JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
-	qml_row_set(&c, JC_LOCKED_ROLE, ObjectIdGetDatum(claim->role), false);
-	qml_row_set(&c, JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
-	qml_row_set(&c, JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
+	qml_row_set(new, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_PROCESSING]), false);
+	qml_row_set(new, JC_ATTEMPTS, Int32GetDatum(attempts + 1), isnull);
+	qml_row_set(new, JC_STARTED_AT, started, false);
+	qml_row_set(new, JC_LOCKED_BY, PointerGetDatum(claim->worker), false);
+	qml_row_set(new, JC_LOCKED_UNTIL, TimestampTzGetDatum(claim->locked_until), false);
+	qml_row_set(new, JC_LOCKED_ROLE, ObjectIdGetDatum(claim->role), false);
+	qml_row_set(new, JC_LEASE_PID, Int32GetDatum(claim->session_pid), !claim->session_lease);
+	qml_row_set(new, JC_LEASE_SESSION, TimestampTzGetDatum(claim->session_started),
 				!claim->session_lease);
-	return qml_job_update_row(desc, old, JS_ENQUEUED, &c, JS_PROCESSING);
+	qml_job_stamp_update(old, JS_ENQUEUED, new, JS_PROCESSING);
 }
 
 /*
@@ -160,33 +187,32 @@ qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted)
 static bool
 claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
 {
-	TupleDesc	desc = RelationGetDescr(run->d.rel);
-	bool		should_free;
-	HeapTuple	old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
-	HeapTuple	row = processing_row(desc, old, &run->claim, run->started);
+	QmlJobRow	old = old_and_new(oldslot, &run->row);
+	HeapTuple	row;
 	TM_FailureData tmfd;
 	TM_Result	r;
+
+	processing_row(&old, &run->row, &run->claim, run->started);
 
 	/*
 	 * wait = false is the claim's SKIP LOCKED: a row another transaction
 	 * took since update_check() looked is passed over, not waited for.
 	 * Behind this transaction's own lock there is nothing to wait for.
 	 */
-	r = qml_direct_update_wait(&run->d, oldslot, row, GetActiveSnapshot(), locked,
-							   &tmfd);
+	r = qml_direct_update_wait(&run->d, oldslot, run->row.values, run->row.nulls,
+							   GetActiveSnapshot(), locked, &tmfd, &row);
 	if (r == TM_Ok)
 	{
-		qml_job_record_update(desc, old, JS_ENQUEUED, row, JS_PROCESSING);
+		qml_job_record_update(&old, JS_ENQUEUED, &run->row, JS_PROCESSING);
 		run->rows[run->n++] = row;
+		return true;
 	}
-	else if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified &&
-			 r != TM_BeingModified)
+	if (r != TM_Updated && r != TM_Deleted && r != TM_SelfModified &&
+		r != TM_BeingModified)
 		elog(ERROR, "could not claim the job at (%u,%u): result %d",
 			 ItemPointerGetBlockNumber(&oldslot->tts_tid),
 			 ItemPointerGetOffsetNumber(&oldslot->tts_tid), (int) r);
-	if (should_free)
-		heap_freetuple(old);
-	return r == TM_Ok;
+	return false;
 }
 
 /*
@@ -224,7 +250,7 @@ qml_claim_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
 	bool		other;
 	TM_Result	r;
 
-	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot) ||
+	if ((TTS_EMPTY(slot) && !table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot)) ||
 		state_in(slot) != JS_ENQUEUED)
 		return false;
 	r = update_check(slot, GetCurrentCommandId(true), &other);
@@ -247,6 +273,8 @@ qml_claim_row(Relation rel, ItemPointer tid, TupleTableSlot *slot, void *arg)
 		run->mode = qml_direct_open_for_update(&run->d) ?
 			QML_CLAIM_DIRECT : QML_CLAIM_STATEMENT;
 		run->started = TimestampTzGetDatum(GetCurrentTimestamp());
+		if (run->mode == QML_CLAIM_DIRECT)
+			row_alloc(&run->row, RelationGetDescr(run->d.rel));
 	}
 	if (run->mode == QML_CLAIM_DIRECT)
 		return claim_version(run, slot, locked);
@@ -321,25 +349,24 @@ held_by(TupleTableSlot *slot, const text *worker, int *admin)
 }
 
 /*
- * The succeeded row: what the completion statements' SET list writes
- * (worker_api.c), the result only when one was passed (`result` not
- * NULL), then stamped as the row trigger would.
+ * The succeeded row (`new`, a copy of `old`): what the completion
+ * statements' SET list writes (worker_api.c), the result only when one was
+ * passed (`result` not NULL), then stamped as the row trigger would.
  */
-static HeapTuple
-succeeded_row(TupleDesc desc, HeapTuple old, const Datum *result, bool result_null)
+static void
+succeeded_row(const QmlJobRow *old, QmlJobRow *new, const Datum *result,
+			  bool result_null)
 {
-	QmlRowChanges c = {0};
-
-	qml_row_set(&c, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_SUCCEEDED]), false);
-	qml_row_set(&c, JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
-	qml_row_set(&c, JC_LOCKED_BY, (Datum) 0, true);
-	qml_row_set(&c, JC_LOCKED_UNTIL, (Datum) 0, true);
-	qml_row_set(&c, JC_LOCKED_ROLE, (Datum) 0, true);
-	qml_row_set(&c, JC_LEASE_PID, (Datum) 0, true);
-	qml_row_set(&c, JC_LEASE_SESSION, (Datum) 0, true);
+	qml_row_set(new, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_SUCCEEDED]), false);
+	qml_row_set(new, JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	qml_row_set(new, JC_LOCKED_BY, (Datum) 0, true);
+	qml_row_set(new, JC_LOCKED_UNTIL, (Datum) 0, true);
+	qml_row_set(new, JC_LOCKED_ROLE, (Datum) 0, true);
+	qml_row_set(new, JC_LEASE_PID, (Datum) 0, true);
+	qml_row_set(new, JC_LEASE_SESSION, (Datum) 0, true);
 	if (result != NULL)
-		qml_row_set(&c, JC_RESULT, *result, result_null);
-	return qml_job_update_row(desc, old, JS_PROCESSING, &c, JS_SUCCEEDED);
+		qml_row_set(new, JC_RESULT, *result, result_null);
+	qml_job_stamp_update(old, JS_PROCESSING, new, JS_SUCCEEDED);
 }
 
 /* the scan of the primary key for one job, with `snapshot` */
@@ -371,6 +398,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	Relation	pkey;
 	IndexScanDesc scan;
 	TupleDesc	desc;
+	QmlJobRow	new;
 	Snapshot	snapshot;
 	int			njobs = 0;
 	int			ndone = 0;
@@ -397,6 +425,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	sort_completions(jobs, njobs);
 
 	desc = RelationGetDescr(d.rel);
+	row_alloc(&new, desc);
 	pkey = index_open(RelationGetPrimaryKeyIndex(d.rel), AccessShareLock);
 	oldslot = table_slot_create(d.rel, NULL);
 	/* a new snapshot in read committed, as the statement would have taken */
@@ -405,23 +434,21 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	for (i = 0; i < njobs; i++)
 	{
 		Completion *c = &jobs[i];
-		HeapTuple	old;
-		HeapTuple	row;
+		QmlJobRow	old;
 		TM_FailureData tmfd;
 		TM_Result	r;
-		bool		should_free;
 
 		CHECK_FOR_INTERRUPTS();
 		if ((i > 0 && c->id == jobs[i - 1].id) ||
 			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker, &admin))
 			continue;
-		old = ExecFetchSlotHeapTuple(oldslot, false, &should_free);
-		row = succeeded_row(desc, old, results ? &results[c->pos] : NULL,
-							results ? result_nulls[c->pos] : true);
-		r = qml_direct_update(&d, oldslot, row, snapshot, &tmfd);
+		old = old_and_new(oldslot, &new);
+		succeeded_row(&old, &new, results ? &results[c->pos] : NULL,
+					  results ? result_nulls[c->pos] : true);
+		r = qml_direct_update(&d, oldslot, new.values, new.nulls, snapshot, &tmfd);
 		if (r == TM_Ok)
 		{
-			qml_job_record_update(desc, old, JS_PROCESSING, row, JS_SUCCEEDED);
+			qml_job_record_update(&old, JS_PROCESSING, &new, JS_SUCCEEDED);
 			done[ndone++] = c->id;
 		}
 		else if (r == TM_Updated || r == TM_Deleted)
@@ -441,9 +468,6 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 		}
 		else if (r != TM_SelfModified)
 			elog(ERROR, "unexpected result %d updating job " INT64_FORMAT, (int) r, c->id);
-		heap_freetuple(row);
-		if (should_free)
-			heap_freetuple(old);
 	}
 	index_endscan(scan);
 	UnregisterSnapshot(snapshot);
