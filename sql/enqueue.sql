@@ -386,19 +386,3 @@ DROP INDEX qml.zz_lower_method;
 SELECT qml.enqueue('after_indexes') > 0 AS enqueued_after_indexes;
 DROP TABLE qt_seen;
 DROP FUNCTION qt_seen_insert();
-
--- a write locks only the indexes its row goes into (direct_insert.c): a
--- new job the primary key and the fetch index, a claimed job's new version
--- the primary key and the lease index (the session's plan is built above)
-BEGIN;
-SELECT qml.enqueue('locks_seen', queue => 'locks') > 0 AS enqueued;
-SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
- WHERE l.pid = pg_backend_pid() AND l.mode = 'RowExclusiveLock'
-   AND c.relkind = 'i' AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
-COMMIT;
-BEGIN;
-SELECT method FROM qml.fetch('w1', '{locks}');
-SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
- WHERE l.pid = pg_backend_pid() AND l.mode = 'RowExclusiveLock'
-   AND c.relkind = 'i' AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
-ROLLBACK;

@@ -31,6 +31,7 @@ declare -A EXCLUDED=(
 	[claim_commit]="a commit of claims alone without the WAL flush (qml.durable_claims) is C's: the SQL edition commits as synchronous_commit says (docs/sql-edition.md)"
 	[queue_head_short]="the queue head is C's, in shared memory: the SQL edition claims from the start of the queue and has no qml.queue_head_nets"
 	[queue_head_pass]="the queue head and the claims it may pass are C's, in shared memory: the SQL edition claims from the start of the queue"
+	[direct_index_ddl]="the direct write's locks on only the indexes a row goes into are C's: the SQL edition's INSERT and UPDATE lock every index of qml.jobs"
 	[claim_race]="C's claim of the row version its snapshot saw: the SQL edition's FOR UPDATE SKIP LOCKED follows a row changed since, or fails in repeatable read"
 )
 
