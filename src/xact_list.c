@@ -133,28 +133,43 @@ scan_for(QmlXactList *list, const char *name, int64 tag)
 	return NULL;
 }
 
+/*
+ * Makes room for twice the entries (16 at first). A keyed list's tags go in
+ * the same allocation, after the entries: one palloc for both.
+ */
+static void
+grow(QmlXactList *list)
+{
+	int			max = list->max ? list->max * 2 : 16;
+	Size		tags_at = MAXALIGN((Size) max * list->entry_size);
+	Size		size = tags_at +
+		(list->name_offset >= 0 ? (Size) max * sizeof(int64) : 0);
+	char	   *mem = MemoryContextAllocHuge(qml_xact_list_memory(list), size);
+
+	if (list->n > 0)
+	{
+		memcpy(mem, list->entries, (Size) list->n * list->entry_size);
+		if (list->name_offset >= 0)
+			memcpy(mem + tags_at, list->tags, (Size) list->n * sizeof(int64));
+		pfree(list->entries);
+	}
+	list->entries = mem;
+	if (list->name_offset >= 0)
+		list->tags = (int64 *) (mem + tags_at);
+	list->max = max;
+}
+
 /* a new zeroed entry, stamped with the current subtransaction */
 void *
 qml_xact_list_push(QmlXactList *list)
 {
-	MemoryContext old = MemoryContextSwitchTo(qml_xact_list_memory(list));
 	void	   *entry;
 
 	if (list->n == list->max)
-	{
-		list->max = list->max ? list->max * 2 : 16;
-		list->entries = list->entries ?
-			repalloc_huge(list->entries, list->max * list->entry_size) :
-			palloc(list->max * list->entry_size);
-		if (list->name_offset >= 0)
-			list->tags = list->tags ?
-				repalloc_huge(list->tags, list->max * sizeof(int64)) :
-				palloc(list->max * sizeof(int64));
-	}
+		grow(list);
 	entry = qml_xact_list_at(list, list->n++);
 	memset(entry, 0, list->entry_size);
 	*(SubTransactionId *) entry = GetCurrentSubTransactionId();
-	MemoryContextSwitchTo(old);
 	return entry;
 }
 
