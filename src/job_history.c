@@ -54,7 +54,7 @@ typedef struct PendingChange
 	QmlJobChange change;
 } PendingChange;
 
-static QmlXactList pending = QML_XACT_LIST(PendingChange);
+static QmlXactList pending = QML_XACT_CLEARED_LIST(PendingChange);
 static bool callbacks_registered = false;
 
 static void

@@ -310,13 +310,17 @@ extern int	qml_complete_directly(const char *caller, const Datum *ids,
  * xact_list.c: a list of entries a transaction keeps until it ends; every
  * entry type starts with a SubTransactionId, which the list fills in. A
  * keyed list finds entries by a name (a char * member) and a tag, through a
- * hash table once it holds a few.
+ * hash table once it holds a few. A list emptied within its transaction
+ * (qml_xact_list_clear) has a memory context of its own; the others
+ * allocate in the transaction's.
  */
 typedef struct QmlXactList
 {
 	Size		entry_size;
 	int			name_offset;	/* of the entry's char *name; -1: not keyed */
-	MemoryContext cxt;			/* under TopTransactionContext, made on demand */
+	bool		own_memory;		/* a context of its own, which clear resets */
+	MemoryContext cxt;			/* own_memory: under TopTransactionContext,
+								 * made on demand */
 	char	   *entries;
 	int64	   *tags;			/* keyed: each entry's tag */
 	struct HTAB *index;			/* keyed: (name, tag) -> latest entry */
@@ -324,9 +328,10 @@ typedef struct QmlXactList
 	int			max;
 } QmlXactList;
 
-#define QML_XACT_LIST(type) {sizeof(type), -1, NULL, NULL, NULL, NULL, 0, 0}
+#define QML_XACT_CLEARED_LIST(type) \
+	{sizeof(type), -1, true, NULL, NULL, NULL, NULL, 0, 0}
 #define QML_XACT_KEYED_LIST(type, name) \
-	{sizeof(type), offsetof(type, name), NULL, NULL, NULL, NULL, 0, 0}
+	{sizeof(type), offsetof(type, name), false, NULL, NULL, NULL, NULL, 0, 0}
 #define qml_xact_list_at(list, i) \
 	((void *) ((list)->entries + (Size) (i) * (list)->entry_size))
 
