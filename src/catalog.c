@@ -51,18 +51,21 @@ static const char *const event_column_names[EC_COUNT] = {
 	"id", "job_id", "from_state", "to_state", "at", "worker", "error"
 };
 
-static QmlCatalog catalog;
-static bool catalog_valid = false;
+/* qml_catalog()'s answer, and whether it still holds (qml.h) */
+QmlCatalog	qml_catalog_cache;
+bool		qml_catalog_cached = false;
+
 static bool callback_registered = false;
 
 static void
 catalog_invalidate(Datum arg, Oid relid)
 {
-	if (!catalog_valid)
+	if (!qml_catalog_cached)
 		return;
-	if (relid == InvalidOid || relid == catalog.jobs ||
-		relid == catalog.job_events || relid == catalog.queues)
-		catalog_valid = false;
+	if (relid == InvalidOid || relid == qml_catalog_cache.jobs ||
+		relid == qml_catalog_cache.job_events ||
+		relid == qml_catalog_cache.queues)
+		qml_catalog_cached = false;
 }
 
 static Oid
@@ -126,15 +129,11 @@ look_up_event_columns(QmlCatalog *c)
 	}
 }
 
-/*
- * Looks everything up again after an invalidation. Apart from
- * qml_catalog() so that its hot path, taken for every column a claim or
- * completion reads, has no stack frame to set up and check (the array
- * below gets a stack protector): that was 1% of a job's server CPU.
- */
-static pg_noinline const QmlCatalog *
-load_catalog(void)
+/* qml_catalog() when its answer is not cached: looks it all up */
+const QmlCatalog *
+qml_catalog_load(void)
 {
+	QmlCatalog *c = &qml_catalog_cache;
 	Oid			nsp;
 	Oid			old_events;
 	Oid			own[3];
@@ -147,63 +146,55 @@ load_catalog(void)
 	}
 
 	nsp = get_namespace_oid("qml", false);
-	catalog.jobs = table_oid(nsp, "jobs");
-	catalog.job_events = table_oid(nsp, "job_events");
-	catalog.queues = table_oid(nsp, "queues");
-	own[0] = catalog.jobs;
-	own[1] = catalog.job_events;
-	own[2] = catalog.queues;
+	c->jobs = table_oid(nsp, "jobs");
+	c->job_events = table_oid(nsp, "job_events");
+	c->queues = table_oid(nsp, "queues");
+	own[0] = c->jobs;
+	own[1] = c->job_events;
+	own[2] = c->queues;
 	qml_refuse_distributed(own, lengthof(own));
-	look_up_job_columns(&catalog);
-	catalog.jobs_seq = getIdentitySequence(catalog.jobs, catalog.job_att[JC_ID], false);
+	look_up_job_columns(c);
+	c->jobs_seq = getIdentitySequence(c->jobs, c->job_att[JC_ID], false);
 	/*
 	 * From version 1.2 on, qml.job_events is a view of qml.jobs.history,
 	 * whose changes take their ids from the identity of the table that holds
 	 * what 1.1 recorded.
 	 */
 	old_events = get_relname_relid("job_events_1_1", nsp);
-	if (OidIsValid(old_events) && !catalog.inline_history)
+	if (OidIsValid(old_events) && !c->inline_history)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("qml.jobs has no column \"history\""),
 				 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
-	if (catalog.inline_history)
+	if (c->inline_history)
 	{
 		old_events = table_oid(nsp, "job_events_1_1");
 
-		catalog.job_events_seq = getIdentitySequence(old_events,
-													 get_attnum(old_events, "id"), false);
+		c->job_events_seq = getIdentitySequence(old_events,
+												get_attnum(old_events, "id"), false);
 	}
 	else
 	{
-		look_up_event_columns(&catalog);
-		catalog.job_events_seq = getIdentitySequence(catalog.job_events,
-													 catalog.event_att[EC_ID], false);
+		look_up_event_columns(c);
+		c->job_events_seq = getIdentitySequence(c->job_events,
+												c->event_att[EC_ID], false);
 	}
 
-	catalog.job_state = get_atttype(catalog.jobs, catalog.job_att[JC_STATE]);
+	c->job_state = get_atttype(c->jobs, c->job_att[JC_STATE]);
 	for (i = 0; i < JS_COUNT; i++)
 	{
 		HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
-										  ObjectIdGetDatum(catalog.job_state),
+										  ObjectIdGetDatum(c->job_state),
 										  CStringGetDatum(qml_state_labels[i]));
 
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "job state \"%s\" is missing from qml.job_state",
 				 qml_state_labels[i]);
-		catalog.state_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+		c->state_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
 		ReleaseSysCache(tup);
 	}
-	catalog_valid = true;
-	return &catalog;
-}
-
-const QmlCatalog *
-qml_catalog(void)
-{
-	if (likely(catalog_valid))
-		return &catalog;
-	return load_catalog();
+	qml_catalog_cached = true;
+	return c;
 }
 
 /* the state an enum label's OID stands for; JS_COUNT if none */

@@ -771,7 +771,18 @@ qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum 
 								InvalidSnapshot, wait, tmfd, &lockmode,
 								&update_indexes);
 	if (result == TM_Ok && update_indexes)
+	{
+		/*
+		 * heap_update formed the row's tuple from the slot and forgot the
+		 * values (tts_nvalid = 0), so the predicates and keys would deform
+		 * it again (take_entries); they are still the caller's: 1.5% of a
+		 * claim and completion of 10 jobs (bench case 3, under callgrind).
+		 */
+		memcpy(slot->tts_values, values, natts * sizeof(Datum));
+		memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+		slot->tts_nvalid = natts;
 		insert_planned(d, slot, oldslot);
+	}
 	if (written != NULL)
 		*written = result == TM_Ok ? ExecCopySlotHeapTuple(slot) : NULL;
 	ExecClearTuple(slot);

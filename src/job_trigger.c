@@ -91,33 +91,6 @@ row_form(TupleDesc desc, const QmlJobRow *row, HeapTuple like)
 	return tuple;
 }
 
-/* column `c` of the row; NULL for a column the table lacks (1.0's) */
-Datum
-qml_row_get(const QmlJobRow *row, JobColumn c, bool *isnull)
-{
-	AttrNumber	attnum = qml_catalog()->job_att[c];
-
-	if (attnum == InvalidAttrNumber)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	*isnull = row->nulls[attnum - 1];
-	return row->values[attnum - 1];
-}
-
-/* sets column `c` of the row, unless the table lacks it (1.0's) */
-void
-qml_row_set(QmlJobRow *row, JobColumn c, Datum value, bool isnull)
-{
-	AttrNumber	attnum = qml_catalog()->job_att[c];
-
-	if (attnum == InvalidAttrNumber)
-		return;
-	row->values[attnum - 1] = value;
-	row->nulls[attnum - 1] = isnull;
-}
-
 /* the state in a row of qml.jobs; JS_COUNT if NULL or unknown */
 JobState
 qml_job_row_state(const QmlJobRow *row)
