@@ -177,7 +177,10 @@ struct qml_store_ops
 
 	/* ---- schema (PostgreSQL: the extension; others: versionless) ---- */
 
-	/* installed/available as qml_schema_version (NULL = none); free()'d */
+	/*
+	 * installed/available as qml_schema_version (NULL = none); free()'d.
+	 * `available` may be NULL: then only the installed version is read.
+	 */
 	qml_status	(*schema_version) (qml_store *store, char **installed,
 								   char **available);
 	/* Creates or updates the schema when needed (only_if_needed false: always try). */
