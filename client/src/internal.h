@@ -165,6 +165,8 @@ qml_status	qml__pool_warm(qml_pool *pool);
 qml_status	qml__pool_acquire(qml_pool *pool, qml_conn **conn);
 /* Gives a connection back; a broken or mid-transaction one is closed. */
 void		qml__pool_release(qml_pool *pool, qml_conn *conn);
+/* An idle connection, out of the pool for good; NULL when none is idle. */
+qml_conn   *qml__pool_take_idle(qml_pool *pool);
 
 /*
  * Runs `sql` with text parameters; on success *res (when res is not NULL)
@@ -173,6 +175,8 @@ void		qml__pool_release(qml_pool *pool, qml_conn *conn);
  */
 qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
 					  const char *const *params, PGresult **res);
+/* Several statements without parameters in one round trip (simple query). */
+qml_status	qml__exec_script(qml_conn *conn, const char *sql);
 qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 							   int nparams, const char *const *params,
 							   PGresult **res);

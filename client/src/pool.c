@@ -286,6 +286,12 @@ qml__exec(qml_conn *c, const char *sql, int nparams, const char *const *params,
 	return check_result(c, res, out);
 }
 
+qml_status
+qml__exec_script(qml_conn *c, const char *sql)
+{
+	return check_result(c, PQexec(c->pg, sql), NULL);
+}
+
 static const char *const stmt_names[QML_STMT_COUNT] = {
 	"qml_fetch", "qml_complete", "qml_complete_results", "qml_fail",
 	"qml_release", "qml_heartbeat"
@@ -429,6 +435,33 @@ qml__pool_release(qml_pool *p, qml_conn *c)
 	p->idle[p->nidle++] = c;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * A runtime session adopts an idle connection instead of opening its own:
+ * the client opened it already (qml__pool_warm), and a new server process
+ * costs milliseconds before a worker's first job. It leaves the pool for
+ * good (its owner closes it), so the pool may open another in its place.
+ */
+qml_conn *
+qml__pool_take_idle(qml_pool *p)
+{
+	for (;;)
+	{
+		qml_conn   *c = NULL;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->nidle > 0)
+		{
+			c = p->idle[--p->nidle];
+			p->total--;
+			pthread_cond_signal(&p->cv);
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (c == NULL || !conn_stale(c))
+			return c;
+		qml__conn_close(c);
+	}
 }
 
 /* Opens `min` connections now, at least one, so misconfiguration shows early. */

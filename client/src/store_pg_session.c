@@ -93,6 +93,37 @@ pg_session_close(qml_store_session *session)
 	free(ps);
 }
 
+/*
+ * The session's connection. The fetch session, which the first job waits
+ * for, adopts an idle pooled one when there is one (qml__pool_take_idle),
+ * named as its own would be: unless the URL named the connections (then
+ * both carry that name), it takes the session's application_name.
+ */
+static qml_status
+session_connect(qml_store *store, const qml_session_config *cfg, qml_conn **out)
+{
+	const qml_config *config = store->client->config;
+	const char *name;
+	qml_conn   *c;
+	qml_status	st;
+
+	if (cfg->kind != QML_SESSION_FETCH || cfg->appname == NULL ||
+		(c = qml__pool_take_idle(store->client->pool)) == NULL)
+		return qml__connect(config, cfg->appname, out);
+	name = PQparameterStatus(c->pg, "application_name");
+	st = QML_OK;
+	if (name && strcmp(name, config->application_name) == 0)
+		st = qml__exec(c, "SELECT pg_catalog.set_config('application_name', $1, false)",
+					   1, &cfg->appname, NULL);
+	if (st != QML_OK)
+	{
+		qml__conn_close(c);
+		return st;
+	}
+	*out = c;
+	return QML_OK;
+}
+
 qml_status
 pg_session_open(qml_store *store, const qml_session_config *cfg,
 				qml_store_session **out)
@@ -127,11 +158,11 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 	}
 	snprintf(ps->lease_literal, sizeof(ps->lease_literal), "%d milliseconds", cfg->lease_ms);
 
-	st = qml__connect(store->client->config, cfg->appname, &ps->conn);
+	st = session_connect(store, cfg, &ps->conn);
+	/* one round trip for LISTEN and the setting */
 	if (st == QML_OK && cfg->kind != QML_SESSION_FLUSH)
-		st = qml__exec(ps->conn, "LISTEN qml", 0, NULL, NULL);
-	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims)
-		st = qml__exec(ps->conn, "SET synchronous_commit = off", 0, NULL, NULL);
+		st = qml__exec_script(ps->conn, cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims ?
+							  "LISTEN qml; SET synchronous_commit = off" : "LISTEN qml");
 	/*
 	 * The server's qml.fetch commits a claim alone without the flush too,
 	 * unless qml.durable_claims is on; a server whose qml.so predates the
@@ -144,6 +175,7 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 		pg_session_close(&ps->base);
 		return st;
 	}
+
 	*out = &ps->base;
 	return QML_OK;
 }
