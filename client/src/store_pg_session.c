@@ -176,6 +176,20 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 		return st;
 	}
 
+	/*
+	 * A flush session completes an empty batch first: its statement is
+	 * prepared and the new server process reads the catalogs and checks
+	 * qml.jobs' shape (milliseconds) now, while the fetch session claims
+	 * the first jobs, not at the first outcomes, when both server
+	 * processes are busy. It writes nothing; an error shows again at the
+	 * first batch.
+	 */
+	if (cfg->kind == QML_SESSION_FLUSH)
+	{
+		size_t		done;
+
+		(void) pg_complete(&ps->base, ps->worker, NULL, NULL, 0, &done);
+	}
 	*out = &ps->base;
 	return QML_OK;
 }
