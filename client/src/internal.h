@@ -75,6 +75,7 @@ void		qml__buf_puts(qml_buf *b, const char *s);
 void		qml__buf_printf(qml_buf *b, const char *fmt,...) QML_PRINTF(2, 3);
 /* Appends one element of a PostgreSQL array literal: NULL or "escaped". */
 void		qml__buf_array_elem(qml_buf *b, const char *s);
+void		qml__buf_i64(qml_buf *b, int64_t v);
 /* A PostgreSQL array literal of the strings, "{a,b}" (malloc'ed; NULL: out of memory). */
 char	   *qml__array_literal(const char *const *items, size_t n);
 

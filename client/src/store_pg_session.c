@@ -317,13 +317,18 @@ build(pg_session *ps, const int64_t *ids, const char *const *texts,
 
 		if (i)
 		{
-			qml__buf_puts(&ps->ids, ",");
-			qml__buf_puts(&ps->texts, ",");
-			qml__buf_puts(&ps->flags, ",");
+			qml__buf_append(&ps->ids, ",", 1);
+			if (texts)
+				qml__buf_append(&ps->texts, ",", 1);
+			if (flags)
+				qml__buf_append(&ps->flags, ",", 1);
 		}
-		qml__buf_printf(&ps->ids, "%lld", (long long) ids[i]);
-		qml__buf_array_elem(&ps->texts, t);
-		qml__buf_puts(&ps->flags, flags && flags[i] ? "t" : "f");
+		qml__buf_i64(&ps->ids, ids[i]);
+		/* no texts, no flags: the statement takes no such array */
+		if (texts)
+			qml__buf_array_elem(&ps->texts, t);
+		if (flags)
+			qml__buf_append(&ps->flags, flags[i] ? "t" : "f", 1);
 		if (t)
 			*any_text = true;
 	}
@@ -458,7 +463,11 @@ pg_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 	qml__buf_init(&b);
 	qml__buf_puts(&b, "{");
 	for (size_t i = 0; i < n; i++)
-		qml__buf_printf(&b, i ? ",%lld" : "%lld", (long long) ids[i]);
+	{
+		if (i)
+			qml__buf_append(&b, ",", 1);
+		qml__buf_i64(&b, ids[i]);
+	}
 	qml__buf_puts(&b, "}");
 	if (b.oom)
 	{
