@@ -166,8 +166,10 @@ qml_status	qml__pool_warm(qml_pool *pool);
 qml_status	qml__pool_acquire(qml_pool *pool, qml_conn **conn);
 /* Gives a connection back; a broken or mid-transaction one is closed. */
 void		qml__pool_release(qml_pool *pool, qml_conn *conn);
-/* An idle connection, out of the pool for good; NULL when none is idle. */
+/* An idle connection, out of the pool; NULL when none is idle. */
 qml_conn   *qml__pool_take_idle(qml_pool *pool);
+/* ... given back, as it was taken (closed when the pool is full). */
+void		qml__pool_give(qml_pool *pool, qml_conn *conn);
 
 /*
  * Runs `sql` with text parameters; on success *res (when res is not NULL)
@@ -399,6 +401,8 @@ struct qml_server
 	bool		fl_stop;
 	int64_t		fl_give_up_mono;	/* at shutdown: stop retrying then */
 	size_t		unflushed;		/* reports dropped at shutdown */
+	atomic_bool outcomes_left;	/* some outcome dropped: its job keeps its
+								 * lease (and the fetch session's) */
 
 	/* supervisor: heartbeats and timeouts */
 	pthread_t	supervisor;

@@ -440,8 +440,9 @@ qml__pool_release(qml_pool *p, qml_conn *c)
 /*
  * A runtime session adopts an idle connection instead of opening its own:
  * the client opened it already (qml__pool_warm), and a new server process
- * costs milliseconds before a worker's first job. It leaves the pool for
- * good (its owner closes it), so the pool may open another in its place.
+ * costs milliseconds before a worker's first job. It leaves the pool (its
+ * owner closes it, or gives it back with qml__pool_give), so the pool may
+ * open another in its place meanwhile.
  */
 qml_conn *
 qml__pool_take_idle(qml_pool *p)
@@ -462,6 +463,22 @@ qml__pool_take_idle(qml_pool *p)
 			return c;
 		qml__conn_close(c);
 	}
+}
+
+void
+qml__pool_give(qml_pool *p, qml_conn *c)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->total >= p->config->max_connections)
+	{
+		pthread_mutex_unlock(&p->mu);
+		qml__conn_close(c);
+		return;
+	}
+	p->total++;
+	p->idle[p->nidle++] = c;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Opens `min` connections now, at least one, so misconfiguration shows early. */

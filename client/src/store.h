@@ -206,6 +206,14 @@ struct qml_store_ops
 	qml_status	(*session_open) (qml_store *store, const qml_session_config *cfg,
 								 qml_store_session **out);
 	void		(*session_close) (qml_store_session *session);
+
+	/*
+	 * Optional (NULL: session_close). Closes a fetch session every claim of
+	 * which was reported or released: nothing is left for its end to
+	 * rescue, so the store may keep its connection for another session
+	 * (PostgreSQL: back to the pool when it came from there).
+	 */
+	void		(*session_close_reported) (qml_store_session *session);
 	/* false once the session is broken (the runtime reopens it) */
 	bool		(*session_ok) (qml_store_session *session);
 

@@ -65,6 +65,9 @@ typedef struct pg_session
 				texts,
 				flags;
 	bool		fail_1_0;		/* qml.fail_batch is missing or not granted */
+	bool		adopted;		/* the connection came from the pool */
+	bool		durable;		/* SET qml.durable_claims was sent */
+	bool		claims_left;	/* a claimed job was not handed out */
 	qml_maint	maint;			/* qml.maintain() for the pure-SQL edition */
 } pg_session;
 
@@ -100,13 +103,15 @@ pg_session_close(qml_store_session *session)
  * both carry that name), it takes the session's application_name.
  */
 static qml_status
-session_connect(qml_store *store, const qml_session_config *cfg, qml_conn **out)
+session_connect(qml_store *store, const qml_session_config *cfg, qml_conn **out,
+				bool *adopted)
 {
 	const qml_config *config = store->client->config;
 	const char *name;
 	qml_conn   *c;
 	qml_status	st;
 
+	*adopted = false;
 	if (cfg->kind != QML_SESSION_FETCH || cfg->appname == NULL ||
 		(c = qml__pool_take_idle(store->client->pool)) == NULL)
 		return qml__connect(config, cfg->appname, out);
@@ -121,6 +126,7 @@ session_connect(qml_store *store, const qml_session_config *cfg, qml_conn **out)
 		return st;
 	}
 	*out = c;
+	*adopted = true;
 	return QML_OK;
 }
 
@@ -158,7 +164,7 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 	}
 	snprintf(ps->lease_literal, sizeof(ps->lease_literal), "%d milliseconds", cfg->lease_ms);
 
-	st = session_connect(store, cfg, &ps->conn);
+	st = session_connect(store, cfg, &ps->conn, &ps->adopted);
 	/* one round trip for LISTEN and the setting */
 	if (st == QML_OK && cfg->kind != QML_SESSION_FLUSH)
 		st = qml__exec_script(ps->conn, cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims ?
@@ -169,7 +175,10 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 	 * setting rejects it, and its claims wait for the flush anyway.
 	 */
 	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && cfg->durable_claims)
+	{
 		(void) qml__exec(ps->conn, "SET qml.durable_claims = on", 0, NULL, NULL);
+		ps->durable = true;
+	}
 	if (st != QML_OK)
 	{
 		pg_session_close(&ps->base);
@@ -192,6 +201,35 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 	}
 	*out = &ps->base;
 	return QML_OK;
+}
+
+/*
+ * A fetch session whose claims were all reported (store.h): a connection
+ * adopted from the pool goes back to it as it came, no longer listening,
+ * its settings and name reset, and with its prepared statements, which
+ * the next fetch session uses. Anything amiss closes it instead, as does
+ * a connection of the session's own (RESET would keep the fetcher's name,
+ * which marks a running worker server).
+ */
+void
+pg_session_close_reported(qml_store_session *session)
+{
+	pg_session *ps = (pg_session *) session;
+	PGnotify   *n;
+
+	if (ps->adopted && !ps->claims_left && qml__conn_ok(ps->conn) &&
+		PQtransactionStatus(ps->conn->pg) == PQTRANS_IDLE &&
+		qml__exec_script(ps->conn, ps->durable ?
+						 "UNLISTEN *; RESET synchronous_commit; RESET qml.durable_claims;"
+						 " RESET application_name" :
+						 "UNLISTEN *; RESET synchronous_commit; RESET application_name") == QML_OK)
+	{
+		while ((n = PQnotifies(ps->conn->pg)) != NULL)
+			PQfreemem(n);
+		qml__pool_give(session->store->client->pool, ps->conn);
+		ps->conn = NULL;
+	}
+	pg_session_close(session);
 }
 
 bool
@@ -294,6 +332,8 @@ pg_fetch(qml_store_session *session, int want, int wait_ms,
 		/* a job not handed out runs out its lease and is rescued */
 		if (j != NULL)
 			out[(*got)++] = j;
+		else
+			ps->claims_left = true;
 	}
 	PQclear(r);
 	return QML_OK;

@@ -3,8 +3,9 @@
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
  *	  each run exactly once, claiming ahead (and not, with prefetch 0), the
  *	  flusher connected at the start, the fetch session adopting the
- *	  pool's idle connection and the flush session readying its
- *	  statement before the first outcome, a flush blocked by a lock not
+ *	  pool's idle connection (and giving it back at the stop) and the
+ *	  flush session readying its statement before the first outcome, a
+ *	  flush blocked by a lock not
  *	  holding back the ones behind it, at most ten flushes' worth of
  *	  outcomes per statement, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
@@ -332,8 +333,9 @@ test_blocked_flush(void)
 }
 
 /*
- * ---- the start: the fetch session adopts the pool's idle connection, the
- * flush session readies its statement before the first outcome ----
+ * ---- the start: the fetch session adopts the pool's idle connection and
+ * gives it back at the stop; the flush session readies its statement
+ * before the first outcome ----
  */
 
 static void
@@ -379,6 +381,28 @@ test_start_sessions(void)
 	is_status(qml_server_stop(s), QML_OK, "server_stop (adopting)");
 	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), 3,
 		   "each ran once");
+	qml_server_free(s);
+
+	/* every outcome reported: the connection went back, as it came */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'rt-adopt-pool' AND pid = %lld", pool_pid);
+	is_int(q1_int(db, "%s", sql), 1, "the stopped server's fetch connection is the pool's again");
+	/* no longer listening: a notification now would make it stale (pool.c) */
+	q1(db, "NOTIFY qml, 'adopt'");
+	sleep_ms(100);
+	s = NULL;
+	qml_server_new(own, reg, scfg, &s);
+	is_status(qml_server_start(s), QML_OK, "a second server on the same client");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'qml worker rt-adopt' AND pid = %lld", pool_pid);
+	is_int(wait_count(1, 5, sql), 1, "its fetch session adopted the same connection");
+	sleep_ms(200);
+	enqueue_numbered("count", queue, 3);
+	is_int(wait_count(6, 5, "SELECT count(*) FROM qml.jobs WHERE queue = 'adopt'"
+					  " AND state = 'succeeded'"), 6, "woken by a notification again, the jobs ran");
+	is_status(qml_server_stop(s), QML_OK, "server_stop (second server)");
+	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), 6,
+		   "six runs in all (second server)");
 	qml_server_free(s);
 	qml_server_config_free(scfg);
 	qml_registry_free(reg);
