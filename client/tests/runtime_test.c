@@ -338,6 +338,39 @@ test_blocked_flush(void)
  * before the first outcome ----
  */
 
+/* Starts a server of `own`; its fetch session must be the connection `pid`. */
+static qml_server *
+start_adopting(qml_client *own, qml_registry *reg, const qml_server_config *cfg,
+			   long long pid, const char *what)
+{
+	qml_server *s = NULL;
+	char		sql[256];
+
+	qml_server_new(own, reg, cfg, &s);
+	is_status(qml_server_start(s), QML_OK, "server_start (%s)", what);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'qml worker rt-adopt' AND pid = %lld", pid);
+	is_int(wait_count(1, 5, sql), 1,
+		   "%s: the fetch session is the pool's connection, named as the fetcher's", what);
+	return s;
+}
+
+/* Three more jobs for `s`, `total` runs in all; then stops and frees it. */
+static void
+run_three_and_stop(qml_server *s, int total, const char *what)
+{
+	/* polling every 30 s: only the adopted connection's LISTEN wakes it */
+	sleep_ms(200);
+	enqueue_numbered("count", "adopt", 3);
+	is_int(wait_count(total, 5, "SELECT count(*) FROM qml.jobs WHERE queue = 'adopt'"
+					  " AND state = 'succeeded'"), total,
+		   "%s: woken by a notification, the jobs ran", what);
+	is_status(qml_server_stop(s), QML_OK, "server_stop (%s)", what);
+	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), total,
+		   "%s: %d runs in all", what, total);
+	qml_server_free(s);
+}
+
 static void
 test_start_sessions(void)
 {
@@ -345,7 +378,7 @@ test_start_sessions(void)
 	qml_client *own = NULL;
 	qml_registry *reg = qml_registry_new();
 	qml_server_config *scfg = qml_server_config_new("rt-adopt");
-	qml_server *s = NULL;
+	qml_server *s;
 	const char *queue = "adopt";
 	long long	pool_pid;
 	char		sql[256];
@@ -362,26 +395,14 @@ test_start_sessions(void)
 	qml_server_config_set_workers(scfg, 2);
 	qml_server_config_set_queues(scfg, &queue, 1);
 	qml_server_config_set_poll_interval(scfg, 30000);
-	qml_server_new(own, reg, scfg, &s);
-	is_status(qml_server_start(s), QML_OK, "server_start (adopting)");
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
-			 " WHERE application_name = 'qml worker rt-adopt' AND pid = %lld", pool_pid);
-	is_int(wait_count(1, 5, sql), 1,
-		   "the fetch session is the pool's connection, named as the fetcher's");
+
+	s = start_adopting(own, reg, scfg, pool_pid, "first server");
 	is_int(wait_count(1, 5, "SELECT count(*) FROM pg_stat_activity"
 					  " WHERE application_name = 'qml flusher rt-adopt'"
 					  " AND query LIKE '%qml.complete_batch%'"), 1,
 		   "the flush session completed its empty batch before any outcome");
 	is_int(atomic_load(&started), 0, "no job ran yet");
-	/* polling every 30 s: the adopted connection LISTENs */
-	sleep_ms(200);
-	enqueue_numbered("count", queue, 3);
-	is_int(wait_count(3, 5, "SELECT count(*) FROM qml.jobs WHERE queue = 'adopt'"
-					  " AND state = 'succeeded'"), 3, "woken by a notification, the jobs ran");
-	is_status(qml_server_stop(s), QML_OK, "server_stop (adopting)");
-	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), 3,
-		   "each ran once");
-	qml_server_free(s);
+	run_three_and_stop(s, 3, "first server");
 
 	/* every outcome reported: the connection went back, as it came */
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
@@ -390,20 +411,9 @@ test_start_sessions(void)
 	/* no longer listening: a notification now would make it stale (pool.c) */
 	q1(db, "NOTIFY qml, 'adopt'");
 	sleep_ms(100);
-	s = NULL;
-	qml_server_new(own, reg, scfg, &s);
-	is_status(qml_server_start(s), QML_OK, "a second server on the same client");
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
-			 " WHERE application_name = 'qml worker rt-adopt' AND pid = %lld", pool_pid);
-	is_int(wait_count(1, 5, sql), 1, "its fetch session adopted the same connection");
-	sleep_ms(200);
-	enqueue_numbered("count", queue, 3);
-	is_int(wait_count(6, 5, "SELECT count(*) FROM qml.jobs WHERE queue = 'adopt'"
-					  " AND state = 'succeeded'"), 6, "woken by a notification again, the jobs ran");
-	is_status(qml_server_stop(s), QML_OK, "server_stop (second server)");
-	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), 6,
-		   "six runs in all (second server)");
-	qml_server_free(s);
+	run_three_and_stop(start_adopting(own, reg, scfg, pool_pid, "second server"), 6,
+					   "second server");
+
 	qml_server_config_free(scfg);
 	qml_registry_free(reg);
 	qml_client_close(own);
