@@ -338,6 +338,7 @@ typedef struct QmlClaimRun
 	Datum		started;		/* the claimed rows' started_at */
 	QmlJobRow	row;			/* room to build each one (direct) */
 	HeapTuple  *rows;
+	struct QmlHeadKey *keys;	/* each row's place in the queue (direct) */
 	ItemPointerData *tids;
 	int			n;				/* rows claimed, or tids locked */
 } QmlClaimRun;

@@ -151,9 +151,21 @@ claimed_job_cmp(const void *a, const void *b)
 }
 
 /*
- * Adds a claim's rows to `jobs` (room for them is there) in the order they
- * were chosen in, not the order the claim wrote them in; sets *first and
- * *last to the keys of the first and last of them (n > 0).
+ * Puts the n claimed jobs in the order they were chosen in, not the order
+ * the claim wrote them in; sets *first and *last to the keys of the first
+ * and last of them (n > 0).
+ */
+static void
+sort_in_claim_order(ClaimedJob *jobs, int n, QmlHeadKey *first, QmlHeadKey *last)
+{
+	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
+	*first = jobs[0].key;
+	*last = jobs[n - 1].key;
+}
+
+/*
+ * Adds the rows of the claim statement to `jobs` (room for them is there)
+ * in claim order, their keys read from the rows.
  */
 static void
 add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
@@ -180,9 +192,7 @@ add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
 		jobs[i].key.run_at = DatumGetTimestampTz(heap_getattr(t, run_at, desc, &isnull));
 		jobs[i].key.id = DatumGetInt64(heap_getattr(t, id, desc, &isnull));
 	}
-	qsort(jobs, n, sizeof(ClaimedJob), claimed_job_cmp);
-	*first = jobs[0].key;
-	*last = jobs[n - 1].key;
+	sort_in_claim_order(jobs, n, first, last);
 }
 
 /*
@@ -374,7 +384,15 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 							   values, NULL, wanted, qml_claim_row, &run, walk);
 	if (run.mode == QML_CLAIM_DIRECT && n > 0)
 	{
-		add_in_claim_order(jobs, run.rows, RelationGetDescr(run.d.rel), n, first, last);
+		int			i;
+
+		/* the direct claim kept each row's key as it wrote the row */
+		for (i = 0; i < n; i++)
+		{
+			jobs[i].tuple = run.rows[i];
+			jobs[i].key = run.keys[i];
+		}
+		sort_in_claim_order(jobs, n, first, last);
 		to_result_rows(jobs, n, RelationGetDescr(run.d.rel), a->result_desc);
 	}
 	else if (run.mode == QML_CLAIM_STATEMENT && n > 0)
@@ -389,6 +407,7 @@ run_claim(const ClaimArgs *a, Datum queue, int wanted, const QmlHeadKey *head,
 	}
 	qml_claim_end(&run);
 	pfree(run.rows);
+	pfree(run.keys);
 	pfree(run.tids);
 	return n;
 }

@@ -176,6 +176,7 @@ qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted)
 	run->claim = *claim;
 	run->mode = QML_CLAIM_UNDECIDED;
 	run->rows = palloc(wanted * sizeof(HeapTuple));
+	run->keys = palloc(wanted * sizeof(QmlHeadKey));
 	run->tids = palloc(wanted * sizeof(ItemPointerData));
 }
 
@@ -203,7 +204,14 @@ claim_version(QmlClaimRun *run, TupleTableSlot *oldslot, bool locked)
 							   GetActiveSnapshot(), locked, &tmfd, &row);
 	if (r == TM_Ok)
 	{
+		QmlHeadKey *key = &run->keys[run->n];
+		bool		isnull;
+
 		qml_job_record_update(&old, JS_ENQUEUED, &run->row, JS_PROCESSING);
+		/* the queue order's columns, while the values are at hand */
+		key->priority = DatumGetInt32(qml_row_get(&run->row, JC_PRIORITY, &isnull));
+		key->run_at = DatumGetTimestampTz(qml_row_get(&run->row, JC_RUN_AT, &isnull));
+		key->id = DatumGetInt64(qml_row_get(&run->row, JC_ID, &isnull));
 		run->rows[run->n++] = row;
 		return true;
 	}

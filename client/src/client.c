@@ -69,7 +69,7 @@ qml_schema_version(qml_client *client, char **installed, char **available)
 
 	if ((st = qml__need_store(client, &s)) != QML_OK)
 		return st;
-	st = s->ops->schema_version(s, &i, &a);
+	st = s->ops->schema_version(s, &i, available ? &a : NULL);
 	if (installed)
 		*installed = i;
 	else

@@ -129,6 +129,7 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which)
 
 	if (!build(f, r, n, which == 0 ? is_success : which == 1 ? is_failure : is_release, &count))
 	{
+		atomic_store(&s->outcomes_left, true);
 		qml__rt_log(s, QML_LOG_ERROR, "flusher: out of memory; %zu outcomes left to their leases", n);
 		return QML_OK;
 	}
@@ -162,6 +163,7 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which)
 	}
 	if (f->ops->session_ok(f->conn) && st != QML_ERR_CONNECT)
 	{
+		atomic_store(&s->outcomes_left, true);
 		qml__rt_log(s, QML_LOG_ERROR, "flusher: %s; %zu outcomes dropped, left to their leases",
 					qml_errmsg(), count);
 		return QML_OK;

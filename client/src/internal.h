@@ -75,6 +75,7 @@ void		qml__buf_puts(qml_buf *b, const char *s);
 void		qml__buf_printf(qml_buf *b, const char *fmt,...) QML_PRINTF(2, 3);
 /* Appends one element of a PostgreSQL array literal: NULL or "escaped". */
 void		qml__buf_array_elem(qml_buf *b, const char *s);
+void		qml__buf_i64(qml_buf *b, int64_t v);
 /* A PostgreSQL array literal of the strings, "{a,b}" (malloc'ed; NULL: out of memory). */
 char	   *qml__array_literal(const char *const *items, size_t n);
 
@@ -165,6 +166,10 @@ qml_status	qml__pool_warm(qml_pool *pool);
 qml_status	qml__pool_acquire(qml_pool *pool, qml_conn **conn);
 /* Gives a connection back; a broken or mid-transaction one is closed. */
 void		qml__pool_release(qml_pool *pool, qml_conn *conn);
+/* An idle connection, out of the pool; NULL when none is idle. */
+qml_conn   *qml__pool_take_idle(qml_pool *pool);
+/* ... given back, as it was taken (closed when the pool is full). */
+void		qml__pool_give(qml_pool *pool, qml_conn *conn);
 
 /*
  * Runs `sql` with text parameters; on success *res (when res is not NULL)
@@ -173,6 +178,8 @@ void		qml__pool_release(qml_pool *pool, qml_conn *conn);
  */
 qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
 					  const char *const *params, PGresult **res);
+/* Several statements without parameters in one round trip (simple query). */
+qml_status	qml__exec_script(qml_conn *conn, const char *sql);
 qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 							   int nparams, const char *const *params,
 							   PGresult **res);
@@ -394,6 +401,8 @@ struct qml_server
 	bool		fl_stop;
 	int64_t		fl_give_up_mono;	/* at shutdown: stop retrying then */
 	size_t		unflushed;		/* reports dropped at shutdown */
+	atomic_bool outcomes_left;	/* some outcome dropped: its job keeps its
+								 * lease (and the fetch session's) */
 
 	/* supervisor: heartbeats and timeouts */
 	pthread_t	supervisor;

@@ -286,6 +286,12 @@ qml__exec(qml_conn *c, const char *sql, int nparams, const char *const *params,
 	return check_result(c, res, out);
 }
 
+qml_status
+qml__exec_script(qml_conn *c, const char *sql)
+{
+	return check_result(c, PQexec(c->pg, sql), NULL);
+}
+
 static const char *const stmt_names[QML_STMT_COUNT] = {
 	"qml_fetch", "qml_complete", "qml_complete_results", "qml_fail",
 	"qml_release", "qml_heartbeat"
@@ -426,6 +432,50 @@ qml__pool_release(qml_pool *p, qml_conn *c)
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
+	p->idle[p->nidle++] = c;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * A runtime session adopts an idle connection instead of opening its own:
+ * the client opened it already (qml__pool_warm), and a new server process
+ * costs milliseconds before a worker's first job. It leaves the pool (its
+ * owner closes it, or gives it back with qml__pool_give), so the pool may
+ * open another in its place meanwhile.
+ */
+qml_conn *
+qml__pool_take_idle(qml_pool *p)
+{
+	for (;;)
+	{
+		qml_conn   *c = NULL;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->nidle > 0)
+		{
+			c = p->idle[--p->nidle];
+			p->total--;
+			pthread_cond_signal(&p->cv);
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (c == NULL || !conn_stale(c))
+			return c;
+		qml__conn_close(c);
+	}
+}
+
+void
+qml__pool_give(qml_pool *p, qml_conn *c)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->total >= p->config->max_connections)
+	{
+		pthread_mutex_unlock(&p->mu);
+		qml__conn_close(c);
+		return;
+	}
+	p->total++;
 	p->idle[p->nidle++] = c;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);

@@ -54,6 +54,7 @@ qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind, char *text)
 		if (r == NULL)
 		{
 			/* the job stays held; its lease expires and it runs again */
+			atomic_store(&s->outcomes_left, true);
 			pthread_mutex_unlock(&s->fl_mu);
 			qml__rt_log(s, QML_LOG_ERROR, "out of memory: the outcome of job %lld is lost",
 						(long long) id);
@@ -411,9 +412,21 @@ stop_threads(qml_server *s)
 		s->flushers[i].started = false;
 	}
 
-	/* last: ending the fetcher's session lets the scheduler rescue its jobs */
+	/*
+	 * Last: ending the fetcher's session lets the scheduler rescue its
+	 * jobs. When every outcome was reported there is nothing to rescue,
+	 * and its connection may serve the next server (store.h).
+	 */
 	if (s->fetch_session)
-		s->client->store->ops->session_close(s->fetch_session);
+	{
+		const qml_store_ops *ops = s->client->store->ops;
+
+		if (ops->session_close_reported && s->unflushed == 0 &&
+			!atomic_load(&s->outcomes_left))
+			ops->session_close_reported(s->fetch_session);
+		else
+			ops->session_close(s->fetch_session);
+	}
 	s->fetch_session = NULL;
 }
 

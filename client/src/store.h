@@ -177,7 +177,10 @@ struct qml_store_ops
 
 	/* ---- schema (PostgreSQL: the extension; others: versionless) ---- */
 
-	/* installed/available as qml_schema_version (NULL = none); free()'d */
+	/*
+	 * installed/available as qml_schema_version (NULL = none); free()'d.
+	 * `available` may be NULL: then only the installed version is read.
+	 */
 	qml_status	(*schema_version) (qml_store *store, char **installed,
 								   char **available);
 	/* Creates or updates the schema when needed (only_if_needed false: always try). */
@@ -203,6 +206,14 @@ struct qml_store_ops
 	qml_status	(*session_open) (qml_store *store, const qml_session_config *cfg,
 								 qml_store_session **out);
 	void		(*session_close) (qml_store_session *session);
+
+	/*
+	 * Optional (NULL: session_close). Closes a fetch session every claim of
+	 * which was reported or released: nothing is left for its end to
+	 * rescue, so the store may keep its connection for another session
+	 * (PostgreSQL: back to the pool when it came from there).
+	 */
+	void		(*session_close_reported) (qml_store_session *session);
 	/* false once the session is broken (the runtime reopens it) */
 	bool		(*session_ok) (qml_store_session *session);
 

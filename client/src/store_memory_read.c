@@ -362,12 +362,17 @@ mem_schema_version(qml_store *store, char **installed, char **available)
 {
 	(void) store;
 	*installed = qml__strdup("memory");
-	*available = qml__strdup("memory");
-	if (*installed == NULL || *available == NULL)
+	if (available)
+		*available = qml__strdup("memory");
+	if (*installed == NULL || (available && *available == NULL))
 	{
 		free(*installed);
-		free(*available);
-		*installed = *available = NULL;
+		*installed = NULL;
+		if (available)
+		{
+			free(*available);
+			*available = NULL;
+		}
 		return qml__nomem();
 	}
 	return QML_OK;

@@ -56,6 +56,7 @@ const qml_store_ops qml__store_postgres = {
 	.enqueue_batch = pg_enqueue_batch,
 	.session_open = pg_session_open,
 	.session_close = pg_session_close,
+	.session_close_reported = pg_session_close_reported,
 	.session_ok = pg_session_ok,
 	.session_fd = pg_session_fd,
 	.session_drain = pg_session_drain,

@@ -50,6 +50,7 @@ qml_status	pg_workers(qml_store *store, qml_worker_info **out, size_t *count);
 qml_status	pg_session_open(qml_store *store, const qml_session_config *cfg,
 							qml_store_session **out);
 void		pg_session_close(qml_store_session *session);
+void		pg_session_close_reported(qml_store_session *session);
 bool		pg_session_ok(qml_store_session *session);
 int			pg_session_fd(qml_store_session *session);
 int			pg_session_drain(qml_store_session *session);

@@ -25,14 +25,25 @@
  * raises an error for a role without USAGE on schema qml, and such a role
  * must hear what it may not do (migrate: "must be owner of extension").
  */
+#define INSTALLED_SQL \
+"SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'), e.sql)"
+#define EDITION_SQL \
+"  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p" \
+"                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace" \
+"                     WHERE n.nspname = 'qml' AND p.proname = 'edition' AND p.pronargs = 0)" \
+"               THEN 'sql edition' END AS sql) e"
 static const char *const version_sql =
-"SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'qml'), e.sql),"
+INSTALLED_SQL ","
 "       coalesce(e.sql, (SELECT default_version FROM pg_catalog.pg_available_extensions"
 "                         WHERE name = 'qml'))"
-"  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
-"                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
-"                     WHERE n.nspname = 'qml' AND p.proname = 'edition' AND p.pronargs = 0)"
-"               THEN 'sql edition' END AS sql) e";
+EDITION_SQL;
+
+/*
+ * The installed version alone: pg_available_extensions reads every control
+ * file of the server's extension directory, a few milliseconds that every
+ * worker's start (qml_schema_exists) paid before its first fetch.
+ */
+static const char *const installed_sql = INSTALLED_SQL EDITION_SQL;
 
 static qml_status
 versions_on(qml_conn *c, char **installed, char **available)
@@ -41,12 +52,13 @@ versions_on(qml_conn *c, char **installed, char **available)
 	qml_status	st;
 
 	*installed = NULL;
-	*available = NULL;
-	if ((st = qml__exec(c, version_sql, 0, NULL, &r)) != QML_OK)
+	if (available)
+		*available = NULL;
+	if ((st = qml__exec(c, available ? version_sql : installed_sql, 0, NULL, &r)) != QML_OK)
 		return st;
 	if (!PQgetisnull(r, 0, 0) && (*installed = qml__strdup(PQgetvalue(r, 0, 0))) == NULL)
 		st = qml__nomem();
-	if (st == QML_OK && !PQgetisnull(r, 0, 1) &&
+	if (st == QML_OK && available && !PQgetisnull(r, 0, 1) &&
 		(*available = qml__strdup(PQgetvalue(r, 0, 1))) == NULL)
 		st = qml__nomem();
 	PQclear(r);

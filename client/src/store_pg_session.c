@@ -65,6 +65,9 @@ typedef struct pg_session
 				texts,
 				flags;
 	bool		fail_1_0;		/* qml.fail_batch is missing or not granted */
+	bool		adopted;		/* the connection came from the pool */
+	bool		durable;		/* SET qml.durable_claims was sent */
+	bool		claims_left;	/* a claimed job was not handed out */
 	qml_maint	maint;			/* qml.maintain() for the pure-SQL edition */
 } pg_session;
 
@@ -91,6 +94,40 @@ pg_session_close(qml_store_session *session)
 	qml__buf_free(&ps->texts);
 	qml__buf_free(&ps->flags);
 	free(ps);
+}
+
+/*
+ * The session's connection. The fetch session, which the first job waits
+ * for, adopts an idle pooled one when there is one (qml__pool_take_idle),
+ * named as its own would be: unless the URL named the connections (then
+ * both carry that name), it takes the session's application_name.
+ */
+static qml_status
+session_connect(qml_store *store, const qml_session_config *cfg, qml_conn **out,
+				bool *adopted)
+{
+	const qml_config *config = store->client->config;
+	const char *name;
+	qml_conn   *c;
+	qml_status	st;
+
+	*adopted = false;
+	if (cfg->kind != QML_SESSION_FETCH || cfg->appname == NULL ||
+		(c = qml__pool_take_idle(store->client->pool)) == NULL)
+		return qml__connect(config, cfg->appname, out);
+	name = PQparameterStatus(c->pg, "application_name");
+	st = QML_OK;
+	if (name && strcmp(name, config->application_name) == 0)
+		st = qml__exec(c, "SELECT pg_catalog.set_config('application_name', $1, false)",
+					   1, &cfg->appname, NULL);
+	if (st != QML_OK)
+	{
+		qml__conn_close(c);
+		return st;
+	}
+	*out = c;
+	*adopted = true;
+	return QML_OK;
 }
 
 qml_status
@@ -127,25 +164,72 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
 	}
 	snprintf(ps->lease_literal, sizeof(ps->lease_literal), "%d milliseconds", cfg->lease_ms);
 
-	st = qml__connect(store->client->config, cfg->appname, &ps->conn);
+	st = session_connect(store, cfg, &ps->conn, &ps->adopted);
+	/* one round trip for LISTEN and the setting */
 	if (st == QML_OK && cfg->kind != QML_SESSION_FLUSH)
-		st = qml__exec(ps->conn, "LISTEN qml", 0, NULL, NULL);
-	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims)
-		st = qml__exec(ps->conn, "SET synchronous_commit = off", 0, NULL, NULL);
+		st = qml__exec_script(ps->conn, cfg->kind == QML_SESSION_FETCH && !cfg->durable_claims ?
+							  "LISTEN qml; SET synchronous_commit = off" : "LISTEN qml");
 	/*
 	 * The server's qml.fetch commits a claim alone without the flush too,
 	 * unless qml.durable_claims is on; a server whose qml.so predates the
 	 * setting rejects it, and its claims wait for the flush anyway.
 	 */
 	if (st == QML_OK && cfg->kind == QML_SESSION_FETCH && cfg->durable_claims)
+	{
 		(void) qml__exec(ps->conn, "SET qml.durable_claims = on", 0, NULL, NULL);
+		ps->durable = true;
+	}
 	if (st != QML_OK)
 	{
 		pg_session_close(&ps->base);
 		return st;
 	}
+
+	/*
+	 * A flush session completes an empty batch first: its statement is
+	 * prepared and the new server process reads the catalogs and checks
+	 * qml.jobs' shape (milliseconds) now, while the fetch session claims
+	 * the first jobs, not at the first outcomes, when both server
+	 * processes are busy. It writes nothing; an error shows again at the
+	 * first batch.
+	 */
+	if (cfg->kind == QML_SESSION_FLUSH)
+	{
+		size_t		done;
+
+		(void) pg_complete(&ps->base, ps->worker, NULL, NULL, 0, &done);
+	}
 	*out = &ps->base;
 	return QML_OK;
+}
+
+/*
+ * A fetch session whose claims were all reported (store.h): a connection
+ * adopted from the pool goes back to it as it came, no longer listening,
+ * its settings and name reset, and with its prepared statements, which
+ * the next fetch session uses. Anything amiss closes it instead, as does
+ * a connection of the session's own (RESET would keep the fetcher's name,
+ * which marks a running worker server).
+ */
+void
+pg_session_close_reported(qml_store_session *session)
+{
+	pg_session *ps = (pg_session *) session;
+	PGnotify   *n;
+
+	if (ps->adopted && !ps->claims_left && qml__conn_ok(ps->conn) &&
+		PQtransactionStatus(ps->conn->pg) == PQTRANS_IDLE &&
+		qml__exec_script(ps->conn, ps->durable ?
+						 "UNLISTEN *; RESET synchronous_commit; RESET qml.durable_claims;"
+						 " RESET application_name" :
+						 "UNLISTEN *; RESET synchronous_commit; RESET application_name") == QML_OK)
+	{
+		while ((n = PQnotifies(ps->conn->pg)) != NULL)
+			PQfreemem(n);
+		qml__pool_give(session->store->client->pool, ps->conn);
+		ps->conn = NULL;
+	}
+	pg_session_close(session);
 }
 
 bool
@@ -248,6 +332,8 @@ pg_fetch(qml_store_session *session, int want, int wait_ms,
 		/* a job not handed out runs out its lease and is rescued */
 		if (j != NULL)
 			out[(*got)++] = j;
+		else
+			ps->claims_left = true;
 	}
 	PQclear(r);
 	return QML_OK;
@@ -271,13 +357,18 @@ build(pg_session *ps, const int64_t *ids, const char *const *texts,
 
 		if (i)
 		{
-			qml__buf_puts(&ps->ids, ",");
-			qml__buf_puts(&ps->texts, ",");
-			qml__buf_puts(&ps->flags, ",");
+			qml__buf_append(&ps->ids, ",", 1);
+			if (texts)
+				qml__buf_append(&ps->texts, ",", 1);
+			if (flags)
+				qml__buf_append(&ps->flags, ",", 1);
 		}
-		qml__buf_printf(&ps->ids, "%lld", (long long) ids[i]);
-		qml__buf_array_elem(&ps->texts, t);
-		qml__buf_puts(&ps->flags, flags && flags[i] ? "t" : "f");
+		qml__buf_i64(&ps->ids, ids[i]);
+		/* no texts, no flags: the statement takes no such array */
+		if (texts)
+			qml__buf_array_elem(&ps->texts, t);
+		if (flags)
+			qml__buf_append(&ps->flags, flags[i] ? "t" : "f", 1);
 		if (t)
 			*any_text = true;
 	}
@@ -412,7 +503,11 @@ pg_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 	qml__buf_init(&b);
 	qml__buf_puts(&b, "{");
 	for (size_t i = 0; i < n; i++)
-		qml__buf_printf(&b, i ? ",%lld" : "%lld", (long long) ids[i]);
+	{
+		if (i)
+			qml__buf_append(&b, ",", 1);
+		qml__buf_i64(&b, ids[i]);
+	}
 	qml__buf_puts(&b, "}");
 	if (b.oom)
 	{

@@ -115,11 +115,13 @@ static qml_status
 rds_schema_version(qml_store *store QML_UNUSED, char **installed, char **available)
 {
 	*installed = qml__strdup("redis");
-	*available = qml__strdup("redis");
-	if (*installed == NULL || *available == NULL)
+	if (available)
+		*available = qml__strdup("redis");
+	if (*installed == NULL || (available && *available == NULL))
 	{
 		free(*installed);
-		free(*available);
+		if (available)
+			free(*available);
 		return qml__nomem();
 	}
 	return QML_OK;

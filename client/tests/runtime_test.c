@@ -2,7 +2,10 @@
  * runtime_test.c
  *	  The worker runtime against the test cluster: 10,000 jobs on 8 threads
  *	  each run exactly once, claiming ahead (and not, with prefetch 0), the
- *	  flusher connected at the start, a flush blocked by a lock not
+ *	  flusher connected at the start, the fetch session adopting the
+ *	  pool's idle connection (and giving it back at the stop) and the
+ *	  flush session readying its statement before the first outcome, a
+ *	  flush blocked by a lock not
  *	  holding back the ones behind it, at most ten flushes' worth of
  *	  outcomes per statement, jobs
  *	  claimed ahead released past the hold, LISTEN wakeup latency, what a
@@ -327,6 +330,94 @@ test_blocked_flush(void)
 	qml_server_free(s);
 	qml_registry_free(reg);
 	PQfinish(locker);
+}
+
+/*
+ * ---- the start: the fetch session adopts the pool's idle connection and
+ * gives it back at the stop; the flush session readies its statement
+ * before the first outcome ----
+ */
+
+/* Starts a server of `own`; its fetch session must be the connection `pid`. */
+static qml_server *
+start_adopting(qml_client *own, qml_registry *reg, const qml_server_config *cfg,
+			   long long pid, const char *what)
+{
+	qml_server *s = NULL;
+	char		sql[256];
+
+	qml_server_new(own, reg, cfg, &s);
+	is_status(qml_server_start(s), QML_OK, "server_start (%s)", what);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'qml worker rt-adopt' AND pid = %lld", pid);
+	is_int(wait_count(1, 5, sql), 1,
+		   "%s: the fetch session is the pool's connection, named as the fetcher's", what);
+	return s;
+}
+
+/* Three more jobs for `s`, `total` runs in all; then stops and frees it. */
+static void
+run_three_and_stop(qml_server *s, int total, const char *what)
+{
+	/* polling every 30 s: only the adopted connection's LISTEN wakes it */
+	sleep_ms(200);
+	enqueue_numbered("count", "adopt", 3);
+	is_int(wait_count(total, 5, "SELECT count(*) FROM qml.jobs WHERE queue = 'adopt'"
+					  " AND state = 'succeeded'"), total,
+		   "%s: woken by a notification, the jobs ran", what);
+	is_status(qml_server_stop(s), QML_OK, "server_stop (%s)", what);
+	is_int(atomic_load(&runs[0]) + atomic_load(&runs[1]) + atomic_load(&runs[2]), total,
+		   "%s: %d runs in all", what, total);
+	qml_server_free(s);
+}
+
+static void
+test_start_sessions(void)
+{
+	qml_config *cfg = qml_config_new();
+	qml_client *own = NULL;
+	qml_registry *reg = qml_registry_new();
+	qml_server_config *scfg = qml_server_config_new("rt-adopt");
+	qml_server *s;
+	const char *queue = "adopt";
+	long long	pool_pid;
+	char		sql[256];
+
+	reset_counts();
+	qml_registry_add(reg, "count", count_handler, NULL);
+	qml_config_from_env(cfg);
+	qml_config_set_application_name(cfg, "rt-adopt-pool");
+	qml_config_set_pool_size(cfg, 1, 4);
+	is_status(qml_client_open(cfg, &own), QML_OK, "a client with one pooled connection");
+	pool_pid = q1_int(db, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
+					  " WHERE application_name = 'rt-adopt-pool'");
+	ok(pool_pid > 0, "its connection is open");
+	qml_server_config_set_workers(scfg, 2);
+	qml_server_config_set_queues(scfg, &queue, 1);
+	qml_server_config_set_poll_interval(scfg, 30000);
+
+	s = start_adopting(own, reg, scfg, pool_pid, "first server");
+	is_int(wait_count(1, 5, "SELECT count(*) FROM pg_stat_activity"
+					  " WHERE application_name = 'qml flusher rt-adopt'"
+					  " AND query LIKE '%qml.complete_batch%'"), 1,
+		   "the flush session completed its empty batch before any outcome");
+	is_int(atomic_load(&started), 0, "no job ran yet");
+	run_three_and_stop(s, 3, "first server");
+
+	/* every outcome reported: the connection went back, as it came */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'rt-adopt-pool' AND pid = %lld", pool_pid);
+	is_int(q1_int(db, "%s", sql), 1, "the stopped server's fetch connection is the pool's again");
+	/* no longer listening: a notification now would make it stale (pool.c) */
+	q1(db, "NOTIFY qml, 'adopt'");
+	sleep_ms(100);
+	run_three_and_stop(start_adopting(own, reg, scfg, pool_pid, "second server"), 6,
+					   "second server");
+
+	qml_server_config_free(scfg);
+	qml_registry_free(reg);
+	qml_client_close(own);
+	qml_config_free(cfg);
 }
 
 /* ---- a statement reports at most ten flushes' worth ---- */
@@ -1224,6 +1315,7 @@ main(void)
 	test_exactly_once();
 	test_claim_ahead();
 	test_blocked_flush();
+	test_start_sessions();
 	test_flush_cap();
 	test_outcomes();
 	test_queue_order();

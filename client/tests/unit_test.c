@@ -1,7 +1,8 @@
 /*
  * unit_test.c
  *	  libqml without a database: configuration (code and environment),
- *	  the registry, names, and the per-thread error.
+ *	  the registry, names, the per-thread error, plain JSON, and numbers
+ *	  written into a buffer.
  */
 #include <pthread.h>
 
@@ -257,6 +258,27 @@ test_json_plain(void)
 	   "invalid JSON is still refused");
 }
 
+/* the ids of an outcome batch: numbers in decimal, as printf writes them */
+static void
+test_buf_i64(void)
+{
+	const int64_t v[] = {0, 7, -7, 10, 1234567890123LL, INT64_MAX, INT64_MIN};
+	qml_buf		b;
+	char		want[256] = "";
+	size_t		n = 0;
+
+	qml__buf_init(&b);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+	{
+		if (i)
+			qml__buf_append(&b, ",", 1);
+		qml__buf_i64(&b, v[i]);
+		n += (size_t) snprintf(want + n, sizeof(want) - n, "%s%lld", i ? "," : "", (long long) v[i]);
+	}
+	is_str(b.data, want, "qml__buf_i64 writes what printf writes, the extremes included");
+	qml__buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -266,5 +288,6 @@ main(void)
 	test_names();
 	test_thread_errors();
 	test_json_plain();
+	test_buf_i64();
 	return tap_done();
 }
