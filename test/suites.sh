@@ -13,6 +13,9 @@ suite isolation make -s installcheck REGRESS=
 suite sql_edition test/sql_edition/run.sh
 suite sql_edition_runtime test/sql_edition/runtime.sh
 suite sql_edition_parity test/sql_edition/parity.sh
+# its qml.* settings without the library (placeholders), on a cluster of
+# its own: a session's value counts only where the extension allows it
+suite sql_edition_settings test/sql_edition/settings.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite queue_head_short test/stress/queue_head_short.sh
