@@ -363,6 +363,15 @@ has "scheduled 3" "shows scheduled jobs"
 has "dashboard: http://127.0.0.1:" "and prints the dashboard's address"
 [ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'demo_cli' AND method = 'demo.flaky_email' AND state = 'succeeded' AND attempts = 2")" = 1 ] &&
 	ok "the flaky job succeeded on its second attempt" || bad "the flaky job succeeded on its second attempt"
+# at a terminal (script(1) gives it a pty), the command's own --json is
+# read before the demo decides to redraw a progress line and linger with
+# its dashboard until ^C: it prints its JSON summary and exits
+out=$(timeout 60 script -qefc "'$QML' demo --json --queue demo_cli_tty --listen 127.0.0.1:0 --workers 2" /dev/null </dev/null 2>&1)
+rc=$?
+[ $rc = 0 ] && ok "qml demo --json at a terminal: exit 0, no lingering" || bad "qml demo --json at a terminal: exit 0, no lingering" "exit $rc"
+# (stdout and stderr are the one terminal: the JSON from its first line)
+is_json "$(echo "$out" | tr -d '\r' | sed -n '/^{/,$p')" && ok "... its output is the JSON summary" ||
+	bad "... its output is the JSON summary" "$(echo "$out" | tail -3 | tr '\n' ' ')"
 
 . test/cli/search_path.sh
 . test/cli/papercuts.sh
