@@ -2,6 +2,9 @@
 # `suite NAME COMMAND...` line each. The cluster is up and PGHOST/PGPORT/
 # PGUSER point at it.
 suite cron make -s cron-test
+# a hand `make` after a change to a header of src/ rebuilds the objects
+# (and JIT bitcode) that include it
+suite build_deps test/build/header_deps.sh
 # libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each,
 # then qml.so itself under ASan and UBSan in a server of its own
 suite fuzz make -s fuzz FUZZ_SECONDS=10
