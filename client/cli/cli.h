@@ -88,6 +88,13 @@ int			cli_getopt(cli *g, const char *cmd, int argc, char **argv,
 int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 
+/*
+ * A queue or method given to look for or act on: empty is a usage error
+ * (most often an unset shell variable), not "no such queue". EXIT_OK or
+ * EXIT_USAGE; NULL (not given) is fine.
+ */
+int			cli_name_given(cli *g, const char *cmd, const char *what, const char *value);
+
 /* ---- main.c ---- */
 
 /* Prints the command's help (stdout) and returns EXIT_OK. */

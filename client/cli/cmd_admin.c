@@ -49,7 +49,7 @@ simple_options(cli *g, const char *cmd, int argc, char **argv, int want)
 		return cli_usage_error(g, cmd, "unexpected argument \"%s\"", argv[optind + want]);
 	if (argc - optind < want)
 		return cli_usage_error(g, cmd, "which queue? qml %s QUEUE", cmd);
-	return EXIT_OK;
+	return cli_name_given(g, cmd, "the queue name", argv[optind]);
 }
 
 int
@@ -78,6 +78,8 @@ cmd_stats(cli *g, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "stats", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = cli_name_given(g, "stats", "--queue", queue)) != EXIT_OK)
+		return rc;
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if ((st = qml_stats(client, queue, &s, &n)) != QML_OK)

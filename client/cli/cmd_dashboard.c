@@ -33,7 +33,7 @@ cmd_dashboard(cli *g, int argc, char **argv)
 		if (c == CLI_BAD)
 			return EXIT_USAGE;
 		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
-			return cli_usage_error(g, "dashboard", "--listen wants HOST:PORT, not \"%s\"", optarg);
+			return cli_usage_error(g, "dashboard", "--listen wants one HOST:PORT (PORT from 0 to 65535), not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			o.listen = optarg;
 		else if (c == OPT_TOKEN)

@@ -308,7 +308,7 @@ demo_options(cli *g, int argc, char **argv, demo *d)
 		if (c == OPT_QUEUE)
 			d->queue = optarg;
 		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
-			return cli_usage_error(g, "demo", "--listen wants HOST:PORT, not \"%s\"", optarg);
+			return cli_usage_error(g, "demo", "--listen wants one HOST:PORT (PORT from 0 to 65535), not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			d->dopts.listen = optarg;
 		if (c == OPT_NO_DASHBOARD)

@@ -195,6 +195,9 @@ jobs_options(cli *g, int argc, char **argv, qml_job_filter *f)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "jobs", "unexpected argument \"%s\"", argv[optind]);
+	if (cli_name_given(g, "jobs", "--queue", f->queue) != EXIT_OK ||
+		cli_name_given(g, "jobs", "--method", f->method) != EXIT_OK)
+		return EXIT_USAGE;
 	return EXIT_OK;
 }
 

@@ -198,6 +198,24 @@ has "paused" "says so"
 expect "qml resume" 0 "$QML" resume reports
 [ "$(q -c "SELECT paused FROM qml.queues WHERE name = 'reports'")" = f ] && ok "resumed" || bad "resumed"
 expect "pause without a queue: exit 2" 2 "$QML" pause
+# an empty name (an unset shell variable, most often) is a usage error, not
+# "no jobs" or a warning about a queue never seen
+queues_before=$(q -c "SELECT count(*) FROM qml.queues")
+for args in "jobs --queue=" "jobs --method=" "stats --queue=" "pause " "resume "; do
+	read -r -a words <<<"$args"
+	[ "${args: -1}" = " " ] && words+=("")
+	expect "qml $args'': exit 2" 2 "$QML" "${words[@]}"
+	has "must not be empty" "... saying the name must not be empty"
+	case "$out" in *warning*) bad "... and no warning about an unknown queue first" "$out";; esac
+done
+[ "$(q -c "SELECT count(*) FROM qml.queues")" = "$queues_before" ] && ok "no queue was made by any of them" || bad "no queue was made"
+# --listen takes one HOST:PORT with a port up to 65535 (civetweb reads a
+# comma as a second address to listen on: another interface)
+for l in 127.0.0.1:65536 127.0.0.1:99999 127.0.0.1:0000080 "127.0.0.1:8080,0.0.0.0:8081" "127.0.0.1:8080s"; do
+	expect "qml dashboard --listen $l: exit 2" 2 timeout 10 "$QML" dashboard --listen "$l"
+	has "HOST:PORT" "... saying what --listen wants"
+	expect "qml demo --listen $l: exit 2" 2 timeout 10 "$QML" demo --listen "$l"
+done
 
 echo "# recurring"
 expect "recurring add" 0 "$QML" recurring add nightly-cleanup '0 3 * * *' cleanup '["all"]' --queue maintenance
