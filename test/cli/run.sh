@@ -209,6 +209,26 @@ for args in "jobs --queue=" "jobs --method=" "stats --queue=" "pause " "resume "
 	case "$out" in *warning*) bad "... and no warning about an unknown queue first" "$out";; esac
 done
 [ "$(q -c "SELECT count(*) FROM qml.queues")" = "$queues_before" ] && ok "no queue was made by any of them" || bad "no queue was made"
+# a time that names no real day, or an offset that is none, is refused,
+# not moved (strptime takes February 30th, mktime makes it March 2nd)
+jobs_before=$(q -c "SELECT count(*) FROM qml.jobs")
+for at in "2025-02-30 12:00" 2025-02-29 2025-04-31T00:00:00Z 2025-01-31T23:59:60Z \
+	2025-01-31T12:00:00+05:00x 2025-01-31T12:00:00+99:00 2025-01-31T12:00:00-5; do
+	expect "enqueue --at '$at': exit 2" 2 "$QML" enqueue m '[1]' --at "$at"
+	has "cannot read" "... saying it cannot read the time"
+done
+[ "$(q -c "SELECT count(*) FROM qml.jobs")" = "$jobs_before" ] && ok "no job was made by any of them" || bad "no job was made"
+expect "enqueue --at 2040-02-29T12:00:00+05:30 (a leap day, an offset): exit 0" 0 "$QML" enqueue m '[1]' --at 2040-02-29T12:00:00+05:30
+[ "$(q -c "SELECT run_at = '2040-02-29 06:30:00+00' FROM qml.jobs WHERE id = $out")" = t ] &&
+	ok "... at that instant" || bad "... at that instant" "$(q -c "SELECT run_at FROM qml.jobs WHERE id = $out")"
+expect "job ' 1' (a blank before the id): exit 2" 2 "$QML" job ' 1'
+expect "enqueue --priority ' 5': exit 2" 2 "$QML" enqueue m --priority ' 5'
+for o in -d --database-url; do
+	expect "qml $o without its URL: exit 2" 2 "$QML" $o
+	has "option '$o' needs a value" "... saying it needs a value"
+	expect "qml stats $o without its URL: exit 2" 2 "$QML" stats $o
+	has "needs a value" "... saying it needs a value"
+done
 # --listen takes one HOST:PORT with a port up to 65535 (civetweb reads a
 # comma as a second address to listen on: another interface)
 for l in 127.0.0.1:65536 127.0.0.1:99999 127.0.0.1:0000080 "127.0.0.1:8080,0.0.0.0:8081" "127.0.0.1:8080s"; do
