@@ -7,6 +7,7 @@
  *	  they share the libqml client, which is thread-safe, and nothing else
  *	  but atomics and live.c's cache.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -103,7 +104,8 @@ get_int_param(struct mg_connection *conn, const char *name, long min, long max,
 		return true;
 	errno = 0;
 	v = strtol(buf, &end, 10);
-	if (errno || *end || end == buf || v < min || v > max)
+	/* strtol skips leading blanks: " 60" is refused as "60 " is */
+	if (errno || *end || end == buf || isspace((unsigned char) buf[0]) || v < min || v > max)
 	{
 		http_error(conn, 400, "%s must be an integer between %ld and %ld", name, min, max);
 		return false;

@@ -265,10 +265,11 @@ def test_filters():
     check(s == 200 and b == {"jobs": [], "next": None}, "an unknown queue: an empty list", b)
     for q, why in [("state=running", "unknown state"), ("limit=0", "limit 0"), ("limit=501", "limit 501"),
                    ("limit=abc", "limit abc"), ("after=abc", "cursor abc"), ("after=-5", "cursor -5"),
-                   ("id=1.5", "id 1.5"), ("minutes=0", None)]:
+                   ("id=1.5", "id 1.5"), ("limit=%2010", "limit ' 10'"), ("limit=10%20", "limit '10 '"),
+                   ("minutes=0", None), ("minutes=%2060", None)]:
         if why is None:
             s, _, b = get("/api/throughput?" + q)
-            why = "throughput minutes=0"
+            why = "throughput " + q
         else:
             s, _, b = get("/api/jobs?" + q)
         check(s == 400 and is_error(b), "%s: 400 with an error" % why, (s, b))
