@@ -115,6 +115,15 @@ void		cli_print_json(json_t *v);
 json_t	   *cli_json_value(const char *text);
 json_t	   *cli_json_time(int64_t us);
 json_t	   *cli_json_job(const qml_job *job);
+/*
+ * Text from the database with its control characters written out (\x1b),
+ * so that a terminal does not obey them; newline and tab kept when
+ * keep_lines. malloc'd; NULL when out of memory. Tables use it for
+ * every cell.
+ */
+char	   *cli_printable(const char *s, bool keep_lines);
+/* "  LABEL         value\n", the value through cli_printable */
+void		cli_print_field(const char *label, const char *value);
 /* "2025-01-31 12:00:05" (local time), "-" for QML_TIME_NULL */
 const char *cli_time(int64_t us, char *buf, size_t size);
 /* "5s ago", "in 3m", "-" */

@@ -419,10 +419,12 @@ print_rows(const char *json)
 		for (int c = 0; c < nkeys; c++)
 		{
 			json_t	   *cell = json_object_get(row, keys[c]);
-			char	   *text = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
+			char	   *dumped = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
+			char	   *text = cli_printable(json_is_string(cell) ? json_string_value(cell) : dumped ? dumped : "null",
+											 false);
 
-			printf("%s%s: %s", c ? ", " : "", keys[c],
-				   json_is_string(cell) ? json_string_value(cell) : text ? text : "null");
+			printf("%s%s: %s", c ? ", " : "", keys[c], text ? text : "");
+			free(dumped);
 			free(text);
 		}
 		printf("\n");

@@ -346,6 +346,63 @@ cli_parse_time(const char *text, int64_t *us)
 	return false;
 }
 
+/* ---- text from the database, for a terminal ---- */
+
+/*
+ * s with its control characters written out: a job's method, queue,
+ * arguments, error or worker name is anyone's text, and a terminal obeys
+ * the controls in it (ESC starts sequences that move the cursor, retitle
+ * the window, write the clipboard). Each C0 control (newline and tab kept
+ * when keep_lines), DEL and each C1 control (U+0080..U+009F) becomes \xNN
+ * or \u00NN. Into dst when not NULL; returns the length.
+ */
+static size_t
+printable(char *dst, const char *s, bool keep_lines)
+{
+	size_t		n = 0;
+
+	for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+	{
+		char		esc[8];
+		size_t		len;
+
+		if ((*p < 0x20 && !(keep_lines && (*p == '\n' || *p == '\t'))) || *p == 0x7f)
+			len = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			len = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *++p);
+		else
+		{
+			esc[0] = (char) *p;
+			len = 1;
+		}
+		if (dst)
+			memcpy(dst + n, esc, len);
+		n += len;
+	}
+	if (dst)
+		dst[n] = '\0';
+	return n;
+}
+
+char *
+cli_printable(const char *s, bool keep_lines)
+{
+	char	   *out = malloc(printable(NULL, s, keep_lines) + 1);
+
+	if (out)
+		printable(out, s, keep_lines);
+	return out;
+}
+
+void
+cli_print_field(const char *label, const char *value)
+{
+	char	   *text = cli_printable(value, true);
+
+	printf("  %-14s%s\n", label, text ? text : "");
+	free(text);
+}
+
 /* ---- tables ---- */
 
 /* Room for one more row; false when memory ran out. */
@@ -380,7 +437,7 @@ table_row(cli_table *t, va_list ap)
 	{
 		const char *s = va_arg(ap, const char *);
 
-		t->cells[base + (size_t) i] = strdup(s ? s : "");
+		t->cells[base + (size_t) i] = cli_printable(s ? s : "", false);
 	}
 	t->nrows++;
 }

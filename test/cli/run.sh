@@ -237,6 +237,32 @@ for l in 127.0.0.1:65536 127.0.0.1:99999 127.0.0.1:0000080 "127.0.0.1:8080,0.0.0
 	expect "qml demo --listen $l: exit 2" 2 timeout 10 "$QML" demo --listen "$l"
 done
 
+echo "# text from the database is shown, not obeyed by the terminal"
+# a producer's method or queue, a worker's error: ESC and the C1 controls
+# (U+009B is a one-character CSI) would move the cursor, retitle or clear
+# the window; the commands write them out as \x1b, \u009b
+ctl_id=$(q -c "SELECT qml.enqueue(E'ctl\x1b]0;pwned\x07', E'[\"\\u009b31m\"]', queue => E'ctlq\x1b[2J', unique_key => E'k\x1b[1m')")
+q -c "SELECT id FROM qml.fetch(E'w\x1b[5m', ARRAY[E'ctlq\x1b[2J'], session_lease => false)" \
+	-c "SELECT qml.fail($ctl_id, E'w\x1b[5m', E'boom\x1b[31m red\nline2 \u009b1m', false)" >/dev/null
+q -c "SELECT qml.add_recurring(E'ctl\x1b[2J', '@daily', E'm\x1b[2J', queue => 'ctl_recurring')" >/dev/null
+for c in "jobs --queue=ctlq"$'\x1b'"[2J" "job $ctl_id" "stats" "recurring list"; do
+	read -r -a words <<<"$c"
+	out=$("$QML" "${words[@]}" 2>&1)
+	if printf %s "$out" | LC_ALL=C grep -q $'\x1b\|\xc2\x9b'; then
+		bad "qml $c: no control character reaches the terminal" "$(printf %s "$out" | cat -v | head -3)"
+	else
+		ok "qml $c: no control character reaches the terminal"
+	fi
+	case "$out" in *'\x1b'*) ok "... it is written out as \\x1b";; *) bad "... it is written out as \\x1b" "$out";; esac
+done
+out=$("$QML" job "$ctl_id")
+case "$out" in *'\u009b1m'*'line2'*) ok "qml job: a C1 control as \\u009b, the error's lines kept";;
+	*) bad "qml job: a C1 control as \\u009b, the error's lines kept" "$out";; esac
+out=$("$QML" --json job "$ctl_id")
+[ "$(q -c "SELECT (\$j\$$out\$j\$::jsonb)->>'method' = E'ctl\x1b]0;pwned\x07'")" = t ] &&
+	ok "--json keeps the text as it is (JSON escapes it)" || bad "--json keeps the text as it is" "$out"
+q -c "SELECT qml.remove_recurring(E'ctl\x1b[2J')" >/dev/null
+
 echo "# recurring"
 expect "recurring add" 0 "$QML" recurring add nightly-cleanup '0 3 * * *' cleanup '["all"]' --queue maintenance
 expect "recurring list" 0 "$QML" recurring list
