@@ -237,6 +237,19 @@ for l in 127.0.0.1:65536 127.0.0.1:99999 127.0.0.1:0000080 "127.0.0.1:8080,0.0.0
 	expect "qml demo --listen $l: exit 2" 2 timeout 10 "$QML" demo --listen "$l"
 done
 
+echo "# worker names and the dashboard's token: refused at the start, not in every fetch"
+expect "worker --exec with a method not UTF-8: exit 2" 2 timeout 10 "$QML" worker --exec $'m\xff=true'
+has "not valid UTF-8" "... saying so"
+expect "worker --queues with a name not UTF-8: exit 2" 2 timeout 10 "$QML" worker --exec m=true --queues $'a,\xff'
+has "valid UTF-8" "... saying so"
+# limits count characters, as PostgreSQL's: 100 two-byte characters fit in 128
+expect "worker --queues with 100 'é' (200 bytes): it runs" 124 timeout 3 "$QML" worker --exec m=true --queues "$(printf 'é%.0s' $(seq 100))"
+for tok in $'a\nb' 'a b' $'caf\xc3\xa9'; do
+	expect "dashboard --token $(printf %q "$tok"): exit 2" 2 timeout 10 "$QML" dashboard --listen 127.0.0.1:0 --token "$tok"
+	has "printable ASCII" "... saying what a token may hold"
+done
+expect "QML_DASHBOARD_TOKEN with a blank: exit 2" 2 env QML_DASHBOARD_TOKEN='a b' timeout 10 "$QML" dashboard --listen 127.0.0.1:0
+
 echo "# text from the database is shown, not obeyed by the terminal"
 # a producer's method or queue, a worker's error: ESC and the C1 controls
 # (U+009B is a one-character CSI) would move the cursor, retitle or clear
