@@ -51,6 +51,13 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies (autodepend is off in PostgreSQL's
+# packaged build): without this, a hand `make` after a change to a struct
+# in src/qml.h would link objects built against the old layout. The JIT
+# bitcode (.bc, installed beside qml.so) is inlined the same way.
+QML_HEADERS := $(wildcard src/*.h)
+$(OBJS) $(OBJS:.o=.bc): $(QML_HEADERS)
+
 # Pieces with their own make fragments: the C client library and the qml
 # command (client/), the cron parser's standalone tests (test/cron/), the
 # libFuzzer targets (test/fuzz/).

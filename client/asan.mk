@@ -56,9 +56,10 @@ $(QMLA_DIR)/qml: $(QMLA_CLI_OBJS) $(QMLA_DASH_OBJS) $(QMLA_DIR)/libqml.a
 	$(QMLA_CC) $(QMLA_CFLAGS) -o $@ $(QMLA_CLI_OBJS) $(QMLA_DASH_OBJS) $(QMLA_DIR)/libqml.a \
 		$(QMLC_CIVET_LIBS) $(QMLC_LIBS)
 
+$(QMLA_DIR)/tests/memory_oom_test: QMLA_TEST_LDFLAGS = $(QMLC_TEST_WRAP)
 $(QMLA_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLA_DIR)/libqml.a
 	@mkdir -p $(@D)
-	$(QMLA_CC) $(QMLC_CPPFLAGS) $(QMLA_CFLAGS) -o $@ $< $(QMLA_DIR)/libqml.a $(QMLC_LIBS)
+	$(QMLA_CC) $(QMLC_CPPFLAGS) $(QMLA_CFLAGS) -o $@ $< $(QMLA_DIR)/libqml.a $(QMLC_LIBS) $(QMLA_TEST_LDFLAGS)
 
 check-asan: client-asan
 	$(QMLA_ENV) QML_CLIENT_TESTS=$(QMLA_DIR)/tests QML_NO_VALGRIND=1 $(QMLC_DIR)/tests/run.sh

@@ -104,8 +104,13 @@ $(QMLC_DIR)/qml: $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_DIR)/libqml.a $(QMLC_
 	$(QMLC_CC) $(QMLC_CFLAGS) $(QMLC_LDFLAGS) -o $@ $(QMLC_CLI_OBJS) $(QMLC_DASH_OBJS) $(QMLC_CLI_LIBQML) \
 		$(QMLC_CIVET_LIBS) $(QMLC_LIBS)
 
+# memory_oom_test refuses allocations: its own malloc, calloc and realloc
+# stand in for libc's in the libqml.a it links (none in libqml itself)
+QMLC_TEST_WRAP	:= -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+$(QMLC_DIR)/tests/memory_oom_test: QMLC_TEST_LDFLAGS = $(QMLC_TEST_WRAP)
+
 $(QMLC_DIR)/tests/%_test: $(QMLC_DIR)/tests/%_test.c $(QMLC_TEST_HDRS) $(QMLC_DIR)/libqml.a
-	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
+	$(QMLC_CC) $(QMLC_CPPFLAGS) $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS) $(QMLC_TEST_LDFLAGS)
 
 client-test: client
 	$(QMLC_DIR)/tests/run.sh

@@ -138,15 +138,56 @@ SELECT least((extract(year FROM value) * 12 + extract(month FROM value)) * 30 * 
 $$;
 
 /*
+ * Internal to the SQL edition: whether this session's own value of the
+ * setting `name` counts. With the library loaded the setting is defined
+ * and PostgreSQL itself refuses a SET the role may not make, so it does.
+ * Without it the setting is a placeholder that any role may SET; then it
+ * counts only where the C edition would have let the session set it:
+ * qml.durable_claims (any role), the settings only a superuser may SET
+ * (for a superuser or a role granted SET ON PARAMETER), never those of
+ * the configuration file alone (qml.retention, ...).
+ */
+CREATE FUNCTION qml.setting_own_counts(name text) RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE
+	WHEN NOT coalesce('NO_SHOW_ALL' OPERATOR(pg_catalog.=) ANY (pg_catalog.pg_settings_get_flags(name)), false)
+		THEN true
+	WHEN name OPERATOR(pg_catalog.=) 'qml.durable_claims' THEN true
+	WHEN name OPERATOR(pg_catalog.=) ANY ('{qml.databases,qml.scheduler_interval,qml.stats_retention,qml.retention,qml.prune_failed,qml.maintain_batch}'::text[])
+		THEN false
+	ELSE coalesce((SELECT r.rolsuper OR pg_catalog.has_parameter_privilege(r.oid, name, 'SET')
+					 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) qml.lease_role()), false)
+END
+$$;
+
+/*
  * Internal to the SQL edition: a qml.* setting, or `fallback` when it is
  * not set. Without the library the settings are placeholders: plain text,
- * as SET, ALTER DATABASE ... SET or ALTER ROLE ... SET left them.
+ * as SET, ALTER DATABASE ... SET or ALTER ROLE ... SET left them. A
+ * session's value that does not count (qml.setting_own_counts) is passed
+ * over for the one ALTER DATABASE / ALTER ROLE ... SET gave (only roles
+ * that may set the parameter may do those), in PostgreSQL's order:
+ * database and role, role, database.
  */
 CREATE FUNCTION qml.setting(name text, fallback text) RETURNS text
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT coalesce(nullif(current_setting(name, true), ''), fallback)
+SELECT coalesce(nullif(
+	CASE WHEN coalesce(current_setting(name, true), '') = '' OR qml.setting_own_counts(name)
+		 THEN current_setting(name, true)
+		 ELSE (SELECT substr(c, length(name) + 2)
+				 FROM pg_db_role_setting s, unnest(s.setconfig) c
+				WHERE s.setdatabase IN (0, (SELECT d.oid FROM pg_database d
+											 WHERE d.datname = current_database()))
+				  AND s.setrole IN (0, (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user))
+				  AND starts_with(c, name || '=')
+				ORDER BY s.setrole <> 0 AND s.setdatabase <> 0 DESC, s.setrole <> 0 DESC,
+						 s.setdatabase <> 0 DESC
+				LIMIT 1)
+	END, ''), fallback)
 $$;
 
 -- A duration setting: a bare number is in `unit`, as the library's

@@ -30,8 +30,9 @@ DECLARE
 BEGIN
 	IF TG_OP = 'INSERT' THEN
 		IF NEW.max_attempts IS NULL THEN
-			NEW.max_attempts := coalesce(nullif(current_setting('qml.default_max_attempts', true), ''),
-										 '20')::integer;
+			NEW.max_attempts := CASE WHEN coalesce(current_setting('qml.default_max_attempts', true), '') = ''
+									 THEN 20
+									 ELSE qml.setting('qml.default_max_attempts', '20')::integer END;
 		END IF;
 	ELSE
 		was := OLD.state;
@@ -128,10 +129,11 @@ CREATE FUNCTION qml.job_changed(job_id bigint, queue text, from_state qml.job_st
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	-- per row: settings read directly, not through qml.setting() (a call
+	-- per row: qml.setting() only when the setting is there at all (a call
 	-- with SET search_path costs more than the lookup)
 	IF coalesce((SELECT q.history FROM qml.queues q WHERE q.name = job_changed.queue),
-				nullif(current_setting('qml.history', true), '')::boolean, true) THEN
+				CASE WHEN coalesce(current_setting('qml.history', true), '') <> ''
+					 THEN qml.setting('qml.history', NULL)::boolean END, true) THEN
 		INSERT INTO qml.job_events (job_id, from_state, to_state, worker, error)
 		VALUES (job_id, from_state, to_state, worker, error);
 	END IF;

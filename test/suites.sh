@@ -2,6 +2,9 @@
 # `suite NAME COMMAND...` line each. The cluster is up and PGHOST/PGPORT/
 # PGUSER point at it.
 suite cron make -s cron-test
+# a hand `make` after a change to a header of src/ rebuilds the objects
+# (and JIT bitcode) that include it
+suite build_deps test/build/header_deps.sh
 # libFuzzer targets (test/fuzz/): every parser of outside input, 10 s each,
 # then qml.so itself under ASan and UBSan in a server of its own
 suite fuzz make -s fuzz FUZZ_SECONDS=10
@@ -13,6 +16,9 @@ suite isolation make -s installcheck REGRESS=
 suite sql_edition test/sql_edition/run.sh
 suite sql_edition_runtime test/sql_edition/runtime.sh
 suite sql_edition_parity test/sql_edition/parity.sh
+# its qml.* settings without the library (placeholders), on a cluster of
+# its own: a session's value counts only where the extension allows it
+suite sql_edition_settings test/sql_edition/settings.sh
 suite fetch_plan test/stress/fetch_plan.sh
 suite queue_head test/stress/queue_head.sh
 suite queue_head_short test/stress/queue_head_short.sh

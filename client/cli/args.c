@@ -75,6 +75,14 @@ cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
 }
 
 int
+cli_name_given(cli *g, const char *cmd, const char *what, const char *value)
+{
+	if (value && *value == '\0')
+		return cli_usage_error(g, cmd, "%s must not be empty", what);
+	return EXIT_OK;
+}
+
+int
 cli_getopt(cli *g, const char *cmd, int argc, char **argv, const struct option *opts)
 {
 	char		shortopts[64] = ":hd:";

@@ -88,6 +88,13 @@ int			cli_getopt(cli *g, const char *cmd, int argc, char **argv,
 int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 
+/*
+ * A queue or method given to look for or act on: empty is a usage error
+ * (most often an unset shell variable), not "no such queue". EXIT_OK or
+ * EXIT_USAGE; NULL (not given) is fine.
+ */
+int			cli_name_given(cli *g, const char *cmd, const char *what, const char *value);
+
 /* ---- main.c ---- */
 
 /* Prints the command's help (stdout) and returns EXIT_OK. */
@@ -108,6 +115,15 @@ void		cli_print_json(json_t *v);
 json_t	   *cli_json_value(const char *text);
 json_t	   *cli_json_time(int64_t us);
 json_t	   *cli_json_job(const qml_job *job);
+/*
+ * Text from the database with its control characters written out (\x1b),
+ * so that a terminal does not obey them; newline and tab kept when
+ * keep_lines. malloc'd; NULL when out of memory. Tables use it for
+ * every cell.
+ */
+char	   *cli_printable(const char *s, bool keep_lines);
+/* "  LABEL         value\n", the value through cli_printable */
+void		cli_print_field(const char *label, const char *value);
 /* "2025-01-31 12:00:05" (local time), "-" for QML_TIME_NULL */
 const char *cli_time(int64_t us, char *buf, size_t size);
 /* "5s ago", "in 3m", "-" */

@@ -49,7 +49,7 @@ simple_options(cli *g, const char *cmd, int argc, char **argv, int want)
 		return cli_usage_error(g, cmd, "unexpected argument \"%s\"", argv[optind + want]);
 	if (argc - optind < want)
 		return cli_usage_error(g, cmd, "which queue? qml %s QUEUE", cmd);
-	return EXIT_OK;
+	return cli_name_given(g, cmd, "the queue name", argv[optind]);
 }
 
 int
@@ -78,6 +78,8 @@ cmd_stats(cli *g, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "stats", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = cli_name_given(g, "stats", "--queue", queue)) != EXIT_OK)
+		return rc;
 	if ((rc = cli_connect(g, false, 1, &client)) != EXIT_OK)
 		return rc;
 	if ((st = qml_stats(client, queue, &s, &n)) != QML_OK)
@@ -417,10 +419,12 @@ print_rows(const char *json)
 		for (int c = 0; c < nkeys; c++)
 		{
 			json_t	   *cell = json_object_get(row, keys[c]);
-			char	   *text = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
+			char	   *dumped = json_is_string(cell) ? NULL : json_dumps(cell, JSON_ENCODE_ANY | JSON_COMPACT);
+			char	   *text = cli_printable(json_is_string(cell) ? json_string_value(cell) : dumped ? dumped : "null",
+											 false);
 
-			printf("%s%s: %s", c ? ", " : "", keys[c],
-				   json_is_string(cell) ? json_string_value(cell) : text ? text : "null");
+			printf("%s%s: %s", c ? ", " : "", keys[c], text ? text : "");
+			free(dumped);
 			free(text);
 		}
 		printf("\n");

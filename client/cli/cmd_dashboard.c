@@ -33,7 +33,7 @@ cmd_dashboard(cli *g, int argc, char **argv)
 		if (c == CLI_BAD)
 			return EXIT_USAGE;
 		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
-			return cli_usage_error(g, "dashboard", "--listen wants HOST:PORT, not \"%s\"", optarg);
+			return cli_usage_error(g, "dashboard", "--listen wants one HOST:PORT (PORT from 0 to 65535), not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			o.listen = optarg;
 		else if (c == OPT_TOKEN)
@@ -49,6 +49,11 @@ cmd_dashboard(cli *g, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "dashboard", "unexpected argument \"%s\"", argv[optind]);
+	/* "Authorization: Bearer <token>" carries no blank or control character */
+	for (const char *p = o.token; p && *p; p++)
+		if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
+			return cli_usage_error(g, "dashboard", "the token (--token or QML_DASHBOARD_TOKEN) must be "
+								   "printable ASCII without blanks: it is sent in an HTTP header");
 	o.database_url = g->database_url;
 	return dashboard_run(&o);
 }

@@ -308,7 +308,7 @@ demo_options(cli *g, int argc, char **argv, demo *d)
 		if (c == OPT_QUEUE)
 			d->queue = optarg;
 		if (c == OPT_LISTEN && !dashboard_listen_ok(optarg))
-			return cli_usage_error(g, "demo", "--listen wants HOST:PORT, not \"%s\"", optarg);
+			return cli_usage_error(g, "demo", "--listen wants one HOST:PORT (PORT from 0 to 65535), not \"%s\"", optarg);
 		if (c == OPT_LISTEN)
 			d->dopts.listen = optarg;
 		if (c == OPT_NO_DASHBOARD)
@@ -568,14 +568,14 @@ cmd_demo(cli *g, int argc, char **argv)
 		.workers = 3,
 		.want_dashboard = true,
 		.dopts = {"127.0.0.1:8080", NULL, NULL, 250},
-		/* read before the command's options, as it always was: their --json does not clear it */
-		.tty = isatty(STDOUT_FILENO) && !g->json,
 	};
 	qml_status	st;
 	int			rc;
 
 	if ((rc = demo_options(g, argc, argv, &d)) != EXIT_OK)
 		return rc < 0 ? EXIT_OK : rc;
+	/* after the options: `qml demo --json` is as quiet as `qml --json demo` */
+	d.tty = isatty(STDOUT_FILENO) && !g->json;
 	if ((rc = cli_connect(g, true, 4, &d.client)) != EXIT_OK)
 		return rc;
 	if ((st = qml_health_check(d.client, &d.health)) != QML_OK)

@@ -195,6 +195,9 @@ jobs_options(cli *g, int argc, char **argv, qml_job_filter *f)
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "jobs", "unexpected argument \"%s\"", argv[optind]);
+	if (cli_name_given(g, "jobs", "--queue", f->queue) != EXIT_OK ||
+		cli_name_given(g, "jobs", "--method", f->method) != EXIT_OK)
+		return EXIT_USAGE;
 	return EXIT_OK;
 }
 
@@ -314,14 +317,14 @@ print_job(const qml_job *j)
 				b2[48];
 
 	printf("job %" PRId64 "\n", j->id);
-	printf("  method        %s\n", j->method);
-	printf("  queue         %s\n", j->queue);
+	cli_print_field("method", j->method);
+	cli_print_field("queue", j->queue);
 	printf("  state         %s\n", qml_state_name(j->state));
 	printf("  attempts      %d of %d\n", j->attempts, j->max_attempts);
 	printf("  priority      %d\n", j->priority);
-	printf("  arguments     %s\n", j->arguments);
+	cli_print_field("arguments", j->arguments);
 	if (j->unique_key)
-		printf("  unique key    %s\n", j->unique_key);
+		cli_print_field("unique key", j->unique_key);
 	printf("  created       %s (%s)\n", cli_time(j->created_at, b1, sizeof(b1)), cli_ago(j->created_at, b2, sizeof(b2)));
 	printf("  run at        %s (%s)\n", cli_time(j->run_at, b1, sizeof(b1)), cli_ago(j->run_at, b2, sizeof(b2)));
 	if (j->started_at != QML_TIME_NULL)
@@ -329,11 +332,16 @@ print_job(const qml_job *j)
 	if (j->finished_at != QML_TIME_NULL)
 		printf("  finished      %s (%s)\n", cli_time(j->finished_at, b1, sizeof(b1)), cli_ago(j->finished_at, b2, sizeof(b2)));
 	if (j->locked_by)
-		printf("  held by       %s until %s\n", j->locked_by, cli_time(j->locked_until, b1, sizeof(b1)));
+	{
+		char	   *by = cli_printable(j->locked_by, false);
+
+		printf("  held by       %s until %s\n", by ? by : "", cli_time(j->locked_until, b1, sizeof(b1)));
+		free(by);
+	}
 	if (j->last_error)
-		printf("  last error    %s\n", j->last_error);
+		cli_print_field("last error", j->last_error);
 	if (j->result)
-		printf("  result        %s\n", j->result);
+		cli_print_field("result", j->result);
 }
 
 /* qml job: the job's history, as a table. */

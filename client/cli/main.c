@@ -290,6 +290,9 @@ main(int argc, char **argv)
 			printf("qml %s\n", QML_VERSION);
 			return EXIT_OK;
 		case CLI_ARGS_BAD_OPTION:
+			/* -d or --database-url last, without its URL */
+			if (strcmp(argv[a.index], "-d") == 0 || strcmp(argv[a.index], "--database-url") == 0)
+				return cli_usage_error(&g, NULL, "option '%s' needs a value", argv[a.index]);
 			return cli_usage_error(&g, NULL, "unknown option '%s'", argv[a.index]);
 		case CLI_ARGS_NO_COMMAND:
 			fputs(main_usage, stderr);

@@ -217,6 +217,9 @@ cli_parse_int(const char *text, long min, long max, long *out)
 	char	   *end;
 	long		v;
 
+	/* strtol would skip leading blanks: " 1" is no more a number than "1 " */
+	if (isspace((unsigned char) text[0]))
+		return false;
 	errno = 0;
 	v = strtol(text, &end, 10);
 	if (errno || end == text || *end || v < min || v > max)
@@ -242,6 +245,43 @@ seconds_us(long long sec, long frac_us, int64_t *us)
 	if (sec > INT64_MAX / 1000000 - 1 || sec < INT64_MIN / 1000000 + 1)
 		return false;
 	*us = (int64_t) sec * 1000000 + frac_us;
+	return true;
+}
+
+/*
+ * Whether strptime's fields name a real day and time: it takes
+ * "2025-02-30" (and mktime would make it March 2nd).
+ */
+static bool
+real_date(const struct tm *tm)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int			year = tm->tm_year + 1900;
+	bool		leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return tm->tm_mon >= 0 && tm->tm_mon < 12 && tm->tm_mday >= 1 &&
+		tm->tm_mday <= days[tm->tm_mon] + (tm->tm_mon == 1 && leap) &&
+		tm->tm_hour < 24 && tm->tm_min < 60 && tm->tm_sec < 60;
+}
+
+/* "+HH:MM", "+HHMM" or "+HH" (or -) and nothing after: seconds east of UTC */
+static bool
+utc_offset(const char *text, long *east)
+{
+	int			hh,
+				mm = 0,
+				len = (int) strlen(text);
+
+	if ((text[0] != '+' && text[0] != '-') ||
+		!(len == 3 || len == 5 || (len == 6 && text[3] == ':')) ||
+		strspn(text + 1, "0123456789:") != (size_t) (len - 1))
+		return false;
+	hh = (text[1] - '0') * 10 + (text[2] - '0');
+	if (len > 3)
+		mm = (text[len - 2] - '0') * 10 + (text[len - 1] - '0');
+	if (hh > 15 || mm > 59)
+		return false;
+	*east = (text[0] == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
 	return true;
 }
 
@@ -272,8 +312,12 @@ cli_parse_time(const char *text, int64_t *us)
 		time_t		sec;
 
 		memset(&tm, 0, sizeof(tm));
+		long		east;
+
 		if ((rest = strptime(text, formats[i], &tm)) == NULL)
 			continue;
+		if (!real_date(&tm))
+			return false;
 		if (*rest == '.')
 		{
 			long		scale = 100000;
@@ -291,20 +335,72 @@ cli_parse_time(const char *text, int64_t *us)
 			sec = timegm(&tm);
 		else if ((*rest == '+' || *rest == '-') && isdigit((unsigned char) rest[1]))
 		{
-			int			hh = 0,
-						mm = 0;
-			int			sign = *rest == '-' ? -1 : 1;
-
-			if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1 &&
-				sscanf(rest + 1, "%2d%2d", &hh, &mm) < 1)
+			if (!utc_offset(rest, &east))
 				return false;
-			sec = timegm(&tm) - sign * (hh * 3600 + mm * 60);
+			sec = timegm(&tm) - east;
 		}
 		else
 			continue;
 		return seconds_us(sec, frac_us, us);
 	}
 	return false;
+}
+
+/* ---- text from the database, for a terminal ---- */
+
+/*
+ * s with its control characters written out: a job's method, queue,
+ * arguments, error or worker name is anyone's text, and a terminal obeys
+ * the controls in it (ESC starts sequences that move the cursor, retitle
+ * the window, write the clipboard). Each C0 control (newline and tab kept
+ * when keep_lines), DEL and each C1 control (U+0080..U+009F) becomes \xNN
+ * or \u00NN. Into dst when not NULL; returns the length.
+ */
+static size_t
+printable(char *dst, const char *s, bool keep_lines)
+{
+	size_t		n = 0;
+
+	for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+	{
+		char		esc[8];
+		size_t		len;
+
+		if ((*p < 0x20 && !(keep_lines && (*p == '\n' || *p == '\t'))) || *p == 0x7f)
+			len = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			len = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *++p);
+		else
+		{
+			esc[0] = (char) *p;
+			len = 1;
+		}
+		if (dst)
+			memcpy(dst + n, esc, len);
+		n += len;
+	}
+	if (dst)
+		dst[n] = '\0';
+	return n;
+}
+
+char *
+cli_printable(const char *s, bool keep_lines)
+{
+	char	   *out = malloc(printable(NULL, s, keep_lines) + 1);
+
+	if (out)
+		printable(out, s, keep_lines);
+	return out;
+}
+
+void
+cli_print_field(const char *label, const char *value)
+{
+	char	   *text = cli_printable(value, true);
+
+	printf("  %-14s%s\n", label, text ? text : "");
+	free(text);
 }
 
 /* ---- tables ---- */
@@ -341,7 +437,7 @@ table_row(cli_table *t, va_list ap)
 	{
 		const char *s = va_arg(ap, const char *);
 
-		t->cells[base + (size_t) i] = strdup(s ? s : "");
+		t->cells[base + (size_t) i] = cli_printable(s ? s : "", false);
 	}
 	t->nrows++;
 }

@@ -25,6 +25,7 @@
 #define DASH_MAX_BODY (64 * 1024)	/* bigger request bodies: 413 */
 #define DASH_MAX_WS 100			/* WebSocket clients at once */
 #define DASH_THROUGHPUT_MINUTES 60
+#define DASH_MAX_PATH 8192		/* the request line is at most max_request_size */
 
 typedef struct dash_options
 {

@@ -49,6 +49,47 @@ route_parse_id(const char *s, size_t len, int64_t *id)
 	return v > 0;
 }
 
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool
+route_decode_path(const char *raw, char *out, size_t size)
+{
+	size_t		n = 0;
+
+	for (const char *p = raw; *p; p++)
+	{
+		char		c = *p;
+
+		if (c == '%')
+		{
+			int			hi = hex_value(p[1]),
+						lo = hi < 0 ? -1 : hex_value(p[2]);
+
+			if (lo < 0 || (hi | lo) == 0)
+				return false;
+			c = (char) (hi * 16 + lo);
+			p += 2;
+		}
+		if (n + 1 >= size)
+			return false;
+		out[n++] = c;
+	}
+	if (size == 0)
+		return false;
+	out[n] = '\0';
+	return true;
+}
+
 /*
  * "<prefix><name>/<action>" where name may itself hold slashes (a queue's
  * name may): the name is everything between the prefix and the last

@@ -38,7 +38,14 @@ typedef struct route
 /* A positive 64-bit id, 1 to 19 digits only. */
 bool		route_parse_id(const char *s, size_t len, int64_t *id);
 
-/* Routes method (GET, HEAD, POST, ...) and path; fills *r, never fails. */
+/*
+ * The request's path as sent (civetweb's decode_url is off) into out, each
+ * %XX decoded; false when it holds %00 (a NUL byte would cut a name or id
+ * short), a % not followed by two hex digits, or does not fit in size.
+ */
+bool		route_decode_path(const char *raw, char *out, size_t size);
+
+/* Routes method (GET, HEAD, POST, ...) and decoded path; fills *r, never fails. */
 void		route_request(const char *method, const char *path, route *r);
 
 #endif							/* QML_DASHBOARD_ROUTER_H */

@@ -7,6 +7,7 @@
  *	  they share the libqml client, which is thread-safe, and nothing else
  *	  but atomics and live.c's cache.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -40,7 +41,49 @@ get_param(struct mg_connection *conn, const char *name, char *buf, size_t size,
 		http_error(conn, 400, "parameter %s is too long", name);
 		return false;
 	}
+	/* %00 would cut the value short: a queue "a%00b" is not queue "a" */
+	if (n > 0 && strlen(buf) != (size_t) n)
+	{
+		http_error(conn, 400, "parameter %s must not contain a NUL byte (%%00)", name);
+		return false;
+	}
 	*given = n > 0;
+	return true;
+}
+
+/*
+ * Every parameter of the query string is one of `allowed` (a list that
+ * ends with NULL); else 400 naming it, so that a misspelt filter
+ * (?stat=failed) is not answered as if there were none.
+ */
+static bool
+params_known(struct mg_connection *conn, const char *path, const char *const *allowed)
+{
+	const char *qs = mg_get_request_info(conn)->query_string;
+	char		name[64];
+
+	for (const char *p = qs; p && *p; p += strcspn(p, "&"), p += *p == '&')
+	{
+		size_t		len = strcspn(p, "=&");
+		const char *const *a = allowed;
+		int			n = mg_url_decode(p, (int) len, name, sizeof(name), 1);
+
+		if (len == 0)
+			continue;			/* "a=1&&b=2" */
+		while (n >= 0 && *a && strcmp(*a, name) != 0)
+			a++;
+		if (n < 0 || *a == NULL)
+		{
+			char		takes[128] = "";
+
+			for (a = allowed; *a; a++)
+				snprintf(takes + strlen(takes), sizeof(takes) - strlen(takes), "%s%s",
+						 a == allowed ? "" : ", ", *a);
+			http_error(conn, 400, "unknown parameter \"%.*s\": %s takes %s", (int) (len < 64 ? len : 64), p,
+					   path, takes[0] ? takes : "none");
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -61,7 +104,8 @@ get_int_param(struct mg_connection *conn, const char *name, long min, long max,
 		return true;
 	errno = 0;
 	v = strtol(buf, &end, 10);
-	if (errno || *end || end == buf || v < min || v > max)
+	/* strtol skips leading blanks: " 60" is refused as "60 " is */
+	if (errno || *end || end == buf || isspace((unsigned char) buf[0]) || v < min || v > max)
 	{
 		http_error(conn, 400, "%s must be an integer between %ld and %ld", name, min, max);
 		return false;
@@ -450,6 +494,10 @@ routes_handle(struct mg_connection *conn, void *cbdata)
 	dash	   *d = cbdata;
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	const char *path = ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri;
+	static const char *const none[] = {NULL};
+	static const char *const job_list[] = {"state", "queue", "method", "id", "after", "limit", NULL};
+	static const char *const minutes[] = {"minutes", NULL};
+	char		decoded[DASH_MAX_PATH];
 	route		r;
 
 	if (path == NULL)
@@ -457,9 +505,20 @@ routes_handle(struct mg_connection *conn, void *cbdata)
 		http_error(conn, 400, "bad request");
 		return 1;
 	}
+	/* civetweb leaves the path encoded (decode_url = no): %00 is refused here */
+	if (!route_decode_path(path, decoded, sizeof(decoded)))
+	{
+		http_error(conn, 400, "the path must not hold %%00 or a %% without two hex digits after it");
+		return 1;
+	}
+	path = decoded;
 	if (!http_body_ok(conn))
 		return 1;
 	route_request(ri->request_method, path, &r);
+	/* the API's routes (not the page, /healthz or /metrics) name what they take */
+	if (r.id > RT_METRICS &&
+		!params_known(conn, path, r.id == RT_JOBS ? job_list : r.id == RT_THROUGHPUT ? minutes : none))
+		return 1;
 	switch (r.id)
 	{
 		case RT_OTHER:

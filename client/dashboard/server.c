@@ -66,8 +66,12 @@ bool
 dashboard_listen_ok(const char *listen)
 {
 	const char *colon = strrchr(listen, ':');
+	size_t		digits = colon ? strlen(colon + 1) : 0;
 
-	return colon && colon != listen && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
+	/* one address: civetweb would read a comma as a second one to listen on */
+	return colon && colon != listen && strchr(listen, ',') == NULL &&
+		digits > 0 && digits <= 5 && strspn(colon + 1, "0123456789") == digits &&
+		atoi(colon + 1) <= 65535;
 }
 
 static int
@@ -98,6 +102,8 @@ dashboard_start(const dash_options *opts)
 		"request_timeout_ms", "10000",
 		"enable_keep_alive", "no",
 		"websocket_timeout_ms", "3600000",
+		/* routes.c decodes the path itself, refusing %00 */
+		"decode_url", "no",
 		NULL
 	};
 	struct mg_callbacks cb;
@@ -109,7 +115,7 @@ dashboard_start(const dash_options *opts)
 
 	if (!dashboard_listen_ok(opts->listen))
 	{
-		fprintf(stderr, "qml dashboard: --listen wants HOST:PORT, not \"%s\"\n", opts->listen);
+		fprintf(stderr, "qml dashboard: --listen wants one HOST:PORT (PORT from 0 to 65535), not \"%s\"\n", opts->listen);
 		return NULL;
 	}
 	if ((d = calloc(1, sizeof(*d))) == NULL)

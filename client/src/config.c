@@ -438,8 +438,10 @@ qml_server_config_set_queues(qml_server_config *c, const char *const *queues,
 		return qml__error(QML_ERR_INVALID, "at least one queue is needed");
 	for (size_t i = 0; i < count; i++)
 	{
+		if (queues[i] != NULL && qml__utf8_chars(queues[i]) < 0)
+			return qml__error(QML_ERR_INVALID, "queue names must be valid UTF-8");
 		if (queues[i] == NULL || queues[i][0] == '\0' ||
-			strlen(queues[i]) > MAX_QUEUE_NAME)
+			qml__utf8_chars(queues[i]) > MAX_QUEUE_NAME)
 			return qml__error(QML_ERR_INVALID,
 							  "queue names must have 1 to %d characters",
 							  MAX_QUEUE_NAME);

@@ -44,6 +44,8 @@ void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
 /* Whether s is well-formed UTF-8, as PostgreSQL and JSON text must be. */
 bool		qml__utf8_valid(const char *s);
+/* Its characters when s is well-formed UTF-8, else -1 (names' limits count characters). */
+long		qml__utf8_chars(const char *s);
 /* A copy of s with each byte that is not part of a UTF-8 character as '?'. */
 char	   *qml__strdup_utf8(const char *s);
 void		qml__i64_text(char *buf, size_t size, int64_t v);

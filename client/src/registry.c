@@ -34,7 +34,9 @@ qml_registry_add(qml_registry *r, const char *method, qml_handler_fn fn,
 
 	if (r == NULL || fn == NULL)
 		return qml__error(QML_ERR_INVALID, "registry and handler must not be NULL");
-	if (method == NULL || method[0] == '\0' || strlen(method) > 1000)
+	if (method != NULL && qml__utf8_chars(method) < 0)
+		return qml__error(QML_ERR_INVALID, "method is not valid UTF-8");
+	if (method == NULL || method[0] == '\0' || qml__utf8_chars(method) > 1000)
 		return qml__error(QML_ERR_INVALID, "method must have 1 to 1000 characters");
 	for (size_t i = 0; i < r->count; i++)
 	{

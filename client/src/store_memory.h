@@ -252,7 +252,8 @@ void		mem_set_state(mem_store *m, mem_job *j, qml_job_state to,
 int64_t		mem_pass(mem_store *m, int64_t now, int64_t *promoted,
 					 int64_t *rescued, int64_t *fired, int64_t *pruned);
 void		mem_job_free(mem_job *j);
-void		mem_job_place(mem_store *m, mem_job *j);
+/* false when out of memory: then j is in no index */
+bool		mem_job_place(mem_store *m, mem_job *j);
 /* a new last event of j, its fields to be set; NULL when out of memory */
 mem_event  *mem_event_append(mem_job *j);
 /* notes a finished job, for pruning in finish order; false when out of memory */

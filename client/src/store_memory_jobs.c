@@ -34,25 +34,28 @@ mem_job_free(mem_job *j)
 	free(j);
 }
 
-/* Puts a job in the heap its state calls for. */
-void
+/*
+ * Puts a job in the heap its state calls for; false when out of memory
+ * (then it is in none).
+ */
+bool
 mem_job_place(mem_store *m, mem_job *j)
 {
 	switch (j->state)
 	{
 		case QML_STATE_ENQUEUED:
-			mem_index_push(&j->queue->ready, j);
-			break;
+			return mem_index_push(&j->queue->ready, j);
 		case QML_STATE_SCHEDULED:
 		case QML_STATE_AWAITING_RETRY:
-			if (mem_index_push(&m->timers, j) && mem_index_top(&m->timers) == j)
+			if (!mem_index_push(&m->timers, j))
+				return false;
+			if (mem_index_top(&m->timers) == j)
 				pthread_cond_signal(&m->cv);
-			break;
+			return true;
 		case QML_STATE_PROCESSING:
-			mem_index_push(&m->leases, j);
-			break;
+			return mem_index_push(&m->leases, j);
 		default:
-			break;
+			return true;
 	}
 }
 
@@ -298,7 +301,9 @@ mem_job_build(const char *method, const char *arguments,
 /*
  * Files a built job in `queue` (caller holds mu): its id, indexes and
  * first event. The store owns j afterwards: when a live job of the queue
- * holds its unique key, j is freed and *id is that job's.
+ * holds its unique key, j is freed and *id is that job's. Every allocation
+ * comes before the first change that cannot be taken back, so out of
+ * memory files nothing (a batch undoes what it filed with mem_job_unfile).
  */
 qml_status
 mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now, int64_t *id)
@@ -319,22 +324,45 @@ mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now, int64_t *
 	}
 	j->id = m->by_id_base + (int64_t) m->nby_id;
 	j->queue = q;
+	j->state = (int8_t) (j->run_at > now ? QML_STATE_SCHEDULED : QML_STATE_ENQUEUED);
+	if (j->state == QML_STATE_ENQUEUED)
+		j->enqueued_at = now;
 	if (!index_job(m, j))
 	{
 		free(j);
 		return qml__nomem();
 	}
-	j->state = (int8_t) (j->run_at > now ? QML_STATE_SCHEDULED : QML_STATE_ENQUEUED);
-	if (j->state == QML_STATE_ENQUEUED)
-		j->enqueued_at = now;
+	if ((j->unique_key && !mem_map_put(&q->unique, j->unique_key, j)) ||
+		!mem_job_place(m, j))
+	{
+		if (j->unique_key && mem_map_get(&q->unique, j->unique_key) == j)
+			mem_map_del(&q->unique, j->unique_key);
+		m->nby_id--;
+		free(j);
+		return qml__nomem();
+	}
 	q->counts[j->state]++;
 	m->live++;
+	/* the first event is inline: it cannot fail */
 	add_event(j, -1, j->state, NULL, NULL, now);
-	if (j->unique_key)
-		mem_map_put(&q->unique, j->unique_key, j);
-	mem_job_place(m, j);
 	*id = j->id;
 	return QML_OK;
+}
+
+/*
+ * Takes back the last job mem_job_file filed, which nothing has touched
+ * since (caller holds mu): a batch that cannot file all its jobs files none.
+ */
+static void
+mem_job_unfile(mem_store *m, mem_job *j)
+{
+	unplace(m, j);
+	if (j->unique_key)
+		mem_map_del(&j->queue->unique, j->unique_key);
+	j->queue->counts[j->state]--;
+	m->live--;
+	m->nby_id--;
+	mem_job_free(j);
 }
 
 /* mem_job_build and mem_job_file in one (caller holds mu) */
@@ -389,7 +417,11 @@ mem_enqueue(qml_store *store, const char *method, const char *arguments,
 	return st;
 }
 
-/* All jobs are checked and built first: a refused one stores nothing. */
+/*
+ * All jobs are checked and built first: a refused one stores nothing. Then
+ * all are filed, or, when memory runs out part way, those filed are taken
+ * back: the batch is all or nothing, as PostgreSQL's transaction is.
+ */
 qml_status
 mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 				  int64_t *ids)
@@ -416,10 +448,19 @@ mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 		st = full(m, count);
 		for (; st == QML_OK && i < count; i++)
 		{
+			size_t		before = m->nby_id;
+
 			st = mem_job_file(m, built[i], jobs[i].options.queue, now, &id);
+			/* filed, or freed (its unique key's job stands for it, or an error) */
+			if (st != QML_OK || m->nby_id == before)
+				built[i] = NULL;
 			if (ids)
 				ids[i] = id;
 		}
+		/* i is one past the job that failed, which mem_job_file freed */
+		for (size_t k = i; st != QML_OK && k-- > 0;)
+			if (built[k] != NULL)
+				mem_job_unfile(m, built[k]);
 		for (size_t k = 0; st == QML_OK && k < count; k++)
 			if (k == 0 || jobs[k].options.queue != jobs[k - 1].options.queue)
 				mem_wake(m, mem_queue_get(m, jobs[k].options.queue ? jobs[k].options.queue : "default", false));

@@ -478,18 +478,26 @@ utf8_char_len(const unsigned char *s)
 	return n;
 }
 
-bool
-qml__utf8_valid(const char *s)
+long
+qml__utf8_chars(const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *) s; *p;)
+	long		chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *) s; *p; chars++)
 	{
 		size_t		n = utf8_char_len(p);
 
 		if (n == 0)
-			return false;
+			return -1;
 		p += n;
 	}
-	return true;
+	return chars;
+}
+
+bool
+qml__utf8_valid(const char *s)
+{
+	return qml__utf8_chars(s) >= 0;
 }
 
 char *

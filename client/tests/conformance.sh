@@ -44,6 +44,10 @@ done
 echo "# memory store"
 out=$("$bin/memory_test" 2>&1) || { echo "$out" | grep -v '^ok '; echo "# memory store FAILED"; failed=1; }
 echo "$out" | tail -1
+# out of memory part way through a batch: all of it or none (memory_oom_test.c)
+echo "# memory store out of memory"
+out=$("$bin/memory_oom_test" 2>&1) || { echo "$out" | grep -v '^ok '; echo "# memory store out of memory FAILED"; failed=1; }
+echo "$out" | tail -1
 
 # the memory store through the qml command, over its capacity: a clear
 # error and exit 1 (docs/cli.md), and the jobs accepted before it are kept

@@ -198,6 +198,83 @@ has "paused" "says so"
 expect "qml resume" 0 "$QML" resume reports
 [ "$(q -c "SELECT paused FROM qml.queues WHERE name = 'reports'")" = f ] && ok "resumed" || bad "resumed"
 expect "pause without a queue: exit 2" 2 "$QML" pause
+# an empty name (an unset shell variable, most often) is a usage error, not
+# "no jobs" or a warning about a queue never seen
+queues_before=$(q -c "SELECT count(*) FROM qml.queues")
+for args in "jobs --queue=" "jobs --method=" "stats --queue=" "pause " "resume "; do
+	read -r -a words <<<"$args"
+	[ "${args: -1}" = " " ] && words+=("")
+	expect "qml $args'': exit 2" 2 "$QML" "${words[@]}"
+	has "must not be empty" "... saying the name must not be empty"
+	case "$out" in *warning*) bad "... and no warning about an unknown queue first" "$out";; esac
+done
+[ "$(q -c "SELECT count(*) FROM qml.queues")" = "$queues_before" ] && ok "no queue was made by any of them" || bad "no queue was made"
+# a time that names no real day, or an offset that is none, is refused,
+# not moved (strptime takes February 30th, mktime makes it March 2nd)
+jobs_before=$(q -c "SELECT count(*) FROM qml.jobs")
+for at in "2025-02-30 12:00" 2025-02-29 2025-04-31T00:00:00Z 2025-01-31T23:59:60Z \
+	2025-01-31T12:00:00+05:00x 2025-01-31T12:00:00+99:00 2025-01-31T12:00:00-5; do
+	expect "enqueue --at '$at': exit 2" 2 "$QML" enqueue m '[1]' --at "$at"
+	has "cannot read" "... saying it cannot read the time"
+done
+[ "$(q -c "SELECT count(*) FROM qml.jobs")" = "$jobs_before" ] && ok "no job was made by any of them" || bad "no job was made"
+expect "enqueue --at 2040-02-29T12:00:00+05:30 (a leap day, an offset): exit 0" 0 "$QML" enqueue m '[1]' --at 2040-02-29T12:00:00+05:30
+[ "$(q -c "SELECT run_at = '2040-02-29 06:30:00+00' FROM qml.jobs WHERE id = $out")" = t ] &&
+	ok "... at that instant" || bad "... at that instant" "$(q -c "SELECT run_at FROM qml.jobs WHERE id = $out")"
+expect "job ' 1' (a blank before the id): exit 2" 2 "$QML" job ' 1'
+expect "enqueue --priority ' 5': exit 2" 2 "$QML" enqueue m --priority ' 5'
+for o in -d --database-url; do
+	expect "qml $o without its URL: exit 2" 2 "$QML" $o
+	has "option '$o' needs a value" "... saying it needs a value"
+	expect "qml stats $o without its URL: exit 2" 2 "$QML" stats $o
+	has "needs a value" "... saying it needs a value"
+done
+# --listen takes one HOST:PORT with a port up to 65535 (civetweb reads a
+# comma as a second address to listen on: another interface)
+for l in 127.0.0.1:65536 127.0.0.1:99999 127.0.0.1:0000080 "127.0.0.1:8080,0.0.0.0:8081" "127.0.0.1:8080s"; do
+	expect "qml dashboard --listen $l: exit 2" 2 timeout 10 "$QML" dashboard --listen "$l"
+	has "HOST:PORT" "... saying what --listen wants"
+	expect "qml demo --listen $l: exit 2" 2 timeout 10 "$QML" demo --listen "$l"
+done
+
+echo "# worker names and the dashboard's token: refused at the start, not in every fetch"
+expect "worker --exec with a method not UTF-8: exit 2" 2 timeout 10 "$QML" worker --exec $'m\xff=true'
+has "not valid UTF-8" "... saying so"
+expect "worker --queues with a name not UTF-8: exit 2" 2 timeout 10 "$QML" worker --exec m=true --queues $'a,\xff'
+has "valid UTF-8" "... saying so"
+# limits count characters, as PostgreSQL's: 100 two-byte characters fit in 128
+expect "worker --queues with 100 'é' (200 bytes): it runs" 124 timeout 3 "$QML" worker --exec m=true --queues "$(printf 'é%.0s' $(seq 100))"
+for tok in $'a\nb' 'a b' $'caf\xc3\xa9'; do
+	expect "dashboard --token $(printf %q "$tok"): exit 2" 2 timeout 10 "$QML" dashboard --listen 127.0.0.1:0 --token "$tok"
+	has "printable ASCII" "... saying what a token may hold"
+done
+expect "QML_DASHBOARD_TOKEN with a blank: exit 2" 2 env QML_DASHBOARD_TOKEN='a b' timeout 10 "$QML" dashboard --listen 127.0.0.1:0
+
+echo "# text from the database is shown, not obeyed by the terminal"
+# a producer's method or queue, a worker's error: ESC and the C1 controls
+# (U+009B is a one-character CSI) would move the cursor, retitle or clear
+# the window; the commands write them out as \x1b, \u009b
+ctl_id=$(q -c "SELECT qml.enqueue(E'ctl\x1b]0;pwned\x07', E'[\"\\u009b31m\"]', queue => E'ctlq\x1b[2J', unique_key => E'k\x1b[1m')")
+q -c "SELECT id FROM qml.fetch(E'w\x1b[5m', ARRAY[E'ctlq\x1b[2J'], session_lease => false)" \
+	-c "SELECT qml.fail($ctl_id, E'w\x1b[5m', E'boom\x1b[31m red\nline2 \u009b1m', false)" >/dev/null
+q -c "SELECT qml.add_recurring(E'ctl\x1b[2J', '@daily', E'm\x1b[2J', queue => 'ctl_recurring')" >/dev/null
+for c in "jobs --queue=ctlq"$'\x1b'"[2J" "job $ctl_id" "stats" "recurring list"; do
+	read -r -a words <<<"$c"
+	out=$("$QML" "${words[@]}" 2>&1)
+	if printf %s "$out" | LC_ALL=C grep -q $'\x1b\|\xc2\x9b'; then
+		bad "qml $c: no control character reaches the terminal" "$(printf %s "$out" | cat -v | head -3)"
+	else
+		ok "qml $c: no control character reaches the terminal"
+	fi
+	case "$out" in *'\x1b'*) ok "... it is written out as \\x1b";; *) bad "... it is written out as \\x1b" "$out";; esac
+done
+out=$("$QML" job "$ctl_id")
+case "$out" in *'\u009b1m'*'line2'*) ok "qml job: a C1 control as \\u009b, the error's lines kept";;
+	*) bad "qml job: a C1 control as \\u009b, the error's lines kept" "$out";; esac
+out=$("$QML" --json job "$ctl_id")
+[ "$(q -c "SELECT (\$j\$$out\$j\$::jsonb)->>'method' = E'ctl\x1b]0;pwned\x07'")" = t ] &&
+	ok "--json keeps the text as it is (JSON escapes it)" || bad "--json keeps the text as it is" "$out"
+q -c "SELECT qml.remove_recurring(E'ctl\x1b[2J')" >/dev/null
 
 echo "# recurring"
 expect "recurring add" 0 "$QML" recurring add nightly-cleanup '0 3 * * *' cleanup '["all"]' --queue maintenance
@@ -363,6 +440,15 @@ has "scheduled 3" "shows scheduled jobs"
 has "dashboard: http://127.0.0.1:" "and prints the dashboard's address"
 [ "$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'demo_cli' AND method = 'demo.flaky_email' AND state = 'succeeded' AND attempts = 2")" = 1 ] &&
 	ok "the flaky job succeeded on its second attempt" || bad "the flaky job succeeded on its second attempt"
+# at a terminal (script(1) gives it a pty), the command's own --json is
+# read before the demo decides to redraw a progress line and linger with
+# its dashboard until ^C: it prints its JSON summary and exits
+out=$(timeout 60 script -qefc "'$QML' demo --json --queue demo_cli_tty --listen 127.0.0.1:0 --workers 2" /dev/null </dev/null 2>&1)
+rc=$?
+[ $rc = 0 ] && ok "qml demo --json at a terminal: exit 0, no lingering" || bad "qml demo --json at a terminal: exit 0, no lingering" "exit $rc"
+# (stdout and stderr are the one terminal: the JSON from its first line)
+is_json "$(echo "$out" | tr -d '\r' | sed -n '/^{/,$p')" && ok "... its output is the JSON summary" ||
+	bad "... its output is the JSON summary" "$(echo "$out" | tail -3 | tr '\n' ' ')"
 
 . test/cli/search_path.sh
 . test/cli/papercuts.sh

@@ -265,13 +265,32 @@ def test_filters():
     check(s == 200 and b == {"jobs": [], "next": None}, "an unknown queue: an empty list", b)
     for q, why in [("state=running", "unknown state"), ("limit=0", "limit 0"), ("limit=501", "limit 501"),
                    ("limit=abc", "limit abc"), ("after=abc", "cursor abc"), ("after=-5", "cursor -5"),
-                   ("id=1.5", "id 1.5"), ("minutes=0", None)]:
+                   ("id=1.5", "id 1.5"), ("limit=%2010", "limit ' 10'"), ("limit=10%20", "limit '10 '"),
+                   ("minutes=0", None), ("minutes=%2060", None)]:
         if why is None:
             s, _, b = get("/api/throughput?" + q)
-            why = "throughput minutes=0"
+            why = "throughput " + q
         else:
             s, _, b = get("/api/jobs?" + q)
         check(s == 400 and is_error(b), "%s: 400 with an error" % why, (s, b))
+    # a misspelt or unknown parameter is refused, naming it, not ignored
+    for path, name in [("/api/jobs?stat=failed", "stat"), ("/api/jobs?state=failed&limt=5", "limt"),
+                       ("/api/stats?queue=mail", "queue"), ("/api/queues?x", "x"),
+                       ("/api/throughput?minutes=5&minute=6", "minute"), ("/api/jobs/%d?full=1" % XSS, "full"),
+                       ("/api/running?limit=5", "limit"), ("/api/recurring?name=nightly", "name"),
+                       ("/api/workers?all", "all")]:
+        s, _, b = get(path)
+        check(s == 400 and is_error(b) and ('"%s"' % name) in b["error"],
+              "GET %s: 400 naming the unknown parameter" % path, (s, b))
+    s, _, b = post("/api/queues/mail/pause?now=1")
+    check(s == 400 and is_error(b) and sql("SELECT count(*) FROM qml.queues WHERE name = 'mail' AND paused") == "0",
+          "POST with an unknown parameter: 400, the queue not paused", (s, b))
+    s, _, b = get("/api/jobs?queue=mail&&limit=2")
+    check(s == 200 and len(b["jobs"]) == 2, "an empty piece of the query string (&&) is no parameter", (s, b))
+    # a NUL byte (%00) cuts a C string short: "mail%00x" must not be read as queue "mail"
+    for path in ("/api/jobs?queue=mail%00x", "/api/jobs?method=mail.send%00", "/api/jobs?state=failed%00x"):
+        s, _, b = get(path)
+        check(s == 400 and is_error(b) and "NUL" in b["error"], "GET %s: 400" % path, (s, b))
 
 
 def test_job():
@@ -289,6 +308,22 @@ def test_job():
         check(s == 400 and is_error(b), "GET /api/jobs/%s: 400" % bad_id, (s, b))
     s, _, b = get("/api/jobs/987654321")
     check(s == 404 and is_error(b), "an unknown job: 404 with an error", (s, b))
+    # the path is decoded by the dashboard: %00 and a bad % escape are 400,
+    # and "%d%%00" is not job %d
+    for path in ("/api/jobs/%d%%00" % XSS, "/api/jobs/%d%%00x" % XSS, "/api/jobs/%zz", "/api/jobs/1%", "/api/jobs%00"):
+        s, _, b = get(path)
+        check(s == 400 and is_error(b), "GET %s: 400" % path, (s, b))
+    s, _, b = get("/api/jobs/%%%X" % (0x30 + int(str(XSS)[0])) + str(XSS)[1:])
+    check(s == 200 and b["job"]["id"] == XSS, "a percent-encoded digit is that digit", (s, b))
+    before = sql("SELECT count(*) FROM qml.queues")
+    for path in ("/api/queues/mail%00x/pause", "/api/queues/mail%/pause", "/api/recurring/nightly%00/run",
+                 "/api/jobs/%d%%00/retry" % XSS):
+        s, _, b = post(path)
+        check(s == 400 and is_error(b), "POST %s: 400" % path, (s, b))
+    check(sql("SELECT count(*) FROM qml.queues") == before and
+          sql("SELECT count(*) FROM qml.queues WHERE paused") == "0" and
+          sql("SELECT count(*) FROM qml.jobs WHERE method = 'report.nightly'") == "0",
+          "... and none of them paused a queue or ran a job")
     for path in ("/api/nope", "/nope", "/api/jobs/1/nope", "/assets/nope.js", "/api"):
         s, _, b = get(path)
         check(s == 404 and is_error(b), "GET %s: 404 with a JSON body" % path, (s, b))

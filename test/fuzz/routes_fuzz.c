@@ -10,6 +10,10 @@
  * INT64_MAX); a name route rebuilds to the very path it came from, and the
  * name fits its buffer; a wrong method is reported only for a method the
  * route does not take; and routing the rebuilt path gives the same route.
+ * The path is first decoded as routes.c does (route_decode_path): it is
+ * refused exactly when it holds %00, a % without two hex digits, or does
+ * not fit; else every %XX is its byte and encoding the result again gives
+ * back a path that decodes to the same.
  *
  * Build and run: make fuzz-routes (test/fuzz/fuzz.mk)
  *
@@ -17,6 +21,7 @@
  */
 #include "router.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,17 +135,59 @@ check(const char *method, const char *path)
 		die("the rebuilt path routes elsewhere", method, path);
 }
 
+/* the decoding oracle: what route_decode_path must answer for raw */
+static bool
+oracle_decodable(const char *raw, size_t room)
+{
+	size_t		n = 0;
+
+	for (const char *p = raw; *p; p++, n++)
+	{
+		if (*p != '%')
+			continue;
+		if (!isxdigit((unsigned char) p[1]) || !isxdigit((unsigned char) p[2]) ||
+			(p[1] == '0' && p[2] == '0'))
+			return false;
+		p += 2;
+	}
+	return n < room;
+}
+
+static void
+check_decode(const char *method, const char *raw)
+{
+	static char decoded[256],
+				encoded[3 * 256],
+				again[256];
+	bool		ok = route_decode_path(raw, decoded, sizeof(decoded));
+	size_t		n = 0;
+
+	if (ok != oracle_decodable(raw, sizeof(decoded)))
+		die(ok ? "a path decoded that should be refused" : "a path refused that should decode", method, raw);
+	if (!ok)
+		return;
+	encoded[0] = '\0';
+	for (const unsigned char *p = (const unsigned char *) decoded; *p; p++)
+		n += (size_t) snprintf(encoded + n, sizeof(encoded) - n, "%%%02X", *p);
+	if (!route_decode_path(encoded, again, sizeof(again)) || strcmp(again, decoded) != 0)
+		die("a decoded path encoded again decodes to another", method, raw);
+	check(method, decoded);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char	   *path;
+	const char *method;
 
 	if (size == 0)
 		return 0;
 	path = malloc(size);
 	memcpy(path, data + 1, size - 1);
 	path[size - 1] = '\0';
-	check(methods[data[0] % (sizeof(methods) / sizeof(methods[0]))], path);
+	method = methods[data[0] % (sizeof(methods) / sizeof(methods[0]))];
+	check(method, path);
+	check_decode(method, path);
 	free(path);
 	return 0;
 }
