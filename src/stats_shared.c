@@ -220,13 +220,13 @@ entry_unused(CountEntry *e)
 	return entry_empty(e);
 }
 
+/* the partition of a key: the queue's slot hash (wakeup.c) and the minute */
 static int
 partition_of(Oid dboid, int64 minute, const char *queue)
 {
-	uint32		h = hash_combine(hash_bytes_uint32(dboid),
+	uint32		h = hash_combine((uint32) qml_queue_slot(dboid, queue, strlen(queue)),
 								 hash_bytes_uint32((uint32) minute));
 
-	h = hash_combine(h, hash_bytes((const unsigned char *) queue, strlen(queue)));
 	return (int) (h % QML_STATS_PARTITIONS);
 }
 
