@@ -16,6 +16,13 @@
  * qml committed, for the launcher to start their schedulers. One LWLock
  * guards it; every access is a few loads and stores.
  *
+ * Every transaction that changes jobs asks whether its database has a
+ * scheduler (whether its counts are kept, stats_shared.c). Even taken
+ * shared, the lock is a cache line every committing backend writes, so
+ * the answer is remembered with the registry's count of schedulers that
+ * came and went, which is only read: asked again, a backend takes the
+ * lock only when that count moved.
+ *
  * Without preloading nothing here is set up and qml_shmem_ready() is false.
  *
  *-------------------------------------------------------------------------
@@ -23,6 +30,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -62,6 +70,7 @@ typedef struct Created
 
 typedef struct Registry
 {
+	pg_atomic_uint64 sched_gen; /* schedulers that took or left an entry */
 	Latch	   *launcher_latch;
 	uint64		ext_gen;		/* counts commits that created or dropped qml */
 	int			ncreated;
@@ -121,6 +130,7 @@ qml_shmem_startup(void)
 	if (!found)
 	{
 		memset(registry, 0, registry_size());
+		pg_atomic_init_u64(&registry->sched_gen, 1);
 		registry->nentries = registry_entries();
 	}
 	qml_wakeup_shmem_init();
@@ -229,6 +239,7 @@ registry_release(int code, Datum arg)
 		e->pid = 0;
 		e->latch = NULL;
 		e->leave = false;
+		pg_atomic_fetch_add_u64(&registry->sched_gen, 1);
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
 }
@@ -256,6 +267,7 @@ qml_registry_claim(Oid dboid)
 		e->leave = false;
 		e->seen = QML_EXT_UNKNOWN;
 		e->slot_wait_since = 0;
+		pg_atomic_fetch_add_u64(&registry->sched_gen, 1);
 		ok = true;
 	}
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
@@ -348,19 +360,30 @@ qml_registry_due_at(Oid dboid)
 	return due;
 }
 
+/*
+ * Whether a scheduler serves the database: remembered while no scheduler
+ * came or went (see the top of the file).
+ */
 bool
 qml_registry_has_scheduler(Oid dboid)
 {
+	static uint64 known_gen = 0;
+	static Oid	known_db = InvalidOid;
+	static bool known_has = false;
 	DbEntry    *e;
-	bool		has;
 
 	if (!qml_shmem_ready())
 		return false;
+	if (dboid == known_db &&
+		pg_atomic_read_u64(&registry->sched_gen) == known_gen)
+		return known_has;
 	LWLockAcquire(qml_lwlock(QML_LOCK_REGISTRY), LW_SHARED);
 	e = find_entry(dboid);
-	has = e != NULL && e->pid != 0;
+	known_has = e != NULL && e->pid != 0;
+	known_gen = pg_atomic_read_u64(&registry->sched_gen);
+	known_db = dboid;
 	LWLockRelease(qml_lwlock(QML_LOCK_REGISTRY));
-	return has;
+	return known_has;
 }
 
 /*

@@ -17,6 +17,20 @@
  * a committing transaction or taken by a roll-up not yet committed is
  * never freed, so a count cannot fall between a roll-up and a commit.
  *
+ * Every enqueue counts twice (its queue's job count and its minute's
+ * throughput), and sixteen producers of one queue all count in the same
+ * two entries: so the common steps take no exclusive lock. A reservation
+ * finds an existing entry under its partition's lock in shared mode and
+ * pins it with an atomic add; only a new entry needs the lock exclusive.
+ * The commit adds its counts and drops its pin with atomic adds, without
+ * the lock: a pinned entry cannot be freed or moved, and a roll-up takes
+ * out exactly what it read, so counts added meanwhile stay. An entry left
+ * empty and unpinned stays until its partition needs the room (or a
+ * roll-up takes its last counts out), as the lock its freeing needs is
+ * the one the commit no longer takes. A reader may see a transaction's
+ * counts while it adds them, one counter at a time; the jobs it changed
+ * were visible already.
+ *
  * When the shared table has no room for a count (one batch over thousands
  * of queues), the committing transaction writes that count to the kind's
  * table itself, as the roll-up would: the other tenants' counts keep their
@@ -64,8 +78,10 @@ typedef struct CountKey
 typedef struct CountEntry
 {
 	CountKey	key;
-	int64		n[QML_COUNTERS];
-	int32		pins;			/* committing transactions that reserved it */
+	pg_atomic_uint64 n[QML_COUNTERS];	/* int64 counts, added without the
+										 * lock while pinned */
+	pg_atomic_uint32 pins;		/* committing transactions and roll-ups
+								 * that reserved it */
 } CountEntry;
 
 typedef struct CountsShared
@@ -125,10 +141,19 @@ qml_counts_shmem_init(void)
 	cs = ShmemInitStruct("qml statistics", sizeof(CountsShared), &found);
 	if (!found)
 	{
+		CountEntry *e = &cs->entries[0][0];
+		int			k;
+
 		memset(cs, 0, sizeof(CountsShared));
 		pg_atomic_init_u64(&cs->lost, 0);
 		for (i = 0; i < LOSS_SLOTS; i++)
 			pg_atomic_init_u64(&cs->losses[i], 0);
+		for (i = 0; i < QML_STATS_PARTITIONS * ENTRIES_PER_PARTITION; i++)
+		{
+			for (k = 0; k < QML_COUNTERS; k++)
+				pg_atomic_init_u64(&e[i].n[k], 0);
+			pg_atomic_init_u32(&e[i].pins, 0);
+		}
 		/* new after every start and crash restart: counts kept before are gone */
 		cs->instance = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 40);
 	}
@@ -152,44 +177,136 @@ all_zero(const int64 *n)
 	return true;
 }
 
+/* an entry's counts */
+static void
+entry_read(CountEntry *e, int64 *n)
+{
+	int			k;
+
+	for (k = 0; k < QML_COUNTERS; k++)
+		n[k] = (int64) pg_atomic_read_u64(&e->n[k]);
+}
+
+static void
+entry_add(CountEntry *e, const int64 *n, int sign)
+{
+	int			k;
+
+	for (k = 0; k < QML_COUNTERS; k++)
+		if (n[k] != 0)
+			pg_atomic_fetch_add_u64(&e->n[k], sign * n[k]);
+}
+
+static bool
+entry_empty(CountEntry *e)
+{
+	int64		n[QML_COUNTERS];
+
+	entry_read(e, n);
+	return all_zero(n);
+}
+
+/*
+ * Whether nobody needs the entry any more: no pin and no count. Its
+ * partition's lock is held exclusive, so no pin can be taken meanwhile; a
+ * commit adds its counts before it drops its pin.
+ */
+static bool
+entry_unused(CountEntry *e)
+{
+	if (pg_atomic_read_u32(&e->pins) != 0)
+		return false;
+	pg_read_barrier();
+	return entry_empty(e);
+}
+
+/* the partition of a key: the queue's slot hash (wakeup.c) and the minute */
 static int
 partition_of(Oid dboid, int64 minute, const char *queue)
 {
-	uint32		h = hash_combine(hash_bytes_uint32(dboid),
+	uint32		h = hash_combine((uint32) qml_queue_slot(dboid, queue, strlen(queue)),
 								 hash_bytes_uint32((uint32) minute));
 
-	h = hash_combine(h, hash_bytes((const unsigned char *) queue, strlen(queue)));
 	return (int) (h % QML_STATS_PARTITIONS);
 }
 
-/* the entry for a key in a partition, made if need be; NULL when full */
+/* the entry for a key in a partition (its lock held); NULL when none */
 static CountEntry *
-entry_for(int part, Oid dboid, int64 minute, const char *queue)
+entry_find(int part, Oid dboid, int64 minute, const char *queue)
 {
-	CountEntry *free_entry = NULL;
 	int			i;
 
 	for (i = 0; i < ENTRIES_PER_PARTITION; i++)
 	{
 		CountEntry *e = &cs->entries[part][i];
 
-		if (e->key.dboid == InvalidOid)
-		{
-			if (free_entry == NULL)
-				free_entry = e;
-		}
-		else if (e->key.dboid == dboid && e->key.minute == minute &&
-				 strcmp(e->key.queue, queue) == 0)
+		if (e->key.dboid == dboid && e->key.minute == minute &&
+			strcmp(e->key.queue, queue) == 0)
 			return e;
 	}
-	if (free_entry != NULL)
+	return NULL;
+}
+
+/*
+ * The entry for a key in a partition, made if need be, in a free entry or
+ * else in one nobody uses any more (caller holds the lock exclusive); NULL
+ * when full.
+ */
+static CountEntry *
+entry_for(int part, Oid dboid, int64 minute, const char *queue)
+{
+	CountEntry *e = entry_find(part, dboid, minute, queue);
+	CountEntry *unused = NULL;
+	int			i;
+	int			k;
+
+	if (e != NULL)
+		return e;
+	for (i = 0; i < ENTRIES_PER_PARTITION && e == NULL; i++)
 	{
-		memset(free_entry, 0, sizeof(CountEntry));
-		free_entry->key.dboid = dboid;
-		free_entry->key.minute = minute;
-		strlcpy(free_entry->key.queue, queue, QML_QUEUE_MAXBYTES);
+		if (cs->entries[part][i].key.dboid == InvalidOid)
+			e = &cs->entries[part][i];
+		else if (unused == NULL && entry_unused(&cs->entries[part][i]))
+			unused = &cs->entries[part][i];
 	}
-	return free_entry;
+	if (e == NULL)
+		e = unused;
+	if (e != NULL)
+	{
+		memset(&e->key, 0, sizeof(CountKey));
+		e->key.dboid = dboid;
+		e->key.minute = minute;
+		strlcpy(e->key.queue, queue, QML_QUEUE_MAXBYTES);
+		for (k = 0; k < QML_COUNTERS; k++)
+			pg_atomic_init_u64(&e->n[k], 0);
+		pg_atomic_init_u32(&e->pins, 0);
+	}
+	return e;
+}
+
+/*
+ * Pins the entry for a key: found under the partition's lock in shared
+ * mode, made under it in exclusive mode. NULL when the partition is full.
+ */
+static CountEntry *
+entry_pin(int part, Oid dboid, int64 minute, const char *queue)
+{
+	LWLock	   *lock = qml_lwlock(QML_LOCK_STATS_FIRST + part);
+	CountEntry *e;
+
+	LWLockAcquire(lock, LW_SHARED);
+	e = entry_find(part, dboid, minute, queue);
+	if (e != NULL)
+		pg_atomic_fetch_add_u32(&e->pins, 1);
+	LWLockRelease(lock);
+	if (e != NULL)
+		return e;
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = entry_for(part, dboid, minute, queue);
+	if (e != NULL)
+		pg_atomic_fetch_add_u32(&e->pins, 1);
+	LWLockRelease(lock);
+	return e;
 }
 
 static LWLock *
@@ -204,7 +321,7 @@ partition_lock(CountEntry *e)
 static void
 free_if_unused(CountEntry *e)
 {
-	if (e->pins == 0 && all_zero(e->n))
+	if (entry_unused(e))
 		e->key.dboid = InvalidOid;
 }
 
@@ -283,16 +400,12 @@ reserve_or_write(void)
 	for (i = 0; i < pending.n; i++)
 	{
 		PendingCount *c = qml_xact_list_at(&pending, i);
-		int			part = partition_of(MyDatabaseId, c->minute, c->queue);
 		CountEntry *e;
 
 		if (all_zero(c->n))
 			continue;
-		LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
-		e = entry_for(part, MyDatabaseId, c->minute, c->queue);
-		if (e != NULL)
-			e->pins++;
-		LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
+		e = entry_pin(partition_of(MyDatabaseId, c->minute, c->queue),
+					  MyDatabaseId, c->minute, c->queue);
 		c->reserved = e;
 		if (e != NULL)
 			continue;
@@ -367,8 +480,7 @@ qml_counts_publish_prepared(const char *queue, int64 minute, const int64 *n)
 		LWLockAcquire(qml_lwlock(QML_LOCK_STATS_FIRST + part), LW_EXCLUSIVE);
 		e = entry_for(part, MyDatabaseId, minute, queue);
 		if (e != NULL)
-			for (k = 0; k < QML_COUNTERS; k++)
-				e->n[k] += n[k];
+			entry_add(e, n, 1);
 		LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
 	}
 	if (e == NULL)
@@ -376,7 +488,10 @@ qml_counts_publish_prepared(const char *queue, int64 minute, const int64 *n)
 			pg_atomic_fetch_add_u64(&cs->lost, (uint64) Abs(n[k]));
 }
 
-/* after commit (add = true) or abort: the reserved entries' counts */
+/*
+ * After commit (add = true) or abort: the reserved entries' counts, added
+ * without their lock (see the top of the file).
+ */
 static void
 release_reserved(bool add)
 {
@@ -386,7 +501,6 @@ release_reserved(bool add)
 	{
 		PendingCount *c = qml_xact_list_at(&pending, i);
 		CountEntry *e = c->reserved;
-		int			k;
 
 		if (e == NULL)
 		{
@@ -400,13 +514,10 @@ release_reserved(bool add)
 			}
 			continue;
 		}
-		LWLockAcquire(partition_lock(e), LW_EXCLUSIVE);
 		if (add)
-			for (k = 0; k < QML_COUNTERS; k++)
-				e->n[k] += c->n[k];
-		e->pins--;
-		free_if_unused(e);
-		LWLockRelease(partition_lock(e));
+			entry_add(e, c->n, 1);
+		/* a full barrier: whoever sees the pin gone sees the counts */
+		pg_atomic_fetch_sub_u32(&e->pins, 1);
 	}
 }
 
@@ -418,7 +529,6 @@ static void
 take_out(int from, bool committed)
 {
 	int			i;
-	int			k;
 
 	for (i = from; i < ntaken; i++)
 	{
@@ -426,9 +536,8 @@ take_out(int from, bool committed)
 
 		LWLockAcquire(partition_lock(e), LW_EXCLUSIVE);
 		if (committed)
-			for (k = 0; k < QML_COUNTERS; k++)
-				e->n[k] -= taken[i].n[k];
-		e->pins--;
+			entry_add(e, taken[i].n, -1);
+		pg_atomic_fetch_sub_u32(&e->pins, 1);
 		free_if_unused(e);
 		LWLockRelease(partition_lock(e));
 	}
@@ -573,17 +682,22 @@ qml_counts_roll_up(bool jobs, bool discard)
 		{
 			CountEntry *e = &cs->entries[part][i];
 
-			if (e->key.dboid != MyDatabaseId || KIND_OF(e->key.minute) != kind ||
-				all_zero(e->n))
+			if (e->key.dboid != MyDatabaseId || KIND_OF(e->key.minute) != kind)
 				continue;
+			/* what it reads it takes out; commits may add more meanwhile */
+			entry_read(e, rows[n].n);
+			if (all_zero(rows[n].n))
+			{
+				free_if_unused(e);
+				continue;
+			}
 			/* pinned: other commits may bring it to zero before this one */
-			e->pins++;
+			pg_atomic_fetch_add_u32(&e->pins, 1);
 			rows[n].minute = e->key.minute;
 			rows[n].queue = pstrdup(e->key.queue);
-			memcpy(rows[n].n, e->n, sizeof(e->n));
 			taken[ntaken].subid = collected[kind];
 			taken[ntaken].entry = e;
-			memcpy(taken[ntaken].n, e->n, sizeof(e->n));
+			memcpy(taken[ntaken].n, rows[n].n, sizeof(rows[n].n));
 			ntaken++;
 			n++;
 		}
@@ -616,12 +730,13 @@ qml_counts_pending(bool jobs, QmlCounted **rows)
 		{
 			CountEntry *e = &cs->entries[part][i];
 
-			if (e->key.dboid != MyDatabaseId || KIND_OF(e->key.minute) != kind ||
-				all_zero(e->n))
+			if (e->key.dboid != MyDatabaseId || KIND_OF(e->key.minute) != kind)
+				continue;
+			entry_read(e, (*rows)[n].n);
+			if (all_zero((*rows)[n].n))
 				continue;
 			(*rows)[n].minute = e->key.minute;
 			(*rows)[n].queue = pstrdup(e->key.queue);
-			memcpy((*rows)[n].n, e->n, sizeof(e->n));
 			n++;
 		}
 		LWLockRelease(qml_lwlock(QML_LOCK_STATS_FIRST + part));
@@ -671,7 +786,7 @@ qml_counts_forget_databases(const Oid *keep, int nkeep)
 		{
 			CountEntry *e = &cs->entries[part][i];
 
-			if (e->key.dboid == InvalidOid || e->pins > 0)
+			if (e->key.dboid == InvalidOid || pg_atomic_read_u32(&e->pins) > 0)
 				continue;
 			for (k = 0; k < nkeep; k++)
 				if (keep[k] == e->key.dboid)

@@ -161,13 +161,32 @@ qml_wakeup_shmem_init(void)
 	wk->nmissed = 0;
 }
 
-/* a hash of the database and queue name, for slots in shared memory */
+/*
+ * A hash of the database and queue name, for slots in shared memory. The
+ * last one is remembered: an enqueue asks for its queue's four times (its
+ * wakeup slot, its queue head, its two counts' partitions), and comparing
+ * the name costs less than hashing it again.
+ */
 int
 qml_queue_slot(Oid dboid, const char *queue, int len)
 {
-	uint32		h = hash_combine(hash_bytes_uint32(dboid),
-								 hash_bytes((const unsigned char *) queue, len));
+	static Oid	last_db = InvalidOid;
+	static char last_queue[QML_QUEUE_MAXBYTES];
+	static int	last_len = -1;
+	static int	last_slot;
+	uint32		h;
 
+	if (len == last_len && dboid == last_db && memcmp(queue, last_queue, len) == 0)
+		return last_slot;
+	h = hash_combine(hash_bytes_uint32(dboid),
+					 hash_bytes((const unsigned char *) queue, len));
+	if (len < QML_QUEUE_MAXBYTES)
+	{
+		memcpy(last_queue, queue, len);
+		last_len = len;
+		last_db = dboid;
+		last_slot = (int) (h & 0x7FFFFFFF);
+	}
 	return (int) (h & 0x7FFFFFFF);
 }
 

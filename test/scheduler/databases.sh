@@ -54,6 +54,20 @@ check "reload: a database left out loses its scheduler" 0 "$(poll 5 postgres "SE
 check "... the others keep theirs" 1 "$(sched $a)"
 q postgres -c "ALTER SYSTEM RESET qml.databases" -c "SELECT pg_reload_conf()" >/dev/null
 check "reload: it comes back" 1 "$(poll 5 postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'qml scheduler' AND datname = '$b'" 1)"
+# one session asks all along whether its database has a scheduler (which
+# decides whether its job counts are kept): the answer it remembers goes
+# when a scheduler leaves or comes (src/shmem.c)
+live=$(q $b <<SQL
+SELECT qml.stats_live();
+\\! psql -X -q -d postgres -c "ALTER SYSTEM SET qml.databases = '!contrib_regression, !isolation_regression, !$b'" -c "SELECT pg_reload_conf()" >/dev/null
+DO \$\$ BEGIN FOR i IN 1..100 LOOP EXIT WHEN NOT qml.stats_live(); PERFORM pg_sleep(0.1); END LOOP; END \$\$;
+SELECT qml.stats_live();
+\\! psql -X -q -d postgres -c "ALTER SYSTEM RESET qml.databases" -c "SELECT pg_reload_conf()" >/dev/null
+DO \$\$ BEGIN FOR i IN 1..100 LOOP EXIT WHEN qml.stats_live(); PERFORM pg_sleep(0.1); END LOOP; END \$\$;
+SELECT qml.stats_live();
+SQL
+)
+check "a session sees its scheduler leave and come back" "t f t" "$(echo $live)"
 check "ALTER SYSTEM refuses a bad list: 22023" 22023 "$(sqlstate postgres "ALTER SYSTEM SET qml.databases = 'a,,b'")"
 check "... and a bad interval: 22023" 22023 "$(sqlstate postgres "ALTER SYSTEM SET qml.scheduler_interval = '-1'")"
 conf=$(q postgres -c "SHOW data_directory")/postgresql.auto.conf
