@@ -128,12 +128,15 @@ SELECT id AS p1 FROM qml.enqueue_batch('[{"method": "p", "priority": -2147483648
 SELECT qml.enqueue('p', priority => -2147483648) AS p2 \gset
 SELECT id, priority FROM qml.jobs WHERE id IN (:p1, :p2) ORDER BY id;
 -- a backoff written into qml.jobs directly past the bounds: fail() and the
--- scheduler's rescue saturate (at 100 years, or the shortest delay)
+-- scheduler's rescue saturate (at 100 years, or the shortest delay). A
+-- backoff's year is 360 days (backoff.c), so the saturated delay, a random
+-- point in the upper half, lies between 18,000 and 36,000 days: '50 years'
+-- of the calendar (18,262 days) would fail 1.5% of runs
 SELECT qml.enqueue('direct', queue => 'direct', max_attempts => 5) AS direct \gset
 UPDATE qml.jobs SET backoff_base = '1000000 years', backoff_cap = '100000000 years' WHERE id = :direct;
 SELECT count(*) FROM qml.fetch('wd', '{direct}', session_lease => false);
 SELECT qml.fail(:direct, 'wd', 'boom');
-SELECT run_at BETWEEN now() + interval '50 years' AND now() + interval '100 years' AS saturated
+SELECT run_at BETWEEN now() + interval '18000 days' AND now() + interval '36000 days' AS saturated
   FROM qml.jobs WHERE id = :direct;
 UPDATE qml.jobs SET state = 'enqueued', backoff_base = '-1 day', backoff_cap = '-1 day' WHERE id = :direct;
 SELECT count(*) FROM qml.fetch('wd', '{direct}', lease => '1 microsecond', session_lease => false);
