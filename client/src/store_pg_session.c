@@ -207,7 +207,9 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
  * A fetch session whose claims were all reported (store.h): a connection
  * adopted from the pool goes back to it as it came, no longer listening,
  * its settings and name reset, and with its prepared statements, which
- * the next fetch session uses. Anything amiss closes it instead, as does
+ * the next fetch session uses. Not holding the SQL edition's maintainer
+ * lock (maintenance_tick.c) either: idle in the pool, it would keep every
+ * runtime from maintaining the database for as long as the client lives. Anything amiss closes it instead, as does
  * a connection of the session's own (RESET would keep the fetcher's name,
  * which marks a running worker server).
  */
@@ -220,9 +222,11 @@ pg_session_close_reported(qml_store_session *session)
 	if (ps->adopted && !ps->claims_left && qml__conn_ok(ps->conn) &&
 		PQtransactionStatus(ps->conn->pg) == PQTRANS_IDLE &&
 		qml__exec_script(ps->conn, ps->durable ?
-						 "UNLISTEN *; RESET synchronous_commit; RESET qml.durable_claims;"
+						 "UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all();"
+						 " RESET synchronous_commit; RESET qml.durable_claims;"
 						 " RESET application_name" :
-						 "UNLISTEN *; RESET synchronous_commit; RESET application_name") == QML_OK)
+						 "UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all();"
+						 " RESET synchronous_commit; RESET application_name") == QML_OK)
 	{
 		while ((n = PQnotifies(ps->conn->pg)) != NULL)
 			PQfreemem(n);

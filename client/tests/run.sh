@@ -6,7 +6,8 @@
 #
 # Databases of its own, created afresh: qml_client_test (the API and the
 # runtime), qml_client_noext (never gets the extension), qml_client_old
-# (recurring jobs taken away). Run from anywhere; needs `make client`.
+# (recurring jobs taken away), qml_client_sqled (the pure-SQL edition).
+# Run from anywhere; needs `make client`.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 unset DATABASE_URL
@@ -19,6 +20,9 @@ for db in qml_client_test qml_client_noext qml_client_old; do
 		-c "CREATE DATABASE $db" || exit 1
 done
 make -s client || exit 1
+# the pure-SQL edition, for the runtime's maintainer lock (runtime_test.c)
+test/sql_edition/install.sh qml_client_sqled qml_sqled_owner || exit 1
+export QML_TEST_SQLED_URL="postgresql:///qml_client_sqled?user=qml_sqled_owner"
 
 failed=0
 run() {

@@ -420,6 +420,68 @@ test_start_sessions(void)
 	qml_config_free(cfg);
 }
 
+/*
+ * ---- the pure-SQL edition: the maintainer's lock does not stay with the
+ * connection the stopped server gives back ----
+ *
+ * The fetch session's connection holds the advisory lock that elects the
+ * runtime maintaining the database (maintenance_tick.c) for as long as it
+ * lives. Back in the pool it would live on, never maintaining again, and
+ * every other runtime would wait for it: promotions, rescues and recurring
+ * jobs would stop. QML_TEST_SQLED_URL: a database with the SQL edition
+ * (run.sh installs one).
+ */
+#define MAINT_LOCK_HELD "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'" \
+	" AND granted AND (classid::bigint << 32 | objid::bigint) = 8173308115788852852"
+
+static void
+test_maintainer_lock_given_up(void)
+{
+	const char *url = getenv("QML_TEST_SQLED_URL");
+	qml_config *cfg;
+	qml_client *own = NULL;
+	qml_registry *reg;
+	qml_server_config *scfg;
+	qml_server *s = NULL;
+	const char *queue = "maint";
+	long long	pool_pid;
+	char		sql[256];
+
+	if (url == NULL || url[0] == '\0')
+	{
+		ok(1, "# SKIP the SQL edition's maintainer lock (no QML_TEST_SQLED_URL)");
+		return;
+	}
+	cfg = qml_config_new();
+	reg = qml_registry_new();
+	scfg = qml_server_config_new("rt-maint");
+	qml_registry_add(reg, "count", count_handler, NULL);
+	qml_config_from_env(cfg);
+	qml_config_set_database_url(cfg, url);
+	qml_config_set_application_name(cfg, "rt-maint-pool");
+	qml_config_set_pool_size(cfg, 1, 4);
+	is_status(qml_client_open(cfg, &own), QML_OK, "a client of the SQL edition, one pooled connection");
+	pool_pid = q1_int(db, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
+					  " WHERE application_name = 'rt-maint-pool'");
+	qml_server_config_set_workers(scfg, 1);
+	qml_server_config_set_queues(scfg, &queue, 1);
+	qml_server_config_set_poll_interval(scfg, 200);
+	qml_server_new(own, reg, scfg, &s);
+	is_status(qml_server_start(s), QML_OK, "server_start (SQL edition)");
+	snprintf(sql, sizeof(sql), MAINT_LOCK_HELD " AND pid = %lld", pool_pid);
+	is_int(wait_count(1, 10, sql), 1, "its fetch session, the pool's connection, is the maintainer");
+	is_status(qml_server_stop(s), QML_OK, "server_stop (SQL edition)");
+	qml_server_free(s);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+			 " WHERE application_name = 'rt-maint-pool' AND pid = %lld", pool_pid);
+	is_int(q1_int(db, "%s", sql), 1, "the connection is the pool's again");
+	is_int(q1_int(db, MAINT_LOCK_HELD), 0, "and it no longer holds the maintainer's lock");
+	qml_server_config_free(scfg);
+	qml_registry_free(reg);
+	qml_client_close(own);
+	qml_config_free(cfg);
+}
+
 /* ---- a statement reports at most ten flushes' worth ---- */
 
 static void
@@ -1316,6 +1378,7 @@ main(void)
 	test_claim_ahead();
 	test_blocked_flush();
 	test_start_sessions();
+	test_maintainer_lock_given_up();
 	test_flush_cap();
 	test_outcomes();
 	test_queue_order();
