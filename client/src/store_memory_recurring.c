@@ -64,16 +64,23 @@ enqueue_one(mem_store *m, mem_recurring *r, int64_t now, int64_t *id)
 }
 
 int64_t
-mem_recurring_fire(mem_store *m, int64_t now)
+mem_recurring_fire(mem_store *m, int64_t now, bool *nomem)
 {
 	int64_t		fired = 0,
 				id;
+	qml_status	st;
 
 	for (mem_recurring *r = m->recurring; r; r = r->next)
 	{
 		if (r->next_run_at == QML_TIME_NULL || r->next_run_at > now)
 			continue;
-		if (enqueue_one(m, r, now, &id) == QML_OK)
+		/* out of memory, the run is not skipped: it stays due */
+		if ((st = enqueue_one(m, r, now, &id)) == QML_ERR_NOMEM)
+		{
+			*nomem = true;
+			continue;
+		}
+		if (st == QML_OK)
 			fired++;
 		r->last_run_at = now;
 		r->next_run_at = mem_recurring_next(r, now);
