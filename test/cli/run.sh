@@ -293,7 +293,7 @@ if LC_ALL=C grep -q $'\x1b\|\xe2\x81\xa6' "$tmp/ctlw.err"; then
 else
 	ok "qml worker: no control character or override of a method or queue reaches the terminal"
 fi
-grep -q 'no handler for method "ctlw\\x1b\[2J\\u2066"' "$tmp/ctlw.err" && grep -q 'queues ctlwq\\x1b' "$tmp/ctlw.err" &&
+grep -q 'no handler for method "ctlw\\x1b\[2J\\u2066"' "$tmp/ctlw.err" && grep -q 'queues .*ctlwq\\x1b\]0;x\\x07' "$tmp/ctlw.err" &&
 	ok "... the method and the queue are written out (\\x1b, \\u2066)" ||
 	bad "... the method and the queue are written out (\\x1b, \\u2066)" "$(cat "$tmp/ctlw.err")"
 q -c "SELECT qml.delete(id) FROM qml.jobs WHERE queue = E'ctlwq\x1b]0;x\x07'" >/dev/null
