@@ -205,7 +205,8 @@ mem_recurring_list(qml_store *store, char **out)
 	{
 		json_t	   *args = json_loads(r->arguments, JSON_DECODE_ANY, NULL);
 
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:o, s:s, s:o, s:o}",
+		/* out of memory, the list is refused, not handed out short */
+		if (json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:o, s:s, s:o, s:o}",
 										   "name", r->name, "schedule", r->schedule,
 										   "method", r->method,
 										   "arguments", args ? args : json_null(),
@@ -213,7 +214,11 @@ mem_recurring_list(qml_store *store, char **out)
 										   "max_attempts", r->max_attempts ? json_integer(r->max_attempts) : json_null(),
 										   "timezone", "UTC",
 										   "next_run_at", time_json(r->next_run_at),
-										   "last_run_at", time_json(r->last_run_at)));
+										   "last_run_at", time_json(r->last_run_at))) != 0)
+		{
+			json_decref(a);
+			a = NULL;
+		}
 	}
 	pthread_mutex_unlock(&m->mu);
 	*out = a ? json_dumps(a, JSON_COMPACT) : NULL;

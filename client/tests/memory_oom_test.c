@@ -9,7 +9,8 @@
  *	  before (none of the batch, its unique keys free again) or all of them,
  *	  each one fetchable and its unique key taken.
  *
- *	  Every other operation that changes the store, on a store holding jobs
+ *	  Every other operation that changes the store (and the recurring
+ *	  list, which must not come out short), on a store holding jobs
  *	  in every state: refused, the store reads exactly as before (its jobs,
  *	  their states, attempts, history, messages, its queues); through, as
  *	  after the same operation with memory enough; and always each job is
@@ -22,6 +23,8 @@
  * no hook: only this test binary's copy of libqml.a calls the wrappers.
  */
 #include <stdbool.h>
+
+#include <jansson.h>
 
 #include "testlib.h"
 #include "../src/store.h"
@@ -522,8 +525,8 @@ invariants(mem_store *m)
 typedef struct op
 {
 	const char *name;
-	/* want: how many a fetch claims */
-	qml_status	(*run) (fixture *f, int want);
+	qml_status	(*run) (fixture *f, int arg);
+	int			arg;			/* a fetch: how many it claims */
 	/* out of memory, it may have done part (each job whole) */
 	bool		partial;
 } op;
@@ -531,20 +534,20 @@ typedef struct op
 static int	fetched;
 
 static qml_status
-op_enqueue_new_queue(fixture *f, int want)
+op_enqueue_new_queue(fixture *f, int arg)
 {
 	qml_enqueue_options o = {.queue = "fresh", .unique_key = "u"};
 
-	(void) want;
+	(void) arg;
 	return qml_enqueue(f->c, "m", "[1]", &o, NULL);
 }
 
 static qml_status
-op_batch_new_queues(fixture *f, int want)
+op_batch_new_queues(fixture *f, int arg)
 {
 	qml_job_spec b[3] = {{.method = "m"}, {.method = "m"}, {.method = "m"}};
 
-	(void) want;
+	(void) arg;
 	b[0].options.queue = "fresh1";
 	b[1].options.queue = "fresh2";
 	b[2].options.queue = "fresh3";
@@ -565,8 +568,9 @@ op_fetch(fixture *f, int want)
 	return st;
 }
 
+/* kind 0: complete, 1: fail (every other one retried), 2: release */
 static qml_status
-outcome(fixture *f, int kind)
+op_outcome(fixture *f, int kind)
 {
 	const char *texts[HELD];
 	bool		retry[HELD];
@@ -591,91 +595,51 @@ outcome(fixture *f, int kind)
 }
 
 static qml_status
-op_complete(fixture *f, int want)
-{
-	(void) want;
-	return outcome(f, 0);
-}
-
-static qml_status
-op_fail(fixture *f, int want)
-{
-	(void) want;
-	return outcome(f, 1);
-}
-
-static qml_status
-op_release(fixture *f, int want)
-{
-	(void) want;
-	return outcome(f, 2);
-}
-
-static qml_status
-op_heartbeat(fixture *f, int want)
+op_heartbeat(fixture *f, int arg)
 {
 	bool		held[HELD];
 
-	(void) want;
+	(void) arg;
 	return f->st->ops->heartbeat(f->st, "w", f->held, HELD, 7200 * 1000, held);
 }
 
+/* which 0: an enqueued job, 1: a processing one, 2: a scheduled one */
 static qml_status
-delete_one(fixture *f, int64_t id)
+op_delete(fixture *f, int which)
 {
 	bool		done = false;
+	int64_t		id = which == 0 ? f->enqueued : which == 1 ? f->held[0] : f->scheduled;
 	qml_status	st = f->st->ops->job_delete(f->st, id, &done);
 
 	return st == QML_OK && !done ? QML_ERR_STATE : st;
 }
 
 static qml_status
-op_delete_enqueued(fixture *f, int want)
-{
-	(void) want;
-	return delete_one(f, f->enqueued);
-}
-
-static qml_status
-op_delete_processing(fixture *f, int want)
-{
-	(void) want;
-	return delete_one(f, f->held[0]);
-}
-
-static qml_status
-op_delete_scheduled(fixture *f, int want)
-{
-	(void) want;
-	return delete_one(f, f->scheduled);
-}
-
-static qml_status
-op_requeue(fixture *f, int want)
+op_requeue(fixture *f, int arg)
 {
 	bool		done = false;
 	qml_status	st = f->st->ops->job_requeue(f->st, f->failed_keyed, &done);
 
-	(void) want;
+	(void) arg;
 	return st == QML_OK && !done ? QML_ERR_STATE : st;
 }
 
 static qml_status
-op_pause_new_queue(fixture *f, int want)
+op_pause_new_queue(fixture *f, int arg)
 {
 	bool		changed;
 
-	(void) want;
+	(void) arg;
 	return f->st->ops->queue_pause(f->st, "pq", true, &changed);
 }
 
 static qml_status
-op_session_new_queues(fixture *f, int want)
+op_session_new_queues(fixture *f, int arg)
 {
 	static const char *const qs[] = {"default", "sq1", "sq2"};
 	qml_store_session *s = open_session(f->st, qs, 3);
 
-	(void) want;
+	(void) arg;
 	if (s == NULL)
 		return qml_errcode();
 	f->st->ops->session_close(s);
@@ -684,7 +648,7 @@ op_session_new_queues(fixture *f, int want)
 
 /* a pass a month on: promote all due, rescue all leases, fire "r" */
 static qml_status
-op_maintenance_pass(fixture *f, int want)
+op_maintenance_pass(fixture *f, int arg)
 {
 	int64_t		a,
 				b,
@@ -692,7 +656,7 @@ op_maintenance_pass(fixture *f, int want)
 				d;
 	bool		nomem;
 
-	(void) want;
+	(void) arg;
 	pthread_mutex_lock(&f->m->mu);
 	mem_pass(f->m, qml_now() + 30 * DAY_US, &a, &b, &c, &d, &nomem);
 	pthread_mutex_unlock(&f->m->mu);
@@ -700,40 +664,55 @@ op_maintenance_pass(fixture *f, int want)
 }
 
 static qml_status
-op_recurring_run(fixture *f, int want)
+op_recurring_run(fixture *f, int arg)
 {
 	int64_t		id;
 
-	(void) want;
+	(void) arg;
 	return f->st->ops->recurring_run(f->st, "r", &id);
 }
 
+/* a read: all of the list or an error, never a shorter list */
+static qml_status
+op_recurring_list(fixture *f, int arg)
+{
+	char	   *json = NULL;
+	qml_status	st = f->st->ops->recurring_list(f->st, &json);
+
+	(void) arg;
+	if (st == QML_OK && (json == NULL || strstr(json, "\"name\":\"r\"") == NULL))
+		st = QML_ERR_STATE;
+	free(json);
+	return st;
+}
+
 static const op ops[] = {
-	{"enqueue into a new queue", op_enqueue_new_queue, false},
-	{"batch into new queues", op_batch_new_queues, false},
-	{"fetch", op_fetch, false},
-	{"complete", op_complete, false},
-	{"fail", op_fail, false},
-	{"release", op_release, false},
-	{"heartbeat", op_heartbeat, false},
-	{"delete an enqueued job", op_delete_enqueued, false},
-	{"delete a processing job", op_delete_processing, false},
-	{"delete a scheduled job", op_delete_scheduled, false},
-	{"requeue a failed keyed job", op_requeue, false},
-	{"pause a new queue", op_pause_new_queue, false},
-	{"open a session on new queues", op_session_new_queues, false},
-	{"maintenance pass (promote, rescue, recurring)", op_maintenance_pass, true},
-	{"run a recurring job", op_recurring_run, false},
+	{"enqueue into a new queue", op_enqueue_new_queue, 0, false},
+	{"batch into new queues", op_batch_new_queues, 0, false},
+	{"fetch", op_fetch, 60, false},
+	{"complete", op_outcome, 0, false},
+	{"fail", op_outcome, 1, false},
+	{"release", op_outcome, 2, false},
+	{"heartbeat", op_heartbeat, 0, false},
+	{"delete an enqueued job", op_delete, 0, false},
+	{"delete a processing job", op_delete, 1, false},
+	{"delete a scheduled job", op_delete, 2, false},
+	{"requeue a failed keyed job", op_requeue, 0, false},
+	{"pause a new queue", op_pause_new_queue, 0, false},
+	{"open a session on new queues", op_session_new_queues, 0, false},
+	{"maintenance pass (promote, rescue, recurring)", op_maintenance_pass, 0, true},
+	{"run a recurring job", op_recurring_run, 0, false},
+	{"list the recurring jobs", op_recurring_list, 0, false},
 };
 
-/* the store after o with memory enough, on a fresh fixture */
+/* the store after o (with arg) with memory enough, on a fresh fixture */
 static char *
-reference(const op *o, int want)
+reference(const op *o, int arg)
 {
 	fixture		f;
 	char	   *sg = NULL;
 
-	if (fixture_open(&f) && o->run(&f, want) == QML_OK)
+	if (fixture_open(&f) && o->run(&f, arg) == QML_OK)
 		sg = signature(f.m);
 	fixture_close(&f);
 	return sg;
@@ -759,12 +738,12 @@ try_op(const op *o, long k, const char *expected, const char **why)
 	before = signature(f.m);
 	refused = false;
 	budget = k;
-	st = o->run(&f, 60);
+	st = o->run(&f, o->arg);
 	budget = -1;
 	after = signature(f.m);
 	*why = invariants(f.m);
 	res = *why ? -1 : st == QML_OK ? !refused : 0;
-	if (*why == NULL && st == QML_OK && o->run == op_fetch && fetched < 60)
+	if (*why == NULL && st == QML_OK && o->run == op_fetch && fetched < o->arg)
 	{
 		/* a fetch short of memory claims fewer, each whole */
 		partial_ref = reference(o, fetched);
@@ -792,7 +771,7 @@ ops_sweep(void)
 {
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 	{
-		char	   *expected = reference(&ops[i], 60);
+		char	   *expected = reference(&ops[i], ops[i].arg);
 		long		k;
 		int			res = 0;
 		const char *why = NULL;
@@ -813,6 +792,8 @@ ops_sweep(void)
 int
 main(void)
 {
+	/* jansson's allocations (the recurring list) are refused too */
+	json_set_alloc_funcs(__wrap_malloc, free);
 	batch_sweep();
 	ops_sweep();
 	return tap_done();
