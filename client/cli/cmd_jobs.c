@@ -173,8 +173,7 @@ jobs_options(cli *g, int argc, char **argv, qml_job_filter *f)
 			case CLI_BAD:
 				return EXIT_USAGE;
 			case OPT_STATE:
-				/* stats and the demo call awaiting_retry "retrying" */
-				if (!qml_state_parse(strcmp(optarg, "retrying") == 0 ? "awaiting_retry" : optarg, &s))
+				if (!qml_state_parse(optarg, &s))
 					return cli_usage_error(g, "jobs",
 										   "unknown state \"%s\"; use scheduled, enqueued, processing, succeeded, failed, awaiting_retry (retrying) or deleted",
 										   optarg);

@@ -21,7 +21,8 @@ static void
 log_stderr(qml_log_level level, const char *message, void *data)
 {
 	static const char *const names[] = {"debug", "info", "warning", "error"};
-	char		when[32];
+	char		when[32],
+			   *text;
 	time_t		now = time(NULL);
 	struct tm	tm;
 
@@ -30,7 +31,10 @@ log_stderr(qml_log_level level, const char *message, void *data)
 		return;
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	fprintf(stderr, "%s qml worker %s: %s\n", when, names[level], message);
+	/* it names methods and queues, anyone's text: no control reaches the terminal */
+	text = cli_printable(message, false);
+	fprintf(stderr, "%s qml worker %s: %s\n", when, names[level], text ? text : "");
+	free(text);
 }
 
 /* The options that set a number: a duration of at least min ms, or a count. */
@@ -156,7 +160,10 @@ worker_options(cli *g, int argc, char **argv, worker_args *w, qml_server_config 
 					rc = cli_usage_error(g, "worker", "--queues: %s", qml_errmsg());
 				break;
 			case OPT_NAME:
-				if (qml_server_config_set_name(cfg, optarg) != QML_OK)
+				/* "" would quietly be the default name */
+				if ((rc = cli_name_given(g, "worker", "--name", optarg)) != EXIT_OK)
+					;
+				else if (qml_server_config_set_name(cfg, optarg) != QML_OK)
 					rc = cli_usage_error(g, "worker", "--name: %s", qml_errmsg());
 				break;
 			case 'v':
@@ -200,8 +207,18 @@ run_server(cli *g, const worker_args *w, qml_server_config *cfg, qml_server *ser
 
 	fprintf(stderr, "qml worker: %d workers for", qml_server_config_workers(cfg));
 	for (int i = 0; i < w->nspecs; i++)
-		fprintf(stderr, "%s %s", i ? "," : "", w->specs[i].method);
-	fprintf(stderr, " as %s; SIGTERM or Ctrl-C stops\n", qml_server_worker_name(server));
+	{
+		char	   *method = cli_printable(w->specs[i].method, false);
+
+		fprintf(stderr, "%s %s", i ? "," : "", method ? method : "");
+		free(method);
+	}
+	{
+		char	   *name = cli_printable(qml_server_worker_name(server), false);
+
+		fprintf(stderr, " as %s; SIGTERM or Ctrl-C stops\n", name ? name : "");
+		free(name);
+	}
 	if ((st = qml_server_run(server)) != QML_OK)
 		return cli_fail(g, st);
 	qml_server_get_counters(server, &k);

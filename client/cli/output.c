@@ -217,8 +217,11 @@ cli_parse_int(const char *text, long min, long max, long *out)
 	char	   *end;
 	long		v;
 
-	/* strtol would skip leading blanks: " 1" is no more a number than "1 " */
-	if (isspace((unsigned char) text[0]))
+	/*
+	 * plain digits, a '-' before them at most: strtol would also take " 1"
+	 * and "+1", which no more name a number here than "1 " does
+	 */
+	if (!isdigit((unsigned char) text[text[0] == '-']))
 		return false;
 	errno = 0;
 	v = strtol(text, &end, 10);
@@ -352,9 +355,11 @@ cli_parse_time(const char *text, int64_t *us)
  * s with its control characters written out: a job's method, queue,
  * arguments, error or worker name is anyone's text, and a terminal obeys
  * the controls in it (ESC starts sequences that move the cursor, retitle
- * the window, write the clipboard). Each C0 control (newline and tab kept
- * when keep_lines), DEL and each C1 control (U+0080..U+009F) becomes \xNN
- * or \u00NN. Into dst when not NULL; returns the length.
+ * the window, write the clipboard), and a direction override shows the
+ * rest of the line reordered. Each C0 control (newline and tab kept when
+ * keep_lines), DEL, each C1 control (U+0080..U+009F) and each direction
+ * override or isolate (U+202A..U+202E, U+2066..U+2069) becomes \xNN or
+ * \uNNNN. Into dst when not NULL; returns the length.
  */
 static size_t
 printable(char *dst, const char *s, bool keep_lines)
@@ -370,6 +375,14 @@ printable(char *dst, const char *s, bool keep_lines)
 			len = (size_t) snprintf(esc, sizeof(esc), "\\x%02x", *p);
 		else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
 			len = (size_t) snprintf(esc, sizeof(esc), "\\u%04x", *++p);
+		/* direction overrides reorder what follows: U+202A..E, U+2066..9 */
+		else if (*p == 0xE2 && ((p[1] == 0x80 && p[2] >= 0xAA && p[2] <= 0xAE) ||
+								(p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9)))
+		{
+			len = (size_t) snprintf(esc, sizeof(esc), "\\u%04x",
+									0x2000 + ((p[1] & 0x3F) << 6) + (p[2] & 0x3F));
+			p += 2;
+		}
 		else
 		{
 			esc[0] = (char) *p;

@@ -47,7 +47,8 @@ get_param(struct mg_connection *conn, const char *name, char *buf, size_t size,
 		http_error(conn, 400, "parameter %s must not contain a NUL byte (%%00)", name);
 		return false;
 	}
-	*given = n > 0;
+	/* "?queue=" is given, empty: the caller refuses it, not drop the filter */
+	*given = n >= 0;
 	return true;
 }
 
@@ -235,7 +236,13 @@ get_jobs(struct mg_connection *conn, dash *d)
 	if (has_state && !qml_state_parse(state, &s))
 	{
 		http_error(conn, 400, "unknown state \"%s\": use scheduled, enqueued, processing, "
-				   "succeeded, failed, awaiting_retry or deleted", state);
+				   "succeeded, failed, awaiting_retry (retrying) or deleted", state);
+		return;
+	}
+	/* as qml jobs --queue '' is refused: no queue or method is named "" */
+	if ((has_queue && queue[0] == '\0') || (has_method && method[0] == '\0'))
+	{
+		http_error(conn, 400, "%s must not be empty", has_queue && queue[0] == '\0' ? "queue" : "method");
 		return;
 	}
 	if (has_id && !route_parse_id(idbuf, strlen(idbuf), &id))

@@ -202,7 +202,10 @@ typedef enum qml_job_state
 
 /* "scheduled", ... ; NULL for an invalid value */
 QML_API const char *qml_state_name(qml_job_state state);
-/* true and *state when `name` is a state name */
+/*
+ * true and *state when `name` is a state name, or "retrying" (as stats
+ * calls awaiting_retry)
+ */
 QML_API bool		qml_state_parse(const char *name, qml_job_state *state);
 
 typedef struct qml_job

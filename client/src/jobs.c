@@ -29,6 +29,9 @@ qml_state_name(qml_job_state state)
 bool
 qml_state_parse(const char *name, qml_job_state *state)
 {
+	/* stats, the demo and the docs call awaiting_retry "retrying" */
+	if (name && strcmp(name, "retrying") == 0)
+		name = "awaiting_retry";
 	for (int i = 0; name && i < QML_STATE_COUNT; i++)
 	{
 		if (strcmp(name, state_names[i]) == 0)

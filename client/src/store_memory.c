@@ -136,6 +136,7 @@ mem_session_open(qml_store *store, const qml_session_config *cfg,
 	mem_store  *m = MEM(store);
 	mem_session *ms = calloc(1, sizeof(*ms));
 	qml_status	st = QML_OK;
+	size_t		nqueues;
 
 	*out = NULL;
 	if (ms == NULL)
@@ -156,6 +157,7 @@ mem_session_open(qml_store *store, const qml_session_config *cfg,
 		return qml__error(QML_ERR_SYSTEM, "eventfd failed: %s", strerror(errno));
 	}
 	pthread_mutex_lock(&m->mu);
+	nqueues = m->nqueues;
 	ms->worker = mem_intern(m, cfg->worker);
 	if ((cfg->worker && ms->worker == NULL) ||
 		(cfg->nqueues && (ms->queues = calloc(cfg->nqueues, sizeof(mem_queue *))) == NULL))
@@ -171,6 +173,8 @@ mem_session_open(qml_store *store, const qml_session_config *cfg,
 		ms->next = m->sessions;
 		m->sessions = ms;
 	}
+	else
+		mem_queues_drop_since(m, nqueues);
 	pthread_mutex_unlock(&m->mu);
 	if (st != QML_OK)
 	{
@@ -228,8 +232,9 @@ maintenance_main(void *arg)
 					b,
 					c,
 					d;
+		bool		nomem;
 		int64_t		now = qml_now();
-		int64_t		next = mem_pass(m, now, &a, &b, &c, &d);
+		int64_t		next = mem_pass(m, now, &a, &b, &c, &d, &nomem);
 		int64_t		wait = next - now;
 
 		/* wall-clock due times, waited for on the monotonic clock */
@@ -300,6 +305,20 @@ parse_url(mem_store *m, const char *url)
 	return QML_OK;
 }
 
+void
+mem_queues_drop_since(mem_store *m, size_t nqueues)
+{
+	while (m->nqueues > nqueues)
+	{
+		mem_queue  *q = m->queues[--m->nqueues];
+
+		mem_index_free(&q->ready);
+		mem_map_free(&q->unique);
+		free(q->name);
+		free(q);
+	}
+}
+
 static void
 free_all(mem_store *m)
 {
@@ -307,13 +326,7 @@ free_all(mem_store *m)
 		if (m->by_id[i])
 			mem_job_free(m->by_id[i]);
 	free(m->by_id);
-	for (size_t i = 0; i < m->nqueues; i++)
-	{
-		mem_index_free(&m->queues[i]->ready);
-		mem_map_free(&m->queues[i]->unique);
-		free(m->queues[i]->name);
-		free(m->queues[i]);
-	}
+	mem_queues_drop_since(m, 0);
 	free(m->queues);
 	mem_index_free(&m->timers);
 	mem_index_free(&m->leases);

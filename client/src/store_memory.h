@@ -95,6 +95,7 @@ typedef struct mem_map
 	mem_map_entry **buckets;
 	size_t		nbuckets;
 	size_t		n;
+	mem_map_entry *spare;		/* for the next put (mem_map_reserve) */
 } mem_map;
 
 /*
@@ -217,6 +218,8 @@ void		mem_heap_remove(mem_heap *h, mem_job *j);
 void		mem_heap_fix(mem_heap *h, mem_job *j);
 bool		mem_ready_before(const mem_job *a, const mem_job *b);
 bool		mem_index_push(mem_index *x, mem_job *j);
+/* room for `more` pushes into x that cannot fail; false when out of memory */
+bool		mem_index_reserve(mem_index *x, size_t more);
 mem_job    *mem_index_top(mem_index *x);
 void		mem_index_remove(mem_index *x, mem_job *j);
 /* calls fn for every job in x */
@@ -227,12 +230,20 @@ bool		mem_lease_before(const mem_job *a, const mem_job *b);
 
 mem_job    *mem_map_get(const mem_map *m, const char *key);
 bool		mem_map_put(mem_map *m, const char *key, mem_job *j);
+/* room for one mem_map_put that cannot fail; false when out of memory */
+bool		mem_map_reserve(mem_map *m);
 void		mem_map_del(mem_map *m, const char *key);
 void		mem_map_free(mem_map *m);
 
 /* ---- store_memory.c (caller holds mu) ---- */
 mem_queue  *mem_queue_get(mem_store *m, const char *name, bool create);
 const char *mem_intern(mem_store *m, const char *worker);
+/*
+ * frees the queues created after there were `nqueues`: an operation that
+ * created them and failed leaves none behind (they hold no job, and no
+ * session names them)
+ */
+void		mem_queues_drop_since(mem_store *m, size_t nqueues);
 mem_job    *mem_job_by_id(const mem_store *m, int64_t id);
 /* wakes the armed sessions that fetch from q */
 void		mem_wake(mem_store *m, const mem_queue *q);
@@ -246,11 +257,21 @@ qml_status	mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now
 						 int64_t *id);
 qml_status	mem_insert(mem_store *m, const char *method, const char *arguments,
 					   const qml_enqueue_options *o, int64_t now, int64_t *id);
+/*
+ * all that mem_set_state and mem_job_place will allocate for moving j to
+ * `to`, for `more` jobs going the same way; false when out of memory
+ */
+bool		mem_reserve(mem_store *m, mem_job *j, qml_job_state to, size_t more);
+/* after mem_reserve; error: owned, goes to the history line (or NULL) */
 void		mem_set_state(mem_store *m, mem_job *j, qml_job_state to,
-						  const char *worker, const char *error, int64_t now);
-/* one maintenance pass; returns when the next one is due (wall µs) */
+						  const char *worker, char *error, int64_t now);
+/*
+ * one maintenance pass; returns when the next one is due (wall µs); *nomem:
+ * memory ran out, what is due and not done is left for the next pass
+ */
 int64_t		mem_pass(mem_store *m, int64_t now, int64_t *promoted,
-					 int64_t *rescued, int64_t *fired, int64_t *pruned);
+					 int64_t *rescued, int64_t *fired, int64_t *pruned,
+					 bool *nomem);
 void		mem_job_free(mem_job *j);
 /* false when out of memory: then j is in no index */
 bool		mem_job_place(mem_store *m, mem_job *j);
@@ -260,7 +281,8 @@ mem_event  *mem_event_append(mem_job *j);
 bool		mem_remember_finished(mem_store *m, int64_t id);
 
 /* ---- store_memory_recurring.c (caller holds mu) ---- */
-int64_t		mem_recurring_fire(mem_store *m, int64_t now);
+/* *nomem set when memory ran out: that run is tried again at the next pass */
+int64_t		mem_recurring_fire(mem_store *m, int64_t now, bool *nomem);
 void		mem_recurring_free(mem_recurring *r);
 /* the next run of r after `after` (wall µs); QML_TIME_NULL when none */
 int64_t		mem_recurring_next(const mem_recurring *r, int64_t after);

@@ -82,19 +82,29 @@ sift_down(mem_heap *h, size_t i)
 	put(h, i, j);
 }
 
+/* room for `more` pushes that cannot fail; false when out of memory */
+static bool
+heap_reserve(mem_heap *h, size_t more)
+{
+	size_t		cap = h->cap ? h->cap : 64;
+	mem_job   **items;
+
+	if (h->n + more <= h->cap)
+		return true;
+	while (cap < h->n + more)
+		cap *= 2;
+	if ((items = realloc(h->items, cap * sizeof(mem_job *))) == NULL)
+		return false;
+	h->items = items;
+	h->cap = cap;
+	return true;
+}
+
 bool
 mem_heap_push(mem_heap *h, mem_job *j)
 {
-	if (h->n == h->cap)
-	{
-		size_t		cap = h->cap ? h->cap * 2 : 64;
-		mem_job   **items = realloc(h->items, cap * sizeof(mem_job *));
-
-		if (items == NULL)
-			return false;
-		h->items = items;
-		h->cap = cap;
-	}
+	if (!heap_reserve(h, 1))
+		return false;
 	h->items[h->n] = j;
 	sift_up(h, h->n++);
 	return true;
@@ -132,6 +142,16 @@ mem_heap_fix(mem_heap *h, mem_job *j)
 }
 
 /* ---- an index: lane and heap ---- */
+
+/*
+ * Room for `more` pushes that cannot fail: a push that cannot grow the lane
+ * goes to the heap, so room in the heap is enough.
+ */
+bool
+mem_index_reserve(mem_index *x, size_t more)
+{
+	return heap_reserve(&x->heap, more);
+}
 
 bool
 mem_index_push(mem_index *x, mem_job *j)
@@ -267,16 +287,27 @@ grow(mem_map *m)
 	return true;
 }
 
+/* room for one put that cannot fail; false when out of memory */
+bool
+mem_map_reserve(mem_map *m)
+{
+	if (m->n >= m->nbuckets && !grow(m))
+		return false;
+	if (m->spare == NULL && (m->spare = malloc(sizeof(mem_map_entry))) == NULL)
+		return false;
+	return true;
+}
+
 bool
 mem_map_put(mem_map *m, const char *key, mem_job *j)
 {
 	mem_map_entry *e;
 	size_t		k;
 
-	if (m->n >= m->nbuckets && !grow(m))
+	if (!mem_map_reserve(m))
 		return false;
-	if ((e = malloc(sizeof(*e))) == NULL)
-		return false;
+	e = m->spare;
+	m->spare = NULL;
 	k = hash(key) % m->nbuckets;
 	e->key = key;
 	e->job = j;
@@ -322,5 +353,6 @@ mem_map_free(mem_map *m)
 		}
 	}
 	free(m->buckets);
+	free(m->spare);
 	memset(m, 0, sizeof(*m));
 }

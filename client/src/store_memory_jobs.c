@@ -7,6 +7,12 @@
  * The transitions are those of store.h; mem_set_state is the one place
  * that moves a job between states, so the per-queue counts, the history,
  * the live count, unique keys and throughput cannot drift apart.
+ *
+ * Memory running out changes nothing: every operation first allocates or
+ * reserves all it will need (mem_reserve: the history line, room in the
+ * index the job goes to, in the unique keys and the finished list; the
+ * copies of texts), and only then changes jobs, which cannot fail. A job
+ * is so never in no index, nor a history line or an outcome lost.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,78 +40,95 @@ mem_job_free(mem_job *j)
 	free(j);
 }
 
+/* the index a job of j's queue in `state` belongs in; NULL when none */
+static mem_index *
+index_of(mem_store *m, const mem_job *j, int state)
+{
+	switch (state)
+	{
+		case QML_STATE_ENQUEUED:
+			return &j->queue->ready;
+		case QML_STATE_SCHEDULED:
+		case QML_STATE_AWAITING_RETRY:
+			return &m->timers;
+		case QML_STATE_PROCESSING:
+			return &m->leases;
+		default:
+			return NULL;
+	}
+}
+
 /*
- * Puts a job in the heap its state calls for; false when out of memory
- * (then it is in none).
+ * Puts a job in the index its state calls for; false when out of memory
+ * (then it is in none), which mem_reserve before rules out.
  */
 bool
 mem_job_place(mem_store *m, mem_job *j)
 {
-	switch (j->state)
-	{
-		case QML_STATE_ENQUEUED:
-			return mem_index_push(&j->queue->ready, j);
-		case QML_STATE_SCHEDULED:
-		case QML_STATE_AWAITING_RETRY:
-			if (!mem_index_push(&m->timers, j))
-				return false;
-			if (mem_index_top(&m->timers) == j)
-				pthread_cond_signal(&m->cv);
-			return true;
-		case QML_STATE_PROCESSING:
-			return mem_index_push(&m->leases, j);
-		default:
-			return true;
-	}
+	mem_index  *x = index_of(m, j, j->state);
+
+	if (x == NULL)
+		return true;
+	if (!mem_index_push(x, j))
+		return false;
+	if (x == &m->timers && mem_index_top(x) == j)
+		pthread_cond_signal(&m->cv);
+	return true;
 }
 
 static void
 unplace(mem_store *m, mem_job *j)
 {
-	if (j->heap_index == -1)
-		return;
-	if (j->state == QML_STATE_ENQUEUED)
-		mem_index_remove(&j->queue->ready, j);
-	else if (j->state == QML_STATE_PROCESSING)
-		mem_index_remove(&m->leases, j);
-	else
-		mem_index_remove(&m->timers, j);
+	mem_index  *x = index_of(m, j, j->state);
+
+	if (j->heap_index != -1 && x != NULL)
+		mem_index_remove(x, j);
+}
+
+/* room for one more event of j; false when out of memory */
+static bool
+event_reserve(mem_job *j)
+{
+	uint32_t	cap = j->cap_events * 2;
+	mem_event  *ev;
+
+	if (j->nevents < j->cap_events)
+		return true;
+	if ((ev = malloc(cap * sizeof(mem_event))) == NULL)
+		return false;
+	memcpy(ev, j->events, j->nevents * sizeof(mem_event));
+	if (j->events != j->inline_events)
+		free(j->events);
+	j->events = ev;
+	j->cap_events = cap;
+	return true;
 }
 
 mem_event *
 mem_event_append(mem_job *j)
 {
-	if (j->nevents == j->cap_events)
-	{
-		uint32_t	cap = j->cap_events * 2;
-		mem_event  *ev = malloc(cap * sizeof(mem_event));
-
-		if (ev == NULL)
-			return NULL;
-		memcpy(ev, j->events, j->nevents * sizeof(mem_event));
-		if (j->events != j->inline_events)
-			free(j->events);
-		j->events = ev;
-		j->cap_events = cap;
-	}
+	if (!event_reserve(j))
+		return NULL;
 	return &j->events[j->nevents++];
 }
 
+/* error: owned, the event's (NULL: none); the room is reserved */
 static void
-add_event(mem_job *j, int from, int to, const char *worker, const char *error,
+add_event(mem_job *j, int from, int to, const char *worker, char *error,
 		  int64_t now)
 {
 	mem_event  *e = mem_event_append(j);
 
-	/* out of memory: the history misses a line, the job is intact */
 	if (e == NULL)
+	{
+		free(error);
 		return;
+	}
 	e->at = now;
 	e->from = (int8_t) from;
 	e->to = (int8_t) to;
 	e->worker = worker;
-	/* a handler's message may hold any bytes: the snapshot needs UTF-8 */
-	e->error = error ? qml__strdup_utf8(error) : NULL;
+	e->error = error;
 }
 
 static void
@@ -133,30 +156,62 @@ count_finished(mem_store *m, mem_job *j, int to, int64_t now)
 	q->done_cur++;
 }
 
+/* room for `more` finished jobs; false when out of memory */
+static bool
+finished_reserve(mem_store *m, size_t more)
+{
+	size_t		cap = m->fin_cap ? m->fin_cap : 1024;
+	int64_t    *ids;
+
+	if (m->fin_n + more <= m->fin_cap)
+		return true;
+	while (cap < m->fin_n + more)
+		cap *= 2;
+	if ((ids = malloc(cap * sizeof(int64_t))) == NULL)
+		return false;
+	for (size_t i = 0; i < m->fin_n; i++)
+		ids[i] = m->fin_ids[(m->fin_head + i) % m->fin_cap];
+	free(m->fin_ids);
+	m->fin_ids = ids;
+	m->fin_head = 0;
+	m->fin_cap = cap;
+	return true;
+}
+
 bool
 mem_remember_finished(mem_store *m, int64_t id)
 {
-	if (m->fin_n == m->fin_cap)
-	{
-		size_t		cap = m->fin_cap ? m->fin_cap * 2 : 1024;
-		int64_t    *ids = malloc(cap * sizeof(int64_t));
-
-		if (ids == NULL)
-			return false;
-		for (size_t i = 0; i < m->fin_n; i++)
-			ids[i] = m->fin_ids[(m->fin_head + i) % m->fin_cap];
-		free(m->fin_ids);
-		m->fin_ids = ids;
-		m->fin_head = 0;
-		m->fin_cap = cap;
-	}
+	if (!finished_reserve(m, 1))
+		return false;
 	m->fin_ids[(m->fin_head + m->fin_n++) % m->fin_cap] = id;
+	return true;
+}
+
+/*
+ * All that moving j to `to` (mem_set_state) and placing it (mem_job_place)
+ * allocates, for `more` jobs going the same way at once: afterwards
+ * neither can fail. False when out of memory; what it reserved is only
+ * room, so nothing of the store has changed.
+ */
+bool
+mem_reserve(mem_store *m, mem_job *j, qml_job_state to, size_t more)
+{
+	mem_index  *x = index_of(m, j, to);
+	bool		live = !is_final(j->state);
+
+	if (!event_reserve(j) ||
+		(x != NULL && !mem_index_reserve(x, more)))
+		return false;
+	if (live && is_final(to))
+		return finished_reserve(m, more);
+	if (!live && !is_final(to) && j->unique_key)
+		return mem_map_reserve(&j->queue->unique);
 	return true;
 }
 
 void
 mem_set_state(mem_store *m, mem_job *j, qml_job_state to, const char *worker,
-			  const char *error, int64_t now)
+			  char *error, int64_t now)
 {
 	int			from = j->state;
 	bool		was_live = !is_final(from);
@@ -180,32 +235,30 @@ mem_set_state(mem_store *m, mem_job *j, qml_job_state to, const char *worker,
 			mem_map_del(&j->queue->unique, j->unique_key);
 		if (to != QML_STATE_DELETED)
 			count_finished(m, j, to, now);
-		/* out of memory: the job is kept until close instead of pruned */
-		(void) mem_remember_finished(m, j->id);
+		(void) mem_remember_finished(m, j->id);	/* reserved */
 	}
 	else if (!was_live && !is_final(to))
 	{
 		m->live++;
 		j->finished_at = QML_TIME_NULL;
 		if (j->unique_key)
-			mem_map_put(&j->queue->unique, j->unique_key, j);
+			(void) mem_map_put(&j->queue->unique, j->unique_key, j);	/* reserved */
 	}
 }
 
+/* room for one more id; false when out of memory */
 static bool
-index_job(mem_store *m, mem_job *j)
+by_id_reserve(mem_store *m)
 {
-	if (m->nby_id == m->cap_by_id)
-	{
-		size_t		cap = m->cap_by_id ? m->cap_by_id * 2 : 1024;
-		mem_job   **a = realloc(m->by_id, cap * sizeof(mem_job *));
+	size_t		cap = m->cap_by_id ? m->cap_by_id * 2 : 1024;
+	mem_job   **a;
 
-		if (a == NULL)
-			return false;
-		m->by_id = a;
-		m->cap_by_id = cap;
-	}
-	m->by_id[m->nby_id++] = j;
+	if (m->nby_id < m->cap_by_id)
+		return true;
+	if ((a = realloc(m->by_id, cap * sizeof(mem_job *))) == NULL)
+		return false;
+	m->by_id = a;
+	m->cap_by_id = cap;
 	return true;
 }
 
@@ -302,12 +355,13 @@ mem_job_build(const char *method, const char *arguments,
  * Files a built job in `queue` (caller holds mu): its id, indexes and
  * first event. The store owns j afterwards: when a live job of the queue
  * holds its unique key, j is freed and *id is that job's. Every allocation
- * comes before the first change that cannot be taken back, so out of
- * memory files nothing (a batch undoes what it filed with mem_job_unfile).
+ * comes before the first change, so out of memory files nothing and leaves
+ * no queue it created (a batch undoes what it filed with mem_job_unfile).
  */
 qml_status
 mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now, int64_t *id)
 {
+	size_t		nqueues = m->nqueues;
 	mem_queue  *q;
 	mem_job    *same;
 
@@ -322,25 +376,23 @@ mem_job_file(mem_store *m, mem_job *j, const char *queue, int64_t now, int64_t *
 		*id = same->id;
 		return QML_OK;
 	}
-	j->id = m->by_id_base + (int64_t) m->nby_id;
 	j->queue = q;
 	j->state = (int8_t) (j->run_at > now ? QML_STATE_SCHEDULED : QML_STATE_ENQUEUED);
+	if (!by_id_reserve(m) ||
+		(j->unique_key && !mem_map_reserve(&q->unique)) ||
+		!mem_index_reserve(index_of(m, j, j->state), 1))
+	{
+		mem_queues_drop_since(m, nqueues);
+		free(j);
+		return qml__nomem();
+	}
 	if (j->state == QML_STATE_ENQUEUED)
 		j->enqueued_at = now;
-	if (!index_job(m, j))
-	{
-		free(j);
-		return qml__nomem();
-	}
-	if ((j->unique_key && !mem_map_put(&q->unique, j->unique_key, j)) ||
-		!mem_job_place(m, j))
-	{
-		if (j->unique_key && mem_map_get(&q->unique, j->unique_key) == j)
-			mem_map_del(&q->unique, j->unique_key);
-		m->nby_id--;
-		free(j);
-		return qml__nomem();
-	}
+	j->id = m->by_id_base + (int64_t) m->nby_id;
+	m->by_id[m->nby_id++] = j;
+	if (j->unique_key)
+		(void) mem_map_put(&q->unique, j->unique_key, j);	/* reserved */
+	(void) mem_job_place(m, j); /* reserved */
 	q->counts[j->state]++;
 	m->live++;
 	/* the first event is inline: it cannot fail */
@@ -444,7 +496,10 @@ mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 		}
 	if (st == QML_OK)
 	{
+		size_t		nqueues;
+
 		pthread_mutex_lock(&m->mu);
+		nqueues = m->nqueues;
 		st = full(m, count);
 		for (; st == QML_OK && i < count; i++)
 		{
@@ -461,6 +516,8 @@ mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 		for (size_t k = i; st != QML_OK && k-- > 0;)
 			if (built[k] != NULL)
 				mem_job_unfile(m, built[k]);
+		if (st != QML_OK)
+			mem_queues_drop_since(m, nqueues);
 		for (size_t k = 0; st == QML_OK && k < count; k++)
 			if (k == 0 || jobs[k].options.queue != jobs[k - 1].options.queue)
 				mem_wake(m, mem_queue_get(m, jobs[k].options.queue ? jobs[k].options.queue : "default", false));
@@ -475,6 +532,11 @@ mem_enqueue_batch(qml_store *store, const qml_job_spec *jobs, size_t count,
 
 /* ---- the runtime ---- */
 
+/*
+ * Claims up to `want` jobs. Out of memory part way, the jobs claimed so far
+ * are returned (each fully claimed) and the rest stay enqueued; with none
+ * claimed, the error.
+ */
 qml_status
 mem_fetch(qml_store_session *session, int want, int wait_ms,
 		  qml_store_job **out, int *got)
@@ -483,10 +545,11 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 	mem_store  *m = MEM(session->store);
 	int64_t		now = qml_now();
 	int			n = 0;
+	bool		nomem = false;
 
 	(void) wait_ms;				/* the runtime waits on the session's eventfd */
 	pthread_mutex_lock(&m->mu);
-	for (size_t k = 0; k < ms->nqueues && n < want; k++)
+	for (size_t k = 0; k < ms->nqueues && n < want && !nomem; k++)
 	{
 		mem_queue  *q = ms->queues[k];
 		mem_job    *j;
@@ -499,15 +562,19 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 												  j->priority, j->attempts + 1,
 												  j->max_attempts, j->created_at);
 
-			if (c == NULL)
+			if (c == NULL || !mem_reserve(m, j, QML_STATE_PROCESSING, 1))
+			{
+				free(c);
+				nomem = true;
 				break;
+			}
 			mem_index_remove(&q->ready, j);
 			j->attempts++;
 			j->started_at = now;
 			mem_set_state(m, j, QML_STATE_PROCESSING, ms->worker, NULL, now);
 			j->locked_by = ms->worker;
 			j->locked_until = now + (int64_t) ms->lease_ms * 1000;
-			mem_job_place(m, j);
+			(void) mem_job_place(m, j); /* reserved */
 			out[n++] = c;
 		}
 	}
@@ -516,7 +583,7 @@ mem_fetch(qml_store_session *session, int want, int wait_ms,
 		ms->armed = true;
 	pthread_mutex_unlock(&m->mu);
 	*got = n;
-	return QML_OK;
+	return n == 0 && nomem ? qml__nomem() : QML_OK;
 }
 
 /* The job if `worker` holds its lease, else NULL. */
@@ -540,34 +607,78 @@ typedef struct outcome
 	int64_t    *next_ms;		/* failures: ms to the next try, or -1 */
 } outcome;
 
-/* processing -> awaiting_retry or failed, as qml.fail and the rescue do */
-static void
-fail_job(mem_store *m, mem_job *j, const char *worker, const char *error,
-		 bool retry, int64_t now)
+/* where a failure takes j: another try, or failed for good */
+static qml_job_state
+fail_target(const mem_job *j, bool retry)
 {
-	unplace(m, j);
-	free(j->last_error);
-	j->last_error = qml__strdup_utf8(error ? error : "failed without an error message");
-	if (retry && j->attempts < j->max_attempts)
-	{
-		j->run_at = now + qml__store_backoff_ms(j->attempts, j->backoff_base_ms,
-												j->backoff_cap_ms) * 1000;
-		mem_set_state(m, j, QML_STATE_AWAITING_RETRY, worker, j->last_error, now);
-	}
-	else
-		mem_set_state(m, j, QML_STATE_FAILED, worker, j->last_error, now);
-	mem_job_place(m, j);
+	return retry && j->attempts < j->max_attempts ?
+		QML_STATE_AWAITING_RETRY : QML_STATE_FAILED;
 }
 
+/*
+ * A failure's message twice, as fail_job takes it: the job's last_error and
+ * its history line's (a handler's message may hold any bytes: the snapshot
+ * needs UTF-8). False, and both NULL, when out of memory.
+ */
+static bool
+fail_copies(const char *error, char **copies)
+{
+	copies[0] = qml__strdup_utf8(error ? error : "failed without an error message");
+	copies[1] = copies[0] ? qml__strdup(copies[0]) : NULL;
+	if (copies[1] != NULL)
+		return true;
+	free(copies[0]);
+	copies[0] = NULL;
+	return false;
+}
+
+/*
+ * processing -> awaiting_retry or failed, as qml.fail and the rescue do;
+ * takes the two copies of fail_copies, after mem_reserve for fail_target
+ */
 static void
-apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
-	  int64_t now)
+fail_job(mem_store *m, mem_job *j, const char *worker, char **copies,
+		 bool retry, int64_t now)
+{
+	qml_job_state to = fail_target(j, retry);
+
+	unplace(m, j);
+	free(j->last_error);
+	j->last_error = copies[0];
+	if (to == QML_STATE_AWAITING_RETRY)
+		j->run_at = now + qml__store_backoff_ms(j->attempts, j->backoff_base_ms,
+												j->backoff_cap_ms) * 1000;
+	mem_set_state(m, j, to, worker, copies[1], now);
+	copies[0] = copies[1] = NULL;
+	(void) mem_job_place(m, j); /* reserved */
+}
+
+/*
+ * What applying outcome i to j of n allocates, done first: own[0] and
+ * own[1] receive the texts apply takes. False when out of memory.
+ */
+static bool
+prepare(mem_store *m, mem_job *j, const outcome *o, size_t i, size_t n,
+		char **own)
 {
 	const char *text = o->texts ? o->texts[i] : NULL;
 
 	if (o->to == QML_STATE_FAILED)
+		return fail_copies(text, own) &&
+			mem_reserve(m, j, fail_target(j, o->retry[i]), n);
+	if (o->to == QML_STATE_SUCCEEDED && text != NULL &&
+		(own[0] = qml__strdup(text)) == NULL)
+		return false;
+	return mem_reserve(m, j, o->to, n);
+}
+
+static void
+apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
+	  char **own, int64_t now)
+{
+	if (o->to == QML_STATE_FAILED)
 	{
-		fail_job(m, j, worker, text, o->retry[i], now);
+		fail_job(m, j, worker, own, o->retry[i], now);
 		return;
 	}
 	mem_index_remove(&m->leases, j);
@@ -576,12 +687,13 @@ apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
 		/* released: the run did not happen */
 		j->attempts = j->attempts > 0 ? j->attempts - 1 : 0;
 		mem_set_state(m, j, QML_STATE_ENQUEUED, worker, NULL, now);
-		mem_job_place(m, j);
+		(void) mem_job_place(m, j); /* reserved */
 		mem_wake(m, j->queue);
 		return;
 	}
 	free(j->result);
-	j->result = text ? qml__strdup(text) : NULL;
+	j->result = own[0];
+	own[0] = NULL;
 	mem_set_state(m, j, QML_STATE_SUCCEEDED, worker, NULL, now);
 	/* retention 0: nothing finished is kept (its id is skipped by prune) */
 	if (m->retention_ms == 0)
@@ -592,31 +704,49 @@ apply(mem_store *m, mem_job *j, const outcome *o, size_t i, const char *worker,
 	}
 }
 
-/* Applies an outcome to the jobs of ids[] the worker still holds. */
+/*
+ * Applies an outcome to the jobs of ids[] the worker still holds: all of
+ * them, or, out of memory, none.
+ */
 static qml_status
 report(qml_store_session *session, const char *worker, const int64_t *ids,
 	   size_t n, const outcome *o, size_t *done)
 {
 	mem_store  *m = MEM(session->store);
 	int64_t		now = qml_now();
+	char	  **own = calloc(2 * n + 1, sizeof(char *));
+	qml_status	st = QML_OK;
 
 	*done = 0;
+	for (size_t i = 0; o->next_ms && i < n; i++)
+		o->next_ms[i] = -1;
+	if (own == NULL)
+		return qml__nomem();
 	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; st == QML_OK && i < n; i++)
 	{
 		mem_job    *j = held(m, ids[i], worker);
 
-		if (o->next_ms)
-			o->next_ms[i] = -1;
+		if (j != NULL && !prepare(m, j, o, i, n, own + 2 * i))
+			st = qml__nomem();
+	}
+	for (size_t i = 0; st == QML_OK && i < n; i++)
+	{
+		mem_job    *j = held(m, ids[i], worker);
+
 		if (j == NULL)
 			continue;
-		apply(m, j, o, i, worker, now);
+		apply(m, j, o, i, worker, own + 2 * i, now);
 		if (o->next_ms && j->state == QML_STATE_AWAITING_RETRY)
 			o->next_ms[i] = (j->run_at - now) / 1000;
 		(*done)++;
 	}
 	pthread_mutex_unlock(&m->mu);
-	return QML_OK;
+	/* those of ids not held, or given twice, or all when out of memory */
+	for (size_t i = 0; i < 2 * n; i++)
+		free(own[i]);
+	free(own);
+	return st;
 }
 
 qml_status
@@ -655,6 +785,12 @@ mem_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 	int64_t		until = qml_now() + (int64_t) lease_ms * 1000;
 
 	pthread_mutex_lock(&m->mu);
+	/* a renewed lease leaves the lane for the heap: room for all first */
+	if (!mem_index_reserve(&m->leases, n))
+	{
+		pthread_mutex_unlock(&m->mu);
+		return qml__nomem();
+	}
 	for (size_t i = 0; i < n; i++)
 	{
 		mem_job    *j = held(m, ids[i], worker);
@@ -664,7 +800,7 @@ mem_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 		{
 			mem_index_remove(&m->leases, j);
 			j->locked_until = until;
-			mem_index_push(&m->leases, j);
+			(void) mem_index_push(&m->leases, j);	/* reserved */
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -691,6 +827,11 @@ mem_job_delete(qml_store *store, int64_t id, bool *done)
 		st = not_found(id);
 	else if (!(*done = !is_final(j->state)))
 		;
+	else if (!mem_reserve(m, j, QML_STATE_DELETED, 1))
+	{
+		*done = false;
+		st = qml__nomem();
+	}
 	else
 	{
 		unplace(m, j);
@@ -723,6 +864,11 @@ mem_job_requeue(qml_store *store, int64_t id, bool *done)
 	}
 	else if ((st = full(m, 1)) != QML_OK)
 		*done = false;
+	else if (!mem_reserve(m, j, QML_STATE_ENQUEUED, 1))
+	{
+		*done = false;
+		st = qml__nomem();
+	}
 	else
 	{
 		j->attempts = 0;
@@ -730,7 +876,7 @@ mem_job_requeue(qml_store *store, int64_t id, bool *done)
 		free(j->result);
 		j->result = NULL;
 		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
-		mem_job_place(m, j);
+		(void) mem_job_place(m, j); /* reserved */
 		mem_wake(m, j->queue);
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -801,32 +947,51 @@ prune(mem_store *m, int64_t now)
 	return n;
 }
 
+/*
+ * Out of memory, a job due stays where it is (promoted or rescued at a
+ * later pass, which is then due at once) and *nomem says so.
+ */
 int64_t
 mem_pass(mem_store *m, int64_t now, int64_t *promoted, int64_t *rescued,
-		 int64_t *fired, int64_t *pruned)
+		 int64_t *fired, int64_t *pruned, bool *nomem)
 {
 	mem_job    *j;
 	int64_t		next = now + 1000000;
 
 	*promoted = *rescued = 0;
+	*nomem = false;
 	while ((j = mem_index_top(&m->timers)) != NULL && j->run_at <= now)
 	{
+		if (!mem_reserve(m, j, QML_STATE_ENQUEUED, 1))
+		{
+			*nomem = true;
+			break;
+		}
 		mem_index_remove(&m->timers, j);
 		mem_set_state(m, j, QML_STATE_ENQUEUED, NULL, NULL, now);
-		mem_job_place(m, j);
+		(void) mem_job_place(m, j); /* reserved */
 		mem_wake(m, j->queue);
 		(*promoted)++;
 	}
 	while ((j = mem_index_top(&m->leases)) != NULL && j->locked_until < now)
 	{
-		char		error[256];
+		char		error[256],
+				   *copies[2];
 
 		snprintf(error, sizeof(error), "lease expired on worker %s",
 				 j->locked_by ? j->locked_by : "");
-		fail_job(m, j, j->locked_by, error, true, now);
+		if (!fail_copies(error, copies) ||
+			!mem_reserve(m, j, fail_target(j, true), 1))
+		{
+			free(copies[0]);
+			free(copies[1]);
+			*nomem = true;
+			break;
+		}
+		fail_job(m, j, j->locked_by, copies, true, now);
 		(*rescued)++;
 	}
-	*fired = mem_recurring_fire(m, now);
+	*fired = mem_recurring_fire(m, now, nomem);
 	*pruned = prune(m, now);
 	m->passes++;
 
@@ -849,10 +1014,14 @@ mem_maintain(qml_store *store, char **report)
 				fired,
 				pruned;
 	char		buf[256];
+	bool		nomem;
 
 	pthread_mutex_lock(&m->mu);
-	mem_pass(m, qml_now(), &promoted, &rescued, &fired, &pruned);
+	mem_pass(m, qml_now(), &promoted, &rescued, &fired, &pruned, &nomem);
 	pthread_mutex_unlock(&m->mu);
+	/* what was done is whole; what memory did not allow is left as it was */
+	if (nomem)
+		return qml__nomem();
 	snprintf(buf, sizeof(buf),
 			 "{\"promoted\": %" PRId64 ", \"rescued\": %" PRId64 ", \"recurring\": %" PRId64
 			 ", \"pruned\": %" PRId64 "}", promoted, rescued, fired, pruned);

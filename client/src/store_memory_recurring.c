@@ -64,16 +64,23 @@ enqueue_one(mem_store *m, mem_recurring *r, int64_t now, int64_t *id)
 }
 
 int64_t
-mem_recurring_fire(mem_store *m, int64_t now)
+mem_recurring_fire(mem_store *m, int64_t now, bool *nomem)
 {
 	int64_t		fired = 0,
 				id;
+	qml_status	st;
 
 	for (mem_recurring *r = m->recurring; r; r = r->next)
 	{
 		if (r->next_run_at == QML_TIME_NULL || r->next_run_at > now)
 			continue;
-		if (enqueue_one(m, r, now, &id) == QML_OK)
+		/* out of memory, the run is not skipped: it stays due */
+		if ((st = enqueue_one(m, r, now, &id)) == QML_ERR_NOMEM)
+		{
+			*nomem = true;
+			continue;
+		}
+		if (st == QML_OK)
 			fired++;
 		r->last_run_at = now;
 		r->next_run_at = mem_recurring_next(r, now);
@@ -198,7 +205,8 @@ mem_recurring_list(qml_store *store, char **out)
 	{
 		json_t	   *args = json_loads(r->arguments, JSON_DECODE_ANY, NULL);
 
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:o, s:s, s:o, s:o}",
+		/* out of memory, the list is refused, not handed out short */
+		if (json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:o, s:s, s:o, s:o}",
 										   "name", r->name, "schedule", r->schedule,
 										   "method", r->method,
 										   "arguments", args ? args : json_null(),
@@ -206,7 +214,11 @@ mem_recurring_list(qml_store *store, char **out)
 										   "max_attempts", r->max_attempts ? json_integer(r->max_attempts) : json_null(),
 										   "timezone", "UTC",
 										   "next_run_at", time_json(r->next_run_at),
-										   "last_run_at", time_json(r->last_run_at)));
+										   "last_run_at", time_json(r->last_run_at))) != 0)
+		{
+			json_decref(a);
+			a = NULL;
+		}
 	}
 	pthread_mutex_unlock(&m->mu);
 	*out = a ? json_dumps(a, JSON_COMPACT) : NULL;

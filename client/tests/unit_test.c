@@ -179,6 +179,7 @@ test_names(void)
 	ok(qml_state_name((qml_job_state) 99) == NULL, "no name for a bad state");
 	ok(qml_state_parse("succeeded", &s) && s == QML_STATE_SUCCEEDED, "state parse");
 	ok(!qml_state_parse("done", &s), "unknown state refused");
+	ok(qml_state_parse("retrying", &s) && s == QML_STATE_AWAITING_RETRY, "retrying: awaiting_retry, as stats calls it");
 	is_str(qml_status_str(QML_ERR_NO_EXTENSION), "qml extension not installed", "status strings");
 	ok(qml_now() > 1600000000LL * 1000000, "qml_now is in microseconds");
 }

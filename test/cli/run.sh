@@ -176,6 +176,10 @@ is_json "$out" && [[ "$out" == *'"history"'* ]] && ok "job JSON with history" ||
 expect "job of a missing id: exit 5" 5 "$QML" job 987654321
 has "does not exist" "saying so"
 expect "job of a non-number: exit 2" 2 "$QML" job abc
+expect "job +1: exit 2 (an id is plain digits)" 2 "$QML" job +1
+has "not a job id" "saying it is not a job id"
+expect "worker --name '': exit 2" 2 timeout 10 "$QML" worker --exec m=true --name ''
+has "--name must not be empty" "saying the name must not be empty"
 expect "retry a live job: exit 1" 1 "$QML" retry "$id"
 has "only finished jobs" "explaining why"
 expect "delete" 0 "$QML" delete "$id"
@@ -275,6 +279,24 @@ out=$("$QML" --json job "$ctl_id")
 [ "$(q -c "SELECT (\$j\$$out\$j\$::jsonb)->>'method' = E'ctl\x1b]0;pwned\x07'")" = t ] &&
 	ok "--json keeps the text as it is (JSON escapes it)" || bad "--json keeps the text as it is" "$out"
 q -c "SELECT qml.remove_recurring(E'ctl\x1b[2J')" >/dev/null
+# a direction override (U+202E) shows the rest of the line reversed: written out too
+bidi_id=$(q -c "SELECT qml.enqueue(E'pay\u202etxt.exe', queue => 'bidiq')")
+out=$("$QML" job "$bidi_id")
+case "$out" in *'pay\u202etxt.exe'*) ok "qml job: a direction override is written out as \u202e";;
+	*) bad "qml job: a direction override is written out as \u202e" "$out";; esac
+q -c "SELECT qml.delete($bidi_id)" >/dev/null
+# the worker's log names methods and queues: a job with no handler is logged
+q -c "SELECT qml.enqueue(E'ctlw\x1b[2J\u2066', queue => E'ctlwq\x1b]0;x\x07')" >/dev/null
+timeout 4 "$QML" worker --queues $'ctlwq\x1b]0;x\x07' --exec m=true --poll-interval 100ms 2>"$tmp/ctlw.err"
+if LC_ALL=C grep -q $'\x1b\|\xe2\x81\xa6' "$tmp/ctlw.err"; then
+	bad "qml worker: no control character or override of a method or queue reaches the terminal" "$(cat -v "$tmp/ctlw.err" | head -5)"
+else
+	ok "qml worker: no control character or override of a method or queue reaches the terminal"
+fi
+grep -q 'no handler for method "ctlw\\x1b\[2J\\u2066"' "$tmp/ctlw.err" && grep -q 'queues .*ctlwq\\x1b\]0;x\\x07' "$tmp/ctlw.err" &&
+	ok "... the method and the queue are written out (\\x1b, \\u2066)" ||
+	bad "... the method and the queue are written out (\\x1b, \\u2066)" "$(cat "$tmp/ctlw.err")"
+q -c "SELECT qml.delete(id) FROM qml.jobs WHERE queue = E'ctlwq\x1b]0;x\x07'" >/dev/null
 
 echo "# recurring"
 expect "recurring add" 0 "$QML" recurring add nightly-cleanup '0 3 * * *' cleanup '["all"]' --queue maintenance

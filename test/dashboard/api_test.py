@@ -261,12 +261,22 @@ def test_filters():
     check(s == 200 and [j["id"] for j in b["jobs"]] == [XSS] and b["next"] is None, "id=N: that job", b)
     s, _, b = get("/api/jobs?id=%d&state=enqueued" % XSS)
     check(s == 200 and b["jobs"] == [], "id=N with another state: none", b)
+    s, _, b = get("/api/jobs?queue=")
+    check(s == 400 and is_error(b) and "queue must not be empty" in b["error"],
+          "queue= (empty): 400, saying the queue must not be empty", (s, b))
+    # "retrying", as qml stats calls awaiting_retry and qml jobs --state takes it
+    s, _, b = get("/api/jobs?state=retrying&limit=500")
+    s2, _, b2 = get("/api/jobs?state=awaiting_retry&limit=500")
+    check(s == 200 and s2 == 200 and b == b2, "state=retrying: the awaiting_retry jobs", (s, b, b2))
     s, _, b = get("/api/jobs?queue=nosuchqueue")
     check(s == 200 and b == {"jobs": [], "next": None}, "an unknown queue: an empty list", b)
     for q, why in [("state=running", "unknown state"), ("limit=0", "limit 0"), ("limit=501", "limit 501"),
                    ("limit=abc", "limit abc"), ("after=abc", "cursor abc"), ("after=-5", "cursor -5"),
                    ("id=1.5", "id 1.5"), ("limit=%2010", "limit ' 10'"), ("limit=10%20", "limit '10 '"),
-                   ("minutes=0", None), ("minutes=%2060", None)]:
+                   ("minutes=0", None), ("minutes=%2060", None),
+                   # given empty is not absent: qml jobs --queue '' is refused too
+                   ("queue=", "queue ''"), ("method=", "method ''"), ("state=", "state ''"),
+                   ("id=", "id ''"), ("limit=", "limit ''")]:
         if why is None:
             s, _, b = get("/api/throughput?" + q)
             why = "throughput " + q
