@@ -209,9 +209,10 @@ pg_session_open(qml_store *store, const qml_session_config *cfg,
  * its settings and name reset, and with its prepared statements, which
  * the next fetch session uses. Not holding the SQL edition's maintainer
  * lock (maintenance_tick.c) either: idle in the pool, it would keep every
- * runtime from maintaining the database for as long as the client lives. Anything amiss closes it instead, as does
- * a connection of the session's own (RESET would keep the fetcher's name,
- * which marks a running worker server).
+ * runtime from maintaining the database for as long as the client lives.
+ * Anything amiss closes it instead, as does a connection of the session's
+ * own (RESET would keep the fetcher's name, which marks a running worker
+ * server).
  */
 void
 pg_session_close_reported(qml_store_session *session)
