@@ -42,6 +42,12 @@ int64_t		qml__mono_coarse_us(void);
 /* Sleeps up to ms; returns early when *stop becomes true (checked every 20 ms). */
 void		qml__sleep_ms(int ms, const atomic_bool *stop);
 char	   *qml__strdup(const char *s);
+/*
+ * Room for `need` items of `size` bytes in `items`, an array of *cap items:
+ * the array, grown by doubling (from `first` when empty) when it was too
+ * small, or NULL when memory ran out, `items` and *cap then untouched.
+ */
+void	   *qml__grow(void *items, size_t *cap, size_t need, size_t first, size_t size);
 /* Whether s is well-formed UTF-8, as PostgreSQL and JSON text must be. */
 bool		qml__utf8_valid(const char *s);
 /* Its characters when s is well-formed UTF-8, else -1 (names' limits count characters). */

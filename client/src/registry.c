@@ -49,13 +49,12 @@ qml_registry_add(qml_registry *r, const char *method, qml_handler_fn fn,
 	}
 	if (r->count == r->cap)
 	{
-		size_t		cap = r->cap ? r->cap * 2 : 8;
-		qml_handler_entry *e = realloc(r->entries, cap * sizeof(*e));
+		qml_handler_entry *e = qml__grow(r->entries, &r->cap, r->count + 1, 8,
+										 sizeof(*e));
 
 		if (e == NULL)
 			return qml__nomem();
 		r->entries = e;
-		r->cap = cap;
 	}
 	if ((copy = qml__strdup(method)) == NULL)
 		return qml__nomem();

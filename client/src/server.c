@@ -48,8 +48,8 @@ qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind, char *text)
 	pthread_mutex_lock(&s->fl_mu);
 	if (s->nreports == s->reports_cap)
 	{
-		size_t		cap = s->reports_cap ? s->reports_cap * 2 : 64;
-		rt_report  *r = realloc(s->reports, cap * sizeof(*r));
+		rt_report  *r = qml__grow(s->reports, &s->reports_cap, s->nreports + 1, 64,
+								  sizeof(*r));
 
 		if (r == NULL)
 		{
@@ -62,7 +62,6 @@ qml__rt_report(qml_server *s, int64_t id, rt_report_kind kind, char *text)
 			return;
 		}
 		s->reports = r;
-		s->reports_cap = cap;
 	}
 	switch (kind)
 	{

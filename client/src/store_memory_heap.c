@@ -86,17 +86,11 @@ sift_down(mem_heap *h, size_t i)
 static bool
 heap_reserve(mem_heap *h, size_t more)
 {
-	size_t		cap = h->cap ? h->cap : 64;
-	mem_job   **items;
+	mem_job   **items = qml__grow(h->items, &h->cap, h->n + more, 64, sizeof(mem_job *));
 
-	if (h->n + more <= h->cap)
-		return true;
-	while (cap < h->n + more)
-		cap *= 2;
-	if ((items = realloc(h->items, cap * sizeof(mem_job *))) == NULL)
+	if (items == NULL)
 		return false;
 	h->items = items;
-	h->cap = cap;
 	return true;
 }
 

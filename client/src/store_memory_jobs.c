@@ -250,15 +250,12 @@ mem_set_state(mem_store *m, mem_job *j, qml_job_state to, const char *worker,
 static bool
 by_id_reserve(mem_store *m)
 {
-	size_t		cap = m->cap_by_id ? m->cap_by_id * 2 : 1024;
-	mem_job   **a;
+	mem_job   **a = qml__grow(m->by_id, &m->cap_by_id, m->nby_id + 1, 1024,
+								  sizeof(mem_job *));
 
-	if (m->nby_id < m->cap_by_id)
-		return true;
-	if ((a = realloc(m->by_id, cap * sizeof(mem_job *))) == NULL)
+	if (a == NULL)
 		return false;
 	m->by_id = a;
-	m->cap_by_id = cap;
 	return true;
 }
 

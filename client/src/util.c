@@ -159,6 +159,26 @@ qml__col_str(const PGresult *r, int row, int col, bool *oom)
 	return s;
 }
 
+void *
+qml__grow(void *items, size_t *cap, size_t need, size_t first, size_t size)
+{
+	size_t		n = *cap ? *cap : first;
+	void	   *grown;
+
+	if (need <= *cap)
+		return items;
+	while (n < need)
+	{
+		if (n > SIZE_MAX / 2)
+			return NULL;
+		n *= 2;
+	}
+	if (n > SIZE_MAX / size || (grown = realloc(items, n * size)) == NULL)
+		return NULL;
+	*cap = n;
+	return grown;
+}
+
 char *
 qml__strdup(const char *s)
 {
@@ -209,25 +229,16 @@ qml__buf_reset(qml_buf *b)
 static bool
 buf_reserve(qml_buf *b, size_t more)
 {
-	size_t		need = b->len + more + 1;
-	size_t		cap;
 	char	   *d;
 
 	if (b->oom)
 		return false;
-	if (need <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 64;
-	while (cap < need)
-		cap *= 2;
-	d = realloc(b->data, cap);
-	if (d == NULL)
+	if ((d = qml__grow(b->data, &b->cap, b->len + more + 1, 64, 1)) == NULL)
 	{
 		b->oom = true;
 		return false;
 	}
 	b->data = d;
-	b->cap = cap;
 	return true;
 }
 
