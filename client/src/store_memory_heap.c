@@ -86,9 +86,12 @@ sift_down(mem_heap *h, size_t i)
 static bool
 heap_reserve(mem_heap *h, size_t more)
 {
-	mem_job   **items = qml__grow(h->items, &h->cap, h->n + more, 64, sizeof(mem_job *));
+	mem_job   **items;
 
-	if (items == NULL)
+	/* room already (also for `more` 0 on an empty heap, which has no array) */
+	if (h->n + more <= h->cap)
+		return true;
+	if ((items = qml__grow(h->items, &h->cap, h->n + more, 64, sizeof(mem_job *))) == NULL)
 		return false;
 	h->items = items;
 	return true;

@@ -188,6 +188,24 @@ test_retention_zero(void)
 	qml_client_close(c);
 }
 
+/*
+ * Nothing to reserve on a fresh store: a heartbeat of no ids before any
+ * job was claimed (the leases' heap has no array yet) is not out of memory.
+ */
+static void
+test_reserve_nothing(void)
+{
+	qml_client *c = NULL;
+	qml_store  *st;
+	bool		held = false;
+
+	open_url("memory:", &c);
+	st = qml__client_store(c);
+	is_status(st->ops->heartbeat(st, "w", NULL, 0, 60000, &held), QML_OK,
+			  "a heartbeat of no ids on a fresh store");
+	qml_client_close(c);
+}
+
 /* a dashboard's watch: woken by an enqueue, reads over its session */
 static void
 test_watch(void)
@@ -336,5 +354,6 @@ main(void)
 	test_snapshot_utf8();
 	test_snapshot_symlink();
 	test_retention_zero();
+	test_reserve_nothing();
 	return tap_done();
 }
