@@ -72,16 +72,17 @@ done
 
 # the history recorded before the update reads as it did, and the changes
 # after it follow on: 25 creations and claims on 1.0 and 1.1, then one
-# completion
+# completion; of jobs 1 to 20 only, since the recurring 'tick' (every five
+# minutes) may have enqueued a job of its own by now
 for db in $updated $updated11; do
 	check "history kept across the update ($db)" "25|1|t" "$(q $db -F '|' -c "
 		SELECT qml.complete(1, 'w') AND true;
 		SELECT (SELECT count(*) FROM qml.job_events_1_1),
-			   (SELECT count(*) FROM qml.jobs j, qml.history_events(j.history)),
+			   (SELECT count(*) FROM qml.jobs j, qml.history_events(j.history) WHERE j.id <= 20),
 			   (SELECT array_agg(to_state ORDER BY id) = '{enqueued,processing,succeeded}'
 				  FROM qml.job_events WHERE job_id = 1)" | tail -1)"
 	check "the admin granted before the update reads the history ($db)" "t" \
-		"$(q $db -c "SET ROLE qml_up_admin" -c "SELECT count(*) = 26 FROM qml.job_events")"
+		"$(q $db -c "SET ROLE qml_up_admin" -c "SELECT count(*) = 26 FROM qml.job_events WHERE job_id <= 20")"
 	check "a producer does not ($db)" "42501" \
 		"$(q $db -c "SET ROLE qml_up_producer" -c "SELECT count(*) FROM qml.job_events" 2>&1 | grep -o 'permission denied' | sed 's/permission denied/42501/')"
 done
