@@ -45,9 +45,8 @@ char	   *qml__strdup(const char *s);
 /*
  * Room for `need` items of `size` bytes in `items`, an array of *cap items:
  * the array, grown by doubling (from `first` when empty) when it was too
- * small, or NULL when memory ran out, `items` and *cap then untouched.
- * NULL also for an array never allocated that needs no room: callers with
- * nothing to add check *cap first.
+ * small (or never allocated), or NULL when memory ran out, `items` and
+ * *cap then untouched.
  */
 void	   *qml__grow(void *items, size_t *cap, size_t need, size_t first, size_t size);
 /* Whether s is well-formed UTF-8, as PostgreSQL and JSON text must be. */

@@ -88,7 +88,7 @@ heap_reserve(mem_heap *h, size_t more)
 {
 	mem_job   **items;
 
-	/* room already (also for `more` 0 on an empty heap, which has no array) */
+	/* room already: the common case, without a call */
 	if (h->n + more <= h->cap)
 		return true;
 	if ((items = qml__grow(h->items, &h->cap, h->n + more, 64, sizeof(mem_job *))) == NULL)

@@ -165,6 +165,9 @@ qml__grow(void *items, size_t *cap, size_t need, size_t first, size_t size)
 	size_t		n = *cap ? *cap : first;
 	void	   *grown;
 
+	/* an array never allocated is made even for no room, so NULL is a failure */
+	if (need == 0)
+		need = 1;
 	if (need <= *cap)
 		return items;
 	while (n < need)
