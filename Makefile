@@ -16,6 +16,7 @@ OBJS = \
 	src/history_inline.o \
 	src/maintain.o \
 	src/worker_api.o \
+	src/worker_held.o \
 	src/producer_api.o \
 	src/producer_batch.o \
 	src/queue_head.o \
@@ -37,7 +38,7 @@ OBJS = \
 	src/recurring.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.0--1.1.sql qml--1.1--1.2.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.3.sql qml--1.0--1.1.sql qml--1.1--1.2.sql qml--1.2--1.3.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
