@@ -240,7 +240,7 @@ SELECT is(array_agg(p.oid::regprocedure::text ORDER BY 1), NULL,
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
 -- the worker's writes are C from 1.3 on, each its library's function of
 -- the same name (src/worker_api.c, src/worker_held.c)
-SELECT is(array_agg(p.proname || ' ' || l.lanname || ' ' || p.provolatile || ' ' || p.prosrc
+SELECT is(array_agg(p.proname || ' ' || l.lanname || ' ' || p.provolatile::text || ' ' || p.prosrc
 					ORDER BY p.proname),
 		  ARRAY['complete c v qml_complete', 'complete_batch c v qml_complete_batch',
 				'fail c v qml_fail', 'fail_batch c v qml_fail_batch', 'fetch c v qml_fetch',
