@@ -358,7 +358,8 @@ extern void qml_claim_end(QmlClaimRun *run);
  */
 typedef struct QmlHeldWrite
 {
-	const char *caller;			/* the SQL function, for messages */
+	const char *caller;			/* what a read-only transaction is told it
+								 * cannot execute */
 	JobState	(*build) (const QmlJobRow *old, QmlJobRow *new, int pos, void *arg);
 	void		(*written) (const QmlJobRow *new, JobState to, int pos, void *arg);
 	void	   *arg;

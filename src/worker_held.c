@@ -108,6 +108,8 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 	uint64		n;
 	uint64		row;
 	int			rc;
+	Datum	   *v;
+	bool	   *nl;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -116,13 +118,12 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "%s failed: %s", caller, SPI_result_code_string(rc));
 	n = SPI_processed;
+	/* RETURNING lists the function's result columns, in order */
+	v = palloc(SPI_tuptable->tupdesc->natts * sizeof(Datum));
+	nl = palloc(SPI_tuptable->tupdesc->natts * sizeof(bool));
 	for (row = 0; rsinfo != NULL && row < n; row++)
 	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Datum	   *v = palloc(desc->natts * sizeof(Datum));
-		bool	   *nl = palloc(desc->natts * sizeof(bool));
-
-		heap_deform_tuple(SPI_tuptable->vals[row], desc, v, nl);
+		heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, v, nl);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 	/* the columns returned are all passed by value (id, state) */
