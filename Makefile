@@ -16,6 +16,7 @@ OBJS = \
 	src/history_inline.o \
 	src/maintain.o \
 	src/worker_api.o \
+	src/worker_held.o \
 	src/producer_api.o \
 	src/producer_batch.o \
 	src/queue_head.o \
@@ -37,14 +38,14 @@ OBJS = \
 	src/recurring.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.0--1.1.sql qml--1.1--1.2.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.3.sql qml--1.0--1.1.sql qml--1.1--1.2.sql qml--1.2--1.3.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server
 # (scripts/test.sh starts one); see README.md.
-REGRESS = setup enqueue fetch_complete claim_wal claim_commit fail_retry admin maintain privileges lease_role bounds direct_gate direct_gate_1_1 alter_columns history_inline history_bounds
+REGRESS = setup enqueue fetch_complete claim_wal claim_commit fail_retry held_direct admin maintain privileges lease_role bounds direct_gate direct_gate_1_1 alter_columns history_inline history_bounds
 REGRESS_OPTS = --inputdir=. --load-extension=qml
-ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_head_short queue_head_pass queue_settings fetch_due prepared direct_gate_ddl update_1_0 fetch_wait_holds claim_race claim_held queue_head_rollback direct_index_ddl unchanged_key
+ISOLATION = fetch_concurrent lease_steal complete_wait delete_vs_fetch unique_enqueue notify queue_head queue_head_short queue_head_pass queue_settings fetch_due prepared direct_gate_ddl update_1_0 fetch_wait_holds claim_race claim_held queue_head_rollback direct_index_ddl unchanged_key held_race
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso --load-extension=qml
 
 PG_CONFIG ?= pg_config

@@ -55,20 +55,18 @@ interval_usec(Interval *iv)
 }
 
 /*
- * qml.retry_delay(attempt int, base interval = NULL, cap interval = NULL)
- *		returns interval
- *
- * NULL base or cap means the qml.retry_base / qml.retry_cap settings.
+ * The delay before attempt `attempt`'s retry, in microseconds, with
+ * `base` and `cap` (NULL: the qml.retry_base / qml.retry_cap settings).
+ * qml.retry_delay() and qml.fail()'s direct write (worker_held.c) both
+ * compute it here.
  */
-Datum
-qml_retry_delay(PG_FUNCTION_ARGS)
+int64
+qml_retry_delay_usec(int attempt, Interval *base_iv, Interval *cap_iv)
 {
-	int			attempt = PG_ARGISNULL(0) ? 1 : PG_GETARG_INT32(0);
-	int64		base = PG_ARGISNULL(1) ? (int64) qml_retry_base_ms * 1000 :
-		interval_usec(PG_GETARG_INTERVAL_P(1));
-	int64		cap = PG_ARGISNULL(2) ? (int64) qml_retry_cap_ms * 1000 :
-		interval_usec(PG_GETARG_INTERVAL_P(2));
-	Interval   *result;
+	int64		base = base_iv == NULL ? (int64) qml_retry_base_ms * 1000 :
+		interval_usec(base_iv);
+	int64		cap = cap_iv == NULL ? (int64) qml_retry_cap_ms * 1000 :
+		interval_usec(cap_iv);
 
 	/*
 	 * The API refuses a backoff that is not positive; one written into
@@ -79,8 +77,22 @@ qml_retry_delay(PG_FUNCTION_ARGS)
 	cap = Max(cap, 1);
 	if (base > cap)
 		base = cap;
+	return qml_backoff_usec(attempt, base, cap);
+}
 
-	result = (Interval *) palloc0(sizeof(Interval));
-	result->time = qml_backoff_usec(attempt, base, cap);
+/*
+ * qml.retry_delay(attempt int, base interval = NULL, cap interval = NULL)
+ *		returns interval
+ *
+ * NULL base or cap means the qml.retry_base / qml.retry_cap settings.
+ */
+Datum
+qml_retry_delay(PG_FUNCTION_ARGS)
+{
+	Interval   *result = (Interval *) palloc0(sizeof(Interval));
+
+	result->time = qml_retry_delay_usec(PG_ARGISNULL(0) ? 1 : PG_GETARG_INT32(0),
+										PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1),
+										PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2));
 	PG_RETURN_INTERVAL_P(result);
 }

@@ -310,7 +310,7 @@ extern bool qml_lock_version(Relation rel, ItemPointer tid,
 extern int	qml_lock_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 							   int wanted, ItemPointerData *tids);
 
-/* worker_write.c: claims and completions without an UPDATE statement */
+/* worker_write.c: claims and the held jobs' writes without an UPDATE statement */
 typedef struct QmlClaim
 {
 	text	   *worker;
@@ -348,10 +348,25 @@ extern void qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted)
 extern bool qml_claim_row(Relation rel, ItemPointer tid,
 						  struct TupleTableSlot *slot, void *arg);
 extern void qml_claim_end(QmlClaimRun *run);
-extern int	qml_complete_directly(const char *caller, const Datum *ids,
-								  const bool *id_nulls, int n,
-								  const text *worker, const Datum *results,
-								  const bool *result_nulls, int64 *done);
+
+/*
+ * A write of the jobs a worker holds (complete, fail, heartbeat, release):
+ * what differs between them. build makes `new` (a copy of `old`) the row
+ * the function's UPDATE would write for the id at `pos` of the caller's
+ * arrays, its SET list only, and returns the state it goes to; written
+ * hears of each row written.
+ */
+typedef struct QmlHeldWrite
+{
+	const char *caller;			/* what a read-only transaction is told it
+								 * cannot execute */
+	JobState	(*build) (const QmlJobRow *old, QmlJobRow *new, int pos, void *arg);
+	void		(*written) (const QmlJobRow *new, JobState to, int pos, void *arg);
+	void	   *arg;
+} QmlHeldWrite;
+
+extern int	qml_write_held(const QmlHeldWrite *w, const Datum *ids,
+						   const bool *id_nulls, int n, const text *worker);
 
 /*
  * xact_list.c: a list of entries a transaction keeps until it ends; every
@@ -422,6 +437,7 @@ extern void qml_check_array_size(const char *what, ArrayType *value, int max);
 
 /* backoff.c */
 extern int64 qml_backoff_usec(int attempt, int64 base_usec, int64 cap_usec);
+extern int64 qml_retry_delay_usec(int attempt, Interval *base, Interval *cap);
 
 /* maintain.c: one scheduler pass; the caller provides a transaction and SPI */
 typedef struct QmlPassResult

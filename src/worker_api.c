@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * worker_api.c
- *	  The worker's hot path in C: qml.fetch, qml.complete and
- *	  qml.complete_batch.
+ *	  The worker's claim in C: qml.fetch (what it does with the jobs it
+ *	  holds is worker_held.c's).
  *
- * These run once per job or per batch at the full rate of every worker, so
- * they skip PL/pgSQL: each is one prepared statement kept for the session.
+ * It runs once per batch at the full rate of every worker, so it skips
+ * PL/pgSQL: its statements are prepared once and kept for the session.
  * The statements rely on the search_path the SQL declaration pins
  * (pg_catalog, pg_temp) and name every object with its schema.
  *
@@ -28,8 +28,6 @@
 #include "qml.h"
 
 PG_FUNCTION_INFO_V1(qml_fetch);
-PG_FUNCTION_INFO_V1(qml_complete);
-PG_FUNCTION_INFO_V1(qml_complete_batch);
 
 #define QML_MAX_FETCH_BATCH 1000
 
@@ -108,33 +106,6 @@ static const char *const promote_sql =
 " WHERE j.ctid = ANY ($1)"
 "   AND j.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
 " RETURNING j.priority, j.run_at, j.id";
-
-/*
- * Only the lease holder completes: the worker named, called by the role
- * that claimed or by an admin (lease_role.c).
- *
- * A completion stamps and drops the lease itself, so that the row trigger
- * need not rebuild the row to do it (job_trigger.c).
- */
-#define COMPLETE_SET \
-"UPDATE qml.jobs j SET state = 'succeeded'," \
-"       finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL," \
-"       lease_pid = NULL, lease_session = NULL, locked_role = NULL"
-
-static const char *const complete_sql = COMPLETE_SET ", result = $3"
-" WHERE j.id = $1 AND j.state = 'processing' AND j.locked_by = $2"
-"   AND qml.may_act(j.locked_role)";
-
-static const char *const complete_batch_sql = COMPLETE_SET
-" WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
-"   AND qml.may_act(j.locked_role)"
-" RETURNING j.id";
-
-static const char *const complete_batch_results_sql = COMPLETE_SET ","
-"       result = $3[array_position($1, j.id) - 1 + array_lower($3, 1)]"
-" WHERE j.id = ANY ($1) AND j.state = 'processing' AND j.locked_by = $2"
-"   AND qml.may_act(j.locked_role)"
-" RETURNING j.id";
 
 /* a claimed row and its place in the order fetch hands jobs out in */
 typedef struct ClaimedJob
@@ -655,145 +626,5 @@ qml_fetch(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	qml_claims_end();
-	return (Datum) 0;
-}
-
-/*
- * qml.complete(job_id bigint, worker text, result jsonb = NULL) returns bool
- *
- * processing -> succeeded, for the lease holder only; false otherwise (a
- * lost lease is a race, not an error).
- */
-Datum
-qml_complete(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		id_null = false;
-	bool		result_null = PG_ARGISNULL(2);
-	int64		id;
-	int			n;
-	int			rc;
-	bool		done;
-
-	qml_check_name("worker", PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
-				   QML_MAX_WORKER_CHARS);
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(false);
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	if (PG_ARGISNULL(2))
-		nulls[2] = 'n';
-
-	n = qml_complete_directly("qml.complete()", &values[0], &id_null, 1,
-							  PG_GETARG_TEXT_PP(1),
-							  &values[2], &result_null, &id);
-	if (n >= 0)
-		PG_RETURN_BOOL(n > 0);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(qml_session_plan(&plan, complete_sql, 3, types),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
-	done = SPI_processed > 0;
-	SPI_finish();
-	PG_RETURN_BOOL(done);
-}
-
-/*
- * qml.complete_batch(job_ids bigint[], worker text, results jsonb[] = NULL)
- *		returns setof bigint
- *
- * Completes the jobs this worker still holds, with results[i] for
- * job_ids[i] when results is given; returns their ids.
- */
-Datum
-qml_complete_batch(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr results_plan = NULL;
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[3] = {INT8ARRAYOID, TEXTOID, JSONBARRAYOID};
-	Datum		values[3];
-	bool		with_results = !PG_ARGISNULL(2);
-	ArrayType  *ids;
-	Datum	   *id_values;
-	bool	   *id_nulls;
-	int			nids;
-	Datum	   *result_values = NULL;
-	bool	   *result_nulls = NULL;
-	int			nresults;
-	int64	   *done;
-	int			ndone;
-	int			i;
-	SPIPlanPtr	p;
-	uint64		row;
-	int			rc;
-
-	qml_check_name("worker", PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
-				   QML_MAX_WORKER_CHARS);
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (PG_ARGISNULL(0))
-		return (Datum) 0;
-	qml_check_array_size("job_ids", PG_GETARG_ARRAYTYPE_P(0), QML_MAX_BATCH_IDS);
-
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
-	ids = PG_GETARG_ARRAYTYPE_P(0);
-	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &id_values, &id_nulls, &nids);
-	if (with_results)
-	{
-		ArrayType  *results = PG_GETARG_ARRAYTYPE_P(2);
-
-		deconstruct_array(results, JSONBOID, -1, false, TYPALIGN_INT,
-						  &result_values, &result_nulls, &nresults);
-		if (nids != nresults)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("results has %d elements but job_ids has %d",
-							nresults, nids),
-					 errhint("Pass one result per job, or none at all.")));
-		values[2] = PointerGetDatum(results);
-	}
-
-	done = palloc(Max(nids, 1) * sizeof(int64));
-	ndone = qml_complete_directly("qml.complete_batch()", id_values, id_nulls, nids,
-								  PG_GETARG_TEXT_PP(1),
-								  result_values, result_nulls, done);
-	for (i = 0; i < ndone; i++)
-	{
-		Datum		id = Int64GetDatum(done[i]);
-		bool		isnull = false;
-
-		CHECK_FOR_INTERRUPTS();
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
-	}
-	if (ndone >= 0)
-		return (Datum) 0;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	p = with_results ?
-		qml_session_plan(&results_plan, complete_batch_results_sql, 3, types) :
-		qml_session_plan(&plan, complete_batch_sql, 2, types);
-	rc = SPI_execute_plan(p, values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "complete_batch failed: %s", SPI_result_code_string(rc));
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		isnull;
-		Datum		id = SPI_getbinval(SPI_tuptable->vals[row],
-									   SPI_tuptable->tupdesc, 1, &isnull);
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
-	}
-	SPI_finish();
 	return (Datum) 0;
 }

@@ -1,26 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * worker_write.c
- *	  Claims and completions written to qml.jobs without an UPDATE
- *	  statement.
+ *	  Claims, and the writes of the jobs a worker holds (complete, fail,
+ *	  heartbeat, release), done to qml.jobs without an UPDATE statement.
  *
  * For every row an UPDATE of qml.jobs changes, the executor first locks
  * the row again for the BEFORE UPDATE row trigger (GetTupleForTrigger),
  * whatever the trigger then does: for a completion one more WAL record and
  * buffer lock per job, and for every row an executor's worth of trigger
- * calls and tuple copies. A claim or a completion therefore builds each
- * job's new row with the trigger's own code (job_trigger.c), writes it
- * through direct_insert.c and records the change as the trigger would
+ * calls and tuple copies. A claim or a held job's write therefore builds
+ * each job's new row with the trigger's own code (job_trigger.c), writes
+ * it through direct_insert.c and records the change as the trigger would
  * have. A claim still finds its jobs with a SELECT (worker_api.c) and
  * writes each row it chose with one heap_update of the version the SELECT
  * saw, skipping one another transaction holds or changed as SKIP LOCKED
  * does (qml_claim_row; claim_lock.c): one WAL record per job, not a lock
- * and then an update. A completion finds each job by its primary key.
+ * and then an update. A completion, failure, heartbeat or release finds
+ * each job by its primary key, in one loop (qml_write_held) that each of
+ * them gives only how it makes the new row and what it returns.
  *
  * Only when the UPDATE would have run nothing else
  * (qml_jobs_writes_are_ours(): qml.jobs exactly as created, direct_gate.c);
- * worker_api.c's statement runs otherwise. A completion's concurrency is
- * the UPDATE's: a job another transaction holds
+ * the statements of worker_api.c and worker_finish.c run otherwise. A held
+ * job's write has the UPDATE's concurrency: a job another transaction holds
  * is waited for; one it changed is looked at again as it is now (read
  * committed) or fails the transaction with a serialization failure
  * (repeatable read and serializable).
@@ -302,15 +304,15 @@ qml_claim_end(QmlClaimRun *run)
 	qml_history_flush();
 }
 
-/* one job to complete: its id, and its result's place in `results` */
-typedef struct Completion
+/* one job named: its id, and its place in the caller's arrays */
+typedef struct HeldJob
 {
 	int64		id;
 	int			pos;
-} Completion;
+} HeldJob;
 
 static inline int
-completion_cmp(const Completion *x, const Completion *y)
+held_job_cmp(const HeldJob *x, const HeldJob *y)
 {
 	if (x->id != y->id)
 		return x->id < y->id ? -1 : 1;
@@ -318,9 +320,9 @@ completion_cmp(const Completion *x, const Completion *y)
 }
 
 /* a caller's array may hold millions of ids: the sort can be cancelled */
-#define ST_SORT sort_completions
-#define ST_ELEMENT_TYPE Completion
-#define ST_COMPARE(a, b) completion_cmp(a, b)
+#define ST_SORT sort_held_jobs
+#define ST_ELEMENT_TYPE HeldJob
+#define ST_COMPARE(a, b) held_job_cmp(a, b)
 #define ST_CHECK_FOR_INTERRUPTS
 #define ST_SCOPE static
 #define ST_DECLARE
@@ -356,27 +358,6 @@ held_by(TupleTableSlot *slot, const text *worker, int *admin)
 	return qml_may_act(isnull ? InvalidOid : DatumGetObjectId(role), admin);
 }
 
-/*
- * The succeeded row (`new`, a copy of `old`): what the completion
- * statements' SET list writes (worker_api.c), the result only when one was
- * passed (`result` not NULL), then stamped as the row trigger would.
- */
-static void
-succeeded_row(const QmlJobRow *old, QmlJobRow *new, const Datum *result,
-			  bool result_null)
-{
-	qml_row_set(new, JC_STATE, ObjectIdGetDatum(qml_catalog()->state_oids[JS_SUCCEEDED]), false);
-	qml_row_set(new, JC_FINISHED_AT, TimestampTzGetDatum(GetCurrentTimestamp()), false);
-	qml_row_set(new, JC_LOCKED_BY, (Datum) 0, true);
-	qml_row_set(new, JC_LOCKED_UNTIL, (Datum) 0, true);
-	qml_row_set(new, JC_LOCKED_ROLE, (Datum) 0, true);
-	qml_row_set(new, JC_LEASE_PID, (Datum) 0, true);
-	qml_row_set(new, JC_LEASE_SESSION, (Datum) 0, true);
-	if (result != NULL)
-		qml_row_set(new, JC_RESULT, *result, result_null);
-	qml_job_stamp_update(old, JS_PROCESSING, new, JS_SUCCEEDED);
-}
-
 /* the scan of the primary key for one job, with `snapshot` */
 static bool
 find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
@@ -389,23 +370,30 @@ find_job(IndexScanDesc scan, int64 id, TupleTableSlot *slot)
 }
 
 /*
- * Completes, for SQL function `caller`, the jobs of `ids` (n of them; NULLs
- * are skipped) that `worker` holds for this session's role (or any, for
- * an admin), job ids[i] with results[i] when
- * results is not NULL; their ids go to done[], in id order. Returns how
- * many, or -1 (nothing done) when the UPDATE statement must run instead.
+ * Writes, for the SQL function w->caller, the jobs of `ids` (n of them;
+ * NULLs are skipped) that `worker` holds for this session's role (or any,
+ * for an admin): each job's new row is a copy of its row that w->build
+ * changes as the function's UPDATE statement's SET list would, for the
+ * id at position `pos` of the caller's arrays, and says the state it goes
+ * to; it is then stamped and recorded as the row trigger would have done
+ * (job_trigger.c), and handed to w->written. A job named twice is written
+ * once, for its first place. Jobs are written in id order, the order an
+ * UPDATE through the primary key would lock them in. Returns how many
+ * were written, or -1 (nothing done) when the UPDATE statement must run
+ * instead (direct_gate.c).
+ *
+ * Complete, fail, heartbeat and release all write here: they differ only
+ * in the row they make and what they return.
  */
 int
-qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls,
-					  int n, const text *worker, const Datum *results,
-					  const bool *result_nulls, int64 *done)
+qml_write_held(const QmlHeldWrite *w, const Datum *ids, const bool *id_nulls,
+			   int n, const text *worker)
 {
 	QmlDirectInsert d;
-	Completion *jobs;
+	HeldJob    *jobs;
 	TupleTableSlot *oldslot;
 	Relation	pkey;
 	IndexScanDesc scan;
-	TupleDesc	desc;
 	QmlJobRow	new;
 	Snapshot	snapshot;
 	int			njobs = 0;
@@ -414,12 +402,12 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	int			i;
 
 	/* as the UPDATE's executor would; nothing else stops a heap write */
-	PreventCommandIfReadOnly(caller);
+	PreventCommandIfReadOnly(w->caller);
 	/* see what this transaction did before, as the statement would */
 	CommandCounterIncrement();
 	if (!qml_direct_open_for_update(&d))
 		return -1;
-	jobs = palloc(Max(n, 1) * sizeof(Completion));
+	jobs = palloc(Max(n, 1) * sizeof(HeldJob));
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -429,11 +417,9 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 			jobs[njobs++].pos = i;
 		}
 	}
-	/* in key order; a job named twice is completed once, with its first result */
-	sort_completions(jobs, njobs);
+	sort_held_jobs(jobs, njobs);
 
-	desc = RelationGetDescr(d.rel);
-	row_alloc(&new, desc);
+	row_alloc(&new, RelationGetDescr(d.rel));
 	pkey = index_open(RelationGetPrimaryKeyIndex(d.rel), AccessShareLock);
 	oldslot = table_slot_create(d.rel, NULL);
 	/* a new snapshot in read committed, as the statement would have taken */
@@ -441,23 +427,26 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 	scan = index_beginscan(d.rel, pkey, snapshot, 1, 0);
 	for (i = 0; i < njobs; i++)
 	{
-		Completion *c = &jobs[i];
+		HeldJob    *job = &jobs[i];
 		QmlJobRow	old;
+		JobState	to;
 		TM_FailureData tmfd;
 		TM_Result	r;
 
 		CHECK_FOR_INTERRUPTS();
-		if ((i > 0 && c->id == jobs[i - 1].id) ||
-			!find_job(scan, c->id, oldslot) || !held_by(oldslot, worker, &admin))
+		if ((i > 0 && job->id == jobs[i - 1].id) ||
+			!find_job(scan, job->id, oldslot) || !held_by(oldslot, worker, &admin))
 			continue;
 		old = old_and_new(oldslot, &new);
-		succeeded_row(&old, &new, results ? &results[c->pos] : NULL,
-					  results ? result_nulls[c->pos] : true);
+		to = w->build(&old, &new, job->pos, w->arg);
+		/* a heartbeat stays in processing: the trigger stamps nothing then */
+		qml_job_stamp_update(&old, JS_PROCESSING, &new, to);
 		r = qml_direct_update(&d, oldslot, new.values, new.nulls, snapshot, &tmfd);
 		if (r == TM_Ok)
 		{
-			qml_job_record_update(&old, JS_PROCESSING, &new, JS_SUCCEEDED);
-			done[ndone++] = c->id;
+			qml_job_record_update(&old, JS_PROCESSING, &new, to);
+			w->written(&new, to, job->pos, w->arg);
+			ndone++;
 		}
 		else if (r == TM_Updated || r == TM_Deleted)
 		{
@@ -475,7 +464,7 @@ qml_complete_directly(const char *caller, const Datum *ids, const bool *id_nulls
 				i--;
 		}
 		else if (r != TM_SelfModified)
-			elog(ERROR, "unexpected result %d updating job " INT64_FORMAT, (int) r, c->id);
+			elog(ERROR, "unexpected result %d updating job " INT64_FORMAT, (int) r, job->id);
 	}
 	index_endscan(scan);
 	UnregisterSnapshot(snapshot);

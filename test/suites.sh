@@ -43,13 +43,14 @@ suite sched_rights test/scheduler/rights.sh
 suite sched_prepared test/scheduler/prepared.sh
 suite sched_notify_spoof test/scheduler/notify_spoof.sh
 suite sched_session_loss test/scheduler/session_loss.sh
-# upgrades (test/upgrade/): 1.0 or 1.1 + ALTER EXTENSION UPDATE has the
-# catalog of a fresh 1.2; the update under a live worker and producer (from
-# 1.0 and from 1.1); the library serving a database still on 1.0's or
-# 1.1's SQL
+# upgrades (test/upgrade/): 1.0, 1.1 or 1.2 + ALTER EXTENSION UPDATE has the
+# catalog of a fresh 1.3; the update under a live worker and producer (from
+# 1.0, 1.1 and 1.2); the library serving a database still on 1.0's, 1.1's
+# or 1.2's SQL
 suite upgrade_catalog test/upgrade/catalog.sh
 suite upgrade_load test/upgrade/under_load.sh
 suite upgrade_load_1_1 test/upgrade/under_load.sh 1.1
+suite upgrade_load_1_2 test/upgrade/under_load.sh 1.2
 suite upgrade_old_schema test/upgrade/old_schema.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included

@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-#define QML_VERSION "1.2.0"
+#define QML_VERSION "1.3.0"
 #define QML_TIME_NULL INT64_MIN
 
 #if defined(__GNUC__)

@@ -4,7 +4,7 @@
 -- signatures, triggers, and privileges (nothing for PUBLIC, pinned
 -- search_path).
 BEGIN;
-SELECT plan(230);
+SELECT plan(232);
 
 -- the table that holds the history's rows: qml.job_events up to 1.1; from
 -- 1.2 on qml.job_events is a view of qml.jobs.history, and the table what
@@ -16,6 +16,7 @@ SELECT CASE WHEN to_regclass('qml.job_events_1_1') IS NULL THEN 'job_events'
 SELECT has_extension('qml');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'qml'), false, 'qml is not relocatable');
 SELECT has_schema('qml');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'qml'), '1.3', 'qml is at version 1.3');
 SELECT set_has(
 	$$SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'qml'$$,
 	format($$VALUES ('qml.jobs'), ('qml.%s'), ('qml.queues')$$, :'events_table'),
@@ -237,6 +238,17 @@ SELECT is(array_agg(p.oid::regprocedure::text ORDER BY 1), NULL,
 		  'every SECURITY DEFINER function pins search_path')
   FROM pg_proc p WHERE p.pronamespace = 'qml'::regnamespace AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%');
+-- the worker's writes are C from 1.3 on, each its library's function of
+-- the same name (src/worker_api.c, src/worker_held.c)
+SELECT is(array_agg(p.proname || ' ' || l.lanname || ' ' || p.provolatile::text || ' ' || p.prosrc
+					ORDER BY p.proname),
+		  ARRAY['complete c v qml_complete', 'complete_batch c v qml_complete_batch',
+				'fail c v qml_fail', 'fail_batch c v qml_fail_batch', 'fetch c v qml_fetch',
+				'heartbeat c v qml_heartbeat', 'release c v qml_release'],
+		  'fetch, complete, complete_batch, fail, fail_batch, heartbeat and release are C')
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'qml'::regnamespace
+   AND p.proname IN ('fetch', 'complete', 'complete_batch', 'fail', 'fail_batch', 'heartbeat', 'release');
 -- qml.enqueue runs as its caller, under the caller's path (qml--1.1.sql)
 SELECT is((SELECT proconfig FROM pg_proc
 			WHERE oid = 'qml.enqueue(text,jsonb,text,integer,timestamptz,integer,text,interval,interval)'::regprocedure),

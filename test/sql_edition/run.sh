@@ -32,6 +32,8 @@ declare -A EXCLUDED=(
 	[queue_head_short]="the queue head is C's, in shared memory: the SQL edition claims from the start of the queue and has no qml.queue_head_nets"
 	[queue_head_pass]="the queue head and the claims it may pass are C's, in shared memory: the SQL edition claims from the start of the queue"
 	[direct_index_ddl]="the direct write's locks on only the indexes a row goes into are C's: the SQL edition's INSERT and UPDATE lock every index of qml.jobs"
+	[held_direct]="the direct writes of fail, fail_batch, heartbeat and release (one heap_update per job, version 1.2's functions beside them) are C's: the SQL edition keeps 1.1's PL/pgSQL functions, which update by statement"
+	[held_race]="the races of C's direct writes of held jobs: the SQL edition's functions are statements, whose races complete_wait and lease_steal cover"
 	[claim_race]="C's claim of the row version its snapshot saw: the SQL edition's FOR UPDATE SKIP LOCKED follows a row changed since, or fails in repeatable read"
 )
 
@@ -42,6 +44,8 @@ declare -A TAP_DIFFERS=(
 	["jobs, job_events and queues are dumped by pg_dump (pg_extension_config_dump)"]="not an extension: pg_dump dumps every table anyway"
 	["qml.enqueue is not SECURITY DEFINER"]="without C only a SECURITY DEFINER qml.enqueue can reach qml.enqueue_as_owner"
 	["qml.enqueue sets no search_path"]="it is SECURITY DEFINER, so it pins search_path"
+	["qml is at version 1.3"]="not an extension: no version in pg_extension (the script is 1.1's SQL)"
+	["fetch, complete, complete_batch, fail, fail_batch, heartbeat and release are C"]="the SQL edition's functions are PL/pgSQL"
 )
 
 "$here/install.sh" "$db" "$owner"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test/upgrade/catalog.sh: CREATE EXTENSION qml (1.2) in one database, and
-# CREATE EXTENSION qml VERSION '1.0' (and '1.1') + ALTER EXTENSION qml
+# test/upgrade/catalog.sh: CREATE EXTENSION qml (1.3) in one database, and
+# CREATE EXTENSION qml VERSION '1.0' (and '1.1', '1.2') + ALTER EXTENSION qml
 # UPDATE in others, give the same catalog (test/upgrade/catalog.sql lists
 # it: the extension's members and config, columns, types, defaults,
 # constraints, indexes, triggers, rules and views, functions with their
@@ -17,6 +17,7 @@ trap 'rm -rf "$tmp"' EXIT
 fresh=qml_up_fresh
 updated=qml_up_updated
 updated11=qml_up_updated_1_1
+updated12=qml_up_updated_1_2
 
 # roles are the cluster's: made once, kept
 for r in qml_up_producer qml_up_worker qml_up_admin; do
@@ -41,22 +42,24 @@ SELECT qml.add_recurring('tick', '*/5 * * * *', 'tick_job');
 SELECT qml.enqueue('m', jsonb_build_array(g), unique_key => 'k' || g) FROM generate_series(1, 20) g;
 SELECT count(*) FROM qml.fetch('w', batch => 5, session_lease => false);
 SQL
-	check "ALTER EXTENSION qml UPDATE from $version" "1.2" \
+	check "ALTER EXTENSION qml UPDATE from $version" "1.3" \
 		"$(q $db -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
 }
 updated_from 1.0 $updated
 updated_from 1.1 $updated11
+updated_from 1.2 $updated12
 
 dump() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@" -f "$up/catalog.sql"; }
 dump $fresh >"$tmp/fresh" || fail "catalog of $fresh"
-for db in $updated $updated11; do
+for db in $updated $updated11 $updated12; do
 	from=1.0
 	[ $db = $updated11 ] && from=1.1
+	[ $db = $updated12 ] && from=1.2
 	dump $db >"$tmp/updated" || fail "catalog of $db"
 	if diff "$tmp/fresh" "$tmp/updated" >"$tmp/diff"; then
-		ok "$from + update has the catalog of a fresh 1.2 ($(wc -l <"$tmp/fresh") facts)"
+		ok "$from + update has the catalog of a fresh 1.3 ($(wc -l <"$tmp/fresh") facts)"
 	else
-		fail "$from + update has the catalog of a fresh 1.2" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
+		fail "$from + update has the catalog of a fresh 1.3" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
 		cat "$tmp/diff"
 	fi
 done
@@ -64,18 +67,21 @@ done
 # jobs_fetch_idx without deduplication, and qml.jobs still as the script
 # made it, so that enqueue and enqueue_batch keep writing rows themselves
 # (src/direct_gate.c) instead of through the statement
-for db in $fresh $updated $updated11; do
+for db in $fresh $updated $updated11 $updated12; do
 	check "jobs_fetch_idx without deduplication, qml.jobs as made ($db)" "{deduplicate_items=off}|t" \
 		"$(q $db -F '|' -c "SELECT c.reloptions, qml.table_is_original('qml.jobs')
 							  FROM pg_class c WHERE c.oid = 'qml.jobs_fetch_idx'::regclass")"
 done
 
 # the history recorded before the update reads as it did, and the changes
-# after it follow on: 25 creations and claims on 1.0 and 1.1, then one
-# completion; of jobs 1 to 20 only, since the recurring 'tick' (every five
-# minutes) may have enqueued a job of its own by now
-for db in $updated $updated11; do
-	check "history kept across the update ($db)" "25|1|t" "$(q $db -F '|' -c "
+# after it follow on: 25 creations and claims on 1.0 and 1.1 (in the table
+# qml.job_events_1_1) or 1.2 (in the rows), then one completion; of jobs 1
+# to 20 only, since the recurring 'tick' (every five minutes) may have
+# enqueued a job of its own by now
+for db in $updated $updated11 $updated12; do
+	expected="25|1|t"
+	[ $db = $updated12 ] && expected="0|26|t"
+	check "history kept across the update ($db)" "$expected" "$(q $db -F '|' -c "
 		SELECT qml.complete(1, 'w') AND true;
 		SELECT (SELECT count(*) FROM qml.job_events_1_1),
 			   (SELECT count(*) FROM qml.jobs j, qml.history_events(j.history) WHERE j.id <= 20),
@@ -131,4 +137,5 @@ sees "an enum label" "ALTER TYPE qml.job_state ADD VALUE 'paused'"
 dropdb_ $fresh
 dropdb_ $updated
 dropdb_ $updated11
+dropdb_ $updated12
 finish

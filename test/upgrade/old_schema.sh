@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # test/upgrade/old_schema.sh: the library serves a database whose SQL is
-# still 1.0's or 1.1's (the new qml.so installed and the server restarted,
-# ALTER EXTENSION qml UPDATE not run yet). Every C function the 1.0 and
-# 1.1 scripts declare is in qml.so; the API works on the 1.0 tables, the
+# still 1.0's, 1.1's or 1.2's (the new qml.so installed and the server
+# restarted, ALTER EXTENSION qml UPDATE not run yet). Every C function the
+# 1.0, 1.1 and 1.2 scripts declare is in qml.so; the API works on the 1.0 tables, the
 # scheduler promotes, rescues and fires recurring jobs there; what needs
 # 1.1 refuses with 55000 and says to update; on 1.1 the history goes to
 # its table qml.job_events, directly or, with an admin's trigger there, by
 # INSERT; nothing crashes or lands in the log; then the update runs and the
-# same session goes on, on 1.2, with the history kept.
+# same session goes on, on 1.3, with the history kept. On 1.2 fail,
+# fail_batch, heartbeat and release are still PL/pgSQL: they work, and a
+# session that called them goes on with 1.3's C ones after the update.
 . "$(dirname "$0")/../scheduler/lib.sh"
 root=$(cd "$here/../.." && pwd)
 db=qml_up_old
 log0=$(log_lines)
 
 so=$(pg_config --pkglibdir)/qml.so
-missing=$(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" | grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
+missing=$(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" "$root/qml--1.2.sql" | grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | sort -u |
 	while read -r sym; do grep -qw "$sym" <(nm -D --defined-only "$so") || echo "$sym"; done)
-check "every C function of qml--1.0.sql and qml--1.1.sql is in the installed qml.so ($(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" | grep -c "'MODULE_PATHNAME'") declarations)" "" "$missing"
+check "every C function of qml--1.0.sql, qml--1.1.sql and qml--1.2.sql is in the installed qml.so ($(cat "$root/qml--1.0.sql" "$root/qml--1.1.sql" "$root/qml--1.2.sql" | grep -c "'MODULE_PATHNAME'") declarations)" "" "$missing"
 
 dropdb_ $db
 psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
@@ -70,7 +72,7 @@ SELECT bool_and(qml.complete(f.id, 'w')) FROM qml.fetch('w', '{default}', 100) f
 SELECT count(*) = 1 FROM qml.jobs WHERE method = 'cross' AND state = 'succeeded';
 SQL
 )
-check "one session goes on after ALTER EXTENSION UPDATE" "1.2 t t" "$(echo "$cross" | tail -3 | paste -sd' ')"
+check "one session goes on after ALTER EXTENSION UPDATE" "1.3 t t" "$(echo "$cross" | tail -3 | paste -sd' ')"
 dropdb_ $db
 
 # 1.1: the history is the table qml.job_events
@@ -112,8 +114,46 @@ SELECT string_agg(coalesce(from_state::text, '-') || '>' || to_state, ' ' ORDER 
 SELECT count(*) FROM qml.job_events_1_1;
 SQL
 )
-check "1.1: one session goes on after ALTER EXTENSION UPDATE, its history read on 1.2" \
-	"1.2 t ->enqueued enqueued>processing processing>succeeded $((before + 4))" "$(echo "$cross" | tail -4 | paste -sd' ')"
+check "1.1: one session goes on after ALTER EXTENSION UPDATE, its history read on 1.3" \
+	"1.3 t ->enqueued enqueued>processing processing>succeeded $((before + 4))" "$(echo "$cross" | tail -4 | paste -sd' ')"
+dropdb_ $db
+
+# 1.2: fail, fail_batch, heartbeat and release are PL/pgSQL, run by the new
+# library's triggers; one session calls them, the update makes them C, and
+# the same session calls those
+psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
+q $db -c "CREATE EXTENSION qml VERSION '1.2'" >/dev/null || { fail "CREATE EXTENSION qml VERSION '1.2'"; finish; }
+wait_scheduler $db
+cross=$(q $db -F ' ' <<'SQL'
+SELECT count(qml.enqueue('h' || g, queue => 'h', max_attempts => 2, backoff_base => '1 hour')) FROM generate_series(1, 10) g;
+SELECT count(*) FROM qml.fetch('w', '{h}', 10);
+SELECT string_agg(l.lanname, ',' ORDER BY p.proname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'qml'::regnamespace AND p.proname IN ('fail', 'fail_batch', 'heartbeat', 'release');
+SELECT (SELECT count(*) FROM qml.heartbeat('{1,2,3,4,5}', 'w', '2 hours')),
+	   qml.fail(1, 'w', 'boom'),
+	   (SELECT string_agg(f.state::text, ',' ORDER BY f.job_id) FROM qml.fail_batch('{2,3}', 'w', '{e2,e3}', '{true,false}') f),
+	   qml.release(4, 'w');
+ALTER EXTENSION qml UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'qml';
+SELECT string_agg(l.lanname, ',' ORDER BY p.proname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'qml'::regnamespace AND p.proname IN ('fail', 'fail_batch', 'heartbeat', 'release');
+SELECT (SELECT count(*) FROM qml.heartbeat('{5,6,7,8,9}', 'w', '2 hours')),
+	   qml.fail(6, 'w', 'boom'),
+	   (SELECT string_agg(f.state::text, ',' ORDER BY f.job_id) FROM qml.fail_batch('{7,8}', 'w', '{e7,e8}', '{true,false}') f),
+	   qml.release(9, 'w');
+SELECT string_agg(j.id || ':' || (SELECT string_agg(coalesce(e.from_state::text, '-') || '>' || e.to_state, ' ' ORDER BY e.ordinal)
+									FROM qml.job_events e WHERE e.job_id = j.id), ' ' ORDER BY j.id)
+  FROM qml.jobs j WHERE j.id IN (1, 2, 3, 4, 6, 7, 8, 9);
+SQL
+)
+check "1.2: the PL/pgSQL functions, then after the update the C ones, in one session" \
+"sql,plpgsql,plpgsql,plpgsql
+5 awaiting_retry awaiting_retry,failed t
+1.3
+c,c,c,c
+5 awaiting_retry awaiting_retry,failed t
+1:->enqueued enqueued>processing processing>awaiting_retry 2:->enqueued enqueued>processing processing>awaiting_retry 3:->enqueued enqueued>processing processing>failed 4:->enqueued enqueued>processing processing>enqueued 6:->enqueued enqueued>processing processing>awaiting_retry 7:->enqueued enqueued>processing processing>awaiting_retry 8:->enqueued enqueued>processing processing>failed 9:->enqueued enqueued>processing processing>enqueued" \
+	"$(echo "$cross" | tail -6)"
 check "no crash, and no error from the scheduler, in the server log" "" \
 	"$(log_since "$log0" | grep -E "terminated by signal|PANIC|server process|ERROR.*|qml scheduler.*ERROR" | grep -v "STATEMENT\|jobs_method_hash\|qml.fetch('w')\|terminating connection due to administrator" | grep -E "signal|PANIC|server process|$db" | head -5)"
 dropdb_ $db

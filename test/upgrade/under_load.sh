@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test/upgrade/under_load.sh [FROM]: ALTER EXTENSION qml UPDATE (FROM, 1.0
-# by default, or 1.1 -> 1.2) while
+# by default, or 1.1 or 1.2, -> 1.3) while
 # a worker fetches and completes, a producer enqueues, the scheduler
 # promotes and fires a recurring job, and a worker session holds leases
-# across the update. The database holds jobs in every state and their
+# across the update, extending them before and after it (from 1.2 the
+# update makes qml.heartbeat C: the session calls the PL/pgSQL function,
+# then the C one). The database holds jobs in every state and their
 # history when it is updated. Then every job is checked: none lost, none
 # run twice, every state as it should be, the history whole, the counts
 # right, the held leases still their worker's, and no crash in the log.
@@ -51,12 +53,14 @@ last_event=$(q $db -c "SELECT max(id) FROM qml.job_events")
 # across the update
 (
 	echo "CREATE TEMP TABLE held AS SELECT id FROM qml.fetch('holder', '{held2}', 5, lease => '1 hour', session_lease => true);"
+	echo "SELECT count(*) FROM qml.heartbeat((SELECT array_agg(id) FROM held), 'holder', '2 hours');"
 	echo "\\echo held"
 	while [ ! -f "$tmp/updated" ]; do sleep 0.1; done
+	echo "SELECT count(*) FROM qml.heartbeat((SELECT array_agg(id) FROM held), 'holder', '3 hours');"
 	echo "SELECT count(*) FROM qml.complete_batch((SELECT array_agg(id) FROM held), 'holder');"
 ) | psql -X -q -At -U qml_up_worker -d $db >"$tmp/holder" 2>&1 &
 holder=$!
-# a worker (not an admin): one session, started on the old version, going on on 1.2;
+# a worker (not an admin): one session, started on the old version, going on on 1.3;
 # every job it is handed is logged with whether it completed it
 (
 	for i in $(seq 1 600); do
@@ -77,7 +81,7 @@ t0=$(now)
 out=$(q $db -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)
 t1=$(now)
 touch "$tmp/updated"
-check "ALTER EXTENSION qml UPDATE from $from under load (took $(elapsed "$t0" "$t1") s)" "1.2" "$out"
+check "ALTER EXTENSION qml UPDATE from $from under load (took $(elapsed "$t0" "$t1") s)" "1.3" "$out"
 wait $producer
 sleep 2
 touch "$tmp/stop"
@@ -107,7 +111,9 @@ check "the jobs finished before the update are as they were" "" \
 	"$(q $db -c "COPY (SELECT id, state, attempts, finished_at FROM qml.jobs WHERE queue = 'old' ORDER BY id) TO STDOUT" | diff "$tmp/old_before" - | head -5)"
 check "states of the old jobs" "awaiting_retry 10|deleted 10|failed 10|scheduled 10|succeeded 50" \
 	"$(q $db -c "SELECT string_agg(state || ' ' || n, '|' ORDER BY state::text) FROM (SELECT state, count(*) n FROM qml.jobs WHERE queue = 'old' GROUP BY 1) s")"
-check "the leases held across the update were completed by their (non-admin) worker" "held
+check "the leases held across the update were extended and completed by their (non-admin) worker" "5
+held
+5
 5" "$(cat "$tmp/holder")"
 check "a time lease taken under 1.0 is still held" "5 processing" \
 	"$(q $db -c "SELECT count(*) || ' ' || min(state) FROM qml.jobs WHERE queue = 'held'")"
