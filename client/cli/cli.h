@@ -94,6 +94,8 @@ int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
  * EXIT_USAGE; NULL (not given) is fine.
  */
 int			cli_name_given(cli *g, const char *cmd, const char *what, const char *value);
+/* The usage error for -d/--database-url "": EXIT_USAGE. */
+int			cli_empty_url(cli *g, const char *cmd);
 
 /* ---- main.c ---- */
 
