@@ -34,10 +34,10 @@
 /* what the guard hears when the worker ends */
 #define GUARD_ORPHANED SIGUSR1
 
-/* the signals the guard changes, and the command gets back as they were by default */
-static const int guard_signals[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, GUARD_ORPHANED
-};
+/* the signals the worker sends the group: for the command, not the guard */
+static const int group_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE};
+
+#define N_GROUP_SIGNALS ((int) (sizeof(group_signals) / sizeof(group_signals[0])))
 
 static void
 guard_orphaned(int sig)
@@ -70,8 +70,11 @@ run_command(char *const argv[], char *const envp[], const int fds[3])
 {
 	int			high[3];
 
-	for (size_t i = 0; i < sizeof(guard_signals) / sizeof(guard_signals[0]); i++)
-		set_handler(guard_signals[i], SIG_DFL);
+	/* every signal the guard changed, back to its default */
+	for (int i = 0; i < N_GROUP_SIGNALS; i++)
+		set_handler(group_signals[i], SIG_DFL);
+	set_handler(SIGCHLD, SIG_DFL);
+	set_handler(GUARD_ORPHANED, SIG_DFL);
 	unblock_all();
 	/* above 2 first, so that dup2 onto 0..2 cannot overwrite one of them */
 	for (int i = 0; i < 3; i++)
@@ -92,8 +95,8 @@ guard(pid_t worker, char *const argv[], char *const envp[], const int fds[3])
 	int			status;
 
 	setpgid(0, 0);				/* before any kill(0, ...) */
-	for (int i = 0; i < 5; i++)
-		set_handler(guard_signals[i], SIG_IGN);
+	for (int i = 0; i < N_GROUP_SIGNALS; i++)
+		set_handler(group_signals[i], SIG_IGN);
 	set_handler(SIGCHLD, SIG_DFL);
 	set_handler(GUARD_ORPHANED, guard_orphaned);
 	unblock_all();
