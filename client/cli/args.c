@@ -74,6 +74,18 @@ cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
 	return EXIT_USAGE;
 }
 
+/*
+ * -d "" is most often an unset variable (-d "$URL"): libpq's defaults
+ * would then pick the database, which may be another one than meant, so
+ * an empty URL is a usage error, as an empty queue is.
+ */
+int
+cli_empty_url(cli *g, const char *cmd)
+{
+	return cli_usage_error(g, cmd, "-d/--database-url must not be empty (an unset variable?); "
+						   "leave it out to use DATABASE_URL or the PG* variables");
+}
+
 int
 cli_name_given(cli *g, const char *cmd, const char *what, const char *value)
 {
@@ -111,6 +123,8 @@ cli_getopt(cli *g, const char *cmd, int argc, char **argv, const struct option *
 				return CLI_HELP;
 			case 'd':
 			case OPT_DBURL:
+				if (optarg[0] == '\0')
+					return cli_empty_url(g, cmd), CLI_BAD;
 				g->database_url = optarg;
 				continue;
 			case OPT_JSON:

@@ -7,7 +7,7 @@
  * option parser, usage errors), output.c
  * (printing), cmd_jobs.c (enqueue, jobs, job, retry, delete), cmd_admin.c
  * (stats, pause, resume, migrate, status, recurring), cmd_worker.c,
- * exec.c and exec_result.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
+ * exec.c, exec_guard.c and exec_result.c (worker --exec), cmd_demo.c (demo), cmd_dashboard.c (dashboard,
  * whose server is client/dashboard/).
  */
 #ifndef QML_CLI_H
@@ -94,6 +94,8 @@ int			cli_usage_error(cli *g, const char *cmd, const char *fmt,...)
  * EXIT_USAGE; NULL (not given) is fine.
  */
 int			cli_name_given(cli *g, const char *cmd, const char *what, const char *value);
+/* The usage error for -d/--database-url "": EXIT_USAGE. */
+int			cli_empty_url(cli *g, const char *cmd);
 
 /* ---- main.c ---- */
 
@@ -179,5 +181,13 @@ typedef struct exec_spec
 } exec_spec;
 
 qml_outcome exec_handler(qml_job_ctx *ctx, void *user_data);
+
+/*
+ * exec_guard.c: starts /bin/sh with argv and envp, fds as its stdin,
+ * stdout and stderr, in a process group of its own (*pid, its leader)
+ * that dies with the worker. 0, or an errno.
+ */
+int			exec_guard_spawn(char *const argv[], char *const envp[], const int fds[3],
+							 pid_t *pid);
 
 #endif							/* QML_CLI_H */

@@ -3,6 +3,7 @@
  *	  qml worker --exec METHOD=COMMAND ...: the libqml runtime with one
  *	  exec handler per method, until SIGTERM or SIGINT.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,23 +38,26 @@ log_stderr(qml_log_level level, const char *message, void *data)
 	free(text);
 }
 
-/* The options that set a number: a duration of at least min ms, or a count. */
+/*
+ * The options that set a number: a duration in [min, max] ms, or a count
+ * in [min, max]; the ranges are the QML_* variables' (config.c).
+ */
 typedef struct number_opt
 {
 	int			opt;
 	const char *name;
 	bool		duration;
 	int			min;
-	int			max;			/* counts only */
+	int			max;
 	qml_status	(*set) (qml_server_config *config, int value);
 } number_opt;
 
 static const number_opt number_opts[] = {
 	{OPT_WORKERS, "workers", false, 1, 1024, qml_server_config_set_workers},
-	{OPT_TIMEOUT, "timeout", true, 1, 0, qml_server_config_set_job_timeout},
-	{OPT_GRACE, "grace", true, 0, 0, qml_server_config_set_grace_period},
-	{OPT_LEASE, "lease", true, 200, 0, qml_server_config_set_lease},
-	{OPT_POLL, "poll-interval", true, 10, 0, qml_server_config_set_poll_interval},
+	{OPT_TIMEOUT, "timeout", true, 1, INT_MAX, qml_server_config_set_job_timeout},
+	{OPT_GRACE, "grace", true, 0, INT_MAX, qml_server_config_set_grace_period},
+	{OPT_LEASE, "lease", true, 200, INT_MAX, qml_server_config_set_lease},
+	{OPT_POLL, "poll-interval", true, 10, 3600000, qml_server_config_set_poll_interval},
 	{OPT_BATCH, "batch", false, 1, 1000, qml_server_config_set_fetch_batch},
 };
 
@@ -83,13 +87,16 @@ number_option(cli *g, qml_server_config *cfg, int c, const char *text)
 			if (!cli_parse_int(text, o->min, o->max, &v))
 				return cli_usage_error(g, "worker", "--%s must be between %d and %d, not \"%s\"",
 									   o->name, o->min, o->max, text);
-			o->set(cfg, (int) v);
-			return EXIT_OK;
 		}
-		if (!cli_parse_duration_ms(text, &ms) || ms < o->min || ms > 2147483647)
-			return cli_usage_error(g, "worker", "--%s: \"%s\" is not a duration of at least %d ms (e.g. 500ms, 30s, 5m)",
-								   o->name, text, o->min);
-		o->set(cfg, (int) ms);
+		else if (!cli_parse_duration_ms(text, &ms) || ms < o->min || ms > o->max)
+			return cli_usage_error(g, "worker", "--%s must be a duration between %d and %d ms "
+								   "(e.g. 500ms, 30s, 5m), not \"%s\"",
+								   o->name, o->min, o->max, text);
+		else
+			v = (long) ms;
+		/* the library's word is the last: a value it refuses is not dropped */
+		if (o->set(cfg, (int) v) != QML_OK)
+			return cli_usage_error(g, "worker", "--%s: %s", o->name, qml_errmsg());
 		return EXIT_OK;
 	}
 	return EXIT_OK;

@@ -4,9 +4,10 @@
  *	  on stdin, its id and attempt in the environment, its exit status as
  *	  the outcome (0 success, 65 permanent failure, anything else retry).
  *
- * The child runs in a process group of its own (posix_spawn, safe in a
- * threaded program), so a timeout or a shutdown past its grace period can
- * stop everything it started: SIGTERM to the group, SIGKILL a little later.
+ * The child runs in a process group of its own (exec_guard.c), so a
+ * timeout or a shutdown past its grace period can stop everything it
+ * started: SIGTERM to the group, SIGKILL a little later; and the group
+ * dies with the worker, however the worker ends.
  * Its stdin, stdout and stderr are pipes served by one poll loop, so a
  * child that writes a lot before reading, or never reads, cannot block us.
  * What its output and exit status mean is exec_result.c's.
@@ -17,7 +18,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -213,53 +213,23 @@ open_pipes(int in[2], int out[2], int err[2])
 	return e;
 }
 
-/* The child: own process group, default signals, nothing blocked. */
-static void
-child_attributes(posix_spawnattr_t *attr)
-{
-	sigset_t	none,
-				dflt;
-
-	posix_spawnattr_init(attr);
-	sigemptyset(&none);
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGPIPE);
-	sigaddset(&dflt, SIGINT);
-	sigaddset(&dflt, SIGTERM);
-	sigaddset(&dflt, SIGHUP);
-	sigaddset(&dflt, SIGQUIT);
-	sigaddset(&dflt, SIGCHLD);
-	posix_spawnattr_setsigmask(attr, &none);
-	posix_spawnattr_setsigdefault(attr, &dflt);
-	posix_spawnattr_setpgroup(attr, 0);
-	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							 POSIX_SPAWN_SETSIGDEF);
-}
-
 /*
  * Starts /bin/sh -c COMMAND on the child ends of the pipes, with the job's
- * variables in its environment, and closes those ends: posix_spawn's result.
+ * variables in its environment (exec_guard.c: in a process group of its
+ * own that dies with us), and closes those ends: 0 or an errno.
  */
 static int
 spawn_child(qml_job_ctx *ctx, const char *command, int in[2], int out[2],
 			int err[2], pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	char	   *cmd = shell_command(command);
 	char	   *argv[] = {"/bin/sh", "-c", cmd ? cmd : (char *) command, NULL};
 	int			added = 0;
 	char	  **env = build_env(ctx, &added);
+	int			fds[3] = {in[0], out[1], err[1]};
 	int			rc;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	child_attributes(&attr);
-	rc = posix_spawn(pid, "/bin/sh", &fa, &attr, argv, env ? env : environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
+	rc = exec_guard_spawn(argv, env ? env : environ, fds, pid);
 	free_env(env, added);
 	free(cmd);
 	close(in[0]);

@@ -298,6 +298,8 @@ main(int argc, char **argv)
 			fputs(main_usage, stderr);
 			return EXIT_USAGE;
 		case CLI_ARGS_RUN:
+			if (g.database_url && g.database_url[0] == '\0')
+				return cli_empty_url(&g, NULL);
 			break;
 	}
 	i = a.index;

@@ -85,6 +85,8 @@ void		http_send(struct mg_connection *conn, int status, const char *type,
 					  const void *body, size_t len, bool html);
 /* Rejects (413/400) a body over DASH_MAX_BODY or one that is not JSON. */
 bool		http_body_ok(struct mg_connection *conn);
+/* A HEAD request: answered as GET, without the body. */
+bool		http_is_head(const struct mg_connection *conn);
 int			http_error_callback(struct mg_connection *conn, int status,
 								const char *msg);
 
@@ -116,6 +118,12 @@ void		ws_broadcast_db(dash *d, bool up);
 int			metrics_handle(struct mg_connection *conn, dash *d);
 
 /* auth.c */
+/*
+ * Whether the request may come from where it comes from (Host and Origin:
+ * no page of another site); if not, why (for a 403) in why.
+ */
+bool		auth_origin_allowed(const struct mg_connection *conn, const dash *d,
+								char *why, size_t size);
 /* Whether a write may go on; if not, the 401/403 response has been sent. */
 bool		auth_write_allowed(struct mg_connection *conn, const dash *d);
 

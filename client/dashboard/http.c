@@ -31,8 +31,18 @@ http_send(struct mg_connection *conn, int status, const char *type,
 	if (html)
 		mg_response_header_add(conn, "Content-Security-Policy", csp, -1);
 	mg_response_header_send(conn);
-	if (len > 0)
+	/* HEAD: the headers GET would get, Content-Length included, no body */
+	if (len > 0 && !http_is_head(conn))
 		mg_write(conn, body, len);
+}
+
+bool
+http_is_head(const struct mg_connection *conn)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+
+	/* no method when civetweb refuses a request it could not read */
+	return ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
 }
 
 void

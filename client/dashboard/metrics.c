@@ -78,6 +78,11 @@ metrics_handle(struct mg_connection *conn, dash *d)
 	mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
 	mg_response_header_add(conn, "Cache-Control", "no-store", -1);
 	mg_response_header_send(conn);
+	if (http_is_head(conn))
+	{
+		json_decref(stats);
+		return 200;
+	}
 
 	put_help(conn, "qml_jobs", "gauge", "Jobs by queue and state.");
 	json_array_foreach(queues, i, q)

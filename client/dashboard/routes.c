@@ -54,36 +54,58 @@ get_param(struct mg_connection *conn, const char *name, char *buf, size_t size,
 
 /*
  * Every parameter of the query string is one of `allowed` (a list that
- * ends with NULL); else 400 naming it, so that a misspelt filter
- * (?stat=failed) is not answered as if there were none.
+ * ends with NULL), given once, as name=value; else 400 naming it. So a
+ * misspelt filter (?stat=failed), one without its value (?state: civetweb
+ * would find no state) and one given twice (?state=failed&state=succeeded:
+ * it would read the first) and one whose name is percent-encoded
+ * (?stat%65=failed: civetweb would not find it) are not answered as if
+ * there were no filter, or a different one.
  */
 static bool
 params_known(struct mg_connection *conn, const char *path, const char *const *allowed)
 {
 	const char *qs = mg_get_request_info(conn)->query_string;
-	char		name[64];
+	unsigned	seen = 0;		/* bit i: allowed[i] was given */
 
 	for (const char *p = qs; p && *p; p += strcspn(p, "&"), p += *p == '&')
 	{
 		size_t		len = strcspn(p, "=&");
-		const char *const *a = allowed;
-		int			n = mg_url_decode(p, (int) len, name, sizeof(name), 1);
+		int			i = 0;
 
-		if (len == 0)
+		if (len == 0 && p[0] == '&')
 			continue;			/* "a=1&&b=2" */
-		while (n >= 0 && *a && strcmp(*a, name) != 0)
-			a++;
-		if (n < 0 || *a == NULL)
+		if (len == 0)
+		{
+			http_error(conn, 400, "a parameter has no name (\"%.*s\")",
+					   (int) strcspn(p, "&") < 64 ? (int) strcspn(p, "&") : 64, p);
+			return false;
+		}
+		/* as written: civetweb looks values up by the name undecoded */
+		while (allowed[i] && (strlen(allowed[i]) != len || strncmp(allowed[i], p, len) != 0))
+			i++;
+		if (allowed[i] == NULL)
 		{
 			char		takes[128] = "";
 
-			for (a = allowed; *a; a++)
+			for (const char *const *a = allowed; *a; a++)
 				snprintf(takes + strlen(takes), sizeof(takes) - strlen(takes), "%s%s",
 						 a == allowed ? "" : ", ", *a);
 			http_error(conn, 400, "unknown parameter \"%.*s\": %s takes %s", (int) (len < 64 ? len : 64), p,
 					   path, takes[0] ? takes : "none");
 			return false;
 		}
+		if (p[len] != '=')
+		{
+			http_error(conn, 400, "parameter %s has no value: give %s=VALUE or leave it out",
+					   allowed[i], allowed[i]);
+			return false;
+		}
+		if (seen & (1u << i))
+		{
+			http_error(conn, 400, "parameter %s is given more than once", allowed[i]);
+			return false;
+		}
+		seen |= 1u << i;
 	}
 	return true;
 }
@@ -505,11 +527,17 @@ routes_handle(struct mg_connection *conn, void *cbdata)
 	static const char *const job_list[] = {"state", "queue", "method", "id", "after", "limit", NULL};
 	static const char *const minutes[] = {"minutes", NULL};
 	char		decoded[DASH_MAX_PATH];
+	char		why[300];
 	route		r;
 
 	if (path == NULL)
 	{
 		http_error(conn, 400, "bad request");
+		return 1;
+	}
+	if (!auth_origin_allowed(conn, d, why, sizeof(why)))
+	{
+		http_error(conn, 403, "%s", why);
 		return 1;
 	}
 	/* civetweb leaves the path encoded (decode_url = no): %00 is refused here */

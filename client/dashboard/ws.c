@@ -39,8 +39,27 @@ static int
 ws_connect(const struct mg_connection *conn, void *cbdata)
 {
 	dash	   *d = cbdata;
+	char		why[300];
 
-	(void) conn;
+	/*
+	 * A page of another site may open a WebSocket here (no same-origin
+	 * rule applies to them): refused with a 403 before the handshake.
+	 * civetweb has begun the handshake's response: the status line and
+	 * headers are written here in full.
+	 */
+	if (!auth_origin_allowed(conn, d, why, sizeof(why)))
+	{
+		json_t	   *body = json_pack("{s:s}", "error", why);
+		char	   *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+		json_decref(body);
+		mg_printf((struct mg_connection *) conn,
+				  "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+				  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				  text ? strlen(text) : 0, text ? text : "");
+		free(text);
+		return 1;
+	}
 	/* refuse the handshake beyond the limit: each page holds a thread */
 	return atomic_load(&d->ws_clients) >= DASH_MAX_WS ? 1 : 0;
 }

@@ -475,14 +475,16 @@ qml_server_config_set_queues_csv(qml_server_config *c, const char *csv)
 	char	   *text;
 	const char *names[256];
 	size_t		n = 0;
-	char	   *save = NULL;
+	char	   *rest;
+	bool		empty = false;
 	qml_status	st;
 
 	if (csv == NULL)
 		return qml__error(QML_ERR_INVALID, "at least one queue is needed");
-	if ((text = qml__strdup(csv)) == NULL)
+	if ((text = rest = qml__strdup(csv)) == NULL)
 		return qml__nomem();
-	for (char *tok = strtok_r(text, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	/* strsep, not strtok: "a,,b" has an empty name, not two names */
+	for (char *tok; (tok = strsep(&rest, ",")) != NULL;)
 	{
 		char	   *end;
 
@@ -491,16 +493,23 @@ qml_server_config_set_queues_csv(qml_server_config *c, const char *csv)
 		end = tok + strlen(tok);
 		while (end > tok && isspace((unsigned char) end[-1]))
 			*--end = '\0';
-		if (*tok == '\0')
-			continue;
 		if (n == sizeof(names) / sizeof(names[0]))
 		{
 			free(text);
 			return qml__error(QML_ERR_INVALID, "too many queues (at most 256)");
 		}
-		names[n++] = tok;
+		if (*tok == '\0')
+			empty = true;
+		else
+			names[n++] = tok;
 	}
-	st = qml_server_config_set_queues(c, names, n);
+	/* an unset variable in "a,$Q" or a typo: not a name to leave out */
+	if (n > 0 && empty)
+		st = qml__error(QML_ERR_INVALID,
+						"queue names must not be empty: \"%s\" has an empty one "
+						"(between, before or after its commas)", csv);
+	else
+		st = qml_server_config_set_queues(c, names, n);
 	free(text);
 	return st;
 }

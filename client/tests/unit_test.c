@@ -73,6 +73,9 @@ test_server_config(void)
 	is_status(qml_server_config_set_queues(c, NULL, 0), QML_ERR_INVALID, "no queue refused");
 	is_status(qml_server_config_set_queues_csv(c, " a, b ,c"), QML_OK, "queues from csv");
 	is_status(qml_server_config_set_queues_csv(c, ",,"), QML_ERR_INVALID, "csv without names refused");
+	is_status(qml_server_config_set_queues_csv(c, "a,,b"), QML_ERR_INVALID, "csv with an empty name refused");
+	is_status(qml_server_config_set_queues_csv(c, "a, "), QML_ERR_INVALID, "csv with a trailing comma refused");
+	is_status(qml_server_config_set_queues_csv(c, ""), QML_ERR_INVALID, "empty csv refused");
 	is_status(qml_server_config_set_fetch_batch(c, 1001), QML_ERR_INVALID, "batch over 1000 refused");
 	is_status(qml_server_config_set_prefetch(c, 0), QML_OK, "prefetch 0 (claim for idle workers only)");
 	is_status(qml_server_config_set_prefetch(c, -1), QML_ERR_INVALID, "negative prefetch refused");

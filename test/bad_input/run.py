@@ -203,7 +203,8 @@ def http(method, path, headers=None, body=None):
 
 
 def http_case(c, ids):
-    """input: METHOD PATH [token=none|wrong] [body=N] (N bytes of x)."""
+    """input: METHOD PATH [token=none|wrong] [body=N] (N bytes of x)
+    [host=H] [origin=O] (the Host and Origin headers)."""
     words = c.input.split(" ")
     method, path = words[0], os.fsdecode(expand(words[1], ids))
     headers = {"Authorization": "Bearer " + TOKEN}
@@ -215,6 +216,10 @@ def http_case(c, ids):
             headers = {"Authorization": "Bearer " + TOKEN[:-1] + "X"}
         elif w.startswith("body="):
             body = b"x" * int(w[5:])
+        elif w.startswith("host="):
+            headers["Host"] = w[5:]
+        elif w.startswith("origin="):
+            headers["Origin"] = w[7:]
     status, text = http(method, path, headers, body)
     if status != int(c.expect):
         return "expected %s, got %d: %s" % (c.expect, status, text[:200])

@@ -336,6 +336,41 @@ try {
 		}
 	});
 
+	/* ids are bigint: a double reads 9007199254740993 as ...992, another job */
+	await check('a job id beyond 2^53 is exact in the list, the view and its Delete', async () => {
+		const ids = sql(`SELECT setval('qml.jobs_id_seq', 9007199254740991);
+			SELECT qml.enqueue('big.id', queue => 'big');
+			SELECT qml.enqueue('big.id', queue => 'big');`).split('\n');
+		const [twin, big] = [ids[1], ids[2]];		/* ...992 and ...993 */
+		const rows = () => page.locator('#jobs tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.key).join(','));
+		let step = 'the page goes live';
+		try {
+			await page.goto(`${base}/`);
+			await page.waitForSelector('body[data-conn="live"]');
+			step = 'the list of queue big shows both jobs';
+			await page.click('#state-tabs .tab[data-state=""]');
+			await page.fill('#f-queue', 'big');
+			await page.click('#filters button[type="submit"]');
+			await page.waitForFunction((want) => [...document.querySelectorAll('#jobs tbody tr')]
+				.map((r) => r.dataset.key).join(',') === want, `${big},${twin}`);
+			step = `the row of job ${big} opens it`;
+			await page.click(`#jobs tr[data-key="${big}"]`);
+			await page.waitForFunction((id) => location.hash === `#job/${id}`
+				&& document.querySelector('#jv-state').textContent === 'waiting', big);
+			step = 'Delete, clicked twice, deletes it';
+			await page.click('#jv-delete');
+			await page.click('#jv-delete');
+			await page.waitForFunction(() => document.querySelector('#jv-state').textContent === 'deleted');
+		} catch (e) {
+			throw new Error(`${step}: rows ${await rows()}, hash ${await page.evaluate(() => location.hash)}, `
+				+ `state ${await page.textContent('#jv-state').catch(() => '?')}: ${String(e.message).split('\n')[0]}`);
+		}
+		const states = sql(`SELECT string_agg(id || ' ' || state, ',' ORDER BY id) FROM qml.jobs WHERE queue = 'big'`);
+		assert(states === `${twin} enqueued,${big} deleted`, states);
+		await page.click('#jv-close');
+		await page.click('#f-clear');
+	});
+
 	await check('no dialog, no page error, no console error (CSP included)', async () => {
 		assert(dialogs.length === 0, `dialogs: ${dialogs.join(', ')}`);
 		assert(pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));

@@ -436,6 +436,24 @@ r=$(q -c "SELECT count(*) FROM qml.jobs WHERE queue = 'pg' AND state = 'enqueued
 [ "$r" = 2 ] && ok "their jobs were released" || bad "their jobs were released" "$r $(q -c "SELECT string_agg(state || ':' || attempts, ' ') FROM qml.jobs WHERE queue = 'pg'")"
 gone "sleep 31.5" && ok "no command left running" || bad "no command left running"
 
+# SIGKILL (or a crash) gives the worker no time to stop its commands: they
+# must die with it, else each would run on while its job, rescued with the
+# worker's session, runs again elsewhere. A script whose shell waits for
+# its own child, and a pipeline.
+echo "# worker: killed with SIGKILL mid-job, its commands die with it"
+printf '#!/bin/sh\nsleep 41.5\necho "{}"\n' >"$tmp/orphan.sh"; chmod +x "$tmp/orphan.sh"
+q -c "SELECT qml.enqueue('orphan_job', queue => 'k9'), qml.enqueue('pipe_job', queue => 'k9')" >/dev/null
+"$QML" worker --queues k9 --workers 2 --exec orphan_job="$tmp/orphan.sh" \
+	--exec pipe_job='sleep 42.5 | cat' >"$tmp/w6.out" 2>"$tmp/w6.err" &
+wpid=$!
+pids+=("$wpid")
+for i in $(seq 1 100); do pgrep -f "sleep 41.5" >/dev/null && pgrep -f "sleep 42.5" >/dev/null && break; sleep 0.1; done
+groups=$(pgrep -P "$wpid")	# each command's process group, led by the worker's child
+kill -KILL "$wpid"; wait "$wpid" 2>/dev/null
+gone "sleep 41.5" && ok "a script's child dies with the killed worker" || bad "a script's child dies with the killed worker"
+gone "sleep 42.5" && ok "a pipeline dies with the killed worker" || bad "a pipeline dies with the killed worker"
+for g in $groups; do kill -KILL -- "-$g" 2>/dev/null; done
+
 echo "# worker: bad usage"
 expect "worker without --exec: exit 2" 2 "$QML" worker
 expect "worker --exec without =: exit 2" 2 "$QML" worker --exec nothing

@@ -121,12 +121,14 @@ def wait_for(fn, seconds):
 # ---- a minimal WebSocket client (RFC 6455): handshake, read text frames ----
 
 class WS:
-    def __init__(self, port, path="/ws"):
+    def __init__(self, port, path="/ws", host=None, origin=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
+        extra = "Origin: %s\r\n" % origin if origin else ""
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n%s"
+                           "Sec-WebSocket-Version: 13\r\n\r\n"
+                           % (path, host or "127.0.0.1:%d" % port, key, extra)).encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)
@@ -223,6 +225,21 @@ def test_basics():
     s, h, text = get("/assets/chart.js")
     check(s == 200 and "javascript" in h.get("Content-Type", "") and len(text) > 10000,
           "GET /assets/chart.js: Debian's Chart.js, embedded", (s, h.get("Content-Type")))
+    # HEAD: GET's status and headers, no body (one would be read as the
+    # start of the next response on a kept-alive connection)
+    for path in ("/", "/api/stats", "/api/jobs/%d" % RUNNING, "/metrics", "/api/nope"):
+        sock = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        sock.sendall(("HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        sock.close()
+        head, _, rest = reply.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 ") and rest == b"", "HEAD %s: headers, no body" % path,
+              (head[:40], len(rest)))
 
 
 def test_paging():
@@ -390,7 +407,7 @@ def test_actions():
     check(s in (400, 413, 414) and is_error(b), "a 10 KiB URL: %d with an error" % s, (s, b))
     # a lying Content-Length does not make it read more than the limit
     sock = socket.create_connection(("127.0.0.1", PORT), timeout=5)
-    sock.sendall(b"POST /api/queues/mail/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    sock.sendall(b"POST /api/queues/mail/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
                  + b"\r\nContent-Length: 100000000\r\n\r\n" + b"[" * 1000)
     reply = sock.recv(4096)
     sock.close()
@@ -496,6 +513,22 @@ def test_websocket():
             break
     check(got is not None, "a job enqueued by SQL is pushed within 5 s")
     ws.close()
+    # a page of the dashboard's own origin, by any loopback name, may connect
+    for host in ("127.0.0.1:%d" % PORT, "localhost:%d" % PORT):
+        ws = WS(PORT, host=host, origin="http://" + host)
+        check(ws.status == 101, "a page of origin http://%s: 101" % host, ws.status)
+        ws.close()
+    # a page of another site may not read the stats through its visitor's
+    # browser (no same-origin rule holds WebSockets back), nor may one of
+    # a host name rebound to 127.0.0.1 (DNS rebinding)
+    for host, origin in (("127.0.0.1:%d" % PORT, "http://evil.example"),
+                         ("127.0.0.1:%d" % PORT, "null"),
+                         ("evil.example:%d" % PORT, "http://evil.example:%d" % PORT)):
+        ws = WS(PORT, host=host, origin=origin)
+        body = ws.buf.decode("utf-8", "replace")
+        check(ws.status == 403 and '"error"' in body and ws.message(timeout=1) is None,
+              "Host %s, Origin %s: 403, no stats" % (host, origin), (ws.status, body[:200]))
+        ws.close()
     s, _, b = get("/ws")
     check(s in (400, 404, 426) and is_error(b), "GET /ws without an upgrade: an error (%d)" % s, b)
 

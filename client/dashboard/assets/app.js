@@ -133,12 +133,41 @@
 
 	let token = sessionStorage.getItem(TOKEN_KEY) || '';
 
+	/*
+	 * JSON with the integers a double cannot hold exactly (beyond 2^53) kept
+	 * as strings: job ids are bigint, and JSON.parse would read job
+	 * 9007199254740993 as 9007199254740992, so the list would open, and
+	 * Delete act on, another job. Strings are skipped as they are.
+	 */
+	const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+	function parseJson(text) {
+		let out = '';
+		let from = 0;
+		for (let i = 0; i < text.length;) {
+			const c = text[i];
+			if (c === '"') {
+				for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+				i++;
+			} else if (c === '-' || (c >= '0' && c <= '9')) {
+				NUMBER.lastIndex = i;
+				const m = NUMBER.exec(text);
+				const n = m ? m[0] : c;
+				if (/^-?\d+$/.test(n) && !Number.isSafeInteger(Number(n))) {
+					out += `${text.slice(from, i)}"${n}"`;
+					from = i + n.length;
+				}
+				i += n.length;
+			} else i++;
+		}
+		return JSON.parse(out + text.slice(from));
+	}
+
 	async function api(path, method = 'GET') {
 		const headers = { Accept: 'application/json' };
 		if (method !== 'GET' && token) headers.Authorization = `Bearer ${token}`;
 		const res = await fetch(path, { method, headers, cache: 'no-store' });
 		let body = null;
-		try { body = await res.json(); } catch (e) { body = null; }
+		try { body = parseJson(await res.text()); } catch (e) { body = null; }
 		return { status: res.status, ok: res.ok, body: body || {} };
 	}
 
@@ -778,7 +807,7 @@
 		sock.addEventListener('message', (ev) => {
 			if (ws !== sock) return;
 			let msg;
-			try { msg = JSON.parse(ev.data); } catch (e) { return; }
+			try { msg = parseJson(ev.data); } catch (e) { return; }
 			if (msg.type === 'stats') applyStats(msg.data);
 			else if (msg.type === 'throughput') applyThroughput(msg.data);
 			else if (msg.type === 'db') {
