@@ -74,8 +74,8 @@ SQL_EDITION = qml-sql--1.1.sql
 EXTRA_CLEAN += $(SQL_EDITION)
 .PHONY: sql-edition
 sql-edition: $(SQL_EDITION)
-$(SQL_EDITION): qml--1.1.sql sql_edition/build.py $(wildcard sql_edition/*.sql)
-	python3 sql_edition/build.py $< $@
+$(SQL_EDITION): qml--1.1.sql qml--1.3.sql sql_edition/build.py $(wildcard sql_edition/*.sql)
+	python3 sql_edition/build.py $< $@ qml--1.3.sql
 
 .PHONY: bench
 bench: ; bench/run.sh $(BENCH_FLAGS)

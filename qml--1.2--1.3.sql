@@ -16,6 +16,14 @@
  * functions before calls the C ones at its next call. Run it with the
  * 1.3 library installed: the library serves a database on 1.0, 1.1, 1.2
  * or 1.3 (src/catalog.c).
+ *
+ * 1.3 also refuses bad arguments that 1.2 let through to a wrong answer
+ * (docs/errors.md): a NULL job_id to qml.delete and qml.requeue (22004,
+ * not P0002), a NULL, empty or over-long name to qml.remove_recurring and
+ * qml.run_recurring (22004, 22023, 22001, not false or P0002), and a
+ * qml.throughput bucket_width with months or years (22023 at once, not
+ * 0A000 from date_bin once a finished job is in range). Function bodies
+ * only, replaced as above.
  */
 
 \echo Use "ALTER EXTENSION qml UPDATE TO '1.3'" to load this file. \quit
@@ -68,3 +76,124 @@ CREATE OR REPLACE FUNCTION qml.release(job_id bigint, worker text) RETURNS boole
 	LANGUAGE c VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'qml_release';
+
+-- Raises P0002 when no job has this id, 22004 when it is NULL (no job
+-- has it, but that is the caller's mistake, not a job pruned).
+CREATE OR REPLACE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF job_id IS NULL THEN
+		RAISE EXCEPTION 'job_id must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass the id qml.enqueue returned.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM qml.jobs j WHERE j.id = job_id) THEN
+		RAISE EXCEPTION 'job % does not exist', job_id
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'It may have been pruned after qml.retention.';
+	END IF;
+END
+$$;
+
+/*
+ * qml.throughput: succeeded and failed jobs per time bucket over the last
+ * `since`, per queue (or for one queue). Where the scheduler serves the
+ * database it reads the per-minute roll-up (qml.throughput_minutes, one
+ * minute resolution, up to a second behind); elsewhere it reads qml.jobs.
+ * 22004 for a NULL bucket_width or since; 22023 for one that is not a
+ * positive duration of at most 100 years, or a bucket_width with months
+ * or years (date_bin cannot bin by them); 54000 over 100,000 buckets.
+ */
+CREATE OR REPLACE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
+							   since interval DEFAULT '1 hour',
+							   for_queue text DEFAULT NULL)
+	RETURNS TABLE (bucket timestamptz, queue text, succeeded bigint, failed bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.check_duration('bucket_width', bucket_width, false);
+	-- date_bin bins by a fixed length: refused here, whatever the data,
+	-- rather than by date_bin (0A000) once a finished job is in range
+	IF extract(year FROM bucket_width) <> 0 OR extract(month FROM bucket_width) <> 0 THEN
+		RAISE EXCEPTION 'bucket_width must not have months or years, not %', bucket_width
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A month or a year has no fixed length to bin by.',
+				  HINT = 'Use days, such as ''30 days''.';
+	END IF;
+	PERFORM qml.check_duration('since', since, false);
+	IF extract(epoch FROM since) / extract(epoch FROM bucket_width) > 100000 THEN
+		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
+			USING ERRCODE = 'program_limit_exceeded',
+				  HINT = 'Use a larger bucket or a shorter since.';
+	END IF;
+	-- the scheduler's per-minute roll-up when there is one (see stats.c)
+	IF qml.stats_live() THEN
+		RETURN QUERY
+		SELECT date_bin(bucket_width, t.minute, timestamptz '2000-01-01') AS b,
+			   t.queue, sum(t.succeeded)::bigint, sum(t.failed)::bigint
+		  FROM qml.throughput_minutes t
+		 WHERE t.minute > now() - since - interval '1 minute'
+		   AND (for_queue IS NULL OR t.queue = for_queue)
+		 GROUP BY 1, 2
+		HAVING sum(t.succeeded) + sum(t.failed) > 0
+		 ORDER BY 1, 2;
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT date_bin(bucket_width, j.finished_at, timestamptz '2000-01-01') AS b,
+		   j.queue,
+		   count(*) FILTER (WHERE j.state = 'succeeded'),
+		   count(*) FILTER (WHERE j.state = 'failed')
+	  FROM qml.jobs j
+	 WHERE j.state IN ('succeeded', 'failed')
+	   AND j.finished_at >= now() - since
+	   AND (for_queue IS NULL OR j.queue = for_queue)
+	 GROUP BY 1, 2
+	 ORDER BY 1, 2;
+END
+$$;
+
+/*
+ * qml.remove_recurring: stops a recurring job (jobs it already enqueued
+ * stay). False when there is no recurring job of that name; 22004,
+ * 22023, 22001 for a NULL, empty or over-long (200) name, as add_recurring.
+ */
+CREATE OR REPLACE FUNCTION qml.remove_recurring(name text) RETURNS boolean
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM qml.check_name('name', remove_recurring.name, 200);
+	DELETE FROM qml.recurring c WHERE c.name = remove_recurring.name;
+	RETURN FOUND;
+END
+$$;
+
+/*
+ * qml.run_recurring: enqueues a recurring job's job once now, outside its
+ * schedule (next_run_at and last_run_at do not move: they describe the
+ * schedule). Returns the new job's id; P0002 when there is no recurring
+ * job of that name; 22004, 22023, 22001 for a NULL, empty or over-long
+ * (200) name, as add_recurring.
+ */
+CREATE OR REPLACE FUNCTION qml.run_recurring(name text) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r qml.recurring;
+BEGIN
+	PERFORM qml.check_name('name', run_recurring.name, 200);
+	SELECT * INTO r FROM qml.recurring c WHERE c.name = run_recurring.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'recurring job "%" does not exist', run_recurring.name
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'qml.recurring lists the recurring jobs.';
+	END IF;
+	RETURN qml.enqueue(method => r.method, arguments => r.arguments, queue => r.queue,
+					   priority => r.priority, max_attempts => r.max_attempts);
+END
+$$;

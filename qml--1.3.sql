@@ -345,14 +345,20 @@ CREATE FUNCTION qml.may_act(locked_role oid) RETURNS boolean
 	LANGUAGE c STABLE
 	AS 'MODULE_PATHNAME', 'qml_may_act_sql';
 
--- Raises P0002 when no job has this id.
+-- Raises P0002 when no job has this id, 22004 when it is NULL (no job
+-- has it, but that is the caller's mistake, not a job pruned).
 CREATE FUNCTION qml.check_job_exists(job_id bigint) RETURNS void
 	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF job_id IS NULL THEN
+		RAISE EXCEPTION 'job_id must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass the id qml.enqueue returned.';
+	END IF;
 	IF NOT EXISTS (SELECT 1 FROM qml.jobs j WHERE j.id = job_id) THEN
-		RAISE EXCEPTION 'job % does not exist', coalesce(job_id::text, 'NULL')
+		RAISE EXCEPTION 'job % does not exist', job_id
 			USING ERRCODE = 'no_data_found',
 				  HINT = 'It may have been pruned after qml.retention.';
 	END IF;
@@ -615,7 +621,8 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
 /*
  * qml.delete: soft delete of a job that has not finished; the row and its
  * history stay until pruned. False when it had already finished; P0002 when
- * there is no such job. A worker holding it finds its lease gone.
+ * there is no such job; 22004 for a NULL job_id. A worker holding it finds
+ * its lease gone.
  */
 CREATE FUNCTION qml.delete(job_id bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -636,7 +643,8 @@ $$;
 /*
  * qml.requeue: a finished job (succeeded, failed, deleted) runs again, with
  * its attempts counted afresh. False when it is still live; P0002 when
- * there is no such job; 23505 when another live job now has its unique_key.
+ * there is no such job; 22004 for a NULL job_id; 23505 when another live
+ * job now has its unique_key.
  */
 CREATE FUNCTION qml.requeue(job_id bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -782,6 +790,9 @@ END;
  * `since`, per queue (or for one queue). Where the scheduler serves the
  * database it reads the per-minute roll-up (qml.throughput_minutes, one
  * minute resolution, up to a second behind); elsewhere it reads qml.jobs.
+ * 22004 for a NULL bucket_width or since; 22023 for one that is not a
+ * positive duration of at most 100 years, or a bucket_width with months
+ * or years (date_bin cannot bin by them); 54000 over 100,000 buckets.
  */
 CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
 							   since interval DEFAULT '1 hour',
@@ -792,6 +803,14 @@ CREATE FUNCTION qml.throughput(bucket_width interval DEFAULT '1 minute',
 AS $$
 BEGIN
 	PERFORM qml.check_duration('bucket_width', bucket_width, false);
+	-- date_bin bins by a fixed length: refused here, whatever the data,
+	-- rather than by date_bin (0A000) once a finished job is in range
+	IF extract(year FROM bucket_width) <> 0 OR extract(month FROM bucket_width) <> 0 THEN
+		RAISE EXCEPTION 'bucket_width must not have months or years, not %', bucket_width
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A month or a year has no fixed length to bin by.',
+				  HINT = 'Use days, such as ''30 days''.';
+	END IF;
 	PERFORM qml.check_duration('since', since, false);
 	IF extract(epoch FROM since) / extract(epoch FROM bucket_width) > 100000 THEN
 		RAISE EXCEPTION 'too many buckets: % / % is over 100000', since, bucket_width
@@ -1113,13 +1132,15 @@ $$;
 
 /*
  * qml.remove_recurring: stops a recurring job (jobs it already enqueued
- * stay). False when there is no recurring job of that name.
+ * stay). False when there is no recurring job of that name; 22004,
+ * 22023, 22001 for a NULL, empty or over-long (200) name, as add_recurring.
  */
 CREATE FUNCTION qml.remove_recurring(name text) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	PERFORM qml.check_name('name', remove_recurring.name, 200);
 	DELETE FROM qml.recurring c WHERE c.name = remove_recurring.name;
 	RETURN FOUND;
 END
@@ -1129,7 +1150,8 @@ $$;
  * qml.run_recurring: enqueues a recurring job's job once now, outside its
  * schedule (next_run_at and last_run_at do not move: they describe the
  * schedule). Returns the new job's id; P0002 when there is no recurring
- * job of that name.
+ * job of that name; 22004, 22023, 22001 for a NULL, empty or over-long
+ * (200) name, as add_recurring.
  */
 CREATE FUNCTION qml.run_recurring(name text) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER
@@ -1138,6 +1160,7 @@ AS $$
 DECLARE
 	r qml.recurring;
 BEGIN
+	PERFORM qml.check_name('name', run_recurring.name, 200);
 	SELECT * INTO r FROM qml.recurring c WHERE c.name = run_recurring.name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'recurring job "%" does not exist', run_recurring.name

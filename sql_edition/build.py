@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sql_edition/build.py: writes the pure-SQL edition of qml.
 
-Usage: build.py SCHEMA.sql OUTPUT.sql
+Usage: build.py SCHEMA.sql OUTPUT.sql [LATER.sql]
 
 Takes the extension's script (qml--1.1.sql), the one definition of the
 schema, and makes it a script a non-superuser runs with psql into their own
@@ -11,6 +11,10 @@ database (see docs/sql-edition.md):
   - every C function is replaced, at its place in the script (SQL bodies and
     CHECK constraints need what comes before them), by the PL/pgSQL or SQL
     function of the same name and signature from sql_edition/*.sql;
+  - the SQL functions of FROM_LATER (below) are taken from LATER.sql, the
+    extension's newest script, at their place: the fixes a released
+    script cannot take (its bad-input checks), which the SQL edition needs
+    as much;
   - the additions sql_edition/*.sql mark as such (helpers of the SQL
     edition's own) come right after CREATE SCHEMA, and the whole runs in one
     transaction.
@@ -31,6 +35,9 @@ C_FUNCTION = re.compile(
     r"LANGUAGE c\b[\s\S]*?'MODULE_PATHNAME',\s*'\w+';\n", re.M)
 # a function of sql_edition/*.sql: from CREATE FUNCTION to the closing $$;
 REPLACEMENT = re.compile(r"^CREATE FUNCTION qml\.(\w+)\([\s\S]*?^\$\$;\n", re.M)
+# SQL functions of SCHEMA.sql fixed since, in LATER.sql: the same
+# signature, a body that refuses bad input SCHEMA.sql's let through
+FROM_LATER = ("check_job_exists", "throughput", "remove_recurring", "run_recurring")
 ADDITIONS = "-- @additions\n"		# helpers the replacements call, first
 LATE = "-- @after-schema\n"			# helpers that name qml's tables, last
 
@@ -73,12 +80,33 @@ def load_replacements():
     return functions, additions, late
 
 
+def sql_function(script, name):
+    """qml.name's statement in script, a SQL or PL/pgSQL function's (one)."""
+    found = [m for m in re.finditer(
+        r"^CREATE FUNCTION qml\.%s\((?:(?!^CREATE )[\s\S])*?^\$\$;\n" % name, script, re.M)
+        if not re.search(r"LANGUAGE c\b", m.group(0))]
+    if len(found) != 1:
+        sys.exit(f"build.py: {len(found)} SQL functions qml.{name} where one was expected")
+    return found[0]
+
+
+def take_from_later(script, later):
+    for name in FROM_LATER:
+        old, new = sql_function(script, name), sql_function(later, name).group(0)
+        if old.group(0).split("\n", 1)[0] != new.split("\n", 1)[0]:
+            sys.exit(f"build.py: qml.{name} has another signature in the later script")
+        script = script[:old.start()] + new + script[old.end():]
+    return script
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: build.py qml--VERSION.sql qml-sql--VERSION.sql")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: build.py qml--VERSION.sql qml-sql--VERSION.sql [qml--LATER.sql]")
     source, target = sys.argv[1], sys.argv[2]
     version = re.search(r"qml--([\d.]+)\.sql$", source).group(1)
     script = open(source, encoding="utf-8").read()
+    if len(sys.argv) == 4:
+        script = take_from_later(script, open(sys.argv[3], encoding="utf-8").read())
     functions, additions, late = load_replacements()
 
     used = set()

@@ -56,6 +56,11 @@ BEGIN
 		END IF;
 		PERFORM qml.check_name('queue', q, 128);
 	END LOOP;
+	IF session_lease IS NULL THEN
+		RAISE EXCEPTION 'session_lease must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Pass true to have the jobs rescued when this session ends, false to rely on the lease alone.';
+	END IF;
 	LOOP
 		wanted := batch;
 		FOREACH q IN ARRAY queues LOOP

@@ -538,7 +538,7 @@ claim_due(ClaimArgs *a, Datum queue, int wanted)
 /*
  * qml.fetch(worker text, queues text[] = '{default}', batch int = 1,
  *			 lease interval = '5 minutes', wait interval = NULL,
- *			 session_lease boolean = true) returns setof qml.jobs
+ *			 session_lease boolean = false) returns setof qml.jobs
  *
  * Claims up to `batch` jobs: queues in the order given, then higher
  * priority, then oldest first. With `wait`, when there is nothing it
@@ -554,7 +554,7 @@ qml_fetch(PG_FUNCTION_ARGS)
 	int			batch = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2);
 	Interval   *lease = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
 	Interval   *wait = PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4);
-	bool		session_lease = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
+	bool		session_lease = PG_ARGISNULL(5) ? false : PG_GETARG_BOOL(5);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz deadline = qml_wait_deadline(wait);
 	QmlWaitSet	ws;
@@ -591,6 +591,12 @@ qml_fetch(PG_FUNCTION_ARGS)
 					 errmsg("queues must not contain NULL")));
 		qml_check_name("queue", DatumGetTextPP(queue_names[i]), QML_MAX_QUEUE_CHARS);
 	}
+	/* NULL was taken as true, a session lease nobody asked for */
+	if (PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("session_lease must not be null"),
+				 errhint("Pass true to have the jobs rescued when this session ends, false to rely on the lease alone.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 

@@ -114,6 +114,8 @@ SELECT qml.fail(id, 'w0', 'boom', retry => false) FROM qml.fetch('w0', '{fix_dup
 SELECT qml.enqueue('fix.dup', queue => 'fix_dup', unique_key => 'dup', run_at => '2100-01-01');
 SELECT qml.pause_queue('fix_paused');
 SELECT qml.add_recurring('fix_rec', '0 0 1 1 *', 'fix.rec');
+-- the finished jobs counted in qml.throughput's range, roll-up or not
+SELECT qml.maintain();
 """
 
 
