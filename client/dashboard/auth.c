@@ -19,7 +19,8 @@
  *	  loopback rule (a proxy passing the browser's Host on), an Origin that
  *	  is one of those origins passes the Origin rule (a proxy sending its
  *	  upstream's address as Host, nginx's default). A page of such an
- *	  origin is the dashboard's own page, served through the proxy.
+ *	  origin is the dashboard's own page, served through the proxy. With a
+ *	  public Host, only those origins are the dashboard's own.
  *
  *	  Write: without a token the dashboard is read-only; with one, every
  *	  write route needs "Authorization: Bearer <token>" (401 without, 403
@@ -237,8 +238,15 @@ auth_origin_allowed(const struct mg_connection *conn, const dash *d,
 	{
 		const char *authority = strstr(origin, "://");
 
+		/*
+		 * For a public host its origins are known, scheme and port
+		 * included: comparing with Host (which has neither) would take
+		 * http://jobs.example.com for https://jobs.example.com's own.
+		 * (A loopback name keeps the rule it had without --public-url.)
+		 */
 		authority = authority ? authority + 3 : "";
-		if (host == NULL || strcasecmp(authority, host) != 0)
+		if (host == NULL || strcasecmp(authority, host) != 0 ||
+			(public_host(d->opts, host) && !loopback_host(host, host_length(host))))
 		{
 			snprintf(why, size, "a page of another site (origin \"%.100s\") may not use "
 					 "the dashboard (behind a reverse proxy: qml dashboard --public-url URL)",

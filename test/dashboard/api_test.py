@@ -554,7 +554,7 @@ def test_public_url():
     local = "127.0.0.1:%d" % port
     # a list, a second --public-url, a variable the options replace
     p = start_dashboard(port, url, TOKEN, ["--public-url", "https://jobs.example.com, http://Alt.Example:8443/",
-                                           "--public-url", "http://[::1]:9000"],
+                                           "--public-url", "http://[2001:DB8::1]:9000"],
                         env={"QML_DASHBOARD_PUBLIC_URL": "https://env.example"})
     check(get("/healthz", port)[0] == 200, "qml dashboard --public-url ...: up")
 
@@ -570,13 +570,13 @@ def test_public_url():
     # proxy_set_header Host $host or $http_host)
     for host, origin in (("jobs.example.com", None), ("jobs.example.com", "https://jobs.example.com"),
                          ("JOBS.example.com:443", "https://jobs.example.com"), ("alt.example", "http://alt.example:8443"),
-                         ("[::1]", "http://[::1]:9000")):
+                         ("[2001:db8::1]:9000", "http://[2001:db8::1]:9000"), (local, "http://" + local)):
         s, b = req(host, origin)
         check(s == 200 and "totals" in b, "Host %s, Origin %s: 200" % (host, origin), (s, b))
     s, b = req("jobs.example.com", "https://jobs.example.com", "/api/queues/mail/pause", "POST")
     check(s == 200 and b.get("queue") == "mail", "... and an action from the page: 200", (s, b))
     # nginx's default: Host is the upstream's address, Origin the browser's
-    for origin in ("https://jobs.example.com", "http://alt.example:8443", "http://[::1]:9000"):
+    for origin in ("https://jobs.example.com", "http://alt.example:8443", "http://[2001:db8::1]:9000"):
         s, b = req(local, origin, "/api/queues/mail/resume", "POST")
         check(s == 200 and b.get("queue") == "mail", "Host %s, Origin %s: an action, 200" % (local, origin), (s, b))
     for host, origin in ((local, "https://jobs.example.com"), ("jobs.example.com", "https://jobs.example.com")):
@@ -590,6 +590,7 @@ def test_public_url():
     for host, origin in (("evil.example", None), ("jobs.example.com.evil.example", None),
                          ("evil-jobs.example.com", None), ("env.example", None),
                          ("jobs.example.com", "https://evil.example"), (local, "https://evil.example"),
+                         ("jobs.example.com", "http://jobs.example.com"), ("alt.example:8443", "https://alt.example:8443"),
                          (local, "http://jobs.example.com"), (local, "https://jobs.example.com:8443"),
                          (local, "https://jobs.example.com.evil.example"), (local, "https://evil.example@jobs.example.com"),
                          (local, "https://alt.example:8443"), (local, "null"), (local, "https://env.example")):
