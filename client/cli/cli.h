@@ -97,6 +97,18 @@ int			cli_name_given(cli *g, const char *cmd, const char *what, const char *valu
 /* The usage error for -d/--database-url "": EXIT_USAGE. */
 int			cli_empty_url(cli *g, const char *cmd);
 
+/* ---- cmd_dashboard.c ---- */
+
+struct dash_options;
+
+/*
+ * The dashboard's public addresses (dashboard and demo): arg is a
+ * --public-url value, added to o; after the options, arg NULL reads
+ * QML_DASHBOARD_PUBLIC_URL unless --public-url was given. EXIT_OK, or a
+ * usage error's EXIT_USAGE.
+ */
+int			cli_public_url(cli *g, const char *cmd, struct dash_options *o, const char *arg);
+
 /* ---- main.c ---- */
 
 /* Prints the command's help (stdout) and returns EXIT_OK. */

@@ -9,8 +9,23 @@
 
 enum
 {
-	OPT_LISTEN = 6000, OPT_TOKEN, OPT_DATABASE, OPT_INTERVAL
+	OPT_LISTEN = 6000, OPT_TOKEN, OPT_DATABASE, OPT_INTERVAL, OPT_PUBLIC_URL
 };
+
+int
+cli_public_url(cli *g, const char *cmd, dash_options *o, const char *arg)
+{
+	const char *env = getenv("QML_DASHBOARD_PUBLIC_URL");
+	char		why[400];
+
+	if (arg && !auth_public_add(o, arg, why, sizeof(why)))
+		return cli_usage_error(g, cmd, "--public-url %s", why);
+	/* the options replace the environment's; an empty variable is none */
+	if (arg == NULL && o->npublic == 0 && env && env[0] &&
+		!auth_public_add(o, env, why, sizeof(why)))
+		return cli_usage_error(g, cmd, "QML_DASHBOARD_PUBLIC_URL %s", why);
+	return EXIT_OK;
+}
 
 int
 cmd_dashboard(cli *g, int argc, char **argv)
@@ -20,11 +35,13 @@ cmd_dashboard(cli *g, int argc, char **argv)
 		{"token", required_argument, NULL, OPT_TOKEN},
 		{"database", required_argument, NULL, OPT_DATABASE},
 		{"interval", required_argument, NULL, OPT_INTERVAL},
+		{"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	dash_options o = {"127.0.0.1:8080", getenv("QML_DASHBOARD_TOKEN"), NULL, 250};
+	dash_options o = {.listen = "127.0.0.1:8080", .token = getenv("QML_DASHBOARD_TOKEN"), .interval_ms = 250};
 	long		interval;
-	int			c;
+	int			c,
+				rc;
 
 	while ((c = cli_getopt(g, "dashboard", argc, argv, opts)) != -1)
 	{
@@ -46,9 +63,13 @@ cmd_dashboard(cli *g, int argc, char **argv)
 				return cli_usage_error(g, "dashboard", "--interval must be between 250 and 60000 (ms)");
 			o.interval_ms = (int) interval;
 		}
+		else if (c == OPT_PUBLIC_URL && (rc = cli_public_url(g, "dashboard", &o, optarg)) != EXIT_OK)
+			return rc;
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "dashboard", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = cli_public_url(g, "dashboard", &o, NULL)) != EXIT_OK)
+		return rc;
 	/* "Authorization: Bearer <token>" carries no blank or control character */
 	for (const char *p = o.token; p && *p; p++)
 		if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)

@@ -21,7 +21,7 @@
 enum
 {
 	OPT_WORKERS = 5000, OPT_QUEUE, OPT_LISTEN, OPT_NO_DASHBOARD, OPT_THROWAWAY,
-	OPT_STORAGE
+	OPT_STORAGE, OPT_PUBLIC_URL
 };
 
 #define NOW_JOBS 12
@@ -293,9 +293,11 @@ demo_options(cli *g, int argc, char **argv, demo *d)
 		{"no-dashboard", no_argument, NULL, OPT_NO_DASHBOARD},
 		{"throwaway", no_argument, NULL, OPT_THROWAWAY},
 		{"storage", required_argument, NULL, OPT_STORAGE},
+		{"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 		CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
-	int			c;
+	int			c,
+				rc;
 
 	while ((c = cli_getopt(g, "demo", argc, argv, opts)) != -1)
 	{
@@ -319,9 +321,13 @@ demo_options(cli *g, int argc, char **argv, demo *d)
 			g->database_url = "memory:";
 		else if (c == OPT_STORAGE && strcmp(optarg, "postgresql") != 0)
 			return cli_usage_error(g, "demo", "--storage wants memory or postgresql, not \"%s\"", optarg);
+		if (c == OPT_PUBLIC_URL && (rc = cli_public_url(g, "demo", &d->dopts, optarg)) != EXIT_OK)
+			return rc;
 	}
 	if (optind < argc)
 		return cli_usage_error(g, "demo", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = cli_public_url(g, "demo", &d->dopts, NULL)) != EXIT_OK)
+		return rc;
 	d->memory = g->database_url && strncmp(g->database_url, "memory:", 7) == 0;
 	/* the dashboard opens a store of its own: a memory store is per client */
 	if (d->memory)
@@ -567,7 +573,7 @@ cmd_demo(cli *g, int argc, char **argv)
 		.queue = "demo",
 		.workers = 3,
 		.want_dashboard = true,
-		.dopts = {"127.0.0.1:8080", NULL, NULL, 250},
+		.dopts = {.listen = "127.0.0.1:8080", .interval_ms = 250},
 	};
 	qml_status	st;
 	int			rc;

@@ -54,7 +54,7 @@ static const char main_usage[] =
 static const cli_command commands[] = {
 	{"demo", cmd_demo, "watch jobs flow through their states",
 		"usage: qml demo [--workers N] [--queue NAME] [--listen HOST:PORT | --no-dashboard]\n"
-		"                [--throwaway] [--storage memory|postgresql]\n"
+		"                [--public-url URL] [--throwaway] [--storage memory|postgresql]\n"
 		"\n"
 		"Enqueues a small set of jobs in queue \"demo\" (three scheduled two seconds\n"
 		"ahead, a dozen to run now, one that fails once and is retried, one that\n"
@@ -71,6 +71,8 @@ static const cli_command commands[] = {
 		"  --queue NAME        queue to use (default demo)\n"
 		"  --listen HOST:PORT  the dashboard's address (default 127.0.0.1:8080;\n"
 		"                      port 0: any free port)\n"
+		"  --public-url URL    where a reverse proxy serves the dashboard (see qml\n"
+		"                      dashboard --help; default QML_DASHBOARD_PUBLIC_URL)\n"
 		"  --no-dashboard      no dashboard\n"
 		"  --throwaway         the database goes away after the demo: print no\n"
 		"                      commands to try on it afterwards\n"
@@ -191,7 +193,8 @@ static const cli_command commands[] = {
 		"update: the extension's owner or a superuser); a failed update changes\n"
 		"nothing (exit 1). See docs/upgrading.md.\n"},
 	{"dashboard", cmd_dashboard, "the web dashboard",
-		"usage: qml dashboard [--listen HOST:PORT] [--token TOKEN] [--database URL]\n"
+		"usage: qml dashboard [--listen HOST:PORT] [--token TOKEN] [--public-url URL]\n"
+		"                     [--database URL] [--interval MS]\n"
 		"\n"
 		"Serves the dashboard page, its REST API (/api/...), a WebSocket that\n"
 		"pushes changes (/ws) and Prometheus metrics (/metrics). One database\n"
@@ -203,6 +206,13 @@ static const cli_command commands[] = {
 		"  --token TOKEN        actions (retry, delete, pause, resume, run) need\n"
 		"                       \"Authorization: Bearer TOKEN\" (default\n"
 		"                       QML_DASHBOARD_TOKEN; without one: read-only)\n"
+		"  --public-url URL     the address browsers use when a reverse proxy\n"
+		"                       serves the dashboard: http(s)://HOST[:PORT], no path.\n"
+		"                       Requests for that host, and pages of that origin,\n"
+		"                       are accepted; a dashboard on 127.0.0.1 otherwise\n"
+		"                       answers to localhost names only and refuses pages\n"
+		"                       of other origins. Several: comma-separated or the\n"
+		"                       option repeated (default QML_DASHBOARD_PUBLIC_URL)\n"
 		"  --database URL       the database (same as -d/--database-url)\n"
 		"  --interval MS        how often the live view reads (default 250, at\n"
 		"                       least 250)\n"},

@@ -8,7 +8,7 @@
  * responses, errors, security headers, limits), routes.c (the REST API),
  * router.c (method and path to a route, no I/O), render.c (libqml structs
  * as JSON), live.c (the one poller over one connection), ws.c (WebSocket clients and pushes), metrics.c (/metrics),
- * auth.c (the token), assets.c (the embedded page).
+ * auth.c (Host, Origin and the token), assets.c (the embedded page).
  */
 #ifndef QML_DASHBOARD_H
 #define QML_DASHBOARD_H
@@ -26,6 +26,15 @@
 #define DASH_MAX_WS 100			/* WebSocket clients at once */
 #define DASH_THROUGHPUT_MINUTES 60
 #define DASH_MAX_PATH 8192		/* the request line is at most max_request_size */
+#define DASH_MAX_PUBLIC 16		/* --public-url addresses */
+
+/* An origin: what --public-url names, and what an Origin header says. */
+typedef struct dash_origin
+{
+	bool		https;
+	char		host[256];		/* lower case; an IPv6 address in its [] */
+	int			port;			/* 443 or 80 when the URL names none */
+} dash_origin;
 
 typedef struct dash_options
 {
@@ -33,6 +42,9 @@ typedef struct dash_options
 	const char *token;			/* NULL or "": read-only */
 	const char *database_url;	/* NULL: DATABASE_URL or PG* */
 	int			interval_ms;	/* the poller's cadence, >= 250 */
+	/* where a reverse proxy serves it (--public-url): auth.c accepts these */
+	dash_origin public_urls[DASH_MAX_PUBLIC];
+	int			npublic;
 } dash_options;
 
 typedef struct dash
@@ -124,6 +136,12 @@ int			metrics_handle(struct mg_connection *conn, dash *d);
  */
 bool		auth_origin_allowed(const struct mg_connection *conn, const dash *d,
 								char *why, size_t size);
+/*
+ * Adds the comma-separated URLs of list (--public-url) to o->public_urls.
+ * false when one is not http(s)://HOST[:PORT][/] or there are too many;
+ * why then completes "--public-url ...".
+ */
+bool		auth_public_add(dash_options *o, const char *list, char *why, size_t size);
 /* Whether a write may go on; if not, the 401/403 response has been sent. */
 bool		auth_write_allowed(struct mg_connection *conn, const dash *d);
 

@@ -9,6 +9,8 @@ qml.queues and qml.recurring as they were (a checksum of their contents
 before and after). The database is made afresh with fixed fixtures: a
 succeeded job, a job held by worker w1, a scheduled one, a failed job whose
 unique_key a live job holds, a recurring job and roles without rights.
+The http rows go to a dashboard on 127.0.0.1 whose public address
+(--public-url) is https://jobs.example.com.
 
     run.py                 every case (the cluster of scripts/env.sh)
     run.py --check-reference  also: docs/errors.md's error table is what
@@ -233,7 +235,9 @@ def http_case(c, ids):
 def start_dashboard():
     log = open("/tmp/qml-bad-input-dashboard-%d.log" % PORT, "w")
     env = cli_env({})
-    p = subprocess.Popen([QML, "dashboard", "--listen", "127.0.0.1:%d" % PORT, "--token", TOKEN],
+    # a public address, so that the http rows show its near misses refused
+    p = subprocess.Popen([QML, "dashboard", "--listen", "127.0.0.1:%d" % PORT, "--token", TOKEN,
+                          "--public-url", "https://jobs.example.com"],
                          stdout=log, stderr=subprocess.STDOUT, env=env)
     for _ in range(100):
         if http("GET", "/healthz")[0] == 200:

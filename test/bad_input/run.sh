@@ -6,6 +6,6 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-unset DATABASE_URL QML_DASHBOARD_TOKEN
+unset DATABASE_URL QML_DASHBOARD_TOKEN QML_DASHBOARD_PUBLIC_URL
 make -s client/qml || exit 1
 exec python3 test/bad_input/run.py --check-reference

@@ -11,7 +11,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-unset DATABASE_URL QML_DASHBOARD_TOKEN
+unset DATABASE_URL QML_DASHBOARD_TOKEN QML_DASHBOARD_PUBLIC_URL
 
 make -s client/qml || exit 1
 if [ ! -d test/browser/node_modules/playwright-core ]; then

@@ -11,7 +11,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-unset DATABASE_URL QML_WORKERS QML_QUEUES QML_AUTO_MIGRATE
+unset DATABASE_URL QML_WORKERS QML_QUEUES QML_AUTO_MIGRATE QML_DASHBOARD_TOKEN QML_DASHBOARD_PUBLIC_URL
 export PGDATABASE=qml_cli_test
 # QML_BIN: another build of qml (make check-asan's)
 QML=${QML_BIN:-$root/client/qml}
@@ -39,12 +39,20 @@ is_json() { q -c "SELECT \$json\$$1\$json\$::jsonb IS NOT NULL" >/dev/null 2>&1;
 echo "# help and usage"
 expect "qml --help exits 0" 0 "$QML" --help
 has "Exit codes" "the help documents the exit codes"
-for c in demo enqueue jobs job retry delete stats pause resume recurring worker migrate status; do
+for c in demo enqueue jobs job retry delete stats pause resume recurring worker migrate status dashboard; do
 	out=$("$QML" "$c" --help 2>&1); rc=$?
 	{ [ $rc = 0 ] && [[ "$out" == *"usage: qml $c"* ]]; } && ok "qml $c --help" || bad "qml $c --help" "exit $rc"
 done
 expect "qml help worker" 0 "$QML" help worker
 has "exit 65" "worker help explains exit 65"
+for c in dashboard demo; do
+	expect "qml help $c" 0 "$QML" help "$c"
+	has "[--public-url URL]" "$c help: --public-url in its usage line"
+	has "QML_DASHBOARD_PUBLIC_URL" "... and its variable"
+done
+has "reverse proxy" "demo help: what --public-url is for"
+expect "qml help dashboard" 0 "$QML" help dashboard
+has "comma-separated or the" "dashboard help: several public URLs, how"
 expect "qml --version" 0 "$QML" --version
 expect "no command: usage, exit 2" 2 "$QML"
 expect "unknown command: exit 2" 2 "$QML" frobnicate
@@ -253,6 +261,14 @@ for tok in $'a\nb' 'a b' $'caf\xc3\xa9'; do
 	has "printable ASCII" "... saying what a token may hold"
 done
 expect "QML_DASHBOARD_TOKEN with a blank: exit 2" 2 env QML_DASHBOARD_TOKEN='a b' timeout 10 "$QML" dashboard --listen 127.0.0.1:0
+# --public-url (and its variable) are checked before anything listens
+for u in example.com https://example.com/qml 'https://a,,https://b' https://example.com:0; do
+	expect "dashboard --public-url $u: exit 2" 2 timeout 10 "$QML" dashboard --listen 127.0.0.1:0 --public-url "$u"
+	has "--public-url wants" "... saying what --public-url wants"
+	expect "demo --public-url $u: exit 2" 2 timeout 10 "$QML" demo --listen 127.0.0.1:0 --public-url "$u"
+done
+expect "QML_DASHBOARD_PUBLIC_URL=example.com: exit 2" 2 env QML_DASHBOARD_PUBLIC_URL=example.com timeout 10 "$QML" dashboard --listen 127.0.0.1:0
+has "QML_DASHBOARD_PUBLIC_URL wants" "... naming the variable"
 
 echo "# text from the database is shown, not obeyed by the terminal"
 # a producer's method or queue, a worker's error: ESC and the C1 controls

@@ -10,7 +10,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-unset DATABASE_URL QML_DASHBOARD_TOKEN
+unset DATABASE_URL QML_DASHBOARD_TOKEN QML_DASHBOARD_PUBLIC_URL
 make -s client/qml || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
 	-c "DROP DATABASE IF EXISTS qml_dashboard_test WITH (FORCE)" \

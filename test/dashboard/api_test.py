@@ -89,12 +89,13 @@ def is_error(body):
     return isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]
 
 
-def start_dashboard(port, url, token=None):
+def start_dashboard(port, url, token=None, extra=(), env=None):
     args = [QML, "dashboard", "--listen", "127.0.0.1:%d" % port, "--database", url]
     if token:
         args += ["--token", token]
     log = open("/tmp/qml-dashboard-test-%d.log" % port, "w")
-    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PGDATABASE": DB})
+    p = subprocess.Popen(args + list(extra), stdout=log, stderr=subprocess.STDOUT,
+                         env={**os.environ, "PGDATABASE": DB, **(env or {})})
     procs.append(p)
     for _ in range(100):
         if get("/healthz", port)[0] == 200:
@@ -163,6 +164,19 @@ class WS:
                     return json.loads(payload)
         except (socket.timeout, ConnectionError):
             return None
+
+    def rest(self, timeout=2):
+        """What follows the response's headers, to the connection's end (after a refusal)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        except (socket.timeout, ConnectionError):
+            pass
+        return self.buf.decode("utf-8", "replace")
 
     def close(self):
         self.sock.close()
@@ -525,12 +539,81 @@ def test_websocket():
                          ("127.0.0.1:%d" % PORT, "null"),
                          ("evil.example:%d" % PORT, "http://evil.example:%d" % PORT)):
         ws = WS(PORT, host=host, origin=origin)
-        body = ws.buf.decode("utf-8", "replace")
-        check(ws.status == 403 and '"error"' in body and ws.message(timeout=1) is None,
+        body = ws.rest()
+        check(ws.status == 403 and body.startswith('{"error":') and '"totals"' not in body,
               "Host %s, Origin %s: 403, no stats" % (host, origin), (ws.status, body[:200]))
         ws.close()
     s, _, b = get("/ws")
     check(s in (400, 404, 426) and is_error(b), "GET /ws without an upgrade: an error (%d)" % s, b)
+
+
+def test_public_url():
+    print("# --public-url: on 127.0.0.1 behind a reverse proxy of the same machine")
+    port = PORT + 3
+    url = "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB)
+    local = "127.0.0.1:%d" % port
+    # a list, a second --public-url, a variable the options replace
+    p = start_dashboard(port, url, TOKEN, ["--public-url", "https://jobs.example.com, http://Alt.Example:8443/",
+                                           "--public-url", "http://[2001:DB8::1]:9000"],
+                        env={"QML_DASHBOARD_PUBLIC_URL": "https://env.example"})
+    check(get("/healthz", port)[0] == 200, "qml dashboard --public-url ...: up")
+
+    def req(host, origin=None, path="/api/stats", method="GET"):
+        headers = {"Host": host}
+        if origin:
+            headers["Origin"] = origin
+        if method == "POST":
+            headers["Authorization"] = "Bearer " + TOKEN
+        return request(port, path, method, headers)[:3:2]
+
+    # the proxy passes the browser's Host on (Caddy, Traefik, nginx's
+    # proxy_set_header Host $host or $http_host)
+    for host, origin in (("jobs.example.com", None), ("jobs.example.com", "https://jobs.example.com"),
+                         ("JOBS.example.com:443", "https://jobs.example.com"), ("alt.example", "http://alt.example:8443"),
+                         ("[2001:db8::1]:9000", "http://[2001:db8::1]:9000"), (local, "http://" + local)):
+        s, b = req(host, origin)
+        check(s == 200 and "totals" in b, "Host %s, Origin %s: 200" % (host, origin), (s, b))
+    s, b = req("jobs.example.com", "https://jobs.example.com", "/api/queues/mail/pause", "POST")
+    check(s == 200 and b.get("queue") == "mail", "... and an action from the page: 200", (s, b))
+    # nginx's default: Host is the upstream's address, Origin the browser's
+    for origin in ("https://jobs.example.com", "http://alt.example:8443", "http://[2001:db8::1]:9000"):
+        s, b = req(local, origin, "/api/queues/mail/resume", "POST")
+        check(s == 200 and b.get("queue") == "mail", "Host %s, Origin %s: an action, 200" % (local, origin), (s, b))
+    for host, origin in ((local, "https://jobs.example.com"), ("jobs.example.com", "https://jobs.example.com")):
+        ws = WS(port, host=host, origin=origin)
+        m = ws.message() if ws.status == 101 else None
+        check(ws.status == 101 and m and m.get("type") == "stats",
+              "WebSocket with Host %s, Origin %s: 101 and the stats" % (host, origin), (ws.status, m))
+        ws.close()
+    # anything else keeps the rules: no other host, no other origin (scheme
+    # and port count), QML_DASHBOARD_PUBLIC_URL replaced by the options
+    for host, origin in (("evil.example", None), ("jobs.example.com.evil.example", None),
+                         ("evil-jobs.example.com", None), ("env.example", None),
+                         ("jobs.example.com", "https://evil.example"), (local, "https://evil.example"),
+                         ("jobs.example.com", "http://jobs.example.com"), ("alt.example:8443", "https://alt.example:8443"),
+                         (local, "http://jobs.example.com"), (local, "https://jobs.example.com:8443"),
+                         (local, "https://jobs.example.com.evil.example"), (local, "https://evil.example@jobs.example.com"),
+                         (local, "https://alt.example:8443"), (local, "null"), (local, "https://env.example")):
+        s, b = req(host, origin)
+        check(s == 403 and is_error(b), "Host %s, Origin %s: still 403" % (host, origin), (s, b))
+        s, b = req(host, origin, "/api/queues/mail/pause", "POST")
+        check(s == 403 and is_error(b), "... and an action too", (s, b))
+    for host, origin in ((local, "https://evil.example"), ("evil.example", "https://jobs.example.com")):
+        ws = WS(port, host=host, origin=origin)
+        check(ws.status == 403 and '"totals"' not in ws.rest(),
+              "WebSocket with Host %s, Origin %s: 403" % (host, origin), ws.status)
+        ws.close()
+    check(sql("SELECT paused FROM qml.queues WHERE name = 'mail'") == "f", "mail is not left paused")
+    p.send_signal(signal.SIGTERM)
+    check(p.wait(10) == 0, "SIGTERM: exit 0")
+    # the variable alone
+    p = start_dashboard(port, url, env={"QML_DASHBOARD_PUBLIC_URL": "https://env.example"})
+    s, b = req("env.example", "https://env.example")
+    check(s == 200, "QML_DASHBOARD_PUBLIC_URL=https://env.example: Host env.example 200", (s, b))
+    s, b = req("jobs.example.com")
+    check(s == 403, "... and no other", (s, b))
+    p.send_signal(signal.SIGTERM)
+    check(p.wait(10) == 0, "SIGTERM: exit 0")
 
 
 def live_rate(seconds):
@@ -677,7 +760,7 @@ def main():
     start_dashboard(PORT, "postgresql://postgres@127.0.0.1:%d/%s" % (PGPORT, DB), TOKEN)
     try:
         for t in (test_basics, test_paging, test_filters, test_job, test_actions, test_read_only, test_options,
-                  test_injection, test_websocket, test_one_connection, test_concurrency,
+                  test_injection, test_websocket, test_public_url, test_one_connection, test_concurrency,
                   test_database_outage):
             try:
                 t()

@@ -6,7 +6,7 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
-unset DATABASE_URL QML_DASHBOARD_TOKEN
+unset DATABASE_URL QML_DASHBOARD_TOKEN QML_DASHBOARD_PUBLIC_URL
 make -s client/qml client/libqml.so || exit 1
 python3 test/docs/examples.py --self-test || exit 1
 exec python3 test/docs/examples.py

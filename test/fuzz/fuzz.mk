@@ -7,7 +7,7 @@
 #   make fuzz                   every target, FUZZ_SECONDS (300) each
 #   make fuzz FUZZ_SECONDS=10   the short run of the test command
 #   make fuzz-cron              one target (cron, interval, routes,
-#                               exec_result, cli_args, batch)
+#                               origins, exec_result, cli_args, batch)
 #   make fuzz-build             build them only
 #   make fuzz-server            qml.so itself under ASan and UBSan in a
 #                               throwaway server: pg_regress, the isolation
@@ -28,7 +28,7 @@ FUZZ_CC			?= clang
 FUZZ_CFLAGS		?= -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS	?= 300
-FUZZ_TARGETS	:= cron interval routes exec_result cli_args batch
+FUZZ_TARGETS	:= cron interval routes origins exec_result cli_args batch
 
 # what each target compiles besides its own file, and its own options
 FUZZ_SRCS_cron			:= src/cron.c
@@ -36,6 +36,9 @@ FUZZ_SRCS_interval		:= src/cron.c
 FUZZ_SRCS_routes		:= client/dashboard/router.c
 FUZZ_HDRS_routes		:= client/dashboard/router.h
 FUZZ_OPTS_routes		:= -max_len=1200 -dict=$(FUZZ_DIR)/routes.dict
+FUZZ_SRCS_origins		:= client/dashboard/auth.c
+FUZZ_HDRS_origins		:= client/dashboard/dashboard.h
+FUZZ_OPTS_origins		:= -max_len=800 -dict=$(FUZZ_DIR)/origins.dict
 FUZZ_SRCS_exec_result	:= client/cli/exec_result.c
 FUZZ_HDRS_exec_result	:= client/cli/exec_result.h
 FUZZ_LIBS_exec_result	:= -ljansson
