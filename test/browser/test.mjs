@@ -336,6 +336,44 @@ try {
 		}
 	});
 
+	/*
+	 * The open job is read again whenever the stats move: that refresh
+	 * must not undo a first Delete click (it did, and the second click
+	 * only armed it again).
+	 */
+	await check('a live refresh between the two Delete clicks keeps the first', async () => {
+		const id = sql(`SELECT qml.enqueue('arm.test', queue => 'arm')`);
+		await page.goto(`${base}/`);
+		await page.waitForSelector('body[data-conn="live"]');
+		await page.evaluate((id) => { location.hash = `#job/${id}`; }, id);
+		await page.waitForFunction((id) => document.querySelector('#jv-title').textContent === `Job ${id}`
+			&& document.querySelector('#jv-state').textContent === 'waiting', id);
+		/* arm, then time the next re-render of the view; within 4 s the arming holds */
+		let seen = null;
+		for (let attempt = 0; attempt < 3 && seen === null; attempt++) {
+			const rendered = page.evaluate(() => new Promise((resolve) => {
+				const t0 = performance.now();
+				const obs = new MutationObserver(() => {
+					obs.disconnect();
+					resolve({ ms: performance.now() - t0, text: document.querySelector('#jv-delete').textContent });
+				});
+				obs.observe(document.querySelector('#jv-fields'), { childList: true });
+				document.querySelector('#jv-delete').click();
+				setTimeout(() => { obs.disconnect(); resolve({ ms: Infinity, text: '' }); }, 8000);
+			}));
+			sql(`SELECT qml.enqueue('arm.other', queue => 'arm')`);		/* the stats move */
+			const r = await rendered;
+			if (r.ms < 3800) seen = r.text;
+			else await page.waitForFunction(() => document.querySelector('#jv-delete').textContent === 'Delete');
+		}
+		assert(seen !== null, 'the open job was not read again within 3.8 s of the first click, three times');
+		assert(seen === 'Click again to delete', `the refresh disarmed Delete: "${seen}"`);
+		await page.click('#jv-delete');
+		await page.waitForFunction(() => document.querySelector('#jv-state').textContent === 'deleted');
+		assert(sql(`SELECT state FROM qml.jobs WHERE id = ${id}`) === 'deleted', 'not deleted in the database');
+		await page.click('#jv-close');
+	});
+
 	/* ids are bigint: a double reads 9007199254740993 as ...992, another job */
 	await check('a job id beyond 2^53 is exact in the list, the view and its Delete', async () => {
 		const ids = sql(`SELECT setval('qml.jobs_id_seq', 9007199254740991);

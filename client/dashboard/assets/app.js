@@ -652,12 +652,14 @@
 	}
 
 	function renderJob(job, events) {
+		/* the live refresh of the same job keeps a first Delete click armed */
+		const sameJob = openJobData && job && String(openJobData.id) === String(job.id);
 		openJobData = job;
 		const fields = $('jv-fields');
 		fields.replaceChildren();
 		$('jv-retry').disabled = !job || !FINISHED.has(job.state);
 		$('jv-delete').disabled = !job || FINISHED.has(job.state);
-		disarmDelete();
+		if (!sameJob || $('jv-delete').disabled) disarmDelete();
 		if (!job) {
 			$('jv-state').replaceChildren();
 			for (const id of ['jv-arguments', 'jv-result', 'jv-error']) setText($(id), '');
