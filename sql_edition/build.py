@@ -90,10 +90,25 @@ def sql_function(script, name):
     return found[0]
 
 
+# a function's attributes after its RETURNS clause, where its signature ends
+ATTRIBUTE = re.compile(r"^\s*(LANGUAGE|AS|SET|SECURITY|STRICT|CALLED|RETURNS NULL|"
+                       r"IMMUTABLE|STABLE|VOLATILE|PARALLEL|LEAKPROOF|COST|ROWS)\b",
+                       re.M | re.I)
+
+
+def signature(statement):
+    """The arguments and result of a CREATE FUNCTION, comments and layout
+    aside: a statement taken from LATER.sql must keep all of them, not only
+    its first line (defaults and OUT columns included)."""
+    head = statement[:ATTRIBUTE.search(statement).start()]
+    head = re.sub(r"--[^\n]*", "", head)
+    return " ".join(head.split()).lower()
+
+
 def take_from_later(script, later):
     for name in FROM_LATER:
         old, new = sql_function(script, name), sql_function(later, name).group(0)
-        if old.group(0).split("\n", 1)[0] != new.split("\n", 1)[0]:
+        if signature(old.group(0)) != signature(new):
             sys.exit(f"build.py: qml.{name} has another signature in the later script")
         script = script[:old.start()] + new + script[old.end():]
     return script

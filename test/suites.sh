@@ -15,6 +15,8 @@ suite isolation make -s installcheck REGRESS=
 # edition's
 suite sql_edition test/sql_edition/run.sh
 suite sql_edition_runtime test/sql_edition/runtime.sh
+# build.py refuses a later script whose fixed function's signature differs
+suite sql_edition_build test/sql_edition/build.sh
 suite sql_edition_parity test/sql_edition/parity.sh
 # its qml.* settings without the library (placeholders), on a cluster of
 # its own: a session's value counts only where the extension allows it

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# test/sql_edition/build.sh: sql_edition/build.py refuses what would let the
+# two editions drift apart, and writes the committed edition from the
+# committed scripts. No server needed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+# refuses WHAT LATER...: build.py with LATER as its later script must fail
+# and say WHAT
+refuses() {
+	local what=$1 later=$2
+	if python3 sql_edition/build.py qml--1.1.sql "$tmp/out.sql" "$later" \
+		2>"$tmp/err"; then
+		echo "FAIL: build.py accepted a later script where $what"
+		failed=1
+	elif ! grep -q "another signature" "$tmp/err"; then
+		echo "FAIL: build.py refused ($what) but said: $(cat "$tmp/err")"
+		failed=1
+	else
+		echo "ok: refused, $what"
+	fi
+}
+
+python3 sql_edition/build.py qml--1.1.sql "$tmp/out.sql" qml--1.3.sql || failed=1
+if cmp -s "$tmp/out.sql" qml-sql--1.1.sql; then
+	echo "ok: the committed qml-sql--1.1.sql is what build.py writes"
+else
+	echo "FAIL: qml-sql--1.1.sql differs from what build.py writes (run make)"
+	failed=1
+fi
+
+# a default changed on a later line of the statement (the first line alone
+# was compared once)
+sed "s/for_queue text DEFAULT NULL)/for_queue text DEFAULT 'x')/" qml--1.3.sql \
+	>"$tmp/default.sql"
+refuses "qml.throughput's last default changed" "$tmp/default.sql"
+# a column of RETURNS TABLE renamed
+sed 's/RETURNS TABLE (bucket timestamptz, queue text, succeeded bigint, failed bigint)/RETURNS TABLE (bucket timestamptz, queue text, succeeded bigint, dead bigint)/' \
+	qml--1.3.sql >"$tmp/column.sql"
+if cmp -s qml--1.3.sql "$tmp/column.sql"; then
+	echo "FAIL: the test could not rename a column of qml.throughput"; failed=1
+else
+	refuses "a result column of qml.throughput renamed" "$tmp/column.sql"
+fi
+# an argument's type changed on the first line
+sed 's/^CREATE FUNCTION qml.run_recurring(name text)/CREATE FUNCTION qml.run_recurring(name varchar)/' \
+	qml--1.3.sql >"$tmp/type.sql"
+refuses "qml.run_recurring's argument type changed" "$tmp/type.sql"
+exit $failed
