@@ -364,9 +364,16 @@ start_dashboard(cli *g, demo *d)
 	if (d->want_dashboard && (d->dashboard = dashboard_start(&d->dopts)) == NULL && !g->json)
 		printf("dashboard: could not start on %s (see above); the demo goes on without it\n",
 			   d->dopts.listen);
-	if (!g->json)
-		printf("%s%s\n\n", d->dashboard ? "dashboard: " : "",
-			   d->dashboard ? dashboard_url(d->dashboard) : "");
+	if (g->json)
+		return;
+	if (d->dashboard)
+	{
+		printf("dashboard: %s\n", dashboard_url(d->dashboard));
+		dashboard_print_public(&d->dopts, "dashboard: ");
+	}
+	else
+		printf("\n");
+	printf("\n");
 }
 
 /* The in-process libqml server that runs the demo's four handlers. */

@@ -183,6 +183,15 @@ auth_public_add(dash_options *o, const char *list, char *why, size_t size)
 	}
 }
 
+void
+auth_origin_format(const dash_origin *o, char *buf, size_t size)
+{
+	if (o->port == (o->https ? 443 : 80))
+		snprintf(buf, size, "%s://%s/", o->https ? "https" : "http", o->host);
+	else
+		snprintf(buf, size, "%s://%s:%d/", o->https ? "https" : "http", o->host, o->port);
+}
+
 /* Whether Host names the host of a --public-url, on any port ($host drops it) */
 static bool
 public_host(const dash_options *o, const char *host)

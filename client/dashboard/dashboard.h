@@ -76,6 +76,8 @@ typedef struct dash
 /* server.c */
 /* Serves until SIGINT or SIGTERM; the exit code. */
 int			dashboard_run(const dash_options *opts);
+/* prints opts' --public-url addresses, a line each after prefix */
+void		dashboard_print_public(const dash_options *opts, const char *prefix);
 /* Whether --listen's HOST:PORT is one dashboard_start() takes. */
 bool		dashboard_listen_ok(const char *listen);
 /* Starts serving and returns (NULL, with a message on stderr, on failure). */
@@ -142,6 +144,8 @@ bool		auth_origin_allowed(const struct mg_connection *conn, const dash *d,
  * why then completes "--public-url ...".
  */
 bool		auth_public_add(dash_options *o, const char *list, char *why, size_t size);
+/* o as a URL, scheme://host[:port]/, the port only when not the scheme's own */
+void		auth_origin_format(const dash_origin *o, char *buf, size_t size);
 /* Whether a write may go on; if not, the 401/403 response has been sent. */
 bool		auth_write_allowed(struct mg_connection *conn, const dash *d);
 

@@ -175,6 +175,23 @@ dashboard_stop(dash *d)
 	free(d);
 }
 
+/*
+ * Prints the --public-url addresses, one line each after prefix: what a
+ * user behind the proxy opens, where the listener's own URL alone would
+ * mislead.
+ */
+void
+dashboard_print_public(const dash_options *opts, const char *prefix)
+{
+	for (int i = 0; i < opts->npublic; i++)
+	{
+		char		url[300];
+
+		auth_origin_format(&opts->public_urls[i], url, sizeof(url));
+		printf("%salso at %s (--public-url)\n", prefix, url);
+	}
+}
+
 int
 dashboard_run(const dash_options *opts)
 {
@@ -191,6 +208,7 @@ dashboard_run(const dash_options *opts)
 		return 1;
 	printf("qml dashboard: %s (%s)\n", d->url,
 		   opts->token && opts->token[0] ? "actions need the token" : "read-only: no --token");
+	dashboard_print_public(opts, "qml dashboard: ");
 	fflush(stdout);
 	while (sigwait(&set, &sig) != 0)
 		;

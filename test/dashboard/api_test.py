@@ -557,6 +557,11 @@ def test_public_url():
                                            "--public-url", "http://[2001:DB8::1]:9000"],
                         env={"QML_DASHBOARD_PUBLIC_URL": "https://env.example"})
     check(get("/healthz", port)[0] == 200, "qml dashboard --public-url ...: up")
+    # the start-up lines name every public address, default ports left out
+    out = open("/tmp/qml-dashboard-test-%d.log" % port).read()
+    for u in ("https://jobs.example.com/", "http://alt.example:8443/", "http://[2001:db8::1]:9000/"):
+        check("qml dashboard: also at %s (--public-url)\n" % u in out, "start-up names %s" % u, out)
+    check("env.example" not in out, "... and not the variable the options replaced", out)
 
     def req(host, origin=None, path="/api/stats", method="GET"):
         headers = {"Host": host}
