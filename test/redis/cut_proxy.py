@@ -3,7 +3,7 @@
 # the answer to one call of a worker, as a server killed right after running
 # it would.
 #
-#   cut_proxy.py LISTEN_PORT REDIS_PORT QUEUE claim DONE_FILE
+#   cut_proxy.py LISTEN_PORT REDIS_PORT QUEUE claim|complete DONE_FILE
 #
 # It passes every connection through, until a worker's call (its name,
 # qml-worker@..., is among the arguments) of the kind asked for gets an
@@ -11,6 +11,8 @@
 # the call; the worker never hears of it. DONE_FILE is written then.
 #   claim     a call naming QUEUE too (only a claim names both) answered
 #             with jobs
+#   complete  a call not naming QUEUE answered with ids (a completion:
+#             fail and heartbeat answer with numbers)
 # hiredis sends a command and waits for its answer, so the next bytes from
 # the server after a command are its answer.
 import socket
@@ -27,7 +29,9 @@ def wanted(command, answer):
     if b"qml-worker@" not in command or not answer.startswith(b"*") or \
             answer.startswith(b"*0\r\n"):
         return False
-    return mode == "claim" and queue in command
+    if mode == "claim":
+        return queue in command
+    return queue not in command and answer.split(b"\r\n", 1)[1].startswith(b"$")
 
 
 def close(*socks):

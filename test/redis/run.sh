@@ -3,12 +3,12 @@
 # command, on a throwaway redis-server and a 3-master Redis Cluster on this
 # host, and its faults: an unreachable server, a wrong or missing password,
 # TLS and malformed URLs, a server killed and restarted mid-run (appendonly,
-# fsync always: every accepted job runs), the answer to a claim lost on the
-# way (a proxy drops it: its jobs run at once, not after their lease), a
-# slot migrating between masters while a worker runs (ASK during the move,
-# MOVED after it). The state machine itself is the conformance suite's
-# (client/tests/conformance.sh), which runs on Redis and a Redis Cluster
-# too.
+# fsync always: every accepted job runs), the answer to a claim or to a
+# completion lost on the way (a proxy drops it: the claim's jobs run at
+# once, not after their lease), a slot migrating between masters while a
+# worker runs (ASK during the move, MOVED after it). The state machine
+# itself is the conformance suite's (client/tests/conformance.sh), which
+# runs on Redis and a Redis Cluster too.
 #
 # Ports QML_REDIS_PORT (default 6620) to +6; needs redis-server and
 # redis-cli (scripts/install-deps.sh) and `make client`.
@@ -160,13 +160,15 @@ check "restart: the worker survived it and stops cleanly" 'kill -0 $wpid && stop
 # certain: a proxy (cut_proxy.py) drops one answer to the worker. A lost
 # claim's jobs are the worker's, held for the lease (5 minutes): its next
 # claim asks for them by the lost claim's token and runs them, in their one
-# attempt.
+# attempt. A lost completion is sent again: the job is succeeded already,
+# which is no lost lease.
 lost_answer() {	# KIND QUEUE
-	local kind=$1 q=$2
+	local kind=$1 q=$2 from
 	rm -f "$dir/cut"
 	python3 test/redis/cut_proxy.py "$proxy" "$single" "$q" "$kind" "$dir/cut" &
 	proxy_pid=$!
 	for i in $(seq 1 50); do redis-cli -p "$proxy" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	from=$(($(wc -l <"$dir/worker.log") + 1))
 	start_worker "redis://127.0.0.1:$proxy/0" "$q"
 	for i in $(seq 1 5); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue "$q" >/dev/null; done
 	check "lost $kind answer: the proxy dropped one" \
@@ -180,8 +182,13 @@ lost_answer() {	# KIND QUEUE
 	kill "$proxy_pid" 2>/dev/null
 	wait "$proxy_pid" 2>/dev/null
 	proxy_pid=
+	log=$(tail -n +"$from" "$dir/worker.log")
 }
 lost_answer claim lostclaim
+lost_answer complete lostdone
+check "lost complete answer: the worker says the outcome was recorded, not that a lease was lost" \
+	'echo "$log" | grep -q "already recorded" && ! echo "$log" | grep -q "no longer held"' \
+	"$(echo "$log" | grep flusher | head -3)"
 
 # ---- a slot moving between masters under a running worker ----
 
