@@ -146,7 +146,8 @@ accepted=$(wc -l <"$dir/accepted")
 check "restart: refused while down, accepted again after ($accepted accepted, $refused refused)" \
 	'[ "$refused" -gt 0 ] && [ "$accepted" -ge 100 ] && [ $((accepted + refused)) = 150 ]'
 check "restart: the worker ran every accepted job" \
-	'wait_counts "$xurl" crash "$(redis-cli -p $crash zcard "$(redis-cli -p $crash --scan --pattern "qml{*}:q:crash:all" | head -1)") 0 0"'
+	'wait_counts "$xurl" crash "$(redis-cli -p $crash zcard "$(redis-cli -p $crash --scan --pattern "qml{*}:q:crash:all" | head -1)") 0 0" ||
+		show_unfinished "$xurl" crash'
 "$QML" -d "$xurl" --json jobs --queue crash --state succeeded --limit 1000 2>/dev/null |
 	python3 -c 'import json, sys; print("\n".join(str(j["id"]) for j in json.load(sys.stdin)))' |
 	sort >"$dir/succeeded"
@@ -174,7 +175,7 @@ lost_answer() {	# KIND QUEUE
 	check "lost $kind answer: the proxy dropped one" \
 		'for i in $(seq 1 100); do [ -f "$dir/cut" ] && break; sleep 0.1; done; [ -f "$dir/cut" ]'
 	check "lost $kind answer: every job ran within 20 s, not after its lease" \
-		'wait_counts "$url" "$q" "5 0 0" 20 || { "$QML" -d "$url" jobs --queue "$q" | sed "s/^/#   /"; false; }'
+		'wait_counts "$url" "$q" "5 0 0" 20 || show_unfinished "$url" "$q"'
 	check "lost $kind answer: each job ran once, in one attempt" \
 		'[ "$("$QML" -d "$url" --json jobs --queue "$q" --limit 100 |
 			python3 -c "import json, sys; print(sorted({j[\"attempts\"] for j in json.load(sys.stdin)}))")" = "[1]" ]'
