@@ -496,17 +496,19 @@ rds_session_drain(qml_store_session *session)
 	return n;
 }
 
-/* claim reply rows -> jobs */
+/* claim reply rows -> jobs; *again: how many a lost claim had taken */
 static qml_status
-take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got)
+take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got,
+			 int *again)
 {
 	for (size_t i = 0; i < reply->elements; i++)
 	{
 		redisReply *row = reply->element[i];
 		qml_store_job *job;
 
-		if (row->type != REDIS_REPLY_ARRAY || row->elements < 7)
+		if (row->type != REDIS_REPLY_ARRAY || row->elements < 8)
 			return qml__error(QML_ERR_SERVER, "Redis: unexpected reply to a claim");
+		*again += row->element[7]->integer == 1;
 		job = qml__store_job_new(strtoll(row->element[0]->str, NULL, 10), queue,
 								 row->element[1]->str ? row->element[1]->str : "",
 								 row->element[2]->str ? row->element[2]->str : "[]",
@@ -541,7 +543,8 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 	char		lease[16];
 	const char *argv[6] = {s->queues[i], s->worker, ntext, lease, s->tokens[i],
 	s->pending[i] ? "1" : "0"};
-	int			before = *got;
+	int			before = *got,
+				again = 0;
 	redisReply *reply;
 	qml_status	st;
 
@@ -554,12 +557,16 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 	if (st == QML_OK)
 	{
 		st = reply->type == REDIS_REPLY_ARRAY ?
-			take_claimed(s->queues[i], reply, out, got) :
+			take_claimed(s->queues[i], reply, out, got, &again) :
 			qml__error(QML_ERR_SERVER, "Redis: unexpected reply to a claim");
 		freeReplyObject(reply);
 	}
 	/* jobs taken from an answer are ours; none taken, the claim may have run */
 	s->pending[i] = st != QML_OK && *got == before;
+	if (again > 0)
+		snprintf(s->base.note, sizeof(s->base.note),
+				 "fetcher: took back %d jobs of queue \"%.64s\" that a claim took "
+				 "when its answer was lost", again, s->queues[i]);
 	return st;
 }
 

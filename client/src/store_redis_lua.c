@@ -176,9 +176,9 @@ static const char enqueue[] =
  * ARGV: queue, worker, n, lease ms, claim token, '1' when a claim with
  * this token may have run without its answer reaching the worker (the
  * connection broke: rds_fetch). Returns {id, method, arguments, priority,
- * attempts, max_attempts, created} per job, n at most: first the jobs that
- * lost claim took and this worker still holds (their lease renewed; any
- * beyond n go back to enqueued), then new claims. The lost claim's jobs
+ * attempts, max_attempts, created, taken again 1/0} per job, n at most:
+ * first the jobs that lost claim took and this worker still holds (their
+ * lease renewed; any beyond n go back to enqueued), then new claims. The lost claim's jobs
  * are found by a scan of the queue's processing set, which happens only
  * after a broken connection.
  */
@@ -186,9 +186,9 @@ static const char claim[] =
 "local q, w, n, lease, tok = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]\n"
 "local exp = NOW + lease\n"
 "local out = {}\n"
-"local function take(id, k, att)\n"
+"local function take(id, k, att, again)\n"
 "  local f = redis.call('HMGET', k, 'm', 'a', 'p', 'x', 'c')\n"
-"  out[#out + 1] = {id, f[1], f[2], f[3], att, f[4], f[5]}\n"
+"  out[#out + 1] = {id, f[1], f[2], f[3], att, f[4], f[5], again}\n"
 "end\n"
 "if ARGV[9] == '1' then\n"
 "  for _, id in ipairs(redis.call('ZRANGE', qk(q, 'proc'), 0, -1)) do\n"
@@ -198,7 +198,7 @@ static const char claim[] =
 "      if #out < n then\n"
 "        redis.call('HSET', k, 'l', exp)\n"
 "        redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
-"        take(id, k, tonumber(f[4]))\n"
+"        take(id, k, tonumber(f[4]), 1)\n"
 "      else release_one(k, q, id, w, f[5], f[6]) end\n"
 "    end\n"
 "  end\n"
@@ -215,7 +215,7 @@ static const char claim[] =
 "  redis.call('HSET', k, 's', 2, 't', NOW, 'w', w, 'l', exp, 'ct', tok)\n"
 "  redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
 "  hist(id, 1, 2, w, nil)\n"
-"  take(id, k, att)\n"
+"  take(id, k, att, 0)\n"
 "end\n"
 "return out\n";
 

@@ -186,6 +186,8 @@ lost_answer() {	# KIND QUEUE
 	log=$(tail -n +"$from" "$dir/worker.log")
 }
 lost_answer claim lostclaim
+check "lost claim answer: the worker says it took the claim's jobs back" \
+	'echo "$log" | grep -q "took back"' "$(echo "$log" | grep fetcher | head -3)"
 lost_answer complete lostdone
 check "lost complete answer: the worker says the outcome was recorded, not that a lease was lost" \
 	'echo "$log" | grep -q "already recorded" && ! echo "$log" | grep -q "no longer held"' \
