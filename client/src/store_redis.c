@@ -30,7 +30,7 @@ typedef struct rds_session
 	char	  **queues;
 	size_t		nqueues;
 	/* per queue: its claim token, and whether a claim with it lost its answer */
-	char		(*tokens)[24];
+	char		(*tokens)[64];
 	bool	   *pending;
 	bool	   *tried;			/* rds_fetch's: claimed from in this fetch */
 	int			lease_ms;
@@ -533,7 +533,8 @@ take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got
  * the jobs it takes, and after a claim that failed the next one on that
  * queue sends the same token again, asking for the jobs it holds first.
  * A token is fresh once an answer came back, so its jobs are never handed
- * out twice.
+ * out twice; it starts with the store's own token (time and pid), so that
+ * two processes a user gave the same worker name never share one.
  */
 static qml_status
 claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
@@ -549,7 +550,7 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 	qml_status	st;
 
 	if (!s->pending[i])
-		snprintf(s->tokens[i], sizeof(s->tokens[i]), "%llu",
+		snprintf(s->tokens[i], sizeof(s->tokens[i]), "%s-%llu", r->lock_token,
 				 (unsigned long long) atomic_fetch_add(&r->claim_seq, 1) + 1);
 	snprintf(ntext, sizeof(ntext), "%d", n);
 	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
