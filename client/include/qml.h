@@ -684,7 +684,10 @@ typedef struct qml_server_counters
 	uint64_t	failed;			/* reported failed, no retry */
 	uint64_t	timed_out;		/* part of retried: the job timeout passed */
 	uint64_t	released;		/* given back at shutdown */
-	uint64_t	lost;			/* completions the server refused: lease lost */
+	uint64_t	lost;			/* outcomes the server refused: lease lost
+								 * (not those sent again after a broken
+								 * connection: the first send may have
+								 * recorded them) */
 	uint64_t	fetch_calls;
 	uint64_t	flushes;
 	uint64_t	heartbeats;

@@ -118,9 +118,13 @@ log_next_tries(flusher *f, size_t n)
 /*
  * Sends one kind of report. Returns QML_OK when done with it (sent, or
  * dropped after a non-connection error), QML_ERR_CONNECT to retry.
+ * again: a send of these outcomes broke mid-way before, so the store may
+ * have recorded them already; what it refuses now is then most likely
+ * what it took then (Redis killed after running the script but before
+ * answering, a connection cut), not a lost lease.
  */
 static qml_status
-send_kind(flusher *f, const rt_report *r, size_t n, int which)
+send_kind(flusher *f, const rt_report *r, size_t n, int which, bool again)
 {
 	qml_server *s = f->s;
 	size_t		count,
@@ -152,7 +156,12 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which)
 	{
 		if (which == 1)
 			log_next_tries(f, count);
-		if (done < count && which != 2)
+		if (done < count && which != 2 && again)
+			qml__rt_log(s, QML_LOG_INFO,
+						"flusher: %zu of %zu outcomes sent again after the connection broke "
+						"were already recorded (by the first send), or their leases were lost",
+						count - done, count);
+		else if (done < count && which != 2)
 		{
 			atomic_fetch_add(&s->counters.lost, (uint64_t) (count - done));
 			qml__rt_log(s, QML_LOG_WARNING,
@@ -203,6 +212,7 @@ flush(flusher *f, rt_report *r, size_t n)
 {
 	qml_server *s = f->s;
 	bool		sent[3] = {false, false, false};
+	bool		again[3] = {false, false, false};	/* a send broke mid-way */
 
 	for (;;)
 	{
@@ -228,10 +238,10 @@ flush(flusher *f, rt_report *r, size_t n)
 		{
 			if (sent[which])
 				continue;
-			if (send_kind(f, r, n, which) == QML_OK)
+			if (send_kind(f, r, n, which, again[which]) == QML_OK)
 				sent[which] = true;
 			else
-				broken = true;
+				broken = again[which] = true;
 		}
 		if (!broken)
 			break;

@@ -29,6 +29,10 @@ typedef struct rds_session
 	char	   *worker;
 	char	  **queues;
 	size_t		nqueues;
+	/* per queue: its claim token, and whether a claim with it lost its answer */
+	char		(*tokens)[64];
+	bool	   *pending;
+	bool	   *tried;			/* rds_fetch's: claimed from in this fetch */
 	int			lease_ms;
 	bool		broken;
 	redisContext *sub;			/* wakeups (fetch and watch sessions) */
@@ -355,6 +359,9 @@ session_free(rds_session *s)
 	for (size_t i = 0; i < s->nqueues; i++)
 		free(s->queues[i]);
 	free(s->queues);
+	free(s->tokens);
+	free(s->pending);
+	free(s->tried);
 	free(s->worker);
 	if (s->sub)
 		redisFree(s->sub);
@@ -374,7 +381,11 @@ rds_session_open(qml_store *store, const qml_session_config *cfg,
 	s->lease_ms = cfg->lease_ms;
 	s->worker = qml__strdup(cfg->worker ? cfg->worker : "");
 	s->queues = calloc(cfg->nqueues + 1, sizeof(char *));
-	if (s->worker == NULL || s->queues == NULL)
+	s->tokens = calloc(cfg->nqueues + 1, sizeof(*s->tokens));
+	s->pending = calloc(cfg->nqueues + 1, sizeof(bool));
+	s->tried = calloc(cfg->nqueues + 1, sizeof(bool));
+	if (s->worker == NULL || s->queues == NULL || s->tokens == NULL ||
+		s->pending == NULL || s->tried == NULL)
 	{
 		session_free(s);
 		return qml__nomem();
@@ -485,17 +496,19 @@ rds_session_drain(qml_store_session *session)
 	return n;
 }
 
-/* claim reply rows -> jobs */
+/* claim reply rows -> jobs; *again: how many a lost claim had taken */
 static qml_status
-take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got)
+take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got,
+			 int *again)
 {
 	for (size_t i = 0; i < reply->elements; i++)
 	{
 		redisReply *row = reply->element[i];
 		qml_store_job *job;
 
-		if (row->type != REDIS_REPLY_ARRAY || row->elements < 7)
+		if (row->type != REDIS_REPLY_ARRAY || row->elements < 8)
 			return qml__error(QML_ERR_SERVER, "Redis: unexpected reply to a claim");
+		*again += row->element[7]->integer == 1;
 		job = qml__store_job_new(strtoll(row->element[0]->str, NULL, 10), queue,
 								 row->element[1]->str ? row->element[1]->str : "",
 								 row->element[2]->str ? row->element[2]->str : "[]",
@@ -510,37 +523,82 @@ take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got
 	return QML_OK;
 }
 
+/*
+ * One claim of up to n jobs of queue i (store_redis_lua.c claim). The
+ * script may run and its answer never arrive: Redis killed before the
+ * reply, a connection cut. Its jobs are then this worker's, and nobody
+ * would run them before their lease ran out (five minutes by default; a
+ * PostgreSQL session's claims are given back when it ends, a Redis
+ * connection has no such hold). So every claim carries a token, kept in
+ * the jobs it takes, and after a claim that failed the next one on that
+ * queue sends the same token again, asking for the jobs it holds first.
+ * A token is fresh once an answer came back, so its jobs are never handed
+ * out twice; it starts with the store's own token (time and pid), so that
+ * two processes a user gave the same worker name never share one.
+ */
+static qml_status
+claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
+{
+	rds_store  *r = R(s->base.store);
+	char		ntext[16];
+	char		lease[16];
+	const char *argv[6] = {s->queues[i], s->worker, ntext, lease, s->tokens[i],
+	s->pending[i] ? "1" : "0"};
+	int			before = *got,
+				again = 0;
+	redisReply *reply;
+	qml_status	st;
+
+	if (!s->pending[i])
+		snprintf(s->tokens[i], sizeof(s->tokens[i]), "%s-%llu", r->lock_token,
+				 (unsigned long long) atomic_fetch_add(&r->claim_seq, 1) + 1);
+	snprintf(ntext, sizeof(ntext), "%d", n);
+	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
+	st = qml__rds_evals(r, RDS_CLAIM, qml__rds_queue_slot(s->queues[i]), 6, argv, &reply);
+	if (st == QML_OK)
+	{
+		st = reply->type == REDIS_REPLY_ARRAY ?
+			take_claimed(s->queues[i], reply, out, got, &again) :
+			qml__error(QML_ERR_SERVER, "Redis: unexpected reply to a claim");
+		freeReplyObject(reply);
+	}
+	/* jobs taken from an answer are ours; none taken, the claim may have run */
+	s->pending[i] = st != QML_OK && *got == before;
+	if (again > 0)
+		snprintf(s->base.note, sizeof(s->base.note),
+				 "fetcher: took back %d jobs of queue \"%.64s\" that a claim took "
+				 "when its answer was lost", again, s->queues[i]);
+	return st;
+}
+
 static qml_status
 rds_fetch(qml_store_session *session, int want, int wait_ms QML_UNUSED,
 		  qml_store_job **out, int *got)
 {
 	rds_session *s = (rds_session *) session;
 	rds_store  *r = R(session->store);
-	char		ntext[16];
-	char		lease[16];
 	qml_status	st = QML_OK;
 
 	*got = 0;
 	/* subscribed before the claims, so that no wakeup after them is missed */
 	if (s->sub == NULL && (st = qml__rds_subscribe(r, &s->sub)) != QML_OK)
 		return st;
-	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
-	for (size_t i = 0; i < s->nqueues && *got < want; i++)
-	{
-		const char *argv[4] = {s->queues[i], s->worker, ntext, lease};
-		redisReply *reply;
 
-		snprintf(ntext, sizeof(ntext), "%d", want - *got);
-		st = qml__rds_evals(r, RDS_CLAIM, qml__rds_queue_slot(s->queues[i]), 4, argv, &reply);
-		if (st == QML_OK)
+	/*
+	 * Queues whose last claim lost its answer first, so that the jobs it
+	 * took do not wait behind the other queues' work; then the queues in
+	 * their order. A queue is claimed from once a fetch.
+	 */
+	memset(s->tried, 0, s->nqueues * sizeof(bool));
+	for (int pass = 0; pass < 2 && st == QML_OK; pass++)
+	{
+		for (size_t i = 0; i < s->nqueues && *got < want && st == QML_OK; i++)
 		{
-			st = reply->type == REDIS_REPLY_ARRAY ?
-				take_claimed(s->queues[i], reply, out, got) :
-				qml__error(QML_ERR_SERVER, "Redis: unexpected reply to a claim");
-			freeReplyObject(reply);
+			if (s->tried[i] || (pass == 0 && !s->pending[i]))
+				continue;
+			s->tried[i] = true;
+			st = claim_queue(s, i, want - *got, out, got);
 		}
-		if (st != QML_OK)
-			break;
 	}
 	/*
 	 * Jobs claimed before an error are the caller's still. A lost

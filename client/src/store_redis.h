@@ -116,6 +116,7 @@ typedef struct rds_store
 	atomic_bool sha_ready;
 	int64_t		next_tick_mono;
 	char		lock_token[40];
+	atomic_uint_least64_t claim_seq;	/* the last claim token (rds_fetch) */
 } rds_store;
 
 /* slot of a key (its {tag} if any), as Redis Cluster computes it */

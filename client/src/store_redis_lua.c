@@ -15,7 +15,8 @@
  * method, a arguments, p priority, s state, n attempts, x max attempts,
  * r run_at, c created, e enqueued, t started, f finished, w worker, l lease
  * end, err last error, res result, u unique key, bb/bc backoff base/cap,
- * k its member in the ready set.
+ * k its member in the ready set, ct the token of the claim that took it
+ * (a claim whose answer was lost is asked for again by it: rds_fetch).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,16 @@ static const char prelude[] =
 "  elseif s == 2 then redis.call('ZREM', qk(q, 'proc'), id)\n"
 "  elseif s == 5 then redis.call('ZREM', qk(q, 'retry'), id)\n"
 "  else redis.call('ZREM', qk(q, FINAL[s]), id) end\n"
+"end\n"
+/* processing -> enqueued, the attempt not counted: a job held by w that it
+ * gives back (prio, due: its priority and due time) */
+"local function release_one(k, q, id, w, prio, due)\n"
+"  redis.call('ZREM', qk(q, 'proc'), id)\n"
+"  redis.call('HINCRBY', k, 'n', -1)\n"
+"  redis.call('HSET', k, 's', 1, 'w', '', 'l', '')\n"
+"  ready_add(k, q, id, tonumber(prio), tonumber(due))\n"
+"  hist(id, 2, 1, w, nil)\n"
+"  wake(q)\n"
 "end\n"
 /* processing -> awaiting_retry or failed; w nil: any worker (rescue).
  * Returns the new state (-1: not held) and the ms to the next try (-1:
@@ -161,26 +172,50 @@ static const char enqueue[] =
 "wake(q)\n"
 "return out\n";
 
-/* ARGV: queue, worker, n, lease ms; returns {id, method, arguments,
- * priority, attempts, max_attempts, created} per claimed job */
+/*
+ * ARGV: queue, worker, n, lease ms, claim token, '1' when a claim with
+ * this token may have run without its answer reaching the worker (the
+ * connection broke: rds_fetch). Returns {id, method, arguments, priority,
+ * attempts, max_attempts, created, taken again 1/0} per job, n at most:
+ * first the jobs that lost claim took and this worker still holds (their
+ * lease renewed; any beyond n go back to enqueued), then new claims. The lost claim's jobs
+ * are found by a scan of the queue's processing set, which happens only
+ * after a broken connection.
+ */
 static const char claim[] =
-"local q, w, n, lease = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-"if redis.call('EXISTS', qk(q, 'paused')) == 1 then return {} end\n"
-"promote(q, 1000)\n"
-"local members = redis.call('ZRANGE', qk(q, 'ready'), 0, n - 1)\n"
-"if #members == 0 then return {} end\n"
-"redis.call('ZREMRANGEBYRANK', qk(q, 'ready'), 0, #members - 1)\n"
+"local q, w, n, lease, tok = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]\n"
 "local exp = NOW + lease\n"
 "local out = {}\n"
-"for i, member in ipairs(members) do\n"
+"local function take(id, k, att, again)\n"
+"  local f = redis.call('HMGET', k, 'm', 'a', 'p', 'x', 'c')\n"
+"  out[#out + 1] = {id, f[1], f[2], f[3], att, f[4], f[5], again}\n"
+"end\n"
+"if ARGV[9] == '1' then\n"
+"  for _, id in ipairs(redis.call('ZRANGE', qk(q, 'proc'), 0, -1)) do\n"
+"    local k = jk(id)\n"
+"    local f = redis.call('HMGET', k, 's', 'w', 'ct', 'n', 'p', 'r')\n"
+"    if f[1] == '2' and f[2] == w and f[3] == tok then\n"
+"      if #out < n then\n"
+"        redis.call('HSET', k, 'l', exp)\n"
+"        redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
+"        take(id, k, tonumber(f[4]), 1)\n"
+"      else release_one(k, q, id, w, f[5], f[6]) end\n"
+"    end\n"
+"  end\n"
+"end\n"
+"if #out >= n or redis.call('EXISTS', qk(q, 'paused')) == 1 then return out end\n"
+"promote(q, 1000)\n"
+"local members = redis.call('ZRANGE', qk(q, 'ready'), 0, n - #out - 1)\n"
+"if #members == 0 then return out end\n"
+"redis.call('ZREMRANGEBYRANK', qk(q, 'ready'), 0, #members - 1)\n"
+"for _, member in ipairs(members) do\n"
 "  local id = string.sub(member, 15)\n"
 "  local k = jk(id)\n"
 "  local att = redis.call('HINCRBY', k, 'n', 1)\n"
-"  redis.call('HSET', k, 's', 2, 't', NOW, 'w', w, 'l', exp)\n"
+"  redis.call('HSET', k, 's', 2, 't', NOW, 'w', w, 'l', exp, 'ct', tok)\n"
 "  redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
 "  hist(id, 1, 2, w, nil)\n"
-"  local f = redis.call('HMGET', k, 'm', 'a', 'p', 'x', 'c')\n"
-"  out[i] = {id, f[1], f[2], f[3], att, f[4], f[5]}\n"
+"  take(id, k, att, 0)\n"
 "end\n"
 "return out\n";
 
@@ -225,12 +260,7 @@ static const char release[] =
 "  local k = jk(id)\n"
 "  local f = redis.call('HMGET', k, 's', 'w', 'q', 'p', 'r')\n"
 "  if f[1] == '2' and f[2] == w then\n"
-"    redis.call('ZREM', qk(f[3], 'proc'), id)\n"
-"    redis.call('HINCRBY', k, 'n', -1)\n"
-"    redis.call('HSET', k, 's', 1, 'w', '', 'l', '')\n"
-"    ready_add(k, f[3], id, tonumber(f[4]), tonumber(f[5]))\n"
-"    hist(id, 2, 1, w, nil)\n"
-"    wake(f[3])\n"
+"    release_one(k, f[3], id, w, f[4], f[5])\n"
 "    done = done + 1\n"
 "  end\n"
 "end\n"

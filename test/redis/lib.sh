@@ -39,6 +39,19 @@ wait_counts() {
 	return 1
 }
 
+# after a wait that failed: the jobs of queue $2 at $1 not succeeded, and
+# the history of the first few (what state a late job was left in); false
+show_unfinished() {
+	local id
+	"$QML" -d "$1" jobs --queue "$2" --limit 1000 | awk 'NR == 1 || $2 != "succeeded"' |
+		sed 's/^/#   /'
+	for id in $("$QML" -d "$1" jobs --queue "$2" --limit 1000 |
+		awk 'NR > 1 && $2 != "succeeded" {print $1}' | head -5); do
+		"$QML" -d "$1" job "$id" | sed -n '/^history/,$p' | sed 's/^/#   /'
+	done
+	return 1
+}
+
 start_worker() {	# URL QUEUE [worker options...]
 	local u=$1 q=$2
 	shift 2

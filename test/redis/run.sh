@@ -3,10 +3,12 @@
 # command, on a throwaway redis-server and a 3-master Redis Cluster on this
 # host, and its faults: an unreachable server, a wrong or missing password,
 # TLS and malformed URLs, a server killed and restarted mid-run (appendonly,
-# fsync always: every accepted job runs), a slot migrating between masters
-# while a worker runs (ASK during the move, MOVED after it). The state
-# machine itself is the conformance suite's (client/tests/conformance.sh),
-# which runs on Redis and a Redis Cluster too.
+# fsync always: every accepted job runs), the answer to a claim or to a
+# completion lost on the way (a proxy drops it: the claim's jobs run at
+# once, not after their lease), a slot migrating between masters while a
+# worker runs (ASK during the move, MOVED after it). The state machine
+# itself is the conformance suite's (client/tests/conformance.sh), which
+# runs on Redis and a Redis Cluster too.
 #
 # Ports QML_REDIS_PORT (default 6620) to +6; needs redis-server and
 # redis-cli (scripts/install-deps.sh) and `make client`.
@@ -16,10 +18,12 @@ cd "$(dirname "$0")/../.."
 . test/redis/lib.sh
 base=${QML_REDIS_PORT:-6620}
 single=$base c1=$((base + 1)) c2=$((base + 2)) c3=$((base + 3))
-pw=$((base + 4)) crash=$((base + 5))
+pw=$((base + 4)) crash=$((base + 5)) proxy=$((base + 6))
 dir=$(mktemp -d /tmp/qml-test-redis.XXXXXX)
+proxy_pid=
 cleanup() {
 	[ -n "$wpid" ] && kill "$wpid" 2>/dev/null
+	[ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
 	redis-cli -p "$pw" -a 's3cr@t' --no-auth-warning shutdown nosave >/dev/null 2>&1
 	redis_stop "$single" "$c1" "$c2" "$c3" "$pw" "$crash"
 	rm -rf "$dir"
@@ -142,13 +146,52 @@ accepted=$(wc -l <"$dir/accepted")
 check "restart: refused while down, accepted again after ($accepted accepted, $refused refused)" \
 	'[ "$refused" -gt 0 ] && [ "$accepted" -ge 100 ] && [ $((accepted + refused)) = 150 ]'
 check "restart: the worker ran every accepted job" \
-	'wait_counts "$xurl" crash "$(redis-cli -p $crash zcard "$(redis-cli -p $crash --scan --pattern "qml{*}:q:crash:all" | head -1)") 0 0"'
+	'wait_counts "$xurl" crash "$(redis-cli -p $crash zcard "$(redis-cli -p $crash --scan --pattern "qml{*}:q:crash:all" | head -1)") 0 0" ||
+		show_unfinished "$xurl" crash'
 "$QML" -d "$xurl" --json jobs --queue crash --state succeeded --limit 1000 2>/dev/null |
 	python3 -c 'import json, sys; print("\n".join(str(j["id"]) for j in json.load(sys.stdin)))' |
 	sort >"$dir/succeeded"
 check "restart: each accepted id is among the succeeded" \
 	'[ -z "$(sort "$dir/accepted" | comm -23 - "$dir/succeeded")" ]'
 check "restart: the worker survived it and stops cleanly" 'kill -0 $wpid && stop_worker'
+
+# ---- a worker's call that ran, but whose answer never came back ----
+
+# What a Redis killed between running a call and answering it does, made
+# certain: a proxy (cut_proxy.py) drops one answer to the worker. A lost
+# claim's jobs are the worker's, held for the lease (5 minutes): its next
+# claim asks for them by the lost claim's token and runs them, in their one
+# attempt. A lost completion is sent again: the job is succeeded already,
+# which is no lost lease.
+lost_answer() {	# KIND QUEUE
+	local kind=$1 q=$2 from
+	rm -f "$dir/cut"
+	python3 test/redis/cut_proxy.py "$proxy" "$single" "$q" "$kind" "$dir/cut" &
+	proxy_pid=$!
+	for i in $(seq 1 50); do redis-cli -p "$proxy" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	from=$(($(wc -l <"$dir/worker.log") + 1))
+	start_worker "redis://127.0.0.1:$proxy/0" "$q"
+	for i in $(seq 1 5); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue "$q" >/dev/null; done
+	check "lost $kind answer: the proxy dropped one" \
+		'for i in $(seq 1 100); do [ -f "$dir/cut" ] && break; sleep 0.1; done; [ -f "$dir/cut" ]'
+	check "lost $kind answer: every job ran within 20 s, not after its lease" \
+		'wait_counts "$url" "$q" "5 0 0" 20 || show_unfinished "$url" "$q"'
+	check "lost $kind answer: each job ran once, in one attempt" \
+		'[ "$("$QML" -d "$url" --json jobs --queue "$q" --limit 100 |
+			python3 -c "import json, sys; print(sorted({j[\"attempts\"] for j in json.load(sys.stdin)}))")" = "[1]" ]'
+	stop_worker
+	kill "$proxy_pid" 2>/dev/null
+	wait "$proxy_pid" 2>/dev/null
+	proxy_pid=
+	log=$(tail -n +"$from" "$dir/worker.log")
+}
+lost_answer claim lostclaim
+check "lost claim answer: the worker says it took the claim's jobs back" \
+	'echo "$log" | grep -q "took back"' "$(echo "$log" | grep fetcher | head -3)"
+lost_answer complete lostdone
+check "lost complete answer: the worker says the outcome was recorded, not that a lease was lost" \
+	'echo "$log" | grep -q "already recorded" && ! echo "$log" | grep -q "no longer held"' \
+	"$(echo "$log" | grep flusher | head -3)"
 
 # ---- a slot moving between masters under a running worker ----
 
