@@ -32,6 +32,8 @@
 # - a job's attempts are its claims since it was last requeued, less its
 #   releases;
 # - every heartbeat returned only jobs its worker held;
+# - qml.jobs and its indexes pass amcheck (every row in every index it
+#   belongs to);
 # - qml.stats() equals a count of qml.jobs;
 # - both paths ran: the admin's trigger saw statement updates.
 #
@@ -49,6 +51,7 @@ trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null' EXIT
 
 fresh_db
 q -f "$here/../counts_check.sql" >/dev/null || die "cannot install counts_check"
+q -c "CREATE EXTENSION amcheck" >/dev/null || die "cannot create extension amcheck"
 q <<'SQL' || die "cannot create the logs"
 CREATE TABLE claims (job bigint, worker text, attempts int);
 CREATE TABLE done (job bigint, worker text);
@@ -202,6 +205,13 @@ grep -h -E '^number of (transactions actually processed|failed|transactions retr
 	sed 's/^/workers: /'
 
 fail=0
+# every row version the writes made is sound and in every index it
+# belongs to (a released or requeued job in jobs_fetch_idx, say)
+amcheck="SELECT (SELECT count(*) FROM verify_heapam('qml.jobs')) +
+				(SELECT count(*) FROM pg_index i, LATERAL (SELECT bt_index_check(i.indexrelid, true)) c
+				  WHERE i.indrelid = 'qml.jobs'::regclass) -
+				(SELECT count(*) FROM pg_index WHERE indrelid = 'qml.jobs'::regclass)"
+check "qml.jobs and its indexes agree, as the clients left them (amcheck: problems)" "$amcheck"
 # the scheduler alone rescues every lease (2 s at most) that ran out
 for _ in $(seq 1 100); do
 	[ "$(q -c "SELECT count(*) FROM qml.jobs WHERE state = 'processing'")" = 0 ] && break
@@ -265,6 +275,7 @@ check "attempts = claims since the last requeue - releases since (jobs not)" \
 														   AND r.from_state IN ('succeeded', 'failed', 'deleted')), 0))"
 check "every heartbeat returned a job its worker held (beats not)" \
 	"SELECT count(*) FROM beats WHERE NOT held"
+check "... and after the drain" "$amcheck"
 got=$(q -c "SELECT counts_check()")
 if [ "$got" = exact ]; then echo "ok   qml.stats() equals a count"; else echo "FAIL qml.stats(): $got"; fail=1; fi
 echo "calls: $(q -c "SELECT (SELECT count(*) FROM claims) || ' claimed, ' || (SELECT count(*) FROM done) || ' completed, ' ||
