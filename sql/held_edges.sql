@@ -113,6 +113,12 @@ BEGIN
 		SELECT string_agg(f.state::text, ',') FROM qml.fail_batch(ARRAY[%16$s], 'w1',
 			ARRAY[(SELECT t FROM big) || 'x'], '{f}') f$s$);
 	COMMIT;
+
+	-- in a session that replays replicated rows (qml's triggers off for
+	-- its own UPDATEs): the API's writes stamp and record all the same
+	PERFORM set_config('session_replication_role', 'replica', true);
+	CALL edge(q, 'replica: fail', $s$ SELECT qml.fail(%21$s, 'w1', 'e20', false)::text $s$);
+	COMMIT;
 END
 $$;
 
