@@ -21,12 +21,14 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -99,6 +101,13 @@ HELD("= $1") " RETURNING j.id";
  * write may not. The rows it returns go to the function's result set when
  * `rsinfo` is given; column `col` of the first of them, if any, to *value
  * when `value` is. Returns how many rows it wrote.
+ *
+ * The statement runs with session_replication_role = origin: a session
+ * set to replica (or local) would fire none of qml.jobs' triggers for it,
+ * and the job would be left unstamped and unrecorded (a failed job still
+ * leased, no history, no wakeup). The API's writes are the session's own,
+ * not replicated rows: the direct write stamps and records them whatever
+ * the setting (direct_gate.c), and so must the statement.
  */
 static uint64
 run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
@@ -110,7 +119,14 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 	int			rc;
 	Datum	   *v;
 	bool	   *nl;
+	int			nest = -1;
 
+	if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN)
+	{
+		nest = NewGUCNestLevel();
+		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_plan(qml_session_plan(plan, sql, nargs, types),
@@ -131,6 +147,8 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 		*value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   col, isnull);
 	SPI_finish();
+	if (nest >= 0)
+		AtEOXact_GUC(true, nest);
 	return n;
 }
 
