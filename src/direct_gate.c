@@ -43,8 +43,8 @@
  *   session_replication_role = replica keeps qml's triggers (enabled
  *   ORIGIN) from firing for replicated rows; the API's own writes are not
  *   those, and stamp and record as the API promises in any mode (the
- *   statements of the writes of held jobs run as origin for it,
- *   worker_held.c).
+ *   API's statements run as origin for it, qml_execute_plan in
+ *   session_plan.c).
  * - ExecConstraints (NOT NULL, CHECK), ExecPartitionCheck and tuple
  *   routing (partitioned tables, partitions): shape (NOT NULL, every
  *   constraint by definition, relkind, relispartition, inheritance).

@@ -21,14 +21,12 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -100,14 +98,8 @@ HELD("= $1") " RETURNING j.id";
  * `values` and `nulls`: the way every function here writes when the direct
  * write may not. The rows it returns go to the function's result set when
  * `rsinfo` is given; column `col` of the first of them, if any, to *value
- * when `value` is. Returns how many rows it wrote.
- *
- * The statement runs with session_replication_role = origin: a session
- * set to replica (or local) would fire none of qml.jobs' triggers for it,
- * and the job would be left unstamped and unrecorded (a failed job still
- * leased, no history, no wakeup). The API's writes are the session's own,
- * not replicated rows: the direct write stamps and records them whatever
- * the setting (direct_gate.c), and so must the statement.
+ * when `value` is. Returns how many rows it wrote. As origin, in any
+ * session (qml_execute_plan).
  */
 static uint64
 run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
@@ -119,18 +111,10 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 	int			rc;
 	Datum	   *v;
 	bool	   *nl;
-	int			nest = -1;
 
-	if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN)
-	{
-		nest = NewGUCNestLevel();
-		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(qml_session_plan(plan, sql, nargs, types),
-						  values, nulls, false, 0);
+	rc = qml_execute_plan(qml_session_plan(plan, sql, nargs, types), values, nulls);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "%s failed: %s", caller, SPI_result_code_string(rc));
 	n = SPI_processed;
@@ -147,8 +131,6 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 		*value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   col, isnull);
 	SPI_finish();
-	if (nest >= 0)
-		AtEOXact_GUC(true, nest);
 	return n;
 }
 
