@@ -12,7 +12,8 @@
 # without retry, heartbeat and complete, release one and complete the
 # rest, complete after their lease ran out, roll a completion back (a whole
 # transaction, or a savepoint around it), complete jobs they do not hold,
-# or fetch and complete in one transaction; an admin deletes and requeues
+# fetch and complete in one transaction, or prepare a completion (then
+# committed) or a release (then rolled back); an admin deletes and requeues
 # jobs and makes leases run out; the scheduler rescues expired leases; and
 # a DDL client adds and drops a BEFORE UPDATE trigger and an index on
 # qml.jobs, so that the calls switch between the direct path and the
@@ -83,7 +84,7 @@ SQL
 # with a serialization failure is tried again from the start (pgbench
 # --max-tries): its claims stand, and their leases run out.
 cat >"$work/worker.sql" <<'SQL'
-\set k random(1, 13)
+\set k random(1, 15)
 \set q random(0, 2)
 \set lease random(300, 2000)
 \if :k = 13
@@ -92,7 +93,7 @@ BEGIN;
 WITH f AS (SELECT id, attempts FROM qml.fetch(('w' || :client_id), ARRAY['q' || :q], 4, make_interval(secs => :lease / 1000.0))),
 	 l AS (INSERT INTO claims SELECT id, ('w' || :client_id), attempts FROM f)
 SELECT coalesce(array_agg(id), '{}')::text AS ids FROM f \gset
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
 COMMIT;
 \else
 BEGIN;
@@ -101,65 +102,77 @@ WITH f AS (SELECT id, attempts FROM qml.fetch(('w' || :client_id), ARRAY['q' || 
 SELECT coalesce(array_agg(id), '{}')::text AS ids FROM f \gset
 COMMIT;
 \if :k = 1
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
 \elif :k = 2
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id),
-	(SELECT array_agg(jsonb_build_object('job', i)) FROM unnest(:ids::bigint[]) i)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id),
+	(SELECT array_agg(jsonb_build_object('job', i)) FROM unnest(':ids'::bigint[]) i)) c;
 \elif :k = 3
 -- fail: retry asked for one job in two
 INSERT INTO failed SELECT f.job_id, ('w' || :client_id), f.state
-  FROM qml.fail_batch(:ids::bigint[], ('w' || :client_id),
-					  ARRAY(SELECT 'err ' || i FROM unnest(:ids::bigint[]) i),
-					  ARRAY(SELECT random() < 0.5 FROM unnest(:ids::bigint[]) i)) f;
+  FROM qml.fail_batch(':ids'::bigint[], ('w' || :client_id),
+					  ARRAY(SELECT 'err ' || i FROM unnest(':ids'::bigint[]) i),
+					  ARRAY(SELECT random() < 0.5 FROM unnest(':ids'::bigint[]) i)) f;
 \elif :k = 4
 INSERT INTO failed SELECT i, ('w' || :client_id), s
-  FROM unnest(:ids::bigint[]) i, qml.fail(i, ('w' || :client_id), 'err ' || i) s WHERE s IS NOT NULL;
+  FROM unnest(':ids'::bigint[]) i, qml.fail(i, ('w' || :client_id), 'err ' || i) s WHERE s IS NOT NULL;
 \elif :k = 5
 -- heartbeat, checked in its transaction, then complete one by one
 BEGIN;
 INSERT INTO beats SELECT h, ('w' || :client_id), j.state = 'processing' AND j.locked_by = ('w' || :client_id)
-  FROM qml.heartbeat(:ids::bigint[], ('w' || :client_id), interval '1 second') h JOIN qml.jobs j ON j.id = h;
+  FROM qml.heartbeat(':ids'::bigint[], ('w' || :client_id), interval '1 second') h JOIN qml.jobs j ON j.id = h;
 COMMIT;
-INSERT INTO done SELECT i, ('w' || :client_id) FROM unnest(:ids::bigint[]) i WHERE qml.complete(i, ('w' || :client_id), '{"one": 1}');
+INSERT INTO done SELECT i, ('w' || :client_id) FROM unnest(':ids'::bigint[]) i WHERE qml.complete(i, ('w' || :client_id), '{"one": 1}');
 \elif :k = 6
 -- give the first back, complete the rest
-INSERT INTO released SELECT i, ('w' || :client_id) FROM (SELECT (:ids::bigint[])[1] AS i) f
+INSERT INTO released SELECT i, ('w' || :client_id) FROM (SELECT (':ids'::bigint[])[1] AS i) f
  WHERE qml.release(i, ('w' || :client_id));
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
 \elif :k = 7
 -- complete after the lease ran out: the job may have been rescued and
 -- claimed by another worker meanwhile
 \sleep 2100 ms
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
 \elif :k = 8
 -- a completion rolled back: the leases run out
 BEGIN;
-SELECT count(*) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id));
+SELECT count(*) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id));
 ROLLBACK;
 \elif :k = 9
 -- a savepoint rolled back around a completion, then the job failed
 BEGIN;
 SAVEPOINT s;
-SELECT count(*) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id));
+SELECT count(*) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id));
 ROLLBACK TO s;
 INSERT INTO failed SELECT f.job_id, ('w' || :client_id), f.state
-  FROM qml.fail_batch(:ids::bigint[], ('w' || :client_id), array_fill('err'::text, ARRAY[cardinality(:ids::bigint[])]),
-					  array_fill(false, ARRAY[cardinality(:ids::bigint[])])) f;
+  FROM qml.fail_batch(':ids'::bigint[], ('w' || :client_id), array_fill('err'::text, ARRAY[cardinality(':ids'::bigint[])]),
+					  array_fill(false, ARRAY[cardinality(':ids'::bigint[])])) f;
 COMMIT;
 \elif :k = 10
 -- jobs other workers hold, or held once, named beside its own
 INSERT INTO done SELECT c, ('w' || :client_id)
   FROM qml.complete_batch(ARRAY(SELECT id FROM qml.jobs WHERE state = 'processing' LIMIT 4) ||
-						  ARRAY(SELECT job FROM claims ORDER BY random() LIMIT 4) || :ids::bigint[],
+						  ARRAY(SELECT job FROM claims ORDER BY random() LIMIT 4) || ':ids'::bigint[],
 						  ('w' || :client_id)) c;
+\elif :k = 14
+-- two-phase: a completion prepared, then committed
+BEGIN;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
+PREPARE TRANSACTION 'held_mix_:client_id';
+COMMIT PREPARED 'held_mix_:client_id';
+\elif :k = 15
+-- two-phase: a release prepared, then rolled back (the leases run out)
+BEGIN;
+SELECT count(*) FROM unnest(':ids'::bigint[]) i WHERE qml.release(i, ('w' || :client_id));
+PREPARE TRANSACTION 'held_mix_:client_id';
+ROLLBACK PREPARED 'held_mix_:client_id';
 \elif :k = 11
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(:ids::bigint[], ('w' || :client_id)) c;
+INSERT INTO done SELECT c, ('w' || :client_id) FROM qml.complete_batch(':ids'::bigint[], ('w' || :client_id)) c;
 COMMIT;
 \else
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 INSERT INTO failed SELECT f.job_id, ('w' || :client_id), f.state
-  FROM qml.fail_batch(:ids::bigint[], ('w' || :client_id), array_fill('err'::text, ARRAY[cardinality(:ids::bigint[])])) f;
+  FROM qml.fail_batch(':ids'::bigint[], ('w' || :client_id), array_fill('err'::text, ARRAY[cardinality(':ids'::bigint[])])) f;
 COMMIT;
 \endif
 \endif
@@ -195,7 +208,7 @@ SQL
 
 pids=()
 pgbench -n -M prepared -c 2 -j 1 -T "$secs" -R 60 -f "$work/producer.sql" "$db" >"$work/producer.log" 2>&1 & pids+=($!)
-pgbench -n -M prepared -c 5 -j 2 -T "$secs" --max-tries=100 -f "$work/worker.sql" "$db" >"$work/worker.log" 2>&1 & pids+=($!)
+pgbench -n -M simple -c 5 -j 2 -T "$secs" --max-tries=100 -f "$work/worker.sql" "$db" >"$work/worker.log" 2>&1 & pids+=($!)
 pgbench -n -M prepared -c 1 -j 1 -T "$secs" -R 20 -f "$work/admin.sql" "$db" >"$work/admin.log" 2>&1 & pids+=($!)
 pgbench -n -M simple -c 1 -j 1 -T "$secs" -f "$work/ddl.sql" "$db" >"$work/ddl.log" 2>&1 & pids+=($!)
 for p in "${pids[@]}"; do
