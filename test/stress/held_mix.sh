@@ -17,8 +17,9 @@
 # jobs and makes leases run out; the scheduler rescues expired leases; and
 # a DDL client adds and drops a BEFORE UPDATE trigger and an index on
 # qml.jobs, so that the calls switch between the direct path and the
-# statements. Every worker logs, in the transaction of each call, what the
-# call returned (claims, done, failed, released, beats).
+# statements (also while an index is built CONCURRENTLY). Every worker
+# logs, in the transaction of each call, what the call returned (claims,
+# done, failed, released, beats).
 #
 # Then, with every client gone: the scheduler alone must rescue every lease
 # (nothing held by a dead lease), a drain finishes what is left, and
@@ -194,7 +195,9 @@ SELECT qml.maintain();
 \endif
 SQL
 
-# the gate: a BEFORE UPDATE trigger, then an index, each for a while
+# the gate: a BEFORE UPDATE trigger, then an index, then one built and
+# dropped CONCURRENTLY (not yet valid, not yet ready, while the writes
+# go on), each for a while
 cat >"$work/ddl.sql" <<'SQL'
 CREATE TRIGGER held_mix_tg BEFORE UPDATE ON qml.jobs FOR EACH ROW EXECUTE FUNCTION public.stmt_hit();
 \sleep 400 ms
@@ -203,6 +206,10 @@ DROP TRIGGER held_mix_tg ON qml.jobs;
 CREATE INDEX held_mix_idx ON qml.jobs (locked_by);
 \sleep 400 ms
 DROP INDEX qml.held_mix_idx;
+\sleep 400 ms
+CREATE INDEX CONCURRENTLY held_mix_cic ON qml.jobs (priority) WHERE state = 'processing';
+\sleep 400 ms
+DROP INDEX CONCURRENTLY qml.held_mix_cic;
 \sleep 400 ms
 SQL
 
