@@ -14,12 +14,13 @@
 # transaction, or a savepoint around it), complete jobs they do not hold,
 # fetch and complete in one transaction, or prepare a completion (then
 # committed) or a release (then rolled back); an admin deletes and requeues
-# jobs and makes leases run out; the scheduler rescues expired leases; and
-# a DDL client adds and drops a BEFORE UPDATE trigger and an index on
-# qml.jobs, so that the calls switch between the direct path and the
-# statements (also while an index is built CONCURRENTLY). Every worker
-# logs, in the transaction of each call, what the call returned (claims,
-# done, failed, released, beats).
+# jobs and makes leases run out; a worker's session is killed while it
+# holds jobs on session leases; the scheduler rescues expired leases and
+# ended sessions; and a DDL client adds and drops a BEFORE UPDATE trigger
+# and an index on qml.jobs, so that the calls switch between the direct
+# path and the statements (also while an index is built CONCURRENTLY).
+# Every worker logs, in the transaction of each call, what the call
+# returned (claims, done, failed, released, beats).
 #
 # Then, with every client gone: the scheduler alone must rescue every lease
 # (nothing held by a dead lease), a drain finishes what is left, and
@@ -218,6 +219,21 @@ pgbench -n -M prepared -c 2 -j 1 -T "$secs" -R 60 -f "$work/producer.sql" "$db" 
 pgbench -n -M simple -c 5 -j 2 -T "$secs" --max-tries=100 -f "$work/worker.sql" "$db" >"$work/worker.log" 2>&1 & pids+=($!)
 pgbench -n -M prepared -c 1 -j 1 -T "$secs" -R 20 -f "$work/admin.sql" "$db" >"$work/admin.log" 2>&1 & pids+=($!)
 pgbench -n -M simple -c 1 -j 1 -T "$secs" -f "$work/ddl.sql" "$db" >"$work/ddl.log" 2>&1 & pids+=($!)
+# a worker whose session dies holding jobs on hour-long session leases:
+# only the scheduler's rescue of ended sessions can give them back
+(
+	end=$((SECONDS + secs))
+	while [ $SECONDS -lt $end ]; do
+		PGAPPNAME=held_mix_doomed q -c "WITH f AS (SELECT id, attempts FROM qml.fetch('doomed', '{q0,q1,q2}', 3,
+										interval '1 hour', session_lease => true)),
+					l AS (INSERT INTO claims SELECT id, 'doomed', attempts FROM f)
+				SELECT count(*) FROM f" -c "SELECT pg_sleep(10)" >/dev/null 2>&1 &
+		sleep 1
+		q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			   WHERE application_name = 'held_mix_doomed'" >/dev/null
+		wait $! || true			# it was killed
+	done
+) & pids+=($!)
 for p in "${pids[@]}"; do
 	wait "$p" || { cat "$work"/*.log >&2; die "a client failed"; }
 done
@@ -232,7 +248,8 @@ amcheck="SELECT (SELECT count(*) FROM verify_heapam('qml.jobs')) +
 				  WHERE i.indrelid = 'qml.jobs'::regclass) -
 				(SELECT count(*) FROM pg_index WHERE indrelid = 'qml.jobs'::regclass)"
 check "qml.jobs and its indexes agree, as the clients left them (amcheck: problems)" "$amcheck"
-# the scheduler alone rescues every lease (2 s at most) that ran out
+# the scheduler alone rescues every lease (2 s at most) that ran out, and
+# the jobs of the killed sessions
 for _ in $(seq 1 100); do
 	[ "$(q -c "SELECT count(*) FROM qml.jobs WHERE state = 'processing'")" = 0 ] && break
 	sleep 0.1
@@ -300,7 +317,11 @@ got=$(q -c "SELECT counts_check()")
 if [ "$got" = exact ]; then echo "ok   qml.stats() equals a count"; else echo "FAIL qml.stats(): $got"; fail=1; fi
 echo "calls: $(q -c "SELECT (SELECT count(*) FROM claims) || ' claimed, ' || (SELECT count(*) FROM done) || ' completed, ' ||
 	(SELECT count(*) FROM failed) || ' failed, ' || (SELECT count(*) FROM released) || ' released, ' ||
-	(SELECT count(*) FROM beats) || ' extended; ' || (SELECT count(*) FROM stmt_hits) || ' rows by statement'")"
+	(SELECT count(*) FROM beats) || ' extended; ' || (SELECT count(*) FROM stmt_hits) || ' rows by statement; ' ||
+	(SELECT count(*) FROM claims WHERE worker = 'doomed') || ' claimed by killed sessions, ' ||
+	(SELECT count(*) FROM qml.job_events WHERE error LIKE 'session of worker doomed%') || ' rescued from them'")"
+check "a killed session held jobs (none claimed)" \
+	"SELECT (count(*) = 0)::int FROM claims WHERE worker = 'doomed'"
 check "the statements ran too (no row through the admin's trigger)" \
 	"SELECT (count(*) = 0)::int FROM stmt_hits"
 
