@@ -76,6 +76,26 @@ SELECT gate_closed, n, method, state, attempts, max_attempts, locked_by, leased,
   FROM rr_rows WHERE role = 'origin'
  ORDER BY gate_closed, n;
 
+-- a statement that fails (an admin's trigger refuses the row) leaves the
+-- session as it was, the error caught or not
+CREATE FUNCTION rr_refuse() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+CREATE TRIGGER rr_refuse BEFORE INSERT ON qml.jobs FOR EACH ROW EXECUTE FUNCTION rr_refuse();
+SET session_replication_role = replica;
+SELECT expect_error($$SELECT qml.enqueue('refused')$$) AS caught,
+	   current_setting('session_replication_role') AS after_it;
+BEGIN;
+SAVEPOINT s;
+\set VERBOSITY terse
+SELECT qml.enqueue('refused');
+\set VERBOSITY default
+ROLLBACK TO s;
+SELECT current_setting('session_replication_role') AS after_savepoint;
+COMMIT;
+RESET session_replication_role;
+DROP TRIGGER rr_refuse ON qml.jobs;
+DROP FUNCTION rr_refuse();
+
 DROP VIEW rr_rows;
 DROP PROCEDURE rr_run(text, text);
 DROP FUNCTION rr_n(text, bigint), rr_audit();
