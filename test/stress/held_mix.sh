@@ -24,7 +24,7 @@
 #
 # Then, with every client gone: the scheduler alone must rescue every lease
 # (nothing held by a dead lease), a drain finishes what is left, and
-# - every job is in a final state;
+# - no job a producer enqueued is gone, and every job is in a final state;
 # - each job's history is one chain (each change starts where the last
 #   ended, the last ends in the row's state): nothing done twice from the
 #   same state, no write lost;
@@ -56,6 +56,7 @@ fresh_db
 q -f "$here/../counts_check.sql" >/dev/null || die "cannot install counts_check"
 q -c "CREATE EXTENSION amcheck" >/dev/null || die "cannot create extension amcheck"
 q <<'SQL' || die "cannot create the logs"
+CREATE TABLE made (job bigint);
 CREATE TABLE claims (job bigint, worker text, attempts int);
 CREATE TABLE done (job bigint, worker text);
 CREATE TABLE failed (job bigint, worker text, state qml.job_state);
@@ -76,7 +77,7 @@ done
 
 cat >"$work/producer.sql" <<'SQL'
 \set n random(1, 10)
-SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
+INSERT INTO made SELECT * FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object(
 	'method', 'm', 'queue', 'q' || g % 3, 'max_attempts', 1 + g % 3,
 	'backoff_base', '20 ms', 'backoff_cap', '200 ms')) FROM generate_series(1, :n) g));
 SQL
@@ -268,6 +269,8 @@ for _ in $(seq 1 200); do
 done
 echo "jobs: $(q -c "SELECT string_agg(state || '=' || n, ' ' ORDER BY state) FROM (SELECT state, count(*) n FROM qml.jobs GROUP BY 1) s")"
 
+check "no job lost (jobs enqueued and gone)" \
+	"SELECT count(*) FROM made m WHERE NOT EXISTS (SELECT FROM qml.jobs j WHERE j.id = m.job)"
 check "every job in a final state (jobs not)" \
 	"SELECT count(*) FROM qml.jobs WHERE state NOT IN ('succeeded', 'failed', 'deleted')"
 check "each job's history is one chain ending in its state (jobs not)" \
