@@ -4,8 +4,9 @@
 -- session_replication_role = replica too (src/direct_gate.c), where none
 -- of qml.jobs' triggers fire for a statement. Every API call that writes
 -- by statement (enqueue with a unique_key, enqueue_batch with one, a
--- fetch that promotes due jobs, and with an admin's trigger on qml.jobs
--- every write) runs here once in a session at origin and once at replica:
+-- fetch that promotes due jobs, an admin's qml.maintain(), and with an
+-- admin's trigger on qml.jobs every write) runs here once in a session at
+-- origin and once at replica:
 -- the rows and their history must be the same.
 --
 CALL qt_reset();
@@ -33,6 +34,19 @@ BEGIN
 	PERFORM count(*) FROM qml.fetch('w1', ARRAY[q], 10);
 	COMMIT;
 
+	-- an admin's maintenance pass: a due retry promoted, an expired lease
+	-- rescued
+	PERFORM qml.enqueue('retry', queue => q || '_pass', max_attempts => 3);
+	PERFORM qml.enqueue('lapsed', queue => q || '_pass', max_attempts => 3);
+	PERFORM count(*) FROM qml.fetch('w1', ARRAY[q || '_pass'], 2);
+	PERFORM qml.fail(id, 'w1', 'again') FROM qml.jobs WHERE queue = q || '_pass' AND method = 'retry';
+	UPDATE qml.jobs SET run_at = now() - interval '1 second' WHERE queue = q || '_pass' AND method = 'retry';
+	UPDATE qml.jobs SET locked_until = now() - interval '1 second' WHERE queue = q || '_pass' AND method = 'lapsed';
+	COMMIT;
+	PERFORM set_config('session_replication_role', role, true);
+	PERFORM qml.maintain();
+	COMMIT;
+
 	-- everything by statement
 	CREATE TRIGGER rr_audit BEFORE INSERT OR UPDATE ON qml.jobs
 		FOR EACH ROW EXECUTE FUNCTION rr_audit();
@@ -55,6 +69,7 @@ CALL rr_run('replica', 'replica');
 -- the rows and their history, the same in both sessions
 CREATE VIEW rr_rows AS
 SELECT split_part(j.queue, '_', 1) AS role, j.queue LIKE '%\_gate' AS gate_closed,
+	   j.queue LIKE '%\_pass' AS by_pass,
 	   rr_n(j.queue, j.id) AS n, j.method, j.state, j.attempts, j.max_attempts,
 	   j.locked_by, j.locked_until IS NOT NULL AS leased,
 	   j.enqueued_at IS NOT NULL AS enqueued, j.started_at IS NOT NULL AS started,
@@ -63,18 +78,18 @@ SELECT split_part(j.queue, '_', 1) AS role, j.queue LIKE '%\_gate' AS gate_close
 						  coalesce(h.worker, '-'), ', ')
 		  FROM qt_history(j.id) h) AS history
   FROM qml.jobs j;
-SELECT gate_closed, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
-  FROM rr_rows WHERE role = 'origin' ORDER BY gate_closed, n;
+  FROM rr_rows WHERE role = 'origin' ORDER BY gate_closed, by_pass, n;
 SELECT role, count(*) AS jobs FROM rr_rows GROUP BY role ORDER BY role;
-SELECT gate_closed, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
   FROM rr_rows WHERE role = 'replica'
 EXCEPT
-SELECT gate_closed, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
   FROM rr_rows WHERE role = 'origin'
- ORDER BY gate_closed, n;
+ ORDER BY gate_closed, by_pass, n;
 
 -- a statement that fails (an admin's trigger refuses the row) leaves the
 -- session as it was, the error caught or not
