@@ -59,7 +59,8 @@ qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types
 
 /*
  * Runs `plan`, a statement of the API that writes qml.jobs (an INSERT or
- * UPDATE the direct writes could not do, or do not do), as
+ * UPDATE the direct writes could not do, or do not do, or a step of a
+ * maintenance pass, maintain.c), as
  * SPI_execute_plan(plan, values, nulls, false, 0) would, but with
  * session_replication_role = origin. In a session set to replica none of
  * qml.jobs' triggers would fire for it, and the job would
