@@ -146,6 +146,12 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass one result per job, or none at all.';
 	END IF;
+	IF results IS NOT NULL THEN
+		-- finish_held pairs them by subscript: results[i] for job_ids[i]
+		-- by ordinal, whatever the caller's bounds and shape
+		job_ids := ARRAY(SELECT unnest(job_ids));
+		results := ARRAY(SELECT unnest(results));
+	END IF;
 	RETURN QUERY SELECT * FROM qml.finish_held(job_ids, worker, results, 'qml.complete_batch()');
 END
 $$;

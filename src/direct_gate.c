@@ -42,7 +42,9 @@
  *   enabled state and its function; every constraint either way).
  *   session_replication_role = replica keeps qml's triggers (enabled
  *   ORIGIN) from firing for replicated rows; the API's own writes are not
- *   those, and stamp and record as the API promises in any mode.
+ *   those, and stamp and record as the API promises in any mode (the
+ *   API's statements run as origin for it, qml_execute_plan in
+ *   session_plan.c).
  * - ExecConstraints (NOT NULL, CHECK), ExecPartitionCheck and tuple
  *   routing (partitioned tables, partitions): shape (NOT NULL, every
  *   constraint by definition, relkind, relispartition, inheritance).

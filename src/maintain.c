@@ -180,7 +180,7 @@ spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 		rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(),
 								  InvalidSnapshot, false, true, 0);
 	else
-		rc = SPI_execute_plan(*plan, values, NULL, false, 0);
+		rc = qml_execute_plan(*plan, values, NULL);
 	if (rc < 0)
 		elog(ERROR, "maintenance step failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;

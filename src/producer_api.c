@@ -151,7 +151,7 @@ insert_directly(const Datum *values, const char *nulls, JobState state)
 static bool
 run_for_id(SPIPlanPtr plan, Datum *values, const char *nulls, int64 *id)
 {
-	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	int			rc = qml_execute_plan(plan, values, nulls);
 	bool		isnull;
 
 	if (rc < 0)

@@ -335,10 +335,10 @@ enqueue_by_statement(Jsonb *jobs, ReturnSetInfo *rsinfo)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(qml_session_plan(&plan,
+	rc = qml_execute_plan(qml_session_plan(&plan,
 										   "SELECT id FROM qml.enqueue_batch_by_statement($1) id",
 										   1, &type),
-						  &arg, NULL, false, 0);
+						  &arg, NULL);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "enqueue_batch failed: %s", SPI_result_code_string(rc));
 	for (i = 0; i < SPI_processed; i++)

@@ -1,14 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * session_plan.c
- *	  Prepared statements the API functions keep for the whole session.
+ *	  Prepared statements the API functions keep for the whole session,
+ *	  and how those that write qml's tables run.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
+#include "utils/guc.h"
 
 #include "qml.h"
 
@@ -52,4 +55,37 @@ SPIPlanPtr
 qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 {
 	return session_plan(slot, sql, nargs, types, CURSOR_OPT_FAST_PLAN);
+}
+
+/*
+ * Runs `plan`, a statement of the API that writes qml.jobs (an INSERT or
+ * UPDATE the direct writes could not do, or do not do, or a step of a
+ * maintenance pass, maintain.c), as SPI_execute_plan(plan, values, nulls,
+ * false, 0) would, but with session_replication_role = origin. In a
+ * session set to replica none of qml.jobs' triggers would fire for it,
+ * and the job would be left unstamped and unrecorded: an enqueue without
+ * max_attempts refused, a claim or a failure without history, counts or
+ * wakeups, a failed job still leased. The API's writes are the session's
+ * own, not replicated rows; the direct writes stamp and record them
+ * whatever the setting (direct_gate.c), and so do the statements. Only a
+ * session at replica pays for the set, at a GUC nest level undone after
+ * the statement (and by any abort), and for the plan cache reset it
+ * brings.
+ */
+int
+qml_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nest = -1;
+	int			rc;
+
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+	{
+		nest = NewGUCNestLevel();
+		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (nest >= 0)
+		AtEOXact_GUC(true, nest);
+	return rc;
 }

@@ -300,8 +300,7 @@ claim_locked_rows_by_statement(const ClaimArgs *a, ItemPointerData *tids, int n)
 	values[4] = TimestampTzGetDatum(a->session_started);
 	if (a->session_lease)
 		nulls[3] = nulls[4] = ' ';
-	rc = SPI_execute_plan(qml_session_plan(&plan, claim_sql, 5, types),
-						  values, nulls, false, 0);
+	rc = qml_execute_plan(qml_session_plan(&plan, claim_sql, 5, types), values, nulls);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
 	return (int) SPI_processed;
@@ -415,8 +414,8 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 		return 0;
 	}
 	values[0] = tid_array(tids, n);
-	rc = SPI_execute_plan(qml_session_plan(&plan, promote_sql, 1, promote_types),
-						  values, NULL, false, 0);
+	rc = qml_execute_plan(qml_session_plan(&plan, promote_sql, 1, promote_types),
+						  values, NULL);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "promotion of due jobs failed: %s", SPI_result_code_string(rc));
 	for (i = 0; i < SPI_processed; i++)

@@ -98,7 +98,8 @@ HELD("= $1") " RETURNING j.id";
  * `values` and `nulls`: the way every function here writes when the direct
  * write may not. The rows it returns go to the function's result set when
  * `rsinfo` is given; column `col` of the first of them, if any, to *value
- * when `value` is. Returns how many rows it wrote.
+ * when `value` is. Returns how many rows it wrote. As origin, in any
+ * session (qml_execute_plan).
  */
 static uint64
 run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
@@ -113,8 +114,7 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(qml_session_plan(plan, sql, nargs, types),
-						  values, nulls, false, 0);
+	rc = qml_execute_plan(qml_session_plan(plan, sql, nargs, types), values, nulls);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "%s failed: %s", caller, SPI_result_code_string(rc));
 	n = SPI_processed;
@@ -154,19 +154,29 @@ elements_of(ArrayType *array, Oid type, Elements *e)
 					  &e->values, &e->nulls, &e->n);
 }
 
-/* an array of one element, `value` of type `type` */
+/*
+ * The array of the `n` elements `values` and `nulls` of type `type`: one
+ * dimension, subscripts from 1
+ */
 static Datum
-one_element(Datum value, bool isnull, Oid type)
+array_of(Datum *values, bool *nulls, int n, Oid type)
 {
-	int			dims[1] = {1};
+	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
 
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(&value, &isnull, 1, dims, lbs, type,
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type,
 											  typlen, typbyval, typalign));
+}
+
+/* an array of one element, `value` of type `type` */
+static Datum
+one_element(Datum value, bool isnull, Oid type)
+{
+	return array_of(&value, &isnull, 1, type);
 }
 
 /* the state's enum value, as a result column */
@@ -321,7 +331,6 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 					 errmsg("results has %d elements but job_ids has %d",
 							results.n, ids.n),
 					 errhint("Pass one result per job, or none at all.")));
-		values[2] = PG_GETARG_DATUM(2);
 		args.results = results.values;
 		args.result_nulls = results.nulls;
 	}
@@ -330,8 +339,17 @@ qml_complete_batch(PG_FUNCTION_ARGS)
 	if (qml_write_held(&w, ids.values, ids.nulls, ids.n, PG_GETARG_TEXT_PP(1)) < 0)
 	{
 		if (with_results)
+		{
+			/*
+			 * The statement pairs them by subscript (array_position): it
+			 * gets both in one dimension from 1, so that results[i] is
+			 * job_ids[i]'s whatever the caller's bounds and shape, as here.
+			 */
+			values[0] = array_of(ids.values, ids.nulls, ids.n, INT8OID);
+			values[2] = array_of(results.values, results.nulls, results.n, JSONBOID);
 			run_statement("complete_batch", &results_plan, complete_batch_results_sql,
 						  3, types, values, NULL, rsinfo, 0, NULL, NULL);
+		}
 		else
 			run_statement("complete_batch", &plan, complete_batch_sql, 2, types,
 						  values, NULL, rsinfo, 0, NULL, NULL);

@@ -26,6 +26,10 @@ suite queue_head test/stress/queue_head.sh
 suite queue_head_short test/stress/queue_head_short.sh
 suite counts test/stress/counts.sh
 suite invalidation test/stress/invalidation.sh
+# the writes of held jobs (complete, fail, heartbeat, release) raced by
+# rescues, admins, rollbacks and a gate flipped by DDL: every call's
+# effect in the history once, by the lease holder, counts exact
+suite held_mix test/stress/held_mix.sh
 # a burst of 50 jobs in one commit wakes the 7 waiting fetches of 8 it needs
 suite burst_wake test/stress/burst_wake.sh
 # the scheduler (test/scheduler/): promotion timing and wakeups, recurring
