@@ -13,7 +13,10 @@
 # and of a run of N2 give a job's cost as (I(N2) - I(N1)) / (N2 - N1):
 # what a session spends starting, reading the catalogs and planning
 # cancels out. The program itself under callgrind gives the client's
-# instructions the same way.
+# instructions the same way. Autovacuum is off (the program vacuums before
+# it claims): an ANALYZE of qml.jobs during a run sent its invalidation to
+# the sessions, which then read the catalogs again, 1,000 instructions a
+# job more in one run out of four.
 #
 #   bench/runtime_cost.sh [N1 N2 [FETCH COMPLETE]]     defaults 2000 12000 250 750
 #
@@ -54,7 +57,8 @@ max_wal_size = 4GB
 min_wal_size = 1GB
 checkpoint_timeout = 15min
 fsync = on
-synchronous_commit = on"
+synchronous_commit = on
+autovacuum = off"
 psql -X -q -d postgres -c "CREATE DATABASE qml_cost"
 psql -X -q -d qml_cost -c "CREATE EXTENSION qml"
 run_as_owner_pg() { as_owner "'$PGBIN/pg_ctl' -D '$QML_PGDIR/data' -l '$QML_PGDIR/log' $*"; }
