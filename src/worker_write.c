@@ -41,6 +41,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -438,6 +439,7 @@ held_by(TupleTableSlot *slot, const text *worker, int *admin)
  * unchanged keys, qml_direct_update), and VACUUM otherwise.
  */
 #define PKEY_RUN_GAP 16
+#define PKEY_VERSIONS 8
 
 typedef struct PkeyWalk
 {
@@ -472,6 +474,19 @@ walk_next(PkeyWalk *w)
 	return true;
 }
 
+/* the version at `tid` or its HOT chain the walk's snapshot sees, into `slot` */
+static bool
+fetch_version(PkeyWalk *w, ItemPointer tid, TupleTableSlot *slot)
+{
+	bool		call_again = false;
+
+	if (!table_index_fetch_tuple(w->scan->xs_heapfetch, tid, w->scan->xs_snapshot,
+								 slot, &call_again, NULL))
+		return false;
+	pgstat_count_heap_fetch(w->scan->indexRelation);
+	return true;
+}
+
 /*
  * Finds the version of jobs[i] the walk's snapshot sees, into `slot`;
  * jobs[] are sorted by id, and asked for in that order.
@@ -480,6 +495,8 @@ static bool
 find_job(PkeyWalk *w, const HeldJob *jobs, int njobs, int i, TupleTableSlot *slot)
 {
 	int64		id = jobs[i].id;
+	ItemPointerData tids[PKEY_VERSIONS];
+	int			n = 0;
 
 	if (!w->started || id > w->run_end)
 	{
@@ -501,15 +518,29 @@ find_job(PkeyWalk *w, const HeldJob *jobs, int njobs, int i, TupleTableSlot *slo
 	}
 	while (w->at_entry && w->at < id)
 		w->at_entry = walk_next(w);
-	/* the job's entries: one per version, dead ones too */
+
+	/*
+	 * The job's entries, one per version, dead ones too, in the order of
+	 * their heap TIDs: the version the snapshot sees is most often the
+	 * newest, written last, so they are tried from the last one back, and
+	 * the dead ones before it are not visited (each a page's visibility
+	 * check). Past PKEY_VERSIONS entries, the oldest are tried as they come.
+	 */
 	while (w->at_entry && w->at == id)
 	{
-		if (index_fetch_heap(w->scan, slot))
-			return true;
-		/* see above */
-		w->scan->kill_prior_tuple = false;
+		if (n == PKEY_VERSIONS)
+		{
+			if (fetch_version(w, &tids[0], slot))
+				return true;
+			memmove(tids, tids + 1, (PKEY_VERSIONS - 1) * sizeof(ItemPointerData));
+			n--;
+		}
+		tids[n++] = w->scan->xs_heaptid;
 		w->at_entry = walk_next(w);
 	}
+	while (n > 0)
+		if (fetch_version(w, &tids[--n], slot))
+			return true;
 	return false;
 }
 
