@@ -453,7 +453,7 @@ typedef struct PkeyWalk
 static void
 walk_begin(PkeyWalk *w, Relation rel, Relation pkey, Snapshot snapshot)
 {
-	/* one version visible at most: index_fetch_heap needs no second call */
+	/* one version visible at most: fetch_version needs no second call */
 	Assert(IsMVCCSnapshot(snapshot));
 	w->scan = index_beginscan(rel, pkey, snapshot, 2, 0);
 	w->scan->xs_want_itup = true;
