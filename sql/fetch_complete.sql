@@ -123,6 +123,27 @@ SELECT expect_error($$SELECT * FROM qml.complete_batch('{6}', 'w1', ARRAY['1', '
 SELECT expect_error($$SELECT * FROM qml.complete_batch('{6}', 'w1', ARRAY[]::jsonb[])$$);
 SELECT qt_fingerprint() = :'before' AS nothing_changed;
 SELECT state FROM qml.jobs WHERE id = 6;
+-- the ids of a batch, far apart or close together, in any order: each
+-- job this worker holds is completed once (src/worker_write.c finds ids
+-- up to 16 apart along the primary key, further ones from its root);
+-- the extremes of bigint too
+CALL qt_reset();
+SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object('method', 'r' || g))
+										  FROM generate_series(1, 60) g));
+SELECT count(*) AS fetched FROM qml.fetch('w1', batch => 50);
+SELECT count(*) AS fetched FROM qml.fetch('w2', batch => 5);
+SELECT * FROM qml.complete_batch('{60,3,1,2,20,36,53,37,50,9223372036854775807,-9223372036854775808,3,NULL,70}',
+								 'w1') ORDER BY 1;
+SELECT state, locked_by, count(*), min(id), max(id) FROM qml.jobs GROUP BY 1, 2 ORDER BY 4;
+SELECT job_id, count(*) AS succeeded FROM qml.job_events
+ WHERE to_state = 'succeeded' GROUP BY job_id ORDER BY job_id;
+-- a job with more row versions than the walk keeps to try newest first
+-- (8): twelve heartbeats, each a version, then its completion
+SELECT qml.enqueue('beats', queue => 'beats') AS beats \gset
+SELECT count(*) AS fetched FROM qml.fetch('w1', '{beats}');
+SELECT count(*) AS extended FROM generate_series(1, 12), qml.heartbeat(ARRAY[:beats]::bigint[], 'w1');
+SELECT * FROM qml.complete_batch(ARRAY[:beats - 1, :beats, :beats + 1]::bigint[], 'w1');
+SELECT state FROM qml.jobs WHERE id = :beats;
 
 --
 -- heartbeat: extends the leases still held

@@ -83,6 +83,19 @@ DROP FUNCTION qt_nothing();
 -- ... while the rows have it
 SELECT method, history IS NOT NULL AS has_history
   FROM qml.jobs WHERE queue = 'hw' ORDER BY method;
+-- ... also a history too long for a one-byte header (a 1,000-byte error
+-- in it): the claim cuts it from the row it wrote (worker_write.c)
+SELECT qml.enqueue('long', '[1, "x"]', queue => 'hwl') AS hid \gset
+SELECT count(*) AS claimed FROM qml.fetch('hw3', '{hwl}');
+SELECT qml.fail(:hid, 'hw3', repeat('e', 1000), retry => false);
+SELECT qml.requeue(:hid);
+SELECT octet_length(history) > 1000 AS long_history FROM qml.jobs WHERE id = :hid;
+SET ROLE regress_qml_hist_worker;
+SELECT id = :hid AS same, method, arguments, attempts, history IS NULL AS no_history
+  FROM qml.fetch('hw4', '{hwl}');
+RESET ROLE;
+SELECT octet_length(history) > 1000 AS long_history, state, locked_by
+  FROM qml.jobs WHERE id = :hid;
 SELECT qml.revoke_all('regress_qml_hist_worker');
 DROP ROLE regress_qml_hist_worker;
 

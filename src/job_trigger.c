@@ -215,10 +215,18 @@ static void
 record_row_change(const QmlJobRow *old, JobState from, const QmlJobRow *new,
 				  JobState to)
 {
-	QmlJobChange change;
+	QmlJobChange change = {0};
 	bool		isnull;
 
-	worker_and_error(old, from, new, to, &change);
+	/*
+	 * The worker and the error are for the history table only: a row that
+	 * carries its history has them from append_history, and reading them
+	 * again (a copy of each) was 1% of a claim or completion.
+	 */
+	change.from_state = from;
+	change.to_state = to;
+	if (!qml_catalog()->inline_history)
+		worker_and_error(old, from, new, to, &change);
 	change.job_id = DatumGetInt64(qml_row_get(new, JC_ID, &isnull));
 	change.queue = text_col(new, JC_QUEUE);
 	change.run_at = DatumGetTimestampTz(qml_row_get(new, JC_RUN_AT, &isnull));

@@ -348,6 +348,8 @@ extern void qml_claim_begin(QmlClaimRun *run, const QmlClaim *claim, int wanted)
 extern bool qml_claim_row(Relation rel, ItemPointer tid,
 						  struct TupleTableSlot *slot, void *arg);
 extern void qml_claim_end(QmlClaimRun *run);
+/* a copy of `tuple` cut before its last attribute, whose value starts at `len` */
+extern HeapTuple qml_tuple_cut_last(HeapTuple tuple, uint32 len);
 
 /*
  * A write of the jobs a worker holds (complete, fail, heartbeat, release):

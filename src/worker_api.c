@@ -176,25 +176,17 @@ add_in_claim_order(ClaimedJob *jobs, HeapTuple *rows, TupleDesc desc, int n,
 static HeapTuple
 without_last_attribute(HeapTuple tuple, TupleDesc desc, int history)
 {
-	HeapTuple	result;
 	bool		isnull;
 	Datum		value;
-	uint32		len;
 
+	/* a direct claim cut it already (qml_claim_row) */
 	if (HeapTupleHeaderGetNatts(tuple->t_data) < history)
 		return tuple;
 	value = heap_getattr(tuple, history, desc, &isnull);
 	if (isnull)
 		return tuple;
 	/* a varlena's value points into the tuple */
-	len = (char *) DatumGetPointer(value) - (char *) tuple->t_data;
-	result = (HeapTuple) palloc(HEAPTUPLESIZE + len);
-	*result = *tuple;
-	result->t_len = len;
-	result->t_data = (HeapTupleHeader) ((char *) result + HEAPTUPLESIZE);
-	memcpy(result->t_data, tuple->t_data, len);
-	HeapTupleHeaderSetNatts(result->t_data, history - 1);
-	return result;
+	return qml_tuple_cut_last(tuple, (char *) DatumGetPointer(value) - (char *) tuple->t_data);
 }
 
 /*

@@ -187,6 +187,10 @@ void		qml__pool_give(qml_pool *pool, qml_conn *conn);
  */
 qml_status	qml__exec(qml_conn *conn, const char *sql, int nparams,
 					  const char *const *params, PGresult **res);
+/* ... with parameters in binary where formats[i] is 1 (lengths[i] bytes) */
+qml_status	qml__exec_params(qml_conn *conn, const char *sql, int nparams,
+							 const char *const *params, const int *lengths,
+							 const int *formats, PGresult **res);
 /* Several statements without parameters in one round trip (simple query). */
 qml_status	qml__exec_script(qml_conn *conn, const char *sql);
 qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
@@ -196,6 +200,11 @@ qml_status	qml__exec_prepared(qml_conn *conn, qml_stmt stmt, const char *sql,
 qml_status	qml__exec_prepared_as(qml_conn *conn, qml_stmt stmt, const char *sql,
 								  int nparams, const char *const *params,
 								  int result_format, PGresult **res);
+/* ... and parameters in binary where formats[i] is 1 (lengths[i] bytes) */
+qml_status	qml__exec_prepared_bin(qml_conn *conn, qml_stmt stmt, const char *sql,
+								   int nparams, const char *const *params,
+								   const int *lengths, const int *formats,
+								   int result_format, PGresult **res);
 
 /* Acquire + exec + release, for the one-statement calls of the job API. */
 qml_status	qml__client_exec(qml_client *client, const char *sql, int nparams,

@@ -281,7 +281,14 @@ qml_status
 qml__exec(qml_conn *c, const char *sql, int nparams, const char *const *params,
 		  PGresult **out)
 {
-	PGresult   *res = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	return qml__exec_params(c, sql, nparams, params, NULL, NULL, out);
+}
+
+qml_status
+qml__exec_params(qml_conn *c, const char *sql, int nparams, const char *const *params,
+				 const int *lengths, const int *formats, PGresult **out)
+{
+	PGresult   *res = PQexecParams(c->pg, sql, nparams, NULL, params, lengths, formats, 0);
 
 	return check_result(c, res, out);
 }
@@ -301,13 +308,22 @@ qml_status
 qml__exec_prepared(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
 				   const char *const *params, PGresult **out)
 {
-	return qml__exec_prepared_as(c, stmt, sql, nparams, params, 0, out);
+	return qml__exec_prepared_bin(c, stmt, sql, nparams, params, NULL, NULL, 0, out);
 }
 
 qml_status
 qml__exec_prepared_as(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
 					  const char *const *params, int result_format,
 					  PGresult **out)
+{
+	return qml__exec_prepared_bin(c, stmt, sql, nparams, params, NULL, NULL,
+								  result_format, out);
+}
+
+qml_status
+qml__exec_prepared_bin(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
+					   const char *const *params, const int *lengths,
+					   const int *formats, int result_format, PGresult **out)
 {
 	PGresult   *res;
 
@@ -320,7 +336,7 @@ qml__exec_prepared_as(qml_conn *c, qml_stmt stmt, const char *sql, int nparams,
 			return st;
 		c->prepared |= 1u << stmt;
 	}
-	res = PQexecPrepared(c->pg, stmt_names[stmt], nparams, params, NULL, NULL,
+	res = PQexecPrepared(c->pg, stmt_names[stmt], nparams, params, lengths, formats,
 						 result_format);
 	return check_result(c, res, out);
 }

@@ -344,7 +344,49 @@ pg_fetch(qml_store_session *session, int want, int wait_ms,
 	return QML_OK;
 }
 
-/* Array literals of ids, texts (may be NULL) and retry flags (may be NULL). */
+/* a 32-bit integer in network byte order, as PostgreSQL's binary formats want */
+static void
+put_u32(qml_buf *b, uint32_t v)
+{
+	unsigned char p[4] = {v >> 24, v >> 16, v >> 8, v};
+
+	qml__buf_append(b, (const char *) p, 4);
+}
+
+/*
+ * The ids as an int8[] in PostgreSQL's binary array format (array_send's):
+ * dimensions, no NULLs, element type int8, then each element's length and
+ * value. The server reads it without parsing text: array_in took 1.5% of
+ * a completion's instructions at 750 jobs a statement, and the client's
+ * decimal digits most of building the batch.
+ */
+#define INT8_OID 20
+
+static void
+build_ids(qml_buf *b, const int64_t *ids, size_t n)
+{
+	put_u32(b, n > 0 ? 1 : 0);	/* dimensions: an empty array has none */
+	put_u32(b, 0);				/* no NULLs */
+	put_u32(b, INT8_OID);
+	if (n > 0)
+	{
+		put_u32(b, (uint32_t) n);
+		put_u32(b, 1);			/* lower bound */
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		uint64_t	v = (uint64_t) ids[i];
+		unsigned char p[12] = {0, 0, 0, 8,
+			v >> 56, v >> 48, v >> 40, v >> 32, v >> 24, v >> 16, v >> 8, v};
+
+		qml__buf_append(b, (const char *) p, sizeof(p));
+	}
+}
+
+/*
+ * The statement's arrays: the ids (binary, build_ids), texts (may be NULL)
+ * and retry flags (may be NULL) as array literals.
+ */
 static bool
 build(pg_session *ps, const int64_t *ids, const char *const *texts,
 	  const bool *flags, size_t n, bool *any_text)
@@ -352,7 +394,7 @@ build(pg_session *ps, const int64_t *ids, const char *const *texts,
 	qml__buf_reset(&ps->ids);
 	qml__buf_reset(&ps->texts);
 	qml__buf_reset(&ps->flags);
-	qml__buf_puts(&ps->ids, "{");
+	build_ids(&ps->ids, ids, n);
 	qml__buf_puts(&ps->texts, "{");
 	qml__buf_puts(&ps->flags, "{");
 	*any_text = false;
@@ -362,13 +404,11 @@ build(pg_session *ps, const int64_t *ids, const char *const *texts,
 
 		if (i)
 		{
-			qml__buf_append(&ps->ids, ",", 1);
 			if (texts)
 				qml__buf_append(&ps->texts, ",", 1);
 			if (flags)
 				qml__buf_append(&ps->flags, ",", 1);
 		}
-		qml__buf_i64(&ps->ids, ids[i]);
 		/* no texts, no flags: the statement takes no such array */
 		if (texts)
 			qml__buf_array_elem(&ps->texts, t);
@@ -377,11 +417,13 @@ build(pg_session *ps, const int64_t *ids, const char *const *texts,
 		if (t)
 			*any_text = true;
 	}
-	qml__buf_puts(&ps->ids, "}");
 	qml__buf_puts(&ps->texts, "}");
 	qml__buf_puts(&ps->flags, "}");
 	return !(ps->ids.oom || ps->texts.oom || ps->flags.oom);
 }
+
+/* an outcome statement's parameters: the ids in binary, the others text */
+static const int outcome_formats[4] = {1, 0, 0, 0};
 
 /* Runs one outcome statement; *done gets the count it returns. */
 static qml_status
@@ -389,11 +431,13 @@ outcome(pg_session *ps, qml_stmt stmt, const char *sql, int nparams,
 		const char *worker, size_t *done)
 {
 	const char *p[4] = {ps->ids.data, worker, ps->texts.data, ps->flags.data};
+	const int	lengths[4] = {(int) ps->ids.len, 0, 0, 0};
 	PGresult   *r;
 	qml_status	st;
 
 	*done = 0;
-	if ((st = qml__exec_prepared(ps->conn, stmt, sql, nparams, p, &r)) != QML_OK)
+	if ((st = qml__exec_prepared_bin(ps->conn, stmt, sql, nparams, p, lengths,
+									 outcome_formats, 0, &r)) != QML_OK)
 		return st;
 	*done = (size_t) strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
@@ -425,6 +469,7 @@ pg_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 {
 	pg_session *ps = (pg_session *) session;
 	const char *p[4];
+	int			lengths[4] = {0, 0, 0, 0};
 	PGresult   *r = NULL;
 	qml_status	st = QML_ERR_UNSUPPORTED;
 	bool		texts;
@@ -433,12 +478,14 @@ pg_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 	if (!build(ps, ids, errors, retry, n, &texts))
 		return qml__nomem();
 	p[0] = ps->ids.data;
+	lengths[0] = (int) ps->ids.len;
 	p[1] = worker;
 	p[2] = ps->texts.data;
 	p[3] = ps->flags.data;
 	if (!ps->fail_1_0)
 	{
-		st = qml__exec_prepared(ps->conn, QML_STMT_FAIL, fail_sql, 4, p, &r);
+		st = qml__exec_prepared_bin(ps->conn, QML_STMT_FAIL, fail_sql, 4, p, lengths,
+									outcome_formats, 0, &r);
 		if (st != QML_OK && qml__conn_ok(ps->conn) &&
 			(strcmp(qml_errsqlstate(), "42883") == 0 || strcmp(qml_errsqlstate(), "42501") == 0))
 		{
@@ -449,7 +496,8 @@ pg_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 		}
 	}
 	if (ps->fail_1_0)
-		st = qml__exec(ps->conn, fail_1_0_sql, 4, p, &r);
+		st = qml__exec_params(ps->conn, fail_1_0_sql, 4, p, lengths, outcome_formats,
+							  &r);
 	if (st != QML_OK)
 		return st;
 	for (size_t i = 0; next_ms && i < n; i++)
