@@ -5,7 +5,8 @@
 # pgTAP files, each against a database made with CREATE EXTENSION qml
 # VERSION '1.4' (the default stays 1.3), then the tests of 1.4's own:
 # test/partitions/sql (pg_regress), test/partitions/specs (isolation) and
-# test/partitions/rotation_counts.sh (the counts through rotations).
+# test/partitions/rotation_counts.sh (the counts through rotations), and
+# test/partitions/dump_restore.sh.
 # Expected output is the 1.3 suites' own, but where test/partitions/expected
 # has a file of the same name: output that differs on 1.4 by design (the
 # direct paths are off on a partitioned qml.jobs; fetch's rows have the
@@ -131,6 +132,8 @@ done
 
 # the counts through rotations, on a database the scheduler serves
 "$here/rotation_counts.sh" || rc=1
+# pg_dump and restore of a 1.4 database
+"$here/dump_restore.sh" || rc=1
 
 if [ $rc = 0 ]; then
 	for d in contrib_regression isolation_regression $db; do
