@@ -984,6 +984,13 @@ CREATE FUNCTION qml.maintain() RETURNS jsonb
  * unfinished jobs move to the current slot and its other finished jobs to
  * qml.jobs_archive (qml.rotate_move), and the slot is truncated. Returns
  * the current generation's row, the new one when it rotated.
+ *
+ * Its locks are waited for 200 ms at most, else it leaves the ring as it
+ * is until the next pass (the current generation lasts longer, which
+ * harms nothing): while a lock request waits, every statement that needs
+ * the table queues behind it, and a transaction left open after any
+ * UPDATE of qml.jobs (which locks every partition) would stop every
+ * claim and completion for as long as it stays open.
  */
 CREATE FUNCTION qml.rotate_slots(retention_s float8, prune_failed boolean,
 								 generation_length float8)
@@ -995,16 +1002,29 @@ DECLARE
 	cur qml.generations;
 	next_slot smallint;
 	part text;
+	timeout text := current_setting('lock_timeout');
 BEGIN
-	-- one rotation at a time; qml.current_slot() waits for this one to end
-	LOCK TABLE qml.generations IN EXCLUSIVE MODE;
 	SELECT * INTO cur FROM qml.generations g ORDER BY g.generation DESC LIMIT 1;
 	IF cur.opened_at > clock_timestamp() - make_interval(secs => generation_length) THEN
 		RETURN cur;
 	END IF;
-	next_slot := (cur.generation + 1) % 19;
-	part := format('qml.%I', 'jobs_' || lpad(next_slot::text, 2, '0'));
-	EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+	BEGIN
+		-- (undone with the block when a lock is not granted)
+		PERFORM set_config('lock_timeout', '200ms', true);
+		-- one rotation at a time; qml.current_slot() waits for this one to end
+		LOCK TABLE qml.generations IN EXCLUSIVE MODE;
+		-- again under the lock: another rotation may have committed
+		SELECT * INTO cur FROM qml.generations g ORDER BY g.generation DESC LIMIT 1;
+		IF cur.opened_at > clock_timestamp() - make_interval(secs => generation_length) THEN
+			RETURN cur;
+		END IF;
+		next_slot := (cur.generation + 1) % 19;
+		part := format('qml.%I', 'jobs_' || lpad(next_slot::text, 2, '0'));
+		EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+		PERFORM set_config('lock_timeout', timeout, true);
+	EXCEPTION WHEN lock_not_available THEN
+		RETURN cur;
+	END;
 	EXECUTE format($q$DELETE FROM %s j
 		 WHERE j.state = ANY ('{succeeded,failed,deleted}'::qml.job_state[])
 		   AND ($2 OR j.state <> 'failed')

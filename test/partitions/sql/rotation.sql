@@ -110,6 +110,22 @@ SELECT queue, unique_key, job_id = :second AS held_by_second FROM qml.job_keys O
 SELECT expect_error($$INSERT INTO qml.jobs (method, state, max_attempts, unique_key)
 					  VALUES ('m', 'enqueued', 1, 'u')$$);
 
+-- a rotation waits 200 ms at most for its locks, then leaves the ring as
+-- it is until the next pass: a transaction left open after an UPDATE of
+-- qml.jobs (which locks every partition; prepared here, so that it keeps
+-- its locks without a session) neither stops it nor, through its queued
+-- lock request, every claim and completion behind it
+CALL qt_reset();
+SELECT qml.enqueue('held') AS held, qml.enqueue('free') AS free \gset
+SELECT max(generation) AS gen FROM qml.generations \gset
+BEGIN;
+UPDATE qml.jobs SET priority = 1 WHERE id = :held;
+PREPARE TRANSACTION 'qml_rotation_held';
+SELECT qml.rotate() = :gen AS gave_up;
+SELECT id = :free AS claimed_the_free_one FROM qml.fetch('w', batch => 2);
+COMMIT PREPARED 'qml_rotation_held';
+SELECT qml.rotate() = :gen + 1 AS rotated;
+
 -- qml.rotate is not run before the generation's time: an hour by this
 -- session's setting
 SET qml.generation_length = '1h';
