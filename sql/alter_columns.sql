@@ -93,7 +93,7 @@ SELECT * FROM qt_history(:id);
 -- the whole history is intact
 SELECT j.id, j.method, j.state, count(e.*) AS events
   FROM qml.jobs j LEFT JOIN qml.job_events e ON e.job_id = j.id
- GROUP BY j.id ORDER BY j.id;
+ GROUP BY j.id, j.method, j.state ORDER BY j.id;
 
 -- one of qml's own columns dropped and added again moves to the end: the
 -- claim reads its rows' order (priority, run_at, id) by name, not by the

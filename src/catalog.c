@@ -26,6 +26,7 @@
 #include "access/tupdesc.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -68,8 +69,9 @@ catalog_invalidate(Datum arg, Oid relid)
 		qml_catalog_cached = false;
 }
 
-static Oid
-table_oid(Oid nsp, const char *name)
+/* a table of schema `nsp` (qml's) by name; 42P01 when it is missing */
+Oid
+qml_table_oid(Oid nsp, const char *name)
 {
 	Oid			relid = get_relname_relid(name, nsp);
 
@@ -95,6 +97,7 @@ look_up_job_columns(QmlCatalog *c)
 	if (!RelationIsValid(rel))
 		elog(ERROR, "could not open qml.jobs");
 	c->jobs_natts = RelationGetDescr(rel)->natts;
+	c->jobs_partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
 	RelationClose(rel);
 
 	for (i = 0; i < JC_COUNT; i++)
@@ -146,9 +149,9 @@ qml_catalog_load(void)
 	}
 
 	nsp = get_namespace_oid("qml", false);
-	c->jobs = table_oid(nsp, "jobs");
-	c->job_events = table_oid(nsp, "job_events");
-	c->queues = table_oid(nsp, "queues");
+	c->jobs = qml_table_oid(nsp, "jobs");
+	c->job_events = qml_table_oid(nsp, "job_events");
+	c->queues = qml_table_oid(nsp, "queues");
 	own[0] = c->jobs;
 	own[1] = c->job_events;
 	own[2] = c->queues;
@@ -168,7 +171,7 @@ qml_catalog_load(void)
 				 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
 	if (c->inline_history)
 	{
-		old_events = table_oid(nsp, "job_events_1_1");
+		old_events = qml_table_oid(nsp, "job_events_1_1");
 
 		c->job_events_seq = getIdentitySequence(old_events,
 												get_attnum(old_events, "id"), false);
@@ -241,6 +244,51 @@ qml_enqueue_as_owner_oid(void)
 	INT4OID, TEXTOID, INTERVALOID, INTERVALOID};
 
 	return qml_function_oid("enqueue_as_owner", lengthof(argtypes), argtypes);
+}
+
+/*
+ * The row triggers of qml.jobs read a row by qml.jobs' column numbers
+ * (job_att). On version 1.4 they fire on its partitions (clones of the
+ * parent's triggers), whose numbers are the parent's as the script made
+ * them; a table attached later with its columns in another order, or a
+ * partition made after a column of the parent was dropped, numbers them
+ * otherwise, and is refused (0A000) rather than read wrong. Free for
+ * qml.jobs itself.
+ */
+void
+qml_check_jobs_layout(Relation rel)
+{
+	Relation	jobs;
+	TupleDesc	a;
+	TupleDesc	b;
+	bool		same;
+	int			i;
+
+	if (RelationGetRelid(rel) == qml_catalog()->jobs)
+		return;
+	jobs = RelationIdGetRelation(qml_catalog()->jobs);
+	if (!RelationIsValid(jobs))
+		elog(ERROR, "could not open qml.jobs");
+	a = RelationGetDescr(rel);
+	b = RelationGetDescr(jobs);
+	same = a->natts == b->natts;
+	for (i = 0; same && i < a->natts; i++)
+	{
+		Form_pg_attribute x = TupleDescAttr(a, i);
+		Form_pg_attribute y = TupleDescAttr(b, i);
+
+		same = x->attisdropped == y->attisdropped &&
+			(x->attisdropped || (x->atttypid == y->atttypid &&
+								 namestrcmp(&x->attname, NameStr(y->attname)) == 0));
+	}
+	RelationClose(jobs);
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("partition \"%s\" of qml.jobs does not have the columns of qml.jobs in their places",
+						RelationGetRelationName(rel)),
+				 errdetail("qml's triggers read a job's columns by qml.jobs' column numbers."),
+				 errhint("Detach it, and attach a table made with CREATE TABLE ... PARTITION OF qml.jobs.")));
 }
 
 /*

@@ -50,6 +50,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -270,10 +271,15 @@ qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 				   int wanted, QmlTakeRow take, void *arg, QmlWalk *walk)
 {
 	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	Portal		portal = SPI_cursor_open(NULL, plan, values, nulls, false);
+	TupleTableSlot *slot;
+	Portal		portal;
 	int			n = 0;
 
+	/* a ctid names no partition: version 1.4 claims by statement (worker_api.c) */
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		elog(ERROR, "qml.jobs is not a plain table: rows cannot be taken by ctid");
+	slot = table_slot_create(rel, NULL);
+	portal = SPI_cursor_open(NULL, plan, values, nulls, false);
 	while (n < wanted)
 	{
 		uint64		i;

@@ -47,7 +47,9 @@
  *   session_plan.c).
  * - ExecConstraints (NOT NULL, CHECK), ExecPartitionCheck and tuple
  *   routing (partitioned tables, partitions): shape (NOT NULL, every
- *   constraint by definition, relkind, relispartition, inheritance).
+ *   constraint by definition, relkind, relispartition, inheritance), and
+ *   qml.jobs must be a plain table (relkind 'r'), whatever shape the
+ *   script recorded: version 1.4's is partitioned (qml_jobs_writes_are_ours).
  * - an UPDATE of an inheritance parent also reaches its children's rows,
  *   which a claim's SELECT finds: shape (children and parents).
  * - ExecInsertIndexTuples: unique and exclusion checks, deferred
@@ -72,6 +74,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -171,14 +174,18 @@ qml_table_is_original(Oid relid)
 
 /*
  * True when an INSERT into or UPDATE of qml.jobs (`rel`, locked) would run
- * nothing but what the API's direct writes do themselves: the table is as
- * created, and its descriptor the one the catalog's column numbers were
- * read from.
+ * nothing but what the API's direct writes do themselves: the table is a
+ * plain one as created, and its descriptor the one the catalog's column
+ * numbers were read from. Version 1.4's partitioned qml.jobs is as
+ * created, but the direct writes know one heap and its indexes, not
+ * tuple routing to partitions: it takes the statements (docs/partitions.md,
+ * "Schema 1.4").
  */
 bool
 qml_jobs_writes_are_ours(Relation rel)
 {
-	return RelationGetDescr(rel)->natts == qml_catalog()->jobs_natts &&
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		RelationGetDescr(rel)->natts == qml_catalog()->jobs_natts &&
 		qml_table_is_original(RelationGetRelid(rel));
 }
 

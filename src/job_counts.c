@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -97,6 +98,7 @@ qml_jobs_count_delete(PG_FUNCTION_ARGS)
 	if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_count_delete must run AFTER DELETE FOR EACH ROW");
+	qml_check_jobs_layout(trigdata->tg_relation);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	old = trigdata->tg_trigtuple;
 	queue = heap_getattr(old, qml_catalog()->job_att[JC_QUEUE], desc, &isnull);
@@ -192,7 +194,7 @@ basis_current(void)
 }
 
 /*
- * A SHARE lock on qml.jobs, waiting at most a moment: while it waits,
+ * A SHARE lock on qml.jobs (and its partitions), waiting at most a moment: while it waits,
  * every writer queues behind it. False when it was not granted.
  */
 static bool
@@ -209,6 +211,13 @@ lock_out_writers(void)
 	PG_TRY();
 	{
 		LockRelationOid(qml_catalog()->jobs, ShareLock);
+		/*
+		 * Version 1.4's partitions take writes of their own (a rotation's
+		 * moves, an admin's COPY into one), which the parent's lock does
+		 * not stop: each is locked too.
+		 */
+		if (qml_catalog()->jobs_partitioned)
+			(void) find_all_inheritors(qml_catalog()->jobs, ShareLock, NULL);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();

@@ -128,6 +128,7 @@ loading_by_copy(Relation rel)
 {
 	PlannedStmt *pstmt;
 	CopyStmt   *copy;
+	Oid			into;
 
 	if (ActivePortal == NULL || list_length(ActivePortal->stmts) != 1)
 		return false;
@@ -135,8 +136,12 @@ loading_by_copy(Relation rel)
 	if (pstmt->commandType != CMD_UTILITY || !IsA(pstmt->utilityStmt, CopyStmt))
 		return false;
 	copy = (CopyStmt *) pstmt->utilityStmt;
-	return copy->is_from && copy->relation != NULL &&
-		RangeVarGetRelid(copy->relation, NoLock, true) == RelationGetRelid(rel);
+	if (!copy->is_from || copy->relation == NULL)
+		return false;
+	into = RangeVarGetRelid(copy->relation, NoLock, true);
+	/* version 1.4: a COPY into qml.jobs goes on into its partitions */
+	return into == RelationGetRelid(rel) ||
+		(rel->rd_rel->relispartition && into == qml_catalog()->jobs);
 }
 
 /*
@@ -509,6 +514,7 @@ qml_jobs_stamp(PG_FUNCTION_ARGS)
 		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_stamp must run BEFORE INSERT OR UPDATE FOR EACH ROW");
 
+	qml_check_jobs_layout(trigdata->tg_relation);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	if (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
@@ -559,6 +565,7 @@ qml_jobs_record(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		elog(ERROR, "qml_jobs_record must run AFTER INSERT FOR EACH ROW");
+	qml_check_jobs_layout(trigdata->tg_relation);
 
 	if (loading_by_copy(trigdata->tg_relation))
 	{

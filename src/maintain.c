@@ -4,7 +4,8 @@
  *	  One maintenance pass over the job store: promote due jobs, rescue
  *	  jobs whose lease expired or whose session ended, fire due recurring
  *	  jobs, prune old finished jobs, roll up statistics, and say when
- *	  something next falls due.
+ *	  something next falls due. On version 1.4 it first turns the ring of
+ *	  partitions (generations.c).
  *
  * The scheduler background worker runs this pass continuously (again at
  * once while a step hits its batch limit, else sleeping until the next
@@ -256,6 +257,14 @@ pass_steps(QmlPassResult *result)
 	uint64		ended;
 	bool		isnull;
 	Datum		d;
+	TimestampTz rotate_due = DT_NOEND;
+
+	/*
+	 * Version 1.4: the ring turns first, so that the steps below see the
+	 * jobs where they now are (generations.c).
+	 */
+	if (qml_catalog()->jobs_partitioned)
+		(void) qml_rotate_step(&rotate_due);
 
 	values[1] = Float8GetDatum((double) qml_retention_s);
 	values[2] = BoolGetDatum(qml_prune_failed);
@@ -283,6 +292,8 @@ pass_steps(QmlPassResult *result)
 	qml_spi_run(&next_due_plan, next_due_sql, 0, NULL, NULL);
 	d = first_value(&isnull);
 	result->next_due = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+	if (rotate_due < result->next_due)
+		result->next_due = rotate_due;
 }
 
 /*

@@ -59,18 +59,34 @@ static const char *const insert_sql = ENQUEUE_COLUMNS " RETURNING j.id";
 
 /*
  * [1]: for a database still on version 1.0's SQL (catalog.c), whose unique
- * index, and so each key, spans every queue.
+ * index, and so each key, spans every queue. [2]: for version 1.4's
+ * partitioned qml.jobs, whose live keys are in qml.job_keys (a unique
+ * index there would hold per partition only): the key is taken first, for
+ * an id of the sequence, and the job inserted with that id only if the
+ * key was free; the row trigger jobs_keys finds the key its own. The
+ * key's ON CONFLICT waits for a concurrent enqueue of it to end, as the
+ * index's does.
  */
-static const char *const insert_unique_sql[2] = {
+static const char *const insert_unique_sql[3] = {
 	ENQUEUE_COLUMNS " ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL"
 	LIVE_KEY_STATES " DO NOTHING RETURNING j.id",
 	ENQUEUE_COLUMNS " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-	LIVE_KEY_STATES " DO NOTHING RETURNING j.id"
+	LIVE_KEY_STATES " DO NOTHING RETURNING j.id",
+	"WITH k AS (INSERT INTO qml.job_keys AS k (queue, unique_key, job_id)"
+	"           VALUES ($1, $10, nextval('qml.jobs_id_seq'))"
+	"           ON CONFLICT (queue, unique_key) DO NOTHING RETURNING k.job_id)"
+	" INSERT INTO qml.jobs AS j (id, queue, method, arguments, priority, state,"
+	"                            max_attempts, run_at, backoff_base, backoff_cap,"
+	"                            unique_key)"
+	" OVERRIDING SYSTEM VALUE"
+	" SELECT k.job_id, $1, $2, $3, $4, $5::text::qml.job_state, $6, $7, $8, $9, $10"
+	"   FROM k RETURNING j.id"
 };
 
-static const char *const find_unique_sql[2] = {
+static const char *const find_unique_sql[3] = {
 	"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2 AND j.queue = $1" LIVE_KEY_STATES,
-	"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2" LIVE_KEY_STATES
+	"SELECT j.id FROM qml.jobs j WHERE j.unique_key = $2" LIVE_KEY_STATES,
+	"SELECT k.job_id FROM qml.job_keys k WHERE k.queue = $1 AND k.unique_key = $2"
 };
 
 /*
@@ -293,8 +309,8 @@ Datum
 qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr insert_unique_plan[2];
-	static SPIPlanPtr find_unique_plan[2];
+	static SPIPlanPtr insert_unique_plan[3];
+	static SPIPlanPtr find_unique_plan[3];
 	Oid			types[INSERT_NPARAMS] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID,
 	INT4OID, TIMESTAMPTZOID, INTERVALOID, INTERVALOID, TEXTOID};
 	Datum		values[INSERT_NPARAMS];
@@ -315,7 +331,8 @@ qml_enqueue_as_owner(PG_FUNCTION_ARGS)
 		/* a key is unique within its queue: (queue, unique_key) */
 		Oid			key_types[2] = {TEXTOID, TEXTOID};
 		Datum		key_values[2] = {values[EP_QUEUE], values[EP_UNIQUE_KEY]};
-		int			v = qml_catalog()->schema_1_0 ? 1 : 0;
+		int			v = qml_catalog()->jobs_partitioned ? 2 :
+			qml_catalog()->schema_1_0 ? 1 : 0;
 
 		/* if the live job finished between conflict and lookup, go again */
 		for (;;)

@@ -28,6 +28,7 @@ int			qml_retry_cap_ms = 3600 * 1000;
 int			qml_default_max_attempts = 20;
 int			qml_retention_s = 24 * 3600;
 bool		qml_prune_failed = false;
+int			qml_generation_length_s = 10;
 int			qml_maintain_batch = 10000;
 bool		qml_history = true;
 bool		qml_durable_claims = false;
@@ -115,6 +116,11 @@ _PG_init(void)
 							"A queue may override it in qml.queues.retention.",
 							&qml_retention_s, 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("qml.generation_length",
+							"How long each generation of the ring of schema 1.4 takes new jobs.",
+							"Then the scheduler empties the next slot of qml.jobs and opens it (docs/partitions.md). 0 opens a new generation at every rotation.",
+							&qml_generation_length_s, 10, 0, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomBoolVariable("qml.prune_failed",
 							 "Whether failed jobs are pruned after the retention too.",
 							 "Off keeps failed jobs until someone looks at them.",

@@ -26,6 +26,7 @@ extern int	qml_retry_cap_ms;
 extern int	qml_default_max_attempts;
 extern int	qml_retention_s;
 extern bool qml_prune_failed;
+extern int	qml_generation_length_s;
 extern bool qml_history;
 extern bool qml_durable_claims;
 extern int	qml_maintain_batch;
@@ -148,6 +149,7 @@ typedef struct QmlCatalog
 	int			jobs_natts;		/* dropped columns included */
 	bool		schema_1_0;		/* no locked_role: version 1.0's SQL (see catalog.c) */
 	bool		inline_history; /* jobs.history (1.2): no rows in a history table */
+	bool		jobs_partitioned;	/* the ring of version 1.4 (generations.c) */
 	AttrNumber	job_att[JC_COUNT];
 	AttrNumber	event_att[EC_COUNT];
 } QmlCatalog;
@@ -175,6 +177,8 @@ extern JobState qml_state_of_oid(Oid label);
 extern Oid	qml_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern Oid	qml_enqueue_as_owner_oid(void);
 extern void qml_require_schema_1_1(void);
+extern Oid	qml_table_oid(Oid nsp, const char *name);
+extern void qml_check_jobs_layout(Relation rel);
 
 /* direct_gate.c: whether the direct writes may write qml's tables */
 extern bool qml_table_is_original(Oid relid);
@@ -454,6 +458,9 @@ typedef struct QmlPassResult
 } QmlPassResult;
 
 extern void qml_maintain_pass(QmlPassResult *result);
+
+/* generations.c: the ring of version 1.4's partitioned qml.jobs */
+extern int64 qml_rotate_step(TimestampTz *next_due);
 extern uint64 qml_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
 						  Oid *types, Datum *values);
 extern uint64 qml_spi_run_latest(SPIPlanPtr *plan, const char *sql, int nargs,

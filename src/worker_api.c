@@ -107,6 +107,38 @@ static const char *const promote_sql =
 "   AND j.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
 " RETURNING j.priority, j.run_at, j.id";
 
+/*
+ * Version 1.4's partitioned qml.jobs (docs/partitions.md): a row's ctid
+ * names no partition, so the claim and the promotion are each one
+ * statement, which locks its rows FOR UPDATE SKIP LOCKED and writes them
+ * by (id, slot), whatever slot a rotation has moved them to. They start
+ * from the queue's start: the queue's head (queue_head.c) is the direct
+ * walk's, which a partitioned table does not take.
+ */
+static const char *const claim_partitioned_sql =
+"WITH c AS ("
+"  SELECT c.id, c.slot FROM qml.jobs c"
+"   WHERE c.state = 'enqueued' AND c.queue = $1 AND" NOT_PAUSED
+"   ORDER BY c.priority DESC, c.run_at, c.id LIMIT $6 FOR UPDATE OF c SKIP LOCKED)"
+" UPDATE qml.jobs j"
+"   SET state = 'processing', attempts = j.attempts + 1,"
+"       started_at = clock_timestamp(),"
+"       locked_by = $2, locked_until = now() + $3,"
+"       lease_pid = $4, lease_session = $5, locked_role = qml.lease_role()"
+"  FROM c WHERE j.id = c.id AND j.slot = c.slot AND j.state = 'enqueued'"
+" RETURNING j.*";
+
+static const char *const promote_partitioned_sql =
+"WITH due AS ("
+"  SELECT c.id, c.slot FROM qml.jobs c"
+"   WHERE c.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
+"     AND c.queue = $1 AND c.run_at <= $2 AND" NOT_PAUSED
+"   ORDER BY c.run_at LIMIT $3 FOR UPDATE OF c SKIP LOCKED)"
+" UPDATE qml.jobs j SET state = 'enqueued'"
+"  FROM due WHERE j.id = due.id AND j.slot = due.slot"
+"   AND j.state = ANY ('{scheduled,awaiting_retry}'::qml.job_state[])"
+" RETURNING j.priority, j.run_at, j.id";
+
 /* a claimed row and its place in the order fetch hands jobs out in */
 typedef struct ClaimedJob
 {
@@ -299,6 +331,46 @@ claim_locked_rows_by_statement(const ClaimArgs *a, ItemPointerData *tids, int n)
 }
 
 /*
+ * Claims up to `wanted` jobs of `queue` from a partitioned qml.jobs with
+ * claim_partitioned_sql and adds them to `jobs` in claim order; returns
+ * how many. The rows stay in SPI's memory until SPI_finish().
+ */
+static int
+run_partitioned_claim(const ClaimArgs *a, Datum queue, int wanted, ClaimedJob *jobs)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[6] = {TEXTOID, TEXTOID, INTERVALOID, INT4OID,
+	TIMESTAMPTZOID, INT4OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', 'n', 'n', ' '};
+	QmlHeadKey	first;
+	QmlHeadKey	last;
+	int			rc;
+	int			n;
+
+	values[0] = queue;
+	values[1] = PointerGetDatum(a->worker);
+	values[2] = IntervalPGetDatum(a->lease);
+	values[3] = Int32GetDatum(a->session_pid);
+	values[4] = TimestampTzGetDatum(a->session_started);
+	values[5] = Int32GetDatum(wanted);
+	if (a->session_lease)
+		nulls[3] = nulls[4] = ' ';
+	rc = qml_execute_plan(qml_session_plan(&plan, claim_partitioned_sql, 6, types),
+						  values, nulls);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	n = (int) SPI_processed;
+	if (n > 0)
+	{
+		add_in_claim_order(jobs, SPI_tuptable->vals, SPI_tuptable->tupdesc, n,
+						   &first, &last);
+		to_result_rows(jobs, n, SPI_tuptable->tupdesc, a->result_desc);
+	}
+	return n;
+}
+
+/*
  * Runs one claim of up to `wanted` jobs from `queue`, from `head` if not
  * NULL, and adds them to `jobs`; returns how many it took, their first
  * and last keys, and what its walk met in *walk. The rows stay in SPI's
@@ -387,9 +459,10 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 {
 	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	static SPIPlanPtr partitioned_plan = NULL;
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT4OID};
 	Oid			promote_types[1] = {TIDARRAYOID};
-	Datum		values[2];
+	Datum		values[3];
 	ItemPointerData *tids = palloc(wanted * sizeof(ItemPointerData));
 	uint64		i;
 	int			rc;
@@ -397,17 +470,25 @@ promote_due(Datum queue, int wanted, TimestampTz due_by, QmlHeadKey *lowest)
 
 	values[0] = queue;
 	values[1] = TimestampTzGetDatum(due_by);
-	n = qml_lock_claimable(qml_session_cursor_plan(&select_plan, due_select_sql,
-												   2, types),
-						   values, NULL, wanted, tids);
-	if (n == 0)
+	values[2] = Int32GetDatum(wanted);
+	if (qml_catalog()->jobs_partitioned)
+		rc = qml_execute_plan(qml_session_plan(&partitioned_plan, promote_partitioned_sql,
+											   3, types),
+							  values, NULL);
+	else
 	{
-		pfree(tids);
-		return 0;
+		n = qml_lock_claimable(qml_session_cursor_plan(&select_plan, due_select_sql,
+													   2, types),
+							   values, NULL, wanted, tids);
+		if (n == 0)
+		{
+			pfree(tids);
+			return 0;
+		}
+		values[0] = tid_array(tids, n);
+		rc = qml_execute_plan(qml_session_plan(&plan, promote_sql, 1, promote_types),
+							  values, NULL);
 	}
-	values[0] = tid_array(tids, n);
-	rc = qml_execute_plan(qml_session_plan(&plan, promote_sql, 1, promote_types),
-						  values, NULL);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "promotion of due jobs failed: %s", SPI_result_code_string(rc));
 	for (i = 0; i < SPI_processed; i++)
@@ -456,6 +537,14 @@ claim_from_queue(const ClaimArgs *a, Datum queue, int wanted,
 	int			i;
 
 	walk.queue = sweep.queue = name;
+	if (qml_catalog()->jobs_partitioned)
+	{
+		n = run_partitioned_claim(a, queue, wanted, jobs);
+		for (i = 0; i < n; i++)
+			tuplestore_puttuple(a->store, jobs[i].tuple);
+		pfree(jobs);
+		return n;
+	}
 	/* read before the claim's snapshot (queue_head.c) */
 	have_head = qml_head_get(name, &head, &seen);
 	if (have_head && back != NULL && qml_head_key_cmp(back, &head) < 0)

@@ -54,6 +54,10 @@ suite sched_session_loss test/scheduler/session_loss.sh
 # 1.0, 1.1 and 1.2); the library serving a database still on 1.0's, 1.1's
 # or 1.2's SQL
 suite upgrade_catalog test/upgrade/catalog.sh
+# schema 1.4 (qml.jobs partitioned into a ring of rotating slots, not the
+# default): the pg_regress, isolation and pgTAP suites on a 1.4 database,
+# the rotation's own tests, the counts through rotations
+suite partitions test/partitions/run.sh
 suite upgrade_load test/upgrade/under_load.sh
 suite upgrade_load_1_1 test/upgrade/under_load.sh 1.1
 suite upgrade_load_1_2 test/upgrade/under_load.sh 1.2

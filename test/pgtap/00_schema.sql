@@ -147,7 +147,7 @@ SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
 SELECT has_index('qml', 'jobs', 'jobs_unique_key_idx', ARRAY['queue', 'unique_key'], 'jobs_unique_key_idx on (queue, unique_key): a key is its queue''s');
 SELECT index_is_unique('qml', 'jobs', 'jobs_unique_key_idx', 'jobs_unique_key_idx is unique');
 SELECT is((SELECT pg_get_expr(indpred, indrelid) FROM pg_index
-			WHERE indexrelid = 'qml.jobs_unique_key_idx'::regclass),
+			WHERE indexrelid = to_regclass('qml.jobs_unique_key_idx')),
 		  '((unique_key IS NOT NULL) AND (state = ANY (ARRAY[''scheduled''::qml.job_state, ''enqueued''::qml.job_state, ''processing''::qml.job_state, ''awaiting_retry''::qml.job_state])))',
 		  'jobs_unique_key_idx covers live jobs with a key only');
 SELECT has_index('qml', :'events_table', :'events_table' || '_job_idx', ARRAY['job_id'], 'job_events_job_idx on (job_id)');
