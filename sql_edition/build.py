@@ -96,13 +96,25 @@ ATTRIBUTE = re.compile(r"^\s*(LANGUAGE|AS|SET|SECURITY|STRICT|CALLED|RETURNS NUL
                        re.M | re.I)
 
 
+# a string literal or a quoted identifier, whose case is its own
+QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
+
+
 def signature(statement):
-    """The arguments and result of a CREATE FUNCTION, comments and layout
-    aside: a statement taken from LATER.sql must keep all of them, not only
-    its first line (defaults and OUT columns included)."""
-    head = statement[:ATTRIBUTE.search(statement).start()]
-    head = re.sub(r"--[^\n]*", "", head)
-    return " ".join(head.split()).lower()
+    """The arguments and result of a CREATE FUNCTION, comments, layout and
+    the case of keywords aside: a statement taken from LATER.sql must keep
+    all of them, not only its first line (defaults and OUT columns
+    included), and a default's text or a quoted name exactly."""
+    end = ATTRIBUTE.search(statement)
+    if end is None:
+        sys.exit("build.py: no attribute (LANGUAGE, AS ...) at the start of a line "
+                 "ends the signature of:\n" + statement.split("\n", 1)[0])
+    parts = QUOTED.split(statement[:end.start()])
+    # even parts are outside quotes: there a comment ends at the line's end
+    # and case and spacing do not matter
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", parts[i])).lower()
+    return "".join(parts).strip()
 
 
 def take_from_later(script, later):

@@ -9,11 +9,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
 
-# refuses WHAT LATER...: build.py with LATER as its later script must fail
-# and say WHAT
+# refuses WHAT LATER [SCHEMA]: build.py with LATER as its later script (and
+# SCHEMA, qml--1.1.sql by default, as its script) must fail and say WHAT
 refuses() {
-	local what=$1 later=$2
-	if python3 sql_edition/build.py qml--1.1.sql "$tmp/out.sql" "$later" \
+	local what=$1 later=$2 schema=${3:-qml--1.1.sql}
+	if python3 sql_edition/build.py "$schema" "$tmp/out.sql" "$later" \
 		2>"$tmp/err"; then
 		echo "FAIL: build.py accepted a later script where $what"
 		failed=1
@@ -53,4 +53,16 @@ fi
 sed 's/^CREATE FUNCTION qml.run_recurring(name text)/CREATE FUNCTION qml.run_recurring(name varchar)/' \
 	qml--1.3.sql >"$tmp/type.sql"
 refuses "qml.run_recurring's argument type changed" "$tmp/type.sql"
+# a default's string changed in case only: keywords are compared in any
+# case, the text of a literal exactly
+mkdir "$tmp/case"
+sed "s/for_queue text DEFAULT NULL)/for_queue text DEFAULT 'Q')/" qml--1.1.sql \
+	>"$tmp/case/qml--1.1.sql"
+sed "s/for_queue text DEFAULT NULL)/for_queue text default 'q')/" qml--1.3.sql \
+	>"$tmp/case/later.sql"
+if cmp -s qml--1.1.sql "$tmp/case/qml--1.1.sql" || cmp -s qml--1.3.sql "$tmp/case/later.sql"; then
+	echo "FAIL: the test could not change qml.throughput's default"; failed=1
+else
+	refuses "qml.throughput's default 'Q' made 'q'" "$tmp/case/later.sql" "$tmp/case/qml--1.1.sql"
+fi
 exit $failed
