@@ -100,12 +100,23 @@ ATTRIBUTE = re.compile(r"^\s*(LANGUAGE|AS|SET|SECURITY|STRICT|CALLED|RETURNS NUL
 QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
 
 
+def depth(text):
+    """How many parentheses are open at the end of text, those in quotes
+    and comments aside."""
+    bare = "".join(re.sub(r"--[^\n]*", "", part)
+                   for part in QUOTED.split(text)[::2])
+    return bare.count("(") - bare.count(")")
+
+
 def signature(statement):
     """The arguments and result of a CREATE FUNCTION, comments, layout and
     the case of keywords aside: a statement taken from LATER.sql must keep
     all of them, not only its first line (defaults and OUT columns
     included), and a default's text or a quoted name exactly."""
-    end = ATTRIBUTE.search(statement)
+    # the first attribute outside the parentheses of the arguments and of
+    # RETURNS TABLE: a column there may be named cost or rows
+    end = next((m for m in ATTRIBUTE.finditer(statement) if depth(statement[:m.start()]) == 0),
+               None)
     if end is None:
         sys.exit("build.py: no attribute (LANGUAGE, AS ...) at the start of a line "
                  "ends the signature of:\n" + statement.split("\n", 1)[0])

@@ -65,4 +65,17 @@ if cmp -s qml--1.1.sql "$tmp/case/qml--1.1.sql" || cmp -s qml--1.3.sql "$tmp/cas
 else
 	refuses "qml.throughput's default 'Q' made 'q'" "$tmp/case/later.sql" "$tmp/case/qml--1.1.sql"
 fi
+# a result column named like an attribute (cost, rows ...) at the start of
+# a line is still in the signature: a change after it is seen
+mkdir "$tmp/attr"
+sed 's/succeeded bigint, failed bigint)/succeeded bigint,\n\t\t\t\t   cost bigint, failed bigint)/' \
+	qml--1.1.sql >"$tmp/attr/qml--1.1.sql"
+sed 's/succeeded bigint, failed bigint)/succeeded bigint,\n\t\t\t\t   cost bigint, dead bigint)/' \
+	qml--1.3.sql >"$tmp/attr/later.sql"
+if ! grep -q '^[[:space:]]*cost bigint, failed' "$tmp/attr/qml--1.1.sql" ||
+	! grep -q '^[[:space:]]*cost bigint, dead' "$tmp/attr/later.sql"; then
+	echo "FAIL: the test could not add a column cost to qml.throughput"; failed=1
+else
+	refuses "a result column after one named cost renamed" "$tmp/attr/later.sql" "$tmp/attr/qml--1.1.sql"
+fi
 exit $failed
