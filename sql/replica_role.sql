@@ -7,7 +7,9 @@
 -- fetch that promotes due jobs, an admin's qml.maintain(), and with an
 -- admin's trigger on qml.jobs every write) runs here once in a session at
 -- origin and once at replica:
--- the rows and their history must be the same.
+-- the rows and their history must be the same. Not the PL/pgSQL admin
+-- functions (qml.delete, qml.requeue, qml.configure_queue), whose plain
+-- statements the triggers skip at replica (docs/operations.md).
 --
 CALL qt_reset();
 

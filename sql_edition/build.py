@@ -96,13 +96,36 @@ ATTRIBUTE = re.compile(r"^\s*(LANGUAGE|AS|SET|SECURITY|STRICT|CALLED|RETURNS NUL
                        re.M | re.I)
 
 
+# a string literal or a quoted identifier, whose case is its own
+QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
+
+
+def depth(text):
+    """How many parentheses are open at the end of text, those in quotes
+    and comments aside."""
+    bare = "".join(re.sub(r"--[^\n]*", "", part)
+                   for part in QUOTED.split(text)[::2])
+    return bare.count("(") - bare.count(")")
+
+
 def signature(statement):
-    """The arguments and result of a CREATE FUNCTION, comments and layout
-    aside: a statement taken from LATER.sql must keep all of them, not only
-    its first line (defaults and OUT columns included)."""
-    head = statement[:ATTRIBUTE.search(statement).start()]
-    head = re.sub(r"--[^\n]*", "", head)
-    return " ".join(head.split()).lower()
+    """The arguments and result of a CREATE FUNCTION, comments, layout and
+    the case of keywords aside: a statement taken from LATER.sql must keep
+    all of them, not only its first line (defaults and OUT columns
+    included), and a default's text or a quoted name exactly."""
+    # the first attribute outside the parentheses of the arguments and of
+    # RETURNS TABLE: a column there may be named cost or rows
+    end = next((m for m in ATTRIBUTE.finditer(statement) if depth(statement[:m.start()]) == 0),
+               None)
+    if end is None:
+        sys.exit("build.py: no attribute (LANGUAGE, AS ...) at the start of a line "
+                 "ends the signature of:\n" + statement.split("\n", 1)[0])
+    parts = QUOTED.split(statement[:end.start()])
+    # even parts are outside quotes: there a comment ends at the line's end
+    # and case and spacing do not matter
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", parts[i])).lower()
+    return "".join(parts).strip()
 
 
 def take_from_later(script, later):
