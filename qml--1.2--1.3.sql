@@ -197,3 +197,12 @@ BEGIN
 					   priority => r.priority, max_attempts => r.max_attempts);
 END
 $$;
+
+-- The admin functions that write qml.jobs and qml.queues by plain
+-- statements run as session_replication_role = origin (qml--1.3.sql says
+-- why); ALTER keeps their oids and grants.
+ALTER FUNCTION qml.delete(bigint) SET session_replication_role = origin;
+ALTER FUNCTION qml.requeue(bigint) SET session_replication_role = origin;
+ALTER FUNCTION qml.configure_queue(text, boolean, interval) SET session_replication_role = origin;
+ALTER FUNCTION qml.pause_queue(text) SET session_replication_role = origin;
+ALTER FUNCTION qml.resume_queue(text) SET session_replication_role = origin;

@@ -736,6 +736,12 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
  * Admin API
  * --------------------------------------------------------------------- */
 
+-- The admin functions below write qml.jobs and qml.queues by plain
+-- statements, whose stamps, history, counts and wakeups are those tables'
+-- triggers. They run as session_replication_role = origin, so that a
+-- session at replica (a tool that applies replicated rows, a restore with
+-- triggers off) still gets what they promise, as the C functions' statements
+-- do (qml_execute_plan). In a session at origin the SET changes nothing.
 /*
  * qml.delete: soft delete of a job that has not finished; the row and its
  * history stay until pruned. False when it had already finished; P0002 when
@@ -745,6 +751,7 @@ CREATE FUNCTION qml.release(job_id bigint, worker text) RETURNS boolean
 CREATE FUNCTION qml.delete(job_id bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET session_replication_role = origin
 AS $$
 BEGIN
 	UPDATE qml.jobs j SET state = 'deleted'
@@ -767,6 +774,7 @@ $$;
 CREATE FUNCTION qml.requeue(job_id bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET session_replication_role = origin
 AS $$
 BEGIN
 	BEGIN
@@ -820,6 +828,7 @@ CREATE FUNCTION qml.configure_queue(queue text, history boolean DEFAULT NULL,
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET session_replication_role = origin
 AS $$
 BEGIN
 	PERFORM qml.check_name('queue', queue, 128);
@@ -836,11 +845,13 @@ $$;
 CREATE FUNCTION qml.pause_queue(queue text) RETURNS boolean
 	LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET session_replication_role = origin
 	RETURN qml.set_queue_paused(queue, true);
 
 CREATE FUNCTION qml.resume_queue(queue text) RETURNS boolean
 	LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
+	SET session_replication_role = origin
 	RETURN qml.set_queue_paused(queue, false);
 
 -- Jobs per queue and state, kept as jobs change and rolled up by the

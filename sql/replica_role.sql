@@ -6,10 +6,10 @@
 -- by statement (enqueue with a unique_key, enqueue_batch with one, a
 -- fetch that promotes due jobs, an admin's qml.maintain(), and with an
 -- admin's trigger on qml.jobs every write) runs here once in a session at
--- origin and once at replica:
--- the rows and their history must be the same. Not the PL/pgSQL admin
--- functions (qml.delete, qml.requeue, qml.configure_queue), whose plain
--- statements the triggers skip at replica (docs/operations.md).
+-- origin and once at replica, and so do the admin functions that write
+-- by statement (qml.delete, qml.requeue, qml.configure_queue, pause and
+-- resume), which run as origin for it:
+-- the rows and their history must be the same.
 --
 CALL qt_reset();
 
@@ -61,6 +61,24 @@ BEGIN
 	PERFORM qml.release(id, 'w1') FROM qml.jobs WHERE queue = q || '_gate' AND method = 'batch';
 	DROP TRIGGER rr_audit ON qml.jobs;
 	COMMIT;
+
+	-- the admin functions: a held job deleted, a waiting one deleted and
+	-- requeued; a queue's history turned off (its sessions must read the
+	-- setting again: a later job records nothing), paused and resumed
+	PERFORM qml.enqueue('held', queue => q || '_admin');
+	PERFORM qml.enqueue('waiting', queue => q || '_admin');
+	PERFORM count(*) FROM qml.fetch('w1', ARRAY[q || '_admin'], 1);
+	COMMIT;
+	PERFORM set_config('session_replication_role', role, true);
+	PERFORM qml.delete(id) FROM qml.jobs WHERE queue = q || '_admin';
+	PERFORM qml.requeue(id) FROM qml.jobs WHERE queue = q || '_admin' AND method = 'waiting';
+	PERFORM qml.configure_queue(q || '_admin', history => false);
+	PERFORM qml.pause_queue(q || '_admin');
+	COMMIT;
+	PERFORM set_config('session_replication_role', role, true);
+	PERFORM qml.enqueue('untracked', queue => q || '_admin');
+	PERFORM qml.resume_queue(q || '_admin');
+	COMMIT;
 END
 $$;
 CREATE FUNCTION rr_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
@@ -72,6 +90,7 @@ CALL rr_run('replica', 'replica');
 CREATE VIEW rr_rows AS
 SELECT split_part(j.queue, '_', 1) AS role, j.queue LIKE '%\_gate' AS gate_closed,
 	   j.queue LIKE '%\_pass' AS by_pass,
+	   j.queue LIKE '%\_admin' AS by_admin,
 	   rr_n(j.queue, j.id) AS n, j.method, j.state, j.attempts, j.max_attempts,
 	   j.locked_by, j.locked_until IS NOT NULL AS leased,
 	   j.enqueued_at IS NOT NULL AS enqueued, j.started_at IS NOT NULL AS started,
@@ -80,18 +99,28 @@ SELECT split_part(j.queue, '_', 1) AS role, j.queue LIKE '%\_gate' AS gate_close
 						  coalesce(h.worker, '-'), ', ')
 		  FROM qt_history(j.id) h) AS history
   FROM qml.jobs j;
-SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, by_admin, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
-  FROM rr_rows WHERE role = 'origin' ORDER BY gate_closed, by_pass, n;
+  FROM rr_rows WHERE role = 'origin' ORDER BY gate_closed, by_pass, by_admin, n;
 SELECT role, count(*) AS jobs FROM rr_rows GROUP BY role ORDER BY role;
-SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, by_admin, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
   FROM rr_rows WHERE role = 'replica'
 EXCEPT
-SELECT gate_closed, by_pass, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
+SELECT gate_closed, by_pass, by_admin, n, method, state, attempts, max_attempts, locked_by, leased, enqueued,
 	   started, finished, history
   FROM rr_rows WHERE role = 'origin'
- ORDER BY gate_closed, by_pass, n;
+ ORDER BY gate_closed, by_pass, by_admin, n;
+
+-- the admin functions' queues, and qml.stats() against a count of the rows
+SELECT split_part(name, '_', 1) AS role, paused, history FROM qml.queues
+ WHERE name LIKE '%\_admin' ORDER BY 1;
+SELECT s.queue, s.enqueued, s.processing, s.deleted,
+	   (SELECT count(*) FILTER (WHERE state = 'enqueued') || '/' ||
+			   count(*) FILTER (WHERE state = 'processing') || '/' ||
+			   count(*) FILTER (WHERE state = 'deleted')
+		  FROM qml.jobs j WHERE j.queue = s.queue) AS counted
+  FROM qml.stats() s WHERE s.queue LIKE '%\_admin' ORDER BY 1;
 
 -- a statement that fails (an admin's trigger refuses the row) leaves the
 -- session as it was, the error caught or not
