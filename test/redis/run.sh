@@ -185,9 +185,33 @@ lost_answer() {	# KIND QUEUE
 	proxy_pid=
 	log=$(tail -n +"$from" "$dir/worker.log")
 }
+# Every worker takes its lost claims back at once after a restart: that
+# must read the claim's own jobs (its token's set), not the queue's whole
+# processing set, which other workers' jobs fill (here: 20 held by another).
+for i in $(seq 1 20); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue lostclaim >/dev/null; done
+redis-cli -p "$single" eval "$(cat <<'LUA'
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, m in ipairs(ids) do
+  local id = string.sub(m, 15)
+  local k = string.gsub(KEYS[1], 'q:lostclaim:ready$', 'j:' .. id)
+  redis.call('HSET', k, 's', 2, 'w', 'someone-else', 'n', 1, 'l', 9999999999999)
+  redis.call('ZADD', string.gsub(KEYS[1], 'ready$', 'proc'), 9999999999999, id)
+end
+redis.call('DEL', KEYS[1])
+return #ids
+LUA
+)" 1 "$(redis-cli -p "$single" --scan --pattern '*q:lostclaim:ready')" >/dev/null
+redis-cli -p "$single" monitor >"$dir/monitor" 2>/dev/null &
+mon_pid=$!
 lost_answer claim lostclaim
+kill "$mon_pid" 2>/dev/null
+wait "$mon_pid" 2>/dev/null
 check "lost claim answer: the worker says it took the claim's jobs back" \
 	'echo "$log" | grep -q "took back"' "$(echo "$log" | grep fetcher | head -3)"
+check "lost claim answer: taking back read the claim's jobs, not the processing set" \
+	'grep -q "SMEMBERS.*q:lostclaim:ct:" "$dir/monitor" &&
+		! grep -qi "\"zrange\" \"[^\"]*q:lostclaim:proc\" \"0\" \"-1\"" "$dir/monitor"' \
+	"$(grep -i "lostclaim:proc\|lostclaim:ct" "$dir/monitor" | head -3)"
 lost_answer complete lostdone
 check "lost complete answer: the worker says the outcome was recorded, not that a lease was lost" \
 	'echo "$log" | grep -q "already recorded" && ! echo "$log" | grep -q "no longer held"' \
