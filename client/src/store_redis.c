@@ -685,6 +685,7 @@ typedef struct batch_ctx
 	const char *const *texts;
 	const bool *retry;
 	size_t		done;
+	size_t		recorded;		/* not held: this worker's outcome already */
 	bool	   *held;
 	int64_t    *next_ms;		/* fail: ms to each job's next try, or -1 */
 } batch_ctx;
@@ -718,11 +719,23 @@ fill_fail(size_t i, const char **args, char *scratch, void *data)
 	args[3] = scratch + 24;
 }
 
+/* a job's code in an outcome's answer: >= 0 done, -2 recorded already */
+static void
+count_code(batch_ctx *b, long long code)
+{
+	if (code >= 0)
+		b->done++;
+	else if (code == -2)
+		b->recorded++;
+}
+
+/* the complete script's answer: a code per job */
 static qml_status
-take_array_len(redisReply *reply, const size_t *idx QML_UNUSED, size_t k QML_UNUSED,
+take_completed(redisReply *reply, const size_t *idx QML_UNUSED, size_t k,
 			   void *data)
 {
-	((batch_ctx *) data)->done += reply->elements;
+	for (size_t i = 0; i < k && i < reply->elements; i++)
+		count_code(data, reply->element[i]->integer);
 	return QML_OK;
 }
 
@@ -734,8 +747,7 @@ take_failed(redisReply *reply, const size_t *idx, size_t k, void *data)
 
 	for (size_t i = 0; i < k && 2 * i + 1 < reply->elements; i++)
 	{
-		if (reply->element[2 * i]->integer >= 0)
-			b->done++;
+		count_code(b, reply->element[2 * i]->integer);
 		if (b->next_ms)
 			b->next_ms[idx[i]] = reply->element[2 * i + 1]->integer;
 	}
@@ -777,6 +789,7 @@ outcome(qml_store_session *session, rds_script script, const char *worker,
 
 	st = by_slot(R(session->store), script, b->ids, n, head, 1, per, fill, take, b);
 	*done = b->done;
+	session->recorded = (long) b->recorded;
 	return session_result(session, st);
 }
 
@@ -784,10 +797,10 @@ static qml_status
 rds_complete(qml_store_session *session, const char *worker, const int64_t *ids,
 			 const char *const *results, size_t n, size_t *done)
 {
-	batch_ctx	b = {ids, results, NULL, 0, NULL, NULL};
+	batch_ctx	b = {ids, results, NULL, 0, 0, NULL, NULL};
 
 	return outcome(session, RDS_COMPLETE, worker, &b, n, 2, fill_id_text,
-				   take_array_len, done);
+				   take_completed, done);
 }
 
 static qml_status
@@ -795,7 +808,7 @@ rds_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 		 const char *const *errors, const bool *retry, size_t n, size_t *done,
 		 int64_t *next_ms)
 {
-	batch_ctx	b = {ids, errors, retry, 0, NULL, next_ms};
+	batch_ctx	b = {ids, errors, retry, 0, 0, NULL, next_ms};
 
 	for (size_t i = 0; next_ms && i < n; i++)
 		next_ms[i] = -1;
@@ -806,7 +819,7 @@ static qml_status
 rds_release(qml_store_session *session, const char *worker, const int64_t *ids,
 			size_t n, size_t *done)
 {
-	batch_ctx	b = {ids, NULL, NULL, 0, NULL, NULL};
+	batch_ctx	b = {ids, NULL, NULL, 0, 0, NULL, NULL};
 
 	return outcome(session, RDS_RELEASE, worker, &b, n, 1, fill_id, take_integer, done);
 }
@@ -815,7 +828,7 @@ static qml_status
 rds_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 			  size_t n, int lease_ms, bool *held)
 {
-	batch_ctx	b = {ids, NULL, NULL, 0, held, NULL};
+	batch_ctx	b = {ids, NULL, NULL, 0, 0, held, NULL};
 	char		lease[16];
 	const char *head[] = {worker, lease};
 

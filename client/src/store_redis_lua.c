@@ -15,6 +15,8 @@
  * method, a arguments, p priority, s state, n attempts, x max attempts,
  * r run_at, c created, e enqueued, t started, f finished, w worker, l lease
  * end, err last error, res result, u unique key, bb/bc backoff base/cap,
+ * d "worker:attempt" of the worker that recorded an outcome (complete or
+ * fail: a resent one is told apart from a lost lease by it),
  * k its member in the ready set, ct the token of the claim that took it
  * (a claim whose answer was lost is asked for again by it: rds_fetch; the
  * ids a token took are in the set q:Q:ct:TOKEN).
@@ -85,16 +87,22 @@ static const char prelude[] =
 "  hist(id, 2, 1, w, nil)\n"
 "  wake(q)\n"
 "end\n"
+/* a job w does not hold (s, d, n its fields): -2 when w recorded its
+ * outcome in its current attempt already (a resend), else -1 (lost) */
+"local function not_held(s, d, n, w)\n"
+"  if s ~= '2' and w and d == w .. ':' .. tostring(n) then return -2 end\n"
+"  return -1\n"
+"end\n"
 /* processing -> awaiting_retry or failed; w nil: any worker (rescue).
- * Returns the new state (-1: not held) and the ms to the next try (-1:
- * none) */
+ * Returns the new state (not held: -2 recorded by w already, -1 lost) and
+ * the ms to the next try (-1: none) */
 "local function fail_one(id, w, err, retry, jit)\n"
 "  local k = jk(id)\n"
-"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'n', 'x', 'bb', 'bc')\n"
-"  if f[1] ~= '2' or (w and f[2] ~= w) then return -1, -1 end\n"
+"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'n', 'x', 'bb', 'bc', 'd')\n"
+"  if f[1] ~= '2' or (w and f[2] ~= w) then return not_held(f[1], f[9], f[5], w), -1 end\n"
 "  local q = f[3]\n"
 "  redis.call('ZREM', qk(q, 'proc'), id)\n"
-"  redis.call('HSET', k, 'err', err)\n"
+"  redis.call('HSET', k, 'err', err, 'd', w and (w .. ':' .. f[5]) or '')\n"
 "  local n, x = tonumber(f[5]), tonumber(f[6])\n"
 "  if retry and n < x then\n"
 "    local d, cap = tonumber(f[7]), tonumber(f[8])\n"
@@ -233,29 +241,31 @@ static const char claim[] =
 "redis.call('PEXPIRE', tk, lease)\n"
 "return out\n";
 
-/* ARGV: worker, n, then n x (id, result or ''); returns the ids completed */
+/* ARGV: worker, n, then n x (id, result or ''); returns per job 1
+ * completed, or not held: -2 completed by w already, -1 lost */
 static const char complete[] =
 "local w, n = ARGV[4], tonumber(ARGV[5])\n"
 "local out = {}\n"
 "for i = 0, n - 1 do\n"
 "  local id, res = ARGV[6 + 2 * i], ARGV[7 + 2 * i]\n"
 "  local k = jk(id)\n"
-"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u')\n"
+"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'd', 'n')\n"
 "  if f[1] == '2' and f[2] == w then\n"
 "    redis.call('ZREM', qk(f[3], 'proc'), id)\n"
+"    redis.call('HSET', k, 'd', w .. ':' .. f[6])\n"
 "    if res ~= '' then redis.call('HSET', k, 'res', res) end\n"
 "    finish(k, id, f[3], 3)\n"
 "    unique_drop(f[3], f[4], id)\n"
 "    count(f[3], 's')\n"
 "    hist(id, 2, 3, w, nil)\n"
-"    out[#out + 1] = id\n"
-"  end\n"
+"    out[i + 1] = 1\n"
+"  else out[i + 1] = not_held(f[1], f[5], f[6], w) end\n"
 "end\n"
 "return out\n";
 
 /* ARGV: worker, n, then n x (id, error, retry 1/0, jitter 0..1); returns
- * per job its new state (-1 where not held) and the ms to its next try
- * (-1: none) */
+ * per job its new state (not held: -2 failed by w already, -1 lost) and
+ * the ms to its next try (-1: none) */
 static const char fail[] =
 "local w, n = ARGV[4], tonumber(ARGV[5])\n"
 "local out = {}\n"
@@ -357,7 +367,7 @@ static const char requeue[] =
 "unlist(k, f[2], id, s)\n"
 "redis.call('PERSIST', k)\n"
 "redis.call('PERSIST', hk(id))\n"
-"redis.call('HSET', k, 's', 1, 'n', 0, 'e', NOW, 'r', NOW, 'f', '')\n"
+"redis.call('HSET', k, 's', 1, 'n', 0, 'e', NOW, 'r', NOW, 'f', '', 'd', '')\n"
 "ready_add(k, f[2], id, tonumber(f[4]), NOW)\n"
 "hist(id, s, 1, nil, nil)\n"
 "wake(f[2])\n"
