@@ -6,8 +6,9 @@
 # fsync always: every accepted job runs), the answer to a claim or to a
 # completion lost on the way (a proxy drops it: the claim's jobs run at
 # once, not after their lease, taken back by their token's set; a resent
-# completion is no lost lease, a really lost one still is), a slot migrating between masters while a
-# worker runs (ASK during the move, MOVED after it). The state machine
+# completion is no lost lease, a really lost one still is), a slot
+# migrating between masters while a worker runs (ASK during the move,
+# MOVED after it). The state machine
 # itself is the conformance suite's (client/tests/conformance.sh), which
 # runs on Redis and a Redis Cluster too.
 #
