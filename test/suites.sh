@@ -72,7 +72,8 @@ suite client client/tests/run.sh
 suite conformance client/tests/conformance.sh
 # the Redis store through the qml command on a server and a cluster, and its
 # faults: unreachable, passwords, a killed server, NOSCRIPT, the answer to a
-# claim or a completion lost on the way, a slot moving
+# claim or a completion lost on the way (taken back reading only that
+# claim's jobs; a resent outcome told from a lost lease), a slot moving
 suite redis test/redis/run.sh
 # an idle worker on Redis (polling every 30 s) is woken at once by a job
 # another process enqueues, on a server and on a cluster

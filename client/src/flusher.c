@@ -116,12 +116,47 @@ log_next_tries(flusher *f, size_t n)
 }
 
 /*
+ * The outcomes of `count` jobs of which the store changed `done`: the
+ * others it refused. A store that tells (Redis: conn->recorded >= 0) says
+ * which of those this worker had recorded already, by a send whose answer
+ * was lost (Redis killed after running the script but before answering, a
+ * connection cut): only the rest are lost leases, warned about and
+ * counted. One that cannot (PostgreSQL) leaves the rule: after a broken
+ * send (again), what it refuses is most likely what it took then.
+ */
+static void
+log_refused(flusher *f, size_t count, size_t done, bool again)
+{
+	qml_server *s = f->s;
+	long		rec = f->conn->recorded;
+	size_t		recorded = rec < 0 ? 0 : (size_t) rec;
+	size_t		lost = count - done - (recorded < count - done ? recorded : count - done);
+
+	if (rec < 0 && again)
+	{
+		qml__rt_log(s, QML_LOG_INFO,
+					"flusher: %zu of %zu outcomes sent again after the connection broke "
+					"were already recorded (by the first send), or their leases were lost",
+					count - done, count);
+		return;
+	}
+	if (recorded > 0)
+		qml__rt_log(s, QML_LOG_INFO,
+					"flusher: %zu of %zu outcomes sent again were already recorded "
+					"(the first send's answer was lost)", count - done - lost, count);
+	if (lost > 0)
+	{
+		atomic_fetch_add(&s->counters.lost, (uint64_t) lost);
+		qml__rt_log(s, QML_LOG_WARNING,
+					"flusher: %zu of %zu jobs were no longer held by this worker (lease lost)",
+					lost, count);
+	}
+}
+
+/*
  * Sends one kind of report. Returns QML_OK when done with it (sent, or
  * dropped after a non-connection error), QML_ERR_CONNECT to retry.
- * again: a send of these outcomes broke mid-way before, so the store may
- * have recorded them already; what it refuses now is then most likely
- * what it took then (Redis killed after running the script but before
- * answering, a connection cut), not a lost lease.
+ * again: a send of these outcomes broke mid-way before (log_refused).
  */
 static qml_status
 send_kind(flusher *f, const rt_report *r, size_t n, int which, bool again)
@@ -139,6 +174,7 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which, bool again)
 	}
 	if (count == 0)
 		return QML_OK;
+	f->conn->recorded = -1;
 	if (which == 0)
 		st = f->ops->complete(f->conn, s->worker_name, f->ids, f->texts, count, &done);
 	else if (which == 1)
@@ -156,18 +192,8 @@ send_kind(flusher *f, const rt_report *r, size_t n, int which, bool again)
 	{
 		if (which == 1)
 			log_next_tries(f, count);
-		if (done < count && which != 2 && again)
-			qml__rt_log(s, QML_LOG_INFO,
-						"flusher: %zu of %zu outcomes sent again after the connection broke "
-						"were already recorded (by the first send), or their leases were lost",
-						count - done, count);
-		else if (done < count && which != 2)
-		{
-			atomic_fetch_add(&s->counters.lost, (uint64_t) (count - done));
-			qml__rt_log(s, QML_LOG_WARNING,
-						"flusher: %zu of %zu jobs were no longer held by this worker (lease lost)",
-						count - done, count);
-		}
+		if (done < count && which != 2)
+			log_refused(f, count, done, again);
 		return QML_OK;
 	}
 	if (f->ops->session_ok(f->conn) && st != QML_ERR_CONNECT)

@@ -158,6 +158,13 @@ typedef struct qml_store_session
 	 * runtime logs it once after the call that set it and clears it.
 	 */
 	char		note[256];
+	/*
+	 * Set by complete and fail: how many of the jobs they did not change
+	 * this worker had recorded already, in their current attempt (a send
+	 * repeated after its answer was lost); the rest were lost leases. -1:
+	 * the store cannot tell (PostgreSQL: a finished row keeps no holder).
+	 */
+	long		recorded;
 } qml_store_session;
 
 struct qml_store_ops

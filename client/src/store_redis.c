@@ -29,8 +29,13 @@ typedef struct rds_session
 	char	   *worker;
 	char	  **queues;
 	size_t		nqueues;
-	/* per queue: its claim token, and whether a claim with it lost its answer */
+	/*
+	 * per queue: its claim token, whether a claim with it lost its answer,
+	 * and the token of the last claim answered with jobs (its set of ids
+	 * is dropped by the next claim)
+	 */
 	char		(*tokens)[64];
+	char		(*answered)[64];
 	bool	   *pending;
 	bool	   *tried;			/* rds_fetch's: claimed from in this fetch */
 	int			lease_ms;
@@ -360,6 +365,7 @@ session_free(rds_session *s)
 		free(s->queues[i]);
 	free(s->queues);
 	free(s->tokens);
+	free(s->answered);
 	free(s->pending);
 	free(s->tried);
 	free(s->worker);
@@ -382,10 +388,11 @@ rds_session_open(qml_store *store, const qml_session_config *cfg,
 	s->worker = qml__strdup(cfg->worker ? cfg->worker : "");
 	s->queues = calloc(cfg->nqueues + 1, sizeof(char *));
 	s->tokens = calloc(cfg->nqueues + 1, sizeof(*s->tokens));
+	s->answered = calloc(cfg->nqueues + 1, sizeof(*s->answered));
 	s->pending = calloc(cfg->nqueues + 1, sizeof(bool));
 	s->tried = calloc(cfg->nqueues + 1, sizeof(bool));
 	if (s->worker == NULL || s->queues == NULL || s->tokens == NULL ||
-		s->pending == NULL || s->tried == NULL)
+		s->answered == NULL || s->pending == NULL || s->tried == NULL)
 	{
 		session_free(s);
 		return qml__nomem();
@@ -531,7 +538,9 @@ take_claimed(const char *queue, redisReply *reply, qml_store_job **out, int *got
  * PostgreSQL session's claims are given back when it ends, a Redis
  * connection has no such hold). So every claim carries a token, kept in
  * the jobs it takes, and after a claim that failed the next one on that
- * queue sends the same token again, asking for the jobs it holds first.
+ * queue sends the same token again, asking for the jobs it holds first
+ * (the script keeps each token's ids in a set of their own, which the
+ * next claim after an answer drops: s->answered).
  * A token is fresh once an answer came back, so its jobs are never handed
  * out twice; it starts with the store's own token (time and pid), so that
  * two processes a user gave the same worker name never share one.
@@ -542,8 +551,8 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 	rds_store  *r = R(s->base.store);
 	char		ntext[16];
 	char		lease[16];
-	const char *argv[6] = {s->queues[i], s->worker, ntext, lease, s->tokens[i],
-	s->pending[i] ? "1" : "0"};
+	const char *argv[7] = {s->queues[i], s->worker, ntext, lease, s->tokens[i],
+	s->pending[i] ? "1" : "0", s->answered[i]};
 	int			before = *got,
 				again = 0;
 	redisReply *reply;
@@ -554,7 +563,7 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 				 (unsigned long long) atomic_fetch_add(&r->claim_seq, 1) + 1);
 	snprintf(ntext, sizeof(ntext), "%d", n);
 	snprintf(lease, sizeof(lease), "%d", s->lease_ms > 0 ? s->lease_ms : 300000);
-	st = qml__rds_evals(r, RDS_CLAIM, qml__rds_queue_slot(s->queues[i]), 6, argv, &reply);
+	st = qml__rds_evals(r, RDS_CLAIM, qml__rds_queue_slot(s->queues[i]), 7, argv, &reply);
 	if (st == QML_OK)
 	{
 		st = reply->type == REDIS_REPLY_ARRAY ?
@@ -564,6 +573,8 @@ claim_queue(rds_session *s, size_t i, int n, qml_store_job **out, int *got)
 	}
 	/* jobs taken from an answer are ours; none taken, the claim may have run */
 	s->pending[i] = st != QML_OK && *got == before;
+	if (st == QML_OK)
+		strcpy(s->answered[i], *got > before ? s->tokens[i] : "");
 	if (again > 0)
 		snprintf(s->base.note, sizeof(s->base.note),
 				 "fetcher: took back %d jobs of queue \"%.64s\" that a claim took "
@@ -674,6 +685,7 @@ typedef struct batch_ctx
 	const char *const *texts;
 	const bool *retry;
 	size_t		done;
+	size_t		recorded;		/* not held: this worker's outcome already */
 	bool	   *held;
 	int64_t    *next_ms;		/* fail: ms to each job's next try, or -1 */
 } batch_ctx;
@@ -707,11 +719,23 @@ fill_fail(size_t i, const char **args, char *scratch, void *data)
 	args[3] = scratch + 24;
 }
 
+/* a job's code in an outcome's answer: >= 0 done, -2 recorded already */
+static void
+count_code(batch_ctx *b, long long code)
+{
+	if (code >= 0)
+		b->done++;
+	else if (code == -2)
+		b->recorded++;
+}
+
+/* the complete script's answer: a code per job */
 static qml_status
-take_array_len(redisReply *reply, const size_t *idx QML_UNUSED, size_t k QML_UNUSED,
+take_completed(redisReply *reply, const size_t *idx QML_UNUSED, size_t k,
 			   void *data)
 {
-	((batch_ctx *) data)->done += reply->elements;
+	for (size_t i = 0; i < k && i < reply->elements; i++)
+		count_code(data, reply->element[i]->integer);
 	return QML_OK;
 }
 
@@ -723,8 +747,7 @@ take_failed(redisReply *reply, const size_t *idx, size_t k, void *data)
 
 	for (size_t i = 0; i < k && 2 * i + 1 < reply->elements; i++)
 	{
-		if (reply->element[2 * i]->integer >= 0)
-			b->done++;
+		count_code(b, reply->element[2 * i]->integer);
 		if (b->next_ms)
 			b->next_ms[idx[i]] = reply->element[2 * i + 1]->integer;
 	}
@@ -766,6 +789,7 @@ outcome(qml_store_session *session, rds_script script, const char *worker,
 
 	st = by_slot(R(session->store), script, b->ids, n, head, 1, per, fill, take, b);
 	*done = b->done;
+	session->recorded = (long) b->recorded;
 	return session_result(session, st);
 }
 
@@ -773,10 +797,10 @@ static qml_status
 rds_complete(qml_store_session *session, const char *worker, const int64_t *ids,
 			 const char *const *results, size_t n, size_t *done)
 {
-	batch_ctx	b = {ids, results, NULL, 0, NULL, NULL};
+	batch_ctx	b = {ids, results, NULL, 0, 0, NULL, NULL};
 
 	return outcome(session, RDS_COMPLETE, worker, &b, n, 2, fill_id_text,
-				   take_array_len, done);
+				   take_completed, done);
 }
 
 static qml_status
@@ -784,7 +808,7 @@ rds_fail(qml_store_session *session, const char *worker, const int64_t *ids,
 		 const char *const *errors, const bool *retry, size_t n, size_t *done,
 		 int64_t *next_ms)
 {
-	batch_ctx	b = {ids, errors, retry, 0, NULL, next_ms};
+	batch_ctx	b = {ids, errors, retry, 0, 0, NULL, next_ms};
 
 	for (size_t i = 0; next_ms && i < n; i++)
 		next_ms[i] = -1;
@@ -795,7 +819,7 @@ static qml_status
 rds_release(qml_store_session *session, const char *worker, const int64_t *ids,
 			size_t n, size_t *done)
 {
-	batch_ctx	b = {ids, NULL, NULL, 0, NULL, NULL};
+	batch_ctx	b = {ids, NULL, NULL, 0, 0, NULL, NULL};
 
 	return outcome(session, RDS_RELEASE, worker, &b, n, 1, fill_id, take_integer, done);
 }
@@ -804,7 +828,7 @@ static qml_status
 rds_heartbeat(qml_store *store, const char *worker, const int64_t *ids,
 			  size_t n, int lease_ms, bool *held)
 {
-	batch_ctx	b = {ids, NULL, NULL, 0, held, NULL};
+	batch_ctx	b = {ids, NULL, NULL, 0, 0, held, NULL};
 	char		lease[16];
 	const char *head[] = {worker, lease};
 

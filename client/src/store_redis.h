@@ -25,6 +25,8 @@
  *	 P{T}:q:Q:all			every job (zset, score 0, by ID)
  *	 P{T}:q:Q:u				unique key -> live job id (hash)
  *	 P{T}:q:Q:paused		present while paused
+ *	 P{T}:q:Q:ct:TOKEN		ids a claim with that token took (set, expiring
+ *							with their lease; store_redis_lua.c claim)
  *	 P{T}:q:Q:tp:MINUTE		succeeded/failed counts of a minute (hash s, f)
  *	 P{T}:q:Q:rec			recurring jobs of the queue (hash name -> JSON)
  *	 P:queues				every queue's name (set), P:recurring name ->

@@ -15,8 +15,11 @@
  * method, a arguments, p priority, s state, n attempts, x max attempts,
  * r run_at, c created, e enqueued, t started, f finished, w worker, l lease
  * end, err last error, res result, u unique key, bb/bc backoff base/cap,
+ * d "worker:attempt" of the worker that recorded an outcome (complete or
+ * fail: a resent one is told apart from a lost lease by it),
  * k its member in the ready set, ct the token of the claim that took it
- * (a claim whose answer was lost is asked for again by it: rds_fetch).
+ * (a claim whose answer was lost is asked for again by it: rds_fetch; the
+ * ids a token took are in the set q:Q:ct:TOKEN).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,16 +87,22 @@ static const char prelude[] =
 "  hist(id, 2, 1, w, nil)\n"
 "  wake(q)\n"
 "end\n"
+/* a job w does not hold (s, d, n its fields): -2 when w recorded its
+ * outcome in its current attempt already (a resend), else -1 (lost) */
+"local function not_held(s, d, n, w)\n"
+"  if s ~= '2' and w and d == w .. ':' .. tostring(n) then return -2 end\n"
+"  return -1\n"
+"end\n"
 /* processing -> awaiting_retry or failed; w nil: any worker (rescue).
- * Returns the new state (-1: not held) and the ms to the next try (-1:
- * none) */
+ * Returns the new state (not held: -2 recorded by w already, -1 lost) and
+ * the ms to the next try (-1: none) */
 "local function fail_one(id, w, err, retry, jit)\n"
 "  local k = jk(id)\n"
-"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'n', 'x', 'bb', 'bc')\n"
-"  if f[1] ~= '2' or (w and f[2] ~= w) then return -1, -1 end\n"
+"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'n', 'x', 'bb', 'bc', 'd')\n"
+"  if f[1] ~= '2' or (w and f[2] ~= w) then return not_held(f[1], f[9], f[5], w), -1 end\n"
 "  local q = f[3]\n"
 "  redis.call('ZREM', qk(q, 'proc'), id)\n"
-"  redis.call('HSET', k, 'err', err)\n"
+"  redis.call('HSET', k, 'err', err, 'd', w and (w .. ':' .. f[5]) or '')\n"
 "  local n, x = tonumber(f[5]), tonumber(f[6])\n"
 "  if retry and n < x then\n"
 "    local d, cap = tonumber(f[7]), tonumber(f[8])\n"
@@ -175,39 +184,49 @@ static const char enqueue[] =
 /*
  * ARGV: queue, worker, n, lease ms, claim token, '1' when a claim with
  * this token may have run without its answer reaching the worker (the
- * connection broke: rds_fetch). Returns {id, method, arguments, priority,
- * attempts, max_attempts, created, taken again 1/0} per job, n at most:
- * first the jobs that lost claim took and this worker still holds (their
- * lease renewed; any beyond n go back to enqueued), then new claims. The lost claim's jobs
- * are found by a scan of the queue's processing set, which happens only
- * after a broken connection.
+ * connection broke: rds_fetch), the token of this worker's previous claim
+ * on the queue whose answer came back and that took jobs ('' none).
+ * Returns {id, method, arguments, priority, attempts, max_attempts,
+ * created, taken again 1/0} per job, n at most: first the jobs that lost
+ * claim took and this worker still holds (their lease renewed; any beyond
+ * n go back to enqueued), then new claims. The jobs a token took are in
+ * its own set (q:Q:ct:TOKEN), expiring with their lease, so taking them
+ * back reads those jobs only, never the queue's whole processing set (a
+ * restarted Redis gets that from every worker on every queue at once).
+ * The set of a claim whose answer came back is no longer needed: the next
+ * claim drops it.
  */
 static const char claim[] =
 "local q, w, n, lease, tok = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]\n"
 "local exp = NOW + lease\n"
+"local tk = qk(q, 'ct:' .. tok)\n"
 "local out = {}\n"
 "local function take(id, k, att, again)\n"
 "  local f = redis.call('HMGET', k, 'm', 'a', 'p', 'x', 'c')\n"
 "  out[#out + 1] = {id, f[1], f[2], f[3], att, f[4], f[5], again}\n"
 "end\n"
 "if ARGV[9] == '1' then\n"
-"  for _, id in ipairs(redis.call('ZRANGE', qk(q, 'proc'), 0, -1)) do\n"
+"  for _, id in ipairs(redis.call('SMEMBERS', tk)) do\n"
 "    local k = jk(id)\n"
 "    local f = redis.call('HMGET', k, 's', 'w', 'ct', 'n', 'p', 'r')\n"
-"    if f[1] == '2' and f[2] == w and f[3] == tok then\n"
-"      if #out < n then\n"
-"        redis.call('HSET', k, 'l', exp)\n"
-"        redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
-"        take(id, k, tonumber(f[4]), 1)\n"
-"      else release_one(k, q, id, w, f[5], f[6]) end\n"
+"    if f[1] == '2' and f[2] == w and f[3] == tok and #out < n then\n"
+"      redis.call('HSET', k, 'l', exp)\n"
+"      redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
+"      take(id, k, tonumber(f[4]), 1)\n"
+"    else\n"
+"      if f[1] == '2' and f[2] == w and f[3] == tok then release_one(k, q, id, w, f[5], f[6]) end\n"
+"      redis.call('SREM', tk, id)\n"
 "    end\n"
 "  end\n"
+"  if #out > 0 then redis.call('PEXPIRE', tk, lease) end\n"
 "end\n"
+"if ARGV[10] ~= '' and ARGV[10] ~= tok then redis.call('DEL', qk(q, 'ct:' .. ARGV[10])) end\n"
 "if #out >= n or redis.call('EXISTS', qk(q, 'paused')) == 1 then return out end\n"
 "promote(q, 1000)\n"
 "local members = redis.call('ZRANGE', qk(q, 'ready'), 0, n - #out - 1)\n"
 "if #members == 0 then return out end\n"
 "redis.call('ZREMRANGEBYRANK', qk(q, 'ready'), 0, #members - 1)\n"
+"local ids = {}\n"
 "for _, member in ipairs(members) do\n"
 "  local id = string.sub(member, 15)\n"
 "  local k = jk(id)\n"
@@ -216,32 +235,37 @@ static const char claim[] =
 "  redis.call('ZADD', qk(q, 'proc'), exp, id)\n"
 "  hist(id, 1, 2, w, nil)\n"
 "  take(id, k, att, 0)\n"
+"  ids[#ids + 1] = id\n"
 "end\n"
+"redis.call('SADD', tk, unpack(ids))\n"
+"redis.call('PEXPIRE', tk, lease)\n"
 "return out\n";
 
-/* ARGV: worker, n, then n x (id, result or ''); returns the ids completed */
+/* ARGV: worker, n, then n x (id, result or ''); returns per job 1
+ * completed, or not held: -2 completed by w already, -1 lost */
 static const char complete[] =
 "local w, n = ARGV[4], tonumber(ARGV[5])\n"
 "local out = {}\n"
 "for i = 0, n - 1 do\n"
 "  local id, res = ARGV[6 + 2 * i], ARGV[7 + 2 * i]\n"
 "  local k = jk(id)\n"
-"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u')\n"
+"  local f = redis.call('HMGET', k, 's', 'w', 'q', 'u', 'd', 'n')\n"
 "  if f[1] == '2' and f[2] == w then\n"
 "    redis.call('ZREM', qk(f[3], 'proc'), id)\n"
+"    redis.call('HSET', k, 'd', w .. ':' .. f[6])\n"
 "    if res ~= '' then redis.call('HSET', k, 'res', res) end\n"
 "    finish(k, id, f[3], 3)\n"
 "    unique_drop(f[3], f[4], id)\n"
 "    count(f[3], 's')\n"
 "    hist(id, 2, 3, w, nil)\n"
-"    out[#out + 1] = id\n"
-"  end\n"
+"    out[i + 1] = 1\n"
+"  else out[i + 1] = not_held(f[1], f[5], f[6], w) end\n"
 "end\n"
 "return out\n";
 
 /* ARGV: worker, n, then n x (id, error, retry 1/0, jitter 0..1); returns
- * per job its new state (-1 where not held) and the ms to its next try
- * (-1: none) */
+ * per job its new state (not held: -2 failed by w already, -1 lost) and
+ * the ms to its next try (-1: none) */
 static const char fail[] =
 "local w, n = ARGV[4], tonumber(ARGV[5])\n"
 "local out = {}\n"
@@ -343,7 +367,7 @@ static const char requeue[] =
 "unlist(k, f[2], id, s)\n"
 "redis.call('PERSIST', k)\n"
 "redis.call('PERSIST', hk(id))\n"
-"redis.call('HSET', k, 's', 1, 'n', 0, 'e', NOW, 'r', NOW, 'f', '')\n"
+"redis.call('HSET', k, 's', 1, 'n', 0, 'e', NOW, 'r', NOW, 'f', '', 'd', '')\n"
 "ready_add(k, f[2], id, tonumber(f[4]), NOW)\n"
 "hist(id, s, 1, nil, nil)\n"
 "wake(f[2])\n"

@@ -108,13 +108,21 @@ claim(worker *w, int want, int64_t *ids)
 	return got;
 }
 
+/*
+ * Of the jobs the last complete1/fail1 did not change, how many the store
+ * said that worker had recorded already (-1: the store cannot tell).
+ */
+static long last_recorded;
+
 static size_t
 complete1(worker *w, int64_t id, const char *result)
 {
 	size_t		done = 0;
 	const char *r[1] = {result};
 
+	w->flush->recorded = -1;
 	store->ops->complete(w->flush, w->name, &id, r, 1, &done);
+	last_recorded = w->flush->recorded;
 	return done;
 }
 
@@ -128,7 +136,9 @@ fail1(worker *w, int64_t id, const char *error, bool retry)
 	const char *e[1] = {error};
 
 	last_next_ms = -2;
+	w->flush->recorded = -1;
 	store->ops->fail(w->flush, w->name, &id, e, &retry, 1, &done, &last_next_ms);
+	last_recorded = w->flush->recorded;
 	return done;
 }
 
@@ -361,6 +371,43 @@ test_release_and_lost_lease(void)
 	j = get(id);
 	is_int(j ? j->attempts : -1, 1, "as attempt 1");
 	qml_job_free(j);
+	worker_close(&w);
+	worker_close(&other);
+}
+
+/*
+ * An outcome sent again (its first answer lost) is refused, and a store
+ * that can tells it from a lost lease: the job's outcome in its current
+ * attempt is this worker's already (Redis; PostgreSQL cannot tell).
+ */
+static void
+test_resent_outcome(void)
+{
+	const char *q = qname("resend");
+	const char *qs[1] = {q};
+	worker		w,
+				other;
+	int64_t		a = enq(q, 1, 0, NULL),
+				b = enq(q, 0, 0, NULL);
+
+	worker_open(&w, qs, 1, 60000);
+	worker_open(&other, qs, 1, 60000);
+	is_int(claim(&w, 2, NULL), 2, "two jobs claimed");
+	is_int(complete1(&w, a, NULL), 1, "one completed");
+	is_int(complete1(&w, a, NULL), 0, "a completion sent again changes nothing");
+	ok(last_recorded >= 0 || strcmp(store->ops->name, "redis") != 0,
+	   "Redis tells a resent outcome from a lost lease");
+	if (last_recorded >= 0)
+	{
+		is_int(last_recorded, 1, "... and is recorded already, not a lost lease");
+		complete1(&other, a, NULL);
+		is_int(last_recorded, 0, "another worker's completion of it is not");
+		is_int(fail1(&w, b, "x", true), 1, "the other failed (retry)");
+		is_int(fail1(&w, b, "x", true), 0, "a failure sent again changes nothing");
+		is_int(last_recorded, 1, "... and is recorded already, not a lost lease");
+	}
+	else
+		printf("# %s cannot tell a resent outcome from a lost lease\n", store->ops->name);
 	worker_close(&w);
 	worker_close(&other);
 }
@@ -856,6 +903,7 @@ main(int argc, char **argv)
 	test_scheduled_and_retry();
 	test_fail_for_good();
 	test_release_and_lost_lease();
+	test_resent_outcome();
 	test_heartbeat_and_rescue();
 	test_delete_and_requeue();
 	test_order();

@@ -11,8 +11,8 @@
 # the call; the worker never hears of it. DONE_FILE is written then.
 #   claim     a call naming QUEUE too (only a claim names both) answered
 #             with jobs
-#   complete  a call not naming QUEUE answered with ids (a completion:
-#             fail and heartbeat answer with numbers)
+#   complete  a call not naming QUEUE whose arguments and answer are a
+#             completion's (store_redis_lua.c complete)
 # hiredis sends a command and waits for its answer, so the next bytes from
 # the server after a command are its answer.
 import socket
@@ -25,13 +25,25 @@ cut_lock = threading.Lock()
 cut_done = False
 
 
+def strings(resp):
+    """the bulk strings of a RESP command (hiredis sends the array form)"""
+    parts = resp.split(b"\r\n")
+    return [parts[i + 1] for i, p in enumerate(parts[:-1]) if p.startswith(b"$")]
+
+
 def wanted(command, answer):
     if b"qml-worker@" not in command or not answer.startswith(b"*") or \
             answer.startswith(b"*0\r\n"):
         return False
     if mode == "claim":
         return queue in command
-    return queue not in command and answer.split(b"\r\n", 1)[1].startswith(b"$")
+    # a completion: worker, n, then n x (id, result): an id (16 digits)
+    # after n, and one number per job in the answer (a failure: two)
+    args = strings(command)
+    w = next(i for i, a in enumerate(args) if a.startswith(b"qml-worker@"))
+    if queue in command or len(args) < w + 3 or len(args[w + 2]) != 16:
+        return False
+    return int(answer[1:answer.index(b"\r\n")]) == int(args[w + 1])
 
 
 def close(*socks):

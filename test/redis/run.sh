@@ -5,8 +5,10 @@
 # TLS and malformed URLs, a server killed and restarted mid-run (appendonly,
 # fsync always: every accepted job runs), the answer to a claim or to a
 # completion lost on the way (a proxy drops it: the claim's jobs run at
-# once, not after their lease), a slot migrating between masters while a
-# worker runs (ASK during the move, MOVED after it). The state machine
+# once, not after their lease, taken back by their token's set; a resent
+# completion is no lost lease, a really lost one still is), a slot
+# migrating between masters while a worker runs (ASK during the move,
+# MOVED after it). The state machine
 # itself is the conformance suite's (client/tests/conformance.sh), which
 # runs on Redis and a Redis Cluster too.
 #
@@ -163,35 +165,84 @@ check "restart: the worker survived it and stops cleanly" 'kill -0 $wpid && stop
 # claim asks for them by the lost claim's token and runs them, in their one
 # attempt. A lost completion is sent again: the job is succeeded already,
 # which is no lost lease.
-lost_answer() {	# KIND QUEUE
-	local kind=$1 q=$2 from
+start_proxy() {	# QUEUE KIND: drops one answer; sets from (worker.log's next line)
 	rm -f "$dir/cut"
-	python3 test/redis/cut_proxy.py "$proxy" "$single" "$q" "$kind" "$dir/cut" &
+	python3 test/redis/cut_proxy.py "$proxy" "$single" "$1" "$2" "$dir/cut" &
 	proxy_pid=$!
 	for i in $(seq 1 50); do redis-cli -p "$proxy" ping >/dev/null 2>&1 && break; sleep 0.1; done
 	from=$(($(wc -l <"$dir/worker.log") + 1))
+}
+stop_proxy() {	# sets log: the worker's lines since start_proxy
+	kill "$proxy_pid" 2>/dev/null
+	wait "$proxy_pid" 2>/dev/null
+	proxy_pid=
+	log=$(tail -n +"$from" "$dir/worker.log")
+}
+cut_done() { for i in $(seq 1 100); do [ -f "$dir/cut" ] && break; sleep 0.1; done; [ -f "$dir/cut" ]; }
+lost_answer() {	# KIND QUEUE
+	local kind=$1 q=$2
+	start_proxy "$q" "$kind"
 	start_worker "redis://127.0.0.1:$proxy/0" "$q"
 	for i in $(seq 1 5); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue "$q" >/dev/null; done
-	check "lost $kind answer: the proxy dropped one" \
-		'for i in $(seq 1 100); do [ -f "$dir/cut" ] && break; sleep 0.1; done; [ -f "$dir/cut" ]'
+	check "lost $kind answer: the proxy dropped one" 'cut_done'
 	check "lost $kind answer: every job ran within 20 s, not after its lease" \
 		'wait_counts "$url" "$q" "5 0 0" 20 || show_unfinished "$url" "$q"'
 	check "lost $kind answer: each job ran once, in one attempt" \
 		'[ "$("$QML" -d "$url" --json jobs --queue "$q" --limit 100 |
 			python3 -c "import json, sys; print(sorted({j[\"attempts\"] for j in json.load(sys.stdin)}))")" = "[1]" ]'
 	stop_worker
-	kill "$proxy_pid" 2>/dev/null
-	wait "$proxy_pid" 2>/dev/null
-	proxy_pid=
-	log=$(tail -n +"$from" "$dir/worker.log")
+	stop_proxy
 }
+# Every worker takes its lost claims back at once after a restart: that
+# must read the claim's own jobs (its token's set), not the queue's whole
+# processing set, which other workers' jobs fill (here: 20 held by another).
+for i in $(seq 1 20); do "$QML" -d "$url" enqueue ok_job "[$i]" --queue lostclaim >/dev/null; done
+redis-cli -p "$single" eval "$(cat <<'LUA'
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, m in ipairs(ids) do
+  local id = string.sub(m, 15)
+  local k = string.gsub(KEYS[1], 'q:lostclaim:ready$', 'j:' .. id)
+  redis.call('HSET', k, 's', 2, 'w', 'someone-else', 'n', 1, 'l', 9999999999999)
+  redis.call('ZADD', string.gsub(KEYS[1], 'ready$', 'proc'), 9999999999999, id)
+end
+redis.call('DEL', KEYS[1])
+return #ids
+LUA
+)" 1 "$(redis-cli -p "$single" --scan --pattern '*q:lostclaim:ready')" >/dev/null
+redis-cli -p "$single" monitor >"$dir/monitor" 2>/dev/null &
+mon_pid=$!
 lost_answer claim lostclaim
+kill "$mon_pid" 2>/dev/null
+wait "$mon_pid" 2>/dev/null
 check "lost claim answer: the worker says it took the claim's jobs back" \
 	'echo "$log" | grep -q "took back"' "$(echo "$log" | grep fetcher | head -3)"
+check "lost claim answer: taking back read the claim's jobs, not the processing set" \
+	'grep -q "SMEMBERS.*q:lostclaim:ct:" "$dir/monitor" &&
+		! grep -qi "\"zrange\" \"[^\"]*q:lostclaim:proc\" \"0\" \"-1\"" "$dir/monitor"' \
+	"$(grep -i "lostclaim:proc\|lostclaim:ct" "$dir/monitor" | head -3)"
 lost_answer complete lostdone
 check "lost complete answer: the worker says the outcome was recorded, not that a lease was lost" \
-	'echo "$log" | grep -q "already recorded" && ! echo "$log" | grep -q "no longer held"' \
+	'echo "$log" | grep -q "already recorded (the first send" && ! echo "$log" | grep -q "no longer held"' \
 	"$(echo "$log" | grep flusher | head -3)"
+# A completion refused because the lease is really lost (another worker
+# holds the job) stays a lost lease when its answer was lost and it is sent
+# again: Redis tells a resent outcome (the job finished, last by this
+# worker in this attempt) from that.
+printf '#!/bin/sh\ncat >/dev/null; sleep 2; echo "{}"\n' >"$dir/slow.sh"
+chmod +x "$dir/slow.sh"
+start_proxy lostlease complete
+start_worker "redis://127.0.0.1:$proxy/0" lostlease --exec slow_job="$dir/slow.sh"
+id=$("$QML" -d "$url" enqueue slow_job '[]' --queue lostlease)
+key=$(redis-cli -p "$single" --scan --pattern "*:j:$(printf %016d "$id")")
+for i in $(seq 1 50); do [ "$(redis-cli -p "$single" hget "$key" s)" = 2 ] && break; sleep 0.1; done
+redis-cli -p "$single" hset "$key" w someone-else >/dev/null	# its lease lost while it runs
+check "lost lease, answer lost: the proxy dropped the refused completion's answer" 'cut_done'
+check "lost lease, answer lost: the resend warns of a lost lease" \
+	'for i in $(seq 1 50); do tail -n +"$from" "$dir/worker.log" | grep -q "no longer held" && break; sleep 0.2; done
+	tail -n +"$from" "$dir/worker.log" | grep -q "no longer held"' \
+	"$(tail -n +"$from" "$dir/worker.log" | grep flusher | head -3)"
+stop_worker
+stop_proxy
 
 # ---- a slot moving between masters under a running worker ----
 
