@@ -35,6 +35,18 @@
 PG_FUNCTION_INFO_V1(qml_current_slot);
 PG_FUNCTION_INFO_V1(qml_rotate);
 
+static void no_generation(void) pg_attribute_noreturn();
+
+/* 55000 for a qml.generations without a row: the ring has no current slot */
+static void
+no_generation(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("qml.generations has no generation"),
+			 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
+}
+
 /*
  * qml.current_slot() returns smallint: the slot of the highest generation
  * in qml.generations, read after any rotation under way has committed,
@@ -76,10 +88,7 @@ qml_current_slot(PG_FUNCTION_ARGS)
 	table_close(rel, NoLock);
 	UnlockRelationOid(relid, RowShareLock);
 	if (best < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("qml.generations has no generation"),
-				 errhint("Re-create the extension: DROP EXTENSION qml; CREATE EXTENSION qml.")));
+		no_generation();
 	PG_RETURN_INT16(slot);
 }
 
@@ -108,6 +117,9 @@ qml_rotate_step(TimestampTz *next_due)
 		elog(ERROR, "qml.rotate_slots returned " UINT64_FORMAT " rows", SPI_processed);
 	generation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1, &isnull));
+	/* rotate_slots' row of an empty qml.generations is all NULL */
+	if (isnull)
+		no_generation();
 	opened = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 2, &isnull));
 	*next_due = opened + (TimestampTz) qml_generation_length_s * USECS_PER_SEC;

@@ -131,6 +131,13 @@ SELECT qml.rotate() = :gen + 1 AS rotated;
 SET qml.generation_length = '1h';
 SELECT qml.rotate() = max(generation) AS not_yet FROM qml.generations;
 RESET qml.generation_length;
+-- a qml.generations emptied by hand: the ring has no current slot, and
+-- qml.rotate() says so as the column's default does (it returned 0)
+BEGIN;
+DELETE FROM qml.generations;
+SELECT expect_error($$SELECT qml.rotate()$$);
+SELECT expect_error($$SELECT qml.current_slot()$$);
+ROLLBACK;
 -- admins may rotate; producers and workers may not
 CREATE ROLE regress_qml_rot_admin;
 CREATE ROLE regress_qml_rot_worker;
