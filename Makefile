@@ -39,7 +39,7 @@ OBJS = \
 	src/generations.o
 
 EXTENSION = qml
-DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.3.sql qml--1.4.sql qml--1.0--1.1.sql qml--1.1--1.2.sql qml--1.2--1.3.sql
+DATA = qml--1.0.sql qml--1.1.sql qml--1.2.sql qml--1.3.sql qml--1.4.sql qml--1.0--1.1.sql qml--1.1--1.2.sql qml--1.2--1.3.sql qml--1.3--1.4.sql
 PGFILEDESC = "qml - background job processing inside PostgreSQL"
 
 # pg_regress and isolation tests run against an already running server

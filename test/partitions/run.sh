@@ -134,6 +134,8 @@ done
 "$here/rotation_counts.sh" || rc=1
 # pg_dump and restore of a 1.4 database
 "$here/dump_restore.sh" || rc=1
+# the update from 1.3: every job kept, in the ring
+"$here/update_1_3.sh" || rc=1
 
 if [ $rc = 0 ]; then
 	for d in contrib_regression isolation_regression $db; do
