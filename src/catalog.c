@@ -12,6 +12,11 @@
  * any of the tables, as DROP EXTENSION or ALTER TABLE sends, forgets it
  * all, so a re-created extension is looked up afresh.
  *
+ * qml_jobs_lock() locks qml.jobs by the oid cached here and looks it up
+ * again once the lock is granted: an update that replaces the table (1.3
+ * to 1.4 drops it) leaves the sessions that waited for it holding a lock
+ * on a table that no longer exists.
+ *
  * A database whose extension is still at version 1.0 (this library
  * installed, ALTER EXTENSION qml UPDATE not run yet) has no
  * qml.jobs.locked_role and none of 1.1's helper tables: schema_1_0 says so,
@@ -30,6 +35,7 @@
 #include "catalog/pg_enum.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -67,6 +73,29 @@ catalog_invalidate(Datum arg, Oid relid)
 		relid == qml_catalog_cache.job_events ||
 		relid == qml_catalog_cache.queues)
 		qml_catalog_cached = false;
+}
+
+/*
+ * Locks qml.jobs in `mode` and returns its oid, the table's after the lock.
+ * Taking a lock accepts the invalidations of what committed while it
+ * waited (catalog_invalidate): when the oid locked is no longer qml.jobs'
+ * (ALTER EXTENSION qml UPDATE TO '1.4' put a new table in its place), the
+ * lock is given back and the new table's taken, as RangeVarGetRelidExtended
+ * does for a name. Every C path that locks qml.jobs by oid goes through
+ * here, or it would open the dropped table ("could not open relation").
+ */
+Oid
+qml_jobs_lock(LOCKMODE mode)
+{
+	for (;;)
+	{
+		Oid			relid = qml_catalog()->jobs;
+
+		LockRelationOid(relid, mode);
+		if (qml_catalog()->jobs == relid)
+			return relid;
+		UnlockRelationOid(relid, mode);
+	}
 }
 
 /* a table of schema `nsp` (qml's) by name; 42P01 when it is missing */

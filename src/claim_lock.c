@@ -185,7 +185,7 @@ int
 qml_take_enqueued(Datum queue, const QmlHeadKey *from, bool lower, int wanted,
 				  QmlTakeRow take, void *arg, QmlWalk *walk)
 {
-	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
+	Relation	rel = table_open(qml_jobs_lock(RowShareLock), NoLock);
 	Oid			indexid = fetch_index(rel);
 	Relation	index;
 	TupleTableSlot *slot;
@@ -270,7 +270,7 @@ int
 qml_take_claimable(SPIPlanPtr plan, Datum *values, const char *nulls,
 				   int wanted, QmlTakeRow take, void *arg, QmlWalk *walk)
 {
-	Relation	rel = table_open(qml_catalog()->jobs, RowShareLock);
+	Relation	rel = table_open(qml_jobs_lock(RowShareLock), NoLock);
 	TupleTableSlot *slot;
 	Portal		portal;
 	int			n = 0;

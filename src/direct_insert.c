@@ -319,13 +319,16 @@ qml_direct_open(QmlDirectInsert *d, Oid relid)
 bool
 qml_direct_open_jobs(QmlDirectInsert *d)
 {
+	/* the table after the lock: the one waited for may have been replaced */
+	Oid			jobs = qml_jobs_lock(RowExclusiveLock);
+
 	/* a partitioned qml.jobs (1.4) has no heap to open (direct_gate.c) */
 	if (qml_catalog()->jobs_partitioned)
 	{
 		memset(d, 0, sizeof(*d));
 		return false;
 	}
-	qml_direct_open(d, qml_catalog()->jobs);
+	qml_direct_open(d, jobs);
 	/* up to version 1.1, the history flush writes qml.job_events */
 	if (!qml_catalog()->inline_history)
 		LockRelationOid(qml_catalog()->job_events, RowExclusiveLock);

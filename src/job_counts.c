@@ -210,7 +210,7 @@ lock_out_writers(void)
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
-		LockRelationOid(qml_catalog()->jobs, ShareLock);
+		(void) qml_jobs_lock(ShareLock);
 		/*
 		 * Version 1.4's partitions take writes of their own (a rotation's
 		 * moves, an admin's COPY into one), which the parent's lock does

@@ -178,6 +178,7 @@ extern Oid	qml_function_oid(const char *name, int nargs, const Oid *argtypes);
 extern Oid	qml_enqueue_as_owner_oid(void);
 extern void qml_require_schema_1_1(void);
 extern Oid	qml_table_oid(Oid nsp, const char *name);
+extern Oid	qml_jobs_lock(LOCKMODE mode);
 extern void qml_check_jobs_layout(Relation rel);
 
 /* direct_gate.c: whether the direct writes may write qml's tables */

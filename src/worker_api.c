@@ -689,6 +689,13 @@ qml_fetch(PG_FUNCTION_ARGS)
 	args.store = rsinfo->setResult;
 	args.result_desc = rsinfo->setDesc;
 
+	/*
+	 * The claim and the promotion choose their way by what qml.jobs is (a
+	 * plain table or 1.4's ring): lock it first, as they will, so that the
+	 * choice is made on the table this call writes, when an update that
+	 * replaced it was waited for (catalog.c, qml_jobs_lock).
+	 */
+	(void) qml_jobs_lock(RowShareLock);
 	qml_claims_begin();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

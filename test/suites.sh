@@ -61,6 +61,7 @@ suite partitions test/partitions/run.sh
 suite upgrade_load test/upgrade/under_load.sh
 suite upgrade_load_1_1 test/upgrade/under_load.sh 1.1
 suite upgrade_load_1_2 test/upgrade/under_load.sh 1.2
+suite upgrade_load_1_3 test/upgrade/under_load.sh 1.3
 suite upgrade_old_schema test/upgrade/old_schema.sh
 # libqml and the qml command (client/): C unit, API and runtime tests plus
 # a valgrind pass; the qml command end to end, worker --exec included

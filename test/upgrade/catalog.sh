@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/upgrade/catalog.sh: CREATE EXTENSION qml (1.3) in one database, and
 # CREATE EXTENSION qml VERSION '1.0' (and '1.1', '1.2') + ALTER EXTENSION qml
-# UPDATE in others, give the same catalog (test/upgrade/catalog.sql lists
+# UPDATE in others, give the same catalog; so do CREATE EXTENSION qml
+# VERSION '1.4' and '1.3' + ALTER EXTENSION qml UPDATE TO '1.4' (test/upgrade/catalog.sql lists
 # it: the extension's members and config, columns, types, defaults,
 # constraints, indexes, triggers, rules and views, functions with their
 # signatures, attributes and definitions, privileges, dependencies,
@@ -18,6 +19,8 @@ fresh=qml_up_fresh
 updated=qml_up_updated
 updated11=qml_up_updated_1_1
 updated12=qml_up_updated_1_2
+fresh14=qml_up_fresh_1_4
+updated14=qml_up_updated_1_3_1_4
 
 # roles are the cluster's: made once, kept
 for r in qml_up_producer qml_up_worker qml_up_admin; do
@@ -27,11 +30,16 @@ grants="SELECT qml.grant_producer('qml_up_producer'), qml.grant_worker('qml_up_w
 
 newdb $fresh || { fail "CREATE EXTENSION qml"; finish; }
 q $fresh -c "$grants" >/dev/null
+dropdb_ $fresh14
+psql -X -q -d postgres -c "CREATE DATABASE $fresh14" >/dev/null
+q $fresh14 -c "CREATE EXTENSION qml VERSION '1.4'" -c "$grants" >/dev/null ||
+	{ fail "CREATE EXTENSION qml VERSION '1.4'"; finish; }
 
-# updated_from VERSION DB: DB made at VERSION, with grants, queues,
-# recurring jobs, jobs and their history, then updated
+# updated_from VERSION DB [TO]: DB made at VERSION, with grants, queues,
+# recurring jobs, jobs and their history, then updated (to the default
+# version, or to TO)
 updated_from() {
-	local version=$1 db=$2
+	local version=$1 db=$2 to=${3:-}
 	dropdb_ $db
 	psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
 	q $db -c "CREATE EXTENSION qml VERSION '$version'" -c "$grants" >/dev/null ||
@@ -42,12 +50,13 @@ SELECT qml.add_recurring('tick', '*/5 * * * *', 'tick_job');
 SELECT qml.enqueue('m', jsonb_build_array(g), unique_key => 'k' || g) FROM generate_series(1, 20) g;
 SELECT count(*) FROM qml.fetch('w', batch => 5, session_lease => false);
 SQL
-	check "ALTER EXTENSION qml UPDATE from $version" "1.3" \
-		"$(q $db -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
+	check "ALTER EXTENSION qml UPDATE from $version${to:+ to $to}" "${to:-1.3}" \
+		"$(q $db -c "ALTER EXTENSION qml UPDATE${to:+ TO '$to'}" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)"
 }
 updated_from 1.0 $updated
 updated_from 1.1 $updated11
 updated_from 1.2 $updated12
+updated_from 1.3 $updated14 1.4
 
 dump() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@" -f "$up/catalog.sql"; }
 dump $fresh >"$tmp/fresh" || fail "catalog of $fresh"
@@ -63,6 +72,14 @@ for db in $updated $updated11 $updated12; do
 		cat "$tmp/diff"
 	fi
 done
+dump $fresh14 >"$tmp/fresh14" || fail "catalog of $fresh14"
+dump $updated14 >"$tmp/updated14" || fail "catalog of $updated14"
+if diff "$tmp/fresh14" "$tmp/updated14" >"$tmp/diff"; then
+	ok "1.3 + update to 1.4 has the catalog of a fresh 1.4 ($(wc -l <"$tmp/fresh14") facts)"
+else
+	fail "1.3 + update to 1.4 has the catalog of a fresh 1.4" "$(grep -c '^[<>]' "$tmp/diff") lines differ (< fresh, > updated):"
+	cat "$tmp/diff"
+fi
 
 # jobs_fetch_idx without deduplication, and qml.jobs still as the script
 # made it, so that enqueue and enqueue_batch keep writing rows themselves
@@ -138,4 +155,6 @@ dropdb_ $fresh
 dropdb_ $updated
 dropdb_ $updated11
 dropdb_ $updated12
+dropdb_ $fresh14
+dropdb_ $updated14
 finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/upgrade/under_load.sh [FROM]: ALTER EXTENSION qml UPDATE (FROM, 1.0
-# by default, or 1.1 or 1.2, -> 1.3) while
+# by default, or 1.1 or 1.2, -> 1.3; or 1.3 -> 1.4, the ring) while
 # a worker fetches and completes, a producer enqueues, the scheduler
 # promotes and fires a recurring job, and a worker session holds leases
 # across the update, extending them before and after it (from 1.2 the
@@ -11,6 +11,9 @@
 # right, the held leases still their worker's, and no crash in the log.
 . "$(dirname "$0")/../scheduler/lib.sh"
 from=${1:-1.0}
+# the version it goes to: the default, but from 1.3 to 1.4 (not the default)
+to=1.3 update="ALTER EXTENSION qml UPDATE"
+[ "$from" = 1.3 ] && to=1.4 update="ALTER EXTENSION qml UPDATE TO '1.4'"
 db=qml_up_load
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,7 +63,7 @@ last_event=$(q $db -c "SELECT max(id) FROM qml.job_events")
 	echo "SELECT count(*) FROM qml.complete_batch((SELECT array_agg(id) FROM held), 'holder');"
 ) | psql -X -q -At -U qml_up_worker -d $db >"$tmp/holder" 2>&1 &
 holder=$!
-# a worker (not an admin): one session, started on the old version, going on on 1.3;
+# a worker (not an admin): one session, started on the old version, going on on the new;
 # every job it is handed is logged with whether it completed it
 (
 	for i in $(seq 1 600); do
@@ -78,16 +81,26 @@ poll 10 $db "SELECT count(*) FROM qml.jobs WHERE queue = 'held2' AND state = 'pr
 sleep 1
 
 t0=$(now)
-out=$(q $db -c "ALTER EXTENSION qml UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)
+out=$(q $db -c "$update" -c "SELECT extversion FROM pg_extension WHERE extname = 'qml'" 2>&1)
 t1=$(now)
 touch "$tmp/updated"
-check "ALTER EXTENSION qml UPDATE from $from under load (took $(elapsed "$t0" "$t1") s)" "1.3" "$out"
+check "ALTER EXTENSION qml UPDATE from $from to $to under load (took $(elapsed "$t0" "$t1") s)" "$to" "$out"
 wait $producer
 sleep 2
 touch "$tmp/stop"
 wait $worker
 wait $holder
 
+# From 1.3 to 1.4 the update replaces qml.jobs and qml.fetch: a fetch
+# statement parsed while the update held the table resolved fetch's result
+# type, the old table's row type, and fails once when the update drops it
+# (PostgreSQL's parser, docs/upgrading.md); the worker's next one goes on.
+# It claimed nothing then, so every check below holds as for the others.
+if [ "$to" = 1.4 ]; then
+	grep -v 'could not open relation with OID' "$tmp/worker_err" >"$tmp/worker_err_left"
+	echo "the worker's failed fetches: $(grep -c . "$tmp/worker_err")"
+	mv "$tmp/worker_err_left" "$tmp/worker_err"
+fi
 check "the producer and the worker saw no error" "" "$(cat "$tmp/producer_err" "$tmp/worker_err")"
 check "the worker completed jobs before and after the update" "t t" \
 	"$(q $db -F ' ' -c "SELECT count(*) FILTER (WHERE at < to_timestamp($t0)) > 0, count(*) FILTER (WHERE at > to_timestamp($t1)) > 0 FROM qml.job_events WHERE worker = 'upw' AND to_state = 'succeeded'")"
