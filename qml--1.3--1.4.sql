@@ -425,16 +425,20 @@ BEGIN
 		LOCK TABLE qml.generations IN EXCLUSIVE MODE;
 		-- again under the lock: another rotation may have committed
 		SELECT * INTO cur FROM qml.generations g ORDER BY g.generation DESC LIMIT 1;
-		IF cur.opened_at > clock_timestamp() - make_interval(secs => generation_length) THEN
-			RETURN cur;
+		IF cur.opened_at <= clock_timestamp() - make_interval(secs => generation_length) THEN
+			next_slot := (cur.generation + 1) % 19;
+			part := format('qml.%I', 'jobs_' || lpad(next_slot::text, 2, '0'));
+			EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
 		END IF;
-		next_slot := (cur.generation + 1) % 19;
-		part := format('qml.%I', 'jobs_' || lpad(next_slot::text, 2, '0'));
-		EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', part);
+		-- the caller's lock_timeout again, whether it rotates or not (the
+		-- block's end keeps what it set)
 		PERFORM set_config('lock_timeout', timeout, true);
 	EXCEPTION WHEN lock_not_available THEN
 		RETURN cur;
 	END;
+	IF part IS NULL THEN
+		RETURN cur;		-- another rotation opened it meanwhile
+	END IF;
 	EXECUTE format($q$DELETE FROM %s j
 		 WHERE j.state = ANY ('{succeeded,failed,deleted}'::qml.job_state[])
 		   AND ($2 OR j.state <> 'failed')
