@@ -132,9 +132,9 @@ run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 	if (value != NULL && n > 0)
 		*value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   col, isnull);
-	SPI_finish();
 	if (dest != NULL)
 		dest->rDestroy(dest);
+	SPI_finish();
 	return n;
 }
 
