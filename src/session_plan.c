@@ -102,9 +102,9 @@ params_of(SPIPlanPtr plan, Datum *values, const char *nulls)
 /*
  * The same, the rows it returns sent to `dest` when not NULL, instead of
  * SPI_tuptable: a statement's rows there, all in memory until SPI_finish,
- * grew a backend by 0.05 kB a job for 75,000 jobs where the function's
- * result set (a tuplestore, which spills to disk past work_mem) was
- * receiving them anyway (worker_held.c, run_statement).
+ * were 22 MB of a complete_batch of 300,000 ids, while the function's
+ * result set (a tuplestore, which spills to disk past work_mem) received
+ * them anyway (worker_held.c, run_statement).
  */
 int
 qml_execute_plan_into(SPIPlanPtr plan, Datum *values, const char *nulls,
