@@ -769,7 +769,16 @@ qml_direct_update_wait(QmlDirectInsert *d, TupleTableSlot *oldslot, const Datum 
 
 	Assert(qml_direct_can_update(d) && d->nwaiting == 0);
 	if (d->slots[0] == NULL)
+	{
+		/*
+		 * kept with the indexes' array, for every row: a caller may call
+		 * in a context it resets per row (worker_write.c, write_one)
+		 */
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(d->indexes));
+
 		d->slots[0] = table_slot_create(d->rel, NULL);
+		MemoryContextSwitchTo(old);
+	}
 	slot = d->slots[0];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, values, natts * sizeof(Datum));

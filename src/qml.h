@@ -423,6 +423,8 @@ extern SPIPlanPtr qml_session_cursor_plan(SPIPlanPtr *slot, const char *sql,
 extern SPIPlanPtr qml_session_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 								   Oid *types);
 extern int	qml_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls);
+extern int	qml_execute_plan_into(SPIPlanPtr plan, Datum *values, const char *nulls,
+								  DestReceiver *dest);
 
 /* checks.c; the limits are in docs/errors.md */
 #define QML_MAX_DURATION_YEARS 100	/* lease, backoff, delay, retention ... */

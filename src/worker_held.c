@@ -22,6 +22,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -96,40 +97,43 @@ HELD("= $1") " RETURNING j.id";
 /*
  * Runs `sql` (one of the statements above, prepared once a session) with
  * `values` and `nulls`: the way every function here writes when the direct
- * write may not. The rows it returns go to the function's result set when
- * `rsinfo` is given; column `col` of the first of them, if any, to *value
- * when `value` is. Returns how many rows it wrote. As origin, in any
- * session (qml_execute_plan).
+ * write may not. The rows it returns go straight to the function's result
+ * set when `rsinfo` is given (as the direct write's do, spilling to disk
+ * past work_mem, not kept in memory by SPI until the end); else column
+ * `col` of the first of them, if any, to *value when `value` is. Returns
+ * how many rows it wrote. As origin, in any session (qml_execute_plan).
  */
 static uint64
 run_statement(const char *caller, SPIPlanPtr *plan, const char *sql, int nargs,
 			  Oid *types, Datum *values, const char *nulls,
 			  ReturnSetInfo *rsinfo, int col, Datum *value, bool *isnull)
 {
+	DestReceiver *dest = NULL;
 	uint64		n;
-	uint64		row;
 	int			rc;
-	Datum	   *v;
-	bool	   *nl;
 
+	Assert(rsinfo == NULL || value == NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = qml_execute_plan(qml_session_plan(plan, sql, nargs, types), values, nulls);
+	if (rsinfo != NULL)
+	{
+		/* RETURNING lists the function's result columns, in order */
+		dest = CreateDestReceiver(DestTuplestore);
+		SetTuplestoreDestReceiverParams(dest, rsinfo->setResult,
+										rsinfo->econtext->ecxt_per_query_memory,
+										false, NULL, NULL);
+	}
+	rc = qml_execute_plan_into(qml_session_plan(plan, sql, nargs, types), values,
+							   nulls, dest);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "%s failed: %s", caller, SPI_result_code_string(rc));
 	n = SPI_processed;
-	/* RETURNING lists the function's result columns, in order */
-	v = palloc(SPI_tuptable->tupdesc->natts * sizeof(Datum));
-	nl = palloc(SPI_tuptable->tupdesc->natts * sizeof(bool));
-	for (row = 0; rsinfo != NULL && row < n; row++)
-	{
-		heap_deform_tuple(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, v, nl);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
-	}
 	/* the columns returned are all passed by value (id, state) */
 	if (value != NULL && n > 0)
 		*value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   col, isnull);
+	if (dest != NULL)
+		dest->rDestroy(dest);
 	SPI_finish();
 	return n;
 }
@@ -422,8 +426,8 @@ fail_written(const QmlJobRow *new, JobState to, int pos, void *arg)
 /*
  * Fails the jobs of `ids` (an int8[] datum) with `errors` and `retry`
  * (text[] and bool[] datums; retry may be NULL), as fail_batch: directly,
- * or by fail_sql. The rows go to a->rsinfo when set; a->state gets the
- * state of the first job written.
+ * or by fail_sql. The rows go to a->rsinfo when set; else a->state gets
+ * the state of the job written.
  */
 static void
 fail_jobs(HeldArgs *a, Datum ids, Datum worker, Datum errors, Datum retry,
@@ -450,7 +454,8 @@ fail_jobs(HeldArgs *a, Datum ids, Datum worker, Datum errors, Datum retry,
 	a->state_null = true;
 	if (qml_write_held(&w, id.values, id.nulls, id.n, DatumGetTextPP(worker)) < 0)
 		run_statement("fail_batch", &plan, fail_sql, 4, types, values, nulls,
-					  a->rsinfo, 2, &a->state, &a->state_null);
+					  a->rsinfo, 2, a->rsinfo != NULL ? NULL : &a->state,
+					  &a->state_null);
 }
 
 /* 22004 for a NULL in retry, as version 1.2's array_position check */

@@ -30,6 +30,10 @@ suite invalidation test/stress/invalidation.sh
 # rescues, admins, rollbacks and a gate flipped by DDL: every call's
 # effect in the history once, by the lease holder, counts exact
 suite held_mix test/stress/held_mix.sh
+# a heartbeat and a complete_batch of 200,000 ids grow the backend by its
+# ids, not by a share of each job written (read from /proc: the server
+# runs on this machine)
+suite held_memory test/stress/held_memory.sh
 # a burst of 50 jobs in one commit wakes the 7 waiting fetches of 8 it needs
 suite burst_wake test/stress/burst_wake.sh
 # the scheduler (test/scheduler/): promotion timing and wakeups, recurring
