@@ -1,10 +1,10 @@
 /*
  * bench/pq_bench.h
  *	  What the libpq benchmark programs (wait.c, wake_latency.c,
- *	  horizon_study.c, horizon.c) share: a monotonic clock in ms, a
- *	  connection and statements that end the run at the first error (a
- *	  benchmark with a failed step measures nothing), and the percentile of
- *	  a latency histogram of equal buckets.
+ *	  horizon_study.c, horizon.c, runtime_cost.c) share: a monotonic
+ *	  clock in ms, a connection and statements that end the run at the
+ *	  first error (a benchmark with a failed step measures nothing), and
+ *	  the percentile of a latency histogram of equal buckets.
  */
 #ifndef QML_PQ_BENCH_H
 #define QML_PQ_BENCH_H

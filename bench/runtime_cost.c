@@ -25,19 +25,7 @@
 
 #include "internal.h"
 #include "store_pg.h"
-
-static void
-sql(PGconn *c, const char *q)
-{
-	PGresult   *r = PQexec(c, q);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "runtime-cost: %s: %s", q, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(r);
-}
+#include "pq_bench.h"
 
 static qml_store_session *
 open_session(qml_client *client, qml_session_kind kind, const char *appname,
@@ -90,13 +78,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "runtime-cost: %s", PQerrorMessage(admin));
 		return 1;
 	}
-	sql(admin, "TRUNCATE qml.jobs, qml.job_events_1_1");
+	exec_or_die(admin, "TRUNCATE qml.jobs, qml.job_events_1_1");
 	snprintf(q, sizeof(q),
 			 "SELECT count(*) FROM qml.enqueue_batch((SELECT jsonb_agg(jsonb_build_object("
 			 "'method', 'noop', 'arguments', jsonb_build_array(g))) FROM generate_series(1, %d) g))",
 			 njobs);
-	sql(admin, q);
-	sql(admin, "VACUUM ANALYZE qml.jobs");
+	exec_or_die(admin, q);
+	exec_or_die(admin, "VACUUM ANALYZE qml.jobs");
 
 	cfg = qml_config_new();
 	snprintf(q, sizeof(q), "dbname=%s", argv[1]);

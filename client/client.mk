@@ -121,7 +121,7 @@ $(QMLC_BUILD)/bench-runtime: bench/runtime.c bench/rt_bench.h $(QMLC_DIR)/libqml
 
 # bench/runtime_cost.sh: the runtime's store calls with fixed batch sizes
 # (it calls libqml's internal store operations, so it sees client/src)
-$(QMLC_BUILD)/runtime-cost: bench/runtime_cost.c $(QMLC_LIB_HDRS) $(QMLC_DIR)/libqml.a
+$(QMLC_BUILD)/runtime-cost: bench/runtime_cost.c bench/pq_bench.h $(QMLC_LIB_HDRS) $(QMLC_DIR)/libqml.a
 	@mkdir -p $(@D)
 	$(QMLC_CC) $(QMLC_CPPFLAGS) -I$(QMLC_DIR)/src $(QMLC_CFLAGS) -o $@ $< $(QMLC_DIR)/libqml.a $(QMLC_LIBS)
 
