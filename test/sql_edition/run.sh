@@ -26,6 +26,7 @@ declare -A EXCLUDED=(
 	[history_inline]="version 1.2's history in the job's row (qml.jobs.history): this edition keeps 1.1's table"
 	[history_bounds]="the bounds and checks of version 1.2's history in the job's row: this edition keeps 1.1's table"
 	[update_1_0]="ALTER EXTENSION qml UPDATE: the SQL edition is a script, with no 1.0 and no extension to update"
+	[update_1_3]="ALTER EXTENSION qml UPDATE TO '1.4': the SQL edition is a script, with no extension to update"
 	[fetch_wait_holds]="FOR UPDATE SKIP LOCKED keeps the lock of a row it rejects, with its transaction id, while fetch(wait) polls (docs/sql-edition.md)"
 	[claim_wal]="a claim's one heap_update per job is C's: the SQL edition locks each row (FOR UPDATE SKIP LOCKED) and then updates it"
 	[claim_commit]="a commit of claims alone without the WAL flush (qml.durable_claims) is C's: the SQL edition commits as synchronous_commit says (docs/sql-edition.md)"
