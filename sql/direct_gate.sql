@@ -217,18 +217,22 @@ CALL qt_reset();
 -- a write locks only the indexes its row goes into (direct_insert.c): a
 -- new job the primary key and the fetch index, a claimed job's new version
 -- the primary key and the lease index (once the session has built its
--- plans: the first write of a session locks every index)
+-- plans: the first write of a session locks every index). Indexes of
+-- partitions are left out: version 1.4 (test/partitions) writes by
+-- statement, whose locks depend on the partitions its plan kept
 SELECT qml.enqueue('locks_plan', queue => 'locks_plan') > 0 AS enqueued;
 SELECT method FROM qml.fetch('w1', '{locks_plan}');
 BEGIN;
 SELECT qml.enqueue('locks_seen', queue => 'locks') > 0 AS enqueued;
 SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
  WHERE l.pid = pg_backend_pid() AND l.mode = 'RowExclusiveLock'
-   AND c.relkind = 'i' AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
+   AND c.relkind = 'i' AND NOT c.relispartition
+   AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
 COMMIT;
 BEGIN;
 SELECT method FROM qml.fetch('w1', '{locks}');
 SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
  WHERE l.pid = pg_backend_pid() AND l.mode = 'RowExclusiveLock'
-   AND c.relkind = 'i' AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
+   AND c.relkind = 'i' AND NOT c.relispartition
+   AND c.relnamespace = 'qml'::regnamespace ORDER BY 1;
 ROLLBACK;
